@@ -1,0 +1,95 @@
+"""The tree entry: one file, directory, link or special file of a recovery point.
+
+Entries are what a workload's scan produces (without ``chunks``/``subtree``), what the
+backup engine stores in tree nodes (with them), and what restore and browse read back.
+Names are ``str`` decoded from the file system with ``os.fsdecode`` (surrogateescape),
+so any byte string a POSIX file name can hold survives the round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import attrs
+
+FILE = "file"
+DIR = "dir"
+SYMLINK = "symlink"
+HARDLINK = "hardlink"  # a further name of a file stored earlier in the same point
+FIFO = "fifo"
+CHARDEV = "chardev"
+BLOCKDEV = "blockdev"
+SOCKET = "socket"
+STREAM = "stream"  # content without file-system metadata (a database dump)
+DISK = "disk"  # a disk image (fixed-size chunks, holes)
+
+TYPES = frozenset({FILE, DIR, SYMLINK, HARDLINK, FIFO, CHARDEV, BLOCKDEV, SOCKET, STREAM, DISK})
+HAS_CONTENT = frozenset({FILE, HARDLINK, STREAM, DISK})
+
+
+def _check_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if not value or value in (".", "..") or "/" in value or "\0" in value:
+        raise ValueError(f"invalid entry name {value!r}")
+
+
+@attrs.frozen
+class Entry:
+    """One entry of a tree node.
+
+    ``target`` is the link text of a symlink, or for a hardlink the point-relative path
+    (``a/b/c``) of the first name of the same inode in the point.  ``chunks`` are the
+    blob ids of the content in order; ``subtree`` is the tree blob id of a directory.
+    ``sparse`` marks files whose all-zero chunks restore as holes.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    type: str = attrs.field(validator=attrs.validators.in_(TYPES))
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    user: str = ""
+    group: str = ""
+    mtime_ns: int = 0
+    atime_ns: int = 0
+    ctime_ns: int = 0
+    size: int = 0
+    ino: int = 0
+    dev: int = 0
+    nlink: int = 1
+    rdev: int = 0
+    target: str = ""
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+    sparse: bool = False
+    chunks: tuple[bytes, ...] = ()
+    subtree: bytes | None = None
+
+    @property
+    def has_content(self) -> bool:
+        return self.type in HAS_CONTENT
+
+    def to_dict(self) -> dict:
+        """The JSON form stored in tree nodes (defaults left out to keep nodes small)."""
+        out: dict = {"name": self.name, "type": self.type}
+        for field in attrs.fields(Entry)[2:]:
+            value = getattr(self, field.name)
+            if value == field.default:
+                continue
+            if field.name == "xattrs":
+                value = [[k, base64.b64encode(v).decode()] for k, v in value]
+            elif field.name == "chunks":
+                value = [c.hex() for c in value]
+            elif field.name == "subtree":
+                value = value.hex()
+            out[field.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Entry":
+        kwargs = dict(data)
+        if "xattrs" in kwargs:
+            kwargs["xattrs"] = tuple((k, base64.b64decode(v)) for k, v in kwargs["xattrs"])
+        if "chunks" in kwargs:
+            kwargs["chunks"] = tuple(bytes.fromhex(c) for c in kwargs["chunks"])
+        if kwargs.get("subtree") is not None:
+            kwargs["subtree"] = bytes.fromhex(kwargs["subtree"])
+        return cls(**kwargs)

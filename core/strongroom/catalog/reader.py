@@ -1,0 +1,88 @@
+"""Random access to the content of one entry of a recovery point.
+
+:class:`ContentReader` is a seekable, read-only binary file object over an entry's
+chunks.  It fetches only the chunks a read touches (each one ranged request) and keeps
+a few recently used chunks, so an item-level reader (a file system inside a disk
+image) reads a few MiB of a large entry, not all of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from .entry import Entry
+
+if TYPE_CHECKING:
+    from ..repository.repository import Repository
+
+
+class ContentReader(io.RawIOBase):
+    def __init__(self, repo: "Repository", entry: Entry, *, cache_chunks: int = 8) -> None:
+        super().__init__()
+        self._repo = repo
+        self._chunks = list(entry.chunks)
+        self._starts: list[int] = []
+        offset = 0
+        for chunk in self._chunks:
+            self._starts.append(offset)
+            offset += repo.lookup(chunk).raw_length
+        self._size = offset
+        self._pos = 0
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_chunks = cache_chunks
+        self.chunks_fetched = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def _chunk(self, index: int) -> bytes:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        data = self._repo.get_blob(self._chunks[index])
+        self.chunks_fetched += 1
+        self._cache[index] = data
+        if len(self._cache) > self._cache_chunks:
+            self._cache.popitem(last=False)
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), max(0, self._size - self._pos))
+        done = 0
+        while done < wanted:
+            index = bisect.bisect_right(self._starts, self._pos) - 1
+            chunk = self._chunk(index)
+            inner = self._pos - self._starts[index]
+            n = min(wanted - done, len(chunk) - inner)
+            view[done : done + n] = chunk[inner : inner + n]
+            done += n
+            self._pos += n
+        return done

@@ -1,0 +1,125 @@
+"""Tree nodes: one blob per directory, listing its entries sorted by name.
+
+A node is the JSON document ``{"v": 1, "entries": [Entry.to_dict(), ...]}`` stored as a
+blob of kind TREE; a directory entry names its node by ``subtree``.  The root node of a
+recovery point is named by the point header's ``root``.  Unchanged directories produce
+identical nodes, so they deduplicate like any other blob.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Iterator
+
+from ..errors import IntegrityError, PathNotInPoint
+from .entry import DIR, Entry
+
+if TYPE_CHECKING:
+    from ..repository.repository import Repository
+
+TREE_VERSION = 1
+
+
+def encode_tree(entries: list[Entry]) -> bytes:
+    ordered = sorted(entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+    return json.dumps(
+        {"v": TREE_VERSION, "entries": [e.to_dict() for e in ordered]}, separators=(",", ":")
+    ).encode()
+
+
+def decode_tree(raw: bytes, what: str = "tree") -> list[Entry]:
+    try:
+        doc = json.loads(raw)
+        if doc.get("v") != TREE_VERSION:
+            raise ValueError(f"unknown tree version {doc.get('v')!r}")
+        return [Entry.from_dict(item) for item in doc["entries"]]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise IntegrityError(what=what, reason=f"malformed tree node ({exc})") from None
+
+
+def normalize_path(path: str) -> str:
+    """A user-given path inside a point as a point-relative path ('' is the root)."""
+    parts = [p for p in path.strip().split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathNotInPoint(path=path, point="(any)")
+    return "/".join(parts)
+
+
+class TreeReader:
+    """Navigates the tree of one recovery point, loading nodes on demand (LRU cached)."""
+
+    def __init__(self, repo: "Repository", root: bytes, *, point: str = "", cache_size: int = 256):
+        self.repo = repo
+        self.root = root
+        self.point = point
+        self._cache: OrderedDict[bytes, list[Entry]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def node(self, tree_id: bytes) -> list[Entry]:
+        with self._lock:
+            if tree_id in self._cache:
+                self._cache.move_to_end(tree_id)
+                return self._cache[tree_id]
+        entries = decode_tree(self.repo.get_blob(tree_id), what=f"tree {tree_id.hex()[:16]}")
+        with self._lock:
+            self._cache[tree_id] = entries
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return entries
+
+    def lookup(self, path: str) -> Entry | None:
+        """The entry at ``path`` (None for the root); PathNotInPoint if absent."""
+        path = normalize_path(path)
+        if not path:
+            return None
+        node = self.root
+        parts = path.split("/")
+        entry: Entry | None = None
+        for i, name in enumerate(parts):
+            entry = next((e for e in self.node(node) if e.name == name), None)
+            if entry is None or (i < len(parts) - 1 and entry.type != DIR):
+                raise PathNotInPoint(path=path, point=self.point)
+            if entry.type == DIR:
+                node = entry.subtree  # type: ignore[assignment]
+        return entry
+
+    def listdir(self, path: str = "") -> list[Entry]:
+        """The entries of the directory at ``path``."""
+        entry = self.lookup(path)
+        if entry is None:
+            return self.node(self.root)
+        if entry.type != DIR:
+            return [entry]
+        return self.node(entry.subtree)  # type: ignore[arg-type]
+
+    def dir_map(self, path: str) -> dict[str, Entry]:
+        """Entries of a directory by name, or {} if the point has no such directory."""
+        try:
+            entry = self.lookup(path)
+        except PathNotInPoint:
+            return {}
+        if entry is not None and entry.type != DIR:
+            return {}
+        tree_id = self.root if entry is None else entry.subtree
+        return {e.name: e for e in self.node(tree_id)}  # type: ignore[arg-type]
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, Entry]]:
+        """Every entry at and below ``path``, pre-order, with its point-relative path."""
+        path = normalize_path(path)
+        entry = self.lookup(path)
+        if entry is None:
+            yield from self._walk_node(self.root, "")
+            return
+        yield path, entry
+        if entry.type == DIR:
+            yield from self._walk_node(entry.subtree, path)  # type: ignore[arg-type]
+
+    def _walk_node(self, tree_id: bytes, prefix: str) -> Iterator[tuple[str, Entry]]:
+        for entry in self.node(tree_id):
+            child = f"{prefix}/{entry.name}" if prefix else entry.name
+            yield child, entry
+            if entry.type == DIR and entry.subtree is not None:
+                yield from self._walk_node(entry.subtree, child)

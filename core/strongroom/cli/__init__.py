@@ -1,0 +1,136 @@
+"""The ``strongroom`` command line.
+
+Every command that works on a vault takes it from ``--vault URL`` or
+``STRONGROOM_VAULT``.  Errors print one line and exit with the error class's code
+(``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Sequence
+
+import attrs
+import click
+
+from ..errors import NoVaultGiven, StrongroomError
+from ..plugins import DISABLE_ENV, PluginHost
+from ..repository.keyproviders import PassphraseSource
+
+EXIT_WARNINGS = 1
+EXIT_INTERNAL = 99
+EXIT_INTERRUPTED = 130
+
+
+def _prompt(text: str, confirm: bool) -> str:
+    return click.prompt(text, hide_input=True, confirmation_prompt=confirm)
+
+
+@attrs.define
+class AppContext:
+    """What every command gets as ``ctx.obj``: plugins, vault URL, passphrase source."""
+
+    plugins: PluginHost
+    vault_url: str | None = None
+    passphrase_env: str | None = None
+    _vault: object = None
+
+    @property
+    def passphrase(self) -> PassphraseSource:
+        return PassphraseSource(env_var=self.passphrase_env, prompt=_prompt)
+
+    def open_vault(self):
+        from ..vault import Vault
+
+        if self._vault is None:
+            if not self.vault_url:
+                raise NoVaultGiven()
+            self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins)
+        return self._vault
+
+
+class StrongroomGroup(click.Group):
+    """The root group: turns strongroom errors into one line and a stable exit code."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra):  # type: ignore[override]
+        extra.pop("standalone_mode", None)
+        try:
+            result = super().main(args, prog_name or "strongroom", standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            click.echo("strongroom: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except StrongroomError as exc:
+            if os.environ.get("STRONGROOM_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"strongroom: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except Exception as exc:  # a bug: still one line, with a way to see more
+            if os.environ.get("STRONGROOM_DEBUG"):
+                traceback.print_exc()
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(
+                f"strongroom: internal error: {type(exc).__name__}: {message}"
+                " (set STRONGROOM_DEBUG=1 for details)", err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def build_cli(plugins: PluginHost) -> click.Group:
+    """The root command with every built-in command and the plugins' commands."""
+    from . import (
+        backup_cmd, browse_cmd, items_cmd, jobs_cmd, points_cmd, protect_cmd, restore_cmd, vault_cmd,
+    )
+    from .plugins_cmd import plugins_command
+
+    @click.group(cls=StrongroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--vault", "vault_url", envvar="STRONGROOM_VAULT", metavar="URL",
+                  help="The vault: a local folder or an fsspec URL (env STRONGROOM_VAULT).")
+    @click.option("--passphrase-env", metavar="VAR",
+                  help="Read the vault passphrase from environment variable VAR.")
+    @click.option("--disable-plugin", "disabled", multiple=True, metavar="NAME",
+                  help=f"Do not load plugin NAME (repeatable; env {DISABLE_ENV}).")
+    @click.version_option(package_name="strongroom", prog_name="strongroom")
+    @click.pass_context
+    def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...]) -> None:
+        """strongroom: vaults, policies and recovery points for your own machines."""
+        ctx.obj = AppContext(plugins, vault_url, passphrase_env)
+
+    for command in (
+        vault_cmd.vault, items_cmd.items, backup_cmd.backup, points_cmd.points,
+        browse_cmd.browse, restore_cmd.restore, jobs_cmd.jobs, plugins_command,
+    ):
+        cli.add_command(command)
+    cli.add_command(protect_cmd.build_protect_group(plugins))
+    plugins.register_commands(cli)
+    return cli
+
+
+def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
+    names = []
+    for i, arg in enumerate(argv):
+        if arg == "--disable-plugin" and i + 1 < len(argv):
+            names.append(argv[i + 1])
+        elif arg.startswith("--disable-plugin="):
+            names.append(arg.split("=", 1)[1])
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins = PluginHost.create(disabled=_disabled_from_argv(argv))
+    except StrongroomError as exc:
+        click.echo(f"strongroom: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    build_cli(plugins).main(argv)

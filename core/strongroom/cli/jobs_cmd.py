@@ -1,0 +1,29 @@
+"""``strongroom jobs``: the history of backups, restores and verifies."""
+
+from __future__ import annotations
+
+import click
+
+from ..models import JOB_STATES
+from .common import app, json_option
+from .output import emit_json, short_time, table
+
+
+@click.command()
+@click.option("--item", help="Only jobs of this item.")
+@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify).")
+@click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@click.option("--last", type=int, default=50, show_default=True, help="Show the last N jobs (0: all).")
+@json_option
+@click.pass_context
+def jobs(ctx, item, type_, state, last, as_json):
+    """List jobs, newest last."""
+    found = app(ctx).open_vault().jobs.list(item=item, type_=type_, state=state, last=last or None)
+    if as_json:
+        emit_json([j.to_dict() for j in found])
+        return
+    table(
+        ("JOB", "TYPE", "ITEM", "STATE", "STARTED", "ENDED", "POINT", "ERROR"),
+        [(j.job_id, j.type, j.item or "-", j.state, short_time(j.started), short_time(j.ended),
+          (j.point or "-")[:8], j.error or "") for j in found],
+    )

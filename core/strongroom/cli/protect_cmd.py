@@ -1,0 +1,35 @@
+"""``strongroom protect WORKLOAD ITEM ...``: one subcommand per registered workload."""
+
+from __future__ import annotations
+
+import click
+
+from ..plugins import PluginHost
+from .common import app, json_option
+from .output import emit_json
+
+
+def _workload_command(name: str, plugins: PluginHost) -> click.Command:
+    workload = plugins.workloads.get(name)()
+
+    @click.pass_context
+    def callback(ctx: click.Context, item: str, as_json: bool, **options) -> None:
+        v = app(ctx).open_vault()
+        source = v.workload(name).source_from_options(options)
+        protected = v.protect(name, item, source)
+        if as_json:
+            emit_json(protected.to_dict())
+        else:
+            click.echo(f"Protected '{protected.name}' ({name}): {v.workload(name).describe(protected.source)}")
+
+    params = [click.Argument(["item"])] + workload.protect_params()
+    command = click.Command(name, callback=callback, params=params,
+                            help=f"Protect {workload.description or name} as item ITEM.")
+    return json_option(command)
+
+
+def build_protect_group(plugins: PluginHost) -> click.Group:
+    group = click.Group("protect", help="Put a source under protection as a new item.")
+    for name in plugins.workloads.names():
+        group.add_command(_workload_command(name, plugins))
+    return group

@@ -1,0 +1,188 @@
+"""``strongroom vault``: create, info, verify, rebuild-index, key management."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import VerifyFailed
+from ..models import iso, utcnow
+from .common import app, json_option
+from .output import Progress, emit_json, human_size, table
+
+
+@click.group()
+def vault() -> None:
+    """Create and inspect vaults, manage their keys."""
+
+
+@vault.command("create")
+@click.argument("url")
+@click.option("--name", help="A name for the vault (default: the last part of URL).")
+@click.option("--passphrase-env", "create_passphrase_env", metavar="VAR",
+              help="Protect the vault key with the passphrase in environment variable VAR"
+                   " instead of the local key store.")
+@click.option("--passphrase", "ask_passphrase", is_flag=True,
+              help="Protect the vault key with a passphrase typed at a prompt.")
+@click.option("--key-provider", default=None, metavar="NAME",
+              help="Key provider of the first key slot (default: local).")
+@json_option
+@click.pass_context
+def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, as_json):
+    """Create a new vault at URL (a local folder or an fsspec URL)."""
+    from ..repository.keyproviders import PassphraseSource
+    from ..vault import Vault
+
+    obj = app(ctx)
+    env = create_passphrase_env or obj.passphrase_env
+    provider = key_provider or ("passphrase" if (env or ask_passphrase) else "local")
+    source = PassphraseSource(env_var=env, prompt=obj.passphrase.prompt)
+    v = Vault.create(url, name=name, key_provider=provider, passphrase=source, plugins=obj.plugins)
+    if as_json:
+        emit_json({"url": v.url, "vault_id": v.vault_id, "name": v.settings.name, "key_provider": provider})
+        return
+    click.echo(f"Created vault '{v.settings.name}' ({v.vault_id}) at {v.url}")
+    if provider == "local":
+        from ..repository.keyproviders import LocalKeyProvider
+
+        click.echo(f"Its key is in {LocalKeyProvider.key_path(v.key_context)}.")
+        click.echo("Keep a copy elsewhere: 'strongroom vault key export' prints a recovery kit.")
+
+
+@vault.command("info")
+@json_option
+@click.pass_context
+def info(ctx, as_json):
+    """Show the vault's identity, format and contents."""
+    data = app(ctx).open_vault().info()
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key + ':':12} {value}")
+
+
+@vault.command("verify")
+@click.option("--read-data", is_flag=True, help="Also read, decrypt and re-hash every pack.")
+@json_option
+@click.pass_context
+def verify(ctx, read_data, as_json):
+    """Check the vault's structure (and with --read-data, all of its data)."""
+    progress = Progress(not as_json)
+    report = app(ctx).open_vault().verify(read_data=read_data, progress=progress.show)
+    progress.done()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        for problem in report.problems:
+            click.echo(f"damaged: {problem}", err=True)
+        click.echo(
+            f"Checked {report.points} point(s), {report.trees} tree(s), {report.packs} pack(s)"
+            + (f", read {report.packs_read} pack(s) ({human_size(report.bytes_read)})" if read_data else "")
+            + (": no problems." if report.ok else f": {len(report.problems)} problem(s).")
+        )
+    if not report.ok:
+        raise VerifyFailed(count=len(report.problems))
+
+
+@vault.command("rebuild-index")
+@click.pass_context
+def rebuild_index(ctx):
+    """Rewrite the index from the packs themselves (after index damage)."""
+    packs, blobs, problems = app(ctx).open_vault().rebuild_index()
+    for problem in problems:
+        click.echo(f"damaged: {problem}", err=True)
+    click.echo(f"Indexed {blobs} blob(s) in {packs} pack(s).")
+
+
+@vault.group("key")
+def key() -> None:
+    """Key slots: each wraps the vault key for one way of unlocking it."""
+
+
+@key.command("list")
+@json_option
+@click.pass_context
+def key_list(ctx, as_json):
+    """List the key slots."""
+    v = app(ctx).open_vault()
+    providers = v.plugins.key_providers
+    slots = v.key_slots()
+    if as_json:
+        emit_json([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,
+                    "in_use": v.opened_with is not None and v.opened_with.slot_id == s.slot_id} for s in slots])
+        return
+    rows = []
+    for s in slots:
+        text = providers.get(s.provider).describe(s.params) if s.provider in providers else s.provider
+        used = "*" if v.opened_with is not None and v.opened_with.slot_id == s.slot_id else ""
+        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], text))
+    table(("SLOT", "PROVIDER", "LABEL", "CREATED", "DETAILS"), rows)
+
+
+@key.command("add")
+@click.option("--provider", default="passphrase", show_default=True, help="Key provider of the new slot.")
+@click.option("--label", default="", help="A label for the slot.")
+@click.option("--new-passphrase-env", metavar="VAR", help="Take the new slot's passphrase from VAR.")
+@json_option
+@click.pass_context
+def key_add(ctx, provider, label, new_passphrase_env, as_json):
+    """Add a key slot (a passphrase by default, or 'local')."""
+    import attrs
+
+    from ..repository.keyproviders import PassphraseSource
+
+    v = app(ctx).open_vault()
+    if new_passphrase_env:
+        v.key_context = attrs.evolve(v.key_context, passphrase=PassphraseSource(env_var=new_passphrase_env))
+    elif provider == "passphrase":
+        v.key_context = attrs.evolve(v.key_context, passphrase=PassphraseSource(prompt=app(ctx).passphrase.prompt))
+    slot = v.add_key(provider, label=label)
+    if as_json:
+        emit_json({"slot": slot.slot_id, "provider": slot.provider})
+    else:
+        click.echo(f"Added key slot {slot.slot_id} ({slot.provider}).")
+
+
+@key.command("remove")
+@click.argument("slot")
+@click.option("--force", is_flag=True, help="Allow removing the last slot (makes the vault unreadable).")
+@click.pass_context
+def key_remove(ctx, slot, force):
+    """Remove key slot SLOT (an id or unique prefix)."""
+    removed = app(ctx).open_vault().remove_key(slot, force=force)
+    click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
+
+
+@key.command("export")
+@click.pass_context
+def key_export(ctx):
+    """Print a recovery kit: the vault key itself. Store it offline; it opens the vault."""
+    v = app(ctx).open_vault()
+    click.echo(f"# strongroom recovery kit for vault {v.vault_id}, exported {iso(utcnow())[:19]}")
+    click.echo("# Anyone with this text and the storage can read every backup in the vault.")
+    click.echo("# Restore access with: strongroom --vault URL vault key import FILE")
+    click.echo(v.recovery_kit(), nl=False)
+
+
+@key.command("import")
+@click.argument("kit", type=click.File("r"))
+@click.pass_context
+def key_import(ctx, kit):
+    """Regain access with a recovery kit: adds a local key slot on this machine."""
+    from ..errors import KeySlotError, NoVaultGiven
+    from ..keyring import read_recovery_kit
+    from ..vault import Vault
+
+    obj = app(ctx)
+    if not obj.vault_url:
+        raise NoVaultGiven()
+    text = "".join(line for line in kit if not line.startswith("#"))
+    vault_id, master = read_recovery_kit(text)
+    v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master)
+    if v.vault_id != vault_id:
+        raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
+    v.repo.get_document(sorted(v.store.list("settings/"))[-1])  # proves the key is right
+    slot = v.add_key("local", label="recovery kit import")
+    click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")

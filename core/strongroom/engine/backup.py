@@ -1,0 +1,303 @@
+"""The backup pipeline: source entries -> chunks -> blobs -> packs -> tree nodes.
+
+The workload yields source entries in pre-order (a directory before its contents, a
+directory's whole subtree before its next sibling).  The engine keeps a stack of open
+directories; when the walk leaves a directory, the directory is *closed* and queued.
+File contents are read, chunked and hashed in a pool of reader threads while the walk
+goes on; blobs are sealed and uploaded by the :class:`BlobWriter`'s own pools.  A
+closed directory becomes a tree node as soon as all its children are done, deepest
+first, so memory holds only directories still in progress.
+
+A file whose size, mtime, ctime, inode and device equal those of the same path in the
+parent point reuses the parent's chunk list without being opened.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Protocol
+
+import attrs
+
+from ..catalog.entry import DIR, FILE, HARDLINK, Entry
+from ..catalog.tree import TreeReader, encode_tree
+from ..errors import BackupError
+from ..repository.chunker import Chunker, ChunkerParams
+from ..repository.envelope import KIND_DATA, KIND_TREE
+from ..repository.repository import BlobWriter, Repository
+
+O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class SourceEntry(Protocol):
+    """What a workload yields: a point-relative ``path``, its ``entry`` (metadata, no
+    chunks) and, for content, an ``abspath`` to read or an ``open()`` method."""
+
+    path: str
+    entry: Entry
+
+
+@attrs.define
+class BackupStats:
+    files: int = 0
+    dirs: int = 0
+    others: int = 0
+    bytes_total: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    files_unchanged: int = 0
+    new_blobs: int = 0
+    new_bytes: int = 0
+    stored_bytes: int = 0
+    packs: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class BackupResult:
+    root: bytes
+    stats: BackupStats
+    warnings: tuple[str, ...]
+
+
+class _Dir:
+    __slots__ = ("path", "entry", "slots", "result")
+
+    def __init__(self, path: str, entry: Entry | None) -> None:
+        self.path = path
+        self.entry = entry
+        self.slots: list = []
+        self.result: Entry | None = None
+
+
+class _Link:
+    """A hardlink whose content is the content of an earlier slot."""
+
+    __slots__ = ("entry", "first")
+
+    def __init__(self, entry: Entry, first: object) -> None:
+        self.entry = entry
+        self.first = first
+
+
+def _parent_of(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+class BackupEngine:
+    def __init__(
+        self,
+        repo: Repository,
+        chunker_params: ChunkerParams,
+        *,
+        parent: TreeReader | None = None,
+        read_threads: int = 2,
+        max_open_files: int = 64,
+        max_closed_dirs: int = 2048,
+        progress: Callable[[BackupStats], None] | None = None,
+        compression_level: int = 3,
+    ) -> None:
+        self.repo = repo
+        self.parent = parent
+        self.stats = BackupStats()
+        self.warnings: list[str] = []
+        self._params = chunker_params
+        self._local = threading.local()
+        self._read_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="read")
+        self._slots_free = threading.BoundedSemaphore(max_open_files)
+        self._max_closed = max_closed_dirs
+        self._progress = progress
+        self._last_progress = 0.0
+        self._lock = threading.Lock()
+        self._parent_dirs: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
+        self._compression_level = compression_level
+
+    # --- the walk ------------------------------------------------------------------------
+
+    def run(self, entries: Iterable[SourceEntry]) -> BackupResult:
+        started = time.monotonic()
+        writer = self.repo.writer(compression_level=self._compression_level)
+        self._writer = writer
+        try:
+            root = self._walk(entries)
+            writer.flush()
+        finally:
+            self._read_pool.shutdown(wait=True)
+            writer.close()
+        self.stats.new_blobs = writer.new_blobs
+        self.stats.new_bytes = writer.new_raw_bytes
+        self.stats.stored_bytes = writer.stored_bytes
+        self.stats.packs = writer.packs_written
+        self.stats.seconds = round(time.monotonic() - started, 3)
+        return BackupResult(root, self.stats, tuple(self.warnings))
+
+    def _walk(self, entries: Iterable[SourceEntry]) -> bytes:
+        root = _Dir("", None)
+        stack = [root]
+        closed: collections.deque[_Dir] = collections.deque()
+        first_names: dict[str, object] = {}
+        for src in entries:
+            path, entry = src.path, src.entry
+            parent = _parent_of(path)
+            while stack[-1].path != parent:
+                if len(stack) == 1:
+                    raise BackupError(message=f"source entries out of order at {path!r}")
+                closed.append(stack.pop())
+            self._finalize_ready(closed, block=len(closed) > self._max_closed)
+            if entry.type == DIR:
+                sub = _Dir(path, entry)
+                stack[-1].slots.append(sub)
+                stack.append(sub)
+                self.stats.dirs += 1
+            elif entry.type == FILE:
+                slot = self._file_slot(src)
+                stack[-1].slots.append(slot)
+                if entry.nlink > 1:
+                    first_names[path] = slot
+                self.stats.files += 1
+                self.stats.bytes_total += entry.size
+            elif entry.type == HARDLINK:
+                first = first_names.get(entry.target)
+                stack[-1].slots.append(_Link(entry, first) if first is not None else self._file_slot(src))
+                self.stats.files += 1
+            else:
+                stack[-1].slots.append(entry)
+                self.stats.others += 1
+            self._report()
+        while len(stack) > 1:
+            closed.append(stack.pop())
+        closed.append(root)
+        self._finalize_ready(closed, block=True)
+        return self._root_id
+
+    # --- files ---------------------------------------------------------------------------
+
+    def _unchanged(self, path: str, entry: Entry) -> Entry | None:
+        if self.parent is None:
+            return None
+        directory = _parent_of(path)
+        siblings = self._parent_dirs.get(directory)
+        if siblings is None:
+            siblings = self.parent.dir_map(directory)
+            self._parent_dirs[directory] = siblings
+            if len(self._parent_dirs) > 64:
+                self._parent_dirs.popitem(last=False)
+        else:
+            self._parent_dirs.move_to_end(directory)
+        old = siblings.get(entry.name)
+        if (
+            old is None
+            or old.type not in (FILE, HARDLINK)
+            or (old.size, old.mtime_ns, old.ctime_ns, old.ino, old.dev)
+            != (entry.size, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev)
+            or not all(chunk in self.repo.index for chunk in old.chunks)
+        ):
+            return None
+        return attrs.evolve(entry, chunks=old.chunks)
+
+    def _file_slot(self, src: SourceEntry) -> Entry | Future:
+        reused = self._unchanged(src.path, src.entry)
+        if reused is not None:
+            self.stats.files_unchanged += 1
+            return reused
+        self._slots_free.acquire()
+        future = self._read_pool.submit(self._read_file, src)
+        future.add_done_callback(lambda _f: self._slots_free.release())
+        return future
+
+    def _chunker(self) -> Chunker:
+        chunker = getattr(self._local, "chunker", None)
+        if chunker is None:
+            chunker = self._local.chunker = Chunker(self._params)
+        return chunker
+
+    def _open(self, src: SourceEntry):
+        opener = getattr(src, "open", None)
+        if callable(opener):
+            return opener()
+        fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW | O_NOATIME)  # type: ignore[attr-defined]
+        return os.fdopen(fd, "rb", buffering=0)
+
+    def _read_file(self, src: SourceEntry) -> Entry | None:
+        entry = src.entry
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            try:
+                fh = self._open(src)
+            except PermissionError:
+                if not O_NOATIME:
+                    raise
+                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
+                fh = os.fdopen(fd, "rb", buffering=0)
+            with fh:
+                for view in self._chunker().chunks(fh):
+                    data = bytes(view)
+                    chunks.append(self._writer.add(KIND_DATA, data))
+                    total += len(data)
+                    with self._lock:
+                        self.stats.bytes_read += len(data)
+        except OSError as exc:
+            self._warn(f"{src.path}: not backed up ({exc.strerror or exc})")
+            return None
+        with self._lock:
+            self.stats.files_read += 1
+        if total != entry.size:
+            self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
+        return attrs.evolve(entry, chunks=tuple(chunks), size=total)
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+
+    # --- directories ---------------------------------------------------------------------
+
+    @staticmethod
+    def _ready(directory: _Dir) -> bool:
+        for slot in directory.slots:
+            if isinstance(slot, Future) and not slot.done():
+                return False
+            if isinstance(slot, _Link) and isinstance(slot.first, Future) and not slot.first.done():
+                return False
+        return True
+
+    def _finalize_ready(self, closed: collections.deque[_Dir], *, block: bool) -> None:
+        while closed and (block or self._ready(closed[0])):
+            self._finalize(closed.popleft())
+
+    @staticmethod
+    def _resolve(slot: object) -> Entry | None:
+        if isinstance(slot, Future):
+            return slot.result()
+        if isinstance(slot, _Dir):
+            return slot.result
+        if isinstance(slot, _Link):
+            first = BackupEngine._resolve(slot.first)
+            if first is None:
+                return None
+            return attrs.evolve(slot.entry, chunks=first.chunks, size=first.size)
+        return slot  # type: ignore[return-value]
+
+    def _finalize(self, directory: _Dir) -> None:
+        entries = [e for e in map(self._resolve, directory.slots) if e is not None]
+        tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
+        directory.slots = []
+        if directory.entry is None:
+            self._root_id = tree_id
+        else:
+            directory.result = attrs.evolve(directory.entry, subtree=tree_id)
+
+    def _report(self) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress >= 0.2:
+            self._last_progress = now
+            self._progress(self.stats)

@@ -1,0 +1,361 @@
+"""Writing a restored tree into a target folder, safely.
+
+A :class:`TreeWriter` creates the files, directories, links and special files of a
+restore under one root folder, writes file content in any order (from several threads),
+and restores metadata.  Whatever the entries say, nothing is written outside the root:
+
+- :meth:`TreeWriter.path_for` refuses (``UnsafePath``) an empty or absolute path, a ``.``
+  or ``..`` or empty component, a NUL byte, and a path whose parent components include,
+  on disk, a symbolic link or something that is not a directory.  This holds for links
+  that an earlier entry of the same restore created and for links already in the target.
+  Directories checked or created by the writer are remembered, so the check costs no
+  system call per entry in the common case; a directory that the writer replaces by
+  something else is forgotten again.
+- The final component is never followed: files are created with ``O_EXCL|O_NOFOLLOW``,
+  metadata is set through the open file or with ``follow_symlinks=False``, hardlinks are
+  made with ``follow_symlinks=False``.  Whatever already exists at a path (a file, a
+  symlink, a fifo, a directory tree) is removed first, never opened or written through,
+  so a file hardlinked to a name elsewhere is not modified either.
+
+The target folder must not be changed by someone else during the restore.
+
+Metadata order: owner (only with ``restore_owner``; it defaults to running as root),
+xattrs, mode, then times last, since a ``chown`` clears setuid bits and file
+capabilities.  Failures to set metadata the file system or the user cannot have
+(``EPERM``, ``ENOTSUP``, a device node without privileges, a socket) are appended to
+``TreeWriter.warnings`` and the restore goes on.  Directory metadata is applied by
+:meth:`TreeWriter.close`, deepest first, so that creating entries does not disturb the
+directory times.  Parent directories without an entry of their own are created with mode
+``0o777`` minus the umask.
+
+Content: :meth:`~TreeWriter.create_file` sets the final length at once (the unwritten
+parts are holes); :meth:`~TreeWriter.write` writes at an offset and, with ``sparse=True``,
+skips all-zero data so it stays a hole.  Open files are kept in a small LRU cache so that
+blocks can arrive for many files out of order.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import attrs
+import numpy as np
+
+from strongroom.catalog.entry import BLOCKDEV, CHARDEV, FIFO, SOCKET, Entry
+from strongroom.errors import UnsafePath
+
+__all__ = ["TreeWriter"]
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOT_PERMITTED = frozenset({errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+Target = int | str  # an open file descriptor, or a path never followed at its end
+
+
+def _split(relpath: str) -> list[str]:
+    """The components of a point-relative path; ``UnsafePath`` if it is not one."""
+    if not relpath:
+        raise UnsafePath(path=relpath, reason="empty path")
+    if "\0" in relpath:
+        raise UnsafePath(path=relpath, reason="NUL byte in path")
+    if relpath.startswith("/"):
+        raise UnsafePath(path=relpath, reason="absolute path")
+    parts = relpath.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafePath(path=relpath, reason=f"'{part}' component" if part else "empty component")
+    return parts
+
+
+def _is_zero(data: bytes | memoryview) -> bool:
+    view = memoryview(data)
+    if not view.nbytes:
+        return True
+    if view.ndim == 1 and view.format == "B" and (view[0] or view[-1]):
+        return False
+    return not np.frombuffer(view, dtype=np.uint8).any()
+
+
+@attrs.define(eq=False)
+class _OpenFile:
+    fd: int
+    users: int = 0
+    evicted: bool = False
+
+
+@attrs.define
+class _FdCache:
+    """Open files by relative path, least recently used closed first, never while in use."""
+
+    capacity: int
+    _files: OrderedDict[str, _OpenFile] = attrs.field(factory=OrderedDict, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def add(self, relpath: str, fd: int) -> None:
+        with self._lock:
+            self._insert(relpath, _OpenFile(fd))
+
+    def acquire(self, relpath: str, opener: Callable[[], int]) -> _OpenFile:
+        with self._lock:
+            handle = self._files.get(relpath)
+            if handle is None:
+                handle = _OpenFile(opener())
+                self._insert(relpath, handle)
+            else:
+                self._files.move_to_end(relpath)
+            handle.users += 1
+            return handle
+
+    def release(self, handle: _OpenFile) -> None:
+        with self._lock:
+            handle.users -= 1
+            if handle.evicted and not handle.users:
+                os.close(handle.fd)
+
+    def take(self, relpath: str) -> int | None:
+        """Remove a file from the cache; its fd if it was idle (the caller closes it)."""
+        with self._lock:
+            handle = self._files.pop(relpath, None)
+            if handle is None:
+                return None
+            if handle.users:
+                handle.evicted = True
+                return None
+            return handle.fd
+
+    def close_all(self) -> None:
+        with self._lock:
+            while self._files:
+                self._evict(self._files.popitem(last=False)[1])
+
+    def _insert(self, relpath: str, handle: _OpenFile) -> None:
+        old = self._files.pop(relpath, None)
+        if old is not None:
+            self._evict(old)
+        self._files[relpath] = handle
+        while len(self._files) > self.capacity:
+            self._evict(self._files.popitem(last=False)[1])
+
+    @staticmethod
+    def _evict(handle: _OpenFile) -> None:
+        handle.evicted = True
+        if not handle.users:
+            os.close(handle.fd)
+
+
+@attrs.define
+class TreeWriter:
+    """Creates restored entries under ``root`` (see the module documentation)."""
+
+    root: str
+    restore_owner: bool = attrs.field(
+        default=None, kw_only=True, converter=lambda v: os.geteuid() == 0 if v is None else bool(v)
+    )
+    max_open: int = attrs.field(default=64, kw_only=True)
+    warnings: list[str] = attrs.field(factory=list, init=False)
+    _fds: _FdCache = attrs.field(init=False, repr=False)
+    _dirs: set[str] = attrs.field(factory=set, init=False, repr=False)
+    _dir_entries: dict[str, Entry] = attrs.field(factory=dict, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        self.root = os.path.realpath(self.root)
+        self._fds = _FdCache(self.max_open)
+
+    def __enter__(self) -> TreeWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- paths --
+
+    def path_for(self, relpath: str) -> str:
+        """The absolute path of ``relpath`` under root, after the safety checks."""
+        parts = _split(relpath)
+        prefix = ""
+        for part in parts[:-1]:
+            prefix = f"{prefix}/{part}" if prefix else part
+            if prefix in self._dirs:
+                continue
+            try:
+                st = os.lstat(f"{self.root}/{prefix}")
+            except FileNotFoundError:
+                break
+            self._check_dir(relpath, prefix, st)
+            self._dirs.add(prefix)
+        return f"{self.root}/{relpath}"
+
+    def _check_dir(self, relpath: str, prefix: str, st: os.stat_result) -> None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(path=relpath, reason=f"'{prefix}' is a symbolic link")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(path=relpath, reason=f"'{prefix}' is not a directory")
+
+    def _prepare(self, relpath: str) -> str:
+        """Check ``relpath`` and create its missing parent directories."""
+        path = self.path_for(relpath)
+        prefix = ""
+        for part in relpath.split("/")[:-1]:
+            prefix = f"{prefix}/{part}" if prefix else part
+            if prefix not in self._dirs:
+                self._mkdir(relpath, prefix)
+        return path
+
+    def _mkdir(self, relpath: str, prefix: str) -> None:
+        try:
+            os.mkdir(f"{self.root}/{prefix}")
+        except FileExistsError:
+            self._check_dir(relpath, prefix, os.lstat(f"{self.root}/{prefix}"))
+        self._dirs.add(prefix)
+
+    def _remove(self, relpath: str, path: str) -> None:
+        """Remove whatever is at ``path`` (a directory with its contents) and forget it."""
+        fd = self._fds.take(relpath)
+        if fd is not None:
+            os.close(fd)
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+            below = relpath + "/"
+            self._dirs = {d for d in self._dirs if d != relpath and not d.startswith(below)}
+            for key in [k for k in self._dir_entries if k == relpath or k.startswith(below)]:
+                del self._dir_entries[key]
+        else:
+            os.unlink(path)
+
+    def _replace(self, relpath: str, path: str, create: Callable[[], object]) -> None:
+        """Run ``create``; if something is in the way, remove it and run it again."""
+        try:
+            create()
+        except FileExistsError:
+            self._remove(relpath, path)
+            create()
+
+    # -- entries --
+
+    def make_dir(self, relpath: str, entry: Entry) -> None:
+        """Create the directory (and missing parents); its metadata is set by close()."""
+        path = self._prepare(relpath)
+        if relpath not in self._dirs:
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    self._remove(relpath, path)
+                    os.mkdir(path, 0o700)
+            self._dirs.add(relpath)
+        self._dir_entries[relpath] = entry
+
+    def create_file(self, relpath: str, entry: Entry) -> None:
+        """Create an empty regular file of length ``entry.size``, open for write()."""
+        path = self._prepare(relpath)
+        fds: list[int] = []
+        self._replace(relpath, path, lambda: fds.append(os.open(path, _CREATE, 0o600)))
+        try:
+            os.ftruncate(fds[0], entry.size)
+        except BaseException:
+            os.close(fds[0])
+            raise
+        self._fds.add(relpath, fds[0])
+
+    def write(self, relpath: str, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
+        """Write ``data`` at ``offset`` of a created file; all-zero data is skipped if sparse."""
+        if sparse and _is_zero(data):
+            return
+        handle = self._fds.acquire(relpath, lambda: os.open(self.path_for(relpath), _REOPEN))
+        try:
+            view = memoryview(data).cast("B")
+            while view:
+                written = os.pwrite(handle.fd, view, offset)
+                view, offset = view[written:], offset + written
+        finally:
+            self._fds.release(handle)
+
+    def finish_file(self, relpath: str, entry: Entry) -> None:
+        """Close the file and set its metadata."""
+        fd = self._fds.take(relpath)
+        if fd is None:
+            fd = os.open(self.path_for(relpath), _REOPEN)
+        try:
+            self._apply(relpath, fd, entry)
+        finally:
+            os.close(fd)
+
+    def make_symlink(self, relpath: str, entry: Entry) -> None:
+        """Create a symlink with the exact link text of the entry (never followed)."""
+        if "\0" in entry.target:
+            raise UnsafePath(path=relpath, reason="NUL byte in link target")
+        path = self._prepare(relpath)
+        self._replace(relpath, path, lambda: os.symlink(entry.target, path))
+        self._apply(relpath, path, entry, symlink=True)
+
+    def make_hardlink(self, relpath: str, entry: Entry, existing_relpath: str) -> None:
+        """Make ``relpath`` a further name of the already restored ``existing_relpath``."""
+        source = self.path_for(existing_relpath)
+        path = self._prepare(relpath)
+        self._replace(relpath, path, lambda: os.link(source, path, follow_symlinks=False))
+
+    def make_special(self, relpath: str, entry: Entry) -> None:
+        """Create a fifo or device node; sockets (and devices without privilege) are skipped."""
+        if entry.type == SOCKET:
+            self.warnings.append(f"{relpath}: socket not restored")
+            return
+        path = self._prepare(relpath)
+        if entry.type == FIFO:
+            self._replace(relpath, path, lambda: os.mkfifo(path, 0o600))
+        elif entry.type in (CHARDEV, BLOCKDEV):
+            kind = stat.S_IFCHR if entry.type == CHARDEV else stat.S_IFBLK
+            try:
+                self._replace(relpath, path, lambda: os.mknod(path, kind | 0o600, entry.rdev))
+            except PermissionError:
+                self.warnings.append(f"{relpath}: not permitted to create a device node")
+                return
+        else:
+            raise ValueError(f"not a special file type: {entry.type!r}")
+        self._apply(relpath, path, entry)
+
+    def close(self) -> None:
+        """Close all files, then set directory metadata, deepest directories first."""
+        self._fds.close_all()
+        for relpath in sorted(self._dir_entries, key=lambda r: r.count("/"), reverse=True):
+            self._finish_dir(relpath, self._dir_entries[relpath])
+        self._dir_entries.clear()
+
+    def _finish_dir(self, relpath: str, entry: Entry) -> None:
+        try:
+            fd = os.open(self.path_for(relpath), _OPEN_DIR)
+        except (OSError, UnsafePath) as exc:
+            self.warnings.append(f"{relpath}: directory metadata not restored ({exc})")
+            return
+        try:
+            self._apply(relpath, fd, entry)
+        finally:
+            os.close(fd)
+
+    # -- metadata --
+
+    def _apply(self, relpath: str, target: Target, entry: Entry, *, symlink: bool = False) -> None:
+        nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
+        if self.restore_owner:
+            self._try(relpath, "owner", os.chown, target, entry.uid, entry.gid, **nofollow)
+        for key, value in entry.xattrs:
+            self._try(relpath, f"xattr {key}", os.setxattr, target, key, value, **nofollow)
+        if not symlink:
+            self._try(relpath, "mode", os.chmod, target, entry.mode)
+        os.utime(target, ns=(entry.atime_ns, entry.mtime_ns), **nofollow)
+
+    def _try(self, relpath: str, what: str, func: Callable[..., None], *args: object, **kwargs: object) -> None:
+        try:
+            func(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in _NOT_PERMITTED:
+                raise
+            self.warnings.append(f"{relpath}: cannot set {what} ({exc.strerror})")

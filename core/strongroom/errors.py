@@ -1,0 +1,226 @@
+"""One exception hierarchy for everything strongroom reports to a user.
+
+Every error class has a docstring that is its message template (formatted with the
+keyword arguments given to the constructor) and a stable ``exit_code`` that the CLI
+returns.  Scripts may rely on the exit codes; they are listed in ``docs/cli.md``.
+
+    >>> raise ItemNotFound(item="web")
+    strongroom.errors.ItemNotFound: Protected item 'web' not found in this vault.
+"""
+
+from __future__ import annotations
+
+
+class StrongroomError(Exception):
+    """{message}"""
+
+    exit_code = 2
+
+    def __init__(self, message: str | None = None, **fields: object) -> None:
+        self.fields = dict(fields)
+        if message is not None:
+            self.fields.setdefault("message", message)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        template = (type(self).__doc__ or "{message}").strip().splitlines()[0]
+        try:
+            return template.format(**self.fields)
+        except (KeyError, IndexError):
+            return self.fields.get("message", template)  # type: ignore[return-value]
+
+
+# --- usage and configuration ---------------------------------------------------------
+
+
+class UsageError(StrongroomError):
+    """{message}"""
+
+    exit_code = 3
+
+
+class NoVaultGiven(UsageError):
+    """No vault given: pass --vault URL or set STRONGROOM_VAULT."""
+
+    exit_code = 4
+
+
+# --- plugins ---------------------------------------------------------------------------
+
+
+class PluginError(StrongroomError):
+    """{message}"""
+
+    exit_code = 5
+
+
+class PluginLoadError(PluginError):
+    """Plugin '{plugin}' failed to load: {reason}"""
+
+
+class DuplicateRegistration(PluginError):
+    """{kind} '{name}' is registered twice (by {first} and by {second})."""
+
+
+class UnknownName(PluginError):
+    """Unknown {kind} '{name}'; known: {known}."""
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+class StorageError(StrongroomError):
+    """Storage error: {message}"""
+
+    exit_code = 20
+
+
+class TransientStorageError(StorageError):
+    """Temporary storage error (retrying may help): {message}"""
+
+
+class ObjectNotFound(StorageError):
+    """Object '{name}' not found in the vault storage."""
+
+    exit_code = 21
+
+
+# --- vault -----------------------------------------------------------------------------
+
+
+class VaultError(StrongroomError):
+    """{message}"""
+
+    exit_code = 10
+
+
+class VaultNotFound(VaultError):
+    """No vault at {url}."""
+
+    exit_code = 11
+
+
+class VaultExists(VaultError):
+    """A vault already exists at {url}."""
+
+    exit_code = 12
+
+
+class UnsupportedFormat(VaultError):
+    """Vault at {url} {reason}; upgrade strongroom to use it."""
+
+    exit_code = 13
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+class VaultKeyError(StrongroomError):
+    """{message}"""
+
+    exit_code = 30
+
+
+class KeyNotAvailable(VaultKeyError):
+    """No usable key for vault {vault_id}: {reason}"""
+
+    exit_code = 31
+
+
+class WrongPassphrase(VaultKeyError):
+    """Wrong passphrase for vault {vault_id}."""
+
+    exit_code = 32
+
+
+class KeySlotError(VaultKeyError):
+    """{message}"""
+
+    exit_code = 33
+
+
+# --- items, points, paths --------------------------------------------------------------
+
+
+class NotFound(StrongroomError):
+    """{message}"""
+
+    exit_code = 40
+
+
+class ItemNotFound(NotFound):
+    """Protected item '{item}' not found in this vault."""
+
+    exit_code = 41
+
+
+class ItemExists(StrongroomError):
+    """Protected item '{item}' already exists."""
+
+    exit_code = 42
+
+
+class PointNotFound(NotFound):
+    """Recovery point '{point}' not found for item '{item}'."""
+
+    exit_code = 43
+
+
+class AmbiguousPoint(NotFound):
+    """Recovery point prefix '{point}' matches {count} points of item '{item}'; give more digits."""
+
+    exit_code = 44
+
+
+class PathNotInPoint(NotFound):
+    """Path '{path}' not found in recovery point {point}."""
+
+    exit_code = 45
+
+
+class SourceError(StrongroomError):
+    """{message}"""
+
+    exit_code = 46
+
+
+class InvalidSource(SourceError):
+    """Invalid source for {workload} item: {reason}"""
+
+    exit_code = 47
+
+
+# --- integrity -------------------------------------------------------------------------
+
+
+class IntegrityError(StrongroomError):
+    """Integrity error: {what} is damaged ({reason})."""
+
+    exit_code = 50
+
+
+class VerifyFailed(IntegrityError):
+    """Verify found {count} problem(s) in the vault."""
+
+    exit_code = 51
+
+
+class UnsafePath(IntegrityError):
+    """Refusing to restore '{path}': {reason}."""
+
+    exit_code = 52
+
+
+# --- restore ---------------------------------------------------------------------------
+
+
+class RestoreError(StrongroomError):
+    """Restore failed: {message}"""
+
+    exit_code = 60
+
+
+class BackupError(StrongroomError):
+    """Backup failed: {message}"""
+
+    exit_code = 61

@@ -1,0 +1,318 @@
+"""The index: blob id -> (pack, offset, length, raw length, kind), compact in memory.
+
+:class:`Index` keeps no Python object per blob.  Entries live in two numpy arrays sorted
+by the first 8 bytes of the blob id read as a big-endian uint64 (the *key*):
+
+- ``keys``: uint64, 8 bytes per blob;
+- ``records``: a packed structured array, 41 bytes per blob: the other 24 bytes of the
+  id, a uint32 pack number (into a list of interned pack ids), uint32 offset, length and
+  raw length, uint8 kind.
+
+That is 49 bytes per blob.  A lookup is a binary search on ``keys`` and a comparison of
+the rest of the id over the (almost always single) run of equal keys.  Entries added in
+small batches wait in a small pending dict (at most ``max(4096, len/32)`` entries, so
+at most about 10 bytes per blob on top) and are merged into the arrays in one
+``np.insert`` pass when it fills up; a batch at least that large is merged at once.
+A blob id added twice (the same blob stored in two packs by concurrent backups) is kept
+once; which copy is unspecified.
+
+Thread safety: ``add`` calls are serialised by one lock; lookups only take a second,
+short lock to read a consistent snapshot (merges build new arrays and swap them in), so
+they never wait for a merge.
+
+Index files (:func:`encode_index` / :func:`decode_index`) hold the plaintext::
+
+    version u8 = 1 | pack count u32 |
+    pack count x (pack id 16 raw bytes | entry count u32 |
+                  entry count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32))
+
+all little-endian; they are sealed as KIND_INDEX by the repository.  ``decode_index``
+raises only IntegrityError on malformed input.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import threading
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import IntegrityError
+from .blobid import ID_SIZE
+from .envelope import Envelope
+from .pack import IndexEntry, is_pack_id
+
+__all__ = ["Index", "decode_index", "encode_index"]
+
+_RECORD = np.dtype(
+    [
+        ("rest", "<u8", (3,)),
+        ("pack", "<u4"),
+        ("offset", "<u4"),
+        ("length", "<u4"),
+        ("raw", "<u4"),
+        ("kind", "u1"),
+    ]
+)
+_RECORD_BYTES = struct.Struct("<24sIIIIB")
+assert _RECORD.itemsize == _RECORD_BYTES.size
+_ID_PARTS = np.dtype([("key", ">u8"), ("rest", "<u8", (3,))])
+_MIN_PENDING = 4096
+
+
+class Index:
+    """In-memory blob index; see the module docstring for its layout and guarantees."""
+
+    def __init__(self) -> None:
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._records = np.empty(0, dtype=_RECORD)
+        self._pending: dict[bytes, IndexEntry] = {}
+        self._pack_ids: list[str] = []
+        self._pack_numbers: dict[str, int] = {}
+        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Index({len(self)} blobs in {len(self._pack_ids)} packs)"
+
+    # --- adding ------------------------------------------------------------------------
+
+    def add(self, entries: Iterable[IndexEntry]) -> None:
+        """Add entries; ids already present (or repeated in ``entries``) are kept once."""
+        batch = entries if isinstance(entries, list) else list(entries)
+        if not batch:
+            return
+        for entry in batch:
+            if len(entry.blob_id) != ID_SIZE:
+                raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(entry.blob_id)}")
+        with self._write_lock:
+            limit = max(_MIN_PENDING, len(self._keys) // 32)
+            if len(batch) >= limit:
+                self._merge(batch)
+                return
+            fresh = {}
+            for entry in batch:
+                blob = bytes(entry.blob_id)
+                if blob not in fresh and blob not in self._pending and self._find(blob) is None:
+                    self._pack_number(entry.pack_id)
+                    fresh[blob] = entry
+            with self._lock:
+                self._pending = {**self._pending, **fresh}
+            if len(self._pending) >= limit:
+                self._merge([])
+
+    def _pack_number(self, pack_id: str) -> int:
+        number = self._pack_numbers.get(pack_id)
+        if number is None:
+            number = len(self._pack_ids)
+            self._pack_ids.append(pack_id)
+            self._pack_numbers[pack_id] = number
+        return number
+
+    def _merge(self, batch: list[IndexEntry]) -> None:
+        """Merge ``batch`` and the pending entries into the arrays (write lock held)."""
+        entries = list(self._pending.values()) + batch
+        keys, records = self._columns(entries)
+        order = np.argsort(keys, kind="stable")
+        keys, records = keys[order], records[order]
+        keys, records = _drop_repeats(keys, records)
+        old_keys, old_records = self._keys, self._records
+        keep = _absent_from(old_keys, old_records, keys, records)
+        keys, records = keys[keep], records[keep]
+        positions = np.searchsorted(old_keys, keys, side="left")
+        new_keys = np.insert(old_keys, positions, keys)
+        new_records = np.insert(old_records, positions, records)
+        with self._lock:
+            self._keys, self._records = new_keys, new_records
+            self._pending = {}
+
+    def _columns(self, entries: list[IndexEntry]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.frombuffer(b"".join(e.blob_id for e in entries), dtype=_ID_PARTS)
+        records = np.empty(len(entries), dtype=_RECORD)
+        records["rest"] = ids["rest"]
+        records["pack"] = [self._pack_number(e.pack_id) for e in entries]
+        records["offset"] = [e.offset for e in entries]
+        records["length"] = [e.length for e in entries]
+        records["raw"] = [e.raw_length for e in entries]
+        records["kind"] = [e.kind for e in entries]
+        return ids["key"].astype(np.uint64), records
+
+    # --- finding -----------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[bytes, IndexEntry]]:
+        with self._lock:
+            return self._keys, self._records, self._pending
+
+    def _find(self, blob_id: bytes) -> IndexEntry | None:
+        keys, records, _ = self._snapshot()
+        key = np.uint64(int.from_bytes(blob_id[:8], "big"))
+        i = int(keys.searchsorted(key))
+        rest = blob_id[8:]
+        while i < len(keys) and keys[i] == key:
+            fields = _RECORD_BYTES.unpack(records[i].tobytes())
+            if fields[0] == rest:
+                pack, offset, length, raw, kind = fields[1:]
+                return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
+            i += 1
+        return None
+
+    def lookup(self, blob_id: bytes) -> IndexEntry | None:
+        """The entry of ``blob_id``, or None if no pack holds it."""
+        if len(blob_id) != ID_SIZE:
+            return None
+        blob_id = bytes(blob_id)
+        entry = self._snapshot()[2].get(blob_id)
+        return entry if entry is not None else self._find(blob_id)
+
+    def __contains__(self, blob_id: object) -> bool:
+        return isinstance(blob_id, (bytes, bytearray, memoryview)) and self.lookup(blob_id) is not None
+
+    def __len__(self) -> int:
+        keys, _, pending = self._snapshot()
+        return len(keys) + len(pending)
+
+    # --- listing -----------------------------------------------------------------------
+
+    def pack_ids(self) -> set[str]:
+        """Every pack that holds at least one indexed blob."""
+        _, records, pending = self._snapshot()
+        found = {self._pack_ids[int(n)] for n in np.unique(records["pack"])}
+        found.update(e.pack_id for e in pending.values())
+        return found
+
+    def entries(self) -> Iterator[IndexEntry]:
+        """Every entry (a snapshot taken at the call), in no particular order."""
+        keys, records, pending = self._snapshot()
+        key_bytes = keys.astype(">u8").tobytes()
+        raw = records.tobytes()
+        size = _RECORD.itemsize
+        pack_ids = self._pack_ids
+        for i, fields in enumerate(_RECORD_BYTES.iter_unpack(raw)):
+            rest, pack, offset, length, raw_length, kind = fields
+            blob = key_bytes[i * 8 : i * 8 + 8] + rest
+            yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length)
+        del size
+        yield from list(pending.values())
+
+    def entries_by_pack(self) -> dict[str, list[IndexEntry]]:
+        """Entries grouped by pack id, each group in pack order (by offset)."""
+        groups: dict[str, list[IndexEntry]] = {}
+        for entry in self.entries():
+            groups.setdefault(entry.pack_id, []).append(entry)
+        for group in groups.values():
+            group.sort(key=lambda e: e.offset)
+        return groups
+
+    def bytes_per_entry(self) -> float:
+        """Memory held by the index structures divided by the number of entries."""
+        keys, records, pending = self._snapshot()
+        count = len(keys) + len(pending)
+        if not count:
+            return 0.0
+        total = keys.nbytes + records.nbytes + sys.getsizeof(pending)
+        for blob, entry in pending.items():
+            total += sys.getsizeof(blob) + sys.getsizeof(entry) + 3 * 32
+        total += sys.getsizeof(self._pack_ids) + sys.getsizeof(self._pack_numbers)
+        total += sum(sys.getsizeof(p) for p in self._pack_ids)
+        return total / count
+
+
+def _drop_repeats(keys: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop repeated ids from arrays sorted by key."""
+    if len(keys) < 2:
+        return keys, records
+    same_key = keys[1:] == keys[:-1]
+    if not same_key.any():
+        return keys, records
+    rest = records["rest"]
+    order = np.lexsort((rest[:, 2], rest[:, 1], rest[:, 0], keys))
+    keys, records = keys[order], records[order]
+    rest = records["rest"]
+    repeat = (keys[1:] == keys[:-1]) & (rest[1:] == rest[:-1]).all(axis=1)
+    keep = np.concatenate(([True], ~repeat))
+    return keys[keep], records[keep]
+
+
+def _absent_from(
+    old_keys: np.ndarray, old_records: np.ndarray, keys: np.ndarray, records: np.ndarray
+) -> np.ndarray:
+    """Mask of the (sorted, distinct) new ids that the old arrays do not hold yet."""
+    keep = np.ones(len(keys), dtype=bool)
+    if not len(old_keys) or not len(keys):
+        return keep
+    left = np.searchsorted(old_keys, keys, side="left")
+    right = np.searchsorted(old_keys, keys, side="right")
+    for i in np.nonzero(right > left)[0]:
+        run = old_records["rest"][left[i] : right[i]]
+        if (run == records["rest"][i]).all(axis=1).any():
+            keep[i] = False
+    return keep
+
+
+# --- index files ---------------------------------------------------------------------
+
+INDEX_VERSION = 1
+_HEAD = struct.Struct("<BI")
+_PACK_HEAD = struct.Struct("<16sI")
+_ENTRY = struct.Struct("<32sBIII")
+
+
+def encode_index(entries: Iterable[IndexEntry]) -> bytes:
+    """The plaintext of an index file listing ``entries`` (grouped by pack)."""
+    groups: dict[str, list[IndexEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.pack_id, []).append(entry)
+    parts = [_HEAD.pack(INDEX_VERSION, len(groups))]
+    for pack_id, group in groups.items():
+        if not is_pack_id(pack_id):
+            raise ValueError(f"invalid pack id {pack_id!r}")
+        parts.append(_PACK_HEAD.pack(bytes.fromhex(pack_id), len(group)))
+        for e in group:
+            if len(e.blob_id) != ID_SIZE:
+                raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(e.blob_id)}")
+            parts.append(_ENTRY.pack(e.blob_id, e.kind, e.offset, e.length, e.raw_length))
+    return b"".join(parts)
+
+
+def decode_index(data: bytes | bytearray | memoryview) -> list[IndexEntry]:
+    """The entries of an index file's plaintext; IntegrityError if it is malformed."""
+    try:
+        return _decode(memoryview(data).cast("B"))
+    except IntegrityError:
+        raise
+    except Exception as exc:  # any parser surprise is damage, never a crash
+        raise IntegrityError(what="index", reason=f"malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _malformed(reason: str) -> IntegrityError:
+    return IntegrityError(what="index", reason=reason)
+
+
+def _decode(view: memoryview) -> list[IndexEntry]:
+    size = len(view)
+    if size < _HEAD.size:
+        raise _malformed(f"too short ({size} bytes)")
+    version, pack_count = _HEAD.unpack_from(view)
+    if version != INDEX_VERSION:
+        raise _malformed(f"unsupported index version {version}")
+    pos = _HEAD.size
+    entries: list[IndexEntry] = []
+    for _ in range(pack_count):
+        if pos + _PACK_HEAD.size > size:
+            raise _malformed("truncated pack header")
+        raw_pack_id, count = _PACK_HEAD.unpack_from(view, pos)
+        pos += _PACK_HEAD.size
+        end = pos + count * _ENTRY.size
+        if end > size:
+            raise _malformed("truncated entries")
+        pack_id = raw_pack_id.hex()
+        for blob, kind, offset, length, raw_length in _ENTRY.iter_unpack(view[pos:end]):
+            if kind == 0 or length < Envelope.OVERHEAD:
+                raise _malformed(f"invalid entry for pack {pack_id}")
+            entries.append(IndexEntry(blob, kind, pack_id, offset, length, raw_length))
+        pos = end
+    if pos != size:
+        raise _malformed(f"{size - pos} bytes after the last entry")
+    return entries

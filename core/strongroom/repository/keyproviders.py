@@ -1,0 +1,177 @@
+"""Built-in key providers: ``local`` (vault-managed key) and ``passphrase``.
+
+A key provider supplies the key-encryption key (KEK) of a key slot.  Providers are
+registered by name through ``strongroom_register_key_providers``; this module is the
+core's own (essential) plugin, loaded through the same entry-point group as any other.
+
+``local``
+    A random 256-bit key kept outside the vault storage, in the local key store:
+    ``$STRONGROOM_HOME/keys/<vault-id>.key`` (``~/.config/strongroom`` by default),
+    mode 0600.  Zero set-up; whoever has only the storage can decrypt nothing.
+``passphrase``
+    scrypt(passphrase, salt) with the cost stored in the slot.  The passphrase comes
+    from ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import attrs
+import blake3
+
+from ..errors import KeyNotAvailable
+from ..markers import hookimpl
+from ..secrets import Secret
+
+PASSPHRASE_ENV = "STRONGROOM_PASSPHRASE"
+# Production scrypt cost (N=2**17, r=8, p=1: ~128 MiB, ~0.3 s).  Tests lower it through
+# STRONGROOM_SCRYPT_N; the cost used is stored in each slot, so opening always works.
+SCRYPT_N = int(os.environ.get("STRONGROOM_SCRYPT_N", 2**17))
+SCRYPT_R, SCRYPT_P = 8, 1
+
+
+def strongroom_home() -> Path:
+    """The local configuration and key store folder."""
+    env = os.environ.get("STRONGROOM_HOME")
+    return Path(env) if env else Path.home() / ".config" / "strongroom"
+
+
+@attrs.frozen
+class PassphraseSource:
+    """Where a passphrase comes from: an environment variable, else a prompt."""
+
+    env_var: str | None = None
+    prompt: Callable[[str, bool], str] | None = None
+
+    def get(self, *, vault_id: str, confirm: bool = False) -> Secret:
+        for name in (self.env_var, PASSPHRASE_ENV):
+            if name and os.environ.get(name) is not None:
+                return Secret(os.environ[name].encode())
+        if self.env_var:
+            raise KeyNotAvailable(
+                vault_id=vault_id, reason=f"environment variable {self.env_var} is not set"
+            )
+        if self.prompt is not None and sys.stdin.isatty():
+            return Secret(self.prompt(f"Passphrase for vault {vault_id}", confirm).encode())
+        raise KeyNotAvailable(
+            vault_id=vault_id,
+            reason=f"a passphrase is needed: set {PASSPHRASE_ENV} or pass --passphrase-env VAR",
+        )
+
+
+@attrs.frozen
+class KeyContext:
+    """What a key provider may use: the vault, the local key store, a passphrase source."""
+
+    vault_id: str
+    home: Path = attrs.field(factory=strongroom_home)
+    passphrase: PassphraseSource = attrs.field(factory=PassphraseSource)
+
+
+class LocalKeyProvider:
+    """Vault-managed key in the local key store (the default)."""
+
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = "random key in the local key store ($STRONGROOM_HOME/keys)"
+
+    @staticmethod
+    def key_path(ctx: KeyContext) -> Path:
+        return ctx.home / "keys" / f"{ctx.vault_id}.key"
+
+    @staticmethod
+    def _fingerprint(kek: bytes) -> str:
+        return blake3.blake3(kek).hexdigest()[:16]
+
+    def create(self, ctx: KeyContext) -> tuple[Secret, dict]:
+        path = self.key_path(ctx)
+        if path.exists():
+            kek = self._read(path, ctx)
+        else:
+            kek = os.urandom(32)
+            self.store(ctx, kek)
+        return Secret(kek), {"fingerprint": self._fingerprint(kek)}
+
+    def store(self, ctx: KeyContext, kek: bytes) -> Path:
+        path = self.key_path(ctx)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(base64.b64encode(kek) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def _read(self, path: Path, ctx: KeyContext) -> bytes:
+        try:
+            kek = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except FileNotFoundError:
+            raise KeyNotAvailable(
+                vault_id=ctx.vault_id, reason=f"local key {path} not found"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise KeyNotAvailable(vault_id=ctx.vault_id, reason=f"local key {path}: {exc}") from None
+        if len(kek) != 32:
+            raise KeyNotAvailable(vault_id=ctx.vault_id, reason=f"local key {path} is malformed")
+        return kek
+
+    def unlock(self, ctx: KeyContext, params: dict) -> Secret:
+        path = self.key_path(ctx)
+        kek = self._read(path, ctx)
+        if params.get("fingerprint") not in (None, self._fingerprint(kek)):
+            raise KeyNotAvailable(
+                vault_id=ctx.vault_id, reason=f"local key {path} is not the key of this slot"
+            )
+        return Secret(kek)
+
+    def describe(self, params: dict) -> str:
+        return f"local key store, fingerprint {params.get('fingerprint', '?')}"
+
+
+class PassphraseKeyProvider:
+    """A key derived from a passphrase with scrypt."""
+
+    name: ClassVar[str] = "passphrase"
+    description: ClassVar[str] = "key derived from a passphrase (scrypt)"
+
+    @staticmethod
+    def _derive(passphrase: Secret, params: dict) -> Secret:
+        n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
+        salt = base64.b64decode(params["salt"])
+        key = hashlib.scrypt(
+            passphrase.value, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + (1 << 20), dklen=32
+        )
+        return Secret(key)
+
+    def create(self, ctx: KeyContext) -> tuple[Secret, dict]:
+        passphrase = ctx.passphrase.get(vault_id=ctx.vault_id, confirm=True)
+        if not passphrase.value:
+            raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the passphrase is empty")
+        params = {
+            "kdf": "scrypt",
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": base64.b64encode(os.urandom(16)).decode(),
+        }
+        return self._derive(passphrase, params), params
+
+    def unlock(self, ctx: KeyContext, params: dict) -> Secret:
+        return self._derive(ctx.passphrase.get(vault_id=ctx.vault_id), params)
+
+    def describe(self, params: dict) -> str:
+        return f"passphrase (scrypt N={params.get('n')})"
+
+
+@hookimpl
+def strongroom_register_key_providers(registry) -> None:
+    registry.add("local", LocalKeyProvider())
+    registry.add("passphrase", PassphraseKeyProvider())

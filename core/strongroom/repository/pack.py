@@ -1,0 +1,234 @@
+"""Packs: sealed blobs stored back to back with a sealed trailer that lists them.
+
+A pack is stored as ``data/<first two hex digits>/<pack id>``; a pack id is 16 random
+bytes written as 32 lowercase hex digits.  Layout (all integers little-endian)::
+
+    sealed blob 1 | sealed blob 2 | ... | sealed trailer | trailer length u32 | b"SRPK"
+
+Each blob is sealed by the envelope with its kind and name = its raw 32-byte blob id.
+The trailer plaintext is::
+
+    version u8 = 1 | count u32 | count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32)
+
+sealed as KIND_PACK_TRAILER under the name ``b"pack:" + pack_id`` (the hex id as ASCII),
+so a trailer cannot be moved to another pack.  Offsets count from the start of the pack;
+entries are in file order, the first at offset 0, each starting where the previous one
+ends, the last ending where the sealed trailer begins.  ``length`` is the sealed size,
+``raw length`` the plaintext size.
+
+The trailer makes every pack self-describing, so the index can always be rebuilt from
+the packs alone.  :func:`read_trailer` reads only the tail of a stored pack (its size,
+then one ranged read of the last 64 KiB, and a second one only for trailers larger than
+that); :func:`parse_pack` does the same on a whole pack in memory.  Both raise
+IntegrityError for a truncated, damaged or foreign pack.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import struct
+
+import attrs
+
+from ..errors import IntegrityError
+from ..storage.base import Store
+from .blobid import ID_SIZE
+from .envelope import KIND_PACK_TRAILER, Envelope
+
+__all__ = [
+    "PACK_TARGET_SIZE",
+    "IndexEntry",
+    "PackWriter",
+    "pack_name",
+    "parse_pack",
+    "read_trailer",
+]
+
+#: Packs are closed once their blobs reach about this size.
+PACK_TARGET_SIZE = 16 * 1024 * 1024
+
+PACK_MAGIC = b"SRPK"
+TRAILER_VERSION = 1
+_FOOTER = struct.Struct("<I4s")
+_TRAILER_HEAD = struct.Struct("<BI")
+_TRAILER_ENTRY = struct.Struct("<32sBIII")
+_U32_MAX = 2**32 - 1
+_TAIL_READ = 64 * 1024
+_PACK_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@attrs.frozen
+class IndexEntry:
+    """Where one blob is: its pack, the byte range of its sealed form, its sizes."""
+
+    blob_id: bytes
+    kind: int
+    pack_id: str
+    offset: int
+    length: int
+    raw_length: int
+
+
+def is_pack_id(pack_id: str) -> bool:
+    return isinstance(pack_id, str) and _PACK_ID.fullmatch(pack_id) is not None
+
+
+def pack_name(pack_id: str) -> str:
+    """The storage name of pack ``pack_id``: ``data/<first two hex digits>/<pack_id>``."""
+    if not is_pack_id(pack_id):
+        raise ValueError(f"invalid pack id {pack_id!r}: need 32 lowercase hex digits")
+    return f"data/{pack_id[:2]}/{pack_id}"
+
+
+def trailer_name(pack_id: str) -> bytes:
+    """The envelope name the trailer of ``pack_id`` is sealed under."""
+    return b"pack:" + pack_id.encode("ascii")
+
+
+class PackWriter:
+    """Collects sealed blobs into one pack.  Not thread-safe: the caller serialises.
+
+    ``add`` keeps a reference to each sealed buffer until ``finish`` joins them once.
+    """
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+        self.pack_id = secrets.token_hex(16)
+        self._parts: list[bytes | bytearray] = []
+        self._entries: list[IndexEntry] = []
+        self._size = 0
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return f"PackWriter(pack_id={self.pack_id!r}, count={self.count}, size={self.size})"
+
+    @property
+    def size(self) -> int:
+        """Bytes of sealed blobs added so far (the trailer not included)."""
+        return self._size
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def add(self, blob_id: bytes, kind: int, sealed: bytes | bytearray, raw_length: int) -> None:
+        """Append a blob sealed with ``envelope.seal(kind, blob_id, plaintext)``."""
+        if self._finished:
+            raise RuntimeError(f"pack {self.pack_id} is already finished")
+        if len(blob_id) != ID_SIZE:
+            raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(blob_id)}")
+        if not 0 < kind < 256:
+            raise ValueError(f"invalid blob kind {kind!r}")
+        length = len(sealed)
+        if not 0 <= raw_length <= _U32_MAX or self._size + length > _U32_MAX:
+            raise ValueError("pack would exceed the 4 GiB limit of its offsets")
+        self._parts.append(sealed)
+        self._entries.append(
+            IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length)
+        )
+        self._size += length
+
+    def finish(self) -> tuple[bytes, list[IndexEntry]]:
+        """The whole pack and the entries of its blobs; may be called once."""
+        if self._finished:
+            raise RuntimeError(f"pack {self.pack_id} is already finished")
+        self._finished = True
+        body = [_TRAILER_HEAD.pack(TRAILER_VERSION, len(self._entries))]
+        body.extend(
+            _TRAILER_ENTRY.pack(e.blob_id, e.kind, e.offset, e.length, e.raw_length)
+            for e in self._entries
+        )
+        sealed = self.envelope.seal(KIND_PACK_TRAILER, trailer_name(self.pack_id), b"".join(body))
+        self._parts.append(sealed)
+        self._parts.append(_FOOTER.pack(len(sealed), PACK_MAGIC))
+        data = b"".join(self._parts)
+        self._parts = []
+        return data, list(self._entries)
+
+
+def _damaged(pack_id: str, reason: str) -> IntegrityError:
+    what = pack_name(pack_id) if is_pack_id(pack_id) else f"pack {pack_id!r}"
+    return IntegrityError(what=what, reason=reason)
+
+
+def _footer(tail: bytes | memoryview, pack_id: str, size: int) -> int:
+    """The sealed trailer's length, from the last 8 bytes of a pack of ``size`` bytes."""
+    if size < _FOOTER.size + Envelope.OVERHEAD:
+        raise _damaged(pack_id, f"too short to be a pack ({size} bytes)")
+    trailer_len, magic = _FOOTER.unpack_from(tail, len(tail) - _FOOTER.size)
+    if magic != PACK_MAGIC:
+        raise _damaged(pack_id, "no pack footer (bad magic; truncated?)")
+    if not Envelope.OVERHEAD <= trailer_len <= size - _FOOTER.size:
+        raise _damaged(pack_id, f"trailer length {trailer_len} does not fit a {size}-byte pack")
+    return trailer_len
+
+
+def _parse_trailer(
+    sealed: bytes | memoryview, pack_id: str, envelope: Envelope, blobs_end: int
+) -> list[IndexEntry]:
+    try:
+        plain = envelope.open(sealed, trailer_name(pack_id), kind=KIND_PACK_TRAILER)
+    except IntegrityError as exc:
+        raise _damaged(pack_id, f"trailer: {exc.fields.get('reason', exc)}") from None
+    if len(plain) < _TRAILER_HEAD.size:
+        raise _damaged(pack_id, "trailer too short")
+    version, count = _TRAILER_HEAD.unpack_from(plain)
+    if version != TRAILER_VERSION:
+        raise _damaged(pack_id, f"unsupported trailer version {version}")
+    if len(plain) != _TRAILER_HEAD.size + count * _TRAILER_ENTRY.size:
+        raise _damaged(pack_id, f"trailer size does not match its {count} entries")
+    entries = []
+    expected = 0
+    for blob_id, kind, offset, length, raw_length in _TRAILER_ENTRY.iter_unpack(
+        memoryview(plain)[_TRAILER_HEAD.size :]
+    ):
+        if offset != expected or length < Envelope.OVERHEAD or kind == 0:
+            raise _damaged(pack_id, f"trailer entry {len(entries)} is inconsistent")
+        expected = offset + length
+        entries.append(IndexEntry(blob_id, kind, pack_id, offset, length, raw_length))
+    if expected != blobs_end:
+        raise _damaged(pack_id, "trailer does not account for every byte before it")
+    return entries
+
+
+def parse_pack(
+    data: bytes | bytearray | memoryview, pack_id: str, envelope: Envelope
+) -> list[IndexEntry]:
+    """The entries listed by the trailer of a whole pack held in memory."""
+    view = memoryview(data).cast("B")
+    size = view.nbytes
+    if not is_pack_id(pack_id):
+        raise _damaged(pack_id, "not a pack id")
+    trailer_len = _footer(view[-_FOOTER.size :], pack_id, size)
+    start = size - _FOOTER.size - trailer_len
+    return _parse_trailer(view[start : size - _FOOTER.size], pack_id, envelope, start)
+
+
+def read_trailer(store: Store, pack_id: str, envelope: Envelope) -> list[IndexEntry]:
+    """The entries of stored pack ``pack_id``, from ranged reads of its tail only.
+
+    Raises ObjectNotFound if the pack is missing and IntegrityError if it is damaged.
+    """
+    if not is_pack_id(pack_id):
+        raise _damaged(pack_id, "not a pack id")
+    name = pack_name(pack_id)
+    size = store.size(name)
+    if size < _FOOTER.size + Envelope.OVERHEAD:
+        raise _damaged(pack_id, f"too short to be a pack ({size} bytes)")
+    tail_len = min(size, _TAIL_READ)
+    tail = store.get_range(name, size - tail_len, tail_len)
+    if len(tail) != tail_len:
+        raise _damaged(pack_id, "shorter than its reported size")
+    trailer_len = _footer(tail, pack_id, size)
+    start = size - _FOOTER.size - trailer_len
+    if trailer_len + _FOOTER.size <= tail_len:
+        begin = tail_len - _FOOTER.size - trailer_len
+        sealed: bytes | memoryview = memoryview(tail)[begin : -_FOOTER.size]
+    else:
+        head_len = trailer_len + _FOOTER.size - tail_len
+        head = store.get_range(name, start, head_len)
+        if len(head) != head_len:
+            raise _damaged(pack_id, "shorter than its reported size")
+        sealed = head + bytes(tail[: -_FOOTER.size])
+    return _parse_trailer(sealed, pack_id, envelope, start)

@@ -1,0 +1,334 @@
+"""The repository: encrypted, compressed, content-addressed blobs in packs, and documents.
+
+Write order makes crashes harmless: a pack is uploaded whole, then the index file that
+names its blobs, and only then may a document (a recovery-point header) refer to them.
+A pack that was uploaded but whose index file was never written (the process was
+killed in between) is found again by :meth:`Repository.adopt_unindexed_packs`, which
+reads the pack's own trailer, so the next backup reuses what was already uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable, Iterator
+
+from ..errors import IntegrityError, ObjectNotFound, StrongroomError
+from ..models import time_id
+from ..storage import Store
+from .blobid import blob_id as keyed_blob_id
+from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope
+from .index import Index, decode_index, encode_index
+from .masterkey import MasterKey
+from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name, read_trailer
+
+
+def index_object_name(index_id: str) -> str:
+    return f"index/{index_id}"
+
+
+class Repository:
+    """Blobs, packs, index and encrypted documents on one store."""
+
+    def __init__(self, store: Store, master: MasterKey, *, io_threads: int = 4) -> None:
+        self.store = store
+        self.master = master
+        self.envelope = Envelope(master.data_key.value, master.key_id)
+        self.index = Index()
+        self.io_threads = io_threads
+        self._id_key = master.id_key.value
+
+    # --- ids and documents -------------------------------------------------------------
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        return keyed_blob_id(self._id_key, data)
+
+    def put_document(self, name: str, doc: dict | list) -> None:
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        self.store.put(name, self.envelope.seal(KIND_DOCUMENT, name.encode(), raw))
+
+    def get_document(self, name: str) -> dict:
+        sealed = self.store.get(name)
+        raw = self.envelope.open(sealed, name.encode(), kind=KIND_DOCUMENT)
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise IntegrityError(what=name, reason=f"malformed document ({exc})") from None
+
+    def get_documents(self, names: Iterable[str]) -> Iterator[tuple[str, dict]]:
+        """Fetch several documents concurrently, in the order given."""
+        names = list(names)
+        if len(names) < 4:
+            for name in names:
+                yield name, self.get_document(name)
+            return
+        with ThreadPoolExecutor(self.io_threads) as pool:
+            yield from zip(names, pool.map(self.get_document, names))
+
+    # --- index -------------------------------------------------------------------------
+
+    def load_index(self, *, tolerant: bool = False) -> list[str]:
+        """Read every index file; returns problems found when ``tolerant``, else raises."""
+        problems: list[str] = []
+        names = list(self.store.list("index/"))
+
+        def load(name: str) -> list[IndexEntry] | StrongroomError:
+            try:
+                sealed = self.store.get(name)
+                return decode_index(self.envelope.open(sealed, name.encode(), kind=KIND_INDEX))
+            except ObjectNotFound:
+                return []  # merged away by a concurrent process
+            except IntegrityError as exc:
+                return IntegrityError(what=name, reason=exc.fields.get("reason", str(exc)))
+
+        with ThreadPoolExecutor(self.io_threads) as pool:
+            for name, result in zip(names, pool.map(load, names)):
+                if isinstance(result, StrongroomError):
+                    if not tolerant:
+                        raise IntegrityError(
+                            what=name,
+                            reason=f"{result.fields.get('reason')}; run 'strongroom vault rebuild-index'",
+                        )
+                    problems.append(f"{name}: {result}")
+                else:
+                    self.index.add(result)
+        return problems
+
+    def write_index(self, entries: list[IndexEntry]) -> str:
+        name = index_object_name(time_id())
+        self.store.put(name, self.envelope.seal(KIND_INDEX, name.encode(), encode_index(entries)))
+        return name
+
+    def pack_ids_on_storage(self) -> set[str]:
+        return {name.rsplit("/", 1)[-1] for name in self.store.list("data/")}
+
+    def adopt_unindexed_packs(self) -> tuple[int, list[str]]:
+        """Index packs that exist on storage but in no index file (an interrupted backup).
+
+        Returns the number of packs adopted and problems with packs whose trailer is
+        unreadable (left alone: verify reports them).
+        """
+        missing = sorted(self.pack_ids_on_storage() - self.index.pack_ids())
+        adopted: list[IndexEntry] = []
+        problems: list[str] = []
+        count = 0
+        for pack_id in missing:
+            try:
+                entries = read_trailer(self.store, pack_id, self.envelope)
+            except (IntegrityError, ObjectNotFound) as exc:
+                problems.append(f"{pack_name(pack_id)}: {exc}")
+                continue
+            adopted.extend(entries)
+            count += 1
+        if adopted:
+            self.write_index(adopted)
+            self.index.add(adopted)
+        return count, problems
+
+    # --- reading blobs -----------------------------------------------------------------
+
+    def lookup(self, blob: bytes) -> IndexEntry:
+        entry = self.index.lookup(blob)
+        if entry is None:
+            raise IntegrityError(what=f"blob {blob.hex()[:16]}", reason="not found in any index")
+        return entry
+
+    def open_blob(self, entry: IndexEntry, sealed: bytes | memoryview) -> bytes:
+        """Decrypt one blob and check that its content hashes to its id."""
+        if len(sealed) != entry.length:
+            raise IntegrityError(
+                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
+                reason="truncated",
+            )
+        try:
+            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
+                reason=exc.fields.get("reason", "authentication failed"),
+            ) from None
+        if len(raw) != entry.raw_length or self.blob_id(raw) != entry.blob_id:
+            raise IntegrityError(
+                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
+                reason="content does not match its id",
+            )
+        return raw
+
+    def get_blob(self, blob: bytes) -> bytes:
+        entry = self.lookup(blob)
+        try:
+            sealed = self.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
+        except ObjectNotFound:
+            raise IntegrityError(
+                what=pack_name(entry.pack_id), reason="pack is missing from storage"
+            ) from None
+        return self.open_blob(entry, sealed)
+
+    def read_pack_blobs(
+        self, pack_id: str, entries: list[IndexEntry]
+    ) -> Iterator[tuple[IndexEntry, bytes | IntegrityError]]:
+        """Read the given blobs of one pack with one ranged request; yield each decrypted.
+
+        A blob that fails authentication is yielded with its error instead of its data.
+        """
+        entries = sorted(entries, key=lambda e: e.offset)
+        start = entries[0].offset
+        end = max(e.offset + e.length for e in entries)
+        try:
+            data = memoryview(self.store.get_range(pack_name(pack_id), start, end - start))
+        except ObjectNotFound:
+            err = IntegrityError(what=pack_name(pack_id), reason="pack is missing from storage")
+            for entry in entries:
+                yield entry, err
+            return
+        for entry in entries:
+            part = data[entry.offset - start : entry.offset - start + entry.length]
+            try:
+                yield entry, self.open_blob(entry, part)
+            except IntegrityError as exc:
+                yield entry, exc
+
+    def writer(self, **kwargs) -> "BlobWriter":
+        return BlobWriter(self, **kwargs)
+
+
+class BlobWriter:
+    """Adds blobs to the repository: deduplicates, seals in a thread pool, packs, uploads.
+
+    ``add`` returns the blob id at once; sealing (compression + encryption) and uploads
+    run in the background with bounded memory.  ``flush`` waits until every blob added
+    so far is in an uploaded pack named by an uploaded index file.  Errors from the
+    background raise from the next ``add`` or ``flush``.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        seal_threads: int = 2,
+        upload_threads: int = 2,
+        max_pending_bytes: int = 96 * 1024 * 1024,
+        pack_size: int = PACK_TARGET_SIZE,
+        compression_level: int = 3,
+    ) -> None:
+        self.repo = repo
+        self.pack_size = pack_size
+        self.compression_level = compression_level
+        self._seal_pool = ThreadPoolExecutor(seal_threads, thread_name_prefix="seal")
+        self._upload_pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="upload")
+        self._lock = threading.Lock()
+        self._pack_lock = threading.Lock()
+        self._room = threading.Condition()
+        self._pending_bytes = 0
+        self._max_pending = max_pending_bytes
+        self._uploads_in_flight = threading.BoundedSemaphore(upload_threads + 1)
+        self._known: set[bytes] = set()
+        self._pack: PackWriter | None = None
+        self._futures: list[Future] = []
+        self._error: BaseException | None = None
+        self.new_blobs = 0
+        self.new_raw_bytes = 0
+        self.stored_bytes = 0
+        self.packs_written = 0
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def add(self, kind: int, data: bytes, blob: bytes | None = None) -> bytes:
+        self._check_error()
+        blob = blob if blob is not None else self.repo.blob_id(data)
+        with self._lock:
+            if blob in self._known or blob in self.repo.index:
+                return blob
+            self._known.add(blob)
+            self.new_blobs += 1
+            self.new_raw_bytes += len(data)
+        size = len(data)
+        with self._room:
+            while self._pending_bytes > 0 and self._pending_bytes + size > self._max_pending:
+                self._room.wait()
+            self._pending_bytes += size
+        future = self._seal_pool.submit(self._seal_and_pack, kind, blob, data)
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(future)
+        return blob
+
+    def _release(self, size: int) -> None:
+        with self._room:
+            self._pending_bytes -= size
+            self._room.notify_all()
+
+    def _seal_and_pack(self, kind: int, blob: bytes, data: bytes) -> None:
+        try:
+            sealed = self.repo.envelope.seal(kind, blob, data, level=self.compression_level)
+            full = None
+            with self._pack_lock:
+                if self._pack is None:
+                    self._pack = PackWriter(self.repo.envelope)
+                self._pack.add(blob, kind, sealed, len(data))
+                self.stored_bytes += len(sealed)
+                if self._pack.size >= self.pack_size:
+                    full, self._pack = self._pack, None
+            if full is not None:
+                self._submit_upload(full)
+        except BaseException as exc:  # surfaced by the next add()/flush()
+            self._error = self._error or exc
+        finally:
+            self._release(len(data))
+
+    def _submit_upload(self, pack: PackWriter) -> None:
+        self._uploads_in_flight.acquire()
+        future = self._upload_pool.submit(self._upload, pack)
+        with self._lock:
+            self._futures.append(future)
+
+    def _upload(self, pack: PackWriter) -> None:
+        try:
+            data, entries = pack.finish()
+            self.repo.store.put(pack_name(pack.pack_id), data)
+            self.repo.write_index(entries)
+            self.repo.index.add(entries)
+            with self._lock:
+                self.packs_written += 1
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._uploads_in_flight.release()
+
+    def _wait_all(self) -> None:
+        while True:
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+                self._futures = pending
+            if not pending:
+                return
+            for future in pending:
+                future.result()
+
+    def flush(self) -> None:
+        """Seal, pack and upload everything added so far, then write its index."""
+        self._wait_all()
+        self._check_error()
+        with self._pack_lock:
+            last, self._pack = self._pack, None
+        if last is not None and last.count:
+            self._submit_upload(last)
+        self._wait_all()
+        self._check_error()
+
+    def close(self) -> None:
+        self._seal_pool.shutdown(wait=True)
+        self._upload_pool.shutdown(wait=True)
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.flush()
+        finally:
+            self.close()

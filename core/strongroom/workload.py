@@ -1,0 +1,103 @@
+"""The workload interface: what a plugin implements to protect one kind of source.
+
+A workload is a class registered by name (``registry.add("files", FilesWorkload)``).
+The vault instantiates it for each operation and calls:
+
+- :meth:`Workload.protect_params` / :meth:`Workload.source_from_options` to build the
+  ``strongroom protect NAME ITEM ...`` command and turn its options into a source;
+- :meth:`Workload.validate_source` when an item is protected (raise
+  :class:`~strongroom.errors.InvalidSource` or :class:`~strongroom.errors.SourceError`);
+- :meth:`Workload.backup` to produce the entries of a new recovery point;
+- :meth:`Workload.browse` and :meth:`Workload.restore` for whole and item-level restore.
+
+The defaults of ``browse`` and ``restore`` work on the point's tree, so a workload
+whose backup yields file-like entries gets both for free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
+
+import attrs
+
+from .catalog.entry import Entry
+
+if TYPE_CHECKING:
+    import click
+
+    from .catalog.tree import TreeReader
+    from .engine.backup import SourceEntry
+    from .engine.restore import RestoreResult
+    from .models import ProtectedItem, RecoveryPoint
+    from .repository.repository import Repository
+    from .vault import Vault
+
+
+@attrs.frozen
+class BackupContext:
+    """Given to :meth:`Workload.backup`: the vault, the item, and a list for warnings."""
+
+    vault: "Vault"
+    item: "ProtectedItem"
+    warnings: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class PointContext:
+    """Given to browse and restore: the vault, item, point and the point's tree."""
+
+    vault: "Vault"
+    item: "ProtectedItem"
+    point: "RecoveryPoint"
+    repo: "Repository"
+    tree: "TreeReader"
+    progress: Any = None
+
+
+class Workload:
+    """Base class of workloads; subclasses set ``name`` and implement ``backup``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    consistency: ClassVar[str] = "crash"
+
+    def protect_params(self) -> list["click.Parameter"]:
+        """click options of ``strongroom protect NAME ITEM``."""
+        return []
+
+    def source_from_options(self, options: dict[str, Any]) -> dict:
+        """Turn the parsed options of ``protect NAME`` into the item's source document."""
+        return dict(options)
+
+    def validate_source(self, source: dict) -> dict:
+        """Check and normalise a source; return what is stored in the item."""
+        return source
+
+    def describe(self, source: dict) -> str:
+        """One line describing the source, for ``strongroom items``."""
+        return ", ".join(f"{k}={v}" for k, v in sorted(source.items()))
+
+    def backup(self, ctx: BackupContext) -> Iterable["SourceEntry"]:
+        """Yield the entries of a new point in pre-order (a directory before its
+        contents, a directory's subtree before its next sibling)."""
+        raise NotImplementedError(f"workload {self.name!r} does not implement backup")
+
+    def browse(self, ctx: PointContext, path: str) -> list[tuple[str, Entry]]:
+        """List ``path`` of the point: (point-relative path, entry) pairs."""
+        from .catalog.entry import DIR
+        from .catalog.tree import normalize_path
+
+        path = normalize_path(path)
+        entry = ctx.tree.lookup(path)
+        if entry is not None and entry.type != DIR:
+            return [(path, entry)]
+        return [
+            (f"{path}/{child.name}" if path else child.name, child)
+            for child in ctx.tree.listdir(path)
+        ]
+
+    def restore(self, ctx: PointContext, target: str, paths: Sequence[str]) -> "RestoreResult":
+        """Restore the point (or only ``paths`` of it) under the folder ``target``."""
+        from .engine.restore import Restorer
+
+        return Restorer(ctx.repo, ctx.tree, target, progress=ctx.progress).run(paths)

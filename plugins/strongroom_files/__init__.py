@@ -1,0 +1,15 @@
+"""The files workload: folders and files with full metadata.
+
+Registered through the ``strongroom`` entry-point group, like any third-party plugin.
+"""
+
+from strongroom.markers import hookimpl
+
+from .workload import FilesWorkload
+
+__all__ = ["FilesWorkload"]
+
+
+@hookimpl
+def strongroom_register_workloads(registry) -> None:
+    registry.add("files", FilesWorkload)

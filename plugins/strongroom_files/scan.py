@@ -1,0 +1,458 @@
+"""Walking the source of a ``files`` item.
+
+A :class:`Scanner` turns a list of source paths into a stream of :class:`ScannedEntry`
+records, the metadata of every file, directory, link and special file to back up.  It
+never reads file content and never follows a symbolic link.
+
+Layout of the point: a source path ``P`` (made absolute and normalised) appears under its
+absolute path without the leading ``/``.  Backing up ``/srv/www`` yields ``srv`` (a
+directory with the metadata of ``/srv``), ``srv/www``, then ``srv/www/...``.  The parents
+of the source paths are emitted once each, before anything under them, and only if
+something under them is kept.  Parents are read with ``os.stat`` (a parent that is a
+symlink to a directory appears as that directory, so files are found where they were
+named); a source path itself is read with ``os.lstat`` (a source that is a symlink is
+backed up as the symlink).  A source path inside another one is scanned once.  ``/`` as a
+source yields its children at the top of the point.
+
+Order, which the backup engine relies on to know when a directory is complete: pre-order
+depth first; a directory comes before its contents; the children of a directory come
+sorted by the bytes of their names (``os.fsencode``); the whole subtree of a directory
+comes before its next sibling.  Equivalently, the points' paths, split at ``/`` and
+encoded, are in strictly increasing lexicographic order.
+
+Hardlinks: a regular file with ``nlink > 1`` whose ``(dev, ino)`` was already yielded is
+yielded with type ``HARDLINK`` and ``target`` set to the path of its first name.
+
+Filters (see :func:`compile_patterns`): an excluded entry is skipped, and an excluded
+directory is not descended.  With includes, only entries matching an include are kept,
+plus the directories on the way to them; a directory that matches an include is kept with
+its whole subtree.  Source paths are filtered like any entry.  With ``one_file_system``,
+a directory on another device than its source path is emitted but not descended.
+
+Errors: a source path that does not exist raises :class:`~strongroom.errors.SourceError`
+when the scanner is built.  Anything that goes wrong later (permission denied, an entry
+vanishing during the scan, an unreadable link or xattr) is appended to
+``Scanner.warnings`` as a :class:`ScanWarning` naming the absolute path, and the scan
+goes on.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import attrs
+
+from strongroom.catalog.entry import (
+    BLOCKDEV,
+    CHARDEV,
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    SOCKET,
+    SYMLINK,
+    Entry,
+)
+from strongroom.errors import SourceError
+
+__all__ = ["Matcher", "ScanWarning", "ScannedEntry", "Scanner", "compile_patterns"]
+
+#: ``matcher(abspath, basename) -> bool``, as built by :func:`compile_patterns`.
+Matcher = Callable[[str, str], bool]
+
+_KINDS = {
+    stat.S_IFREG: FILE,
+    stat.S_IFDIR: DIR,
+    stat.S_IFLNK: SYMLINK,
+    stat.S_IFIFO: FIFO,
+    stat.S_IFCHR: CHARDEV,
+    stat.S_IFBLK: BLOCKDEV,
+    stat.S_IFSOCK: SOCKET,
+}
+_NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
+_VANISHED = "vanished during backup"
+
+
+@attrs.frozen
+class ScannedEntry:
+    """One entry found by a scan: its path in the point, on this machine, and metadata.
+
+    ``path`` is point-relative (``home/alice/a.txt``); ``entry`` has no chunks or subtree.
+    """
+
+    path: str
+    abspath: str
+    entry: Entry
+
+
+@attrs.frozen
+class ScanWarning:
+    """Something the scan had to skip; ``path`` is the absolute path on this machine."""
+
+    path: str
+    reason: str
+
+
+# --- patterns ----------------------------------------------------------------------------
+
+
+def compile_patterns(patterns: Iterable[str]) -> Matcher:
+    """Compile glob patterns into one ``matcher(abspath, basename) -> bool``.
+
+    ``*`` and ``?`` do not match ``/``; ``**`` does, and ``**/`` also matches no
+    directory at all (``/a/**/b`` matches ``/a/b``); ``[abc]``/``[!abc]`` are classes.
+    A pattern starting with ``/`` matches the whole absolute path; a pattern without
+    ``/`` matches the basename (``*.tmp``, ``node_modules``); any other pattern matches
+    a tail of the absolute path that starts at a component (``cache/*.bin`` matches
+    ``/home/a/cache/x.bin``).  A trailing ``/`` is ignored.  No pattern: never matches.
+    """
+    anchored: list[str] = []
+    names: list[str] = []
+    for pattern in patterns:
+        body = pattern.rstrip("/") if pattern != "/" else pattern
+        if not body:
+            raise ValueError(f"empty pattern {pattern!r}")
+        if body.startswith("/"):
+            anchored.append(_translate(body))
+        elif "/" in body:
+            anchored.append(".*/" + _translate(body))
+        else:
+            names.append(_translate(body))
+    path_re = _alternation(anchored)
+    name_re = _alternation(names)
+
+    def matches(abspath: str, basename: str) -> bool:
+        return bool(
+            (path_re is not None and path_re.fullmatch(abspath))
+            or (name_re is not None and name_re.fullmatch(basename))
+        )
+
+    return matches
+
+
+def _alternation(regexes: list[str]) -> re.Pattern[str] | None:
+    if not regexes:
+        return None
+    return re.compile("|".join(f"(?:{r})" for r in regexes), re.DOTALL)
+
+
+def _translate(pattern: str) -> str:
+    """The regular expression of one glob pattern (see :func:`compile_patterns`)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            regex, i = _translate_class(pattern, i)
+            out.append(regex)
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _translate_class(pattern: str, start: int) -> tuple[str, int]:
+    """Translate the ``[...]`` class at ``start``; a ``[`` without its ``]`` is literal."""
+    j = start + 1
+    if j < len(pattern) and pattern[j] == "!":
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    j = pattern.find("]", j)
+    if j < 0:
+        return re.escape("["), start + 1
+    body = pattern[start + 1 : j].replace("\\", "\\\\")
+    if body.startswith("!"):
+        body = "^" + body[1:]
+    elif body.startswith("^"):
+        body = "\\" + body
+    return f"(?!/)[{body}]", j + 1
+
+
+# --- sources -----------------------------------------------------------------------------
+
+
+def _normalise(path: str | os.PathLike[str] | bytes) -> str:
+    norm = os.path.normpath(os.path.abspath(os.fsdecode(path)))
+    return "/" + norm.lstrip("/")
+
+
+def _components(path: str) -> tuple[bytes, ...]:
+    return tuple(os.fsencode(part) for part in path.split("/") if part)
+
+
+def _source_trie(paths: Sequence[str]) -> dict | None:
+    """Nested dicts of path components; ``None`` marks a source (its subtree is scanned).
+
+    A source inside another source is dropped.  ``None`` as a whole means ``/`` itself.
+    """
+    trie: dict = {}
+    for path in sorted(set(paths), key=_components):
+        if path == "/":
+            return None
+        node: dict | None = trie
+        *parents, last = path[1:].split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if node is None:  # inside a source already listed (sorted: parents first)
+                break
+        else:
+            node[last] = None
+    return trie
+
+
+def _check_exists(path: str) -> None:
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceError(message=f"source path {path} does not exist") from None
+    except OSError as exc:
+        raise SourceError(message=f"source path {path} is not accessible: {exc.strerror}") from None
+
+
+def _name_key(entry: os.DirEntry[str]) -> bytes:
+    return os.fsencode(entry.name)
+
+
+# --- the scanner -------------------------------------------------------------------------
+
+
+@attrs.define
+class Scanner:
+    """Walks source paths and yields their entries in point order (see module docs)."""
+
+    paths: tuple[str, ...] = attrs.field(converter=lambda ps: tuple(_normalise(p) for p in ps))
+    excludes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    includes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    one_file_system: bool = attrs.field(default=False, kw_only=True)
+    warnings: list[ScanWarning] = attrs.field(factory=list, init=False)
+    _excluded: Matcher | None = attrs.field(init=False, repr=False)
+    _included: Matcher | None = attrs.field(init=False, repr=False)
+    _trie: dict | None = attrs.field(init=False, repr=False)
+    _links: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False, repr=False)
+    _pending: list[ScannedEntry] = attrs.field(factory=list, init=False, repr=False)
+    _users: dict[int, str] = attrs.field(factory=dict, init=False, repr=False)
+    _groups: dict[int, str] = attrs.field(factory=dict, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        for path in self.paths:
+            _check_exists(path)
+        self._excluded = compile_patterns(self.excludes) if self.excludes else None
+        self._included = compile_patterns(self.includes) if self.includes else None
+        self._trie = _source_trie(self.paths)
+
+    def __iter__(self) -> Iterator[ScannedEntry]:
+        self.warnings.clear()
+        self._links.clear()
+        self._pending.clear()
+        if self._trie is None:
+            root = os.lstat("/")
+            yield from self._walk("/", "", self._included is None, root.st_dev)
+        else:
+            yield from self._visit_parents(self._trie, "", "")
+
+    # -- the parents of the source paths and the source paths themselves --
+
+    def _visit_parents(self, node: dict, relpath: str, abspath: str) -> Iterator[ScannedEntry]:
+        for name in sorted(node, key=os.fsencode):
+            child_rel = f"{relpath}/{name}" if relpath else name
+            child_abs = f"{abspath}/{name}"
+            if node[name] is None:
+                yield from self._visit_source(name, child_rel, child_abs)
+                continue
+            try:
+                st = os.stat(child_abs)
+            except OSError as exc:
+                self._warn(child_abs, exc)
+                continue
+            mark = len(self._pending)
+            self._pending.append(ScannedEntry(child_rel, child_abs, self._entry(name, child_abs, st, DIR)))
+            yield from self._visit_parents(node[name], child_rel, child_abs)
+            del self._pending[mark:]
+
+    def _visit_source(self, name: str, relpath: str, abspath: str) -> Iterator[ScannedEntry]:
+        if self._excluded is not None and self._excluded(abspath, name):
+            return
+        try:
+            st = os.lstat(abspath)
+        except OSError as exc:
+            self._warn(abspath, exc)
+            return
+        kept = self._included is None or self._included(abspath, name)
+        if not stat.S_ISDIR(st.st_mode):
+            if kept:
+                yield from self._emit(self._leaf(name, relpath, abspath, st))
+            return
+        mark = len(self._pending)
+        scanned = ScannedEntry(relpath, abspath, self._entry(name, abspath, st, DIR))
+        self._pending.append(scanned)
+        if kept:
+            yield from self._flush()
+        yield from self._walk(abspath, relpath, kept, st.st_dev)
+        del self._pending[mark:]
+
+    # -- the walk below one source directory --
+
+    def _walk(self, abspath: str, relpath: str, kept: bool, dev: int) -> Iterator[ScannedEntry]:
+        """Yield the contents of the directory ``abspath`` (not the directory itself)."""
+        excluded, included = self._excluded, self._included
+        pending = self._pending
+        stack = [(iter(self._children(abspath)), relpath, kept, len(pending))]
+        while stack:
+            children, dir_rel, dir_kept, _ = stack[-1]
+            child = next(children, None)
+            if child is None:
+                del pending[stack.pop()[3] :]
+                continue
+            name, child_abs = child.name, child.path
+            if excluded is not None and excluded(child_abs, name):
+                continue
+            try:
+                st = child.stat(follow_symlinks=False)
+            except OSError as exc:
+                self._warn(child_abs, exc)
+                continue
+            child_rel = f"{dir_rel}/{name}" if dir_rel else name
+            child_kept = dir_kept or included(child_abs, name)  # type: ignore[misc]
+            if not stat.S_ISDIR(st.st_mode):
+                if child_kept and (leaf := self._leaf(name, child_rel, child_abs, st)):
+                    if pending:
+                        yield from pending
+                        pending.clear()
+                    yield leaf
+                continue
+            mark = len(pending)
+            pending.append(ScannedEntry(child_rel, child_abs, self._entry(name, child_abs, st, DIR)))
+            if child_kept:
+                yield from pending
+                pending.clear()
+            if self.one_file_system and st.st_dev != dev:
+                del pending[mark:]
+                continue
+            stack.append((iter(self._children(child_abs)), child_rel, child_kept, mark))
+
+    def _children(self, abspath: str) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(abspath) as listing:
+                children = list(listing)
+        except OSError as exc:
+            self._warn(abspath, exc)
+            return []
+        children.sort(key=_name_key)
+        return children
+
+    def _flush(self) -> Iterator[ScannedEntry]:
+        yield from self._pending
+        self._pending.clear()
+
+    def _emit(self, leaf: ScannedEntry | None) -> Iterator[ScannedEntry]:
+        if leaf is not None:
+            yield from self._flush()
+            yield leaf
+
+    def _leaf(self, name: str, relpath: str, abspath: str, st: os.stat_result) -> ScannedEntry | None:
+        """The entry of a non-directory, or ``None`` (with a warning) if it cannot be read."""
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode))
+        if kind is None:
+            self.warnings.append(ScanWarning(abspath, "unsupported file type"))
+            return None
+        target = ""
+        if kind == SYMLINK:
+            try:
+                target = os.readlink(abspath)
+            except OSError as exc:
+                self._warn(abspath, exc)
+                return None
+        elif kind == FILE and st.st_nlink > 1:
+            first = self._links.setdefault((st.st_dev, st.st_ino), relpath)
+            if first != relpath:
+                kind, target = HARDLINK, first
+        return ScannedEntry(relpath, abspath, self._entry(name, abspath, st, kind, target))
+
+    # -- metadata --
+
+    def _entry(self, name: str, abspath: str, st: os.stat_result, kind: str, target: str = "") -> Entry:
+        regular = kind in (FILE, HARDLINK)
+        size = st.st_size if regular else 0
+        return Entry(
+            name=name,
+            type=kind,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            user=self._user(st.st_uid),
+            group=self._group(st.st_gid),
+            mtime_ns=st.st_mtime_ns,
+            atime_ns=st.st_atime_ns,
+            ctime_ns=st.st_ctime_ns,
+            size=size,
+            ino=st.st_ino,
+            dev=st.st_dev,
+            nlink=st.st_nlink,
+            rdev=st.st_rdev if kind in (CHARDEV, BLOCKDEV) else 0,
+            target=target,
+            xattrs=self._xattrs(abspath),
+            sparse=regular and size > 0 and st.st_blocks * 512 < size,
+        )
+
+    def _xattrs(self, abspath: str) -> tuple[tuple[str, bytes], ...]:
+        try:
+            names = os.listxattr(abspath, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _NO_XATTRS:
+                self._warn(abspath, exc, "cannot list xattrs")
+            return ()
+        values = []
+        for key in sorted(names):
+            try:
+                values.append((key, os.getxattr(abspath, key, follow_symlinks=False)))
+            except OSError as exc:
+                if exc.errno not in _NO_XATTRS and exc.errno != errno.ENODATA:
+                    self._warn(abspath, exc, f"cannot read xattr {key}")
+        return tuple(values)
+
+    def _user(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = ""
+            self._users[uid] = name
+        return name
+
+    def _group(self, gid: int) -> str:
+        name = self._groups.get(gid)
+        if name is None:
+            try:
+                name = grp.getgrgid(gid).gr_name
+            except KeyError:
+                name = ""
+            self._groups[gid] = name
+        return name
+
+    def _warn(self, abspath: str, exc: OSError, what: str = "") -> None:
+        if isinstance(exc, FileNotFoundError):
+            reason = _VANISHED
+        elif isinstance(exc, PermissionError):
+            reason = "permission denied"
+        else:
+            reason = exc.strerror or str(exc)
+        self.warnings.append(ScanWarning(abspath, f"{what}: {reason}" if what else reason))

@@ -1,0 +1,72 @@
+"""The ``files`` workload: folders and files with their full metadata."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import click
+
+from strongroom.errors import InvalidSource
+from strongroom.workload import BackupContext, Workload
+
+from .scan import ScannedEntry, Scanner, compile_patterns
+
+
+class FilesWorkload(Workload):
+    name = "files"
+    description = "files and folders (metadata, links, sparse files, xattrs)"
+    consistency = "crash"
+
+    def protect_params(self) -> list[click.Parameter]:
+        return [
+            click.Option(["--path", "paths"], multiple=True, required=True, metavar="PATH",
+                         help="A file or folder to protect (repeatable)."),
+            click.Option(["--exclude", "excludes"], multiple=True, metavar="GLOB",
+                         help="Leave out what matches (repeatable; '*.tmp', '/abs/**/cache')."),
+            click.Option(["--include", "includes"], multiple=True, metavar="GLOB",
+                         help="Keep only files that match (repeatable)."),
+            click.Option(["--one-file-system"], is_flag=True, default=False,
+                         help="Do not cross into other file systems."),
+        ]
+
+    def source_from_options(self, options: dict[str, Any]) -> dict:
+        return {
+            "paths": list(options.get("paths") or ()),
+            "excludes": list(options.get("excludes") or ()),
+            "includes": list(options.get("includes") or ()),
+            "one_file_system": bool(options.get("one_file_system")),
+        }
+
+    def validate_source(self, source: dict) -> dict:
+        paths = [os.path.abspath(p) for p in source.get("paths", [])]
+        if not paths:
+            raise InvalidSource(workload=self.name, reason="at least one --path is needed")
+        for path in paths:
+            if not os.path.lexists(path):
+                raise InvalidSource(workload=self.name, reason=f"path {path} does not exist")
+        patterns = list(source.get("excludes", [])) + list(source.get("includes", []))
+        try:
+            compile_patterns(patterns)
+        except ValueError as exc:
+            raise InvalidSource(workload=self.name, reason=str(exc)) from None
+        return {**source, "paths": paths}
+
+    def describe(self, source: dict) -> str:
+        text = ", ".join(source["paths"])
+        if source.get("excludes"):
+            text += f" (excluding {', '.join(source['excludes'])})"
+        if source.get("includes"):
+            text += f" (only {', '.join(source['includes'])})"
+        return text
+
+    def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry]:
+        source = ctx.item.source
+        scanner = Scanner(
+            source["paths"],
+            excludes=source.get("excludes", ()),
+            includes=source.get("includes", ()),
+            one_file_system=source.get("one_file_system", False),
+        )
+        yield from scanner
+        ctx.warnings.extend(f"{w.path}: {w.reason}" for w in scanner.warnings)

@@ -1,0 +1,67 @@
+"""A backup killed at random moments loses nothing committed, and the next one resumes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fstree import assert_trees_equal
+
+STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
+
+
+def _fill(root, rng: random.Random, files: int, size: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (root / f"f{i:04}.bin").write_bytes(rng.randbytes(size))
+
+
+@pytest.mark.slow
+def test_sigkill_during_backup_leaves_a_sound_vault_and_next_backup_resumes(tmp_path, cli):
+    """Kill backups with SIGKILL several times: vault verifies, old points restore, the next backup reuses uploads."""
+    rng = random.Random(42)
+    src = tmp_path / "src"
+    _fill(src / "first", rng, 20, 256 * 1024)
+    cli("vault", "create", cli.vault_url)
+    cli("protect", "files", "data", "--path", str(src))
+    first = cli("backup", "data", "--json")
+    reference = tmp_path / "reference"
+    subprocess.run(["cp", "-a", str(src), str(reference)], check=True)
+
+    _fill(src / "second", rng, 12, 8 * 1024 * 1024)  # 96 MiB of new, incompressible data
+    env = {**os.environ, "STRONGROOM_VAULT": cli.vault_url}
+    kills = 0
+    for attempt in range(4):
+        proc = subprocess.Popen([STRONGROOM, "backup", "data"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 1.5) + attempt * 0.3)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2, "backups finished before they could be killed; make the data bigger"
+
+    cli("vault", "verify", "--read-data")
+    import json
+
+    points = json.loads(cli("points", "data", "--json").stdout)
+    first_id = json.loads(first.stdout)["id"]
+    assert first_id in [p["id"] for p in points]
+    out = tmp_path / "out"
+    cli("restore", f"data@{first_id}", "--target", str(out))
+    restored = out / str(src).lstrip("/")
+    assert_trees_equal(str(reference), str(restored))
+
+    final = json.loads(cli("backup", "data", "--json").stdout)
+    reused = 96 * 1024 * 1024 - final["stats"]["new_bytes"]
+    assert reused > 16 * 1024 * 1024, f"next backup re-uploaded almost everything: {final['stats']}"
+    cli("vault", "verify", "--read-data")
+    out2 = tmp_path / "out2"
+    cli("restore", "data", "--target", str(out2))
+    assert_trees_equal(str(src), str(out2 / str(src).lstrip("/")))

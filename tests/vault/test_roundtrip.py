@@ -1,0 +1,127 @@
+"""Back up a folder with everything a file system can hold and get it back exactly."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fstree import assert_trees_equal, build_sample_tree, snapshot_tree
+
+
+def _rel(path: str) -> str:
+    """Where an absolute source path lives inside a point (and inside a restore target)."""
+    return os.path.abspath(path).lstrip("/")
+
+
+@pytest.fixture(scope="module")
+def sample_tree(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("src") / "tree")
+    build_sample_tree(root, big_file_mib=200, small_files=5000)
+    return root
+
+
+@pytest.fixture
+def backed_up(vault, sample_tree):
+    vault.protect("files", "tree", {"paths": [sample_tree]})
+    point = vault.backup("tree")
+    return vault, point, sample_tree
+
+
+class TestRoundTrip:
+    def test_whole_tree_restores_byte_for_byte_with_metadata(self, backed_up, tmp_path):
+        """Every file, dir, link, special file, name, owner, mode, time and xattr comes back."""
+        vault, point, source = backed_up
+        target = tmp_path / "restore"
+        vault.restore("tree", None, str(target))
+        assert_trees_equal(source, str(target / _rel(source)))
+        assert point.stats["files"] > 5000
+        assert not point.warnings
+
+    def test_restore_of_one_file_restores_only_that_file(self, backed_up, tmp_path):
+        """Item-level restore of one file writes that file and its parent folders only."""
+        vault, point, source = backed_up
+        wanted = _rel(source) + "/big.bin"
+        target = tmp_path / "one"
+        vault.restore("tree", point.point_id[:6], str(target), [wanted])
+        written = {str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir()}
+        assert written == {wanted}
+        with open(os.path.join(source, "big.bin"), "rb") as a, open(target / wanted, "rb") as b:
+            assert a.read() == b.read()
+
+    def test_restore_of_one_folder_restores_exactly_that_folder(self, backed_up, tmp_path):
+        """Item-level restore of a folder brings back that subtree and nothing beside it."""
+        vault, _, source = backed_up
+        folder = _rel(source) + "/names"
+        target = tmp_path / "sub"
+        vault.restore("tree", None, str(target), ["/" + folder])
+        assert_trees_equal(os.path.join(source, "names"), str(target / folder))
+        top_level = {p.name for p in (target / _rel(source)).iterdir()}
+        assert top_level == {"names"}
+
+    def test_browse_lists_the_folder_contents(self, backed_up):
+        """browse lists the names of a folder of the point with their types."""
+        vault, _, source = backed_up
+        listing = dict((e.name, e.type) for _, e in vault.browse("tree", None, _rel(source)))
+        assert listing["big.bin"] == "file"
+        assert listing["names"] == "dir"
+        expected = sorted(os.listdir(source))
+        assert sorted(listing) == expected
+
+
+class TestDeduplication:
+    def test_second_backup_of_same_folder_adds_almost_nothing(self, backed_up):
+        """An unchanged second backup reads no content and stores only a little metadata."""
+        vault, first, source = backed_up
+        before = _storage_bytes(vault)
+        second = vault.backup("tree")
+        added = _storage_bytes(vault) - before
+        assert second.stats["bytes_read"] == 0
+        assert second.stats["files_read"] == 0
+        assert second.stats["files_unchanged"] == first.stats["files_read"]
+        assert added < 256 * 1024, f"unchanged backup added {added} bytes"
+        assert second.root == first.root
+
+    def test_copy_of_large_file_adds_almost_nothing(self, vault, tmp_path):
+        """A second copy of a large file in the folder deduplicates against the first."""
+        src = tmp_path / "dup"
+        src.mkdir()
+        data = os.urandom(32 * 1024 * 1024)
+        (src / "a.bin").write_bytes(data)
+        vault.protect("files", "dup", {"paths": [str(src)]})
+        vault.backup("dup")
+        before = _storage_bytes(vault)
+        (src / "b.bin").write_bytes(data)
+        point = vault.backup("dup")
+        assert point.stats["bytes_read"] == len(data)
+        assert _storage_bytes(vault) - before < 64 * 1024
+        assert point.stats["new_bytes"] < 16 * 1024
+
+
+class TestNothingInClear:
+    def test_no_name_or_content_appears_in_the_vault_storage(self, vault, vault_url, tmp_path):
+        """File names, contents, link targets and xattrs never appear in clear in storage."""
+        src = tmp_path / "secretsrc"
+        (src / "folder-name-zebra").mkdir(parents=True)
+        secret_text = b"the-launch-code-is-0451 " * 200
+        (src / "folder-name-zebra" / "file-name-giraffe.txt").write_bytes(secret_text)
+        (src / "random.bin").write_bytes(b"needle-in-random" + os.urandom(1 << 20))
+        os.symlink("/target-of-symlink-okapi", src / "link")
+        os.setxattr(src / "random.bin", "user.note", b"xattr-value-narwhal")
+        vault.protect("files", "item-name-walrus", {"paths": [str(src)]})
+        vault.backup("item-name-walrus")
+        needles = [b"zebra", b"giraffe", b"launch-code", b"needle-in-random", b"okapi",
+                   b"narwhal", b"walrus", b"secretsrc", str(tmp_path).encode()]
+        for root, _, files in os.walk(vault_url):
+            for name in files:
+                data = open(os.path.join(root, name), "rb").read()
+                for needle in needles:
+                    assert needle not in data, f"{needle!r} in clear in {name}"
+                    assert needle.decode() not in os.path.join(root, name)
+
+
+def _storage_bytes(vault) -> int:
+    total = 0
+    for root, _, files in os.walk(vault.url):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
