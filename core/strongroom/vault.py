@@ -66,6 +66,7 @@ class Vault:
     key_context: KeyContext
     opened_with: KeySlot | None = None
     _repo: Repository | None = None
+    _index_problems: list[str] | None = None
 
     # --- opening -----------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class Vault:
         return ChunkerParams.from_dict(self.settings.chunker)
 
     def load_index(self, *, tolerant: bool = False) -> list[str]:
-        if getattr(self, "_index_problems", None) is None:
+        if self._index_problems is None:
             self._index_problems = self.repo.load_index(tolerant=tolerant)
         return self._index_problems
 

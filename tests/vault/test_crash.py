@@ -22,6 +22,10 @@ def _fill(root, rng: random.Random, files: int, size: int) -> None:
         (root / f"f{i:04}.bin").write_bytes(rng.randbytes(size))
 
 
+def _packs(vault_url: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(os.path.join(vault_url, "data")))
+
+
 @pytest.mark.slow
 def test_sigkill_during_backup_leaves_a_sound_vault_and_next_backup_resumes(tmp_path, cli):
     """Kill backups with SIGKILL several times: vault verifies, old points restore, the next backup reuses uploads."""
@@ -34,18 +38,24 @@ def test_sigkill_during_backup_leaves_a_sound_vault_and_next_backup_resumes(tmp_
     reference = tmp_path / "reference"
     subprocess.run(["cp", "-a", str(src), str(reference)], check=True)
 
-    _fill(src / "second", rng, 12, 8 * 1024 * 1024)  # 96 MiB of new, incompressible data
+    _fill(src / "second", rng, 24, 8 * 1024 * 1024)  # 192 MiB of new, incompressible data
     env = {**os.environ, "STRONGROOM_VAULT": cli.vault_url}
     kills = 0
     for attempt in range(4):
+        # Kill at a random moment after a random number of new packs reached storage,
+        # so every kill lands in the middle of uploading, whatever the machine's speed.
+        target = _packs(cli.vault_url) + rng.randint(1, 3)
         proc = subprocess.Popen([STRONGROOM, "backup", "data"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 1.5) + attempt * 0.3)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _packs(cli.vault_url) < target and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
-    assert kills >= 2, "backups finished before they could be killed; make the data bigger"
+    assert kills >= 3, "backups finished before they could be killed"
 
     cli("vault", "verify", "--read-data")
     import json
@@ -59,7 +69,7 @@ def test_sigkill_during_backup_leaves_a_sound_vault_and_next_backup_resumes(tmp_
     assert_trees_equal(str(reference), str(restored))
 
     final = json.loads(cli("backup", "data", "--json").stdout)
-    reused = 96 * 1024 * 1024 - final["stats"]["new_bytes"]
+    reused = 192 * 1024 * 1024 - final["stats"]["new_bytes"]
     assert reused > 16 * 1024 * 1024, f"next backup re-uploaded almost everything: {final['stats']}"
     cli("vault", "verify", "--read-data")
     out2 = tmp_path / "out2"

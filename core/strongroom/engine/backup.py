@@ -152,7 +152,9 @@ class BackupEngine:
                 closed.append(stack.pop())
             self._finalize_ready(closed, block=len(closed) > self._max_closed)
             if entry.type == DIR:
-                sub = _Dir(path, entry)
+                # Listing a directory updates its atime: keeping it would make every
+                # directory node new on every backup and defeat tree deduplication.
+                sub = _Dir(path, attrs.evolve(entry, atime_ns=0))
                 stack[-1].slots.append(sub)
                 stack.append(sub)
                 self.stats.dirs += 1

@@ -30,7 +30,8 @@ directory times.  Parent directories without an entry of their own are created w
 
 Content: :meth:`~TreeWriter.create_file` sets the final length at once (the unwritten
 parts are holes); :meth:`~TreeWriter.write` writes at an offset and, with ``sparse=True``,
-skips all-zero data so it stays a hole.  Open files are kept in a small LRU cache so that
+leaves out every all-zero block of 4 KiB (aligned to file offsets), so the holes of a
+sparse file survive whatever the chunk boundaries were.  Open files are kept in a small LRU cache so that
 blocks can arrive for many files out of order.
 """
 
@@ -55,6 +56,7 @@ __all__ = ["TreeWriter"]
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+HOLE_BLOCK = 4096  # granularity at which sparse writes leave zeros out
 _NOT_PERMITTED = frozenset({errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 Target = int | str  # an open file descriptor, or a path never followed at its end
@@ -75,13 +77,39 @@ def _split(relpath: str) -> list[str]:
     return parts
 
 
-def _is_zero(data: bytes | memoryview) -> bool:
-    view = memoryview(data)
-    if not view.nbytes:
-        return True
-    if view.ndim == 1 and view.format == "B" and (view[0] or view[-1]):
-        return False
-    return not np.frombuffer(view, dtype=np.uint8).any()
+def _data_runs(data: bytes | memoryview, offset: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` ranges of ``data`` to write so that zero blocks stay holes.
+
+    ``data`` is cut at file offsets that are multiples of ``HOLE_BLOCK``; a piece that is
+    all zeros is left out, neighbouring pieces with data are merged into one range.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    size = arr.size
+    if not size or (arr[0] == 0 and arr[-1] == 0 and not arr.any()):
+        return []
+    head = min(-offset % HOLE_BLOCK, size)
+    count = (size - head) // HOLE_BLOCK
+    body_end = head + count * HOLE_BLOCK
+    flags = arr[head:body_end].reshape(count, HOLE_BLOCK).any(axis=1)
+    if flags.all() and (not head or arr[:head].any()) and (body_end == size or arr[body_end:].any()):
+        return [(0, size)]
+    bounds = [0, *range(head, body_end + 1, HOLE_BLOCK), size]
+    has_data = [bool(arr[:head].any()), *flags.tolist(), bool(arr[body_end:].any())]
+    runs: list[tuple[int, int]] = []
+    for start, end, data_here in zip(bounds, bounds[1:], has_data):
+        if not data_here or start == end:
+            continue
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 @attrs.define(eq=False)
@@ -267,15 +295,15 @@ class TreeWriter:
         self._fds.add(relpath, fds[0])
 
     def write(self, relpath: str, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
-        """Write ``data`` at ``offset`` of a created file; all-zero data is skipped if sparse."""
-        if sparse and _is_zero(data):
+        """Write ``data`` at ``offset`` of a created file; with ``sparse``, zero blocks stay holes."""
+        view = memoryview(data).cast("B")
+        runs = _data_runs(view, offset) if sparse else [(0, len(view))]
+        if not runs:
             return
         handle = self._fds.acquire(relpath, lambda: os.open(self.path_for(relpath), _REOPEN))
         try:
-            view = memoryview(data).cast("B")
-            while view:
-                written = os.pwrite(handle.fd, view, offset)
-                view, offset = view[written:], offset + written
+            for start, end in runs:
+                _pwrite_all(handle.fd, view[start:end], offset + start)
         finally:
             self._fds.release(handle)
 

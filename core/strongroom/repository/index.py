@@ -16,9 +16,11 @@ at most about 10 bytes per blob on top) and are merged into the arrays in one
 A blob id added twice (the same blob stored in two packs by concurrent backups) is kept
 once; which copy is unspecified.
 
-Thread safety: ``add`` calls are serialised by one lock; lookups only take a second,
-short lock to read a consistent snapshot (merges build new arrays and swap them in), so
-they never wait for a merge.
+Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: they
+read one immutable snapshot (arrays + pending dict) held in a single attribute; a merge
+builds new arrays and swaps in a new snapshot with a fresh pending dict, and small adds
+only insert into the pending dict, so a lookup never sees a half-merged state and never
+waits for a merge.
 
 Index files (:func:`encode_index` / :func:`decode_index`) hold the plaintext::
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import struct
 import sys
 import threading
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -57,22 +59,33 @@ _RECORD = np.dtype(
     ]
 )
 _RECORD_BYTES = struct.Struct("<24sIIIIB")
+_REST = struct.Struct("<24s")
 assert _RECORD.itemsize == _RECORD_BYTES.size
 _ID_PARTS = np.dtype([("key", ">u8"), ("rest", "<u8", (3,))])
 _MIN_PENDING = 4096
+
+
+class _State(NamedTuple):
+    """One consistent view of the index; replaced whole, never changed (but ``pending``)."""
+
+    keys: np.ndarray
+    records: np.ndarray
+    record_bytes: memoryview
+    pending: dict[bytes, IndexEntry]
+
+
+def _state(keys: np.ndarray, records: np.ndarray) -> _State:
+    return _State(keys, records, memoryview(records.view(np.uint8)), {})
 
 
 class Index:
     """In-memory blob index; see the module docstring for its layout and guarantees."""
 
     def __init__(self) -> None:
-        self._keys = np.empty(0, dtype=np.uint64)
-        self._records = np.empty(0, dtype=_RECORD)
-        self._pending: dict[bytes, IndexEntry] = {}
+        self._state = _state(np.empty(0, dtype=np.uint64), np.empty(0, dtype=_RECORD))
         self._pack_ids: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._write_lock = threading.Lock()
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Index({len(self)} blobs in {len(self._pack_ids)} packs)"
@@ -88,19 +101,19 @@ class Index:
             if len(entry.blob_id) != ID_SIZE:
                 raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(entry.blob_id)}")
         with self._write_lock:
-            limit = max(_MIN_PENDING, len(self._keys) // 32)
+            state = self._state
+            limit = max(_MIN_PENDING, len(state.keys) // 32)
             if len(batch) >= limit:
                 self._merge(batch)
                 return
             fresh = {}
             for entry in batch:
                 blob = bytes(entry.blob_id)
-                if blob not in fresh and blob not in self._pending and self._find(blob) is None:
+                if blob not in fresh and self._position(state, blob) is None:
                     self._pack_number(entry.pack_id)
                     fresh[blob] = entry
-            with self._lock:
-                self._pending = {**self._pending, **fresh}
-            if len(self._pending) >= limit:
+            state.pending.update(fresh)
+            if len(state.pending) >= limit:
                 self._merge([])
 
     def _pack_number(self, pack_id: str) -> int:
@@ -112,21 +125,20 @@ class Index:
         return number
 
     def _merge(self, batch: list[IndexEntry]) -> None:
-        """Merge ``batch`` and the pending entries into the arrays (write lock held)."""
-        entries = list(self._pending.values()) + batch
+        """Merge ``batch`` and the pending entries into new arrays (write lock held)."""
+        old = self._state
+        entries = list(old.pending.values()) + batch
+        if not entries:
+            return
         keys, records = self._columns(entries)
         order = np.argsort(keys, kind="stable")
-        keys, records = keys[order], records[order]
-        keys, records = _drop_repeats(keys, records)
-        old_keys, old_records = self._keys, self._records
-        keep = _absent_from(old_keys, old_records, keys, records)
+        keys, records = _drop_repeats(keys[order], records[order])
+        keep = _absent_from(old.keys, old.records, keys, records)
         keys, records = keys[keep], records[keep]
-        positions = np.searchsorted(old_keys, keys, side="left")
-        new_keys = np.insert(old_keys, positions, keys)
-        new_records = np.insert(old_records, positions, records)
-        with self._lock:
-            self._keys, self._records = new_keys, new_records
-            self._pending = {}
+        positions = np.searchsorted(old.keys, keys, side="left")
+        self._state = _state(
+            np.insert(old.keys, positions, keys), np.insert(old.records, positions, records)
+        )
 
     def _columns(self, entries: list[IndexEntry]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.frombuffer(b"".join(e.blob_id for e in entries), dtype=_ID_PARTS)
@@ -141,20 +153,19 @@ class Index:
 
     # --- finding -----------------------------------------------------------------------
 
-    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[bytes, IndexEntry]]:
-        with self._lock:
-            return self._keys, self._records, self._pending
-
-    def _find(self, blob_id: bytes) -> IndexEntry | None:
-        keys, records, _ = self._snapshot()
-        key = np.uint64(int.from_bytes(blob_id[:8], "big"))
-        i = int(keys.searchsorted(key))
+    @staticmethod
+    def _position(state: _State, blob_id: bytes) -> int | IndexEntry | None:
+        """The pending entry of ``blob_id``, its row in the arrays, or None."""
+        pending = state.pending.get(blob_id)
+        if pending is not None:
+            return pending
+        keys = state.keys
+        key = int.from_bytes(blob_id[:8], "big")
+        i = int(keys.searchsorted(np.uint64(key)))
         rest = blob_id[8:]
-        while i < len(keys) and keys[i] == key:
-            fields = _RECORD_BYTES.unpack(records[i].tobytes())
-            if fields[0] == rest:
-                pack, offset, length, raw, kind = fields[1:]
-                return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
+        while i < len(keys) and keys.item(i) == key:
+            if _REST.unpack_from(state.record_bytes, i * _RECORD.itemsize)[0] == rest:
+                return i
             i += 1
         return None
 
@@ -163,38 +174,44 @@ class Index:
         if len(blob_id) != ID_SIZE:
             return None
         blob_id = bytes(blob_id)
-        entry = self._snapshot()[2].get(blob_id)
-        return entry if entry is not None else self._find(blob_id)
+        state = self._state
+        found = self._position(state, blob_id)
+        if found is None or isinstance(found, IndexEntry):
+            return found
+        _, pack, offset, length, raw, kind = _RECORD_BYTES.unpack_from(
+            state.record_bytes, found * _RECORD.itemsize
+        )
+        return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
 
     def __contains__(self, blob_id: object) -> bool:
-        return isinstance(blob_id, (bytes, bytearray, memoryview)) and self.lookup(blob_id) is not None
+        if not isinstance(blob_id, (bytes, bytearray, memoryview)) or len(blob_id) != ID_SIZE:
+            return False
+        return self._position(self._state, bytes(blob_id)) is not None
 
     def __len__(self) -> int:
-        keys, _, pending = self._snapshot()
-        return len(keys) + len(pending)
+        state = self._state
+        return len(state.keys) + len(state.pending)
 
     # --- listing -----------------------------------------------------------------------
 
     def pack_ids(self) -> set[str]:
         """Every pack that holds at least one indexed blob."""
-        _, records, pending = self._snapshot()
-        found = {self._pack_ids[int(n)] for n in np.unique(records["pack"])}
-        found.update(e.pack_id for e in pending.values())
+        state = self._state
+        found = {self._pack_ids[int(n)] for n in np.unique(state.records["pack"])}
+        found.update(e.pack_id for e in list(state.pending.values()))
         return found
 
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry (a snapshot taken at the call), in no particular order."""
-        keys, records, pending = self._snapshot()
-        key_bytes = keys.astype(">u8").tobytes()
-        raw = records.tobytes()
-        size = _RECORD.itemsize
+        state = self._state
+        pending = list(state.pending.values())
+        key_bytes = state.keys.astype(">u8").tobytes()
         pack_ids = self._pack_ids
-        for i, fields in enumerate(_RECORD_BYTES.iter_unpack(raw)):
+        for i, fields in enumerate(_RECORD_BYTES.iter_unpack(state.record_bytes)):
             rest, pack, offset, length, raw_length, kind = fields
             blob = key_bytes[i * 8 : i * 8 + 8] + rest
             yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length)
-        del size
-        yield from list(pending.values())
+        yield from pending
 
     def entries_by_pack(self) -> dict[str, list[IndexEntry]]:
         """Entries grouped by pack id, each group in pack order (by offset)."""
@@ -207,12 +224,13 @@ class Index:
 
     def bytes_per_entry(self) -> float:
         """Memory held by the index structures divided by the number of entries."""
-        keys, records, pending = self._snapshot()
-        count = len(keys) + len(pending)
+        state = self._state
+        pending = list(state.pending.items())
+        count = len(state.keys) + len(pending)
         if not count:
             return 0.0
-        total = keys.nbytes + records.nbytes + sys.getsizeof(pending)
-        for blob, entry in pending.items():
+        total = state.keys.nbytes + state.records.nbytes + sys.getsizeof(state.pending)
+        for blob, entry in pending:
             total += sys.getsizeof(blob) + sys.getsizeof(entry) + 3 * 32
         total += sys.getsizeof(self._pack_ids) + sys.getsizeof(self._pack_numbers)
         total += sum(sys.getsizeof(p) for p in self._pack_ids)
@@ -244,9 +262,14 @@ def _absent_from(
         return keep
     left = np.searchsorted(old_keys, keys, side="left")
     right = np.searchsorted(old_keys, keys, side="right")
-    for i in np.nonzero(right > left)[0]:
-        run = old_records["rest"][left[i] : right[i]]
-        if (run == records["rest"][i]).all(axis=1).any():
+    runs = right - left
+    old_rest, rest = old_records["rest"], records["rest"]
+    single = np.nonzero(runs == 1)[0]
+    if len(single):
+        same = (old_rest[left[single]] == rest[single]).all(axis=1)
+        keep[single[same]] = False
+    for i in np.nonzero(runs > 1)[0]:  # ids sharing their first 8 bytes: vanishingly rare
+        if (old_rest[left[i] : right[i]] == rest[i]).all(axis=1).any():
             keep[i] = False
     return keep
 
