@@ -14,7 +14,8 @@ parameters with a closed-form model of the cut process: no cut before ``min``; a
 probability of ``2**-(b+nc)`` per byte up to the centre point (the ``avg`` argument),
 ``2**-(b-nc)`` after it, where ``b = round(log2(avg))`` and ``nc`` is the normalisation
 level; a forced cut at ``max``.  For ``nc`` = 1, 2, 3 in turn it searches the centre (in
-4 KiB steps) whose modelled mean is nearest ``avg_size`` and takes the first ``nc`` that
+steps of ``avg_size / 256`` rounded down to a power of two, at least 64 bytes: 4 KiB for
+the defaults) whose modelled mean is nearest ``avg_size`` and takes the first ``nc`` that
 comes within 1 %, else the nearest overall.  The model matches measurements on random
 data within 2-3 %; for the defaults (512 KiB / 1 MiB / 8 MiB) it picks ``nc = 2`` and a
 centre of 796 KiB (measured mean 0.98-1.01 MiB over 200 MB of random data).  This mapping is part of the vault format in
@@ -46,7 +47,6 @@ _MIB = 1024 * 1024
 _MIN_RANGE = (64, 1 * _MIB)
 _AVG_RANGE = (256, 4 * _MIB)
 _MAX_RANGE = (1024, 16 * _MIB)
-_STEP = 4 * _KIB
 
 
 def _check_params(instance: "ChunkerParams", attribute: attrs.Attribute, value: int) -> None:
@@ -103,7 +103,8 @@ def fastcdc_arguments(params: ChunkerParams) -> tuple[int, int]:
     """The ``(avg_size, normalized_chunking)`` to give pyfastcdc for ``params``."""
     low = max(params.min_size, _AVG_RANGE[0])
     high = min(params.max_size, _AVG_RANGE[1])
-    centres = list(range(-(-low // _STEP) * _STEP, high + 1, _STEP)) or [low]
+    step = 2 ** max(6, params.avg_size.bit_length() - 9)
+    centres = list(range(-(-low // step) * step, high + 1, step)) or [low]
     best: tuple[float, int, int] | None = None
     for nc in (1, 2, 3):
         err, centre = min(

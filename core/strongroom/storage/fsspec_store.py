@@ -88,7 +88,7 @@ class FsspecStore:
     """A Store over ``fs`` rooted at ``root`` (a path as ``fs`` understands it)."""
 
     fs: fsspec.AbstractFileSystem = attrs.field(repr=False)
-    root: str = attrs.field(converter=lambda r: r.rstrip("/") if r != "/" else "")
+    root: str = attrs.field(converter=lambda r: r.rstrip("/") if r != "/" else "", repr=False)
     url: str = attrs.field(default="")
     _local: bool = attrs.field(init=False, repr=False)
     _atomic: bool = attrs.field(init=False, repr=False)

@@ -1,0 +1,158 @@
+"""open_store(), URL redaction and the translation of driver errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from strongroom.errors import ObjectNotFound, StorageError, TransientStorageError
+from strongroom.storage import FsspecStore, RetryingStore, open_store, redact_url
+from strongroom.storage.base import is_transient, map_error
+
+
+class TestOpenStore:
+    def test_plain_relative_path_is_local(self, tmp_path, monkeypatch):
+        """A relative path opens a local store rooted at its absolute form."""
+        monkeypatch.chdir(tmp_path)
+        store = open_store("vault", retry=False)
+        assert isinstance(store, FsspecStore)
+        assert store.root == str(tmp_path / "vault")
+        assert store.url == str(tmp_path / "vault")
+        store.put("strongroom.json", b"{}")
+        assert (tmp_path / "vault" / "strongroom.json").read_bytes() == b"{}"
+
+    def test_missing_root_is_not_an_error_without_create(self, tmp_path):
+        """Opening a missing local root succeeds and lists nothing; reads say not found."""
+        store = open_store(str(tmp_path / "nothing-here"))
+        assert list(store.list()) == []
+        with pytest.raises(ObjectNotFound):
+            store.get("strongroom.json")
+        assert not (tmp_path / "nothing-here").exists()
+
+    def test_create_makes_the_root(self, tmp_path):
+        """create=True makes the root directory (and its parents)."""
+        open_store(str(tmp_path / "a" / "b"), create=True)
+        assert (tmp_path / "a" / "b").is_dir()
+
+    def test_file_url(self, tmp_path):
+        """A file:// URL opens the same local store as the path."""
+        open_store(str(tmp_path), retry=False).put("x", b"1")
+        store = open_store(f"file://{tmp_path}")
+        assert store.get("x") == b"1"
+
+    def test_wrapped_in_retry_by_default(self):
+        """By default the store retries; retry=False gives the bare store."""
+        wrapped = open_store("memory://open-test/a")
+        assert isinstance(wrapped, RetryingStore) and isinstance(wrapped.inner, FsspecStore)
+        assert isinstance(open_store("memory://open-test/a", retry=False), FsspecStore)
+
+    def test_storage_options_reach_the_filesystem(self):
+        """storage_options are passed to the fsspec filesystem constructor."""
+        store = open_store("memory://open-test/b", {"skip_instance_cache": True}, retry=False)
+        assert isinstance(store.fs, MemoryFileSystem)
+
+    def test_unknown_protocol_is_a_storage_error(self):
+        """An unknown protocol raises StorageError with fsspec's explanation."""
+        with pytest.raises(StorageError, match="Protocol not known: nosuchproto"):
+            open_store("nosuchproto://bucket/x")
+
+    def test_missing_driver_names_the_package(self):
+        """A protocol whose driver is not installed says which package to install."""
+        pytest.importorskip("fsspec")
+        try:
+            import s3fs  # noqa: F401
+        except ImportError:
+            with pytest.raises(StorageError, match="s3fs"):
+                open_store("s3://bucket/vault")
+        else:
+            pytest.skip("s3fs is installed")
+
+    def test_url_shown_without_password(self):
+        """The store's url never contains the password from the URL given."""
+        store = open_store("memory://user:hunter2@open-test/c", retry=False)
+        assert "hunter2" not in store.url
+        assert "hunter2" not in repr(store)
+
+
+class TestRedactUrl:
+    @pytest.mark.parametrize(
+        "url, shown",
+        [
+            ("sftp://user:pw@host/p", "sftp://user@host/p"),
+            ("sftp://user:p%40ss@host:2222/a/b", "sftp://user@host:2222/a/b"),
+            ("s3://bucket/prefix", "s3://bucket/prefix"),
+            ("https://h/c?sig=abc&sv=1", "https://h/c?sig=***&sv=1"),
+            ("az://c/p?account_key=xyz", "az://c/p?account_key=***"),
+            ("ftp://:secret@host/x", "ftp://host/x"),
+            ("simplecache::s3://k:s@b/p", "simplecache::s3://k@b/p"),
+            ("/plain/path:with@at", "/plain/path:with@at"),
+        ],
+    )
+    def test_redaction(self, url, shown):
+        """Passwords and credential-like query values are removed; the rest is kept."""
+        assert redact_url(url) == shown
+
+
+class ServerDisconnectedError(Exception):
+    """Stands in for aiohttp's exception of the same name."""
+
+
+class TestErrorMapping:
+    @pytest.mark.parametrize(
+        "exc",
+        [
+            ConnectionResetError(),
+            BrokenPipeError(),
+            TimeoutError(),
+            OSError(errno.EAGAIN, "again"),
+            OSError(errno.ECONNRESET, "reset"),
+            OSError(errno.ETIMEDOUT, "timeout"),
+            OSError(errno.EINTR, "interrupted"),
+            ServerDisconnectedError(),
+        ],
+    )
+    def test_transient(self, exc):
+        """Connection failures and timeouts become TransientStorageError."""
+        assert is_transient(exc)
+        assert isinstance(map_error(exc, "n"), TransientStorageError)
+
+    def test_not_found(self):
+        """FileNotFoundError becomes ObjectNotFound with the object's name."""
+        mapped = map_error(FileNotFoundError(2, "gone"), "data/ab/x")
+        assert isinstance(mapped, ObjectNotFound) and mapped.fields["name"] == "data/ab/x"
+
+    def test_permanent(self):
+        """Other OS errors become a permanent StorageError mentioning the cause."""
+        mapped = map_error(PermissionError(13, "denied"), "keys/k")
+        assert type(mapped) is StorageError
+        assert "denied" in str(mapped) and "keys/k" in str(mapped)
+
+    def test_programming_errors_pass_through(self):
+        """Python's own non-OS exceptions are left alone."""
+        exc = TypeError("bad call")
+        assert map_error(exc, "x") is exc
+
+    def test_store_translates_filesystem_errors(self):
+        """A filesystem raising ConnectionResetError surfaces as TransientStorageError."""
+
+        class Broken(MemoryFileSystem):
+            def cat_file(self, path, start=None, end=None, **kwargs):
+                raise ConnectionResetError("peer went away")
+
+        store = FsspecStore(Broken(skip_instance_cache=True, global_store=False), "/v")
+        with pytest.raises(TransientStorageError, match="peer went away"):
+            store.get("x")
+
+    def test_local_permission_error_is_permanent(self, tmp_path):
+        """An unreadable local object raises a permanent StorageError."""
+        if os.geteuid() == 0:
+            pytest.skip("root can read anything")
+        store = open_store(str(tmp_path), retry=False)
+        store.put("k", b"x")
+        os.chmod(tmp_path / "k", 0)
+        with pytest.raises(StorageError) as info:
+            store.get("k")
+        assert not isinstance(info.value, (TransientStorageError, ObjectNotFound))
