@@ -116,7 +116,10 @@ class TestChunker:
 
     def test_average_size_near_target(self):
         """On 64 MiB of random data the mean chunk size is within 15 % of avg_size."""
-        sizes = [len(v) for v in Chunker(ChunkerParams()).chunks(io.BytesIO(random_bytes(64 * MIB, seed=3)))]
+        sizes = [
+            len(v)
+            for v in Chunker(ChunkerParams()).chunks(io.BytesIO(random_bytes(64 * MIB, seed=3)))
+        ]
         mean = sum(sizes) / len(sizes)
         assert 0.85 * MIB <= mean <= 1.15 * MIB
 

@@ -83,10 +83,10 @@ class TestPackWriter:
         assert data[-4:] == b"SRPK"
         (trailer_len,) = struct.unpack("<I", data[-8:-4])
         assert entries[0].offset == 0
-        for prev, nxt in zip(entries, entries[1:]):
+        for prev, nxt in zip(entries, entries[1:], strict=False):
             assert nxt.offset == prev.offset + prev.length
         assert entries[-1].offset + entries[-1].length == len(data) - 8 - trailer_len
-        for entry, (kind, plain) in zip(entries, BLOBS):
+        for entry, (kind, plain) in zip(entries, BLOBS, strict=True):
             assert entry.pack_id == writer.pack_id and entry.kind == kind
             assert entry.raw_length == len(plain)
             sealed = data[entry.offset : entry.offset + entry.length]

@@ -127,7 +127,20 @@ class StoreContract:
 
     @pytest.mark.parametrize(
         "name",
-        ["", "/abs", "a//b", "a/", "../x", "a/../b", "./a", "a b", "ü", "a\\b", ".tmp-1", "d/.tmp-x"],
+        [
+            "",
+            "/abs",
+            "a//b",
+            "a/",
+            "../x",
+            "a/../b",
+            "./a",
+            "a b",
+            "ü",
+            "a\\b",
+            ".tmp-1",
+            "d/.tmp-x",
+        ],
     )
     def test_invalid_names_are_refused(self, store, name):
         """Names outside the allowed alphabet, escaping the root or reserved raise ValueError."""
@@ -143,7 +156,10 @@ class StoreContract:
         assert store.size("data/4f/big") == len(data)
         assert store.get("data/4f/big") == data
         middle = 17 * 1024 * 1024 + 3
-        assert store.get_range("data/4f/big", middle, 5 * 1024 * 1024) == data[middle : middle + 5 * 1024 * 1024]
+        assert (
+            store.get_range("data/4f/big", middle, 5 * 1024 * 1024)
+            == data[middle : middle + 5 * 1024 * 1024]
+        )
 
     def test_concurrent_puts_and_gets(self, store):
         """Several threads writing and reading distinct objects all see their own data."""

@@ -95,7 +95,11 @@ class TestRetryingStore:
 
     @pytest.mark.parametrize(
         "error",
-        [ConnectionResetError("reset by peer"), TimeoutError("slow"), OSError(errno.ETIMEDOUT, "timed out")],
+        [
+            ConnectionResetError("reset by peer"),
+            TimeoutError("slow"),
+            OSError(errno.ETIMEDOUT, "timed out"),
+        ],
     )
     def test_raw_transient_os_errors_are_retried(self, error):
         """Connection resets and timeouts that an inner store lets through are retried too."""

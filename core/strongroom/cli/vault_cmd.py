@@ -171,7 +171,7 @@ def key_export(ctx):
 @click.pass_context
 def key_import(ctx, kit):
     """Regain access with a recovery kit: adds a local key slot on this machine."""
-    from ..errors import KeySlotError, NoVaultGiven
+    from ..errors import IntegrityError, KeySlotError, NoVaultGiven
     from ..keyring import read_recovery_kit
     from ..vault import Vault
 
@@ -180,9 +180,11 @@ def key_import(ctx, kit):
         raise NoVaultGiven()
     text = "".join(line for line in kit if not line.startswith("#"))
     vault_id, master = read_recovery_kit(text)
-    v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master)
+    try:
+        v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master)  # reads settings
+    except IntegrityError:
+        raise KeySlotError(message=f"this recovery kit (vault {vault_id}) does not open the vault at {obj.vault_url}") from None
     if v.vault_id != vault_id:
         raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
-    v.repo.get_document(sorted(v.store.list("settings/"))[-1])  # proves the key is right
     slot = v.add_key("local", label="recovery kit import")
     click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import attrs
 
@@ -68,13 +68,14 @@ class BackupResult:
 
 
 class _Dir:
-    __slots__ = ("path", "entry", "slots", "result")
+    __slots__ = ("path", "entry", "slots", "result", "checked")
 
     def __init__(self, path: str, entry: Entry | None) -> None:
         self.path = path
         self.entry = entry
         self.slots: list = []
         self.result: Entry | None = None
+        self.checked = 0  # leading slots known to be complete
 
 
 class _Link:
@@ -85,6 +86,22 @@ class _Link:
     def __init__(self, entry: Entry, first: object) -> None:
         self.entry = entry
         self.first = first
+
+
+class _Prepended:
+    """A binary stream that first returns ``head``, then the rest of ``tail``."""
+
+    def __init__(self, head: bytes, tail) -> None:
+        self._head = memoryview(head)
+        self._tail = tail
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._tail.readinto(buffer)
 
 
 def _parent_of(path: str) -> str:
@@ -240,8 +257,7 @@ class BackupEngine:
                 fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
                 fh = os.fdopen(fd, "rb", buffering=0)
             with fh:
-                for view in self._chunker().chunks(fh):
-                    data = bytes(view)
+                for data in self._pieces(fh, entry.size):
                     chunks.append(self._writer.add(KIND_DATA, data))
                     total += len(data)
                     with self._lock:
@@ -255,6 +271,20 @@ class BackupEngine:
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
         return attrs.evolve(entry, chunks=tuple(chunks), size=total)
 
+    def _pieces(self, fh, size: int) -> Iterator[bytes]:
+        """The chunks of an open file.  A file smaller than the minimum chunk size is
+        one chunk read with one call, without setting up the content-defined cutter."""
+        minimum = self._params.min_size
+        if size < minimum:
+            head = fh.read(minimum)
+            if len(head) < minimum:
+                if head:
+                    yield head
+                return
+            fh = _Prepended(head, fh)  # the file grew since it was listed
+        for view in self._chunker().chunks(fh):
+            yield bytes(view)  # a copy: the view is reused for the next chunk
+
     def _warn(self, message: str) -> None:
         with self._lock:
             self.warnings.append(message)
@@ -263,11 +293,16 @@ class BackupEngine:
 
     @staticmethod
     def _ready(directory: _Dir) -> bool:
-        for slot in directory.slots:
+        slots = directory.slots
+        for i in range(directory.checked, len(slots)):
+            slot = slots[i]
             if isinstance(slot, Future) and not slot.done():
+                directory.checked = i
                 return False
             if isinstance(slot, _Link) and isinstance(slot.first, Future) and not slot.first.done():
+                directory.checked = i
                 return False
+        directory.checked = len(slots)
         return True
 
     def _finalize_ready(self, closed: collections.deque[_Dir], *, block: bool) -> None:

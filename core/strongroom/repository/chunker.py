@@ -18,9 +18,9 @@ steps of ``avg_size / 256`` rounded down to a power of two, at least 64 bytes: 4
 the defaults) whose modelled mean is nearest ``avg_size`` and takes the first ``nc`` that
 comes within 1 %, else the nearest overall.  The model matches measurements on random
 data within 2-3 %; for the defaults (512 KiB / 1 MiB / 8 MiB) it picks ``nc = 2`` and a
-centre of 796 KiB (measured mean 0.98-1.01 MiB over 200 MB of random data).  This mapping is part of the vault format in
-the sense that changing it would change every boundary (and hurt deduplication with
-earlier points, never correctness).
+centre of 796 KiB (measured mean 0.98-1.01 MiB over 200 MB of random data).  This
+mapping is part of the vault format in the sense that changing it would change every
+boundary (and hurt deduplication with earlier points, never correctness).
 
 :meth:`Chunker.chunks` reads a stream (``readinto`` preferred, else ``read``) and yields
 memoryviews into one reused buffer: **each view is valid only until the next one is
@@ -32,8 +32,9 @@ call builds its own cutter), and the GIL is released while cutting.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import attrs
 from pyfastcdc.cy import FastCDC
@@ -49,7 +50,7 @@ _AVG_RANGE = (256, 4 * _MIB)
 _MAX_RANGE = (1024, 16 * _MIB)
 
 
-def _check_params(instance: "ChunkerParams", attribute: attrs.Attribute, value: int) -> None:
+def _check_params(instance: ChunkerParams, attribute: attrs.Attribute, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{attribute.name} must be an int, got {value!r}")
 
@@ -80,7 +81,7 @@ class ChunkerParams:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ChunkerParams":
+    def from_dict(cls, data: dict[str, Any]) -> ChunkerParams:
         fields = {f.name for f in attrs.fields(cls)}
         unknown = set(data) - fields
         if unknown:

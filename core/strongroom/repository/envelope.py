@@ -67,7 +67,9 @@ KIND_PACK_TRAILER = 3
 KIND_INDEX = 4
 KIND_DOCUMENT = 5
 KIND_KEY_CHECK = 6
-KINDS = frozenset({KIND_DATA, KIND_TREE, KIND_PACK_TRAILER, KIND_INDEX, KIND_DOCUMENT, KIND_KEY_CHECK})
+KINDS = frozenset(
+    {KIND_DATA, KIND_TREE, KIND_PACK_TRAILER, KIND_INDEX, KIND_DOCUMENT, KIND_KEY_CHECK}
+)
 
 COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
@@ -204,13 +206,17 @@ class Envelope:
         if version != VERSION:
             raise IntegrityError(what=what, reason=f"unsupported envelope version {version}")
         if kind is not None and got_kind != kind:
-            raise IntegrityError(what=what, reason=f"kind {got_kind} where kind {kind} was expected")
+            raise IntegrityError(
+                what=what, reason=f"kind {got_kind} where kind {kind} was expected"
+            )
         if got_kind not in KINDS:
             raise IntegrityError(what=what, reason=f"unknown kind {got_kind}")
         if compression not in (COMPRESSION_NONE, COMPRESSION_ZSTD):
             raise IntegrityError(what=what, reason=f"unknown compression {compression}")
         if key_id != self.key_id:
-            raise IntegrityError(what=what, reason=f"sealed with another key (key id {key_id.hex()})")
+            raise IntegrityError(
+                what=what, reason=f"sealed with another key (key id {key_id.hex()})"
+            )
         aad = bytes(view[: _HEADER.size]) + bytes(name)
         try:
             body = self._aead.decrypt(nonce, view[_HEADER.size :], aad)

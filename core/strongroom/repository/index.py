@@ -1,26 +1,27 @@
 """The index: blob id -> (pack, offset, length, raw length, kind), compact in memory.
 
-:class:`Index` keeps no Python object per blob.  Entries live in two numpy arrays sorted
-by the first 8 bytes of the blob id read as a big-endian uint64 (the *key*):
+:class:`Index` keeps no Python object per blob.  Entries live in numpy arrays sorted by
+the first 8 bytes of the blob id read as a big-endian uint64 (the *key*):
 
 - ``keys``: uint64, 8 bytes per blob;
 - ``records``: a packed structured array, 41 bytes per blob: the other 24 bytes of the
   id, a uint32 pack number (into a list of interned pack ids), uint32 offset, length and
   raw length, uint8 kind.
 
-That is 49 bytes per blob.  A lookup is a binary search on ``keys`` and a comparison of
-the rest of the id over the (almost always single) run of equal keys.  Entries added in
-small batches wait in a small pending dict (at most ``max(4096, len/32)`` entries, so
-at most about 10 bytes per blob on top) and are merged into the arrays in one
-``np.insert`` pass when it fills up; a batch at least that large is merged at once.
-A blob id added twice (the same blob stored in two packs by concurrent backups) is kept
-once; which copy is unspecified.
+That is 49 bytes per blob, plus the interned pack ids (about 1 byte per blob with
+blobs of 1 MiB in 16 MiB packs).  A lookup is a binary search on ``keys`` and a
+comparison of the rest of the id over the (almost always single) run of equal keys.
 
-Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: they
-read one immutable snapshot (arrays + pending dict) held in a single attribute; a merge
-builds new arrays and swaps in a new snapshot with a fresh pending dict, and small adds
-only insert into the pending dict, so a lookup never sees a half-merged state and never
-waits for a merge.
+There are two such sorted tables: *main* and a small *recent* one.  ``add`` merges its
+batch into *recent* (``np.insert``, cost proportional to *recent*); when *recent* reaches
+``max(4096, len(main) / 16)`` entries it is merged into *main* in one pass, so bulk
+loading and many small additions both stay close to O(n log n) overall.  A blob id
+added twice (the same blob stored in two packs by concurrent backups) is kept once;
+which copy is unspecified.
+
+Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: the two
+tables are immutable and published together as one tuple held in a single attribute,
+so a lookup sees either the state before an ``add`` or the state after it.
 
 Index files (:func:`encode_index` / :func:`decode_index`) hold the plaintext::
 
@@ -37,7 +38,8 @@ from __future__ import annotations
 import struct
 import sys
 import threading
-from typing import Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,27 +64,48 @@ _RECORD_BYTES = struct.Struct("<24sIIIIB")
 _REST = struct.Struct("<24s")
 assert _RECORD.itemsize == _RECORD_BYTES.size
 _ID_PARTS = np.dtype([("key", ">u8"), ("rest", "<u8", (3,))])
-_MIN_PENDING = 4096
+_MIN_RECENT = 4096
 
 
-class _State(NamedTuple):
-    """One consistent view of the index; replaced whole, never changed (but ``pending``)."""
+class _Table(NamedTuple):
+    """Sorted entries: keys, records and the records' bytes (for fast unpacking)."""
 
     keys: np.ndarray
     records: np.ndarray
     record_bytes: memoryview
-    pending: dict[bytes, IndexEntry]
+
+    @classmethod
+    def of(cls, keys: np.ndarray, records: np.ndarray) -> _Table:
+        return cls(keys, records, memoryview(records.view(np.uint8)))
+
+    def row_of(self, key: int, rest: bytes) -> int | None:
+        keys = self.keys
+        i = int(keys.searchsorted(np.uint64(key)))
+        while i < len(keys) and keys.item(i) == key:
+            if _REST.unpack_from(self.record_bytes, i * _RECORD.itemsize)[0] == rest:
+                return i
+            i += 1
+        return None
+
+    def absent(self, keys: np.ndarray, records: np.ndarray) -> np.ndarray:
+        return _absent_from(self.keys, self.records, keys, records)
+
+    def insert(self, keys: np.ndarray, records: np.ndarray) -> _Table:
+        """A new table with the (sorted, new) entries merged in."""
+        positions = np.searchsorted(self.keys, keys, side="left")
+        return _Table.of(
+            np.insert(self.keys, positions, keys), np.insert(self.records, positions, records)
+        )
 
 
-def _state(keys: np.ndarray, records: np.ndarray) -> _State:
-    return _State(keys, records, memoryview(records.view(np.uint8)), {})
+_EMPTY = _Table.of(np.empty(0, dtype=np.uint64), np.empty(0, dtype=_RECORD))
 
 
 class Index:
     """In-memory blob index; see the module docstring for its layout and guarantees."""
 
     def __init__(self) -> None:
-        self._state = _state(np.empty(0, dtype=np.uint64), np.empty(0, dtype=_RECORD))
+        self._tables: tuple[_Table, _Table] = (_EMPTY, _EMPTY)  # (main, recent)
         self._pack_ids: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._write_lock = threading.Lock()
@@ -101,44 +124,29 @@ class Index:
             if len(entry.blob_id) != ID_SIZE:
                 raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(entry.blob_id)}")
         with self._write_lock:
-            state = self._state
-            limit = max(_MIN_PENDING, len(state.keys) // 32)
-            if len(batch) >= limit:
-                self._merge(batch)
+            keys, records = self._columns(batch)
+            order = np.argsort(keys, kind="stable")
+            keys, records = _drop_repeats(keys[order], records[order])
+            main, recent = self._tables
+            keep = main.absent(keys, records) & recent.absent(keys, records)
+            if not keep.all():
+                keys, records = keys[keep], records[keep]
+            if not len(keys):
                 return
-            fresh = {}
-            for entry in batch:
-                blob = bytes(entry.blob_id)
-                if blob not in fresh and self._position(state, blob) is None:
-                    self._pack_number(entry.pack_id)
-                    fresh[blob] = entry
-            state.pending.update(fresh)
-            if len(state.pending) >= limit:
-                self._merge([])
+            recent = recent.insert(keys, records)
+            if len(recent.keys) >= max(_MIN_RECENT, len(main.keys) // 16):
+                main, recent = main.insert(recent.keys, recent.records), _EMPTY
+            self._tables = (main, recent)
 
     def _pack_number(self, pack_id: str) -> int:
         number = self._pack_numbers.get(pack_id)
         if number is None:
+            if not is_pack_id(pack_id):
+                raise ValueError(f"invalid pack id {pack_id!r}")
             number = len(self._pack_ids)
             self._pack_ids.append(pack_id)
             self._pack_numbers[pack_id] = number
         return number
-
-    def _merge(self, batch: list[IndexEntry]) -> None:
-        """Merge ``batch`` and the pending entries into new arrays (write lock held)."""
-        old = self._state
-        entries = list(old.pending.values()) + batch
-        if not entries:
-            return
-        keys, records = self._columns(entries)
-        order = np.argsort(keys, kind="stable")
-        keys, records = _drop_repeats(keys[order], records[order])
-        keep = _absent_from(old.keys, old.records, keys, records)
-        keys, records = keys[keep], records[keep]
-        positions = np.searchsorted(old.keys, keys, side="left")
-        self._state = _state(
-            np.insert(old.keys, positions, keys), np.insert(old.records, positions, records)
-        )
 
     def _columns(self, entries: list[IndexEntry]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.frombuffer(b"".join(e.blob_id for e in entries), dtype=_ID_PARTS)
@@ -153,20 +161,13 @@ class Index:
 
     # --- finding -----------------------------------------------------------------------
 
-    @staticmethod
-    def _position(state: _State, blob_id: bytes) -> int | IndexEntry | None:
-        """The pending entry of ``blob_id``, its row in the arrays, or None."""
-        pending = state.pending.get(blob_id)
-        if pending is not None:
-            return pending
-        keys = state.keys
+    def _find(self, blob_id: bytes) -> tuple[_Table, int] | None:
         key = int.from_bytes(blob_id[:8], "big")
-        i = int(keys.searchsorted(np.uint64(key)))
         rest = blob_id[8:]
-        while i < len(keys) and keys.item(i) == key:
-            if _REST.unpack_from(state.record_bytes, i * _RECORD.itemsize)[0] == rest:
-                return i
-            i += 1
+        for table in self._tables:
+            row = table.row_of(key, rest)
+            if row is not None:
+                return table, row
         return None
 
     def lookup(self, blob_id: bytes) -> IndexEntry | None:
@@ -174,44 +175,39 @@ class Index:
         if len(blob_id) != ID_SIZE:
             return None
         blob_id = bytes(blob_id)
-        state = self._state
-        found = self._position(state, blob_id)
-        if found is None or isinstance(found, IndexEntry):
-            return found
+        found = self._find(blob_id)
+        if found is None:
+            return None
+        table, row = found
         _, pack, offset, length, raw, kind = _RECORD_BYTES.unpack_from(
-            state.record_bytes, found * _RECORD.itemsize
+            table.record_bytes, row * _RECORD.itemsize
         )
         return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
 
     def __contains__(self, blob_id: object) -> bool:
         if not isinstance(blob_id, (bytes, bytearray, memoryview)) or len(blob_id) != ID_SIZE:
             return False
-        return self._position(self._state, bytes(blob_id)) is not None
+        return self._find(bytes(blob_id)) is not None
 
     def __len__(self) -> int:
-        state = self._state
-        return len(state.keys) + len(state.pending)
+        return sum(len(table.keys) for table in self._tables)
 
     # --- listing -----------------------------------------------------------------------
 
     def pack_ids(self) -> set[str]:
         """Every pack that holds at least one indexed blob."""
-        state = self._state
-        found = {self._pack_ids[int(n)] for n in np.unique(state.records["pack"])}
-        found.update(e.pack_id for e in list(state.pending.values()))
-        return found
+        numbers = np.unique(np.concatenate([t.records["pack"] for t in self._tables]))
+        return {self._pack_ids[int(n)] for n in numbers}
 
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry (a snapshot taken at the call), in no particular order."""
-        state = self._state
-        pending = list(state.pending.values())
-        key_bytes = state.keys.astype(">u8").tobytes()
         pack_ids = self._pack_ids
-        for i, fields in enumerate(_RECORD_BYTES.iter_unpack(state.record_bytes)):
-            rest, pack, offset, length, raw_length, kind = fields
-            blob = key_bytes[i * 8 : i * 8 + 8] + rest
-            yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length)
-        yield from pending
+        for table in self._tables:
+            key_bytes = table.keys.astype(">u8").tobytes()
+            for i, fields in enumerate(_RECORD_BYTES.iter_unpack(table.record_bytes)):
+                rest, pack, offset, length, raw_length, kind = fields
+                blob = key_bytes[i * 8 : i * 8 + 8] + rest
+                yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length)
 
     def entries_by_pack(self) -> dict[str, list[IndexEntry]]:
         """Entries grouped by pack id, each group in pack order (by offset)."""
@@ -224,14 +220,11 @@ class Index:
 
     def bytes_per_entry(self) -> float:
         """Memory held by the index structures divided by the number of entries."""
-        state = self._state
-        pending = list(state.pending.items())
-        count = len(state.keys) + len(pending)
+        tables = self._tables
+        count = sum(len(t.keys) for t in tables)
         if not count:
             return 0.0
-        total = state.keys.nbytes + state.records.nbytes + sys.getsizeof(state.pending)
-        for blob, entry in pending:
-            total += sys.getsizeof(blob) + sys.getsizeof(entry) + 3 * 32
+        total = sum(t.keys.nbytes + t.records.nbytes for t in tables)
         total += sys.getsizeof(self._pack_ids) + sys.getsizeof(self._pack_numbers)
         total += sum(sys.getsizeof(p) for p in self._pack_ids)
         return total / count
@@ -306,7 +299,9 @@ def decode_index(data: bytes | bytearray | memoryview) -> list[IndexEntry]:
     except IntegrityError:
         raise
     except Exception as exc:  # any parser surprise is damage, never a crash
-        raise IntegrityError(what="index", reason=f"malformed ({type(exc).__name__}: {exc})") from None
+        raise IntegrityError(
+            what="index", reason=f"malformed ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _malformed(reason: str) -> IntegrityError:

@@ -8,7 +8,8 @@ bytes written as 32 lowercase hex digits.  Layout (all integers little-endian)::
 Each blob is sealed by the envelope with its kind and name = its raw 32-byte blob id.
 The trailer plaintext is::
 
-    version u8 = 1 | count u32 | count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32)
+    version u8 = 1 | count u32 |
+    count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32)
 
 sealed as KIND_PACK_TRAILER under the name ``b"pack:" + pack_id`` (the hex id as ASCII),
 so a trailer cannot be moved to another pack.  Offsets count from the start of the pack;

@@ -225,7 +225,7 @@ class BlobWriter:
         self._uploads_in_flight = threading.BoundedSemaphore(upload_threads + 1)
         self._known: set[bytes] = set()
         self._pack: PackWriter | None = None
-        self._futures: list[Future] = []
+        self._futures: set[Future] = set()
         self._error: BaseException | None = None
         self.new_blobs = 0
         self.new_raw_bytes = 0
@@ -250,11 +250,17 @@ class BlobWriter:
             while self._pending_bytes > 0 and self._pending_bytes + size > self._max_pending:
                 self._room.wait()
             self._pending_bytes += size
-        future = self._seal_pool.submit(self._seal_and_pack, kind, blob, data)
-        with self._lock:
-            self._futures = [f for f in self._futures if not f.done()]
-            self._futures.append(future)
+        self._track(self._seal_pool.submit(self._seal_and_pack, kind, blob, data))
         return blob
+
+    def _track(self, future: Future) -> None:
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._untrack)
+
+    def _untrack(self, future: Future) -> None:
+        with self._lock:
+            self._futures.discard(future)
 
     def _release(self, size: int) -> None:
         with self._room:
@@ -281,9 +287,7 @@ class BlobWriter:
 
     def _submit_upload(self, pack: PackWriter) -> None:
         self._uploads_in_flight.acquire()
-        future = self._upload_pool.submit(self._upload, pack)
-        with self._lock:
-            self._futures.append(future)
+        self._track(self._upload_pool.submit(self._upload, pack))
 
     def _upload(self, pack: PackWriter) -> None:
         try:
@@ -301,12 +305,12 @@ class BlobWriter:
     def _wait_all(self) -> None:
         while True:
             with self._lock:
-                pending = [f for f in self._futures if not f.done()]
-                self._futures = pending
+                pending = list(self._futures)
             if not pending:
                 return
             for future in pending:
                 future.result()
+                self._untrack(future)
 
     def flush(self) -> None:
         """Seal, pack and upload everything added so far, then write its index."""

@@ -31,7 +31,8 @@ from __future__ import annotations
 import errno
 import re
 import urllib.parse
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from ..errors import ObjectNotFound, StorageError, TransientStorageError
 
@@ -141,8 +142,18 @@ def redact_url(url: str) -> str:
 _TRANSIENT_ERRNOS = frozenset(
     getattr(errno, code)
     for code in (
-        "EAGAIN", "EINTR", "ETIMEDOUT", "ECONNRESET", "ECONNABORTED", "ECONNREFUSED",
-        "EPIPE", "ENETDOWN", "ENETUNREACH", "ENETRESET", "EHOSTUNREACH", "EHOSTDOWN",
+        "EAGAIN",
+        "EINTR",
+        "ETIMEDOUT",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "ECONNREFUSED",
+        "EPIPE",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ENETRESET",
+        "EHOSTUNREACH",
+        "EHOSTDOWN",
     )
     if hasattr(errno, code)
 )
@@ -150,13 +161,24 @@ _TRANSIENT_ERRNOS = frozenset(
 # Exception classes of storage drivers that mean "the connection failed, try again",
 # matched by name anywhere in the exception's class hierarchy so that no driver has to
 # be importable here (aiohttp, botocore, urllib3, requests, http.client, paramiko).
-_TRANSIENT_CLASS_NAMES = frozenset({
-    "ClientConnectionError", "ServerDisconnectedError", "ServerTimeoutError",
-    "ClientPayloadError", "EndpointConnectionError", "ConnectionClosedError",
-    "ReadTimeoutError", "ConnectTimeoutError", "IncompleteRead", "ProtocolError",
-    "ChunkedEncodingError", "NoValidConnectionsError", "RemoteDisconnected",
-    "FSTimeoutError",
-})
+_TRANSIENT_CLASS_NAMES = frozenset(
+    {
+        "ClientConnectionError",
+        "ServerDisconnectedError",
+        "ServerTimeoutError",
+        "ClientPayloadError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "IncompleteRead",
+        "ProtocolError",
+        "ChunkedEncodingError",
+        "NoValidConnectionsError",
+        "RemoteDisconnected",
+        "FSTimeoutError",
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -27,7 +27,8 @@ import errno
 import os
 import secrets
 import stat
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import fsspec

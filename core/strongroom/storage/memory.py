@@ -9,7 +9,7 @@ Nothing is persisted.
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import attrs
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import attrs
 
@@ -76,7 +77,12 @@ class RetryingStore:
                 pause = self.delay(attempt)
                 log.warning(
                     "%s %r failed (attempt %d of %d), retrying in %.2fs: %s",
-                    op, name, attempt, self.attempts, pause, exc,
+                    op,
+                    name,
+                    attempt,
+                    self.attempts,
+                    pause,
+                    exc,
                 )
                 self.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
