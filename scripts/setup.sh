@@ -16,8 +16,13 @@ fi
 stamp="$VENV/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    echo "setup: installing strongroom and its dependencies into $VENV (log: $VENV/install.log)"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+           "$VENV/bin/python" -m pip install -e '.[test]'; } >"$VENV/install.log" 2>&1; then
+        tail -n 30 "$VENV/install.log" >&2
+        echo "setup: installation failed (full log: $VENV/install.log)" >&2
+        exit 1
+    fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
