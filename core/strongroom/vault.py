@@ -15,12 +15,13 @@ import attrs
 
 from . import keyring
 from .catalog.entry import Entry
+from .catalog.reader import ContentReader
 from .catalog.tree import TreeReader
 from .engine.backup import BackupEngine, BackupStats
 from .engine.restore import RestoreResult
 from .engine.verify import Verifier, VerifyReport
 from .errors import (
-    AmbiguousPoint, IntegrityError, ItemExists, ItemNotFound, ObjectNotFound,
+    AmbiguousPoint, IntegrityError, ItemExists, ItemNotFound, ObjectNotFound, PathNotInPoint,
     PointNotFound, StrongroomError, UnsupportedFormat, VaultExists, VaultNotFound,
 )
 from .jobs import JobLog
@@ -213,9 +214,8 @@ class Vault:
             def run_backup(vault: Vault, item: ProtectedItem) -> RecoveryPoint:
                 return self._backup(item, progress)
 
+            # firstresult hook: plugins' wrappers run around the core's own implementation
             point = hook.strongroom_backup_wrapper.call_extra([run_backup], {"vault": self, "item": item})
-            if isinstance(point, list):
-                point = point[0]
             hook.strongroom_point_created(vault=self, point=point)
             hook.strongroom_after_backup(vault=self, item=item, point=point)
         except BaseException as exc:
@@ -253,6 +253,17 @@ class Vault:
     def browse(self, item: str, ref: str | None = None, path: str = "") -> list[tuple[str, Entry]]:
         ctx = self._point_context(item, ref)
         return self.workload(ctx.item.workload).browse(ctx, path)
+
+    def open_file(self, item: str, ref: str | None, path: str) -> ContentReader:
+        """A seekable, read-only file object over the content of ``path`` in a point.
+
+        It fetches only the chunks that reads touch (item-level readers build on it).
+        """
+        ctx = self._point_context(item, ref)
+        entry = ctx.tree.lookup(path)
+        if entry is None or not entry.has_content:
+            raise PathNotInPoint(path=path, point=ctx.point.short_id)
+        return ContentReader(self.repo, entry)
 
     def restore(self, item: str, ref: str | None, target: str, paths: Sequence[str] = (), *, progress=None) -> RestoreResult:
         job = self.jobs.start("restore", item, target=target, paths=list(paths))

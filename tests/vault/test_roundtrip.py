@@ -127,3 +127,29 @@ def _storage_bytes(vault) -> int:
     for root, _, files in os.walk(vault.url):
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     return total
+
+
+class TestRandomAccess:
+    def test_open_file_reads_any_range_fetching_few_chunks(self, backed_up):
+        """open_file gives a seekable reader whose ranges equal the source, fetching only touched chunks."""
+        import random
+
+        vault, _, source = backed_up
+        reader = vault.open_file("tree", None, _rel(source) + "/big.bin")
+        rng = random.Random(5)
+        with open(os.path.join(source, "big.bin"), "rb") as original:
+            for _ in range(20):
+                offset = rng.randrange(reader.size)
+                length = rng.randrange(1, 3 * 1024 * 1024)
+                original.seek(offset)
+                reader.seek(offset)
+                assert reader.read(length) == original.read(length)
+        assert reader.chunks_fetched < 100  # 200 MiB is ~200 chunks: random reads touch a few
+
+    def test_open_file_on_a_folder_is_an_error(self, backed_up):
+        """A folder has no content to open."""
+        from strongroom.errors import PathNotInPoint
+
+        vault, _, source = backed_up
+        with pytest.raises(PathNotInPoint):
+            vault.open_file("tree", None, _rel(source) + "/names")
