@@ -100,7 +100,7 @@ class FsspecStore:
         if not self.url:
             self.url = redact_url(self.root if self._local else self.fs.unstrip_protocol(self.root))
 
-    # --- helpers -----------------------------------------------------------------------
+    # --- internals ---------------------------------------------------------------------
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{check_name(name)}"
