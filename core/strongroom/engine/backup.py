@@ -29,6 +29,7 @@ from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import BlobWriter, Repository
+from .progress import Throttled
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -130,8 +131,7 @@ class BackupEngine:
         self._read_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="read")
         self._slots_free = threading.BoundedSemaphore(max_open_files)
         self._max_closed = max_closed_dirs
-        self._progress = progress
-        self._last_progress = 0.0
+        self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._parent_dirs: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
         self._compression_level = compression_level
@@ -189,7 +189,7 @@ class BackupEngine:
             else:
                 stack[-1].slots.append(entry)
                 self.stats.others += 1
-            self._report()
+            self._report(self.stats)
         while len(stack) > 1:
             closed.append(stack.pop())
         closed.append(root)
@@ -330,11 +330,3 @@ class BackupEngine:
             self._root_id = tree_id
         else:
             directory.result = attrs.evolve(directory.entry, subtree=tree_id)
-
-    def _report(self) -> None:
-        if self._progress is None:
-            return
-        now = time.monotonic()
-        if now - self._last_progress >= 0.2:
-            self._last_progress = now
-            self._progress(self.stats)

@@ -27,6 +27,7 @@ from ..catalog.tree import TreeReader, normalize_path
 from ..errors import IntegrityError
 from ..repository.repository import Repository
 from .fswrite import TreeWriter
+from .progress import Throttled
 
 SPECIAL = (FIFO, CHARDEV, BLOCKDEV, SOCKET)
 
@@ -75,8 +76,7 @@ class Restorer:
         self.writer = TreeWriter(target, restore_owner=restore_owner)
         self.stats = RestoreStats()
         self._threads = threads
-        self._progress = progress
-        self._last_progress = 0.0
+        self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._files: dict[str, _FilePlan] = {}
 
@@ -163,16 +163,8 @@ class Restorer:
                         self.stats.bytes_written += len(data)
             with self._lock:
                 self.stats.packs_read += 1
-            self._report()
+            self._report(self.stats)
 
         with ThreadPoolExecutor(self._threads, thread_name_prefix="restore") as pool:
             for future in [pool.submit(restore_pack, p) for p in sorted(by_pack)]:
                 future.result()
-
-    def _report(self) -> None:
-        if self._progress is None:
-            return
-        now = time.monotonic()
-        if now - self._last_progress >= 0.2:
-            self._last_progress = now
-            self._progress(self.stats)
