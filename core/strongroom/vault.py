@@ -265,11 +265,15 @@ class Vault:
             raise PathNotInPoint(path=path, point=ctx.point.short_id)
         return ContentReader(self.repo, entry)
 
-    def restore(self, item: str, ref: str | None, target: str, paths: Sequence[str] = (), *, progress=None) -> RestoreResult:
+    def restore(
+        self, item: str, ref: str | None, target: str | None, paths: Sequence[str] = (), *,
+        options: dict | None = None, progress=None,
+    ) -> RestoreResult:
+        """Restore a point of ``item``; ``options`` are the workload's restore options."""
         job = self.jobs.start("restore", item, target=target, paths=list(paths))
         try:
             ctx = self._point_context(item, ref, progress)
-            result = self.workload(ctx.item.workload).restore(ctx, target, paths)
+            result = self.workload(ctx.item.workload).restore(ctx, target, paths, dict(options or {}))
             if result.errors:
                 shown = "; ".join(result.errors[:3])
                 more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""

@@ -73,6 +73,14 @@ class Workload:
         """Check and normalise a source; return what is stored in the item."""
         return source
 
+    def restore_params(self) -> list["click.Parameter"]:
+        """Extra click options of ``strongroom restore`` for points of this workload.
+
+        Every workload's options are added to the one ``restore`` command (names must not
+        clash); their values reach :meth:`restore` in ``options``.
+        """
+        return []
+
     def describe(self, source: dict) -> str:
         """One line describing the source, for ``strongroom items``."""
         return ", ".join(f"{k}={v}" for k, v in sorted(source.items()))
@@ -96,8 +104,17 @@ class Workload:
             for child in ctx.tree.listdir(path)
         ]
 
-    def restore(self, ctx: PointContext, target: str, paths: Sequence[str]) -> "RestoreResult":
-        """Restore the point (or only ``paths`` of it) under the folder ``target``."""
-        from .engine.restore import Restorer
+    def restore(
+        self, ctx: PointContext, target: str | None, paths: Sequence[str], options: dict[str, Any]
+    ) -> "RestoreResult":
+        """Restore the point (or only ``paths`` of it) under the folder ``target``.
 
+        ``options`` holds the values of every workload's :meth:`restore_params` (None
+        when not given).  The default writes the point's tree as files and needs a target.
+        """
+        from .engine.restore import Restorer
+        from .errors import UsageError
+
+        if not target:
+            raise UsageError(message=f"restoring a {self.name} point needs --target DIR")
         return Restorer(ctx.repo, ctx.tree, target, progress=ctx.progress).run(paths)

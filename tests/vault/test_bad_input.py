@@ -116,3 +116,9 @@ def test_unreadable_source_files_complete_with_warnings(tmp_path, cli):
     assert len(jobs[-1]["warnings"]) == 2
     listing = json.loads(cli("browse", "src", str(src).lstrip("/"), "--json").stdout)
     assert [e["name"] for e in listing] == ["ok.txt"]
+
+
+def test_files_restore_without_target_says_what_is_missing(ready, cli):
+    """A files restore without --target exits 3 and names the option."""
+    res = cli("restore", "docs", expect=None)
+    _one_line_error(res, 3, "--target")

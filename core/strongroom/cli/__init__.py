@@ -108,10 +108,11 @@ def build_cli(plugins: PluginHost) -> click.Group:
 
     for command in (
         vault_cmd.vault, items_cmd.items, backup_cmd.backup, points_cmd.points,
-        browse_cmd.browse, restore_cmd.restore, jobs_cmd.jobs, plugins_command,
+        browse_cmd.browse, jobs_cmd.jobs, plugins_command,
     ):
         cli.add_command(command)
     cli.add_command(protect_cmd.build_protect_group(plugins))
+    cli.add_command(restore_cmd.build_restore_command(plugins))
     plugins.register_commands(cli)
     return cli
 

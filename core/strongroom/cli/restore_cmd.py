@@ -1,41 +1,61 @@
-"""``strongroom restore ITEM[@POINT] --target DIR [PATH ...]``."""
+"""``strongroom restore ITEM[@POINT] [--target DIR] [PATH ...]``.
+
+The command's options are the core's plus every workload's ``restore_params()``,
+collected when the command line is built.
+"""
 
 from __future__ import annotations
 
 import click
 
+from ..plugins import PluginHost
 from .common import app, json_option, split_item_point
 from .output import Progress, emit_json, human_size, warn
 
 
-@click.command()
-@click.argument("spec", metavar="ITEM[@POINT]")
-@click.argument("paths", nargs=-1, metavar="[PATH ...]")
-@click.option("--target", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Folder to restore into (created if missing).")
-@json_option
-@click.pass_context
-def restore(ctx, spec, paths, target, as_json):
-    """Restore a recovery point (default: the latest), or only PATHs of it, under DIR.
+def build_restore_command(plugins: PluginHost) -> click.Command:
+    extra: list[click.Parameter] = []
+    seen: set[str] = {"target", "as_json", "spec", "paths"}
+    for name in plugins.workloads.names():
+        for param in plugins.workloads.get(name)().restore_params():
+            if param.name not in seen:
+                seen.add(param.name)
+                extra.append(param)
+    extra_names = [p.name for p in extra]
 
-    Paths keep their place in the point: restoring 'srv/www/index.html' into DIR
-    writes DIR/srv/www/index.html.
-    """
-    item, point = split_item_point(spec)
-    progress = Progress(not as_json)
+    @click.pass_context
+    def restore(ctx, spec, paths, target, as_json, **options):
+        """Restore a recovery point (default: the latest), or only PATHs of it.
 
-    def show(stats) -> None:
-        progress.show(f"{stats.files} files, {human_size(stats.bytes_written)} written")
+        For files, paths keep their place in the point: restoring
+        'srv/www/index.html' into DIR writes DIR/srv/www/index.html.
+        """
+        item, point = split_item_point(spec)
+        progress = Progress(not as_json)
 
-    result = app(ctx).open_vault().restore(item, point, target, paths, progress=show)
-    progress.done()
-    for message in result.warnings:
-        warn(message)
-    s = result.stats
-    if as_json:
-        emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings)})
-    else:
-        click.echo(
-            f"Restored {s.files} files, {s.dirs} folders, {s.links} links"
-            f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s"
+        def show(stats) -> None:
+            progress.show(f"{stats.files} files, {human_size(stats.bytes_written)} written")
+
+        result = app(ctx).open_vault().restore(
+            item, point, target, paths, options={k: options.get(k) for k in extra_names}, progress=show
         )
+        progress.done()
+        for message in result.warnings:
+            warn(message)
+        s = result.stats
+        if as_json:
+            emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings)})
+        else:
+            click.echo(
+                f"Restored {s.files} files, {s.dirs} folders, {s.links} links"
+                f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s"
+            )
+
+    params = [
+        click.Argument(["spec"], metavar="ITEM[@POINT]"),
+        click.Argument(["paths"], nargs=-1, metavar="[PATH ...]"),
+        click.Option(["--target"], type=click.Path(file_okay=False), metavar="DIR",
+                     help="Folder to restore into (created if missing)."),
+        *extra,
+    ]
+    return json_option(click.Command("restore", callback=restore, params=params, help=restore.__doc__))
