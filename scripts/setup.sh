@@ -13,6 +13,21 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# System packages listed in scripts/apt/*.txt (one per line, '#' comments).
+wanted=$(cat scripts/apt/*.txt 2>/dev/null | sed 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
+missing=""
+for pkg in $wanted; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Debian packages:$missing"
+        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } \
+            >/tmp/strongroom-apt.log 2>&1 || { tail -n 20 /tmp/strongroom-apt.log >&2; exit 1; }
+    else
+        echo "setup: please install these Debian packages:$missing" >&2
+    fi
+fi
 stamp="$VENV/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"

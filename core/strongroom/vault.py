@@ -35,7 +35,7 @@ from .repository.keyproviders import KeyContext, PassphraseSource, strongroom_ho
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
 from .storage import Store, open_store
-from .workload import BackupContext, PointContext, Workload
+from .workload import BackupContext, BrowseItem, PointContext, Workload
 
 CONFIG_NAME = "strongroom.json"
 
@@ -250,7 +250,7 @@ class Vault:
         self.repo.put_document(point.object_name, point.to_dict())  # the commit point
         return point
 
-    def browse(self, item: str, ref: str | None = None, path: str = "") -> list[tuple[str, Entry]]:
+    def browse(self, item: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
         ctx = self._point_context(item, ref)
         return self.workload(ctx.item.workload).browse(ctx, path)
 

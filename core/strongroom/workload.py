@@ -34,6 +34,38 @@ if TYPE_CHECKING:
 
 
 @attrs.frozen
+class BrowseItem:
+    """One row of ``strongroom browse``: a file, a folder, a database, a table, a partition...
+
+    ``type`` is free text for the workload (``file``, ``dir``, ``database``, ``table``,
+    ``partition``); ``path`` is what to pass to browse or restore to go deeper or to
+    select this item.  Fields that do not apply stay None.
+    """
+
+    path: str
+    name: str
+    type: str
+    size: int | None = None
+    mode: int | None = None
+    owner: str = ""
+    mtime_ns: int | None = None
+    target: str = ""
+    detail: str = ""
+
+    @classmethod
+    def from_entry(cls, path: str, entry: Entry) -> "BrowseItem":
+        return cls(
+            path=path, name=entry.name, type=entry.type,
+            size=None if entry.type == "dir" else entry.size, mode=entry.mode,
+            owner=f"{entry.user or entry.uid}:{entry.group or entry.gid}",
+            mtime_ns=entry.mtime_ns, target=entry.target,
+        )
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
 class BackupContext:
     """Given to :meth:`Workload.backup`: the vault, the item, and a list for warnings."""
 
@@ -90,17 +122,17 @@ class Workload:
         contents, a directory's subtree before its next sibling)."""
         raise NotImplementedError(f"workload {self.name!r} does not implement backup")
 
-    def browse(self, ctx: PointContext, path: str) -> list[tuple[str, Entry]]:
-        """List ``path`` of the point: (point-relative path, entry) pairs."""
+    def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
+        """List ``path`` of the point (default: the entries of the point's tree)."""
         from .catalog.entry import DIR
         from .catalog.tree import normalize_path
 
         path = normalize_path(path)
         entry = ctx.tree.lookup(path)
         if entry is not None and entry.type != DIR:
-            return [(path, entry)]
+            return [BrowseItem.from_entry(path, entry)]
         return [
-            (f"{path}/{child.name}" if path else child.name, child)
+            BrowseItem.from_entry(f"{path}/{child.name}" if path else child.name, child)
             for child in ctx.tree.listdir(path)
         ]
 

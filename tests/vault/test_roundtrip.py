@@ -62,7 +62,7 @@ class TestRoundTrip:
     def test_browse_lists_the_folder_contents(self, backed_up):
         """browse lists the names of a folder of the point with their types."""
         vault, _, source = backed_up
-        listing = dict((e.name, e.type) for _, e in vault.browse("tree", None, _rel(source)))
+        listing = {row.name: row.type for row in vault.browse("tree", None, _rel(source))}
         assert listing["big.bin"] == "file"
         assert listing["names"] == "dir"
         expected = sorted(os.listdir(source))

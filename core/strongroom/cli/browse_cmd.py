@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import stat
 
 import click
 
-from ..catalog.entry import DIR, SYMLINK
 from .common import app, json_option, split_item_point
 from .output import emit_json, human_size, table
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "fifo": "p",
-              "chardev": "c", "blockdev": "b", "socket": "s", "stream": "S", "disk": "D"}
+              "chardev": "c", "blockdev": "b", "socket": "s"}
 
 
 @click.command()
@@ -24,20 +24,18 @@ def browse(ctx, spec, path, as_json):
     item, point = split_item_point(spec)
     listing = app(ctx).open_vault().browse(item, point, path)
     if as_json:
-        emit_json([
-            {"path": p, "name": e.name, "type": e.type, "mode": e.mode, "uid": e.uid, "gid": e.gid,
-             "user": e.user, "group": e.group, "size": e.size, "mtime_ns": e.mtime_ns,
-             "target": e.target or None}
-            for p, e in listing
-        ])
+        emit_json([row.to_dict() for row in listing])
         return
-    rows = []
-    for p, e in listing:
-        mode = _TYPE_CHAR.get(e.type, "?") + stat.filemode(e.mode)[1:]
-        name = e.name + ("/" if e.type == DIR else "") + (f" -> {e.target}" if e.type == SYMLINK else "")
-        owner = f"{e.user or e.uid}:{e.group or e.gid}"
-        import datetime as dt
+    if all(row.type in _TYPE_CHAR for row in listing):
+        table(("MODE", "OWNER", "SIZE", "MODIFIED", "NAME"), [_file_row(row) for row in listing])
+    else:
+        table(("TYPE", "SIZE", "NAME", "DETAIL"),
+              [(row.type, "-" if row.size is None else human_size(row.size), row.name, row.detail)
+               for row in listing])
 
-        mtime = dt.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
-        rows.append((mode, owner, human_size(e.size) if e.type != DIR else "-", mtime, name))
-    table(("MODE", "OWNER", "SIZE", "MODIFIED", "NAME"), rows)
+
+def _file_row(row) -> tuple:
+    mode = _TYPE_CHAR[row.type] + stat.filemode(row.mode or 0)[1:]
+    name = row.name + ("/" if row.type == "dir" else "") + (f" -> {row.target}" if row.type == "symlink" else "")
+    mtime = dt.datetime.fromtimestamp((row.mtime_ns or 0) / 1e9).strftime("%Y-%m-%d %H:%M")
+    return (mode, row.owner, "-" if row.size is None else human_size(row.size), mtime, name)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import attrs
 
-from ..catalog.entry import DIR, FILE, HARDLINK, Entry
+from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, Entry
 from ..catalog.tree import TreeReader, encode_tree
 from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
@@ -175,7 +175,7 @@ class BackupEngine:
                 stack[-1].slots.append(sub)
                 stack.append(sub)
                 self.stats.dirs += 1
-            elif entry.type == FILE:
+            elif entry.type in (FILE, STREAM, DISK):
                 slot = self._file_slot(src)
                 stack[-1].slots.append(slot)
                 if entry.nlink > 1:
@@ -237,37 +237,43 @@ class BackupEngine:
             chunker = self._local.chunker = Chunker(self._params)
         return chunker
 
-    def _open(self, src: SourceEntry):
+    @staticmethod
+    def _open(src: SourceEntry):
         opener = getattr(src, "open", None)
         if callable(opener):
             return opener()
-        fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW | O_NOATIME)  # type: ignore[attr-defined]
+        flags = os.O_RDONLY | os.O_NOFOLLOW
+        try:
+            fd = os.open(src.abspath, flags | O_NOATIME)  # type: ignore[attr-defined]
+        except PermissionError:  # O_NOATIME needs ownership of the file
+            if not O_NOATIME:
+                raise
+            fd = os.open(src.abspath, flags)  # type: ignore[attr-defined]
         return os.fdopen(fd, "rb", buffering=0)
 
     def _read_file(self, src: SourceEntry) -> Entry | None:
+        """Chunk one entry's content.  A file that cannot be read is left out with a
+        warning; a workload's own stream (``open()``) that fails fails the backup."""
         entry = src.entry
         chunks: list[bytes] = []
         total = 0
+        own_stream = callable(getattr(src, "open", None))
         try:
-            try:
-                fh = self._open(src)
-            except PermissionError:
-                if not O_NOATIME:
-                    raise
-                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
-                fh = os.fdopen(fd, "rb", buffering=0)
+            fh = self._open(src)
             with fh:
-                for data in self._pieces(fh, entry.size):
+                for data in self._pieces(fh, entry.size if entry.type in (FILE, HARDLINK) else -1):
                     chunks.append(self._writer.add(KIND_DATA, data))
                     total += len(data)
                     with self._lock:
                         self.stats.bytes_read += len(data)
         except OSError as exc:
+            if own_stream:
+                raise
             self._warn(f"{src.path}: not backed up ({exc.strerror or exc})")
             return None
         with self._lock:
             self.stats.files_read += 1
-        if total != entry.size:
+        if total != entry.size and entry.type in (FILE, HARDLINK):
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
         return attrs.evolve(entry, chunks=tuple(chunks), size=total)
 
@@ -275,7 +281,7 @@ class BackupEngine:
         """The chunks of an open file.  A file smaller than the minimum chunk size is
         one chunk read with one call, without setting up the content-defined cutter."""
         minimum = self._params.min_size
-        if size < minimum:
+        if 0 <= size < minimum:
             head = fh.read(minimum)
             if len(head) < minimum:
                 if head:

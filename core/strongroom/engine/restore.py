@@ -67,7 +67,7 @@ class Restorer:
         tree: TreeReader,
         target: str,
         *,
-        threads: int = 2,
+        threads: int | None = None,
         restore_owner: bool | None = None,
         progress: Callable[[RestoreStats], None] | None = None,
     ) -> None:
@@ -75,7 +75,7 @@ class Restorer:
         self.tree = tree
         self.writer = TreeWriter(target, restore_owner=restore_owner)
         self.stats = RestoreStats()
-        self._threads = threads
+        self._threads = threads or repo.io_threads
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._files: dict[str, _FilePlan] = {}

@@ -207,12 +207,13 @@ class BlobWriter:
         repo: Repository,
         *,
         seal_threads: int = 2,
-        upload_threads: int = 2,
+        upload_threads: int | None = None,
         max_pending_bytes: int = 96 * 1024 * 1024,
         pack_size: int = PACK_TARGET_SIZE,
         compression_level: int = 3,
     ) -> None:
         self.repo = repo
+        upload_threads = upload_threads or repo.io_threads
         self.pack_size = pack_size
         self.compression_level = compression_level
         self._seal_pool = ThreadPoolExecutor(seal_threads, thread_name_prefix="seal")
