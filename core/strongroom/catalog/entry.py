@@ -9,6 +9,7 @@ so any byte string a POSIX file name can hold survives the round trip.
 from __future__ import annotations
 
 import base64
+from typing import Iterator
 
 import attrs
 
@@ -40,6 +41,11 @@ class Entry:
     (``a/b/c``) of the first name of the same inode in the point.  ``chunks`` are the
     blob ids of the content in order; ``subtree`` is the tree blob id of a directory.
     ``sparse`` marks files whose all-zero chunks restore as holes.
+
+    ``chunk_size`` is 0 for content-defined chunks (their lengths come from the index).
+    Disk images use fixed-size chunks: chunk ``i`` covers bytes ``i * chunk_size`` up to
+    the next chunk or ``size``, and an all-zero chunk is a *hole*: not stored, its id is
+    empty (``b""``).
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -60,12 +66,27 @@ class Entry:
     target: str = ""
     xattrs: tuple[tuple[str, bytes], ...] = ()
     sparse: bool = False
+    chunk_size: int = 0
     chunks: tuple[bytes, ...] = ()
     subtree: bytes | None = None
 
     @property
     def has_content(self) -> bool:
         return self.type in HAS_CONTENT
+
+    def spans(self, raw_length) -> "Iterator[tuple[int, int, bytes]]":
+        """``(offset, length, chunk id)`` of every chunk; ``raw_length(id)`` gives the
+        length of a content-defined chunk (from the index).  Holes have an empty id."""
+        if self.chunk_size:
+            for i, chunk in enumerate(self.chunks):
+                offset = i * self.chunk_size
+                yield offset, min(self.chunk_size, self.size - offset), chunk
+            return
+        offset = 0
+        for chunk in self.chunks:
+            length = raw_length(chunk)
+            yield offset, length, chunk
+            offset += length
 
     def to_dict(self) -> dict:
         """The JSON form stored in tree nodes (defaults left out to keep nodes small)."""

@@ -1,7 +1,8 @@
 """Random access to the content of one entry of a recovery point.
 
 :class:`ContentReader` is a seekable, read-only binary file object over an entry's
-chunks.  It fetches only the chunks a read touches (each one ranged request) and keeps
+chunks (holes of disk images read as zeros without any request).  It fetches only the
+chunks a read touches (each one ranged request) and keeps
 a few recently used chunks, so an item-level reader (a file system inside a disk
 image) reads a few MiB of a large entry, not all of it.
 """
@@ -23,13 +24,11 @@ class ContentReader(io.RawIOBase):
     def __init__(self, repo: "Repository", entry: Entry, *, cache_chunks: int = 8) -> None:
         super().__init__()
         self._repo = repo
-        self._chunks = list(entry.chunks)
-        self._starts: list[int] = []
-        offset = 0
-        for chunk in self._chunks:
-            self._starts.append(offset)
-            offset += repo.lookup(chunk).raw_length
-        self._size = offset
+        spans = list(entry.spans(lambda chunk: repo.lookup(chunk).raw_length))
+        self._chunks = [chunk for _, _, chunk in spans]
+        self._starts = [offset for offset, _, _ in spans]
+        self._lengths = [length for _, length, _ in spans]
+        self._size = spans[-1][0] + spans[-1][1] if spans else (entry.size if entry.chunk_size else 0)
         self._pos = 0
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_chunks = cache_chunks
@@ -66,6 +65,8 @@ class ContentReader(io.RawIOBase):
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
+        if not self._chunks[index]:  # a hole of a disk image
+            return bytes(self._lengths[index])
         data = self._repo.get_blob(self._chunks[index])
         self.chunks_fetched += 1
         self._cache[index] = data

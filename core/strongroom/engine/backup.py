@@ -10,6 +10,13 @@ first, so memory holds only directories still in progress.
 
 A file whose size, mtime, ctime, inode and device equal those of the same path in the
 parent point reuses the parent's chunk list without being opened.
+
+A DISK entry (``entry.chunk_size`` > 0) is read in fixed-size chunks aligned to the
+disk: all-zero chunks become holes (stored nowhere), and when the source entry has
+``changed_chunks`` (a collection of chunk numbers that may differ from the parent
+point, e.g. from a QEMU dirty bitmap), every other chunk is taken from the parent
+point's entry at the same path without being read.  ``changed_chunks = None`` reads
+everything.  The source's ``open()`` must then return a seekable file object.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class BackupStats:
     files_read: int = 0
     bytes_read: int = 0
     files_unchanged: int = 0
+    chunks_reused: int = 0
     new_blobs: int = 0
     new_bytes: int = 0
     stored_bytes: int = 0
@@ -105,6 +113,22 @@ class _Prepended:
         return self._tail.readinto(buffer)
 
 
+def _read_exactly(fh, length: int) -> bytes:
+    """``length`` bytes from ``fh`` (several reads if the source returns short ones)."""
+    data = fh.read(length)
+    if len(data) == length:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        more = fh.read(length - got)
+        if not more:
+            raise OSError(f"disk image ended after {got} of {length} bytes of a chunk")
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
 def _parent_of(path: str) -> str:
     return path.rpartition("/")[0]
 
@@ -134,6 +158,7 @@ class BackupEngine:
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._parent_dirs: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
+        self._parent_lock = threading.Lock()
         self._compression_level = compression_level
 
     # --- the walk ------------------------------------------------------------------------
@@ -199,18 +224,7 @@ class BackupEngine:
     # --- files ---------------------------------------------------------------------------
 
     def _unchanged(self, path: str, entry: Entry) -> Entry | None:
-        if self.parent is None:
-            return None
-        directory = _parent_of(path)
-        siblings = self._parent_dirs.get(directory)
-        if siblings is None:
-            siblings = self.parent.dir_map(directory)
-            self._parent_dirs[directory] = siblings
-            if len(self._parent_dirs) > 64:
-                self._parent_dirs.popitem(last=False)
-        else:
-            self._parent_dirs.move_to_end(directory)
-        old = siblings.get(entry.name)
+        old = self._parent_entry(path)
         if (
             old is None
             or old.type not in (FILE, HARDLINK)
@@ -222,7 +236,7 @@ class BackupEngine:
         return attrs.evolve(entry, chunks=old.chunks)
 
     def _file_slot(self, src: SourceEntry) -> Entry | Future:
-        reused = self._unchanged(src.path, src.entry)
+        reused = self._unchanged(src.path, src.entry) if src.entry.type == FILE else None
         if reused is not None:
             self.stats.files_unchanged += 1
             return reused
@@ -236,6 +250,67 @@ class BackupEngine:
         if chunker is None:
             chunker = self._local.chunker = Chunker(self._params)
         return chunker
+
+    def _parent_entry(self, path: str) -> Entry | None:
+        if self.parent is None:
+            return None
+        directory = _parent_of(path)
+        with self._parent_lock:  # disk readers call this from worker threads
+            siblings = self._parent_dirs.get(directory)
+            if siblings is not None:
+                self._parent_dirs.move_to_end(directory)
+        if siblings is None:
+            siblings = self.parent.dir_map(directory)
+            with self._parent_lock:
+                self._parent_dirs[directory] = siblings
+                if len(self._parent_dirs) > 64:
+                    self._parent_dirs.popitem(last=False)
+        return siblings.get(path.rpartition("/")[2])
+
+    def _read_disk(self, src: SourceEntry) -> Entry:
+        """Fixed-size chunks of a disk image; holes for zeros; unchanged chunks reused."""
+        entry = src.entry
+        size, chunk_size = entry.size, entry.chunk_size
+        count = -(-size // chunk_size) if size else 0
+        changed = getattr(src, "changed_chunks", None)
+        parent = self._parent_entry(src.path)
+        reusable: tuple[bytes, ...] = ()
+        if (
+            changed is not None and parent is not None and parent.type == DISK
+            and parent.chunk_size == chunk_size and parent.size == size
+            and all(not c or c in self.repo.index for c in parent.chunks)
+        ):
+            reusable = parent.chunks
+        elif changed is not None:
+            self._warn(f"{src.path}: no usable parent point for the changed-block map; reading the whole disk")
+            changed = None
+        changed = set(changed) if changed is not None else None
+        zero = bytes(chunk_size)
+        chunks: list[bytes] = []
+        reused = read = 0
+        with src.open() as fh:
+            position = 0
+            for i in range(count):
+                length = min(chunk_size, size - i * chunk_size)
+                if changed is not None and i not in changed:
+                    chunks.append(reusable[i])
+                    reused += 1
+                    continue
+                if position != i * chunk_size:
+                    fh.seek(i * chunk_size)
+                data = _read_exactly(fh, length)
+                position = i * chunk_size + length
+                read += length
+                if data == (zero if length == chunk_size else bytes(length)):
+                    chunks.append(b"")
+                else:
+                    chunks.append(self._writer.add(KIND_DATA, data))
+                with self._lock:
+                    self.stats.bytes_read += length
+        with self._lock:
+            self.stats.files_read += 1
+            self.stats.chunks_reused += reused
+        return attrs.evolve(entry, chunks=tuple(chunks), sparse=True)
 
     @staticmethod
     def _open(src: SourceEntry):
@@ -255,6 +330,8 @@ class BackupEngine:
         """Chunk one entry's content.  A file that cannot be read is left out with a
         warning; a workload's own stream (``open()``) that fails fails the backup."""
         entry = src.entry
+        if entry.type == DISK and entry.chunk_size:
+            return self._read_disk(src)
         chunks: list[bytes] = []
         total = 0
         own_stream = callable(getattr(src, "open", None))

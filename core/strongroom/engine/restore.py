@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import attrs
 
-from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
+from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, DISK, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
 from ..catalog.tree import TreeReader, normalize_path
 from ..errors import IntegrityError
 from ..repository.repository import Repository
@@ -132,19 +132,24 @@ class Restorer:
             self.stats, tuple(damaged), tuple(errors), tuple(self.writer.warnings)
         )
 
+    def _raw_length(self, chunk: bytes) -> int:
+        index_entry = self.repo.index.lookup(chunk)
+        return 0 if index_entry is None else index_entry.raw_length
+
     def _write_contents(self, errors: list[str]) -> None:
         by_pack: dict[str, dict[bytes, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
         entries_by_blob = {}
         for relpath, plan in self._files.items():
-            offset = 0
-            for chunk in plan.entry.chunks:
+            for offset, _, chunk in plan.entry.spans(self._raw_length):
+                if not chunk:  # a hole: left unwritten in the sparse file
+                    plan.remaining -= 1
+                    continue
                 index_entry = self.repo.index.lookup(chunk)
                 if index_entry is None:
                     plan.damaged = plan.damaged or f"chunk {chunk.hex()[:16]} is missing from the vault"
                     break
                 entries_by_blob[chunk] = index_entry
                 by_pack[index_entry.pack_id][chunk].append((relpath, offset))
-                offset += index_entry.raw_length
 
         def restore_pack(pack_id: str) -> None:
             wanted = by_pack[pack_id]
@@ -157,7 +162,8 @@ class Restorer:
                             plan.damaged = plan.damaged or str(data)
                         continue
                     if plan.damaged is None:
-                        self.writer.write(relpath, offset, data, sparse=plan.entry.sparse)
+                        sparse = plan.entry.sparse or plan.entry.type == DISK
+                        self.writer.write(relpath, offset, data, sparse=sparse)
                     with self._lock:
                         plan.remaining -= 1
                         self.stats.bytes_written += len(data)

@@ -112,6 +112,8 @@ class Verifier:
                     if child.type == DIR and child.subtree is not None:
                         stack.append((child.subtree, child_path))
                     for chunk in child.chunks:
+                        if not chunk:
+                            continue  # a hole of a disk image: nothing stored
                         if chunk not in self.repo.index:
                             self.problems.append(f"{label}: {child_path}: chunk {chunk.hex()[:16]} is missing")
                         elif len(self._users[chunk]) < 3:
