@@ -31,7 +31,9 @@ class JobLog:
         )
 
     def finish(self, job: Job, state: str, **changes: object) -> Job:
-        return self._write(attrs.evolve(job, state=state, ended=iso(utcnow()), **changes))
+        """Record the end of ``job``; ``details`` given here are added to the start's."""
+        details = {**job.details, **dict(changes.pop("details", None) or {})}  # type: ignore[arg-type]
+        return self._write(attrs.evolve(job, state=state, ended=iso(utcnow()), details=details, **changes))
 
     def list(self, *, item: str | None = None, type_: str | None = None,
              state: str | None = None, last: int | None = None) -> list[Job]:

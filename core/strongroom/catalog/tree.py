@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Iterator
 
-from ..errors import IntegrityError, PathNotInPoint
+from ..errors import IntegrityError, PathNotInPoint, UsageError
 from .entry import DIR, Entry
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def normalize_path(path: str) -> str:
     """A user-given path inside a point as a point-relative path ('' is the root)."""
     parts = [p for p in path.strip().split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise PathNotInPoint(path=path, point="(any)")
+        raise UsageError(message=f"a path inside a point cannot contain '..': {path}")
     return "/".join(parts)
 
 

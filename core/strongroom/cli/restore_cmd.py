@@ -50,6 +50,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                 f"Restored {s.files} files, {s.dirs} folders, {s.links} links"
                 f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s"
             )
+        if result.warnings:
+            ctx.exit(1)  # completed with warnings, as for backup
 
     params = [
         click.Argument(["spec"], metavar="ITEM[@POINT]"),

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import attrs
 
-from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, Entry
+from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry
 from ..catalog.tree import TreeReader, encode_tree
 from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
@@ -212,6 +212,8 @@ class BackupEngine:
                 stack[-1].slots.append(_Link(entry, first) if first is not None else self._file_slot(src))
                 self.stats.files += 1
             else:
+                if entry.type == SYMLINK:  # reading the link updates its atime: don't keep it
+                    entry = attrs.evolve(entry, atime_ns=0)
                 stack[-1].slots.append(entry)
                 self.stats.others += 1
             self._report(self.stats)

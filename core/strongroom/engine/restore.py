@@ -159,7 +159,7 @@ class Restorer:
                     plan = self._files[relpath]
                     if isinstance(data, IntegrityError):
                         with self._lock:
-                            plan.damaged = plan.damaged or str(data)
+                            plan.damaged = plan.damaged or "{what}: {reason}".format(**data.fields)
                         continue
                     if plan.damaged is None:
                         sparse = plan.entry.sparse or plan.entry.type == DISK

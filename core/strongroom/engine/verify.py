@@ -70,7 +70,10 @@ class Verifier:
         for pack_id in sorted(indexed - on_storage):
             self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
         for pack_id in sorted(on_storage - indexed):
-            self.notes.append(f"{pack_name(pack_id)}: not indexed yet (an interrupted backup); the next backup adopts it")
+            self.notes.append(
+                f"{pack_name(pack_id)}: in no index (an interrupted backup, or a damaged index file):"
+                " the next backup adopts it; 'strongroom vault rebuild-index' re-reads every pack"
+            )
         packs_read = bytes_read = 0
         if read_data:
             self._progress("reading data")

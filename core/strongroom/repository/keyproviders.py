@@ -25,15 +25,32 @@ from typing import Callable, ClassVar
 import attrs
 import blake3
 
-from ..errors import KeyNotAvailable
+from ..errors import KeyNotAvailable, UsageError
 from ..markers import hookimpl
 from ..secrets import Secret
 
 PASSPHRASE_ENV = "STRONGROOM_PASSPHRASE"
 # Production scrypt cost (N=2**17, r=8, p=1: ~128 MiB, ~0.3 s).  Tests lower it through
 # STRONGROOM_SCRYPT_N; the cost used is stored in each slot, so opening always works.
-SCRYPT_N = int(os.environ.get("STRONGROOM_SCRYPT_N", 2**17))
+DEFAULT_SCRYPT_N = 2**17
+MIN_SCRYPT_N = 2**10
 SCRYPT_R, SCRYPT_P = 8, 1
+
+
+def scrypt_cost() -> int:
+    """The scrypt N for new passphrase slots: a power of two, at least 1024."""
+    text = os.environ.get("STRONGROOM_SCRYPT_N")
+    if text is None:
+        return DEFAULT_SCRYPT_N
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < MIN_SCRYPT_N or n & (n - 1):
+        raise UsageError(
+            message=f"STRONGROOM_SCRYPT_N must be a power of two of at least {MIN_SCRYPT_N}, not {text!r}"
+        )
+    return n
 
 
 def strongroom_home() -> Path:
@@ -157,7 +174,7 @@ class PassphraseKeyProvider:
             raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the passphrase is empty")
         params = {
             "kdf": "scrypt",
-            "n": SCRYPT_N,
+            "n": scrypt_cost(),
             "r": SCRYPT_R,
             "p": SCRYPT_P,
             "salt": base64.b64encode(os.urandom(16)).decode(),
