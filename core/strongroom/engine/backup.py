@@ -167,11 +167,14 @@ class BackupEngine:
         started = time.monotonic()
         writer = self.repo.writer(compression_level=self._compression_level)
         self._writer = writer
+        failed = True
         try:
             root = self._walk(entries)
             writer.flush()
+            failed = False
         finally:
-            self._read_pool.shutdown(wait=True)
+            # On failure, reads still queued are dropped rather than run to the end.
+            self._read_pool.shutdown(wait=True, cancel_futures=failed)
             writer.close()
         self.stats.new_blobs = writer.new_blobs
         self.stats.new_bytes = writer.new_raw_bytes
