@@ -1,17 +1,18 @@
-"""Fixtures for vault-level tests: an isolated key store, vaults, a CLI runner."""
+"""Fixtures for vault-level tests: an isolated key store, vaults, a CLI runner.
+
+The CLI runner is :class:`strongroom.testing.Cli`, the one the pytest plugin gives
+plugin authors; the plugin's fixtures (``strongroom_*``) are available here too.
+"""
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 
-import attrs
 import pytest
-from click.testing import CliRunner
 
-from strongroom.plugins import PluginHost
+from strongroom.testing import Cli, CliResult  # noqa: F401  (the CLI runner, shared with plugin authors)
 from strongroom.vault import Vault
 
 
@@ -23,6 +24,7 @@ def strongroom_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("STRONGROOM_VAULT", raising=False)
     monkeypatch.delenv("STRONGROOM_PASSPHRASE", raising=False)
     monkeypatch.delenv("STRONGROOM_DISABLE_PLUGINS", raising=False)
+    monkeypatch.delenv("STRONGROOM_STORAGE_OPTIONS", raising=False)
     return home
 
 
@@ -34,50 +36,6 @@ def vault_url(tmp_path) -> str:
 @pytest.fixture
 def vault(vault_url) -> Vault:
     return Vault.create(vault_url, name="test")
-
-
-@attrs.frozen
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-class Cli:
-    """Runs ``strongroom`` in-process, as a user would, and returns exit code and output."""
-
-    def __init__(self, vault_url: str | None = None) -> None:
-        self.vault_url = vault_url
-
-    def __call__(self, *args: str, input: str | None = None, env: dict | None = None,
-                 expect: int | None = 0) -> CliResult:
-        from strongroom.cli import _disabled_from_argv, build_cli
-
-        argv = [str(a) for a in args]
-        full_env = {"STRONGROOM_VAULT": self.vault_url} if self.vault_url else {}
-        full_env.update(env or {})
-        runner = CliRunner()
-        with_env = {**os.environ, **full_env}
-        old = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(with_env)
-        try:
-            cli = build_cli(PluginHost.create(disabled=_disabled_from_argv(argv)))
-            result = runner.invoke(cli, argv, input=input, catch_exceptions=False)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        out = CliResult(result.exit_code, result.stdout, result.stderr)
-        if expect is not None and out.exit_code != expect:
-            raise AssertionError(
-                f"strongroom {shlex.join(argv)} exited {out.exit_code}, expected {expect}:\n"
-                f"{out.stdout}\n{out.stderr}"
-            )
-        return out
 
 
 @pytest.fixture

@@ -224,3 +224,180 @@ class BackupError(StrongroomError):
     """Backup failed: {message}"""
 
     exit_code = 61
+
+
+# --- postgres ---
+
+
+class PostgresError(StrongroomError):
+    """PostgreSQL: {message}"""
+
+    exit_code = 80
+
+
+class PostgresConnectFailed(PostgresError):
+    """Cannot connect to PostgreSQL at {server}: {reason}"""
+
+    exit_code = 81
+
+
+class PostgresToolsMismatch(PostgresError):
+    """{tool} {tool_version} cannot {action}: {hint}"""
+
+    exit_code = 82
+
+
+class DatabaseNotFound(PostgresError):
+    """Database '{database}' does not exist on PostgreSQL at {server}."""
+
+    exit_code = 83
+
+
+class DatabaseExists(PostgresError):
+    """Database '{database}' already exists on PostgreSQL at {server}; pass --force to replace it or choose another --to-database."""
+
+    exit_code = 84
+
+
+class ObjectsExist(PostgresError):
+    """Database '{database}' already has {objects}; pass --force to replace them."""
+
+    exit_code = 85
+
+
+class NotInDump(PostgresError):
+    """{kind} '{name}' is not in {where}."""
+
+    exit_code = 86
+
+
+class DumpFailed(PostgresError):
+    """{tool} of {what} failed: {reason}"""
+
+    exit_code = 87
+
+
+class PostgresRestoreFailed(PostgresError):
+    """Restore into database '{database}' failed: {reason} ({cleanup})"""
+
+    exit_code = 88
+
+
+class DumpUnreadable(PostgresError):
+    """The dump of database '{database}' in recovery point {point} cannot be read: {reason}"""
+
+    exit_code = 89
+
+
+# --- vm ---
+
+
+class VmError(StrongroomError):
+    """{message}"""
+
+    exit_code = 90
+
+
+class DiskUnreadable(VmError):
+    """Cannot read disk {disk}: {reason}"""
+
+    exit_code = 91
+
+
+class QemuError(VmError):
+    """QEMU at {socket}: {reason}"""
+
+    exit_code = 92
+
+
+class GuestAgentError(VmError):
+    """Guest agent at {socket}: {reason}"""
+
+    exit_code = 93
+
+
+class DiskNotInPoint(NotFound):
+    """Disk '{disk}' not found in recovery point {point} (disks: {disks})."""
+
+    exit_code = 94
+
+
+class UnknownFilesystem(VmError):
+    """Cannot read {where}: {reason}"""
+
+    exit_code = 95
+
+
+class ToolMissing(VmError):
+    """{tool} is needed to {purpose}; install {package}."""
+
+    exit_code = 96
+
+
+# --- policies, lifecycle, prune ------------------------------------------------------
+
+
+class PolicyError(StrongroomError):
+    """{message}"""
+
+    exit_code = 70
+
+
+class PolicyNotFound(PolicyError):
+    """Policy '{policy}' not found in this vault."""
+
+    exit_code = 71
+
+
+class PolicyExists(PolicyError):
+    """Policy '{policy}' already exists; change it with 'strongroom policy update'."""
+
+    exit_code = 72
+
+
+class PolicyInUse(PolicyError):
+    """Policy '{policy}' is used by {items}; give them another policy or delete their data first."""
+
+    exit_code = 73
+
+
+class InvalidPolicy(PolicyError):
+    """Invalid policy: {reason}"""
+
+    exit_code = 74
+
+
+class InvalidRetention(PolicyError):
+    """Invalid retention: {reason}"""
+
+    exit_code = 74
+
+
+class ItemStateError(StrongroomError):
+    """Item '{item}' is {state}: {reason}"""
+
+    exit_code = 75
+
+
+class LeaseHeld(StrongroomError):
+    """{operation} is already running: lease {lease} held by {holder} until {until}."""
+
+    exit_code = 76
+
+
+class LeaseLost(StrongroomError):
+    """The {operation} lease was lost ({reason}); nothing unsafe was done, run it again."""
+
+    exit_code = 77
+
+
+class PruneConflict(StrongroomError):
+    """Backup of '{item}' not committed: {reason}; run the backup again."""
+
+    exit_code = 78
+
+
+class DueWorkFailed(StrongroomError):
+    """{count} of {total} due job(s) failed: {failed}"""
+
+    exit_code = 79

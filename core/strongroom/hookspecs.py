@@ -19,7 +19,7 @@ from strongroom.markers import hookspec
 if TYPE_CHECKING:
     import click
 
-    from strongroom.models import Job, ProtectedItem, RecoveryPoint
+    from strongroom.models import Job, Policy, ProtectedItem, RecoveryPoint
     from strongroom.registry import Registry
     from strongroom.vault import Vault
 
@@ -98,6 +98,47 @@ def strongroom_vault_opened(vault: Vault) -> None:
 
     :param vault: the open vault.
     :return: ignored.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Policies: called when a policy is written and when retention is evaluated
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def strongroom_policy_validate(vault: Vault, policy: Policy) -> None:
+    """A policy is about to be created or changed: raise to reject it.
+
+    Called by ``strongroom policy create`` and ``strongroom policy update`` after the
+    core's own checks (times, weekdays, timezone, keep counts, the vault's retention
+    floors) and before the new version is written.  A
+    :class:`~strongroom.errors.StrongroomError` is shown as it is; any other exception
+    rejects the policy with an "invalid policy" error carrying its message.  Nothing is
+    written when an implementation raises.
+
+    :param vault: the vault the policy belongs to.
+    :param policy: the :class:`~strongroom.models.Policy` as it would be written.
+    :return: ignored.
+    """
+
+
+@hookspec
+def strongroom_retention_tags(vault: Vault, point: RecoveryPoint, policy: Policy | None) -> list[str] | None:
+    """Extra retention tags for *point*; a point with an extra tag is not expired.
+
+    Called for every existing point of an item each time its retention is evaluated: by
+    prune, after a policy update, when an item is stopped or resumed, and when a backup of
+    the item commits a new point.  Return an iterable of tag names (or None for none).
+    The tags are recorded with the point's retention, after the GFS tags, and keep the
+    point for as long as some implementation keeps returning them (a legal hold, say);
+    they do not keep the points of an item whose data is being deleted.  Every
+    implementation is called and the answers are combined.
+
+    :param vault: the vault holding the point.
+    :param point: the recovery point, with its current retention.
+    :param policy: the policy of the point's item, or None if it has none.
+    :return: extra tag names, or None.
     """
 
 

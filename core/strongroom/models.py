@@ -1,7 +1,8 @@
-"""Frozen records of the vault: configuration, items, recovery points, jobs.
+"""Frozen records of the vault: configuration, items, policies, recovery points, jobs.
 
 Every record converts to and from the JSON document stored (encrypted) in the vault
-with ``to_dict``/``from_dict``; change one with ``attrs.evolve``.
+with ``to_dict``/``from_dict``; change one with ``attrs.evolve``.  Fields added after
+format 1 was first written have defaults, so older documents still read.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from .policy.retention import RetentionRules
+    from .policy.schedule import Schedule
 
 FORMAT_VERSION = 1
 # Features this version of strongroom can read and write.  A vault listing a feature
@@ -18,6 +24,15 @@ FORMAT_VERSION = 1
 KNOWN_FEATURES: frozenset[str] = frozenset()
 
 ITEM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+#: Lifecycle states of a protected item (``docs/policies.md``, "Item lifecycle").
+PROTECTED = "protected"
+STOPPED_RETAIN_FOREVER = "stopped-retain-forever"
+STOPPED_RETAIN_POLICY = "stopped-retain-policy"
+DELETED = "deleted"
+ITEM_STATES = (PROTECTED, STOPPED_RETAIN_FOREVER, STOPPED_RETAIN_POLICY, DELETED)
+#: What started a backup: a schedule (``run-due``, ``agent``) or a person (``backup``).
+TRIGGERS = ("on_demand", "scheduled")
 
 
 def utcnow() -> dt.datetime:
@@ -36,16 +51,37 @@ def new_id(nbytes: int = 8) -> str:
     return os.urandom(nbytes).hex()
 
 
+def time_of(name: str) -> dt.datetime:
+    """The moment a time id (or a name ending in one) stands for; ValueError if none."""
+    stamp = name.rsplit("/", 1)[-1][:22]
+    return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.timezone.utc)
+
+
 def time_id(moment: dt.datetime | None = None) -> str:
     """A name that sorts by time: ``20261121T113008123456Z-<4 random bytes hex>``."""
     moment = moment or utcnow()
     return moment.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + new_id(4)
 
 
+def known_fields(cls: type, doc: dict) -> dict:
+    """``doc`` without keys that ``cls`` does not have: documents written by a newer
+    version may carry more fields, which this version ignores."""
+    names = {f.name for f in attrs.fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
+
+
 def _check_item_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
     if not ITEM_NAME_RE.match(value):
         raise ValueError(
             f"invalid item name {value!r}: use 1-64 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+
+
+def _check_policy_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if not ITEM_NAME_RE.match(value):
+        raise ValueError(
+            f"invalid policy name {value!r}: use 1-64 letters, digits, '.', '_' or '-',"
             " starting with a letter or digit"
         )
 
@@ -79,11 +115,18 @@ class VaultConfig:
 
 @attrs.frozen
 class VaultSettings:
-    """Encrypted settings fixed at creation (chunker) or changed later (name)."""
+    """Encrypted settings fixed at creation (chunker) or changed later (name, floors, prune).
+
+    ``retention_floors`` (None: off) is the least retention any policy may have, as a
+    :class:`~strongroom.policy.retention.RetentionFloors` document.  ``prune`` holds the
+    prune settings (:class:`~strongroom.engine.prune.PruneSettings` document).
+    """
 
     name: str
     chunker: dict
     compression_level: int = 3
+    retention_floors: dict | None = None
+    prune: dict = attrs.field(factory=dict)
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -93,6 +136,7 @@ class VaultSettings:
         return cls(
             name=doc["name"], chunker=dict(doc["chunker"]),
             compression_level=int(doc.get("compression_level", 3)),
+            retention_floors=doc.get("retention_floors"), prune=dict(doc.get("prune") or {}),
         )
 
 
@@ -104,7 +148,7 @@ class ProtectedItem:
     name: str = attrs.field(validator=_check_item_name)
     workload: str
     source: dict
-    state: str = "protected"
+    state: str = attrs.field(default=PROTECTED, validator=attrs.validators.in_(ITEM_STATES))
     policy: str | None = None
     created: str = ""
     version: str = ""  # name of the document this record was read from
@@ -131,7 +175,14 @@ class ProtectedItem:
 
 @attrs.frozen
 class RecoveryPoint:
-    """The header of one recovery point: small, written once, the commit of a backup."""
+    """The header of one recovery point: small, written once, the commit of a backup.
+
+    ``expires_at`` and ``tags`` are the retention computed when the point was made;
+    ``retain_until`` the on-demand backup's own retention; ``trigger`` what started the
+    backup.  Later changes (retention re-evaluated, state) live in point status documents
+    (:mod:`strongroom.pointstatus`); :meth:`Vault.points` returns headers with the newest
+    status applied.
+    """
 
     point_id: str
     item_id: str
@@ -147,6 +198,8 @@ class RecoveryPoint:
     tags: tuple[str, ...] = ()
     state: str = "active"
     extra: dict = attrs.field(factory=dict)
+    retain_until: str | None = None
+    trigger: str = "on_demand"
 
     @property
     def short_id(self) -> str:
@@ -167,7 +220,48 @@ class RecoveryPoint:
         doc = dict(doc)
         doc["warnings"] = tuple(doc.get("warnings", ()))
         doc["tags"] = tuple(doc.get("tags", ()))
-        return cls(**doc)
+        return cls(**known_fields(cls, doc))
+
+
+@attrs.frozen
+class Policy:
+    """A backup policy: when items back up (``schedule``) and what is kept (``retention``).
+
+    Stored as versioned documents ``policies/<name>/<time-id>`` (the newest wins; a
+    deleted policy's newest version is a tombstone).  The schedule's timezone is also the
+    one the retention periods are counted in.
+    """
+
+    name: str = attrs.field(validator=_check_policy_name)
+    schedule: "Schedule"
+    retention: "RetentionRules"
+    description: str = ""
+    created: str = ""
+    version: str = ""  # name of the document this record was read from
+
+    @property
+    def timezone(self) -> str:
+        return self.schedule.timezone
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "schedule": self.schedule.to_dict(),
+            "retention": self.retention.to_dict(),
+            "description": self.description,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict, version: str = "") -> "Policy":
+        from .policy.retention import RetentionRules
+        from .policy.schedule import Schedule
+
+        return cls(
+            name=doc["name"], schedule=Schedule.from_dict(doc["schedule"]),
+            retention=RetentionRules.from_dict(doc.get("retention", {})),
+            description=doc.get("description", ""), created=doc.get("created", ""), version=version,
+        )
 
 
 JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled")
@@ -198,4 +292,4 @@ class Job:
     def from_dict(cls, doc: dict) -> "Job":
         doc = dict(doc)
         doc["warnings"] = tuple(doc.get("warnings", ()))
-        return cls(**doc)
+        return cls(**known_fields(cls, doc))

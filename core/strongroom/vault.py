@@ -1,11 +1,19 @@
-"""The Vault facade: items, recovery points, jobs and keys of one vault.
+"""The Vault facade: items, policies, recovery points, jobs and keys of one vault.
 
 Callers (the CLI, tests, the future vault server) use only this class; it ties the
 storage, repository, catalog and engine layers together and calls the plugin hooks.
+The logic lives in the modules it calls: :mod:`strongroom.lifecycle` (item states,
+retention of points), :mod:`strongroom.policy` (policies, schedules, ``run-due``),
+:mod:`strongroom.engine.prune` and :mod:`strongroom.engine.gcstate` (prune, and what a
+backup does about a prune running elsewhere).
+
+Everything that depends on the time asks ``vault.clock()`` (UTC now by default); tests
+replace it to replay months of backups and prunes in a moment.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -13,29 +21,33 @@ from typing import Callable, Sequence
 
 import attrs
 
-from . import keyring
+from . import keyring, vaultops
 from .catalog.entry import Entry
 from .catalog.reader import ContentReader
 from .catalog.tree import TreeReader
-from .engine.backup import BackupEngine, BackupStats
+from .engine.backup import BackupStats
 from .engine.restore import RestoreResult
 from .engine.verify import Verifier, VerifyReport
 from .errors import (
-    AmbiguousPoint, IntegrityError, ItemExists, ItemNotFound, ObjectNotFound, PathNotInPoint,
-    PointNotFound, StrongroomError, UnsupportedFormat, VaultExists, VaultNotFound,
+    AmbiguousPoint, IntegrityError, ItemExists, ItemNotFound, ItemStateError, ObjectNotFound,
+    PathNotInPoint, PointNotFound, StrongroomError, UnsupportedFormat, UsageError, VaultExists,
+    VaultNotFound,
 )
 from .jobs import JobLog
 from .models import (
-    FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig,
-    VaultSettings, iso, new_id, time_id, utcnow,
+    DELETED, FORMAT_VERSION, KNOWN_FEATURES, PROTECTED, Job, ProtectedItem, RecoveryPoint,
+    VaultConfig, VaultSettings, iso, new_id, time_id, utcnow,
 )
 from .plugins import PluginHost
+from .pointstatus import apply as apply_status, load_statuses
 from .repository.chunker import ChunkerParams
 from .repository.keyproviders import KeyContext, PassphraseSource, strongroom_home
+from .repository.leases import Lease
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
 from .storage import Store, open_store
-from .workload import BackupContext, BrowseItem, PointContext, Workload
+from .vaultpolicy import PolicyFacade
+from .workload import BrowseItem, PointContext, Workload
 
 CONFIG_NAME = "strongroom.json"
 
@@ -58,7 +70,7 @@ def _read_config(store: Store, url: str) -> VaultConfig:
 
 
 @attrs.define
-class Vault:
+class Vault(PolicyFacade):
     store: Store
     config: VaultConfig
     master: MasterKey
@@ -68,6 +80,8 @@ class Vault:
     opened_with: KeySlot | None = None
     _repo: Repository | None = None
     _index_problems: list[str] | None = None
+    clock: Callable[[], dt.datetime] = utcnow
+    _index_files: frozenset[str] = frozenset()
 
     # --- opening -----------------------------------------------------------------------
 
@@ -107,13 +121,16 @@ class Vault:
         if master is None:
             master, slot = keyring.unlock(store, ctx, plugins.key_providers)
         repo = Repository(store, master)
-        names = sorted(store.list("settings/"))
-        if not names:
-            raise IntegrityError(what="settings", reason="the vault has no settings document")
-        settings = VaultSettings.from_dict(repo.get_document(names[-1]))
+        settings = _newest_settings(repo)
         vault = cls(store, config, master, settings, plugins, ctx, slot, repo)
         plugins.pm.hook.strongroom_vault_opened(vault=vault)
         return vault
+
+    def reopen(self) -> "Vault":
+        """A fresh view of this vault (newest settings, no index loaded), same storage and key."""
+        settings = _newest_settings(self.repo)
+        return Vault(self.store, self.config, self.master, settings, self.plugins, self.key_context,
+                     self.opened_with, clock=self.clock)
 
     @property
     def vault_id(self) -> str:
@@ -135,8 +152,37 @@ class Vault:
 
     def load_index(self, *, tolerant: bool = False) -> list[str]:
         if self._index_problems is None:
-            self._index_problems = self.repo.load_index(tolerant=tolerant)
+            names = frozenset(self.store.list("index/"))
+            self._index_problems = self.repo.load_index_files(sorted(names), tolerant=tolerant)
+            self._index_files = names
         return self._index_problems
+
+    def forget_index(self) -> None:
+        """Drop the in-memory index; the next operation that needs it reads it again."""
+        from .repository.index import Index
+
+        self.repo.index = Index()
+        self._index_problems = None
+        self._index_files = frozenset()
+
+    @property
+    def index_files(self) -> frozenset[str]:
+        """The index files loaded into the in-memory index."""
+        return self._index_files
+
+    def refresh_index(self) -> None:
+        """Load index files written since the index was loaded; reload it all if a prune
+        replaced some (so no blob of a deleted pack is taken for present)."""
+        if self._index_problems is None:
+            self.load_index()
+            return
+        names = frozenset(self.store.list("index/"))
+        if not self._index_files <= names:
+            self.forget_index()
+            self.load_index()
+        elif names != self._index_files:
+            self.repo.load_index_files(sorted(names - self._index_files))
+            self._index_files = names
 
     @property
     def jobs(self) -> JobLog:
@@ -157,29 +203,48 @@ class Vault:
         return sorted((ProtectedItem.from_dict(doc, name) for name, doc in docs), key=lambda i: i.name)
 
     def item(self, name: str) -> ProtectedItem:
-        for item in self.items():
-            if item.name == name:
-                return item
-        raise ItemNotFound(item=name)
+        """The item called ``name``; one whose data was deleted only if no other has the name."""
+        matches = [item for item in self.items() if item.name == name]
+        if not matches:
+            raise ItemNotFound(item=name)
+        live = [item for item in matches if item.state != DELETED]
+        return (live or matches)[-1]
 
-    def protect(self, workload: str, name: str, source: dict) -> ProtectedItem:
+    def protect(self, workload: str, name: str, source: dict, *, policy: str | None = None) -> ProtectedItem:
         plugin = self.workload(workload)
+        now = self.clock()
         try:
-            item = ProtectedItem(item_id=new_id(8), name=name, workload=workload, source={}, created=iso(utcnow()))
+            item = ProtectedItem(item_id=new_id(8), name=name, workload=workload, source={},
+                                 policy=policy, created=iso(now))
         except ValueError as exc:
-            raise StrongroomError(message=str(exc)) from None
-        if any(i.name == name for i in self.items()):
+            raise UsageError(message=str(exc)) from None
+        if any(i.name == name and i.state != DELETED for i in self.items()):
             raise ItemExists(item=name)
-        item = attrs.evolve(item, source=plugin.validate_source(source))
-        self.repo.put_document(f"items/{item.item_id}/{time_id()}", item.to_dict())
-        return item
+        if policy is not None:
+            self.policies.get(policy)
+        return self.put_item(attrs.evolve(item, source=plugin.validate_source(source)))
+
+    def put_item(self, item: ProtectedItem) -> ProtectedItem:
+        """Append a new version of ``item``; returns it as read back."""
+        version = self.version_name(f"items/{item.item_id}/")
+        self.repo.put_document(version, item.to_dict())
+        return attrs.evolve(item, version=version)
 
     # --- points ------------------------------------------------------------------------
 
     def points(self, item: str | None = None) -> list[RecoveryPoint]:
-        prefix = f"points/{self.item(item).item_id}/" if item else "points/"
+        """Points of ``item`` (or of every item), oldest first, with their current status."""
+        return self._read_points(self.item(item).item_id if item else None)
+
+    def points_of(self, item: ProtectedItem) -> list[RecoveryPoint]:
+        return self._read_points(item.item_id)
+
+    def _read_points(self, item_id: str | None) -> list[RecoveryPoint]:
+        prefix = f"points/{item_id}/" if item_id else "points/"
         names = list(self.store.list(prefix))
-        points = [RecoveryPoint.from_dict(doc) for _, doc in self.repo.get_documents(names)]
+        statuses = load_statuses(self.repo, item_id) if names else {}
+        points = [apply_status(RecoveryPoint.from_dict(doc), statuses.get(doc["point_id"]))
+                  for _, doc in self.repo.get_documents(names)]
         return sorted(points, key=lambda p: (p.created, p.point_id))
 
     def point(self, item: str, ref: str | None = None) -> RecoveryPoint:
@@ -204,50 +269,35 @@ class Vault:
 
     # --- operations --------------------------------------------------------------------
 
-    def backup(self, item_name: str, *, progress: Callable[[BackupStats], None] | None = None) -> RecoveryPoint:
+    def backup(
+        self, item_name: str, *, progress: Callable[[BackupStats], None] | None = None,
+        retain_until: dt.datetime | None = None, trigger: str = "on_demand", slot: dt.datetime | None = None,
+    ) -> RecoveryPoint:
+        """Back up ``item_name`` now.  ``retain_until`` keeps the point at least that long;
+        ``trigger`` and ``slot`` record a scheduled run (``run-due``)."""
         item = self.item(item_name)
-        job = self.jobs.start("backup", item.name)
+        if item.state != PROTECTED:
+            raise ItemStateError(item=item.name, state=item.state, reason="backups need a protected item; resume it first")
+        if retain_until is not None:
+            vaultops.check_retain_until(self, retain_until)
+        job = self.jobs.start("backup", item.name, trigger=trigger, slot=iso(slot) if slot else None)
         try:
             hook = self.plugins.pm.hook
             hook.strongroom_before_backup(vault=self, item=item)
 
             def run_backup(vault: Vault, item: ProtectedItem) -> RecoveryPoint:
-                return self._backup(item, progress)
+                return vaultops.backup_point(self, item, progress, retain_until=retain_until, trigger=trigger)
 
             # firstresult hook: plugins' wrappers run around the core's own implementation
             point = hook.strongroom_backup_wrapper.call_extra([run_backup], {"vault": self, "item": item})
             hook.strongroom_point_created(vault=self, point=point)
             hook.strongroom_after_backup(vault=self, item=item, point=point)
         except BaseException as exc:
-            self._finish_job(job, "failed", error=_one_line(exc))
+            self._finish_job(job, _end_state(exc), error=_one_line(exc))
             raise
         state = "completed_with_warnings" if point.warnings else "completed"
         self._finish_job(job, state, point=point.point_id, bytes=point.stats.get("bytes_read", 0),
-                         warnings=point.warnings, details={"stats": point.stats})
-        return point
-
-    def _backup(self, item: ProtectedItem, progress) -> RecoveryPoint:
-        self.load_index()
-        adopted, _ = self.repo.adopt_unindexed_packs()
-        workload = self.workload(item.workload)
-        parents = self.points(item.name)
-        parent = parents[-1] if parents else None
-        ctx = BackupContext(self, item)
-        engine = BackupEngine(
-            self.repo, self.chunker_params, progress=progress,
-            parent=self.tree(parent) if parent else None,
-            compression_level=self.settings.compression_level,
-        )
-        result = engine.run(workload.backup(ctx))
-        stats = result.stats.to_dict()
-        stats["packs_adopted"] = adopted
-        point = RecoveryPoint(
-            point_id=new_id(8), item_id=item.item_id, item_name=item.name, workload=item.workload,
-            created=iso(utcnow()), root=result.root.hex(), parent=parent.point_id if parent else None,
-            consistency=workload.consistency, stats=stats,
-            warnings=tuple(ctx.warnings) + result.warnings,
-        )
-        self.repo.put_document(point.object_name, point.to_dict())  # the commit point
+                         warnings=point.warnings, details={**job.details, "stats": point.stats})
         return point
 
     def browse(self, item: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
@@ -283,7 +333,7 @@ class Vault:
                 )
             self.plugins.pm.hook.strongroom_after_restore(vault=self, point=ctx.point, target=target)
         except BaseException as exc:
-            self._finish_job(job, "failed", error=_one_line(exc))
+            self._finish_job(job, _end_state(exc), error=_one_line(exc))
             raise
         state = "completed_with_warnings" if result.warnings else "completed"
         self._finish_job(job, state, point=ctx.point.point_id, bytes=result.stats.bytes_written,
@@ -303,7 +353,7 @@ class Vault:
             report = Verifier(self.repo, progress=progress).run(points, read_data=read_data)
             report = attrs.evolve(report, problems=tuple(problems) + report.problems)
         except BaseException as exc:
-            self._finish_job(job, "failed", error=_one_line(exc))
+            self._finish_job(job, _end_state(exc), error=_one_line(exc))
             raise
         self._finish_job(job, "completed" if report.ok else "failed",
                          error=None if report.ok else f"{len(report.problems)} problem(s)",
@@ -311,25 +361,16 @@ class Vault:
         return report
 
     def rebuild_index(self) -> tuple[int, int, list[str]]:
-        """Rewrite the index from the packs' own trailers; returns (packs, blobs, problems)."""
-        from .repository.index import Index
-        from .repository.pack import read_trailer
+        """Rewrite the index from the packs' own trailers; returns (packs, blobs, problems).
 
-        old = list(self.store.list("index/"))
-        entries, problems, packs = [], [], 0
-        for pack_id in sorted(self.repo.pack_ids_on_storage()):
-            try:
-                entries.extend(read_trailer(self.store, pack_id, self.repo.envelope))
-                packs += 1
-            except (IntegrityError, ObjectNotFound) as exc:
-                problems.append(f"data/{pack_id[:2]}/{pack_id}: {exc}")
-        self.repo.write_index(entries)
-        for name in old:
-            self.store.delete(name)
-        self.repo.index = Index()
-        self.repo.index.add(entries)
-        self._index_problems = []
-        return packs, len(entries), problems
+        Holds the prune lease: it replaces every index file, which must not happen while
+        a prune replaces some."""
+        with Lease(self.repo, "rebuild-index", ttl=self.prune_settings.lease_ttl, clock=self.clock):
+            return vaultops.rebuild_index(self)
+
+    def finish_job(self, job: Job, state: str, **changes) -> None:
+        """Record the end of ``job`` and call ``strongroom_job_finished``; never raises."""
+        self._finish_job(job, state, **changes)
 
     def _finish_job(self, job: Job, state: str, **changes) -> None:
         try:
@@ -364,10 +405,28 @@ class Vault:
         }
 
 
+def _newest_settings(repo: Repository) -> VaultSettings:
+    """The newest settings document that decrypts and parses; damaged ones are skipped."""
+    problems = []
+    for name in sorted(repo.store.list("settings/"), reverse=True):
+        try:
+            return VaultSettings.from_dict(repo.get_document(name))
+        except (IntegrityError, ObjectNotFound, KeyError, TypeError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise IntegrityError(what="settings", reason="every settings document is damaged: " + "; ".join(problems[:3]))
+    raise IntegrityError(what="settings", reason="the vault has no settings document")
+
+
 def _home(home: str | None):
     from pathlib import Path
 
     return Path(home) if home else strongroom_home()
+
+
+def _end_state(exc: BaseException) -> str:
+    """A job interrupted by the user is cancelled; any other exception failed it."""
+    return "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
 
 
 def _one_line(exc: BaseException) -> str:

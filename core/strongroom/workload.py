@@ -65,13 +65,19 @@ class BrowseItem:
         return attrs.asdict(self)
 
 
-@attrs.frozen
+@attrs.define
 class BackupContext:
-    """Given to :meth:`Workload.backup`: the vault, the item, and a list for warnings."""
+    """Given to :meth:`Workload.backup`: the vault, the item, and a list for warnings.
+
+    A workload that learns during the backup how consistent the point is (a guest
+    froze its file systems, or did not) sets ``consistency``; it goes into the point
+    header instead of the workload's class default.
+    """
 
     vault: "Vault"
     item: "ProtectedItem"
     warnings: list[str] = attrs.field(factory=list)
+    consistency: str | None = None
 
 
 @attrs.frozen

@@ -236,3 +236,16 @@ class TestIndexFiles:
         back = decode_index(encode_index(entries))
         key = lambda e: (e.pack_id, e.blob_id, e.offset)  # noqa: E731
         assert sorted(back, key=key) == sorted(entries, key=key)
+
+
+def test_named_pack_ids_include_packs_whose_blobs_are_all_duplicates():
+    """A pack whose every blob is also in another pack is still a pack the index names."""
+    from strongroom.repository.index import Index
+    from strongroom.repository.pack import IndexEntry
+
+    index = Index()
+    blob = b"\x01" * 32
+    index.add([IndexEntry(blob, 1, "a" * 32, 0, 10, 10)])
+    index.add([IndexEntry(blob, 1, "b" * 32, 0, 10, 10)])
+    assert len(index) == 1
+    assert index.named_pack_ids() == {"a" * 32, "b" * 32}

@@ -12,7 +12,9 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from strongroom.errors import ObjectNotFound, StorageError, TransientStorageError
-from strongroom.storage import FsspecStore, RetryingStore, open_store, redact_url
+from strongroom.storage import (
+    FsspecStore, RetryingStore, capabilities_of, object_lock_of, open_store, redact_url,
+)
 from strongroom.storage.base import is_transient, map_error
 
 
@@ -62,16 +64,45 @@ class TestOpenStore:
         with pytest.raises(StorageError, match="Protocol not known: nosuchproto"):
             open_store("nosuchproto://bucket/x")
 
-    def test_missing_driver_names_the_package(self):
-        """A protocol whose driver is not installed says which package to install."""
-        pytest.importorskip("fsspec")
-        try:
-            import s3fs  # noqa: F401
-        except ImportError:
-            with pytest.raises(StorageError, match="s3fs"):
-                open_store("s3://bucket/vault")
-        else:
-            pytest.skip("s3fs is installed")
+    def test_missing_driver_names_the_package(self, monkeypatch):
+        """A scheme whose driver is not installed says which package to install."""
+        monkeypatch.setitem(sys.modules, "s3fs", None)  # as if s3fs were not installed
+        with pytest.raises(StorageError, match=r"needs the s3fs package.*pip install 'strongroom\[s3\]'"):
+            open_store("s3://bucket/vault")
+        monkeypatch.setitem(sys.modules, "adlfs", None)
+        with pytest.raises(StorageError, match="pip install adlfs"):
+            open_store("az://container/vault")
+
+    def test_sftp_uses_sshfs_whatever_fsspec_registered(self):
+        """sftp:// and ssh:// are served by sshfs, named explicitly, not by fsspec's registry."""
+        from strongroom.storage.backends import backend_for
+
+        for url in ("sftp://u@h/p", "ssh://h:22/p", "SFTP://h/p"):
+            backend = backend_for(url)
+            assert backend is not None and backend.module == "sshfs"
+        assert backend_for("simplecache::sftp://h/p") is None
+        assert backend_for("/plain/path") is None
+
+    def test_sftp_checks_host_keys_by_default(self, tmp_path, monkeypatch):
+        """Without known_hosts, the user's ~/.ssh/known_hosts is required, never skipped."""
+        monkeypatch.setenv("HOME", str(tmp_path))
+        with pytest.raises(StorageError, match="known_hosts"):
+            open_store("sftp://nobody@127.0.0.1:1/vault")
+
+    def test_concurrency_option_sets_the_hint_and_is_not_passed_on(self):
+        """The 'concurrency' storage option becomes the store's concurrency, not an fsspec argument."""
+        store = open_store("memory://open-test/conc", {"concurrency": 3}, retry=False)
+        assert capabilities_of(store).concurrency == 3
+        assert "concurrency" not in store.fs.storage_options
+        with pytest.raises(StorageError, match="positive integer"):
+            open_store("memory://open-test/conc", {"concurrency": 0})
+
+    def test_local_and_memory_are_not_remote(self, tmp_path):
+        """Local folders and memory keep the local concurrency; nothing claims object lock."""
+        for store in (open_store(str(tmp_path)), open_store("memory://open-test/caps")):
+            caps = capabilities_of(store)
+            assert not caps.remote and caps.concurrency == 4 and not caps.object_lock
+            assert not object_lock_of(store).enabled
 
     def test_url_shown_without_password(self):
         """The store's url never contains the password from the URL given."""

@@ -1,7 +1,9 @@
 """The ``strongroom`` command line.
 
 Every command that works on a vault takes it from ``--vault URL`` or
-``STRONGROOM_VAULT``.  Errors print one line and exit with the error class's code
+``STRONGROOM_VAULT``, and the storage options for it from ``--storage-option
+KEY=VALUE`` over those of the config file and the environment
+(:mod:`strongroom.config`).  Errors print one line and exit with the error class's code
 (``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.
 """
 
@@ -15,6 +17,7 @@ from typing import Sequence
 import attrs
 import click
 
+from ..config import parse_storage_option
 from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
 from ..repository.keyproviders import PassphraseSource
@@ -30,11 +33,13 @@ def _prompt(text: str, confirm: bool) -> str:
 
 @attrs.define
 class AppContext:
-    """What every command gets as ``ctx.obj``: plugins, vault URL, passphrase source."""
+    """What every command gets as ``ctx.obj``: plugins, vault URL, passphrase source,
+    storage options (never shown: they may hold credentials)."""
 
     plugins: PluginHost
     vault_url: str | None = None
     passphrase_env: str | None = None
+    storage_options: dict = attrs.field(factory=dict, repr=False)
     _vault: object = None
 
     @property
@@ -47,7 +52,8 @@ class AppContext:
         if self._vault is None:
             if not self.vault_url:
                 raise NoVaultGiven()
-            self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins)
+            self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins,
+                                     storage_options=self.storage_options)
         return self._vault
 
 
@@ -100,15 +106,23 @@ def build_cli(plugins: PluginHost) -> click.Group:
                   help="Read the vault passphrase from environment variable VAR.")
     @click.option("--disable-plugin", "disabled", multiple=True, metavar="NAME",
                   help=f"Do not load plugin NAME (repeatable; env {DISABLE_ENV}).")
+    @click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+                  help="An option of the vault's storage, e.g. endpoint_url=URL (repeatable);"
+                       " put secrets in the config file or STRONGROOM_STORAGE_OPTIONS instead.")
     @click.version_option(package_name="strongroom", prog_name="strongroom")
     @click.pass_context
-    def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...]) -> None:
+    def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...],
+            storage_option: tuple[str, ...]) -> None:
         """strongroom: vaults, policies and recovery points for your own machines."""
-        ctx.obj = AppContext(plugins, vault_url, passphrase_env)
+        options = dict(parse_storage_option(text) for text in storage_option)
+        ctx.obj = AppContext(plugins, vault_url, passphrase_env, options)
+
+    from . import policy_cmd, prune_cmd, schedule_cmd
 
     for command in (
         vault_cmd.vault, items_cmd.items, backup_cmd.backup, points_cmd.points,
         browse_cmd.browse, jobs_cmd.jobs, plugins_command,
+        policy_cmd.policy, prune_cmd.prune, schedule_cmd.schedule, schedule_cmd.run_due, schedule_cmd.agent,
     ):
         cli.add_command(command)
     cli.add_command(protect_cmd.build_protect_group(plugins))
@@ -130,8 +144,8 @@ def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        plugins = PluginHost.create(disabled=_disabled_from_argv(argv))
-    except StrongroomError as exc:
+        cli = build_cli(PluginHost.create(disabled=_disabled_from_argv(argv)))
+    except StrongroomError as exc:  # a broken plugin, before any command runs
         click.echo(f"strongroom: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    build_cli(plugins).main(argv)
+    cli.main(argv)

@@ -12,11 +12,21 @@ from .output import Progress, emit_json, human_size, warn
 
 @click.command()
 @click.argument("item")
+@click.option("--retain-until", metavar="WHEN",
+              help="Keep this point at least until WHEN: a date (kept through that day), a date and time, or a duration (30d).")
 @json_option
 @click.pass_context
-def backup(ctx, item, as_json):
+def backup(ctx, item, retain_until, as_json):
     """Back up ITEM now and create a recovery point."""
     v = app(ctx).open_vault()
+    until = None
+    if retain_until is not None:
+        from ..policy.durations import parse_until
+        from ..policy.schedule import load_timezone
+
+        found = v.item(item)
+        policy = v.policies.find(found.policy) if found.policy else None
+        until = parse_until(retain_until, v.clock(), load_timezone(policy.timezone if policy else "UTC"))
     progress = Progress(not as_json)
 
     def show(stats) -> None:
@@ -25,7 +35,7 @@ def backup(ctx, item, as_json):
             f" {stats.files_unchanged} unchanged"
         )
 
-    point = v.backup(item, progress=show)
+    point = v.backup(item, progress=show, retain_until=until)
     progress.done()
     for message in point.warnings:
         warn(message)

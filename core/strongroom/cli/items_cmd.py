@@ -1,4 +1,4 @@
-"""``strongroom items``: the protected items of the vault."""
+"""``strongroom items``: the protected items of the vault; ``stop`` and ``resume`` them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .output import emit_json, table
 @json_option
 @click.pass_context
 def items(ctx, as_json):
-    """List protected items."""
+    """List protected items; stop and resume their protection."""
     if ctx.invoked_subcommand is not None:
         return
     v = app(ctx).open_vault()
@@ -28,3 +28,42 @@ def items(ctx, as_json):
             source = "(workload plugin not installed)"
         rows.append((i.name, i.workload, i.state, i.policy or "-", source))
     table(("ITEM", "WORKLOAD", "STATE", "POLICY", "SOURCE"), rows)
+
+
+@items.command("stop")
+@click.argument("item")
+@click.option("--retain", type=click.Choice(["forever", "policy"]),
+              help="Keep the points forever, or as the item's policy says (its latest point forever).")
+@click.option("--delete-data", is_flag=True, help="Expire every point now; the next prune deletes their data.")
+@click.option("--yes", is_flag=True, help="Do not ask before --delete-data.")
+@json_option
+@click.pass_context
+def stop(ctx, item, retain, delete_data, yes, as_json):
+    """Stop protecting ITEM: no more scheduled backups; keep its points or delete them."""
+    if delete_data and retain:
+        raise click.UsageError("give --retain or --delete-data, not both")
+    if not delete_data and not retain:
+        raise click.UsageError("give --retain forever|policy or --delete-data")
+    if delete_data and not yes:
+        click.confirm(f"Delete every recovery point of '{item}'? The next prune frees their data", abort=True)
+    changed = app(ctx).open_vault().stop(item, retain=retain, delete_data=delete_data)
+    if as_json:
+        emit_json(changed.to_dict())
+    elif delete_data:
+        click.echo(f"Stopped '{item}' and expired its points; 'strongroom prune' deletes their data.")
+    else:
+        click.echo(f"Stopped '{item}': {changed.state}.")
+
+
+@items.command("resume")
+@click.argument("item")
+@click.option("--policy", metavar="NAME", help="Follow this policy from now on (default: the one it had).")
+@json_option
+@click.pass_context
+def resume(ctx, item, policy, as_json):
+    """Protect a stopped ITEM again; points already past their retention go at the next prune."""
+    changed = app(ctx).open_vault().resume(item, policy=policy)
+    if as_json:
+        emit_json(changed.to_dict())
+    else:
+        click.echo(f"Resumed '{item}' with policy '{changed.policy}'.")

@@ -44,7 +44,10 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
             warn(message)
         s = result.stats
         if as_json:
-            emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings)})
+            emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings),
+                       "summary": result.summary or None})
+        elif result.summary:
+            click.echo(result.summary)
         else:
             click.echo(
                 f"Restored {s.files} files, {s.dirs} folders, {s.links} links"

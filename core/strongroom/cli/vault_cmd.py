@@ -36,7 +36,8 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
     env = create_passphrase_env or obj.passphrase_env
     provider = key_provider or ("passphrase" if (env or ask_passphrase) else "local")
     source = PassphraseSource(env_var=env, prompt=obj.passphrase.prompt)
-    v = Vault.create(url, name=name, key_provider=provider, passphrase=source, plugins=obj.plugins)
+    v = Vault.create(url, name=name, key_provider=provider, passphrase=source, plugins=obj.plugins,
+                     storage_options=obj.storage_options)
     if as_json:
         emit_json({"url": v.url, "vault_id": v.vault_id, "name": v.settings.name, "key_provider": provider})
         return

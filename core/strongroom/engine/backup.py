@@ -209,7 +209,8 @@ class BackupEngine:
                 if entry.nlink > 1:
                     first_names[path] = slot
                 self.stats.files += 1
-                self.stats.bytes_total += entry.size
+                if entry.type != STREAM:  # a stream's size is known once it is read
+                    self.stats.bytes_total += entry.size
             elif entry.type == HARDLINK:
                 first = first_names.get(entry.target)
                 stack[-1].slots.append(_Link(entry, first) if first is not None else self._file_slot(src))
@@ -355,6 +356,8 @@ class BackupEngine:
             return None
         with self._lock:
             self.stats.files_read += 1
+            if entry.type == STREAM:
+                self.stats.bytes_total += total
         if total != entry.size and entry.type in (FILE, HARDLINK):
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
         return attrs.evolve(entry, chunks=tuple(chunks), size=total)

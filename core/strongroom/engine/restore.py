@@ -47,10 +47,14 @@ class RestoreStats:
 
 @attrs.frozen
 class RestoreResult:
+    """What a restore did.  ``summary`` (set by workloads that restore to something
+    other than a folder, such as a database) replaces the CLI's files line."""
+
     stats: RestoreStats
     damaged: tuple[str, ...]
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
+    summary: str = ""
 
 
 @attrs.define

@@ -66,7 +66,7 @@ class Verifier:
         self._progress("checking trees")
         trees = self._check_trees(points)
         on_storage = self.repo.pack_ids_on_storage()
-        indexed = self.repo.index.pack_ids()
+        indexed = self.repo.index.named_pack_ids()
         for pack_id in sorted(indexed - on_storage):
             self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
         for pack_id in sorted(on_storage - indexed):
@@ -78,7 +78,7 @@ class Verifier:
         if read_data:
             self._progress("reading data")
             by_pack = self.repo.index.entries_by_pack()
-            todo = sorted(indexed & on_storage)
+            todo = sorted(set(by_pack) & on_storage)
             with ThreadPoolExecutor(self._threads) as pool:
                 for size in pool.map(lambda p: self._check_pack(p, by_pack[p]), todo):
                     packs_read += 1

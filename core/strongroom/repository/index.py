@@ -194,6 +194,11 @@ class Index:
 
     # --- listing -----------------------------------------------------------------------
 
+    def named_pack_ids(self) -> set[str]:
+        """Every pack named by any entry ever added, including packs whose blobs were
+        all dropped as duplicates of copies in other packs."""
+        return set(self._pack_ids)
+
     def pack_ids(self) -> set[str]:
         """Every pack that holds at least one indexed blob."""
         numbers = np.unique(np.concatenate([t.records["pack"] for t in self._tables]))

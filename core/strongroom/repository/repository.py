@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 from ..errors import IntegrityError, ObjectNotFound, StrongroomError
 from ..models import time_id
-from ..storage import Store
+from ..storage import Store, capabilities_of
 from .blobid import blob_id as keyed_blob_id
 from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope
 from .index import Index, decode_index, encode_index
@@ -31,12 +31,14 @@ def index_object_name(index_id: str) -> str:
 class Repository:
     """Blobs, packs, index and encrypted documents on one store."""
 
-    def __init__(self, store: Store, master: MasterKey, *, io_threads: int = 4) -> None:
+    def __init__(self, store: Store, master: MasterKey, *, io_threads: int | None = None) -> None:
         self.store = store
         self.master = master
         self.envelope = Envelope(master.data_key.value, master.key_id)
         self.index = Index()
-        self.io_threads = io_threads
+        # storage operations in flight (uploads, pack reads): the store's own hint by
+        # default, more for remote stores than for a local folder
+        self.io_threads = io_threads or capabilities_of(store).concurrency
         self._id_key = master.id_key.value
 
     # --- ids and documents -------------------------------------------------------------
@@ -191,6 +193,127 @@ class Repository:
 
     def writer(self, **kwargs) -> "BlobWriter":
         return BlobWriter(self, **kwargs)
+
+    # --- maintenance: prune, and backups that run beside one ---------------------------
+
+    def read_index_files(self, names: Iterable[str]) -> list[tuple[str, list[IndexEntry] | IntegrityError]]:
+        """The entries of each named index file, as stored, in the order given.
+
+        A file deleted meanwhile (replaced by a prune) gives no entries; a damaged one
+        gives its IntegrityError instead of entries.
+        """
+        names = list(names)
+
+        def read(name: str) -> list[IndexEntry] | IntegrityError:
+            try:
+                return decode_index(self.envelope.open(self.store.get(name), name.encode(), kind=KIND_INDEX))
+            except ObjectNotFound:
+                return []
+            except IntegrityError as exc:
+                return IntegrityError(what=name, reason=exc.fields.get("reason", str(exc)))
+
+        with ThreadPoolExecutor(self.io_threads) as pool:
+            return list(zip(names, pool.map(read, names)))
+
+    def load_index_files(self, names: Iterable[str], *, tolerant: bool = False) -> list[str]:
+        """Add the named index files to the in-memory index (as :meth:`load_index` does
+        for all of them); files already loaded may be named again."""
+        problems: list[str] = []
+        for name, result in self.read_index_files(names):
+            if isinstance(result, IntegrityError):
+                if not tolerant:
+                    raise IntegrityError(what=name, reason=f"{result.fields.get('reason')}; run 'strongroom vault rebuild-index'")
+                problems.append(f"{name}: {result}")
+            else:
+                self.index.add(result)
+        return problems
+
+    def replace_index_file(self, name: str, entries: list[IndexEntry]) -> str | None:
+        """Write the index file that replaces ``name`` with ``entries``, then delete ``name``.
+
+        The new file keeps the time part of the old name (packs keep their age, which
+        prune's grace period is counted from) and gets a suffix derived from the old name,
+        so repeating an interrupted replacement rewrites the same file instead of adding
+        one.  Returns the new name, or None when ``entries`` is empty (nothing written).
+        """
+        import hashlib
+
+        new_name = None
+        if entries:
+            stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+            new_name = index_object_name(f"{stamp}-{hashlib.sha256(name.encode()).hexdigest()[:8]}")
+            if new_name == name:
+                raise ValueError(f"index file {name} cannot replace itself")
+            self.store.put(new_name, self.envelope.seal(KIND_INDEX, new_name.encode(), encode_index(entries)))
+        self.store.delete(name)
+        return new_name
+
+    def copy_blobs(self, entries: list[IndexEntry], *, pack_size: int = PACK_TARGET_SIZE) -> list[IndexEntry]:
+        """Copy blobs, still sealed, into new packs with their index files; the new entries.
+
+        Each blob is read with one ranged read per source pack and opened (authenticated,
+        re-hashed) before it is copied, so damage is never copied: IntegrityError names
+        it.  A missing source pack raises IntegrityError too.  Sealed blobs are bound to
+        their blob id, not to a pack, so they move as they are.
+        """
+        by_pack: dict[str, list[IndexEntry]] = {}
+        for entry in entries:
+            by_pack.setdefault(entry.pack_id, []).append(entry)
+        written: list[IndexEntry] = []
+        pack = PackWriter(self.envelope)
+
+        def upload(full: PackWriter) -> None:
+            data, new = full.finish()
+            self.store.put(pack_name(full.pack_id), data)
+            self.write_index(new)
+            self.index.add(new)
+            written.extend(new)
+
+        for pack_id in sorted(by_pack):
+            group = sorted(by_pack[pack_id], key=lambda e: e.offset)
+            start = group[0].offset
+            end = max(e.offset + e.length for e in group)
+            try:
+                data = memoryview(self.store.get_range(pack_name(pack_id), start, end - start))
+            except ObjectNotFound:
+                raise IntegrityError(what=pack_name(pack_id), reason="pack is missing from storage") from None
+            for entry in group:
+                sealed = data[entry.offset - start : entry.offset - start + entry.length]
+                self.open_blob(entry, sealed)  # raises IntegrityError if damaged
+                pack.add(entry.blob_id, entry.kind, bytes(sealed), entry.raw_length)
+                if pack.size >= pack_size:
+                    upload(pack)
+                    pack = PackWriter(self.envelope)
+        if pack.count:
+            upload(pack)
+        return written
+
+    def adopt_packs(self, pack_ids: Iterable[str]) -> tuple[int, list[str]]:
+        """Index the given packs from their trailers (see :meth:`adopt_unindexed_packs`);
+        returns the number adopted and problems with unreadable ones."""
+        adopted: list[IndexEntry] = []
+        problems: list[str] = []
+        count = 0
+        for pack_id in sorted(pack_ids):
+            try:
+                adopted.extend(read_trailer(self.store, pack_id, self.envelope))
+                count += 1
+            except (IntegrityError, ObjectNotFound) as exc:
+                problems.append(f"{pack_name(pack_id)}: {exc}")
+        if adopted:
+            self.write_index(adopted)
+            self.index.add(adopted)
+        return count, problems
+
+    def delete_pack(self, pack_id: str) -> int:
+        """Delete a pack from storage; returns its size (0 if it was already gone)."""
+        name = pack_name(pack_id)
+        try:
+            size = self.store.size(name)
+        except ObjectNotFound:
+            return 0
+        self.store.delete(name)
+        return size
 
 
 class BlobWriter:

@@ -160,7 +160,8 @@ _TRANSIENT_ERRNOS = frozenset(
 
 # Exception classes of storage drivers that mean "the connection failed, try again",
 # matched by name anywhere in the exception's class hierarchy so that no driver has to
-# be importable here (aiohttp, botocore, urllib3, requests, http.client, paramiko).
+# be importable here (aiohttp, botocore, urllib3, requests, http.client, paramiko,
+# asyncssh).
 _TRANSIENT_CLASS_NAMES = frozenset(
     {
         "ClientConnectionError",
@@ -177,6 +178,7 @@ _TRANSIENT_CLASS_NAMES = frozenset(
         "NoValidConnectionsError",
         "RemoteDisconnected",
         "FSTimeoutError",
+        "ConnectionLost",
     }
 )
 

@@ -13,12 +13,18 @@ the contract of :mod:`strongroom.storage.base`:
   File-object writes are never used: they are slow on some drivers.
 - **Other remote filesystems** (SFTP, FTP, SMB, WebDAV ...): ``pipe_file`` to a tmp name in
   the same directory, then ``fs.mv`` over the name (SFTP uses ``posix-rename``), since a
-  plain write there is visible while it is in progress.
+  plain write there is visible while it is in progress.  Where the driver's ``cat_file``
+  ignores byte ranges (sshfs), ranges are read with ``open``, ``seek`` and ``read``.
+- **Which driver** serves a scheme, and its default options, is decided by
+  :mod:`strongroom.storage.backends`; the store's :meth:`~FsspecStore.capabilities`
+  (remote or not, operations to keep in flight, object lock support) follow from it.
 - **Errors** are translated by :func:`strongroom.storage.base.map_error`: missing objects
   raise ObjectNotFound, connection failures TransientStorageError, the rest StorageError.
 
 :func:`open_store` turns a URL or a local path into a store wrapped in the retry
-decorator.
+decorator, with the storage options of the user's configuration
+(:mod:`strongroom.config`) under the ones it is given.  The option ``concurrency``
+(operations in flight) is the vault's own and is not passed to fsspec.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ObjectNotFound, StorageError
+from .backends import Backend, backend_for
 from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, map_error, redact_url
+from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
 
 __all__ = ["FsspecStore", "open_store"]
 
@@ -45,6 +53,10 @@ T = TypeVar("T")
 ATOMIC_WRITE_PROTOCOLS = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "memory"}
 )
+#: fsspec protocols that are not reached over a network.
+LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
+#: The storage option that sets :attr:`Capabilities.concurrency` (not passed to fsspec).
+CONCURRENCY_OPTION = "concurrency"
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -91,14 +103,49 @@ class FsspecStore:
     fs: fsspec.AbstractFileSystem = attrs.field(repr=False)
     root: str = attrs.field(converter=lambda r: r.rstrip("/") if r != "/" else "", repr=False)
     url: str = attrs.field(default="")
+    backend: Backend | None = attrs.field(default=None, repr=False)
+    concurrency: int | None = attrs.field(default=None, repr=False)
     _local: bool = attrs.field(init=False, repr=False)
     _atomic: bool = attrs.field(init=False, repr=False)
+    _object_lock: ObjectLock | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._local = isinstance(self.fs, LocalFileSystem)
-        self._atomic = bool(_protocols(self.fs) & ATOMIC_WRITE_PROTOCOLS)
+        if self.backend is not None:
+            self._atomic = self.backend.one_request_put
+        else:
+            self._atomic = bool(_protocols(self.fs) & ATOMIC_WRITE_PROTOCOLS)
         if not self.url:
             self.url = redact_url(self.root if self._local else self.fs.unstrip_protocol(self.root))
+
+    # --- capabilities ------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """What this store can do (no I/O); see :mod:`strongroom.storage.capabilities`."""
+        remote = not (self._local or _protocols(self.fs) & LOCAL_PROTOCOLS)
+        if self.concurrency is not None:
+            concurrency = self.concurrency
+        elif self.backend is not None:
+            concurrency = self.backend.concurrency
+        else:
+            concurrency = REMOTE_CONCURRENCY if remote else LOCAL_CONCURRENCY
+        return Capabilities(
+            remote=remote,
+            concurrency=concurrency,
+            atomic_rename=not self._atomic,
+            object_lock=self.backend is not None and self.backend.object_lock,
+        )
+
+    def object_lock(self) -> ObjectLock:
+        """The object lock of the S3 bucket under this store, asked once and remembered."""
+        if self._object_lock is None:
+            if not self.capabilities().object_lock:
+                self._object_lock = ObjectLock()
+            else:
+                from .s3 import bucket_object_lock
+
+                self._object_lock = bucket_object_lock(self.fs, self.root.split("/", 1)[0])
+        return self._object_lock
 
     # --- internals ---------------------------------------------------------------------
 
@@ -137,7 +184,9 @@ class FsspecStore:
         if length == 0:
             self.size(name)
             return b""
-        return self._call(name, self.fs.cat_file, path, start=offset, end=offset + length)
+        if self.backend is not None and not self.backend.ranged_cat:
+            return self._call(name, self._get_range_open, path, offset, length)
+        return self._call(name, self._get_range_cat, path, offset, length)
 
     def size(self, name: str) -> int:
         path = self._path(name)
@@ -251,6 +300,29 @@ class FsspecStore:
 
     # --- remote filesystems ------------------------------------------------------------
 
+    def _get_range_cat(self, path: str, offset: int, length: int) -> bytes:
+        try:
+            return self.fs.cat_file(path, start=offset, end=offset + length)
+        except OSError as exc:
+            # S3 answers a range that starts past the end with 416 (EINVAL from s3fs);
+            # the contract says: no bytes
+            if exc.errno == errno.EINVAL and self.fs.size(path) <= offset:
+                return b""
+            raise
+
+    def _get_range_open(self, path: str, offset: int, length: int) -> bytes:
+        with self.fs.open(path, "rb", **(self.backend.range_open_options if self.backend else {})) as f:
+            f.seek(offset)
+            parts = []
+            got = 0
+            while got < length:
+                more = f.read(length - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            return b"".join(parts)
+
     def _put_remote(self, path: str, data: bytes | bytearray | memoryview) -> None:
         value = data if isinstance(data, bytes) else bytes(data)
         target = path
@@ -294,29 +366,55 @@ def open_store(
     *,
     create: bool = False,
     retry: bool = True,
+    configured: bool = True,
 ) -> Store:
     """Open the store at ``url``: a local path (relative or absolute) or any fsspec URL.
 
-    ``storage_options`` go to the fsspec filesystem (credentials, endpoint, ...).  With
-    ``create`` the root directory is made; otherwise a missing root is not an error here.
-    An unknown protocol or a missing driver package raises StorageError carrying fsspec's
-    advice (for example "Install s3fs to access S3").  Unless ``retry`` is false, the
-    store is wrapped in :class:`~strongroom.storage.retry.RetryingStore`.
+    ``storage_options`` go to the fsspec filesystem (credentials, endpoint, ...) over
+    the user's configured ones (:func:`strongroom.config.storage_options_for`; not with
+    ``configured=False``), and over the backend's defaults
+    (:mod:`strongroom.storage.backends`); ``concurrency`` sets the store's
+    :attr:`~strongroom.storage.capabilities.Capabilities.concurrency` instead.  With
+    ``create`` the root directory (an S3 bucket, if needed) is made; otherwise a missing
+    root is not an error here.  An unknown protocol or a missing driver package raises
+    StorageError saying what to install.  Unless ``retry`` is false, the store is
+    wrapped in :class:`~strongroom.storage.retry.RetryingStore`.
     """
     from .retry import RetryingStore
 
     shown = redact_url(url)
+    if configured:
+        from ..config import storage_options_for
+
+        options = storage_options_for(url, storage_options)
+    else:
+        options = dict(storage_options or {})
+    concurrency = options.pop(CONCURRENCY_OPTION, None)
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise StorageError(message=f"storage option {CONCURRENCY_OPTION} must be a positive integer")
+    backend = backend_for(url)
     try:
-        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    except (ImportError, ValueError) as exc:
-        raise StorageError(message=f"cannot open {shown}: {exc}") from exc
+        if backend is not None:
+            cls = backend.load()
+            options = backend.options(options)
+            # the class's own URL parsing, as fsspec.core.url_to_fs does it, but with the
+            # implementation the backend names instead of whatever fsspec's registry holds
+            kwargs = {**cls._get_kwargs_from_urls(url), **options}
+            fs, root = cls(**kwargs), cls._strip_protocol(url)
+        else:
+            fs, root = fsspec.core.url_to_fs(url, **options)
+    except StorageError:
+        raise
+    except (ImportError, ValueError, TypeError) as exc:
+        raise StorageError(message=f"cannot open {shown}: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         mapped = map_error(exc, shown)
         if mapped is exc:
             raise
         raise mapped from exc
     plain_path = "://" not in url and isinstance(fs, LocalFileSystem)
-    store = FsspecStore(fs, root, url="" if plain_path else shown)
+    store = FsspecStore(fs, root, url="" if plain_path else shown, backend=backend,
+                        concurrency=concurrency)
     if create:
         if store._local:
             store._call(shown, os.makedirs, store.root, mode=_DIR_MODE, exist_ok=True)

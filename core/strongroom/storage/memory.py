@@ -15,6 +15,7 @@ import attrs
 
 from ..errors import ObjectNotFound
 from .base import check_name, check_prefix, check_range
+from .capabilities import Capabilities
 
 __all__ = ["MemoryStore"]
 
@@ -26,6 +27,9 @@ class MemoryStore:
     url: str = "memory-store:"
     _objects: dict[str, bytes] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(remote=False, atomic_rename=False)
 
     def put(self, name: str, data: bytes | bytearray | memoryview) -> None:
         check_name(name)

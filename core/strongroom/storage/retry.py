@@ -30,6 +30,7 @@ import attrs
 
 from ..errors import StorageError
 from .base import Store, is_transient
+from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
 
 __all__ = ["RetryingStore"]
 
@@ -56,6 +57,12 @@ class RetryingStore:
     @property
     def url(self) -> str:
         return self.inner.url
+
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.inner)
+
+    def object_lock(self) -> ObjectLock:
+        return self._retry("object_lock", self.url, lambda: object_lock_of(self.inner))
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

@@ -1,0 +1,1 @@
+"""Benchmarks: the seeded corpus (bench.corpus) and the storage benchmark (bench/storage)."""

@@ -1,0 +1,1 @@
+"""The storage benchmark: remote vaults on loopback against a local folder (run.py)."""

@@ -1,0 +1,84 @@
+"""``strongroom schedule``, ``run-due`` and ``agent``: scheduled backups and prunes."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from ..errors import DueWorkFailed
+from ..policy.runner import Agent, DueReport
+from .common import app, json_option
+from .output import emit_json, short_time, table, warn
+
+
+@click.command("schedule")
+@json_option
+@click.pass_context
+def schedule(ctx, as_json):
+    """Show when each item (and the prune) last ran and runs next."""
+    rows = app(ctx).open_vault().schedule()
+    if as_json:
+        emit_json([row.to_dict() for row in rows])
+        return
+    table(("ITEM", "POLICY", "STATE", "LAST RUN", "NEXT RUN", "DUE"),
+          [(row.name if row.kind == "backup" else "prune", row.policy or "-", row.state,
+            short_time(row.last_run.isoformat()) if row.last_run else "-",
+            short_time(row.next_run.isoformat()) if row.next_run else "-", "yes" if row.due else "")
+           for row in rows])
+
+
+def _show(report: DueReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for kind, name, outcome, detail in report.results:
+        what = f"backup of '{name}'" if kind == "backup" else "prune"
+        line = f"{what}: {outcome}" + (f" ({detail})" if detail else "")
+        if outcome == "failed":
+            warn(line)
+        else:
+            click.echo(line)
+
+
+@click.command("run-due")
+@json_option
+@click.pass_context
+def run_due(ctx, as_json):
+    """Run every scheduled backup whose time has come, then prune if due (for cron or a timer)."""
+    report = app(ctx).open_vault().run_due()
+    _show(report, as_json)
+    if not as_json and not report.results:
+        click.echo("Nothing is due.")
+    failed = report.failed
+    if failed:
+        raise DueWorkFailed(count=len(failed), total=len(report.results),
+                            failed="; ".join(f"{name}: {detail}" for _, name, _, detail in failed))
+
+
+@click.command("agent")
+@click.option("--interval", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How often to look for due work.")
+@json_option
+@click.pass_context
+def agent(ctx, interval, as_json):
+    """Run due backups and prunes in a loop until SIGTERM or Ctrl-C (work in progress finishes)."""
+    first = app(ctx).open_vault()
+    runner = Agent(first.reopen, interval=interval,
+                   on_report=lambda report: _show(report, as_json) if report.results else None,
+                   on_error=lambda exc: warn(f"run-due failed: {exc}"))
+
+    def stop(signum, frame):
+        if runner.stopping:  # asked twice: stop now
+            raise KeyboardInterrupt
+        click.echo("strongroom agent: stopping after the work in progress", err=True)
+        runner.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        click.echo(f"strongroom agent: watching {first.url} every {interval:g} s", err=True)
+        runner.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("strongroom agent: stopped", err=True)

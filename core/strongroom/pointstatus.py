@@ -1,0 +1,136 @@
+"""Point status documents: what changes about a recovery point after its header is written.
+
+A header (``points/<item-id>/<point-id>``) is written once, as the commit of a backup,
+and never changed.  What changes later - its retention, re-evaluated when the item's
+policy or state changes, and its state - is appended beside it as a small document::
+
+    point-status/<item-id>/<point-id>/<time-id>
+
+The newest *valid* document of a point wins: one that fails to decrypt or parse is
+skipped and the next newest used.  Statuses live under their own prefix because a
+local folder cannot hold a file ``points/<item>/<point>`` and a folder of the same name.
+
+A status has ``state`` (``active``; soft deletion will add states), ``expires_at``
+(None: never), ``tags`` and ``reason`` (see :class:`strongroom.policy.retention.Verdict`).
+Prune deletes a point's statuses right after its header, and statuses whose header is
+gone (a point deleted while one was written) on its next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Iterable
+
+import attrs
+
+from .errors import IntegrityError, ObjectNotFound
+from .models import RecoveryPoint, iso, time_id, time_of
+
+if TYPE_CHECKING:
+    from .repository.repository import Repository
+
+__all__ = ["POINT_STATES", "STATUS_PREFIX", "PointStatus", "apply", "delete_statuses", "load_statuses", "write_status"]
+
+STATUS_PREFIX = "point-status/"
+POINT_STATES = ("active",)
+
+
+@attrs.frozen
+class PointStatus:
+    """The current retention and state of one point."""
+
+    point_id: str
+    item_id: str
+    state: str = attrs.field(default="active", validator=attrs.validators.in_(POINT_STATES))
+    expires_at: str | None = None
+    tags: tuple[str, ...] = ()
+    reason: str = ""
+    written: str = ""
+
+    def to_dict(self) -> dict:
+        doc = attrs.asdict(self)
+        doc["tags"] = list(self.tags)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> PointStatus:
+        return cls(point_id=doc["point_id"], item_id=doc["item_id"], state=doc.get("state", "active"),
+                   expires_at=doc.get("expires_at"), tags=tuple(doc.get("tags", ())),
+                   reason=doc.get("reason", ""), written=doc.get("written", ""))
+
+
+def _prefix(item_id: str | None, point_id: str | None = None) -> str:
+    if item_id is None:
+        return STATUS_PREFIX
+    return f"{STATUS_PREFIX}{item_id}/" + (f"{point_id}/" if point_id else "")
+
+
+def load_statuses(repo: Repository, item_id: str | None = None) -> dict[str, PointStatus]:
+    """point id -> newest valid status, for one item's points or every point."""
+    versions: dict[str, list[str]] = {}
+    for name in repo.store.list(_prefix(item_id)):
+        parts = name.split("/")
+        if len(parts) == 4:
+            versions.setdefault(parts[2], []).append(name)
+    newest = {point: sorted(names, reverse=True) for point, names in versions.items()}
+    out: dict[str, PointStatus] = {}
+    first = [names[0] for names in newest.values()]
+    for name, doc in _read_all(repo, first):
+        point = name.split("/")[2]
+        status = _parse(doc)
+        for older in newest[point][1:] if status is None else ():
+            status = _parse(_read(repo, older))
+            if status is not None:
+                break
+        if status is not None:
+            out[point] = status
+    return out
+
+
+def _read(repo: Repository, name: str) -> dict | None:
+    try:
+        return repo.get_document(name)
+    except (IntegrityError, ObjectNotFound):
+        return None
+
+
+def _read_all(repo: Repository, names: list[str]) -> Iterable[tuple[str, dict | None]]:
+    if len(names) < 4:
+        return [(name, _read(repo, name)) for name in names]
+    with ThreadPoolExecutor(repo.io_threads) as pool:
+        return list(zip(names, pool.map(lambda name: _read(repo, name), names)))
+
+
+def _parse(doc: dict | None) -> PointStatus | None:
+    if doc is None:
+        return None
+    try:
+        return PointStatus.from_dict(doc)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def write_status(repo: Repository, status: PointStatus, now: dt.datetime) -> PointStatus:
+    """Append ``status``; its name sorts after the point's earlier statuses even if
+    ``now`` is behind the time they were written."""
+    prefix = _prefix(status.item_id, status.point_id)
+    newest = max(repo.store.list(prefix), default=None)
+    moment = now
+    if newest is not None:
+        moment = max(now, time_of(newest) + dt.timedelta(microseconds=1))
+    status = attrs.evolve(status, written=iso(now))
+    repo.put_document(f"{prefix}{time_id(moment)}", status.to_dict())
+    return status
+
+
+def apply(point: RecoveryPoint, status: PointStatus | None) -> RecoveryPoint:
+    """The point as it stands: its header with the newest status applied."""
+    if status is None:
+        return point
+    return attrs.evolve(point, state=status.state, expires_at=status.expires_at, tags=status.tags)
+
+
+def delete_statuses(repo: Repository, item_id: str, point_id: str) -> None:
+    for name in list(repo.store.list(_prefix(item_id, point_id))):
+        repo.store.delete(name)

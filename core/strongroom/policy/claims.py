@@ -1,0 +1,97 @@
+"""Run claims: ``runs/<subject>/<slot-id>/<claim-id>``, so one scheduled run happens once.
+
+``subject`` is an item id, or ``prune``; ``slot-id`` the slot's UTC time
+(``20261121T020000Z``); ``claim-id`` a time id.  Before ``run-due`` (or the agent) starts
+scheduled work for a slot it *claims* the slot, in the way leases are taken:
+
+1. list the slot's claims; if there are any, look again a moment later (a process that
+   lost a race removes its claim at once): claims still there mean the slot is taken;
+2. write a claim; list again: if ours is the only one, the slot is ours;
+3. otherwise remove ours, wait a random moment and start over (a few times at most).
+
+Two processes can never both win (whichever lists second after writing sees the other's
+claim), so two ``run-due`` started together - on one host or two - run each due backup
+once.  The winning claim stays: the latest claimed slot of a subject is *when it last
+ran* for :func:`strongroom.policy.due.due_slot`, whatever the run's outcome.  Claims of
+older slots are removed once a newer slot is claimed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from ..models import iso, time_id
+
+if TYPE_CHECKING:
+    from ..repository.repository import Repository
+
+__all__ = ["CLAIM_PREFIX", "Claims", "slot_id"]
+
+CLAIM_PREFIX = "runs/"
+_SLOT_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def slot_id(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime(_SLOT_FORMAT)
+
+
+def _slot_time(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(text, _SLOT_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+class Claims:
+    """The claims of one subject (an item id, or ``prune``)."""
+
+    def __init__(self, repo: Repository, subject: str, *, settle: float = 0.2, attempts: int = 5) -> None:
+        self.repo = repo
+        self.prefix = f"{CLAIM_PREFIX}{subject}/"
+        self.settle = settle
+        self.attempts = attempts
+
+    def _names(self, slot: dt.datetime | None = None) -> list[str]:
+        prefix = self.prefix + (f"{slot_id(slot)}/" if slot else "")
+        return sorted(self.repo.store.list(prefix))
+
+    def last_slot(self) -> dt.datetime | None:
+        """The latest slot ever claimed, or None."""
+        slots = [_slot_time(name.split("/")[2]) for name in self._names() if name.count("/") == 3]
+        # runs/<subject>/<slot>/<claim>: three slashes
+        return max((s for s in slots if s is not None), default=None)
+
+    def claim(self, slot: dt.datetime, now: dt.datetime) -> bool:
+        """Try to take ``slot``; True if this process may run it."""
+        prefix = f"{self.prefix}{slot_id(slot)}/"
+        for attempt in range(self.attempts):
+            if self._names(slot):
+                time.sleep(self.settle)
+                if self._names(slot):
+                    return False
+            mine = prefix + time_id(now)
+            self.repo.put_document(mine, {"slot": iso(slot), "claimed": iso(now),
+                                          "holder": f"{socket.gethostname()} pid {os.getpid()}"})
+            if self._names(slot) == [mine]:
+                self._forget_before(slot)
+                return True
+            self.repo.store.delete(mine)
+            time.sleep(random.uniform(0.5, 1.5) * self.settle * (attempt + 1))
+        return False
+
+    def _forget_before(self, slot: dt.datetime) -> None:
+        for name in self._names():
+            parts = name.split("/")
+            when = _slot_time(parts[2]) if len(parts) == 4 else None
+            if when is not None and when < slot:
+                self.repo.store.delete(name)
+
+    def forget(self) -> None:
+        """Remove every claim of the subject (its item was deleted)."""
+        for name in self._names():
+            self.repo.store.delete(name)

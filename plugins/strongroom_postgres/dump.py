@@ -1,0 +1,183 @@
+"""Backup: the entries of a postgres point, each streamed from a PostgreSQL tool.
+
+:func:`backup_entries` asks the server for its version and databases, picks client
+tools that can dump it, and yields (see :mod:`.layout`) ``manifest.json``,
+``globals.sql`` and ``databases/<db>.dump``.  The dumps are STREAM entries whose
+``open()`` starts ``pg_dump -Fc -Z0`` and returns its standard output: the engine
+chunks it as it comes, so nothing is staged on disk and memory does not grow with the
+database.  Uncompressed output keeps unchanged tables byte-identical from one day to
+the next, so their chunks deduplicate; the vault compresses each chunk (zstd).
+
+Each ``pg_dump`` takes its own snapshot, so every database is consistent by itself
+(the point is "application-consistent"); databases are not consistent with each other.
+A tool that exits with an error raises :class:`~strongroom.errors.DumpFailed` when its
+stream ends, which fails the backup: no point is written.  The engine may run two
+dumps at a time (its reader threads).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tempfile
+import time
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import attrs
+
+from strongroom.catalog.entry import DIR, STREAM, Entry
+from strongroom.errors import DatabaseNotFound, DumpFailed
+from strongroom.models import iso, utcnow
+
+from . import server as pgserver
+from .conninfo import Connection
+from .layout import DATABASES, GLOBALS, MANIFEST, MANIFEST_FORMAT, dump_path
+from .server import Server, Toolset
+
+if TYPE_CHECKING:
+    from strongroom.workload import BackupContext
+
+CONSISTENCY = "application-consistent"
+
+
+@attrs.frozen
+class StreamSource:
+    """A source entry whose content comes from ``opener()`` (a binary stream)."""
+
+    path: str
+    entry: Entry
+    opener: Callable[[], io.RawIOBase]
+
+    def open(self) -> io.RawIOBase:
+        return self.opener()
+
+
+@attrs.frozen
+class DirSource:
+    path: str
+    entry: Entry
+
+
+class ToolStream(io.RawIOBase):
+    """The standard output of a child process, read as a stream.
+
+    At the end of the output the process is waited for; a non-zero exit raises the
+    error ``failure(stderr_text)`` builds.  Closing early kills the process.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], failure: Callable[[str], Exception]) -> None:
+        super().__init__()
+        self._stderr = tempfile.TemporaryFile()
+        self._failure = failure
+        self._checked = False
+        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=self._stderr, bufsize=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._proc.stdout.readinto(buffer)  # type: ignore[union-attr]
+        if not n:
+            self._check()
+            return 0
+        return n
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        if self._proc.wait() != 0:
+            self._stderr.seek(0)
+            raise self._failure(self._stderr.read(64 * 1024).decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._proc.stdout.close()  # type: ignore[union-attr]
+            self._stderr.close()
+        super().close()
+
+
+def _entry(name: str, kind: str = STREAM) -> Entry:
+    now = time.time_ns()
+    return Entry(name=name, type=kind, mode=0o700 if kind == DIR else 0o600,
+                 uid=os.getuid(), gid=os.getgid(), mtime_ns=now, ctime_ns=now)
+
+
+def select_databases(info: dict, wanted: list[str], conn: Connection, warnings: list[str]) -> list[dict]:
+    """The databases to dump: ``wanted`` (all of them must exist) or every one."""
+    by_name = {d["name"]: d for d in info["databases"]}
+    for name in wanted:
+        if name not in by_name:
+            raise DatabaseNotFound(database=name, server=conn.describe())
+    chosen = [by_name[n] for n in wanted] if wanted else list(by_name.values())
+    out = []
+    for db in chosen:
+        if not db.get("allow_connections", True):
+            warnings.append(f"database {db['name']}: not backed up (it does not allow connections)")
+            continue
+        out.append(db)
+    return out
+
+
+def _record(db: dict) -> dict:
+    row = db.get("row") or {}
+    return {
+        "name": db["name"], "entry": dump_path(db["name"]), "size": db.get("size"),
+        "owner": db.get("owner", ""), "encoding": db.get("encoding", ""),
+        "collate": row.get("datcollate", ""), "ctype": row.get("datctype", ""),
+        "locale_provider": row.get("datlocprovider", "c"),
+        "icu_locale": row.get("daticulocale") or row.get("datlocale"),
+    }
+
+
+def manifest(info: dict, tools: Toolset, conn: Connection, databases: list[dict]) -> bytes:
+    doc = {
+        "format": MANIFEST_FORMAT,
+        "created": iso(utcnow()),
+        "consistency": f"{CONSISTENCY}: each database is dumped from its own snapshot",
+        "server": {"version": info["version"], "version_num": info["version_num"],
+                   "address": conn.describe()},
+        "tools": {"pg_dump": tools.version, "bindir": tools.bindir},
+        "globals": {"entry": GLOBALS, "role_passwords": bool(info.get("superuser"))},
+        "databases": [_record(db) for db in databases],
+    }
+    return json.dumps(doc, indent=1, sort_keys=True).encode()
+
+
+def backup_entries(ctx: "BackupContext", conn: Connection, source: dict) -> Iterator[object]:
+    """The source entries of a new point (see the module docstring)."""
+    probe = Server(conn, pgserver.find_toolsets(source.get("bindir"))[0])
+    info = probe.info()
+    tools = pgserver.for_server(info["version_num"], info["version"], conn.describe(), source.get("bindir"))
+    databases = select_databases(info, list(source.get("databases") or ()), conn, ctx.warnings)
+    env = conn.environment()
+    content = manifest(info, tools, conn, databases)
+    yield StreamSource(MANIFEST, _entry(MANIFEST), lambda: io.BytesIO(content))
+
+    globals_argv = [tools.path("pg_dumpall"), "--globals-only", "--no-password",
+                    f"--dbname={conn.conninfo()}", f"--database={probe.maintenance_db()}"]
+    if not info.get("superuser"):
+        globals_argv.append("--no-role-passwords")  # pg_authid is for superusers only
+
+    def globals_failed(stderr: str) -> Exception:
+        return DumpFailed(tool="pg_dumpall", what="the roles and tablespaces", reason=pgserver.tool_error(stderr))
+
+    yield StreamSource(GLOBALS, _entry(GLOBALS), lambda: ToolStream(globals_argv, env, globals_failed))
+    yield DirSource(DATABASES, _entry(DATABASES, DIR))
+    for db in databases:
+        name = db["name"]
+        argv = [tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password",
+                f"--dbname={conn.conninfo(name)}"]
+
+        def failed(stderr: str, name: str = name) -> Exception:
+            return DumpFailed(tool="pg_dump", what=f"database '{name}'", reason=pgserver.tool_error(stderr))
+
+        path = dump_path(name)
+        yield StreamSource(path, _entry(path.rsplit("/", 1)[1]),
+                           lambda argv=argv, failed=failed: ToolStream(argv, env, failed))

@@ -1,0 +1,292 @@
+"""Restore one database of a point into a server: whole, or some schemas and tables.
+
+**Never over existing data unless forced.**
+
+- *Whole database* into ``--to-database NAME``: when ``NAME`` does not exist it is
+  created (the point's encoding and locale, from ``template0``) and the dump restored
+  into it; a failed restore drops it again.  When it exists, the restore is refused
+  (:class:`~strongroom.errors.DatabaseExists`) unless ``--force``: then the dump is
+  restored into a new database under a temporary name, and only when that succeeded is
+  the old database renamed away, the new one renamed to ``NAME``, and the old one
+  dropped; a failed restore leaves ``NAME`` as it was.  A database with open connections
+  is not replaced.
+- *Schemas and tables* (``--schema``, ``--table``): the TOC entries that bring them back
+  completely (see :mod:`.selection`) are restored with ``pg_restore -L list
+  --single-transaction --exit-on-error``, so a failure changes nothing.  The target
+  database may exist (the usual case: the original database, after a table was dropped)
+  or is created (and dropped on failure).  Relations that already exist in it are
+  refused (:class:`~strongroom.errors.ObjectsExist`) unless ``--force``, which adds
+  ``--clean --if-exists`` (pg_restore drops them first, inside the transaction).
+
+**Streaming.**  By default the dump is streamed from the vault into ``pg_restore``'s
+standard input: no temporary copy, and restoring starts with the first chunk.  A
+restore from standard input cannot be parallel; ``--jobs N`` (N > 1, whole databases)
+first writes the dump to a temporary file (``$TMPDIR``; as large as the dump) with the
+core's pack-planned restorer, then runs ``pg_restore -j N`` on it, which rebuilds
+indexes and constraints in parallel; the file is removed afterwards.
+
+``--no-owner`` restores without owners and grants (everything belongs to the user
+strongroom connects as): use it on a server that lacks the point's roles.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import TYPE_CHECKING, Sequence
+
+import attrs
+
+from strongroom.engine.progress import Throttled
+from strongroom.engine.restore import Restorer, RestoreResult, RestoreStats
+from strongroom.errors import (
+    DatabaseExists, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed, UsageError,
+)
+
+from . import server as pgserver
+from .conninfo import Connection
+from .feed import read_dump_toc, stream_entry
+from .layout import DatabaseRecord, Manifest, dump_entry
+from .selection import DECORATIONS, EXCLUDED, PARTS, Planner, Selection, split_table
+from .server import Server, quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    from strongroom.catalog.entry import Entry
+    from strongroom.workload import PointContext
+
+
+@attrs.frozen
+class Request:
+    """What to restore: one database of the point, where, and which part of it."""
+
+    record: DatabaseRecord
+    target: str
+    schemas: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    force: bool = False
+    no_owner: bool = False
+    jobs: int = 1
+
+    @property
+    def item_level(self) -> bool:
+        return bool(self.schemas or self.tables)
+
+
+class DatabaseRestore:
+    def __init__(self, ctx: "PointContext", manifest: Manifest, conn: Connection, request: Request,
+                 *, bindir: str | None = None) -> None:
+        self.ctx = ctx
+        self.manifest = manifest
+        self.conn = conn
+        self.request = request
+        self.tools = pgserver.for_dump(manifest.dump_version, bindir)
+        self.server = Server(conn, self.tools)
+        self.stats = RestoreStats()
+        self.warnings: list[str] = []
+        self._report = Throttled(ctx.progress)
+
+    # --- planning ----------------------------------------------------------------------
+
+    def _point_where(self) -> str:
+        return f"database '{self.request.record.name}' of recovery point {self.ctx.point.short_id}"
+
+    def _roots(self, planner: Planner) -> set[int]:
+        roots: set[int] = set()
+        for spec in self.request.tables:
+            schema, name = split_table(spec)
+            found = planner.find_relation(schema, name)
+            if not found:
+                raise NotInDump(kind="Table", name=spec, where=self._point_where())
+            if len(found) > 1:
+                names = ", ".join(f"{e.namespace}.{e.tag}" for e in found)
+                raise UsageError(message=f"table '{spec}' is ambiguous ({names}): give SCHEMA.TABLE")
+            roots.add(found[0].dump_id)
+        known = planner.schemas()
+        for schema in self.request.schemas:
+            if schema not in known:
+                raise NotInDump(kind="Schema", name=schema, where=self._point_where())
+            roots.update(e.dump_id for e in planner.toc.entries if e.namespace == schema
+                         and (e.desc == "SEQUENCE" or e.desc not in PARTS | DECORATIONS | EXCLUDED))
+        return roots
+
+    def _selection(self, planner: Planner, roots: set[int], target_exists: bool) -> Selection:
+        draft = planner.plan(roots, set())
+        needed = sorted({e.namespace for e in draft.entries if e.namespace} | set(self.request.schemas))
+        present = self.server.existing_schemas(self.request.target, needed) if target_exists else {"public"}
+        return planner.plan(roots, set(needed) - present)
+
+    # --- running -----------------------------------------------------------------------
+
+    def run(self) -> RestoreResult:
+        started = time.monotonic()
+        request = self.request
+        exists = self.server.database_exists(request.target)
+        entry = dump_entry(self.ctx, request.record)
+        if request.item_level:
+            toc, _ = read_dump_toc(self.ctx, request.record)
+            planner = Planner(toc)
+            roots = self._roots(planner)
+            selection = self._selection(planner, roots, exists)
+            clean = False
+            if exists:
+                clash = self.server.existing_relations(request.target, list(selection.relations))
+                if clash and not request.force:
+                    raise ObjectsExist(database=request.target,
+                                       objects=", ".join(f"{s}.{n}" for s, n in clash))
+                clean = request.force
+            self.warnings.extend(selection.warnings)
+            created = None if exists else self._create(request.target)
+            self._restore(request.target, entry, created, selection=selection, clean=clean)
+        else:
+            if exists and not request.force:
+                raise DatabaseExists(database=request.target, server=self.conn.describe())
+            if exists:
+                self._check_idle(request.target)
+                build = f"strongroom_restore_{secrets.token_hex(6)}"
+            else:
+                build = request.target
+            self._create(build)
+            self._restore(build, entry, build)
+            if build != request.target:
+                self._swap(build, request.target)
+        self.stats.files = 1
+        self.stats.seconds = round(time.monotonic() - started, 3)
+        what = "schemas and tables" if request.item_level else "database"
+        summary = (
+            f"Restored {what} of '{request.record.name}' into database '{request.target}'"
+            f" on {self.conn.describe()} in {self.stats.seconds:.1f} s"
+        )
+        return RestoreResult(self.stats, (), (), tuple(self.warnings), summary=summary)
+
+    def _create(self, name: str) -> str:
+        record = self.request.record
+        base = f"create database {quote_ident(name)} template template0"
+        if record.encoding:
+            base += f" encoding {quote_literal(record.encoding)}"
+        locale = ""
+        if record.collate and record.ctype:
+            locale = f" lc_collate {quote_literal(record.collate)} lc_ctype {quote_literal(record.ctype)}"
+        if record.locale_provider == "i" and record.icu_locale and self._server_major() >= 15:
+            locale += f" locale_provider icu icu_locale {quote_literal(record.icu_locale)}"
+        try:
+            self.server.execute(base + locale)
+        except PostgresError as exc:
+            if not locale or "locale" not in str(exc).lower():
+                raise
+            self.server.execute(base)
+            self.warnings.append(f"database {name}: created with the server's default locale"
+                                 f" ({record.collate or record.icu_locale} is not available there)")
+        return name
+
+    def _server_major(self) -> int:
+        return pgserver.major_of(int(self.server.query("select to_json(current_setting('server_version_num')::int)")))
+
+    def _check_idle(self, name: str) -> None:
+        count = self.server.connections_to(name)
+        if count:
+            raise PostgresError(message=f"database '{name}' has {count} open connection(s):"
+                                        " close them before replacing it")
+
+    def _swap(self, build: str, target: str) -> None:
+        old = f"strongroom_old_{secrets.token_hex(6)}"
+        try:
+            self._check_idle(target)
+            self.server.execute(f"alter database {quote_ident(target)} rename to {quote_ident(old)}")
+        except PostgresError as exc:
+            self._drop(build)
+            raise PostgresRestoreFailed(database=target, reason=f"cannot replace it ({exc})",
+                                        cleanup="it was left as it was") from None
+        self.server.execute(f"alter database {quote_ident(build)} rename to {quote_ident(target)}")
+        self.server.execute(f"drop database {quote_ident(old)}")
+
+    def _drop(self, name: str) -> None:
+        try:
+            self.server.execute(f"drop database if exists {quote_ident(name)}")
+        except PostgresError as exc:
+            self.warnings.append(f"database {name}: could not be dropped after the failure ({exc})")
+
+    def _restore(self, dbname: str, entry: Entry, created: str | None, *, selection: Selection | None = None,
+                 clean: bool = False) -> None:
+        argv = [self.tools.path("pg_restore"), "--no-password", "--exit-on-error",
+                f"--dbname={self.conn.conninfo(dbname)}"]
+        if self.request.no_owner:
+            argv += ["--no-owner", "--no-privileges"]
+        workdir = tempfile.mkdtemp(prefix="strongroom-pg-")
+        try:
+            failure = self._run(argv, entry, workdir, selection, clean)
+        except BaseException:
+            if created is not None:
+                self._drop(created)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if failure is not None:
+            if created is not None:
+                self._drop(created)
+                cleanup = "the new database was dropped"
+            else:
+                cleanup = "nothing was changed: the restore ran in one transaction"
+            raise PostgresRestoreFailed(database=self.request.target, reason=failure, cleanup=cleanup)
+
+    def _run(self, argv: list[str], entry: Entry, workdir: str, selection: Selection | None, clean: bool) -> str | None:
+        if selection is not None:
+            listing = os.path.join(workdir, "restore.list")
+            with open(listing, "w", encoding="utf-8") as fh:
+                fh.write(selection.list_file())
+            argv += ["--single-transaction", f"--use-list={listing}"]
+            if clean:
+                argv += ["--clean", "--if-exists"]
+        if self.request.jobs > 1 and selection is None:
+            return self._run_parallel(argv, workdir)
+        return self._run_streaming(argv, entry)
+
+    def _run_streaming(self, argv: list[str], entry: Entry) -> str | None:
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen(argv, env=self.conn.environment(), stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=stderr)
+
+            def progress(done: int) -> None:
+                self.stats.bytes_written = done
+                self._report(self.stats)
+
+            try:
+                stream_entry(self.ctx.repo, entry, proc.stdin, progress=progress)  # type: ignore[arg-type]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass  # pg_restore stopped reading: it had what it needed, or it failed
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            code = proc.wait()
+            stderr.seek(0)
+            text = stderr.read(64 * 1024).decode("utf-8", "replace")
+        if code != 0:
+            return pgserver.tool_error(text)
+        self.stats.bytes_written = entry.size  # the dump, restored (pg_restore may stop reading early)
+        return None
+
+    def _run_parallel(self, argv: list[str], workdir: str) -> str | None:
+        record = self.request.record
+        result = Restorer(self.ctx.repo, self.ctx.tree, workdir, progress=self.ctx.progress).run([record.entry])
+        if result.errors:
+            return "; ".join(result.errors[:3])
+        self.stats.bytes_written = result.stats.bytes_written
+        path = os.path.join(workdir, *record.entry.split("/"))
+        done = subprocess.run(argv + [f"--jobs={self.request.jobs}", path], env=self.conn.environment(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return pgserver.tool_error(done.stderr.decode("utf-8", "replace")) if done.returncode else None
+
+
+def restore_database(ctx: "PointContext", manifest: Manifest, conn: Connection, request: Request,
+                     bindir: str | None) -> RestoreResult:
+    return DatabaseRestore(ctx, manifest, conn, request, bindir=bindir).run()
+
+
+def restore_files(ctx: "PointContext", target: str, paths: Sequence[str]) -> RestoreResult:
+    """Restore as files: the dumps, globals and manifest, usable with plain pg_restore."""
+    return Restorer(ctx.repo, ctx.tree, target, progress=ctx.progress).run(paths)

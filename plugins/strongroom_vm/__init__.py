@@ -1,0 +1,16 @@
+"""The vm workload: virtual machine disks (offline images or live QEMU VMs), restored
+whole or file by file from inside a disk.
+
+Registered through the ``strongroom`` entry-point group, like any third-party plugin.
+"""
+
+from strongroom.markers import hookimpl
+
+from .workload import VmWorkload
+
+__all__ = ["VmWorkload"]
+
+
+@hookimpl
+def strongroom_register_workloads(registry) -> None:
+    registry.add("vm", VmWorkload)

@@ -1,0 +1,319 @@
+"""Partitions and file systems inside a disk, read from any seekable file object.
+
+Built on pytsk3 (The Sleuth Kit's Python binding, Apache-2.0): partition tables MBR
+(with logical partitions) and GPT; file systems ext2/3/4, FAT12/16/32, exFAT and NTFS
+(plus what else TSK reads: HFS+, ISO 9660, UFS).  LVM2 physical volumes are opened with
+:mod:`strongroom_vm.lvm` (linear logical volumes).  Every byte comes through
+``reader.read`` at the offsets TSK asks for, so over a recovery point's
+:class:`~strongroom.catalog.reader.ContentReader` only the chunks holding the metadata and
+the files read are fetched from the vault.
+
+Paths inside a disk: ``/`` lists the volumes, ``pN`` for partition N (Linux numbering:
+primary and GPT partitions 1-128, logical partitions from 5) and ``pN/VG-LV`` for a
+logical volume; a disk without a partition table is one file system at ``/``.  Below a
+volume, paths are the file system's own.  Names are decoded from UTF-8 with
+``surrogateescape``.  Deleted entries, TSK's virtual entries (``$OrphanFiles``, FAT's
+``$FAT1``), FAT volume labels and NTFS's metadata files (MFT records 0-23: ``$MFT``,
+``$Bitmap``...) are not listed.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Iterator
+
+import attrs
+
+from strongroom.errors import PathNotInPoint, ToolMissing, UnknownFilesystem
+
+try:
+    import pytsk3
+except ImportError:  # pragma: no cover - the vm extra installs it
+    pytsk3 = None
+
+from .lvm import LvmError, logical_volumes
+
+__all__ = ["DiskView", "FsNode", "Volume"]
+
+_FS_NAMES = {
+    "EXT2": "ext2", "EXT3": "ext3", "EXT4": "ext4", "FAT12": "fat12", "FAT16": "fat16",
+    "FAT32": "fat32", "EXFAT": "exfat", "NTFS": "ntfs", "HFS": "hfs", "ISO9660": "iso9660",
+    "FFS1": "ufs1", "FFS1B": "ufs1", "FFS2": "ufs2",
+}
+_LOCK = threading.Lock()  # TSK objects are not safe across threads
+
+
+def _need_tsk() -> None:
+    if pytsk3 is None:
+        raise ToolMissing(tool="pytsk3", purpose="read files inside disk images",
+                          package="the vm extra: pip install 'strongroom[vm]'")
+
+
+def _fs_name(ftype) -> str:
+    for key, name in _FS_NAMES.items():
+        if int(ftype) == int(getattr(pytsk3, f"TSK_FS_TYPE_{key}")):
+            return name
+    return "unknown"
+
+
+class _Image:
+    """Adapts a seekable binary reader to TSK's image interface."""
+
+    def __new__(cls, reader, size: int):
+        _need_tsk()
+
+        class Image(pytsk3.Img_Info):
+            def __init__(self) -> None:
+                self._reader, self._size = reader, size
+                super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+            def read(self, offset: int, length: int) -> bytes:
+                self._reader.seek(offset)
+                return self._reader.read(max(0, min(length, self._size - offset)))
+
+            def get_size(self) -> int:
+                return self._size
+
+        return Image()
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[start, start + length)`` of a reader, as a reader of their own."""
+
+    def __init__(self, reader, start: int, length: int) -> None:
+        super().__init__()
+        self._reader, self._start, self.size, self._pos = reader, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence] + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self.size - self._pos))
+        if n:
+            self._reader.seek(self._start + self._pos)
+            data = self._reader.read(n)
+            view[: len(data)] = data
+            n = len(data)
+            self._pos += n
+        return n
+
+
+@attrs.frozen
+class Volume:
+    """A partition or logical volume; ``fs`` is the file system found ('' if none)."""
+
+    name: str
+    start: int
+    size: int
+    description: str
+    fs: str
+    reader: object = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class FsNode:
+    """One file, folder or link inside a file system."""
+
+    name: str
+    type: str  # file, dir, symlink, fifo, chardev, blockdev, socket
+    inode: int
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    atime_ns: int
+    target: str = ""
+
+
+_META_TYPES = {"REG": "file", "DIR": "dir", "LNK": "symlink", "FIFO": "fifo", "CHR": "chardev",
+               "BLK": "blockdev", "SOCK": "socket"}
+
+
+def _meta_type(value) -> str | None:
+    for key, name in _META_TYPES.items():
+        if int(value) == int(getattr(pytsk3, f"TSK_FS_META_TYPE_{key}")):
+            return name
+    return None
+
+
+class FileSystem:
+    """One file system (see the module documentation for what is listed)."""
+
+    def __init__(self, reader, size: int, where: str, point: str) -> None:
+        self.where = where
+        self.point = point
+        self._img = _Image(reader, size)
+        try:
+            with _LOCK:
+                self._fs = pytsk3.FS_Info(self._img)
+        except OSError:
+            raise UnknownFilesystem(where=where, reason="no file system that strongroom can read "
+                                    "(ext2/3/4, FAT, exFAT, NTFS, HFS+, ISO 9660, UFS)") from None
+        self.type = _fs_name(self._fs.info.ftype)
+        self.root_inode = int(self._fs.info.root_inum)
+
+    def _node(self, name: str, meta) -> FsNode | None:
+        kind = _meta_type(meta.type)
+        if kind is None:
+            return None
+        target = ""
+        if kind == "symlink":
+            link = meta.link or b""
+            target = link.decode("utf-8", "surrogateescape") if isinstance(link, bytes) else str(link)
+        return FsNode(
+            name=name, type=kind, inode=int(meta.addr), size=int(meta.size) if kind == "file" else 0,
+            mode=int(meta.mode) & 0o7777, uid=int(meta.uid), gid=int(meta.gid),
+            mtime_ns=int(meta.mtime) * 1_000_000_000 + int(getattr(meta, "mtime_nano", 0) or 0),
+            atime_ns=int(meta.atime) * 1_000_000_000 + int(getattr(meta, "atime_nano", 0) or 0),
+            target=target,
+        )
+
+    def listdir(self, inode: int) -> list[FsNode]:
+        out: list[FsNode] = []
+        with _LOCK:
+            directory = self._fs.open_dir(inode=inode)
+            for f in directory:
+                info = f.info
+                raw = info.name.name
+                if raw in (b".", b"..") or info.meta is None:
+                    continue
+                if int(info.name.flags) & int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC):
+                    continue
+                if int(info.name.type) in (int(pytsk3.TSK_FS_NAME_TYPE_VIRT), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR)):
+                    continue
+                name = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
+                if self.type.startswith("fat") and name.endswith("(Volume Label Entry)"):
+                    continue
+                if self.type == "ntfs" and inode == self.root_inode and int(info.meta.addr) < 24:
+                    continue
+                if "/" in name or not name:
+                    continue
+                node = self._node(name, info.meta)
+                if node is not None:
+                    out.append(node)
+        return sorted(out, key=lambda n: n.name.encode("utf-8", "surrogateescape"))
+
+    def root(self) -> FsNode:
+        with _LOCK:
+            meta = self._fs.open_meta(inode=self.root_inode).info.meta
+        return self._node("", meta)  # type: ignore[return-value]
+
+    def lookup(self, parts: list[str], shown: str) -> FsNode:
+        node = self.root()
+        for part in parts:
+            if node.type != "dir":
+                raise PathNotInPoint(path=shown, point=self.point)
+            match = [n for n in self.listdir(node.inode) if n.name == part]
+            if not match and (self.type.startswith("fat") or self.type in ("exfat", "ntfs")):
+                match = [n for n in self.listdir(node.inode) if n.name.lower() == part.lower()]
+            if not match:
+                raise PathNotInPoint(path=shown, point=self.point)
+            node = match[0]
+        return node
+
+    def walk(self, node: FsNode, path: str) -> Iterator[tuple[str, FsNode]]:
+        """``node`` and everything below it, pre-order, with paths relative to ``path``'s parent."""
+        yield path, node
+        if node.type == "dir":
+            for child in self.listdir(node.inode):
+                yield from self.walk(child, f"{path}/{child.name}" if path else child.name)
+
+    def read(self, node: FsNode, block: int = 1 << 20) -> Iterator[bytes]:
+        with _LOCK:
+            f = self._fs.open_meta(inode=node.inode)
+        offset = 0
+        while offset < node.size:
+            n = min(block, node.size - offset)
+            with _LOCK:
+                data = f.read_random(offset, n)
+            if not data:
+                break
+            yield data
+            offset += len(data)
+
+
+class DiskView:
+    """The volumes of one disk, and the file system of each."""
+
+    def __init__(self, reader, size: int, label: str, point: str) -> None:
+        _need_tsk()
+        self.reader, self.size, self.label, self.point = reader, size, label, point
+        self._volumes: list[Volume] | None = None
+
+    def _probe_fs(self, reader, size: int) -> str:
+        try:
+            with _LOCK:
+                fs = pytsk3.FS_Info(_Image(reader, size))
+            return _fs_name(fs.info.ftype)
+        except OSError:
+            reader.seek(0)
+            head = reader.read(4096)
+            if head.startswith(b"LUKS\xba\xbe"):
+                return "luks"
+            if head[512:520] == b"LABELONE":
+                return "lvm2"
+            return ""
+
+    def volumes(self) -> list[Volume] | None:
+        """The partitions and logical volumes, or None if the disk has no partition table."""
+        if self._volumes is not None:
+            return self._volumes
+        img = _Image(self.reader, self.size)
+        try:
+            with _LOCK:
+                vs = pytsk3.Volume_Info(img)
+                block = int(vs.info.block_size)
+                parts = [(int(p.start), int(p.len), int(p.slot_num), int(p.table_num), p.desc, int(p.flags))
+                         for p in vs]
+        except OSError:
+            return None
+        out: list[Volume] = []
+        logical = 4
+        for start, length, slot, table, desc, flags in parts:
+            if flags != int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
+                continue
+            if table > 0:  # a logical partition inside an extended one
+                logical += 1
+                number = logical
+            else:
+                number = slot + 1
+            window = _Window(self.reader, start * block, length * block)
+            text = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+            fs = self._probe_fs(window, length * block)
+            out.append(Volume(f"p{number}", start * block, length * block, text, fs, window))
+            if fs == "lvm2":
+                try:
+                    for lv_name, lv_reader, lv_size in logical_volumes(window):
+                        out.append(Volume(f"p{number}/{lv_name}", start * block, lv_size, "LVM logical volume",
+                                          self._probe_fs(lv_reader, lv_size), lv_reader))
+                except LvmError as exc:
+                    out[-1] = attrs.evolve(out[-1], description=f"{text} (LVM: {exc})")
+        self._volumes = out
+        return out
+
+    def open_fs(self, volume: str | None) -> FileSystem:
+        """The file system of ``volume`` (a ``pN`` name), or of the whole disk (None)."""
+        if volume is None:
+            return FileSystem(self.reader, self.size, f"disk {self.label}", self.point)
+        for v in self.volumes() or []:
+            if v.name == volume:
+                where = f"{self.label}:/{v.name}"
+                if v.fs == "luks":
+                    raise UnknownFilesystem(where=where, reason="it is encrypted (LUKS); restore the disk and open it with cryptsetup")
+                if v.fs == "lvm2":
+                    raise UnknownFilesystem(where=where, reason="it is an LVM physical volume; browse its logical volumes")
+                return FileSystem(v.reader, v.size, where, self.point)
+        raise PathNotInPoint(path=f"{self.label}:/{volume}", point=self.point)

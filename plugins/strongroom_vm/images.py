@@ -1,0 +1,287 @@
+"""Disk images on this machine: what they are, and a seekable view of their guest content.
+
+:func:`probe` tells the format of an image or block device once, when an item is
+protected; backups then open it with that recorded format and never probe again (a
+guest that writes a qcow2 header into its raw disk must not change how the host reads
+it).  Formats:
+
+- ``raw`` (files and block devices) and ``luks`` (a LUKS container, kept as it is) are
+  read directly; zero regions of sparse files (``SEEK_HOLE``) read as zeros without I/O;
+- ``qcow2`` and the other formats QEMU reads (``vmdk``, ``vdi``, ``vhdx``, ``vpc``,
+  ``qed``) are served read-only by ``qemu-nbd`` on a private unix socket and read with
+  :class:`~strongroom_vm.nbd.NbdClient` (no ``/dev/nbd*`` needed, holes cost nothing).
+
+:func:`open_image` returns a context manager giving a binary file object with ``size``;
+leaving it stops any ``qemu-nbd`` it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from typing import Iterator
+
+import attrs
+
+from strongroom.errors import DiskUnreadable, ToolMissing
+
+from .nbd import NbdClient, NbdError, NbdReader
+
+__all__ = [
+    "DIRECT_FORMATS", "NBD_FORMATS", "ClosingReader", "ImageInfo", "RawReader", "open_image", "probe",
+    "qemu_img_info", "serve_image",
+]
+
+DIRECT_FORMATS = frozenset({"raw", "luks"})
+NBD_FORMATS = frozenset({"qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed"})
+START_TIMEOUT = 15.0
+
+
+@attrs.frozen
+class ImageInfo:
+    path: str
+    format: str
+    size: int
+    kind: str  # "file" or "block"
+
+
+def _which(tool: str, purpose: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise ToolMissing(tool=tool, purpose=purpose, package="qemu-utils (Debian) or your QEMU tools")
+    return found
+
+
+def _magic_format(head: bytes) -> str | None:
+    if head.startswith(b"QFI\xfb"):
+        return "qcow2"
+    if head.startswith(b"LUKS\xba\xbe"):
+        return "luks"
+    return None
+
+
+def probe(path: str) -> ImageInfo:
+    """The format, virtual size and kind of the image or block device at ``path``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DiskUnreadable(disk=path, reason="no such file or device") from None
+    except OSError as exc:
+        raise DiskUnreadable(disk=path, reason=exc.strerror or str(exc)) from None
+    if stat.S_ISBLK(st.st_mode):
+        kind = "block"
+    elif stat.S_ISREG(st.st_mode):
+        kind = "file"
+    else:
+        raise DiskUnreadable(disk=path, reason="not a disk image file or block device")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+            size = fh.seek(0, io.SEEK_END)
+    except OSError as exc:
+        raise DiskUnreadable(disk=path, reason=exc.strerror or str(exc)) from None
+    fmt = _magic_format(head)
+    if fmt == "luks" or (fmt is None and (kind == "block" or shutil.which("qemu-img") is None)):
+        return ImageInfo(path, fmt or "raw", size, kind)
+    info = qemu_img_info(path)
+    fmt = info.get("format", "raw")
+    if fmt in DIRECT_FORMATS:
+        return ImageInfo(path, fmt, size, kind)
+    if fmt not in NBD_FORMATS:
+        raise DiskUnreadable(disk=path, reason=f"image format {fmt!r} is not supported")
+    if info.get("encrypted"):
+        raise DiskUnreadable(disk=path, reason=f"encrypted {fmt} images are not supported (use a LUKS raw image)")
+    return ImageInfo(path, fmt, int(info["virtual-size"]), kind)
+
+
+def qemu_img_info(path: str, fmt: str | None = None, *, shared: bool = True) -> dict:
+    """``qemu-img info``; with ``shared=False`` an image a running VM holds is refused."""
+    qemu_img = _which("qemu-img", "read this disk image")
+    argv = [qemu_img, "info", *(["-U"] if shared else []), "--output=json", *(["-f", fmt] if fmt else []), path]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["qemu-img cannot open it"]
+        if any("lock" in line for line in lines):
+            raise DiskUnreadable(disk=path, reason="the image is in use by a running VM (back it up through --qmp)")
+        raise DiskUnreadable(disk=path, reason=lines[-1].removeprefix("qemu-img: "))
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        raise DiskUnreadable(disk=path, reason="qemu-img gave unreadable information") from None
+
+
+class RawReader(io.RawIOBase):
+    """A raw image or block device; regions that are holes in a sparse file read as zeros
+    without touching the disk."""
+
+    def __init__(self, path: str, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._pos = 0
+        self._holes = stat.S_ISREG(os.fstat(self._fd).st_mode) and hasattr(os, "SEEK_DATA")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _is_hole(self, offset: int, length: int) -> bool:
+        if not self._holes:
+            return False
+        try:
+            return os.lseek(self._fd, offset, os.SEEK_DATA) >= offset + length
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data after offset
+                return True
+            self._holes = False
+            return False
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        length = max(0, min(len(view), self.size - self._pos))
+        if not length:
+            return 0
+        if self._is_hole(self._pos, length):
+            view[:length] = bytes(length)
+        else:
+            done = 0
+            while done < length:
+                n = os.preadv(self._fd, [view[done:length]], self._pos + done)
+                if n == 0:  # the file shrank: the rest reads as zeros
+                    view[done:length] = bytes(length - done)
+                    break
+                done += n
+        self._pos += length
+        return length
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class ClosingReader(io.RawIOBase):
+    """A reader that runs ``on_close`` after closing the reader it wraps."""
+
+    def __init__(self, inner: io.RawIOBase, size: int, on_close) -> None:
+        super().__init__()
+        self.inner = inner
+        self.size = size
+        self._on_close = on_close
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        return self.inner.readinto(buffer)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.inner.close()
+        finally:
+            super().close()
+            self._on_close()
+
+
+def _listening(path: str) -> bool:
+    probe_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe_sock.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe_sock.close()
+    return True
+
+
+@contextlib.contextmanager
+def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[str]:
+    """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket."""
+    qemu_nbd = _which("qemu-nbd", f"read {fmt} disk images")
+    workdir = tempfile.mkdtemp(prefix="strongroom-nbd-")
+    sock = os.path.join(workdir, "nbd.sock")
+    argv = [qemu_nbd, "--read-only", "--persistent", "--shared=8", "--format", fmt,
+            "--socket", sock, "--export-name", "disk", "--cache=none", "--aio=threads"]
+    if bitmap:
+        argv += ["--bitmap", bitmap]
+    log_path = os.path.join(workdir, "log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*argv, path], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _listening(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                with open(log_path, errors="replace") as fh:
+                    lines = [l.strip() for l in fh if l.strip()]
+                reason = lines[-1] if lines else f"qemu-nbd exited with {proc.returncode}"
+                if any("lock" in line for line in lines):
+                    reason = "the image is in use by a running VM (back it up through --qmp)"
+                raise DiskUnreadable(disk=path, reason=reason.removeprefix("qemu-nbd: "))
+            time.sleep(0.01)
+        yield sock
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def connect(sock: str, disk: str, export: str = "disk", contexts: tuple[str, ...] = ()) -> NbdReader:
+    try:
+        return NbdReader(NbdClient(sock, export, contexts=contexts))
+    except NbdError as exc:
+        raise DiskUnreadable(disk=disk, reason=str(exc)) from None
+
+
+@contextlib.contextmanager
+def open_image(path: str, fmt: str, size: int) -> Iterator[io.RawIOBase]:
+    """A binary file over the guest content of a disk, ``size`` bytes long."""
+    if fmt in DIRECT_FORMATS:
+        try:
+            reader: io.RawIOBase = RawReader(path, size)
+        except OSError as exc:
+            raise DiskUnreadable(disk=path, reason=exc.strerror or str(exc)) from None
+        with reader:
+            yield reader
+        return
+    if fmt not in NBD_FORMATS:
+        raise DiskUnreadable(disk=path, reason=f"image format {fmt!r} is not supported")
+    if not os.path.exists(path):
+        raise DiskUnreadable(disk=path, reason="no such file or device")
+    with serve_image(path, fmt) as sock:
+        with connect(sock, path) as reader:
+            yield reader

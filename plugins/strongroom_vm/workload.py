@@ -1,0 +1,168 @@
+"""The ``vm`` workload: virtual machine disks, whole or file by file.
+
+Sources (``strongroom protect vm ITEM ...``):
+
+- an offline VM: ``--disk [NAME=]PATH`` (repeatable; raw images, block devices, qcow2
+  and the other formats QEMU reads) and ``--config FILE``;
+- a running QEMU VM: ``--qmp SOCKET`` (every disk, crash-consistent, incremental through
+  dirty bitmaps), ``--guest-agent SOCKET`` (file-system-consistent: the guest is frozen
+  around the snapshot point), ``--scratch DIR`` and ``--config FILE``.
+
+The point layout is in :mod:`strongroom_vm.layout`; browse and restore accept
+``[DISK:]/path`` locations inside disks (:mod:`strongroom_vm.itemlevel`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Sequence
+
+import click
+
+from strongroom.engine.restore import RestoreResult
+from strongroom.errors import InvalidSource, StrongroomError, UsageError
+from strongroom.workload import BackupContext, BrowseItem, PointContext, Workload
+
+from . import offline
+from .itemlevel import browse_disk, disk_names, extract, is_location
+from .layout import config_entries, manifest_source, read_manifest
+from .live import LiveBackup
+from .qmp import QmpClient
+from .restore import FORMATS, restore_disks
+
+__all__ = ["VmWorkload"]
+
+
+def _existing_file(path: str | None, what: str) -> str | None:
+    if not path:
+        return None
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise InvalidSource(workload="vm", reason=f"{what} {path} does not exist or is not a file")
+    return path
+
+
+class VmWorkload(Workload):
+    name = "vm"
+    description = "a virtual machine's disks and configuration (offline images or a live QEMU VM)"
+    consistency = "crash"
+
+    def protect_params(self) -> list[click.Parameter]:
+        return [
+            click.Option(["--disk", "disks"], multiple=True, metavar="[NAME=]PATH",
+                         help="A disk of an offline VM: raw image, block device or qcow2 (repeatable)."),
+            click.Option(["--qmp"], metavar="SOCKET", help="The QMP socket of a running QEMU VM."),
+            click.Option(["--guest-agent"], metavar="SOCKET",
+                         help="The VM's guest agent socket: freeze its file systems at the snapshot point."),
+            click.Option(["--config"], metavar="FILE",
+                         help="The VM's configuration file (libvirt XML, a QEMU command line...) to keep with each point."),
+            click.Option(["--scratch"], metavar="DIR", type=click.Path(file_okay=False),
+                         help="Folder for the temporary images of a live backup (default: the system's temporary folder)."),
+        ]
+
+    def source_from_options(self, options: dict[str, Any]) -> dict:
+        return {
+            "disks": list(options.get("disks") or ()), "qmp": options.get("qmp"),
+            "guest_agent": options.get("guest_agent"), "config": options.get("config"),
+            "scratch": options.get("scratch"),
+        }
+
+    def validate_source(self, source: dict) -> dict:
+        specs, qmp = list(source.get("disks") or ()), source.get("qmp")
+        config = _existing_file(source.get("config"), "config file")
+        if bool(specs) == bool(qmp):
+            raise InvalidSource(workload="vm", reason="give either --disk PATH (an offline VM) or --qmp SOCKET (a running VM)")
+        if specs:
+            if source.get("guest_agent") or source.get("scratch"):
+                raise InvalidSource(workload="vm", reason="--guest-agent and --scratch need --qmp")
+            disks = specs if isinstance(specs[0], dict) else offline.parse_disks(specs)
+            return {"mode": "offline", "disks": disks, "config": config}
+        qmp = os.path.abspath(qmp)
+        try:
+            QmpClient(qmp).close()
+        except StrongroomError as exc:
+            raise InvalidSource(workload="vm", reason=str(exc).rstrip(".")) from None
+        agent = source.get("guest_agent")
+        scratch = source.get("scratch")
+        if scratch and not os.path.isdir(scratch):
+            raise InvalidSource(workload="vm", reason=f"scratch folder {scratch} does not exist")
+        return {"mode": "live", "qmp": qmp, "guest_agent": os.path.abspath(agent) if agent else None,
+                "config": config, "scratch": os.path.abspath(scratch) if scratch else None}
+
+    def describe(self, source: dict) -> str:
+        if source.get("mode") == "live":
+            text = f"running QEMU VM at {source['qmp']}"
+            if source.get("guest_agent"):
+                text += f" (guest agent {source['guest_agent']})"
+        else:
+            text = ", ".join(offline.describe(source))
+        if source.get("config"):
+            text += f"; config {source['config']}"
+        return text
+
+    # --- backup ----------------------------------------------------------------------
+
+    def backup(self, ctx: BackupContext) -> Iterator[Any]:
+        source = ctx.item.source
+        parents = ctx.vault.points(ctx.item.name)
+        parent = read_manifest(ctx.vault, ctx.vault.tree(parents[-1])) if parents else {}
+        if source.get("mode") == "live":
+            live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings)
+            entries = live.entries()
+            try:
+                for entry in entries:
+                    # known once the snapshot point is taken; the core reads it after the walk
+                    ctx.consistency = live.consistency
+                    yield entry
+            finally:
+                entries.close()
+            return
+        config = source.get("config")
+        if config and not os.path.isfile(config):
+            ctx.warnings.append(f"config file {config} is missing; the point has no config")
+            config = None
+        disks, records = offline.disk_sources(source["disks"])
+        yield from config_entries(config, {})
+        yield from disks
+        yield manifest_source({"mode": "offline", "consistency": "crash", "disks": records})
+
+    # --- browse and restore ------------------------------------------------------------
+
+    def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
+        if path and is_location(path):
+            return browse_disk(ctx, path)
+        if path:
+            return super().browse(ctx, path)
+        rows = []
+        for name in disk_names(ctx):
+            entry = ctx.tree.lookup(f"disks/{name}")
+            rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size,
+                                   detail=f"browse {name}:/ for its partitions and files"))
+        for row in super().browse(ctx, ""):
+            if row.name != "disks":
+                rows.append(row)
+        return rows
+
+    def restore_params(self) -> list[click.Parameter]:
+        return [
+            click.Option(["--disk", "disks"], multiple=True, metavar="NAME",
+                         help="vm points: restore only this disk (repeatable; default: every disk)."),
+            click.Option(["--format", "disk_format"], type=click.Choice(FORMATS), metavar="raw|qcow2",
+                         help="vm points: format of the restored disk images (default: raw, sparse)."),
+            click.Option(["--files", "files"], multiple=True, metavar="[DISK:]/PATH",
+                         help="vm points: extract these files or folders from inside a disk (repeatable)."),
+        ]
+
+    def restore(self, ctx: PointContext, target: str | None, paths: Sequence[str],
+                options: dict[str, Any]) -> RestoreResult:
+        if not target:
+            raise UsageError(message="restoring a vm point needs --target DIR")
+        if paths:
+            raise UsageError(message="vm points take --disk NAME or --files [DISK:]/PATH, not PATH arguments")
+        files = list(options.get("files") or ())
+        disks = list(options.get("disks") or ())
+        if files:
+            if disks or options.get("disk_format"):
+                raise UsageError(message="--files extracts files; it cannot be combined with --disk or --format")
+            return extract(ctx, target, files)
+        return restore_disks(ctx, target, disks, options.get("disk_format") or "raw")

@@ -1,0 +1,66 @@
+"""What the prune tests share: a simulated clock, source snapshots, restores compared byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from strongroom.vault import Vault
+
+UTC = dt.timezone.utc
+
+
+class Clock:
+    """A settable clock that starts a little ahead of the real one (index files carry real times)."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime.now(UTC) + dt.timedelta(minutes=1)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+def digest_tree(root: str | Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``root``."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def restored_digest(vault: Vault, item: str, point_id: str, target: Path, source: Path) -> dict[str, str]:
+    vault.restore(item, point_id, str(target))
+    return digest_tree(target / str(source.resolve()).lstrip("/"))
+
+
+def vault_bytes(url: str) -> int:
+    """Bytes of every object in a local vault."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(url) for f in files)
+
+
+def pack_bytes(url: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(url, "data")) for f in files)
+
+
+def assert_all_points_restore(vault: Vault, snapshots: dict[str, dict[str, str]], sources: dict[str, Path],
+                              tmp: Path) -> int:
+    """Every point of every item restores to the snapshot taken when it was made; returns how many."""
+    count = 0
+    for item, source in sources.items():
+        try:
+            points = vault.points(item)
+        except Exception:  # an item whose data was deleted and not protected again
+            continue
+        for point in points:
+            target = tmp / f"restore-{item}-{point.point_id}"
+            assert restored_digest(vault, item, point.point_id, target, source) == snapshots[point.point_id], point
+            count += 1
+    return count
