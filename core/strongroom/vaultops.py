@@ -45,7 +45,7 @@ def backup_point(vault: Vault, item: ProtectedItem, progress, *, retain_until: d
     repo = vault.repo
     vault.refresh_index()
     gc = GcView.load(repo, vault.index_files)  # after the index: see gcstate's rules
-    adopted, _ = repo.adopt_packs(repo.pack_ids_on_storage() - repo.index.pack_ids() - gc.doomed)
+    adopted, _ = repo.adopt_packs(repo.pack_ids_on_storage() - repo.index.named_pack_ids() - gc.doomed)
     workload = vault.workload(item.workload)
     parents = vault.points_of(item)
     parent = parents[-1] if parents else None

@@ -249,3 +249,22 @@ def test_named_pack_ids_include_packs_whose_blobs_are_all_duplicates():
     index.add([IndexEntry(blob, 1, "b" * 32, 0, 10, 10)])
     assert len(index) == 1
     assert index.named_pack_ids() == {"a" * 32, "b" * 32}
+
+
+def test_a_pack_of_duplicates_is_not_adopted_again(tmp_path):
+    """A pack whose blobs all have copies elsewhere is known to the index, so backups don't re-adopt it."""
+    from strongroom.repository.envelope import KIND_DATA
+    from strongroom.repository.masterkey import MasterKey
+    from strongroom.repository.repository import Repository
+    from strongroom.storage import MemoryStore
+
+    store, key = MemoryStore(), MasterKey.generate()
+    first, second = Repository(store, key), Repository(store, key)
+    for repo in (first, second):  # two writers store the same blob, each in its own pack
+        with repo.writer() as writer:
+            writer.add(KIND_DATA, b"same content" * 1000)
+    fresh = Repository(store, key)
+    fresh.load_index()
+    assert len(fresh.pack_ids_on_storage()) == 2
+    assert fresh.adopt_unindexed_packs() == (0, [])
+    assert len(list(store.list("index/"))) == 2

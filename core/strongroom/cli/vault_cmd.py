@@ -182,7 +182,8 @@ def key_import(ctx, kit):
     text = "".join(line for line in kit if not line.startswith("#"))
     vault_id, master = read_recovery_kit(text)
     try:
-        v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master)  # reads settings
+        v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master,
+                       storage_options=obj.storage_options)  # reads settings
     except IntegrityError:
         raise KeySlotError(message=f"this recovery kit (vault {vault_id}) does not open the vault at {obj.vault_url}") from None
     if v.vault_id != vault_id:

@@ -159,6 +159,9 @@ class MaskedIndex:
     def pack_ids(self) -> set[str]:
         return self.base.pack_ids()
 
+    def named_pack_ids(self) -> set[str]:
+        return self.base.named_pack_ids()
+
     def entries(self):
         return self.base.entries()
 

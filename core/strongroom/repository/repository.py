@@ -111,7 +111,7 @@ class Repository:
         Returns the number of packs adopted and problems with packs whose trailer is
         unreadable (left alone: verify reports them).
         """
-        missing = sorted(self.pack_ids_on_storage() - self.index.pack_ids())
+        missing = sorted(self.pack_ids_on_storage() - self.index.named_pack_ids())
         adopted: list[IndexEntry] = []
         problems: list[str] = []
         count = 0
