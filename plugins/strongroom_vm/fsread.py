@@ -19,12 +19,12 @@ volume, paths are the file system's own.  Names are decoded from UTF-8 with
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Iterator
 
 import attrs
 
+from strongroom.catalog.seekable import SeekableReader
 from strongroom.errors import PathNotInPoint, ToolMissing, UnknownFilesystem
 
 try:
@@ -78,25 +78,12 @@ class _Image:
         return Image()
 
 
-class _Window(io.RawIOBase):
+class _Window(SeekableReader):
     """Bytes ``[start, start + length)`` of a reader, as a reader of their own."""
 
     def __init__(self, reader, start: int, length: int) -> None:
         super().__init__()
         self._reader, self._start, self.size, self._pos = reader, start, length, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._pos = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence] + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
@@ -108,7 +95,6 @@ class _Window(io.RawIOBase):
             n = len(data)
             self._pos += n
         return n
-
 
 @attrs.frozen
 class Volume:

@@ -32,6 +32,7 @@ from typing import Iterator
 
 import attrs
 
+from strongroom.catalog.seekable import SeekableReader
 from strongroom.errors import DiskUnreadable, ToolMissing
 
 from .nbd import NbdClient, NbdError, NbdReader
@@ -119,7 +120,7 @@ def qemu_img_info(path: str, fmt: str | None = None, *, shared: bool = True) -> 
         raise DiskUnreadable(disk=path, reason="qemu-img gave unreadable information") from None
 
 
-class RawReader(io.RawIOBase):
+class RawReader(SeekableReader):
     """A raw image or block device; regions that are holes in a sparse file read as zeros
     without touching the disk."""
 
@@ -129,20 +130,6 @@ class RawReader(io.RawIOBase):
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._pos = 0
         self._holes = stat.S_ISREG(os.fstat(self._fd).st_mode) and hasattr(os, "SEEK_DATA")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def _is_hole(self, offset: int, length: int) -> bool:
         if not self._holes:

@@ -9,10 +9,10 @@ or of other types (thin, raid, snapshots) are left out.  Errors raise :class:`Lv
 
 from __future__ import annotations
 
-import io
 import re
 import struct
 from typing import Any, Iterator
+from strongroom.catalog.seekable import SeekableReader
 
 __all__ = ["LvmError", "logical_volumes", "parse_metadata"]
 
@@ -139,23 +139,10 @@ def _plain_uuid(text: str) -> str:
     return text.replace("-", "")
 
 
-class _LinearReader(io.RawIOBase):
+class _LinearReader(SeekableReader):
     def __init__(self, reader, pieces: list[tuple[int, int, int]], size: int) -> None:
         super().__init__()
         self._reader, self._pieces, self.size, self._pos = reader, pieces, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._pos = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence] + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
@@ -174,7 +161,6 @@ class _LinearReader(io.RawIOBase):
                 raise LvmError("read outside the logical volume's segments")
         self._pos += done
         return done
-
 
 def logical_volumes(reader) -> Iterator[tuple[str, _LinearReader, int]]:
     """``(VG-LV name, reader, size)`` of each linear logical volume on this PV."""

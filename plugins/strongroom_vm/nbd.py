@@ -14,10 +14,10 @@ with that bitmap.  Every protocol failure raises :class:`NbdError` with one line
 
 from __future__ import annotations
 
-import io
 import socket
 import struct
 from typing import Iterator
+from strongroom.catalog.seekable import SeekableReader
 
 __all__ = ["NbdClient", "NbdError", "NbdReader"]
 
@@ -255,7 +255,7 @@ class NbdClient:
         self.close()
 
 
-class NbdReader(io.RawIOBase):
+class NbdReader(SeekableReader):
     """A seekable, read-only binary file over an :class:`NbdClient` (which it closes)."""
 
     def __init__(self, client: NbdClient) -> None:
@@ -263,22 +263,6 @@ class NbdReader(io.RawIOBase):
         self.client = client
         self.size = client.size
         self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")

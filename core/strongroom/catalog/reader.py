@@ -10,17 +10,17 @@ image) reads a few MiB of a large entry, not all of it.
 from __future__ import annotations
 
 import bisect
-import io
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from .entry import Entry
+from .seekable import SeekableReader
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
 
-class ContentReader(io.RawIOBase):
+class ContentReader(SeekableReader):
     def __init__(self, repo: "Repository", entry: Entry, *, cache_chunks: int = 8) -> None:
         super().__init__()
         self._repo = repo
@@ -28,38 +28,11 @@ class ContentReader(io.RawIOBase):
         self._chunks = [chunk for _, _, chunk in spans]
         self._starts = [offset for offset, _, _ in spans]
         self._lengths = [length for _, length, _ in spans]
-        self._size = spans[-1][0] + spans[-1][1] if spans else (entry.size if entry.chunk_size else 0)
+        self.size = spans[-1][0] + spans[-1][1] if spans else (entry.size if entry.chunk_size else 0)
         self._pos = 0
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_chunks = cache_chunks
         self.chunks_fetched = 0
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
 
     def _chunk(self, index: int) -> bytes:
         if index in self._cache:
@@ -76,7 +49,7 @@ class ContentReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        wanted = min(len(view), max(0, self._size - self._pos))
+        wanted = min(len(view), max(0, self.size - self._pos))
         done = 0
         while done < wanted:
             index = bisect.bisect_right(self._starts, self._pos) - 1
