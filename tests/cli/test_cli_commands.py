@@ -113,3 +113,15 @@ class TestPluginsCommand:
         """STRONGROOM_DISABLE_PLUGINS disables a plugin like the flag does."""
         listing = json.loads(cli("plugins", "--json", env={"STRONGROOM_DISABLE_PLUGINS": "files"}).stdout)
         assert next(p for p in listing if p["name"] == "files")["disabled"] is True
+
+
+def test_new_passphrase_slot_never_takes_the_opening_passphrase(tmp_path):
+    """key add does not silently reuse STRONGROOM_PASSPHRASE for the new slot."""
+    from vaultkit import Cli
+
+    cli = Cli(str(tmp_path / "pv"))
+    env = {"STRONGROOM_PASSPHRASE": "opening", "PW": "opening"}
+    cli("vault", "create", cli.vault_url, "--passphrase-env", "PW", env=env)
+    res = cli("vault", "key", "add", "--provider", "passphrase", env=env, expect=31)
+    assert "--new-passphrase-env" in res.stderr
+    assert len(json.loads(cli("vault", "key", "list", "--json", env=env).stdout)) == 1

@@ -138,7 +138,10 @@ def key_add(ctx, provider, label, new_passphrase_env, as_json):
     if new_passphrase_env:
         v.key_context = attrs.evolve(v.key_context, passphrase=PassphraseSource(env_var=new_passphrase_env))
     elif provider == "passphrase":
-        v.key_context = attrs.evolve(v.key_context, passphrase=PassphraseSource(prompt=app(ctx).passphrase.prompt))
+        v.key_context = attrs.evolve(
+            v.key_context,
+            passphrase=PassphraseSource(prompt=app(ctx).passphrase.prompt, use_default_env=False),
+        )
     slot = v.add_key(provider, label=label)
     if as_json:
         emit_json({"slot": slot.slot_id, "provider": slot.provider})

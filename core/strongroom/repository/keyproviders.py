@@ -61,13 +61,20 @@ def strongroom_home() -> Path:
 
 @attrs.frozen
 class PassphraseSource:
-    """Where a passphrase comes from: an environment variable, else a prompt."""
+    """Where a passphrase comes from: an environment variable, else a prompt.
+
+    ``use_default_env`` (on by default) also accepts ``$STRONGROOM_PASSPHRASE``; a new
+    key slot turns it off, so the passphrase that opened the vault is never taken
+    silently for the new slot.
+    """
 
     env_var: str | None = None
     prompt: Callable[[str, bool], str] | None = None
+    use_default_env: bool = True
 
     def get(self, *, vault_id: str, confirm: bool = False) -> Secret:
-        for name in (self.env_var, PASSPHRASE_ENV):
+        names = (self.env_var, PASSPHRASE_ENV) if self.use_default_env else (self.env_var,)
+        for name in names:
             if name and os.environ.get(name) is not None:
                 return Secret(os.environ[name].encode())
         if self.env_var:
@@ -76,10 +83,10 @@ class PassphraseSource:
             )
         if self.prompt is not None and sys.stdin.isatty():
             return Secret(self.prompt(f"Passphrase for vault {vault_id}", confirm).encode())
-        raise KeyNotAvailable(
-            vault_id=vault_id,
-            reason=f"a passphrase is needed: set {PASSPHRASE_ENV} or pass --passphrase-env VAR",
+        hint = f"set {PASSPHRASE_ENV} or pass --passphrase-env VAR" if self.use_default_env else (
+            "pass --new-passphrase-env VAR or run it on a terminal to be asked"
         )
+        raise KeyNotAvailable(vault_id=vault_id, reason=f"a passphrase is needed: {hint}")
 
 
 @attrs.frozen
