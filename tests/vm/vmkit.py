@@ -239,7 +239,11 @@ class FakeAgent:
                 while b"\n" in buffer:
                     line, _, buffer = buffer.partition(b"\n")
                     if line.strip():
-                        conn.sendall(self._answer(json.loads(line)))
+                        answer = self._answer(json.loads(line))
+                        try:
+                            conn.sendall(answer)
+                        except OSError:  # the client was killed (tests do that on purpose)
+                            return
 
     def _answer(self, request: dict) -> bytes:
         command = request["execute"]
