@@ -97,5 +97,8 @@ class TestLargeDatabase:
             stats = point["stats"]
             print(f"\n{name}: {stats['new_bytes']} new bytes ({100 * stats['new_bytes'] / size:.2f}% of the dump),"
                   f" {stats['stored_bytes']} stored")
-        assert unchanged["stats"]["new_bytes"] < 0.01 * size
+        # Unchanged: only the chunk holding the dump's header (it carries the dump time) is
+        # new, plus the small manifest.  Content-defined chunks average 1 MiB; with the
+        # vault's parameters one longer than 4 MiB has a probability below 1e-5.
+        assert unchanged["stats"]["new_bytes"] < 4 * 2**20
         assert changed["stats"]["new_bytes"] < 0.05 * size
