@@ -48,3 +48,13 @@ def run_strongroom(*args: str, env: dict | None = None, **kwargs) -> subprocess.
     exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
     return subprocess.run([exe, *map(str, args)], env={**os.environ, **(env or {})},
                           capture_output=True, text=True, **kwargs)
+
+
+def assert_one_line_error(result, code: int, *words: str) -> None:
+    """The command failed with exit ``code`` and one error line naming every word."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("strongroom: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -23,12 +23,12 @@ import argparse
 import glob
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from bench.machine import describe_machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -89,17 +89,6 @@ def measured(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"{' '.join(argv[:3])} failed:\n{err.read().decode()}")
         return elapsed, usage.ru_maxrss * 1024, out.read().decode()
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def main() -> None:
@@ -173,7 +162,7 @@ def main() -> None:
                 point_stats["scattered"] = json.loads(out)["stats"]
             else:
                 shutil.rmtree(vault)
-        report = render(args, machine(), version, db_size, sizes, best, point_stats)
+        report = render(args, describe_machine(), version, db_size, sizes, best, point_stats)
         with open(args.output, "w") as fh:
             fh.write(report)
         print(report)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from importlib import metadata
 
 from bench.corpus import MIB, generate, parse_size
 from strongroom.testing.servers import S3Server, SshServer
+from bench.machine import describe_machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -45,16 +45,8 @@ def _run(args: list[str], env: dict[str, str]) -> float:
 
 
 def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("fsspec", "s3fs", "sshfs", "asyncssh", "moto"))
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}; {versions}; OpenSSH "
+    return (f"{describe_machine()}; {versions}; OpenSSH "
             + subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip())
 
 

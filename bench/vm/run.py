@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from bench.machine import describe_machine
 
 MIB = 1 << 20
 CHUNK = 4 * MIB
@@ -205,17 +205,9 @@ def live_run(work: str, image: str, env: dict, sr: str) -> dict[str, float]:
 
 
 def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     restic = sh("restic", "version").stdout.split()[1]
     borg = sh("borg", "--version").stdout.split()[-1]
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}; restic {restic}, borg {borg}")
+    return f"{describe_machine()}; restic {restic}, borg {borg}"
 
 
 def write_results(args, results: dict, live: dict, size: int) -> None:

@@ -10,16 +10,7 @@ import sys
 
 import pytest
 
-from vaultkit import Cli
-
-
-def _one_line_error(result, code: int, *words: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("strongroom: error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+from vaultkit import Cli, assert_one_line_error as _one_line_error
 
 
 @pytest.fixture
