@@ -91,21 +91,23 @@ class Entry:
     def to_dict(self) -> dict:
         """The JSON form stored in tree nodes (defaults left out to keep nodes small)."""
         out: dict = {"name": self.name, "type": self.type}
-        for field in attrs.fields(Entry)[2:]:
-            value = getattr(self, field.name)
-            if value == field.default:
+        for name, default in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value == default:
                 continue
-            if field.name == "xattrs":
+            if name == "xattrs":
                 value = [[k, base64.b64encode(v).decode()] for k, v in value]
-            elif field.name == "chunks":
+            elif name == "chunks":
                 value = [c.hex() for c in value]
-            elif field.name == "subtree":
+            elif name == "subtree":
                 value = value.hex()
-            out[field.name] = value
+            out[name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Entry":
+        if not _ENCODED_FIELDS.intersection(data):
+            return cls(**data)
         kwargs = dict(data)
         if "xattrs" in kwargs:
             kwargs["xattrs"] = tuple((k, base64.b64decode(v)) for k, v in kwargs["xattrs"])
@@ -114,3 +116,9 @@ class Entry:
         if kwargs.get("subtree") is not None:
             kwargs["subtree"] = bytes.fromhex(kwargs["subtree"])
         return cls(**kwargs)
+
+
+#: The fields a stored entry leaves out when they have their default value.
+_OPTIONAL_FIELDS = tuple((f.name, f.default) for f in attrs.fields(Entry)[2:])
+#: The fields stored in another form than their value (base64, hex).
+_ENCODED_FIELDS = frozenset({"xattrs", "chunks", "subtree"})

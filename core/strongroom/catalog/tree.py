@@ -22,10 +22,19 @@ if TYPE_CHECKING:
 TREE_VERSION = 1
 
 
+def _name_bytes(entry: Entry) -> bytes:
+    return entry.name.encode("utf-8", "surrogateescape")
+
+
+def sort_entries(entries: list[Entry]) -> list[Entry]:
+    """``entries`` in the order of a tree node: by the bytes of their names."""
+    return sorted(entries, key=_name_bytes)
+
+
 def encode_tree(entries: list[Entry]) -> bytes:
-    ordered = sorted(entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
     return json.dumps(
-        {"v": TREE_VERSION, "entries": [e.to_dict() for e in ordered]}, separators=(",", ":")
+        {"v": TREE_VERSION, "entries": [e.to_dict() for e in sort_entries(entries)]},
+        separators=(",", ":"),
     ).encode()
 
 

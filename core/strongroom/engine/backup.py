@@ -3,13 +3,19 @@
 The workload yields source entries in pre-order (a directory before its contents, a
 directory's whole subtree before its next sibling).  The engine keeps a stack of open
 directories; when the walk leaves a directory, the directory is *closed* and queued.
-File contents are read, chunked and hashed in a pool of reader threads while the walk
-goes on; blobs are sealed and uploaded by the :class:`BlobWriter`'s own pools.  A
-closed directory becomes a tree node as soon as all its children are done, deepest
-first, so memory holds only directories still in progress.
+File contents are read, chunked, hashed, compressed and encrypted in a pool of reader
+threads while the walk goes on (each thread takes a file from ``open`` to sealed blobs:
+no hand-off per chunk, and the heavy steps release the GIL, so every core works); the
+:class:`BlobWriter` packs the blobs and uploads full packs in the background.  Small
+files go to the pool in batches (one task for up to :data:`BATCH_FILES` files), so a
+tree of many small files costs no thread hand-off per file.  A closed directory becomes
+a tree node as soon as all its children are done, deepest first, so memory holds only
+directories still in progress.
 
 A file whose size, mtime, ctime, inode and device equal those of the same path in the
-parent point reuses the parent's chunk list without being opened.
+parent point reuses the parent's chunk list without being opened (and the parent's
+entry itself when all its metadata is the same).  A directory whose entries all equal
+the parent point's reuses the parent's tree node without encoding it again.
 
 A DISK entry (``entry.chunk_size`` > 0) is read in fixed-size chunks aligned to the
 disk: all-zero chunks become holes (stored nowhere), and when the source entry has
@@ -22,6 +28,7 @@ everything.  The source's ``open()`` must then return a seekable file object.
 from __future__ import annotations
 
 import collections
+import operator
 import os
 import threading
 import time
@@ -30,8 +37,9 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 import attrs
 
+from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry
-from ..catalog.tree import TreeReader, encode_tree
+from ..catalog.tree import TreeReader, encode_tree, sort_entries
 from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
@@ -97,6 +105,37 @@ class _Link:
         self.first = first
 
 
+class _Batch:
+    """Small files read, one after the other, by one task of the reader pool."""
+
+    __slots__ = ("sources", "bytes", "future")
+
+    def __init__(self) -> None:
+        self.sources: list[SourceEntry] = []
+        self.bytes = 0
+        self.future: Future | None = None  # set when the batch is submitted
+
+
+class _InBatch:
+    """The slot of a file read in a batch: its entry is ``batch.future.result()[i]``."""
+
+    __slots__ = ("batch", "i")
+
+    def __init__(self, batch: _Batch, i: int) -> None:
+        self.batch = batch
+        self.i = i
+
+
+def _done(slot: object) -> bool:
+    if isinstance(slot, Future):
+        return slot.done()
+    if isinstance(slot, _InBatch):
+        return slot.batch.future is not None and slot.batch.future.done()
+    if isinstance(slot, _Link):
+        return _done(slot.first)
+    return True
+
+
 class _Prepended:
     """A binary stream that first returns ``head``, then the rest of ``tail``."""
 
@@ -129,6 +168,17 @@ def _read_exactly(fh, length: int) -> bytes:
     return b"".join(parts)
 
 
+#: At most this many small files are read by one task of the reader pool ...
+BATCH_FILES = 128
+#: ... and at most about this many bytes.
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+#: Every field of an entry but its chunks: what a file unchanged since the parent
+#: point must have the same to reuse the parent's entry as it is.
+_ALL_BUT_CHUNKS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name != "chunks"))
+
+
 def _parent_of(path: str) -> str:
     return path.rpartition("/")[0]
 
@@ -140,20 +190,26 @@ class BackupEngine:
         chunker_params: ChunkerParams,
         *,
         parent: TreeReader | None = None,
-        read_threads: int = 2,
-        max_open_files: int = 64,
+        read_threads: int | None = None,
+        max_queued: int = 32,
         max_closed_dirs: int = 2048,
         progress: Callable[[BackupStats], None] | None = None,
         compression_level: int = 3,
     ) -> None:
+        limit_retained_memory()
         self.repo = repo
         self.parent = parent
         self.stats = BackupStats()
         self.warnings: list[str] = []
         self._params = chunker_params
         self._local = threading.local()
-        self._read_pool = ThreadPoolExecutor(read_threads, thread_name_prefix="read")
-        self._slots_free = threading.BoundedSemaphore(max_open_files)
+        # one thread per core: each reads, cuts, hashes, compresses and encrypts, and
+        # all of it but the read releases the GIL (a third thread on two cores measured
+        # no faster and cost its buffers, about 25 MB)
+        threads = read_threads or max(2, os.cpu_count() or 2)
+        self._read_pool = ThreadPoolExecutor(threads, thread_name_prefix="read")
+        self._queue_room = threading.BoundedSemaphore(max_queued)
+        self._batch = _Batch()
         self._max_closed = max_closed_dirs
         self._report = Throttled(progress)
         self._lock = threading.Lock()
@@ -239,17 +295,41 @@ class BackupEngine:
             or not all(chunk in self.repo.index for chunk in old.chunks)
         ):
             return None
+        if old.type == FILE and _ALL_BUT_CHUNKS(old) == _ALL_BUT_CHUNKS(entry):
+            return old
         return attrs.evolve(entry, chunks=old.chunks)
 
-    def _file_slot(self, src: SourceEntry) -> Entry | Future:
-        reused = self._unchanged(src.path, src.entry) if src.entry.type == FILE else None
-        if reused is not None:
-            self.stats.files_unchanged += 1
-            return reused
-        self._slots_free.acquire()
-        future = self._read_pool.submit(self._read_file, src)
-        future.add_done_callback(lambda _f: self._slots_free.release())
+    def _file_slot(self, src: SourceEntry) -> object:
+        entry = src.entry
+        if entry.type == FILE:
+            reused = self._unchanged(src.path, entry)
+            if reused is not None:
+                self.stats.files_unchanged += 1
+                return reused
+            if 0 <= entry.size < self._params.min_size and not callable(getattr(src, "open", None)):
+                batch = self._batch
+                batch.sources.append(src)
+                batch.bytes += entry.size
+                slot = _InBatch(batch, len(batch.sources) - 1)
+                if len(batch.sources) >= BATCH_FILES or batch.bytes >= BATCH_BYTES:
+                    self._submit_batch()
+                return slot
+        return self._submit(self._read_file, src)
+
+    def _submit(self, task: Callable, arg: object) -> Future:
+        self._queue_room.acquire()  # the walk waits while enough work is queued
+        future = self._read_pool.submit(task, arg)
+        future.add_done_callback(lambda _f: self._queue_room.release())
         return future
+
+    def _submit_batch(self) -> None:
+        batch = self._batch
+        if batch.sources:
+            self._batch = _Batch()
+            batch.future = self._submit(self._read_batch, batch.sources)
+
+    def _read_batch(self, sources: list[SourceEntry]) -> list[Entry | None]:
+        return [self._read_file(src) for src in sources]
 
     def _chunker(self) -> Chunker:
         chunker = getattr(self._local, "chunker", None)
@@ -362,19 +442,18 @@ class BackupEngine:
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
         return attrs.evolve(entry, chunks=tuple(chunks), size=total)
 
-    def _pieces(self, fh, size: int) -> Iterator[bytes]:
+    def _pieces(self, fh, size: int) -> Iterator[bytes | memoryview]:
         """The chunks of an open file.  A file smaller than the minimum chunk size is
         one chunk read with one call, without setting up the content-defined cutter."""
-        minimum = self._params.min_size
-        if 0 <= size < minimum:
-            head = fh.read(minimum)
-            if len(head) < minimum:
+        if 0 <= size < self._params.min_size:
+            head = fh.read(size + 1)
+            if len(head) <= size:
                 if head:
                     yield head
                 return
             fh = _Prepended(head, fh)  # the file grew since it was listed
-        for view in self._chunker().chunks(fh):
-            yield bytes(view)  # a copy: the view is reused for the next chunk
+        # Each view is valid until the next one is cut: the writer seals it at once.
+        yield from self._chunker().chunks(fh)
 
     def _warn(self, message: str) -> None:
         with self._lock:
@@ -386,24 +465,37 @@ class BackupEngine:
     def _ready(directory: _Dir) -> bool:
         slots = directory.slots
         for i in range(directory.checked, len(slots)):
-            slot = slots[i]
-            if isinstance(slot, Future) and not slot.done():
-                directory.checked = i
-                return False
-            if isinstance(slot, _Link) and isinstance(slot.first, Future) and not slot.first.done():
+            if not _done(slots[i]):
                 directory.checked = i
                 return False
         directory.checked = len(slots)
         return True
 
     def _finalize_ready(self, closed: collections.deque[_Dir], *, block: bool) -> None:
+        if block:
+            self._submit_batch()
         while closed and (block or self._ready(closed[0])):
             self._finalize(closed.popleft())
+
+    def _parent_tree_if_same(self, directory: _Dir, entries: list[Entry]) -> bytes | None:
+        """The parent point's node of this directory if it lists exactly ``entries``."""
+        if self.parent is None:
+            return None
+        if directory.entry is None:
+            tree_id = self.parent.root
+        else:
+            old = self._parent_entry(directory.path)
+            tree_id = old.subtree if old is not None and old.type == DIR else None
+        if tree_id is None or tree_id not in self.repo.index:
+            return None
+        return tree_id if self.parent.node(tree_id) == entries else None
 
     @staticmethod
     def _resolve(slot: object) -> Entry | None:
         if isinstance(slot, Future):
             return slot.result()
+        if isinstance(slot, _InBatch):
+            return slot.batch.future.result()[slot.i]  # type: ignore[union-attr]
         if isinstance(slot, _Dir):
             return slot.result
         if isinstance(slot, _Link):
@@ -414,8 +506,10 @@ class BackupEngine:
         return slot  # type: ignore[return-value]
 
     def _finalize(self, directory: _Dir) -> None:
-        entries = [e for e in map(self._resolve, directory.slots) if e is not None]
-        tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
+        entries = sort_entries([e for e in map(self._resolve, directory.slots) if e is not None])
+        tree_id = self._parent_tree_if_same(directory, entries)
+        if tree_id is None:
+            tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
         directory.slots = []
         if directory.entry is None:
             self._root_id = tree_id

@@ -30,8 +30,9 @@ reader allocate without bound.
 
 ``seal`` returns a ``bytearray``: the ciphertext is written straight into the one output
 buffer with ``AESGCM.encrypt_into`` (a ``bytes`` result would need a second full copy,
-which measured 8-10x slower than the encryption itself for 1-8 MiB blobs).  ``open``
-returns ``bytes``.  An Envelope is safe to share between threads; zstd contexts are kept
+which measured 8-10x slower than the encryption itself for 1-8 MiB blobs).
+``seal_into`` writes into a buffer the caller reuses (the backup's reader threads keep
+one each, so sealing allocates nothing per blob).  ``open`` returns ``bytes``.  An Envelope is safe to share between threads; zstd contexts are kept
 per thread.
 """
 
@@ -163,6 +164,34 @@ class Envelope:
         level: int = 3,
     ) -> bytearray:
         """Compress (when it pays), encrypt and authenticate ``plaintext`` as ``kind``/``name``."""
+        body, compression = self._body(kind, plaintext, compress, level)
+        out = bytearray(_HEADER.size + len(body) + TAG_SIZE)
+        self._encrypt_into(kind, name, body, compression, memoryview(out))
+        return out
+
+    def seal_into(
+        self,
+        buffer: bytearray,
+        kind: int,
+        name: bytes,
+        plaintext: bytes | bytearray | memoryview,
+        *,
+        compress: bool = True,
+        level: int = 3,
+    ) -> memoryview:
+        """As :meth:`seal`, written at the start of ``buffer``; the view of the sealed
+        object in it.  ``buffer`` must hold ``len(plaintext) + OVERHEAD`` bytes."""
+        body, compression = self._body(kind, plaintext, compress, level)
+        size = _HEADER.size + len(body) + TAG_SIZE
+        if len(buffer) < size:
+            raise ValueError(f"buffer of {len(buffer)} bytes is too small for {size}")
+        out = memoryview(buffer)[:size]
+        self._encrypt_into(kind, name, body, compression, out)
+        return out
+
+    def _body(
+        self, kind: int, plaintext: bytes | bytearray | memoryview, compress: bool, level: int
+    ) -> tuple[bytes | memoryview, int]:
         if kind not in KINDS:
             raise ValueError(f"unknown object kind {kind!r}")
         view = memoryview(plaintext).cast("B")
@@ -171,18 +200,19 @@ class Envelope:
                 f"plaintext of {view.nbytes} bytes exceeds the limit of {max_plaintext(kind)} "
                 f"for kind {kind}"
             )
-        body: bytes | memoryview = view
-        compression = COMPRESSION_NONE
         if compress and _looks_compressible(view, level):
             packed = _compressor(level).compress(view)
             if len(packed) <= view.nbytes * MAX_RATIO:
-                body, compression = packed, COMPRESSION_ZSTD
+                return packed, COMPRESSION_ZSTD
+        return view, COMPRESSION_NONE
+
+    def _encrypt_into(
+        self, kind: int, name: bytes, body: bytes | memoryview, compression: int, out: memoryview
+    ) -> None:
         nonce = os.urandom(NONCE_SIZE)
         header = _HEADER.pack(MAGIC, VERSION, kind, compression, self.key_id, nonce)
-        out = bytearray(_HEADER.size + len(body) + TAG_SIZE)
         out[: _HEADER.size] = header
-        self._aead.encrypt_into(nonce, body, header + bytes(name), memoryview(out)[_HEADER.size :])
-        return out
+        self._aead.encrypt_into(nonce, body, header + bytes(name), out[_HEADER.size :])
 
     def open(
         self,

@@ -90,13 +90,15 @@ def trailer_name(pack_id: str) -> bytes:
 class PackWriter:
     """Collects sealed blobs into one pack.  Not thread-safe: the caller serialises.
 
-    ``add`` keeps a reference to each sealed buffer until ``finish`` joins them once.
+    ``add`` appends each sealed blob to one growing buffer (the sealed blob can be
+    freed at once), which ``finish`` completes with the trailer and returns without a
+    further copy.
     """
 
     def __init__(self, envelope: Envelope) -> None:
         self.envelope = envelope
         self.pack_id = secrets.token_hex(16)
-        self._parts: list[bytes | bytearray] = []
+        self._buffer = bytearray()
         self._entries: list[IndexEntry] = []
         self._size = 0
         self._finished = False
@@ -113,7 +115,9 @@ class PackWriter:
     def count(self) -> int:
         return len(self._entries)
 
-    def add(self, blob_id: bytes, kind: int, sealed: bytes | bytearray, raw_length: int) -> None:
+    def add(
+        self, blob_id: bytes, kind: int, sealed: bytes | bytearray | memoryview, raw_length: int
+    ) -> None:
         """Append a blob sealed with ``envelope.seal(kind, blob_id, plaintext)``."""
         if self._finished:
             raise RuntimeError(f"pack {self.pack_id} is already finished")
@@ -124,13 +128,13 @@ class PackWriter:
         length = len(sealed)
         if not 0 <= raw_length <= _U32_MAX or self._size + length > _U32_MAX:
             raise ValueError("pack would exceed the 4 GiB limit of its offsets")
-        self._parts.append(sealed)
+        self._buffer += sealed
         self._entries.append(
             IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length)
         )
         self._size += length
 
-    def finish(self) -> tuple[bytes, list[IndexEntry]]:
+    def finish(self) -> tuple[bytearray, list[IndexEntry]]:
         """The whole pack and the entries of its blobs; may be called once."""
         if self._finished:
             raise RuntimeError(f"pack {self.pack_id} is already finished")
@@ -141,10 +145,9 @@ class PackWriter:
             for e in self._entries
         )
         sealed = self.envelope.seal(KIND_PACK_TRAILER, trailer_name(self.pack_id), b"".join(body))
-        self._parts.append(sealed)
-        self._parts.append(_FOOTER.pack(len(sealed), PACK_MAGIC))
-        data = b"".join(self._parts)
-        self._parts = []
+        data, self._buffer = self._buffer, bytearray()
+        data += sealed
+        data += _FOOTER.pack(len(sealed), PACK_MAGIC)
         return data, list(self._entries)
 
 

@@ -317,37 +317,36 @@ class Repository:
 
 
 class BlobWriter:
-    """Adds blobs to the repository: deduplicates, seals in a thread pool, packs, uploads.
+    """Adds blobs to the repository: deduplicates, seals, packs, uploads.
 
-    ``add`` returns the blob id at once; sealing (compression + encryption) and uploads
-    run in the background with bounded memory.  ``flush`` waits until every blob added
-    so far is in an uploaded pack named by an uploaded index file.  Errors from the
-    background raise from the next ``add`` or ``flush``.
+    ``add`` seals a new blob (compression when it pays, encryption) in the calling
+    thread and appends it to the open pack, then returns its id.  The backup engine
+    calls it from its pool of reader threads, so sealing runs on every core with the
+    GIL released, without a hand-off per blob.  Full packs are uploaded in the
+    background, at most ``upload_threads`` at a time: an ``add`` that fills a pack
+    waits for room, which bounds memory.  ``flush`` waits until every blob added so far
+    is in an uploaded pack named by an uploaded index file.  Errors from the background
+    raise from the next ``add`` or ``flush``.
     """
 
     def __init__(
         self,
         repo: Repository,
         *,
-        seal_threads: int = 2,
         upload_threads: int | None = None,
-        max_pending_bytes: int = 96 * 1024 * 1024,
         pack_size: int = PACK_TARGET_SIZE,
         compression_level: int = 3,
     ) -> None:
         self.repo = repo
-        upload_threads = upload_threads or repo.io_threads
+        # half the store's concurrency: each upload in flight holds a whole pack
+        upload_threads = upload_threads or max(1, repo.io_threads // 2)
         self.pack_size = pack_size
         self.compression_level = compression_level
-        self._seal_pool = ThreadPoolExecutor(seal_threads, thread_name_prefix="seal")
         self._upload_pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="upload")
         self._lock = threading.Lock()
-        self._pack_lock = threading.Lock()
-        self._room = threading.Condition()
-        self._pending_bytes = 0
-        self._max_pending = max_pending_bytes
-        self._uploads_in_flight = threading.BoundedSemaphore(upload_threads + 1)
+        self._uploads_in_flight = threading.BoundedSemaphore(upload_threads)
         self._known: set[bytes] = set()
+        self._seal_buffers = threading.local()  # one reused buffer per adding thread
         self._pack: PackWriter | None = None
         self._futures: set[Future] = set()
         self._error: BaseException | None = None
@@ -360,22 +359,44 @@ class BlobWriter:
         if self._error is not None:
             raise self._error
 
-    def add(self, kind: int, data: bytes, blob: bytes | None = None) -> bytes:
+    def add(self, kind: int, data: bytes | bytearray | memoryview, blob: bytes | None = None) -> bytes:
+        """Store ``data`` unless the vault has it; its id.  ``data`` is not kept: a
+        buffer the caller reuses afterwards is fine."""
         self._check_error()
         blob = blob if blob is not None else self.repo.blob_id(data)
         with self._lock:
             if blob in self._known or blob in self.repo.index:
                 return blob
             self._known.add(blob)
+        try:
+            sealed = self.repo.envelope.seal_into(
+                self._seal_buffer(len(data)), kind, blob, data, level=self.compression_level
+            )
+        except BaseException:
+            with self._lock:
+                self._known.discard(blob)
+            raise
+        full = None
+        with self._lock:
             self.new_blobs += 1
             self.new_raw_bytes += len(data)
-        size = len(data)
-        with self._room:
-            while self._pending_bytes > 0 and self._pending_bytes + size > self._max_pending:
-                self._room.wait()
-            self._pending_bytes += size
-        self._track(self._seal_pool.submit(self._seal_and_pack, kind, blob, data))
+            self.stored_bytes += len(sealed)
+            if self._pack is None:
+                self._pack = PackWriter(self.repo.envelope)
+            self._pack.add(blob, kind, sealed, len(data))
+            if self._pack.size >= self.pack_size:
+                full, self._pack = self._pack, None
+        sealed.release()
+        if full is not None:
+            self._submit_upload(full)
         return blob
+
+    def _seal_buffer(self, size: int) -> bytearray:
+        need = size + Envelope.OVERHEAD
+        buffer = getattr(self._seal_buffers, "buffer", None)
+        if buffer is None or len(buffer) < need:
+            buffer = self._seal_buffers.buffer = bytearray(max(need, 1 << 20))
+        return buffer
 
     def _track(self, future: Future) -> None:
         with self._lock:
@@ -385,29 +406,6 @@ class BlobWriter:
     def _untrack(self, future: Future) -> None:
         with self._lock:
             self._futures.discard(future)
-
-    def _release(self, size: int) -> None:
-        with self._room:
-            self._pending_bytes -= size
-            self._room.notify_all()
-
-    def _seal_and_pack(self, kind: int, blob: bytes, data: bytes) -> None:
-        try:
-            sealed = self.repo.envelope.seal(kind, blob, data, level=self.compression_level)
-            full = None
-            with self._pack_lock:
-                if self._pack is None:
-                    self._pack = PackWriter(self.repo.envelope)
-                self._pack.add(blob, kind, sealed, len(data))
-                self.stored_bytes += len(sealed)
-                if self._pack.size >= self.pack_size:
-                    full, self._pack = self._pack, None
-            if full is not None:
-                self._submit_upload(full)
-        except BaseException as exc:  # surfaced by the next add()/flush()
-            self._error = self._error or exc
-        finally:
-            self._release(len(data))
 
     def _submit_upload(self, pack: PackWriter) -> None:
         self._uploads_in_flight.acquire()
@@ -437,10 +435,10 @@ class BlobWriter:
                 self._untrack(future)
 
     def flush(self) -> None:
-        """Seal, pack and upload everything added so far, then write its index."""
+        """Pack and upload everything added so far, then write its index."""
         self._wait_all()
         self._check_error()
-        with self._pack_lock:
+        with self._lock:
             last, self._pack = self._pack, None
         if last is not None and last.count:
             self._submit_upload(last)
@@ -448,7 +446,6 @@ class BlobWriter:
         self._check_error()
 
     def close(self) -> None:
-        self._seal_pool.shutdown(wait=True)
         self._upload_pool.shutdown(wait=True)
 
     def __enter__(self) -> "BlobWriter":
