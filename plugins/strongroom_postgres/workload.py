@@ -11,15 +11,16 @@ document stored in the item::
 Protecting checks that the server answers, that the databases exist and that client
 tools able to dump the server are installed.  Backup, browse and restore are in
 :mod:`.dump`, :mod:`.browse` and :mod:`.restore`; the point layout in :mod:`.layout`.
+This module is imported on every start of the command line, so :mod:`.restore` (which
+needs the core's engine) is imported by the methods that restore.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click
 
-from strongroom.engine.restore import RestoreResult
 from strongroom.errors import InvalidSource, UsageError
 from strongroom.workload import BackupContext, BrowseItem, PointContext, Workload
 
@@ -29,7 +30,9 @@ from .browse import browse
 from .conninfo import Connection
 from .dump import CONSISTENCY, backup_entries, select_databases
 from .layout import GLOBALS, MANIFEST, read_manifest, unquote_name
-from .restore import Request, restore_database, restore_files
+
+if TYPE_CHECKING:
+    from strongroom.engine.restore import RestoreResult
 
 
 class PostgresWorkload(Workload):
@@ -88,6 +91,10 @@ class PostgresWorkload(Workload):
 
     def restore(self, ctx: PointContext, target: str | None, paths: Sequence[str],
                 options: dict[str, Any]) -> RestoreResult:
+        from strongroom.engine.restore import RestoreResult
+
+        from .restore import Request, restore_database
+
         manifest = read_manifest(ctx)
         database = options.get("database")
         schemas = list(options.get("schemas") or ())
@@ -128,6 +135,8 @@ class PostgresWorkload(Workload):
 
     def _restore_files(self, ctx: PointContext, manifest, target: str, database: str | None,
                        files: list[str], item_level: bool, options: dict[str, Any]) -> RestoreResult:
+        from .restore import restore_files
+
         if options.get("to_database") or item_level:
             raise UsageError(message="--target DIR restores the dump files; --to-database, --schema and"
                                      " --table restore into a server: choose one")

@@ -31,7 +31,7 @@ import attrs
 from strongroom.catalog.entry import DIR, DISK, FILE, STREAM, Entry
 
 __all__ = [
-    "CHUNK_SIZE", "CONFIG_DIR", "DISKS_DIR", "MANIFEST", "DiskSource", "FileSource",
+    "CHUNK_SIZE", "CONFIG_DIR", "DISKS_DIR", "FORMATS", "MANIFEST", "DiskSource", "FileSource",
     "StreamSource", "check_disk_name", "config_entries", "dir_source", "read_manifest",
 ]
 
@@ -41,6 +41,8 @@ CONFIG_DIR = "config"
 MANIFEST = "vm.json"
 MANIFEST_VERSION = 1
 DISK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: The formats a whole-disk restore writes images in (``restore --format``).
+FORMATS = ("raw", "qcow2")
 
 
 def check_disk_name(name: str) -> str | None:

@@ -26,11 +26,9 @@ from strongroom.workload import PointContext
 
 from .images import _which
 from .itemlevel import disk_names
-from .layout import CONFIG_DIR, DISKS_DIR, MANIFEST
+from .layout import CONFIG_DIR, DISKS_DIR, FORMATS, MANIFEST
 
 __all__ = ["FORMATS", "restore_disks"]
-
-FORMATS = ("raw", "qcow2")
 
 
 def _exists(ctx: PointContext, path: str) -> bool:

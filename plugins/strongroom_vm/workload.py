@@ -10,25 +10,29 @@ Sources (``strongroom protect vm ITEM ...``):
 
 The point layout is in :mod:`strongroom_vm.layout`; browse and restore accept
 ``[DISK:]/path`` locations inside disks (:mod:`strongroom_vm.itemlevel`).
+
+This module is imported on every start of the command line, so the restore and
+item-level modules (which need the core's engine and pytsk3) are imported by the methods
+that use them.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click
 
-from strongroom.engine.restore import RestoreResult
 from strongroom.errors import InvalidSource, StrongroomError, UsageError
 from strongroom.workload import BackupContext, BrowseItem, PointContext, Workload
 
 from . import offline
-from .itemlevel import browse_disk, disk_names, extract, is_location
-from .layout import config_entries, manifest_source, read_manifest
+from .layout import FORMATS, config_entries, manifest_source, read_manifest
 from .live import LiveBackup
 from .qmp import QmpClient
-from .restore import FORMATS, restore_disks
+
+if TYPE_CHECKING:
+    from strongroom.engine.restore import RestoreResult
 
 __all__ = ["VmWorkload"]
 
@@ -129,6 +133,8 @@ class VmWorkload(Workload):
     # --- browse and restore ------------------------------------------------------------
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
+        from .itemlevel import browse_disk, disk_names, is_location
+
         if path and is_location(path):
             return browse_disk(ctx, path)
         if path:
@@ -155,6 +161,9 @@ class VmWorkload(Workload):
 
     def restore(self, ctx: PointContext, target: str | None, paths: Sequence[str],
                 options: dict[str, Any]) -> RestoreResult:
+        from .itemlevel import extract
+        from .restore import restore_disks
+
         if not target:
             raise UsageError(message="restoring a vm point needs --target DIR")
         if paths:

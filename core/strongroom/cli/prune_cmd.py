@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from ..engine.prune import PruneSettings
 from ..policy.durations import format_duration, parse_duration
 from ..policy.schedule import Schedule
 from .common import app, json_option
 from .output import Progress, emit_json, human_size, short_time
+
+if TYPE_CHECKING:
+    from ..engine.prune import PruneSettings
 
 
 @click.group(invoke_without_command=True)
@@ -87,6 +91,15 @@ def settings(ctx, every, daily, weekly, timezone, unscheduled, grace, repack_thr
     click.echo(f"grace:            {format_duration(current.grace)}")
     click.echo(f"repack threshold: {current.repack_threshold:g}")
     click.echo(f"lease ttl:        {format_duration(current.lease_ttl)}")
+
+
+def __getattr__(name: str):
+    # PruneSettings is still importable from here, without loading the engine at start-up.
+    if name == "PruneSettings":
+        from ..engine.prune import PruneSettings
+
+        return PruneSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["PruneSettings", "prune"]

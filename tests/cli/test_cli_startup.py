@@ -1,0 +1,78 @@
+"""Start-up stays light: ``--help`` and ``plugins`` load no engine, storage or crypto code.
+
+Each command runs in a fresh interpreter through the console script's ``main``; the child
+then reports every module in ``sys.modules``.  Commands that work on a vault import what
+they need when they run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: Modules (and their submodules) that only commands doing real work may import.
+HEAVY = (
+    "numpy",
+    "strongroom.engine",
+    "strongroom.repository.repository",
+    "strongroom.repository.index",
+    "strongroom.storage",
+    "strongroom.vault",
+    "zstandard",
+    "cryptography",
+    "fsspec",
+    "pytsk3",
+)
+
+CHILD = """
+import json, sys
+from strongroom.cli import main
+sys.argv = ["strongroom", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+with open(REPORT, "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def run_cli(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run ``strongroom ARGS`` in a child; return the process and the modules it loaded."""
+    report = tmp_path / "modules.json"
+    code = CHILD.replace("REPORT", repr(str(report)))
+    proc = subprocess.run([sys.executable, "-c", code, str(report), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    loaded = json.loads(report.read_text())
+    assert loaded["code"] == 0, proc.stderr
+    return proc, loaded["modules"]
+
+
+def heavy_in(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+class TestStartup:
+    @pytest.mark.parametrize("args", [("--help",), ("plugins",), ("plugins", "--json")])
+    def test_listing_commands_import_nothing_heavy(self, tmp_path, args):
+        """--help and plugins load the plugins but none of the heavy modules."""
+        proc, modules = run_cli(tmp_path, *args)
+        assert proc.stdout.strip()
+        assert "strongroom_files" in modules and "strongroom_postgres" in modules
+        assert heavy_in(modules) == []
+
+    def test_plugins_still_lists_the_built_in_workloads(self, tmp_path):
+        """The light start-up still registers every built-in workload."""
+        proc, _ = run_cli(tmp_path, "plugins", "--json")
+        registered = {r for p in json.loads(proc.stdout) for r in p["registered"]}
+        assert {"workload:files", "workload:postgres", "workload:vm"} <= registered
+
+    def test_the_check_sees_heavy_imports(self, tmp_path):
+        """A command that opens a vault does load the engine, so the check above can fail."""
+        _, modules = run_cli(tmp_path, "vault", "create", str(tmp_path / "v"))
+        assert "strongroom.repository.repository" in heavy_in(modules)
