@@ -57,14 +57,29 @@ def normalize_path(path: str) -> str:
 
 
 class TreeReader:
-    """Navigates the tree of one recovery point, loading nodes on demand (LRU cached)."""
+    """Navigates the tree of one recovery point, loading nodes on demand.
 
-    def __init__(self, repo: "Repository", root: bytes, *, point: str = "", cache_size: int = 256):
+    Nodes read are kept in an LRU cache of at most ``cache_size`` nodes holding at most
+    ``cache_entries`` entries together (the most recent node is kept whatever its size):
+    a tree of folders of thousands of files would otherwise hold the whole point.
+    """
+
+    def __init__(
+        self,
+        repo: "Repository",
+        root: bytes,
+        *,
+        point: str = "",
+        cache_size: int = 256,
+        cache_entries: int = 16384,
+    ):
         self.repo = repo
         self.root = root
         self.point = point
         self._cache: OrderedDict[bytes, list[Entry]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_entries = cache_entries
+        self._cached_entries = 0
         self._lock = threading.Lock()
 
     def node(self, tree_id: bytes) -> list[Entry]:
@@ -74,9 +89,13 @@ class TreeReader:
                 return self._cache[tree_id]
         entries = decode_tree(self.repo.get_blob(tree_id), what=f"tree {tree_id.hex()[:16]}")
         with self._lock:
-            self._cache[tree_id] = entries
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if tree_id not in self._cache:
+                self._cache[tree_id] = entries
+                self._cached_entries += len(entries)
+            while len(self._cache) > 1 and (
+                len(self._cache) > self._cache_size or self._cached_entries > self._cache_entries
+            ):
+                self._cached_entries -= len(self._cache.popitem(last=False)[1])
         return entries
 
     def lookup(self, path: str) -> Entry | None:

@@ -349,7 +349,7 @@ class BackupEngine:
             siblings = self.parent.dir_map(directory)
             with self._parent_lock:
                 self._parent_dirs[directory] = siblings
-                if len(self._parent_dirs) > 64:
+                if len(self._parent_dirs) > 16:
                     self._parent_dirs.popitem(last=False)
         return siblings.get(path.rpartition("/")[2])
 
