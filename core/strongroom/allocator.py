@@ -1,7 +1,7 @@
 """Keep the C allocator from holding on to memory the backup and restore pipelines free.
 
 glibc's malloc gives each thread an arena and, by default, raises its mmap threshold
-to the size of the largest block freed (up to 32 MiB): after the first 16 MiB pack is
+to the size of the largest block freed (up to 32 MiB): after the first pack is
 freed, later packs and chunk buffers come from the arenas, and each arena may keep tens
 of MiB of freed memory.  With a reader pool and an upload pool that measured about
 120 MB of peak RSS more on a 2 GiB backup.  A fixed threshold ends the adjustment:

@@ -47,7 +47,7 @@ class TestChunkerParams:
     def test_defaults_match_the_design(self):
         """The defaults are 512 KiB / 1 MiB / 8 MiB with seed 0."""
         p = ChunkerParams()
-        assert (p.min_size, p.avg_size, p.max_size, p.seed) == (512 * 1024, MIB, 8 * MIB, 0)
+        assert (p.min_size, p.avg_size, p.max_size, p.seed) == (512 * 1024, MIB, 4 * MIB, 0)
 
     def test_dict_round_trip(self):
         """to_dict and from_dict are inverse, and unknown keys are refused."""

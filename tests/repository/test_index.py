@@ -117,6 +117,19 @@ class TestIndex:
         index.add(entries)
         assert len(index) == 10_005
 
+    def test_missing_finds_absent_ids_in_one_search(self):
+        """``missing`` names exactly the ids no table holds, in main and recent alike."""
+        entries = make_entries(9000, seed=3)
+        index = Index()
+        index.add(entries[:8000])  # merged into main
+        index.add(entries[8000:8010])  # still in recent
+        prefix = entries[5].blob_id[:8]
+        absent = [os.urandom(32), prefix + os.urandom(24), entries[8500].blob_id]
+        present = [entries[0].blob_id, entries[7999].blob_id, entries[8005].blob_id]
+        assert index.missing(present + absent + [b"short"]) == set(absent) | {b"short"}
+        assert index.missing([]) == set()
+        assert Index().missing(present) == set(present)
+
     def test_listing(self):
         """entries, entries_by_pack and pack_ids cover everything, grouped and ordered by offset."""
         entries = make_entries(1000, seed=7, per_pack=10)

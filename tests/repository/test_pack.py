@@ -65,7 +65,7 @@ class TestPackWriter:
         assert pack_name(a.pack_id) == f"data/{a.pack_id[:2]}/{a.pack_id}"
         with pytest.raises(ValueError):
             pack_name("ABCDEF" * 5 + "00")
-        assert PACK_TARGET_SIZE == 16 * 1024 * 1024
+        assert PACK_TARGET_SIZE == 8 * 1024 * 1024
 
     def test_size_and_count_track_additions(self, env):
         """size is the sum of the sealed blobs and count their number."""

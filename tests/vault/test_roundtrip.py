@@ -83,6 +83,37 @@ class TestDeduplication:
         rel = _rel(source)
         assert vault.tree(second).lookup(rel).subtree == vault.tree(first).lookup(rel).subtree
 
+    def test_unchanged_file_whose_data_the_vault_lost_is_read_again(self, vault, tmp_path):
+        """A file unchanged since the parent point, but whose data the vault no longer
+        holds (a pack of it is gone and the index rebuilt), is read and stored again."""
+        from strongroom.repository.envelope import KIND_TREE
+
+        src = tmp_path / "lost"
+        src.mkdir()
+        kept, lost = b"k" * 5000, os.urandom(40_000_000)  # more than two packs
+        (src / "kept.txt").write_bytes(kept)
+        (src / "lost.bin").write_bytes(lost)
+        vault.protect("files", "lost", {"paths": [str(src)]})
+        first = vault.backup("lost")
+        chunks = vault.tree(first).lookup(_rel(src) + "/lost.bin").chunks
+        by_pack = vault.repo.index.entries_by_pack()
+        pack = next(  # a pack of the file's data only: the point's tree stays readable
+            p for p, entries in by_pack.items()
+            if all(e.kind != KIND_TREE for e in entries) and {e.blob_id for e in entries} <= set(chunks)
+        )
+        gone = {e.blob_id for e in by_pack[pack]}
+        vault.repo.delete_pack(pack)
+        vault.rebuild_index()
+        vault = vault.reopen()
+        assert not gone & {c for c in chunks if c in vault.repo.index}
+        second = vault.backup("lost")
+        assert second.stats["files_read"] == 1 and second.stats["files_unchanged"] == 1
+        assert second.stats["bytes_read"] == len(lost)
+        target = tmp_path / "out"
+        vault.restore("lost", None, target=str(target))
+        assert (target / _rel(src) / "lost.bin").read_bytes() == lost
+        assert (target / _rel(src) / "kept.txt").read_bytes() == kept
+
     def test_copy_of_large_file_adds_almost_nothing(self, vault, tmp_path):
         """A second copy of a large file in the folder deduplicates against the first."""
         src = tmp_path / "dup"

@@ -213,7 +213,9 @@ class BackupEngine:
         self._max_closed = max_closed_dirs
         self._report = Throttled(progress)
         self._lock = threading.Lock()
-        self._parent_dirs: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
+        self._parent_dirs: collections.OrderedDict[str, tuple[dict[str, Entry], frozenset[bytes]]] = (
+            collections.OrderedDict()
+        )
         self._parent_lock = threading.Lock()
         self._compression_level = compression_level
 
@@ -286,13 +288,13 @@ class BackupEngine:
     # --- files ---------------------------------------------------------------------------
 
     def _unchanged(self, path: str, entry: Entry) -> Entry | None:
-        old = self._parent_entry(path)
+        old, missing = self._parent_entry_and_missing(path)
         if (
             old is None
             or old.type not in (FILE, HARDLINK)
             or (old.size, old.mtime_ns, old.ctime_ns, old.ino, old.dev)
             != (entry.size, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev)
-            or not all(chunk in self.repo.index for chunk in old.chunks)
+            or (missing and not missing.isdisjoint(old.chunks))
         ):
             return None
         if old.type == FILE and _ALL_BUT_CHUNKS(old) == _ALL_BUT_CHUNKS(entry):
@@ -338,20 +340,27 @@ class BackupEngine:
         return chunker
 
     def _parent_entry(self, path: str) -> Entry | None:
+        return self._parent_entry_and_missing(path)[0]
+
+    def _parent_entry_and_missing(self, path: str) -> tuple[Entry | None, frozenset[bytes]]:
+        """The parent point's entry at ``path``, and the chunks of its folder's files
+        that the vault no longer holds (checked once per folder, not once per file)."""
         if self.parent is None:
-            return None
+            return None, frozenset()
         directory = _parent_of(path)
         with self._parent_lock:  # disk readers call this from worker threads
-            siblings = self._parent_dirs.get(directory)
-            if siblings is not None:
+            cached = self._parent_dirs.get(directory)
+            if cached is not None:
                 self._parent_dirs.move_to_end(directory)
-        if siblings is None:
+        if cached is None:
             siblings = self.parent.dir_map(directory)
+            chunks = (c for e in siblings.values() if e.type in (FILE, HARDLINK) for c in e.chunks)
+            cached = siblings, frozenset(self.repo.index.missing(chunks))
             with self._parent_lock:
-                self._parent_dirs[directory] = siblings
+                self._parent_dirs[directory] = cached
                 if len(self._parent_dirs) > 16:
                     self._parent_dirs.popitem(last=False)
-        return siblings.get(path.rpartition("/")[2])
+        return cached[0].get(path.rpartition("/")[2]), cached[1]
 
     def _read_disk(self, src: SourceEntry) -> Entry:
         """Fixed-size chunks of a disk image; holes for zeros; unchanged chunks reused."""

@@ -150,6 +150,10 @@ class MaskedIndex:
     def __contains__(self, blob: object) -> bool:
         return bytes(blob) not in self.mask and blob in self.base  # type: ignore[arg-type]
 
+    def missing(self, blob_ids) -> set[bytes]:
+        ids = [bytes(b) for b in blob_ids]
+        return self.base.missing(ids) | self.mask.intersection(ids)
+
     def add(self, entries) -> None:
         self.base.add(entries)
 

@@ -17,7 +17,7 @@ level; a forced cut at ``max``.  For ``nc`` = 1, 2, 3 in turn it searches the ce
 steps of ``avg_size / 256`` rounded down to a power of two, at least 64 bytes: 4 KiB for
 the defaults) whose modelled mean is nearest ``avg_size`` and takes the first ``nc`` that
 comes within 1 %, else the nearest overall.  The model matches measurements on random
-data within 2-3 %; for the defaults (512 KiB / 1 MiB / 8 MiB) it picks ``nc = 2`` and a
+data within 2-3 %; for the defaults (512 KiB / 1 MiB / 4 MiB) it picks ``nc = 2`` and a
 centre of 796 KiB (measured mean 0.98-1.01 MiB over 200 MB of random data).  This
 mapping is part of the vault format in the sense that changing it would change every
 boundary (and hurt deduplication with earlier points, never correctness).
@@ -61,7 +61,7 @@ class ChunkerParams:
 
     min_size: int = attrs.field(default=512 * _KIB, validator=_check_params)
     avg_size: int = attrs.field(default=1 * _MIB, validator=_check_params)
-    max_size: int = attrs.field(default=8 * _MIB, validator=_check_params)
+    max_size: int = attrs.field(default=4 * _MIB, validator=_check_params)
     seed: int = attrs.field(default=0, validator=_check_params)
 
     def __attrs_post_init__(self) -> None:

@@ -9,7 +9,7 @@ the first 8 bytes of the blob id read as a big-endian uint64 (the *key*):
   raw length, uint8 kind.
 
 That is 49 bytes per blob, plus the interned pack ids (about 1 byte per blob with
-blobs of 1 MiB in 16 MiB packs).  A lookup is a binary search on ``keys`` and a
+blobs of 1 MiB in 8 MiB packs).  A lookup is a binary search on ``keys`` and a
 comparison of the rest of the id over the (almost always single) run of equal keys.
 
 There are two such sorted tables: *main* and a small *recent* one.  ``add`` merges its
@@ -18,6 +18,12 @@ batch into *recent* (``np.insert``, cost proportional to *recent*); when *recent
 loading and many small additions both stay close to O(n log n) overall.  A blob id
 added twice (the same blob stored in two packs by concurrent backups) is kept once;
 which copy is unspecified.
+
+Loading index files for a restore or a backup goes by columns:
+:func:`decode_index_columns` reads a file's entries into one numpy array per file and
+:meth:`Index.add_decoded` merges all the files at once, with no Python object per blob
+(about 20 ms for 50,000 blobs, against 100 ms decoding them one by one).
+:meth:`Index.lookup_many` looks a batch of ids up in one vectorised search.
 
 Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: the two
 tables are immutable and published together as one tuple held in a single attribute,
@@ -35,20 +41,27 @@ raises only IntegrityError on malformed input.
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-import numpy as np
+import attrs
+
+# numpy is used here (and by the restore's writer) for array operations only: without
+# this, OpenBLAS starts a spinning thread per CPU at import, for nothing
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 from ..errors import IntegrityError
 from .blobid import ID_SIZE
 from .envelope import Envelope
 from .pack import IndexEntry, is_pack_id
 
-__all__ = ["Index", "decode_index", "encode_index"]
+__all__ = ["DecodedIndex", "Index", "decode_index", "decode_index_columns", "encode_index"]
 
 _RECORD = np.dtype(
     [
@@ -124,19 +137,42 @@ class Index:
             if len(entry.blob_id) != ID_SIZE:
                 raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(entry.blob_id)}")
         with self._write_lock:
-            keys, records = self._columns(batch)
-            order = np.argsort(keys, kind="stable")
-            keys, records = _drop_repeats(keys[order], records[order])
-            main, recent = self._tables
-            keep = main.absent(keys, records) & recent.absent(keys, records)
-            if not keep.all():
-                keys, records = keys[keep], records[keep]
-            if not len(keys):
-                return
-            recent = recent.insert(keys, records)
-            if len(recent.keys) >= max(_MIN_RECENT, len(main.keys) // 16):
-                main, recent = main.insert(recent.keys, recent.records), _EMPTY
-            self._tables = (main, recent)
+            self._merge(*self._columns(batch))
+
+    def add_decoded(self, decoded: DecodedIndex) -> None:
+        """Add the entries of decoded index files (:func:`decode_index_columns`), as
+        :meth:`add` would, without building an :class:`IndexEntry` per blob."""
+        if not decoded.count:
+            return
+        entries = decoded.entries
+        records = np.empty(decoded.count, dtype=_RECORD)
+        records["rest"] = entries["rest"]
+        records["offset"] = entries["offset"]
+        records["length"] = entries["length"]
+        records["raw"] = entries["raw"]
+        records["kind"] = entries["kind"]
+        with self._write_lock:
+            numbers = [self._pack_number(p) for p in decoded.pack_ids]
+            records["pack"] = np.repeat(np.asarray(numbers, dtype=np.uint32), decoded.counts)
+            self._merge(entries["key"].astype(np.uint64), records)
+
+    def _merge(self, keys: np.ndarray, records: np.ndarray) -> None:
+        """Merge a batch into the tables (the caller holds the write lock)."""
+        order = np.argsort(keys, kind="stable")
+        keys, records = _drop_repeats(keys[order], records[order])
+        main, recent = self._tables
+        if not len(main.keys) and not len(recent.keys):  # the first load: no merging
+            self._tables = (_Table.of(keys, records), _EMPTY)
+            return
+        keep = main.absent(keys, records) & recent.absent(keys, records)
+        if not keep.all():
+            keys, records = keys[keep], records[keep]
+        if not len(keys):
+            return
+        recent = recent.insert(keys, records)
+        if len(recent.keys) >= max(_MIN_RECENT, len(main.keys) // 16):
+            main, recent = main.insert(recent.keys, recent.records), _EMPTY
+        self._tables = (main, recent)
 
     def _pack_number(self, pack_id: str) -> int:
         number = self._pack_numbers.get(pack_id)
@@ -184,10 +220,55 @@ class Index:
         )
         return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
 
+    def lookup_many(self, blob_ids: list[bytes]) -> list[IndexEntry | None]:
+        """:meth:`lookup` of each id, searching the tables for all of them at once."""
+        found: list[IndexEntry | None] = [None] * len(blob_ids)
+        todo = np.array([i for i, b in enumerate(blob_ids) if len(b) == ID_SIZE], dtype=np.intp)
+        if not len(todo):
+            return found
+        ids = np.frombuffer(b"".join(bytes(blob_ids[i]) for i in todo), dtype=_ID_PARTS)
+        keys, rest = ids["key"].astype(np.uint64), ids["rest"]
+        pack_ids = self._pack_ids
+        for table in self._tables:
+            if not len(todo):
+                break
+            rows = np.minimum(np.searchsorted(table.keys, keys), max(len(table.keys) - 1, 0))
+            if not len(table.keys):
+                continue
+            same_key = table.keys[rows] == keys
+            hit = same_key & (table.records["rest"][rows] == rest).all(axis=1)
+            for i, row in zip(todo[hit].tolist(), rows[hit].tolist()):
+                _, pack, offset, length, raw, kind = _RECORD_BYTES.unpack_from(
+                    table.record_bytes, row * _RECORD.itemsize
+                )
+                found[i] = IndexEntry(bytes(blob_ids[i]), kind, pack_ids[pack], offset, length, raw)
+            for i in todo[same_key & ~hit].tolist():  # ids sharing their first 8 bytes: rare
+                found[i] = self.lookup(blob_ids[i])
+            miss = ~same_key
+            todo, keys, rest = todo[miss], keys[miss], rest[miss]
+        return found
+
     def __contains__(self, blob_id: object) -> bool:
         if not isinstance(blob_id, (bytes, bytearray, memoryview)) or len(blob_id) != ID_SIZE:
             return False
         return self._find(bytes(blob_id)) is not None
+
+    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
+        """The ids among ``blob_ids`` that no pack holds, found with one vectorised
+        search (for many ids, much faster than one ``in`` each)."""
+        ids = [bytes(b) for b in blob_ids]
+        gone = {b for b in ids if len(b) != ID_SIZE}
+        ids = [b for b in ids if len(b) == ID_SIZE]
+        if not ids:
+            return gone
+        parts = np.frombuffer(b"".join(ids), dtype=_ID_PARTS)
+        keys = parts["key"].astype(np.uint64)
+        records = np.zeros(len(ids), dtype=_RECORD)
+        records["rest"] = parts["rest"]
+        absent = np.ones(len(ids), dtype=bool)
+        for table in self._tables:
+            absent &= table.absent(keys, records)
+        return gone.union(ids[i] for i in np.nonzero(absent)[0])
 
     def __len__(self) -> int:
         return sum(len(table.keys) for table in self._tables)
@@ -278,6 +359,11 @@ INDEX_VERSION = 1
 _HEAD = struct.Struct("<BI")
 _PACK_HEAD = struct.Struct("<16sI")
 _ENTRY = struct.Struct("<32sBIII")
+#: One entry of an index file as numpy reads it (the blob id split as in the tables).
+_FILE_ENTRY = np.dtype(
+    [("key", ">u8"), ("rest", "<u8", (3,)), ("kind", "u1"), ("offset", "<u4"), ("length", "<u4"), ("raw", "<u4")]
+)
+assert _FILE_ENTRY.itemsize == _ENTRY.size
 
 
 def encode_index(entries: Iterable[IndexEntry]) -> bytes:
@@ -307,6 +393,77 @@ def decode_index(data: bytes | bytearray | memoryview) -> list[IndexEntry]:
         raise IntegrityError(
             what="index", reason=f"malformed ({type(exc).__name__}: {exc})"
         ) from None
+
+
+@attrs.frozen
+class DecodedIndex:
+    """Index files decoded as columns: ``entries`` (a numpy array in file order) holds
+    ``counts[i]`` entries of pack ``pack_ids[i]``, then those of the next pack."""
+
+    pack_ids: tuple[str, ...]
+    counts: tuple[int, ...]
+    entries: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    @classmethod
+    def join(cls, parts: Iterable[DecodedIndex]) -> DecodedIndex:
+        parts = [p for p in parts if p.count]
+        if not parts:
+            return cls((), (), np.empty(0, dtype=_FILE_ENTRY))
+        return cls(
+            tuple(p for part in parts for p in part.pack_ids),
+            tuple(c for part in parts for c in part.counts),
+            np.concatenate([part.entries for part in parts]),
+        )
+
+
+def decode_index_columns(data: bytes | bytearray | memoryview) -> DecodedIndex:
+    """What :func:`decode_index` reads, as columns (for :meth:`Index.add_decoded`);
+    the same checks, and IntegrityError only, on malformed input."""
+    try:
+        return _decode_columns(memoryview(data).cast("B"))
+    except IntegrityError:
+        raise
+    except Exception as exc:  # any parser surprise is damage, never a crash
+        raise IntegrityError(
+            what="index", reason=f"malformed ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _decode_columns(view: memoryview) -> DecodedIndex:
+    size = len(view)
+    if size < _HEAD.size:
+        raise _malformed(f"too short ({size} bytes)")
+    version, pack_count = _HEAD.unpack_from(view)
+    if version != INDEX_VERSION:
+        raise _malformed(f"unsupported index version {version}")
+    pos = _HEAD.size
+    pack_ids: list[str] = []
+    counts: list[int] = []
+    parts: list[np.ndarray] = []
+    for _ in range(pack_count):
+        if pos + _PACK_HEAD.size > size:
+            raise _malformed("truncated pack header")
+        raw_pack_id, count = _PACK_HEAD.unpack_from(view, pos)
+        pos += _PACK_HEAD.size
+        end = pos + count * _ENTRY.size
+        if end > size:
+            raise _malformed("truncated entries")
+        entries = np.frombuffer(view[pos:end], dtype=_FILE_ENTRY)
+        if ((entries["kind"] == 0) | (entries["length"] < Envelope.OVERHEAD)).any():
+            raise _malformed(f"invalid entry for pack {raw_pack_id.hex()}")
+        if count:
+            pack_ids.append(raw_pack_id.hex())
+            counts.append(count)
+            parts.append(entries)
+        pos = end
+    if pos != size:
+        raise _malformed(f"{size - pos} bytes after the last entry")
+    joined = np.concatenate(parts) if parts else np.empty(0, dtype=_FILE_ENTRY)
+    return DecodedIndex(tuple(pack_ids), tuple(counts), joined)
 
 
 def _malformed(reason: str) -> IntegrityError:

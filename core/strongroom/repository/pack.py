@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: Packs are closed once their blobs reach about this size.
-PACK_TARGET_SIZE = 16 * 1024 * 1024
+PACK_TARGET_SIZE = 8 * 1024 * 1024
 
 PACK_MAGIC = b"SRPK"
 TRAILER_VERSION = 1
