@@ -72,6 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scale-files", type=int, help="files of the scale run, 0 to skip (default 1000000)")
     parser.add_argument("--scale-tree", help="folder of the scale run's files, generated if missing and kept "
                         "(default: generated in the scratch folder and removed)")
+    parser.add_argument("--scale-tools", help="tools of the scale run (default: --tools)")
     parser.add_argument("--scale-runs", type=int, help="runs of the scale run (default: --runs)")
     parser.add_argument("--index-entries", type=int,
                         help="entries of the index measurement (default 1000000)")
@@ -86,7 +87,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.scale_runs is None:
         args.scale_runs = args.runs
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = sorted(set(args.tools) - set(NAMES))
+    args.scale_tools = ([t.strip() for t in args.scale_tools.split(",") if t.strip()]
+                        if args.scale_tools else list(args.tools))
+    unknown = sorted((set(args.tools) | set(args.scale_tools)) - set(NAMES))
     if unknown or not args.tools:
         parser.error(f"--tools: unknown {', '.join(unknown) or 'empty list'} "
                      f"(choose from {', '.join(NAMES)})")
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
         scale_bytes = scale_files(tree, args.scale_files)
         print(f"scale: {args.scale_files} files ready in {time.perf_counter() - t0:.1f} s", flush=True)
         for number in range(1, args.scale_runs + 1):
-            for position, tool in enumerate(order_of(args.tools, number), 1):
+            for position, tool in enumerate(order_of(args.scale_tools, number), 1):
                 samples += bench.scale_run(tool, number, position, tree)
         if not args.scale_tree:
             shutil.rmtree(tree)
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    ensure_installed(args.tools)
+    ensure_installed(sorted(set(args.tools) | set(args.scale_tools)))
     _corpus(args.corpus, args.size)
     work, created = _work(args.work, os.path.abspath(args.corpus))
     try:

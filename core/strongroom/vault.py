@@ -17,17 +17,13 @@ import datetime as dt
 import json
 import os
 import random
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import attrs
 
-from . import keyring, vaultops
+from . import keyring
 from .catalog.entry import Entry
-from .catalog.reader import ContentReader
 from .catalog.tree import TreeReader
-from .engine.backup import BackupStats
-from .engine.restore import RestoreResult
-from .engine.verify import Verifier, VerifyReport
 from .errors import (
     AmbiguousPoint, IntegrityError, ItemExists, ItemNotFound, ItemStateError, ObjectNotFound,
     PathNotInPoint, PointNotFound, StrongroomError, UnsupportedFormat, UsageError, VaultExists,
@@ -40,14 +36,19 @@ from .models import (
 )
 from .plugins import PluginHost
 from .pointstatus import apply as apply_status, load_statuses
-from .repository.chunker import ChunkerParams
 from .repository.keyproviders import KeyContext, PassphraseSource, strongroom_home
-from .repository.leases import Lease
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
 from .storage import Store, open_store
 from .vaultpolicy import PolicyFacade
 from .workload import BrowseItem, PointContext, Workload
+
+if TYPE_CHECKING:  # the modules of other operations load when used: restore starts sooner
+    from .catalog.reader import ContentReader
+    from .engine.backup import BackupStats
+    from .engine.restore import RestoreResult
+    from .engine.verify import VerifyReport
+    from .repository.chunker import ChunkerParams
 
 CONFIG_NAME = "strongroom.json"
 
@@ -99,6 +100,8 @@ class Vault(PolicyFacade):
         ctx = KeyContext(vault_id=config.vault_id, home=_home(home), passphrase=passphrase or PassphraseSource())
         master = MasterKey.generate()
         slot = keyring.add_slot(store, master, ctx, plugins.key_providers, key_provider, label="initial")
+        from .repository.chunker import ChunkerParams
+
         chunker = ChunkerParams(seed=random.SystemRandom().randrange(1, 2**31))
         settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict())
         vault = cls(store, config, master, settings, plugins, ctx, slot)
@@ -148,6 +151,8 @@ class Vault(PolicyFacade):
 
     @property
     def chunker_params(self) -> ChunkerParams:
+        from .repository.chunker import ChunkerParams
+
         return ChunkerParams.from_dict(self.settings.chunker)
 
     def load_index(self, *, tolerant: bool = False) -> list[str]:
@@ -275,6 +280,8 @@ class Vault(PolicyFacade):
     ) -> RecoveryPoint:
         """Back up ``item_name`` now.  ``retain_until`` keeps the point at least that long;
         ``trigger`` and ``slot`` record a scheduled run (``run-due``)."""
+        from . import vaultops
+
         item = self.item(item_name)
         if item.state != PROTECTED:
             raise ItemStateError(item=item.name, state=item.state, reason="backups need a protected item; resume it first")
@@ -309,6 +316,8 @@ class Vault(PolicyFacade):
 
         It fetches only the chunks that reads touch (item-level readers build on it).
         """
+        from .catalog.reader import ContentReader
+
         ctx = self._point_context(item, ref)
         entry = ctx.tree.lookup(path)
         if entry is None or not entry.has_content:
@@ -341,6 +350,8 @@ class Vault(PolicyFacade):
         return result
 
     def verify(self, *, read_data: bool = False, progress=None) -> VerifyReport:
+        from .engine.verify import Verifier
+
         job = self.jobs.start("verify", None, read_data=read_data)
         try:
             problems = self.load_index(tolerant=True)
@@ -365,6 +376,9 @@ class Vault(PolicyFacade):
 
         Holds the prune lease: it replaces every index file, which must not happen while
         a prune replaces some."""
+        from . import vaultops
+        from .repository.leases import Lease
+
         with Lease(self.repo, "rebuild-index", ttl=self.prune_settings.lease_ttl, clock=self.clock):
             return vaultops.rebuild_index(self)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from . import lifecycle, vaultops
+from . import lifecycle
 from .engine.prune import PruneReport, PruneSettings
 from .models import ProtectedItem, VaultSettings, time_id, time_of
 from .policy.book import PolicyBook
@@ -90,6 +90,8 @@ class PolicyFacade:
               progress: Callable[[str], None] | None = None) -> PruneReport:
         """Expire points whose retention ended and free the data nothing needs
         (:mod:`strongroom.engine.prune`); ``grace`` overrides the vault's setting."""
+        from . import vaultops  # with the backup engine: loaded when used
+
         return vaultops.prune(self, dry_run=dry_run, grace=grace, progress=progress)  # type: ignore[arg-type]
 
     # --- scheduled runs ----------------------------------------------------------------

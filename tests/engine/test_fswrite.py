@@ -510,3 +510,75 @@ class TestRoundTrip:
         os.chmod(os.path.join(copy, "modes", "private"), 0o666)
         restore_through_scan(source, str(tmp_path / "restored"))
         assert_trees_equal(source, copy)
+
+
+class TestPreparedFiles:
+    """prepare_file() in the thread that lays out, then open_new/write_fd/close_file in any."""
+
+    def _restore(self, writer: TreeWriter, relpath: str, data: bytes, **fields) -> Entry:
+        e = entry(relpath, size=len(data), **fields)
+        writer.prepare_file(relpath)
+        fd = writer.open_new(relpath)
+        writer.write_fd(fd, 0, data)
+        writer.close_file(relpath, fd, e)
+        return e
+
+    def test_content_and_metadata(self, writer: TreeWriter) -> None:
+        """A prepared file gets its content, mode and times, in a new parent folder too."""
+        self._restore(writer, "new/dir/f", b"content", mode=0o640)
+        st = os.lstat(os.path.join(writer.root, "new/dir/f"))
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (0o640, OLD_NS)
+        with open(os.path.join(writer.root, "new/dir/f"), "rb") as f:
+            assert f.read() == b"content"
+
+    def test_length_and_holes(self, writer: TreeWriter) -> None:
+        """open_new with a size sets the length; sparse writes leave zero blocks as holes."""
+        writer.prepare_file("s")
+        fd = writer.open_new("s", 4 * MIB)
+        writer.write_fd(fd, MIB, b"\0" * MIB + b"x" * 10, sparse=True)
+        writer.close_file("s", fd, entry("s", size=4 * MIB))
+        st = os.lstat(os.path.join(writer.root, "s"))
+        assert st.st_size == 4 * MIB and st.st_blocks * 512 <= 64 * 1024
+
+    def test_whatever_is_in_the_way_is_cleared(self, writer: TreeWriter, outside: str) -> None:
+        """A file, a folder tree, a fifo and a symlink out where files go are removed by
+        prepare_file, never written through."""
+        root = writer.root
+        os.makedirs(os.path.join(root, "d", "tree", "deep"))
+        with open(os.path.join(root, "d", "file"), "wb") as f:
+            f.write(b"old content, longer")
+        os.mkfifo(os.path.join(root, "d", "fifo"))
+        os.symlink(os.path.join(outside, "precious"), os.path.join(root, "d", "link"))
+        for name in ("tree", "file", "fifo", "link"):
+            self._restore(writer, f"d/{name}", b"new")
+            with open(os.path.join(root, "d", name), "rb") as f:
+                assert f.read() == b"new"
+        assert_untouched(outside)
+
+    def test_prepared_path_is_no_directory(self, writer: TreeWriter) -> None:
+        """Until created, a prepared file's path cannot be used as a parent folder."""
+        writer.prepare_file("f")
+        with pytest.raises(UnsafePath, match="'f' is not a directory"):
+            writer.prepare_file("f/g")
+        with pytest.raises(UnsafePath):
+            writer.make_dir("f/d", entry("d", DIR))
+        assert os.listdir(writer.root) == []
+
+    def test_new_files_owners(self, writer: TreeWriter) -> None:
+        """Each new file ends with its entry's owner when owners are restored: the one new
+        files get already, or another."""
+        if not writer.restore_owner:
+            pytest.skip("owners are restored by root only")
+        owners = [(0, 0), (1234, 5678), (0, 0), (0, 42)]
+        for i, (uid, gid) in enumerate(owners):
+            self._restore(writer, f"o/f{i}", b"x", uid=uid, gid=gid)
+        got = [(st.st_uid, st.st_gid) for st in (os.lstat(os.path.join(writer.root, f"o/f{i}")) for i in range(4))]
+        assert got == owners
+
+    def test_closed_without_metadata(self, writer: TreeWriter) -> None:
+        """close_file with no entry only closes (a damaged file, removed afterwards)."""
+        writer.prepare_file("f")
+        fd = writer.open_new("f")
+        writer.close_file("f", fd, None)
+        with pytest.raises(OSError):
+            os.fstat(fd)

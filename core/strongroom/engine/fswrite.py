@@ -33,6 +33,16 @@ parts are holes); :meth:`~TreeWriter.write` writes at an offset and, with ``spar
 leaves out every all-zero block of 4 KiB (aligned to file offsets), so the holes of a
 sparse file survive whatever the chunk boundaries were.  Open files are kept in a small LRU cache so that
 blocks can arrive for many files out of order.
+
+Many small files go faster another way: the thread laying out the tree calls
+:meth:`~TreeWriter.prepare_file` (the path checks, and whatever is in the way removed;
+until the file exists its path counts as a file, not a folder), and any thread then
+creates the file with :meth:`~TreeWriter.open_new`, writes it with
+:meth:`~TreeWriter.write_fd` and ends it with :meth:`~TreeWriter.close_file`: one open
+and one close per file, no cache.  In a folder that the writer created, nothing can be
+in the way, so preparing a file there costs no system call; a new file's owner is
+asked once per folder, so restoring owners costs no ``chown`` for files that already
+have theirs.
 """
 
 from __future__ import annotations
@@ -192,11 +202,20 @@ class TreeWriter:
     _fds: _FdCache = attrs.field(init=False, repr=False)
     _dirs: set[str] = attrs.field(factory=set, init=False, repr=False)
     _dir_entries: dict[str, Entry] = attrs.field(factory=dict, init=False, repr=False)
+    # directories this writer created ('' for a root that was empty): nothing else is in them
+    _fresh: set[str] = attrs.field(factory=set, init=False, repr=False)
+    # files cleared by prepare_file() and not yet created: not usable as directories
+    _reserved: set[str] = attrs.field(factory=set, init=False, repr=False)
+    # the owner a file created by open_new() in a folder gets, learned from the first one
+    _new_owner: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         os.makedirs(self.root, exist_ok=True)
         self.root = os.path.realpath(self.root)
         self._fds = _FdCache(self.max_open)
+        with os.scandir(self.root) as it:
+            if next(it, None) is None:
+                self._fresh.add("")
 
     def __enter__(self) -> TreeWriter:
         return self
@@ -214,6 +233,8 @@ class TreeWriter:
             prefix = f"{prefix}/{part}" if prefix else part
             if prefix in self._dirs:
                 continue
+            if prefix in self._reserved:
+                raise UnsafePath(path=relpath, reason=f"'{prefix}' is not a directory")
             try:
                 st = os.lstat(f"{self.root}/{prefix}")
             except FileNotFoundError:
@@ -241,6 +262,7 @@ class TreeWriter:
     def _mkdir(self, relpath: str, prefix: str) -> None:
         try:
             os.mkdir(f"{self.root}/{prefix}")
+            self._fresh.add(prefix)
         except FileExistsError:
             self._check_dir(relpath, prefix, os.lstat(f"{self.root}/{prefix}"))
         self._dirs.add(prefix)
@@ -254,6 +276,8 @@ class TreeWriter:
             shutil.rmtree(path)
             below = relpath + "/"
             self._dirs = {d for d in self._dirs if d != relpath and not d.startswith(below)}
+            self._fresh = {d for d in self._fresh if d != relpath and not d.startswith(below)}
+            self._reserved = {f for f in self._reserved if not f.startswith(below)}
             for key in [k for k in self._dir_entries if k == relpath or k.startswith(below)]:
                 del self._dir_entries[key]
         else:
@@ -275,10 +299,12 @@ class TreeWriter:
         if relpath not in self._dirs:
             try:
                 os.mkdir(path, 0o700)
+                self._fresh.add(relpath)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(path).st_mode):
                     self._remove(relpath, path)
                     os.mkdir(path, 0o700)
+                    self._fresh.add(relpath)
             self._dirs.add(relpath)
         self._dir_entries[relpath] = entry
 
@@ -306,6 +332,69 @@ class TreeWriter:
                 _pwrite_all(handle.fd, view[start:end], offset + start)
         finally:
             self._fds.release(handle)
+
+    # -- files created by the caller's threads --
+    #
+    # A restore lays the tree out in one thread, calling prepare_file() for each file
+    # in turn; its threads then create each file with open_new(), write it with
+    # write_fd() and end it with close_file(), each file in one thread and without the
+    # fd cache: one open and one close per file.
+
+    def prepare_file(self, relpath: str) -> None:
+        """Check ``relpath``, create its parents and remove what is in its way, for a
+        later :meth:`open_new`; until then the path counts as a file, not a directory."""
+        path = self._prepare(relpath)
+        if relpath in self._dirs or relpath.rpartition("/")[0] not in self._fresh:
+            try:
+                os.lstat(path)
+            except FileNotFoundError:
+                pass
+            else:
+                self._remove(relpath, path)
+        self._reserved.add(relpath)
+
+    def open_new(self, relpath: str, size: int | None = None) -> int:
+        """Create the file that :meth:`prepare_file` cleared (from any thread) and return
+        its descriptor; with ``size``, set that length at once (the rest are holes)."""
+        fd = os.open(f"{self.root}/{relpath}", _CREATE, 0o600)
+        if size:
+            try:
+                os.ftruncate(fd, size)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
+    @staticmethod
+    def write_fd(fd: int, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
+        """:meth:`write` to a descriptor from :meth:`open_new`."""
+        view = memoryview(data).cast("B")
+        if not sparse:
+            _pwrite_all(fd, view, offset)
+            return
+        for start, end in _data_runs(view, offset):
+            _pwrite_all(fd, view[start:end], offset + start)
+
+    def close_file(self, relpath: str, fd: int, entry: Entry | None) -> None:
+        """Set the metadata of ``entry`` (none when None) on a file from :meth:`open_new`
+        and close it."""
+        try:
+            if entry is not None:
+                self._apply(relpath, fd, entry, owner=self._owner_of_new(relpath, fd))
+        finally:
+            os.close(fd)
+
+    def _owner_of_new(self, relpath: str, fd: int) -> tuple[int, int] | None:
+        """The owner of the new file ``fd``: the same for every file this writer creates
+        in one folder (its gid may be the folder's), so asked of the first one only."""
+        if not self.restore_owner:
+            return None
+        folder = relpath.rpartition("/")[0]
+        owner = self._new_owner.get(folder)
+        if owner is None:
+            st = os.fstat(fd)
+            owner = self._new_owner[folder] = (st.st_uid, st.st_gid)
+        return owner
 
     def finish_file(self, relpath: str, entry: Entry) -> None:
         """Close the file and set its metadata."""
@@ -370,9 +459,13 @@ class TreeWriter:
 
     # -- metadata --
 
-    def _apply(self, relpath: str, target: Target, entry: Entry, *, symlink: bool = False) -> None:
+    def _apply(
+        self, relpath: str, target: Target, entry: Entry, *, symlink: bool = False,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        """Set the metadata; ``owner``, when known, is the current one (no chown to it)."""
         nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
-        if self.restore_owner:
+        if self.restore_owner and (entry.uid, entry.gid) != owner:
             self._try(relpath, "owner", os.chown, target, entry.uid, entry.gid, **nofollow)
         for key, value in entry.xattrs:
             self._try(relpath, f"xattr {key}", os.setxattr, target, key, value, **nofollow)

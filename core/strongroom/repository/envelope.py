@@ -32,8 +32,9 @@ reader allocate without bound.
 buffer with ``AESGCM.encrypt_into`` (a ``bytes`` result would need a second full copy,
 which measured 8-10x slower than the encryption itself for 1-8 MiB blobs).
 ``seal_into`` writes into a buffer the caller reuses (the backup's reader threads keep
-one each, so sealing allocates nothing per blob).  ``open`` returns ``bytes``.  An Envelope is safe to share between threads; zstd contexts are kept
-per thread.
+one each, so sealing allocates nothing per blob).  ``open`` returns ``bytes``, or with a
+:class:`Scratch` the caller reuses, a view into it (restore keeps one per thread).  An
+Envelope is safe to share between threads; zstd contexts are kept per thread.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "KIND_PACK_TRAILER",
     "KIND_TREE",
     "KINDS",
+    "Scratch",
     "max_plaintext",
 ]
 
@@ -220,11 +222,14 @@ class Envelope:
         name: bytes,
         *,
         kind: int | None = None,
-    ) -> bytes:
+        scratch: Scratch | None = None,
+    ) -> bytes | memoryview:
         """Authenticate, decrypt and decompress an object sealed under ``name``.
 
         Raises IntegrityError on any failure; with ``kind`` given, an object of another
-        kind is refused too.
+        kind is refused too.  With ``scratch`` (a buffer one thread reuses), the body is
+        decrypted into it, and a stored (uncompressed) plaintext is returned as a
+        memoryview of it, valid until the scratch is used again.
         """
         view = memoryview(sealed).cast("B")
         what = _display(name)
@@ -249,7 +254,11 @@ class Envelope:
             )
         aad = bytes(view[: _HEADER.size]) + bytes(name)
         try:
-            body = self._aead.decrypt(nonce, view[_HEADER.size :], aad)
+            if scratch is None:
+                body: bytes | memoryview = self._aead.decrypt(nonce, view[_HEADER.size :], aad)
+            else:
+                body = scratch.view(view.nbytes - self.OVERHEAD)
+                self._aead.decrypt_into(nonce, view[_HEADER.size :], aad, body)
         except InvalidTag:
             raise IntegrityError(what=what, reason="authentication failed") from None
         if compression == COMPRESSION_NONE:
@@ -257,7 +266,24 @@ class Envelope:
         return _decompress(body, what, max_plaintext(got_kind))
 
 
-def _decompress(body: bytes, what: str, limit: int) -> bytes:
+class Scratch:
+    """A growing buffer for :meth:`Envelope.open`, reused by one thread at a time, so
+    that opening many large objects does not allocate (and fault in) memory for each."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def view(self, size: int) -> memoryview:
+        """``size`` bytes of the buffer (earlier views may still be held: a larger
+        buffer replaces it rather than resizing it)."""
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        return memoryview(self._buffer)[:size]
+
+
+def _decompress(body: bytes | memoryview, what: str, limit: int) -> bytes:
     try:
         size = zstandard.frame_content_size(body)
     except zstandard.ZstdError:

@@ -12,16 +12,32 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 from ..errors import IntegrityError, ObjectNotFound, StrongroomError
 from ..models import time_id
 from ..storage import Store, capabilities_of
 from .blobid import blob_id as keyed_blob_id
-from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope
-from .index import Index, decode_index, encode_index
+from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope, Scratch
+from .index import DecodedIndex, Index, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name, read_trailer
+
+
+#: From a local store, blobs of a pack are read this many bytes at a time (or one blob).
+LOCAL_READ_SIZE = 1024 * 1024
+
+
+@contextmanager
+def _mapper(threads: int) -> Iterator[Callable]:
+    """``map`` over a pool of ``threads`` threads, or the plain ``map`` for one (small
+    reads from a local store are quicker than starting threads)."""
+    if threads <= 1:
+        yield map
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        yield pool.map
 
 
 def index_object_name(index_id: str) -> str:
@@ -72,30 +88,7 @@ class Repository:
 
     def load_index(self, *, tolerant: bool = False) -> list[str]:
         """Read every index file; returns problems found when ``tolerant``, else raises."""
-        problems: list[str] = []
-        names = list(self.store.list("index/"))
-
-        def load(name: str) -> list[IndexEntry] | StrongroomError:
-            try:
-                sealed = self.store.get(name)
-                return decode_index(self.envelope.open(sealed, name.encode(), kind=KIND_INDEX))
-            except ObjectNotFound:
-                return []  # merged away by a concurrent process
-            except IntegrityError as exc:
-                return IntegrityError(what=name, reason=exc.fields.get("reason", str(exc)))
-
-        with ThreadPoolExecutor(self.io_threads) as pool:
-            for name, result in zip(names, pool.map(load, names)):
-                if isinstance(result, StrongroomError):
-                    if not tolerant:
-                        raise IntegrityError(
-                            what=name,
-                            reason=f"{result.fields.get('reason')}; run 'strongroom vault rebuild-index'",
-                        )
-                    problems.append(f"{name}: {result}")
-                else:
-                    self.index.add(result)
-        return problems
+        return self.load_index_files(self.store.list("index/"), tolerant=tolerant)
 
     def write_index(self, entries: list[IndexEntry]) -> str:
         name = index_object_name(time_id())
@@ -136,15 +129,18 @@ class Repository:
             raise IntegrityError(what=f"blob {blob.hex()[:16]}", reason="not found in any index")
         return entry
 
-    def open_blob(self, entry: IndexEntry, sealed: bytes | memoryview) -> bytes:
-        """Decrypt one blob and check that its content hashes to its id."""
+    def open_blob(
+        self, entry: IndexEntry, sealed: bytes | memoryview, *, scratch: Scratch | None = None
+    ) -> bytes | memoryview:
+        """Decrypt one blob and check that its content hashes to its id (with ``scratch``,
+        see :meth:`Envelope.open`)."""
         if len(sealed) != entry.length:
             raise IntegrityError(
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
                 reason="truncated",
             )
         try:
-            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind)
+            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch)
         except IntegrityError as exc:
             raise IntegrityError(
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
@@ -168,28 +164,43 @@ class Repository:
         return self.open_blob(entry, sealed)
 
     def read_pack_blobs(
-        self, pack_id: str, entries: list[IndexEntry]
-    ) -> Iterator[tuple[IndexEntry, bytes | IntegrityError]]:
-        """Read the given blobs of one pack with one ranged request; yield each decrypted.
+        self, pack_id: str, entries: list[IndexEntry], *, scratch: Scratch | None = None
+    ) -> Iterator[tuple[IndexEntry, bytes | memoryview | IntegrityError]]:
+        """Read the given blobs of one pack, in pack order; yield each decrypted.
 
+        From a remote store the blobs come with one ranged request; from a local one with
+        a request per :data:`LOCAL_READ_SIZE` or so, which bounds the memory a reading
+        thread holds.  With ``scratch``, each blob is decrypted into it (see
+        :meth:`Envelope.open`): its data is valid until the next one is asked for.
         A blob that fails authentication is yielded with its error instead of its data.
         """
         entries = sorted(entries, key=lambda e: e.offset)
-        start = entries[0].offset
-        end = max(e.offset + e.length for e in entries)
-        try:
-            data = memoryview(self.store.get_range(pack_name(pack_id), start, end - start))
-        except ObjectNotFound:
-            err = IntegrityError(what=pack_name(pack_id), reason="pack is missing from storage")
-            for entry in entries:
-                yield entry, err
-            return
-        for entry in entries:
-            part = data[entry.offset - start : entry.offset - start + entry.length]
+        limit = None if capabilities_of(self.store).remote else LOCAL_READ_SIZE
+        name = pack_name(pack_id)
+        first = 0
+        while first < len(entries):
+            start = entries[first].offset
+            end = start + entries[first].length
+            last = first + 1
+            while last < len(entries):
+                stop = entries[last].offset + entries[last].length
+                if limit is not None and stop - start > limit:
+                    break
+                end, last = max(end, stop), last + 1
             try:
-                yield entry, self.open_blob(entry, part)
-            except IntegrityError as exc:
-                yield entry, exc
+                data = memoryview(self.store.get_range(name, start, end - start))
+            except ObjectNotFound:
+                err = IntegrityError(what=name, reason="pack is missing from storage")
+                for entry in entries[first:]:
+                    yield entry, err
+                return
+            for entry in entries[first:last]:
+                part = data[entry.offset - start : entry.offset - start + entry.length]
+                try:
+                    yield entry, self.open_blob(entry, part, scratch=scratch)
+                except IntegrityError as exc:
+                    yield entry, exc
+            first = last
 
     def writer(self, **kwargs) -> "BlobWriter":
         return BlobWriter(self, **kwargs)
@@ -218,14 +229,29 @@ class Repository:
     def load_index_files(self, names: Iterable[str], *, tolerant: bool = False) -> list[str]:
         """Add the named index files to the in-memory index (as :meth:`load_index` does
         for all of them); files already loaded may be named again."""
+        names = list(names)
         problems: list[str] = []
-        for name, result in self.read_index_files(names):
-            if isinstance(result, IntegrityError):
-                if not tolerant:
-                    raise IntegrityError(what=name, reason=f"{result.fields.get('reason')}; run 'strongroom vault rebuild-index'")
-                problems.append(f"{name}: {result}")
-            else:
-                self.index.add(result)
+
+        def read(name: str) -> DecodedIndex | IntegrityError:
+            try:
+                plain = self.envelope.open(self.store.get(name), name.encode(), kind=KIND_INDEX)
+                return decode_index_columns(plain)
+            except ObjectNotFound:
+                return DecodedIndex.join(())  # merged away by a concurrent process
+            except IntegrityError as exc:
+                return IntegrityError(what=name, reason=exc.fields.get("reason", str(exc)))
+
+        # one batch for the index: a merge per file would copy the growing tables each time
+        loaded: list[DecodedIndex] = []
+        with _mapper(self.io_threads if capabilities_of(self.store).remote else 1) as mapper:
+            for name, result in zip(names, mapper(read, names)):
+                if isinstance(result, IntegrityError):
+                    if not tolerant:
+                        raise IntegrityError(what=name, reason=f"{result.fields.get('reason')}; run 'strongroom vault rebuild-index'")
+                    problems.append(f"{name}: {result}")
+                else:
+                    loaded.append(result)
+        self.index.add_decoded(DecodedIndex.join(loaded))
         return problems
 
     def replace_index_file(self, name: str, entries: list[IndexEntry]) -> str | None:
