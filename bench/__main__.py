@@ -64,7 +64,8 @@ QUICK = {"size": "100M", "runs": 1, "corpus": CORPUS + "-quick", "scale_files": 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", help="corpus size when it is generated (default 2G; --quick 100M)")
-    parser.add_argument("--runs", type=int, help="alternating runs per tool (default 3; --quick 1)")
+    parser.add_argument("--runs", type=int, help="alternating runs per tool on the corpus (default 3; --quick 1; "
+                        "0 runs only the scale run)")
     parser.add_argument("--corpus", help=f"corpus folder, generated if missing (default {CORPUS})")
     parser.add_argument("--work", help="scratch folder (default: a new one beside the corpus); "
                                        "what the bench puts there is removed at the end")
@@ -85,7 +86,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.scale_runs is None:
-        args.scale_runs = args.runs
+        args.scale_runs = args.runs or 1
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     args.scale_tools = ([t.strip() for t in args.scale_tools.split(",") if t.strip()]
                         if args.scale_tools else list(args.tools))
@@ -93,9 +94,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown or not args.tools:
         parser.error(f"--tools: unknown {', '.join(unknown) or 'empty list'} "
                      f"(choose from {', '.join(NAMES)})")
-    if min(args.runs, args.scale_runs, args.repeats, args.index_entries) < 1 or args.scale_files < 0:
-        parser.error("--runs, --scale-runs, --repeats and --index-entries must be at least 1, "
-                     "--scale-files at least 0")
+    if min(args.scale_runs, args.repeats, args.index_entries) < 1 or min(args.runs, args.scale_files) < 0:
+        parser.error("--scale-runs, --repeats and --index-entries must be at least 1, "
+                     "--runs and --scale-files at least 0")
+    if not args.runs and not args.scale_files:
+        parser.error("nothing to run: --runs 0 and --scale-files 0")
     return args
 
 
