@@ -1,11 +1,11 @@
 """Restore: write the entries of a recovery point into a target folder.
 
-The restorer walks the tree in pre-order and lays out the structure as it goes
-(directories, symlinks, special files, and for each file the way cleared to create it).
-The files are handed on in batches of a few thousand: each batch is planned by pack
-and its content written by a pool of threads while the walk goes on, so that reading
-the tree, laying it out and writing the content overlap, and only a couple of batches
-of entries are held at once.
+The restorer walks the tree twice, in pre-order.  The first walk creates the folders.
+The second lays out the rest as it goes (symlinks, special files, and for each file the
+way cleared to create it) and hands the files on in batches of a few thousand: each
+batch is planned by pack and its content written by a pool of threads while the walk
+goes on, so that reading the tree, laying it out and writing the content overlap, and
+only a couple of batches of entries are held at once.
 
 Within a batch, every pack that holds a needed blob is read once, in pack order (with
 one ranged request from a remote store, in pieces of about a MiB from a local one) by one
@@ -138,8 +138,10 @@ class Restorer:
 
     def run(self, paths: Iterable[str] = ()) -> RestoreResult:
         started = time.monotonic()
+        paths = list(paths)
         links: list[tuple[str, Entry]] = []
         with _gc_paused():
+            self._make_folders(paths)
             pool = ThreadPoolExecutor(self._threads, thread_name_prefix="restore")
             in_flight: deque[_Batch] = deque()
             try:
@@ -162,6 +164,16 @@ class Restorer:
         return RestoreResult(self.stats, tuple(damaged), errors, tuple(self.writer.warnings))
 
     # --- the walk ------------------------------------------------------------------------
+
+    def _make_folders(self, paths: list[str]) -> None:
+        """Create the folders of the selection before any file (the walk that lays out
+        the rest finds them made).  ext4 then places folders and files so that creating
+        the files costs far less kernel time when many files were deleted shortly before
+        (48,000 files restored where an earlier restore was just removed: 10 s of system
+        time instead of 16 s, measured on a 2-core machine)."""
+        for relpath, entry in self.selection(paths):
+            if entry.type == DIR:
+                self.writer.make_dir(relpath, entry)
 
     def _layout(self, paths: Iterable[str], links: list[tuple[str, Entry]]) -> Iterator[dict[str, _FilePlan]]:
         """Lay out the selected entries; yield the files, cleared for creation, in batches."""
