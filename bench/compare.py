@@ -109,10 +109,7 @@ class Bench:
         shutil.rmtree(src, ignore_errors=True)
         subprocess.run(["cp", "-a", "--sparse=always", self.corpus, src], check=True)
         home = os.path.join(self.work, f"{tool}-run{run}")
-        session = make_session(tool, home, src)
-        timer = _Timer(self.spawner, session, f"run {run}/{self.runs}", run, position, self.logs())
-        for argv in session.setup():
-            timer.untimed(argv)
+        session, timer = self._set_up(tool, home, src, f"run {run}/{self.runs}", run, position)
         timer.timed("first", session.backup())
         timer.timed("unchanged", session.backup())
         mutate(src, seed=2)
@@ -139,14 +136,20 @@ class Bench:
     def scale_run(self, tool: str, run: int, position: int, tree: str) -> list[Sample]:
         """First and unchanged backup of the small-files ``tree`` into a fresh repository."""
         home = os.path.join(self.work, f"scale-{tool}-run{run}")
-        session = make_session(tool, home, tree)
-        timer = _Timer(self.spawner, session, f"scale {run}/{self.scale_runs}", run, position, self.logs())
-        for argv in session.setup():
-            timer.untimed(argv)
+        session, timer = self._set_up(tool, home, tree, f"scale {run}/{self.scale_runs}", run, position)
         timer.timed("scale-first", session.backup())
         timer.timed("scale-unchanged", session.backup())
         shutil.rmtree(home)
         return timer.samples
+
+    def _set_up(self, tool: str, home: str, src: str, title: str, run: int, position: int) -> tuple[Session, _Timer]:
+        """A session of ``tool`` backing up ``src`` into a fresh repository under ``home``,
+        its untimed set-up commands run, and the timer of its operations."""
+        session = make_session(tool, home, src)
+        timer = _Timer(self.spawner, session, title, run, position, self.logs())
+        for argv in session.setup():
+            timer.untimed(argv)
+        return session, timer
 
 
 @attrs.define
