@@ -21,7 +21,7 @@ from prunekit import Clock, assert_all_points_restore, digest_tree
 from strongroom.errors import PruneConflict
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost
-from strongroom.repository.index import decode_index
+from strongroom.repository.indexfile import decode_index
 from strongroom.repository.envelope import KIND_INDEX
 from strongroom_files.workload import FilesWorkload
 from strongroom.vault import Vault

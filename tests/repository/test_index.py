@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from strongroom.errors import IntegrityError
 from strongroom.repository.envelope import KIND_DATA, KIND_TREE
-from strongroom.repository.index import Index, decode_index, encode_index
+from strongroom.repository.index import Index
+from strongroom.repository.indexfile import decode_index, encode_index
 from strongroom.repository.pack import IndexEntry
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from strongroom.errors import IntegrityError
 from strongroom.repository.envelope import KIND_DATA, KIND_TREE, Envelope, Scratch
-from strongroom.repository.index import DecodedIndex, Index, decode_index, decode_index_columns, encode_index
+from strongroom.repository.index import Index
+from strongroom.repository.indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from strongroom.repository.masterkey import MasterKey
 from strongroom.repository.pack import IndexEntry, pack_name
 from strongroom.repository.repository import Repository

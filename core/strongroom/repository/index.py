@@ -20,49 +20,41 @@ added twice (the same blob stored in two packs by concurrent backups) is kept on
 which copy is unspecified.
 
 Loading index files for a restore or a backup goes by columns:
-:func:`decode_index_columns` reads a file's entries into one numpy array per file and
-:meth:`Index.add_decoded` merges all the files at once, with no Python object per blob
-(about 20 ms for 50,000 blobs, against 100 ms decoding them one by one).
+:func:`~.indexfile.decode_index_columns` reads a file's entries into one numpy array per
+file and :meth:`Index.add_decoded` merges all the files at once, with no Python object
+per blob (about 20 ms for 50,000 blobs, against 100 ms decoding them one by one).
 :meth:`Index.lookup_many` looks a batch of ids up in one vectorised search.
 
 Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: the two
 tables are immutable and published together as one tuple held in a single attribute,
 so a lookup sees either the state before an ``add`` or the state after it.
 
-Index files (:func:`encode_index` / :func:`decode_index`) hold the plaintext::
-
-    version u8 = 1 | pack count u32 |
-    pack count x (pack id 16 raw bytes | entry count u32 |
-                  entry count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32))
-
-all little-endian; they are sealed as KIND_INDEX by the repository.  ``decode_index``
-raises only IntegrityError on malformed input.
+The index reads and writes no storage: index files, the bytes it is loaded from, are
+encoded and decoded by :mod:`.indexfile`.
 """
 
 from __future__ import annotations
 
 import os
-import itertools
 import struct
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import attrs
-
-# numpy is used here (and by the restore's writer) for array operations only: without
-# this, OpenBLAS starts a spinning thread per CPU at import, for nothing
+# numpy is used here (and by index files and the restore's writer) for array operations
+# only: without this, OpenBLAS starts a spinning thread per CPU at import, for nothing
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from ..errors import IntegrityError
 from .blobid import ID_SIZE
-from .envelope import Envelope
 from .pack import IndexEntry, is_pack_id
 
-__all__ = ["DecodedIndex", "Index", "decode_index", "decode_index_columns", "encode_index"]
+if TYPE_CHECKING:
+    from .indexfile import DecodedIndex
+
+__all__ = ["Index"]
 
 _RECORD = np.dtype(
     [
@@ -141,8 +133,8 @@ class Index:
             self._merge(*self._columns(batch))
 
     def add_decoded(self, decoded: DecodedIndex) -> None:
-        """Add the entries of decoded index files (:func:`decode_index_columns`), as
-        :meth:`add` would, without building an :class:`IndexEntry` per blob."""
+        """Add the entries of decoded index files (:func:`~.indexfile.decode_index_columns`),
+        as :meth:`add` would, without building an :class:`IndexEntry` per blob."""
         if not decoded.count:
             return
         entries = decoded.entries
@@ -352,125 +344,3 @@ def _absent_from(
         if (old_rest[left[i] : right[i]] == rest[i]).all(axis=1).any():
             keep[i] = False
     return keep
-
-
-# --- index files ---------------------------------------------------------------------
-
-INDEX_VERSION = 1
-_HEAD = struct.Struct("<BI")
-_PACK_HEAD = struct.Struct("<16sI")
-_ENTRY = struct.Struct("<32sBIII")
-#: One entry of an index file as numpy reads it (the blob id split as in the tables).
-_FILE_ENTRY = np.dtype(
-    [("key", ">u8"), ("rest", "<u8", (3,)), ("kind", "u1"), ("offset", "<u4"), ("length", "<u4"), ("raw", "<u4")]
-)
-assert _FILE_ENTRY.itemsize == _ENTRY.size
-
-
-def encode_index(entries: Iterable[IndexEntry]) -> bytes:
-    """The plaintext of an index file listing ``entries`` (grouped by pack)."""
-    groups: dict[str, list[IndexEntry]] = {}
-    for entry in entries:
-        groups.setdefault(entry.pack_id, []).append(entry)
-    parts = [_HEAD.pack(INDEX_VERSION, len(groups))]
-    for pack_id, group in groups.items():
-        if not is_pack_id(pack_id):
-            raise ValueError(f"invalid pack id {pack_id!r}")
-        parts.append(_PACK_HEAD.pack(bytes.fromhex(pack_id), len(group)))
-        for e in group:
-            if len(e.blob_id) != ID_SIZE:
-                raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(e.blob_id)}")
-            parts.append(_ENTRY.pack(e.blob_id, e.kind, e.offset, e.length, e.raw_length))
-    return b"".join(parts)
-
-
-def decode_index(data: bytes | bytearray | memoryview) -> list[IndexEntry]:
-    """The entries of an index file's plaintext; IntegrityError if it is malformed."""
-    return decode_index_columns(data).index_entries()
-
-
-@attrs.frozen
-class DecodedIndex:
-    """Index files decoded as columns: ``entries`` (a numpy array in file order) holds
-    ``counts[i]`` entries of pack ``pack_ids[i]``, then those of the next pack."""
-
-    pack_ids: tuple[str, ...]
-    counts: tuple[int, ...]
-    entries: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return len(self.entries)
-
-    def index_entries(self) -> list[IndexEntry]:
-        """The entries as :class:`IndexEntry` objects, in file order."""
-        # in the file's layout: joining arrays may have turned the key to native byte order
-        rows = _ENTRY.iter_unpack(self.entries.astype(_FILE_ENTRY, copy=False).tobytes())
-        out: list[IndexEntry] = []
-        for pack_id, count in zip(self.pack_ids, self.counts):
-            out.extend(
-                IndexEntry(blob, kind, pack_id, offset, length, raw)
-                for blob, kind, offset, length, raw in itertools.islice(rows, count)
-            )
-        return out
-
-    @classmethod
-    def join(cls, parts: Iterable[DecodedIndex]) -> DecodedIndex:
-        parts = [p for p in parts if p.count]
-        if not parts:
-            return cls((), (), np.empty(0, dtype=_FILE_ENTRY))
-        return cls(
-            tuple(p for part in parts for p in part.pack_ids),
-            tuple(c for part in parts for c in part.counts),
-            np.concatenate([part.entries for part in parts]),
-        )
-
-
-def decode_index_columns(data: bytes | bytearray | memoryview) -> DecodedIndex:
-    """What :func:`decode_index` reads, as columns (for :meth:`Index.add_decoded`);
-    the same checks, and IntegrityError only, on malformed input."""
-    try:
-        return _decode_columns(memoryview(data).cast("B"))
-    except IntegrityError:
-        raise
-    except Exception as exc:  # any parser surprise is damage, never a crash
-        raise IntegrityError(
-            what="index", reason=f"malformed ({type(exc).__name__}: {exc})"
-        ) from None
-
-
-def _decode_columns(view: memoryview) -> DecodedIndex:
-    size = len(view)
-    if size < _HEAD.size:
-        raise _malformed(f"too short ({size} bytes)")
-    version, pack_count = _HEAD.unpack_from(view)
-    if version != INDEX_VERSION:
-        raise _malformed(f"unsupported index version {version}")
-    pos = _HEAD.size
-    pack_ids: list[str] = []
-    counts: list[int] = []
-    parts: list[np.ndarray] = []
-    for _ in range(pack_count):
-        if pos + _PACK_HEAD.size > size:
-            raise _malformed("truncated pack header")
-        raw_pack_id, count = _PACK_HEAD.unpack_from(view, pos)
-        pos += _PACK_HEAD.size
-        end = pos + count * _ENTRY.size
-        if end > size:
-            raise _malformed("truncated entries")
-        entries = np.frombuffer(view[pos:end], dtype=_FILE_ENTRY)
-        if ((entries["kind"] == 0) | (entries["length"] < Envelope.OVERHEAD)).any():
-            raise _malformed(f"invalid entry for pack {raw_pack_id.hex()}")
-        if count:
-            pack_ids.append(raw_pack_id.hex())
-            counts.append(count)
-            parts.append(entries)
-        pos = end
-    if pos != size:
-        raise _malformed(f"{size - pos} bytes after the last entry")
-    joined = np.concatenate(parts) if parts else np.empty(0, dtype=_FILE_ENTRY)
-    return DecodedIndex(tuple(pack_ids), tuple(counts), joined)
-
-
-def _malformed(reason: str) -> IntegrityError:
-    return IntegrityError(what="index", reason=reason)

@@ -20,7 +20,8 @@ from ..models import time_id
 from ..storage import Store, capabilities_of
 from .blobid import blob_id as keyed_blob_id
 from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope, Scratch
-from .index import DecodedIndex, Index, decode_index, decode_index_columns, encode_index
+from .index import Index
+from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name, read_trailer
 
