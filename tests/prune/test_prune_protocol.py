@@ -21,6 +21,7 @@ from prunekit import Clock, assert_all_points_restore, digest_tree
 from strongroom.errors import PruneConflict
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost
+from strongroom.repository import maintenance
 from strongroom.repository.indexfile import decode_index
 from strongroom.repository.envelope import KIND_INDEX
 from strongroom_files.workload import FilesWorkload
@@ -178,7 +179,7 @@ class TestInterruptedSweep:
         assert pruner.prune(grace=GRACE).blobs_marked > 0
         clock.advance(seconds=GRACE + 1)
         calls = {"n": 0}
-        original = getattr(pruner.repo, step)
+        original = getattr(maintenance, step)
 
         def dies(*args, **kwargs):
             calls["n"] += 1
@@ -186,7 +187,7 @@ class TestInterruptedSweep:
                 raise KeyboardInterrupt("killed")
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(pruner.repo, step, dies)
+        monkeypatch.setattr(maintenance, step, dies)
         with pytest.raises(KeyboardInterrupt):
             pruner.prune(grace=GRACE)
         monkeypatch.undo()

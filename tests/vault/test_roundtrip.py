@@ -87,6 +87,7 @@ class TestDeduplication:
         """A file unchanged since the parent point, but whose data the vault no longer
         holds (a pack of it is gone and the index rebuilt), is read and stored again."""
         from strongroom.repository.envelope import KIND_TREE
+        from strongroom.repository.maintenance import delete_pack
 
         src = tmp_path / "lost"
         src.mkdir()
@@ -102,7 +103,7 @@ class TestDeduplication:
             if all(e.kind != KIND_TREE for e in entries) and {e.blob_id for e in entries} <= set(chunks)
         )
         gone = {e.blob_id for e in by_pack[pack]}
-        vault.repo.delete_pack(pack)
+        delete_pack(vault.repo, pack)
         vault.rebuild_index()
         vault = vault.reopen()
         assert not gone & {c for c in chunks if c in vault.repo.index}

@@ -43,7 +43,7 @@ from ..catalog.tree import TreeReader, encode_tree, sort_entries
 from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
-from ..repository.repository import BlobWriter, Repository
+from ..repository.repository import Repository
 from .progress import Throttled
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)

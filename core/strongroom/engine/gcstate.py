@@ -37,6 +37,7 @@ import attrs
 
 from ..errors import IntegrityError, ObjectNotFound, PruneConflict
 from ..models import iso, parse_iso
+from ..repository import maintenance
 from ..repository.index import Index
 from .reachable import reachable
 
@@ -244,6 +245,6 @@ class GcView:
             return 0
         entries = [index.lookup(blob) for blob in sorted(rescue)]
         try:
-            return len(repo.copy_blobs([e for e in entries if e is not None]))
+            return len(maintenance.copy_blobs(repo, [e for e in entries if e is not None]))
         except IntegrityError as exc:
             raise PruneConflict(item=item, reason=f"a prune is removing data it needs ({exc})") from None

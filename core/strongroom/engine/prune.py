@@ -38,6 +38,7 @@ from ..lifecycle import evaluate_item
 from ..models import iso, time_id, time_of
 from ..pointstatus import STATUS_PREFIX, PointStatus, delete_statuses, write_status
 from ..policy.schedule import Schedule
+from ..repository import maintenance
 from ..repository.leases import Lease
 from ..repository.pack import pack_name
 from .gcstate import Mark, Sweep, cycles_on_storage, read_part
@@ -231,16 +232,16 @@ class Pruner:
             sweep = Sweep(mark.cycle, iso(self.vault.clock()), plan.doomed)
             self.repo.put_document(sweep.name, sweep.to_dict())
             self._check()
-            copied = self.repo.copy_blobs(list(plan.copy))
+            copied = maintenance.copy_blobs(self.repo, list(plan.copy))
             for pack_id in {e.pack_id for e in copied}:
                 self.report.bytes_freed -= self.repo.store.size(pack_name(pack_id))
             self._check()
             for name, entries in state.files:
                 if any(e.pack_id in plan.doomed for e in entries):
-                    self.repo.replace_index_file(name, [e for e in entries if e.pack_id not in plan.doomed])
+                    maintenance.replace_index_file(self.repo, name, [e for e in entries if e.pack_id not in plan.doomed])
             for pack_id in sorted(plan.doomed):
                 self._check()
-                self.report.bytes_freed += self.repo.delete_pack(pack_id)
+                self.report.bytes_freed += maintenance.delete_pack(self.repo, pack_id)
         self._forget(mark.cycle)
         return self._load() if plan.doomed else state
 

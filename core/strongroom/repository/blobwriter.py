@@ -1,0 +1,164 @@
+"""Adding blobs to a repository: deduplicate, seal, pack, upload.
+
+:class:`BlobWriter` is how a backup writes data.  ``add`` seals a new blob (compression
+when it pays, encryption) in the calling thread and appends it to the open pack, then
+returns its id.  The backup engine calls it from its pool of reader threads, so sealing
+runs on every core with the GIL released, without a hand-off per blob.  Full packs are
+uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
+pack waits for room, which bounds memory.  ``flush`` waits until every blob added so far
+is in an uploaded pack named by an uploaded index file.  Errors from the background
+raise from the next ``add`` or ``flush``.
+
+Deduplication: a blob the repository's index holds, or that this writer already added,
+is not stored again.  Writes, in this order: a pack ``data/<xx>/<pack-id>``, whole, then
+the index file naming its blobs (:meth:`Repository.write_index`); only then are its
+blobs added to the in-memory index.  It never deletes anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from .envelope import Envelope
+from .pack import PACK_TARGET_SIZE, PackWriter, pack_name
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+__all__ = ["BlobWriter"]
+
+
+class BlobWriter:
+    """Adds blobs to the repository: deduplicates, seals, packs, uploads (see the module
+    docstring for the threads, the order of writes and the errors)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        upload_threads: int | None = None,
+        pack_size: int = PACK_TARGET_SIZE,
+        compression_level: int = 3,
+    ) -> None:
+        self.repo = repo
+        # half the store's concurrency: each upload in flight holds a whole pack
+        upload_threads = upload_threads or max(1, repo.io_threads // 2)
+        self.pack_size = pack_size
+        self.compression_level = compression_level
+        self._upload_pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="upload")
+        self._lock = threading.Lock()
+        self._uploads_in_flight = threading.BoundedSemaphore(upload_threads)
+        self._known: set[bytes] = set()
+        self._seal_buffers = threading.local()  # one reused buffer per adding thread
+        self._pack: PackWriter | None = None
+        self._futures: set[Future] = set()
+        self._error: BaseException | None = None
+        self.new_blobs = 0
+        self.new_raw_bytes = 0
+        self.stored_bytes = 0
+        self.packs_written = 0
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def add(self, kind: int, data: bytes | bytearray | memoryview, blob: bytes | None = None) -> bytes:
+        """Store ``data`` unless the vault has it; its id.  ``data`` is not kept: a
+        buffer the caller reuses afterwards is fine."""
+        self._check_error()
+        blob = blob if blob is not None else self.repo.blob_id(data)
+        with self._lock:
+            if blob in self._known or blob in self.repo.index:
+                return blob
+            self._known.add(blob)
+        try:
+            sealed = self.repo.envelope.seal_into(
+                self._seal_buffer(len(data)), kind, blob, data, level=self.compression_level
+            )
+        except BaseException:
+            with self._lock:
+                self._known.discard(blob)
+            raise
+        full = None
+        with self._lock:
+            self.new_blobs += 1
+            self.new_raw_bytes += len(data)
+            self.stored_bytes += len(sealed)
+            if self._pack is None:
+                self._pack = PackWriter(self.repo.envelope)
+            self._pack.add(blob, kind, sealed, len(data))
+            if self._pack.size >= self.pack_size:
+                full, self._pack = self._pack, None
+        sealed.release()
+        if full is not None:
+            self._submit_upload(full)
+        return blob
+
+    def _seal_buffer(self, size: int) -> bytearray:
+        need = size + Envelope.OVERHEAD
+        buffer = getattr(self._seal_buffers, "buffer", None)
+        if buffer is None or len(buffer) < need:
+            buffer = self._seal_buffers.buffer = bytearray(max(need, 1 << 20))
+        return buffer
+
+    def _track(self, future: Future) -> None:
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._untrack)
+
+    def _untrack(self, future: Future) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def _submit_upload(self, pack: PackWriter) -> None:
+        self._uploads_in_flight.acquire()
+        self._track(self._upload_pool.submit(self._upload, pack))
+
+    def _upload(self, pack: PackWriter) -> None:
+        try:
+            data, entries = pack.finish()
+            self.repo.store.put(pack_name(pack.pack_id), data)
+            self.repo.write_index(entries)
+            self.repo.index.add(entries)
+            with self._lock:
+                self.packs_written += 1
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._uploads_in_flight.release()
+
+    def _wait_all(self) -> None:
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                return
+            for future in pending:
+                future.result()
+                self._untrack(future)
+
+    def flush(self) -> None:
+        """Pack and upload everything added so far, then write its index."""
+        self._wait_all()
+        self._check_error()
+        with self._lock:
+            last, self._pack = self._pack, None
+        if last is not None and last.count:
+            self._submit_upload(last)
+        self._wait_all()
+        self._check_error()
+
+    def close(self) -> None:
+        self._upload_pool.shutdown(wait=True)
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.flush()
+        finally:
+            self.close()
