@@ -6,23 +6,19 @@ directories; when the walk leaves a directory, the directory is *closed* and que
 File contents are read, chunked, hashed, compressed and encrypted in a pool of reader
 threads while the walk goes on (each thread takes a file from ``open`` to sealed blobs:
 no hand-off per chunk, and the heavy steps release the GIL, so every core works); the
-:class:`BlobWriter` packs the blobs and uploads full packs in the background.  Small
-files go to the pool in batches (one task for up to :data:`BATCH_FILES` files), so a
-tree of many small files costs no thread hand-off per file.  A closed directory becomes
-a tree node as soon as all its children are done, deepest first, so memory holds only
-directories still in progress.
+:class:`~strongroom.repository.blobwriter.BlobWriter` packs the blobs and uploads full
+packs in the background.  Small files go to the pool in batches (one task for up to
+:data:`BATCH_FILES` files), so a tree of many small files costs no thread hand-off per
+file.  A closed directory becomes a tree node as soon as all its children are done,
+deepest first, so memory holds only directories still in progress.
 
 A file whose size, mtime, ctime, inode and device equal those of the same path in the
 parent point reuses the parent's chunk list without being opened (and the parent's
 entry itself when all its metadata is the same).  A directory whose entries all equal
 the parent point's reuses the parent's tree node without encoding it again.
 
-A DISK entry (``entry.chunk_size`` > 0) is read in fixed-size chunks aligned to the
-disk: all-zero chunks become holes (stored nowhere), and when the source entry has
-``changed_chunks`` (a collection of chunk numbers that may differ from the parent
-point, e.g. from a QEMU dirty bitmap), every other chunk is taken from the parent
-point's entry at the same path without being read.  ``changed_chunks = None`` reads
-everything.  The source's ``open()`` must then return a seekable file object.
+A DISK entry (``entry.chunk_size`` > 0) is read in a reader thread too, in fixed-size
+chunks, by :class:`~.diskread.DiskReader` (holes for zeros, unchanged chunks reused).
 """
 
 from __future__ import annotations
@@ -44,6 +40,7 @@ from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
+from .diskread import DiskReader
 from .progress import Throttled
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -152,22 +149,6 @@ class _Prepended:
         return self._tail.readinto(buffer)
 
 
-def _read_exactly(fh, length: int) -> bytes:
-    """``length`` bytes from ``fh`` (several reads if the source returns short ones)."""
-    data = fh.read(length)
-    if len(data) == length:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < length:
-        more = fh.read(length - got)
-        if not more:
-            raise OSError(f"disk image ended after {got} of {length} bytes of a chunk")
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
 #: At most this many small files are read by one task of the reader pool ...
 BATCH_FILES = 128
 #: ... and at most about this many bytes.
@@ -225,6 +206,7 @@ class BackupEngine:
         started = time.monotonic()
         writer = self.repo.writer(compression_level=self._compression_level)
         self._writer = writer
+        self._disks = DiskReader(writer, self.repo, self.stats, self._lock, self._warn)
         failed = True
         try:
             root = self._walk(entries)
@@ -362,51 +344,6 @@ class BackupEngine:
                     self._parent_dirs.popitem(last=False)
         return cached[0].get(path.rpartition("/")[2]), cached[1]
 
-    def _read_disk(self, src: SourceEntry) -> Entry:
-        """Fixed-size chunks of a disk image; holes for zeros; unchanged chunks reused."""
-        entry = src.entry
-        size, chunk_size = entry.size, entry.chunk_size
-        count = -(-size // chunk_size) if size else 0
-        changed = getattr(src, "changed_chunks", None)
-        parent = self._parent_entry(src.path)
-        reusable: tuple[bytes, ...] = ()
-        if (
-            changed is not None and parent is not None and parent.type == DISK
-            and parent.chunk_size == chunk_size and parent.size == size
-            and all(not c or c in self.repo.index for c in parent.chunks)
-        ):
-            reusable = parent.chunks
-        elif changed is not None:
-            self._warn(f"{src.path}: no usable parent point for the changed-block map; reading the whole disk")
-            changed = None
-        changed = set(changed) if changed is not None else None
-        zero = bytes(chunk_size)
-        chunks: list[bytes] = []
-        reused = read = 0
-        with src.open() as fh:
-            position = 0
-            for i in range(count):
-                length = min(chunk_size, size - i * chunk_size)
-                if changed is not None and i not in changed:
-                    chunks.append(reusable[i])
-                    reused += 1
-                    continue
-                if position != i * chunk_size:
-                    fh.seek(i * chunk_size)
-                data = _read_exactly(fh, length)
-                position = i * chunk_size + length
-                read += length
-                if data == (zero if length == chunk_size else bytes(length)):
-                    chunks.append(b"")
-                else:
-                    chunks.append(self._writer.add(KIND_DATA, data))
-                with self._lock:
-                    self.stats.bytes_read += length
-        with self._lock:
-            self.stats.files_read += 1
-            self.stats.chunks_reused += reused
-        return attrs.evolve(entry, chunks=tuple(chunks), sparse=True)
-
     @staticmethod
     def _open(src: SourceEntry):
         opener = getattr(src, "open", None)
@@ -426,7 +363,7 @@ class BackupEngine:
         warning; a workload's own stream (``open()``) that fails fails the backup."""
         entry = src.entry
         if entry.type == DISK and entry.chunk_size:
-            return self._read_disk(src)
+            return self._disks.read(src, self._parent_entry(src.path))
         chunks: list[bytes] = []
         total = 0
         own_stream = callable(getattr(src, "open", None))
