@@ -9,8 +9,9 @@ no hand-off per chunk, and the heavy steps release the GIL, so every core works)
 :class:`~strongroom.repository.blobwriter.BlobWriter` packs the blobs and uploads full
 packs in the background.  Small files go to the pool in batches (one task for up to
 :data:`BATCH_FILES` files), so a tree of many small files costs no thread hand-off per
-file.  A closed directory becomes a tree node as soon as all its children are done,
-deepest first, so memory holds only directories still in progress.
+file.  A closed directory becomes a tree node as soon as all its children are done
+(:mod:`.slots` holds what it waits for), deepest first, so memory holds only
+directories still in progress.
 
 A file whose size, mtime, ctime, inode and device equal those of the same path in the
 parent point reuses the parent's chunk list without being opened (and the parent's
@@ -42,6 +43,7 @@ from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
 from .diskread import DiskReader
 from .progress import Throttled
+from .slots import Batch, HardLink, InBatch, OpenDir, is_ready, resolve
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -79,58 +81,6 @@ class BackupResult:
     root: bytes
     stats: BackupStats
     warnings: tuple[str, ...]
-
-
-class _Dir:
-    __slots__ = ("path", "entry", "slots", "result", "checked")
-
-    def __init__(self, path: str, entry: Entry | None) -> None:
-        self.path = path
-        self.entry = entry
-        self.slots: list = []
-        self.result: Entry | None = None
-        self.checked = 0  # leading slots known to be complete
-
-
-class _Link:
-    """A hardlink whose content is the content of an earlier slot."""
-
-    __slots__ = ("entry", "first")
-
-    def __init__(self, entry: Entry, first: object) -> None:
-        self.entry = entry
-        self.first = first
-
-
-class _Batch:
-    """Small files read, one after the other, by one task of the reader pool."""
-
-    __slots__ = ("sources", "bytes", "future")
-
-    def __init__(self) -> None:
-        self.sources: list[SourceEntry] = []
-        self.bytes = 0
-        self.future: Future | None = None  # set when the batch is submitted
-
-
-class _InBatch:
-    """The slot of a file read in a batch: its entry is ``batch.future.result()[i]``."""
-
-    __slots__ = ("batch", "i")
-
-    def __init__(self, batch: _Batch, i: int) -> None:
-        self.batch = batch
-        self.i = i
-
-
-def _done(slot: object) -> bool:
-    if isinstance(slot, Future):
-        return slot.done()
-    if isinstance(slot, _InBatch):
-        return slot.batch.future is not None and slot.batch.future.done()
-    if isinstance(slot, _Link):
-        return _done(slot.first)
-    return True
 
 
 class _Prepended:
@@ -190,7 +140,7 @@ class BackupEngine:
         threads = read_threads or max(2, os.cpu_count() or 2)
         self._read_pool = ThreadPoolExecutor(threads, thread_name_prefix="read")
         self._queue_room = threading.BoundedSemaphore(max_queued)
-        self._batch = _Batch()
+        self._batch = Batch()
         self._max_closed = max_closed_dirs
         self._report = Throttled(progress)
         self._lock = threading.Lock()
@@ -224,9 +174,9 @@ class BackupEngine:
         return BackupResult(root, self.stats, tuple(self.warnings))
 
     def _walk(self, entries: Iterable[SourceEntry]) -> bytes:
-        root = _Dir("", None)
+        root = OpenDir("", None)
         stack = [root]
-        closed: collections.deque[_Dir] = collections.deque()
+        closed: collections.deque[OpenDir] = collections.deque()
         first_names: dict[str, object] = {}
         for src in entries:
             path, entry = src.path, src.entry
@@ -239,7 +189,7 @@ class BackupEngine:
             if entry.type == DIR:
                 # Listing a directory updates its atime: keeping it would make every
                 # directory node new on every backup and defeat tree deduplication.
-                sub = _Dir(path, attrs.evolve(entry, atime_ns=0))
+                sub = OpenDir(path, attrs.evolve(entry, atime_ns=0))
                 stack[-1].slots.append(sub)
                 stack.append(sub)
                 self.stats.dirs += 1
@@ -253,7 +203,7 @@ class BackupEngine:
                     self.stats.bytes_total += entry.size
             elif entry.type == HARDLINK:
                 first = first_names.get(entry.target)
-                stack[-1].slots.append(_Link(entry, first) if first is not None else self._file_slot(src))
+                stack[-1].slots.append(HardLink(entry, first) if first is not None else self._file_slot(src))
                 self.stats.files += 1
             else:
                 if entry.type == SYMLINK:  # reading the link updates its atime: don't keep it
@@ -294,7 +244,7 @@ class BackupEngine:
                 batch = self._batch
                 batch.sources.append(src)
                 batch.bytes += entry.size
-                slot = _InBatch(batch, len(batch.sources) - 1)
+                slot = InBatch(batch, len(batch.sources) - 1)
                 if len(batch.sources) >= BATCH_FILES or batch.bytes >= BATCH_BYTES:
                     self._submit_batch()
                 return slot
@@ -309,7 +259,7 @@ class BackupEngine:
     def _submit_batch(self) -> None:
         batch = self._batch
         if batch.sources:
-            self._batch = _Batch()
+            self._batch = Batch()
             batch.future = self._submit(self._read_batch, batch.sources)
 
     def _read_batch(self, sources: list[SourceEntry]) -> list[Entry | None]:
@@ -407,23 +357,13 @@ class BackupEngine:
 
     # --- directories ---------------------------------------------------------------------
 
-    @staticmethod
-    def _ready(directory: _Dir) -> bool:
-        slots = directory.slots
-        for i in range(directory.checked, len(slots)):
-            if not _done(slots[i]):
-                directory.checked = i
-                return False
-        directory.checked = len(slots)
-        return True
-
-    def _finalize_ready(self, closed: collections.deque[_Dir], *, block: bool) -> None:
+    def _finalize_ready(self, closed: collections.deque[OpenDir], *, block: bool) -> None:
         if block:
             self._submit_batch()
-        while closed and (block or self._ready(closed[0])):
+        while closed and (block or is_ready(closed[0])):
             self._finalize(closed.popleft())
 
-    def _parent_tree_if_same(self, directory: _Dir, entries: list[Entry]) -> bytes | None:
+    def _parent_tree_if_same(self, directory: OpenDir, entries: list[Entry]) -> bytes | None:
         """The parent point's node of this directory if it lists exactly ``entries``."""
         if self.parent is None:
             return None
@@ -436,23 +376,8 @@ class BackupEngine:
             return None
         return tree_id if self.parent.node(tree_id) == entries else None
 
-    @staticmethod
-    def _resolve(slot: object) -> Entry | None:
-        if isinstance(slot, Future):
-            return slot.result()
-        if isinstance(slot, _InBatch):
-            return slot.batch.future.result()[slot.i]  # type: ignore[union-attr]
-        if isinstance(slot, _Dir):
-            return slot.result
-        if isinstance(slot, _Link):
-            first = BackupEngine._resolve(slot.first)
-            if first is None:
-                return None
-            return attrs.evolve(slot.entry, chunks=first.chunks, size=first.size)
-        return slot  # type: ignore[return-value]
-
-    def _finalize(self, directory: _Dir) -> None:
-        entries = sort_entries([e for e in map(self._resolve, directory.slots) if e is not None])
+    def _finalize(self, directory: OpenDir) -> None:
+        entries = sort_entries([e for e in map(resolve, directory.slots) if e is not None])
         tree_id = self._parent_tree_if_same(directory, entries)
         if tree_id is None:
             tree_id = self._writer.add(KIND_TREE, encode_tree(entries))

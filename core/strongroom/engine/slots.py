@@ -1,0 +1,113 @@
+"""What a folder of the backup walk holds while its children are being read.
+
+An :class:`OpenDir` keeps one *slot* per child, in the order the workload yielded them.
+A slot is one of:
+
+- an :class:`~strongroom.catalog.entry.Entry`, known at once (a link, a special file, a
+  file unchanged since the parent point);
+- a :class:`~concurrent.futures.Future` of the reader pool, whose result is the entry of
+  a file (or None: the file was left out);
+- an :class:`InBatch`, a small file read in a :class:`Batch` with others;
+- a :class:`HardLink`, a hardlink whose content is that of an earlier slot;
+- an :class:`OpenDir`, a subfolder, whose ``result`` is set when it becomes a tree node.
+
+Promises: :func:`is_done` and :func:`is_ready` never block; :func:`resolve` blocks until
+the slot's entry is known and re-raises a reader's error.  Nothing here reads or writes
+storage.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..catalog.entry import Entry
+
+if TYPE_CHECKING:
+    from .backup import SourceEntry
+
+__all__ = ["Batch", "HardLink", "InBatch", "OpenDir", "is_done", "is_ready", "resolve"]
+
+
+class OpenDir:
+    """A folder of the walk: its entry (None for the root) and the slots of its children."""
+
+    __slots__ = ("path", "entry", "slots", "result", "checked")
+
+    def __init__(self, path: str, entry: Entry | None) -> None:
+        self.path = path
+        self.entry = entry
+        self.slots: list = []
+        self.result: Entry | None = None
+        self.checked = 0  # leading slots known to be complete
+
+
+class HardLink:
+    """A hardlink whose content is the content of an earlier slot."""
+
+    __slots__ = ("entry", "first")
+
+    def __init__(self, entry: Entry, first: object) -> None:
+        self.entry = entry
+        self.first = first
+
+
+class Batch:
+    """Small files read, one after the other, by one task of the reader pool."""
+
+    __slots__ = ("sources", "bytes", "future")
+
+    def __init__(self) -> None:
+        self.sources: list[SourceEntry] = []
+        self.bytes = 0
+        self.future: Future | None = None  # set when the batch is submitted
+
+
+class InBatch:
+    """The slot of a file read in a batch: its entry is ``batch.future.result()[i]``."""
+
+    __slots__ = ("batch", "i")
+
+    def __init__(self, batch: Batch, i: int) -> None:
+        self.batch = batch
+        self.i = i
+
+
+def is_done(slot: object) -> bool:
+    """Whether ``slot``'s entry is known (or its reader failed)."""
+    if isinstance(slot, Future):
+        return slot.done()
+    if isinstance(slot, InBatch):
+        return slot.batch.future is not None and slot.batch.future.done()
+    if isinstance(slot, HardLink):
+        return is_done(slot.first)
+    return True
+
+
+def is_ready(directory: OpenDir) -> bool:
+    """Whether every slot of ``directory`` is done (slots found done are not checked again)."""
+    slots = directory.slots
+    for i in range(directory.checked, len(slots)):
+        if not is_done(slots[i]):
+            directory.checked = i
+            return False
+    directory.checked = len(slots)
+    return True
+
+
+def resolve(slot: object) -> Entry | None:
+    """The entry of ``slot``, waiting for its reader; None for a file left out."""
+    if isinstance(slot, Future):
+        return slot.result()
+    if isinstance(slot, InBatch):
+        return slot.batch.future.result()[slot.i]  # type: ignore[union-attr]
+    if isinstance(slot, OpenDir):
+        return slot.result
+    if isinstance(slot, HardLink):
+        first = resolve(slot.first)
+        if first is None:
+            return None
+        return attrs.evolve(slot.entry, chunks=first.chunks, size=first.size)
+    return slot  # type: ignore[return-value]
