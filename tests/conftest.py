@@ -1,4 +1,4 @@
-"""Make the shared test tools (``fstree`` and friends) importable from every test folder."""
+"""Make the shared test tools (``vaultkit``, ``pgshop``, ``vmkit``...) importable from every test folder."""
 
 import os
 import sys

@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
-from fstree import MIB, assert_trees_equal, build_sample_tree, xattrs_supported
 from strongroom.catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SOCKET, SYMLINK, Entry
 from strongroom.engine.fswrite import TreeWriter
 from strongroom.errors import UnsafePath
+from strongroom.testing import assert_trees_equal, build_sample_tree, xattrs_supported
+from strongroom.testing.sampletree import MIB
 from strongroom_files.scan import Scanner
 
 OLD_NS = 1_400_000_000_000_000_001

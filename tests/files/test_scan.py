@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fstree import BAD_NAME, NEWLINE_NAME, build_sample_tree, xattrs_supported
 from strongroom.catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SOCKET, SYMLINK
 from strongroom.errors import SourceError
+from strongroom.testing import BAD_NAME, NEWLINE_NAME, build_sample_tree, xattrs_supported
 from strongroom_files.scan import ScannedEntry, Scanner, compile_patterns
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fstree import assert_trees_equal
+from strongroom.testing import assert_trees_equal
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fstree import assert_trees_equal, build_sample_tree, snapshot_tree
+from strongroom.testing import assert_trees_equal, build_sample_tree, snapshot_tree
 
 
 def _rel(path: str) -> str:

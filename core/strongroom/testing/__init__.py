@@ -32,6 +32,15 @@ Conformance suites (abstract classes to subclass): :class:`StoreContract` (the S
 contract, given a ``store`` fixture) and :class:`VaultContract` (a whole vault, given a
 ``vault_location`` fixture).  Every built-in backend runs both; ``docs/storage.md``
 shows how a backend author does the same.
+
+File trees (:mod:`strongroom.testing.sampletree`, :mod:`strongroom.testing.fstree`):
+:func:`build_sample_tree` writes a seeded tree with everything a file backup must keep
+(hardlinks, a sparse file, xattrs, a fifo, odd names such as :data:`BAD_NAME`, modes,
+owners, fixed mtimes) and :func:`make_tree` a small portable one; :func:`snapshot_tree`
+records a tree, :func:`assert_trees_equal` and :func:`tree_differences` compare two
+trees or snapshots in full (metadata, hardlinks, sparseness), :func:`tree_digest` and
+:func:`assert_same_tree` by type, mode, size and content only;
+:func:`xattrs_supported` says whether a folder's file system stores ``user.*`` xattrs.
 """
 
 from __future__ import annotations
@@ -48,27 +57,45 @@ import attrs
 import pytest
 
 pytest.register_assert_rewrite(
-    "strongroom.testing.store_contract", "strongroom.testing.vault_contract", "strongroom.testing.trees"
+    "strongroom.testing.store_contract", "strongroom.testing.vault_contract",
+    "strongroom.testing.fstree", "strongroom.testing.sampletree",
 )
 
 from ..config import STORAGE_OPTIONS_ENV  # noqa: E402
+from .fstree import (  # noqa: E402
+    assert_same_tree, assert_trees_equal, snapshot_tree, tree_differences, tree_digest,
+)
+from .sampletree import (  # noqa: E402
+    BAD_NAME, LONG_NAME, NEWLINE_NAME, OWNER_GID, OWNER_UID, UNICODE_NAME, build_sample_tree, make_tree,
+    xattrs_supported,
+)
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
-from .trees import assert_same_tree, make_tree, tree_digest  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
 
 __all__ = [
     "BACKEND_KINDS",
+    "BAD_NAME",
     "Cli",
     "CliResult",
+    "LONG_NAME",
+    "NEWLINE_NAME",
+    "OWNER_GID",
+    "OWNER_UID",
     "S3Server",
     "SshServer",
     "StoreContract",
+    "UNICODE_NAME",
     "VaultContract",
     "VaultLocation",
     "assert_same_tree",
+    "assert_trees_equal",
+    "build_sample_tree",
     "make_tree",
+    "snapshot_tree",
+    "tree_differences",
     "tree_digest",
+    "xattrs_supported",
 ]
 
 #: The built-in backend kinds that ``strongroom_location`` runs over.

@@ -26,7 +26,8 @@ import os
 import pytest
 
 from ..errors import IntegrityError
-from .trees import assert_same_tree, make_tree, tree_digest
+from .fstree import assert_same_tree, tree_digest
+from .sampletree import make_tree
 
 __all__ = ["VaultContract"]
 

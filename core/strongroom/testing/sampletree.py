@@ -1,44 +1,52 @@
-"""Test tools for file trees: build the sample tree, snapshot a tree, compare two trees.
+"""Sample file trees to back up in tests: deterministic, built from a seed.
 
-``build_sample_tree`` makes a seeded, deterministic tree with everything a backup of files
-must preserve: nesting, empty directories and files, a big pseudo-random file, many small
-files (compressible text and random bytes), symlinks of every kind, a group of hardlinks,
-a sparse file, xattrs, awkward names, a fifo, unusual modes and owners, and mtimes set
-to fixed nanosecond values.  Two builds with the same arguments compare equal.
+:func:`build_sample_tree` makes the full tree, with everything a backup of files must
+preserve: nesting, empty folders and files, a big pseudo-random file, many small files
+(compressible text and random bytes), symlinks of every kind (relative, absolute,
+dangling, to a folder), a group of three hardlinks, a sparse file, ``user.*`` xattrs
+(where the file system stores them), awkward names (:data:`UNICODE_NAME`,
+:data:`NEWLINE_NAME`, undecodable :data:`BAD_NAME`, :data:`LONG_NAME`...), a fifo,
+unusual modes (0o000, setuid, setgid), foreign owners (:data:`OWNER_UID`,
+:data:`OWNER_GID`; only when run as root) and mtimes set to fixed nanosecond values.
+Two builds with the same arguments compare equal with
+:func:`~strongroom.testing.assert_trees_equal`.
 
-``snapshot_tree`` records, per path relative to the root (the root itself excluded):
-type, mode, uid, gid, size, mtime_ns, symlink target, ``user.*`` xattrs, content sha256,
-nlink and hardlink group (counted within the tree, labelled by the group's first path, so
-two trees compare by structure, not inode numbers) and allocated blocks.
-``assert_trees_equal`` compares two snapshots (or trees) field by field, ignoring atime
-and ctime, and checks that sparse files did not get much bigger on disk.
+:func:`make_tree` makes a small tree that any storage backend must carry intact (no
+special files, owners or xattrs): nested folders, an empty file and folder, text,
+random bytes spanning several chunks, a symlink, odd but portable names.
+
+Both write only under the ``root`` they are given.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
-import stat
 import zlib
 
+__all__ = [
+    "BAD_NAME", "LONG_NAME", "NEWLINE_NAME", "OWNER_GID", "OWNER_UID", "UNICODE_NAME",
+    "build_sample_tree", "make_tree", "xattrs_supported",
+]
+
 MIB = 1 << 20
-FIELDS = ("type", "mode", "uid", "gid", "size", "mtime_ns", "target", "xattrs", "sha256", "nlink", "hardlink_group")
-SPARSE_SLACK = MIB
 BASE_MTIME_NS = 1_500_000_000_123_456_789
+#: the owner of the ``owners/`` entries when the tree is built as root
 OWNER_UID, OWNER_GID = 1234, 5678
+#: a name that is not valid UTF-8 (``os.fsdecode`` of the raw bytes)
 BAD_NAME = os.fsdecode(b"bad\xff name")
 NEWLINE_NAME = "new\nline"
 UNICODE_NAME = "ünïcödé ☃"
+#: a name of 200 characters
 LONG_NAME = "long-" + "x" * 195
 _WORDS = "alpha beta gamma delta vault chunk backup restore point policy item pack index".split()
 
 
-# --- building ----------------------------------------------------------------------------
+# --- the full sample tree ------------------------------------------------------------------
 
 
-def build_sample_tree(root: str, *, big_file_mib: int = 200, small_files: int = 5000, seed: int = 1) -> None:
-    """Create the sample tree under ``root`` (created if missing, expected empty)."""
+def build_sample_tree(root: str, *, big_file_mib: int = 200, small_files: int = 5000, seed: int = 1) -> str:
+    """Create the sample tree under ``root`` (created if missing, expected empty); returns ``root``."""
     rng = random.Random(seed)
     os.makedirs(root, exist_ok=True)
     _build_nested(root)
@@ -51,6 +59,7 @@ def build_sample_tree(root: str, *, big_file_mib: int = 200, small_files: int = 
     _build_xattrs(root)
     os.mkfifo(os.path.join(root, "special", "fifo"))
     _set_times(root)
+    return root
 
 
 def _write(path: str, data: bytes = b"", mode: int | None = None) -> None:
@@ -178,115 +187,27 @@ def _set_times(root: str) -> None:
     os.utime(hardlinked, ns=(BASE_MTIME_NS, BASE_MTIME_NS))
 
 
-# --- snapshots ---------------------------------------------------------------------------
+# --- the small portable tree ------------------------------------------------------------
 
 
-def snapshot_tree(root: str, *, hash_content: bool = True) -> dict[str, dict]:
-    """Map each path under ``root`` (``/``-separated, root excluded) to its metadata."""
-    snap: dict[str, dict] = {}
-    inodes: dict[tuple[int, int], list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root)
-            st = os.lstat(path)
-            snap[rel] = _record(path, st, hash_content)
-            if stat.S_ISREG(st.st_mode):
-                inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
-    for names in inodes.values():
-        for rel in names:
-            snap[rel]["nlink"] = len(names)
-            snap[rel]["hardlink_group"] = min(names) if len(names) > 1 else None
-    return snap
-
-
-def _record(path: str, st: os.stat_result, hash_content: bool) -> dict:
-    kind = _kind(st.st_mode)
-    return {
-        "type": kind,
-        "mode": stat.S_IMODE(st.st_mode),
-        "uid": st.st_uid,
-        "gid": st.st_gid,
-        "size": st.st_size if kind == "file" else 0,
-        "mtime_ns": st.st_mtime_ns,
-        "target": os.readlink(path) if kind == "symlink" else None,
-        "xattrs": _user_xattrs(path),
-        "sha256": _sha256(path) if kind == "file" and hash_content else None,
-        "nlink": 1 if kind != "dir" else None,
-        "hardlink_group": None,
-        "blocks": st.st_blocks,
-    }
-
-
-def _kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISREG, "file"),
-        (stat.S_ISDIR, "dir"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISCHR, "chardev"),
-        (stat.S_ISBLK, "blockdev"),
-        (stat.S_ISSOCK, "socket"),
-    ):
-        if test(mode):
-            return kind
-    return "unknown"
-
-
-def _user_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return ()
-    return tuple(
-        (name, os.getxattr(path, name, follow_symlinks=False)) for name in sorted(names) if name.startswith("user.")
-    )
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MIB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --- comparing ---------------------------------------------------------------------------
-
-
-def _as_snapshot(tree: str | os.PathLike[str] | dict) -> dict[str, dict]:
-    return tree if isinstance(tree, dict) else snapshot_tree(os.fspath(tree))
-
-
-def tree_differences(expected: str | dict, actual: str | dict, *, check_sparse: bool = True) -> list[str]:
-    """Human-readable differences between two trees or snapshots (empty if equal)."""
-    want, got = _as_snapshot(expected), _as_snapshot(actual)
-    problems = [f"missing: {p!r}" for p in sorted(want.keys() - got.keys())]
-    problems += [f"unexpected: {p!r}" for p in sorted(got.keys() - want.keys())]
-    for path in sorted(want.keys() & got.keys()):
-        a, b = want[path], got[path]
-        for field in FIELDS:
-            if a[field] != b[field]:
-                problems.append(f"{path!r}: {field} expected {_show(field, a[field])}, got {_show(field, b[field])}")
-        if check_sparse and _is_sparse(a) and b["blocks"] * 512 > a["blocks"] * 512 + SPARSE_SLACK:
-            problems.append(f"{path!r}: not sparse ({b['blocks']} blocks, source {a['blocks']})")
-    return problems
-
-
-def _is_sparse(record: dict) -> bool:
-    return record["type"] == "file" and record["blocks"] * 512 < record["size"]
-
-
-def _show(field: str, value: object) -> str:
-    text = oct(value) if field == "mode" and isinstance(value, int) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def assert_trees_equal(expected: str | dict, actual: str | dict, *, check_sparse: bool = True) -> None:
-    """Fail with the first 20 differences if the two trees (or snapshots) differ."""
-    problems = tree_differences(expected, actual, check_sparse=check_sparse)
-    if problems:
-        listed = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise AssertionError(f"trees differ in {len(problems)} place(s):\n  {listed}{more}")
+def make_tree(root: str, *, seed: int = 1, big_mib: int = 3, small_files: int = 20) -> str:
+    """Write the small portable tree under ``root`` (created if needed); returns ``root``."""
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, "docs", "deep", "deeper"), exist_ok=True)
+    os.makedirs(os.path.join(root, "empty-dir"), exist_ok=True)
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.write(rng.randbytes(big_mib * MIB))
+    with open(os.path.join(root, "empty"), "wb"):
+        pass
+    words = "vault pack index chunk point restore backup item policy key".split()
+    for i in range(small_files):
+        text = " ".join(rng.choice(words) for _ in range(rng.randrange(10, 2000)))
+        with open(os.path.join(root, "docs", f"note-{i:03}.txt"), "w") as f:
+            f.write(text)
+    with open(os.path.join(root, "docs", "deep", "deeper", "random.dat"), "wb") as f:
+        f.write(rng.randbytes(200_000))
+    with open(os.path.join(root, "docs", "spaces and ünïcode.txt"), "w") as f:
+        f.write("odd name\n")
+    os.symlink("docs/note-000.txt", os.path.join(root, "link"))
+    os.chmod(os.path.join(root, "docs", "note-001.txt"), 0o600)
+    return root
