@@ -29,9 +29,12 @@ Fixtures:
   returns the list of faulty stores made, whose ``injected`` counters tell what hit.
 
 Conformance suites (abstract classes to subclass): :class:`StoreContract` (the Store
-contract, given a ``store`` fixture) and :class:`VaultContract` (a whole vault, given a
-``vault_location`` fixture).  Every built-in backend runs both; ``docs/storage.md``
-shows how a backend author does the same.
+contract, given a ``store`` fixture), :class:`VaultContract` (a whole vault, given a
+``vault_location`` fixture) and :class:`WorkloadContract` (one source of a workload,
+backed up, browsed, restored whole and item by item, damaged; given a ``workload_case``
+fixture returning a :class:`WorkloadCase`).  Every built-in backend runs the first two
+and every built-in workload the third; ``docs/storage.md`` shows how a backend author
+does the same.
 
 File trees (:mod:`strongroom.testing.sampletree`, :mod:`strongroom.testing.fstree`):
 :func:`build_sample_tree` writes a seeded tree with everything a file backup must keep
@@ -58,7 +61,7 @@ import pytest
 
 pytest.register_assert_rewrite(
     "strongroom.testing.store_contract", "strongroom.testing.vault_contract",
-    "strongroom.testing.fstree", "strongroom.testing.sampletree",
+    "strongroom.testing.workload_contract", "strongroom.testing.fstree", "strongroom.testing.sampletree",
 )
 
 from ..config import STORAGE_OPTIONS_ENV  # noqa: E402
@@ -72,6 +75,7 @@ from .sampletree import (  # noqa: E402
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
+from .workload_contract import WorkloadCase, WorkloadContract  # noqa: E402
 
 __all__ = [
     "BACKEND_KINDS",
@@ -88,6 +92,8 @@ __all__ = [
     "UNICODE_NAME",
     "VaultContract",
     "VaultLocation",
+    "WorkloadCase",
+    "WorkloadContract",
     "assert_same_tree",
     "assert_trees_equal",
     "build_sample_tree",
