@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import re
 from pathlib import Path
 
 import click
 import pytest
+import strongroom_postgres.errors
+import strongroom_vm.errors
 
 from strongroom import errors
 from strongroom.cli import build_cli
+from strongroom.markers import ENTRY_POINT_GROUP
 from strongroom.plugins import PluginHost
+
+#: Modules whose error classes are listed in docs/cli.md: the core's and the built-in workloads'.
+ERROR_MODULES = (errors, strongroom_postgres.errors, strongroom_vm.errors)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_MD = ROOT / "docs" / "cli.md"
@@ -20,8 +27,16 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def builtin_plugins() -> PluginHost:
+    """The plugin host with only strongroom's own plugins: docs/cli.md documents those; a
+    separately installed plugin (contrib/) documents its commands in its own README."""
+    others = [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+              if ep.dist is not None and ep.dist.name != "strongroom"]
+    return PluginHost.create(disabled=others)
+
+
 def command_paths() -> list[str]:
-    """Every command and subcommand of the CLI as it is built, as 'strongroom a b'."""
+    """Every command and subcommand of the CLI as strongroom builds it, as 'strongroom a b'."""
     found: list[str] = []
 
     def walk(command: click.Command, path: list[str]) -> None:
@@ -30,15 +45,15 @@ def command_paths() -> list[str]:
             for name, sub in command.commands.items():
                 walk(sub, [*path, name])
 
-    walk(build_cli(PluginHost.create()), [])
+    walk(build_cli(builtin_plugins()), [])
     return found[1:]
 
 
 def error_classes() -> list[type[errors.StrongroomError]]:
-    """Every error class defined in strongroom.errors."""
+    """Every error class defined in strongroom.errors and in the built-in workloads' errors."""
     return [
-        cls for _, cls in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(cls, errors.StrongroomError) and cls.__module__ == errors.__name__
+        cls for module in ERROR_MODULES for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, errors.StrongroomError) and cls.__module__ == module.__name__
     ]
 
 

@@ -1,38 +1,131 @@
 """strongroom: self-hosted workload protection.
 
-The public API: open and create vaults, the plugin markers, the records and errors.
+This module is the public API, the whole contract between strongroom and its plugins:
+a workload, key provider, storage backend or command plugin imports only names listed
+in ``__all__`` here (and ``strongroom.testing`` in its tests).  Names load when first
+used, so ``import strongroom`` stays cheap.
 
     >>> import strongroom
     >>> vault = strongroom.create_vault("/srv/vault")
     >>> vault.protect("files", "home", {"paths": ["/home"]})
     >>> point = vault.backup("home")
+
+- Vaults: :func:`create_vault`, :func:`open_vault`, :class:`Vault`.
+- Plugins: :data:`hookimpl`, :data:`hookspec`, :class:`Registry`; hooks are documented
+  in :mod:`strongroom.hookspecs` and ``docs/plugins.md``.
+- Workloads: :class:`Workload`, the contexts :class:`BackupContext`,
+  :class:`PointContext` and :class:`PointView`, the source entries a backup yields
+  (:class:`FileSource`, :class:`FolderSource`, :class:`LinkSource`,
+  :class:`SpecialSource`, :class:`StreamSource`, :class:`DiskSource`), the tree
+  :class:`Entry` and its types, :class:`BrowseItem`, :class:`RestoreResult`,
+  :class:`RestoreStats`, :class:`SeekableReader`.
+- Key providers: :class:`KeyContext`, :class:`PassphraseSource`, :class:`Secret`.
+- Storage backends: :class:`StorageBackend`, :class:`Capabilities`, :class:`ObjectLock`.
+- Records: :class:`ProtectedItem`, :class:`RecoveryPoint`, :class:`Job`, :class:`Policy`.
+- Errors: :class:`StrongroomError` and the subclasses below; a plugin defines its own
+  errors as subclasses with a message template and an exit code of their own.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import errors, models
-from .markers import hookimpl, hookspec
-from .models import Job, ProtectedItem, RecoveryPoint
-from .workload import BackupContext, PointContext, Workload
+from .version import __version__
+
+#: public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    # plugins
+    "hookimpl": "strongroom.markers", "hookspec": "strongroom.markers", "Registry": "strongroom.registry",
+    # vaults
+    "Vault": "strongroom.vault", "strongroom_home": "strongroom.home",
+    # records
+    "ProtectedItem": "strongroom.models", "RecoveryPoint": "strongroom.models", "Job": "strongroom.models",
+    "JOB_STATES": "strongroom.models",
+    "Policy": "strongroom.policy.record",
+    # tree entries
+    "Entry": "strongroom.catalog.entry", "FILE": "strongroom.catalog.entry", "DIR": "strongroom.catalog.entry",
+    "SYMLINK": "strongroom.catalog.entry", "HARDLINK": "strongroom.catalog.entry",
+    "FIFO": "strongroom.catalog.entry", "CHARDEV": "strongroom.catalog.entry",
+    "BLOCKDEV": "strongroom.catalog.entry", "SOCKET": "strongroom.catalog.entry",
+    "STREAM": "strongroom.catalog.entry", "DISK": "strongroom.catalog.entry",
+    "normalize_path": "strongroom.catalog.tree", "SeekableReader": "strongroom.catalog.seekable",
+    # workloads
+    "Workload": "strongroom.workload", "BrowseItem": "strongroom.workload",
+    "BackupContext": "strongroom.contexts", "PointContext": "strongroom.contexts", "PointView": "strongroom.contexts",
+    "SourceEntry": "strongroom.sources", "FileSource": "strongroom.sources",
+    "FolderSource": "strongroom.sources", "LinkSource": "strongroom.sources",
+    "SpecialSource": "strongroom.sources", "StreamSource": "strongroom.sources",
+    "DiskSource": "strongroom.sources",
+    "RestoreResult": "strongroom.results", "RestoreStats": "strongroom.results",
+    # storage backends
+    "StorageBackend": "strongroom.storage.backends", "ObjectLock": "strongroom.storage.capabilities",
+    "Capabilities": "strongroom.storage.capabilities",
+    # key providers
+    "KeyContext": "strongroom.repository.keyproviders", "PassphraseSource": "strongroom.repository.keyproviders",
+    "Secret": "strongroom.secrets",
+}
+_ERRORS = (
+    "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
+    "VaultError", "VaultKeyError", "KeyNotAvailable", "NotFound", "ItemNotFound", "PointNotFound",
+    "PathNotInPoint", "SourceError", "InvalidSource", "IntegrityError", "RestoreError", "BackupError",
+    "PolicyError", "InvalidPolicy",
+)
+_EXPORTS.update(dict.fromkeys(_ERRORS, "strongroom.errors"))
+
+__all__ = ["__version__", "create_vault", "open_vault", *_EXPORTS]
 
 
-def create_vault(url: str, **kwargs):
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'strongroom' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def create_vault(url: str, **kwargs: Any) -> Vault:
     """Create a vault at ``url``; keyword arguments as :meth:`strongroom.vault.Vault.create`."""
     from .vault import Vault
 
     return Vault.create(url, **kwargs)
 
 
-def open_vault(url: str, **kwargs):
+def open_vault(url: str, **kwargs: Any) -> Vault:
     """Open the vault at ``url``; keyword arguments as :meth:`strongroom.vault.Vault.open`."""
     from .vault import Vault
 
     return Vault.open(url, **kwargs)
 
 
-__all__ = [
-    "__version__", "create_vault", "open_vault", "hookimpl", "hookspec", "errors", "models",
-    "Job", "ProtectedItem", "RecoveryPoint", "Workload", "BackupContext", "PointContext",
-]
+if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
+    from .catalog.entry import (  # noqa: F401
+        BLOCKDEV, CHARDEV, DIR, DISK, FIFO, FILE, HARDLINK, SOCKET, STREAM, SYMLINK, Entry,
+    )
+    from .catalog.seekable import SeekableReader  # noqa: F401
+    from .catalog.tree import normalize_path  # noqa: F401
+    from .contexts import BackupContext, PointContext, PointView  # noqa: F401
+    from .results import RestoreResult, RestoreStats  # noqa: F401
+    from .sources import (  # noqa: F401
+        DiskSource, FileSource, FolderSource, LinkSource, SourceEntry, SpecialSource, StreamSource,
+    )
+    from .errors import (  # noqa: F401
+        BackupError, IntegrityError, InvalidPolicy, InvalidSource, ItemNotFound, KeyNotAvailable, NotFound,
+        ObjectNotFound, PathNotInPoint, PluginError, PointNotFound, PolicyError, RestoreError, SourceError,
+        StorageError, StrongroomError, TransientStorageError, UsageError, VaultError, VaultKeyError,
+    )
+    from .home import strongroom_home  # noqa: F401
+    from .markers import hookimpl, hookspec  # noqa: F401
+    from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401
+    from .policy.record import Policy  # noqa: F401
+    from .registry import Registry  # noqa: F401
+    from .repository.keyproviders import KeyContext, PassphraseSource  # noqa: F401
+    from .secrets import Secret  # noqa: F401
+    from .storage.backends import StorageBackend  # noqa: F401
+    from .storage.capabilities import Capabilities, ObjectLock  # noqa: F401
+    from .vault import Vault  # noqa: F401

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .home import strongroom_home
 
 __all__ = [
     "CONFIG_NAME",
@@ -61,8 +62,6 @@ _NOT_SECRET = frozenset({"known_hosts", "client_keys"})
 
 def config_path() -> Path:
     """Where the config file is: ``$STRONGROOM_HOME/config.toml``."""
-    from .repository.keyproviders import strongroom_home
-
     return strongroom_home() / CONFIG_NAME
 
 

@@ -4,6 +4,10 @@ Every error class has a docstring that is its message template (formatted with t
 keyword arguments given to the constructor) and a stable ``exit_code`` that the CLI
 returns.  Scripts may rely on the exit codes; they are listed in ``docs/cli.md``.
 
+Plugins keep their own errors in their own package, as subclasses of these (the
+built-in workloads: ``strongroom_postgres.errors`` uses codes 80-89,
+``strongroom_vm.errors`` 90-96; a third-party plugin picks codes from 100 to 125).
+
     >>> raise ItemNotFound(item="web")
     strongroom.errors.ItemNotFound: Protected item 'web' not found in this vault.
 """
@@ -224,114 +228,6 @@ class BackupError(StrongroomError):
     """Backup failed: {message}"""
 
     exit_code = 61
-
-
-# --- postgres ---
-
-
-class PostgresError(StrongroomError):
-    """PostgreSQL: {message}"""
-
-    exit_code = 80
-
-
-class PostgresConnectFailed(PostgresError):
-    """Cannot connect to PostgreSQL at {server}: {reason}"""
-
-    exit_code = 81
-
-
-class PostgresToolsMismatch(PostgresError):
-    """{tool} {tool_version} cannot {action}: {hint}"""
-
-    exit_code = 82
-
-
-class DatabaseNotFound(PostgresError):
-    """Database '{database}' does not exist on PostgreSQL at {server}."""
-
-    exit_code = 83
-
-
-class DatabaseExists(PostgresError):
-    """Database '{database}' already exists on PostgreSQL at {server}; pass --force to replace it or choose another --to-database."""
-
-    exit_code = 84
-
-
-class ObjectsExist(PostgresError):
-    """Database '{database}' already has {objects}; pass --force to replace them."""
-
-    exit_code = 85
-
-
-class NotInDump(PostgresError):
-    """{kind} '{name}' is not in {where}."""
-
-    exit_code = 86
-
-
-class DumpFailed(PostgresError):
-    """{tool} of {what} failed: {reason}"""
-
-    exit_code = 87
-
-
-class PostgresRestoreFailed(PostgresError):
-    """Restore into database '{database}' failed: {reason} ({cleanup})"""
-
-    exit_code = 88
-
-
-class DumpUnreadable(PostgresError):
-    """The dump of database '{database}' in recovery point {point} cannot be read: {reason}"""
-
-    exit_code = 89
-
-
-# --- vm ---
-
-
-class VmError(StrongroomError):
-    """{message}"""
-
-    exit_code = 90
-
-
-class DiskUnreadable(VmError):
-    """Cannot read disk {disk}: {reason}"""
-
-    exit_code = 91
-
-
-class QemuError(VmError):
-    """QEMU at {socket}: {reason}"""
-
-    exit_code = 92
-
-
-class GuestAgentError(VmError):
-    """Guest agent at {socket}: {reason}"""
-
-    exit_code = 93
-
-
-class DiskNotInPoint(NotFound):
-    """Disk '{disk}' not found in recovery point {point} (disks: {disks})."""
-
-    exit_code = 94
-
-
-class UnknownFilesystem(VmError):
-    """Cannot read {where}: {reason}"""
-
-    exit_code = 95
-
-
-class ToolMissing(VmError):
-    """{tool} is needed to {purpose}; install {package}."""
-
-    exit_code = 96
 
 
 # --- policies, lifecycle, prune ------------------------------------------------------

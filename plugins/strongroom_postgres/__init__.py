@@ -5,7 +5,7 @@ Registered through the ``strongroom`` entry-point group, like any third-party pl
 The user guide is ``docs/postgres.md``.
 """
 
-from strongroom.markers import hookimpl
+from strongroom import hookimpl
 
 from .workload import PostgresWorkload
 

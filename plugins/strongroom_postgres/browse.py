@@ -16,18 +16,13 @@ Everything below the top is read from the dump's table of contents through the v
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
-from strongroom.catalog.tree import normalize_path
-from strongroom.errors import NotInDump
-from strongroom.workload import BrowseItem
+from strongroom import BrowseItem, PointContext, normalize_path
 
+from .errors import NotInDump
 from .feed import read_dump_toc
 from .layout import GLOBALS, MANIFEST, Manifest, dump_entry, quote_name, unquote_name
 from .selection import PARTS, RELATIONS, Planner
-
-if TYPE_CHECKING:
-    from strongroom.workload import PointContext
 
 LISTED = RELATIONS | {"SEQUENCE", "FUNCTION", "PROCEDURE", "AGGREGATE", "TYPE", "DOMAIN"}
 
@@ -36,12 +31,12 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else ("es" if word.endswith("x") else "s"))
 
 
-def browse(ctx: "PointContext", manifest: Manifest, path: str) -> list[BrowseItem]:
+def browse(ctx: PointContext, manifest: Manifest, path: str) -> list[BrowseItem]:
     parts = [unquote_name(p) for p in normalize_path(path).split("/") if p]
     if not parts:
         return _top(ctx, manifest)
     if len(parts) == 1 and parts[0] in (GLOBALS, MANIFEST) and parts[0] not in {r.name for r in manifest.databases}:
-        entry = ctx.tree.lookup(parts[0])
+        entry = ctx.lookup(parts[0])
         return [BrowseItem(path=parts[0], name=parts[0], type="file", size=entry.size if entry else None)]
     record = manifest.database(parts[0], ctx.point.short_id)
     toc, _ = read_dump_toc(ctx, record)
@@ -60,14 +55,14 @@ def browse(ctx: "PointContext", manifest: Manifest, path: str) -> list[BrowseIte
     return _table(planner, record.name, found[0].dump_id)
 
 
-def _top(ctx: "PointContext", manifest: Manifest) -> list[BrowseItem]:
+def _top(ctx: PointContext, manifest: Manifest) -> list[BrowseItem]:
     rows = []
     for record in manifest.databases:
         size = dump_entry(ctx, record).size
         detail = f"PostgreSQL {manifest.server_version}, owner {record.owner}, {record.encoding}"
         rows.append(BrowseItem(path=quote_name(record.name), name=record.name, type="database",
                                size=size, owner=record.owner, detail=detail))
-    entry = ctx.tree.lookup(GLOBALS)
+    entry = ctx.lookup(GLOBALS)
     passwords = "" if manifest.doc.get("globals", {}).get("role_passwords", True) else ", without role passwords"
     rows.append(BrowseItem(path=GLOBALS, name=GLOBALS, type="globals", size=entry.size if entry else None,
                            detail=f"roles and tablespaces (pg_dumpall --globals-only{passwords})"))

@@ -26,7 +26,9 @@ from typing import Mapping
 
 import attrs
 
-from strongroom.errors import PostgresConnectFailed, UsageError
+from strongroom import UsageError
+
+from .errors import PostgresConnectFailed
 
 SECRET_KEYS = frozenset({"password", "sslpassword"})
 CONNECT_TIMEOUT = "10"

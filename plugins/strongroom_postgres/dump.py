@@ -10,54 +10,31 @@ the next, so their chunks deduplicate; the vault compresses each chunk (zstd).
 
 Each ``pg_dump`` takes its own snapshot, so every database is consistent by itself
 (the point is "application-consistent"); databases are not consistent with each other.
-A tool that exits with an error raises :class:`~strongroom.errors.DumpFailed` when its
+A tool that exits with an error raises :class:`~strongroom_postgres.errors.DumpFailed` when its
 stream ends, which fails the backup: no point is written.  The engine may run two
 dumps at a time (its reader threads).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
 import subprocess
 import tempfile
 import time
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
-import attrs
-
-from strongroom.catalog.entry import DIR, STREAM, Entry
-from strongroom.errors import DatabaseNotFound, DumpFailed
-from strongroom.models import iso, utcnow
+from strongroom import DIR, STREAM, BackupContext, Entry, FolderSource, StreamSource
 
 from . import server as pgserver
 from .conninfo import Connection
+from .errors import DatabaseNotFound, DumpFailed
 from .layout import DATABASES, GLOBALS, MANIFEST, MANIFEST_FORMAT, dump_path
 from .server import Server, Toolset
 
-if TYPE_CHECKING:
-    from strongroom.workload import BackupContext
-
 CONSISTENCY = "application-consistent"
-
-
-@attrs.frozen
-class StreamSource:
-    """A source entry whose content comes from ``opener()`` (a binary stream)."""
-
-    path: str
-    entry: Entry
-    opener: Callable[[], io.RawIOBase]
-
-    def open(self) -> io.RawIOBase:
-        return self.opener()
-
-
-@attrs.frozen
-class DirSource:
-    path: str
-    entry: Entry
 
 
 class ToolStream(io.RawIOBase):
@@ -139,7 +116,7 @@ def _record(db: dict) -> dict:
 def manifest(info: dict, tools: Toolset, conn: Connection, databases: list[dict]) -> bytes:
     doc = {
         "format": MANIFEST_FORMAT,
-        "created": iso(utcnow()),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
         "consistency": f"{CONSISTENCY}: each database is dumped from its own snapshot",
         "server": {"version": info["version"], "version_num": info["version_num"],
                    "address": conn.describe()},
@@ -150,7 +127,7 @@ def manifest(info: dict, tools: Toolset, conn: Connection, databases: list[dict]
     return json.dumps(doc, indent=1, sort_keys=True).encode()
 
 
-def backup_entries(ctx: "BackupContext", conn: Connection, source: dict) -> Iterator[object]:
+def backup_entries(ctx: BackupContext, conn: Connection, source: dict) -> Iterator[object]:
     """The source entries of a new point (see the module docstring)."""
     probe = Server(conn, pgserver.find_toolsets(source.get("bindir"))[0])
     info = probe.info()
@@ -169,7 +146,7 @@ def backup_entries(ctx: "BackupContext", conn: Connection, source: dict) -> Iter
         return DumpFailed(tool="pg_dumpall", what="the roles and tablespaces", reason=pgserver.tool_error(stderr))
 
     yield StreamSource(GLOBALS, _entry(GLOBALS), lambda: ToolStream(globals_argv, env, globals_failed))
-    yield DirSource(DATABASES, _entry(DATABASES, DIR))
+    yield FolderSource(DATABASES, _entry(DATABASES, DIR))
     for db in databases:
         name = db["name"]
         argv = [tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password",

@@ -23,16 +23,11 @@ the size of its tree entry.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import attrs
+from strongroom import Entry, PathNotInPoint, PointView, UsageError
 
-from strongroom.catalog.reader import ContentReader
-from strongroom.errors import DumpUnreadable, NotInDump, PathNotInPoint, UsageError
-
-if TYPE_CHECKING:
-    from strongroom.catalog.entry import Entry
-    from strongroom.workload import PointContext
+from .errors import DumpUnreadable, NotInDump
 
 MANIFEST = "manifest.json"
 GLOBALS = "globals.sql"
@@ -109,15 +104,14 @@ class Manifest:
         raise NotInDump(kind="Database", name=name, where=f"recovery point {point} (it has: {known})")
 
 
-def read_manifest(ctx: "PointContext") -> Manifest:
+def read_manifest(ctx: PointView) -> Manifest:
     try:
-        entry = ctx.tree.lookup(MANIFEST)
+        data = ctx.read_bytes(MANIFEST)
     except PathNotInPoint:
         raise DumpUnreadable(database="(all)", point=ctx.point.short_id,
                              reason=f"the point has no {MANIFEST}") from None
-    reader = ContentReader(ctx.repo, entry)  # type: ignore[arg-type]
     try:
-        doc = json.loads(reader.read())
+        doc = json.loads(data)
     except ValueError as exc:
         raise DumpUnreadable(database="(all)", point=ctx.point.short_id,
                              reason=f"malformed {MANIFEST} ({exc})") from None
@@ -127,9 +121,9 @@ def read_manifest(ctx: "PointContext") -> Manifest:
     return Manifest(doc)
 
 
-def dump_entry(ctx: "PointContext", record: DatabaseRecord) -> "Entry":
+def dump_entry(ctx: PointView, record: DatabaseRecord) -> Entry:
     try:
-        entry = ctx.tree.lookup(record.entry)
+        entry = ctx.lookup(record.entry)
     except PathNotInPoint:
         entry = None
     if entry is None or not entry.has_content:

@@ -54,8 +54,6 @@ def restore_params() -> list[click.Parameter]:
                      help="postgres: restore only this schema, complete (repeatable)."),
         click.Option(["--table", "tables"], multiple=True, metavar="[SCHEMA.]TABLE",
                      help="postgres: restore only this table with its indexes, keys, sequences... (repeatable)."),
-        click.Option(["--force"], is_flag=True, default=False,
-                     help="postgres: replace an existing database, or the existing tables being restored."),
         click.Option(["--no-owner"], is_flag=True, default=False,
                      help="postgres: restore without owners and grants (for a server without the point's roles)."),
         click.Option(["--jobs"], type=click.IntRange(min=1), metavar="N",

@@ -37,26 +37,18 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import attrs
-
-from strongroom.engine.progress import Throttled
-from strongroom.engine.restore import Restorer, RestoreResult, RestoreStats
-from strongroom.errors import (
-    DatabaseExists, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed, UsageError,
-)
+from strongroom import Entry, PointContext, RestoreResult, RestoreStats, UsageError
 
 from . import server as pgserver
 from .conninfo import Connection
-from .feed import read_dump_toc, stream_entry
+from .errors import DatabaseExists, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed
+from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
 from .selection import DECORATIONS, EXCLUDED, PARTS, Planner, Selection, split_table
 from .server import Server, quote_ident, quote_literal
-
-if TYPE_CHECKING:
-    from strongroom.catalog.entry import Entry
-    from strongroom.workload import PointContext
 
 
 @attrs.frozen
@@ -77,7 +69,7 @@ class Request:
 
 
 class DatabaseRestore:
-    def __init__(self, ctx: "PointContext", manifest: Manifest, conn: Connection, request: Request,
+    def __init__(self, ctx: PointContext, manifest: Manifest, conn: Connection, request: Request,
                  *, bindir: str | None = None) -> None:
         self.ctx = ctx
         self.manifest = manifest
@@ -87,7 +79,6 @@ class DatabaseRestore:
         self.server = Server(conn, self.tools)
         self.stats = RestoreStats()
         self.warnings: list[str] = []
-        self._report = Throttled(ctx.progress)
 
     # --- planning ----------------------------------------------------------------------
 
@@ -251,10 +242,10 @@ class DatabaseRestore:
 
             def progress(done: int) -> None:
                 self.stats.bytes_written = done
-                self._report(self.stats)
+                self.ctx.report_progress(self.stats)
 
             try:
-                stream_entry(self.ctx.repo, entry, proc.stdin, progress=progress)  # type: ignore[arg-type]
+                self.ctx.write_stream(entry, proc.stdin, progress=progress)  # type: ignore[arg-type]
                 proc.stdin.close()  # type: ignore[union-attr]
             except BrokenPipeError:
                 pass  # pg_restore stopped reading: it had what it needed, or it failed
@@ -272,7 +263,7 @@ class DatabaseRestore:
 
     def _run_parallel(self, argv: list[str], workdir: str) -> str | None:
         record = self.request.record
-        result = Restorer(self.ctx.repo, self.ctx.tree, workdir, progress=self.ctx.progress).run([record.entry])
+        result = self.ctx.restore_paths(workdir, [record.entry])
         if result.errors:
             return "; ".join(result.errors[:3])
         self.stats.bytes_written = result.stats.bytes_written
@@ -282,11 +273,11 @@ class DatabaseRestore:
         return pgserver.tool_error(done.stderr.decode("utf-8", "replace")) if done.returncode else None
 
 
-def restore_database(ctx: "PointContext", manifest: Manifest, conn: Connection, request: Request,
+def restore_database(ctx: PointContext, manifest: Manifest, conn: Connection, request: Request,
                      bindir: str | None) -> RestoreResult:
     return DatabaseRestore(ctx, manifest, conn, request, bindir=bindir).run()
 
 
-def restore_files(ctx: "PointContext", target: str, paths: Sequence[str]) -> RestoreResult:
+def restore_files(ctx: PointContext, target: str, paths: Sequence[str]) -> RestoreResult:
     """Restore as files: the dumps, globals and manifest, usable with plain pg_restore."""
-    return Restorer(ctx.repo, ctx.tree, target, progress=ctx.progress).run(paths)
+    return ctx.restore_paths(target, paths)

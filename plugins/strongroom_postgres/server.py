@@ -28,9 +28,7 @@ from typing import Any, Iterable
 
 import attrs
 
-from strongroom.errors import (
-    DatabaseNotFound, PostgresConnectFailed, PostgresError, PostgresToolsMismatch,
-)
+from .errors import DatabaseNotFound, PostgresConnectFailed, PostgresError, PostgresToolsMismatch
 
 from .conninfo import Connection
 

@@ -11,18 +11,16 @@ document stored in the item::
 Protecting checks that the server answers, that the databases exist and that client
 tools able to dump the server are installed.  Backup, browse and restore are in
 :mod:`.dump`, :mod:`.browse` and :mod:`.restore`; the point layout in :mod:`.layout`.
-This module is imported on every start of the command line, so :mod:`.restore` (which
-needs the core's engine) is imported by the methods that restore.
+This module is imported on every start of the command line, so :mod:`.restore` is
+imported by the methods that restore.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import click
-
-from strongroom.errors import InvalidSource, UsageError
-from strongroom.workload import BackupContext, BrowseItem, PointContext, Workload
+from strongroom import BackupContext, BrowseItem, InvalidSource, PointContext, RestoreResult, UsageError, Workload
 
 from . import options as opts
 from . import server as pgserver
@@ -30,9 +28,6 @@ from .browse import browse
 from .conninfo import Connection
 from .dump import CONSISTENCY, backup_entries, select_databases
 from .layout import GLOBALS, MANIFEST, read_manifest, unquote_name
-
-if TYPE_CHECKING:
-    from strongroom.engine.restore import RestoreResult
 
 
 class PostgresWorkload(Workload):
@@ -91,8 +86,6 @@ class PostgresWorkload(Workload):
 
     def restore(self, ctx: PointContext, target: str | None, paths: Sequence[str],
                 options: dict[str, Any]) -> RestoreResult:
-        from strongroom.engine.restore import RestoreResult
-
         from .restore import Request, restore_database
 
         manifest = read_manifest(ctx)

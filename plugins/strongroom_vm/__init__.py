@@ -4,7 +4,7 @@ whole or file by file from inside a disk.
 Registered through the ``strongroom`` entry-point group, like any third-party plugin.
 """
 
-from strongroom.markers import hookimpl
+from strongroom import hookimpl
 
 from .workload import VmWorkload
 

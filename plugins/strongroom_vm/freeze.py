@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from strongroom.errors import GuestAgentError
+from .errors import GuestAgentError
 
 from .qmp import GuestAgent
 

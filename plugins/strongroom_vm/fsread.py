@@ -5,7 +5,7 @@ Built on pytsk3 (The Sleuth Kit's Python binding, Apache-2.0): partition tables 
 (plus what else TSK reads: HFS+, ISO 9660, UFS).  LVM2 physical volumes are opened with
 :mod:`strongroom_vm.lvm` (linear logical volumes).  Every byte comes through
 ``reader.read`` at the offsets TSK asks for, so over a recovery point's
-:class:`~strongroom.catalog.reader.ContentReader` only the chunks holding the metadata and
+reader (:meth:`strongroom.PointView.open`) only the chunks holding the metadata and
 the files read are fetched from the vault.
 
 Paths inside a disk: ``/`` lists the volumes, ``pN`` for partition N (Linux numbering:
@@ -24,8 +24,9 @@ from typing import Iterator
 
 import attrs
 
-from strongroom.catalog.seekable import SeekableReader
-from strongroom.errors import PathNotInPoint, ToolMissing, UnknownFilesystem
+from strongroom import PathNotInPoint, SeekableReader
+
+from .errors import ToolMissing, UnknownFilesystem
 
 try:
     import pytsk3

@@ -32,8 +32,9 @@ from typing import Iterator
 
 import attrs
 
-from strongroom.catalog.seekable import SeekableReader
-from strongroom.errors import DiskUnreadable, ToolMissing
+from strongroom import SeekableReader
+
+from .errors import DiskUnreadable, ToolMissing
 
 from .nbd import NbdClient, NbdError, NbdReader
 

@@ -3,12 +3,12 @@
 A location is written ``[DISK:]/path``: ``vda:/`` is the top of disk ``vda`` (its
 partitions, or its file system if it has no partition table), ``vda:/p1/etc/hosts`` a
 file on its first partition.  ``DISK:`` may be left out when the point has one disk.
-The disk is read through the point's seekable reader (``ContentReader``), so only the
-chunks that hold the file system's metadata and the files' data are fetched; the disk is
-never restored.
+The disk is read through the point's seekable reader (``ctx.open``), so only the chunks
+that hold the file system's metadata and the files' data are fetched; the disk is never
+restored.
 
 Extraction writes ``DIR/<disk>/<volume>/<path>`` (the place the item has in the point,
-as a files restore does) through the core's safe tree writer, with the metadata the file
+as a files restore does) through the core's safe writer (``ctx.write_entries``), with the metadata the file
 system has: mode, owner, modification and access times; symbolic links as links.
 """
 
@@ -17,14 +17,12 @@ from __future__ import annotations
 from typing import Iterator
 
 import attrs
+from strongroom import (
+    BLOCKDEV, CHARDEV, DIR, DISK, FIFO, FILE, SOCKET, SYMLINK, BrowseItem, Entry, PathNotInPoint, PointContext,
+    RestoreResult, UsageError,
+)
 
-from strongroom.catalog.entry import DIR, DISK, FILE, SYMLINK, Entry
-from strongroom.catalog.reader import ContentReader
-from strongroom.engine.fswrite import TreeWriter
-from strongroom.engine.restore import RestoreResult, RestoreStats
-from strongroom.errors import DiskNotInPoint, PathNotInPoint, UsageError
-from strongroom.workload import BrowseItem, PointContext
-
+from .errors import DiskNotInPoint
 from .fsread import DiskView, FileSystem, FsNode
 from .layout import DISKS_DIR
 
@@ -41,7 +39,7 @@ class Location:
 
 def disk_names(ctx: PointContext) -> list[str]:
     try:
-        return [e.name for e in ctx.tree.listdir(DISKS_DIR) if e.type == DISK]
+        return [e.name for e in ctx.listdir(DISKS_DIR) if e.type == DISK]
     except PathNotInPoint:
         return []
 
@@ -56,9 +54,8 @@ def open_disk(ctx: PointContext, disk: str) -> DiskView:
     names = disk_names(ctx)
     if disk not in names:
         raise DiskNotInPoint(disk=disk, point=ctx.point.short_id, disks=", ".join(names) or "none")
-    entry = ctx.tree.lookup(f"{DISKS_DIR}/{disk}")
-    reader = ContentReader(ctx.repo, entry)
-    return DiskView(reader, entry.size, disk, ctx.point.short_id)
+    entry = ctx.lookup(f"{DISKS_DIR}/{disk}")
+    return DiskView(ctx.open(entry), entry.size, disk, ctx.point.short_id)
 
 
 def parse_location(ctx: PointContext, text: str, view: DiskView | None = None) -> tuple[Location, DiskView]:
@@ -116,8 +113,13 @@ def browse_disk(ctx: PointContext, text: str) -> list[BrowseItem]:
     return [_row(prefix, child) for child in fs.listdir(node.inode)]
 
 
+#: file-system node types and the entry types they are written as
+_KINDS = {"file": FILE, "dir": DIR, "symlink": SYMLINK, "fifo": FIFO, "chardev": CHARDEV,
+          "blockdev": BLOCKDEV, "socket": SOCKET}
+
+
 def _entry(node: FsNode, name: str) -> Entry:
-    kind = {"dir": DIR, "symlink": SYMLINK}.get(node.type, FILE)
+    kind = _KINDS[node.type]
     return Entry(name=name, type=kind, mode=node.mode, uid=node.uid, gid=node.gid, mtime_ns=node.mtime_ns,
                  atime_ns=node.atime_ns, size=node.size if kind == FILE else 0, target=node.target)
 
@@ -137,32 +139,10 @@ def _selection(ctx: PointContext, paths: list[str]) -> Iterator[tuple[FileSystem
 
 def extract(ctx: PointContext, target: str, paths: list[str]) -> RestoreResult:
     """Write the files and folders at ``paths`` under ``target`` (see the module doc)."""
-    stats = RestoreStats()
-    writer = TreeWriter(target)
-    seen: set[str] = set()
-    try:
+
+    def entries() -> Iterator[tuple[str, Entry, Iterator[bytes] | None]]:
         for fs, relpath, node in _selection(ctx, paths):
-            if relpath in seen:
-                continue
-            seen.add(relpath)
             entry = _entry(node, relpath.rpartition("/")[2])
-            if node.type == "dir":
-                writer.make_dir(relpath, entry)
-                stats.dirs += 1
-            elif node.type == "symlink":
-                writer.make_symlink(relpath, entry)
-                stats.links += 1
-            elif node.type == "file":
-                writer.create_file(relpath, entry)
-                offset = 0
-                for data in fs.read(node):
-                    writer.write(relpath, offset, data, sparse=True)
-                    offset += len(data)
-                    stats.bytes_written += len(data)
-                writer.finish_file(relpath, entry)
-                stats.files += 1
-            else:
-                writer.warnings.append(f"{relpath}: {node.type} not restored")
-    finally:
-        writer.close()
-    return RestoreResult(stats, (), (), tuple(writer.warnings))
+            yield relpath, entry, fs.read(node) if entry.type == FILE else None
+
+    return ctx.write_entries(target, entries())

@@ -18,21 +18,18 @@ Disk names are 1-64 characters of letters, digits, ``.``, ``_`` and ``-`` (no ``
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import stat
 import time
-from typing import Any, Callable
+from typing import Any
 
-import attrs
-
-from strongroom.catalog.entry import DIR, DISK, FILE, STREAM, Entry
+from strongroom import DISK, FILE, Entry, FileSource, FolderSource, IntegrityError, PointView, StreamSource
 
 __all__ = [
-    "CHUNK_SIZE", "CONFIG_DIR", "DISKS_DIR", "FORMATS", "MANIFEST", "DiskSource", "FileSource",
-    "StreamSource", "check_disk_name", "config_entries", "dir_source", "read_manifest",
+    "CHUNK_SIZE", "CONFIG_DIR", "DISKS_DIR", "FORMATS", "MANIFEST", "check_disk_name", "config_entries",
+    "dir_source", "disk_entry", "manifest_source", "read_manifest",
 ]
 
 CHUNK_SIZE = 4 << 20
@@ -58,46 +55,8 @@ def safe_disk_name(text: str) -> str:
     return name or "disk"
 
 
-@attrs.frozen
-class FileSource:
-    """A file of this machine, backed up with its metadata (the engine reads ``abspath``)."""
-
-    path: str
-    abspath: str
-    entry: Entry
-
-
-@attrs.frozen
-class StreamSource:
-    """Bytes made by the workload (the manifest, a command line)."""
-
-    path: str
-    entry: Entry
-    data: bytes
-
-    def open(self) -> io.BytesIO:
-        return io.BytesIO(self.data)
-
-
-@attrs.frozen
-class DiskSource:
-    """A disk: ``open()`` gives a seekable reader of its guest content.
-
-    ``changed_chunks`` (chunk numbers that may differ from the parent point, or None to
-    read everything) is what the engine uses to skip unchanged chunks.
-    """
-
-    path: str
-    entry: Entry
-    opener: Callable[[], io.RawIOBase]
-    changed_chunks: frozenset[int] | None = None
-
-    def open(self) -> io.RawIOBase:
-        return self.opener()
-
-
-def dir_source(name: str) -> StreamSource:
-    return StreamSource(name, Entry(name=name, type=DIR, mode=0o755), b"")
+def dir_source(name: str) -> FolderSource:
+    return FolderSource.named(name)
 
 
 def disk_entry(name: str, size: int, mtime_ns: int = 0) -> Entry:
@@ -107,8 +66,7 @@ def disk_entry(name: str, size: int, mtime_ns: int = 0) -> Entry:
 
 
 def stream(path: str, data: bytes, mode: int = 0o644) -> StreamSource:
-    name = path.rpartition("/")[2]
-    return StreamSource(path, Entry(name=name, type=STREAM, mode=mode, size=len(data)), data)
+    return StreamSource.from_bytes(path, data, mode=mode)
 
 
 def config_entries(config: str | None, extra: dict[str, bytes]) -> list[Any]:
@@ -133,21 +91,15 @@ def manifest_source(manifest: dict) -> StreamSource:
     return stream(MANIFEST, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
 
 
-def read_manifest(vault, tree) -> dict:
+def read_manifest(point: PointView) -> dict:
     """The manifest of a point (``{}`` for a point without one)."""
-    from strongroom.catalog.reader import ContentReader
-    from strongroom.errors import IntegrityError, PathNotInPoint
-
-    try:
-        entry = tree.lookup(MANIFEST)
-    except PathNotInPoint:
+    if not point.exists(MANIFEST):
         return {}
-    if entry is None:
-        return {}
+    shown = f"{MANIFEST} of point {point.point.short_id}"
     try:
-        doc = json.loads(ContentReader(vault.repo, entry).read())
+        doc = json.loads(point.read_bytes(MANIFEST))
     except ValueError:
-        raise IntegrityError(what=f"{MANIFEST} of point {tree.point}", reason="not JSON") from None
+        raise IntegrityError(what=shown, reason="not JSON") from None
     if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
-        raise IntegrityError(what=f"{MANIFEST} of point {tree.point}", reason="unknown manifest version")
+        raise IntegrityError(what=shown, reason="unknown manifest version")
     return doc

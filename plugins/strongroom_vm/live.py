@@ -38,14 +38,13 @@ import time
 from typing import Any, Iterator
 
 import attrs
-
-from strongroom.errors import GuestAgentError, QemuError, VmError
+from strongroom import DiskSource
 
 from .bitmaps import chunks_of, checkpoint_name, merge_name, new_token, plan_bitmaps
+from .errors import GuestAgentError, QemuError, VmError
 from .freeze import Freezer
 from .images import ClosingReader, _which
-from .layout import CHUNK_SIZE, DISKS_DIR, DiskSource, config_entries, dir_source, disk_entry, manifest_source
-from .layout import safe_disk_name
+from .layout import CHUNK_SIZE, DISKS_DIR, config_entries, dir_source, disk_entry, manifest_source, safe_disk_name
 from .nbd import NbdClient, NbdError, NbdReader
 from .qmp import QmpClient, QmpCommandError, cmdline_of
 

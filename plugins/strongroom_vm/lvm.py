@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import struct
 from typing import Any, Iterator
-from strongroom.catalog.seekable import SeekableReader
+from strongroom import SeekableReader
 
 __all__ = ["LvmError", "logical_volumes", "parse_metadata"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 from typing import Iterator
-from strongroom.catalog.seekable import SeekableReader
+from strongroom import SeekableReader
 
 __all__ = ["NbdClient", "NbdError", "NbdReader"]
 

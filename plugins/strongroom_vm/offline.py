@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from strongroom.errors import DiskUnreadable, InvalidSource
+from strongroom import DiskSource, InvalidSource
 
+from .errors import DiskUnreadable
 from .images import DIRECT_FORMATS, NBD_FORMATS, ClosingReader, qemu_img_info, open_image, probe
-from .layout import DISKS_DIR, DiskSource, check_disk_name, dir_source, disk_entry
+from .layout import DISKS_DIR, check_disk_name, dir_source, disk_entry
 
 __all__ = ["disk_sources", "parse_disks"]
 

@@ -9,8 +9,8 @@ JSON without greeting or ids; :class:`GuestAgent` re-synchronises a connection w
 command, as the protocol asks.
 
 A socket that is missing, refuses the connection or stays silent past ``timeout``
-raises :class:`~strongroom.errors.QemuError` (or
-:class:`~strongroom.errors.GuestAgentError`) with one line.  A command that QEMU
+raises :class:`~strongroom_vm.errors.QemuError` (or
+:class:`~strongroom_vm.errors.GuestAgentError`) with one line.  A command that QEMU
 rejects raises :class:`QmpCommandError`, which carries QEMU's ``class`` and ``desc``.
 """
 
@@ -23,7 +23,7 @@ import socket
 import struct
 from typing import Any
 
-from strongroom.errors import GuestAgentError, QemuError
+from .errors import GuestAgentError, QemuError
 
 __all__ = ["GuestAgent", "QmpClient", "QmpCommandError", "peer_pid"]
 

@@ -8,8 +8,8 @@
     DIR/config/...           the configuration files stored with the point
     DIR/vm.json              the point's manifest (disk names, sizes, source formats)
 
-Disks are written by the core's restorer (each pack read once, holes left unwritten),
-then renamed; a file already at a final name is replaced.
+Disks are written by the core's restorer (``ctx.restore_paths``: each pack read once,
+holes left unwritten), then renamed; a file already at a final name is replaced.
 """
 
 from __future__ import annotations
@@ -19,24 +19,14 @@ import subprocess
 import time
 
 import attrs
+from strongroom import PointContext, RestoreError, RestoreResult
 
-from strongroom.engine.restore import Restorer, RestoreResult
-from strongroom.errors import DiskNotInPoint, PathNotInPoint, RestoreError
-from strongroom.workload import PointContext
-
+from .errors import DiskNotInPoint
 from .images import _which
 from .itemlevel import disk_names
 from .layout import CONFIG_DIR, DISKS_DIR, FORMATS, MANIFEST
 
 __all__ = ["FORMATS", "restore_disks"]
-
-
-def _exists(ctx: PointContext, path: str) -> bool:
-    try:
-        ctx.tree.lookup(path)
-    except PathNotInPoint:
-        return False
-    return True
 
 
 def restore_disks(ctx: PointContext, target: str, disks: list[str], fmt: str) -> RestoreResult:
@@ -48,8 +38,8 @@ def restore_disks(ctx: PointContext, target: str, disks: list[str], fmt: str) ->
     chosen = list(dict.fromkeys(disks)) or names
     qemu_img = _which("qemu-img", "write qcow2 images") if fmt == "qcow2" else None
     paths = [f"{DISKS_DIR}/{name}" for name in chosen]
-    paths += [p for p in (CONFIG_DIR, MANIFEST) if _exists(ctx, p)]
-    result = Restorer(ctx.repo, ctx.tree, target, progress=ctx.progress).run(paths)
+    paths += [p for p in (CONFIG_DIR, MANIFEST) if ctx.exists(p)]
+    result = ctx.restore_paths(target, paths)
     if result.errors:
         return result
     for name in chosen:

@@ -12,27 +12,24 @@ The point layout is in :mod:`strongroom_vm.layout`; browse and restore accept
 ``[DISK:]/path`` locations inside disks (:mod:`strongroom_vm.itemlevel`).
 
 This module is imported on every start of the command line, so the restore and
-item-level modules (which need the core's engine and pytsk3) are imported by the methods
+item-level modules (which need pytsk3) are imported by the methods
 that use them.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import click
-
-from strongroom.errors import InvalidSource, StrongroomError, UsageError
-from strongroom.workload import BackupContext, BrowseItem, PointContext, Workload
+from strongroom import (
+    BackupContext, BrowseItem, InvalidSource, PointContext, RestoreResult, StrongroomError, UsageError, Workload,
+)
 
 from . import offline
 from .layout import FORMATS, config_entries, manifest_source, read_manifest
 from .live import LiveBackup
 from .qmp import QmpClient
-
-if TYPE_CHECKING:
-    from strongroom.engine.restore import RestoreResult
 
 __all__ = ["VmWorkload"]
 
@@ -108,8 +105,7 @@ class VmWorkload(Workload):
 
     def backup(self, ctx: BackupContext) -> Iterator[Any]:
         source = ctx.item.source
-        parents = ctx.vault.points(ctx.item.name)
-        parent = read_manifest(ctx.vault, ctx.vault.tree(parents[-1])) if parents else {}
+        parent = read_manifest(ctx.parent) if ctx.parent is not None else {}
         if source.get("mode") == "live":
             live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings)
             entries = live.entries()
@@ -123,7 +119,7 @@ class VmWorkload(Workload):
             return
         config = source.get("config")
         if config and not os.path.isfile(config):
-            ctx.warnings.append(f"config file {config} is missing; the point has no config")
+            ctx.warn(f"config file {config} is missing; the point has no config")
             config = None
         disks, records = offline.disk_sources(source["disks"])
         yield from config_entries(config, {})
@@ -141,7 +137,7 @@ class VmWorkload(Workload):
             return super().browse(ctx, path)
         rows = []
         for name in disk_names(ctx):
-            entry = ctx.tree.lookup(f"disks/{name}")
+            entry = ctx.lookup(f"disks/{name}")
             rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size,
                                    detail=f"browse {name}:/ for its partitions and files"))
         for row in super().browse(ctx, ""):

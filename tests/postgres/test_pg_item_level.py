@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from pgshop import build_shop
-from strongroom.errors import NotInDump, ObjectsExist, PostgresRestoreFailed
+from strongroom_postgres.errors import NotInDump, ObjectsExist, PostgresRestoreFailed
 from strongroom.vault import Vault
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from pgshop import build_shop, large_objects
 from strongroom.vault import Vault
-from strongroom.workload import PointContext
 from strongroom_postgres.feed import read_dump_toc
 from strongroom_postgres.layout import read_manifest
 from vaultkit import Cli
@@ -111,10 +110,10 @@ class TestPointContent:
         """Reading the TOC through the vault fetches one or two chunks of a dump of many, and
         lists the same entries as pg_restore -l."""
         vault, point, _ = shop
-        ctx = PointContext(vault, vault.item("db"), point, vault.repo, vault.tree(point))
+        ctx = vault.point_view("db", point.point_id)
         record = read_manifest(ctx).databases[0]
         toc, fetched = read_dump_toc(ctx, record)
-        assert len(ctx.tree.lookup(record.entry).chunks) > 5 and fetched <= 2
+        assert len(ctx.lookup(record.entry).chunks) > 5 and fetched <= 2
         listing = subprocess.run(["pg_restore", "-l"], input=vault.open_file("db", None, record.entry).read(),
                                  capture_output=True, check=True).stdout.decode()
         ids = [int(line.split(";")[0]) for line in listing.splitlines() if line and not line.startswith(";")]

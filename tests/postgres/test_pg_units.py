@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from strongroom.errors import PostgresConnectFailed, PostgresToolsMismatch, UsageError
+from strongroom.errors import UsageError
+from strongroom_postgres.errors import PostgresConnectFailed, PostgresToolsMismatch
 from strongroom_postgres import server as pgserver
 from strongroom_postgres.conninfo import Connection, PasswordRef, parse_dsn, render
 from strongroom_postgres.layout import dump_path, quote_name, unquote_name

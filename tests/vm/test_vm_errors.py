@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from strongroom.errors import DiskUnreadable, InvalidSource, QemuError
+from strongroom.errors import InvalidSource
+from strongroom_vm.errors import DiskUnreadable, QemuError
 from vmkit import MIB, run, write_at
 
 import strongroom_vm.qmp as qmp_module

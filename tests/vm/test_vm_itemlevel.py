@@ -9,7 +9,8 @@ import stat
 
 import pytest
 
-from strongroom.errors import DiskNotInPoint, PathNotInPoint, UnknownFilesystem, UsageError
+from strongroom.errors import PathNotInPoint, UsageError
+from strongroom_vm.errors import DiskNotInPoint, UnknownFilesystem
 from vmkit import MIB, CountingStore, ext4_at, fat_at, partition, run, write_at
 
 

@@ -127,7 +127,7 @@ class TestIncremental:
         vault.backup("live")
         from strongroom_vm.layout import read_manifest
 
-        parent = read_manifest(vault, vault.tree(vault.points("live")[-1]))
+        parent = read_manifest(vault.point_view("live"))
         killed = LiveBackup(item.source, item.item_id, parent, [])
         entries = killed.entries()
         next(entries)  # the snapshot point is taken: then the process "dies"

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator
 
 import attrs
 
@@ -41,39 +41,13 @@ from ..errors import BackupError
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
+from ..results import BackupStats
+from ..sources import SourceEntry
 from .diskread import DiskReader
 from .progress import Throttled
 from .slots import Batch, HardLink, InBatch, OpenDir, is_ready, resolve
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
-
-
-class SourceEntry(Protocol):
-    """What a workload yields: a point-relative ``path``, its ``entry`` (metadata, no
-    chunks) and, for content, an ``abspath`` to read or an ``open()`` method."""
-
-    path: str
-    entry: Entry
-
-
-@attrs.define
-class BackupStats:
-    files: int = 0
-    dirs: int = 0
-    others: int = 0
-    bytes_total: int = 0
-    files_read: int = 0
-    bytes_read: int = 0
-    files_unchanged: int = 0
-    chunks_reused: int = 0
-    new_blobs: int = 0
-    new_bytes: int = 0
-    stored_bytes: int = 0
-    packs: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return attrs.asdict(self)
 
 
 @attrs.frozen
@@ -235,7 +209,7 @@ class BackupEngine:
 
     def _file_slot(self, src: SourceEntry) -> object:
         entry = src.entry
-        if entry.type == FILE:
+        if entry.type == FILE and not callable(getattr(src, "open", None)):  # a workload's stream is always read
             reused = self._unchanged(src.path, entry)
             if reused is not None:
                 self.stats.files_unchanged += 1

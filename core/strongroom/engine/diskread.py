@@ -30,7 +30,8 @@ from ..repository.envelope import KIND_DATA
 if TYPE_CHECKING:
     from ..repository.blobwriter import BlobWriter
     from ..repository.repository import Repository
-    from .backup import BackupStats, SourceEntry
+    from ..results import BackupStats
+    from ..sources import SourceEntry
 
 __all__ = ["DiskReader"]
 

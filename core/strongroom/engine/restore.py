@@ -45,6 +45,7 @@ from ..repository.repository import Repository
 from ..storage import capabilities_of
 from .fswrite import TreeWriter
 from .progress import Throttled
+from ..results import RestoreResult, RestoreStats
 
 SPECIAL = (FIFO, CHARDEV, BLOCKDEV, SOCKET)
 
@@ -54,31 +55,6 @@ BATCH_BYTES = 256 * 1024 * 1024
 #: Batches planned or being written while the walk goes on.
 BATCHES_AHEAD = 2
 _EMPTY_TASK = 256  # files with nothing to read, per task
-
-
-@attrs.define
-class RestoreStats:
-    files: int = 0
-    dirs: int = 0
-    links: int = 0
-    bytes_written: int = 0
-    packs_read: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return attrs.asdict(self)
-
-
-@attrs.frozen
-class RestoreResult:
-    """What a restore did.  ``summary`` (set by workloads that restore to something
-    other than a folder, such as a database) replaces the CLI's files line."""
-
-    stats: RestoreStats
-    damaged: tuple[str, ...]
-    errors: tuple[str, ...]
-    warnings: tuple[str, ...]
-    summary: str = ""
 
 
 @attrs.define(eq=False)

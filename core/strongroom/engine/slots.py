@@ -26,7 +26,7 @@ import attrs
 from ..catalog.entry import Entry
 
 if TYPE_CHECKING:
-    from .backup import SourceEntry
+    from ..sources import SourceEntry
 
 __all__ = ["Batch", "HardLink", "InBatch", "OpenDir", "is_done", "is_ready", "resolve"]
 

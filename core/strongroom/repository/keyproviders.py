@@ -26,6 +26,7 @@ import attrs
 import blake3
 
 from ..errors import KeyNotAvailable, UsageError
+from ..home import strongroom_home
 from ..markers import hookimpl
 from ..secrets import Secret
 
@@ -51,12 +52,6 @@ def scrypt_cost() -> int:
             message=f"STRONGROOM_SCRYPT_N must be a power of two of at least {MIN_SCRYPT_N}, not {text!r}"
         )
     return n
-
-
-def strongroom_home() -> Path:
-    """The local configuration and key store folder."""
-    env = os.environ.get("STRONGROOM_HOME")
-    return Path(env) if env else Path.home() / ".config" / "strongroom"
 
 
 @attrs.frozen
