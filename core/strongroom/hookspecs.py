@@ -19,9 +19,15 @@ from strongroom.markers import hookspec
 if TYPE_CHECKING:
     import click
 
-    from strongroom.models import Job, Policy, ProtectedItem, RecoveryPoint
+    from strongroom.models import Job, ProtectedItem, RecoveryPoint
+    from strongroom.policy.record import Policy
     from strongroom.registry import Registry
-    from strongroom.vault import Vault
+    from strongroom.storage.backends import StorageBackend
+
+#: The ``vault`` argument of the hooks: the open :class:`strongroom.vault.Vault`.  The
+#: facade sits above the plugin machinery (it calls these hooks), so it is not imported
+#: here; the layers stay a line (``tests/test_layers.py``).
+Vault = Any
 
 
 # -------------------------------------------------------------------------------------
@@ -53,6 +59,23 @@ def strongroom_register_key_providers(registry: Registry[Any]) -> None:
     for every provider; duplicates are an error naming both plugins.
 
     :param registry: the key-provider registry (``kind == "key provider"``).
+    :return: ignored.
+    """
+
+
+@hookspec
+def strongroom_register_storage_backends(registry: Registry[StorageBackend]) -> None:
+    """Register storage backends: the fsspec filesystems that serve vault URL schemes.
+
+    Called once for each plugin, right after the key providers are registered.  Call
+    ``registry.add(backend.name, backend)`` with a :class:`strongroom.StorageBackend`
+    for every backend: its URL schemes, the module and class of its fsspec filesystem
+    (imported only when a vault on it is opened), whether a put is one atomic request,
+    how ranged reads work, its object lock, its default options and what to install.
+    The built-in ``storage`` plugin registers ``s3``, ``sftp``, ``gcs`` and ``azure``.
+    A name registered twice, or a URL scheme claimed by two backends, is an error.
+
+    :param registry: the storage-backend registry (``kind == "storage backend"``).
     :return: ignored.
     """
 

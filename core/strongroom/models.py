@@ -1,4 +1,4 @@
-"""Frozen records of the vault: configuration, items, policies, recovery points, jobs.
+"""Frozen records of the vault: configuration, settings, items, recovery points, jobs.
 
 Every record converts to and from the JSON document stored (encrypted) in the vault
 with ``to_dict``/``from_dict``; change one with ``attrs.evolve``.  Fields added after
@@ -10,13 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from typing import TYPE_CHECKING
-
 import attrs
-
-if TYPE_CHECKING:
-    from .policy.retention import RetentionRules
-    from .policy.schedule import Schedule
 
 FORMAT_VERSION = 1
 # Features this version of strongroom can read and write.  A vault listing a feature
@@ -78,14 +72,6 @@ def _check_item_name(instance: object, attribute: attrs.Attribute, value: str) -
         )
 
 
-def _check_policy_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
-    if not ITEM_NAME_RE.match(value):
-        raise ValueError(
-            f"invalid policy name {value!r}: use 1-64 letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit"
-        )
-
-
 @attrs.frozen
 class VaultConfig:
     """The clear ``strongroom.json`` at the root of a vault: nothing secret."""
@@ -119,7 +105,7 @@ class VaultSettings:
 
     ``retention_floors`` (None: off) is the least retention any policy may have, as a
     :class:`~strongroom.policy.retention.RetentionFloors` document.  ``prune`` holds the
-    prune settings (:class:`~strongroom.engine.prune.PruneSettings` document).
+    prune settings (:class:`~strongroom.policy.prunesettings.PruneSettings` document).
     """
 
     name: str
@@ -221,47 +207,6 @@ class RecoveryPoint:
         doc["warnings"] = tuple(doc.get("warnings", ()))
         doc["tags"] = tuple(doc.get("tags", ()))
         return cls(**known_fields(cls, doc))
-
-
-@attrs.frozen
-class Policy:
-    """A backup policy: when items back up (``schedule``) and what is kept (``retention``).
-
-    Stored as versioned documents ``policies/<name>/<time-id>`` (the newest wins; a
-    deleted policy's newest version is a tombstone).  The schedule's timezone is also the
-    one the retention periods are counted in.
-    """
-
-    name: str = attrs.field(validator=_check_policy_name)
-    schedule: "Schedule"
-    retention: "RetentionRules"
-    description: str = ""
-    created: str = ""
-    version: str = ""  # name of the document this record was read from
-
-    @property
-    def timezone(self) -> str:
-        return self.schedule.timezone
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "schedule": self.schedule.to_dict(),
-            "retention": self.retention.to_dict(),
-            "description": self.description,
-            "created": self.created,
-        }
-
-    @classmethod
-    def from_dict(cls, doc: dict, version: str = "") -> "Policy":
-        from .policy.retention import RetentionRules
-        from .policy.schedule import Schedule
-
-        return cls(
-            name=doc["name"], schedule=Schedule.from_dict(doc["schedule"]),
-            retention=RetentionRules.from_dict(doc.get("retention", {})),
-            description=doc.get("description", ""), created=doc.get("created", ""), version=version,
-        )
 
 
 JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled")

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from strongroom.errors import ItemExists, ItemStateError, PolicyNotFound
-from strongroom.policy.book import policy_from_options
+from strongroom.policy.options import policy_from_options
 from strongroom.vault import Vault
 
 UTC = dt.timezone.utc

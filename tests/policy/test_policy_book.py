@@ -10,7 +10,7 @@ import pytest
 from strongroom.errors import InvalidPolicy, PolicyExists, PolicyInUse, PolicyNotFound
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost
-from strongroom.policy.book import policy_from_options
+from strongroom.policy.options import policy_from_options
 from strongroom.policy.retention import RetentionFloors
 from strongroom.vault import Vault
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from strongroom.policy.book import policy_from_options
-from strongroom.policy.runner import Agent
+from strongroom.policy.options import policy_from_options
+from strongroom.services.schedule import Agent
 from strongroom.vault import Vault
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")

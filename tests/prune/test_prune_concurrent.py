@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from prunekit import assert_all_points_restore, digest_tree
-from strongroom.engine.prune import PruneSettings
+from strongroom.policy.prunesettings import PruneSettings
 from strongroom.vault import Vault
 
 ACTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_actor.py")

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from strongroom import keyring
+from strongroom.repository import keyring
 from strongroom.errors import KeyNotAvailable, KeySlotError, WrongPassphrase
 from strongroom.plugins import PluginHost
 from strongroom.repository.keyproviders import KeyContext, LocalKeyProvider, PassphraseSource

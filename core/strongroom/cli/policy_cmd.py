@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..policy.book import policy_from_options
+from ..policy.options import policy_from_options
 from ..policy.retention import RetentionFloors
 from .common import app, json_option
 from .output import emit_json, short_time, table

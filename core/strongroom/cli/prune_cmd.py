@@ -12,7 +12,7 @@ from .common import app, json_option
 from .output import Progress, emit_json, human_size, short_time
 
 if TYPE_CHECKING:
-    from ..engine.prune import PruneSettings
+    from ..policy.prunesettings import PruneSettings
 
 
 @click.group(invoke_without_command=True)
@@ -96,7 +96,7 @@ def settings(ctx, every, daily, weekly, timezone, unscheduled, grace, repack_thr
 def __getattr__(name: str):
     # PruneSettings is still importable from here, without loading the engine at start-up.
     if name == "PruneSettings":
-        from ..engine.prune import PruneSettings
+        from ..policy.prunesettings import PruneSettings
 
         return PruneSettings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

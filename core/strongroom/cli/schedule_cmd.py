@@ -7,7 +7,7 @@ import signal
 import click
 
 from ..errors import DueWorkFailed
-from ..policy.runner import Agent, DueReport
+from ..services.schedule import Agent, DueReport
 from .common import app, json_option
 from .output import emit_json, short_time, table, warn
 

@@ -45,7 +45,7 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
     if provider == "local":
         from ..repository.keyproviders import LocalKeyProvider
 
-        click.echo(f"Its key is in {LocalKeyProvider.key_path(v.key_context)}.")
+        click.echo(f"Its key is in {LocalKeyProvider.key_path(v.keys.context)}.")
         click.echo("Keep a copy elsewhere: 'strongroom vault key export' prints a recovery kit.")
 
 
@@ -107,18 +107,17 @@ def key() -> None:
 @click.pass_context
 def key_list(ctx, as_json):
     """List the key slots."""
-    v = app(ctx).open_vault()
-    providers = v.plugins.key_providers
-    slots = v.key_slots()
+    keys = app(ctx).open_vault().keys
+    slots = keys.list()
+    in_use = keys.opened_with.slot_id if keys.opened_with is not None else None
     if as_json:
         emit_json([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,
-                    "in_use": v.opened_with is not None and v.opened_with.slot_id == s.slot_id} for s in slots])
+                    "in_use": s.slot_id == in_use} for s in slots])
         return
     rows = []
     for s in slots:
-        text = providers.get(s.provider).describe(s.params) if s.provider in providers else s.provider
-        used = "*" if v.opened_with is not None and v.opened_with.slot_id == s.slot_id else ""
-        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], text))
+        used = "*" if s.slot_id == in_use else ""
+        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], keys.describe(s)))
     table(("SLOT", "PROVIDER", "LABEL", "CREATED", "DETAILS"), rows)
 
 
@@ -130,19 +129,14 @@ def key_list(ctx, as_json):
 @click.pass_context
 def key_add(ctx, provider, label, new_passphrase_env, as_json):
     """Add a key slot (a passphrase by default, or 'local')."""
-    import attrs
-
     from ..repository.keyproviders import PassphraseSource
 
-    v = app(ctx).open_vault()
+    passphrase = None
     if new_passphrase_env:
-        v.key_context = attrs.evolve(v.key_context, passphrase=PassphraseSource(env_var=new_passphrase_env))
+        passphrase = PassphraseSource(env_var=new_passphrase_env)
     elif provider == "passphrase":
-        v.key_context = attrs.evolve(
-            v.key_context,
-            passphrase=PassphraseSource(prompt=app(ctx).passphrase.prompt, use_default_env=False),
-        )
-    slot = v.add_key(provider, label=label)
+        passphrase = PassphraseSource(prompt=app(ctx).passphrase.prompt, use_default_env=False)
+    slot = app(ctx).open_vault().keys.add(provider, label=label, passphrase=passphrase)
     if as_json:
         emit_json({"slot": slot.slot_id, "provider": slot.provider})
     else:
@@ -155,7 +149,7 @@ def key_add(ctx, provider, label, new_passphrase_env, as_json):
 @click.pass_context
 def key_remove(ctx, slot, force):
     """Remove key slot SLOT (an id or unique prefix)."""
-    removed = app(ctx).open_vault().remove_key(slot, force=force)
+    removed = app(ctx).open_vault().keys.remove(slot, force=force)
     click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
 
 
@@ -167,7 +161,7 @@ def key_export(ctx):
     click.echo(f"# strongroom recovery kit for vault {v.vault_id}, exported {iso(utcnow())[:19]}")
     click.echo("# Anyone with this text and the storage can read every backup in the vault.")
     click.echo("# Restore access with: strongroom --vault URL vault key import FILE")
-    click.echo(v.recovery_kit(), nl=False)
+    click.echo(v.keys.recovery_kit(), nl=False)
 
 
 @key.command("import")
@@ -176,7 +170,7 @@ def key_export(ctx):
 def key_import(ctx, kit):
     """Regain access with a recovery kit: adds a local key slot on this machine."""
     from ..errors import IntegrityError, KeySlotError, NoVaultGiven
-    from ..keyring import read_recovery_kit
+    from ..repository.keyring import read_recovery_kit
     from ..vault import Vault
 
     obj = app(ctx)
@@ -191,5 +185,5 @@ def key_import(ctx, kit):
         raise KeySlotError(message=f"this recovery kit (vault {vault_id}) does not open the vault at {obj.vault_url}") from None
     if v.vault_id != vault_id:
         raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
-    slot = v.add_key("local", label="recovery kit import")
+    slot = v.keys.add("local", label="recovery kit import")
     click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")

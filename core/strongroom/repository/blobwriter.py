@@ -19,15 +19,30 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .envelope import Envelope
-from .pack import PACK_TARGET_SIZE, PackWriter, pack_name
+from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from ..storage import Store
+    from .index import Index
 
-__all__ = ["BlobWriter"]
+__all__ = ["BlobSink", "BlobWriter"]
+
+
+class BlobSink(Protocol):
+    """What a writer needs of the repository it adds blobs to (a
+    :class:`~.repository.Repository`, whose ``writer()`` makes one)."""
+
+    store: Store
+    envelope: Envelope
+    index: Index
+    io_threads: int
+
+    def blob_id(self, data: bytes | memoryview) -> bytes: ...
+
+    def write_index(self, entries: list[IndexEntry]) -> str: ...
 
 
 class BlobWriter:
@@ -36,7 +51,7 @@ class BlobWriter:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: BlobSink,
         *,
         upload_threads: int | None = None,
         pack_size: int = PACK_TARGET_SIZE,

@@ -1,7 +1,7 @@
 """Pack maintenance: the writes that move blobs between packs or remove them (prune's sweep).
 
 Prune removes data in three steps, each of which this module does for one file or pack
-(``engine/prune.py`` orders them and ``engine/gcstate.py`` describes the protocol that
+(``engine/gc.py`` orders them and ``engine/gcstate.py`` describes the protocol that
 lets backups run beside it):
 
 - :func:`copy_blobs` copies blobs that are still needed out of doomed packs into new

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Iterable
 
 import attrs
 
-from .errors import IntegrityError, ObjectNotFound
-from .models import RecoveryPoint, iso, time_id, time_of
+from ..errors import IntegrityError, ObjectNotFound
+from ..models import RecoveryPoint, iso
+from .versions import version_name
 
 if TYPE_CHECKING:
-    from .repository.repository import Repository
+    from ..repository.repository import Repository
 
 __all__ = ["POINT_STATES", "STATUS_PREFIX", "PointStatus", "apply", "delete_statuses", "load_statuses", "write_status"]
 
@@ -114,13 +115,8 @@ def _parse(doc: dict | None) -> PointStatus | None:
 def write_status(repo: Repository, status: PointStatus, now: dt.datetime) -> PointStatus:
     """Append ``status``; its name sorts after the point's earlier statuses even if
     ``now`` is behind the time they were written."""
-    prefix = _prefix(status.item_id, status.point_id)
-    newest = max(repo.store.list(prefix), default=None)
-    moment = now
-    if newest is not None:
-        moment = max(now, time_of(newest) + dt.timedelta(microseconds=1))
     status = attrs.evolve(status, written=iso(now))
-    repo.put_document(f"{prefix}{time_id(moment)}", status.to_dict())
+    repo.put_document(version_name(repo.store, _prefix(status.item_id, status.point_id), now), status.to_dict())
     return status
 
 

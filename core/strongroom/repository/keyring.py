@@ -6,14 +6,14 @@ import base64
 import json
 from typing import TYPE_CHECKING
 
-from .errors import KeyNotAvailable, KeySlotError, ObjectNotFound, WrongPassphrase
-from .models import iso, new_id, utcnow
-from .repository.keyproviders import KeyContext
-from .repository.masterkey import KeySlot, MasterKey, unwrap_master_key, wrap_master_key
+from ..errors import KeyNotAvailable, KeySlotError, ObjectNotFound, WrongPassphrase
+from ..models import iso, new_id, utcnow
+from .keyproviders import KeyContext
+from .masterkey import KeySlot, MasterKey, unwrap_master_key, wrap_master_key
 
 if TYPE_CHECKING:
-    from .registry import Registry
-    from .storage import Store
+    from ..registry import Registry
+    from ..storage import Store
 
 KIT_HEADER = "strongroom recovery kit"
 

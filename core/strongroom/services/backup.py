@@ -1,0 +1,119 @@
+"""A backup: the workload's source entries become a committed recovery point.
+
+:meth:`BackupService.run` backs up one protected item:
+
+1. the item must be ``protected``; ``retain_until`` must be ahead (and past the floors);
+2. a ``backup`` job is recorded around everything below, and the plugins' hooks run
+   around it (``hooks.before_backup``, ``hooks.around_backup``, ``hooks.point_created``);
+3. the index is brought up to date, prune's marks and sweeps are read
+   (:class:`~strongroom.engine.gcstate.GcView`, after the index), and packs that no index
+   names (an interrupted backup's) are adopted;
+4. the workload yields source entries (given a :class:`~strongroom.contexts.BackupContext`
+   with a view of the item's latest point) and the engine stores them; a workload that
+   returns a context manager instead has it entered first and exited once the engine has
+   read every entry (its snapshot is released then);
+5. data a prune marked meanwhile and this point needs is rescued, the point's initial
+   retention is computed, and its header is written: the commit.  Until then nothing
+   refers to the new data, so a failed or killed backup leaves no point and the next
+   backup reuses the packs it uploaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import TYPE_CHECKING, Callable
+
+from ..contexts import BackupContext, PointView
+from ..errors import ItemStateError
+from ..models import PROTECTED, ProtectedItem, RecoveryPoint, iso, new_id
+from ..policy.retention import PointFacts
+
+if TYPE_CHECKING:
+    from ..results import BackupStats
+    from ..repository.indexstate import IndexState
+    from ..repository.repository import Repository
+    from ..workload import Workload
+    from .hooks import VaultHooks
+    from .items import ItemBook
+    from .jobs import JobLog
+    from .points import PointBook
+    from .retention import Retention
+    from .settings import SettingsBook
+
+__all__ = ["BackupService"]
+
+
+class BackupService:
+    """Backs up items of one vault."""
+
+    def __init__(self, repo: Repository, index: IndexState, settings: SettingsBook, items: ItemBook,
+                 points: PointBook, retention: Retention, jobs: JobLog, hooks: VaultHooks,
+                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime]) -> None:
+        self.repo = repo
+        self.index = index
+        self.settings = settings
+        self.items = items
+        self.points = points
+        self.retention = retention
+        self.jobs = jobs
+        self.hooks = hooks
+        self.workload = workload
+        self.clock = clock
+
+    def run(self, name: str, *, progress: Callable[[BackupStats], None] | None = None,
+            retain_until: dt.datetime | None = None, trigger: str = "on_demand",
+            slot: dt.datetime | None = None) -> RecoveryPoint:
+        """Back up item ``name`` now; ``retain_until`` keeps the point at least that long;
+        ``trigger`` and ``slot`` record a scheduled run (``run-due``)."""
+        item = self.items.get(name)
+        if item.state != PROTECTED:
+            raise ItemStateError(item=item.name, state=item.state, reason="backups need a protected item; resume it first")
+        if retain_until is not None:
+            self.retention.check_retain_until(retain_until)
+        with self.jobs.running("backup", item.name, trigger=trigger, slot=iso(slot) if slot else None) as run:
+            self.hooks.before_backup(item)
+            point = self.hooks.around_backup(item, lambda: self._commit(item, progress, retain_until, trigger))
+            self.hooks.point_created(item, point)
+            run.end("completed_with_warnings" if point.warnings else "completed", point=point.point_id,
+                    bytes=point.stats.get("bytes_read", 0), warnings=point.warnings,
+                    details={**run.job.details, "stats": point.stats})
+        return point
+
+    def _commit(self, item: ProtectedItem, progress: Callable[[BackupStats], None] | None,
+                retain_until: dt.datetime | None, trigger: str) -> RecoveryPoint:
+        from ..engine.backup import BackupEngine
+        from ..engine.gcstate import GcView
+
+        repo = self.repo
+        self.index.refresh()
+        gc = GcView.load(repo, self.index.files)  # after the index: see gcstate's rules
+        adopted, _ = repo.adopt_packs(repo.pack_ids_on_storage() - repo.index.named_pack_ids() - gc.doomed)
+        workload = self.workload(item.workload)
+        parents = self.points.of(item)
+        parent = parents[-1] if parents else None
+        parent_tree = self.points.tree(parent) if parent else None
+        ctx = BackupContext(item, PointView(item, parent, repo, parent_tree) if parent and parent_tree else None)
+        engine = BackupEngine(repo, self.settings.chunker, progress=progress, parent=parent_tree,
+                              compression_level=self.settings.current.compression_level)
+        produced = workload.backup(ctx)
+        entered = produced if hasattr(produced, "__enter__") else contextlib.nullcontext(produced)
+        with gc.masking(repo), entered as entries:  # a context manager exits once every entry is read
+            result = engine.run(entries)
+        now = self.clock()
+        stats = result.stats.to_dict()
+        stats["packs_adopted"] = adopted
+        stats["blobs_rescued"] = gc.before_commit(repo, result.root, now, item.name)
+        point_id = new_id(8)
+        verdicts = self.retention.evaluate(item, parents, now, extra=PointFacts(point_id, now, retain_until))
+        verdict = next(v for v in verdicts if v.point_id == point_id)
+        point = RecoveryPoint(
+            point_id=point_id, item_id=item.item_id, item_name=item.name, workload=item.workload,
+            created=iso(now), root=result.root.hex(), parent=parent.point_id if parent else None,
+            consistency=ctx.consistency or workload.consistency, stats=stats,
+            warnings=tuple(ctx.warnings) + result.warnings,
+            expires_at=iso(verdict.expires_at) if verdict.expires_at else None, tags=verdict.tags,
+            retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
+        )
+        repo.put_document(point.object_name, point.to_dict())  # the commit point
+        return point

@@ -1,0 +1,134 @@
+"""Policy documents in the vault: ``policies/<name>/<time-id>``, versioned.
+
+Creating or updating a policy appends a version; the newest version wins.  Deleting one
+appends a tombstone version (``{"name": ..., "deleted": true}``), so the history stays and
+the name can be used again.  A policy used by an item that still has data (protected or
+stopped) cannot be deleted.
+
+Every new version is validated before it is written: the records' own validators
+(times, weekdays, timezone, keep counts), the vault's retention floors when they are on,
+then the ``strongroom_policy_validate`` hook (``hooks.validate_policy``), whose
+implementations raise to reject.  Updating a policy re-evaluates the retention of the
+existing points of every item that uses it (:meth:`.retention.Retention.reevaluate`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Callable
+
+import attrs
+
+from ..errors import InvalidPolicy, PolicyExists, PolicyInUse, PolicyNotFound, StrongroomError
+from ..models import DELETED, ProtectedItem, iso
+from ..policy.record import Policy
+from .versions import newest_versions, version_name
+
+if TYPE_CHECKING:
+    from ..policy.retention import RetentionFloors
+    from ..repository.repository import Repository
+    from .hooks import VaultHooks
+    from .items import ItemBook
+    from .retention import Retention
+    from .settings import SettingsBook
+
+__all__ = ["POLICY_PREFIX", "PolicyBook"]
+
+POLICY_PREFIX = "policies/"
+
+
+class PolicyBook:
+    """The policies of one vault (``vault.policies``)."""
+
+    def __init__(self, repo: Repository, items: ItemBook, settings: SettingsBook, retention: Retention,
+                 hooks: VaultHooks, clock: Callable[[], dt.datetime]) -> None:
+        self.repo = repo
+        self.items = items
+        self.settings = settings
+        self.retention = retention
+        self.hooks = hooks
+        self.clock = clock
+
+    def policy_of(self, item: ProtectedItem) -> Policy | None:
+        """The policy ``item`` follows, or None (no policy, or a policy since deleted)."""
+        return self.find(item.policy) if item.policy else None
+
+    # --- reading -----------------------------------------------------------------------
+
+    def list(self) -> list[Policy]:
+        """Every policy (not deleted), by name."""
+        docs = self.repo.get_documents(sorted(newest_versions(self.repo.store, POLICY_PREFIX).values()))
+        return sorted((Policy.from_dict(doc, name) for name, doc in docs if not doc.get("deleted")),
+                      key=lambda p: p.name)
+
+    def find(self, name: str) -> Policy | None:
+        version = newest_versions(self.repo.store, POLICY_PREFIX).get(name)
+        if version is None:
+            return None
+        doc = self.repo.get_document(version)
+        return None if doc.get("deleted") else Policy.from_dict(doc, version)
+
+    def get(self, name: str) -> Policy:
+        policy = self.find(name)
+        if policy is None:
+            raise PolicyNotFound(policy=name)
+        return policy
+
+    def users(self, name: str) -> list[ProtectedItem]:
+        """Items that follow policy ``name`` and still have data (not deleted)."""
+        return [item for item in self.items.list() if item.policy == name and item.state != DELETED]
+
+    def floors(self) -> RetentionFloors | None:
+        return self.settings.floors
+
+    # --- writing -----------------------------------------------------------------------
+
+    def validate(self, policy: Policy) -> None:
+        floors = self.floors()
+        if floors is not None:
+            floors.check(policy.retention, policy.name)
+        try:
+            self.hooks.validate_policy(policy)
+        except StrongroomError:
+            raise
+        except Exception as exc:
+            raise InvalidPolicy(reason=f"policy {policy.name!r} rejected by a plugin: {exc}") from None
+
+    def _write(self, policy: Policy) -> Policy:
+        version = version_name(self.repo.store, f"{POLICY_PREFIX}{policy.name}/", self.clock())
+        policy = attrs.evolve(policy, created=policy.created or iso(self.clock()), version=version)
+        self.repo.put_document(version, policy.to_dict())
+        return policy
+
+    def create(self, policy: Policy) -> Policy:
+        if self.find(policy.name) is not None:
+            raise PolicyExists(policy=policy.name)
+        self.validate(policy)
+        return self._write(policy)
+
+    def update(self, policy: Policy) -> tuple[Policy, int]:
+        """Write a new version of an existing policy; returns it and the number of points
+        whose retention changed."""
+        self.get(policy.name)
+        self.validate(policy)
+        policy = self._write(policy)
+        return policy, self.retention.reevaluate(self.users(policy.name))
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        users = self.users(name)
+        if users:
+            names = ", ".join(f"'{item.name}'" for item in users)
+            raise PolicyInUse(policy=name, items=f"item{'s' if len(users) > 1 else ''} {names}")
+        version = version_name(self.repo.store, f"{POLICY_PREFIX}{name}/", self.clock())
+        self.repo.put_document(version, {"name": name, "deleted": True})
+
+    def set_floors(self, floors: RetentionFloors | None) -> None:
+        """Turn the vault's retention floors on (with these values) or off (None).
+
+        Refused while a policy keeps less than the new floors.
+        """
+        if floors is not None:
+            for policy in self.list():
+                floors.check(policy.retention, policy.name)
+        self.settings.update(retention_floors=floors.to_dict() if floors else None)

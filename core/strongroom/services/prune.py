@@ -1,0 +1,150 @@
+"""Prune: expire recovery points whose retention ended, then free the data nothing needs.
+
+One run, under the ``prune`` lease (:mod:`strongroom.repository.leases`), recorded as a
+``prune`` job once the lease is held (a prune that finds another one running records
+nothing):
+
+1. **Expire.**  Every item's points are evaluated against its policy and state
+   (:meth:`.retention.Retention.evaluate`); the header and status documents of each
+   expired point are deleted, and statuses are written where retention changed.
+   Statuses of points whose header is gone, and run claims of deleted items that have
+   no point left, are removed.
+2. **Collect garbage** (:mod:`strongroom.engine.gc`): the data reachable from the
+   remaining points is live; the rest is marked, and swept a grace period later.
+
+With ``dry_run`` nothing is written and no lease taken: the report says what would go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Callable
+
+import attrs
+
+from ..engine.gc import GarbageCollector, GcReport
+from ..models import DELETED
+from .claims import Claims
+from .pointstatus import STATUS_PREFIX, delete_statuses
+from .points import POINT_PREFIX
+
+if TYPE_CHECKING:
+    from ..policy.prunesettings import PruneSettings
+    from ..repository.indexstate import IndexState
+    from ..repository.leases import Lease
+    from ..repository.repository import Repository
+    from .items import ItemBook
+    from .jobs import JobLog
+    from .points import PointBook
+    from .retention import Retention
+
+__all__ = ["PruneReport", "PruneService"]
+
+
+@attrs.define
+class PruneReport(GcReport):
+    """What a prune did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool = False
+    points_expired: list[dict] = attrs.field(factory=list)
+    statuses_written: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        doc = attrs.asdict(self)
+        order = ("dry_run", "points_expired", "statuses_written")
+        return {**{key: doc.pop(key) for key in order}, **doc}
+
+
+class PruneService:
+    """Prunes one vault."""
+
+    def __init__(self, repo: Repository, index: IndexState, items: ItemBook, points: PointBook,
+                 retention: Retention, jobs: JobLog, clock: Callable[[], dt.datetime]) -> None:
+        self.repo = repo
+        self.index = index
+        self.items = items
+        self.points = points
+        self.retention = retention
+        self.jobs = jobs
+        self.clock = clock
+
+    def run(self, settings: PruneSettings, *, dry_run: bool = False,
+            progress: Callable[[str], None] | None = None) -> PruneReport:
+        """Prune with ``settings`` (see the module docstring)."""
+        from ..repository.leases import Lease
+
+        report = PruneReport(dry_run=dry_run)
+        if dry_run:
+            self._prune(settings, report, None, progress)
+            return report
+        with Lease(self.repo, "prune", ttl=settings.lease_ttl, clock=self.clock) as lease, \
+                self.jobs.running("prune", None, grace=settings.grace) as run:
+            self._prune(settings, report, lease, progress)
+            run.end("completed", bytes=max(report.bytes_freed, 0), details=report.to_dict())
+        return report
+
+    def _prune(self, settings: PruneSettings, report: PruneReport, lease: Lease | None,
+               progress: Callable[[str], None] | None) -> None:
+        started = time.monotonic()
+        check = lease.check if lease is not None else (lambda: None)
+        try:
+            expired = self._expire(report, check, progress)
+            GarbageCollector(
+                self.repo, grace=settings.grace, repack_threshold=settings.repack_threshold,
+                live_roots=lambda: self._live_roots(expired), report=report, clock=self.clock, check=check,
+                dry_run=report.dry_run, progress=progress,
+            ).run()
+        finally:
+            self.index.forget()
+        report.seconds = round(time.monotonic() - started, 3)
+
+    def _expire(self, report: PruneReport, check: Callable[[], None],
+                progress: Callable[[str], None] | None) -> set[str]:
+        if progress is not None:
+            progress("expiring points")
+        now = self.clock()
+        expired: set[str] = set()
+        for item in self.items.list():
+            points = self.points.of(item)
+            if not points:
+                continue
+            for point, verdict in zip(points, self.retention.evaluate(item, points, now)):
+                if point.state != "active":
+                    continue  # a later state (soft deleted) has its own rules
+                if not verdict.keep:
+                    expired.add(point.point_id)
+                    report.points_expired.append(
+                        {"item": item.name, "point": point.point_id, "created": point.created, "reason": verdict.reason})
+                    if not report.dry_run:
+                        check()
+                        self.repo.store.delete(point.object_name)
+                        delete_statuses(self.repo, item.item_id, point.point_id)
+                elif self.retention.changed(point, verdict) and not report.dry_run:
+                    self.retention.write(item, point, verdict, now)
+                    report.statuses_written += 1
+        if not report.dry_run:
+            self._forget_orphans()
+        return expired
+
+    def _forget_orphans(self) -> None:
+        """Delete statuses of points whose header is gone, and claims of deleted items.
+
+        Statuses are listed before headers: a status is only written for a point whose
+        header exists, so a header missing from the later listing is really gone."""
+        statuses = list(self.repo.store.list(STATUS_PREFIX))
+        headers = {tuple(n.split("/")[1:3]) for n in self.repo.store.list(POINT_PREFIX)}
+        for name in statuses:
+            parts = name.split("/")
+            if len(parts) == 4 and (parts[1], parts[2]) not in headers:
+                self.repo.store.delete(name)
+        with_points = {item_id for item_id, _ in headers}
+        for item in self.items.list():
+            if item.state == DELETED and item.item_id not in with_points:
+                Claims(self.repo, item.item_id).forget()
+
+    def _live_roots(self, expired: set[str]) -> list[bytes]:
+        """The root trees of every point header on storage now, but those just expired."""
+        names = [n for n in self.repo.store.list(POINT_PREFIX) if n.rsplit("/", 1)[-1] not in expired]
+        return [bytes.fromhex(doc["root"]) for _, doc in self.repo.get_documents(names)]

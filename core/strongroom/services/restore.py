@@ -1,0 +1,67 @@
+"""Reading points back: browse, item-level and whole restore, through the item's workload.
+
+Every restore is a ``restore`` job.  The workload does the restoring with a
+:class:`~strongroom.contexts.PointContext`; a result that lists files whose data was
+damaged or missing fails the job with an :class:`~strongroom.errors.IntegrityError`
+naming them (everything else was restored), and the plugins' ``after_restore`` hook
+runs only after a restore without errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from ..errors import IntegrityError
+
+if TYPE_CHECKING:
+    from ..contexts import PointContext
+    from ..results import RestoreResult, RestoreStats
+    from ..workload import BrowseItem, Workload
+    from .hooks import VaultHooks
+    from .items import ItemBook
+    from .jobs import JobLog
+    from .points import PointBook
+
+__all__ = ["RestoreService"]
+
+
+class RestoreService:
+    """Browse and restore the points of one vault's items."""
+
+    def __init__(self, items: ItemBook, points: PointBook, jobs: JobLog, hooks: VaultHooks,
+                 workload: Callable[[str], Workload]) -> None:
+        self.items = items
+        self.points = points
+        self.jobs = jobs
+        self.hooks = hooks
+        self.workload = workload
+
+    def open(self, name: str, ref: str | None = None,
+             progress: Callable[[RestoreStats], None] | None = None) -> PointContext:
+        """A point of item ``name`` (the latest, or the one whose id starts with ``ref``)."""
+        item = self.items.get(name)
+        return self.points.context(item, self.points.find(item, ref), progress)
+
+    def browse(self, name: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
+        ctx = self.open(name, ref)
+        return self.workload(ctx.item.workload).browse(ctx, path)
+
+    def restore(self, name: str, ref: str | None, target: str | None, paths: Sequence[str] = (), *,
+                options: dict | None = None,
+                progress: Callable[[RestoreStats], None] | None = None) -> RestoreResult:
+        """Restore a point of ``name``; ``options`` are the workload's restore options."""
+        with self.jobs.running("restore", name, target=target, paths=list(paths)) as run:
+            ctx = self.open(name, ref, progress)
+            result = self.workload(ctx.item.workload).restore(ctx, target, paths, dict(options or {}))
+            if result.errors:
+                shown = "; ".join(result.errors[:3])
+                more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
+                raise IntegrityError(
+                    what=f"{len(result.errors)} file(s) of point {ctx.point.short_id}",
+                    reason=f"not restored: {shown}{more}",
+                )
+            self.hooks.after_restore(ctx.point, target)
+            run.end("completed_with_warnings" if result.warnings else "completed", point=ctx.point.point_id,
+                    bytes=result.stats.bytes_written, warnings=result.warnings,
+                    details={"stats": result.stats.to_dict()})
+        return result
