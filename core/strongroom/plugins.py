@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from strongroom import __version__, hookspecs
+from strongroom import hookspecs
+from strongroom.version import __version__
 from strongroom.errors import DuplicateRegistration, PluginError, PluginLoadError
 from strongroom.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from strongroom.registry import Registry
@@ -35,8 +36,10 @@ from strongroom.registry import Registry
 if TYPE_CHECKING:
     import click
 
+    from strongroom.storage.backends import StorageBackend
+
 #: Entry-point names of plugins that strongroom cannot work without.
-ESSENTIAL_PLUGINS = frozenset({"keys"})
+ESSENTIAL_PLUGINS = frozenset({"keys", "storage"})
 
 #: Environment variable with a comma-separated list of plugin names to disable.
 DISABLE_ENV = "STRONGROOM_DISABLE_PLUGINS"
@@ -163,6 +166,7 @@ class PluginHost:
     pm: StrongroomPluginManager
     workloads: Registry[type[Any]] = attrs.field(factory=lambda: Registry("workload"))
     key_providers: Registry[Any] = attrs.field(factory=lambda: Registry("key provider"))
+    storage_backends: Registry[StorageBackend] = attrs.field(factory=lambda: Registry("storage backend"))
     commands: Registry[click.Command] = attrs.field(factory=lambda: Registry("command"))
 
     @classmethod
@@ -182,6 +186,7 @@ class PluginHost:
         host = cls(pm)
         host._fill("strongroom_register_workloads", host.workloads)
         host._fill("strongroom_register_key_providers", host.key_providers)
+        host._fill("strongroom_register_storage_backends", host.storage_backends)
         return host
 
     @property
@@ -211,7 +216,7 @@ class PluginHost:
     def plugin_infos(self) -> list[PluginInfo]:
         """Every loaded or disabled plugin, sorted by name."""
         registered: dict[str, list[str]] = collections.defaultdict(list)
-        for registry in (self.workloads, self.key_providers, self.commands):
+        for registry in (self.workloads, self.key_providers, self.storage_backends, self.commands):
             label = registry.kind.replace(" ", "-")
             for name in registry:
                 owner = registry.owner(name)

@@ -1,9 +1,8 @@
 """The command-line options of ``protect sqlite`` and of ``restore`` for sqlite points.
 
 Every workload's ``restore`` options share one namespace, so this package's own are
-prefixed ``--sqlite-``.  ``--force`` is the one shared on purpose: the same flag, with
-the same meaning, as other workloads' (the core keeps one option of each name), read
-with ``options.get("force")``.
+prefixed ``--sqlite-``.  ``--force`` is the restore command's own (replace what exists
+where the restore writes); the workload reads it with ``options.get("force")``.
 """
 
 from __future__ import annotations
@@ -30,6 +29,4 @@ def restore_params() -> list[click.Parameter]:
         click.Option(["--sqlite-format"], type=click.Choice(TABLE_FORMATS),
                      help="sqlite: write the table as an SQL script (sql, the default) or as a new"
                           " database holding only it (sqlite)."),
-        click.Option(["--force"], is_flag=True, default=False,
-                     help="sqlite: replace files that already exist in the target folder."),
     ]

@@ -1,7 +1,8 @@
 """``strongroom restore ITEM[@POINT] [--target DIR] [PATH ...]``.
 
-The command's options are the core's plus every workload's ``restore_params()``,
-collected when the command line is built.
+The command's options are the core's (``--target``, ``--force``, ``--json``) plus every
+workload's ``restore_params()``, collected when the command line is built; workloads read
+their values, and ``force``, from the ``options`` given to ``Workload.restore``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from .output import Progress, emit_json, human_size, warn
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
     extra: list[click.Parameter] = []
-    seen: set[str] = {"target", "as_json", "spec", "paths"}
+    seen: set[str] = {"target", "as_json", "spec", "paths", "force"}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().restore_params():
             if param.name not in seen:
                 seen.add(param.name)
                 extra.append(param)
-    extra_names = [p.name for p in extra]
+    extra_names = [p.name for p in extra] + ["force"]
 
     @click.pass_context
     def restore(ctx, spec, paths, target, as_json, **options):
@@ -61,6 +62,9 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
         click.Argument(["paths"], nargs=-1, metavar="[PATH ...]"),
         click.Option(["--target"], type=click.Path(file_okay=False), metavar="DIR",
                      help="Folder to restore into (created if missing)."),
+        click.Option(["--force"], is_flag=True, default=False,
+                     help="Replace what already exists where the restore writes, where the workload"
+                          " refuses to by default (a database, the tables being restored, a file)."),
         *extra,
     ]
     return json_option(click.Command("restore", callback=restore, params=params, help=restore.__doc__))

@@ -14,29 +14,44 @@ package calls fsspec directly.
 - :func:`capabilities_of` says what a store can do (remote, operations to keep in
   flight, object lock support); :func:`object_lock_of` asks the storage whether its
   objects can be locked (:mod:`strongroom.storage.capabilities`).
-- :mod:`strongroom.storage.backends` says which fsspec implementation serves each
-  URL scheme, and why.
+- :class:`StorageBackend` (:mod:`strongroom.storage.backends`) says which fsspec
+  implementation serves a URL scheme, and how; backends are registered by plugins.
+
+Names load when first used: the plugin that registers the built-in backends is read at
+every start of the command line, which must not load fsspec.
 """
 
-from .base import Store, check_name, redact_url
-from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
-from .faults import FaultPlan, FaultyStore
-from .fsspec_store import FsspecStore, open_store
-from .memory import MemoryStore
-from .retry import RetryingStore
+from __future__ import annotations
 
-__all__ = [
-    "Capabilities",
-    "FaultPlan",
-    "FaultyStore",
-    "FsspecStore",
-    "MemoryStore",
-    "ObjectLock",
-    "RetryingStore",
-    "Store",
-    "capabilities_of",
-    "check_name",
-    "object_lock_of",
-    "open_store",
-    "redact_url",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Store": ".base", "check_name": ".base", "redact_url": ".base",
+    "Capabilities": ".capabilities", "ObjectLock": ".capabilities", "capabilities_of": ".capabilities",
+    "object_lock_of": ".capabilities",
+    "FaultPlan": ".faults", "FaultyStore": ".faults",
+    "FsspecStore": ".fsspec_store", "open_store": ".fsspec_store",
+    "MemoryStore": ".memory", "RetryingStore": ".retry", "StorageBackend": ".backends",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'strongroom.storage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .backends import StorageBackend  # noqa: F401
+    from .base import Store, check_name, redact_url  # noqa: F401
+    from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of  # noqa: F401
+    from .faults import FaultPlan, FaultyStore  # noqa: F401
+    from .fsspec_store import FsspecStore, open_store  # noqa: F401
+    from .memory import MemoryStore  # noqa: F401
+    from .retry import RetryingStore  # noqa: F401

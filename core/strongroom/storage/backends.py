@@ -1,4 +1,14 @@
-"""Which fsspec implementation the vault uses for each URL scheme, and how.
+"""Storage backends: which fsspec implementation serves each URL scheme, and how.
+
+A :class:`StorageBackend` names a URL scheme's fsspec filesystem and says what fsspec
+does not: how a put is made atomic, how ranged reads work, the backend's capabilities
+(object lock), its default options, and what to install.  Backends are plugins: every
+package registers its own through the ``strongroom_register_storage_backends`` hook
+(``registry.add(backend.name, backend)``); the built-in ones below are registered by the
+essential ``storage`` plugin (:mod:`strongroom.storage.builtin`) and are what
+:func:`~strongroom.storage.open_store` uses when it is given no registry.  URLs whose
+scheme no backend claims (plain paths, ``file://``, ``memory://``, chained URLs) go to
+fsspec as they are.
 
 fsspec picks an implementation per protocol from its registry, which installed
 packages can change through entry points (installing ``sshfs`` takes ``sftp://`` and
@@ -36,22 +46,25 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import attrs
 
-from ..errors import StorageError
-from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY
+from ..errors import PluginError, StorageError
+from .capabilities import REMOTE_CONCURRENCY, ObjectLock
+from .s3 import root_object_lock
 
-__all__ = ["Backend", "BACKENDS", "backend_for"]
+__all__ = ["BUILTIN_BACKENDS", "StorageBackend", "backend_for"]
 
 
 @attrs.frozen
-class Backend:
-    """How the vault uses one fsspec implementation."""
+class StorageBackend:
+    """How the vault uses one fsspec implementation for the URL schemes ``schemes``."""
 
+    #: the registered name (``s3``, ``sftp`` ...)
     name: str
     schemes: tuple[str, ...]
+    #: the module and class of the fsspec filesystem (imported when a vault is opened)
     module: str
     class_name: str
     #: what to ``pip install`` for it
@@ -62,12 +75,23 @@ class Backend:
     ranged_cat: bool = True
     #: keyword arguments of ``open`` for ranged reads (when not ``ranged_cat``)
     range_open_options: dict[str, Any] = attrs.field(factory=dict)
+    #: operations to keep in flight
     concurrency: int = REMOTE_CONCURRENCY
-    object_lock: bool = False
+    #: ``read_object_lock(fs, root)`` asks the storage about its object lock (None: the
+    #: backend has no object lock)
+    read_object_lock: Callable[[Any, str], ObjectLock] | None = None
+    #: options under the user's
     defaults: dict[str, Any] = attrs.field(factory=dict)
+    #: ``complete_options(options)`` fills in what depends on the machine (None: nothing)
+    complete_options: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    @property
+    def object_lock(self) -> bool:
+        """Whether storage of this kind can lock objects (whether it does: ``read_object_lock``)."""
+        return self.read_object_lock is not None
 
     def load(self) -> type:
-        """The implementation class; StorageError naming the extra when it is missing."""
+        """The implementation class; StorageError naming the package when it is missing."""
         try:
             module = importlib.import_module(self.module)
         except ImportError as exc:
@@ -80,44 +104,48 @@ class Backend:
     def options(self, given: dict[str, Any]) -> dict[str, Any]:
         """The storage options to use: the backend's defaults under the ``given`` ones."""
         options = {**self.defaults, **given}
-        if self.name == "sftp" and "known_hosts" not in given:
-            options["known_hosts"] = _default_known_hosts()
+        return self.complete_options(options) if self.complete_options is not None else options
+
+
+def _known_hosts(options: dict[str, Any]) -> dict[str, Any]:
+    """sshfs checks no host key by default: check them against ``~/.ssh/known_hosts``."""
+    if "known_hosts" in options:
         return options
-
-
-def _default_known_hosts() -> str:
     path = os.path.expanduser("~/.ssh/known_hosts")
     if not os.path.exists(path):
         raise StorageError(
             message="cannot check the SFTP server's host key: ~/.ssh/known_hosts does not exist; "
             "add the server to it (ssh-keyscan), or give --storage-option known_hosts=FILE"
         )
-    return path
+    return {**options, "known_hosts": path}
 
 
 _REMOTE = {"skip_instance_cache": True}
 _OBJECT_STORE = {**_REMOTE, "use_listings_cache": False}
 
-BACKENDS: tuple[Backend, ...] = (
-    Backend("s3", ("s3", "s3a"), "s3fs", "S3FileSystem", "'strongroom[s3]'", one_request_put=True,
-            object_lock=True, defaults=_OBJECT_STORE),
-    Backend("sftp", ("sftp", "ssh"), "sshfs", "SSHFileSystem", "'strongroom[sftp]'", one_request_put=False,
-            ranged_cat=False, range_open_options={"block_size": 1 << 18, "max_requests": 64},
-            defaults=_REMOTE),
-    Backend("gcs", ("gs", "gcs"), "gcsfs", "GCSFileSystem", "gcsfs", one_request_put=True,
-            defaults=_OBJECT_STORE),
-    Backend("azure", ("az", "abfs", "abfss"), "adlfs", "AzureBlobFileSystem", "adlfs",
-            one_request_put=True, defaults=_OBJECT_STORE),
+#: The backends of the built-in ``storage`` plugin.
+BUILTIN_BACKENDS: tuple[StorageBackend, ...] = (
+    StorageBackend("s3", ("s3", "s3a"), "s3fs", "S3FileSystem", "'strongroom[s3]'", one_request_put=True,
+                   read_object_lock=root_object_lock, defaults=_OBJECT_STORE),
+    StorageBackend("sftp", ("sftp", "ssh"), "sshfs", "SSHFileSystem", "'strongroom[sftp]'", one_request_put=False,
+                   ranged_cat=False, range_open_options={"block_size": 1 << 18, "max_requests": 64},
+                   defaults=_REMOTE, complete_options=_known_hosts),
+    StorageBackend("gcs", ("gs", "gcs"), "gcsfs", "GCSFileSystem", "gcsfs", one_request_put=True,
+                   defaults=_OBJECT_STORE),
+    StorageBackend("azure", ("az", "abfs", "abfss"), "adlfs", "AzureBlobFileSystem", "adlfs",
+                   one_request_put=True, defaults=_OBJECT_STORE),
 )
 
 
-def backend_for(url: str) -> Backend | None:
-    """The backend for ``url`` (plain, not chained with ``::``), or None for other URLs."""
+def backend_for(url: str, backends: Iterable[StorageBackend] | None = None) -> StorageBackend | None:
+    """The backend of ``backends`` (default: the built-in ones) whose schemes include
+    ``url``'s (plain URLs only, not chained with ``::``); None for other URLs.  Two
+    backends claiming the scheme is a PluginError."""
     if "::" in url or "://" not in url:
         return None
     scheme = url.split("://", 1)[0].lower()
-    for backend in BACKENDS:
-        if scheme in backend.schemes:
-            return backend
-    return None
-
+    found = [b for b in (BUILTIN_BACKENDS if backends is None else backends) if scheme in b.schemes]
+    if len(found) > 1:
+        names = " and ".join(f"'{b.name}'" for b in found)
+        raise PluginError(message=f"URL scheme {scheme}:// is claimed by the storage backends {names}")
+    return found[0] if found else None

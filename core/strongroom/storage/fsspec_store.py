@@ -15,15 +15,15 @@ the contract of :mod:`strongroom.storage.base`:
   the same directory, then ``fs.mv`` over the name (SFTP uses ``posix-rename``), since a
   plain write there is visible while it is in progress.  Where the driver's ``cat_file``
   ignores byte ranges (sshfs), ranges are read with ``open``, ``seek`` and ``read``.
-- **Which driver** serves a scheme, and its default options, is decided by
-  :mod:`strongroom.storage.backends`; the store's :meth:`~FsspecStore.capabilities`
+- **Which driver** serves a scheme, and its default options, is decided by the
+  registered storage backends (:mod:`strongroom.storage.backends`); the store's :meth:`~FsspecStore.capabilities`
   (remote or not, operations to keep in flight, object lock support) follow from it.
 - **Errors** are translated by :func:`strongroom.storage.base.map_error`: missing objects
   raise ObjectNotFound, connection failures TransientStorageError, the rest StorageError.
 
 :func:`open_store` turns a URL or a local path into a store wrapped in the retry
-decorator, with the storage options of the user's configuration
-(:mod:`strongroom.config`) under the ones it is given.  The option ``concurrency``
+decorator.  It reads no configuration: the vault merges the user's storage options
+(:mod:`strongroom.config`) before it opens the store.  The option ``concurrency``
 (operations in flight) is the vault's own and is not passed to fsspec.
 """
 
@@ -33,7 +33,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -41,7 +41,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ObjectNotFound, StorageError
-from .backends import Backend, backend_for
+from .backends import StorageBackend, backend_for
 from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, map_error, redact_url
 from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
 
@@ -103,7 +103,7 @@ class FsspecStore:
     fs: fsspec.AbstractFileSystem = attrs.field(repr=False)
     root: str = attrs.field(converter=lambda r: r.rstrip("/") if r != "/" else "", repr=False)
     url: str = attrs.field(default="")
-    backend: Backend | None = attrs.field(default=None, repr=False)
+    backend: StorageBackend | None = attrs.field(default=None, repr=False)
     concurrency: int | None = attrs.field(default=None, repr=False)
     _local: bool = attrs.field(init=False, repr=False)
     _atomic: bool = attrs.field(init=False, repr=False)
@@ -137,14 +137,11 @@ class FsspecStore:
         )
 
     def object_lock(self) -> ObjectLock:
-        """The object lock of the S3 bucket under this store, asked once and remembered."""
+        """The object lock of the storage under this store (an S3 bucket's), asked once
+        and remembered."""
         if self._object_lock is None:
-            if not self.capabilities().object_lock:
-                self._object_lock = ObjectLock()
-            else:
-                from .s3 import bucket_object_lock
-
-                self._object_lock = bucket_object_lock(self.fs, self.root.split("/", 1)[0])
+            reader = self.backend.read_object_lock if self.backend is not None else None
+            self._object_lock = reader(self.fs, self.root) if reader is not None else ObjectLock()
         return self._object_lock
 
     # --- internals ---------------------------------------------------------------------
@@ -366,33 +363,29 @@ def open_store(
     *,
     create: bool = False,
     retry: bool = True,
-    configured: bool = True,
+    backends: Iterable[StorageBackend] | None = None,
 ) -> Store:
     """Open the store at ``url``: a local path (relative or absolute) or any fsspec URL.
 
-    ``storage_options`` go to the fsspec filesystem (credentials, endpoint, ...) over
-    the user's configured ones (:func:`strongroom.config.storage_options_for`; not with
-    ``configured=False``), and over the backend's defaults
-    (:mod:`strongroom.storage.backends`); ``concurrency`` sets the store's
-    :attr:`~strongroom.storage.capabilities.Capabilities.concurrency` instead.  With
-    ``create`` the root directory (an S3 bucket, if needed) is made; otherwise a missing
-    root is not an error here.  An unknown protocol or a missing driver package raises
-    StorageError saying what to install.  Unless ``retry`` is false, the store is
+    ``storage_options`` go to the fsspec filesystem (credentials, endpoint, ...) over the
+    backend's defaults; ``concurrency`` sets the store's
+    :attr:`~strongroom.storage.capabilities.Capabilities.concurrency` instead.  (The
+    options of the user's configuration are merged by the caller:
+    :func:`strongroom.config.storage_options_for`.)  ``backends`` are the registered
+    storage backends (default: the built-in ones, :mod:`strongroom.storage.backends`).
+    With ``create`` the root directory (an S3 bucket, if needed) is made; otherwise a
+    missing root is not an error here.  An unknown protocol or a missing driver package
+    raises StorageError saying what to install.  Unless ``retry`` is false, the store is
     wrapped in :class:`~strongroom.storage.retry.RetryingStore`.
     """
     from .retry import RetryingStore
 
     shown = redact_url(url)
-    if configured:
-        from ..config import storage_options_for
-
-        options = storage_options_for(url, storage_options)
-    else:
-        options = dict(storage_options or {})
+    options = dict(storage_options or {})
     concurrency = options.pop(CONCURRENCY_OPTION, None)
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise StorageError(message=f"storage option {CONCURRENCY_OPTION} must be a positive integer")
-    backend = backend_for(url)
+    backend = backend_for(url, backends)
     try:
         if backend is not None:
             cls = backend.load()

@@ -21,7 +21,7 @@ from ..errors import StorageError
 from .base import map_error
 from .capabilities import ObjectLock
 
-__all__ = ["bucket_object_lock", "parse_object_lock"]
+__all__ = ["bucket_object_lock", "parse_object_lock", "root_object_lock"]
 
 _NOT_CONFIGURED = "ObjectLockConfigurationNotFound"
 
@@ -60,3 +60,8 @@ def bucket_object_lock(fs: Any, bucket: str) -> ObjectLock:
             raise mapped from exc
         raise
     return parse_object_lock(answer)
+
+
+def root_object_lock(fs: Any, root: str) -> ObjectLock:
+    """The object lock of the bucket that holds ``root`` (``bucket/prefix``)."""
+    return bucket_object_lock(fs, root.split("/", 1)[0])
