@@ -10,7 +10,8 @@ import click
 from strongroom.errors import InvalidSource
 from strongroom.workload import BackupContext, Workload
 
-from .scan import ScannedEntry, Scanner, compile_patterns
+from .patterns import compile_patterns
+from .scan import ScannedEntry, Scanner
 
 
 class FilesWorkload(Workload):

@@ -13,7 +13,8 @@ import pytest
 from strongroom.catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SOCKET, SYMLINK
 from strongroom.errors import SourceError
 from strongroom.testing import BAD_NAME, NEWLINE_NAME, build_sample_tree, xattrs_supported
-from strongroom_files.scan import ScannedEntry, Scanner, compile_patterns
+from strongroom_files.patterns import compile_patterns
+from strongroom_files.scan import ScannedEntry, Scanner
 
 
 def point_path(abspath: str) -> str:
