@@ -3,7 +3,7 @@
 Registered through the ``strongroom`` entry-point group, like any third-party plugin.
 """
 
-from strongroom.markers import hookimpl
+from strongroom import hookimpl
 
 from .workload import FilesWorkload
 

@@ -48,18 +48,10 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from strongroom.catalog.entry import (
-    BLOCKDEV,
-    CHARDEV,
-    DIR,
-    FIFO,
-    FILE,
-    HARDLINK,
-    SOCKET,
-    SYMLINK,
-    Entry,
+from strongroom import (
+    BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SOCKET, SYMLINK, Entry, FileSource, FolderSource, LinkSource,
+    SourceError, SpecialSource,
 )
-from strongroom.errors import SourceError
 
 from .patterns import Matcher, compile_patterns
 
@@ -78,16 +70,10 @@ _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 _VANISHED = "vanished during backup"
 
 
-@attrs.frozen
-class ScannedEntry:
-    """One entry found by a scan: its path in the point, on this machine, and metadata.
-
-    ``path`` is point-relative (``home/alice/a.txt``); ``entry`` has no chunks or subtree.
-    """
-
-    path: str
-    abspath: str
-    entry: Entry
+#: What a scan yields: the source entry of each file, folder, link and special file.
+#: ``path`` is point-relative (``home/alice/a.txt``), ``abspath`` the path on this
+#: machine; ``entry`` has no chunks or subtree.
+ScannedEntry = FileSource | FolderSource | LinkSource | SpecialSource
 
 
 @attrs.frozen
@@ -195,7 +181,7 @@ class Scanner:
                 self._warn(child_abs, exc)
                 continue
             mark = len(self._pending)
-            self._pending.append(ScannedEntry(child_rel, child_abs, self._entry(name, child_abs, st, DIR)))
+            self._pending.append(FolderSource(child_rel, self._entry(name, child_abs, st, DIR), child_abs))
             yield from self._visit_parents(node[name], child_rel, child_abs)
             del self._pending[mark:]
 
@@ -213,7 +199,7 @@ class Scanner:
                 yield from self._emit(self._leaf(name, relpath, abspath, st))
             return
         mark = len(self._pending)
-        scanned = ScannedEntry(relpath, abspath, self._entry(name, abspath, st, DIR))
+        scanned = FolderSource(relpath, self._entry(name, abspath, st, DIR), abspath)
         self._pending.append(scanned)
         if kept:
             yield from self._flush()
@@ -251,7 +237,7 @@ class Scanner:
                     yield leaf
                 continue
             mark = len(pending)
-            pending.append(ScannedEntry(child_rel, child_abs, self._entry(name, child_abs, st, DIR)))
+            pending.append(FolderSource(child_rel, self._entry(name, child_abs, st, DIR), child_abs))
             if child_kept:
                 yield from pending
                 pending.clear()
@@ -296,7 +282,12 @@ class Scanner:
             first = self._links.setdefault((st.st_dev, st.st_ino), relpath)
             if first != relpath:
                 kind, target = HARDLINK, first
-        return ScannedEntry(relpath, abspath, self._entry(name, abspath, st, kind, target))
+        entry = self._entry(name, abspath, st, kind, target)
+        if kind in (FILE, HARDLINK):
+            return FileSource(relpath, abspath, entry)
+        if kind == SYMLINK:
+            return LinkSource(relpath, entry, abspath)
+        return SpecialSource(relpath, entry, abspath)
 
     # -- metadata --
 

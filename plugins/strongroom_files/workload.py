@@ -7,8 +7,7 @@ from typing import Any, Iterator
 
 import click
 
-from strongroom.errors import InvalidSource
-from strongroom.workload import BackupContext, Workload
+from strongroom import BackupContext, InvalidSource, Workload
 
 from .patterns import compile_patterns
 from .scan import ScannedEntry, Scanner
@@ -70,4 +69,5 @@ class FilesWorkload(Workload):
             one_file_system=source.get("one_file_system", False),
         )
         yield from scanner
-        ctx.warnings.extend(f"{w.path}: {w.reason}" for w in scanner.warnings)
+        for warning in scanner.warnings:
+            ctx.warn(f"{warning.path}: {warning.reason}")
