@@ -28,12 +28,16 @@ if [ -n "$missing" ]; then
         echo "setup: please install these Debian packages:$missing" >&2
     fi
 fi
-stamp="$VENV/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
+# The project, and the contrib/ packages (installed separately, as their users do) whose
+# tests run with the project's.
+CONTRIB=$(for pkg in contrib/*/pyproject.toml; do [ -f "$pkg" ] && printf ' -e %s' "${pkg%/pyproject.toml}"; done)
+stamp="$VENV/.installed-$(cat pyproject.toml contrib/*/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     echo "setup: installing strongroom and its dependencies into $VENV (log: $VENV/install.log)"
     if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
-           "$VENV/bin/python" -m pip install -e '.[test]'; } >"$VENV/install.log" 2>&1; then
+           "$VENV/bin/python" -m pip install -e '.[test]' &&
+           { [ -z "$CONTRIB" ] || "$VENV/bin/python" -m pip install $CONTRIB; }; } >"$VENV/install.log" 2>&1; then
         tail -n 30 "$VENV/install.log" >&2
         echo "setup: installation failed (full log: $VENV/install.log)" >&2
         exit 1
