@@ -51,22 +51,19 @@ import errno
 import os
 import shutil
 import stat
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import attrs
-import numpy as np
 
-from strongroom.catalog.entry import BLOCKDEV, CHARDEV, FIFO, SOCKET, Entry
-from strongroom.errors import UnsafePath
+from ..catalog.entry import BLOCKDEV, CHARDEV, FIFO, SOCKET, Entry
+from ..errors import UnsafePath
+from .filewrites import FdCache, data_runs, pwrite_all
 
 __all__ = ["TreeWriter"]
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-HOLE_BLOCK = 4096  # granularity at which sparse writes leave zeros out
 _NOT_PERMITTED = frozenset({errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 Target = int | str  # an open file descriptor, or a path never followed at its end
@@ -87,108 +84,6 @@ def _split(relpath: str) -> list[str]:
     return parts
 
 
-def _data_runs(data: bytes | memoryview, offset: int) -> list[tuple[int, int]]:
-    """The ``(start, end)`` ranges of ``data`` to write so that zero blocks stay holes.
-
-    ``data`` is cut at file offsets that are multiples of ``HOLE_BLOCK``; a piece that is
-    all zeros is left out, neighbouring pieces with data are merged into one range.
-    """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    size = arr.size
-    if not size or (arr[0] == 0 and arr[-1] == 0 and not arr.any()):
-        return []
-    head = min(-offset % HOLE_BLOCK, size)
-    count = (size - head) // HOLE_BLOCK
-    body_end = head + count * HOLE_BLOCK
-    flags = arr[head:body_end].reshape(count, HOLE_BLOCK).any(axis=1)
-    if flags.all() and (not head or arr[:head].any()) and (body_end == size or arr[body_end:].any()):
-        return [(0, size)]
-    bounds = [0, *range(head, body_end + 1, HOLE_BLOCK), size]
-    has_data = [bool(arr[:head].any()), *flags.tolist(), bool(arr[body_end:].any())]
-    runs: list[tuple[int, int]] = []
-    for start, end, data_here in zip(bounds, bounds[1:], has_data):
-        if not data_here or start == end:
-            continue
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], end)
-        else:
-            runs.append((start, end))
-    return runs
-
-
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
-@attrs.define(eq=False)
-class _OpenFile:
-    fd: int
-    users: int = 0
-    evicted: bool = False
-
-
-@attrs.define
-class _FdCache:
-    """Open files by relative path, least recently used closed first, never while in use."""
-
-    capacity: int
-    _files: OrderedDict[str, _OpenFile] = attrs.field(factory=OrderedDict, init=False)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-
-    def add(self, relpath: str, fd: int) -> None:
-        with self._lock:
-            self._insert(relpath, _OpenFile(fd))
-
-    def acquire(self, relpath: str, opener: Callable[[], int]) -> _OpenFile:
-        with self._lock:
-            handle = self._files.get(relpath)
-            if handle is None:
-                handle = _OpenFile(opener())
-                self._insert(relpath, handle)
-            else:
-                self._files.move_to_end(relpath)
-            handle.users += 1
-            return handle
-
-    def release(self, handle: _OpenFile) -> None:
-        with self._lock:
-            handle.users -= 1
-            if handle.evicted and not handle.users:
-                os.close(handle.fd)
-
-    def take(self, relpath: str) -> int | None:
-        """Remove a file from the cache; its fd if it was idle (the caller closes it)."""
-        with self._lock:
-            handle = self._files.pop(relpath, None)
-            if handle is None:
-                return None
-            if handle.users:
-                handle.evicted = True
-                return None
-            return handle.fd
-
-    def close_all(self) -> None:
-        with self._lock:
-            while self._files:
-                self._evict(self._files.popitem(last=False)[1])
-
-    def _insert(self, relpath: str, handle: _OpenFile) -> None:
-        old = self._files.pop(relpath, None)
-        if old is not None:
-            self._evict(old)
-        self._files[relpath] = handle
-        while len(self._files) > self.capacity:
-            self._evict(self._files.popitem(last=False)[1])
-
-    @staticmethod
-    def _evict(handle: _OpenFile) -> None:
-        handle.evicted = True
-        if not handle.users:
-            os.close(handle.fd)
-
-
 @attrs.define
 class TreeWriter:
     """Creates restored entries under ``root`` (see the module documentation)."""
@@ -199,7 +94,7 @@ class TreeWriter:
     )
     max_open: int = attrs.field(default=64, kw_only=True)
     warnings: list[str] = attrs.field(factory=list, init=False)
-    _fds: _FdCache = attrs.field(init=False, repr=False)
+    _fds: FdCache = attrs.field(init=False, repr=False)
     _dirs: set[str] = attrs.field(factory=set, init=False, repr=False)
     _dir_entries: dict[str, Entry] = attrs.field(factory=dict, init=False, repr=False)
     # directories this writer created ('' for a root that was empty): nothing else is in them
@@ -212,7 +107,7 @@ class TreeWriter:
     def __attrs_post_init__(self) -> None:
         os.makedirs(self.root, exist_ok=True)
         self.root = os.path.realpath(self.root)
-        self._fds = _FdCache(self.max_open)
+        self._fds = FdCache(self.max_open)
         with os.scandir(self.root) as it:
             if next(it, None) is None:
                 self._fresh.add("")
@@ -323,13 +218,13 @@ class TreeWriter:
     def write(self, relpath: str, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
         """Write ``data`` at ``offset`` of a created file; with ``sparse``, zero blocks stay holes."""
         view = memoryview(data).cast("B")
-        runs = _data_runs(view, offset) if sparse else [(0, len(view))]
+        runs = data_runs(view, offset) if sparse else [(0, len(view))]
         if not runs:
             return
         handle = self._fds.acquire(relpath, lambda: os.open(self.path_for(relpath), _REOPEN))
         try:
             for start, end in runs:
-                _pwrite_all(handle.fd, view[start:end], offset + start)
+                pwrite_all(handle.fd, view[start:end], offset + start)
         finally:
             self._fds.release(handle)
 
@@ -370,10 +265,10 @@ class TreeWriter:
         """:meth:`write` to a descriptor from :meth:`open_new`."""
         view = memoryview(data).cast("B")
         if not sparse:
-            _pwrite_all(fd, view, offset)
+            pwrite_all(fd, view, offset)
             return
-        for start, end in _data_runs(view, offset):
-            _pwrite_all(fd, view[start:end], offset + start)
+        for start, end in data_runs(view, offset):
+            pwrite_all(fd, view[start:end], offset + start)
 
     def close_file(self, relpath: str, fd: int, entry: Entry | None) -> None:
         """Set the metadata of ``entry`` (none when None) on a file from :meth:`open_new`
