@@ -206,7 +206,7 @@ def stdlib_or_third_party(module: str) -> bool:
     return top != "strongroom" and not top.startswith("strongroom_")
 
 
-@pytest.mark.parametrize("package, folder, files", plugin_packages(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("package, folder, files", plugin_packages(), ids=[p[0] for p in plugin_packages()])
 def test_plugin_imports_only_the_public_api(package, folder, files):
     """A plugin imports only strongroom's public names, strongroom.testing and itself."""
     public = set(strongroom.__all__)
