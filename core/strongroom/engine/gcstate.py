@@ -18,7 +18,7 @@ Backups take no lock; they follow three rules instead, all kept by :class:`GcVie
    mark it had not seen that holds a blob its point needs: if less than half the grace
    has passed since the mark, committing now is safe (the sweep, at least a grace after
    the mark, will read the new header and keep the blob); otherwise the backup copies
-   those blobs into new packs first (:meth:`Repository.copy_blobs`).
+   those blobs into new packs first (:func:`strongroom.repository.maintenance.copy_blobs`).
 3. If an index file it loaded has gone (a sweep finished meanwhile), it reloads the index
    and checks that every blob its point needs is still there.
 

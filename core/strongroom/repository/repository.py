@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
-from ..errors import IntegrityError, ObjectNotFound, StrongroomError
+from ..errors import IntegrityError, ObjectNotFound
 from ..models import time_id
 from ..storage import Store, capabilities_of
 from .blobid import blob_id as keyed_blob_id
