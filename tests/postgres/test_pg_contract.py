@@ -1,8 +1,13 @@
 """The postgres workload against the workload contract of strongroom.testing.
 
-The source is the sample database (``pgshop``, a small one) on the test cluster.  A
-whole restore goes into a new database whose tables (rows) and schema must equal the
-source's; an item-level restore brings one table into a new database, alone.
+The source is the sample database (``pgshop``) on the test cluster.  A whole restore
+goes into a new database whose tables (rows) and schema must equal the source's; an
+item-level restore brings one table into a new database, alone.
+
+An unchanged database's next dump differs in its header (it carries the dump time), so
+the next point stores the one content-defined chunk that holds it (at most the vault's
+maximum chunk size, 4 MiB) and the manifest; the database is made large enough (a dump
+of about 16 MB) that this bound shows the rest of the dump deduplicates.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from pgshop import build_shop
 from strongroom.testing import WorkloadCase, WorkloadContract
 
 DB = "contract_shop"
+ROWS = 200_000
+#: one maximum-size chunk (the dump's header) and the small manifest and folder nodes
+UNCHANGED_LIMIT = 4 * 2**20 + 256 * 2**10
 TABLE = "hr.staff"  # its only foreign key points at itself: it restores alone
 COPY, ONE_TABLE, DAMAGED = "contract_copy", "contract_table", "contract_damaged"
 
 
 @pytest.fixture(scope="module")
 def shop_db(pg_cluster):
-    """Database ``contract_shop`` with the sample content (2,000 orders)."""
-    build_shop(pg_cluster, DB, rows=2_000)
+    """Database ``contract_shop`` with the sample content (200,000 orders)."""
+    build_shop(pg_cluster, DB, rows=ROWS)
     yield DB
     pg_cluster.dropdb(DB)
 
@@ -70,6 +78,7 @@ class TestPostgresContract(WorkloadContract):
                 ({"databases": [shop_db]}, "the source has no connection"),
             ),
             restore_options={"to_database": DAMAGED},
+            unchanged_limit=UNCHANGED_LIMIT,
             restore_target=False,
             consistency="application-consistent",
             change_source=change_source,
@@ -77,3 +86,8 @@ class TestPostgresContract(WorkloadContract):
         pg_cluster.psql("delete from hr.staff where id > 5000", shop_db)
         for database in (COPY, ONE_TABLE, DAMAGED):
             pg_cluster.dropdb(database)
+
+    def test_the_dump_dwarfs_the_unchanged_bound(self, backed_up):
+        """The dump is several times the unchanged bound, so meeting it shows deduplication."""
+        _, first = backed_up
+        assert first.stats["bytes_read"] > 3 * UNCHANGED_LIMIT, first.stats
