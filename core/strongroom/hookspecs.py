@@ -141,7 +141,7 @@ def strongroom_policy_validate(vault: Vault, policy: Policy) -> None:
     written when an implementation raises.
 
     :param vault: the vault the policy belongs to.
-    :param policy: the :class:`~strongroom.models.Policy` as it would be written.
+    :param policy: the :class:`strongroom.Policy` as it would be written.
     :return: ignored.
     """
 
@@ -248,8 +248,8 @@ def strongroom_after_restore(vault: Vault, point: RecoveryPoint, target: str) ->
 
     :param vault: the vault the point was read from.
     :param point: the recovery point that was restored.
-    :param target: where the data went: a destination path, or a description such as
-        ``"database shop_restored"`` for workloads that do not restore to files.
+    :param target: the ``--target`` folder the restore was given, or None for workloads
+        that restore elsewhere (a database, through their own restore options).
     :return: ignored.
     """
 

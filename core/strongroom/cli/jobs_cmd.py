@@ -1,4 +1,4 @@
-"""``strongroom jobs``: the history of backups, restores and verifies."""
+"""``strongroom jobs``: the history of backups, restores, verifies, prunes and item changes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .output import emit_json, short_time, table
 
 @click.command()
 @click.option("--item", help="Only jobs of this item.")
-@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify).")
+@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify, prune, stop, resume).")
 @click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
 @click.option("--last", type=int, default=50, show_default=True, help="Show the last N jobs (0: all).")
 @json_option
