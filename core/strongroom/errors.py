@@ -215,6 +215,12 @@ class UnsafePath(IntegrityError):
     exit_code = 52
 
 
+class DataLost(IntegrityError):
+    """{count} recovery point(s) lost data that no intact copy holds: {points}."""
+
+    exit_code = 53
+
+
 # --- restore ---------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The Vault facade: the one door to a vault for the command line, the server and hooks.
 
 A :class:`Vault` composes the services that do the work (:mod:`strongroom.services`):
-items and their lifecycle, policies and retention, backup, restore, verify, prune,
+items and their lifecycle, policies and retention, backup, restore, verify, repair, prune,
 scheduled runs, jobs and key slots.  Each of its methods hands the call to one of them;
 it holds no logic of its own but opening and creating vaults, and binding the plugins'
 hooks (:class:`PluginHooks`) so that the services can call them without knowing the
@@ -38,6 +38,7 @@ from .services.lifecycle import Lifecycle
 from .services.points import PointBook
 from .services.policies import PolicyBook
 from .services.prune import PruneReport, PruneService
+from .services.repair import Heal, RepairReport, RepairService
 from .services.restore import RestoreService
 from .services.retention import Retention
 from .services.schedule import DueReport, Scheduler, ScheduleRow
@@ -123,7 +124,10 @@ class Vault:
         self._backup = BackupService(self.repo, self.index, self._settings, self._items, self._points,
                                      self.retention, self.jobs, hooks, self.workload, now)
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
-        self._verify = VerifyService(self.repo, self.index, self.jobs, lambda: self.prune_settings.lease_ttl, now)
+        self._verify = VerifyService(self.repo, self.index, self.jobs, now,
+                                     cursor_file=key_context.home / "verify" / f"{config.vault_id}.json")
+        self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
+                                     lambda: self.prune_settings.lease_ttl, now)
         self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now)
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
                                     self._backup.run, self.prune, now)
@@ -281,12 +285,19 @@ class Vault:
         """Restore a point of ``item``; ``options`` are the workload's restore options."""
         return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
 
-    def verify(self, *, read_data: bool = False, progress: Callable[[str], None] | None = None) -> VerifyReport:
-        return self._verify.verify(read_data=read_data, progress=progress)
+    def verify(self, *, read_data: bool = False, subset: str | None = None,
+               progress: Callable[[str], None] | None = None) -> VerifyReport:
+        """Check the vault; ``subset`` (``N/M`` or ``N%``) reads only some packs."""
+        return self._verify.verify(read_data=read_data, subset=subset, progress=progress)
 
-    def rebuild_index(self) -> tuple[int, int, list[str]]:
-        """Rewrite the index from the packs' own trailers; returns (packs, blobs, problems)."""
-        return self._verify.rebuild_index()
+    def repair(self, *, apply: bool = False, heal: Heal | None = None,
+               progress: Callable[[str], None] | None = None) -> RepairReport:
+        """Heal what can be healed, move damage aside, name what is lost (:mod:`strongroom.services.repair`)."""
+        return self._repair.run(apply=apply, heal=heal, progress=progress)
+
+    def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
+        """Rewrite the index from every pack, naming intact copies only."""
+        return self._repair.rebuild_index(progress)
 
     # --- retention, prune and scheduled runs ---------------------------------------------
 

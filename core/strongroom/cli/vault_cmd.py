@@ -1,10 +1,10 @@
-"""``strongroom vault``: create, info, verify, rebuild-index, key management."""
+"""``strongroom vault``: create, info, verify, repair, rebuild-index, key management."""
 
 from __future__ import annotations
 
 import click
 
-from ..errors import VerifyFailed
+from ..errors import DataLost, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, json_option
 from .output import Progress, emit_json, human_size, table
@@ -63,13 +63,16 @@ def info(ctx, as_json):
 
 
 @vault.command("verify")
-@click.option("--read-data", is_flag=True, help="Also read, decrypt and re-hash every pack.")
+@click.option("--read-data", is_flag=True, help="Also read, decrypt and re-hash every pack on storage.")
+@click.option("--read-data-subset", "subset", metavar="N/M|N%",
+              help="Read only some packs: the N-th of M groups (N/M), or about N% per run, going round"
+                   " every pack over repeated runs (N%). Implies --read-data.")
 @json_option
 @click.pass_context
-def verify(ctx, read_data, as_json):
+def verify(ctx, read_data, subset, as_json):
     """Check the vault's structure (and with --read-data, all of its data)."""
     progress = Progress(not as_json)
-    report = app(ctx).open_vault().verify(read_data=read_data, progress=progress.show)
+    report = app(ctx).open_vault().verify(read_data=read_data, subset=subset, progress=progress.show)
     progress.done()
     if as_json:
         emit_json(report.to_dict())
@@ -78,23 +81,76 @@ def verify(ctx, read_data, as_json):
             click.echo(f"note: {note}")
         for problem in report.problems:
             click.echo(f"damaged: {problem}", err=True)
+        read = read_data or subset is not None
         click.echo(
             f"Checked {report.points} point(s), {report.trees} tree(s), {report.packs} pack(s)"
-            + (f", read {report.packs_read} pack(s) ({human_size(report.bytes_read)})" if read_data else "")
+            + (f", read {report.packs_read} pack(s) ({human_size(report.bytes_read)})" if read else "")
             + (": no problems." if report.ok else f": {len(report.problems)} problem(s).")
         )
     if not report.ok:
         raise VerifyFailed(count=len(report.problems))
 
 
-@vault.command("rebuild-index")
+@vault.command("repair")
+@click.option("--apply", is_flag=True, help="Do the repair (without it: only say what it would do).")
+@json_option
 @click.pass_context
-def rebuild_index(ctx):
-    """Rewrite the index from the packs themselves (after index damage)."""
-    packs, blobs, problems = app(ctx).open_vault().rebuild_index()
-    for problem in problems:
-        click.echo(f"damaged: {problem}", err=True)
-    click.echo(f"Indexed {blobs} blob(s) in {packs} pack(s).")
+def repair(ctx, apply, as_json):
+    """Index an intact copy of every blob, move damage aside, name what is lost."""
+    progress = Progress(not as_json)
+    report = app(ctx).open_vault().repair(apply=apply, progress=progress.show)
+    progress.done()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _show_repair(report, "Would move aside" if report.dry_run else "Moved aside")
+        if not report.changes:
+            click.echo("Nothing to repair.")
+        elif report.dry_run:
+            click.echo("Dry run: nothing was changed; run 'strongroom vault repair --apply' to repair.")
+        else:
+            click.echo(f"Repaired: the index names {report.blobs_indexed + report.blobs_healed} intact blob(s).")
+    _raise_if_lost(report)
+
+
+@vault.command("rebuild-index")
+@json_option
+@click.pass_context
+def rebuild_index(ctx, as_json):
+    """Rewrite the index from every pack, naming only intact copies (after index damage)."""
+    progress = Progress(not as_json)
+    report = app(ctx).open_vault().rebuild_index(progress=progress.show)
+    progress.done()
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    _show_repair(report, "Moved aside")
+    click.echo(f"Indexed {report.blobs_indexed} blob(s) from {report.packs_read} pack(s)"
+               f" ({human_size(report.bytes_read)} read).")
+    if report.blobs_lost:
+        click.echo(f"{report.blobs_lost} damaged blob(s) have no intact copy:"
+                   " 'strongroom vault repair' names the points and files that need them.", err=True)
+
+
+def _show_repair(report, moved: str) -> None:
+    for line in report.damage:
+        click.echo(f"damaged: {line}", err=True)
+    for name in report.moved_aside:
+        click.echo(f"{moved}: {name} -> quarantine/{name}")
+    if report.blobs_rescued:
+        click.echo(f"{'Would copy' if report.dry_run else 'Copied'} {report.blobs_rescued} intact blob(s)"
+                   " out of damaged packs.")
+    if report.blobs_healed:
+        click.echo(f"{'Would heal' if report.dry_run else 'Healed'} {report.blobs_healed} blob(s) from elsewhere.")
+    for loss in report.lost_points + report.lost_files:
+        click.echo(f"lost: {loss['description']}", err=True)
+
+
+def _raise_if_lost(report) -> None:
+    points = sorted({f"{loss['item']}@{loss['point'][:8]}" for loss in report.lost_points + report.lost_files})
+    if points:
+        shown = ", ".join(points[:5]) + (f" and {len(points) - 5} more" if len(points) > 5 else "")
+        raise DataLost(count=len(points), points=shown)
 
 
 @vault.group("key")

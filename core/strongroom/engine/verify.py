@@ -1,17 +1,25 @@
-"""Verify a vault: its structure, and with ``read_data`` every byte of every pack.
+"""Verify a vault: its structure, and with ``read_data`` every byte of every pack on storage.
 
-Structure: every index file decrypts; every recovery-point header decrypts; every
-tree node reachable from a point decrypts and parses; every chunk a tree references
-is in the index; every pack the index names exists on storage.
-Data: every pack is read whole; its trailer must decrypt and agree with the index;
-every blob must decrypt and hash to its id.  A damaged blob is reported with the
-recovery points and files that need it.
+Structure (always in full): every tree node reachable from a point is indexed, is a
+tree, decrypts and parses; every chunk a tree references is in the index; every pack
+the index names exists on storage.  Packs on storage that no index names are notes.
+
+Data: every pack on storage is read whole (or the subset the caller selects), not only
+the packs the index chooses: packs no index names (an interrupted backup's) and packs
+holding second copies of blobs (two backups that stored the same data at once) too.
+Each blob of each pack is opened and re-hashed and the trailer checked against the pack
+and the index (:mod:`.packscan`); the copies are then weighed as a repair would
+(:func:`.repair.plan_copies`).  Problems: every damaged copy, even one with an intact
+copy elsewhere (the vault has lost redundancy), a damaged trailer, a trailer that
+contradicts the index.  Notes: unindexed packs and packs of extra copies.  A damaged
+blob with no intact copy is reported with the recovery points and files that need it.
+
+Reads only; writes nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 import attrs
@@ -21,8 +29,15 @@ from ..catalog.tree import decode_tree
 from ..errors import IntegrityError, ObjectNotFound
 from ..models import RecoveryPoint
 from ..repository.envelope import KIND_TREE
-from ..repository.pack import pack_name, parse_pack
+from ..repository.pack import pack_name
 from ..repository.repository import Repository
+from .packscan import scan_packs
+from .repair import CopyPlan, plan_copies
+
+__all__ = ["VerifyReport", "Verifier"]
+
+#: Damaged blobs name at most this many (point, path) pairs that need them.
+USERS_SHOWN = 3
 
 
 @attrs.frozen
@@ -34,6 +49,9 @@ class VerifyReport:
     packs_read: int
     bytes_read: int
     notes: tuple[str, ...] = ()
+    subset: str | None = None
+    unreferenced_packs: int = 0
+    duplicate_packs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -61,7 +79,16 @@ class Verifier:
         # blob id -> a few (point, path) that need it, to name what a damaged blob breaks
         self._users: dict[bytes, list[str]] = defaultdict(list)
 
-    def run(self, points: Iterable[RecoveryPoint], *, read_data: bool) -> VerifyReport:
+    def run(
+        self,
+        points: Iterable[RecoveryPoint],
+        *,
+        read_data: bool,
+        select: Callable[[set[str]], list[str]] | None = None,
+        subset: str | None = None,
+    ) -> VerifyReport:
+        """Check the structure and, with ``read_data``, the packs ``select`` picks from
+        those on storage (default: all); ``subset`` names the selection in the report."""
         points = list(points)
         self._progress("checking trees")
         trees = self._check_trees(points)
@@ -69,24 +96,50 @@ class Verifier:
         indexed = self.repo.index.named_pack_ids()
         for pack_id in sorted(indexed - on_storage):
             self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
-        for pack_id in sorted(on_storage - indexed):
+        unindexed = on_storage - indexed
+        for pack_id in sorted(unindexed):
             self.notes.append(
-                f"{pack_name(pack_id)}: in no index (an interrupted backup, or a damaged index file):"
-                " the next backup adopts it; 'strongroom vault rebuild-index' re-reads every pack"
+                f"{pack_name(pack_id)}: in no index (an interrupted backup's, or one a damaged index file named):"
+                " the next backup adopts it; 'strongroom vault repair' re-indexes every pack"
             )
-        packs_read = bytes_read = 0
+        packs_read = bytes_read = duplicates = 0
         if read_data:
             self._progress("reading data")
-            by_pack = self.repo.index.entries_by_pack()
-            todo = sorted(set(by_pack) & on_storage)
-            with ThreadPoolExecutor(self._threads) as pool:
-                for size in pool.map(lambda p: self._check_pack(p, by_pack[p]), todo):
-                    packs_read += 1
-                    bytes_read += size
+            todo = select(on_storage) if select is not None else sorted(on_storage)
+            checks = scan_packs(self.repo, todo, self.repo.index.entries_by_pack(), threads=self._threads,
+                                progress=self._progress)
+            plan = plan_copies(checks, self.repo.index.lookup)
+            self._report_data(plan, partial=subset is not None)
+            packs_read, bytes_read = plan.packs_read, plan.bytes_read
+            duplicates = len(plan.extra_by_pack())
         return VerifyReport(
             tuple(self.problems), len(points), trees, len(on_storage), packs_read, bytes_read,
-            tuple(self.notes),
+            tuple(self.notes), subset, len(unindexed), duplicates,
         )
+
+    def _report_data(self, plan: CopyPlan, *, partial: bool) -> None:
+        self.problems.extend(plan.problems)
+        for damage in plan.damaged:
+            blob = damage.entry.blob_id
+            text = damage.describe()
+            intact = plan.available.get(blob)
+            used = self.repo.index.lookup(blob)
+            uses_damaged = used is not None and used.pack_id == damage.entry.pack_id
+            users = ", ".join(self._users.get(blob) or ["no recovery point"])
+            if intact is not None:
+                text += (f"; an intact copy is in {pack_name(intact.pack_id)}:"
+                         " 'strongroom vault repair --apply' restores the redundancy")
+                if uses_damaged:
+                    text += f"; until then the index uses the damaged copy, needed by: {users}"
+            else:
+                text += f"; no intact copy{' among the packs read' if partial else ''}; needed by: {users}"
+            self.problems.append(text)
+        counts = plan.blob_counts
+        for pack_id, extra in sorted(plan.extra_by_pack().items()):
+            self.notes.append(
+                f"{pack_name(pack_id)}: {extra} of its {counts.get(pack_id, extra)} blob(s) are extra copies of"
+                " blobs stored in other packs (two backups stored the same data at once); prune removes them"
+            )
 
     def _check_trees(self, points: list[RecoveryPoint]) -> int:
         seen: set[bytes] = set()
@@ -119,29 +172,6 @@ class Verifier:
                             continue  # a hole of a disk image: nothing stored
                         if chunk not in self.repo.index:
                             self.problems.append(f"{label}: {child_path}: chunk {chunk.hex()[:16]} is missing")
-                        elif len(self._users[chunk]) < 3:
+                        elif len(self._users[chunk]) < USERS_SHOWN:
                             self._users[chunk].append(f"{label} {child_path}")
         return len(seen)
-
-    def _check_pack(self, pack_id: str, indexed: list) -> int:
-        name = pack_name(pack_id)
-        try:
-            data = self.repo.store.get(name)
-        except ObjectNotFound:
-            self.problems.append(f"{name}: missing")
-            return 0
-        try:
-            trailer = {e.blob_id: e for e in parse_pack(data, pack_id, self.repo.envelope)}
-        except IntegrityError as exc:
-            self.problems.append(f"{name}: trailer damaged ({exc})")
-            trailer = None
-        view = memoryview(data)
-        for entry in indexed:
-            if trailer is not None and trailer.get(entry.blob_id) != entry:
-                self.problems.append(f"{name}: index and pack trailer disagree on blob {entry.blob_id.hex()[:16]}")
-            try:
-                self.repo.open_blob(entry, view[entry.offset : entry.offset + entry.length])
-            except IntegrityError as exc:
-                users = self._users.get(entry.blob_id) or ["no recovery point"]
-                self.problems.append(f"{exc}; needed by: {', '.join(users)}")
-        return len(data)

@@ -1,82 +1,132 @@
-"""Verify and rebuild-index: checking a vault, and rewriting its index from its packs.
+"""Verify: checking a vault, its documents, its structure and (with ``read_data``) its packs.
 
 :meth:`VerifyService.verify` is a ``verify`` job around the engine's
 :class:`~strongroom.engine.verify.Verifier`: the index is loaded tolerantly (damaged
-index files are reported, not fatal), every point header is read (a damaged one is
-reported), then the structure and, with ``read_data``, every pack are checked.  The job
-fails when anything is wrong.
+index files are reported, not fatal); every recovery-point header, point status and
+settings document is read (a damaged one is a problem); then the structure and, with
+``read_data``, every pack on storage are checked.  The job fails when anything is wrong.
 
-:meth:`VerifyService.rebuild_index` rewrites the index from the packs' own trailers,
-holding the prune lease (it replaces every index file, which must not happen while a
-prune replaces some); the old index files are deleted only once the new one is written.
+``subset`` (``N/M`` or ``N%``, :class:`~strongroom.engine.subset.Subset`) reads only some
+packs; the structure is always checked in full.  For ``N%`` the last pack read is kept
+as a cursor in ``cursor_file`` (one small JSON file per vault in the client's home
+folder), so repeated runs go round every pack; a cursor that cannot be read starts from
+the first pack, one that cannot be saved is a note.  Nothing is written to the vault but
+the job record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from ..errors import IntegrityError, ObjectNotFound
-from ..models import RecoveryPoint
+from ..errors import IntegrityError, ObjectNotFound, UsageError
+from ..models import RecoveryPoint, VaultSettings
 from .points import POINT_PREFIX
+from .pointstatus import STATUS_PREFIX, PointStatus
+from .settings import SETTINGS_PREFIX
 
 if TYPE_CHECKING:
+    from ..engine.subset import Subset
     from ..engine.verify import VerifyReport
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from .jobs import JobLog
 
-__all__ = ["VerifyService"]
+__all__ = ["VerifyService", "read_documents"]
+
+
+def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object]) -> tuple[list, list[tuple[str, str]]]:
+    """(parsed documents, [(name, problem)]) of every document under ``prefix``; one that
+    fails to decrypt or to parse is a problem (one deleted meanwhile is skipped)."""
+    good: list = []
+    bad: list[tuple[str, str]] = []
+    for name in sorted(repo.store.list(prefix)):
+        try:
+            good.append(parse(repo.get_document(name)))
+        except ObjectNotFound:
+            continue
+        except IntegrityError as exc:
+            bad.append((name, str(exc)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            bad.append((name, f"Integrity error: {name} is damaged (malformed: {exc})."))
+    return good, bad
 
 
 class VerifyService:
-    """Checks (and rewrites the index of) one vault."""
+    """Checks one vault."""
 
-    def __init__(self, repo: Repository, index: IndexState, jobs: JobLog, lease_ttl: Callable[[], float],
-                 clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, repo: Repository, index: IndexState, jobs: JobLog,
+                 clock: Callable[[], dt.datetime], cursor_file: Path | None = None) -> None:
         self.repo = repo
         self.index = index
         self.jobs = jobs
-        self.lease_ttl = lease_ttl
         self.clock = clock
+        self.cursor_file = cursor_file
 
-    def verify(self, *, read_data: bool = False, progress: Callable[[str], None] | None = None) -> VerifyReport:
+    def verify(self, *, read_data: bool = False, subset: str | None = None,
+               progress: Callable[[str], None] | None = None) -> VerifyReport:
+        from ..engine.subset import Subset
         from ..engine.verify import Verifier
 
-        with self.jobs.running("verify", None, read_data=read_data) as run:
+        chosen = None
+        if subset is not None:
+            try:
+                chosen = Subset.parse(subset)
+            except ValueError as exc:
+                raise UsageError(message=f"--read-data-subset: {exc}") from None
+            read_data = True
+        with self.jobs.running("verify", None, read_data=read_data, subset=subset) as run:
             problems = self.index.load(tolerant=True)
-            points = []
-            for name in self.repo.store.list(POINT_PREFIX):
-                try:
-                    points.append(RecoveryPoint.from_dict(self.repo.get_document(name)))
-                except (IntegrityError, ObjectNotFound) as exc:
-                    problems.append(f"{name}: {exc}")
-            report = Verifier(self.repo, progress=progress).run(points, read_data=read_data)
-            report = attrs.evolve(report, problems=tuple(problems) + report.problems)
+            points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict)
+            for prefix, parse in ((STATUS_PREFIX, PointStatus.from_dict), (SETTINGS_PREFIX, VaultSettings.from_dict)):
+                bad += read_documents(self.repo, prefix, parse)[1]
+            problems += [f"{name}: {problem}" for name, problem in bad]
+            notes: list[str] = []
+            cursor: dict = {}
+            select = self._selector(chosen, notes, cursor) if chosen is not None else None
+            report = Verifier(self.repo, progress=progress).run(points, read_data=read_data, select=select,
+                                                                 subset=subset)
+            if chosen is not None and chosen.rotates:
+                self._save_cursor(cursor.get("after"), notes)  # once the packs were read
+            report = attrs.evolve(report, problems=tuple(problems) + report.problems,
+                                  notes=report.notes + tuple(notes))
             run.end("completed" if report.ok else "failed",
                     error=None if report.ok else f"{len(report.problems)} problem(s)",
                     bytes=report.bytes_read, details={"problems": list(report.problems[:100])})
         return report
 
-    def rebuild_index(self) -> tuple[int, int, list[str]]:
-        """Rewrite the index from the packs' trailers; returns (packs, blobs, problems)."""
-        from ..repository.leases import Lease
-        from ..repository.pack import pack_name, read_trailer
+    def _selector(self, subset: Subset, notes: list[str], cursor: dict) -> Callable[[set[str]], list[str]]:
+        """The packs ``subset`` reads; for ``N%``, the cursor to save is left in ``cursor["after"]``."""
+        def select(on_storage: set[str]) -> list[str]:
+            before = self._load_cursor() if subset.rotates else None
+            packs, cursor["after"] = subset.select(on_storage, before)
+            notes.append(f"read-data-subset {subset.text}: {len(packs)} of {len(on_storage)} pack(s)"
+                         + (f", after pack {before}" if before else ""))
+            return packs
+        return select
 
-        repo, store = self.repo, self.repo.store
-        with Lease(repo, "rebuild-index", ttl=self.lease_ttl(), clock=self.clock):
-            old = list(store.list("index/"))
-            entries, problems, packs = [], [], 0
-            for pack_id in sorted(repo.pack_ids_on_storage()):
-                try:
-                    entries.extend(read_trailer(store, pack_id, repo.envelope))
-                    packs += 1
-                except (IntegrityError, ObjectNotFound) as exc:
-                    problems.append(f"{pack_name(pack_id)}: {exc}")
-            repo.write_index(entries)
-            for name in old:
-                store.delete(name)
-            self.index.forget()
-        return packs, len(entries), problems
+    def _load_cursor(self) -> str | None:
+        if self.cursor_file is None:
+            return None
+        try:
+            cursor = json.loads(self.cursor_file.read_text()).get("cursor")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return cursor if isinstance(cursor, str) else None
+
+    def _save_cursor(self, cursor: str | None, notes: list[str]) -> None:
+        if self.cursor_file is None or cursor is None:
+            return
+        try:
+            self.cursor_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cursor_file.with_name(self.cursor_file.name + ".tmp")
+            tmp.write_text(json.dumps({"cursor": cursor, "saved": self.clock().isoformat()}))
+            os.replace(tmp, self.cursor_file)
+        except OSError as exc:
+            notes.append(f"could not save the subset cursor in {self.cursor_file} ({exc.strerror or exc}):"
+                         " the next run reads the same packs")

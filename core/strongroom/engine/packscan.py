@@ -1,0 +1,125 @@
+"""Reading packs whole: every blob opened and re-hashed, the trailer checked against the pack.
+
+:func:`check_pack` reads one stored pack with one request and says what it holds and
+what is wrong with it (a :class:`PackCheck`); :func:`scan_packs` does so for many packs,
+a few at a time, in pack-id order.  Both are read-only and know nothing of items or
+points: verify (:mod:`.verify`) and repair (:mod:`.repair`) build on them.
+
+What a check finds:
+
+- the pack's blobs, from its own trailer; when the trailer is damaged (bit flip,
+  truncation), from the index entries that name the pack (``indexed``), so the intact
+  blobs of a pack with a damaged trailer are still found;
+- each blob's damage: its sealed bytes are opened (authenticated, decompressed) and the
+  plaintext re-hashed against its id; a blob cut short by truncation is damaged too;
+- a missing pack, and index entries that disagree with the trailer (another offset,
+  length or kind, or a blob the trailer does not list).
+
+Promises: never raises IntegrityError or ObjectNotFound for a damaged or missing pack
+(that is the result); a storage failure (StorageError) is raised.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+
+import attrs
+
+from ..errors import IntegrityError, ObjectNotFound
+from ..repository.pack import IndexEntry, pack_name, parse_pack
+
+if TYPE_CHECKING:
+    from ..repository.repository import Repository
+
+__all__ = ["BlobDamage", "PackCheck", "check_pack", "scan_packs"]
+
+
+@attrs.frozen
+class BlobDamage:
+    """One damaged copy of a blob: where it is, and why it does not open."""
+
+    entry: IndexEntry
+    reason: str
+
+    def describe(self) -> str:
+        return f"{pack_name(self.entry.pack_id)} (blob {self.entry.blob_id.hex()[:16]}): {self.reason}"
+
+
+@attrs.frozen
+class PackCheck:
+    """What one pack on storage holds and what is wrong with it."""
+
+    pack_id: str
+    size: int
+    entries: tuple[IndexEntry, ...] = ()
+    damaged: tuple[BlobDamage, ...] = ()
+    problem: str | None = None  # the pack as a whole: missing, or its trailer damaged
+    disagreements: tuple[str, ...] = ()  # index entries that the trailer contradicts
+    missing: bool = False
+
+    @property
+    def name(self) -> str:
+        return pack_name(self.pack_id)
+
+    @property
+    def sound(self) -> bool:
+        """Nothing in the pack itself is damaged (disagreements are the index's fault)."""
+        return self.problem is None and not self.damaged
+
+    def intact(self) -> list[IndexEntry]:
+        """The entries of the blobs that opened and hashed to their ids."""
+        bad = {d.entry.blob_id for d in self.damaged}
+        return [e for e in self.entries if e.blob_id not in bad]
+
+
+def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = ()) -> PackCheck:
+    """Read pack ``pack_id`` whole and check it; ``indexed`` are the index entries that
+    name it (used when its trailer is damaged, and compared with the trailer)."""
+    name = pack_name(pack_id)
+    indexed = list(indexed)
+    try:
+        data = repo.store.get(name)
+    except ObjectNotFound:
+        return PackCheck(pack_id, 0, problem=f"{name}: missing from storage", missing=True)
+    view = memoryview(data)
+    problem = None
+    disagreements: list[str] = []
+    try:
+        entries = parse_pack(data, pack_id, repo.envelope)
+    except IntegrityError as exc:
+        problem = f"{name}: trailer damaged ({exc.fields.get('reason', exc)})"
+        entries = sorted({e.blob_id: e for e in indexed}.values(), key=lambda e: e.offset)
+    else:
+        listed = {e.blob_id: e for e in entries}
+        for entry in indexed:
+            if listed.get(entry.blob_id) != entry:
+                what = "does not list" if entry.blob_id not in listed else "disagrees with the index on"
+                disagreements.append(f"{name}: the pack's trailer {what} blob {entry.blob_id.hex()[:16]}")
+    damaged = []
+    for entry in entries:
+        try:
+            repo.open_blob(entry, view[entry.offset : entry.offset + entry.length])
+        except IntegrityError as exc:
+            damaged.append(BlobDamage(entry, exc.fields.get("reason", str(exc))))
+    return PackCheck(pack_id, len(data), tuple(entries), tuple(damaged), problem, tuple(disagreements))
+
+
+def scan_packs(
+    repo: Repository,
+    pack_ids: Iterable[str],
+    indexed: Mapping[str, list[IndexEntry]] | None = None,
+    *,
+    threads: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[PackCheck]:
+    """:func:`check_pack` of each pack, in pack-id order, ``threads`` packs at a time
+    (each holds one whole pack in memory while it is checked)."""
+    todo = sorted(set(pack_ids))
+    indexed = indexed or {}
+    report = progress or (lambda message: None)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        checks = pool.map(lambda p: check_pack(repo, p, indexed.get(p, ())), todo)
+        for done, check in enumerate(checks, 1):
+            report(f"reading packs: {done}/{len(todo)}")
+            yield check
