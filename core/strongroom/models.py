@@ -209,6 +209,34 @@ class RecoveryPoint:
         return cls(**known_fields(cls, doc))
 
 
+@attrs.frozen
+class DamagedPoint:
+    """A recovery point whose header (``points/<item-id>/<point-id>``) cannot be read.
+
+    Listed by ``points`` with ``error`` (one line); never restored, browsed, chosen as
+    an item's latest point or as a backup's parent.  Only the ids in the header's name
+    are known; ``item_name`` is filled in where the item is.
+    """
+
+    point_id: str
+    item_id: str
+    error: str
+    item_name: str = ""
+    state = "damaged"
+
+    @property
+    def short_id(self) -> str:
+        return self.point_id[:8]
+
+    @property
+    def object_name(self) -> str:
+        return f"points/{self.item_id}/{self.point_id}"
+
+    def to_dict(self) -> dict:
+        return {"point_id": self.point_id, "item_id": self.item_id, "item_name": self.item_name,
+                "state": self.state, "error": self.error}
+
+
 JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled")
 
 

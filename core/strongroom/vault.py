@@ -35,7 +35,7 @@ from .services.items import ItemBook
 from .services.jobs import JobLog
 from .services.keys import KeySlots
 from .services.lifecycle import Lifecycle
-from .services.points import PointBook
+from .services.points import PointBook, PointSurvey
 from .services.policies import PolicyBook
 from .services.prune import PruneReport, PruneService
 from .services.repair import Heal, RepairReport, RepairService
@@ -249,11 +249,15 @@ class Vault:
     # --- points --------------------------------------------------------------------------
 
     def points(self, item: str | None = None) -> list[RecoveryPoint]:
-        """Points of ``item`` (or of every item), oldest first, with their current status."""
+        """Intact points of ``item`` (or of every item), oldest first, with their current status."""
         return self._points.of(self._items.get(item) if item else None)
 
+    def point_survey(self, item: str | None = None) -> PointSurvey:
+        """Points of ``item`` (or of every item): intact, damaged headers, notices."""
+        return self._points.survey(self._items.get(item) if item else None)
+
     def point(self, item: str, ref: str | None = None) -> RecoveryPoint:
-        """The latest point of ``item``, or the one whose id starts with ``ref``."""
+        """The latest intact point of ``item``, or the one whose id starts with ``ref``."""
         return self._points.find(self._items.get(item), ref)
 
     def tree(self, point: RecoveryPoint) -> TreeReader:

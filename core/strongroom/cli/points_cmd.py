@@ -1,11 +1,17 @@
-"""``strongroom points [ITEM]``: recovery points."""
+"""``strongroom points [ITEM]``: recovery points.
+
+Points whose header cannot be read are listed after the intact ones, as ``damaged``
+with the reason (in ``--json``: ``"state": "damaged"`` and ``"error"``); a point whose
+status documents cannot be read gets a notice line on stderr (``"notice"`` in JSON).
+"""
 
 from __future__ import annotations
 
+import attrs
 import click
 
 from .common import app, json_option
-from .output import emit_json, human_size, short_time, table
+from .output import emit_json, human_size, short_time, table, warn
 
 
 @click.command()
@@ -13,10 +19,14 @@ from .output import emit_json, human_size, short_time, table
 @json_option
 @click.pass_context
 def points(ctx, item, as_json):
-    """List recovery points (of ITEM, or of every item)."""
-    found = app(ctx).open_vault().points(item)
+    """List recovery points (of ITEM, or of every item), damaged ones too."""
+    vault = app(ctx).open_vault()
+    survey = vault.point_survey(item)
+    names = {i.item_id: i.name for i in vault.items()} if survey.damaged and not item else {}
+    damaged = [d if d.item_name else _named(d, names) for d in survey.damaged]
     if as_json:
-        emit_json([{"id": p.point_id, **p.to_dict()} for p in found])
+        rows = [{"id": p.point_id, **p.to_dict(), **_notice(survey, p.point_id)} for p in survey.points]
+        emit_json(rows + [{"id": d.point_id, **d.to_dict()} for d in damaged])
         return
     table(
         ("POINT", "ITEM", "CREATED", "FILES", "SIZE", "NEW", "CONSISTENCY", "WARNINGS"),
@@ -24,6 +34,20 @@ def points(ctx, item, as_json):
             (p.short_id, p.item_name, short_time(p.created), p.stats.get("files", "-"),
              human_size(p.stats.get("bytes_total", 0)), human_size(p.stats.get("new_bytes", 0)),
              p.consistency, len(p.warnings) or "")
-            for p in found
-        ],
+            for p in survey.points
+        ] + [(d.short_id, d.item_name or d.item_id, "damaged", "-", "-", "-", "-", "") for d in damaged],
     )
+    for d in damaged:
+        warn(f"point {d.short_id} of item '{d.item_name or d.item_id}' is damaged and cannot be"
+             f" restored: {d.object_name}: {d.error}")
+    for message in survey.notices.values():
+        warn(message)
+
+
+def _named(point, names: dict[str, str]):
+    return attrs.evolve(point, item_name=names.get(point.item_id, ""))
+
+
+def _notice(survey, point_id: str) -> dict:
+    message = survey.notices.get(point_id)
+    return {"notice": message} if message else {}

@@ -4,26 +4,53 @@ status applied, and read access to their trees.
 A header is written once, as the commit of a backup; what changes later is a status
 document (:mod:`.pointstatus`).  :meth:`PointBook.context` opens a point for a workload
 (:class:`~strongroom.contexts.PointContext`), loading the vault's index first.
+
+Damage stays with the point it hits.  A header that cannot be read (it fails
+authentication, is cut short, is not a header) makes a
+:class:`~strongroom.models.DamagedPoint`: :meth:`PointBook.survey` lists it, with its
+error, beside the intact points; :meth:`PointBook.of` leaves it out, so it is never an
+item's latest point, a backup's parent or a point retention decides about, and
+:meth:`PointBook.find` refuses it by name with an
+:class:`~strongroom.errors.IntegrityError`.  A point whose status documents cannot be
+read keeps the newest one that can, or else its header's own retention; the survey
+carries a notice for it.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
+
+import attrs
 
 from ..catalog.tree import TreeReader
 from ..contexts import PointContext
-from ..errors import AmbiguousPoint, PointNotFound
-from ..models import ProtectedItem, RecoveryPoint
-from .pointstatus import apply as apply_status, load_statuses
+from ..errors import AmbiguousPoint, IntegrityError, ObjectNotFound, PointNotFound
+from ..models import DamagedPoint, ProtectedItem, RecoveryPoint, parse_iso, time_of
+from .pointstatus import STATUS_PREFIX, PointStatus, apply as apply_status, load_statuses
 
 if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from ..results import RestoreStats
 
-__all__ = ["POINT_PREFIX", "PointBook"]
+__all__ = ["POINT_PREFIX", "PointBook", "PointSurvey"]
 
 POINT_PREFIX = "points/"
+
+
+@attrs.frozen
+class PointSurvey:
+    """The points of one item (or of every item) as storage holds them.
+
+    ``points``: the intact ones, oldest first, with their current status; ``damaged``:
+    those whose header cannot be read; ``notices``: point id -> one line, for intact
+    points whose status documents could not be read.
+    """
+
+    points: tuple[RecoveryPoint, ...] = ()
+    damaged: tuple[DamagedPoint, ...] = ()
+    notices: dict[str, str] = attrs.field(factory=dict)
 
 
 class PointBook:
@@ -34,32 +61,133 @@ class PointBook:
         self.index = index
 
     def of(self, item: ProtectedItem | None) -> list[RecoveryPoint]:
-        """Points of ``item`` (or of every item), oldest first, with their current status."""
+        """The intact points of ``item`` (or of every item), oldest first, with their
+        current status."""
+        return list(self.survey(item, notices=False).points)
+
+    def survey(self, item: ProtectedItem | None, *, notices: bool = True) -> PointSurvey:
+        """Every point of ``item`` (or of every item): intact, damaged, and (unless
+        ``notices`` is false) the notices about their status documents."""
         item_id = item.item_id if item is not None else None
         prefix = f"{POINT_PREFIX}{item_id}/" if item_id else POINT_PREFIX
-        names = list(self.repo.store.list(prefix))
-        statuses = load_statuses(self.repo, item_id) if names else {}
-        points = [apply_status(RecoveryPoint.from_dict(doc), statuses.get(doc["point_id"]))
-                  for _, doc in self.repo.get_documents(names)]
-        return sorted(points, key=lambda p: (p.created, p.point_id))
+        names = [name for name in self.repo.store.list(prefix) if name.count("/") == 2]
+        if not names:
+            return PointSurvey()
+        statuses = load_statuses(self.repo, item_id)
+        points: list[RecoveryPoint] = []
+        damaged: list[DamagedPoint] = []
+        for name, header in zip(names, self._read_all(names)):
+            if isinstance(header, RecoveryPoint):
+                points.append(apply_status(header, statuses.get(header.point_id)))
+            elif header is not None:
+                _, found_item, point_id = name.split("/")
+                damaged.append(DamagedPoint(point_id, found_item, header, item.name if item else ""))
+        points.sort(key=lambda p: (p.created, p.point_id))
+        damaged.sort(key=lambda d: (d.item_id, d.point_id))
+        notes = self._status_notices(item_id, points, statuses) if notices else {}
+        return PointSurvey(tuple(points), tuple(damaged), notes)
 
     def find(self, item: ProtectedItem, ref: str | None = None) -> RecoveryPoint:
-        """The latest point of ``item``, or the one whose id starts with ``ref``."""
-        points = self.of(item)
+        """The latest intact point of ``item``, or the one whose id starts with ``ref``
+        (an :class:`IntegrityError` if its header is damaged)."""
+        survey = self.survey(item, notices=False)
+        points, damaged = list(survey.points), list(survey.damaged)
         if ref:
             points = [p for p in points if p.point_id.startswith(ref.lower())]
-            if len(points) > 1:
-                raise AmbiguousPoint(point=ref, count=len(points), item=item.name)
+            damaged = [d for d in damaged if d.point_id.startswith(ref.lower())]
+            if len(points) + len(damaged) > 1:
+                raise AmbiguousPoint(point=ref, count=len(points) + len(damaged), item=item.name)
+            if damaged:
+                raise _damaged_error(damaged[0], item)
         if not points:
+            if damaged:
+                more = f", and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+                raise IntegrityError(what=f"every recovery point of item '{item.name}'",
+                                     reason=f"{damaged[0].object_name}: {damaged[0].error}{more}")
             raise PointNotFound(point=ref or "latest", item=item.name)
         return points[-1]
 
     def tree(self, point: RecoveryPoint) -> TreeReader:
         """A reader of the point's tree (the index is loaded first)."""
+        try:
+            root = bytes.fromhex(point.root)
+        except (TypeError, ValueError):
+            raise IntegrityError(what=f"the header of point {point.short_id}", reason="its root is not a blob id") from None
         self.index.load()
-        return TreeReader(self.repo, bytes.fromhex(point.root), point=point.short_id)
+        return TreeReader(self.repo, root, point=point.short_id)
 
     def context(self, item: ProtectedItem, point: RecoveryPoint,
                 progress: Callable[[RestoreStats], None] | None = None) -> PointContext:
         """The point opened for a workload's browse or restore."""
         return PointContext(item, point, self.repo, self.tree(point), progress)
+
+    # --- reading headers -------------------------------------------------------------
+
+    def _read_all(self, names: list[str]) -> list[RecoveryPoint | str | None]:
+        if len(names) < 4:
+            return [self._read(name) for name in names]
+        with ThreadPoolExecutor(self.repo.io_threads) as pool:
+            return list(pool.map(self._read, names))
+
+    def _read(self, name: str) -> RecoveryPoint | str | None:
+        """The header at ``name``; the reason it is damaged; None if it is gone (a prune
+        deleted it after the listing)."""
+        try:
+            doc = self.repo.get_document(name)
+        except ObjectNotFound:
+            return None
+        except IntegrityError as exc:
+            return str(exc.fields.get("reason") or exc)
+        try:
+            point = RecoveryPoint.from_dict(doc)
+        except IntegrityError as exc:
+            return str(exc.fields.get("reason") or exc)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            return f"not a point header ({type(exc).__name__}: {exc})"
+        if f"{POINT_PREFIX}{point.item_id}/{point.point_id}" != name:
+            return f"the header names another point ({point.item_id}/{point.point_id})"
+        return point
+
+    def _status_notices(self, item_id: str | None, points: list[RecoveryPoint],
+                        statuses: dict[str, PointStatus]) -> dict[str, str]:
+        """Notices for points whose status documents exist but whose newest cannot be
+        read (:mod:`.pointstatus` then uses an older one, or the header's retention)."""
+        newest: dict[str, str] = {}
+        for name in self.repo.store.list(f"{STATUS_PREFIX}{item_id}/" if item_id else STATUS_PREFIX):
+            parts = name.split("/")
+            if len(parts) == 4 and name > newest.get(parts[2], ""):
+                newest[parts[2]] = name
+        notices: dict[str, str] = {}
+        for point in points:
+            name = newest.get(point.point_id)
+            if name is None:
+                continue
+            status = statuses.get(point.point_id)
+            if status is None:
+                notices[point.point_id] = (f"no status document of point {point.short_id} can be read"
+                                           f" ({name} is damaged): its header's retention is used")
+            elif _older(status, name) and not self._readable_status(name):
+                notices[point.point_id] = (f"the newest status document of point {point.short_id} is damaged"
+                                           f" ({name}): an older one is used")
+        return notices
+
+    def _readable_status(self, name: str) -> bool:
+        try:
+            PointStatus.from_dict(self.repo.get_document(name))
+        except (IntegrityError, ObjectNotFound, AttributeError, KeyError, TypeError, ValueError):
+            return False
+        return True
+
+
+def _older(status: PointStatus, name: str) -> bool:
+    """Whether ``status`` was written before the document ``name`` was named (then it
+    may be an older document, used because ``name`` could not be read)."""
+    try:
+        return parse_iso(status.written) < time_of(name)
+    except (TypeError, ValueError):
+        return True
+
+
+def _damaged_error(point: DamagedPoint, item: ProtectedItem) -> IntegrityError:
+    return IntegrityError(what=f"recovery point {point.short_id} of item '{item.name}' ({point.object_name})",
+                          reason=point.error)
