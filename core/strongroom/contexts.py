@@ -97,25 +97,34 @@ class PointContext(PointView):
     """Given to :meth:`Workload.browse` and :meth:`Workload.restore`."""
 
     def __init__(self, item: ProtectedItem, point: RecoveryPoint, repo: Repository, tree: TreeReader,
-                 progress: Callable[[RestoreStats], None] | None = None) -> None:
+                 progress: Callable[[RestoreStats], None] | None = None, *,
+                 overwrite: str | None = None) -> None:
         super().__init__(item, point, repo, tree)
         self._progress = progress
         self._throttled: Callable[[RestoreStats], None] | None = None
+        self._overwrite = overwrite or "always"
 
     def restore_paths(self, target: str, paths: Sequence[str] = (), *,
-                      restore_owner: bool | None = None) -> RestoreResult:
+                      restore_owner: bool | None = None, overwrite: str | None = None) -> RestoreResult:
         """Write ``paths`` of the point (all of it when empty) under the folder
         ``target``, at their point paths, as files with their metadata.
 
         Each pack is read once, files keep their holes, hard links are linked, and
-        nothing is ever written outside ``target``.  Files whose data is damaged are
-        not written and are listed in the result's ``errors``.  ``restore_owner``
-        defaults to running as root.
+        nothing is ever written outside ``target``.  Files whose data is damaged, and
+        folders whose tree node is, are not written and are listed in the result's
+        ``errors``; everything else is written.  ``restore_owner`` defaults to running
+        as root.  ``overwrite`` (``always``, ``if-newer``, ``never``; default: the
+        restore command's ``--overwrite``) decides about what already exists in the
+        target; a folder that is not empty is never removed.  What the target refuses
+        (a path in the way, a write that fails, a full disk) raises a
+        :class:`~strongroom.errors.TargetError` naming it, once everything else is
+        written (a full disk stops the restore at once); a file not written completely
+        is removed.
         """
         from .engine.restore import Restorer
 
         return Restorer(self._repo, self._tree, target, restore_owner=restore_owner,
-                        progress=self._progress).run(paths)
+                        overwrite=overwrite or self._overwrite, progress=self._progress).run(paths)
 
     def write_stream(self, what: str | Entry, out: BinaryIO, *,
                      progress: Callable[[int], None] | None = None) -> tuple[int, bool]:
@@ -130,11 +139,11 @@ class PointContext(PointView):
     def write_entries(self, target: str, entries: Iterable[tuple[str, Entry, Iterable[bytes] | None]]) -> RestoreResult:
         """Write ``(relpath, entry, content)`` triples that the workload reads itself
         under ``target``: folders, symbolic links and files (``content``: byte strings
-        in order), with their metadata, never outside ``target``
-        (:func:`strongroom.engine.extract.write_entries`)."""
+        in order), with their metadata, never outside ``target``, deciding about what
+        exists as :meth:`restore_paths` does (:func:`strongroom.engine.extract.write_entries`)."""
         from .engine.extract import write_entries
 
-        return write_entries(target, entries, progress=self.report_progress)
+        return write_entries(target, entries, progress=self.report_progress, overwrite=self._overwrite)
 
     def report_progress(self, stats: RestoreStats) -> None:
         """Show ``stats`` as the restore's progress (throttled: call it as often as you like)."""

@@ -203,6 +203,12 @@ class IntegrityError(StrongroomError):
     exit_code = 50
 
 
+class DamagedFolder(IntegrityError):
+    """Integrity error: folder '{path}' of recovery point {point} is damaged ({reason})."""
+
+    exit_code = 50
+
+
 class VerifyFailed(IntegrityError):
     """Verify found {count} problem(s) in the vault."""
 
@@ -234,6 +240,27 @@ class BackupError(StrongroomError):
     """Backup failed: {message}"""
 
     exit_code = 61
+
+
+# --- the restore target ----------------------------------------------------------------
+
+
+class TargetError(RestoreError):
+    """Cannot write '{path}' in the restore target: {reason}"""
+
+    exit_code = 62
+
+
+class TargetFull(TargetError):
+    """The restore target is full: {reason} writing '{path}'; the restore stopped{removed}"""
+
+    exit_code = 63
+
+
+class PathInTheWay(TargetError):
+    """Kept '{path}' in the restore target: {reason}"""
+
+    exit_code = 64
 
 
 # --- policies, lifecycle, prune ------------------------------------------------------

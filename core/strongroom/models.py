@@ -27,6 +27,9 @@ DELETED = "deleted"
 ITEM_STATES = (PROTECTED, STOPPED_RETAIN_FOREVER, STOPPED_RETAIN_POLICY, DELETED)
 #: What started a backup: a schedule (``run-due``, ``agent``) or a person (``backup``).
 TRIGGERS = ("on_demand", "scheduled")
+#: What a restore does about an entry the target already has (restic's ``--overwrite``):
+#: replace it ``always``, only ``if-newer`` (the point's was modified later), ``never``.
+OVERWRITE_MODES = ("always", "if-newer", "never")
 
 
 def utcnow() -> dt.datetime:

@@ -14,7 +14,11 @@ __all__ = ["BackupStats", "RestoreResult", "RestoreStats"]
 
 @attrs.define
 class RestoreStats:
-    """Counters of a restore; workloads that restore elsewhere than a folder fill what applies."""
+    """Counters of a restore; workloads that restore elsewhere than a folder fill what applies.
+
+    ``skipped``: entries not written because what the target already has at their path
+    was kept (``--overwrite never`` or ``if-newer``).
+    """
 
     files: int = 0
     dirs: int = 0
@@ -22,6 +26,7 @@ class RestoreStats:
     bytes_written: int = 0
     packs_read: int = 0
     seconds: float = 0.0
+    skipped: int = 0
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)

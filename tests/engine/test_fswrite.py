@@ -10,7 +10,7 @@ import pytest
 
 from strongroom.catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SOCKET, SYMLINK, Entry
 from strongroom.engine.fswrite import TreeWriter
-from strongroom.errors import UnsafePath
+from strongroom.errors import PathInTheWay, UnsafePath
 from strongroom.testing import assert_trees_equal, build_sample_tree, xattrs_supported
 from strongroom.testing.sampletree import MIB
 from strongroom_files.scan import Scanner
@@ -159,12 +159,23 @@ class TestAttacks:
     def test_dir_replaced_by_symlink_then_used(self, writer: TreeWriter, outside: str) -> None:
         """A directory the writer made, later replaced by a symlink entry, is no longer trusted."""
         writer.make_dir("a", entry("a", DIR))
-        put_file(writer, "a/inside", b"1")
         self._link_out(writer, outside)
+        assert os.path.islink(os.path.join(writer.root, "a"))
         with pytest.raises(UnsafePath):
             writer.create_file("a/evil", entry("evil"))
         with pytest.raises(UnsafePath):
             writer.write("a/inside", 0, b"x")
+        assert_untouched(outside)
+
+    def test_full_dir_is_not_replaced_by_a_symlink(self, writer: TreeWriter, outside: str) -> None:
+        """A symlink entry where a folder with files stands is refused for that path; the
+        folder stays a folder and its files are still written inside the target."""
+        writer.make_dir("a", entry("a", DIR))
+        put_file(writer, "a/inside", b"1")
+        with pytest.raises(PathInTheWay, match="not empty"):
+            self._link_out(writer, outside)
+        put_file(writer, "a/more", b"2")
+        assert sorted(os.listdir(os.path.join(writer.root, "a"))) == ["inside", "more"]
         assert_untouched(outside)
 
     def test_hardlink_from_outside_through_symlink(self, writer: TreeWriter, outside: str) -> None:
@@ -359,10 +370,14 @@ class TestOverwrite:
             assert f.read() == b"shared"
 
     def test_existing_directory_where_a_file_goes(self, writer: TreeWriter) -> None:
-        """A directory tree where a file is restored is removed and replaced."""
+        """A folder that is not empty where a file is restored is kept, and named; an
+        empty one is replaced."""
         os.makedirs(os.path.join(writer.root, "x", "y"))
-        put_file(writer, "x", b"now a file")
-        assert os.path.isfile(os.path.join(writer.root, "x"))
+        with pytest.raises(PathInTheWay, match="'.*/x' in the restore target: a folder that is not empty"):
+            put_file(writer, "x", b"now a file")
+        assert os.path.isdir(os.path.join(writer.root, "x", "y"))
+        put_file(writer, "x/y", b"the empty folder was replaced")
+        assert os.path.isfile(os.path.join(writer.root, "x", "y"))
 
     def test_existing_fifo_where_a_file_goes(self, writer: TreeWriter) -> None:
         """A fifo in the way is replaced without being opened (which would block)."""
@@ -542,18 +557,22 @@ class TestPreparedFiles:
         assert st.st_size == 4 * MIB and st.st_blocks * 512 <= 64 * 1024
 
     def test_whatever_is_in_the_way_is_cleared(self, writer: TreeWriter, outside: str) -> None:
-        """A file, a folder tree, a fifo and a symlink out where files go are removed by
-        prepare_file, never written through."""
+        """A file, an empty folder, a fifo and a symlink out where files go are removed by
+        prepare_file, never written through; a folder with something in it is kept."""
         root = writer.root
         os.makedirs(os.path.join(root, "d", "tree", "deep"))
+        os.makedirs(os.path.join(root, "d", "empty"))
         with open(os.path.join(root, "d", "file"), "wb") as f:
             f.write(b"old content, longer")
         os.mkfifo(os.path.join(root, "d", "fifo"))
         os.symlink(os.path.join(outside, "precious"), os.path.join(root, "d", "link"))
-        for name in ("tree", "file", "fifo", "link"):
+        for name in ("empty", "file", "fifo", "link"):
             self._restore(writer, f"d/{name}", b"new")
             with open(os.path.join(root, "d", name), "rb") as f:
                 assert f.read() == b"new"
+        with pytest.raises(PathInTheWay):
+            writer.prepare_file("d/tree")
+        assert os.path.isdir(os.path.join(root, "d", "tree", "deep"))
         assert_untouched(outside)
 
     def test_prepared_path_is_no_directory(self, writer: TreeWriter) -> None:

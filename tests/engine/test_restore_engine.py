@@ -10,6 +10,7 @@ import strongroom.engine.restore as restore_module
 from strongroom.catalog.entry import DIR, FILE, HARDLINK, Entry
 from strongroom.catalog.tree import TreeReader, encode_tree
 from strongroom.engine.restore import Restorer
+from strongroom.errors import PathInTheWay
 from strongroom.repository.envelope import KIND_DATA, KIND_TREE
 from strongroom.repository.masterkey import MasterKey
 from strongroom.repository.pack import pack_name
@@ -148,10 +149,11 @@ class TestRestorer:
         assert owners == {"mine": (0, 0), "theirs": (1234, 5678), "group": (0, 5678), "mine2": (0, 0)}
 
     def test_restore_over_an_existing_copy(self, tmp_path, small_batches):
-        """Into a target holding older versions (a longer file, a folder, a symlink out
-        where files go), the files come back exactly and nothing outside is touched."""
+        """Into a target holding older versions (a longer file, an empty folder, a symlink
+        out where files go), the files come back exactly and nothing outside is touched;
+        a folder with a file in it where a file goes is kept and named, after the rest."""
         point = Point()
-        for i in range(5):
+        for i in range(6):
             point.file(f"k/f{i}", os.urandom(50 + i))
         outside = tmp_path / "outside"
         outside.mkdir()
@@ -159,10 +161,13 @@ class TestRestorer:
         target = tmp_path / "t"
         (target / "k" / "f1").mkdir(parents=True)
         (target / "k" / "f1" / "inner").write_bytes(b"old")
+        (target / "k" / "f3").mkdir(parents=True)
         (target / "k" / "f0").write_bytes(b"old and much longer than the restored file" * 10)
         os.symlink(outside / "precious", target / "k" / "f2")
-        result = Restorer(point.repo, point.tree(), str(target)).run()
-        assert result.errors == ()
+        with pytest.raises(PathInTheWay, match=r"Kept '.*/k/f1' in the restore target: a folder that is not empty"):
+            Restorer(point.repo, point.tree(), str(target)).run()
+        assert read(target / "k" / "f1" / "inner") == b"old"
         for relpath, data in point.content.items():
-            assert read(target / relpath) == data
+            if relpath != "k/f1":
+                assert read(target / relpath) == data
         assert read(outside / "precious") == b"keep"

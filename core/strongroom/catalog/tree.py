@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from ..errors import IntegrityError, PathNotInPoint, UsageError
+from ..errors import DamagedFolder, IntegrityError, PathNotInPoint, UsageError
 from .entry import DIR, Entry
 
 if TYPE_CHECKING:
@@ -62,6 +62,12 @@ class TreeReader:
     Nodes read are kept in an LRU cache of at most ``cache_size`` nodes holding at most
     ``cache_entries`` entries together (the most recent node is kept whatever its size):
     a tree of folders of thousands of files would otherwise hold the whole point.
+
+    A node that cannot be read (damaged, missing) is reported by the folder it lists:
+    :meth:`lookup`, :meth:`listdir`, :meth:`dir_map` and :meth:`walk` raise
+    :class:`~strongroom.errors.DamagedFolder` with its point path (``/`` for the top).
+    :meth:`walk` given ``on_damaged`` calls it instead and goes on with the rest of the
+    tree: the damaged folder is not yielded, and nothing below it.
     """
 
     def __init__(
@@ -80,14 +86,25 @@ class TreeReader:
         self._cache_size = cache_size
         self._cache_entries = cache_entries
         self._cached_entries = 0
+        self._damaged: dict[bytes, IntegrityError] = {}  # nodes that could not be read
         self._lock = threading.Lock()
 
     def node(self, tree_id: bytes) -> list[Entry]:
+        """The entries of the node ``tree_id`` (:class:`IntegrityError` naming the blob
+        if it cannot be read; a node that could not be read is not read again)."""
         with self._lock:
             if tree_id in self._cache:
                 self._cache.move_to_end(tree_id)
                 return self._cache[tree_id]
-        entries = decode_tree(self.repo.get_blob(tree_id), what=f"tree {tree_id.hex()[:16]}")
+            damage = self._damaged.get(tree_id)
+        if damage is not None:
+            raise IntegrityError(**damage.fields)
+        try:
+            entries = decode_tree(self.repo.get_blob(tree_id), what=f"tree {tree_id.hex()[:16]}")
+        except IntegrityError as exc:
+            with self._lock:
+                self._damaged[tree_id] = exc
+            raise
         with self._lock:
             if tree_id not in self._cache:
                 self._cache[tree_id] = entries
@@ -98,6 +115,20 @@ class TreeReader:
                 self._cached_entries -= len(self._cache.popitem(last=False)[1])
         return entries
 
+    def is_damaged(self, tree_id: bytes) -> bool:
+        """Whether the node ``tree_id`` was found damaged by this reader."""
+        return tree_id in self._damaged
+
+    def folder(self, tree_id: bytes, path: str) -> list[Entry]:
+        """The entries of the folder at point path ``path`` whose node is ``tree_id``;
+        :class:`DamagedFolder` naming ``path`` if the node cannot be read."""
+        try:
+            return self.node(tree_id)
+        except IntegrityError as exc:
+            what, reason = exc.fields.get("what"), exc.fields.get("reason")
+            raise DamagedFolder(path=path or "/", point=self.point,
+                                reason=f"{what}: {reason}" if what and reason else str(exc)) from None
+
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` (None for the root); PathNotInPoint if absent."""
         path = normalize_path(path)
@@ -107,7 +138,7 @@ class TreeReader:
         parts = path.split("/")
         entry: Entry | None = None
         for i, name in enumerate(parts):
-            entry = next((e for e in self.node(node) if e.name == name), None)
+            entry = next((e for e in self.folder(node, "/".join(parts[:i])) if e.name == name), None)
             if entry is None or (i < len(parts) - 1 and entry.type != DIR):
                 raise PathNotInPoint(path=path, point=self.point)
             if entry.type == DIR:
@@ -118,10 +149,10 @@ class TreeReader:
         """The entries of the directory at ``path``."""
         entry = self.lookup(path)
         if entry is None:
-            return self.node(self.root)
+            return self.folder(self.root, "")
         if entry.type != DIR:
             return [entry]
-        return self.node(entry.subtree)  # type: ignore[arg-type]
+        return self.folder(entry.subtree, normalize_path(path))  # type: ignore[arg-type]
 
     def dir_map(self, path: str) -> dict[str, Entry]:
         """Entries of a directory by name, or {} if the point has no such directory."""
@@ -132,22 +163,42 @@ class TreeReader:
         if entry is not None and entry.type != DIR:
             return {}
         tree_id = self.root if entry is None else entry.subtree
-        return {e.name: e for e in self.node(tree_id)}  # type: ignore[arg-type]
+        return {e.name: e for e in self.folder(tree_id, normalize_path(path))}  # type: ignore[arg-type]
 
-    def walk(self, path: str = "") -> Iterator[tuple[str, Entry]]:
-        """Every entry at and below ``path``, pre-order, with its point-relative path."""
+    def walk(self, path: str = "", *,
+             on_damaged: Callable[[DamagedFolder], None] | None = None) -> Iterator[tuple[str, Entry]]:
+        """Every entry at and below ``path``, pre-order, with its point-relative path.
+
+        A folder whose node cannot be read raises :class:`DamagedFolder`; with
+        ``on_damaged``, it is passed to it instead, and the walk leaves that folder out
+        (its entry too) and goes on."""
         path = normalize_path(path)
-        entry = self.lookup(path)
-        if entry is None:
-            yield from self._walk_node(self.root, "")
+        try:
+            entry = self.lookup(path)
+            below = self.folder(self.root if entry is None else entry.subtree, path) \
+                if entry is None or entry.type == DIR else []  # type: ignore[arg-type]
+        except DamagedFolder as exc:
+            if on_damaged is None:
+                raise
+            on_damaged(exc)
             return
-        yield path, entry
-        if entry.type == DIR:
-            yield from self._walk_node(entry.subtree, path)  # type: ignore[arg-type]
+        if entry is not None:
+            yield path, entry
+        yield from self._walk_entries(below, path, on_damaged)
 
-    def _walk_node(self, tree_id: bytes, prefix: str) -> Iterator[tuple[str, Entry]]:
-        for entry in self.node(tree_id):
+    def _walk_entries(self, entries: list[Entry], prefix: str,
+                      on_damaged: Callable[[DamagedFolder], None] | None) -> Iterator[tuple[str, Entry]]:
+        for entry in entries:
             child = f"{prefix}/{entry.name}" if prefix else entry.name
+            if entry.type != DIR or entry.subtree is None:
+                yield child, entry
+                continue
+            try:
+                below = self.folder(entry.subtree, child)
+            except DamagedFolder as exc:
+                if on_damaged is None:
+                    raise
+                on_damaged(exc)
+                continue
             yield child, entry
-            if entry.type == DIR and entry.subtree is not None:
-                yield from self._walk_node(entry.subtree, child)
+            yield from self._walk_entries(below, child, on_damaged)

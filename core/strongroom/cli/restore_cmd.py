@@ -1,14 +1,17 @@
 """``strongroom restore ITEM[@POINT] [--target DIR] [PATH ...]``.
 
-The command's options are the core's (``--target``, ``--force``, ``--json``) plus every
-workload's ``restore_params()``, collected when the command line is built; workloads read
-their values, and ``force``, from the ``options`` given to ``Workload.restore``.
+The command's options are the core's (``--target``, ``--force``, ``--overwrite``,
+``--json``) plus every workload's ``restore_params()``, collected when the command line
+is built; workloads read their values, and ``force`` and ``overwrite``, from the
+``options`` given to ``Workload.restore`` (``overwrite`` also reaches
+``PointContext.restore_paths`` and ``write_entries`` by itself).
 """
 
 from __future__ import annotations
 
 import click
 
+from ..models import OVERWRITE_MODES
 from ..plugins import PluginHost
 from .common import app, json_option, split_item_point
 from .output import Progress, emit_json, human_size, warn
@@ -16,13 +19,13 @@ from .output import Progress, emit_json, human_size, warn
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
     extra: list[click.Parameter] = []
-    seen: set[str] = {"target", "as_json", "spec", "paths", "force"}
+    seen: set[str] = {"target", "as_json", "spec", "paths", "force", "overwrite"}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().restore_params():
             if param.name not in seen:
                 seen.add(param.name)
                 extra.append(param)
-    extra_names = [p.name for p in extra] + ["force"]
+    extra_names = [p.name for p in extra] + ["force", "overwrite"]
 
     @click.pass_context
     def restore(ctx, spec, paths, target, as_json, **options):
@@ -50,9 +53,10 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
         elif result.summary:
             click.echo(result.summary)
         else:
+            kept = f"; {s.skipped} kept as they were (--overwrite {options.get('overwrite')})" if s.skipped else ""
             click.echo(
                 f"Restored {s.files} files, {s.dirs} folders, {s.links} links"
-                f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s"
+                f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s{kept}"
             )
         if result.warnings:
             ctx.exit(1)  # completed with warnings, as for backup
@@ -65,6 +69,10 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
         click.Option(["--force"], is_flag=True, default=False,
                      help="Replace what already exists where the restore writes, where the workload"
                           " refuses to by default (a database, the tables being restored, a file)."),
+        click.Option(["--overwrite"], type=click.Choice(OVERWRITE_MODES), default="always", show_default=True,
+                     help="What to do about entries that already exist in the target: replace them 'always',"
+                          " only 'if-newer' (the point's is modified later), or 'never'. A folder that is not"
+                          " empty is never replaced."),
         *extra,
     ]
     return json_option(click.Command("restore", callback=restore, params=params, help=restore.__doc__))

@@ -20,6 +20,11 @@ the parent point's reuses the parent's tree node without encoding it again.
 
 A DISK entry (``entry.chunk_size`` > 0) is read in a reader thread too, in fixed-size
 chunks, by :class:`~.diskread.DiskReader` (holes for zeros, unchanged chunks reused).
+
+A folder of the parent point whose tree node cannot be read (damaged, missing) is no
+reason to fail: the folder (and everything below it) is backed up as if the parent
+point did not have it - every file read again - with one warning on the point per
+damaged folder.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import attrs
 from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry
 from ..catalog.tree import TreeReader, encode_tree, sort_entries
-from ..errors import BackupError
+from ..errors import BackupError, DamagedFolder
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
@@ -122,6 +127,7 @@ class BackupEngine:
             collections.OrderedDict()
         )
         self._parent_lock = threading.Lock()
+        self._parent_damage: set[str] = set()  # folders of the parent point that cannot be read
         self._compression_level = compression_level
 
     # --- the walk ------------------------------------------------------------------------
@@ -259,7 +265,7 @@ class BackupEngine:
             if cached is not None:
                 self._parent_dirs.move_to_end(directory)
         if cached is None:
-            siblings = self.parent.dir_map(directory)
+            siblings = self._parent_dir(directory)
             chunks = (c for e in siblings.values() if e.type in (FILE, HARDLINK) for c in e.chunks)
             cached = siblings, frozenset(self.repo.index.missing(chunks))
             with self._parent_lock:
@@ -267,6 +273,24 @@ class BackupEngine:
                 if len(self._parent_dirs) > 16:
                     self._parent_dirs.popitem(last=False)
         return cached[0].get(path.rpartition("/")[2]), cached[1]
+
+    def _parent_dir(self, directory: str) -> dict[str, Entry]:
+        """The parent point's entries of ``directory``, or none if its node (or an
+        ancestor's) cannot be read: a warning names the damaged folder once."""
+        try:
+            return self.parent.dir_map(directory)  # type: ignore[union-attr]
+        except DamagedFolder as exc:
+            self._parent_damaged(exc)
+            return {}
+
+    def _parent_damaged(self, exc: DamagedFolder) -> None:
+        path = str(exc.fields["path"])
+        with self._parent_lock:
+            if path in self._parent_damage:
+                return
+            self._parent_damage.add(path)
+        self._warn(f"{path}: this folder of the parent point is damaged ({exc.fields['reason']});"
+                   " it was backed up without the parent (every file read again)")
 
     @staticmethod
     def _open(src: SourceEntry):
@@ -348,13 +372,21 @@ class BackupEngine:
             tree_id = old.subtree if old is not None and old.type == DIR else None
         if tree_id is None or tree_id not in self.repo.index:
             return None
-        return tree_id if self.parent.node(tree_id) == entries else None
+        try:
+            same = self.parent.folder(tree_id, directory.path) == entries
+        except DamagedFolder as exc:
+            self._parent_damaged(exc)
+            return None
+        return tree_id if same else None
 
     def _finalize(self, directory: OpenDir) -> None:
         entries = sort_entries([e for e in map(resolve, directory.slots) if e is not None])
         tree_id = self._parent_tree_if_same(directory, entries)
         if tree_id is None:
             tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
+            if self.parent is not None and self.parent.is_damaged(tree_id):
+                self._warn(f"{directory.path or '/'}: this folder is unchanged, and the vault's copy of its tree"
+                           " node is damaged: run 'strongroom vault repair' so that the next backup stores it again")
         directory.slots = []
         if directory.entry is None:
             self._root_id = tree_id

@@ -13,9 +13,26 @@ and restores metadata.  Whatever the entries say, nothing is written outside the
   something else is forgotten again.
 - The final component is never followed: files are created with ``O_EXCL|O_NOFOLLOW``,
   metadata is set through the open file or with ``follow_symlinks=False``, hardlinks are
-  made with ``follow_symlinks=False``.  Whatever already exists at a path (a file, a
-  symlink, a fifo, a directory tree) is removed first, never opened or written through,
-  so a file hardlinked to a name elsewhere is not modified either.
+  made with ``follow_symlinks=False``.  Whatever already exists at a path is removed
+  first, never opened or written through, so a file hardlinked to a name elsewhere is
+  not modified either.
+
+What already exists in the target is never destroyed unless it is to be replaced, and a
+folder that is not empty never is (restic's rules, and its ``--overwrite`` names):
+
+- a folder where the entry is a folder is kept, and the restore writes into it;
+- anything else at the path of an entry is replaced or kept as ``overwrite`` says:
+  ``always`` replaces it, ``if-newer`` only if the entry's modification time is later
+  than its own, ``never`` keeps it.  A kept path is skipped (the creating method returns
+  False);
+- a folder that is not empty is never removed: where ``overwrite`` would replace it,
+  :class:`~strongroom.errors.PathInTheWay` is raised for that path, which the caller
+  reports and goes on; so it is for a file kept where the entry is a folder (nothing can
+  be written into it).  An empty folder in the way is replaced (or kept) like a file.
+
+The root folder is created if missing; a root that cannot be made (under a regular
+file, on a read-only file system) raises :class:`~strongroom.errors.TargetError`.  Other
+``OSError`` of the file system reach the caller, which decides (see :mod:`.targetlog`).
 
 The target folder must not be changed by someone else during the restore.
 
@@ -49,15 +66,16 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable
 
 import attrs
 
-from ..catalog.entry import BLOCKDEV, CHARDEV, FIFO, SOCKET, Entry
-from ..errors import UnsafePath
+from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, SOCKET, SYMLINK, Entry
+from ..errors import PathInTheWay, TargetError, UnsafePath
+from ..models import OVERWRITE_MODES
 from .filewrites import FdCache, data_runs, pwrite_all
+from .targetlog import remove_quietly, target_error
 
 __all__ = ["TreeWriter"]
 
@@ -93,6 +111,7 @@ class TreeWriter:
         default=None, kw_only=True, converter=lambda v: os.geteuid() == 0 if v is None else bool(v)
     )
     max_open: int = attrs.field(default=64, kw_only=True)
+    overwrite: str = attrs.field(default="always", kw_only=True, validator=attrs.validators.in_(OVERWRITE_MODES))
     warnings: list[str] = attrs.field(factory=list, init=False)
     _fds: FdCache = attrs.field(init=False, repr=False)
     _dirs: set[str] = attrs.field(factory=set, init=False, repr=False)
@@ -105,12 +124,19 @@ class TreeWriter:
     _new_owner: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        self.root = os.path.realpath(self.root)
         self._fds = FdCache(self.max_open)
-        with os.scandir(self.root) as it:
-            if next(it, None) is None:
-                self._fresh.add("")
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            self.root = os.path.realpath(self.root)
+            with os.scandir(self.root) as it:
+                if next(it, None) is None:
+                    self._fresh.add("")
+        except FileExistsError:
+            raise TargetError(path=self.root, reason="it is a file, not a folder") from None
+        except NotADirectoryError:
+            raise TargetError(path=self.root, reason="a part of it is a file, not a folder") from None
+        except OSError as exc:
+            raise target_error(self.root, exc) from None
 
     def __enter__(self) -> TreeWriter:
         return self
@@ -162,58 +188,95 @@ class TreeWriter:
             self._check_dir(relpath, prefix, os.lstat(f"{self.root}/{prefix}"))
         self._dirs.add(prefix)
 
-    def _remove(self, relpath: str, path: str) -> None:
-        """Remove whatever is at ``path`` (a directory with its contents) and forget it."""
+    def _replaces(self, entry: Entry | None, st: os.stat_result) -> bool:
+        """Whether ``overwrite`` lets ``entry`` replace what ``st`` describes."""
+        if self.overwrite == "always":
+            return True
+        return self.overwrite == "if-newer" and entry is not None and entry.mtime_ns > st.st_mtime_ns
+
+    def _clear(self, relpath: str, path: str, entry: Entry | None) -> bool:
+        """Make way for ``entry`` at ``path``: True when nothing is there (any more),
+        False to keep what is there; :class:`PathInTheWay` for a folder that is not empty."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return True
+        if not self._replaces(entry, st):
+            return False
+        self._remove(relpath, path, st, entry)
+        return True
+
+    def _remove(self, relpath: str, path: str, st: os.stat_result, entry: Entry | None) -> None:
+        """Remove what ``st`` describes at ``path`` (an empty folder, never a full one)
+        and forget it."""
         fd = self._fds.take(relpath)
         if fd is not None:
             os.close(fd)
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path)
-            below = relpath + "/"
-            self._dirs = {d for d in self._dirs if d != relpath and not d.startswith(below)}
-            self._fresh = {d for d in self._fresh if d != relpath and not d.startswith(below)}
-            self._reserved = {f for f in self._reserved if not f.startswith(below)}
-            for key in [k for k in self._dir_entries if k == relpath or k.startswith(below)]:
-                del self._dir_entries[key]
-        else:
+        if not stat.S_ISDIR(st.st_mode):
             os.unlink(path)
+            return
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise PathInTheWay(path=path, reason=f"a folder that is not empty is where the point has {_kind(entry)}") from None
+        below = relpath + "/"
+        self._dirs = {d for d in self._dirs if d != relpath and not d.startswith(below)}
+        self._fresh = {d for d in self._fresh if d != relpath and not d.startswith(below)}
+        self._reserved = {f for f in self._reserved if not f.startswith(below)}
+        for key in [k for k in self._dir_entries if k == relpath or k.startswith(below)]:
+            del self._dir_entries[key]
 
-    def _replace(self, relpath: str, path: str, create: Callable[[], object]) -> None:
-        """Run ``create``; if something is in the way, remove it and run it again."""
+    def _replace(self, relpath: str, path: str, entry: Entry | None, create: Callable[[], object]) -> bool:
+        """Run ``create``; if something is in the way, clear it (:meth:`_clear`) and run
+        it again.  False if what is in the way is kept."""
         try:
             create()
         except FileExistsError:
-            self._remove(relpath, path)
+            if not self._clear(relpath, path, entry):
+                return False
             create()
+        return True
 
     # -- entries --
 
     def make_dir(self, relpath: str, entry: Entry) -> None:
-        """Create the directory (and missing parents); its metadata is set by close()."""
+        """Create the directory (and missing parents), or use the one there; its
+        metadata is set by close().  :class:`PathInTheWay` if something else is there
+        and is kept."""
         path = self._prepare(relpath)
         if relpath not in self._dirs:
             try:
                 os.mkdir(path, 0o700)
                 self._fresh.add(relpath)
             except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(path).st_mode):
-                    self._remove(relpath, path)
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode):
+                    if not self._replaces(entry, st):
+                        raise PathInTheWay(path=path, reason=f"{_kind_of(st)} is where the point has a folder"
+                                                             f" (--overwrite {self.overwrite})") from None
+                    self._remove(relpath, path, st, entry)
                     os.mkdir(path, 0o700)
                     self._fresh.add(relpath)
             self._dirs.add(relpath)
         self._dir_entries[relpath] = entry
 
-    def create_file(self, relpath: str, entry: Entry) -> None:
-        """Create an empty regular file of length ``entry.size``, open for write()."""
+    def create_file(self, relpath: str, entry: Entry) -> bool:
+        """Create an empty regular file of length ``entry.size``, open for write();
+        False if what is at the path is kept."""
         path = self._prepare(relpath)
         fds: list[int] = []
-        self._replace(relpath, path, lambda: fds.append(os.open(path, _CREATE, 0o600)))
+        if not self._replace(relpath, path, entry, lambda: fds.append(os.open(path, _CREATE, 0o600))):
+            return False
         try:
             os.ftruncate(fds[0], entry.size)
         except BaseException:
             os.close(fds[0])
+            os.unlink(path)
             raise
         self._fds.add(relpath, fds[0])
+        return True
 
     def write(self, relpath: str, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
         """Write ``data`` at ``offset`` of a created file; with ``sparse``, zero blocks stay holes."""
@@ -235,18 +298,17 @@ class TreeWriter:
     # write_fd() and end it with close_file(), each file in one thread and without the
     # fd cache: one open and one close per file.
 
-    def prepare_file(self, relpath: str) -> None:
+    def prepare_file(self, relpath: str, entry: Entry | None = None) -> bool:
         """Check ``relpath``, create its parents and remove what is in its way, for a
-        later :meth:`open_new`; until then the path counts as a file, not a directory."""
+        later :meth:`open_new`; until then the path counts as a file, not a directory.
+        False if what is in the way is kept (``entry`` gives the time ``if-newer``
+        compares; without one, ``if-newer`` keeps what is there)."""
         path = self._prepare(relpath)
         if relpath in self._dirs or relpath.rpartition("/")[0] not in self._fresh:
-            try:
-                os.lstat(path)
-            except FileNotFoundError:
-                pass
-            else:
-                self._remove(relpath, path)
+            if not self._clear(relpath, path, entry):
+                return False
         self._reserved.add(relpath)
+        return True
 
     def open_new(self, relpath: str, size: int | None = None) -> int:
         """Create the file that :meth:`prepare_file` cleared (from any thread) and return
@@ -291,6 +353,15 @@ class TreeWriter:
             owner = self._new_owner[folder] = (st.st_uid, st.st_gid)
         return owner
 
+    def discard(self, relpath: str) -> bool:
+        """Remove the file at ``relpath`` that this writer created and did not finish
+        (closing it if the cache holds it open); whether it is gone."""
+        fd = self._fds.take(relpath)
+        if fd is not None:
+            os.close(fd)
+        self._reserved.discard(relpath)
+        return remove_quietly(f"{self.root}/{relpath}")
+
     def finish_file(self, relpath: str, entry: Entry) -> None:
         """Close the file and set its metadata."""
         fd = self._fds.take(relpath)
@@ -301,38 +372,46 @@ class TreeWriter:
         finally:
             os.close(fd)
 
-    def make_symlink(self, relpath: str, entry: Entry) -> None:
-        """Create a symlink with the exact link text of the entry (never followed)."""
+    def make_symlink(self, relpath: str, entry: Entry) -> bool:
+        """Create a symlink with the exact link text of the entry (never followed);
+        False if what is at the path is kept."""
         if "\0" in entry.target:
             raise UnsafePath(path=relpath, reason="NUL byte in link target")
         path = self._prepare(relpath)
-        self._replace(relpath, path, lambda: os.symlink(entry.target, path))
+        if not self._replace(relpath, path, entry, lambda: os.symlink(entry.target, path)):
+            return False
         self._apply(relpath, path, entry, symlink=True)
+        return True
 
-    def make_hardlink(self, relpath: str, entry: Entry, existing_relpath: str) -> None:
-        """Make ``relpath`` a further name of the already restored ``existing_relpath``."""
+    def make_hardlink(self, relpath: str, entry: Entry, existing_relpath: str) -> bool:
+        """Make ``relpath`` a further name of the already restored ``existing_relpath``;
+        False if what is at the path is kept."""
         source = self.path_for(existing_relpath)
         path = self._prepare(relpath)
-        self._replace(relpath, path, lambda: os.link(source, path, follow_symlinks=False))
+        return self._replace(relpath, path, entry, lambda: os.link(source, path, follow_symlinks=False))
 
-    def make_special(self, relpath: str, entry: Entry) -> None:
-        """Create a fifo or device node; sockets (and devices without privilege) are skipped."""
+    def make_special(self, relpath: str, entry: Entry) -> bool:
+        """Create a fifo or device node; sockets (and devices without privilege) are
+        skipped with a warning.  False if what is at the path is kept."""
         if entry.type == SOCKET:
             self.warnings.append(f"{relpath}: socket not restored")
-            return
+            return True
         path = self._prepare(relpath)
         if entry.type == FIFO:
-            self._replace(relpath, path, lambda: os.mkfifo(path, 0o600))
+            if not self._replace(relpath, path, entry, lambda: os.mkfifo(path, 0o600)):
+                return False
         elif entry.type in (CHARDEV, BLOCKDEV):
             kind = stat.S_IFCHR if entry.type == CHARDEV else stat.S_IFBLK
             try:
-                self._replace(relpath, path, lambda: os.mknod(path, kind | 0o600, entry.rdev))
+                if not self._replace(relpath, path, entry, lambda: os.mknod(path, kind | 0o600, entry.rdev)):
+                    return False
             except PermissionError:
                 self.warnings.append(f"{relpath}: not permitted to create a device node")
-                return
+                return True
         else:
             raise ValueError(f"not a special file type: {entry.type!r}")
         self._apply(relpath, path, entry)
+        return True
 
     def close(self) -> None:
         """Close all files, then set directory metadata, deepest directories first."""
@@ -349,6 +428,8 @@ class TreeWriter:
             return
         try:
             self._apply(relpath, fd, entry)
+        except OSError as exc:
+            self.warnings.append(f"{relpath}: directory metadata not restored ({exc.strerror or exc})")
         finally:
             os.close(fd)
 
@@ -375,3 +456,22 @@ class TreeWriter:
             if exc.errno not in _NOT_PERMITTED:
                 raise
             self.warnings.append(f"{relpath}: cannot set {what} ({exc.strerror})")
+
+
+_KINDS = {DIR: "a folder", SYMLINK: "a symbolic link"}
+
+
+def _kind(entry: Entry | None) -> str:
+    """What the point has at a path, for a message."""
+    if entry is None:
+        return "a file"
+    return _KINDS.get(entry.type, "a special file" if entry.type in (FIFO, CHARDEV, BLOCKDEV, SOCKET) else "a file")
+
+
+def _kind_of(st: os.stat_result) -> str:
+    """What is at a path in the target, for a message."""
+    if stat.S_ISREG(st.st_mode):
+        return "a file"
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    return "a special file"

@@ -18,9 +18,18 @@ that writes its last blob sets its metadata.  Files are created at their full le
 only when the writes do not reach it (all-zero chunks of sparse files become holes).
 
 A blob that fails authentication is never written: the files that need it are removed
-and named in the error.  Hardlinks are made, and directory metadata set (deepest
-first), once all content is written.  Every path goes through :class:`TreeWriter`,
-which refuses to write outside the target.
+and named in the result's errors.  A folder whose tree node cannot be read is left out
+with everything below it (it is not created) and named there too; every other file and
+folder is restored.  Hardlinks are made, and directory metadata set (deepest first),
+once all content is written.  Every path goes through :class:`TreeWriter`, which
+refuses to write outside the target and never removes a folder that is not empty.
+
+The target's own refusals are the :class:`~.targetlog.TargetLog`'s: a path kept because
+something is in the way (nothing below a kept folder is written), a write the file
+system refuses (the file is removed), and a full or read-only file system, which stops
+the restore at once (the files being written are removed).  :meth:`Restorer.run` raises
+one :class:`~strongroom.errors.TargetError` for them once it has written everything it
+could; a restore that met none returns its result.
 """
 
 from __future__ import annotations
@@ -38,13 +47,14 @@ import attrs
 
 from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, DISK, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
 from ..catalog.tree import TreeReader, normalize_path
-from ..errors import IntegrityError
+from ..errors import DamagedFolder, IntegrityError, PathInTheWay
 from ..repository.envelope import Scratch
 from ..repository.pack import IndexEntry
 from ..repository.repository import Repository
 from ..storage import capabilities_of
 from .fswrite import TreeWriter
 from .progress import Throttled
+from .targetlog import TargetLog, TargetStopped
 from ..results import RestoreResult, RestoreStats
 
 SPECIAL = (FIFO, CHARDEV, BLOCKDEV, SOCKET)
@@ -61,7 +71,8 @@ _EMPTY_TASK = 256  # files with nothing to read, per task
 class _FilePlan:
     entry: Entry
     remaining: int  # blobs still to write
-    damaged: str | None = None
+    damaged: str | None = None  # why the vault's data cannot be written
+    failed: str | None = None  # why the target refused it
     # the one pack that holds all the file's content: its thread creates, writes and
     # closes the file; None for a file spread over several packs or with nothing to read
     pack: str | None = None
@@ -90,31 +101,62 @@ class Restorer:
         *,
         threads: int | None = None,
         restore_owner: bool | None = None,
+        overwrite: str = "always",
         progress: Callable[[RestoreStats], None] | None = None,
     ) -> None:
         self.repo = repo
         self.tree = tree
-        self.writer = TreeWriter(target, restore_owner=restore_owner)
+        self.writer = TreeWriter(target, restore_owner=restore_owner, overwrite=overwrite)
+        self.log = TargetLog()
         self.stats = RestoreStats()
         self._threads = threads or _default_threads(repo)
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._files: set[str] = set()  # every file laid out (hardlinks may name them)
-        self._damaged: dict[str, str] = {}
+        self._damaged: dict[str, str] = {}  # point path -> why the vault cannot give it
+        self._unwritten: set[str] = set()  # files laid out but not written, for any reason
+        self._blocked: set[str] = set()  # folders not restored: nothing below them is
+        self._incomplete: set[str] = set()  # files created and not yet finished
+        self._removed: list[str] = []  # files the target refused, removed (paths in the target)
 
     def selection(self, paths: Iterable[str]) -> Iterator[tuple[str, Entry]]:
-        """Entries to restore, pre-order, without duplicates (paths may overlap)."""
+        """Entries to restore, pre-order, without duplicates (paths may overlap), and
+        without what lies in folders that are damaged or not restored."""
         seen: set[str] = set()
         for path in sorted({normalize_path(p) for p in paths} or {""}):
-            for relpath, entry in self.tree.walk(path):
-                if relpath not in seen:
-                    seen.add(relpath)
-                    yield relpath, entry
+            for relpath, entry in self.tree.walk(path, on_damaged=self._lost_folder):
+                if relpath in seen:
+                    continue
+                seen.add(relpath)
+                if relpath in self._blocked or relpath.rpartition("/")[0] in self._blocked:
+                    if entry.type == DIR:
+                        self._blocked.add(relpath)
+                    continue
+                yield relpath, entry
 
     def run(self, paths: Iterable[str] = ()) -> RestoreResult:
+        """Restore ``paths`` (everything when empty); see the module documentation for
+        what is returned and what is raised."""
         started = time.monotonic()
         paths = list(paths)
+        try:
+            self._write(paths)
+        except TargetStopped:
+            pass
+        except BaseException:
+            self._discard_incomplete()
+            self.writer.close()
+            raise
+        self._removed += self._discard_incomplete()  # after a stop: the files being written
+        self.writer.close()
+        damaged = sorted(self._damaged)
+        self.log.raise_if_any(removed=self._removed, damaged=len(damaged))
+        self.stats.seconds = round(time.monotonic() - started, 3)
+        errors = tuple(f"{relpath}: {self._damaged[relpath]}" for relpath in damaged)
+        return RestoreResult(self.stats, tuple(damaged), errors, tuple(self.writer.warnings))
+
+    def _write(self, paths: list[str]) -> None:
         links: list[tuple[str, Entry]] = []
         with _gc_paused():
             self._make_folders(paths)
@@ -129,17 +171,54 @@ class Restorer:
                     self._finish_batch(in_flight.popleft())
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-        damaged = sorted(self._damaged)
         for relpath, entry in links:
-            if entry.target not in self._damaged:
-                self.writer.make_hardlink(relpath, entry, entry.target)
+            if entry.target in self._unwritten:
+                if entry.target not in self._damaged:
+                    self.log.failed.setdefault(self._shown(relpath), f"not linked: '{entry.target}' was not written")
+                continue
+            if self._entry(relpath, lambda: self.writer.make_hardlink(relpath, entry, entry.target)):
                 self.stats.links += 1
-        self.writer.close()
-        self.stats.seconds = round(time.monotonic() - started, 3)
-        errors = tuple(f"{relpath}: {self._damaged[relpath]}" for relpath in damaged)
-        return RestoreResult(self.stats, tuple(damaged), errors, tuple(self.writer.warnings))
+
+    def _discard_incomplete(self) -> list[str]:
+        """Remove the files created and not finished; their paths in the target.  One
+        that cannot be removed is named as a failed path."""
+        removed = []
+        for relpath in sorted(self._incomplete):
+            if self.writer.discard(relpath):
+                removed.append(self._shown(relpath))
+            else:
+                self.log.failed.setdefault(self._shown(relpath), "written only in part, and it could not be removed")
+        self._incomplete.clear()
+        return removed
+
+    def _shown(self, relpath: str) -> str:
+        """``relpath`` as a path in the target."""
+        return f"{self.writer.root}/{relpath}"
 
     # --- the walk ------------------------------------------------------------------------
+
+    def _lost_folder(self, exc: DamagedFolder) -> None:
+        path = str(exc.fields["path"])
+        self._damaged.setdefault(path, f"folder not restored, nor anything in it ({exc.fields['reason']})")
+
+    def _entry(self, relpath: str, make: Callable[[], object], *, folder: bool = False) -> bool:
+        """Run ``make`` (a writer call for ``relpath``); False if it did not make the
+        entry: kept by ``--overwrite`` (counted as skipped), in the way, or refused by
+        the target (recorded).  A folder not made blocks everything below it."""
+        try:
+            made = make()
+        except (PathInTheWay, OSError) as exc:
+            if folder:
+                self._blocked.add(relpath)
+            if isinstance(exc, PathInTheWay):
+                self.log.keep(exc)
+            else:
+                self.log.refused(self._shown(relpath), exc)  # a full target: TargetStopped
+            return False
+        if made is False:
+            self.stats.skipped += 1
+            return False
+        return True
 
     def _make_folders(self, paths: list[str]) -> None:
         """Create the folders of the selection before any file (the walk that lays out
@@ -149,25 +228,29 @@ class Restorer:
         time instead of 16 s, measured on a 2-core machine)."""
         for relpath, entry in self.selection(paths):
             if entry.type == DIR:
-                self.writer.make_dir(relpath, entry)
+                self._entry(relpath, lambda: self.writer.make_dir(relpath, entry), folder=True)
 
     def _layout(self, paths: Iterable[str], links: list[tuple[str, Entry]]) -> Iterator[dict[str, _FilePlan]]:
         """Lay out the selected entries; yield the files, cleared for creation, in batches."""
         plans: dict[str, _FilePlan] = {}
         size = 0
+        writer = self.writer
         for relpath, entry in self.selection(paths):
+            if self.log.stopping:
+                raise TargetStopped(relpath)
             if entry.type == DIR:
-                self.writer.make_dir(relpath, entry)
-                self.stats.dirs += 1
+                if self._entry(relpath, lambda: writer.make_dir(relpath, entry), folder=True):
+                    self.stats.dirs += 1
             elif entry.type == SYMLINK:
-                self.writer.make_symlink(relpath, entry)
-                self.stats.links += 1
+                if self._entry(relpath, lambda: writer.make_symlink(relpath, entry)):
+                    self.stats.links += 1
             elif entry.type in SPECIAL:
-                self.writer.make_special(relpath, entry)
+                self._entry(relpath, lambda: writer.make_special(relpath, entry))
             elif entry.type == HARDLINK and entry.target in self._files:
                 links.append((relpath, entry))
             else:
-                self.writer.prepare_file(relpath)
+                if not self._entry(relpath, lambda: writer.prepare_file(relpath, entry)):
+                    continue
                 plans[relpath] = _FilePlan(entry, remaining=len(entry.chunks))
                 self._files.add(relpath)
                 self.stats.files += 1
@@ -212,8 +295,14 @@ class Restorer:
             elif not packs:
                 batch.nothing_to_read.append(relpath)
             else:  # few: large files, and files across a pack boundary
-                self.writer.create_file(relpath, entry)
-                plan.created = True
+                try:
+                    self.writer.create_file(relpath, entry)
+                except OSError as exc:
+                    self._refuse(plan, relpath, exc)
+                    if self.log.stopping:
+                        raise TargetStopped(relpath) from None
+                    continue
+                self._created(plan, relpath)
         batch.by_pack, batch.needed = by_pack, needed
         return batch
 
@@ -227,14 +316,31 @@ class Restorer:
         return batch
 
     def _finish_batch(self, batch: _Batch) -> None:
-        """Wait for a batch; remove its damaged files and note them."""
+        """Wait for a batch; remove the files it could not write and note them."""
         for future in batch.futures:
             future.result()
         for relpath, plan in batch.plans.items():
+            if plan.damaged is None and plan.failed is None:
+                continue
+            if relpath in self._incomplete:
+                self.writer.discard(relpath)
+                self._finished(relpath)
+                if plan.failed is not None:
+                    self._removed.append(self._shown(relpath))
+            self._unwritten.add(relpath)
             if plan.damaged is not None:
-                if plan.created:
-                    os.unlink(self.writer.path_for(relpath))
                 self._damaged[relpath] = plan.damaged
+        if self.log.stopping:
+            raise TargetStopped("")
+
+    def _refuse(self, plan: _FilePlan, relpath: str, exc: OSError) -> None:
+        """The target refused ``relpath`` (from any thread): it will be removed and named;
+        a full or read-only target stops the restore."""
+        plan.failed = exc.strerror or str(exc)
+        try:
+            self.log.refused(self._shown(relpath), exc, " (the file was removed)" if plan.created else "")
+        except TargetStopped:
+            pass
 
     # --- the threads ---------------------------------------------------------------------
 
@@ -247,10 +353,26 @@ class Restorer:
 
     def _create_empty(self, batch: _Batch, relpaths: list[str]) -> None:
         for relpath in relpaths:
+            if self.log.stopping:
+                return
             plan = batch.plans[relpath]
-            fd = self.writer.open_new(relpath, plan.size)
-            plan.created = True
-            self.writer.close_file(relpath, fd, plan.entry)
+            try:
+                fd = self.writer.open_new(relpath, plan.size)
+                self._created(plan, relpath)
+                self.writer.close_file(relpath, fd, plan.entry)
+            except OSError as exc:
+                self._refuse(plan, relpath, exc)
+                continue
+            self._finished(relpath)
+
+    def _created(self, plan: _FilePlan, relpath: str) -> None:
+        plan.created = True
+        with self._lock:
+            self._incomplete.add(relpath)
+
+    def _finished(self, relpath: str) -> None:
+        with self._lock:
+            self._incomplete.discard(relpath)
 
     def _restore_pack(self, batch: _Batch, pack_id: str) -> None:
         plans, wanted, writer = batch.plans, batch.by_pack[pack_id], self.writer
@@ -259,6 +381,8 @@ class Restorer:
         try:
             blobs = self.repo.read_pack_blobs(pack_id, batch.needed[pack_id], scratch=self._scratch())
             for index_entry, data in blobs:
+                if self.log.stopping:
+                    break
                 targets = wanted[index_entry.blob_id]
                 if isinstance(data, IntegrityError):
                     reason = "{what}: {reason}".format(**data.fields)
@@ -268,25 +392,34 @@ class Restorer:
                     continue
                 for relpath, offset in targets:
                     plan = plans[relpath]
-                    if plan.damaged is not None:
+                    if plan.damaged is not None or plan.failed is not None:
                         continue
-                    if plan.pack is None:
-                        writer.write(relpath, offset, data, sparse=plan.sparse)
-                        with self._lock:
+                    try:
+                        if plan.pack is None:
+                            writer.write(relpath, offset, data, sparse=plan.sparse)
+                            with self._lock:
+                                plan.remaining -= 1
+                                complete = plan.remaining == 0 and plan.damaged is None
+                            if complete:
+                                writer.finish_file(relpath, plan.entry)
+                                self._finished(relpath)
+                        else:
+                            fd = open_fds.get(relpath)
+                            if fd is None:
+                                fd = open_fds[relpath] = writer.open_new(relpath, plan.size)
+                                self._created(plan, relpath)
+                            writer.write_fd(fd, offset, data, sparse=plan.sparse)
                             plan.remaining -= 1
-                            complete = plan.remaining == 0 and plan.damaged is None
-                        if complete:
-                            writer.finish_file(relpath, plan.entry)
-                    else:
-                        fd = open_fds.get(relpath)
-                        if fd is None:
-                            fd = open_fds[relpath] = writer.open_new(relpath, plan.size)
-                            plan.created = True
-                        writer.write_fd(fd, offset, data, sparse=plan.sparse)
-                        plan.remaining -= 1
-                        if plan.remaining == 0:
-                            del open_fds[relpath]
-                            writer.close_file(relpath, fd, plan.entry)
+                            if plan.remaining == 0:
+                                del open_fds[relpath]
+                                writer.close_file(relpath, fd, plan.entry)
+                                self._finished(relpath)
+                    except OSError as exc:
+                        fd = open_fds.pop(relpath, None)
+                        if fd is not None:
+                            os.close(fd)
+                        self._refuse(plan, relpath, exc)
+                        continue
                     written += len(data)
         finally:
             for relpath, fd in open_fds.items():  # damaged, or an error: no metadata

@@ -11,7 +11,11 @@
 4. the workload yields source entries (given a :class:`~strongroom.contexts.BackupContext`
    with a view of the item's latest point) and the engine stores them; a workload that
    returns a context manager instead has it entered first and exited once the engine has
-   read every entry (its snapshot is released then);
+   read every entry (its snapshot is released then).  The parent is the item's latest
+   *intact* point (a point whose header is damaged is never one).  If the top of its
+   tree cannot be read, the backup goes on without a parent; a deeper folder of it that
+   cannot be read is backed up without the parent's copy of that folder
+   (:mod:`~strongroom.engine.backup`); either way with a warning on the point;
 5. data a prune marked meanwhile and this point needs is rescued, the point's initial
    retention is computed, and its header is written: the commit.  Until then nothing
    refers to the new data, so a failed or killed backup leaves no point and the next
@@ -25,11 +29,12 @@ import datetime as dt
 from typing import TYPE_CHECKING, Callable
 
 from ..contexts import BackupContext, PointView
-from ..errors import ItemStateError
+from ..errors import IntegrityError, ItemStateError
 from ..models import PROTECTED, ProtectedItem, RecoveryPoint, iso, new_id
 from ..policy.retention import PointFacts
 
 if TYPE_CHECKING:
+    from ..catalog.tree import TreeReader
     from ..results import BackupStats
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
@@ -92,7 +97,9 @@ class BackupService:
         workload = self.workload(item.workload)
         parents = self.points.of(item)
         parent = parents[-1] if parents else None
-        parent_tree = self.points.tree(parent) if parent else None
+        parent_tree, lost = self._parent_tree(parent)
+        if lost:
+            parent = None
         ctx = BackupContext(item, PointView(item, parent, repo, parent_tree) if parent and parent_tree else None)
         engine = BackupEngine(repo, self.settings.chunker, progress=progress, parent=parent_tree,
                               compression_level=self.settings.current.compression_level)
@@ -111,9 +118,21 @@ class BackupService:
             point_id=point_id, item_id=item.item_id, item_name=item.name, workload=item.workload,
             created=iso(now), root=result.root.hex(), parent=parent.point_id if parent else None,
             consistency=ctx.consistency or workload.consistency, stats=stats,
-            warnings=tuple(ctx.warnings) + result.warnings,
+            warnings=tuple(ctx.warnings) + result.warnings + tuple(lost),
             expires_at=iso(verdict.expires_at) if verdict.expires_at else None, tags=verdict.tags,
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
         )
         repo.put_document(point.object_name, point.to_dict())  # the commit point
         return point
+
+    def _parent_tree(self, parent: RecoveryPoint | None) -> tuple[TreeReader | None, list[str]]:
+        """The tree of the parent point, if at least its top folder can be read; else
+        None and the warning to put on the new point."""
+        if parent is None:
+            return None, []
+        try:
+            tree = self.points.tree(parent)
+            tree.listdir("")
+        except IntegrityError as exc:
+            return None, [f"the parent point {parent.short_id} cannot be read ({exc}); backed up without a parent"]
+        return tree, []

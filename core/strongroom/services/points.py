@@ -117,9 +117,12 @@ class PointBook:
         return TreeReader(self.repo, root, point=point.short_id)
 
     def context(self, item: ProtectedItem, point: RecoveryPoint,
-                progress: Callable[[RestoreStats], None] | None = None) -> PointContext:
-        """The point opened for a workload's browse or restore."""
-        return PointContext(item, point, self.repo, self.tree(point), progress)
+                progress: Callable[[RestoreStats], None] | None = None, *,
+                options: dict | None = None) -> PointContext:
+        """The point opened for a workload's browse or restore; ``options`` are the
+        restore command's (``overwrite`` reaches :meth:`PointContext.restore_paths`)."""
+        return PointContext(item, point, self.repo, self.tree(point), progress,
+                            overwrite=(options or {}).get("overwrite"))
 
     # --- reading headers -------------------------------------------------------------
 

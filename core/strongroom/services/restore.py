@@ -1,10 +1,15 @@
 """Reading points back: browse, item-level and whole restore, through the item's workload.
 
 Every restore is a ``restore`` job.  The workload does the restoring with a
-:class:`~strongroom.contexts.PointContext`; a result that lists files whose data was
-damaged or missing fails the job with an :class:`~strongroom.errors.IntegrityError`
+:class:`~strongroom.contexts.PointContext`; a result that lists files or folders whose
+data was damaged or missing fails the job with an :class:`~strongroom.errors.IntegrityError`
 naming them (everything else was restored), and the plugins' ``after_restore`` hook
-runs only after a restore without errors.
+runs only after a restore without errors.  What the target refused is raised by the
+restore itself (:class:`~strongroom.errors.TargetError`), and fails the job the same way.
+
+A damaged point header is never opened: asking for that point is an
+:class:`~strongroom.errors.IntegrityError`, and "the latest point" is the latest intact
+one (:class:`~.points.PointBook`).
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ class RestoreService:
         self.workload = workload
 
     def open(self, name: str, ref: str | None = None,
-             progress: Callable[[RestoreStats], None] | None = None) -> PointContext:
-        """A point of item ``name`` (the latest, or the one whose id starts with ``ref``)."""
+             progress: Callable[[RestoreStats], None] | None = None, *,
+             options: dict | None = None) -> PointContext:
+        """A point of item ``name`` (the latest, or the one whose id starts with ``ref``);
+        ``options``: the restore's."""
         item = self.items.get(name)
-        return self.points.context(item, self.points.find(item, ref), progress)
+        return self.points.context(item, self.points.find(item, ref), progress, options=options)
 
     def browse(self, name: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
         ctx = self.open(name, ref)
@@ -51,14 +58,14 @@ class RestoreService:
                 progress: Callable[[RestoreStats], None] | None = None) -> RestoreResult:
         """Restore a point of ``name``; ``options`` are the workload's restore options."""
         with self.jobs.running("restore", name, target=target, paths=list(paths)) as run:
-            ctx = self.open(name, ref, progress)
+            ctx = self.open(name, ref, progress, options=options)
             result = self.workload(ctx.item.workload).restore(ctx, target, paths, dict(options or {}))
             if result.errors:
                 shown = "; ".join(result.errors[:3])
                 more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
                 raise IntegrityError(
-                    what=f"{len(result.errors)} file(s) of point {ctx.point.short_id}",
-                    reason=f"not restored: {shown}{more}",
+                    what=f"recovery point {ctx.point.short_id}",
+                    reason=f"{len(result.errors)} path(s) not restored, everything else was: {shown}{more}",
                 )
             self.hooks.after_restore(ctx.point, target)
             run.end("completed_with_warnings" if result.warnings else "completed", point=ctx.point.point_id,
