@@ -7,8 +7,9 @@ a list of module prefixes; a module may import modules of its own layer and of t
 layers below it, and modules of one layer must not import each other in a circle:
 
 - **records**: errors, markers, the version, secrets, the allocator, the home folder,
-  the user's configuration, registries, the vault's records, and ``policy`` (schedules,
-  retention rules and the policy record: pure functions of their inputs);
+  the user's configuration, registries, the vault's records, ``policy`` (schedules,
+  retention rules and the policy record: pure functions of their inputs), and
+  ``processes`` (child processes tied to strongroom, process identities);
 - **storage**: named objects on any fsspec filesystem, and storage backends;
 - **repository**: encrypted blobs, packs, the index, keys and leases;
 - **catalog**: recovery-point trees and entries, what a workload yields (``sources``)
@@ -42,7 +43,7 @@ CORE = ROOT / "core"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("strongroom.errors", "strongroom.markers", "strongroom.version", "strongroom.secrets",
                  "strongroom.allocator", "strongroom.home", "strongroom.config", "strongroom.registry",
-                 "strongroom.models", "strongroom.policy")),
+                 "strongroom.models", "strongroom.policy", "strongroom.processes")),
     ("storage", ("strongroom.storage",)),
     ("repository", ("strongroom.repository",)),
     ("catalog", ("strongroom.catalog", "strongroom.sources", "strongroom.results")),

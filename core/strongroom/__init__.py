@@ -22,6 +22,9 @@ used, so ``import strongroom`` stays cheap.
 - Key providers: :class:`KeyContext`, :class:`PassphraseSource`, :class:`Secret`.
 - Storage backends: :class:`StorageBackend`, :class:`Capabilities`, :class:`ObjectLock`.
 - Records: :class:`ProtectedItem`, :class:`RecoveryPoint`, :class:`Job`, :class:`Policy`.
+- Child processes: :func:`start_child`, :func:`run_child` (children that die with
+  strongroom), :class:`ProcessId`, :class:`ProcessInfo`, :func:`list_processes`,
+  :func:`end_process` (finding what a strongroom that is gone left running).
 - Errors: :class:`StrongroomError` and the subclasses below; a plugin defines its own
   errors as subclasses with a message template and an exit code of their own.
 """
@@ -64,6 +67,10 @@ _EXPORTS: dict[str, str] = {
     # key providers
     "KeyContext": "strongroom.repository.keyproviders", "PassphraseSource": "strongroom.repository.keyproviders",
     "Secret": "strongroom.secrets",
+    # child processes tied to strongroom, and what a strongroom that is gone left running
+    "ProcessId": "strongroom.processes", "ProcessInfo": "strongroom.processes",
+    "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
+    "start_child": "strongroom.processes", "run_child": "strongroom.processes",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
@@ -123,6 +130,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .markers import hookimpl, hookspec  # noqa: F401
     from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401
     from .policy.record import Policy  # noqa: F401
+    from .processes import ProcessId, ProcessInfo, end_process, list_processes, run_child, start_child  # noqa: F401
     from .registry import Registry  # noqa: F401
     from .repository.keyproviders import KeyContext, PassphraseSource  # noqa: F401
     from .secrets import Secret  # noqa: F401

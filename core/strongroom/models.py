@@ -240,12 +240,20 @@ class DamagedPoint:
                 "state": self.state, "error": self.error}
 
 
-JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled")
+#: The states of a job.  ``abandoned`` and ``stale`` are never written: a listing shows
+#: them for an ``in_progress`` record whose process is gone (this host) or that is older
+#: than any job runs and cannot be checked (another host); see ``services/jobs.py``.
+JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled", "abandoned", "stale")
 
 
 @attrs.frozen
 class Job:
-    """One operation: a backup, restore or verify, with its outcome."""
+    """One operation: a backup, restore or verify, with its outcome.
+
+    ``host``, ``pid`` and ``process_start`` name the process that ran it (records
+    written before they existed have None); ``local`` is true for a record kept on this
+    machine because the vault could not be written.
+    """
 
     job_id: str
     type: str
@@ -258,6 +266,10 @@ class Job:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     details: dict = attrs.field(factory=dict)
+    host: str | None = None
+    pid: int | None = None
+    process_start: str | None = None
+    local: bool = False
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)

@@ -115,7 +115,8 @@ class Vault:
         now = self._now
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with)
         self._settings = SettingsBook(self.repo, settings, now)
-        self.jobs = JobLog(self.repo, on_finished=hooks.job_finished)
+        self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
+                           clock=now)
         self._items = ItemBook(self.repo, now)
         self._points = PointBook(self.repo, self.index)
         self.retention = Retention(self._points, self._find_policy, lambda: self._settings.floors, hooks, now)

@@ -5,14 +5,24 @@ Every command that works on a vault takes it from ``--vault URL`` or
 KEY=VALUE`` over those of the config file and the environment
 (:mod:`strongroom.config`).  Errors print one line and exit with the error class's code
 (``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.
+
+SIGINT (Ctrl-C) and SIGTERM end a command the same way: the children it started are
+sent SIGTERM (:func:`strongroom.processes.end_children`), then the command unwinds as
+for ``KeyboardInterrupt`` (a SIGTERM as :class:`Terminated`, a subclass), so a running
+job is recorded ``cancelled`` and what it started is cleaned up; the command prints one
+line and exits with 130 (SIGINT) or 143 (SIGTERM).  A second SIGTERM during that
+clean-up is ignored; a second SIGINT interrupts it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import attrs
 import click
@@ -20,11 +30,53 @@ import click
 from ..config import parse_storage_option
 from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
+from ..processes import end_children
 from ..repository.keyproviders import PassphraseSource
 
 EXIT_WARNINGS = 1
 EXIT_INTERNAL = 99
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the command ends as for Ctrl-C (jobs end ``cancelled``), with exit code 143."""
+
+
+class _Interrupted(Exception):
+    """Carries an interrupt out of click, which would otherwise print a line of its own."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+@contextlib.contextmanager
+def interrupts_end_jobs() -> Iterator[None]:
+    """SIGINT and SIGTERM handlers for the block (see the module docstring); the previous
+    handlers come back after it.  Outside the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    terminated = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal terminated
+        if signum == signal.SIGTERM:
+            if terminated:
+                return  # already ending: let the clean-up finish
+            terminated = True
+            end_children()
+            raise Terminated("terminated by SIGTERM")
+        end_children()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _prompt(text: str, confirm: bool) -> str:
@@ -54,16 +106,35 @@ class AppContext:
                 raise NoVaultGiven()
             self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins,
                                      storage_options=self.storage_options)
+            self._vault.jobs.notify = note
         return self._vault
+
+
+def note(message: str) -> None:
+    """A notice on standard error: not a problem, but worth knowing."""
+    click.echo(f"note: {message}", err=True)
 
 
 class StrongroomGroup(click.Group):
     """The root group: turns strongroom errors into one line and a stable exit code."""
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted(exc) from exc
+
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra):  # type: ignore[override]
         extra.pop("standalone_mode", None)
         try:
-            result = super().main(args, prog_name or "strongroom", standalone_mode=False, **extra)
+            with interrupts_end_jobs():
+                result = super().main(args, prog_name or "strongroom", standalone_mode=False, **extra)
+        except _Interrupted as exc:
+            if isinstance(exc.interrupt, Terminated):
+                click.echo("strongroom: terminated (SIGTERM)", err=True)
+                sys.exit(EXIT_TERMINATED)
+            click.echo("strongroom: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
@@ -72,6 +143,9 @@ class StrongroomGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("strongroom: terminated (SIGTERM)", err=True)
+            sys.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("strongroom: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -1,4 +1,9 @@
-"""``strongroom jobs``: the history of backups, restores, verifies, prunes and item changes."""
+"""``strongroom jobs``: the history of backups, restores, verifies, prunes and item changes.
+
+Jobs recorded on this machine only (the vault could not be written) are marked ``*``;
+an ``in_progress`` job whose process is gone is shown ``abandoned``, one that cannot be
+checked and is older than any job runs ``stale`` (see :mod:`strongroom.services.jobs`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import click
 from ..models import JOB_STATES
 from .common import app, json_option
 from .output import emit_json, short_time, table
+
+LOCAL_MARK = "*"
 
 
 @click.command()
@@ -24,6 +31,8 @@ def jobs(ctx, item, type_, state, last, as_json):
         return
     table(
         ("JOB", "TYPE", "ITEM", "STATE", "STARTED", "ENDED", "POINT", "ERROR"),
-        [(j.job_id, j.type, j.item or "-", j.state, short_time(j.started), short_time(j.ended),
-          (j.point or "-")[:8], j.error or "") for j in found],
+        [(j.job_id + (LOCAL_MARK if j.local else ""), j.type, j.item or "-", j.state, short_time(j.started),
+          short_time(j.ended), (j.point or "-")[:8], j.error or "") for j in found],
     )
+    if any(j.local for j in found):
+        click.echo(f"{LOCAL_MARK} recorded on this machine only: the vault could not be written", err=True)

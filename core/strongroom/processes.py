@@ -1,0 +1,303 @@
+"""The programs strongroom starts, and the processes it finds again after a crash.
+
+What it promises:
+
+- :class:`ProcessId` names one process for good: its host, its pid and its start
+  (``"<boot id>/<start tick>"``, read from ``/proc``), so neither a pid the system has
+  given to another program since, nor the same pid after a reboot, is taken for it.
+  :meth:`ProcessId.state` is ``running``, ``gone`` or ``unknown`` (a process of another
+  host, which cannot be checked from here); :attr:`ProcessId.tag` is its form for file
+  and folder names, read back by :meth:`ProcessId.from_tag`.
+- :func:`start_child` and :func:`run_child` start a program as ``subprocess.Popen`` and
+  ``subprocess.run`` do, tied to this process: on Linux ``PR_SET_PDEATHSIG`` sends the
+  child its ``end_signal`` (SIGTERM unless the caller chooses SIGKILL, for a program
+  that may miss a SIGTERM that comes while it starts) when strongroom ends, however it
+  ends (SIGKILL included), and a child whose parent died while it was being started
+  exits at once.  The death signal comes when the *thread* that started the child ends,
+  not the process: start a child from a thread that outlives it (the main thread, or an
+  engine reader thread for the length of its read).  :func:`end_children` sends every
+  such child still running its ``end_signal``; the command line's SIGTERM and SIGINT
+  handler calls it, so that threads blocked reading a child return and the job can end.
+- :func:`list_processes` lists this machine's processes (program, arguments, parent and
+  identity) and :func:`end_process` ends one (SIGTERM, then SIGKILL), so that a plugin
+  can find what a strongroom that is gone left running.
+
+Elsewhere than Linux (no ``/proc``, no ``prctl``) children are started untied, the
+list is empty and states are ``unknown``.  Nothing here writes a file, and no process
+is ended but those named to :func:`end_process` and the children of this process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Sequence
+
+import attrs
+
+__all__ = [
+    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "end_children", "end_process", "list_processes",
+    "run_child", "start_child",
+]
+
+RUNNING = "running"
+GONE = "gone"
+UNKNOWN = "unknown"
+
+_PROC = "/proc"
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_PR_SET_PDEATHSIG = 1
+_DEAD_STATES = frozenset("ZXx")  # zombie, dead: ended, not yet reaped
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def _boot_id() -> str | None:
+    try:
+        with open(_BOOT_ID) as fh:
+            return fh.read().strip().replace("-", "")
+    except OSError:
+        return None
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, parent pid, start tick) of a process, None if there is none."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as fh:
+            text = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the program name may hold spaces and ")"
+    try:
+        return fields[0], int(fields[1]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _argv(pid: int) -> tuple[str, ...]:
+    try:
+        with open(f"{_PROC}/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return ()
+    return tuple(part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0")[:-1])
+
+
+@attrs.frozen
+class ProcessId:
+    """One process, for good (see the module docstring)."""
+
+    host: str
+    pid: int
+    start: str | None = None  # "<boot id>/<start tick>"; None where there is no /proc
+
+    @classmethod
+    def current(cls) -> ProcessId:
+        """This process."""
+        return cls.of(os.getpid())  # type: ignore[return-value]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessId | None:
+        """The process ``pid`` of this host, None if there is none."""
+        boot, stat = _boot_id(), _stat(pid)
+        if boot is None or stat is None:
+            return cls(this_host(), pid) if pid == os.getpid() else None
+        return cls(this_host(), pid, f"{boot}/{stat[2]}")
+
+    def state(self) -> str:
+        """``running``, ``gone`` (ended, or its pid now runs another program) or ``unknown``."""
+        if self.host != this_host():
+            return UNKNOWN
+        if self.start is None or _boot_id() is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return GONE
+            except PermissionError:
+                return RUNNING
+            return RUNNING if self.start is None else UNKNOWN
+        boot, _, tick = self.start.partition("/")
+        stat = _stat(self.pid)
+        if boot != _boot_id() or stat is None or stat[0] in _DEAD_STATES or str(stat[2]) != tick:
+            return GONE
+        return RUNNING
+
+    def is_gone(self) -> bool:
+        """Whether the process is known to have ended (``state() == "gone"``)."""
+        return self.state() == GONE
+
+    @property
+    def tag(self) -> str:
+        """``<pid>-<boot id's first 8 hex digits>-<start tick>``: for names of files and folders."""
+        boot, _, tick = (self.start or "/").partition("/")
+        return f"{self.pid}-{boot[:8] or 'x'}-{tick or 'x'}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> ProcessId | None:
+        """The process of this host that :attr:`tag` names (None for text that is no tag)."""
+        parts = tag.split("-")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+            return None
+        boot = _boot_id() or ""
+        if boot[:8] != parts[1]:
+            boot = parts[1]  # another boot: state() says gone
+        return cls(this_host(), int(parts[0]), f"{boot}/{parts[2]}")
+
+
+@attrs.frozen
+class ProcessInfo:
+    """A process of this machine: its identity, parent, program path and arguments."""
+
+    id: ProcessId
+    ppid: int
+    argv: tuple[str, ...]
+
+    @property
+    def pid(self) -> int:
+        return self.id.pid
+
+    @property
+    def program(self) -> str:
+        """The base name of the program (``qemu-nbd``)."""
+        return os.path.basename(self.argv[0]) if self.argv else ""
+
+    def option(self, name: str) -> str | None:
+        """The value of option ``name`` given as ``name VALUE`` or ``name=VALUE``."""
+        for i, arg in enumerate(self.argv):
+            if arg == name and i + 1 < len(self.argv):
+                return self.argv[i + 1]
+            if arg.startswith(name + "="):
+                return arg[len(name) + 1:]
+        return None
+
+
+def list_processes(program: str | None = None) -> list[ProcessInfo]:
+    """The processes of this machine (those running ``program`` only, if given)."""
+    try:
+        names = os.listdir(_PROC)
+    except OSError:
+        return []
+    boot, host = _boot_id() or "", this_host()
+    found = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        stat, argv = _stat(pid), _argv(pid)
+        if stat is None or not argv or stat[0] in _DEAD_STATES:
+            continue  # ended meanwhile, a kernel thread, or a zombie
+        info = ProcessInfo(ProcessId(host, pid, f"{boot}/{stat[2]}"), stat[1], argv)
+        if program is None or info.program == program:
+            found.append(info)
+    return found
+
+
+def end_process(process: ProcessId, timeout: float = 5.0) -> bool:
+    """End ``process`` (SIGTERM, then SIGKILL after ``timeout`` seconds); False if it was not running."""
+    if process.state() != RUNNING:
+        return False
+    for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.kill(process.pid, signum)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if process.state() != RUNNING:
+                return True
+            time.sleep(0.02)
+    return process.state() != RUNNING
+
+
+# --- children tied to this process --------------------------------------------------------
+
+_children: "weakref.WeakKeyDictionary[subprocess.Popen, int]" = weakref.WeakKeyDictionary()
+_children_lock = threading.RLock()  # end_children may run in a signal handler of a thread holding it
+_prctl: Any = None
+
+
+def _load_prctl() -> Any:
+    global _prctl
+    if _prctl is None:
+        _prctl = False
+        if sys.platform.startswith("linux"):
+            try:
+                function = ctypes.CDLL(None, use_errno=True).prctl
+                function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+                function.restype = ctypes.c_int
+                _prctl = function
+            except (OSError, AttributeError):
+                pass
+    return _prctl
+
+
+def _tie(end_signal: int, then: Callable[[], Any] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks for ``end_signal`` when the starting thread ends (see the module docstring)."""
+    prctl, parent = _load_prctl(), os.getpid()
+    if not prctl:
+        return then
+
+    def preexec() -> None:  # runs in the child, between fork and exec: nothing that may lock
+        prctl(_PR_SET_PDEATHSIG, end_signal, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the death signal was asked for
+            os._exit(1)
+        if then is not None:
+            then()
+
+    return preexec
+
+
+def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **popen_kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process (see the module docstring)."""
+    preexec = _tie(int(end_signal), popen_kwargs.pop("preexec_fn", None))
+    proc = subprocess.Popen(list(argv), preexec_fn=preexec, **popen_kwargs)
+    with _children_lock:
+        _children[proc] = int(end_signal)
+    return proc
+
+
+def run_child(argv: Sequence[str], *, input: bytes | str | None = None, timeout: float | None = None,
+              check: bool = False, **popen_kwargs: Any) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv, ...)`` for a child tied to this process."""
+    capture = popen_kwargs.pop("capture_output", False)
+    if capture:
+        popen_kwargs.setdefault("stdout", subprocess.PIPE)
+        popen_kwargs.setdefault("stderr", subprocess.PIPE)
+    if input is not None:
+        popen_kwargs.setdefault("stdin", subprocess.PIPE)
+    with start_child(argv, **popen_kwargs) as proc:
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.poll()
+    if check and code:
+        raise subprocess.CalledProcessError(code, proc.args, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, code, stdout, stderr)  # type: ignore[arg-type]
+
+
+def end_children() -> int:
+    """Send every child started here that still runs its ``end_signal``; returns how many.
+
+    Safe in a signal handler: it waits for nothing."""
+    with _children_lock:
+        running = [(proc, signum) for proc, signum in _children.items() if proc.returncode is None]
+    ended = 0
+    for proc, signum in running:
+        try:
+            proc.send_signal(signum)
+            ended += 1
+        except OSError:
+            pass
+    return ended

@@ -1,0 +1,117 @@
+"""strongroom.processes on real processes: identities that survive pid reuse, children
+that die with strongroom even when it is killed with SIGKILL, and ending them on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from strongroom import ProcessId, end_process, list_processes, run_child, start_child
+from strongroom.processes import GONE, RUNNING, UNKNOWN, end_children
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prctl")
+
+
+def wait_until(predicate, what: str, limit: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail (naming ``what``) if it never does."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    info = ProcessId.of(pid)
+    return info is not None and info.state() == RUNNING
+
+
+class TestProcessId:
+    def test_this_process_runs(self):
+        """The current process is running, and its tag names it again."""
+        me = ProcessId.current()
+        assert me.pid == os.getpid() and me.state() == RUNNING
+        assert ProcessId.from_tag(me.tag) == me
+
+    def test_an_ended_process_is_gone(self):
+        """A child that exited (and was reaped) is gone."""
+        proc = subprocess.Popen(["sleep", "30"])
+        child = ProcessId.of(proc.pid)
+        assert child is not None and child.state() == RUNNING
+        proc.kill()
+        proc.wait()
+        assert child.state() == GONE and child.is_gone()
+
+    def test_a_reused_pid_is_another_process(self):
+        """The same pid with another start time (the pid was given to another program) is gone."""
+        me = ProcessId.current()
+        boot, _, tick = me.start.partition("/")
+        assert ProcessId(me.host, me.pid, f"{boot}/{int(tick) + 1}").state() == GONE
+        assert ProcessId(me.host, me.pid, f"{'0' * len(boot)}/{tick}").state() == GONE  # another boot
+
+    def test_a_process_of_another_host_cannot_be_checked(self):
+        """Another host's process is unknown, never gone."""
+        assert ProcessId("elsewhere.example", os.getpid(), "x/1").state() == UNKNOWN
+
+    def test_text_that_is_no_tag(self):
+        """Random folder-name suffixes are not tags."""
+        assert ProcessId.from_tag("k2j3_a9x") is None and ProcessId.from_tag("12-ab-cd") is None
+
+
+class TestChildren:
+    def test_a_child_dies_with_a_parent_killed_by_sigkill(self, tmp_path):
+        """A child started with start_child ends when its parent is killed with SIGKILL; a
+        plain Popen child of the same parent lives on (what qemu-nbd did)."""
+        pids = tmp_path / "pids"
+        script = textwrap.dedent(f"""
+            import subprocess, sys, time
+            from strongroom import start_child
+            tied = start_child(["sleep", "300"])
+            loose = subprocess.Popen(["sleep", "300"])
+            open({str(pids)!r}, "w").write(f"{{tied.pid}} {{loose.pid}}")
+            time.sleep(300)
+        """)
+        parent = subprocess.Popen([sys.executable, "-c", script])
+        wait_until(lambda: pids.exists() and pids.read_text(), "the parent started its children")
+        tied, loose = map(int, pids.read_text().split())
+        loose_id = ProcessId.of(loose)
+        try:
+            parent.kill()
+            parent.wait()
+            wait_until(lambda: not alive(tied), "the tied child ended")
+            assert loose_id is not None and loose_id.state() == RUNNING
+        finally:
+            if loose_id is not None:
+                end_process(loose_id)
+
+    def test_end_children_terminates_running_children(self):
+        """end_children sends SIGTERM to each child still running, so a reader blocked on it returns."""
+        proc = start_child(["sleep", "300"], stdout=subprocess.PIPE)
+        assert end_children() >= 1
+        assert proc.stdout.read() == b""  # EOF: the reader is free
+        assert proc.wait() == -signal.SIGTERM
+
+    def test_run_child_returns_what_the_program_did(self):
+        """run_child captures output and the exit code as subprocess.run does."""
+        done = run_child(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True, text=True)
+        assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+class TestListing:
+    def test_lists_a_program_with_its_arguments_and_parent(self):
+        """list_processes finds a running program by name, with its argv and parent pid."""
+        proc = start_child(["sleep", "271"])
+        try:
+            found = [p for p in list_processes("sleep") if p.pid == proc.pid]
+            assert len(found) == 1
+            assert found[0].argv == ("sleep", "271") and found[0].ppid == os.getpid()
+            assert found[0].id == ProcessId.of(proc.pid)
+        finally:
+            assert end_process(ProcessId.of(proc.pid))
+            proc.wait()
