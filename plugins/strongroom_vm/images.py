@@ -13,6 +13,18 @@ it).  Formats:
 
 :func:`open_image` returns a context manager giving a binary file object with ``size``;
 leaving it stops any ``qemu-nbd`` it started.
+
+**No qemu-nbd outlives strongroom.**  ``qemu-nbd`` (and ``qemu-img``) run as children
+tied to strongroom (:func:`strongroom.start_child`): they end when strongroom ends,
+however it ends (``qemu-nbd`` by SIGKILL: it only reads, and may miss a SIGTERM that
+comes while it starts).  A ``qemu-nbd --persistent`` that a strongroom killed before this
+was done left serving an image holds the image's lock, so the VM cannot start:
+:func:`serve_image` first ends every ``qemu-nbd`` that serves the same image from a
+socket folder of strongroom's (``$TMPDIR/strongroom-nbd-<owner>-*``) whose owner is
+gone (:func:`end_stale_servers`).  The owner is the strongroom process named in the
+folder's name; folders made before names carried it name none, and then a server whose
+parent is no longer a Python process (it was left to init) is stale.  A server a
+running strongroom uses is never ended.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -32,20 +45,21 @@ from typing import Iterator
 
 import attrs
 
-from strongroom import SeekableReader
+from strongroom import ProcessId, ProcessInfo, SeekableReader, end_process, list_processes, run_child, start_child
 
 from .errors import DiskUnreadable, ToolMissing
 
 from .nbd import NbdClient, NbdError, NbdReader
 
 __all__ = [
-    "DIRECT_FORMATS", "NBD_FORMATS", "ClosingReader", "ImageInfo", "RawReader", "open_image", "probe",
-    "qemu_img_info", "serve_image",
+    "DIRECT_FORMATS", "NBD_FORMATS", "ClosingReader", "ImageInfo", "RawReader", "end_stale_servers", "open_image",
+    "probe", "qemu_img_info", "serve_image",
 ]
 
 DIRECT_FORMATS = frozenset({"raw", "luks"})
 NBD_FORMATS = frozenset({"qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed"})
 START_TIMEOUT = 15.0
+NBD_DIR_PREFIX = "strongroom-nbd-"
 
 
 @attrs.frozen
@@ -109,7 +123,7 @@ def qemu_img_info(path: str, fmt: str | None = None, *, shared: bool = True) -> 
     """``qemu-img info``; with ``shared=False`` an image a running VM holds is refused."""
     qemu_img = _which("qemu-img", "read this disk image")
     argv = [qemu_img, "info", *(["-U"] if shared else []), "--output=json", *(["-f", fmt] if fmt else []), path]
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = run_child(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["qemu-img cannot open it"]
         if any("lock" in line for line in lines):
@@ -212,11 +226,64 @@ def _listening(path: str) -> bool:
     return True
 
 
+def _served_by_strongroom(server: ProcessInfo) -> str | None:
+    """The socket folder of a ``qemu-nbd`` that strongroom started (None for another's)."""
+    sock = server.option("--socket") or server.option("-k")
+    folder = os.path.dirname(sock) if sock else ""
+    return folder if os.path.basename(folder).startswith(NBD_DIR_PREFIX) else None
+
+
+def _owner_gone(folder: str, server: ProcessInfo, processes: dict[int, ProcessInfo]) -> bool:
+    rest = os.path.basename(folder)[len(NBD_DIR_PREFIX):]
+    owner = ProcessId.from_tag(rest.rpartition("-")[0])
+    if owner is not None:
+        return owner.is_gone()
+    parent = processes.get(server.ppid)  # a folder named before names carried the owner
+    return parent is None or not any("python" in os.path.basename(arg) or "strongroom" in arg
+                                     for arg in parent.argv[:2])
+
+
+def _remove_stale_folders() -> None:
+    """Remove the socket folders whose owner is gone (its qemu-nbd died with it)."""
+    base = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(NBD_DIR_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        owner = ProcessId.from_tag(name[len(NBD_DIR_PREFIX):].rpartition("-")[0])
+        if owner is not None and owner.is_gone():
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def end_stale_servers(path: str) -> list[int]:
+    """End the ``qemu-nbd`` servers of ``path`` left by a strongroom that is gone (see the
+    module docstring), and remove the socket folders of owners that are gone; returns the
+    servers' pids."""
+    image = os.path.realpath(path)
+    servers = [p for p in list_processes("qemu-nbd") if os.path.realpath(p.argv[-1]) == image]
+    if not servers:
+        _remove_stale_folders()
+        return []
+    processes = {p.pid: p for p in list_processes()}
+    ended = []
+    for server in servers:
+        folder = _served_by_strongroom(server)
+        if folder is None or not _owner_gone(folder, server, processes):
+            continue
+        if end_process(server.id):
+            ended.append(server.pid)
+        shutil.rmtree(folder, ignore_errors=True)
+    _remove_stale_folders()
+    return ended
+
+
 @contextlib.contextmanager
 def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[str]:
     """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket."""
     qemu_nbd = _which("qemu-nbd", f"read {fmt} disk images")
-    workdir = tempfile.mkdtemp(prefix="strongroom-nbd-")
+    end_stale_servers(path)
+    workdir = tempfile.mkdtemp(prefix=f"{NBD_DIR_PREFIX}{ProcessId.current().tag}-")
     sock = os.path.join(workdir, "nbd.sock")
     argv = [qemu_nbd, "--read-only", "--persistent", "--shared=8", "--format", fmt,
             "--socket", sock, "--export-name", "disk", "--cache=none", "--aio=threads"]
@@ -224,7 +291,8 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[s
         argv += ["--bitmap", bitmap]
     log_path = os.path.join(workdir, "log")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*argv, path], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        # SIGKILL: a SIGTERM that comes while qemu-nbd starts may be lost, and it only reads
+        proc = start_child([*argv, path], end_signal=signal.SIGKILL, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not _listening(sock):
