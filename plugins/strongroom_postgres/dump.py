@@ -12,7 +12,9 @@ Each ``pg_dump`` takes its own snapshot, so every database is consistent by itse
 (the point is "application-consistent"); databases are not consistent with each other.
 A tool that exits with an error raises :class:`~strongroom_postgres.errors.DumpFailed` when its
 stream ends, which fails the backup: no point is written.  The engine may run two
-dumps at a time (its reader threads).
+dumps at a time (its reader threads).  The tools run as children tied to strongroom
+(:func:`strongroom.start_child`): they get SIGTERM when strongroom ends, however it
+ends, and when a signal interrupts the backup.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 import time
 from typing import Callable, Iterator
 
-from strongroom import DIR, STREAM, BackupContext, Entry, FolderSource, StreamSource
+from strongroom import DIR, STREAM, BackupContext, Entry, FolderSource, StreamSource, start_child
 
 from . import server as pgserver
 from .conninfo import Connection
@@ -49,8 +51,8 @@ class ToolStream(io.RawIOBase):
         self._stderr = tempfile.TemporaryFile()
         self._failure = failure
         self._checked = False
-        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._stderr, bufsize=0)
+        self._proc = start_child(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=self._stderr, bufsize=0)
 
     def readable(self) -> bool:
         return True

@@ -27,11 +27,24 @@ indexes and constraints in parallel; the file is removed afterwards.
 
 ``--no-owner`` restores without owners and grants (everything belongs to the user
 strongroom connects as): use it on a server that lacks the point's roles.
+
+**Nothing is left behind by an interrupted restore.**  ``pg_restore`` runs as a child
+tied to strongroom (:func:`strongroom.start_child`): it gets SIGTERM when strongroom
+ends, even by SIGKILL, and the server rolls back what its connection was doing.  A
+database the restore creates (the new ``--to-database``, or the temporary
+``strongroom_restore_<hex>``) carries the comment ``strongroom restore in progress:
+host=H process=P`` until the restore is complete; SIGTERM and Ctrl-C drop it at once,
+and every restore first drops the databases of its server so marked by a process of this
+host that is gone (a warning names each).  The temporary folder is
+``$TMPDIR/strongroom-pg-<process>-*``; every restore first removes those of processes
+that are gone.  Marks of other hosts are left alone: their processes cannot be checked
+from here.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -40,7 +53,9 @@ import time
 from typing import Sequence
 
 import attrs
-from strongroom import Entry, PointContext, RestoreResult, RestoreStats, UsageError
+from strongroom import (
+    Entry, PointContext, ProcessId, RestoreResult, RestoreStats, UsageError, run_child, start_child,
+)
 
 from . import server as pgserver
 from .conninfo import Connection
@@ -49,6 +64,32 @@ from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
 from .selection import DECORATIONS, EXCLUDED, PARTS, Planner, Selection, split_table
 from .server import Server, quote_ident, quote_literal
+
+
+WORKDIR_PREFIX = "strongroom-pg-"
+MARK_PREFIX = "strongroom restore in progress: "
+_MARK = re.compile(r"^strongroom restore in progress: host=(\S+) process=(\S+)$")
+DRAIN_SECONDS = 10.0  # how long a dropped database's last connections may take to close
+
+
+def _mark_text(process: ProcessId) -> str:
+    return f"{MARK_PREFIX}host={process.host} process={process.tag}"
+
+
+def remove_stale_workdirs() -> list[str]:
+    """Remove the temporary folders of restores whose process is gone; returns their paths."""
+    base = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(WORKDIR_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        owner = ProcessId.from_tag(name[len(WORKDIR_PREFIX):].rpartition("-")[0])
+        if owner is not None and owner.is_gone():
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed.append(os.path.join(base, name))
+    return removed
 
 
 @attrs.frozen
@@ -115,6 +156,8 @@ class DatabaseRestore:
     def run(self) -> RestoreResult:
         started = time.monotonic()
         request = self.request
+        remove_stale_workdirs()
+        self._drop_leftovers()
         exists = self.server.database_exists(request.target)
         entry = dump_entry(self.ctx, request.record)
         if request.item_level:
@@ -132,6 +175,8 @@ class DatabaseRestore:
             self.warnings.extend(selection.warnings)
             created = None if exists else self._create(request.target)
             self._restore(request.target, entry, created, selection=selection, clean=clean)
+            if created is not None:
+                self._unmark(created)
         else:
             if exists and not request.force:
                 raise DatabaseExists(database=request.target, server=self.conn.describe())
@@ -144,6 +189,7 @@ class DatabaseRestore:
             self._restore(build, entry, build)
             if build != request.target:
                 self._swap(build, request.target)
+            self._unmark(request.target)
         self.stats.files = 1
         self.stats.seconds = round(time.monotonic() - started, 3)
         what = "schemas and tables" if request.item_level else "database"
@@ -171,7 +217,34 @@ class DatabaseRestore:
             self.server.execute(base)
             self.warnings.append(f"database {name}: created with the server's default locale"
                                  f" ({record.collate or record.icu_locale} is not available there)")
+        try:
+            self.server.execute(f"comment on database {quote_ident(name)} is {quote_literal(_mark_text(self.process))}")
+        except BaseException:
+            self._drop(name)
+            raise
         return name
+
+    @property
+    def process(self) -> ProcessId:
+        return ProcessId.current()
+
+    def _unmark(self, name: str) -> None:
+        self.server.execute(f"comment on database {quote_ident(name)} is null")
+
+    def _drop_leftovers(self) -> None:
+        """Drop the databases marked by restores of this host whose process is gone."""
+        marked = self.server.query(
+            "select coalesce(json_agg(json_build_array(datname, d)), '[]') from"
+            " (select datname, shobj_description(oid, 'pg_database') as d from pg_database) s"
+            f" where d like {quote_literal(MARK_PREFIX + '%')}")
+        host = self.process.host
+        for name, text in marked or ():
+            match = _MARK.match(text or "")
+            owner = ProcessId.from_tag(match.group(2)) if match and match.group(1) == host else None
+            if owner is not None and owner.is_gone():
+                if self._drop(name):
+                    self.warnings.append(f"database {name}: dropped, left half-restored by an interrupted"
+                                         f" restore (process {owner.pid})")
 
     def _server_major(self) -> int:
         return pgserver.major_of(int(self.server.query("select to_json(current_setting('server_version_num')::int)")))
@@ -194,11 +267,18 @@ class DatabaseRestore:
         self.server.execute(f"alter database {quote_ident(build)} rename to {quote_ident(target)}")
         self.server.execute(f"drop database {quote_ident(old)}")
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str) -> bool:
+        """Drop a database this restore (or an interrupted one) created, once the
+        connections of its ``pg_restore`` are closed; a failure is a warning."""
+        deadline = time.monotonic() + DRAIN_SECONDS
         try:
+            while self.server.connections_to(name) and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.server.execute(f"drop database if exists {quote_ident(name)}")
         except PostgresError as exc:
-            self.warnings.append(f"database {name}: could not be dropped after the failure ({exc})")
+            self.warnings.append(f"database {name}: could not be dropped ({exc})")
+            return False
+        return True
 
     def _restore(self, dbname: str, entry: Entry, created: str | None, *, selection: Selection | None = None,
                  clean: bool = False) -> None:
@@ -206,7 +286,7 @@ class DatabaseRestore:
                 f"--dbname={self.conn.conninfo(dbname)}"]
         if self.request.no_owner:
             argv += ["--no-owner", "--no-privileges"]
-        workdir = tempfile.mkdtemp(prefix="strongroom-pg-")
+        workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{self.process.tag}-")
         try:
             failure = self._run(argv, entry, workdir, selection, clean)
         except BaseException:
@@ -237,8 +317,8 @@ class DatabaseRestore:
 
     def _run_streaming(self, argv: list[str], entry: Entry) -> str | None:
         with tempfile.TemporaryFile() as stderr:
-            proc = subprocess.Popen(argv, env=self.conn.environment(), stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=stderr)
+            proc = start_child(argv, env=self.conn.environment(), stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=stderr)
 
             def progress(done: int) -> None:
                 self.stats.bytes_written = done
@@ -268,8 +348,8 @@ class DatabaseRestore:
             return "; ".join(result.errors[:3])
         self.stats.bytes_written = result.stats.bytes_written
         path = os.path.join(workdir, *record.entry.split("/"))
-        done = subprocess.run(argv + [f"--jobs={self.request.jobs}", path], env=self.conn.environment(),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = run_child(argv + [f"--jobs={self.request.jobs}", path], env=self.conn.environment(),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return pgserver.tool_error(done.stderr.decode("utf-8", "replace")) if done.returncode else None
 
 
