@@ -24,7 +24,11 @@ A value written ``{ from_env = "VAR" }`` or ``{ from_file = "PATH" }`` is read f
 environment variable or file (trailing newline removed) when the store is opened, so
 the secret itself need not sit in the config file.  Secrets are never written into the
 vault; :func:`redact_options` is how options are shown (values of secret-looking keys
-become ``***``).  Command lines are visible to other users of a machine (``ps``), so
+become ``***``).
+
+:func:`storage_options_for` returns a :class:`StorageOptions`: the options, plus where
+each came from (``origins``), so that the store can name the place of an option it
+does not take (:class:`~strongroom.errors.UnknownStorageOption`) instead of ignoring it.  Command lines are visible to other users of a machine (``ps``), so
 pass secrets through the config file or the environment, not ``--storage-option``.
 """
 
@@ -43,6 +47,7 @@ from .home import strongroom_home
 __all__ = [
     "CONFIG_NAME",
     "STORAGE_OPTIONS_ENV",
+    "StorageOptions",
     "config_path",
     "parse_storage_option",
     "redact_options",
@@ -58,6 +63,16 @@ _SECRET_KEY = re.compile(
 )
 #: keys that look secret by name but hold none
 _NOT_SECRET = frozenset({"known_hosts", "client_keys"})
+
+
+class StorageOptions(dict):
+    """Storage options (a plain ``dict`` of them) that also say where each came from:
+    ``origins[key]`` is the config file's path, :data:`STORAGE_OPTIONS_ENV`, or
+    ``"given"`` (the command line, or ``storage_options=`` from Python)."""
+
+    def __init__(self, options: dict[str, Any] | None = None, origins: dict[str, str] | None = None) -> None:
+        super().__init__(options or {})
+        self.origins: dict[str, str] = dict(origins or {})
 
 
 def config_path() -> Path:
@@ -108,10 +123,11 @@ def _from_env() -> dict[str, Any]:
     return options
 
 
-def storage_options_for(url: str, explicit: dict[str, Any] | None = None) -> dict[str, Any]:
+def storage_options_for(url: str, explicit: dict[str, Any] | None = None) -> StorageOptions:
     """The storage options for vault ``url``: config file, environment, then ``explicit``.
 
-    References (``{from_env = ...}``, ``{from_file = ...}``) are resolved.
+    References (``{from_env = ...}``, ``{from_file = ...}``) are resolved; the result
+    says where each option came from (:class:`StorageOptions`).
     """
     path = config_path()
     tables = _load_file(path).get("storage", {})
@@ -130,7 +146,8 @@ def storage_options_for(url: str, explicit: dict[str, Any] | None = None) -> dic
     sources.update(dict.fromkeys(env, STORAGE_OPTIONS_ENV))
     merged.update(explicit or {})
     sources.update(dict.fromkeys(explicit or {}, "given"))
-    return {key: _resolve(key, value, sources[key]) for key, value in merged.items()}
+    resolved = {key: _resolve(key, value, sources[key]) for key, value in merged.items()}
+    return StorageOptions(resolved, sources)
 
 
 def parse_storage_option(text: str) -> tuple[str, Any]:

@@ -49,6 +49,12 @@ class NoVaultGiven(UsageError):
     exit_code = 4
 
 
+class UnknownStorageOption(UsageError):
+    """Storage option '{option}'{origin} is not one that {storage} takes{hint}"""
+
+    exit_code = 3
+
+
 # --- plugins ---------------------------------------------------------------------------
 
 

@@ -25,11 +25,24 @@ the contract of :mod:`strongroom.storage.base`:
 decorator.  It reads no configuration: the vault merges the user's storage options
 (:mod:`strongroom.config`) before it opens the store.  The option ``concurrency``
 (operations in flight) is the vault's own and is not passed to fsspec.
+
+Options are checked, never dropped without a word: a local folder takes no option but
+``concurrency``; for the filesystems whose keyword arguments are known (fsspec's
+``memory``, ``s3fs``, ``sshfs``: the names in their constructors' signatures, fsspec's
+own, and those of where the implementation passes the rest) any other option raises
+:class:`~strongroom.errors.UnknownStorageOption`, naming it and where it came from.
+Other implementations get their options unchecked.  A vault created where a regular
+file is in the way (the path itself, or a folder above it) raises StorageError saying
+which file.
 """
 
 from __future__ import annotations
 
+import difflib
 import errno
+import functools
+import importlib
+import inspect
 import os
 import secrets
 import stat
@@ -40,12 +53,12 @@ import attrs
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ..errors import ObjectNotFound, StorageError
+from ..errors import ObjectNotFound, StorageError, UnknownStorageOption
 from .backends import StorageBackend, backend_for
 from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, map_error, redact_url
 from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
 
-__all__ = ["FsspecStore", "open_store"]
+__all__ = ["FsspecStore", "local_folder_of", "open_store"]
 
 T = TypeVar("T")
 
@@ -60,6 +73,18 @@ CONCURRENCY_OPTION = "concurrency"
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
+#: Keyword arguments every fsspec filesystem takes (its instance cache, its listings cache).
+_FSSPEC_OPTIONS = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"})
+#: Implementations whose keyword arguments are known (see :func:`known_options`): where
+#: each sends those its own constructors do not name, and names it takes out of ``kwargs``.
+_KNOWN_IMPLEMENTATIONS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "fsspec.implementations.memory.MemoryFileSystem": ((), frozenset()),
+    "s3fs.core.S3FileSystem": (("aiobotocore.session:AioSession",), frozenset()),
+    "sshfs.spec.SSHFileSystem": (
+        ("asyncssh:connect", "asyncssh:SSHClientConnectionOptions.prepare"),
+        frozenset({"timeout", "max_sessions"}),
+    ),
+}
 _IGNORED_FSYNC_ERRNOS = frozenset(
     getattr(errno, code) for code in ("EINVAL", "ENOTSUP", "EOPNOTSUPP") if hasattr(errno, code)
 )
@@ -357,6 +382,132 @@ class FsspecStore:
         return sorted(names)
 
 
+def local_folder_of(store: object) -> str | None:
+    """The absolute local folder that ``store`` keeps its objects in (asking the inner
+    store of decorators), or None for a store that is not a local folder."""
+    for _ in range(32):  # decorators nest a few levels deep, never cyclically
+        if isinstance(store, FsspecStore):
+            return os.path.abspath(store.root) if store._local else None
+        store = getattr(store, "inner", None)
+        if store is None:
+            break
+    return None
+
+
+def _keyword_names(fn: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The names ``fn`` takes as keywords, and whether it also takes ``**kwargs``."""
+    params = inspect.signature(fn).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names - {"self", "cls"}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _resolve_callable(spec: str) -> Callable[..., Any]:
+    module, _, attr = spec.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+@functools.cache
+def known_options(cls: type) -> frozenset[str] | None:
+    """The storage options fsspec filesystem ``cls`` takes, or None when they are not
+    known (an implementation not in :data:`_KNOWN_IMPLEMENTATIONS`).
+
+    They are the names of its constructors' keyword arguments, up the class tree while
+    an ``__init__`` passes ``**kwargs`` on, fsspec's own (:data:`_FSSPEC_OPTIONS`), and
+    the keyword arguments of the callables it passes the rest to.
+    """
+    if issubclass(cls, LocalFileSystem):
+        return frozenset()  # the local store uses plain os calls: no fsspec option applies
+    known = _KNOWN_IMPLEMENTATIONS.get(f"{cls.__module__}.{cls.__qualname__}")
+    if known is None:
+        return None
+    targets, extra = known
+    names = set(_FSSPEC_OPTIONS) | extra
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        if klass is fsspec.AbstractFileSystem:
+            break
+        own, more = _keyword_names(init)
+        names |= own
+        if not more:
+            break
+    for target in targets:
+        try:
+            names |= _keyword_names(_resolve_callable(target))[0]
+        except (ImportError, AttributeError, ValueError, TypeError):
+            return None  # another version of the package than the one this knows: no check
+    return frozenset(names)
+
+
+def _check_options(cls: type, options: dict[str, Any], origins: dict[str, str], url: str) -> None:
+    """UnknownStorageOption for the first option ``cls`` does not take (see :func:`known_options`)."""
+    known = known_options(cls)
+    if known is None:
+        return
+    for option in sorted(set(options) - known):
+        origin = origins.get(option, "")
+        if issubclass(cls, LocalFileSystem):
+            storage, hint = "a local folder", f"; it takes only {CONCURRENCY_OPTION}."
+        else:
+            storage = f"{url.split('://', 1)[0]} storage"
+            close = difflib.get_close_matches(option, sorted(known | {CONCURRENCY_OPTION}), n=1)
+            hint = f"; did you mean {close[0]}?" if close else "."
+        raise UnknownStorageOption(
+            option=option, origin=f" (from {origin})" if origin and origin != "given" else "",
+            storage=storage, hint=hint,
+        )
+
+
+def _filesystem_class(url: str) -> type | None:
+    """The fsspec class that serves a plain (not chained) URL or path, None if unknown."""
+    if "::" in url:
+        return None
+    protocol = fsspec.core.split_protocol(url)[0] or "file"
+    try:
+        return fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError):
+        return None  # url_to_fs says why, below
+
+
+def _file_in_the_way(root: str) -> str | None:
+    """The regular file (or other non-folder) at ``root`` or above it, if there is one."""
+    path = os.path.abspath(root)
+    while True:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            parent = os.path.dirname(path)
+            if parent == path:
+                return None
+            path = parent
+            continue
+        except OSError:
+            return None
+        return None if stat.S_ISDIR(st.st_mode) else path
+
+
+def _make_local_root(store: FsspecStore, shown: str) -> None:
+    try:
+        os.makedirs(store.root, mode=_DIR_MODE, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = _file_in_the_way(store.root)
+        if blocker is None:
+            raise map_error(exc, shown) from exc
+        where = "it" if os.path.abspath(blocker) == os.path.abspath(store.root) else blocker
+        raise StorageError(
+            message=f"cannot make a vault folder at {shown}: {where} is a file, not a folder"
+        ) from None
+    except Exception as exc:
+        mapped = map_error(exc, shown)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
 def open_store(
     url: str,
     storage_options: dict | None = None,
@@ -373,14 +524,17 @@ def open_store(
     options of the user's configuration are merged by the caller:
     :func:`strongroom.config.storage_options_for`.)  ``backends`` are the registered
     storage backends (default: the built-in ones, :mod:`strongroom.storage.backends`).
-    With ``create`` the root directory (an S3 bucket, if needed) is made; otherwise a
-    missing root is not an error here.  An unknown protocol or a missing driver package
+    With ``create`` the root directory (an S3 bucket, if needed) is made (StorageError
+    naming the regular file in the way, if there is one); otherwise a missing root is
+    not an error here.  An option the filesystem does not take raises
+    UnknownStorageOption (see the module docstring).  An unknown protocol or a missing driver package
     raises StorageError saying what to install.  Unless ``retry`` is false, the store is
     wrapped in :class:`~strongroom.storage.retry.RetryingStore`.
     """
     from .retry import RetryingStore
 
     shown = redact_url(url)
+    origins: dict[str, str] = dict(getattr(storage_options, "origins", None) or {})
     options = dict(storage_options or {})
     concurrency = options.pop(CONCURRENCY_OPTION, None)
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
@@ -389,14 +543,18 @@ def open_store(
     try:
         if backend is not None:
             cls = backend.load()
+            _check_options(cls, options, origins, url)
             options = backend.options(options)
             # the class's own URL parsing, as fsspec.core.url_to_fs does it, but with the
             # implementation the backend names instead of whatever fsspec's registry holds
             kwargs = {**cls._get_kwargs_from_urls(url), **options}
             fs, root = cls(**kwargs), cls._strip_protocol(url)
         else:
+            plain_cls = _filesystem_class(url)
+            if plain_cls is not None:
+                _check_options(plain_cls, options, origins, url)
             fs, root = fsspec.core.url_to_fs(url, **options)
-    except StorageError:
+    except (StorageError, UnknownStorageOption):
         raise
     except (ImportError, ValueError, TypeError) as exc:
         raise StorageError(message=f"cannot open {shown}: {type(exc).__name__}: {exc}") from exc
@@ -410,7 +568,7 @@ def open_store(
                         concurrency=concurrency)
     if create:
         if store._local:
-            store._call(shown, os.makedirs, store.root, mode=_DIR_MODE, exist_ok=True)
+            _make_local_root(store, shown)
         else:
             store._call(shown, fs.makedirs, store.root, exist_ok=True)
     return RetryingStore(store) if retry else store
