@@ -7,17 +7,27 @@ core's own (essential) plugin, loaded through the same entry-point group as any 
 ``local``
     A random 256-bit key kept outside the vault storage, in the local key store:
     ``$STRONGROOM_HOME/keys/<vault-id>.key`` (``~/.config/strongroom`` by default),
-    mode 0600.  Zero set-up; whoever has only the storage can decrypt nothing.
+    mode 0600.  Zero set-up; whoever has only the storage can decrypt nothing.  A key
+    file that group or others may read or write is still used (a refusal would stop
+    every scheduled backup), but every use logs one warning line naming the file and
+    the ``chmod`` that fixes it (on stderr when nothing configured logging), as ssh
+    warns of an unprotected private key.
 ``passphrase``
     scrypt(passphrase, salt) with the cost stored in the slot.  The passphrase comes
-    from ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt.
+    from ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt.  A slot's
+    cost is checked before use (N a power of two from 2**10 to 2**20, r from 1 to 32,
+    at most 2 GiB of memory, p from 1 to 16, a base64 salt): a damaged slot must not make scrypt allocate
+    without bound; one outside that is a slot this key provider cannot open
+    (KeyNotAvailable: the next slot is tried).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -30,11 +40,15 @@ from ..home import strongroom_home
 from ..markers import hookimpl
 from ..secrets import Secret
 
+log = logging.getLogger(__name__)
+
 PASSPHRASE_ENV = "STRONGROOM_PASSPHRASE"
 # Production scrypt cost (N=2**17, r=8, p=1: ~128 MiB, ~0.3 s).  Tests lower it through
 # STRONGROOM_SCRYPT_N; the cost used is stored in each slot, so opening always works.
 DEFAULT_SCRYPT_N = 2**17
 MIN_SCRYPT_N = 2**10
+MAX_SCRYPT_N = 2**20
+MAX_SCRYPT_MEMORY = 2**31
 SCRYPT_R, SCRYPT_P = 8, 1
 
 
@@ -47,9 +61,9 @@ def scrypt_cost() -> int:
         n = int(text)
     except ValueError:
         n = 0
-    if n < MIN_SCRYPT_N or n & (n - 1):
+    if n < MIN_SCRYPT_N or n > MAX_SCRYPT_N or n & (n - 1):
         raise UsageError(
-            message=f"STRONGROOM_SCRYPT_N must be a power of two of at least {MIN_SCRYPT_N}, not {text!r}"
+            message=f"STRONGROOM_SCRYPT_N must be a power of two from {MIN_SCRYPT_N} to {MAX_SCRYPT_N}, not {text!r}"
         )
     return n
 
@@ -129,9 +143,24 @@ class LocalKeyProvider:
         os.replace(tmp, path)
         return path
 
+    @staticmethod
+    def _warn_if_unprotected(path: Path, fd: int) -> None:
+        """One warning line if group or others may read or write the key file."""
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if not mode & 0o066:
+            return
+        who = " and ".join(w for w, bits in (("group", 0o060), ("others", 0o006)) if mode & bits)
+        how = " and ".join(w for w, bits in (("read", 0o044), ("written", 0o022)) if mode & bits)
+        risk = "; with it and the vault storage anyone can decrypt the vault" if mode & 0o044 else ""
+        log.warning("warning: UNPROTECTED KEY FILE: %s (mode %04o) can be %s by %s%s; fix it: chmod 600 %s",
+                    path, mode, how, who, risk, path)
+
     def _read(self, path: Path, ctx: KeyContext) -> bytes:
         try:
-            kek = base64.b64decode(path.read_bytes().strip(), validate=True)
+            with open(path, "rb") as fh:
+                self._warn_if_unprotected(path, fh.fileno())
+                raw = fh.read()
+            kek = base64.b64decode(raw.strip(), validate=True)
         except FileNotFoundError:
             raise KeyNotAvailable(
                 vault_id=ctx.vault_id, reason=f"local key {path} not found"
@@ -162,9 +191,21 @@ class PassphraseKeyProvider:
     description: ClassVar[str] = "key derived from a passphrase (scrypt)"
 
     @staticmethod
-    def _derive(passphrase: Secret, params: dict) -> Secret:
-        n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
-        salt = base64.b64decode(params["salt"])
+    def _cost(params: dict) -> tuple[int, int, int, bytes]:
+        """(N, r, p, salt) of a slot; ValueError if they are not a cost this opens."""
+        n, r, p, salt = (params.get(k) for k in ("n", "r", "p", "salt"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
+            raise ValueError("its scrypt cost is not three whole numbers")
+        if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
+                and 128 * n * r <= MAX_SCRYPT_MEMORY):
+            raise ValueError(f"its scrypt cost N={n}, r={r}, p={p} is out of bounds")
+        if not isinstance(salt, str):
+            raise ValueError("its salt is not base64 text")
+        return n, r, p, base64.b64decode(salt, validate=True)  # binascii.Error is a ValueError
+
+    @classmethod
+    def _derive(cls, passphrase: Secret, params: dict) -> Secret:
+        n, r, p, salt = cls._cost(params)
         key = hashlib.scrypt(
             passphrase.value, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + (1 << 20), dklen=32
         )
@@ -184,6 +225,10 @@ class PassphraseKeyProvider:
         return self._derive(passphrase, params), params
 
     def unlock(self, ctx: KeyContext, params: dict) -> Secret:
+        try:
+            self._cost(params)
+        except ValueError as exc:
+            raise KeyNotAvailable(vault_id=ctx.vault_id, reason=f"the passphrase slot is damaged: {exc}") from None
         return self._derive(ctx.passphrase.get(vault_id=ctx.vault_id), params)
 
     def describe(self, params: dict) -> str:
