@@ -14,8 +14,9 @@ and are not to be kept after it.
   pipe), ``write_entries`` (files a workload found itself, such as files inside a disk
   image, through the same safe writer) and ``report_progress``.
 - :class:`BackupContext` (backup) gives the item, a view of the item's latest point
-  (``parent``), ``warn`` for what could not be backed up, and ``consistency`` for a
-  workload that learns during the backup how consistent the point is.
+  (``parent``), ``warn`` for what could not be backed up, ``consistency`` for a
+  workload that learns during the backup how consistent the point is, and
+  ``vault_location``, the vault's own local folder, which a backup leaves out.
 """
 
 from __future__ import annotations
@@ -165,11 +166,16 @@ class BackupContext:
     and the backup ends with warnings.  A workload that learns during the backup how
     consistent the point is (a guest froze its file systems, or did not) sets
     ``consistency``; it goes into the point header instead of the workload's default.
+    ``vault_location`` is the local folder that holds the vault (None when the vault is
+    not in a local folder): a workload that reads local files leaves it out of the
+    backup, with a warning, rather than back the vault up into itself.
     """
 
-    def __init__(self, item: ProtectedItem, parent: PointView | None = None) -> None:
+    def __init__(self, item: ProtectedItem, parent: PointView | None = None, *,
+                 vault_location: str | None = None) -> None:
         self.item = item
         self.parent = parent
+        self.vault_location = vault_location
         self.warnings: list[str] = []
         self.consistency: str | None = None
 

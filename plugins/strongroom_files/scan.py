@@ -30,6 +30,11 @@ matches an include is kept with its whole subtree.  Source paths are filtered li
 entry.  With ``one_file_system``, a directory on another device than its source path is
 emitted but not descended.
 
+Folders left out (``leave_out``, the vault's own folder when it lies inside a source):
+such a folder, wherever the walk meets it (found by device and inode, so another path
+to it counts too), is neither emitted nor descended, and a :class:`ScanWarning` names
+it; a source path at or inside one is left out the same way.
+
 Errors: a source path that does not exist raises :class:`~strongroom.errors.SourceError`
 when the scanner is built.  Anything that goes wrong later (permission denied, an entry
 vanishing during the scan, an unreadable link or xattr) is appended to
@@ -68,6 +73,7 @@ _KINDS = {
 }
 _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 _VANISHED = "vanished during backup"
+_LEFT_OUT = "the vault itself is stored here: left out of the backup"
 
 
 #: What a scan yields: the source entry of each file, folder, link and special file.
@@ -140,10 +146,14 @@ class Scanner:
     excludes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
     includes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
     one_file_system: bool = attrs.field(default=False, kw_only=True)
+    leave_out: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=lambda ps: tuple(_normalise(p) for p in ps)
+    )
     warnings: list[ScanWarning] = attrs.field(factory=list, init=False)
     _excluded: Matcher | None = attrs.field(init=False, repr=False)
     _included: Matcher | None = attrs.field(init=False, repr=False)
     _trie: dict | None = attrs.field(init=False, repr=False)
+    _left_out: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False, repr=False)
     _links: dict[tuple[int, int], str] = attrs.field(factory=dict, init=False, repr=False)
     _pending: list[ScannedEntry] = attrs.field(factory=list, init=False, repr=False)
     _users: dict[int, str] = attrs.field(factory=dict, init=False, repr=False)
@@ -155,6 +165,12 @@ class Scanner:
         self._excluded = compile_patterns(self.excludes) if self.excludes else None
         self._included = compile_patterns(self.includes) if self.includes else None
         self._trie = _source_trie(self.paths)
+        for path in self.leave_out:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # nothing there to leave out
+            self._left_out[(st.st_dev, st.st_ino)] = os.path.realpath(path)
 
     def __iter__(self) -> Iterator[ScannedEntry]:
         self.warnings.clear()
@@ -193,6 +209,8 @@ class Scanner:
         except OSError as exc:
             self._warn(abspath, exc)
             return
+        if self._left_out and self._inside_left_out(abspath, st):
+            return
         kept = self._included is None or self._included(abspath, name)
         if not stat.S_ISDIR(st.st_mode):
             if kept:
@@ -210,7 +228,7 @@ class Scanner:
 
     def _walk(self, abspath: str, relpath: str, kept: bool, dev: int) -> Iterator[ScannedEntry]:
         """Yield the contents of the directory ``abspath`` (not the directory itself)."""
-        excluded, included = self._excluded, self._included
+        excluded, included, left_out = self._excluded, self._included, self._left_out
         pending = self._pending
         stack = [(iter(self._children(abspath)), relpath, kept, len(pending))]
         while stack:
@@ -229,6 +247,9 @@ class Scanner:
                 continue
             child_rel = f"{dir_rel}/{name}" if dir_rel else name
             child_kept = dir_kept or included(child_abs, name)  # type: ignore[misc]
+            if left_out and stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in left_out:
+                self.warnings.append(ScanWarning(child_abs, _LEFT_OUT))
+                continue
             if not stat.S_ISDIR(st.st_mode):
                 if child_kept and (leaf := self._leaf(name, child_rel, child_abs, st)):
                     if pending:
@@ -245,6 +266,17 @@ class Scanner:
                 del pending[mark:]
                 continue
             stack.append((iter(self._children(child_abs)), child_rel, child_kept, mark))
+
+    def _inside_left_out(self, abspath: str, st: os.stat_result) -> bool:
+        """Whether source path ``abspath`` is a folder left out or lies inside one (with
+        a warning if so)."""
+        real = os.path.realpath(abspath)
+        inside = (st.st_dev, st.st_ino) in self._left_out or any(
+            real.startswith(folder.rstrip("/") + "/") for folder in self._left_out.values()
+        )
+        if inside:
+            self.warnings.append(ScanWarning(abspath, _LEFT_OUT))
+        return inside
 
     def _children(self, abspath: str) -> list[os.DirEntry[str]]:
         try:

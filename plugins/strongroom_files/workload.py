@@ -67,6 +67,7 @@ class FilesWorkload(Workload):
             excludes=source.get("excludes", ()),
             includes=source.get("includes", ()),
             one_file_system=source.get("one_file_system", False),
+            leave_out=(ctx.vault_location,) if ctx.vault_location else (),
         )
         yield from scanner
         for warning in scanner.warnings:

@@ -9,13 +9,14 @@
    (:class:`~strongroom.engine.gcstate.GcView`, after the index), and packs that no index
    names (an interrupted backup's) are adopted;
 4. the workload yields source entries (given a :class:`~strongroom.contexts.BackupContext`
-   with a view of the item's latest point) and the engine stores them; a workload that
-   returns a context manager instead has it entered first and exited once the engine has
-   read every entry (its snapshot is released then).  The parent is the item's latest
-   *intact* point (a point whose header is damaged is never one).  If the top of its
-   tree cannot be read, the backup goes on without a parent; a deeper folder of it that
-   cannot be read is backed up without the parent's copy of that folder
-   (:mod:`~strongroom.engine.backup`); either way with a warning on the point;
+   with a view of the item's latest point, and the vault's local folder if it has one)
+   and the engine stores them; a workload that returns a context manager instead has it
+   entered first and exited once the engine has read every entry (its snapshot is
+   released then).  The parent is the item's latest *intact* point (a point whose header
+   is damaged is never one).  If the top of its tree cannot be read, the backup goes on
+   without a parent; a deeper folder of it that cannot be read is backed up without the
+   parent's copy of that folder (:mod:`~strongroom.engine.backup`); either way with a
+   warning on the point;
 5. data a prune marked meanwhile and this point needs is rescued, the point's initial
    retention is computed, and its header is written: the commit.  Until then nothing
    refers to the new data, so a failed or killed backup leaves no point and the next
@@ -32,6 +33,7 @@ from ..contexts import BackupContext, PointView
 from ..errors import IntegrityError, ItemStateError
 from ..models import PROTECTED, ProtectedItem, RecoveryPoint, iso, new_id
 from ..policy.retention import PointFacts
+from ..storage.fsspec_store import local_folder_of
 
 if TYPE_CHECKING:
     from ..catalog.tree import TreeReader
@@ -100,7 +102,8 @@ class BackupService:
         parent_tree, lost = self._parent_tree(parent)
         if lost:
             parent = None
-        ctx = BackupContext(item, PointView(item, parent, repo, parent_tree) if parent and parent_tree else None)
+        ctx = BackupContext(item, PointView(item, parent, repo, parent_tree) if parent and parent_tree else None,
+                            vault_location=local_folder_of(repo.store))
         engine = BackupEngine(repo, self.settings.chunker, progress=progress, parent=parent_tree,
                               compression_level=self.settings.current.compression_level)
         produced = workload.backup(ctx)
