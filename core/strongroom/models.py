@@ -2,15 +2,20 @@
 
 Every record converts to and from the JSON document stored (encrypted) in the vault
 with ``to_dict``/``from_dict``; change one with ``attrs.evolve``.  Fields added after
-format 1 was first written have defaults, so older documents still read.
+format 1 was first written have defaults, so older documents still read.  ``from_dict``
+raises IntegrityError for a malformed document (see "reading stored documents" below),
+never another exception.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import attrs
+
+from .errors import IntegrityError
 
 FORMAT_VERSION = 1
 # Features this version of strongroom can read and write.  A vault listing a feature
@@ -67,6 +72,96 @@ def known_fields(cls: type, doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k in names}
 
 
+# --- reading stored documents --------------------------------------------------------
+#
+# A document read from the vault may be damaged, written by a buggy version or by a
+# newer one: every ``from_dict`` below checks the JSON types of the fields it knows and
+# raises IntegrityError (naming the document and the field) for a wrong one, never
+# another exception.  Unknown fields are left out (:func:`known_fields`).
+
+#: Ids in stored documents (vault, item, point, job ids): safe as object-name components.
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: A blob id: 32 bytes as lowercase hex.
+_BLOB_ID = re.compile(r"[0-9a-f]{64}")
+#: Integers in stored documents fit 64 bits (signed, or unsigned for inode numbers).
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def damaged(what: str, reason: str) -> IntegrityError:
+    """The error for a malformed stored document ``what``."""
+    return IntegrityError(what=what, reason=reason)
+
+
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _stored_value(value: object, annotation: str, field: str, what: str) -> object:
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise damaged(what, f"field '{field}' is null")
+    for kind in kinds:
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+                raise damaged(what, f"field '{field}' is out of range")
+            return value
+        if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value) or abs(value) > 2.0**63:
+                raise damaged(what, f"field '{field}' is out of range")
+            return float(value)
+        if kind.startswith("dict") and isinstance(value, dict):
+            return value
+        if kind == "tuple[str, ...]" and isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise damaged(what, f"field '{field}' must be a list of text")
+            return tuple(value)
+        if kind not in ("str", "bool", "int", "float", "None", "tuple[str, ...]") and not kind.startswith("dict"):
+            raise TypeError(f"no stored form known for field type {annotation!r}")  # a programming error
+    raise damaged(what, f"field '{field}' must be {annotation.replace('tuple[str, ...]', 'list[str]')}, not {_json_type(value)}")
+
+
+def stored_fields(cls: type, doc: object, what: str, *, skip: frozenset[str] = frozenset()) -> dict:
+    """The fields of record ``cls`` from stored document ``doc``, each checked against
+    its annotation (``str``, ``int``, ``float``, ``bool``, ``dict``, ``tuple[str, ...]``
+    from a list, ``... | None``); fields in ``skip`` are left to the caller.  A document
+    that is not a JSON object, lacks a field without a default or has one of the wrong
+    type raises IntegrityError; unknown keys are left out."""
+    if not isinstance(doc, dict):
+        raise damaged(what, f"not a JSON object but {_json_type(doc)}")
+    out = {}
+    for field in attrs.fields(cls):
+        if field.name in skip or not field.init:
+            continue
+        if field.name not in doc:
+            if field.default is attrs.NOTHING:
+                raise damaged(what, f"no field '{field.name}'")
+            continue
+        out[field.name] = _stored_value(doc[field.name], str(field.type), field.name, what)
+    return out
+
+
+def stored_time(value: object, field: str, what: str, *, optional: bool = False) -> str | None:
+    """``value`` if it is an ISO 8601 time with a time zone (or None when ``optional``);
+    IntegrityError otherwise."""
+    if value is None and optional:
+        return None
+    try:
+        moment = parse_iso(value)  # type: ignore[arg-type]
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
+        moment.astimezone(dt.timezone.utc)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise damaged(what, f"field '{field}' is not a time ({exc})") from None
+    return value  # type: ignore[return-value]
+
+
 def _check_item_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
     if not ITEM_NAME_RE.match(value):
         raise ValueError(
@@ -94,12 +189,14 @@ class VaultConfig:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "VaultConfig":
-        return cls(
-            vault_id=str(doc["vault_id"]),
-            format=int(doc["format"]),
-            features=tuple(doc.get("features", ())),
-            created=str(doc.get("created", "")),
-        )
+        """IntegrityError for a malformed document (a vault id that is not a safe name
+        included: it names the local key file)."""
+        fields = stored_fields(cls, doc, "strongroom.json")
+        if not _SAFE_ID.fullmatch(fields["vault_id"]):
+            raise damaged("strongroom.json", "field 'vault_id' is not a vault id")
+        if fields.get("format", FORMAT_VERSION) < 1:
+            raise damaged("strongroom.json", "field 'format' is below 1")
+        return cls(**fields)
 
 
 @attrs.frozen
@@ -122,11 +219,14 @@ class VaultSettings:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "VaultSettings":
-        return cls(
-            name=doc["name"], chunker=dict(doc["chunker"]),
-            compression_level=int(doc.get("compression_level", 3)),
-            retention_floors=doc.get("retention_floors"), prune=dict(doc.get("prune") or {}),
-        )
+        """IntegrityError for a malformed document (the chunker, prune settings and floors
+        are checked by their own records: :func:`strongroom.services.settings.parse_settings`)."""
+        if isinstance(doc, dict) and doc.get("prune", 0) is None:
+            doc = {**doc, "prune": {}}  # written so by early versions
+        fields = stored_fields(cls, doc, "settings")
+        if not -(2**17) <= fields.get("compression_level", 3) <= 22:
+            raise damaged("settings", "field 'compression_level' is not a zstd level")
+        return cls(**fields)
 
 
 @attrs.frozen
@@ -206,10 +306,21 @@ class RecoveryPoint:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "RecoveryPoint":
-        doc = dict(doc)
-        doc["warnings"] = tuple(doc.get("warnings", ()))
-        doc["tags"] = tuple(doc.get("tags", ()))
-        return cls(**known_fields(cls, doc))
+        """IntegrityError for a malformed header: a field of the wrong type, ids that are
+        not safe names, a root that is not a blob id, times that are not ISO 8601."""
+        what = "point header"
+        fields = stored_fields(cls, doc, what)
+        for name in ("point_id", "item_id", "parent"):
+            if fields.get(name) is not None and not _SAFE_ID.fullmatch(fields[name]):
+                raise damaged(what, f"field '{name}' is not an id")
+        if not _BLOB_ID.fullmatch(fields["root"]):
+            raise damaged(what, "field 'root' is not a blob id")
+        for name, value in fields.get("stats", {}).items():  # counters: shown, summed, compared
+            _stored_value(value, "float", f"stats/{name}", what)
+        stored_time(fields["created"], "created", what)
+        for name in ("expires_at", "retain_until"):
+            stored_time(fields.get(name), name, what, optional=True)
+        return cls(**fields)
 
 
 @attrs.frozen
@@ -278,6 +389,12 @@ class Job:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "Job":
-        doc = dict(doc)
-        doc["warnings"] = tuple(doc.get("warnings", ()))
-        return cls(**known_fields(cls, doc))
+        """IntegrityError for a malformed job record (a field of the wrong type, an
+        unknown state, times that are not ISO 8601)."""
+        what = "job record"
+        fields = stored_fields(cls, doc, what)
+        if fields["state"] not in JOB_STATES:
+            raise damaged(what, f"unknown state {fields['state']!r}")
+        stored_time(fields["started"], "started", what)
+        stored_time(fields.get("ended"), "ended", what, optional=True)
+        return cls(**fields)

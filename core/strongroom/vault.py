@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .config import storage_options_for
 from .contexts import PointView
-from .errors import ObjectNotFound, UnsupportedFormat, VaultExists, VaultNotFound
+from .errors import IntegrityError, ObjectNotFound, UnsupportedFormat, VaultExists, VaultNotFound
 from .home import strongroom_home
 from .models import FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
 from .models import iso, new_id, time_id, utcnow
@@ -343,14 +343,23 @@ def _open_store(url: str, storage_options: dict | None, plugins: PluginHost, *, 
 
 
 def _read_config(store: Store, url: str) -> VaultConfig:
+    """The vault's ``strongroom.json``: VaultNotFound without one, UnsupportedFormat for
+    a newer format or an unknown feature, IntegrityError for a malformed one."""
     try:
         raw = store.get(CONFIG_NAME)
     except ObjectNotFound:
         raise VaultNotFound(url=url) from None
     try:
-        config = VaultConfig.from_dict(json.loads(raw))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UnsupportedFormat(url=url, reason=f"has an unreadable {CONFIG_NAME} ({exc})") from None
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise IntegrityError(what=f"{CONFIG_NAME} of {url}", reason=f"not JSON ({type(exc).__name__})") from None
+    newer = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(newer, int) and not isinstance(newer, bool) and newer > FORMAT_VERSION:
+        raise UnsupportedFormat(url=url, reason=f"has format {newer} (this version reads {FORMAT_VERSION})")
+    try:
+        config = VaultConfig.from_dict(doc)
+    except IntegrityError as exc:
+        raise IntegrityError(what=f"{CONFIG_NAME} of {url}", reason=exc.fields.get("reason", str(exc))) from None
     if config.format > FORMAT_VERSION:
         raise UnsupportedFormat(url=url, reason=f"has format {config.format} (this version reads {FORMAT_VERSION})")
     unknown = sorted(set(config.features) - KNOWN_FEATURES)

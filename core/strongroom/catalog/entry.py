@@ -4,14 +4,25 @@ Entries are what a workload's scan produces (without ``chunks``/``subtree``), wh
 backup engine stores in tree nodes (with them), and what restore and browse read back.
 Names are ``str`` decoded from the file system with ``os.fsdecode`` (surrogateescape),
 so any byte string a POSIX file name can hold survives the round trip.
+
+:meth:`Entry.from_dict` reads an entry stored in a tree node and refuses anything a
+writer of this format cannot have made: an unknown field, a field of the wrong JSON
+type, a number outside its range (a mode above 16 bits, a negative size, a time beyond
+64 bits), a chunk id that is not 32 bytes of hex (or, for a disk's hole, empty), a
+folder without its subtree, a disk whose chunks do not cover its size.  It raises
+IntegrityError for each, never another exception.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from typing import Iterator
 
 import attrs
+
+from ..errors import IntegrityError
 
 FILE = "file"
 DIR = "dir"
@@ -105,20 +116,77 @@ class Entry:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Entry":
-        if not _ENCODED_FIELDS.intersection(data):
-            return cls(**data)
-        kwargs = dict(data)
+    def from_dict(cls, data: dict, what: str = "tree entry") -> "Entry":
+        """The entry stored as ``data`` (:meth:`to_dict`); IntegrityError about ``what``
+        (the tree node) if it is malformed (see the module docstring)."""
+        if not isinstance(data, dict):
+            raise _bad(what, "an entry is not a JSON object")
+        unknown = set(data) - _FIELD_NAMES
+        if unknown:
+            raise _bad(what, f"unknown entry field {sorted(unknown)[0]!r}")
+        kwargs: dict = {}
+        for name, value in data.items():
+            kind, limits = _STORED[name]
+            if kind is int:
+                if not isinstance(value, int) or isinstance(value, bool) or not limits[0] <= value <= limits[1]:
+                    raise _bad(what, f"entry field '{name}' must be a number within {limits[0]}..{limits[1]}")
+            elif not isinstance(value, kind):
+                raise _bad(what, f"entry field '{name}' has the wrong type ({type(value).__name__})")
+            kwargs[name] = value
         if "xattrs" in kwargs:
-            kwargs["xattrs"] = tuple((k, base64.b64decode(v)) for k, v in kwargs["xattrs"])
+            kwargs["xattrs"] = _xattrs(kwargs["xattrs"], what)
         if "chunks" in kwargs:
-            kwargs["chunks"] = tuple(bytes.fromhex(c) for c in kwargs["chunks"])
+            holes = kwargs.get("chunk_size", 0) > 0
+            kwargs["chunks"] = tuple(_blob_id(c, what, "chunk", hole_ok=holes) for c in kwargs["chunks"])
         if kwargs.get("subtree") is not None:
-            kwargs["subtree"] = bytes.fromhex(kwargs["subtree"])
-        return cls(**kwargs)
+            kwargs["subtree"] = _blob_id(kwargs["subtree"], what, "subtree")
+        try:
+            entry = cls(**kwargs)
+        except (TypeError, ValueError) as exc:  # a missing name or type, a bad name or type
+            raise _bad(what, f"invalid entry ({exc})") from None
+        if entry.type == DIR and entry.subtree is None:
+            raise _bad(what, f"folder entry {entry.name!r} has no subtree")
+        if entry.chunk_size and len(entry.chunks) != -(-entry.size // entry.chunk_size):
+            raise _bad(what, f"the chunks of {entry.name!r} do not cover its size")
+        return entry
 
 
+def _bad(what: str, reason: str) -> IntegrityError:
+    return IntegrityError(what=what, reason=f"malformed tree node ({reason})")
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _blob_id(value: object, what: str, field: str, *, hole_ok: bool = False) -> bytes:
+    if isinstance(value, str) and (_HEX_ID.fullmatch(value) or (hole_ok and value == "")):
+        return bytes.fromhex(value)
+    raise _bad(what, f"a {field} id is not 32 bytes of hex")
+
+
+def _xattrs(value: list, what: str) -> tuple[tuple[str, bytes], ...]:
+    out = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str)):
+            raise _bad(what, "an extended attribute is not a [name, base64] pair")
+        try:
+            out.append((pair[0], base64.b64decode(pair[1], validate=True)))
+        except (binascii.Error, ValueError):
+            raise _bad(what, "an extended attribute value is not base64") from None
+    return tuple(out)
+
+
+_U32, _U64, _I64 = (0, 2**32 - 1), (0, 2**64 - 1), (-(2**63), 2**63 - 1)
+#: Each stored field's JSON type and, for numbers, its range.
+_STORED: dict[str, tuple[type | tuple[type, ...], tuple[int, int]]] = {
+    "name": (str, _U32), "type": (str, _U32), "mode": (int, (0, 0o177777)), "uid": (int, _U32),
+    "gid": (int, _U32), "user": (str, _U32), "group": (str, _U32), "mtime_ns": (int, _I64),
+    "atime_ns": (int, _I64), "ctime_ns": (int, _I64), "size": (int, (0, 2**63 - 1)), "ino": (int, _U64),
+    "dev": (int, _U64), "nlink": (int, _U64), "rdev": (int, _U64), "target": (str, _U32),
+    "xattrs": (list, _U32), "sparse": (bool, _U32), "chunk_size": (int, (0, 2**31 - 1)),
+    "chunks": (list, _U32), "subtree": ((str, type(None)), _U32),
+}
 #: The fields a stored entry leaves out when they have their default value.
 _OPTIONAL_FIELDS = tuple((f.name, f.default) for f in attrs.fields(Entry)[2:])
-#: The fields stored in another form than their value (base64, hex).
-_ENCODED_FIELDS = frozenset({"xattrs", "chunks", "subtree"})
+_FIELD_NAMES = frozenset(f.name for f in attrs.fields(Entry))
+assert _FIELD_NAMES == set(_STORED)

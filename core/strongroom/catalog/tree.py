@@ -38,14 +38,24 @@ def encode_tree(entries: list[Entry]) -> bytes:
     ).encode()
 
 
-def decode_tree(raw: bytes, what: str = "tree") -> list[Entry]:
+def decode_tree(raw: bytes | memoryview, what: str = "tree") -> list[Entry]:
+    """The entries of a tree node; IntegrityError about ``what`` if the node is
+    malformed (not JSON, another version, a malformed entry: :meth:`Entry.from_dict`,
+    two entries of one name), never another exception."""
     try:
-        doc = json.loads(raw)
-        if doc.get("v") != TREE_VERSION:
-            raise ValueError(f"unknown tree version {doc.get('v')!r}")
-        return [Entry.from_dict(item) for item in doc["entries"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise IntegrityError(what=what, reason=f"malformed tree node ({exc})") from None
+        doc = json.loads(bytes(raw))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise IntegrityError(what=what, reason=f"malformed tree node ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
+        version = doc.get("v") if isinstance(doc, dict) else None
+        raise IntegrityError(what=what, reason=f"malformed tree node (unknown tree version {version!r})")
+    items = doc.get("entries")
+    if not isinstance(items, list):
+        raise IntegrityError(what=what, reason="malformed tree node (no list of entries)")
+    entries = [Entry.from_dict(item, what) for item in items]
+    if len({e.name for e in entries}) != len(entries):
+        raise IntegrityError(what=what, reason="malformed tree node (two entries of one name)")
+    return entries
 
 
 def normalize_path(path: str) -> str:

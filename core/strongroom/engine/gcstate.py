@@ -25,6 +25,11 @@ Backups take no lock; they follow three rules instead, all kept by :class:`GcVie
 When a check fails (a needed pack was already deleted) the backup raises
 :class:`~strongroom.errors.PruneConflict` without writing a header: the vault is never
 damaged, and the next backup simply runs again.
+
+A mark or sweep document that cannot be read - it fails authentication, is malformed
+(a field of the wrong type, a time without a time zone, a grace that is not a finite
+number of seconds, ids that are not pack or blob ids) or is stored under another
+cycle's name - raises IntegrityError from :func:`read_part`, never another exception.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from typing import TYPE_CHECKING, Iterator
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound, PruneConflict
-from ..models import iso, parse_iso
+from ..models import damaged, iso, parse_iso, stored_time
 from ..repository import maintenance
+from ..repository.pack import is_pack_id
 from ..repository.index import Index
 from .reachable import reachable
 
@@ -84,16 +90,57 @@ class Mark:
 
     @classmethod
     def from_dict(cls, doc: dict) -> Mark:
-        return cls(cycle=doc["cycle"], marked=parse_iso(doc["marked"]), grace=float(doc["grace"]),
-                   packs=_unhex(doc["packs"]), duplicates=_unhex(doc.get("duplicates", {})))
+        """The mark stored as ``doc``; IntegrityError if it is malformed."""
+        what = "prune mark"
+        _check_object(doc, what, ("cycle", "marked", "grace", "packs"))
+        marked = parse_iso(stored_time(doc["marked"], "marked", what)).astimezone(dt.timezone.utc)
+        grace = doc["grace"]
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= _LONGEST:
+            raise damaged(what, "field 'grace' is not a number of seconds")
+        try:
+            marked + dt.timedelta(seconds=grace)
+        except OverflowError:
+            raise damaged(what, "field 'marked' is too late") from None
+        return cls(cycle=_text(doc["cycle"], "cycle", what), marked=marked, grace=float(grace),
+                   packs=_unhex(doc["packs"], what), duplicates=_unhex(doc.get("duplicates", {}), what))
+
+
+#: The longest grace a mark may hold: 100 years, in seconds.
+_LONGEST = 100 * 366 * 86400
+
+
+def _check_object(doc: object, what: str, required: tuple[str, ...]) -> None:
+    if not isinstance(doc, dict):
+        raise damaged(what, "not a JSON object")
+    for key in required:
+        if key not in doc:
+            raise damaged(what, f"no field '{key}'")
+
+
+def _text(value: object, field: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise damaged(what, f"field '{field}' is not text")
+    return value
 
 
 def _hex(blobs_by_pack: dict[str, frozenset[bytes]]) -> dict[str, list[str]]:
     return {pack: sorted(b.hex() for b in blobs) for pack, blobs in sorted(blobs_by_pack.items())}
 
 
-def _unhex(doc: dict[str, list[str]]) -> dict[str, frozenset[bytes]]:
-    return {pack: frozenset(bytes.fromhex(b) for b in blobs) for pack, blobs in doc.items()}
+def _unhex(doc: object, what: str) -> dict[str, frozenset[bytes]]:
+    if not isinstance(doc, dict):
+        raise damaged(what, "its blobs are not an object of packs")
+    out = {}
+    for pack, blobs in doc.items():
+        if not is_pack_id(pack) or not isinstance(blobs, list):
+            raise damaged(what, f"{pack!r} is not a pack id with a list of blobs")
+        if not all(isinstance(b, str) and len(b) == 64 for b in blobs):
+            raise damaged(what, f"the blobs of pack {pack} are not blob ids")
+        try:
+            out[pack] = frozenset(bytes.fromhex(b) for b in blobs)
+        except ValueError:
+            raise damaged(what, f"the blobs of pack {pack} are not blob ids") from None
+    return out
 
 
 @attrs.frozen
@@ -113,7 +160,14 @@ class Sweep:
 
     @classmethod
     def from_dict(cls, doc: dict) -> Sweep:
-        return cls(cycle=doc["cycle"], started=doc["started"], doomed=frozenset(doc["doomed"]))
+        """The sweep stored as ``doc``; IntegrityError if it is malformed."""
+        what = "prune sweep"
+        _check_object(doc, what, ("cycle", "started", "doomed"))
+        doomed = doc["doomed"]
+        if not isinstance(doomed, list) or not all(is_pack_id(p) for p in doomed):
+            raise damaged(what, "field 'doomed' is not a list of pack ids")
+        return cls(cycle=_text(doc["cycle"], "cycle", what), started=stored_time(doc["started"], "started", what),
+                   doomed=frozenset(doomed))
 
 
 def cycles_on_storage(repo: Repository) -> dict[str, set[str]]:
@@ -128,14 +182,18 @@ def cycles_on_storage(repo: Repository) -> dict[str, set[str]]:
 
 def read_part(repo: Repository, cycle: str, part: str) -> Mark | Sweep | None:
     """The mark or sweep of ``cycle``, None if gone; IntegrityError if damaged."""
+    name = f"{PRUNE_PREFIX}{cycle}/{part}"
     try:
-        doc = repo.get_document(f"{PRUNE_PREFIX}{cycle}/{part}")
+        doc = repo.get_document(name)
     except ObjectNotFound:
         return None
     try:
-        return (Mark if part == "mark" else Sweep).from_dict(doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(what=f"{PRUNE_PREFIX}{cycle}/{part}", reason=f"malformed ({exc})") from None
+        found = (Mark if part == "mark" else Sweep).from_dict(doc)
+    except IntegrityError as exc:
+        raise IntegrityError(what=name, reason=exc.fields.get("reason", str(exc))) from None
+    if found.cycle != cycle:
+        raise IntegrityError(what=name, reason=f"it names another cycle ({found.cycle!r})")
+    return found
 
 
 class MaskedIndex:

@@ -20,6 +20,11 @@ step the holder calls :meth:`Lease.check`, which raises
 :class:`~strongroom.errors.LeaseLost` if the lease ran out (renewals failed, or the
 process was suspended), so it never acts on a lease another process may now hold.
 
+A lease document that cannot be read (it fails authentication, or is malformed: a
+field that is not text, an expiry without a time zone) counts as held by an unknown
+holder until ``DEFAULT_TTL`` after the time in its name, never as an error: listing
+leases never raises for a damaged one.
+
 Clock assumption: the clocks of the hosts sharing a vault agree to well within ``ttl``
 (NTP does this).  ``clock`` is injectable for tests.
 """
@@ -35,7 +40,7 @@ from typing import TYPE_CHECKING, Callable
 import attrs
 
 from ..errors import IntegrityError, LeaseHeld, LeaseLost, ObjectNotFound, StrongroomError
-from ..models import iso, new_id, parse_iso, time_id, time_of, utcnow
+from ..models import damaged, iso, new_id, parse_iso, stored_time, time_id, time_of, utcnow
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -60,6 +65,20 @@ class LeaseInfo:
         return {"token": self.token, "operation": self.operation, "holder": self.holder,
                 "expires": iso(self.expires)}
 
+    @classmethod
+    def from_dict(cls, name: str, doc: object) -> LeaseInfo:
+        """The lease stored at ``name`` as ``doc``; IntegrityError if it is malformed."""
+        what = f"lease {name}"
+        if not isinstance(doc, dict):
+            raise damaged(what, "not a JSON object")
+        fields = {}
+        for key in ("token", "operation", "holder"):
+            if not isinstance(doc.get(key), str):
+                raise damaged(what, f"field '{key}' is not text")
+            fields[key] = doc[key]
+        expires = parse_iso(stored_time(doc.get("expires"), "expires", what)).astimezone(dt.timezone.utc)
+        return cls(name, fields["token"], fields["operation"], fields["holder"], expires)
+
 
 def read_leases(repo: Repository, now: dt.datetime) -> tuple[list[LeaseInfo], list[str]]:
     """(unexpired leases, names of expired ones).  An unreadable lease counts as held
@@ -67,14 +86,13 @@ def read_leases(repo: Repository, now: dt.datetime) -> tuple[list[LeaseInfo], li
     live, expired = [], []
     for name in repo.store.list(LEASE_PREFIX):
         try:
-            doc = repo.get_document(name)
-            info = LeaseInfo(name, doc["token"], doc["operation"], doc["holder"], parse_iso(doc["expires"]))
+            info = LeaseInfo.from_dict(name, repo.get_document(name))
         except ObjectNotFound:
             continue
-        except (IntegrityError, KeyError, ValueError, TypeError):
+        except IntegrityError:
             try:
                 until = time_of(name) + dt.timedelta(seconds=DEFAULT_TTL)
-            except ValueError:
+            except (ValueError, OverflowError):
                 until = now
             info = LeaseInfo(name, "", "unknown", "unreadable lease", until)
         if info.expires > now:

@@ -12,6 +12,12 @@ A key slot is a clear JSON document::
 
 The wrapped ciphertext's associated data is ``b"strongroom-key-slot:" + vault_id + ":" +
 slot_id``, so a slot cannot be moved to another vault or renamed.
+
+Reading refuses malformed input with one error each, never another exception: a slot
+that is not such a document (not JSON, another version, a field of the wrong type, a
+slot id that is not its object's name, base64 that is not) raises KeySlotError; a
+master key JSON that is malformed, found inside a slot that opened, raises
+IntegrityError.
 """
 
 from __future__ import annotations
@@ -59,9 +65,11 @@ class MasterKey:
     def from_json(cls, raw: bytes) -> "MasterKey":
         try:
             doc = json.loads(raw)
+            if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("data_key", "id_key")):
+                raise ValueError("not an object of two base64 keys")
             data_key = base64.b64decode(doc["data_key"], validate=True)
             id_key = base64.b64decode(doc["id_key"], validate=True)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise IntegrityError(what="master key", reason=f"malformed ({exc})") from None
         if len(data_key) != 32 or len(id_key) != 32:
             raise IntegrityError(what="master key", reason="wrong key length")
@@ -101,21 +109,35 @@ class KeySlot:
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str) -> "KeySlot":
+        """The slot stored at ``name``; KeySlotError if it is malformed."""
         try:
             doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
             if doc.get("version") != SLOT_VERSION:
                 raise ValueError(f"unknown key slot version {doc.get('version')!r}")
+            for key, kind in _SLOT_FIELDS.items():
+                if not isinstance(doc.get(key, _SLOT_DEFAULTS.get(key)), kind):
+                    raise ValueError(f"field {key!r} is missing or of the wrong type")
+            if doc["slot"] != name.rpartition("/")[2]:
+                raise ValueError(f"it names another slot ({doc['slot']!r})")
             return cls(
-                slot_id=str(doc["slot"]),
-                provider=str(doc["provider"]),
-                label=str(doc.get("label", "")),
-                created=str(doc.get("created", "")),
+                slot_id=doc["slot"],
+                provider=doc["provider"],
+                label=doc.get("label", ""),
+                created=doc.get("created", ""),
                 params=dict(doc.get("params", {})),
                 nonce=base64.b64decode(doc["nonce"], validate=True),
                 wrapped=base64.b64decode(doc["wrapped"], validate=True),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, RecursionError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
             raise KeySlotError(message=f"key slot {name} is malformed: {exc}") from None
+
+
+#: The JSON type of each field of a stored key slot.
+_SLOT_FIELDS: dict[str, type] = {"slot": str, "provider": str, "label": str, "created": str,
+                                 "params": dict, "nonce": str, "wrapped": str}
+_SLOT_DEFAULTS: dict[str, object] = {"label": "", "created": "", "params": {}}
 
 
 def _slot_ad(vault_id: str, slot_id: str) -> bytes:

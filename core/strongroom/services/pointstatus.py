@@ -6,8 +6,11 @@ policy or state changes, and its state - is appended beside it as a small docume
 
     point-status/<item-id>/<point-id>/<time-id>
 
-The newest *valid* document of a point wins: one that fails to decrypt or parse is
-skipped and the next newest used.  Statuses live under their own prefix because a
+The newest *valid* document of a point wins: one that fails to decrypt or parse, or
+that names another point than the one it is stored under, is skipped and the next
+newest used.  :meth:`PointStatus.from_dict` raises IntegrityError for a malformed
+document (a field of the wrong type, an unknown state, an expiry that is not an ISO
+8601 time), never another exception.  Statuses live under their own prefix because a
 local folder cannot hold a file ``points/<item>/<point>`` and a folder of the same name.
 
 A status has ``state`` (``active``; soft deletion will add states), ``expires_at``
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Iterable
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound
-from ..models import RecoveryPoint, iso
+from ..models import RecoveryPoint, iso, stored_fields, stored_time
 from .versions import version_name
 
 if TYPE_CHECKING:
@@ -56,9 +59,15 @@ class PointStatus:
 
     @classmethod
     def from_dict(cls, doc: dict) -> PointStatus:
-        return cls(point_id=doc["point_id"], item_id=doc["item_id"], state=doc.get("state", "active"),
-                   expires_at=doc.get("expires_at"), tags=tuple(doc.get("tags", ())),
-                   reason=doc.get("reason", ""), written=doc.get("written", ""))
+        """The status stored as ``doc``; IntegrityError if it is malformed."""
+        what = "point status"
+        fields = stored_fields(cls, doc, what)
+        if fields.get("state", "active") not in POINT_STATES:
+            raise IntegrityError(what=what, reason=f"unknown state {fields['state']!r}")
+        stored_time(fields.get("expires_at"), "expires_at", what, optional=True)
+        if fields.get("written"):
+            stored_time(fields["written"], "written", what)
+        return cls(**fields)
 
 
 def _prefix(item_id: str | None, point_id: str | None = None) -> str:
@@ -79,9 +88,9 @@ def load_statuses(repo: Repository, item_id: str | None = None) -> dict[str, Poi
     first = [names[0] for names in newest.values()]
     for name, doc in _read_all(repo, first):
         point = name.split("/")[2]
-        status = _parse(doc)
+        status = _parse(doc, name)
         for older in newest[point][1:] if status is None else ():
-            status = _parse(_read(repo, older))
+            status = _parse(_read(repo, older), older)
             if status is not None:
                 break
         if status is not None:
@@ -103,13 +112,17 @@ def _read_all(repo: Repository, names: list[str]) -> Iterable[tuple[str, dict | 
         return list(zip(names, pool.map(lambda name: _read(repo, name), names)))
 
 
-def _parse(doc: dict | None) -> PointStatus | None:
+def _parse(doc: dict | None, name: str) -> PointStatus | None:
+    """The status in ``doc`` read from ``name``, or None if it is damaged."""
     if doc is None:
         return None
     try:
-        return PointStatus.from_dict(doc)
-    except (KeyError, TypeError, ValueError):
+        status = PointStatus.from_dict(doc)
+    except IntegrityError:
         return None
+    if _prefix(status.item_id, status.point_id) != name.rpartition("/")[0] + "/":
+        return None  # stored under another point's name
+    return status
 
 
 def write_status(repo: Repository, status: PointStatus, now: dt.datetime) -> PointStatus:

@@ -4,16 +4,20 @@ Settings fixed at creation (the chunker's parameters) and changed later (the nam
 retention floors, prune settings) live in one :class:`~strongroom.models.VaultSettings`
 record.  A change appends a new document; a document that fails to decrypt or parse is
 skipped and the next newest used, so one damaged settings document never locks a vault.
+A document parses only if every part of it does: the record's fields
+(:meth:`VaultSettings.from_dict`), the chunker's parameters, the prune settings (finite
+durations of at most :data:`LONGEST` seconds) and the retention floors (whole numbers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError, ObjectNotFound, StrongroomError
 from ..models import VaultSettings
 from ..policy.prunesettings import PruneSettings
 from ..policy.retention import RetentionFloors
@@ -23,9 +27,33 @@ if TYPE_CHECKING:
     from ..repository.chunker import ChunkerParams
     from ..repository.repository import Repository
 
-__all__ = ["SETTINGS_PREFIX", "SettingsBook", "newest_settings"]
+__all__ = ["SETTINGS_PREFIX", "SettingsBook", "newest_settings", "parse_settings"]
 
 SETTINGS_PREFIX = "settings/"
+#: The longest grace or lease a settings document may hold: 100 years, in seconds.
+LONGEST = 100 * 366 * 86400.0
+
+
+def parse_settings(doc: object) -> VaultSettings:
+    """The settings stored as ``doc``; IntegrityError if any part is malformed."""
+    from ..repository.chunker import ChunkerParams
+
+    settings = VaultSettings.from_dict(doc)  # type: ignore[arg-type]
+    try:
+        ChunkerParams.from_dict(settings.chunker)
+        prune = PruneSettings.from_dict(settings.prune)
+        floors = settings.retention_floors
+        if floors is not None:
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in floors.values()):
+                raise ValueError("retention floors must be whole numbers")
+            RetentionFloors.from_dict(floors)
+    # the records' own checks: a wrong type or value surfaces as any of these
+    except (StrongroomError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise IntegrityError(what="settings", reason=f"malformed ({type(exc).__name__}: {exc})") from None
+    for value in (prune.grace, prune.lease_ttl):
+        if not (math.isfinite(value) and value <= LONGEST):
+            raise IntegrityError(what="settings", reason=f"a prune duration of {value} seconds")
+    return settings
 
 
 def newest_settings(repo: Repository) -> VaultSettings:
@@ -33,8 +61,8 @@ def newest_settings(repo: Repository) -> VaultSettings:
     problems = []
     for name in sorted(repo.store.list(SETTINGS_PREFIX), reverse=True):
         try:
-            return VaultSettings.from_dict(repo.get_document(name))
-        except (IntegrityError, ObjectNotFound, KeyError, TypeError, ValueError) as exc:
+            return parse_settings(repo.get_document(name))
+        except (IntegrityError, ObjectNotFound) as exc:
             problems.append(f"{name}: {exc}")
     if problems:
         raise IntegrityError(what="settings", reason="every settings document is damaged: " + "; ".join(problems[:3]))
