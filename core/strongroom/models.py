@@ -113,7 +113,7 @@ def _stored_value(value: object, annotation: str, field: str, what: str) -> obje
                 raise damaged(what, f"field '{field}' is out of range")
             return value
         if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value) or abs(value) > 2.0**63:
+            if abs(value) > 2**63 or not math.isfinite(value):  # the first test: ints beyond floats
                 raise damaged(what, f"field '{field}' is out of range")
             return float(value)
         if kind.startswith("dict") and isinstance(value, dict):

@@ -37,6 +37,8 @@ from strongroom.repository.leases import LeaseInfo, read_leases
 from strongroom.repository.masterkey import _slot_ad
 from strongroom.repository.pack import IndexEntry, is_pack_id, pack_name, parse_pack, read_trailer, trailer_name
 from strongroom.repository.repository import Repository
+from strongroom.repository.indexstate import IndexState
+from strongroom.services.points import PointBook
 from strongroom.services.pointstatus import PointStatus, load_statuses
 from strongroom.services.settings import newest_settings, parse_settings
 from strongroom.storage import MemoryStore
@@ -386,9 +388,24 @@ def _config_targets(corpus: Corpus) -> list[Target]:
     ]
 
 
+def _survey(repo: Repository, name: str) -> Any:
+    return PointBook(repo, IndexState(repo)).survey(None)
+
+
+def check_survey(survey: Any) -> None:
+    """The one header is listed: as an intact point, or as a damaged one with its reason."""
+    assert len(survey.points) + len(survey.damaged) == 1, survey
+    for point in survey.points:
+        check_point(point)
+    for damaged in survey.damaged:
+        assert isinstance(damaged.error, str) and damaged.error and "\n" not in damaged.error
+
+
 def _header_targets(corpus: Corpus) -> list[Target]:
-    return _document_targets(corpus, "point header",
-                             lambda repo, name: RecoveryPoint.from_dict(repo.get_document(name)), check_point)
+    one = _document_targets(corpus, "point header",
+                            lambda repo, name: RecoveryPoint.from_dict(repo.get_document(name)), check_point)
+    listed = _document_targets(corpus, "point header", _survey, check_survey, errors=())
+    return one + [attrs.evolve(t, parser="point headers (PointBook.survey)") for t in listed]
 
 
 def _status_targets(corpus: Corpus) -> list[Target]:

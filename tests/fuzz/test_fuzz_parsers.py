@@ -60,10 +60,12 @@ class TestKnownBreakers:
             assert _outcome(corpus, family, "re-sealed JSON", _json(value)) == "IntegrityError"
 
     def test_a_header_without_its_ids_or_with_a_bad_time(self, corpus):
-        """A point header lacking point_id, or with a created time that is not ISO 8601."""
+        """A point header lacking point_id, with a created time that is not ISO 8601, or
+        with counters that are not numbers a float can hold."""
         doc = _document(corpus, "point header")
         for broken in ({k: v for k, v in doc.items() if k != "point_id"}, {**doc, "created": "2026-12-04T16:300"},
-                       {**doc, "root": doc["root"][:-1] + "g"}, {**doc, "warnings": "text"}):
+                       {**doc, "root": doc["root"][:-1] + "g"}, {**doc, "warnings": "text"},
+                       {**doc, "stats": {**doc["stats"], "files": 10**400}}, {**doc, "stats": {"files": "many"}}):
             assert _outcome(corpus, "point header", "re-sealed JSON", _json(broken)) == "IntegrityError"
 
     def test_a_lease_with_a_naive_expiry_or_a_number_as_operation(self, corpus):
