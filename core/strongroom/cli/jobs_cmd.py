@@ -11,21 +11,25 @@ import click
 
 from ..models import JOB_STATES
 from .common import app, json_option
-from .output import emit_json, short_time, table
+from .output import emit_json, short_time, table, warn
 
 LOCAL_MARK = "*"
 
 
 @click.command()
 @click.option("--item", help="Only jobs of this item.")
-@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify, prune, stop, resume).")
+@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify, repair, prune, stop, resume).")
 @click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
 @click.option("--last", type=int, default=50, show_default=True, help="Show the last N jobs (0: all).")
 @json_option
 @click.pass_context
 def jobs(ctx, item, type_, state, last, as_json):
     """List jobs, newest last."""
-    found = app(ctx).open_vault().jobs.list(item=item, type_=type_, state=state, last=last or None)
+    damaged: list[str] = []
+    found = app(ctx).open_vault().jobs.list(item=item, type_=type_, state=state, last=last or None,
+                                            problems=damaged)
+    for problem in damaged:
+        warn(f"job record not shown: {problem}")
     if as_json:
         emit_json([j.to_dict() for j in found])
         return

@@ -7,7 +7,7 @@ import click
 from ..errors import DataLost, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, json_option
-from .output import Progress, emit_json, human_size, table
+from .output import Progress, emit_json, human_size, table, warn
 
 
 @click.group()
@@ -164,7 +164,10 @@ def key() -> None:
 def key_list(ctx, as_json):
     """List the key slots."""
     keys = app(ctx).open_vault().keys
-    slots = keys.list()
+    damaged: list[str] = []
+    slots = keys.list(damaged)
+    for problem in damaged:
+        warn(problem)
     in_use = keys.opened_with.slot_id if keys.opened_with is not None else None
     if as_json:
         emit_json([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,

@@ -6,13 +6,21 @@ loaded is gone (a prune replaced it, dropping the entries of deleted packs), the
 index is read again, so no blob of a deleted pack is ever taken for present.
 :meth:`IndexState.forget` drops the in-memory index after an operation that rewrote
 index files (prune, rebuild-index).
+
+A damaged index file does not take the vault down: loaded ``tolerant``, it is skipped and
+reported (:attr:`IndexState.problems`).  Readers (restore, browse) then also index, in
+memory only, the packs that no readable index file names, from the packs' own trailers
+(:meth:`IndexState.load_for_reading`), so every intact pack is found; a backup adopts
+them for good (it writes a new index file for them), which heals the vault's index.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import IntegrityError, ObjectNotFound
 from .index import Index
+from .pack import pack_name, read_trailer
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -35,6 +43,11 @@ class IndexState:
         """The index files loaded into the in-memory index."""
         return self._files
 
+    @property
+    def problems(self) -> list[str]:
+        """The damaged index files skipped by a tolerant load (one line each)."""
+        return list(self._problems or ())
+
     def load(self, *, tolerant: bool = False) -> list[str]:
         """Load every index file unless loaded already; the damaged files (``tolerant``:
         they are reported and skipped; else IntegrityError)."""
@@ -44,19 +57,34 @@ class IndexState:
             self._files = names
         return list(self._problems)
 
-    def refresh(self) -> None:
+    def load_for_reading(self) -> list[str]:
+        """Load tolerantly; if an index file is damaged, also index (in memory) the packs
+        that no loaded index file names, from their trailers.  Returns the problems."""
+        if self._problems is not None:
+            return self.problems
+        problems = self.load(tolerant=True)
+        if problems:
+            unnamed = self.repo.pack_ids_on_storage() - self.repo.index.named_pack_ids()
+            for pack_id in sorted(unnamed):
+                try:
+                    self.repo.index.add(read_trailer(self.repo.store, pack_id, self.repo.envelope))
+                except (IntegrityError, ObjectNotFound) as exc:
+                    self._problems.append(f"{pack_name(pack_id)}: {exc}")  # type: ignore[union-attr]
+        return self.problems
+
+    def refresh(self, *, tolerant: bool = False) -> list[str]:
         """Load index files written since the index was loaded; reload it all if a prune
-        replaced some."""
+        replaced some.  Returns the damaged files skipped (``tolerant``; else they raise)."""
         if self._problems is None:
-            self.load()
-            return
+            return self.load(tolerant=tolerant)
         names = frozenset(self.repo.store.list(INDEX_PREFIX))
         if not self._files <= names:
             self.forget()
-            self.load()
-        elif names != self._files:
-            self.repo.load_index_files(sorted(names - self._files))
+            return self.load(tolerant=tolerant)
+        if names != self._files:
+            self._problems.extend(self.repo.load_index_files(sorted(names - self._files), tolerant=tolerant))
             self._files = names
+        return self.problems
 
     def forget(self) -> None:
         """Drop the in-memory index; the next operation that needs it reads it again."""

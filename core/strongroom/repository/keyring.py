@@ -18,22 +18,28 @@ if TYPE_CHECKING:
 KIT_HEADER = "strongroom recovery kit"
 
 
-def load_slots(store: "Store") -> list[KeySlot]:
+def load_slots(store: "Store", problems: list[str] | None = None) -> list[KeySlot]:
+    """The readable key slots; a malformed one is skipped (and described in ``problems``):
+    one damaged slot never locks a vault that another slot opens."""
     slots = []
     for name in sorted(store.list("keys/")):
         try:
             slots.append(KeySlot.from_bytes(store.get(name), name))
         except ObjectNotFound:
             continue
+        except KeySlotError as exc:
+            if problems is not None:
+                problems.append(str(exc))
     return slots
 
 
 def unlock(store: "Store", ctx: KeyContext, providers: "Registry") -> tuple[MasterKey, KeySlot]:
     """Try the slots, local ones first, and return the master key and the slot that opened."""
-    slots = load_slots(store)
-    if not slots:
-        raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the vault has no key slots")
     reasons: list[str] = []
+    slots = load_slots(store, reasons)
+    if not slots:
+        reason = "; ".join(reasons) if reasons else "the vault has no key slots"
+        raise KeyNotAvailable(vault_id=ctx.vault_id, reason=reason)
     wrong_passphrase = False
     for slot in sorted(slots, key=lambda s: (s.provider != "local", s.slot_id)):
         if slot.provider not in providers:

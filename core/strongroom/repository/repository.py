@@ -78,7 +78,7 @@ class Repository:
         raw = self.envelope.open(sealed, name.encode(), kind=KIND_DOCUMENT)
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested beyond the parser's depth
             raise IntegrityError(what=name, reason=f"malformed document ({exc})") from None
 
     def get_documents(self, names: Iterable[str]) -> Iterator[tuple[str, dict]]:

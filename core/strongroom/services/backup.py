@@ -93,8 +93,10 @@ class BackupService:
         from ..engine.gcstate import GcView
 
         repo = self.repo
-        self.index.refresh()
+        damaged_index = self.index.refresh(tolerant=True)
         gc = GcView.load(repo, self.index.files)  # after the index: see gcstate's rules
+        # packs no readable index file names (an interrupted backup's, or those of a damaged
+        # index file) are indexed anew from their trailers
         adopted, _ = repo.adopt_packs(repo.pack_ids_on_storage() - repo.index.named_pack_ids() - gc.doomed)
         workload = self.workload(item.workload)
         parents = self.points.of(item)
@@ -121,7 +123,9 @@ class BackupService:
             point_id=point_id, item_id=item.item_id, item_name=item.name, workload=item.workload,
             created=iso(now), root=result.root.hex(), parent=parent.point_id if parent else None,
             consistency=ctx.consistency or workload.consistency, stats=stats,
-            warnings=tuple(ctx.warnings) + result.warnings + tuple(lost),
+            warnings=tuple(ctx.warnings) + result.warnings + tuple(lost) + tuple(
+                f"{problem}; skipped: packs only it named are indexed from their trailers"
+                " (run 'strongroom vault repair --apply' to set it aside)" for problem in damaged_index),
             expires_at=iso(verdict.expires_at) if verdict.expires_at else None, tags=verdict.tags,
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
         )

@@ -35,12 +35,13 @@ import datetime as dt
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import attrs
 
-from ..errors import StorageError, StrongroomError
+from ..errors import IntegrityError, ObjectNotFound, StorageError, StrongroomError
 from ..models import Job, iso, parse_iso, time_id, utcnow
 from ..processes import GONE, UNKNOWN, ProcessId
 from .versions import newest_versions
@@ -191,28 +192,45 @@ class JobLog:
         return newest
 
     def list(self, *, item: str | None = None, type_: str | None = None,
-             state: str | None = None, last: int | None = None) -> list[Job]:
-        """The jobs, oldest first, as they are now (see the module docstring)."""
+             state: str | None = None, last: int | None = None,
+             problems: list[str] | None = None) -> list[Job]:
+        """The jobs, oldest first, as they are now (see the module docstring).  A job
+        record that cannot be read is left out and described in ``problems``."""
         remote = newest_versions(self.repo.store, JOB_PREFIX)
         local = self._local_newest()
         jobs: dict[str, Job] = {}
         newer_remote = [name for job_id, name in sorted(remote.items())
                         if job_id not in local or local[job_id].stem < name.rpartition("/")[2]]
-        for _, doc in self.repo.get_documents(newer_remote):
-            job = Job.from_dict(doc)
-            jobs[job.job_id] = job
+        unreadable = problems if problems is not None else []
+        for name, found in self._read_records(newer_remote):
+            if isinstance(found, Job):
+                jobs[found.job_id] = found
+            else:
+                unreadable.append(f"{name}: {found}")
         for job_id, path in local.items():
             if job_id not in jobs:
                 try:
                     jobs[job_id] = attrs.evolve(Job.from_dict(json.loads(path.read_text())), local=True)
-                except (OSError, ValueError, TypeError):
-                    continue  # a record this machine cannot read back is not shown
+                except (OSError, ValueError, TypeError, IntegrityError) as exc:
+                    unreadable.append(f"{path}: {exc}")
         found = [
             j for j in (self.as_seen(jobs[job_id]) for job_id in sorted(jobs))
             if (item is None or j.item == item) and (type_ is None or j.type == type_)
             and (state is None or j.state == state)
         ]
         return found[-last:] if last else found
+
+    def _read_records(self, names: list[str]) -> list[tuple[str, Job | StrongroomError]]:
+        """Each named job record, or the error that kept it from being read."""
+
+        def read(name: str) -> Job | StrongroomError:
+            try:
+                return Job.from_dict(self.repo.get_document(name))
+            except (IntegrityError, ObjectNotFound) as exc:
+                return exc
+
+        with ThreadPoolExecutor(max(1, min(len(names), self.repo.io_threads))) as pool:
+            return list(zip(names, pool.map(read, names)))
 
     def as_seen(self, job: Job) -> Job:
         """``job`` as it is now: an ``in_progress`` record may be ``abandoned`` or ``stale``."""

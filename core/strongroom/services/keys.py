@@ -34,8 +34,9 @@ class KeySlots:
         self.providers = providers
         self.opened_with = opened_with
 
-    def list(self) -> list[KeySlot]:
-        return keyring.load_slots(self.store)
+    def list(self, problems: list[str] | None = None) -> list[KeySlot]:
+        """The readable slots; malformed slot objects are described in ``problems``."""
+        return keyring.load_slots(self.store, problems)
 
     def add(self, provider: str, *, label: str = "", passphrase: PassphraseSource | None = None) -> KeySlot:
         """A new slot of ``provider``; ``passphrase`` is where a passphrase slot's comes from."""

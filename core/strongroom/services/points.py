@@ -108,12 +108,13 @@ class PointBook:
         return points[-1]
 
     def tree(self, point: RecoveryPoint) -> TreeReader:
-        """A reader of the point's tree (the index is loaded first)."""
+        """A reader of the point's tree (the index is loaded first; a damaged index file
+        is skipped and its packs read from their trailers: ``index.problems``)."""
         try:
             root = bytes.fromhex(point.root)
         except (TypeError, ValueError):
             raise IntegrityError(what=f"the header of point {point.short_id}", reason="its root is not a blob id") from None
-        self.index.load()
+        self.index.load_for_reading()
         return TreeReader(self.repo, root, point=point.short_id)
 
     def context(self, item: ProtectedItem, point: RecoveryPoint,

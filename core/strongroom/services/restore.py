@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import attrs
+
 from ..errors import IntegrityError
 
 if TYPE_CHECKING:
@@ -60,6 +62,11 @@ class RestoreService:
         with self.jobs.running("restore", name, target=target, paths=list(paths)) as run:
             ctx = self.open(name, ref, progress, options=options)
             result = self.workload(ctx.item.workload).restore(ctx, target, paths, dict(options or {}))
+            damaged_index = self.points.index.problems
+            if damaged_index:
+                result = attrs.evolve(result, warnings=result.warnings + tuple(
+                    f"{problem}; its packs were read from their own trailers"
+                    " (run 'strongroom vault repair --apply')" for problem in damaged_index))
             if result.errors:
                 shown = "; ".join(result.errors[:3])
                 more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
