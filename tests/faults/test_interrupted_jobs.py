@@ -3,7 +3,7 @@
 ``abandoned``; a job of another host that cannot be checked is ``stale`` once old.
 
 The backups run in a child process (``gated_cli.py``: the real command line with a
-plugin that makes each backup wait at a FIFO), so the signal always lands while the
+plugin that makes each backup wait at a gate), so the signal always lands while the
 job is running.
 """
 
@@ -34,16 +34,16 @@ def gated(tmp_path, vault_url):
     (source / "a.txt").write_text("hello\n")
     vault = Vault.create(vault_url, name="t")
     vault.protect("files", "data", {"paths": [str(source)]})
-    fifo = str(tmp_path / "gate")
-    os.mkfifo(fifo)
+    gate = tmp_path / "gate"
+    gate.mkdir()
     env = {**os.environ, "STRONGROOM_VAULT": vault_url}
     started: list[subprocess.Popen] = []
 
-    def start() -> tuple[subprocess.Popen, int]:
-        proc = subprocess.Popen([sys.executable, GATED_CLI, fifo, "backup", "data"], env=env,
+    def start() -> tuple[subprocess.Popen, object]:
+        proc = subprocess.Popen([sys.executable, GATED_CLI, str(gate), "backup", "data"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(proc)
-        return proc, wait_at_gate(fifo)
+        return proc, wait_at_gate(str(gate))
 
     yield vault, start
     for proc in started:
@@ -72,7 +72,7 @@ class TestSignals:
             proc.send_signal(signum)
             out, err = proc.communicate(timeout=120)
         finally:
-            os.close(gate)
+            gate.release()
         assert proc.returncode == code, err
         assert err.strip().splitlines() == [line]
         (job,) = jobs_json(vault_url)
@@ -87,7 +87,7 @@ class TestSignals:
         proc, gate = start()
         proc.kill()
         proc.wait()
-        os.close(gate)
+        gate.release()
         (job,) = jobs_json(vault_url)
         assert job["state"] == "abandoned" and job["pid"] == proc.pid and job["ended"] is None
         assert f"process {proc.pid}" in job["error"]
@@ -100,7 +100,7 @@ class TestSignals:
         proc, gate = start()
         (job,) = jobs_json(vault_url)
         assert job["state"] == "in_progress" and job["pid"] == proc.pid and job["host"]
-        os.close(gate)
+        gate.release()
         proc.communicate(timeout=120)
         assert proc.returncode == 0
         assert [j["state"] for j in jobs_json(vault_url)] == ["completed"]
