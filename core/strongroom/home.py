@@ -1,8 +1,11 @@
-"""Where this machine keeps strongroom's own files: the key store and the config file.
+"""Where this machine keeps strongroom's own files: keys, configuration, local state.
 
 ``$STRONGROOM_HOME`` if set, else ``~/.config/strongroom``.  It holds ``keys/`` (the
-local key slots' keys, mode 0600) and ``config.toml`` (storage options, see
-:mod:`strongroom.config`); plugins may keep their own files beside them.
+local key slots' keys, mode 0600), ``config.toml`` (storage options, see
+:mod:`strongroom.config`), ``jobs/<vault-id>/`` (job records of vaults that could not be
+written, see :mod:`strongroom.services.jobs`) and ``verify/<vault-id>.json`` (where
+``verify --read-data-subset N%`` goes on next); plugins may keep their own files beside
+them.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ lookup), never the :class:`~strongroom.vault.Vault` facade, which composes them:
 - :mod:`.policies` - policy documents;
 - :mod:`.lifecycle` - protect, stop, resume;
 - :mod:`.backup`, :mod:`.restore`, :mod:`.verify`, :mod:`.prune` - the operations on
-  data;
+  data; :mod:`.repair` (with :mod:`.losses`, which points and files lost data) - setting
+  damaged objects aside and indexing intact copies;
 - :mod:`.claims` and :mod:`.schedule` - scheduled runs (``run-due``, ``agent``);
 - :mod:`.keys` - key slots.
 
