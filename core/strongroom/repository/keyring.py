@@ -38,8 +38,9 @@ def unlock(store: "Store", ctx: KeyContext, providers: "Registry") -> tuple[Mast
     reasons: list[str] = []
     slots = load_slots(store, reasons)
     if not slots:
-        reason = "; ".join(reasons) if reasons else "the vault has no key slots"
-        raise KeyNotAvailable(vault_id=ctx.vault_id, reason=reason)
+        if reasons:  # every slot object is malformed
+            raise KeySlotError(message="; ".join(reasons))
+        raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the vault has no key slots")
     wrong_passphrase = False
     for slot in sorted(slots, key=lambda s: (s.provider != "local", s.slot_id)):
         if slot.provider not in providers:
