@@ -143,10 +143,28 @@ class WrongPassphrase(VaultKeyError):
     exit_code = 32
 
 
+class WrongKitPassphrase(WrongPassphrase):
+    """Wrong passphrase for the recovery kit of vault {vault_id}."""
+
+    exit_code = 32
+
+
 class KeySlotError(VaultKeyError):
     """{message}"""
 
     exit_code = 33
+
+
+class ForeignKeySlot(KeySlotError):
+    """{message}"""
+
+    exit_code = 33
+
+
+class KitNotWritten(VaultKeyError):
+    """Recovery kit not written: {reason}"""
+
+    exit_code = 34
 
 
 # --- items, points, paths --------------------------------------------------------------

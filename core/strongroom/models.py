@@ -81,6 +81,9 @@ def known_fields(cls: type, doc: dict) -> dict:
 
 #: Ids in stored documents (vault, item, point, job ids): safe as object-name components.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: A vault id: 16 random bytes as lowercase hex (it names the local key file, so it is
+#: checked wherever it is read: strongroom.json, key slots, recovery kits).
+VAULT_ID = re.compile(r"[0-9a-f]{32}")
 #: A blob id: 32 bytes as lowercase hex.
 _BLOB_ID = re.compile(r"[0-9a-f]{64}")
 #: Integers in stored documents fit 64 bits (signed, or unsigned for inode numbers).
@@ -192,8 +195,8 @@ class VaultConfig:
         """IntegrityError for a malformed document (a vault id that is not a safe name
         included: it names the local key file)."""
         fields = stored_fields(cls, doc, "strongroom.json")
-        if not _SAFE_ID.fullmatch(fields["vault_id"]):
-            raise damaged("strongroom.json", "field 'vault_id' is not a vault id")
+        if not VAULT_ID.fullmatch(fields["vault_id"]):
+            raise damaged("strongroom.json", "field 'vault_id' is not a vault id (32 lowercase hex digits)")
         if fields.get("format", FORMAT_VERSION) < 1:
             raise damaged("strongroom.json", "field 'format' is below 1")
         return cls(**fields)

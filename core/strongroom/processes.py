@@ -18,6 +18,14 @@ What it promises:
   engine reader thread for the length of its read).  :func:`end_children` sends every
   such child still running its ``end_signal``; the command line's SIGTERM and SIGINT
   handler calls it, so that threads blocked reading a child return and the job can end.
+- **Children never inherit strongroom's secrets.**  Every child started through
+  :func:`start_child` or :func:`run_child` gets the environment it is given (``env=``),
+  or this process's, without the variables that hold secrets strongroom reads
+  (:func:`child_environment`): ``STRONGROOM_PASSPHRASE``, ``STRONGROOM_STORAGE_OPTIONS``
+  and every variable named as a passphrase source (``--passphrase-env VAR``,
+  ``--new-passphrase-env VAR``, a recovery kit's), which :func:`keep_from_children`
+  adds.  A ``qemu-img`` or ``pg_dump`` has no use for them, and a child's environment is
+  readable by the child, by whatever it starts, and by its crash reports.
 - :func:`list_processes` lists this machine's processes (program, arguments, parent and
   identity) and :func:`end_process` ends one (SIGTERM, then SIGKILL), so that a plugin
   can find what a strongroom that is gone left running.
@@ -38,13 +46,13 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
 __all__ = [
-    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "end_children", "end_process", "list_processes",
-    "run_child", "start_child",
+    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "end_children", "end_process",
+    "keep_from_children", "list_processes", "run_child", "start_child",
 ]
 
 RUNNING = "running"
@@ -256,8 +264,26 @@ def _tie(end_signal: int, then: Callable[[], Any] | None) -> Callable[[], None] 
     return preexec
 
 
+# --- secrets kept from children ------------------------------------------------------------
+
+_secret_variables: set[str] = {"STRONGROOM_PASSPHRASE", "STRONGROOM_STORAGE_OPTIONS"}
+
+
+def keep_from_children(*names: str | None) -> None:
+    """Never pass the environment variables ``names`` (they hold secrets) to a child."""
+    _secret_variables.update(name for name in names if name)
+
+
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (this process's environment if None) without the variables that hold secrets."""
+    secret = frozenset(_secret_variables)
+    return {key: value for key, value in (os.environ if env is None else env).items() if key not in secret}
+
+
 def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **popen_kwargs: Any) -> subprocess.Popen:
-    """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process (see the module docstring)."""
+    """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process, without secrets in its
+    environment (see the module docstring)."""
+    popen_kwargs["env"] = child_environment(popen_kwargs.get("env"))
     preexec = _tie(int(end_signal), popen_kwargs.pop("preexec_fn", None))
     proc = subprocess.Popen(list(argv), preexec_fn=preexec, **popen_kwargs)
     with _children_lock:

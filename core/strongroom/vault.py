@@ -126,7 +126,8 @@ class Vault:
                                      self.retention, self.jobs, hooks, self.workload, now)
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
         self._verify = VerifyService(self.repo, self.index, self.jobs, now,
-                                     cursor_file=key_context.home / "verify" / f"{config.vault_id}.json")
+                                     cursor_file=key_context.home / "verify" / f"{config.vault_id}.json",
+                                     key_slots=self.keys)
         self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
                                      lambda: self.prune_settings.lease_ttl, now)
         self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now)

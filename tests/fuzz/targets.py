@@ -34,7 +34,7 @@ from strongroom.repository import keyring
 from strongroom.repository.envelope import KIND_DOCUMENT, KIND_INDEX, KIND_PACK_TRAILER
 from strongroom.repository.keyproviders import KeyContext, LocalKeyProvider, PassphraseKeyProvider, PassphraseSource
 from strongroom.repository.leases import LeaseInfo, read_leases
-from strongroom.repository.masterkey import _slot_ad
+from strongroom.repository.masterkey import slot_associated_data
 from strongroom.repository.pack import IndexEntry, is_pack_id, pack_name, parse_pack, read_trailer, trailer_name
 from strongroom.repository.repository import Repository
 from strongroom.repository.indexstate import IndexState
@@ -347,7 +347,7 @@ def _slot_targets(corpus: Corpus) -> list[Target]:
 
         def rewrapped(data: bytes, doc: dict = doc, kek: Any = kek, unlock: Callable = unlock) -> Any:
             nonce = os.urandom(12)
-            wrapped = AESGCM(kek.value).encrypt(nonce, data, _slot_ad(vault_id, doc["slot"]))
+            wrapped = AESGCM(kek.value).encrypt(nonce, data, slot_associated_data(doc, vault_id))
             changed = {**doc, "nonce": base64.b64encode(nonce).decode(), "wrapped": base64.b64encode(wrapped).decode()}
             return unlock(json.dumps(changed).encode())
 

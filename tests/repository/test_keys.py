@@ -7,13 +7,16 @@ import stat
 
 import pytest
 
-from strongroom.repository import keyring
+from strongroom.repository import keyring, recoverykit
 from strongroom.errors import KeyNotAvailable, KeySlotError, WrongPassphrase
 from strongroom.plugins import PluginHost
 from strongroom.repository.keyproviders import KeyContext, LocalKeyProvider, PassphraseSource
 from strongroom.repository.masterkey import MasterKey, unwrap_master_key, wrap_master_key
 from strongroom.secrets import Secret
 from strongroom.storage import MemoryStore
+
+
+VID, OTHER = "ab" * 16, "cd" * 16  # vault ids: 32 lowercase hex digits
 
 
 @pytest.fixture
@@ -36,18 +39,18 @@ class TestMasterKey:
     def test_slot_is_bound_to_vault_and_slot_id(self):
         """A wrapped key opens only with the right KEK, vault id and slot id."""
         key, kek = MasterKey.generate(), Secret(os.urandom(32))
-        slot = wrap_master_key(key, kek, vault_id="v1", slot_id="s1", provider="local",
+        slot = wrap_master_key(key, kek, vault_id=VID, slot_id="00" * 8, provider="local",
                                label="", created="", params={})
-        assert unwrap_master_key(slot, kek, vault_id="v1") == key
-        assert unwrap_master_key(slot, kek, vault_id="v2") is None
-        assert unwrap_master_key(slot, Secret(os.urandom(32)), vault_id="v1") is None
+        assert unwrap_master_key(slot, kek, vault_id=VID) == key
+        assert unwrap_master_key(slot, kek, vault_id=OTHER) is None
+        assert unwrap_master_key(slot, Secret(os.urandom(32)), vault_id=VID) is None
 
 
 class TestKeyring:
     def test_local_key_is_private_and_opens_the_vault(self, tmp_path, providers):
         """The local provider writes a 0600 key outside the store, and unlock finds it."""
         store, key = MemoryStore(), MasterKey.generate()
-        ctx = KeyContext(vault_id="abc", home=tmp_path)
+        ctx = KeyContext(vault_id=VID, home=tmp_path)
         keyring.add_slot(store, key, ctx, providers, "local")
         path = LocalKeyProvider.key_path(ctx)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -57,7 +60,7 @@ class TestKeyring:
         """A passphrase slot opens with its passphrase; a wrong one raises WrongPassphrase."""
         store, key = MemoryStore(), MasterKey.generate()
         monkeypatch.setenv("PW", "correct horse")
-        ctx = KeyContext(vault_id="abc", home=tmp_path, passphrase=PassphraseSource(env_var="PW"))
+        ctx = KeyContext(vault_id=VID, home=tmp_path, passphrase=PassphraseSource(env_var="PW"))
         keyring.add_slot(store, key, ctx, providers, "passphrase")
         assert keyring.unlock(store, ctx, providers)[0] == key
         monkeypatch.setenv("PW", "battery staple")
@@ -68,16 +71,16 @@ class TestKeyring:
         """Without a passphrase source the error names the variable to set."""
         store, key = MemoryStore(), MasterKey.generate()
         monkeypatch.setenv("PW", "pw")
-        keyring.add_slot(store, key, KeyContext("abc", tmp_path, PassphraseSource(env_var="PW")),
+        keyring.add_slot(store, key, KeyContext(VID, tmp_path, PassphraseSource(env_var="PW")),
                          providers, "passphrase")
         with pytest.raises(KeyNotAvailable, match="STRONGROOM_PASSPHRASE"):
-            keyring.unlock(store, KeyContext("abc", tmp_path), providers)
+            keyring.unlock(store, KeyContext(VID, tmp_path), providers)
 
     def test_several_slots_any_one_opens(self, tmp_path, providers, monkeypatch):
         """With a local and a passphrase slot, losing the local key still leaves the passphrase."""
         store, key = MemoryStore(), MasterKey.generate()
         monkeypatch.setenv("PW", "pw")
-        ctx = KeyContext("abc", tmp_path, PassphraseSource(env_var="PW"))
+        ctx = KeyContext(VID, tmp_path, PassphraseSource(env_var="PW"))
         keyring.add_slot(store, key, ctx, providers, "local")
         keyring.add_slot(store, key, ctx, providers, "passphrase")
         LocalKeyProvider.key_path(ctx).unlink()
@@ -86,7 +89,7 @@ class TestKeyring:
     def test_last_slot_cannot_be_removed_without_force(self, tmp_path, providers):
         """Removing the only slot is refused unless forced."""
         store, key = MemoryStore(), MasterKey.generate()
-        slot = keyring.add_slot(store, key, KeyContext("abc", tmp_path), providers, "local")
+        slot = keyring.add_slot(store, key, KeyContext(VID, tmp_path), providers, "local")
         with pytest.raises(KeySlotError, match="last key slot"):
             keyring.remove_slot(store, slot.slot_id)
         keyring.remove_slot(store, slot.slot_id[:4], force=True)
@@ -95,6 +98,6 @@ class TestKeyring:
     def test_recovery_kit_round_trip_and_garbage(self):
         """A recovery kit gives back the vault id and key; other text is refused clearly."""
         key = MasterKey.generate()
-        assert keyring.read_recovery_kit(keyring.recovery_kit("vid", key)) == ("vid", key)
+        assert recoverykit.read_recovery_kit(recoverykit.recovery_kit(VID, key)) == (VID, key)
         with pytest.raises(KeySlotError, match="not a recovery kit"):
-            keyring.read_recovery_kit("hello\nworld")
+            recoverykit.read_recovery_kit("hello\nworld")

@@ -46,7 +46,7 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
         from ..repository.keyproviders import LocalKeyProvider
 
         click.echo(f"Its key is in {LocalKeyProvider.key_path(v.keys.context)}.")
-        click.echo("Keep a copy elsewhere: 'strongroom vault key export' prints a recovery kit.")
+        click.echo("Keep a copy elsewhere: 'strongroom vault key export --output FILE' writes a recovery kit.")
 
 
 @vault.command("info")
@@ -162,21 +162,26 @@ def key() -> None:
 @json_option
 @click.pass_context
 def key_list(ctx, as_json):
-    """List the key slots."""
+    """List the key slots (and objects under keys/ that are not slots of this vault)."""
     keys = app(ctx).open_vault().keys
-    damaged: list[str] = []
-    slots = keys.list(damaged)
-    for problem in damaged:
+    found = keys.survey()
+    for _, problem in found.damaged + found.foreign:
         warn(problem)
     in_use = keys.opened_with.slot_id if keys.opened_with is not None else None
     if as_json:
         emit_json([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,
-                    "in_use": s.slot_id == in_use} for s in slots])
+                    "in_use": s.slot_id == in_use, "format": s.version, "object": s.object_name, "foreign": False}
+                   for s in found.slots]
+                  + [{"slot": None, "provider": None, "label": "", "created": "", "in_use": False, "format": None,
+                      "object": name, "foreign": True, "reason": why} for name, why in found.foreign])
         return
     rows = []
-    for s in slots:
+    for s in found.slots:
         used = "*" if s.slot_id == in_use else ""
-        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], keys.describe(s)))
+        details = keys.describe(s) + (f"; old format {s.version}: run 'vault key upgrade'" if s.is_old else "")
+        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], details))
+    for name, _ in found.foreign:
+        rows.append((name, "FOREIGN", "", "", "not a key slot of this vault: never used to open it"))
     table(("SLOT", "PROVIDER", "LABEL", "CREATED", "DETAILS"), rows)
 
 
@@ -212,31 +217,108 @@ def key_remove(ctx, slot, force):
     click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
 
 
-@key.command("export")
+@key.command("upgrade")
+@json_option
 @click.pass_context
-def key_export(ctx):
-    """Print a recovery kit: the vault key itself. Store it offline; it opens the vault."""
+def key_upgrade(ctx, as_json):
+    """Rewrite old-format key slots in the current format (those this client can open now)."""
+    done = app(ctx).open_vault().keys.upgrade()
+    if as_json:
+        emit_json([{"slot": u.old.slot_id, "provider": u.old.provider, "upgraded": u.new is not None,
+                    "new_slot": u.new.slot_id if u.new is not None else None, "reason": u.reason} for u in done])
+        return
+    for u in done:
+        if u.new is not None:
+            click.echo(f"Upgraded key slot {u.old.slot_id} ({u.old.provider}) to format {u.new.version}"
+                       + (f" as {u.new.slot_id}" if u.new.slot_id != u.old.slot_id else "") + ".")
+        else:
+            warn(f"key slot {u.old.slot_id} ({u.old.provider}) left in the old format: {u.reason}")
+    if not done:
+        click.echo("Every key slot is in the current format.")
+
+
+@key.command("export")
+@click.option("--output", "-o", "output", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the kit to FILE, a new file of mode 0600 (never over an existing one).")
+@click.option("--print", "to_terminal", is_flag=True,
+              help="Print the kit even when standard output is a terminal.")
+@click.option("--passphrase-env", "kit_env", metavar="VAR",
+              help="Protect the kit with the passphrase in environment variable VAR.")
+@click.option("--passphrase", "kit_prompt", is_flag=True, help="Protect the kit with a passphrase typed at a prompt.")
+@click.pass_context
+def key_export(ctx, output, to_terminal, kit_env, kit_prompt):
+    """Write a recovery kit: the vault key itself. Store it offline; it opens the vault."""
+    import sys
+
+    from ..errors import KitNotWritten, UsageError
+    from ..repository.recoverykit import write_kit
+
+    if output and to_terminal:
+        raise UsageError(message="--output and --print: give one of them")
+    if output is None and not to_terminal and sys.stdout.isatty():
+        raise KitNotWritten(reason="standard output is a terminal, where the vault key would stay on screen and"
+                                   " in its scrollback: write it with --output FILE, or pass --print")
     v = app(ctx).open_vault()
-    click.echo(f"# strongroom recovery kit for vault {v.vault_id}, exported {iso(utcnow())[:19]}")
-    click.echo("# Anyone with this text and the storage can read every backup in the vault.")
-    click.echo("# Restore access with: strongroom --vault URL vault key import FILE")
-    click.echo(v.keys.recovery_kit(), nl=False)
+    passphrase = _kit_passphrase(kit_env, kit_prompt, v.vault_id, confirm=True)
+    protected = ", protected by a passphrase" if passphrase is not None else ""
+    text = "\n".join([
+        f"# strongroom recovery kit for vault {v.vault_id}, exported {iso(utcnow())[:19]}{protected}",
+        "# Anyone with this text" + (" and its passphrase" if protected else "")
+        + " and the storage can read every backup in the vault.",
+        "# Restore access with: strongroom --vault URL vault key import FILE"
+        + (" (asks for the passphrase, or --passphrase-env VAR)" if protected else ""),
+        v.keys.recovery_kit(passphrase),
+    ])
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    path = write_kit(output, text)
+    click.echo(f"Wrote the recovery kit of vault {v.vault_id}{protected} to {path} (mode 0600).")
+
+
+def _kit_passphrase(env_var, ask, vault_id, *, confirm):
+    """The kit's passphrase from ``env_var`` or a prompt (``ask``), None for neither."""
+    import sys
+
+    from ..errors import KeyNotAvailable, UsageError
+    from ..repository.keyproviders import PassphraseSource
+    from ..secrets import Secret
+
+    if env_var and ask:
+        raise UsageError(message="--passphrase-env and --passphrase: give one of them")
+    if env_var:
+        secret = PassphraseSource(env_var=env_var, use_default_env=False).get(vault_id=vault_id)
+    elif ask:
+        if not sys.stdin.isatty():
+            raise KeyNotAvailable(vault_id=vault_id, reason="the kit's passphrase is asked on a terminal:"
+                                                            " pass --passphrase-env VAR instead")
+        secret = Secret(click.prompt("Passphrase for the recovery kit", hide_input=True,
+                                     confirmation_prompt=confirm).encode())
+    else:
+        return None
+    if not secret.value:
+        raise UsageError(message="the kit's passphrase is empty")
+    return secret
 
 
 @key.command("import")
 @click.argument("kit", type=click.File("r"))
+@click.option("--passphrase-env", "kit_env", metavar="VAR",
+              help="The passphrase of a protected kit, from environment variable VAR (else it is asked).")
 @click.pass_context
-def key_import(ctx, kit):
+def key_import(ctx, kit, kit_env):
     """Regain access with a recovery kit: adds a local key slot on this machine."""
     from ..errors import IntegrityError, KeySlotError, NoVaultGiven
-    from ..repository.keyring import read_recovery_kit
+    from ..repository.recoverykit import MAX_KIT_CHARS, is_protected, read_recovery_kit
     from ..vault import Vault
 
     obj = app(ctx)
     if not obj.vault_url:
         raise NoVaultGiven()
-    text = "".join(line for line in kit if not line.startswith("#"))
-    vault_id, master = read_recovery_kit(text)
+    text = kit.read(MAX_KIT_CHARS + 1)
+    ask = not kit_env and is_protected(text)
+    vault_id, master = read_recovery_kit(
+        text, passphrase=lambda vault_id: _kit_passphrase(kit_env, ask, vault_id, confirm=False))
     try:
         v = Vault.open(obj.vault_url, plugins=obj.plugins, master=master,
                        storage_options=obj.storage_options)  # reads settings

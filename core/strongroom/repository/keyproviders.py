@@ -7,24 +7,29 @@ core's own (essential) plugin, loaded through the same entry-point group as any 
 ``local``
     A random 256-bit key kept outside the vault storage, in the local key store:
     ``$STRONGROOM_HOME/keys/<vault-id>.key`` (``~/.config/strongroom`` by default),
-    mode 0600.  Zero set-up; whoever has only the storage can decrypt nothing.  A key
-    file that group or others may read or write is still used (a refusal would stop
-    every scheduled backup), but every use logs one warning line naming the file and
-    the ``chmod`` that fixes it (on stderr when nothing configured logging), as ssh
-    warns of an unprotected private key.
+    mode 0600.  Zero set-up; whoever has only the storage can decrypt nothing.  The vault
+    id must be 32 lowercase hex digits (it comes from the clear ``strongroom.json``): any
+    other is refused before a path is made, so no id reaches outside the key store.  The
+    key is written to a fresh temporary file in the same folder, opened with
+    ``O_CREAT|O_EXCL|O_NOFOLLOW`` and mode 0600, synced, and renamed into place: nothing
+    planted in the folder (a symbolic link, a file of another mode) is followed or
+    reused.  A key file that group or others may read or write is still used (a refusal
+    would stop every scheduled backup), but every use logs one warning line naming the
+    file and the ``chmod`` that fixes it (on stderr when nothing configured logging), as
+    ssh warns of an unprotected private key.
 ``passphrase``
-    scrypt(passphrase, salt) with the cost stored in the slot.  The passphrase comes
-    from ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt.  A slot's
-    cost is checked before use (N a power of two from 2**10 to 2**20, r from 1 to 32,
-    at most 2 GiB of memory, p from 1 to 16, a base64 salt): a damaged slot must not make scrypt allocate
-    without bound; one outside that is a slot this key provider cannot open
-    (KeyNotAvailable: the next slot is tried).
+    scrypt(passphrase, salt) with the cost stored in the slot (:mod:`.kdf`: the cost of
+    new slots, its floor outside tests, and the bounds a stored cost is checked against
+    before anything is derived; one outside them is a slot this provider cannot open:
+    KeyNotAvailable, and the next slot is tried).  The passphrase comes from
+    ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt; a variable named as
+    a passphrase source is never passed to a child process
+    (:func:`strongroom.processes.keep_from_children`).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import stat
@@ -35,37 +40,17 @@ from typing import Callable, ClassVar
 import attrs
 import blake3
 
-from ..errors import KeyNotAvailable, UsageError
+from ..errors import KeyNotAvailable
 from ..home import strongroom_home
 from ..markers import hookimpl
+from ..models import VAULT_ID
+from ..processes import keep_from_children
 from ..secrets import Secret
+from .kdf import check_scrypt, derive_scrypt, new_scrypt_params
 
 log = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "STRONGROOM_PASSPHRASE"
-# Production scrypt cost (N=2**17, r=8, p=1: ~128 MiB, ~0.3 s).  Tests lower it through
-# STRONGROOM_SCRYPT_N; the cost used is stored in each slot, so opening always works.
-DEFAULT_SCRYPT_N = 2**17
-MIN_SCRYPT_N = 2**10
-MAX_SCRYPT_N = 2**20
-MAX_SCRYPT_MEMORY = 2**31
-SCRYPT_R, SCRYPT_P = 8, 1
-
-
-def scrypt_cost() -> int:
-    """The scrypt N for new passphrase slots: a power of two, at least 1024."""
-    text = os.environ.get("STRONGROOM_SCRYPT_N")
-    if text is None:
-        return DEFAULT_SCRYPT_N
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < MIN_SCRYPT_N or n > MAX_SCRYPT_N or n & (n - 1):
-        raise UsageError(
-            message=f"STRONGROOM_SCRYPT_N must be a power of two from {MIN_SCRYPT_N} to {MAX_SCRYPT_N}, not {text!r}"
-        )
-    return n
 
 
 @attrs.frozen
@@ -80,8 +65,15 @@ class PassphraseSource:
     env_var: str | None = None
     prompt: Callable[[str, bool], str] | None = None
     use_default_env: bool = True
+    #: A passphrase already known (the one just checked): given without asking.
+    known: Secret | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        keep_from_children(self.env_var)
 
     def get(self, *, vault_id: str, confirm: bool = False) -> Secret:
+        if self.known is not None:
+            return self.known
         names = (self.env_var, PASSPHRASE_ENV) if self.use_default_env else (self.env_var,)
         for name in names:
             if name and os.environ.get(name) is not None:
@@ -115,6 +107,10 @@ class LocalKeyProvider:
 
     @staticmethod
     def key_path(ctx: KeyContext) -> Path:
+        """The key file of the vault; KeyNotAvailable for a vault id that is not 32 hex digits."""
+        if not isinstance(ctx.vault_id, str) or not VAULT_ID.fullmatch(ctx.vault_id):
+            raise KeyNotAvailable(vault_id=repr(ctx.vault_id)[:80],
+                                  reason="that is not a vault id (32 lowercase hex digits): no local key file is used")
         return ctx.home / "keys" / f"{ctx.vault_id}.key"
 
     @staticmethod
@@ -134,13 +130,24 @@ class LocalKeyProvider:
         path = self.key_path(ctx)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(kek) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        tmp = _temp_path(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except OSError as exc:  # something planted under that name: never followed, never reused
+            raise KeyNotAvailable(vault_id=ctx.vault_id,
+                                  reason=f"cannot create the local key's temporary file {tmp}: {exc.strerror or exc}"
+                                  ) from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(kek) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _sync_folder(path.parent)
         return path
 
     @staticmethod
@@ -159,7 +166,7 @@ class LocalKeyProvider:
         try:
             with open(path, "rb") as fh:
                 self._warn_if_unprotected(path, fh.fileno())
-                raw = fh.read()
+                raw = fh.read(4096)
             kek = base64.b64decode(raw.strip(), validate=True)
         except FileNotFoundError:
             raise KeyNotAvailable(
@@ -190,49 +197,41 @@ class PassphraseKeyProvider:
     name: ClassVar[str] = "passphrase"
     description: ClassVar[str] = "key derived from a passphrase (scrypt)"
 
-    @staticmethod
-    def _cost(params: dict) -> tuple[int, int, int, bytes]:
-        """(N, r, p, salt) of a slot; ValueError if they are not a cost this opens."""
-        n, r, p, salt = (params.get(k) for k in ("n", "r", "p", "salt"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
-            raise ValueError("its scrypt cost is not three whole numbers")
-        if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
-                and 128 * n * r <= MAX_SCRYPT_MEMORY):
-            raise ValueError(f"its scrypt cost N={n}, r={r}, p={p} is out of bounds")
-        if not isinstance(salt, str):
-            raise ValueError("its salt is not base64 text")
-        return n, r, p, base64.b64decode(salt, validate=True)  # binascii.Error is a ValueError
-
-    @classmethod
-    def _derive(cls, passphrase: Secret, params: dict) -> Secret:
-        n, r, p, salt = cls._cost(params)
-        key = hashlib.scrypt(
-            passphrase.value, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + (1 << 20), dklen=32
-        )
-        return Secret(key)
-
     def create(self, ctx: KeyContext) -> tuple[Secret, dict]:
+        params = new_scrypt_params()  # a cost below the floor is refused before anyone is asked
         passphrase = ctx.passphrase.get(vault_id=ctx.vault_id, confirm=True)
         if not passphrase.value:
             raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the passphrase is empty")
-        params = {
-            "kdf": "scrypt",
-            "n": scrypt_cost(),
-            "r": SCRYPT_R,
-            "p": SCRYPT_P,
-            "salt": base64.b64encode(os.urandom(16)).decode(),
-        }
-        return self._derive(passphrase, params), params
+        return derive_scrypt(passphrase, params), params
 
     def unlock(self, ctx: KeyContext, params: dict) -> Secret:
         try:
-            self._cost(params)
+            check_scrypt(params)  # before the passphrase is asked for and before scrypt runs
+            passphrase = ctx.passphrase.get(vault_id=ctx.vault_id)
+            return derive_scrypt(passphrase, params)
         except ValueError as exc:
             raise KeyNotAvailable(vault_id=ctx.vault_id, reason=f"the passphrase slot is damaged: {exc}") from None
-        return self._derive(ctx.passphrase.get(vault_id=ctx.vault_id), params)
 
     def describe(self, params: dict) -> str:
         return f"passphrase (scrypt N={params.get('n')})"
+
+
+def _temp_path(path: Path) -> Path:
+    """A new temporary name next to ``path`` (64 random bits: no one can plant it in advance)."""
+    return path.parent / f".{path.name}.{os.urandom(8).hex()}.tmp"
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @hookimpl

@@ -1,48 +1,110 @@
-"""Key slots of a vault: unlocking the master key, adding and removing slots, recovery kits."""
+"""Key slots of a vault on storage: finding, unlocking, adding, removing, upgrading, checking.
+
+What it promises:
+
+- :func:`survey` reads every object under ``keys/`` (each at most
+  :data:`~.masterkey.MAX_SLOT_BYTES`) and sorts it into slots of this vault, *foreign*
+  objects (a name that is not ``keys/<slot id>``, a slot stored under another slot's
+  name, a version 2 slot of another vault: never tried, whatever they hold) and damaged
+  ones (malformed).  One bad object never locks a vault that another slot opens.
+- :func:`unlock` tries the slots, local ones first, then the others by slot id, and
+  returns the master key and the slot that opened it.  A slot of the old format opens
+  with one notice line; a passphrase slot of a cost below the production floor with one
+  warning line.
+- :func:`upgrade` rewrites, under the same name, every old-format slot this client can
+  open now (the local key on this machine, a passphrase it is given) in the current
+  format; a passphrase slot gets a fresh salt and the current cost.  The others are
+  left as they are, with the reason.
+- :func:`check` says, for ``vault verify``, what is wrong with the slots (problems:
+  foreign or damaged objects, a slot whose key is here but does not open it, a slot
+  wrapping another master key) and what could not be checked (notes).
+- Nothing here writes but :func:`add_slot`, :func:`remove_slot` and :func:`upgrade`,
+  and only under ``keys/``.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
+import logging
 from typing import TYPE_CHECKING
 
-from ..errors import KeyNotAvailable, KeySlotError, ObjectNotFound, WrongPassphrase
+import attrs
+
+from ..errors import ForeignKeySlot, IntegrityError, KeyNotAvailable, KeySlotError, ObjectNotFound, WrongPassphrase
 from ..models import iso, new_id, utcnow
+from .kdf import check_scrypt, warn_if_weak
 from .keyproviders import KeyContext
-from .masterkey import KeySlot, MasterKey, unwrap_master_key, wrap_master_key
+from .masterkey import (
+    MAX_SLOT_BYTES, SLOT_ID, SLOT_PREFIX, SLOT_VERSION, KeySlot, MasterKey, slot_name_id, unwrap_master_key,
+    wrap_master_key,
+)
 
 if TYPE_CHECKING:
     from ..registry import Registry
     from ..storage import Store
 
-KIT_HEADER = "strongroom recovery kit"
+log = logging.getLogger(__name__)
 
 
-def load_slots(store: "Store", problems: list[str] | None = None) -> list[KeySlot]:
-    """The readable key slots; a malformed one is skipped (and described in ``problems``):
-    one damaged slot never locks a vault that another slot opens."""
-    slots = []
-    for name in sorted(store.list("keys/")):
+@attrs.frozen
+class SlotSurvey:
+    """The objects under ``keys/``: this vault's slots, foreign and damaged objects ``(name, why)``."""
+
+    slots: tuple[KeySlot, ...] = ()
+    foreign: tuple[tuple[str, str], ...] = ()
+    damaged: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def problems(self) -> list[str]:
+        """One line for each foreign or damaged object."""
+        return [why for _, why in self.damaged + self.foreign]
+
+
+def survey(store: Store, vault_id: str | None = None) -> SlotSurvey:
+    """Every object under ``keys/``, sorted (see the module docstring)."""
+    slots: list[KeySlot] = []
+    foreign: list[tuple[str, str]] = []
+    damaged: list[tuple[str, str]] = []
+    for name in sorted(store.list(SLOT_PREFIX)):
+        if slot_name_id(name) is None:
+            foreign.append((name, f"{name} is not a key slot of this vault: its name is not keys/<slot id>"))
+            continue
         try:
-            slots.append(KeySlot.from_bytes(store.get(name), name))
+            slot = KeySlot.from_bytes(store.get_range(name, 0, MAX_SLOT_BYTES + 1), name)
         except ObjectNotFound:
             continue
+        except ForeignKeySlot as exc:
+            foreign.append((name, str(exc)))
+            continue
         except KeySlotError as exc:
-            if problems is not None:
-                problems.append(str(exc))
-    return slots
+            damaged.append((name, str(exc)))
+            continue
+        if vault_id is not None and slot.version == SLOT_VERSION and slot.vault_id != vault_id:
+            foreign.append((name, f"{name} is not a key slot of this vault: it belongs to vault {slot.vault_id}"))
+            continue
+        slots.append(slot)
+    return SlotSurvey(tuple(slots), tuple(foreign), tuple(damaged))
 
 
-def unlock(store: "Store", ctx: KeyContext, providers: "Registry") -> tuple[MasterKey, KeySlot]:
+def load_slots(store: Store, problems: list[str] | None = None, vault_id: str | None = None) -> list[KeySlot]:
+    """The slots of this vault; foreign and damaged objects are described in ``problems``."""
+    found = survey(store, vault_id)
+    if problems is not None:
+        problems.extend(found.problems)
+    return list(found.slots)
+
+
+def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKey, KeySlot]:
     """Try the slots, local ones first, and return the master key and the slot that opened."""
-    reasons: list[str] = []
-    slots = load_slots(store, reasons)
-    if not slots:
-        if reasons:  # every slot object is malformed
+    found = survey(store, ctx.vault_id)
+    reasons = found.problems
+    if not found.slots:
+        if found.foreign and not found.damaged:  # only objects that are no slot of this vault
+            raise ForeignKeySlot(message="the vault has no key slot of its own: " + "; ".join(reasons))
+        if reasons:  # every slot object is malformed or foreign
             raise KeySlotError(message="; ".join(reasons))
         raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the vault has no key slots")
     wrong_passphrase = False
-    for slot in sorted(slots, key=lambda s: (s.provider != "local", s.slot_id)):
+    for slot in sorted(found.slots, key=lambda s: (s.provider != "local", s.slot_id)):
         if slot.provider not in providers:
             reasons.append(f"slot {slot.slot_id}: key provider '{slot.provider}' is not installed")
             continue
@@ -53,6 +115,7 @@ def unlock(store: "Store", ctx: KeyContext, providers: "Registry") -> tuple[Mast
             continue
         master = unwrap_master_key(slot, kek, vault_id=ctx.vault_id)
         if master is not None:
+            _notice(slot)
             return master, slot
         if slot.provider == "passphrase":
             wrong_passphrase = True
@@ -62,8 +125,16 @@ def unlock(store: "Store", ctx: KeyContext, providers: "Registry") -> tuple[Mast
     raise KeyNotAvailable(vault_id=ctx.vault_id, reason="; ".join(reasons))
 
 
+def _notice(slot: KeySlot) -> None:
+    if slot.is_old:
+        log.warning("note: key slot %s is in the old format (version %d: its label and parameters are not"
+                    " authenticated); 'strongroom vault key upgrade' rewrites it", slot.slot_id, slot.version)
+    if slot.provider == "passphrase":
+        warn_if_weak(slot.params, f"key slot {slot.slot_id}")
+
+
 def add_slot(
-    store: "Store", master: MasterKey, ctx: KeyContext, providers: "Registry", provider: str,
+    store: Store, master: MasterKey, ctx: KeyContext, providers: Registry, provider: str,
     *, label: str = "",
 ) -> KeySlot:
     kek, params = providers.get(provider).create(ctx)
@@ -75,8 +146,9 @@ def add_slot(
     return slot
 
 
-def remove_slot(store: "Store", slot_id: str, *, force: bool = False) -> KeySlot:
-    slots = load_slots(store)
+def remove_slot(store: Store, slot_id: str, *, force: bool = False, vault_id: str | None = None) -> KeySlot:
+    """Delete the slot whose id starts with ``slot_id`` (the last one only with ``force``)."""
+    slots = load_slots(store, vault_id=vault_id)
     matches = [s for s in slots if s.slot_id.startswith(slot_id)]
     if len(matches) != 1:
         raise KeySlotError(message=f"no single key slot matches '{slot_id}'")
@@ -89,22 +161,104 @@ def remove_slot(store: "Store", slot_id: str, *, force: bool = False) -> KeySlot
     return matches[0]
 
 
-def recovery_kit(vault_id: str, master: MasterKey) -> str:
-    payload = base64.b64encode(master.to_json()).decode()
-    lines = [payload[i : i + 64] for i in range(0, len(payload), 64)]
-    return "\n".join(
-        [f"-----BEGIN {KIT_HEADER.upper()}-----", f"vault: {vault_id}", *lines,
-         f"-----END {KIT_HEADER.upper()}-----", ""]
-    )
+@attrs.frozen
+class Upgrade:
+    """What :func:`upgrade` did with one old-format slot: ``new`` if rewritten, else ``reason``."""
+
+    old: KeySlot
+    new: KeySlot | None = None
+    reason: str = ""
 
 
-def read_recovery_kit(text: str) -> tuple[str, MasterKey]:
-    lines = [line.strip() for line in text.strip().splitlines()]
-    try:
-        if not lines[0].startswith("-----BEGIN") or not lines[-1].startswith("-----END"):
-            raise ValueError("missing BEGIN/END lines")
-        vault_id = lines[1].split(":", 1)[1].strip()
-        master = MasterKey.from_json(base64.b64decode("".join(lines[2:-1]), validate=True))
-    except (IndexError, ValueError, json.JSONDecodeError) as exc:
-        raise KeySlotError(message=f"not a recovery kit: {exc}") from None
-    return vault_id, master
+def upgrade(store: Store, master: MasterKey, ctx: KeyContext, providers: Registry) -> list[Upgrade]:
+    """Rewrite every old-format slot this client can open now (see the module docstring)."""
+    done: list[Upgrade] = []
+    passphrase_ctx: KeyContext | None = None
+    for slot in load_slots(store, vault_id=ctx.vault_id):
+        if not slot.is_old:
+            continue
+        if slot.provider not in providers:
+            done.append(Upgrade(slot, reason=f"key provider '{slot.provider}' is not installed"))
+            continue
+        provider = providers.get(slot.provider)
+        use = ctx
+        try:
+            if slot.provider == "passphrase":
+                if passphrase_ctx is None:  # asked once, for every passphrase slot
+                    known = ctx.passphrase.get(vault_id=ctx.vault_id)
+                    passphrase_ctx = attrs.evolve(ctx, passphrase=attrs.evolve(ctx.passphrase, known=known))
+                use = passphrase_ctx
+            kek = provider.unlock(use, slot.params)
+        except KeyNotAvailable as exc:
+            done.append(Upgrade(slot, reason=str(exc.fields.get("reason", exc))))
+            continue
+        try:
+            opened = unwrap_master_key(slot, kek, vault_id=ctx.vault_id)
+        except IntegrityError:
+            opened = None
+        if opened != master:
+            done.append(Upgrade(slot, reason=f"the {slot.provider} key given does not open it"))
+            continue
+        params = slot.params
+        if slot.provider == "passphrase":  # a fresh salt at the current cost
+            kek, params = provider.create(use)
+        slot_id = slot.slot_id if SLOT_ID.fullmatch(slot.slot_id) else new_id(8)
+        new = wrap_master_key(master, kek, vault_id=ctx.vault_id, slot_id=slot_id, provider=slot.provider,
+                              label=slot.label, created=slot.created, params=params)
+        if unwrap_master_key(new, kek, vault_id=ctx.vault_id) != master:  # never write a slot that does not open
+            done.append(Upgrade(slot, reason="the rewritten slot did not open"))
+            continue
+        try:
+            still = KeySlot.from_bytes(store.get_range(slot.object_name, 0, MAX_SLOT_BYTES + 1), slot.object_name)
+        except (ObjectNotFound, KeySlotError):
+            still = None
+        if still != slot:
+            done.append(Upgrade(slot, reason="it was changed or removed meanwhile"))
+            continue
+        store.put(new.object_name, new.to_bytes())
+        if new.object_name != slot.object_name:
+            store.delete(slot.object_name)
+        done.append(Upgrade(slot, new))
+    return done
+
+
+def check(store: Store, master: MasterKey, ctx: KeyContext, providers: Registry,
+          opened_with: KeySlot | None = None) -> tuple[list[str], list[str]]:
+    """(notes, problems) about the vault's key slots, for ``vault verify``; asks for no passphrase."""
+    found = survey(store, ctx.vault_id)
+    problems = [f"key slots: {why}" for why in found.problems]
+    notes: list[str] = []
+    quiet = attrs.evolve(ctx, passphrase=attrs.evolve(ctx.passphrase, prompt=None))
+    for slot in found.slots:
+        name = f"key slot {slot.slot_id} ({slot.provider})"
+        if slot.is_old:
+            notes.append(f"{name} is in the old format (version {slot.version});"
+                         " 'strongroom vault key upgrade' rewrites it")
+        if slot.provider not in providers:
+            notes.append(f"{name} not checked: its key provider is not installed here")
+            continue
+        if slot.provider == "passphrase":
+            try:
+                check_scrypt(slot.params)
+            except ValueError as exc:
+                problems.append(f"{name} is damaged: {exc}")
+                continue
+        if opened_with is not None and slot == opened_with:
+            continue  # it opened the vault in this run
+        try:
+            kek = providers.get(slot.provider).unlock(quiet, slot.params)
+        except KeyNotAvailable as exc:
+            notes.append(f"{name} not checked: {exc.fields.get('reason', exc)}")
+            continue
+        try:
+            opened = unwrap_master_key(slot, kek, vault_id=ctx.vault_id)
+        except IntegrityError as exc:
+            problems.append(f"{name} opens but holds no master key ({exc})")
+            continue
+        if opened is None and slot.provider == "passphrase":
+            notes.append(f"{name} not checked: the passphrase given does not open it (another passphrase, or damage)")
+        elif opened is None:
+            problems.append(f"{name} is damaged or was changed: its key is here but does not open it")
+        elif opened != master:
+            problems.append(f"{name} wraps another master key than the one that opened the vault")
+    return notes, problems

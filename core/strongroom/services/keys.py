@@ -1,23 +1,29 @@
-"""The key slots of an open vault: list, add, remove, and the recovery kit.
+"""The key slots of an open vault: list, add, remove, upgrade, check, and the recovery kit.
 
 Each slot wraps the vault's master key with a key-encryption key from a key provider
 (:mod:`strongroom.repository.keyring`); the master key never changes, so adding or
 removing a slot re-encrypts nothing.  Removing the last slot is refused unless forced:
-the vault would be unreadable.
+the vault would be unreadable.  A slot is its object ``keys/<slot id>``: removing it
+removes the only object that can open the vault through it, and an object under
+``keys/`` that is not a slot of this vault under its own name (*foreign*) is listed
+apart and never tried.  :meth:`KeySlots.upgrade` rewrites old-format slots;
+:meth:`KeySlots.check` is ``vault verify``'s look at the slots.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
-from ..repository import keyring
+from ..repository import keyring, recoverykit
 
 if TYPE_CHECKING:
     from ..registry import Registry
     from ..repository.keyproviders import KeyContext, PassphraseSource
+    from ..repository.keyring import SlotSurvey, Upgrade
     from ..repository.masterkey import KeySlot, MasterKey
+    from ..secrets import Secret
     from ..storage import Store
 
 __all__ = ["KeySlots"]
@@ -27,25 +33,45 @@ class KeySlots:
     """The key slots of one vault, opened with ``master`` (through ``opened_with``, if a slot)."""
 
     def __init__(self, store: Store, master: MasterKey, context: KeyContext, providers: Registry[Any],
-                 opened_with: KeySlot | None = None) -> None:
+                 opened_with: KeySlot | None = None, *,
+                 after_change: Callable[[tuple[str, ...]], None] = lambda removed: None) -> None:
         self.store = store
         self.master = master
         self.context = context
         self.providers = providers
         self.opened_with = opened_with
+        #: called after a slot is added (with ``()``) or removed (with its object name):
+        #: the vault records the slot set in a vault head (:mod:`.head`)
+        self.after_change = after_change
 
     def list(self, problems: list[str] | None = None) -> list[KeySlot]:
-        """The readable slots; malformed slot objects are described in ``problems``."""
-        return keyring.load_slots(self.store, problems)
+        """The slots of this vault; foreign and malformed slot objects are described in ``problems``."""
+        return keyring.load_slots(self.store, problems, vault_id=self.context.vault_id)
+
+    def survey(self) -> SlotSurvey:
+        """The slots, foreign objects and damaged objects under ``keys/``."""
+        return keyring.survey(self.store, self.context.vault_id)
 
     def add(self, provider: str, *, label: str = "", passphrase: PassphraseSource | None = None) -> KeySlot:
         """A new slot of ``provider``; ``passphrase`` is where a passphrase slot's comes from."""
         context = self.context if passphrase is None else attrs.evolve(self.context, passphrase=passphrase)
-        return keyring.add_slot(self.store, self.master, context, self.providers, provider, label=label)
+        slot = keyring.add_slot(self.store, self.master, context, self.providers, provider, label=label)
+        self.after_change(())
+        return slot
 
     def remove(self, slot_id: str, *, force: bool = False) -> KeySlot:
         """Remove the slot whose id starts with ``slot_id``."""
-        return keyring.remove_slot(self.store, slot_id, force=force)
+        slot = keyring.remove_slot(self.store, slot_id, force=force, vault_id=self.context.vault_id)
+        self.after_change((slot.object_name,))
+        return slot
+
+    def upgrade(self) -> list[Upgrade]:
+        """Rewrite the old-format slots this client can open now in the current format."""
+        return keyring.upgrade(self.store, self.master, self.context, self.providers)
+
+    def check(self) -> tuple[list[str], list[str]]:
+        """(notes, problems) about the slots (see :func:`strongroom.repository.keyring.check`)."""
+        return keyring.check(self.store, self.master, self.context, self.providers, self.opened_with)
 
     def describe(self, slot: KeySlot) -> str:
         """What the slot's provider says about it (the provider's name if it is not installed)."""
@@ -53,5 +79,6 @@ class KeySlots:
             return slot.provider
         return self.providers.get(slot.provider).describe(slot.params)
 
-    def recovery_kit(self) -> str:
-        return keyring.recovery_kit(self.context.vault_id, self.master)
+    def recovery_kit(self, passphrase: Secret | None = None) -> str:
+        """The recovery kit (protected by ``passphrase`` if given), comments not included."""
+        return recoverykit.recovery_kit(self.context.vault_id, self.master, passphrase)

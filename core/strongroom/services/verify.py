@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from .jobs import JobLog
+    from .keys import KeySlots
 
-__all__ = ["VerifyService", "read_documents"]
+__all__ = ["VerifyService", "check_key_slots", "read_documents"]
 
 
 def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object]) -> tuple[list, list[tuple[str, str]]]:
@@ -57,16 +58,27 @@ def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object
     return good, bad
 
 
+def check_key_slots(keys: KeySlots) -> tuple[list[str], list[str]]:
+    """(notes, problems) about the key slots: every object under ``keys/`` must be a slot of
+    this vault under its own name (a foreign or malformed one is a problem); every slot this
+    client can open without asking (the local key here, a passphrase given in the
+    environment) must unwrap this master key (a problem if its key is here and it does not);
+    a slot it cannot check, or of the old format, is a note."""
+    return keys.check()
+
+
 class VerifyService:
-    """Checks one vault."""
+    """Checks one vault (and its key slots, when given ``key_slots``)."""
 
     def __init__(self, repo: Repository, index: IndexState, jobs: JobLog,
-                 clock: Callable[[], dt.datetime], cursor_file: Path | None = None) -> None:
+                 clock: Callable[[], dt.datetime], cursor_file: Path | None = None,
+                 key_slots: KeySlots | None = None) -> None:
         self.repo = repo
         self.index = index
         self.jobs = jobs
         self.clock = clock
         self.cursor_file = cursor_file
+        self.key_slots = key_slots
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:
@@ -87,6 +99,10 @@ class VerifyService:
                 bad += read_documents(self.repo, prefix, parse)[1]
             problems += [f"{name}: {problem}" for name, problem in bad]
             notes: list[str] = []
+            if self.key_slots is not None:
+                key_notes, key_problems = check_key_slots(self.key_slots)
+                notes += key_notes
+                problems += key_problems
             cursor: dict = {}
             select = self._selector(chosen, notes, cursor) if chosen is not None else None
             report = Verifier(self.repo, progress=progress).run(points, read_data=read_data, select=select,

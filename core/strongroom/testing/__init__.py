@@ -28,6 +28,10 @@ Fixtures:
   opens in this process from then on (``Vault.open``, ``Vault.create``, the in-process
   CLI) a :class:`~strongroom.storage.FaultyStore` under a quick retry decorator, and
   returns the list of faulty stores made, whose ``injected`` counters tell what hit.
+- ``strongroom_weak_kdf``: passphrase slots and kits made during the test use scrypt
+  N = 1024 instead of 2**17 (fast, and INSECURE: ``STRONGROOM_SCRYPT_N=1024`` with the
+  test-only ``STRONGROOM_INSECURE_TEST_KDF=1``, without which a cost below the
+  production floor is refused).  Never set these outside a test suite.
 
 Conformance suites (abstract classes to subclass): :class:`StoreContract` (the Store
 contract, given a ``store`` fixture), :class:`VaultContract` (a whole vault, given a
@@ -193,6 +197,13 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must run every storage backend")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def strongroom_weak_kdf(monkeypatch):
+    """A low, INSECURE scrypt cost for passphrase slots and kits made in the test (tests only)."""
+    monkeypatch.setenv("STRONGROOM_SCRYPT_N", "1024")
+    monkeypatch.setenv("STRONGROOM_INSECURE_TEST_KDF", "1")
 
 
 @pytest.fixture
