@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "ProcessId": "strongroom.processes", "ProcessInfo": "strongroom.processes",
     "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
     "start_child": "strongroom.processes", "run_child": "strongroom.processes",
+    "child_environment": "strongroom.processes",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
@@ -130,7 +131,9 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .markers import hookimpl, hookspec  # noqa: F401
     from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401
     from .policy.record import Policy  # noqa: F401
-    from .processes import ProcessId, ProcessInfo, end_process, list_processes, run_child, start_child  # noqa: F401
+    from .processes import (  # noqa: F401
+        ProcessId, ProcessInfo, child_environment, end_process, list_processes, run_child, start_child,
+    )
     from .registry import Registry  # noqa: F401
     from .repository.keyproviders import KeyContext, PassphraseSource  # noqa: F401
     from .secrets import Secret  # noqa: F401

@@ -27,10 +27,10 @@ import subprocess
 from typing import Any, Iterable
 
 import attrs
-
-from .errors import DatabaseNotFound, PostgresConnectFailed, PostgresError, PostgresToolsMismatch
+from strongroom import run_child
 
 from .conninfo import Connection
+from .errors import DatabaseNotFound, PostgresConnectFailed, PostgresError, PostgresToolsMismatch
 
 OLDEST_SERVER = 90200
 TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
@@ -55,8 +55,8 @@ def _probe(bindir: str) -> Toolset | None:
     if not all(os.access(os.path.join(bindir, t), os.X_OK) for t in TOOLS):
         return None
     try:
-        out = subprocess.run([os.path.join(bindir, "pg_dump"), "--version"], capture_output=True,
-                             text=True, timeout=30, stdin=subprocess.DEVNULL).stdout
+        out = run_child([os.path.join(bindir, "pg_dump"), "--version"], capture_output=True,
+                        text=True, timeout=30, stdin=subprocess.DEVNULL).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = _VERSION.search(out)
@@ -76,8 +76,8 @@ def _candidate_dirs() -> Iterable[str]:
     yield from newest_first("/usr/pgsql-*/bin")
     yield "/usr/local/pgsql/bin"
     try:
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL)
+        out = run_child(["pg_config", "--bindir"], capture_output=True, text=True, timeout=30,
+                        stdin=subprocess.DEVNULL)
         if out.returncode == 0:
             yield out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -199,8 +199,7 @@ class Server:
     def _psql(self, sql: str, dbname: str) -> str:
         argv = [self.tools.path("psql"), "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
                 "-d", self.conn.conninfo(dbname), "-c", sql]
-        done = subprocess.run(argv, env=self.conn.environment(), capture_output=True,
-                              stdin=subprocess.DEVNULL)
+        done = run_child(argv, env=self.conn.environment(), capture_output=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise connection_failure(done.stderr.decode("utf-8", "replace"), self.conn, dbname)
         return done.stdout.decode("utf-8", "replace")

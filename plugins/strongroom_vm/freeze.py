@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from strongroom import child_environment
+
 from .errors import GuestAgentError
 
 from .qmp import GuestAgent
@@ -55,7 +57,7 @@ class Freezer:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "strongroom_vm.freeze", self.socket, str(self.max_frozen)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, env=child_environment(),
         )
         try:
             answer = self._answer()

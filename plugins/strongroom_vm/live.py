@@ -38,7 +38,7 @@ import time
 from typing import Any, Iterator
 
 import attrs
-from strongroom import DiskSource
+from strongroom import DiskSource, run_child
 
 from .bitmaps import chunks_of, checkpoint_name, merge_name, new_token, plan_bitmaps
 from .errors import GuestAgentError, QemuError, VmError
@@ -202,8 +202,8 @@ class LiveBackup:
         self._socket = os.path.join(self._workdir, "nbd.sock")
         for i, disk in enumerate(disks):
             path = os.path.join(self._workdir, f"fleece-{i}.qcow2")
-            done = subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", path, str(disk.size)],
-                                  capture_output=True, text=True)
+            done = run_child([qemu_img, "create", "-q", "-f", "qcow2", path, str(disk.size)],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if done.returncode:
                 raise VmError(message=f"cannot create scratch image {path}: {done.stderr.strip()}")
             node = f"{self.prefix}f{i}"

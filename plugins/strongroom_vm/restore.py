@@ -19,7 +19,7 @@ import subprocess
 import time
 
 import attrs
-from strongroom import PointContext, RestoreError, RestoreResult
+from strongroom import PointContext, RestoreError, RestoreResult, run_child
 
 from .errors import DiskNotInPoint
 from .images import _which
@@ -48,8 +48,8 @@ def restore_disks(ctx: PointContext, target: str, disks: list[str], fmt: str) ->
             os.replace(raw, raw + ".img")
             continue
         final = raw + ".qcow2"
-        done = subprocess.run([qemu_img, "convert", "-q", "-f", "raw", "-O", "qcow2", raw, final + ".partial"],
-                              capture_output=True, text=True)
+        done = run_child([qemu_img, "convert", "-q", "-f", "raw", "-O", "qcow2", raw, final + ".partial"],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
         os.unlink(raw)
         if done.returncode:
             raise RestoreError(message=f"qemu-img could not write {final}: {done.stderr.strip()}")
