@@ -98,7 +98,7 @@ class GarbageCollector:
 
     def _load(self) -> PackState:
         self._progress("reading the index")
-        files = sorted(self.repo.store.list("index/"))
+        files = sorted(self.repo.list_names("index/"))
         state = PackState.from_files(self.repo.read_index_files(files), time_of)
         self._progress("finding the data points need")
         state.find_live(self.repo, self.live_roots())

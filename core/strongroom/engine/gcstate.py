@@ -173,7 +173,7 @@ class Sweep:
 def cycles_on_storage(repo: Repository) -> dict[str, set[str]]:
     """cycle id -> the parts stored for it (``mark``, ``sweep``)."""
     cycles: dict[str, set[str]] = {}
-    for name in repo.store.list(PRUNE_PREFIX):
+    for name in repo.list_names(PRUNE_PREFIX):
         parts = name.split("/")
         if len(parts) == 3 and parts[2] in ("mark", "sweep"):
             cycles.setdefault(parts[1], set()).add(parts[2])
@@ -276,7 +276,7 @@ class GcView:
         """Make sure committing a point with tree ``root`` now is safe; returns blobs copied."""
         cycles = cycles_on_storage(repo)
         new = sorted(c for c, parts in cycles.items() if c not in self.cycles and "mark" in parts)
-        files = frozenset(repo.store.list("index/"))
+        files = frozenset(repo.list_names("index/"))
         vanished = not self.index_files <= files
         if not new and not vanished:
             return 0

@@ -1,9 +1,14 @@
-"""Reading packs whole: every blob opened and re-hashed, the trailer checked against the pack.
+"""Checking stored packs: whole (every blob opened and re-hashed), or by their trailers alone.
 
 :func:`check_pack` reads one stored pack with one request and says what it holds and
 what is wrong with it (a :class:`PackCheck`); :func:`scan_packs` does so for many packs,
-a few at a time, in pack-id order.  Both are read-only and know nothing of items or
-points: verify (:mod:`.verify`) and repair (:mod:`.repair`) build on them.
+a few at a time, in pack-id order.  :func:`check_trailer` reads only a pack's trailer
+(its size and a ranged read of its tail, :func:`~strongroom.repository.pack.read_trailer`)
+and compares it with the index: what plain ``vault verify`` does for every pack, so a
+pack swapped with another, replaced, cut or grown is found without reading its blobs;
+:func:`scan_trailers` does so for many packs, ``threads`` at a time.  All are read-only
+and know nothing of items or points: verify (:mod:`.verify`) and repair (:mod:`.repair`)
+build on them.
 
 What a check finds:
 
@@ -13,7 +18,10 @@ What a check finds:
 - each blob's damage: its sealed bytes are opened (authenticated, decompressed) and the
   plaintext re-hashed against its id; a blob cut short by truncation is damaged too;
 - a missing pack, and index entries that disagree with the trailer (another offset,
-  length or kind, or a blob the trailer does not list).
+  length or kind, or a blob the trailer does not list);
+- a pack larger than any pack a writer makes (:data:`~strongroom.repository.names.PACK_MAX`):
+  it is not read (at most the first 16 MiB are), and every blob the index places in it is
+  damaged.
 
 Promises: never raises IntegrityError or ObjectNotFound for a damaged or missing pack
 (that is the result); a storage failure (StorageError) is raised.
@@ -27,12 +35,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound
-from ..repository.pack import IndexEntry, pack_name, parse_pack
+from ..repository.pack import IndexEntry, pack_name, parse_pack, read_trailer
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
-__all__ = ["BlobDamage", "PackCheck", "check_pack", "scan_packs"]
+__all__ = ["BlobDamage", "PackCheck", "check_pack", "check_trailer", "scan_packs", "scan_trailers"]
 
 
 @attrs.frozen
@@ -79,9 +87,14 @@ def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = (
     name = pack_name(pack_id)
     indexed = list(indexed)
     try:
-        data = repo.store.get(name)
+        data = repo.read_whole(name, "pack")
     except ObjectNotFound:
         return PackCheck(pack_id, 0, problem=f"{name}: missing from storage", missing=True)
+    except IntegrityError as exc:  # larger than any pack: not read
+        reason = exc.fields.get("reason", str(exc))
+        entries = _by_offset(indexed)
+        return PackCheck(pack_id, 0, tuple(entries), tuple(BlobDamage(e, f"its pack is {reason}") for e in entries),
+                         problem=f"{name}: {reason}")
     view = memoryview(data)
     problem = None
     disagreements: list[str] = []
@@ -89,13 +102,9 @@ def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = (
         entries = parse_pack(data, pack_id, repo.envelope)
     except IntegrityError as exc:
         problem = f"{name}: trailer damaged ({exc.fields.get('reason', exc)})"
-        entries = sorted({e.blob_id: e for e in indexed}.values(), key=lambda e: e.offset)
+        entries = _by_offset(indexed)
     else:
-        listed = {e.blob_id: e for e in entries}
-        for entry in indexed:
-            if listed.get(entry.blob_id) != entry:
-                what = "does not list" if entry.blob_id not in listed else "disagrees with the index on"
-                disagreements.append(f"{name}: the pack's trailer {what} blob {entry.blob_id.hex()[:16]}")
+        disagreements = _disagreements(name, entries, indexed)
     damaged = []
     for entry in entries:
         try:
@@ -103,6 +112,58 @@ def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = (
         except IntegrityError as exc:
             damaged.append(BlobDamage(entry, exc.fields.get("reason", str(exc))))
     return PackCheck(pack_id, len(data), tuple(entries), tuple(damaged), problem, tuple(disagreements))
+
+
+def _by_offset(entries: Iterable[IndexEntry]) -> list[IndexEntry]:
+    return sorted({e.blob_id: e for e in entries}.values(), key=lambda e: e.offset)
+
+
+def _disagreements(name: str, listed: Iterable[IndexEntry], indexed: Iterable[IndexEntry]) -> list[str]:
+    """One line per index entry that the pack's trailer (``listed``) contradicts."""
+    by_blob = {e.blob_id: e for e in listed}
+    out = []
+    for entry in indexed:
+        if by_blob.get(entry.blob_id) != entry:
+            what = "does not list" if entry.blob_id not in by_blob else "disagrees with the index on"
+            out.append(f"{name}: the pack's trailer {what} blob {entry.blob_id.hex()[:16]}")
+    return out
+
+
+def check_trailer(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = ()) -> list[str]:
+    """Problems of stored pack ``pack_id`` that its trailer shows, read alone: a trailer
+    that does not open (the pack is cut or grown - the trailer accounts for every byte
+    before it -, damaged, another pack's, or not this vault's), and ``indexed`` entries
+    it contradicts.  A pack gone since it was listed has none (a prune deleted it)."""
+    name = pack_name(pack_id)
+    try:
+        listed = read_trailer(repo.store, pack_id, repo.envelope)
+    except ObjectNotFound:
+        return []
+    except IntegrityError as exc:
+        return [f"{name}: its trailer does not open ({exc.fields.get('reason', exc)}): the pack is damaged,"
+                " cut or replaced; 'strongroom vault verify --read-data' reads it, 'strongroom vault repair'"
+                " sets it aside"]
+    return _disagreements(name, listed, indexed)
+
+
+def scan_trailers(
+    repo: Repository,
+    pack_ids: Iterable[str],
+    indexed: Mapping[str, list[IndexEntry]] | None = None,
+    *,
+    threads: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[tuple[str, list[str]]]:
+    """(pack id, :func:`check_trailer` problems) of each pack, in pack-id order."""
+    todo = sorted(set(pack_ids))
+    indexed = indexed or {}
+    report = progress or (lambda message: None)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        checks = pool.map(lambda p: check_trailer(repo, p, indexed.get(p, ())), todo)
+        for done, (pack_id, problems) in enumerate(zip(todo, checks), 1):
+            if done % 100 == 0 or done == len(todo):
+                report(f"reading pack trailers: {done}/{len(todo)}")
+            yield pack_id, problems
 
 
 def scan_packs(

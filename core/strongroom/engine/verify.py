@@ -4,6 +4,14 @@ Structure (always in full): every tree node reachable from a point is indexed, i
 tree, decrypts and parses; every chunk a tree references is in the index; every pack
 the index names exists on storage.  Packs on storage that no index names are notes.
 
+Trailers (every pack not read whole, so every pack without ``read_data``): the pack's
+trailer is read alone (:func:`.packscan.check_trailer`: its size, then a ranged read of
+its tail) and opened.  The trailer is sealed under its pack's id and accounts for every
+byte before it, so a pack whose trailer opens and agrees with the index has the size the
+index says and is the vault's own pack of that name: a pack swapped with another,
+replaced, cut or grown is a problem without reading its blobs (a blob damaged inside an
+intact pack needs ``read_data``).
+
 Data: every pack on storage is read whole (or the subset the caller selects), not only
 the packs the index chooses: packs no index names (an interrupted backup's) and packs
 holding second copies of blobs (two backups that stored the same data at once) too.
@@ -31,7 +39,7 @@ from ..models import RecoveryPoint
 from ..repository.envelope import KIND_TREE
 from ..repository.pack import pack_name
 from ..repository.repository import Repository
-from .packscan import scan_packs
+from .packscan import scan_packs, scan_trailers
 from .repair import CopyPlan, plan_copies
 
 __all__ = ["VerifyReport", "Verifier"]
@@ -52,6 +60,8 @@ class VerifyReport:
     subset: str | None = None
     unreferenced_packs: int = 0
     duplicate_packs: int = 0
+    trailers_read: int = 0
+    foreign_objects: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,13 +96,17 @@ class Verifier:
         read_data: bool,
         select: Callable[[set[str]], list[str]] | None = None,
         subset: str | None = None,
+        on_storage: set[str] | None = None,
     ) -> VerifyReport:
-        """Check the structure and, with ``read_data``, the packs ``select`` picks from
-        those on storage (default: all); ``subset`` names the selection in the report."""
+        """Check the structure, the trailers of the packs not read whole, and with
+        ``read_data`` the packs ``select`` picks from those on storage (default: all);
+        ``subset`` names the selection in the report.  ``on_storage``: the ids of the
+        packs on storage, when the caller has listed them already."""
         points = list(points)
         self._progress("checking trees")
         trees = self._check_trees(points)
-        on_storage = self.repo.pack_ids_on_storage()
+        if on_storage is None:
+            on_storage = self.repo.pack_ids_on_storage()
         indexed = self.repo.index.named_pack_ids()
         for pack_id in sorted(indexed - on_storage):
             self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
@@ -103,18 +117,24 @@ class Verifier:
                 " the next backup adopts it; 'strongroom vault repair' re-indexes every pack"
             )
         packs_read = bytes_read = duplicates = 0
+        todo: list[str] = []
+        if read_data:
+            todo = select(on_storage) if select is not None else sorted(on_storage)
+        by_pack = self.repo.index.entries_by_pack()
+        rest = on_storage.difference(todo)
+        for _, problems in scan_trailers(self.repo, rest, by_pack, threads=self.repo.io_threads,
+                                         progress=self._progress):
+            self.problems.extend(problems)
         if read_data:
             self._progress("reading data")
-            todo = select(on_storage) if select is not None else sorted(on_storage)
-            checks = scan_packs(self.repo, todo, self.repo.index.entries_by_pack(), threads=self._threads,
-                                progress=self._progress)
+            checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
             plan = plan_copies(checks, self.repo.index.lookup)
             self._report_data(plan, partial=subset is not None)
             packs_read, bytes_read = plan.packs_read, plan.bytes_read
             duplicates = len(plan.extra_by_pack())
         return VerifyReport(
             tuple(self.problems), len(points), trees, len(on_storage), packs_read, bytes_read,
-            tuple(self.notes), subset, len(unindexed), duplicates,
+            tuple(self.notes), subset, len(unindexed), duplicates, len(rest),
         )
 
     def _report_data(self, plan: CopyPlan, *, partial: bool) -> None:

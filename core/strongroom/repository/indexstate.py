@@ -12,6 +12,10 @@ reported (:attr:`IndexState.problems`).  Readers (restore, browse) then also ind
 memory only, the packs that no readable index file names, from the packs' own trailers
 (:meth:`IndexState.load_for_reading`), so every intact pack is found; a backup adopts
 them for good (it writes a new index file for them), which heals the vault's index.
+
+Foreign objects under ``index/`` (names that are not index files, :mod:`.names`) are
+never read and never count as index files; the repository remembers them
+(:attr:`Repository.foreign <.repository.Repository.foreign>`).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class IndexState:
         """Load every index file unless loaded already; the damaged files (``tolerant``:
         they are reported and skipped; else IntegrityError)."""
         if self._problems is None:
-            names = frozenset(self.repo.store.list(INDEX_PREFIX))
+            names = frozenset(self.repo.list_names(INDEX_PREFIX))
             self._problems = self.repo.load_index_files(sorted(names), tolerant=tolerant)
             self._files = names
         return list(self._problems)
@@ -77,7 +81,7 @@ class IndexState:
         replaced some.  Returns the damaged files skipped (``tolerant``; else they raise)."""
         if self._problems is None:
             return self.load(tolerant=tolerant)
-        names = frozenset(self.repo.store.list(INDEX_PREFIX))
+        names = frozenset(self.repo.list_names(INDEX_PREFIX))
         if not self._files <= names:
             self.forget()
             return self.load(tolerant=tolerant)

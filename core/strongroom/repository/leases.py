@@ -23,7 +23,8 @@ process was suspended), so it never acts on a lease another process may now hold
 A lease document that cannot be read (it fails authentication, or is malformed: a
 field that is not text, an expiry without a time zone) counts as held by an unknown
 holder until ``DEFAULT_TTL`` after the time in its name, never as an error: listing
-leases never raises for a damaged one.
+leases never raises for a damaged one.  A foreign object under ``leases/`` (a name that
+is not a lease's, :mod:`.names`) is not a lease: it is neither read nor deleted.
 
 Clock assumption: the clocks of the hosts sharing a vault agree to well within ``ttl``
 (NTP does this).  ``clock`` is injectable for tests.
@@ -84,7 +85,7 @@ def read_leases(repo: Repository, now: dt.datetime) -> tuple[list[LeaseInfo], li
     """(unexpired leases, names of expired ones).  An unreadable lease counts as held
     for ``DEFAULT_TTL`` after the time in its name."""
     live, expired = [], []
-    for name in repo.store.list(LEASE_PREFIX):
+    for name in repo.list_names(LEASE_PREFIX):
         try:
             info = LeaseInfo.from_dict(name, repo.get_document(name))
         except ObjectNotFound:

@@ -11,6 +11,17 @@ names its blobs, and only then may a document (a recovery-point header) refer to
 A pack that was uploaded but whose index file was never written (the process was
 killed in between) is found again by :meth:`Repository.adopt_unindexed_packs`, which
 reads the pack's own trailer, so the next backup reuses what was already uploaded.
+
+What storage holds is not trusted before it is authenticated.  Listings go through
+:meth:`Repository.list_names`, which leaves out foreign objects (names that are not the
+vault's, :mod:`.names`) and remembers them in :attr:`Repository.foreign`.  Objects read
+whole (documents, index files, packs for verify) are bounded before they are read
+(:meth:`Repository.read_whole`): one ranged read of at most :data:`FIRST_READ` bytes and
+one more; only an object larger than that, of a kind that may be larger (index files,
+prune marks, packs: :mod:`.names`), has its size asked for and is read again whole.  An
+object larger than its kind may hold is an IntegrityError naming it, costing at most
+:data:`FIRST_READ` bytes of memory, never its own size; a name that is not of the kind
+expected is one too, and is not read at all.
 """
 
 from __future__ import annotations
@@ -29,11 +40,15 @@ from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope, Scratch
 from .index import Index
 from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
+from .names import kind_of, vault_names
 from .pack import IndexEntry, pack_name, read_trailer
 
 
 #: From a local store, blobs of a pack are read this many bytes at a time (or one blob).
 LOCAL_READ_SIZE = 1024 * 1024
+#: Objects read whole are asked for with one ranged read of this many bytes (and one
+#: more); only a larger one, where its kind allows more, costs a size request first.
+FIRST_READ = 16 * 1024 * 1024
 
 
 @contextmanager
@@ -51,6 +66,10 @@ def index_object_name(index_id: str) -> str:
     return f"index/{index_id}"
 
 
+def _size_text(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size} bytes"
+
+
 class Repository:
     """Blobs, packs, index and encrypted documents on one store."""
 
@@ -63,6 +82,38 @@ class Repository:
         # default, more for remote stores than for a local folder
         self.io_threads = io_threads or capabilities_of(store).concurrency
         self._id_key = master.id_key.value
+        #: foreign objects met by :meth:`list_names` so far (never read, changed or deleted)
+        self.foreign: set[str] = set()
+
+    # --- names ---------------------------------------------------------------------------
+
+    def list_names(self, prefix: str) -> list[str]:
+        """The vault's objects whose names start with ``prefix``, in listing order;
+        foreign objects there are left out and added to :attr:`foreign`."""
+        return vault_names(self.store.list(prefix), self.foreign)
+
+    def read_whole(self, name: str, expect: str) -> bytes:
+        """The bytes of object ``name``, which must be a ``document`` (``expect``) or of
+        the kind labelled ``expect``, read with at most one byte more than its kind may
+        hold.  IntegrityError, without a read, for a foreign name or one of another
+        kind; IntegrityError for a larger object (see the module docstring)."""
+        kind = kind_of(name)
+        if kind is None or kind.max_size is None or not (kind.document if expect == "document" else kind.label == expect):
+            raise IntegrityError(what=name, reason=f"not a {expect} of this vault (a foreign object); not read")
+        limit = kind.max_size
+        first = min(limit, FIRST_READ)
+        data = self.store.get_range(name, 0, first + 1)
+        if len(data) <= first:
+            return data  # the whole object, with one request: nearly always
+        # larger than most objects: its size decides (a request more) before it is read
+        size = self.store.size(name) if limit > first else limit + 1
+        if size <= limit:
+            data = self.store.get_range(name, 0, size + 1)  # +1: it may have grown since
+        if size > limit or len(data) > limit:
+            raise IntegrityError(
+                what=name, reason=f"larger than {_size_text(limit)}, the limit for its kind ({kind.label}); not read"
+            )
+        return data
 
     # --- ids and documents -------------------------------------------------------------
 
@@ -74,7 +125,9 @@ class Repository:
         self.store.put(name, self.envelope.seal(KIND_DOCUMENT, name.encode(), raw))
 
     def get_document(self, name: str) -> dict:
-        sealed = self.store.get(name)
+        """The document stored as ``name``: IntegrityError if it is not a vault name,
+        too large (see the module docstring), fails authentication or is not JSON."""
+        sealed = self.read_whole(name, "document")
         raw = self.envelope.open(sealed, name.encode(), kind=KIND_DOCUMENT)
         try:
             return json.loads(raw)
@@ -95,7 +148,7 @@ class Repository:
 
     def load_index(self, *, tolerant: bool = False) -> list[str]:
         """Read every index file; returns problems found when ``tolerant``, else raises."""
-        return self.load_index_files(self.store.list("index/"), tolerant=tolerant)
+        return self.load_index_files(self.list_names("index/"), tolerant=tolerant)
 
     def write_index(self, entries: list[IndexEntry]) -> str:
         name = index_object_name(time_id())
@@ -103,7 +156,8 @@ class Repository:
         return name
 
     def pack_ids_on_storage(self) -> set[str]:
-        return {name.rsplit("/", 1)[-1] for name in self.store.list("data/")}
+        """The ids of the packs on storage (foreign objects under ``data/`` left out)."""
+        return {name.rsplit("/", 1)[-1] for name in self.list_names("data/")}
 
     def adopt_unindexed_packs(self) -> tuple[int, list[str]]:
         """Index packs that exist on storage but in no index file (an interrupted backup),
@@ -227,7 +281,8 @@ class Repository:
 
         def read(name: str) -> list[IndexEntry] | IntegrityError:
             try:
-                return decode_index(self.envelope.open(self.store.get(name), name.encode(), kind=KIND_INDEX))
+                sealed = self.read_whole(name, "index file")
+                return decode_index(self.envelope.open(sealed, name.encode(), kind=KIND_INDEX))
             except ObjectNotFound:
                 return []
             except IntegrityError as exc:
@@ -244,7 +299,8 @@ class Repository:
 
         def read(name: str) -> DecodedIndex | IntegrityError:
             try:
-                plain = self.envelope.open(self.store.get(name), name.encode(), kind=KIND_INDEX)
+                sealed = self.read_whole(name, "index file")
+                plain = self.envelope.open(sealed, name.encode(), kind=KIND_INDEX)
                 return decode_index_columns(plain)
             except ObjectNotFound:
                 return DecodedIndex.join(())  # merged away by a concurrent process

@@ -21,6 +21,10 @@
    retention is computed, and its header is written: the commit.  Until then nothing
    refers to the new data, so a failed or killed backup leaves no point and the next
    backup reuses the packs it uploaded.
+
+Foreign objects the backup met in its listings (names that are not the vault's, such as
+a sync tool's ``data/ab/desktop.ini``: :mod:`strongroom.repository.names`) are left
+alone and make one warning on the point, with their count.
 """
 
 from __future__ import annotations
@@ -125,7 +129,8 @@ class BackupService:
             consistency=ctx.consistency or workload.consistency, stats=stats,
             warnings=tuple(ctx.warnings) + result.warnings + tuple(lost) + tuple(
                 f"{problem}; skipped: packs only it named are indexed from their trailers"
-                " (run 'strongroom vault repair --apply' to set it aside)" for problem in damaged_index),
+                " (run 'strongroom vault repair --apply' to set it aside)" for problem in damaged_index)
+            + _foreign_warning(repo.foreign),
             expires_at=iso(verdict.expires_at) if verdict.expires_at else None, tags=verdict.tags,
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
         )
@@ -143,3 +148,11 @@ class BackupService:
         except IntegrityError as exc:
             return None, [f"the parent point {parent.short_id} cannot be read ({exc}); backed up without a parent"]
         return tree, []
+
+
+def _foreign_warning(foreign: set[str]) -> tuple[str, ...]:
+    """The one warning about the foreign objects met, if any."""
+    if not foreign:
+        return ()
+    return (f"{len(foreign)} foreign object(s) on storage (names that are not the vault's, such as"
+            f" {min(foreign)}) were left alone; 'strongroom vault verify' lists them",)

@@ -13,7 +13,9 @@ Two processes can never both win (whichever lists second after writing sees the 
 claim), so two ``run-due`` started together - on one host or two - run each due backup
 once.  The winning claim stays: the latest claimed slot of a subject is *when it last
 ran* for :func:`strongroom.policy.due.due_slot`, whatever the run's outcome.  Claims of
-older slots are removed once a newer slot is claimed.
+older slots are removed once a newer slot is claimed.  Only names of claims count
+(:mod:`strongroom.repository.names`): a foreign object under ``runs/`` neither takes a
+slot nor is removed.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Claims:
 
     def _names(self, slot: dt.datetime | None = None) -> list[str]:
         prefix = self.prefix + (f"{slot_id(slot)}/" if slot else "")
-        return sorted(self.repo.store.list(prefix))
+        return sorted(self.repo.list_names(prefix))
 
     def last_slot(self) -> dt.datetime | None:
         """The latest slot ever claimed, or None."""

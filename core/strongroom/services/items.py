@@ -3,7 +3,8 @@
 An item keeps its id for life; its name is unique among items that still have data
 (a deleted item's name may be protected again, as a new item).  Changing an item
 (stopping, resuming, a new policy) appends a version; :mod:`.lifecycle` decides which
-changes are allowed.
+changes are allowed.  Foreign objects under ``items/`` are never taken for versions
+(:mod:`.versions`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class ItemBook:
 
     def list(self) -> list[ProtectedItem]:
         """Every item (deleted ones included), by name."""
-        newest = newest_versions(self.repo.store, ITEM_PREFIX)
+        newest = newest_versions(self.repo.store, ITEM_PREFIX, self.repo.foreign)
         docs = self.repo.get_documents(sorted(newest.values()))
         return sorted((ProtectedItem.from_dict(doc, name) for name, doc in docs), key=lambda i: i.name)
 
@@ -52,6 +53,6 @@ class ItemBook:
 
     def put(self, item: ProtectedItem) -> ProtectedItem:
         """Append a new version of ``item``; returns it as read back."""
-        version = version_name(self.repo.store, f"{ITEM_PREFIX}{item.item_id}/", self.clock())
+        version = version_name(self.repo.store, f"{ITEM_PREFIX}{item.item_id}/", self.clock(), self.repo.foreign)
         self.repo.put_document(version, item.to_dict())
         return attrs.evolve(item, version=version)

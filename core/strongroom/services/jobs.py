@@ -20,12 +20,13 @@ never fails the operation: a record that can be written nowhere is skipped;
 ended.
 
 **Listing** (:meth:`JobLog.list`) merges the vault's records and this machine's (the
-newest version of each job wins) and shows what an ``in_progress`` record has become,
-without writing anything: a job of this host whose process is gone (ended, its pid now
-running another program, or the host rebooted since) is ``abandoned``; a job of another
-host, or a record that names no process, started more than :data:`STALE_AFTER` ago is
-``stale`` (a process of another host cannot be checked from here, and no job runs that
-long).  Both carry an ``error`` saying why.
+newest version of each job wins; foreign objects under ``jobs/`` are left out) and
+shows what an ``in_progress`` record has become, without writing anything: a job of
+this host whose process is gone (ended, its pid now running another program, or the
+host rebooted since) is ``abandoned``; a job of another host, or a record that names no
+process, started more than :data:`STALE_AFTER` ago is ``stale`` (a process of another
+host cannot be checked from here, and no job runs that long).  Both carry an ``error``
+saying why.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class JobLog:
              problems: list[str] | None = None) -> list[Job]:
         """The jobs, oldest first, as they are now (see the module docstring).  A job
         record that cannot be read is left out and described in ``problems``."""
-        remote = newest_versions(self.repo.store, JOB_PREFIX)
+        remote = newest_versions(self.repo.store, JOB_PREFIX, self.repo.foreign)
         local = self._local_newest()
         jobs: dict[str, Job] = {}
         newer_remote = [name for job_id, name in sorted(remote.items())

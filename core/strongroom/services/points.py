@@ -13,7 +13,8 @@ item's latest point, a backup's parent or a point retention decides about, and
 :meth:`PointBook.find` refuses it by name with an
 :class:`~strongroom.errors.IntegrityError`.  A point whose status documents cannot be
 read keeps the newest one that can, or else its header's own retention; the survey
-carries a notice for it.
+carries a notice for it.  A foreign object under ``points/`` (a name that is not a
+header's, :mod:`strongroom.repository.names`) is not a point, damaged or not.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class PointBook:
         ``notices`` is false) the notices about their status documents."""
         item_id = item.item_id if item is not None else None
         prefix = f"{POINT_PREFIX}{item_id}/" if item_id else POINT_PREFIX
-        names = [name for name in self.repo.store.list(prefix) if name.count("/") == 2]
+        names = self.repo.list_names(prefix)  # points/<item-id>/<point-id> only: no foreign object
         if not names:
             return PointSurvey()
         statuses = load_statuses(self.repo, item_id)
@@ -157,7 +158,7 @@ class PointBook:
         """Notices for points whose status documents exist but whose newest cannot be
         read (:mod:`.pointstatus` then uses an older one, or the header's retention)."""
         newest: dict[str, str] = {}
-        for name in self.repo.store.list(f"{STATUS_PREFIX}{item_id}/" if item_id else STATUS_PREFIX):
+        for name in self.repo.list_names(f"{STATUS_PREFIX}{item_id}/" if item_id else STATUS_PREFIX):
             parts = name.split("/")
             if len(parts) == 4 and name > newest.get(parts[2], ""):
                 newest[parts[2]] = name

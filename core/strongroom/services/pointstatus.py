@@ -16,7 +16,9 @@ local folder cannot hold a file ``points/<item>/<point>`` and a folder of the sa
 A status has ``state`` (``active``; soft deletion will add states), ``expires_at``
 (None: never), ``tags`` and ``reason`` (see :class:`strongroom.policy.retention.Verdict`).
 Prune deletes a point's statuses right after its header, and statuses whose header is
-gone (a point deleted while one was written) on its next run.
+gone (a point deleted while one was written) on its next run.  Only names of status
+documents count (:mod:`strongroom.repository.names`): a foreign object under
+``point-status/`` is never read, taken for a status or deleted.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def _prefix(item_id: str | None, point_id: str | None = None) -> str:
 def load_statuses(repo: Repository, item_id: str | None = None) -> dict[str, PointStatus]:
     """point id -> newest valid status, for one item's points or every point."""
     versions: dict[str, list[str]] = {}
-    for name in repo.store.list(_prefix(item_id)):
+    for name in repo.list_names(_prefix(item_id)):
         parts = name.split("/")
         if len(parts) == 4:
             versions.setdefault(parts[2], []).append(name)
@@ -129,7 +131,8 @@ def write_status(repo: Repository, status: PointStatus, now: dt.datetime) -> Poi
     """Append ``status``; its name sorts after the point's earlier statuses even if
     ``now`` is behind the time they were written."""
     status = attrs.evolve(status, written=iso(now))
-    repo.put_document(version_name(repo.store, _prefix(status.item_id, status.point_id), now), status.to_dict())
+    name = version_name(repo.store, _prefix(status.item_id, status.point_id), now, repo.foreign)
+    repo.put_document(name, status.to_dict())
     return status
 
 
@@ -141,5 +144,6 @@ def apply(point: RecoveryPoint, status: PointStatus | None) -> RecoveryPoint:
 
 
 def delete_statuses(repo: Repository, item_id: str, point_id: str) -> None:
-    for name in list(repo.store.list(_prefix(item_id, point_id))):
+    """Delete the status documents of one point (a foreign object beside them stays)."""
+    for name in repo.list_names(_prefix(item_id, point_id)):
         repo.store.delete(name)

@@ -2,7 +2,8 @@
 
 Creating or updating a policy appends a version; the newest version wins.  Deleting one
 appends a tombstone version (``{"name": ..., "deleted": true}``), so the history stays and
-the name can be used again.  A policy used by an item that still has data (protected or
+the name can be used again.  Foreign objects under ``policies/`` are never taken for
+versions (:mod:`.versions`).  A policy used by an item that still has data (protected or
 stopped) cannot be deleted.
 
 Every new version is validated before it is written: the records' own validators
@@ -57,12 +58,12 @@ class PolicyBook:
 
     def list(self) -> list[Policy]:
         """Every policy (not deleted), by name."""
-        docs = self.repo.get_documents(sorted(newest_versions(self.repo.store, POLICY_PREFIX).values()))
+        docs = self.repo.get_documents(sorted(newest_versions(self.repo.store, POLICY_PREFIX, self.repo.foreign).values()))
         return sorted((Policy.from_dict(doc, name) for name, doc in docs if not doc.get("deleted")),
                       key=lambda p: p.name)
 
     def find(self, name: str) -> Policy | None:
-        version = newest_versions(self.repo.store, POLICY_PREFIX).get(name)
+        version = newest_versions(self.repo.store, POLICY_PREFIX, self.repo.foreign).get(name)
         if version is None:
             return None
         doc = self.repo.get_document(version)
@@ -95,7 +96,7 @@ class PolicyBook:
             raise InvalidPolicy(reason=f"policy {policy.name!r} rejected by a plugin: {exc}") from None
 
     def _write(self, policy: Policy) -> Policy:
-        version = version_name(self.repo.store, f"{POLICY_PREFIX}{policy.name}/", self.clock())
+        version = version_name(self.repo.store, f"{POLICY_PREFIX}{policy.name}/", self.clock(), self.repo.foreign)
         policy = attrs.evolve(policy, created=policy.created or iso(self.clock()), version=version)
         self.repo.put_document(version, policy.to_dict())
         return policy
@@ -120,7 +121,7 @@ class PolicyBook:
         if users:
             names = ", ".join(f"'{item.name}'" for item in users)
             raise PolicyInUse(policy=name, items=f"item{'s' if len(users) > 1 else ''} {names}")
-        version = version_name(self.repo.store, f"{POLICY_PREFIX}{name}/", self.clock())
+        version = version_name(self.repo.store, f"{POLICY_PREFIX}{name}/", self.clock(), self.repo.foreign)
         self.repo.put_document(version, {"name": name, "deleted": True})
 
     def set_floors(self, floors: RetentionFloors | None) -> None:

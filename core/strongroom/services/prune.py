@@ -133,8 +133,8 @@ class PruneService:
 
         Statuses are listed before headers: a status is only written for a point whose
         header exists, so a header missing from the later listing is really gone."""
-        statuses = list(self.repo.store.list(STATUS_PREFIX))
-        headers = {tuple(n.split("/")[1:3]) for n in self.repo.store.list(POINT_PREFIX)}
+        statuses = self.repo.list_names(STATUS_PREFIX)
+        headers = {tuple(n.split("/")[1:3]) for n in self.repo.list_names(POINT_PREFIX)}
         for name in statuses:
             parts = name.split("/")
             if len(parts) == 4 and (parts[1], parts[2]) not in headers:
@@ -146,5 +146,5 @@ class PruneService:
 
     def _live_roots(self, expired: set[str]) -> list[bytes]:
         """The root trees of every point header on storage now, but those just expired."""
-        names = [n for n in self.repo.store.list(POINT_PREFIX) if n.rsplit("/", 1)[-1] not in expired]
+        names = [n for n in self.repo.list_names(POINT_PREFIX) if n.rsplit("/", 1)[-1] not in expired]
         return [bytes.fromhex(doc["root"]) for _, doc in self.repo.get_documents(names)]

@@ -1,10 +1,17 @@
 """Verify: checking a vault, its documents, its structure and (with ``read_data``) its packs.
 
 :meth:`VerifyService.verify` is a ``verify`` job around the engine's
-:class:`~strongroom.engine.verify.Verifier`: the index is loaded tolerantly (damaged
-index files are reported, not fatal); every recovery-point header, point status and
-settings document is read (a damaged one is a problem); then the structure and, with
-``read_data``, every pack on storage are checked.  The job fails when anything is wrong.
+:class:`~strongroom.engine.verify.Verifier`: the whole vault is listed once; the index
+is loaded tolerantly (damaged index files are reported, not fatal); every
+recovery-point header, point status and settings document is read (a damaged one is a
+problem); the key slots are checked (:func:`check_key_slots`); then the structure, the
+trailer of every pack not read whole and, with ``read_data``, every pack on storage are
+checked.  The job fails when anything is wrong.
+
+Objects whose names are not the vault's (*foreign objects*, :mod:`strongroom.repository.names`:
+a sync tool's ``data/ab/desktop.ini``, a stray file) are notes, never problems: the
+first :data:`FOREIGN_SHOWN` by name, then how many more.  Verify neither reads nor
+removes them.
 
 ``subset`` (``N/M`` or ``N%``, :class:`~strongroom.engine.subset.Subset`) reads only some
 packs; the structure is always checked in full.  For ``N%`` the last pack read is kept
@@ -20,12 +27,13 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound, UsageError
 from ..models import RecoveryPoint, VaultSettings
+from ..repository.names import vault_names
 from .points import POINT_PREFIX
 from .pointstatus import STATUS_PREFIX, PointStatus
 from .settings import SETTINGS_PREFIX
@@ -38,15 +46,22 @@ if TYPE_CHECKING:
     from .jobs import JobLog
     from .keys import KeySlots
 
-__all__ = ["VerifyService", "check_key_slots", "read_documents"]
+__all__ = ["FOREIGN_SHOWN", "VerifyService", "check_key_slots", "foreign_notes", "read_documents"]
 
 
-def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object]) -> tuple[list, list[tuple[str, str]]]:
-    """(parsed documents, [(name, problem)]) of every document under ``prefix``; one that
+#: Foreign objects named one by one in verify's notes; the rest are counted.
+FOREIGN_SHOWN = 20
+
+
+def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object],
+                   names: Iterable[str] | None = None) -> tuple[list, list[tuple[str, str]]]:
+    """(parsed documents, [(name, problem)]) of every document under ``prefix`` (of
+    ``names``, when the caller has listed them; foreign objects are left out); one that
     fails to decrypt or to parse is a problem (one deleted meanwhile is skipped)."""
     good: list = []
     bad: list[tuple[str, str]] = []
-    for name in sorted(repo.store.list(prefix)):
+    listed = repo.list_names(prefix) if names is None else [n for n in names if n.startswith(prefix)]
+    for name in sorted(listed):
         try:
             good.append(parse(repo.get_document(name)))
         except ObjectNotFound:
@@ -56,6 +71,16 @@ def read_documents(repo: Repository, prefix: str, parse: Callable[[dict], object
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             bad.append((name, f"Integrity error: {name} is damaged (malformed: {exc})."))
     return good, bad
+
+
+def foreign_notes(foreign: Iterable[str]) -> list[str]:
+    """Verify's notes about foreign objects: the first :data:`FOREIGN_SHOWN` by name, then a count."""
+    names = sorted(foreign)
+    notes = [f"{name}: not an object of this vault (a foreign object: another program's file, a sync tool's"
+             " copy?): never read; remove it if nothing else needs it" for name in names[:FOREIGN_SHOWN]]
+    if len(names) > FOREIGN_SHOWN:
+        notes.append(f"... and {len(names) - FOREIGN_SHOWN} more foreign object(s), {len(names)} in all")
+    return notes
 
 
 def check_key_slots(keys: KeySlots) -> tuple[list[str], list[str]]:
@@ -93,24 +118,27 @@ class VerifyService:
                 raise UsageError(message=f"--read-data-subset: {exc}") from None
             read_data = True
         with self.jobs.running("verify", None, read_data=read_data, subset=subset) as run:
+            foreign: set[str] = set()
+            listed = vault_names(self.repo.store.list(""), foreign)  # one listing of everything
             problems = self.index.load(tolerant=True)
-            points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict)
+            points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict, listed)
             for prefix, parse in ((STATUS_PREFIX, PointStatus.from_dict), (SETTINGS_PREFIX, VaultSettings.from_dict)):
-                bad += read_documents(self.repo, prefix, parse)[1]
+                bad += read_documents(self.repo, prefix, parse, listed)[1]
             problems += [f"{name}: {problem}" for name, problem in bad]
-            notes: list[str] = []
+            notes: list[str] = foreign_notes(foreign)
             if self.key_slots is not None:
                 key_notes, key_problems = check_key_slots(self.key_slots)
                 notes += key_notes
                 problems += key_problems
             cursor: dict = {}
             select = self._selector(chosen, notes, cursor) if chosen is not None else None
+            packs = {name.rsplit("/", 1)[-1] for name in listed if name.startswith("data/")}
             report = Verifier(self.repo, progress=progress).run(points, read_data=read_data, select=select,
-                                                                 subset=subset)
+                                                                 subset=subset, on_storage=packs)
             if chosen is not None and chosen.rotates:
                 self._save_cursor(cursor.get("after"), notes)  # once the packs were read
             report = attrs.evolve(report, problems=tuple(problems) + report.problems,
-                                  notes=report.notes + tuple(notes))
+                                  notes=report.notes + tuple(notes), foreign_objects=len(foreign))
             run.end("completed" if report.ok else "failed",
                     error=None if report.ok else f"{len(report.problems)} problem(s)",
                     bytes=report.bytes_read, details={"problems": list(report.problems[:100])})
