@@ -26,6 +26,7 @@ digits; ``<time-id>``: ``YYYYMMDDTHHMMSSffffffZ-`` and 8 hex digits)::
     runs/<item-id or prune>/<slot>/<time-id>          run claim (slot: YYYYMMDDTHHMMSSZ)
     prune/<time-id>/mark, prune/<time-id>/sweep       prune mark and sweep
     leases/<time-id>                                  lease
+    heads/<time-id>                                   vault head
     quarantine/<any name above>                       an object moved aside (never read)
 
 Bounds: each kind read whole has a largest size (:attr:`Kind.max_size`; the vault
@@ -60,7 +61,7 @@ __all__ = [
 _MIB = 1024 * 1024
 
 #: The largest stored document (settings, items, policies, points, statuses, jobs,
-#: claims, leases): real ones have a few KiB; a prune job's record some MiB at most.
+#: claims, leases, heads): real ones have a few KiB; a prune job's record some MiB at most.
 DOCUMENT_MAX = 16 * _MIB
 #: Index files, prune marks and sweeps hold one entry per blob or pack: as much as an
 #: envelope may (256 MiB of plaintext, ``envelope.max_plaintext``, stored uncompressed at
@@ -105,6 +106,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("run claim", "runs/", rf"runs/(?:{_ID}|prune)/[0-9]{{8}}T[0-9]{{6}}Z/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("prune mark or sweep", "prune/", rf"prune/{_TIME_ID}/(?:mark|sweep)", LARGE_MAX, document=True),
     Kind("lease", "leases/", rf"leases/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("vault head", "heads/", rf"heads/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("quarantined object", "quarantine/", r"quarantine/.+"),
 )
 
