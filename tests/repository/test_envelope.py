@@ -154,8 +154,8 @@ class TestEnvelope:
     def test_unsupported_version(self, env):
         """A future envelope version is refused before any decryption."""
         sealed = bytearray(env.seal(KIND_DATA, b"n", b"x"))
-        sealed[3] = 2
-        with pytest.raises(IntegrityError, match="version 2"):
+        sealed[3] = 3
+        with pytest.raises(IntegrityError, match="version 3"):
             env.open(sealed, b"n")
 
     def test_oversized_frame_is_refused_without_allocating(self):

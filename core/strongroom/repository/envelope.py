@@ -1,20 +1,58 @@
-"""The envelope: how every encrypted object and every blob is sealed.
+"""The envelope: how every encrypted object and every blob is sealed, in formats 1 and 2.
 
-A sealed object is a 22-byte clear header followed by the AES-256-GCM ciphertext of the
-(possibly zstd-compressed) plaintext and its 16-byte tag::
+An :class:`Envelope` holds one data key and its 4-byte key id; it *writes* one object
+format (``format``: 1 or 2, the vault's, see ``docs/formats.md``) and *reads* both.
+
+**Format 1** (every object and every blob): a 22-byte clear header followed by the
+AES-256-GCM ciphertext of the (possibly zstd-compressed) plaintext and its 16-byte tag::
 
     offset size  field
     0      3     magic b"SRE"
-    3      1     format version, 1
+    3      1     envelope version, 1
     4      1     kind (KIND_DATA, KIND_TREE, ...)
     5      1     compression: 0 none, 1 zstd
     6      4     key id of the master key whose data key sealed it
     10     12    nonce (random)
     22     n+16  AES-256-GCM(data key, nonce, body, associated data = header || name)
 
-The associated data binds the ciphertext to its header and to the object's ``name`` (a
-blob's raw 32-byte id, an object's storage name, ...), so a ciphertext moved to another
-name or given another kind fails authentication.
+**Format 2** hides what format 1 shows in clear, and pads sizes into buckets.  The
+plaintext is first framed and padded (the *inner* form)::
+
+    compression u8 | body length u32 | body | zero bytes up to padded_size(kind, 5 + len(body))
+
+Blobs (KIND_DATA, KIND_TREE) then carry no header at all::
+
+    offset size  field
+    0      12    nonce (random, never starting with b"SRE")
+    12     m+16  AES-256-GCM(data key, nonce, inner,
+                             associated data = b"SRB" || 2 || kind || key id || name)
+
+so a pack shows neither where its blobs begin and end nor their kinds, compression or
+exact sizes; the kind comes from the (encrypted) pack trailer and index.  Every other
+object keeps the 22-byte header, with envelope version 2 and compression byte 0 (its
+kind is the one its storage name implies anyway), around the padded inner form::
+
+    header (b"SRE", 2, kind, 0, key id, nonce) | AES-256-GCM(inner, header || name)
+
+Padding (:func:`padded_size`) is Padmé (Nikitin et al., "Reducing Metadata Leakage from
+Encrypted Files and Communication with PURBs", PETS 2019) of the inner length, raised to
+a floor per kind first (128 bytes for blobs, 512 for documents, 4 KiB for trailers and
+index files, whose sizes would otherwise count their entries): a length L of E+1 bits is
+rounded up to a multiple of 2**(E - S), S = bitlength(E), which leaves S + 1 bits of the
+size visible (6 of the 21 bits format 1 shows of a 1 MiB chunk) at an
+overhead below 2**-S < 1/log2(L): under 6.25 % from 256 bytes, under 3.125 % from
+64 KiB (most blobs).  Padding never takes an object past the kind's limit.
+
+A reader tells the forms apart by the first bytes: b"SRE" and version 1 or 2 is a
+header; anything else, where a blob kind is expected, is a format-2 blob (a format-2
+writer draws nonces until the first three bytes are not b"SRE").  Packs of both
+formats can therefore sit side by side in one vault, and blobs move between packs
+sealed as they are.
+
+The associated data binds the ciphertext to its header (or, for a headerless blob, to
+its kind and key id) and to the object's ``name`` (a blob's raw 32-byte id, an object's
+storage name, ...), so a ciphertext moved to another name or given another kind fails
+authentication.
 
 Compression rule (``compress=True``): plaintext under 64 bytes is stored as is.  For
 plaintext over 128 KiB, four 16 KiB slices spread evenly over it (64 KiB) are compressed
@@ -26,13 +64,15 @@ saves at least 3 %.
 Limits: plaintext may be at most 256 MiB for KIND_INDEX and KIND_DOCUMENT and 64 MiB for
 other kinds; ``seal`` refuses larger input and ``open`` refuses zstd frames that claim a
 larger content size (or no content size), so damaged or hostile input cannot make a
-reader allocate without bound.
+reader allocate without bound.  :func:`max_sealed` is the largest sealed object of a
+kind in either format.
 
 ``seal`` returns a ``bytearray``: the ciphertext is written straight into the one output
 buffer with ``AESGCM.encrypt_into`` (a ``bytes`` result would need a second full copy,
 which measured 8-10x slower than the encryption itself for 1-8 MiB blobs).
 ``seal_into`` writes into a buffer the caller reuses (the backup's reader threads keep
-one each, so sealing allocates nothing per blob).  ``open`` returns ``bytes``, or with a
+one each, so sealing allocates nothing per blob in format 1; format 2 frames the
+plaintext in a second per-thread buffer).  ``open`` returns ``bytes``, or with a
 :class:`Scratch` the caller reuses, a view into it (restore keeps one per thread).  An
 Envelope is safe to share between threads; zstd contexts are kept per thread.
 """
@@ -50,9 +90,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import IntegrityError
 
 __all__ = [
+    "BLOB_KINDS",
     "COMPRESSION_NONE",
     "COMPRESSION_ZSTD",
     "Envelope",
+    "FORMATS",
     "KIND_DATA",
     "KIND_DOCUMENT",
     "KIND_INDEX",
@@ -62,6 +104,9 @@ __all__ = [
     "KINDS",
     "Scratch",
     "max_plaintext",
+    "max_sealed",
+    "padded_size",
+    "padme",
 ]
 
 KIND_DATA = 1
@@ -73,19 +118,40 @@ KIND_KEY_CHECK = 6
 KINDS = frozenset(
     {KIND_DATA, KIND_TREE, KIND_PACK_TRAILER, KIND_INDEX, KIND_DOCUMENT, KIND_KEY_CHECK}
 )
+#: Kinds stored inside packs: headerless in format 2.
+BLOB_KINDS = frozenset({KIND_DATA, KIND_TREE})
 
 COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
 
+#: The object formats an Envelope writes (and reads): see the module docstring.
+FORMATS = (1, 2)
+
 MAGIC = b"SRE"
+BLOB_MAGIC = b"SRB"  # only in the associated data of format-2 blobs
 VERSION = 1
 _HEADER = struct.Struct("<3sBBB4s12s")
+_INNER = struct.Struct("<BI")  # compression, body length
 TAG_SIZE = 16
 NONCE_SIZE = 12
 KEY_ID_SIZE = 4
 
 _MIB = 1024 * 1024
 _LARGE_KINDS = frozenset({KIND_INDEX, KIND_DOCUMENT})
+#: Format 2 pads an object's inner form to at least this many bytes.
+PAD_FLOOR = {
+    KIND_DATA: 128,
+    KIND_TREE: 128,
+    KIND_PACK_TRAILER: 4096,
+    KIND_INDEX: 4096,
+    KIND_DOCUMENT: 512,
+    KIND_KEY_CHECK: 64,
+}
+#: The most bytes format 2 adds around an inner form (header and tag); a blob has 28.
+V2_OVERHEAD = _HEADER.size + TAG_SIZE
+_BLOB_OVERHEAD = NONCE_SIZE + TAG_SIZE
+#: Inner forms up to this size are framed in a per-thread buffer that is kept.
+_KEPT_INNER = 16 * _MIB
 
 MIN_COMPRESS_SIZE = 64
 SAMPLE_FROM = 128 * 1024
@@ -98,6 +164,29 @@ _MAX_WINDOW = 1 << 27
 def max_plaintext(kind: int) -> int:
     """The largest plaintext, in bytes, that an object of ``kind`` may hold."""
     return 256 * _MIB if kind in _LARGE_KINDS else 64 * _MIB
+
+
+def max_sealed(kind: int) -> int:
+    """The largest sealed object of ``kind`` in any format (the limit plus the most a
+    format adds: format 2's inner frame, header and tag)."""
+    return max_plaintext(kind) + _INNER.size + V2_OVERHEAD
+
+
+def padme(length: int) -> int:
+    """Padmé: ``length`` rounded up so that only its top ``bitlength(E) + 1`` bits may
+    be non-zero, E being ``floor(log2(length))``."""
+    if length < 2:
+        return length
+    exponent = length.bit_length() - 1
+    mask = (1 << (exponent - exponent.bit_length())) - 1
+    return (length + mask) & ~mask
+
+
+def padded_size(kind: int, length: int) -> int:
+    """The padded size of an inner form of ``length`` bytes (format 2): Padmé of at
+    least the kind's floor, never beyond the kind's limit."""
+    size = padme(max(length, PAD_FLOOR[kind]))
+    return min(size, max(length, max_plaintext(kind) + _INNER.size))
 
 
 def _display(name: bytes | bytearray | memoryview) -> str:
@@ -127,6 +216,16 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dctx
 
 
+def _inner_buffer(size: int) -> memoryview:
+    """``size`` bytes to frame an inner form in: a buffer kept per thread when small."""
+    if size > _KEPT_INNER:
+        return memoryview(bytearray(size))
+    buffer = getattr(_local, "inner", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _local.inner = bytearray(max(size, 1 << 20))
+    return memoryview(buffer)[:size]
+
+
 def _looks_compressible(view: memoryview, level: int) -> bool:
     n = view.nbytes
     if n < MIN_COMPRESS_SIZE:
@@ -139,22 +238,42 @@ def _looks_compressible(view: memoryview, level: int) -> bool:
 
 
 class Envelope:
-    """Seals and opens objects with one data key (AES-256-GCM) and its 4-byte key id."""
+    """Seals and opens objects with one data key (AES-256-GCM) and its 4-byte key id;
+    writes ``format`` (1 or 2), reads both."""
 
     HEADER_SIZE = _HEADER.size
     TAG_SIZE = TAG_SIZE
+    #: Format 1's overhead, also the size of the smallest sealed object of any format.
     OVERHEAD = _HEADER.size + TAG_SIZE
 
-    def __init__(self, data_key: bytes, key_id: bytes) -> None:
+    def __init__(self, data_key: bytes, key_id: bytes, *, format: int = 1) -> None:
         if len(data_key) != 32:
             raise ValueError(f"data key must be 32 bytes, got {len(data_key)}")
         if len(key_id) != KEY_ID_SIZE:
             raise ValueError(f"key id must be {KEY_ID_SIZE} bytes, got {len(key_id)}")
+        if format not in FORMATS:
+            raise ValueError(f"unknown object format {format!r}")
         self._aead = AESGCM(bytes(data_key))
         self.key_id = bytes(key_id)
+        self.format = format
 
     def __repr__(self) -> str:
-        return f"Envelope(key_id={self.key_id.hex()})"
+        return f"Envelope(key_id={self.key_id.hex()}, format={self.format})"
+
+    def writing(self, format: int) -> Envelope:
+        """An envelope with the same key that writes ``format``."""
+        if format not in FORMATS:
+            raise ValueError(f"unknown object format {format!r}")
+        other = object.__new__(Envelope)
+        other._aead, other.key_id, other.format = self._aead, self.key_id, format
+        return other
+
+    def sealed_size_bound(self, kind: int, length: int) -> int:
+        """The most bytes :meth:`seal` writes for ``length`` bytes of plaintext."""
+        if self.format == 1:
+            return length + self.OVERHEAD
+        inner = padded_size(kind, _INNER.size + length)
+        return inner + (_BLOB_OVERHEAD if kind in BLOB_KINDS else V2_OVERHEAD)
 
     def seal(
         self,
@@ -167,8 +286,13 @@ class Envelope:
     ) -> bytearray:
         """Compress (when it pays), encrypt and authenticate ``plaintext`` as ``kind``/``name``."""
         body, compression = self._body(kind, plaintext, compress, level)
-        out = bytearray(_HEADER.size + len(body) + TAG_SIZE)
-        self._encrypt_into(kind, name, body, compression, memoryview(out))
+        if self.format == 1:
+            out = bytearray(_HEADER.size + len(body) + TAG_SIZE)
+            self._encrypt_into(kind, name, body, compression, memoryview(out))
+            return out
+        out = bytearray(self.sealed_size_bound(kind, len(body)))
+        size = self._encrypt_padded_into(kind, name, body, compression, memoryview(out))
+        del out[size:]
         return out
 
     def seal_into(
@@ -182,14 +306,18 @@ class Envelope:
         level: int = 3,
     ) -> memoryview:
         """As :meth:`seal`, written at the start of ``buffer``; the view of the sealed
-        object in it.  ``buffer`` must hold ``len(plaintext) + OVERHEAD`` bytes."""
+        object in it.  ``buffer`` must hold ``sealed_size_bound(kind, len(plaintext))``
+        bytes."""
         body, compression = self._body(kind, plaintext, compress, level)
-        size = _HEADER.size + len(body) + TAG_SIZE
+        size = self.sealed_size_bound(kind, len(body))
         if len(buffer) < size:
             raise ValueError(f"buffer of {len(buffer)} bytes is too small for {size}")
-        out = memoryview(buffer)[:size]
-        self._encrypt_into(kind, name, body, compression, out)
-        return out
+        if self.format == 1:
+            out = memoryview(buffer)[:size]
+            self._encrypt_into(kind, name, body, compression, out)
+            return out
+        size = self._encrypt_padded_into(kind, name, body, compression, memoryview(buffer))
+        return memoryview(buffer)[:size]
 
     def _body(
         self, kind: int, plaintext: bytes | bytearray | memoryview, compress: bool, level: int
@@ -216,6 +344,32 @@ class Envelope:
         out[: _HEADER.size] = header
         self._aead.encrypt_into(nonce, body, header + bytes(name), out[_HEADER.size :])
 
+    def _encrypt_padded_into(
+        self, kind: int, name: bytes, body: bytes | memoryview, compression: int, out: memoryview
+    ) -> int:
+        """Format 2: frame and pad ``body``, encrypt it into ``out``; the sealed size."""
+        length = len(body)
+        inner = _inner_buffer(padded_size(kind, _INNER.size + length))
+        _INNER.pack_into(inner, 0, compression, length)
+        inner[_INNER.size : _INNER.size + length] = body
+        inner[_INNER.size + length :] = bytes(inner.nbytes - _INNER.size - length)
+        if kind in BLOB_KINDS:
+            nonce = os.urandom(NONCE_SIZE)
+            while nonce[:3] == MAGIC:  # a reader takes b"SRE" for a header
+                nonce = os.urandom(NONCE_SIZE)
+            out[:NONCE_SIZE] = nonce
+            aad = BLOB_MAGIC + bytes((2, kind)) + self.key_id + bytes(name)
+            start = NONCE_SIZE
+        else:
+            nonce = os.urandom(NONCE_SIZE)
+            header = _HEADER.pack(MAGIC, 2, kind, COMPRESSION_NONE, self.key_id, nonce)
+            out[: _HEADER.size] = header
+            aad = header + bytes(name)
+            start = _HEADER.size
+        end = start + inner.nbytes + TAG_SIZE
+        self._aead.encrypt_into(nonce, inner, aad, out[start:end])
+        return end
+
     def open(
         self,
         sealed: bytes | bytearray | memoryview,
@@ -224,7 +378,8 @@ class Envelope:
         kind: int | None = None,
         scratch: Scratch | None = None,
     ) -> bytes | memoryview:
-        """Authenticate, decrypt and decompress an object sealed under ``name``.
+        """Authenticate, decrypt and decompress an object sealed under ``name``, in
+        either format (a headerless format-2 blob only when ``kind`` is a blob kind).
 
         Raises IntegrityError on any failure; with ``kind`` given, an object of another
         kind is refused too.  With ``scratch`` (a buffer one thread reuses), the body is
@@ -235,10 +390,12 @@ class Envelope:
         what = _display(name)
         if view.nbytes < self.OVERHEAD:
             raise IntegrityError(what=what, reason=f"too short to be sealed ({view.nbytes} bytes)")
-        magic, version, got_kind, compression, key_id, nonce = _HEADER.unpack_from(view)
-        if magic != MAGIC:
+        if view[:3] != MAGIC:
+            if kind in BLOB_KINDS:
+                return self._open_blob(view, name, kind, what, scratch)  # type: ignore[arg-type]
             raise IntegrityError(what=what, reason="not a sealed object (bad magic)")
-        if version != VERSION:
+        magic, version, got_kind, compression, key_id, nonce = _HEADER.unpack_from(view)
+        if version not in FORMATS:
             raise IntegrityError(what=what, reason=f"unsupported envelope version {version}")
         if kind is not None and got_kind != kind:
             raise IntegrityError(
@@ -246,24 +403,57 @@ class Envelope:
             )
         if got_kind not in KINDS:
             raise IntegrityError(what=what, reason=f"unknown kind {got_kind}")
-        if compression not in (COMPRESSION_NONE, COMPRESSION_ZSTD):
+        if compression not in ((COMPRESSION_NONE, COMPRESSION_ZSTD) if version == 1 else (COMPRESSION_NONE,)):
             raise IntegrityError(what=what, reason=f"unknown compression {compression}")
         if key_id != self.key_id:
             raise IntegrityError(
                 what=what, reason=f"sealed with another key (key id {key_id.hex()})"
             )
         aad = bytes(view[: _HEADER.size]) + bytes(name)
-        try:
-            if scratch is None:
-                body: bytes | memoryview = self._aead.decrypt(nonce, view[_HEADER.size :], aad)
-            else:
-                body = scratch.view(view.nbytes - self.OVERHEAD)
-                self._aead.decrypt_into(nonce, view[_HEADER.size :], aad, body)
-        except InvalidTag:
-            raise IntegrityError(what=what, reason="authentication failed") from None
+        body = self._decrypt(nonce, view[_HEADER.size :], aad, what, scratch)
+        if version == 2:
+            return _unframe(body, what, got_kind, scratch is not None)
         if compression == COMPRESSION_NONE:
             return body
         return _decompress(body, what, max_plaintext(got_kind))
+
+    def _open_blob(
+        self, view: memoryview, name: bytes, kind: int, what: str, scratch: Scratch | None
+    ) -> bytes | memoryview:
+        aad = BLOB_MAGIC + bytes((2, kind)) + self.key_id + bytes(name)
+        inner = self._decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], aad, what, scratch)
+        return _unframe(inner, what, kind, scratch is not None)
+
+    def _decrypt(
+        self, nonce: bytes, ciphertext: memoryview, aad: bytes, what: str, scratch: Scratch | None
+    ) -> bytes | memoryview:
+        try:
+            if scratch is None:
+                return self._aead.decrypt(nonce, ciphertext, aad)
+            out = scratch.view(ciphertext.nbytes - TAG_SIZE)
+            self._aead.decrypt_into(nonce, ciphertext, aad, out)
+            return out
+        except InvalidTag:
+            raise IntegrityError(what=what, reason="authentication failed") from None
+
+
+def _unframe(inner: bytes | memoryview, what: str, kind: int, keep_view: bool) -> bytes | memoryview:
+    """The plaintext of an authenticated format-2 inner form (a view of it with
+    ``keep_view``, else bytes)."""
+    view = memoryview(inner)
+    if view.nbytes < _INNER.size:
+        raise IntegrityError(what=what, reason="sealed body too short for its frame")
+    compression, length = _INNER.unpack_from(view)
+    if length > view.nbytes - _INNER.size:
+        raise IntegrityError(what=what, reason=f"body length {length} beyond the sealed body")
+    body = view[_INNER.size : _INNER.size + length]
+    if compression == COMPRESSION_ZSTD:
+        return _decompress(body, what, max_plaintext(kind))
+    if compression != COMPRESSION_NONE:
+        raise IntegrityError(what=what, reason=f"unknown compression {compression}")
+    if length > max_plaintext(kind):
+        raise IntegrityError(what=what, reason=f"body of {length} bytes beyond the limit")
+    return body if keep_view else bytes(body)
 
 
 class Scratch:
