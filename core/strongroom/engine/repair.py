@@ -13,7 +13,9 @@ and rebuild-index apply it.
 their index files; the healed blobs, likewise; one index file naming the chosen copy of
 every other blob, then one naming the other intact copies in sound packs (prune removes
 those later as duplicates; listing them keeps their packs out of a backup's adoption);
-each damaged pack moved aside (:func:`move_aside`); then the index files that existed
+each damaged pack moved aside (:func:`move_aside`; one larger than any pack can be,
+:data:`~strongroom.repository.pack.MAX_PACK_SIZE`, is not a pack strongroom wrote and stays
+where it is, named by every verify); then the index files that existed
 before: intact ones deleted, damaged ones moved aside.  An interrupted run leaves old
 index files that may name a pack already moved aside: verify reports it and running the
 repair again finishes it.  Nothing damaged is deleted: it goes under
@@ -30,7 +32,7 @@ import attrs
 from ..errors import ObjectNotFound
 from ..repository import maintenance
 from ..repository.index import Index
-from ..repository.pack import IndexEntry, pack_name
+from ..repository.pack import MAX_PACK_SIZE, IndexEntry, pack_name
 from .packscan import BlobDamage, PackCheck
 
 if TYPE_CHECKING:
@@ -131,10 +133,14 @@ class CopyResult:
     moved: tuple[str, ...] = ()  # every object moved aside, by its old name
 
 
-def move_aside(store: Store, name: str) -> str | None:
+def move_aside(store: Store, name: str, limit: int | None = None) -> str | None:
     """Move object ``name`` under :data:`QUARANTINE_PREFIX`; its new name (None if it was
-    already gone).  The copy is written before the original is deleted."""
+    already gone, or is larger than ``limit`` bytes: then it stays where it is, because
+    moving it would hold it in memory, and verify keeps naming it).  The copy is written
+    before the original is deleted."""
     try:
+        if limit is not None and store.size(name) > limit:
+            return None
         data = store.get(name)
     except ObjectNotFound:
         return None
@@ -177,7 +183,7 @@ def apply_copies(
     moved: list[str] = []
     for pack_id in sorted(plan.quarantine):
         check()
-        if move_aside(repo.store, pack_name(pack_id)) is not None:
+        if move_aside(repo.store, pack_name(pack_id), MAX_PACK_SIZE) is not None:
             moved.append(pack_name(pack_id))
     packs_moved = tuple(moved)
     damaged_index = set(damaged_index_files)

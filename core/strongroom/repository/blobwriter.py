@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 from .envelope import Envelope
-from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
+from .pack import MAX_PACK_BLOBS, PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
 
 if TYPE_CHECKING:
     from ..storage import Store
@@ -88,31 +88,36 @@ class BlobWriter:
             if blob in self._known or blob in self.repo.index:
                 return blob
             self._known.add(blob)
+        envelope = self.repo.envelope
         try:
-            sealed = self.repo.envelope.seal_into(
-                self._seal_buffer(len(data)), kind, blob, data, level=self.compression_level
+            sealed = envelope.seal_into(
+                self._seal_buffer(envelope.sealed_size_bound(kind, len(data))), kind, blob, data,
+                level=self.compression_level,
             )
         except BaseException:
             with self._lock:
                 self._known.discard(blob)
             raise
-        full = None
+        full = []
         with self._lock:
             self.new_blobs += 1
             self.new_raw_bytes += len(data)
             self.stored_bytes += len(sealed)
+            if self._pack is not None and self._pack.count >= MAX_PACK_BLOBS:
+                full.append(self._pack)  # readers refuse a trailer of more
+                self._pack = None
             if self._pack is None:
-                self._pack = PackWriter(self.repo.envelope)
+                self._pack = PackWriter(envelope)
             self._pack.add(blob, kind, sealed, len(data))
             if self._pack.size >= self.pack_size:
-                full, self._pack = self._pack, None
+                full.append(self._pack)
+                self._pack = None
         sealed.release()
-        if full is not None:
-            self._submit_upload(full)
+        for pack in full:
+            self._submit_upload(pack)
         return blob
 
-    def _seal_buffer(self, size: int) -> bytearray:
-        need = size + Envelope.OVERHEAD
+    def _seal_buffer(self, need: int) -> bytearray:
         buffer = getattr(self._seal_buffers, "buffer", None)
         if buffer is None or len(buffer) < need:
             buffer = self._seal_buffers.buffer = bytearray(max(need, 1 << 20))

@@ -22,6 +22,19 @@ the packs alone.  :func:`read_trailer` reads only the tail of a stored pack (its
 then one ranged read of the last 64 KiB, and a second one only for trailers larger than
 that); :func:`parse_pack` does the same on a whole pack in memory.  Both raise
 IntegrityError for a truncated, damaged or foreign pack.
+
+The envelope writes the blobs and the trailer in the vault's object format (format 2:
+headerless, padded blobs and a padded trailer, see :mod:`.envelope`); the layout above
+is the same in both formats, and a pack may hold blobs of both.
+
+Bounds, checked before anything beyond the fixed 64 KiB tail is read: a pack is at most
+:data:`MAX_PACK_SIZE` bytes (blobs are added while the pack is under
+:data:`PACK_TARGET_SIZE`, so it is that, one largest sealed blob and a trailer), and its
+trailer at most :data:`MAX_TRAILER_LENGTH` bytes (the trailer of the most blobs such a
+pack can hold, :data:`MAX_PACK_BLOBS`, every blob at least 38 bytes) and no longer than
+the pack.  A footer claiming more is damage: reading a hostile pack costs at most the
+tail read plus one trailer of that bound (about 10 MB), never the size it claims.
+:class:`PackWriter` refuses to grow a pack beyond what readers accept.
 """
 
 from __future__ import annotations
@@ -35,12 +48,16 @@ import attrs
 from ..errors import IntegrityError
 from ..storage.base import Store
 from .blobid import ID_SIZE
-from .envelope import KIND_PACK_TRAILER, Envelope
+from .envelope import KIND_DATA, KIND_PACK_TRAILER, V2_OVERHEAD, Envelope, max_sealed, padded_size
 
 __all__ = [
+    "MAX_PACK_BLOBS",
+    "MAX_PACK_SIZE",
+    "MAX_TRAILER_LENGTH",
     "PACK_TARGET_SIZE",
     "IndexEntry",
     "PackWriter",
+    "check_pack_size",
     "pack_name",
     "parse_pack",
     "read_trailer",
@@ -57,6 +74,19 @@ _TRAILER_ENTRY = struct.Struct("<32sBIII")
 _U32_MAX = 2**32 - 1
 _TAIL_READ = 64 * 1024
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
+
+#: The most blobs a pack holds: every sealed blob has at least Envelope.OVERHEAD bytes,
+#: and blobs are added while the pack is under PACK_TARGET_SIZE.
+MAX_PACK_BLOBS = (PACK_TARGET_SIZE - 1) // Envelope.OVERHEAD + 1
+_MAX_TRAILER_PLAIN = _TRAILER_HEAD.size + MAX_PACK_BLOBS * _TRAILER_ENTRY.size
+#: The longest sealed trailer, in either format (about 9.5 MiB).
+MAX_TRAILER_LENGTH = max(
+    _MAX_TRAILER_PLAIN + Envelope.OVERHEAD,
+    padded_size(KIND_PACK_TRAILER, 5 + _MAX_TRAILER_PLAIN) + V2_OVERHEAD,
+)
+#: The largest pack: blobs up to PACK_TARGET_SIZE, one more of the largest sealed size,
+#: the longest trailer and the footer (about 83 MiB).
+MAX_PACK_SIZE = PACK_TARGET_SIZE - 1 + max_sealed(KIND_DATA) + MAX_TRAILER_LENGTH + _FOOTER.size
 
 
 @attrs.frozen
@@ -128,6 +158,8 @@ class PackWriter:
         length = len(sealed)
         if not 0 <= raw_length <= _U32_MAX or self._size + length > _U32_MAX:
             raise ValueError("pack would exceed the 4 GiB limit of its offsets")
+        if len(self._entries) >= MAX_PACK_BLOBS or self._size + length > MAX_PACK_SIZE - MAX_TRAILER_LENGTH - _FOOTER.size:
+            raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
         self._buffer += sealed
         self._entries.append(
             IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length)
@@ -156,15 +188,25 @@ def _damaged(pack_id: str, reason: str) -> IntegrityError:
     return IntegrityError(what=what, reason=reason)
 
 
-def _footer(tail: bytes | memoryview, pack_id: str, size: int) -> int:
-    """The sealed trailer's length, from the last 8 bytes of a pack of ``size`` bytes."""
+def check_pack_size(pack_id: str, size: int) -> None:
+    """IntegrityError unless a pack of ``size`` bytes could have been written: between
+    the smallest pack and :data:`MAX_PACK_SIZE`.  Check this before reading a pack whole."""
     if size < _FOOTER.size + Envelope.OVERHEAD:
         raise _damaged(pack_id, f"too short to be a pack ({size} bytes)")
+    if size > MAX_PACK_SIZE:
+        raise _damaged(pack_id, f"{size} bytes, larger than any pack can be ({MAX_PACK_SIZE}); not read")
+
+
+def _footer(tail: bytes | memoryview, pack_id: str, size: int) -> int:
+    """The sealed trailer's length, from the last 8 bytes of a pack of ``size`` bytes,
+    checked against the pack's size and :data:`MAX_TRAILER_LENGTH`."""
+    check_pack_size(pack_id, size)
     trailer_len, magic = _FOOTER.unpack_from(tail, len(tail) - _FOOTER.size)
     if magic != PACK_MAGIC:
         raise _damaged(pack_id, "no pack footer (bad magic; truncated?)")
-    if not Envelope.OVERHEAD <= trailer_len <= size - _FOOTER.size:
-        raise _damaged(pack_id, f"trailer length {trailer_len} does not fit a {size}-byte pack")
+    if not Envelope.OVERHEAD <= trailer_len <= min(size - _FOOTER.size, MAX_TRAILER_LENGTH):
+        raise _damaged(pack_id, f"trailer length {trailer_len} does not fit a {size}-byte pack"
+                                f" (at most {MAX_TRAILER_LENGTH})")
     return trailer_len
 
 
@@ -210,16 +252,17 @@ def parse_pack(
 
 
 def read_trailer(store: Store, pack_id: str, envelope: Envelope) -> list[IndexEntry]:
-    """The entries of stored pack ``pack_id``, from ranged reads of its tail only.
+    """The entries of stored pack ``pack_id``, from ranged reads of its tail only: at
+    most 64 KiB and one trailer of at most :data:`MAX_TRAILER_LENGTH` bytes.
 
-    Raises ObjectNotFound if the pack is missing and IntegrityError if it is damaged.
+    Raises ObjectNotFound if the pack is missing and IntegrityError if it is damaged
+    (including a size or a trailer length beyond the bounds: see the module docstring).
     """
     if not is_pack_id(pack_id):
         raise _damaged(pack_id, "not a pack id")
     name = pack_name(pack_id)
     size = store.size(name)
-    if size < _FOOTER.size + Envelope.OVERHEAD:
-        raise _damaged(pack_id, f"too short to be a pack ({size} bytes)")
+    check_pack_size(pack_id, size)
     tail_len = min(size, _TAIL_READ)
     tail = store.get_range(name, size - tail_len, tail_len)
     if len(tail) != tail_len:
