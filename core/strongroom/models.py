@@ -17,7 +17,10 @@ import attrs
 
 from .errors import IntegrityError
 
-FORMAT_VERSION = 1
+#: The newest vault format: what new vaults get and ``vault upgrade`` moves a vault to.
+#: This version reads and writes every format from 1 to this one (docs/formats.md):
+#: 1 writes every blob with a clear header; 2 writes blobs without one, padded.
+FORMAT_VERSION = 2
 # Features this version of strongroom can read and write.  A vault listing a feature
 # not in this set is refused (see strongroom.json in docs/formats.md).
 KNOWN_FEATURES: frozenset[str] = frozenset()
@@ -216,6 +219,9 @@ class VaultSettings:
     compression_level: int = 3
     retention_floors: dict | None = None
     prune: dict = attrs.field(factory=dict)
+    #: The vault format, authenticated (strongroom.json's is clear): writers use the
+    #: higher of the two, so editing strongroom.json cannot make them write format 1.
+    format: int = 1
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -229,6 +235,8 @@ class VaultSettings:
         fields = stored_fields(cls, doc, "settings")
         if not -(2**17) <= fields.get("compression_level", 3) <= 22:
             raise damaged("settings", "field 'compression_level' is not a zstd level")
+        if not 1 <= fields.get("format", 1) <= 2**16:
+            raise damaged("settings", "field 'format' is not a format")
         return cls(**fields)
 
 

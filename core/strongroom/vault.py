@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -43,6 +42,7 @@ from .services.restore import RestoreService
 from .services.retention import Retention
 from .services.schedule import DueReport, Scheduler, ScheduleRow
 from .services.settings import SettingsBook, newest_settings
+from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
 from .services.verify import VerifyService
 from .storage import Store, open_store
 
@@ -110,11 +110,14 @@ class Vault:
         self.plugins = plugins
         self.clock = clock
         self.repo = repo or Repository(store, master)
+        # new objects in the vault's format; every format is read (services/upgrade.py)
+        self.repo.envelope = self.repo.envelope.writing(format_in_force(config, settings, store.url))
         self.index = IndexState(self.repo)
         hooks = PluginHooks(plugins.hook, self)
         now = self._now
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with)
         self._settings = SettingsBook(self.repo, settings, now)
+        self._upgrade = UpgradeService(store.url, self._settings, lambda new: _write_config(store, new))
         self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
                            clock=now)
         self._items = ItemBook(self.repo, now)
@@ -159,11 +162,12 @@ class Vault:
         ctx = KeyContext(vault_id=config.vault_id, home=_home(home), passphrase=passphrase or PassphraseSource())
         master = MasterKey.generate()
         slot = keyring.add_slot(store, master, ctx, plugins.key_providers, key_provider, label="initial")
-        chunker = ChunkerParams(seed=random.SystemRandom().randrange(1, 2**31))
-        settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict())
+        chunker = ChunkerParams(seed=ChunkerParams.new_seed())
+        settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict(),
+                                 format=FORMAT_VERSION)
         vault = cls(store, config, master, settings, plugins, ctx, slot)
         vault.repo.put_document(f"settings/{time_id()}", settings.to_dict())
-        store.put(CONFIG_NAME, json.dumps(config.to_dict(), indent=1).encode())  # the commit
+        _write_config(store, config)  # the commit
         plugins.hook.strongroom_vault_created(vault=vault)
         return vault
 
@@ -214,12 +218,26 @@ class Vault:
     def info(self) -> dict:
         return {
             "url": self.url, "vault_id": self.vault_id, "name": self.settings.name,
-            "format": self.config.format, "features": list(self.config.features),
+            "format": self.format, "features": list(self.config.features),
             "created": self.config.created, "key_slots": len(self.keys.list()),
             "items": len(self.items()), "points": len(list(self.store.list("points/"))),
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
         }
+
+    @property
+    def format(self) -> int:
+        """The format new objects are written in (:func:`~strongroom.services.upgrade.format_in_force`)."""
+        return self.repo.envelope.format
+
+    def upgrade(self, *, apply: bool = False) -> UpgradeReport:
+        """Move the vault to the newest format in place (:mod:`strongroom.services.upgrade`);
+        without ``apply``, only say what would change."""
+        report = self._upgrade.run(self.config, apply=apply)
+        if apply:
+            self.config = report.config
+            self.repo.envelope = self.repo.envelope.writing(report.to_format)
+        return report
 
     def update_settings(self, **changes: Any) -> VaultSettings:
         """Write a new settings document with ``changes``; the newest one is in force."""
@@ -341,6 +359,10 @@ def _open_store(url: str, storage_options: dict | None, plugins: PluginHost, *, 
     """The store at ``url`` with the user's configured storage options under ``storage_options``."""
     backends: Iterable[Any] = [plugins.storage_backends.get(name) for name in plugins.storage_backends]
     return open_store(url, storage_options_for(url, storage_options), create=create, backends=backends)
+
+
+def _write_config(store: Store, config: VaultConfig) -> None:
+    store.put(CONFIG_NAME, json.dumps(config.to_dict(), indent=1).encode())
 
 
 def _read_config(store: Store, url: str) -> VaultConfig:

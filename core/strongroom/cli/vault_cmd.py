@@ -132,6 +132,30 @@ def rebuild_index(ctx, as_json):
                    " 'strongroom vault repair' names the points and files that need them.", err=True)
 
 
+@vault.command("upgrade")
+@click.option("--apply", is_flag=True, help="Do the upgrade (without it: only say what it would change).")
+@json_option
+@click.pass_context
+def upgrade(ctx, apply, as_json):
+    """Move the vault to the newest format in place; stored data is kept as it is."""
+    report = app(ctx).open_vault().upgrade(apply=apply)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    if not report.needed:
+        click.echo(f"The vault is in format {report.to_format}, the newest: nothing to upgrade.")
+        return
+    for change in report.changes:
+        click.echo(f"{'Would change' if report.dry_run else 'Changed'}: {change}")
+    if report.dry_run:
+        click.echo(f"Dry run: nothing was changed; run 'strongroom vault upgrade --apply' to move the vault"
+                   f" from format {report.from_format} to {report.to_format} (versions of strongroom that do"
+                   " not know it will refuse the vault).")
+    else:
+        click.echo(f"Upgraded to format {report.to_format}: new data is written in it; what is stored stays"
+                   " readable as it is.")
+
+
 def _show_repair(report, moved: str) -> None:
     for line in report.damage:
         click.echo(f"damaged: {line}", err=True)

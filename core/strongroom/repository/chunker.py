@@ -7,6 +7,20 @@ always cut the same way in one vault, and an edit only changes the chunks around
 The seed changes the gear table, so vaults with different seeds cut differently (chunk
 sizes then reveal less about content).
 
+The seed is 64 bits (a new vault draws one at random; vaults made before format 2 have
+seeds below 2**31, kept as they are: changing a vault's seed would move every boundary
+and defeat deduplication against its earlier points).  pyfastcdc XORs its seed into
+the gear table and takes values below 2**63, so the top bit is dropped
+(:meth:`ChunkerParams.gear_seed`); that loses nothing, because FastCDC's cut masks read
+hash bits below 49 only (below 48 for the default sizes: measured), and hash bit ``k``
+depends on seed bits ``0..k``: higher seed bits never move a boundary.  The seed is
+therefore worth at most 48-49 bits whatever its width, and, being
+XORed into a hash that is linear in it, it can be recovered from enough observed
+boundaries of known content (Truong et al., "Breaking and Fixing Content-Defined
+Chunking", CCS 2025).  It hides chunk sizes from casual inspection only; what keeps
+them from someone with the storage is format 2, which neither shows blob boundaries
+inside packs nor exact sizes (see :mod:`.envelope`).
+
 pyfastcdc's ``avg_size`` argument is not the mean chunk size: with its cut-point
 skipping and normalised chunking the mean is larger (roughly ``avg + min`` for the
 library defaults).  :func:`fastcdc_arguments` therefore derives the arguments from the
@@ -32,6 +46,7 @@ call builds its own cutter), and the GIL is released while cutting.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -57,7 +72,16 @@ def _check_params(instance: ChunkerParams, attribute: attrs.Attribute, value: in
 
 @attrs.frozen
 class ChunkerParams:
-    """Chunk size bounds (bytes) and gear seed; fixed for a vault at creation."""
+    """Chunk size bounds (bytes) and gear seed (64 bits); fixed for a vault at creation."""
+
+    @staticmethod
+    def new_seed() -> int:
+        """A random 64-bit seed for a new vault (one whose gear seed is not 0, which
+        pyfastcdc takes for "no seed")."""
+        while True:
+            seed = secrets.randbits(64)
+            if seed & (2**63 - 1):
+                return seed
 
     min_size: int = attrs.field(default=512 * _KIB, validator=_check_params)
     avg_size: int = attrs.field(default=1 * _MIB, validator=_check_params)
@@ -74,8 +98,13 @@ class ChunkerParams:
                 f"need min_size < avg_size < max_size, got {self.min_size}, "
                 f"{self.avg_size}, {self.max_size}"
             )
-        if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be within [0, 2**63), got {self.seed}")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be within [0, 2**64), got {self.seed}")
+
+    @property
+    def gear_seed(self) -> int:
+        """The seed as pyfastcdc takes it (below 2**63): the low 63 bits."""
+        return self.seed & (2**63 - 1)
 
     def to_dict(self) -> dict[str, int]:
         return attrs.asdict(self)
@@ -136,7 +165,7 @@ class Chunker:
             min_size=self.params.min_size,
             max_size=self.params.max_size,
             normalized_chunking=self._nc,
-            seed=self.params.seed,
+            seed=self.params.gear_seed,
         )
 
     def chunks(self, stream: BinaryIO | Any) -> Iterator[memoryview]:
