@@ -251,6 +251,12 @@ class DataLost(IntegrityError):
     exit_code = 53
 
 
+class RollbackDetected(IntegrityError):
+    """The vault's storage went back to an older state: {what}; {advice}."""
+
+    exit_code = 54
+
+
 # --- restore ---------------------------------------------------------------------------
 
 

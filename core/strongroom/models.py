@@ -409,3 +409,149 @@ class Job:
         stored_time(fields["started"], "started", what)
         stored_time(fields.get("ended"), "ended", what, optional=True)
         return cls(**fields)
+
+
+# --- the vault head ------------------------------------------------------------------
+#
+# What must not go backwards, as of one commit (strongroom.services.head; the document
+# is described in docs/formats.md, "Vault heads").
+
+_TIME_ID = "[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}"
+#: The name of a vault head: ``heads/<time-id>``.
+HEAD_NAME = re.compile(rf"heads/{_TIME_ID}")
+#: The objects a vault head keeps track of: point headers, key slots, and versions of
+#: the settings, of items and of policies.
+HEAD_TRACKED = re.compile(
+    rf"points/[0-9a-f]{{16}}/[0-9a-f]{{16}}|keys/[0-9a-f]{{16}}|settings/{_TIME_ID}"
+    rf"|items/[0-9a-f]{{16}}/{_TIME_ID}|policies/[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}/{_TIME_ID}"
+)
+#: An index file's name: ``index/<time-id>``.
+INDEX_NAME = re.compile(rf"index/{_TIME_ID}")
+_STAMP = re.compile(r"[0-9]{8}T[0-9]{12}Z")
+
+
+@attrs.frozen
+class IndexGeneration:
+    """The index files as the last operation that removed some left them.
+
+    ``generation`` counts those operations (prune, rebuild-index, repair); ``floor`` is
+    the time (a time id's stamp, ``20261121T113008123456Z``) at which that operation
+    listed ``files``, the index files it left; ``retired`` the files it or its
+    predecessors removed whose names are less than a day older than ``floor`` (older
+    ones are told by their names alone: :mod:`strongroom.services.head`).
+    """
+
+    generation: int
+    floor: str
+    files: frozenset[str] = frozenset()
+    retired: frozenset[str] = frozenset()
+
+    def to_dict(self) -> dict:
+        return {"generation": self.generation, "floor": self.floor,
+                "files": sorted(n[len("index/"):] for n in self.files),
+                "retired": sorted(n[len("index/"):] for n in self.retired)}
+
+    @classmethod
+    def from_dict(cls, doc: object, what: str) -> "IndexGeneration":
+        if not isinstance(doc, dict):
+            raise damaged(what, "field 'index' is not an object")
+        generation, floor = doc.get("generation"), doc.get("floor")
+        if isinstance(generation, bool) or not isinstance(generation, int) or not 1 <= generation < 2**63:
+            raise damaged(what, "field 'index/generation' is not a count")
+        if not isinstance(floor, str) or not _STAMP.fullmatch(floor):
+            raise damaged(what, "field 'index/floor' is not a time")
+        try:
+            time_of(floor)
+        except ValueError:
+            raise damaged(what, "field 'index/floor' is not a time") from None
+        files = [_named("index/", n, INDEX_NAME, "index/files", what) for n in _text_list(doc.get("files", []), "index/files", what)]
+        retired = [_named("index/", n, INDEX_NAME, "index/retired", what)
+                   for n in _text_list(doc.get("retired", []), "index/retired", what)]
+        return cls(generation, floor, frozenset(files), frozenset(retired))
+
+
+@attrs.frozen
+class VaultHead:
+    """One vault head: ``heads/<time-id>``, written after a commit (see the section's note).
+
+    ``serial`` is one more than the highest serial of the heads it merges, named in
+    ``previous``; ``objects`` the tracked objects (:data:`HEAD_TRACKED`) that must be
+    on storage; ``removed`` the tracked objects removed on purpose, with when (their
+    tombstones); ``index`` the index generation (None: none recorded yet).
+    """
+
+    serial: int
+    written: str
+    operation: str
+    previous: tuple[str, ...] = ()
+    objects: frozenset[str] = frozenset()
+    removed: dict[str, str] = attrs.field(factory=dict)
+    index: IndexGeneration | None = None
+
+    def to_dict(self) -> dict:
+        removed: dict[str, dict[str, str]] = {}
+        for name, when in sorted(self.removed.items()):
+            folder, _, base = name.rpartition("/")
+            removed.setdefault(folder + "/", {})[base] = when
+        return {"format": 1, "serial": self.serial, "written": self.written, "operation": self.operation,
+                "previous": list(self.previous), "objects": _grouped(self.objects), "removed": removed,
+                "index": self.index.to_dict() if self.index is not None else None}
+
+    @classmethod
+    def from_dict(cls, doc: object, what: str) -> "VaultHead":
+        """IntegrityError for a malformed head (names it does not track included)."""
+        if not isinstance(doc, dict):
+            raise damaged(what, "not a JSON object")
+        serial = doc.get("serial")
+        if isinstance(serial, bool) or not isinstance(serial, int) or not 1 <= serial < 2**63:
+            raise damaged(what, "field 'serial' is not a count")
+        written = stored_time(doc.get("written"), "written", what)
+        operation = doc.get("operation")
+        if not isinstance(operation, str) or len(operation) > 64:
+            raise damaged(what, "field 'operation' is not a short text")
+        previous = _text_list(doc.get("previous", []), "previous", what)
+        if not all(HEAD_NAME.fullmatch(n) for n in previous):
+            raise damaged(what, "field 'previous' names something that is not a vault head")
+        objects = _ungrouped(doc.get("objects", {}), "objects", what)
+        removed: dict[str, str] = {}
+        folders = doc.get("removed", {})
+        if not isinstance(folders, dict):
+            raise damaged(what, "field 'removed' is not an object")
+        for folder, entries in folders.items():
+            if not isinstance(entries, dict):
+                raise damaged(what, "field 'removed' holds something that is not an object")
+            for base, when in entries.items():
+                name = _named(folder, base, HEAD_TRACKED, "removed", what)
+                removed[name] = stored_time(when, "removed", what)  # type: ignore[assignment]
+        index = doc.get("index")
+        return cls(serial, written, operation, tuple(previous), frozenset(objects), removed,  # type: ignore[arg-type]
+                   IndexGeneration.from_dict(index, what) if index is not None else None)
+
+
+def _grouped(names: frozenset[str]) -> dict[str, list[str]]:
+    """``{"points/<item-id>/": [point ids], "keys/": [...]}``: names by folder, compactly."""
+    out: dict[str, list[str]] = {}
+    for name in sorted(names):
+        folder, _, base = name.rpartition("/")
+        out.setdefault(folder + "/", []).append(base)
+    return out
+
+
+def _ungrouped(doc: object, field: str, what: str) -> list[str]:
+    if not isinstance(doc, dict):
+        raise damaged(what, f"field '{field}' is not an object")
+    return [_named(folder, base, HEAD_TRACKED, field, what)
+            for folder, bases in doc.items() for base in _text_list(bases, field, what)]
+
+
+def _text_list(value: object, field: str, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise damaged(what, f"field '{field}' is not a list of text")
+    return value
+
+
+def _named(folder: object, base: str, pattern: re.Pattern[str], field: str, what: str) -> str:
+    name = f"{folder}{base}"
+    if not isinstance(folder, str) or not pattern.fullmatch(name):
+        raise damaged(what, f"field '{field}' names an object it cannot hold ({name[:80]!r})")
+    return name

@@ -30,6 +30,7 @@ from .repository.keyproviders import KeyContext, PassphraseSource
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
 from .services.backup import BackupService
+from .services.head import HeadService, Rollback
 from .services.items import ItemBook
 from .services.jobs import JobLog
 from .services.keys import KeySlots
@@ -98,6 +99,12 @@ class PluginHooks:
     def validate_policy(self, policy: Policy) -> None:
         self.relay.strongroom_policy_validate(vault=self.vault, policy=policy)
 
+    def rollback_detected(self, found: Rollback) -> None:
+        """The vault's storage went back to an older state (:mod:`strongroom.services.head`).
+
+        The one place where an alert is to be raised; until alerts exist, the command
+        that checked reports it (a warning, a problem or an error)."""
+
 
 class Vault:
     """An open vault (see the module docstring); make one with :meth:`create` or :meth:`open`."""
@@ -115,25 +122,30 @@ class Vault:
         self.index = IndexState(self.repo)
         hooks = PluginHooks(plugins.hook, self)
         now = self._now
-        self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with)
+        self.heads = HeadService(self.repo, key_context.home / "state" / f"{config.vault_id}.json",
+                                 on_rollback=hooks.rollback_detected, item_names=self._item_names)
+        self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
+                             after_change=lambda removed: self.heads.record("key", removed=removed))
         self._settings = SettingsBook(self.repo, settings, now)
         self._upgrade = UpgradeService(store.url, self._settings, lambda new: _write_config(store, new))
         self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
                            clock=now)
         self._items = ItemBook(self.repo, now)
-        self._points = PointBook(self.repo, self.index)
+        self._points = PointBook(self.repo, self.index, check_head=lambda: self.heads.check().warning())
         self.retention = Retention(self._points, self._find_policy, lambda: self._settings.floors, hooks, now)
         self.policies = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now)
-        self._lifecycle = Lifecycle(self._items, self.policies, self.retention, self.jobs, self.workload, now)
+        self._lifecycle = Lifecycle(self._items, self.policies, self.retention, self.jobs, self.workload, now,
+                                    self.heads)
         self._backup = BackupService(self.repo, self.index, self._settings, self._items, self._points,
-                                     self.retention, self.jobs, hooks, self.workload, now)
+                                     self.retention, self.jobs, hooks, self.workload, now, self.heads)
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
         self._verify = VerifyService(self.repo, self.index, self.jobs, now,
                                      cursor_file=key_context.home / "verify" / f"{config.vault_id}.json",
-                                     key_slots=self.keys)
+                                     key_slots=self.keys, check_head=self.heads.check)
         self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
-                                     lambda: self.prune_settings.lease_ttl, now)
-        self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now)
+                                     lambda: self.prune_settings.lease_ttl, now, self.heads)
+        self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now,
+                                   self.heads)
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
                                     self._backup.run, self.prune, now)
 
@@ -142,6 +154,9 @@ class Vault:
 
     def _find_policy(self, name: str) -> Policy | None:
         return self.policies.find(name)
+
+    def _item_names(self) -> dict[str, str]:
+        return {item.item_id: item.name for item in self._items.list()}
 
     # --- opening -----------------------------------------------------------------------
 
@@ -168,6 +183,7 @@ class Vault:
         vault = cls(store, config, master, settings, plugins, ctx, slot)
         vault.repo.put_document(f"settings/{time_id()}", settings.to_dict())
         _write_config(store, config)  # the commit
+        vault.heads.record("create")  # what must not go backwards, from the start
         plugins.hook.strongroom_vault_created(vault=vault)
         return vault
 
@@ -315,9 +331,11 @@ class Vault:
         return self._verify.verify(read_data=read_data, subset=subset, progress=progress)
 
     def repair(self, *, apply: bool = False, heal: Heal | None = None,
-               progress: Callable[[str], None] | None = None) -> RepairReport:
-        """Heal what can be healed, move damage aside, name what is lost (:mod:`strongroom.services.repair`)."""
-        return self._repair.run(apply=apply, heal=heal, progress=progress)
+               progress: Callable[[str], None] | None = None, accept_rollback: bool = False) -> RepairReport:
+        """Heal what can be healed, move damage aside, name what is lost; with
+        ``accept_rollback``, take storage as it is where it went backwards
+        (:mod:`strongroom.services.repair`, :mod:`strongroom.services.head`)."""
+        return self._repair.run(apply=apply, heal=heal, progress=progress, accept_rollback=accept_rollback)
 
     def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
         """Rewrite the index from every pack, naming intact copies only."""

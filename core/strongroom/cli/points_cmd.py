@@ -3,6 +3,8 @@
 Points whose header cannot be read are listed after the intact ones, as ``damaged``
 with the reason (in ``--json``: ``"state": "damaged"`` and ``"error"``); a point whose
 status documents cannot be read gets a notice line on stderr (``"notice"`` in JSON).
+Storage that went back to an older state (a point header the vault heads list is gone:
+:mod:`strongroom.services.head`) gets one warning line on stderr, JSON or not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def points(ctx, item, as_json):
     """List recovery points (of ITEM, or of every item), damaged ones too."""
     vault = app(ctx).open_vault()
     survey = vault.point_survey(item)
+    if survey.rollback:  # the vault's storage went back to an older state (services/head.py)
+        warn(survey.rollback)
     names = {i.item_id: i.name for i in vault.items()} if survey.damaged and not item else {}
     damaged = [d if d.item_name else _named(d, names) for d in survey.damaged]
     if as_json:

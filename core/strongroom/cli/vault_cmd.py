@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DataLost, VerifyFailed
+from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, json_option
 from .output import Progress, emit_json, human_size, table, warn
@@ -87,22 +87,32 @@ def verify(ctx, read_data, subset, as_json):
             + (f", read {report.packs_read} pack(s) ({human_size(report.bytes_read)})" if read else "")
             + (": no problems." if report.ok else f": {len(report.problems)} problem(s).")
         )
+    rollback = getattr(report, "rollback", None)  # what the vault head's check found (services/head.py)
+    if rollback is not None:
+        raise rollback.error()
     if not report.ok:
         raise VerifyFailed(count=len(report.problems))
 
 
 @vault.command("repair")
 @click.option("--apply", is_flag=True, help="Do the repair (without it: only say what it would do).")
+@click.option("--accept-rollback", is_flag=True,
+              help="Where the storage went back to an older state (a point header gone, a removed key slot"
+                   " back...), take it as it is from now on. With --apply; decide after a dry run.")
 @json_option
 @click.pass_context
-def repair(ctx, apply, as_json):
+def repair(ctx, apply, accept_rollback, as_json):
     """Index an intact copy of every blob, move damage aside, name what is lost."""
     progress = Progress(not as_json)
-    report = app(ctx).open_vault().repair(apply=apply, progress=progress.show)
+    report = app(ctx).open_vault().repair(apply=apply, progress=progress.show, accept_rollback=accept_rollback)
     progress.done()
     if as_json:
         emit_json(report.to_dict())
     else:
+        for line in report.rollback:
+            click.echo(f"rollback: {line}", err=True)
+        if report.rollback_accepted:
+            click.echo("Accepted the storage as it is: a new vault head records it.")
         _show_repair(report, "Would move aside" if report.dry_run else "Moved aside")
         if not report.changes:
             click.echo("Nothing to repair.")
@@ -110,6 +120,11 @@ def repair(ctx, apply, as_json):
             click.echo("Dry run: nothing was changed; run 'strongroom vault repair --apply' to repair.")
         else:
             click.echo(f"Repaired: the index names {report.blobs_indexed + report.blobs_healed} intact blob(s).")
+    if report.rollback_open:
+        advice = ("run 'strongroom vault repair --apply --accept-rollback' to take the storage as it is"
+                  if not report.dry_run else "'strongroom vault repair --apply' rewrites the index from the packs;"
+                  " with --accept-rollback it takes the rest as it is")
+        raise RollbackDetected(what=report.rollback_open, advice=advice)
     _raise_if_lost(report)
 
 

@@ -5,7 +5,11 @@
 1. the item must be ``protected``; ``retain_until`` must be ahead (and past the floors);
 2. a ``backup`` job is recorded around everything below, and the plugins' hooks run
    around it (``hooks.before_backup``, ``hooks.around_backup``, ``hooks.point_created``);
-3. the index is brought up to date, prune's marks and sweeps are read
+3. the vault head is checked (:mod:`.head`): storage that went back to an older state
+   (a point header gone, an index file that a prune or rebuild-index removed put back)
+   stops the backup with :class:`~strongroom.errors.RollbackDetected` before the index
+   is taken as the truth for deduplication; the index is brought up to date (after the
+   heads are read), prune's marks and sweeps are read
    (:class:`~strongroom.engine.gcstate.GcView`, after the index), and packs that no index
    names (an interrupted backup's) are adopted;
 4. the workload yields source entries (given a :class:`~strongroom.contexts.BackupContext`
@@ -20,7 +24,7 @@
 5. data a prune marked meanwhile and this point needs is rescued, the point's initial
    retention is computed, and its header is written: the commit.  Until then nothing
    refers to the new data, so a failed or killed backup leaves no point and the next
-   backup reuses the packs it uploaded.
+   backup reuses the packs it uploaded.  A vault head then records the point.
 
 Foreign objects the backup met in its listings (names that are not the vault's, such as
 a sync tool's ``data/ab/desktop.ini``: :mod:`strongroom.repository.names`) are left
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from ..workload import Workload
+    from .head import HeadService
     from .hooks import VaultHooks
     from .items import ItemBook
     from .jobs import JobLog
@@ -60,7 +65,7 @@ class BackupService:
 
     def __init__(self, repo: Repository, index: IndexState, settings: SettingsBook, items: ItemBook,
                  points: PointBook, retention: Retention, jobs: JobLog, hooks: VaultHooks,
-                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime]) -> None:
+                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime], heads: HeadService) -> None:
         self.repo = repo
         self.index = index
         self.settings = settings
@@ -71,6 +76,7 @@ class BackupService:
         self.hooks = hooks
         self.workload = workload
         self.clock = clock
+        self.heads = heads
 
     def run(self, name: str, *, progress: Callable[[BackupStats], None] | None = None,
             retain_until: dt.datetime | None = None, trigger: str = "on_demand",
@@ -97,7 +103,13 @@ class BackupService:
         from ..engine.gcstate import GcView
 
         repo = self.repo
-        damaged_index = self.index.refresh(tolerant=True)
+        damaged_index: list[str] = []
+
+        def load_index() -> frozenset[str]:
+            damaged_index[:] = self.index.refresh(tolerant=True)
+            return self.index.files
+
+        self.heads.require(index_files=load_index)  # a rolled-back index is no truth for deduplication
         gc = GcView.load(repo, self.index.files)  # after the index: see gcstate's rules
         # packs no readable index file names (an interrupted backup's, or those of a damaged
         # index file) are indexed anew from their trailers
@@ -135,6 +147,7 @@ class BackupService:
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
         )
         repo.put_document(point.object_name, point.to_dict())  # the commit point
+        self.heads.record("backup")
         return point
 
     def _parent_tree(self, parent: RecoveryPoint | None) -> tuple[TreeReader | None, list[str]]:

@@ -19,7 +19,8 @@ States of a protected item and the commands that move it::
 On-demand backups (``strongroom backup``) need the protected state (with or without a
 policy).  Each change appends a new item version, records a job (``stop`` or
 ``resume``) and re-evaluates the retention of the item's points, writing a status
-document for each point whose retention changed.
+document for each point whose retention changed; a vault head then records the new
+version (:mod:`.head`), so that its disappearing from storage is noticed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..models import DELETED, PROTECTED, STOPPED_RETAIN_FOREVER, STOPPED_RETAIN_
 
 if TYPE_CHECKING:
     from ..workload import Workload
+    from .head import HeadService
     from .items import ItemBook
     from .jobs import JobLog
     from .policies import PolicyBook
@@ -48,13 +50,14 @@ class Lifecycle:
     """Protecting items and changing their state."""
 
     def __init__(self, items: ItemBook, policies: PolicyBook, retention: Retention, jobs: JobLog,
-                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime]) -> None:
+                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime], heads: HeadService) -> None:
         self.items = items
         self.policies = policies
         self.retention = retention
         self.jobs = jobs
         self.workload = workload
         self.clock = clock
+        self.heads = heads
 
     def protect(self, workload: str, name: str, source: dict, *, policy: str | None = None) -> ProtectedItem:
         """A new item of ``workload`` called ``name``, protecting ``source`` (validated by
@@ -69,7 +72,9 @@ class Lifecycle:
             raise ItemExists(item=name)
         if policy is not None:
             self.policies.get(policy)
-        return self.items.put(attrs.evolve(item, source=plugin.validate_source(source)))
+        created = self.items.put(attrs.evolve(item, source=plugin.validate_source(source)))
+        self.heads.record("protect")
+        return created
 
     def stop(self, name: str, *, retain: str | None = None, delete_data: bool = False) -> ProtectedItem:
         """Stop protecting item ``name``, keeping its points (``retain``) or deleting them."""
@@ -111,4 +116,5 @@ class Lifecycle:
             statuses = self.retention.reevaluate([updated])
             run.end("completed", details={"state": updated.state, "policy": updated.policy,
                                           "statuses_written": statuses})
+        self.heads.record(f"items {job_type}")
         return updated

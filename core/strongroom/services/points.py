@@ -46,20 +46,24 @@ class PointSurvey:
 
     ``points``: the intact ones, oldest first, with their current status; ``damaged``:
     those whose header cannot be read; ``notices``: point id -> one line, for intact
-    points whose status documents could not be read.
+    points whose status documents could not be read; ``rollback``: one line if the
+    vault's storage went back to an older state (:mod:`.head`), else empty.
     """
 
     points: tuple[RecoveryPoint, ...] = ()
     damaged: tuple[DamagedPoint, ...] = ()
     notices: dict[str, str] = attrs.field(factory=dict)
+    rollback: str = ""
 
 
 class PointBook:
-    """The recovery points of one vault."""
+    """The recovery points of one vault; ``check_head()`` (the vault head's check,
+    :mod:`.head`) gives the survey's ``rollback`` line."""
 
-    def __init__(self, repo: Repository, index: IndexState) -> None:
+    def __init__(self, repo: Repository, index: IndexState, check_head: Callable[[], str] | None = None) -> None:
         self.repo = repo
         self.index = index
+        self.check_head = check_head
 
     def of(self, item: ProtectedItem | None) -> list[RecoveryPoint]:
         """The intact points of ``item`` (or of every item), oldest first, with their
@@ -68,12 +72,14 @@ class PointBook:
 
     def survey(self, item: ProtectedItem | None, *, notices: bool = True) -> PointSurvey:
         """Every point of ``item`` (or of every item): intact, damaged, and (unless
-        ``notices`` is false) the notices about their status documents."""
+        ``notices`` is false) the notices about their status documents and the
+        ``rollback`` line of the vault head's check."""
+        rollback = self.check_head() if notices and self.check_head is not None else ""
         item_id = item.item_id if item is not None else None
         prefix = f"{POINT_PREFIX}{item_id}/" if item_id else POINT_PREFIX
         names = self.repo.list_names(prefix)  # points/<item-id>/<point-id> only: no foreign object
         if not names:
-            return PointSurvey()
+            return PointSurvey(rollback=rollback)
         statuses = load_statuses(self.repo, item_id)
         points: list[RecoveryPoint] = []
         damaged: list[DamagedPoint] = []
@@ -86,7 +92,7 @@ class PointBook:
         points.sort(key=lambda p: (p.created, p.point_id))
         damaged.sort(key=lambda d: (d.item_id, d.point_id))
         notes = self._status_notices(item_id, points, statuses) if notices else {}
-        return PointSurvey(tuple(points), tuple(damaged), notes)
+        return PointSurvey(tuple(points), tuple(damaged), notes, rollback)
 
     def find(self, item: ProtectedItem, ref: str | None = None) -> RecoveryPoint:
         """The latest intact point of ``item``, or the one whose id starts with ``ref``

@@ -12,6 +12,12 @@ nothing):
 2. **Collect garbage** (:mod:`strongroom.engine.gc`): the data reachable from the
    remaining points is live; the rest is marked, and swept a grace period later.
 
+Vault heads (:mod:`.head`): a prune first checks that storage did not go back to an older
+state, and refuses with :class:`~strongroom.errors.RollbackDetected` if it did (it would
+free data that points whose headers are gone still need); it writes a head announcing
+the points it expires before it deletes them, and one recording the index files it left
+(a new index generation) at the end.
+
 With ``dry_run`` nothing is written and no lease taken: the report says what would go.
 """
 
@@ -24,7 +30,8 @@ from typing import TYPE_CHECKING, Callable
 import attrs
 
 from ..engine.gc import GarbageCollector, GcReport
-from ..models import DELETED
+from ..models import DELETED, RecoveryPoint
+from ..repository.indexstate import INDEX_PREFIX
 from .claims import Claims
 from .pointstatus import STATUS_PREFIX, delete_statuses
 from .points import POINT_PREFIX
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.leases import Lease
     from ..repository.repository import Repository
+    from .head import HeadService
     from .items import ItemBook
     from .jobs import JobLog
     from .points import PointBook
@@ -61,7 +69,7 @@ class PruneService:
     """Prunes one vault."""
 
     def __init__(self, repo: Repository, index: IndexState, items: ItemBook, points: PointBook,
-                 retention: Retention, jobs: JobLog, clock: Callable[[], dt.datetime]) -> None:
+                 retention: Retention, jobs: JobLog, clock: Callable[[], dt.datetime], heads: HeadService) -> None:
         self.repo = repo
         self.index = index
         self.items = items
@@ -69,6 +77,7 @@ class PruneService:
         self.retention = retention
         self.jobs = jobs
         self.clock = clock
+        self.heads = heads
 
     def run(self, settings: PruneSettings, *, dry_run: bool = False,
             progress: Callable[[str], None] | None = None) -> PruneReport:
@@ -77,11 +86,15 @@ class PruneService:
 
         report = PruneReport(dry_run=dry_run)
         if dry_run:
+            self.heads.require()
             self._prune(settings, report, None, progress)
             return report
         with Lease(self.repo, "prune", ttl=settings.lease_ttl, clock=self.clock) as lease, \
                 self.jobs.running("prune", None, grace=settings.grace) as run:
+            self.heads.require()
+            index_before = list(self.repo.store.list(INDEX_PREFIX))
             self._prune(settings, report, lease, progress)
+            self.heads.record("prune", index_before=index_before)
             run.end("completed", bytes=max(report.bytes_freed, 0), details=report.to_dict())
         return report
 
@@ -106,6 +119,7 @@ class PruneService:
             progress("expiring points")
         now = self.clock()
         expired: set[str] = set()
+        doomed: list[RecoveryPoint] = []
         for item in self.items.list():
             points = self.points.of(item)
             if not points:
@@ -115,16 +129,20 @@ class PruneService:
                     continue  # a later state (soft deleted) has its own rules
                 if not verdict.keep:
                     expired.add(point.point_id)
+                    doomed.append(point)
                     report.points_expired.append(
                         {"item": item.name, "point": point.point_id, "created": point.created, "reason": verdict.reason})
-                    if not report.dry_run:
-                        check()
-                        self.repo.store.delete(point.object_name)
-                        delete_statuses(self.repo, item.item_id, point.point_id)
                 elif self.retention.changed(point, verdict) and not report.dry_run:
                     self.retention.write(item, point, verdict, now)
                     report.statuses_written += 1
         if not report.dry_run:
+            if doomed:  # announced in a vault head before they go: no reader takes it for a rollback
+                check()
+                self.heads.record("prune", removed=[point.object_name for point in doomed])
+            for point in doomed:
+                check()
+                self.repo.store.delete(point.object_name)
+                delete_statuses(self.repo, point.item_id, point.point_id)
             self._forget_orphans()
         return expired
 

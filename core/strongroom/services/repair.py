@@ -25,6 +25,15 @@ elsewhere (a replica) or None.  Plaintext whose keyed hash is not the blob id is
 ignored.  Healed blobs are written into new packs.  Nothing passes a ``heal`` yet: it
 is the hook a replica will use.
 
+Rollback (:mod:`.head`): the repair reports what the vault head's check finds
+(``rollback``).  Index files that a prune or rebuild-index removed and that are back
+make the index be rewritten from the packs, which removes them.  What else went
+backwards (a point header, a settings or item version, a key slot gone; a removed key
+slot back; heads older than this client saw) stays a finding (``rollback_open``) unless
+``accept_rollback`` is given: then the repair's vault head records storage as it is.  An
+applied repair that changes anything writes a vault head, announcing the documents it
+moves aside before it moves them; rebuild-index writes one too (a new index generation).
+
 Without ``apply`` nothing is written but the job record: the report says what would be
 done.  With ``apply`` the repair holds the exclusive lease (the one prune and
 rebuild-index take, since it rewrites index files) and writes in the order of
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
     from ..engine.repair import CopyPlan, CopyResult
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
+    from .head import HeadService, Rollback
     from .items import ItemBook
     from .jobs import JobLog
 
@@ -85,6 +95,9 @@ class RepairReport:
     index_files_removed: int = 0
     lost_points: list[dict] = attrs.field(factory=list)
     lost_files: list[dict] = attrs.field(factory=list)
+    rollback: list[str] = attrs.field(factory=list)  # what the vault head's check found
+    rollback_accepted: bool = False
+    rollback_open: str = ""  # what went backwards and stays so, in one line (empty: nothing)
     seconds: float = 0.0
 
     @property
@@ -95,7 +108,7 @@ class RepairReport:
     @property
     def changes(self) -> bool:
         """Whether the repair found damage or changes (or would change) anything."""
-        return bool(self.damage or self.moved_aside or self.index_files_written)
+        return bool(self.damage or self.moved_aside or self.index_files_written or self.rollback)
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)
@@ -117,29 +130,31 @@ class RepairService:
     """Repairs one vault (see the module docstring)."""
 
     def __init__(self, repo: Repository, index: IndexState, items: ItemBook, jobs: JobLog,
-                 lease_ttl: Callable[[], float], clock: Callable[[], dt.datetime]) -> None:
+                 lease_ttl: Callable[[], float], clock: Callable[[], dt.datetime], heads: HeadService) -> None:
         self.repo = repo
         self.index = index
         self.items = items
         self.jobs = jobs
         self.lease_ttl = lease_ttl
         self.clock = clock
+        self.heads = heads
 
     def run(self, *, apply: bool = False, heal: Heal | None = None,
-            progress: Callable[[str], None] | None = None) -> RepairReport:
-        """Repair the vault (``apply``) or say what a repair would do."""
+            progress: Callable[[str], None] | None = None, accept_rollback: bool = False) -> RepairReport:
+        """Repair the vault (``apply``) or say what a repair would do; ``accept_rollback``:
+        take storage as it is where it went backwards (see the module docstring)."""
         from ..repository.leases import Lease
 
         report = RepairReport(dry_run=not apply)
         if not apply:
             with self.jobs.running("repair", None, apply=False) as run:
-                self._repair(report, None, heal, progress)
+                self._repair(report, None, heal, progress, accept_rollback)
                 run.end("completed", bytes=report.bytes_read, details=_job_details(report))
             return report
         with Lease(self.repo, "repair", ttl=self.lease_ttl(), clock=self.clock) as lease, \
                 self.jobs.running("repair", None, apply=True) as run:
             try:
-                self._repair(report, lease.check, heal, progress)
+                self._repair(report, lease.check, heal, progress, accept_rollback)
             finally:
                 self.index.forget()
             losses = [loss["description"] for loss in report.lost_points + report.lost_files]
@@ -163,6 +178,7 @@ class RepairService:
                 done = apply_copies(self.repo, plan, {}, old_index_files=files.names,
                                     damaged_index_files=files.damaged, check=lease.check)
                 _applied(report, done)
+                self.heads.record("rebuild-index", index_before=files.names)
             finally:
                 self.index.forget()
         report.seconds = round(time.monotonic() - started, 3)
@@ -171,10 +187,12 @@ class RepairService:
     # --- the steps ---------------------------------------------------------------------
 
     def _repair(self, report: RepairReport, check: Callable[[], None] | None, heal: Heal | None,
-                progress: Callable[[str], None] | None) -> None:
+                progress: Callable[[str], None] | None, accept_rollback: bool = False) -> None:
         from ..engine.repair import apply_copies, move_aside
 
         started = time.monotonic()
+        found = self.heads.check()  # before the index files are listed (services/head.py)
+        report.rollback = list(found.lines)
         files = self._index_files(report, progress)
         plan = self._plan(files, report, progress)
         if progress is not None:
@@ -198,7 +216,8 @@ class RepairService:
         report.lost_files = [{**loss.to_dict(), "description": loss.describe()} for loss in losses]
         report.blobs_lost = len(lost)
         report.blobs_healed = len(healed)
-        if report.damage or healed or not _index_matches(files, plan):
+        rewrite = bool(report.damage or healed or not _index_matches(files, plan) or found.replayed)
+        if rewrite:
             if check is None:  # a dry run: say what would be done
                 report.blobs_rescued = len(plan.rescue)
                 report.moved_aside = ([pack_name(p) for p in sorted(plan.quarantine)] + sorted(files.damaged)
@@ -208,10 +227,18 @@ class RepairService:
             else:
                 _applied(report, apply_copies(self.repo, plan, healed, old_index_files=files.names,
                                               damaged_index_files=files.damaged, check=check))
+                check()  # the documents moved aside are announced before they go
+                self.heads.record("repair", removed=[name for name, _ in bad_docs], index_before=files.names,
+                                  accept=found if accept_rollback else None)
                 for name, _ in bad_docs:
                     check()
                     if move_aside(self.repo.store, name) is not None:
                         report.moved_aside.append(name)
+        elif check is not None and accept_rollback and found.found:
+            self.heads.record("repair", accept=found)
+        report.rollback_accepted = bool(found.found and accept_rollback and check is not None)
+        left = found if check is None or not rewrite else found.without_index()
+        report.rollback_open = "" if report.rollback_accepted else left.summary()
         report.seconds = round(time.monotonic() - started, 3)
 
     def _item_names(self) -> dict[str, str]:

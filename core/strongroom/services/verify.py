@@ -34,6 +34,7 @@ import attrs
 from ..errors import IntegrityError, ObjectNotFound, UsageError
 from ..models import RecoveryPoint, VaultSettings
 from ..repository.names import vault_names
+from .head import with_rollback
 from .points import POINT_PREFIX
 from .pointstatus import STATUS_PREFIX, PointStatus
 from .settings import SETTINGS_PREFIX
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from ..engine.verify import VerifyReport
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
+    from .head import Rollback
     from .jobs import JobLog
     from .keys import KeySlots
 
@@ -93,16 +95,18 @@ def check_key_slots(keys: KeySlots) -> tuple[list[str], list[str]]:
 
 
 class VerifyService:
-    """Checks one vault (and its key slots, when given ``key_slots``)."""
+    """Checks one vault (and its key slots, when given ``key_slots``; what went backwards,
+    when given ``check_head``, the vault head's check: :mod:`.head`)."""
 
     def __init__(self, repo: Repository, index: IndexState, jobs: JobLog,
                  clock: Callable[[], dt.datetime], cursor_file: Path | None = None,
-                 key_slots: KeySlots | None = None) -> None:
+                 key_slots: KeySlots | None = None, check_head: Callable[[], Rollback] | None = None) -> None:
         self.repo = repo
         self.index = index
         self.jobs = jobs
         self.clock = clock
         self.cursor_file = cursor_file
+        self.check_head = check_head
         self.key_slots = key_slots
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
@@ -120,7 +124,9 @@ class VerifyService:
         with self.jobs.running("verify", None, read_data=read_data, subset=subset) as run:
             foreign: set[str] = set()
             listed = vault_names(self.repo.store.list(""), foreign)  # one listing of everything
+            rollback = self.check_head() if self.check_head is not None else None
             problems = self.index.load(tolerant=True)
+            problems += [f"rollback: {line}" for line in (rollback.lines if rollback else ())]
             points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict, listed)
             for prefix, parse in ((STATUS_PREFIX, PointStatus.from_dict), (SETTINGS_PREFIX, VaultSettings.from_dict)):
                 bad += read_documents(self.repo, prefix, parse, listed)[1]
@@ -142,7 +148,7 @@ class VerifyService:
             run.end("completed" if report.ok else "failed",
                     error=None if report.ok else f"{len(report.problems)} problem(s)",
                     bytes=report.bytes_read, details={"problems": list(report.problems[:100])})
-        return report
+        return with_rollback(report, rollback)
 
     def _selector(self, subset: Subset, notes: list[str], cursor: dict) -> Callable[[set[str]], list[str]]:
         """The packs ``subset`` reads; for ``N%``, the cursor to save is left in ``cursor["after"]``."""
