@@ -174,6 +174,17 @@ class CountingStore:
 class TestReadWhole:
     """How many requests, and how many bytes, reading an object whole costs."""
 
+    def test_the_limits_hold_what_writers_make(self):
+        """Every index file, prune mark and pack a writer can make is within its kind's
+        limit: the largest sealed index file or document, the largest pack."""
+        from strongroom.repository.envelope import KIND_DOCUMENT, KIND_INDEX, max_sealed
+        from strongroom.repository.names import LARGE_MAX, PACK_MAX, kind_of
+        from strongroom.repository.pack import MAX_PACK_SIZE
+
+        assert LARGE_MAX >= max(max_sealed(KIND_INDEX), max_sealed(KIND_DOCUMENT))
+        assert PACK_MAX >= MAX_PACK_SIZE
+        assert kind_of(f"index/{LATER}").max_size == kind_of(f"prune/{LATER}/mark").max_size == LARGE_MAX
+
     @pytest.fixture
     def repo_over(self):
         from strongroom.repository.masterkey import MasterKey

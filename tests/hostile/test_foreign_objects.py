@@ -248,6 +248,19 @@ class TestReplacedPacks:
                 report["problems"]
         assert len(report["problems"]) == len(hit), report["problems"]
 
+    def test_junk_named_like_a_pack_is_a_problem(self, big, cli):
+        """A file of junk under a pack's name that no index names is a problem for plain
+        verify (its trailer does not open), not a pack the next backup would adopt (the
+        old code only noted it)."""
+        vault, _ = big
+        junk_id = "cd" + "7" * 30
+        (vault / "data" / "cd").mkdir(exist_ok=True)
+        (vault / pack_name(junk_id)).write_bytes(os.urandom(5000))
+        report = json.loads(cli("vault", "verify", "--json", expect=51).stdout)
+        assert [p for p in report["problems"] if p.startswith(pack_name(junk_id))] == report["problems"]
+        assert len(report["problems"]) == 1
+        assert not any(n.startswith(pack_name(junk_id)) for n in report["notes"]), report["notes"]
+
     def test_an_intact_vault_passes_and_reads_only_trailers(self, big, cli):
         """Plain verify of an intact vault passes; it reads every trailer, no pack whole."""
         report = json.loads(cli("vault", "verify", "--json").stdout)

@@ -110,21 +110,24 @@ class Verifier:
         indexed = self.repo.index.named_pack_ids()
         for pack_id in sorted(indexed - on_storage):
             self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
-        unindexed = on_storage - indexed
-        for pack_id in sorted(unindexed):
-            self.notes.append(
-                f"{pack_name(pack_id)}: in no index (an interrupted backup's, or one a damaged index file named):"
-                " the next backup adopts it; 'strongroom vault repair' re-indexes every pack"
-            )
         packs_read = bytes_read = duplicates = 0
         todo: list[str] = []
         if read_data:
             todo = select(on_storage) if select is not None else sorted(on_storage)
         by_pack = self.repo.index.entries_by_pack()
         rest = on_storage.difference(todo)
-        for _, problems in scan_trailers(self.repo, rest, by_pack, threads=self.repo.io_threads,
-                                         progress=self._progress):
+        unopened: set[str] = set()
+        for pack_id, problems in scan_trailers(self.repo, rest, by_pack, threads=self.repo.io_threads,
+                                               progress=self._progress):
             self.problems.extend(problems)
+            if problems:
+                unopened.add(pack_id)
+        unindexed = on_storage - indexed
+        for pack_id in sorted(unindexed - unopened):  # a pack whose trailer does not open is not adopted
+            self.notes.append(
+                f"{pack_name(pack_id)}: in no index (an interrupted backup's, or one a damaged index file named):"
+                " the next backup adopts it; 'strongroom vault repair' re-indexes every pack"
+            )
         if read_data:
             self._progress("reading data")
             checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)

@@ -99,7 +99,8 @@ class Repository:
         kind; IntegrityError for a larger object (see the module docstring)."""
         kind = kind_of(name)
         if kind is None or kind.max_size is None or not (kind.document if expect == "document" else kind.label == expect):
-            raise IntegrityError(what=name, reason=f"not a {expect} of this vault (a foreign object); not read")
+            article = "an" if expect[0] in "aeiou" else "a"
+            raise IntegrityError(what=name, reason=f"not {article} {expect} of this vault (a foreign object); not read")
         limit = kind.max_size
         first = min(limit, FIRST_READ)
         data = self.store.get_range(name, 0, first + 1)
