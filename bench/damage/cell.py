@@ -6,7 +6,8 @@ the one after the repair; ``{kit}`` only for a kind with a recovery command)::
     before   vault verify, vault verify --read-data, points,
              restore b, a@a1, a@a2, a@a3 (the damaged point), backup a (a4)
              (key slot kinds also: vault key list)
-    repair   vault repair, vault repair --apply, the kind's recovery command if any
+    repair   vault repair, vault repair --apply (and if it exits 54, a rollback found,
+             vault repair --apply --accept-rollback), the kind's recovery command if any
     after    vault verify --read-data, restore b, a@a1, a@a2, a@a3, a@a4,
              backup a (a5), restore a@a5, a@a3 and a@a4 again, vault verify --read-data
 
@@ -39,10 +40,12 @@ __all__ = ["Cell", "FLAGS", "run_cell"]
 #: Outcomes that flag a cell, worst first.
 FLAGS = ("CRASH", "HUNG", "CORRUPT", "LOST", "MISSED")
 #: Every outcome, worst first (the word a group of steps shows is its worst).
-ORDER = (*FLAGS, "refused", "problems", "lost", "partial", "spurious", "detected", "warn", "ok", "clean")
+ORDER = (*FLAGS, "refused", "problems", "rollback", "lost", "partial", "spurious", "detected", "warn", "ok", "clean")
 OTHERS = ("b1", "a1", "a2")
-#: vault repair: 0 no point lost data, 53 some did (the report names them).
-REPAIR = {0: "ok", 53: "lost"}
+#: vault repair: 0 no point lost data, 53 some did (the report names them), 54 a rollback is left.
+REPAIR = {0: "ok", 53: "lost", 54: "rollback"}
+#: Exit code of a command that found the storage went back to an older state (RollbackDetected).
+ROLLBACK = 54
 
 
 @attrs.frozen
@@ -171,7 +174,9 @@ def measure(scn: Scenario, kind: Kind, vmap: VaultMap, harm: Harm) -> _Judge:
     if kind.name.endswith("key slot"):
         j.plain("key list", "vault", "key", "list")
     j.plain("repair", "vault", "repair", words=REPAIR)
-    j.plain("repair --apply", "vault", "repair", "--apply", words=REPAIR)
+    apply = j.plain("repair --apply", "vault", "repair", "--apply", words=REPAIR)
+    if apply.exit == ROLLBACK:  # what the guide says to do when the storage went back
+        j.plain("accept rollback", "vault", "repair", "--apply", "--accept-rollback", words=REPAIR)
     if kind.recovery and scn.kit is None:
         j.notes.append("no recovery kit: `vault key export` failed during the setup")
     elif kind.recovery:

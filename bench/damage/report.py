@@ -35,6 +35,8 @@ worst of them. Words:
 - `refused`: a clean error (one line, a stable exit code) and nothing written.
 - `spurious`: an error exit although every file was restored byte for byte.
 - `lost`: `vault repair` exited 53: it names points that lost data no intact copy holds.
+- `rollback`: `vault repair` exited 54: the storage went back to an older state, and the
+  repair leaves that to be accepted (`--accept-rollback`).
 - `clean` / `problems`: `vault verify --read-data` after the repair exited 0 / non-zero.
 - `-`: not run (the point does not exist: the backup that would have made it was refused).
 
@@ -52,8 +54,10 @@ Flags, the outcomes that must never happen (**bold** in the table and listed und
 Columns: `points` lists every item's points. `a3` is the point hit by the damage (item a's
 newest); `b1`, `a1`, `a2` are the points that need nothing of the damaged object. `backup
 a` runs on the damaged vault (its point is `a4`). `repair · --apply` is `vault repair`
-(dry run) then `vault repair --apply`, and for the only key slot also `vault key import`
-of the recovery kit exported during the setup. The `after:` columns run after the repair:
+(dry run) then `vault repair --apply`; when that exits 54 (the storage went back to an
+older state) the guide's next step, `vault repair --apply --accept-rollback`, is shown as
+`accept-rollback`; for the only key slot `key import` is `vault key import` of the recovery
+kit exported during the setup. The `after:` columns run after the repair:
 `verify --read-data`, the restores of the other points, a new backup of a (`a5`) and its
 restore, and the restore of `a3` after that backup (which stores again what the source still
 has)."""
@@ -87,9 +91,11 @@ def summary(cell: Cell, labels: tuple[str, ...]) -> str:
     codes = "·".join("-" if s.note == "not run" else f"`{_code(s)}`" for s in steps)
     word = worst(s.outcome for s in steps)
     text = f"{codes} **{word}**" if word in FLAGS else f"{codes} {word}"
-    recovery = cell.step("recovery") if "repair" in labels else None
-    if recovery is not None:
-        text += f"; key import `{_code(recovery)}` {recovery.outcome}"
+    if "repair" in labels:
+        for label, name in (("accept rollback", "accept-rollback"), ("recovery", "key import")):
+            extra = cell.step(label)
+            if extra is not None:
+                text += f"; {name} `{_code(extra)}` {extra.outcome}"
     return text
 
 
