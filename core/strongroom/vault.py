@@ -236,7 +236,7 @@ class Vault:
             "url": self.url, "vault_id": self.vault_id, "name": self.settings.name,
             "format": self.format, "features": list(self.config.features),
             "created": self.config.created, "key_slots": len(self.keys.list()),
-            "items": len(self.items()), "points": len(list(self.store.list("points/"))),
+            "items": len(self.items()), "points": len(self.repo.list_names("points/")),
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
         }

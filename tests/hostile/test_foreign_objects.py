@@ -280,3 +280,36 @@ def _a_pack_of_another_vault(tmp_path) -> Path:
     run("protect", "files", "x", "--path", str(src))
     run("backup", "x")
     return next(p for p in (other / "data").rglob("*") if p.is_file())
+
+
+class TestForeignObjectsAndRepair:
+    def test_repair_and_rebuild_index_leave_foreign_index_files_alone(self, backed_up, cli, source, tmp_path):
+        """vault repair --apply and rebuild-index work beside foreign objects under index/
+        (one of them not even a valid object name), and neither moves nor deletes them."""
+        planted = plant(backed_up, ["index/desktop.ini", "index/desktop (1).ini", "index/notes.txt"])
+        cli("vault", "repair", "--apply")
+        cli("vault", "rebuild-index")
+        assert_untouched(backed_up, planted)
+        cli("vault", "verify", "--read-data")
+        cli("restore", "data", "--target", str(tmp_path / "out"))
+        assert read_tree(tmp_path / "out" / str(source).lstrip("/")) == read_tree(source)
+
+
+class TestLargeIndexWrites:
+    def test_many_entries_are_written_as_several_index_files(self, backed_up, monkeypatch, tmp_path):
+        """Adopting packs whose entries exceed one index file's share writes several files,
+        each readable, and the vault restores from them."""
+        import strongroom.repository.repository as repository_module
+
+        vault = Vault.open(str(backed_up))
+        for name in list(vault.store.list("index/")):
+            vault.store.delete(name)
+        monkeypatch.setattr(repository_module, "INDEX_FILE_ENTRIES", 2)
+        fresh = Vault.open(str(backed_up))
+        fresh.index.load()
+        adopted, problems = fresh.repo.adopt_packs(fresh.repo.pack_ids_on_storage())
+        assert adopted >= 1 and problems == []
+        entries = len(fresh.repo.index)
+        assert len(list(fresh.store.list("index/"))) == -(-entries // 2)
+        again = Vault.open(str(backed_up))
+        again.restore("data", None, str(tmp_path / "out"))

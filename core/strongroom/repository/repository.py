@@ -62,6 +62,11 @@ def _mapper(threads: int) -> Iterator[Callable]:
         yield pool.map
 
 
+#: At most this many entries go into one index file: a file of them stays far below the
+#: envelope's limit for index files (256 MiB) whatever the entries' size.
+INDEX_FILE_ENTRIES = 1_000_000
+
+
 def index_object_name(index_id: str) -> str:
     return f"index/{index_id}"
 
@@ -151,10 +156,16 @@ class Repository:
         """Read every index file; returns problems found when ``tolerant``, else raises."""
         return self.load_index_files(self.list_names("index/"), tolerant=tolerant)
 
-    def write_index(self, entries: list[IndexEntry]) -> str:
-        name = index_object_name(time_id())
-        self.store.put(name, self.envelope.seal(KIND_INDEX, name.encode(), encode_index(entries)))
-        return name
+    def write_index(self, entries: list[IndexEntry]) -> list[str]:
+        """Write ``entries`` as index files of at most :data:`INDEX_FILE_ENTRIES` entries
+        each (so none outgrows the envelope's limit); returns their names."""
+        names = []
+        for start in range(0, max(len(entries), 1), INDEX_FILE_ENTRIES):
+            name = index_object_name(time_id())
+            part = encode_index(entries[start:start + INDEX_FILE_ENTRIES])
+            self.store.put(name, self.envelope.seal(KIND_INDEX, name.encode(), part))
+            names.append(name)
+        return names
 
     def pack_ids_on_storage(self) -> set[str]:
         """The ids of the packs on storage (foreign objects under ``data/`` left out)."""

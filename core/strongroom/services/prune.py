@@ -92,7 +92,7 @@ class PruneService:
         with Lease(self.repo, "prune", ttl=settings.lease_ttl, clock=self.clock) as lease, \
                 self.jobs.running("prune", None, grace=settings.grace) as run:
             self.heads.require()
-            index_before = list(self.repo.store.list(INDEX_PREFIX))
+            index_before = self.repo.list_names(INDEX_PREFIX)
             self._prune(settings, report, lease, progress)
             self.heads.record("prune", index_before=index_before)
             run.end("completed", bytes=max(report.bytes_freed, 0), details=report.to_dict())

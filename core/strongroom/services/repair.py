@@ -251,7 +251,7 @@ class RepairService:
     def _index_files(self, report: RepairReport, progress: Callable[[str], None] | None) -> _IndexFiles:
         if progress is not None:
             progress("reading the index")
-        names = tuple(sorted(self.repo.store.list(INDEX_PREFIX)))
+        names = tuple(sorted(self.repo.list_names(INDEX_PREFIX)))
         current = Index()
         damaged: dict[str, str] = {}
         by_pack: dict[str, list[IndexEntry]] = {}

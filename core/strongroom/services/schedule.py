@@ -107,7 +107,7 @@ class Scheduler:
                 rows.append(ScheduleRow("backup", item.name, item.policy, state, None, None, False))
                 continue
             last = Claims(self.repo, item.item_id).last_slot()
-            has_points = any(True for _ in self.repo.store.list(f"{POINT_PREFIX}{item.item_id}/"))
+            has_points = bool(self.repo.list_names(f"{POINT_PREFIX}{item.item_id}/"))
             since = time_of(item.version) if item.version else None
             due = due_slot(policy.schedule, now, last_slot=last, since=since, at_once=not has_points)
             rows.append(ScheduleRow("backup", item.name, policy.name, item.state, last, due.next_run, due.due,

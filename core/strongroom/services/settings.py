@@ -59,7 +59,7 @@ def parse_settings(doc: object) -> VaultSettings:
 def newest_settings(repo: Repository) -> VaultSettings:
     """The newest settings document that decrypts and parses; damaged ones are skipped."""
     problems = []
-    for name in sorted(repo.store.list(SETTINGS_PREFIX), reverse=True):
+    for name in sorted(repo.list_names(SETTINGS_PREFIX), reverse=True):
         try:
             return parse_settings(repo.get_document(name))
         except (IntegrityError, ObjectNotFound) as exc:
