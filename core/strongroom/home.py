@@ -3,9 +3,10 @@
 ``$STRONGROOM_HOME`` if set, else ``~/.config/strongroom``.  It holds ``keys/`` (the
 local key slots' keys, mode 0600), ``config.toml`` (storage options, see
 :mod:`strongroom.config`), ``jobs/<vault-id>/`` (job records of vaults that could not be
-written, see :mod:`strongroom.services.jobs`) and ``verify/<vault-id>.json`` (where
-``verify --read-data-subset N%`` goes on next); plugins may keep their own files beside
-them.
+written, see :mod:`strongroom.services.jobs`), ``verify/<vault-id>.json`` (where
+``verify --read-data-subset N%`` goes on next) and ``state/<vault-id>.json`` (the newest
+vault head this machine has seen, see :mod:`strongroom.services.head`); plugins may keep
+their own files beside them.
 """
 
 from __future__ import annotations
