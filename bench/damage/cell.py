@@ -6,8 +6,9 @@ the one after the repair; ``{kit}`` only for a kind with a recovery command)::
     before   vault verify, vault verify --read-data, points,
              restore b, a@a1, a@a2, a@a3 (the damaged point), backup a (a4)
              (key slot kinds also: vault key list)
-    repair   vault repair, vault repair --apply (and if it exits 54, a rollback found,
-             vault repair --apply --accept-rollback), the kind's recovery command if any
+    repair   vault repair, vault repair --apply; the kind's recovery command if any and,
+             when it worked, vault repair --apply again; if the last repair exits 54 (a
+             rollback found), vault repair --apply --accept-rollback
     after    vault verify --read-data, restore b, a@a1, a@a2, a@a3, a@a4,
              backup a (a5), restore a@a5, a@a3 and a@a4 again, vault verify --read-data
 
@@ -175,13 +176,15 @@ def measure(scn: Scenario, kind: Kind, vmap: VaultMap, harm: Harm) -> _Judge:
         j.plain("key list", "vault", "key", "list")
     j.plain("repair", "vault", "repair", words=REPAIR)
     apply = j.plain("repair --apply", "vault", "repair", "--apply", words=REPAIR)
-    if apply.exit == ROLLBACK:  # what the guide says to do when the storage went back
-        j.plain("accept rollback", "vault", "repair", "--apply", "--accept-rollback", words=REPAIR)
     if kind.recovery and scn.kit is None:
         j.notes.append("no recovery kit: `vault key export` failed during the setup")
     elif kind.recovery:
         args = [a.replace("{kit}", scn.kit) for a in kind.recovery]
         j.recovered = j.plain("recovery", *args).exit == 0
+        if j.recovered:  # the vault opens again: now the repair can run
+            apply = j.plain("repair again", "vault", "repair", "--apply", words=REPAIR)
+    if apply.exit == ROLLBACK:  # what the guide says to do when the storage went back
+        j.plain("accept rollback", "vault", "repair", "--apply", "--accept-rollback", words=REPAIR)
     first = j.verify("verify --read-data after", "--read-data", before=False)
     if first.exit != 0 and not j.vault_closed:
         j.notes.append("verify --read-data still reports problems right after repair --apply")

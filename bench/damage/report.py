@@ -57,7 +57,8 @@ a` runs on the damaged vault (its point is `a4`). `repair · --apply` is `vault 
 (dry run) then `vault repair --apply`; when that exits 54 (the storage went back to an
 older state) the guide's next step, `vault repair --apply --accept-rollback`, is shown as
 `accept-rollback`; for the only key slot `key import` is `vault key import` of the recovery
-kit exported during the setup. The `after:` columns run after the repair:
+kit exported during the setup, followed by `vault repair --apply` (`--apply`) once the vault
+opens again. The `after:` columns run after the repair:
 `verify --read-data`, the restores of the other points, a new backup of a (`a5`) and its
 restore, and the restore of `a3` after that backup (which stores again what the source still
 has)."""
@@ -92,7 +93,8 @@ def summary(cell: Cell, labels: tuple[str, ...]) -> str:
     word = worst(s.outcome for s in steps)
     text = f"{codes} **{word}**" if word in FLAGS else f"{codes} {word}"
     if "repair" in labels:
-        for label, name in (("accept rollback", "accept-rollback"), ("recovery", "key import")):
+        for label, name in (("recovery", "key import"), ("repair again", "--apply"),
+                            ("accept rollback", "accept-rollback")):
             extra = cell.step(label)
             if extra is not None:
                 text += f"; {name} `{_code(extra)}` {extra.outcome}"
