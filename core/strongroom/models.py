@@ -420,10 +420,11 @@ _TIME_ID = "[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}"
 #: The name of a vault head: ``heads/<time-id>``.
 HEAD_NAME = re.compile(rf"heads/{_TIME_ID}")
 #: The objects a vault head keeps track of: point headers, key slots, and versions of
-#: the settings, of items and of policies.
+#: the settings, of items, of policies and of point statuses.
 HEAD_TRACKED = re.compile(
     rf"points/[0-9a-f]{{16}}/[0-9a-f]{{16}}|keys/[0-9a-f]{{16}}|settings/{_TIME_ID}"
     rf"|items/[0-9a-f]{{16}}/{_TIME_ID}|policies/[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}/{_TIME_ID}"
+    rf"|point-status/[0-9a-f]{{16}}/[0-9a-f]{{16}}/{_TIME_ID}"
 )
 #: An index file's name: ``index/<time-id>``.
 INDEX_NAME = re.compile(rf"index/{_TIME_ID}")

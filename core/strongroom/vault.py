@@ -126,14 +126,15 @@ class Vault:
                                  on_rollback=hooks.rollback_detected, item_names=self._item_names)
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
                              after_change=lambda removed: self.heads.record("key", removed=removed))
-        self._settings = SettingsBook(self.repo, settings, now)
+        self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
         self._upgrade = UpgradeService(store.url, self._settings, lambda new: _write_config(store, new))
         self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
                            clock=now)
         self._items = ItemBook(self.repo, now)
         self._points = PointBook(self.repo, self.index, check_head=lambda: self.heads.check().warning())
         self.retention = Retention(self._points, self._find_policy, lambda: self._settings.floors, hooks, now)
-        self.policies = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now)
+        self.policies = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now,
+                                   after_change=lambda: self.heads.record("policy"))
         self._lifecycle = Lifecycle(self._items, self.policies, self.retention, self.jobs, self.workload, now,
                                     self.heads)
         self._backup = BackupService(self.repo, self.index, self._settings, self._items, self._points,

@@ -185,6 +185,26 @@ class TestWhatElseMustNotGoBack:
         _one_line_error(cli("vault", "verify", expect=None), "the newest settings document is gone")
         _one_line_error(cli("backup", "web", expect=None), "settings")
 
+    def test_the_newest_settings_document_deleted_right_after_the_change(self, cli, vault_url):
+        """A settings change writes a head itself: deleting the new settings before any backup
+        is named too."""
+        cli("backup", "web")
+        cli("prune", "settings", "--grace", "2h")
+        _objects(vault_url, "settings")[-1].unlink()
+        _one_line_error(cli("vault", "verify", expect=None), "the newest settings document is gone")
+
+    def test_the_newest_point_status_deleted(self, cli, vault_url):
+        """Deleting a point's newest status (its retention would go back to an older one) is
+        named; prune removing a point with its statuses is not."""
+        cli("policy", "create", "daily", "--daily", "02:00", "--keep-daily", "7")
+        cli("backup", "web")
+        cli("items", "stop", "web", "--retain", "forever")
+        cli("items", "resume", "web", "--policy", "daily")  # re-evaluated: the point gets a status
+        statuses = _objects(vault_url, "point-status")
+        assert statuses
+        statuses[-1].unlink()
+        _one_line_error(cli("vault", "verify", expect=None), "the newest status of point")
+
     def test_the_newest_item_version_deleted(self, cli, vault_url):
         """Deleting the version that stopped an item (so it looks protected again) is named."""
         cli("backup", "web")

@@ -11,11 +11,13 @@ authenticated documents, and every client remembers the newest it has seen.
 **Heads.**  A *vault head* (``heads/<time-id>``, an encrypted document:
 :class:`~strongroom.models.VaultHead`) is written after every commit that changes what
 must not go backwards: a backup's point header, a prune, rebuild-index, a repair, a
-change of an item's state, a key slot added or removed.  It lists
+change of an item's state, of a policy (and the statuses it re-evaluates) or of the
+settings, a key slot added or removed.  It lists
 
 - ``objects``: every point header and key slot, and the newest version of the settings,
-  of each item and of each policy, that its writer saw on storage or in the heads it
-  merged: each must stay on storage;
+  of each item, of each policy and of each point's status, that its writer saw on
+  storage or in the heads it merged: each must stay on storage (a status whose point is
+  gone with it is not reported on its own);
 - ``removed``: tombstones of tracked objects removed on purpose (expired points,
   documents moved aside, removed key slots), kept :data:`TOMBSTONE_DAYS` days (those of
   key slots for good);
@@ -93,6 +95,7 @@ from ..repository.indexstate import INDEX_PREFIX
 from ..storage import capabilities_of
 from .items import ITEM_PREFIX
 from .points import POINT_PREFIX
+from .pointstatus import STATUS_PREFIX
 from .policies import POLICY_PREFIX
 from .settings import SETTINGS_PREFIX
 
@@ -120,7 +123,7 @@ INDEX_SKEW = dt.timedelta(days=1)
 REPLACEMENT_DEPTH = 8
 #: Folders of the tracked objects: every object (points, key slots), or each folder's newest.
 _EVERY = (POINT_PREFIX, SLOT_PREFIX)
-_NEWEST = (SETTINGS_PREFIX, ITEM_PREFIX, POLICY_PREFIX)
+_NEWEST = (SETTINGS_PREFIX, ITEM_PREFIX, POLICY_PREFIX, STATUS_PREFIX)
 #: Findings named in one line before "and N more".
 SHOWN = 3
 
@@ -339,7 +342,8 @@ class HeadService:
             heads.append(f"vault head {latest.newest} is not the one this client saw")
         unreadable = [(n, why) for n, why in view.damaged if not view.newest or n > view.newest]
         lines = heads + [f"vault head {n} cannot be read ({why})" for n, why in unreadable]
-        missing = sorted(n for n in view.objects if n not in present and n not in removed)
+        missing = sorted(n for n in view.objects if n not in present and n not in removed
+                         and not _with_its_point(n, present, removed))
         back = sorted(n for n in present if n.startswith(SLOT_PREFIX) and n in removed)
         replayed = sorted(self._replayed(view.index, listed)) if view.index is not None else []
         names = self._names() if missing else {}
@@ -484,7 +488,21 @@ def _gone(name: str, items: dict[str, str]) -> str:
         return f"the newest version of policy '{parts[1]}' is gone ({name})"
     if parts[0] == "settings":
         return f"the newest settings document is gone ({name})"
+    if parts[0] == "point-status":
+        item = items.get(parts[1])
+        return (f"the newest status of point {parts[2][:8]} of item {repr(item) if item else parts[1]}"
+                f" is gone ({name})")
     return f"key slot {name} is gone"
+
+
+def _with_its_point(name: str, present: set[str], removed: Mapping[str, str]) -> bool:
+    """Whether ``name`` is a point status whose point header is gone too (removed with it,
+    or itself reported missing): the status is not reported on its own."""
+    parts = name.split("/")
+    if parts[0] != "point-status":
+        return False
+    header = f"{POINT_PREFIX}{parts[1]}/{parts[2]}"
+    return header in removed or header not in present
 
 
 def _newest_of(names: set[str]) -> set[str]:

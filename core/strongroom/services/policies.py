@@ -42,13 +42,15 @@ class PolicyBook:
     """The policies of one vault (``vault.policies``)."""
 
     def __init__(self, repo: Repository, items: ItemBook, settings: SettingsBook, retention: Retention,
-                 hooks: VaultHooks, clock: Callable[[], dt.datetime]) -> None:
+                 hooks: VaultHooks, clock: Callable[[], dt.datetime],
+                 after_change: Callable[[], None] = lambda: None) -> None:
         self.repo = repo
         self.items = items
         self.settings = settings
         self.retention = retention
         self.hooks = hooks
         self.clock = clock
+        self.after_change = after_change  # told after every new version (the vault head)
 
     def policy_of(self, item: ProtectedItem) -> Policy | None:
         """The policy ``item`` follows, or None (no policy, or a policy since deleted)."""
@@ -105,7 +107,9 @@ class PolicyBook:
         if self.find(policy.name) is not None:
             raise PolicyExists(policy=policy.name)
         self.validate(policy)
-        return self._write(policy)
+        policy = self._write(policy)
+        self.after_change()
+        return policy
 
     def update(self, policy: Policy) -> tuple[Policy, int]:
         """Write a new version of an existing policy; returns it and the number of points
@@ -113,7 +117,9 @@ class PolicyBook:
         self.get(policy.name)
         self.validate(policy)
         policy = self._write(policy)
-        return policy, self.retention.reevaluate(self.users(policy.name))
+        changed = self.retention.reevaluate(self.users(policy.name))
+        self.after_change()
+        return policy, changed
 
     def delete(self, name: str) -> None:
         self.get(name)
@@ -123,6 +129,7 @@ class PolicyBook:
             raise PolicyInUse(policy=name, items=f"item{'s' if len(users) > 1 else ''} {names}")
         version = version_name(self.repo.store, f"{POLICY_PREFIX}{name}/", self.clock(), self.repo.foreign)
         self.repo.put_document(version, {"name": name, "deleted": True})
+        self.after_change()
 
     def set_floors(self, floors: RetentionFloors | None) -> None:
         """Turn the vault's retention floors on (with these values) or off (None).

@@ -72,16 +72,20 @@ def newest_settings(repo: Repository) -> VaultSettings:
 class SettingsBook:
     """The settings in force (``current``) and the way to change them."""
 
-    def __init__(self, repo: Repository, current: VaultSettings, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, repo: Repository, current: VaultSettings, clock: Callable[[], dt.datetime],
+                 after_change: Callable[[], None] = lambda: None) -> None:
         self.repo = repo
         self.current = current
         self.clock = clock
+        self.after_change = after_change
 
     def update(self, **changes: object) -> VaultSettings:
-        """Write a new settings document with ``changes``; it is in force from now on."""
+        """Write a new settings document with ``changes``; it is in force from now on.
+        ``after_change`` (the vault head) is told once it is written."""
         settings = attrs.evolve(self.current, **changes)
         self.repo.put_document(version_name(self.repo.store, SETTINGS_PREFIX, self.clock()), settings.to_dict())
         self.current = settings
+        self.after_change()
         return settings
 
     @property
