@@ -95,6 +95,12 @@ class ObjectNotFound(StorageError):
     exit_code = 21
 
 
+class ObjectLocked(StorageError):
+    """Object '{name}' is locked on storage until {until} ({mode} retention, S3 object lock): it cannot be deleted before then."""
+
+    exit_code = 22
+
+
 # --- vault -----------------------------------------------------------------------------
 
 
@@ -360,3 +366,54 @@ class DueWorkFailed(StrongroomError):
     """{count} of {total} due job(s) failed: {failed}"""
 
     exit_code = 79
+
+
+# --- security: soft delete, immutability, guard, journal ---------------------------------
+
+
+class SecurityError(StrongroomError):
+    """{message}"""
+
+    exit_code = 65
+
+
+class IrreversibleSetting(SecurityError):
+    """Refused: {reason}."""
+
+    exit_code = 65
+
+
+class ObjectLockUnavailable(SecurityError):
+    """Refused: {reason}."""
+
+    exit_code = 65
+
+
+class TicketRequired(SecurityError):
+    """Refused: {operation} needs a guard ticket ({what}); ask the guard's holder for one: strongroom guard sign --operation {operation}{params} ..., then pass --ticket FILE."""
+
+    exit_code = 66
+
+
+class TicketInvalid(SecurityError):
+    """Refused: the guard ticket for {operation} is not valid: {reason}."""
+
+    exit_code = 67
+
+
+class ImmutabilityViolation(SecurityError):
+    """Refused by immutability: {reason}."""
+
+    exit_code = 68
+
+
+class PointSoftDeleted(SecurityError):
+    """{what} is soft-deleted (purge at {purge_at}); undelete it first: {hint}"""
+
+    exit_code = 69
+
+
+class JournalTampered(IntegrityError):
+    """The audit journal was changed: {reason}"""
+
+    exit_code = 55

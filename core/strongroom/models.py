@@ -207,7 +207,7 @@ class VaultConfig:
 
 @attrs.frozen
 class VaultSettings:
-    """Encrypted settings fixed at creation (chunker) or changed later (name, floors, prune).
+    """Encrypted settings fixed at creation (chunker) or changed later (name, floors, prune, security).
 
     ``retention_floors`` (None: off) is the least retention any policy may have, as a
     :class:`~strongroom.policy.retention.RetentionFloors` document.  ``prune`` holds the
@@ -222,6 +222,12 @@ class VaultSettings:
     #: The vault format, authenticated (strongroom.json's is clear): writers use the
     #: higher of the two, so editing strongroom.json cannot make them write format 1.
     format: int = 1
+    #: Soft delete, immutability and the guard link
+    #: (:class:`~strongroom.policy.security.SecuritySettings` document; empty: the defaults).
+    security: dict = attrs.field(factory=dict)
+    #: The guard tickets that authorized this document's weakening of ``security``
+    #: (:mod:`strongroom.services.settings` checks them when it reads the history).
+    authorized_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)

@@ -24,6 +24,7 @@ from .home import strongroom_home
 from .models import FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
 from .models import iso, new_id, time_id, utcnow
 from .plugins import PluginHost
+from .policy.security import SecuritySettings
 from .repository import keyring
 from .repository.indexstate import IndexState
 from .repository.keyproviders import KeyContext, PassphraseSource
@@ -41,7 +42,9 @@ from .services.prune import PruneReport, PruneService
 from .services.repair import Heal, RepairReport, RepairService
 from .services.restore import RestoreService
 from .services.retention import Retention
+from .services.journal import Journal
 from .services.schedule import DueReport, Scheduler, ScheduleRow
+from .services.security import SecurityService
 from .services.settings import SettingsBook, newest_settings
 from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
 from .services.verify import VerifyService
@@ -127,6 +130,9 @@ class Vault:
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
                              after_change=lambda removed: self.heads.record("key", removed=removed))
         self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
+        # --- security: the audit journal and the rules of critical operations ---
+        self.journal = Journal(self.repo, now)
+        self.security = SecurityService(config.vault_id, self._settings, self.journal, now, alert=self._alert)
         self._upgrade = UpgradeService(store.url, self._settings, lambda new: _write_config(store, new))
         self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
                            clock=now)
@@ -152,6 +158,11 @@ class Vault:
 
     def _now(self) -> dt.datetime:
         return self.clock()
+
+    def _alert(self, category: str, kind: str, summary: str, **kwargs: Any) -> object:
+        """Raise an alert (security alerts cannot be turned off)."""
+        alerts = self.__dict__.get("alerts")
+        return alerts.raise_alert(category, kind, summary, **kwargs) if alerts is not None else None
 
     def _find_policy(self, name: str) -> Policy | None:
         return self.policies.find(name)
@@ -180,11 +191,12 @@ class Vault:
         slot = keyring.add_slot(store, master, ctx, plugins.key_providers, key_provider, label="initial")
         chunker = ChunkerParams(seed=ChunkerParams.new_seed())
         settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict(),
-                                 format=FORMAT_VERSION)
+                                 format=FORMAT_VERSION, security=SecuritySettings().to_dict())
         vault = cls(store, config, master, settings, plugins, ctx, slot)
         vault.repo.put_document(f"settings/{time_id()}", settings.to_dict())
         _write_config(store, config)  # the commit
         vault.heads.record("create")  # what must not go backwards, from the start
+        vault.journal.record("vault.create", {"url": store.url, "name": settings.name})
         plugins.hook.strongroom_vault_created(vault=vault)
         return vault
 
@@ -203,14 +215,14 @@ class Vault:
         if master is None:
             master, slot = keyring.unlock(store, ctx, plugins.key_providers)
         repo = Repository(store, master)
-        vault = cls(store, config, master, newest_settings(repo), plugins, ctx, slot, repo)
+        vault = cls(store, config, master, newest_settings(repo, config.vault_id), plugins, ctx, slot, repo)
         plugins.hook.strongroom_vault_opened(vault=vault)
         return vault
 
     def reopen(self) -> Vault:
         """A fresh view of this vault (newest settings, no index loaded), same storage and key."""
         keys = self.keys
-        return Vault(self.store, self.config, keys.master, newest_settings(self.repo), self.plugins, keys.context,
+        return Vault(self.store, self.config, keys.master, newest_settings(self.repo, self.config.vault_id), self.plugins, keys.context,
                      keys.opened_with, clock=self.clock)
 
     # --- what it is ----------------------------------------------------------------------

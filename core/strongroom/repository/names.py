@@ -27,6 +27,12 @@ digits; ``<time-id>``: ``YYYYMMDDTHHMMSSffffffZ-`` and 8 hex digits)::
     prune/<time-id>/mark, prune/<time-id>/sweep       prune mark and sweep
     leases/<time-id>                                  lease
     heads/<time-id>                                   vault head
+    alerts/<time-id>-<id>                             alert (never rewritten)
+    alert-events/<id>/<time-id>                       an alert's delivery, acknowledgement
+                                                      or resolution
+    alert-sinks/<time-id>                             alert sink configuration
+    journal/<time-id>                                 audit journal entry
+    tickets/<nonce>                                   a guard ticket's use (32 hex digits)
     quarantine/<any name above>                       an object moved aside (never read)
 
 Bounds: each kind read whole has a largest size (:attr:`Kind.max_size`; the vault
@@ -107,6 +113,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("prune mark or sweep", "prune/", rf"prune/{_TIME_ID}/(?:mark|sweep)", LARGE_MAX, document=True),
     Kind("lease", "leases/", rf"leases/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("vault head", "heads/", rf"heads/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("alert", "alerts/", rf"alerts/{_TIME_ID}-{_ID}", DOCUMENT_MAX, document=True),
+    Kind("alert event", "alert-events/", rf"alert-events/{_ID}/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("alert sinks", "alert-sinks/", rf"alert-sinks/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("journal entry", "journal/", rf"journal/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("used guard ticket", "tickets/", r"tickets/[0-9a-f]{32}", DOCUMENT_MAX, document=True),
     Kind("quarantined object", "quarantine/", r"quarantine/.+"),
 )
 

@@ -6,7 +6,16 @@ record.  A change appends a new document; a document that fails to decrypt or pa
 skipped and the next newest used, so one damaged settings document never locks a vault.
 A document parses only if every part of it does: the record's fields
 (:meth:`VaultSettings.from_dict`), the chunker's parameters, the prune settings (finite
-durations of at most :data:`LONGEST` seconds) and the retention floors (whole numbers).
+durations of at most :data:`LONGEST` seconds), the retention floors (whole numbers) and
+the security settings (:class:`~strongroom.policy.security.SecuritySettings`).
+
+The security rules hold across the history, not only when a change is made: settings
+documents are read oldest first, and one that undoes an irreversible state (soft delete
+always-on, immutability locked) or weakens security while a guard is linked without
+carrying the guard's tickets for it (``authorized_by``, checked against the guard linked
+by the document before) is not taken: the one before it stays in force, and the rejected
+document is named in :attr:`SettingsHistory.rejected`.  So a client that skips the rules,
+or someone who writes a settings document with the key, cannot turn protection off.
 """
 
 from __future__ import annotations
@@ -21,13 +30,14 @@ from ..errors import IntegrityError, ObjectNotFound, StrongroomError
 from ..models import VaultSettings
 from ..policy.prunesettings import PruneSettings
 from ..policy.retention import RetentionFloors
+from ..policy.security import SecuritySettings, irreversible_change, weakenings
 from .versions import version_name
 
 if TYPE_CHECKING:
     from ..repository.chunker import ChunkerParams
     from ..repository.repository import Repository
 
-__all__ = ["SETTINGS_PREFIX", "SettingsBook", "newest_settings", "parse_settings"]
+__all__ = ["SETTINGS_PREFIX", "SettingsBook", "SettingsHistory", "newest_settings", "parse_settings", "read_history"]
 
 SETTINGS_PREFIX = "settings/"
 #: The longest grace or lease a settings document may hold: 100 years, in seconds.
@@ -42,6 +52,9 @@ def parse_settings(doc: object) -> VaultSettings:
     try:
         ChunkerParams.from_dict(settings.chunker)
         prune = PruneSettings.from_dict(settings.prune)
+        SecuritySettings.from_dict(settings.security)
+        if len(settings.authorized_by) > 16 or any(len(ticket) > 65536 for ticket in settings.authorized_by):
+            raise ValueError("authorized_by holds more than guard tickets")
         floors = settings.retention_floors
         if floors is not None:
             if any(isinstance(v, bool) or not isinstance(v, int) for v in floors.values()):
@@ -56,17 +69,87 @@ def parse_settings(doc: object) -> VaultSettings:
     return settings
 
 
-def newest_settings(repo: Repository) -> VaultSettings:
-    """The newest settings document that decrypts and parses; damaged ones are skipped."""
-    problems = []
-    for name in sorted(repo.list_names(SETTINGS_PREFIX), reverse=True):
+@attrs.frozen
+class SettingsHistory:
+    """The settings in force, and what reading the history of settings documents found."""
+
+    current: VaultSettings
+    damaged: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+
+
+def read_history(repo: Repository, vault_id: str | None = None) -> SettingsHistory:
+    """The settings in force: the newest document that decrypts, parses and keeps the
+    security rules against the one in force before it (see the module docstring).
+    ``vault_id`` is what guard tickets must be bound to (None: the vault's own id is not
+    known, so no weakening under a guard is accepted)."""
+    names = sorted(repo.list_names(SETTINGS_PREFIX))
+    damaged: list[str] = []
+    rejected: list[str] = []
+    current: VaultSettings | None = None
+    for name, doc in _read_all(repo, names):
         try:
-            return parse_settings(repo.get_document(name))
+            settings = parse_settings(doc) if not isinstance(doc, Exception) else None
+        except IntegrityError as exc:
+            doc, settings = exc, None
+        if settings is None:
+            damaged.append(f"{name}: {doc}")
+            continue
+        if current is not None:
+            reason = _breaks_rules(current, settings, vault_id)
+            if reason is not None:
+                rejected.append(f"{name}: {reason}")
+                continue
+        current = settings
+    if current is None:
+        if damaged:
+            raise IntegrityError(what="settings", reason="every settings document is damaged: " + "; ".join(damaged[:3]))
+        raise IntegrityError(what="settings", reason="the vault has no settings document")
+    return SettingsHistory(current, tuple(damaged), tuple(rejected))
+
+
+def newest_settings(repo: Repository, vault_id: str | None = None) -> VaultSettings:
+    """The settings in force (:func:`read_history`); damaged and rejected documents are skipped."""
+    return read_history(repo, vault_id).current
+
+
+def _read_all(repo: Repository, names: list[str]) -> list[tuple[str, object]]:
+    def one(name: str) -> object:
+        try:
+            return repo.get_document(name)
         except (IntegrityError, ObjectNotFound) as exc:
-            problems.append(f"{name}: {exc}")
-    if problems:
-        raise IntegrityError(what="settings", reason="every settings document is damaged: " + "; ".join(problems[:3]))
-    raise IntegrityError(what="settings", reason="the vault has no settings document")
+            return exc
+
+    if len(names) < 4:
+        return [(name, one(name)) for name in names]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(repo.io_threads) as pool:
+        return list(zip(names, pool.map(one, names)))
+
+
+def _breaks_rules(before: VaultSettings, after: VaultSettings, vault_id: str | None) -> str | None:
+    """Why ``after`` may not follow ``before`` under the security rules, or None."""
+    from ..errors import TicketInvalid
+    from .tickets import verify_ticket
+
+    old, new = SecuritySettings.from_dict(before.security), SecuritySettings.from_dict(after.security)
+    reason = irreversible_change(old, new)
+    if reason is not None:
+        return f"it undoes an irreversible setting ({reason})"
+    if not old.guard.linked:
+        return None
+    for operation, params in weakenings(old, new):
+        for ticket in after.authorized_by:
+            try:
+                verify_ticket(ticket, old.guard.raw_key, vault_id=vault_id or "", operation=operation,
+                              params=params, now=None)
+                break
+            except TicketInvalid:
+                continue
+        else:
+            return f"it weakens security ({operation}) without the guard's ticket"
+    return None
 
 
 class SettingsBook:
@@ -82,6 +165,7 @@ class SettingsBook:
     def update(self, **changes: object) -> VaultSettings:
         """Write a new settings document with ``changes``; it is in force from now on.
         ``after_change`` (the vault head) is told once it is written."""
+        changes.setdefault("authorized_by", ())  # tickets authorize one change, not the next ones
         settings = attrs.evolve(self.current, **changes)
         self.repo.put_document(version_name(self.repo.store, SETTINGS_PREFIX, self.clock()), settings.to_dict())
         self.current = settings
