@@ -17,3 +17,28 @@ def split_item_point(spec: str) -> tuple[str, str | None]:
     if not item or (sep and not point):
         raise click.BadParameter(f"expected ITEM or ITEM@POINT, got {spec!r}")
     return item, point or None
+
+
+def _read_ticket(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The text of the ticket file ``value`` ("-": standard input), bounded; None without one."""
+    if value is None:
+        return None
+    from ..errors import UsageError
+
+    try:
+        if value == "-":
+            text = click.get_text_stream("stdin").read(65537)
+        else:
+            with open(value, encoding="utf-8", errors="replace") as f:
+                text = f.read(65537)
+    except OSError as exc:
+        raise UsageError(message=f"cannot read ticket {value}: {exc.strerror}") from None
+    if len(text) > 65536:
+        raise UsageError(message=f"{value} is not a guard ticket (too large)")
+    return text.strip()
+
+
+#: ``--ticket FILE``: the guard ticket a critical operation needs on a vault linked to a guard.
+ticket_option = click.option(
+    "--ticket", "ticket", metavar="FILE", callback=_read_ticket, expose_value=True,
+    help="A guard ticket for this operation (strongroom guard sign; needed when the vault has a guard; - reads stdin).")
