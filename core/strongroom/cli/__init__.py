@@ -191,12 +191,13 @@ def build_cli(plugins: PluginHost) -> click.Group:
         options = dict(parse_storage_option(text) for text in storage_option)
         ctx.obj = AppContext(plugins, vault_url, passphrase_env, options)
 
-    from . import policy_cmd, prune_cmd, schedule_cmd
+    from . import guard_cmd, policy_cmd, prune_cmd, schedule_cmd
 
     for command in (
         vault_cmd.vault, items_cmd.items, backup_cmd.backup, points_cmd.points,
         browse_cmd.browse, jobs_cmd.jobs, plugins_command,
         policy_cmd.policy, prune_cmd.prune, schedule_cmd.schedule, schedule_cmd.run_due, schedule_cmd.agent,
+        guard_cmd.guard,
     ):
         cli.add_command(command)
     cli.add_command(protect_cmd.build_protect_group(plugins))
