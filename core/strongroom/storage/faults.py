@@ -23,12 +23,14 @@ The faults, each with its own probability per operation:
 operation, the object name and how many times that operation has been called on that
 name, never from the order in which threads happen to run.  ``operations`` limits the
 faults to some operations, ``prefixes`` to some names (``("data/",)``: packs only).
-Every injected fault is counted in :attr:`FaultyStore.injected`, by kind.
+Every injected fault is counted in :attr:`FaultyStore.injected`, by kind.  The
+object-lock operations of :mod:`strongroom.storage.locking` pass through untouched.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import hashlib
 import random
 import threading
@@ -41,6 +43,7 @@ import attrs
 from ..errors import StorageError, TransientStorageError
 from .base import Store
 from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
+from . import locking
 
 __all__ = ["FaultPlan", "FaultyStore", "OPERATIONS"]
 
@@ -172,3 +175,17 @@ class FaultyStore:
     def delete(self, name: str) -> None:
         self._before("delete", name)
         self.inner.delete(name)
+
+    # --- object lock (strongroom.storage.locking): passed through -----------------------
+
+    def lock_object(self, name: str, until: dt.datetime, mode: str) -> locking.Retention:
+        return locking.lock_object(self.inner, name, until, mode)
+
+    def retention(self, name: str) -> locking.Retention | None:
+        return locking.retention_of(self.inner, name)
+
+    def hidden_objects(self, prefix: str = "") -> list[locking.HiddenObject]:
+        return locking.hidden_objects(self.inner, prefix)
+
+    def unhide(self, name: str) -> bool:
+        return locking.unhide(self.inner, name)

@@ -18,6 +18,11 @@ the contract of :mod:`strongroom.storage.base`:
 - **Which driver** serves a scheme, and its default options, is decided by the
   registered storage backends (:mod:`strongroom.storage.backends`); the store's :meth:`~FsspecStore.capabilities`
   (remote or not, operations to keep in flight, object lock support) follow from it.
+- **Object lock** (S3 buckets created with it, which are versioned): ``delete`` removes
+  every version of the object, or raises :class:`~strongroom.errors.ObjectLocked` while
+  one is retained (the object stays readable); per-object retention and hidden objects
+  are :mod:`strongroom.storage.locking`'s, answered here by :mod:`strongroom.storage.s3`.
+  Other storage answers them with StorageError.
 - **Errors** are translated by :func:`strongroom.storage.base.map_error`: missing objects
   raise ObjectNotFound, connection failures TransientStorageError, the rest StorageError.
 
@@ -38,6 +43,7 @@ which file.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import errno
 import functools
@@ -55,7 +61,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ObjectNotFound, StorageError, UnknownStorageOption
 from .backends import StorageBackend, backend_for
-from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, map_error, redact_url
+from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, is_transient, map_error, redact_url
 from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
 
 __all__ = ["FsspecStore", "local_folder_of", "open_store"]
@@ -66,6 +72,8 @@ T = TypeVar("T")
 ATOMIC_WRITE_PROTOCOLS = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "memory"}
 )
+#: fsspec protocols whose objects :mod:`strongroom.storage.s3` can lock.
+LOCKING_PROTOCOLS = frozenset({"s3", "s3a"})
 #: fsspec protocols that are not reached over a network.
 LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
 #: The storage option that sets :attr:`Capabilities.concurrency` (not passed to fsspec).
@@ -107,6 +115,14 @@ def _could_contain(dirname: str, prefix: str) -> bool:
     return head.startswith(prefix) or prefix.startswith(head)
 
 
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _fsync_dir(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -133,6 +149,7 @@ class FsspecStore:
     _local: bool = attrs.field(init=False, repr=False)
     _atomic: bool = attrs.field(init=False, repr=False)
     _object_lock: ObjectLock | None = attrs.field(default=None, init=False, repr=False)
+    _versioned: bool | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._local = isinstance(self.fs, LocalFileSystem)
@@ -168,6 +185,49 @@ class FsspecStore:
             reader = self.backend.read_object_lock if self.backend is not None else None
             self._object_lock = reader(self.fs, self.root) if reader is not None else ObjectLock()
         return self._object_lock
+
+    # --- object lock (strongroom.storage.locking) -------------------------------------
+
+    def _s3(self):
+        """The S3 functions when this store can lock objects; else StorageError."""
+        if not (self.capabilities().object_lock and _protocols(self.fs) & LOCKING_PROTOCOLS):
+            raise StorageError(message=f"{self.url} cannot lock objects (no S3 object lock)")
+        from . import s3
+
+        return s3
+
+    def _is_versioned(self) -> bool:
+        """Whether deletes must remove versions: the bucket has object lock (asked once;
+        storage that cannot say is taken as unversioned, as before object lock)."""
+        if self._versioned is None:
+            if not (self.capabilities().object_lock and _protocols(self.fs) & LOCKING_PROTOCOLS):
+                self._versioned = False
+            else:
+                try:
+                    self._versioned = self.object_lock().enabled
+                except StorageError as exc:
+                    if is_transient(exc):
+                        raise
+                    self._versioned = False
+        return self._versioned
+
+    def lock_object(self, name: str, until: dt.datetime, mode: str):
+        s3 = self._s3()
+        return self._call(name, s3.set_retention, self.fs, self._path(name), mode, until)
+
+    def retention(self, name: str):
+        s3 = self._s3()
+        return self._call(name, s3.object_retention, self.fs, self._path(name))
+
+    def hidden_objects(self, prefix: str = ""):
+        check_prefix(prefix)
+        s3 = self._s3()
+        return [h for h in self._call(prefix or "/", s3.hidden_keys, self.fs, self.root, prefix)
+                if _valid_name(h.name)]
+
+    def unhide(self, name: str) -> bool:
+        s3 = self._s3()
+        return self._call(name, s3.remove_delete_markers, self.fs, self._path(name), name) > 0
 
     # --- internals ---------------------------------------------------------------------
 
@@ -239,6 +299,10 @@ class FsspecStore:
         try:
             if self._local:
                 self._call(name, os.unlink, path)
+            elif self._is_versioned():
+                from .s3 import delete_versions
+
+                self._call(name, delete_versions, self.fs, path, name, dt.datetime.now(dt.timezone.utc))
             else:
                 self._call(name, self.fs.rm_file, path)
         except ObjectNotFound:

