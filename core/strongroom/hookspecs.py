@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from strongroom.models import Job, ProtectedItem, RecoveryPoint
     from strongroom.policy.record import Policy
     from strongroom.registry import Registry
+    from strongroom.services.alertsinks import SinkType as AlertSinkType
     from strongroom.storage.backends import StorageBackend
 
 #: The ``vault`` argument of the hooks: the open :class:`strongroom.vault.Vault`.  The
@@ -76,6 +77,26 @@ def strongroom_register_storage_backends(registry: Registry[StorageBackend]) -> 
     A name registered twice, or a URL scheme claimed by two backends, is an error.
 
     :param registry: the storage-backend registry (``kind == "storage backend"``).
+    :return: ignored.
+    """
+
+
+@hookspec
+def strongroom_register_alert_sinks(registry: Registry[AlertSinkType]) -> None:
+    """Register alert sink types: where alerts can be sent.
+
+    Called once for each plugin, right after the storage backends are registered.  Call
+    ``registry.add(sink_type.name, sink_type)`` with a sink type for every kind of sink
+    the plugin provides: its name, the options it takes (which are required, which are
+    secret and never shown), a check of their values, and ``send(options, document)``,
+    which sends one alert document (``docs/alerts.md`` has its JSON shape) and returns a
+    one-line detail, or raises with a one-line reason that holds no secret.  Users then
+    configure sinks of the type with ``strongroom alerts sink add NAME --type TYPE``.
+    The essential ``alerts`` plugin registers ``command``, ``webhook`` and ``email``.  A
+    name registered twice is an error naming both plugins.  Every sink receives every
+    security alert; a sink's failure is recorded on the alert, never raised.
+
+    :param registry: the alert-sink registry (``kind == "alert sink"``).
     :return: ignored.
     """
 

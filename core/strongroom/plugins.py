@@ -36,10 +36,11 @@ from strongroom.registry import Registry
 if TYPE_CHECKING:
     import click
 
+    from strongroom.services.alertsinks import SinkType
     from strongroom.storage.backends import StorageBackend
 
 #: Entry-point names of plugins that strongroom cannot work without.
-ESSENTIAL_PLUGINS = frozenset({"keys", "storage"})
+ESSENTIAL_PLUGINS = frozenset({"alerts", "keys", "storage"})
 
 #: Environment variable with a comma-separated list of plugin names to disable.
 DISABLE_ENV = "STRONGROOM_DISABLE_PLUGINS"
@@ -168,6 +169,7 @@ class PluginHost:
     key_providers: Registry[Any] = attrs.field(factory=lambda: Registry("key provider"))
     storage_backends: Registry[StorageBackend] = attrs.field(factory=lambda: Registry("storage backend"))
     commands: Registry[click.Command] = attrs.field(factory=lambda: Registry("command"))
+    alert_sinks: Registry[SinkType] = attrs.field(factory=lambda: Registry("alert sink"))
 
     @classmethod
     def create(
@@ -187,6 +189,7 @@ class PluginHost:
         host._fill("strongroom_register_workloads", host.workloads)
         host._fill("strongroom_register_key_providers", host.key_providers)
         host._fill("strongroom_register_storage_backends", host.storage_backends)
+        host._fill("strongroom_register_alert_sinks", host.alert_sinks)
         return host
 
     @property
@@ -216,7 +219,8 @@ class PluginHost:
     def plugin_infos(self) -> list[PluginInfo]:
         """Every loaded or disabled plugin, sorted by name."""
         registered: dict[str, list[str]] = collections.defaultdict(list)
-        for registry in (self.workloads, self.key_providers, self.storage_backends, self.commands):
+        for registry in (self.workloads, self.key_providers, self.storage_backends, self.alert_sinks,
+                         self.commands):
             label = registry.kind.replace(" ", "-")
             for name in registry:
                 owner = registry.owner(name)

@@ -30,6 +30,9 @@ from .repository.indexstate import IndexState
 from .repository.keyproviders import KeyContext, PassphraseSource
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
+from .services import alertrules
+from .services.alerts import Alert, AlertBook
+from .services.alertsinks import SinkBook
 from .services.backup import BackupService
 from .services.head import HeadService, Rollback
 from .services.items import ItemBook
@@ -93,6 +96,7 @@ class PluginHooks:
         self.relay.strongroom_after_restore(vault=self.vault, point=point, target=target)
 
     def job_finished(self, job: Job) -> None:
+        alertrules.job_finished(self.vault.alerts, job)  # a failed job raises an alert, never an error
         self.relay.strongroom_job_finished(vault=self.vault, job=job)
 
     def retention_tags(self, point: RecoveryPoint, policy: Policy | None) -> list[str]:
@@ -103,10 +107,10 @@ class PluginHooks:
         self.relay.strongroom_policy_validate(vault=self.vault, policy=policy)
 
     def rollback_detected(self, found: Rollback) -> None:
-        """The vault's storage went back to an older state (:mod:`strongroom.services.head`).
-
-        The one place where an alert is to be raised; until alerts exist, the command
-        that checked reports it (a warning, a problem or an error)."""
+        """The vault's storage went back to an older state (:mod:`strongroom.services.head`):
+        a security alert; the command that checked reports it too (a warning, a problem or
+        an error)."""
+        alertrules.rollback_detected(self.vault.alerts, found)
 
 
 class Vault:
@@ -130,6 +134,12 @@ class Vault:
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
                              after_change=lambda removed: self.heads.record("key", removed=removed))
         self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
+        # --- alerts: kept in the vault, sent to the configured sinks (services/alerts.py) ---
+        self.alert_sinks = SinkBook(
+            self.repo, plugins.alert_sinks, now,
+            lambda: {"id": config.vault_id, "name": self._settings.current.name, "url": store.url},
+            before_remove=lambda sink: alertrules.sink_removed(self.alerts, sink))
+        self.alerts = AlertBook(self.repo, now, self.alert_sinks.deliver)
         # --- security: the audit journal and the rules of critical operations ---
         self.journal = Journal(self.repo, now)
         self.security = SecurityService(config.vault_id, self._settings, self.journal, now, alert=self._alert)
@@ -382,8 +392,15 @@ class Vault:
         return self._scheduler.rows(now)
 
     def run_due(self, **kwargs: Any) -> DueReport:
-        """Run every due scheduled backup, then the prune if due (:mod:`strongroom.services.schedule`)."""
+        """Raise alerts for missed schedules, then run every due scheduled backup, then the
+        prune if due (:mod:`strongroom.services.schedule`)."""
+        self.check_schedules()
         return self._scheduler.run_due(**kwargs)
+
+    def check_schedules(self) -> list[Alert]:
+        """Raise a ``schedule.missed`` alert for every item that missed its schedule (once),
+        resolve those of items that ran since (:mod:`strongroom.services.alertrules`)."""
+        return alertrules.check_overdue(self.alerts, self._scheduler.overdue)
 
 
 def _open_store(url: str, storage_options: dict | None, plugins: PluginHost, *, create: bool = False) -> Store:

@@ -17,6 +17,7 @@ clean-up is ignored; a second SIGINT interrupts it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -202,6 +203,7 @@ def build_cli(plugins: PluginHost) -> click.Group:
         cli.add_command(command)
     cli.add_command(protect_cmd.build_protect_group(plugins))
     cli.add_command(restore_cmd.build_restore_command(plugins))
+    cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
     plugins.register_commands(cli)
     return cli
 

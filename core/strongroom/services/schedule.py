@@ -17,6 +17,13 @@ and two calls at the same time run each backup once.
 :class:`Agent` calls ``run_due`` in a loop on a fresh vault each time, waking every
 ``interval`` seconds, until :meth:`Agent.stop` (the command line calls it on SIGTERM):
 work in progress finishes, nothing new starts.
+
+:meth:`Scheduler.overdue` names the items that missed their schedule: protected, with a
+policy, and :data:`MISSED_RUNS` run times of their schedule or more have passed since
+their baseline (the slot of their last scheduled run, or when they were protected or
+resumed) without a run: due for two intervals or longer.  ``run-due`` does not run
+them any sooner (a due item runs once, whatever it missed); the vault raises a
+``schedule.missed`` alert for each (:mod:`.alertrules`).
 """
 
 from __future__ import annotations
@@ -40,9 +47,11 @@ if TYPE_CHECKING:
     from .items import ItemBook
     from .policies import PolicyBook
 
-__all__ = ["Agent", "DueReport", "ScheduleRow", "Scheduler"]
+__all__ = ["MISSED_RUNS", "Agent", "DueReport", "Overdue", "ScheduleRow", "Scheduler"]
 
 PRUNE_SUBJECT = "prune"
+#: An item is overdue once this many run times of its schedule passed without a run.
+MISSED_RUNS = 3
 
 
 @attrs.frozen
@@ -63,6 +72,18 @@ class ScheduleRow:
         return {"kind": self.kind, "name": self.name, "policy": self.policy, "state": self.state,
                 "last_run": iso(self.last_run) if self.last_run else None,
                 "next_run": iso(self.next_run) if self.next_run else None, "due": self.due}
+
+
+@attrs.frozen
+class Overdue:
+    """An item that missed its schedule: ``missed`` run times since ``since``."""
+
+    item: str
+    item_id: str
+    policy: str
+    since: dt.datetime
+    first_missed: dt.datetime
+    missed: int
 
 
 @attrs.frozen
@@ -121,6 +142,26 @@ class Scheduler:
             rows.append(ScheduleRow("prune", "(vault)", None, "scheduled", last, due.next_run, due.due, due.slot,
                                     PRUNE_SUBJECT))
         return rows
+
+    def overdue(self, now: dt.datetime | None = None) -> tuple[list[Overdue], list[str]]:
+        """(the overdue items, the ids of every scheduled item) at ``now``; see the module docstring."""
+        now = now or self.clock()
+        policies = {p.name: p for p in self.policies.list()}
+        late, scheduled = [], []
+        for item in self.items.list():
+            policy = policies.get(item.policy) if item.policy else None
+            if item.state != PROTECTED or policy is None:
+                continue
+            scheduled.append(item.item_id)
+            marks = [m for m in (Claims(self.repo, item.item_id).last_slot(),
+                                 time_of(item.version) if item.version else None) if m is not None]
+            if not marks:
+                continue
+            since = max(marks)
+            missed = policy.schedule.runs_between(since, now)
+            if len(missed) >= MISSED_RUNS:
+                late.append(Overdue(item.name, item.item_id, policy.name, since, missed[0], len(missed)))
+        return late, scheduled
 
     def run_due(self, *, should_stop: Callable[[], bool] = lambda: False,
                 on_start: Callable[[ScheduleRow], None] | None = None) -> DueReport:
