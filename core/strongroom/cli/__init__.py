@@ -108,6 +108,7 @@ class AppContext:
             self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins,
                                      storage_options=self.storage_options)
             self._vault.jobs.notify = note
+            self._vault.alerts.notify = lambda message: click.echo(f"warning: {message}", err=True)
         return self._vault
 
 

@@ -210,7 +210,7 @@ class AlertBook:
         (ValueError for a wrong one: a bug of the caller); nothing else raises."""
         now = self.clock()
         alert = Alert(alert_id=new_id(8), time=iso(now), category=category, kind=kind,
-                      severity=severity or DEFAULT_SEVERITY[category], summary=_one_line(summary),
+                      severity=severity or DEFAULT_SEVERITY.get(category, "error"), summary=_one_line(summary),
                       details=dict(details or {}), item=item, dedupe=dedupe, host=socket.gethostname())
         if dedupe is not None:
             try:
