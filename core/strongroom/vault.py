@@ -34,6 +34,7 @@ from .services import alertrules
 from .services.alerts import Alert, AlertBook
 from .services.alertsinks import SinkBook
 from .services.backup import BackupService
+from .services.objectlocks import ObjectLockService
 from .services.head import HeadService, Rollback
 from .services.items import ItemBook
 from .services.jobs import JobLog
@@ -52,6 +53,7 @@ from .services.settings import SettingsBook, newest_settings
 from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
 from .services.verify import VerifyService
 from .storage import Store, open_store
+from .storage.locking import LockingStore, LockPolicy
 
 if TYPE_CHECKING:
     import pluggy
@@ -124,6 +126,9 @@ class Vault:
         self.plugins = plugins
         self.clock = clock
         self.repo = repo or Repository(store, master)
+        # --- immutability on storage: what is put is locked with S3 object lock (services/objectlocks.py) ---
+        store = LockingStore(store.inner if isinstance(store, LockingStore) else store, self._lock_policy)
+        self.store = self.repo.store = store
         # new objects in the vault's format; every format is read (services/upgrade.py)
         self.repo.envelope = self.repo.envelope.writing(format_in_force(config, settings, store.url))
         self.index = IndexState(self.repo)
@@ -163,11 +168,18 @@ class Vault:
                                      lambda: self.prune_settings.lease_ttl, now, self.heads)
         self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now,
                                    self.heads)
+        self.object_locks = ObjectLockService(
+            self.repo, store, lambda: self.security.settings.immutability, self.jobs, self._items, self._points,
+            self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
                                     self._backup.run, self.prune, now)
 
     def _now(self) -> dt.datetime:
         return self.clock()
+
+    def _lock_policy(self) -> LockPolicy | None:
+        locks = self.__dict__.get("object_locks")
+        return locks.policy() if locks is not None else None
 
     def _alert(self, category: str, kind: str, summary: str, **kwargs: Any) -> object:
         """Raise an alert (security alerts cannot be turned off)."""
@@ -262,6 +274,7 @@ class Vault:
             "items": len(self.items()), "points": len(self.repo.list_names("points/")),
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
+            "object_lock": self.object_locks.summary(),
         }
 
     @property
@@ -385,7 +398,10 @@ class Vault:
         import attrs
 
         settings = self.prune_settings if grace is None else attrs.evolve(self.prune_settings, grace=grace)
-        return self._prune.run(settings, dry_run=dry_run, progress=progress)
+        report = self._prune.run(settings, dry_run=dry_run, progress=progress)
+        if not dry_run:  # then keep the locks of what is still needed
+            report.object_locks = self.object_locks.extend_if_due().to_dict()
+        return report
 
     def schedule(self, now: dt.datetime | None = None) -> list[ScheduleRow]:
         """When every item (and the prune) last ran and runs next."""
@@ -395,7 +411,9 @@ class Vault:
         """Raise alerts for missed schedules, then run every due scheduled backup, then the
         prune if due (:mod:`strongroom.services.schedule`)."""
         self.check_schedules()
-        return self._scheduler.run_due(**kwargs)
+        report = self._scheduler.run_due(**kwargs)
+        self.object_locks.extend_if_due()  # if the prune did not just do it
+        return report
 
     def check_schedules(self) -> list[Alert]:
         """Raise a ``schedule.missed`` alert for every item that missed its schedule (once),
@@ -407,6 +425,12 @@ def _open_store(url: str, storage_options: dict | None, plugins: PluginHost, *, 
     """The store at ``url`` with the user's configured storage options under ``storage_options``."""
     backends: Iterable[Any] = [plugins.storage_backends.get(name) for name in plugins.storage_backends]
     return open_store(url, storage_options_for(url, storage_options), create=create, backends=backends)
+
+
+def open_vault_store(url: str, storage_options: dict | None = None, plugins: PluginHost | None = None) -> Store:
+    """The storage of the vault at ``url``, as a vault opens it, without opening the vault
+    (no key needed: ``vault recover-objects`` works on a vault whose identity is hidden)."""
+    return _open_store(url, storage_options, plugins or PluginHost.create())
 
 
 def _write_config(store: Store, config: VaultConfig) -> None:

@@ -367,3 +367,13 @@ def key_import(ctx, kit, kit_env):
         raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
     slot = v.keys.add("local", label="recovery kit import")
     click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")
+
+
+def _register_immutability() -> None:
+    from .immutability_cmd import immutability, recover_objects
+
+    vault.add_command(immutability)
+    vault.add_command(recover_objects)
+
+
+_register_immutability()

@@ -22,6 +22,13 @@ the prune lease and has already expired the points whose retention ended:
    grace, are never marked: a backup running elsewhere may be about to reference them.
    With a grace of 0 the new mark is swept at once (for vaults nothing else writes to).
 
+On storage with object lock (:mod:`strongroom.services.objectlocks`) a delete may be
+refused while the object is still retained (:class:`~strongroom.errors.ObjectLocked`):
+the object is kept and counted (``kept_by_lock``), a doomed pack that an index file
+whose delete was refused still names is not deleted either, and the cycle's mark and
+sweep stay, so the next prune finishes the sweep once the locks have lapsed (garbage
+is never extended).
+
 ``check()`` is called before every destructive step (prune passes its lease's check,
 which raises when the lease was lost).  With ``dry_run`` nothing is written: the report
 says what would go.
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
+from ..errors import ObjectLocked
 from ..models import iso, time_id, time_of
 from ..repository import maintenance
 from ..repository.pack import pack_name
@@ -59,6 +67,7 @@ class GcReport:
     packs_repacked: int = 0
     bytes_copied: int = 0
     bytes_freed: int = 0
+    kept_by_lock: int = 0
 
 
 class GarbageCollector:
@@ -126,19 +135,39 @@ class GarbageCollector:
             for pack_id in {e.pack_id for e in copied}:
                 self.report.bytes_freed -= self.repo.store.size(pack_name(pack_id))
             self.check()
+            held: set[str] = set()  # doomed packs still named by an index file that stays
             for name, entries in state.files:
                 if any(e.pack_id in plan.doomed for e in entries):
-                    maintenance.replace_index_file(self.repo, name, [e for e in entries if e.pack_id not in plan.doomed])
+                    try:
+                        maintenance.replace_index_file(
+                            self.repo, name, [e for e in entries if e.pack_id not in plan.doomed])
+                    except ObjectLocked:
+                        self.report.kept_by_lock += 1
+                        held |= {e.pack_id for e in entries if e.pack_id in plan.doomed}
+            kept = 0
             for pack_id in sorted(plan.doomed):
                 self.check()
-                self.report.bytes_freed += maintenance.delete_pack(self.repo, pack_id)
+                try:
+                    if pack_id not in held:
+                        self.report.bytes_freed += maintenance.delete_pack(self.repo, pack_id)
+                        continue
+                except ObjectLocked:
+                    pass
+                kept += 1
+                self.report.kept_by_lock += 1
+                self.report.packs_deleted -= pack_id in plan.delete
+            if kept or held:  # the next prune finishes this sweep
+                return self._load()
         self._forget(mark.cycle)
         return self._load() if plan.doomed else state
 
     def _forget(self, cycle: str) -> None:
         if not self.dry_run:
-            self.repo.store.delete(f"prune/{cycle}/sweep")
-            self.repo.store.delete(f"prune/{cycle}/mark")
+            try:
+                self.repo.store.delete(f"prune/{cycle}/sweep")
+                self.repo.store.delete(f"prune/{cycle}/mark")
+            except ObjectLocked:  # a bucket's default retention: the next prune forgets it
+                self.report.kept_by_lock += 1
 
     # --- 3. mark -----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import attrs
 
-from ..errors import ObjectNotFound
+from ..errors import ObjectLocked, ObjectNotFound
 from ..repository import maintenance
 from ..repository.index import Index
 from ..repository.pack import MAX_PACK_SIZE, IndexEntry, pack_name
@@ -146,7 +146,11 @@ def move_aside(store: Store, name: str, limit: int | None = None) -> str | None:
         return None
     new_name = QUARANTINE_PREFIX + name
     store.put(new_name, data)
-    store.delete(name)
+    try:
+        store.delete(name)
+    except ObjectLocked:  # object lock keeps it where it is: so does the copy
+        store.delete(new_name)
+        return None
     return new_name
 
 

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..errors import ForeignKeySlot, IntegrityError, KeyNotAvailable, KeySlotError, ObjectNotFound, WrongPassphrase
+from ..errors import (ForeignKeySlot, IntegrityError, KeyNotAvailable, KeySlotError, ObjectLocked, ObjectNotFound,
+                      WrongPassphrase)
 from ..models import iso, new_id, utcnow
 from .kdf import check_scrypt, warn_if_weak
 from .keyproviders import KeyContext
@@ -217,7 +218,10 @@ def upgrade(store: Store, master: MasterKey, ctx: KeyContext, providers: Registr
             continue
         store.put(new.object_name, new.to_bytes())
         if new.object_name != slot.object_name:
-            store.delete(slot.object_name)
+            try:
+                store.delete(slot.object_name)
+            except ObjectLocked:  # object lock keeps it: both slots open the vault
+                pass
         done.append(Upgrade(slot, new))
     return done
 

@@ -25,6 +25,10 @@ field that is not text, an expiry without a time zone) counts as held by an unkn
 holder until ``DEFAULT_TTL`` after the time in its name, never as an error: listing
 leases never raises for a damaged one.  A foreign object under ``leases/`` (a name that
 is not a lease's, :mod:`.names`) is not a lease: it is neither read nor deleted.
+Leases are never locked by the vault (object lock); should the bucket's default
+retention lock one, the delete that storage refuses is skipped
+(:func:`_delete_unless_locked`): an expired lease is ignored by every reader anyway,
+and a released one blocks others until it expires.
 
 Clock assumption: the clocks of the hosts sharing a vault agree to well within ``ttl``
 (NTP does this).  ``clock`` is injectable for tests.
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from ..errors import IntegrityError, LeaseHeld, LeaseLost, ObjectNotFound, StrongroomError
+from ..errors import IntegrityError, LeaseHeld, LeaseLost, ObjectLocked, ObjectNotFound, StrongroomError
 from ..models import damaged, iso, new_id, parse_iso, stored_time, time_id, time_of, utcnow
 
 if TYPE_CHECKING:
@@ -127,7 +131,7 @@ class Lease:
     def _others(self) -> list[LeaseInfo]:
         live, expired = read_leases(self.repo, self.clock())
         for name in expired:
-            self.repo.store.delete(name)
+            _delete_unless_locked(self.repo, name)
         return [lease for lease in live if lease.token != self.token]
 
     def _write(self) -> None:
@@ -138,7 +142,7 @@ class Lease:
         self.repo.put_document(name, info.to_dict())
         old, self.name, self.expires = self.name, name, expires
         if old is not None:
-            self.repo.store.delete(old)
+            _delete_unless_locked(self.repo, old)
 
     def acquire(self) -> Lease:
         others = self._others()
@@ -175,7 +179,7 @@ class Lease:
             self._thread.join()
         with self._lock:
             if self.name is not None:
-                self.repo.store.delete(self.name)
+                _delete_unless_locked(self.repo, self.name)
             self.name = self.expires = None
 
     def __enter__(self) -> Lease:
@@ -183,3 +187,11 @@ class Lease:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _delete_unless_locked(repo: Repository, name: str) -> None:
+    """Delete lease ``name``; one that storage keeps locked stays (see the module docstring)."""
+    try:
+        repo.store.delete(name)
+    except ObjectLocked:
+        pass

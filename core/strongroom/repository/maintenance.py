@@ -13,6 +13,11 @@ lets backups run beside it):
   same file.
 - :func:`delete_pack` deletes a pack from storage.
 
+On storage with object lock a delete may be refused while the object is retained
+(:class:`~strongroom.errors.ObjectLocked`): :func:`replace_index_file` and
+:func:`delete_pack` let it through, after the new index file is written, and the caller
+keeps the object for a later run.
+
 Writes: packs ``data/<xx>/<pack-id>`` and index files ``index/<id>``; deletes index
 files and packs.  Refuses: a damaged blob or a missing source pack (IntegrityError; the
 damaged blob is not copied, packs already written stay, indexed); an index file that
@@ -30,7 +35,13 @@ from .indexfile import encode_index
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
 from .repository import Repository, index_object_name
 
-__all__ = ["copy_blobs", "delete_pack", "replace_index_file"]
+__all__ = ["copy_blobs", "delete_pack", "replace_index_file", "replacement_name"]
+
+
+def replacement_name(name: str) -> str:
+    """The name of the index file that replaces index file ``name`` (the same every time)."""
+    stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+    return index_object_name(f"{stamp}-{hashlib.sha256(name.encode()).hexdigest()[:8]}")
 
 
 def replace_index_file(repo: Repository, name: str, entries: list[IndexEntry]) -> str | None:
@@ -43,8 +54,7 @@ def replace_index_file(repo: Repository, name: str, entries: list[IndexEntry]) -
     """
     new_name = None
     if entries:
-        stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
-        new_name = index_object_name(f"{stamp}-{hashlib.sha256(name.encode()).hexdigest()[:8]}")
+        new_name = replacement_name(name)
         if new_name == name:
             raise ValueError(f"index file {name} cannot replace itself")
         repo.store.put(new_name, repo.envelope.seal(KIND_INDEX, new_name.encode(), encode_index(entries)))

@@ -27,6 +27,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+from ..errors import ObjectLocked
 from ..models import iso, time_id
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Claims:
             if self._names(slot) == [mine]:
                 self._forget_before(slot)
                 return True
-            self.repo.store.delete(mine)
+            self._delete(mine)
             time.sleep(random.uniform(0.5, 1.5) * self.settle * (attempt + 1))
         return False
 
@@ -91,9 +92,17 @@ class Claims:
             parts = name.split("/")
             when = _slot_time(parts[2]) if len(parts) == 4 else None
             if when is not None and when < slot:
-                self.repo.store.delete(name)
+                self._delete(name)
 
     def forget(self) -> None:
         """Remove every claim of the subject (its item was deleted)."""
         for name in self._names():
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        """Delete a claim; one that storage keeps locked (a bucket's default retention)
+        stays: a claim of a slot already run changes nothing."""
+        try:
             self.repo.store.delete(name)
+        except ObjectLocked:
+            pass

@@ -87,7 +87,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 import attrs
 
 from ..engine.verify import VerifyReport
-from ..errors import IntegrityError, ObjectNotFound, RollbackDetected
+from ..errors import IntegrityError, ObjectLocked, ObjectNotFound, RollbackDetected
 from ..models import HEAD_NAME, HEAD_TRACKED, INDEX_NAME, IndexGeneration, VaultHead, iso, parse_iso, time_id
 from ..models import time_of, utcnow
 from ..repository.envelope import KIND_DOCUMENT
@@ -434,7 +434,7 @@ class HeadService:
         for name in names[: max(0, len(names) - KEEP)][:READ_LIMIT]:
             try:
                 self.repo.store.delete(name)
-            except ObjectNotFound:
+            except (ObjectNotFound, ObjectLocked):  # locked: a bucket's default retention; kept
                 pass
 
     def _move_aside(self, name: str) -> None:

@@ -18,6 +18,11 @@ free data that points whose headers are gone still need); it writes a head annou
 the points it expires before it deletes them, and one recording the index files it left
 (a new index generation) at the end.
 
+On storage with object lock, a point header or status still retained is kept
+(:class:`~strongroom.errors.ObjectLocked`, counted in ``kept_by_lock``) and deleted by a
+later prune once its lock lapsed: the lock of an expired point is no longer extended
+(:mod:`.objectlocks`).
+
 With ``dry_run`` nothing is written and no lease taken: the report says what would go.
 """
 
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING, Callable
 import attrs
 
 from ..engine.gc import GarbageCollector, GcReport
+from ..errors import ObjectLocked
 from ..models import DELETED, RecoveryPoint
 from ..repository.indexstate import INDEX_PREFIX
 from .claims import Claims
@@ -58,6 +64,8 @@ class PruneReport(GcReport):
     points_expired: list[dict] = attrs.field(factory=list)
     statuses_written: int = 0
     seconds: float = 0.0
+    #: what the object lock extension after the prune did (:mod:`.objectlocks`), if it ran
+    object_locks: dict = attrs.field(factory=dict)
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)
@@ -141,8 +149,12 @@ class PruneService:
                 self.heads.record("prune", removed=[point.object_name for point in doomed])
             for point in doomed:
                 check()
-                self.repo.store.delete(point.object_name)
-                delete_statuses(self.repo, point.item_id, point.point_id)
+                try:
+                    self.repo.store.delete(point.object_name)
+                    delete_statuses(self.repo, point.item_id, point.point_id)
+                except ObjectLocked:
+                    report.kept_by_lock += 1
+                    expired.discard(point.point_id)  # its header stays: so does its data
             self._forget_orphans()
         return expired
 
@@ -156,7 +168,10 @@ class PruneService:
         for name in statuses:
             parts = name.split("/")
             if len(parts) == 4 and (parts[1], parts[2]) not in headers:
-                self.repo.store.delete(name)
+                try:
+                    self.repo.store.delete(name)
+                except ObjectLocked:
+                    pass  # its lock lapses: no point needs it
         with_points = {item_id for item_id, _ in headers}
         for item in self.items.list():
             if item.state == DELETED and item.item_id not in with_points:
