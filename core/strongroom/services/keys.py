@@ -8,14 +8,23 @@ removes the only object that can open the vault through it, and an object under
 ``keys/`` that is not a slot of this vault under its own name (*foreign*) is listed
 apart and never tried.  :meth:`KeySlots.upgrade` rewrites old-format slots;
 :meth:`KeySlots.check` is ``vault verify``'s look at the slots.
+
+Removing a slot is a critical operation (``key.remove``): once the slot is found and the
+last-slot rule passed, ``authorize`` (the vault's security service) must allow it, with
+the guard's ticket when the vault has a guard, before anything is deleted; every removal
+raises a security alert.  Adding, removing and upgrading slots are journaled (``journal``:
+the vault's audit journal, :mod:`.journal`), with the slot's id, provider and label,
+never a secret.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import attrs
 
+from ..errors import KeySlotError
 from ..repository import keyring, recoverykit
 
 if TYPE_CHECKING:
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     from ..repository.masterkey import KeySlot, MasterKey
     from ..secrets import Secret
     from ..storage import Store
+    from .journal import Journal
 
 __all__ = ["KeySlots"]
 
@@ -34,7 +44,10 @@ class KeySlots:
 
     def __init__(self, store: Store, master: MasterKey, context: KeyContext, providers: Registry[Any],
                  opened_with: KeySlot | None = None, *,
-                 after_change: Callable[[tuple[str, ...]], None] = lambda removed: None) -> None:
+                 after_change: Callable[[tuple[str, ...]], None] = lambda removed: None,
+                 journal: Journal | None = None,
+                 authorize: Callable[[str, dict[str, str], str | None], object] = lambda op, params, ticket: None,
+                 alert: Callable[..., object] = lambda *args, **kwargs: None) -> None:
         self.store = store
         self.master = master
         self.context = context
@@ -43,6 +56,11 @@ class KeySlots:
         #: called after a slot is added (with ``()``) or removed (with its object name):
         #: the vault records the slot set in a vault head (:mod:`.head`)
         self.after_change = after_change
+        self.journal = journal
+        #: ``(operation, params, ticket)``: returns when the operation is allowed, else raises
+        self.authorize = authorize
+        #: ``(category, kind, summary, *, details)``: the vault's alerts
+        self.alert = alert
 
     def list(self, problems: list[str] | None = None) -> list[KeySlot]:
         """The slots of this vault; foreign and malformed slot objects are described in ``problems``."""
@@ -55,19 +73,43 @@ class KeySlots:
     def add(self, provider: str, *, label: str = "", passphrase: PassphraseSource | None = None) -> KeySlot:
         """A new slot of ``provider``; ``passphrase`` is where a passphrase slot's comes from."""
         context = self.context if passphrase is None else attrs.evolve(self.context, passphrase=passphrase)
-        slot = keyring.add_slot(self.store, self.master, context, self.providers, provider, label=label)
+        with self._journaled("key.add", {"provider": provider, "label": label}):
+            slot = keyring.add_slot(self.store, self.master, context, self.providers, provider, label=label)
         self.after_change(())
         return slot
 
-    def remove(self, slot_id: str, *, force: bool = False) -> KeySlot:
-        """Remove the slot whose id starts with ``slot_id``."""
-        slot = keyring.remove_slot(self.store, slot_id, force=force, vault_id=self.context.vault_id)
+    def find(self, slot_id: str) -> KeySlot:
+        """The one slot whose id starts with ``slot_id``; KeySlotError if none or several."""
+        matches = [s for s in self.list() if s.slot_id.startswith(slot_id)]
+        if not slot_id or len(matches) != 1:
+            raise KeySlotError(message=f"no single key slot matches '{slot_id}'")
+        return matches[0]
+
+    def remove(self, slot_id: str, *, force: bool = False, ticket: str | None = None) -> KeySlot:
+        """Remove the slot whose id starts with ``slot_id`` (see the module docstring);
+        ``ticket`` is the guard's ticket for ``key.remove`` with ``slot=<its full id>``."""
+        slot = self.find(slot_id)
+        if len(self.list()) == 1 and not force:
+            raise KeySlotError(
+                message="refusing to remove the last key slot: the vault would become unreadable"
+                " (use --force if that is what you want)"
+            )
+        params = {"slot": slot.slot_id}
+        self.authorize("key.remove", params, ticket)
+        with self._journaled("key.remove", {**params, "provider": slot.provider, "label": slot.label}):
+            keyring.remove_slot(self.store, slot.slot_id, force=force, vault_id=self.context.vault_id)
         self.after_change((slot.object_name,))
+        self.alert("security", "key.removed", f"key slot {slot.slot_id} ({slot.provider}) was removed",
+                   details={"slot": slot.slot_id, "provider": slot.provider, "label": slot.label})
         return slot
 
     def upgrade(self) -> list[Upgrade]:
         """Rewrite the old-format slots this client can open now in the current format."""
-        return keyring.upgrade(self.store, self.master, self.context, self.providers)
+        with self._journaled("key.upgrade", {}):
+            return keyring.upgrade(self.store, self.master, self.context, self.providers)
+
+    def _journaled(self, operation: str, params: dict) -> ContextManager[None]:
+        return self.journal.operation(operation, params) if self.journal is not None else contextlib.nullcontext()
 
     def check(self) -> tuple[list[str], list[str]]:
         """(notes, problems) about the slots (see :func:`strongroom.repository.keyring.check`)."""

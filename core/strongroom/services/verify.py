@@ -8,6 +8,12 @@ problem); the key slots are checked (:func:`check_key_slots`); then the structur
 trailer of every pack not read whole and, with ``read_data``, every pack on storage are
 checked.  The job fails when anything is wrong.
 
+Given the vault's audit ``journal`` (:mod:`.journal`), verify walks its chain: an entry
+changed, damaged or missing (a gap) is a problem.  Settings documents are read as the
+vault reads them (:func:`.settings.read_history`): a damaged one, and one that is not
+taken because it breaks the security rules (undoes an irreversible setting, or weakens
+security under a guard without its ticket), is a problem, never a crash.
+
 Objects whose names are not the vault's (*foreign objects*, :mod:`strongroom.repository.names`:
 a sync tool's ``data/ab/desktop.ini``, a stray file) are notes, never problems: the
 first :data:`FOREIGN_SHOWN` by name, then how many more.  Verify neither reads nor
@@ -32,12 +38,12 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound, UsageError
-from ..models import RecoveryPoint, VaultSettings
+from ..models import RecoveryPoint
 from ..repository.names import vault_names
 from .head import with_rollback
 from .points import POINT_PREFIX
 from .pointstatus import STATUS_PREFIX, PointStatus
-from .settings import SETTINGS_PREFIX
+from .settings import read_history
 
 if TYPE_CHECKING:
     from ..engine.subset import Subset
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
     from ..repository.repository import Repository
     from .head import Rollback
     from .jobs import JobLog
+    from .journal import Journal
     from .keys import KeySlots
 
 __all__ = ["FOREIGN_SHOWN", "VerifyService", "check_key_slots", "foreign_notes", "read_documents"]
@@ -100,7 +107,8 @@ class VerifyService:
 
     def __init__(self, repo: Repository, index: IndexState, jobs: JobLog,
                  clock: Callable[[], dt.datetime], cursor_file: Path | None = None,
-                 key_slots: KeySlots | None = None, check_head: Callable[[], Rollback] | None = None) -> None:
+                 key_slots: KeySlots | None = None, check_head: Callable[[], Rollback] | None = None,
+                 journal: Journal | None = None, vault_id: str | None = None) -> None:
         self.repo = repo
         self.index = index
         self.jobs = jobs
@@ -108,6 +116,8 @@ class VerifyService:
         self.cursor_file = cursor_file
         self.check_head = check_head
         self.key_slots = key_slots
+        self.journal = journal
+        self.vault_id = vault_id
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:
@@ -128,9 +138,11 @@ class VerifyService:
             problems = self.index.load(tolerant=True)
             problems += [f"rollback: {line}" for line in (rollback.lines if rollback else ())]
             points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict, listed)
-            for prefix, parse in ((STATUS_PREFIX, PointStatus.from_dict), (SETTINGS_PREFIX, VaultSettings.from_dict)):
-                bad += read_documents(self.repo, prefix, parse, listed)[1]
+            bad += read_documents(self.repo, STATUS_PREFIX, PointStatus.from_dict, listed)[1]
             problems += [f"{name}: {problem}" for name, problem in bad]
+            problems += self._settings_problems()
+            if self.journal is not None:
+                problems += [f"journal: {line}" for line in self.journal.verify().problems]
             notes: list[str] = foreign_notes(foreign)
             if self.key_slots is not None:
                 key_notes, key_problems = check_key_slots(self.key_slots)
@@ -149,6 +161,15 @@ class VerifyService:
                     error=None if report.ok else f"{len(report.problems)} problem(s)",
                     bytes=report.bytes_read, details={"problems": list(report.problems[:100])})
         return with_rollback(report, rollback)
+
+    def _settings_problems(self) -> list[str]:
+        """Damaged settings documents, and those not taken under the security rules."""
+        try:
+            history = read_history(self.repo, self.vault_id)
+        except IntegrityError as exc:
+            return [f"settings: {exc}"]
+        return list(history.damaged) + [f"{line} (not taken: the settings before it stay in force)"
+                                        for line in history.rejected]
 
     def _selector(self, subset: Subset, notes: list[str], cursor: dict) -> Callable[[set[str]], list[str]]:
         """The packs ``subset`` reads; for ``N%``, the cursor to save is left in ``cursor["after"]``."""
