@@ -40,7 +40,7 @@ from .services.items import ItemBook
 from .services.jobs import JobLog
 from .services.keys import KeySlots
 from .services.lifecycle import Lifecycle
-from .services.points import PointBook, PointSurvey
+from .services.points import DeletedPoint, PointBook, PointSurvey
 from .services.policies import PolicyBook
 from .services.prune import PruneReport, PruneService
 from .services.repair import Heal, RepairReport, RepairService
@@ -49,6 +49,7 @@ from .services.retention import Retention
 from .services.journal import Journal
 from .services.schedule import DueReport, Scheduler, ScheduleRow
 from .services.security import SecurityService
+from .services.softdelete import Deletion, SoftDeletion
 from .services.settings import SettingsBook, newest_settings
 from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
 from .services.verify import VerifyService
@@ -153,11 +154,14 @@ class Vault:
                            clock=now)
         self._items = ItemBook(self.repo, now)
         self._points = PointBook(self.repo, self.index, check_head=lambda: self.heads.check().warning())
-        self.retention = Retention(self._points, self._find_policy, lambda: self._settings.floors, hooks, now)
+        self.retention = Retention(self._points, self._find_policy, lambda: self._settings.floors, hooks, now,
+                                   security=self.security)
+        self._soft = SoftDeletion(self.repo, self._items, self._points, self.retention, self.security, self.journal,
+                                  self.heads, self._alert, now)
         self.policies = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now,
                                    after_change=lambda: self.heads.record("policy"))
         self._lifecycle = Lifecycle(self._items, self.policies, self.retention, self.jobs, self.workload, now,
-                                    self.heads)
+                                    self.heads, soft=self._soft)
         self._backup = BackupService(self.repo, self.index, self._settings, self._items, self._points,
                                      self.retention, self.jobs, hooks, self.workload, now, self.heads)
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
@@ -167,7 +171,7 @@ class Vault:
         self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
                                      lambda: self.prune_settings.lease_ttl, now, self.heads)
         self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now,
-                                   self.heads)
+                                   self.heads, soft=self._soft)
         self.object_locks = ObjectLockService(
             self.repo, store, lambda: self.security.settings.immutability, self.jobs, self._items, self._points,
             self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
@@ -310,19 +314,40 @@ class Vault:
     def protect(self, workload: str, name: str, source: dict, *, policy: str | None = None) -> ProtectedItem:
         return self._lifecycle.protect(workload, name, source, policy=policy)
 
-    def stop(self, item: str, *, retain: str | None = None, delete_data: bool = False) -> ProtectedItem:
-        """Stop protecting ``item``: ``retain="forever"|"policy"``, or ``delete_data``."""
-        return self._lifecycle.stop(item, retain=retain, delete_data=delete_data)
+    def stop(self, item: str, *, retain: str | None = None, delete_data: bool = False,
+             ticket: str | None = None) -> ProtectedItem:
+        """Stop protecting ``item``: ``retain="forever"|"policy"``, or ``delete_data``
+        (soft-deletes its points); ``ticket``: the guard's (:mod:`strongroom.services.lifecycle`)."""
+        return self._lifecycle.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
 
-    def resume(self, item: str, *, policy: str | None = None) -> ProtectedItem:
+    def resume(self, item: str, *, policy: str | None = None, ticket: str | None = None) -> ProtectedItem:
         """Protect a stopped ``item`` again (with ``policy``, or the one it had)."""
-        return self._lifecycle.resume(item, policy=policy)
+        return self._lifecycle.resume(item, policy=policy, ticket=ticket)
+
+    def undelete_item(self, item: str) -> ProtectedItem:
+        """Bring back a deleted ``item`` (stopped, retain forever) with the points its deletion
+        soft-deleted (:mod:`strongroom.services.softdelete`)."""
+        with self.journal.operation("items.undelete", {"item": item}):
+            return self._lifecycle.undelete(item)
 
     # --- points --------------------------------------------------------------------------
 
     def points(self, item: str | None = None) -> list[RecoveryPoint]:
         """Intact points of ``item`` (or of every item), oldest first, with their current status."""
         return self._points.of(self._items.get(item) if item else None)
+
+    def deleted_points(self, item: str | None = None) -> list[DeletedPoint]:
+        """Soft-deleted points of ``item`` (or of every item), oldest first, with their purge time."""
+        return self._points.deleted(self._items.get(item) if item else None)
+
+    def delete_point(self, item: str, ref: str, *, ticket: str | None = None) -> Deletion:
+        """Soft-delete point ``ref`` of ``item`` (delete it, with soft delete off), as
+        immutability and the guard allow (:mod:`strongroom.services.softdelete`)."""
+        return self._soft.delete_point(item, ref, ticket=ticket)
+
+    def undelete_point(self, item: str, ref: str) -> RecoveryPoint:
+        """Bring soft-deleted point ``ref`` of ``item`` back."""
+        return self._soft.undelete_point(item, ref)
 
     def point_survey(self, item: str | None = None) -> PointSurvey:
         """Points of ``item`` (or of every item): intact, damaged headers, notices."""
@@ -379,9 +404,10 @@ class Vault:
 
     # --- retention, prune and scheduled runs ---------------------------------------------
 
-    def set_retention_floors(self, floors: RetentionFloors | None) -> None:
-        """Turn the minimum retention of every policy on (these floors) or off (None)."""
-        self.policies.set_floors(floors)
+    def set_retention_floors(self, floors: RetentionFloors | None, *, ticket: str | None = None) -> None:
+        """Turn the minimum retention of every policy on (these floors) or off (None);
+        ``ticket``: the guard's, to lower them or turn them off."""
+        self.policies.set_floors(floors, ticket=ticket)
 
     @property
     def prune_settings(self) -> PruneSettings:

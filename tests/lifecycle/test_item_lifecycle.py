@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+import attrs
 import pytest
 
 from strongroom.errors import ItemExists, ItemStateError, PolicyNotFound
 from strongroom.policy.options import policy_from_options
+from strongroom.policy.security import SoftDelete
 from strongroom.vault import Vault
 
 UTC = dt.timezone.utc
@@ -67,8 +69,10 @@ class TestStop:
         assert [p.point_id for p in vault.points("docs")] == [latest]
 
     def test_delete_data_expires_every_point_and_frees_its_data(self, world, tmp_path):
-        """--delete-data: the next prune removes every point (the newest too) and their packs."""
+        """--delete-data with soft delete off: the next prune removes every point (the newest
+        too) and their packs (with soft delete on: tests/softdelete)."""
         vault, _, _ = world
+        vault.security.change(attrs.evolve(vault.security.settings, soft_delete=SoftDelete(state="disabled")))
         vault.stop("docs", delete_data=True)
         report = vault.prune(grace=0)
         assert len(report.points_expired) == 4

@@ -25,6 +25,17 @@ class Clock:
         self.now += dt.timedelta(**delta)
 
 
+def soft_delete_off(vault: Vault) -> None:
+    """Turn the vault's soft delete off: these tests are about garbage collection, so an
+    expired point's header goes at once and its data is garbage at that prune (with soft
+    delete on, the default, it would wait for its purge time: tests/softdelete)."""
+    import attrs
+
+    from strongroom.policy.security import SoftDelete
+
+    vault.security.change(attrs.evolve(vault.security.settings, soft_delete=SoftDelete(state="disabled")))
+
+
 def digest_tree(root: str | Path) -> dict[str, str]:
     """relative path -> sha256 of every file under ``root``."""
     out = {}

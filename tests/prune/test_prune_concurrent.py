@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit import assert_all_points_restore, digest_tree
+from prunekit import assert_all_points_restore, digest_tree, soft_delete_off
 from strongroom.policy.prunesettings import PruneSettings
 from strongroom.vault import Vault
 
@@ -39,6 +39,7 @@ class Scene:
         self.sources = {"live": tmp / "live", "gone": tmp / "gone"}
         self.snapshots: dict[str, dict[str, str]] = {}
         vault = Vault.create(self.url)
+        soft_delete_off(vault)  # about GC beside backups: deleted data is garbage at once
         vault.set_prune_settings(PruneSettings(grace=GRACE, lease_ttl=TTL))
         for name, folder in self.sources.items():
             folder.mkdir()

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from prunekit import Clock, assert_all_points_restore, digest_tree
+from prunekit import Clock, assert_all_points_restore, digest_tree, soft_delete_off
 from strongroom.errors import PruneConflict
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost
@@ -57,6 +57,7 @@ def world(tmp_path):
     clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
     url = str(tmp_path / "vault")
     backer = Vault.create(url, plugins=plugins)
+    soft_delete_off(backer)  # about GC's protocol: deleted data is garbage at once
     backer.clock = clock
     pruner = Vault.open(url, plugins=plugins)
     pruner.clock = clock

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from prunekit import Clock, assert_all_points_restore, digest_tree, pack_bytes
+from prunekit import Clock, assert_all_points_restore, digest_tree, pack_bytes, soft_delete_off
 from strongroom.vault import Vault
 
 MIB = 1 << 20
@@ -23,6 +23,7 @@ def changing(tmp_path):
     clock = Clock()
     url = str(tmp_path / "vault")
     vault = Vault.create(url)
+    soft_delete_off(vault)  # about the space GC frees: expired points go at once
     vault.clock = clock
     src = tmp_path / "src"
     src.mkdir()

@@ -1,10 +1,15 @@
-"""``strongroom items``: the protected items of the vault; ``stop`` and ``resume`` them."""
+"""``strongroom items``: the protected items of the vault; ``stop``, ``resume`` and ``undelete`` them.
+
+``stop`` and ``resume`` take ``--ticket FILE`` for the vault's guard: ``--delete-data``
+needs an ``items.delete-data`` ticket, a change that shortens retention a
+``retention.shorten`` one (:mod:`strongroom.services.lifecycle`).
+"""
 
 from __future__ import annotations
 
 import click
 
-from .common import app, json_option
+from .common import app, json_option, ticket_option
 from .output import emit_json, table
 
 
@@ -34,11 +39,14 @@ def items(ctx, as_json):
 @click.argument("item")
 @click.option("--retain", type=click.Choice(["forever", "policy"]),
               help="Keep the points forever, or as the item's policy says (its latest point forever).")
-@click.option("--delete-data", is_flag=True, help="Expire every point now; the next prune deletes their data.")
+@click.option("--delete-data", is_flag=True,
+              help="Delete every point: soft-deleted (undeletable until purged) while soft delete is on,"
+                   " else expired now for the next prune.")
 @click.option("--yes", is_flag=True, help="Do not ask before --delete-data.")
+@ticket_option
 @json_option
 @click.pass_context
-def stop(ctx, item, retain, delete_data, yes, as_json):
+def stop(ctx, item, retain, delete_data, yes, ticket, as_json):
     """Stop protecting ITEM: no more scheduled backups; keep its points or delete them."""
     if delete_data and retain:
         raise click.UsageError("give --retain or --delete-data, not both")
@@ -46,9 +54,14 @@ def stop(ctx, item, retain, delete_data, yes, as_json):
         raise click.UsageError("give --retain forever|policy or --delete-data")
     if delete_data and not yes:
         click.confirm(f"Delete every recovery point of '{item}'? The next prune frees their data", abort=True)
-    changed = app(ctx).open_vault().stop(item, retain=retain, delete_data=delete_data)
+    v = app(ctx).open_vault()
+    changed = v.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
+    soft = v.security.settings.soft_delete
     if as_json:
         emit_json(changed.to_dict())
+    elif delete_data and soft.on:
+        click.echo(f"Stopped '{item}' and soft-deleted its points: they are purged after {soft.days} days;"
+                   f" 'strongroom items undelete {item}' brings them back until then.")
     elif delete_data:
         click.echo(f"Stopped '{item}' and expired its points; 'strongroom prune' deletes their data.")
     else:
@@ -58,12 +71,27 @@ def stop(ctx, item, retain, delete_data, yes, as_json):
 @items.command("resume")
 @click.argument("item")
 @click.option("--policy", metavar="NAME", help="Follow this policy from now on (default: the one it had).")
+@ticket_option
 @json_option
 @click.pass_context
-def resume(ctx, item, policy, as_json):
+def resume(ctx, item, policy, ticket, as_json):
     """Protect a stopped ITEM again; points already past their retention go at the next prune."""
-    changed = app(ctx).open_vault().resume(item, policy=policy)
+    changed = app(ctx).open_vault().resume(item, policy=policy, ticket=ticket)
     if as_json:
         emit_json(changed.to_dict())
     else:
         click.echo(f"Resumed '{item}' with policy '{changed.policy}'.")
+
+
+@items.command("undelete")
+@click.argument("item")
+@json_option
+@click.pass_context
+def undelete(ctx, item, as_json):
+    """Bring back ITEM, deleted with --delete-data, and its soft-deleted points: it comes
+    back stopped with retain forever ('items resume' protects it again)."""
+    changed = app(ctx).open_vault().undelete_item(item)
+    if as_json:
+        emit_json(changed.to_dict())
+    else:
+        click.echo(f"Undeleted '{item}': {changed.state}; its points are back.")

@@ -1,10 +1,15 @@
-"""``strongroom points [ITEM]``: recovery points.
+"""``strongroom points [ITEM]``: recovery points; ``points delete`` and ``points undelete``.
 
 Points whose header cannot be read are listed after the intact ones, as ``damaged``
 with the reason (in ``--json``: ``"state": "damaged"`` and ``"error"``); a point whose
 status documents cannot be read gets a notice line on stderr (``"notice"`` in JSON).
 Storage that went back to an older state (a point header the vault heads list is gone:
 :mod:`strongroom.services.head`) gets one warning line on stderr, JSON or not.
+
+Soft-deleted points (:mod:`strongroom.services.softdelete`) are left out; ``--deleted``
+lists them alone, with when they were deleted, why, and when they are purged.
+``points ITEM`` is ``points list ITEM``: a first word that is not a subcommand is an item
+(an item called ``delete`` is listed with ``points list delete``).
 """
 
 from __future__ import annotations
@@ -12,17 +17,35 @@ from __future__ import annotations
 import attrs
 import click
 
-from .common import app, json_option
+from .common import app, json_option, split_item_point, ticket_option
 from .output import emit_json, human_size, short_time, table, warn
 
 
-@click.command()
+class _PointsGroup(click.Group):
+    """``points [ITEM]`` lists (the ``list`` subcommand); ``points delete|undelete`` act."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_PointsGroup)
+def points():
+    """List recovery points (of ITEM, or of every item); delete and undelete them."""
+
+
+@points.command("list")
 @click.argument("item", required=False)
+@click.option("--deleted", is_flag=True, help="List the soft-deleted points instead, with their purge time.")
 @json_option
 @click.pass_context
-def points(ctx, item, as_json):
+def list_(ctx, item, deleted, as_json):
     """List recovery points (of ITEM, or of every item), damaged ones too."""
     vault = app(ctx).open_vault()
+    if deleted:
+        _list_deleted(vault, item, as_json)
+        return
     survey = vault.point_survey(item)
     if survey.rollback:  # the vault's storage went back to an older state (services/head.py)
         warn(survey.rollback)
@@ -46,6 +69,62 @@ def points(ctx, item, as_json):
              f" restored: {d.object_name}: {d.error}")
     for message in survey.notices.values():
         warn(message)
+    if survey.deleted:
+        click.echo(f"{len(survey.deleted)} soft-deleted point(s) not shown: 'strongroom points --deleted' lists them.",
+                   err=True)
+
+
+def _list_deleted(vault, item, as_json) -> None:
+    found = vault.deleted_points(item)
+    if as_json:
+        emit_json([{"id": d.point_id, **d.to_dict()} for d in found])
+        return
+    table(("POINT", "ITEM", "CREATED", "DELETED", "PURGE AT", "DELETED BY"),
+          [(d.point.short_id, d.point.item_name, short_time(d.point.created), short_time(d.deleted_at),
+            short_time(d.purge_at), d.deleted_by or "-") for d in found])
+
+
+@points.command("delete")
+@click.argument("spec", metavar="ITEM@POINT")
+@ticket_option
+@click.option("--yes", is_flag=True, help="Do not ask first.")
+@json_option
+@click.pass_context
+def delete(ctx, spec, ticket, yes, as_json):
+    """Delete recovery point ITEM@POINT: soft-deleted (undeletable until its purge time)
+    while soft delete is on, else deleted now (the next prune frees its data)."""
+    item, ref = _item_point(spec)
+    if not yes:
+        click.confirm(f"Delete recovery point {ref} of '{item}'?", abort=True)
+    done = app(ctx).open_vault().delete_point(item, ref, ticket=ticket)
+    if as_json:
+        emit_json(done.to_dict())
+    elif done.soft:
+        click.echo(f"Soft-deleted point {done.points[0][:8]} of '{item}': purged after {short_time(done.purge_at)};"
+                   f" 'strongroom points undelete {item}@{done.points[0][:8]}' brings it back until then.")
+    else:
+        click.echo(f"Deleted point {done.points[0][:8]} of '{item}'; 'strongroom prune' frees its data.")
+
+
+@points.command("undelete")
+@click.argument("spec", metavar="ITEM@POINT")
+@json_option
+@click.pass_context
+def undelete(ctx, spec, as_json):
+    """Bring soft-deleted point ITEM@POINT back (its retention is evaluated again)."""
+    item, ref = _item_point(spec)
+    point = app(ctx).open_vault().undelete_point(item, ref)
+    if as_json:
+        emit_json({"id": point.point_id, **point.to_dict()})
+    else:
+        click.echo(f"Undeleted point {point.short_id} of '{item}'.")
+
+
+def _item_point(spec: str) -> tuple[str, str]:
+    item, ref = split_item_point(spec)
+    if ref is None:
+        raise click.BadParameter(f"expected ITEM@POINT, got {spec!r}")
+    return item, ref
 
 
 def _named(point, names: dict[str, str]):

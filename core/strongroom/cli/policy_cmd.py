@@ -6,7 +6,7 @@ import click
 
 from ..policy.options import policy_from_options
 from ..policy.retention import RetentionFloors
-from .common import app, json_option
+from .common import app, json_option, ticket_option
 from .output import emit_json, short_time, table
 
 _SCHEDULE_OPTIONS = [
@@ -58,12 +58,16 @@ def create(ctx, name, as_json, **options):
 @policy.command("update")
 @click.argument("name")
 @_policy_options
+@ticket_option
 @json_option
 @click.pass_context
-def update(ctx, name, as_json, **options):
-    """Change policy NAME (only what is given); re-evaluates the retention of its items' points."""
+def update(ctx, name, ticket, as_json, **options):
+    """Change policy NAME (only what is given); re-evaluates the retention of its items' points.
+    Shortening their retention is refused while immutability is on, and needs a
+    retention.shorten ticket when the vault has a guard."""
     v = app(ctx).open_vault()
-    changed, statuses = v.policies.update(policy_from_options(name, options, base=v.policies.get(name)))
+    changed, statuses = v.policies.update(policy_from_options(name, options, base=v.policies.get(name)),
+                                          ticket=ticket)
     if as_json:
         emit_json({**_record(changed, v.policies.users(name)), "points_reevaluated": statuses})
     else:
@@ -137,19 +141,21 @@ def delete(ctx, name):
 @click.option("--weekly", type=int, metavar="N", help="Least weeks for weekly points (default 4).")
 @click.option("--monthly", type=int, metavar="N", help="Least months for monthly points (default 3).")
 @click.option("--yearly", type=int, metavar="N", help="Least years for yearly points (default 1).")
+@ticket_option
 @json_option
 @click.pass_context
-def floors(ctx, enable, daily, weekly, monthly, yearly, as_json):
-    """Show or set the vault's minimum retention for every policy (off by default)."""
+def floors(ctx, enable, daily, weekly, monthly, yearly, ticket, as_json):
+    """Show or set the vault's minimum retention for every policy (off by default); lowering
+    or turning them off is refused while immutability is on."""
     v = app(ctx).open_vault()
     given = {k: n for k, n in (("daily", daily), ("weekly", weekly), ("monthly", monthly), ("yearly", yearly)) if n is not None}
     current = v.policies.floors()
     if enable is False:
-        v.set_retention_floors(None)
+        v.set_retention_floors(None, ticket=ticket)
         current = None
     elif enable or (given and current is not None):
         current = RetentionFloors(**{**(current.to_dict() if current else {}), **given})
-        v.set_retention_floors(current)
+        v.set_retention_floors(current, ticket=ticket)
     elif given:
         raise click.UsageError("the floors are off: add --enable to turn them on with these values")
     if as_json:

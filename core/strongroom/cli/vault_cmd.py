@@ -377,3 +377,13 @@ def _register_immutability() -> None:
 
 
 _register_immutability()
+
+
+def _register_security() -> None:
+    from .security_cmd import security, soft_delete
+
+    vault.add_command(security)
+    vault.add_command(soft_delete)
+
+
+_register_security()

@@ -16,8 +16,8 @@
    with a view of the item's latest point, and the vault's local folder if it has one)
    and the engine stores them; a workload that returns a context manager instead has it
    entered first and exited once the engine has read every entry (its snapshot is
-   released then).  The parent is the item's latest *intact* point (a point whose header
-   is damaged is never one).  If the top of its tree cannot be read, the backup goes on
+   released then).  The parent is the item's latest *intact* point that is not
+   soft-deleted (a point whose header is damaged, or a soft-deleted one, is never one).  If the top of its tree cannot be read, the backup goes on
    without a parent; a deeper folder of it that cannot be read is backed up without the
    parent's copy of that folder (:mod:`~strongroom.engine.backup`); either way with a
    warning on the point;

@@ -7,14 +7,26 @@ States of a protected item and the commands that move it::
         |                                           |  items resume [--policy NAME]
         |  <----------------------------------------+
         +-------- items stop --delete-data -------> deleted   (from any state but deleted)
+                                                       |  items undelete (soft delete)
+                        stopped-retain-forever  <------+
 
 - **protected**: scheduled backups run (when the item has a policy) and the policy's
   retention applies.
 - **stopped-retain-forever**: no scheduled backups; no point ever expires.
 - **stopped-retain-policy**: no scheduled backups; the policy's retention goes on, and
   the latest point is kept forever (the newest point of an item is never expired).
-- **deleted**: every point expires at once; the next prune removes them and their data.
-  A deleted item cannot be resumed; its name may be protected again.
+- **deleted**: with soft delete on (:mod:`.softdelete`), every point is soft-deleted
+  and purged once its purge time passes; with it off, every point expires at once and
+  the next prune removes them and their data.  A deleted item cannot be resumed; its name
+  may be protected again.  ``items undelete`` brings it back, stopped with retain forever
+  (as in Azure), with the points its deletion soft-deleted, while they are not purged.
+
+Guarded changes: ``--delete-data`` needs the guard's ``items.delete-data`` ticket when
+the vault has a guard, and is refused while immutability is on and a point has not
+expired; a stop or resume that would shorten the retention of existing points
+(:meth:`.retention.Retention.shortened`) is refused while immutability is on and needs
+a ``retention.shorten`` ticket (``item=NAME``) with a guard.  Both are checked before
+anything is written.
 
 On-demand backups (``strongroom backup``) need the protected state (with or without a
 policy).  Each change appends a new item version, records a job (``stop`` or
@@ -32,6 +44,7 @@ import attrs
 
 from ..errors import ItemExists, ItemStateError, PolicyNotFound, UsageError
 from ..models import DELETED, PROTECTED, STOPPED_RETAIN_FOREVER, STOPPED_RETAIN_POLICY, ProtectedItem, iso, new_id
+from .softdelete import BY_ITEM, Deletion
 
 if TYPE_CHECKING:
     from ..workload import Workload
@@ -40,6 +53,7 @@ if TYPE_CHECKING:
     from .jobs import JobLog
     from .policies import PolicyBook
     from .retention import Retention
+    from .softdelete import SoftDeletion
 
 __all__ = ["RETAIN_CHOICES", "Lifecycle"]
 
@@ -50,7 +64,8 @@ class Lifecycle:
     """Protecting items and changing their state."""
 
     def __init__(self, items: ItemBook, policies: PolicyBook, retention: Retention, jobs: JobLog,
-                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime], heads: HeadService) -> None:
+                 workload: Callable[[str], Workload], clock: Callable[[], dt.datetime], heads: HeadService,
+                 soft: SoftDeletion | None = None) -> None:
         self.items = items
         self.policies = policies
         self.retention = retention
@@ -58,6 +73,7 @@ class Lifecycle:
         self.workload = workload
         self.clock = clock
         self.heads = heads
+        self.soft = soft  # None: no soft delete, no security rules
 
     def protect(self, workload: str, name: str, source: dict, *, policy: str | None = None) -> ProtectedItem:
         """A new item of ``workload`` called ``name``, protecting ``source`` (validated by
@@ -76,15 +92,17 @@ class Lifecycle:
         self.heads.record("protect")
         return created
 
-    def stop(self, name: str, *, retain: str | None = None, delete_data: bool = False) -> ProtectedItem:
-        """Stop protecting item ``name``, keeping its points (``retain``) or deleting them."""
+    def stop(self, name: str, *, retain: str | None = None, delete_data: bool = False,
+             ticket: str | None = None) -> ProtectedItem:
+        """Stop protecting item ``name``, keeping its points (``retain``) or deleting them;
+        ``ticket``: the guard's, for deleting data or shortening retention."""
         item = self.items.get(name)
         if item.state == DELETED:
             raise ItemStateError(item=name, state=item.state, reason="its data is already deleted")
         if delete_data == (retain is not None):
             raise ItemStateError(item=name, state=item.state, reason="give either --retain forever|policy or --delete-data")
         if delete_data:
-            return self._change(item, "stop", state=DELETED)
+            return self._delete_data(item, ticket)
         if retain not in RETAIN_CHOICES:
             raise ItemStateError(item=name, state=item.state, reason=f"--retain must be 'forever' or 'policy', not {retain!r}")
         if retain == "policy":
@@ -94,10 +112,12 @@ class Lifecycle:
         state = STOPPED_RETAIN_FOREVER if retain == "forever" else STOPPED_RETAIN_POLICY
         if state == item.state:
             raise ItemStateError(item=name, state=item.state, reason="it is stopped that way already")
+        self._allow(item, attrs.evolve(item, state=state), ticket, f"stopping item '{name}' with --retain {retain}")
         return self._change(item, "stop", state=state)
 
-    def resume(self, name: str, *, policy: str | None = None) -> ProtectedItem:
-        """Protect a stopped item again, with its policy or ``policy``."""
+    def resume(self, name: str, *, policy: str | None = None, ticket: str | None = None) -> ProtectedItem:
+        """Protect a stopped item again, with its policy or ``policy``; ``ticket``: the
+        guard's, when that shortens retention."""
         item = self.items.get(name)
         if item.state == DELETED:
             raise ItemStateError(item=name, state=item.state, reason="its data was deleted; protect the source again as a new item")
@@ -108,7 +128,53 @@ class Lifecycle:
             raise ItemStateError(item=name, state=item.state, reason="it has no policy; give --policy NAME")
         if self.policies.find(chosen) is None:
             raise PolicyNotFound(policy=chosen)
+        self._allow(item, attrs.evolve(item, state=PROTECTED, policy=chosen), ticket,
+                    f"resuming item '{name}' with policy '{chosen}'")
         return self._change(item, "resume", state=PROTECTED, policy=chosen)
+
+    def undelete(self, name: str) -> ProtectedItem:
+        """Bring back deleted item ``name``, stopped with retain forever, and the points its
+        deletion soft-deleted."""
+        item = self.items.get(name)
+        if item.state != DELETED:
+            raise ItemStateError(item=name, state=item.state, reason="it is not deleted: nothing to undelete")
+        if self.soft is None:
+            raise ItemStateError(item=name, state=item.state, reason="this vault has no soft delete")
+        back = [d for d in self.soft.points.deleted(item) if d.deleted_by == BY_ITEM]
+        if not back:
+            raise ItemStateError(item=name, state=item.state,
+                                 reason="none of its points is soft-deleted any more (purged, or deleted with soft"
+                                        " delete off): nothing to undelete")
+        updated = self._change(item, "undelete", state=STOPPED_RETAIN_FOREVER)
+        self.soft.restore(updated, back)
+        return updated
+
+    # --- guarded changes ---------------------------------------------------------------------
+
+    def _delete_data(self, item: ProtectedItem, ticket: str | None) -> ProtectedItem:
+        """``items stop --delete-data`` (see the module docstring)."""
+        if self.soft is None:
+            return self._change(item, "stop", state=DELETED)
+        now = self.clock()
+        live = self.soft.points.of(item)
+        security = self.soft.security
+        for point in live:  # immutability: refused while a point has not expired
+            security.require_deletable(point, now, operation="items.delete-data")
+        security.authorize("items.delete-data", {"item": item.name}, ticket)
+        updated = self._change(item, "stop", state=DELETED)
+        if self.soft.setting.on:
+            done = self.soft.remove(updated, self.soft.points.of(updated), BY_ITEM, now)
+        else:  # expired now: the next prune deletes them
+            done = Deletion(item.name, tuple(p.point_id for p in live), soft=False)
+        self.soft.alert_deleted(done)
+        return updated
+
+    def _allow(self, before: ProtectedItem, after: ProtectedItem, ticket: str | None, what: str) -> None:
+        """Let a change of ``before`` into ``after`` through unless it shortens retention
+        where that is refused (:meth:`.retention.Retention.allow_shortening`)."""
+        shortened = self.retention.shortened(before, after)
+        if shortened:
+            self.retention.allow_shortening({"item": before.name}, ticket, what, shortened)
 
     def _change(self, item: ProtectedItem, job_type: str, **changes: object) -> ProtectedItem:
         with self.jobs.running(job_type, item.name, **{k: v for k, v in changes.items() if k != "state"}) as run:

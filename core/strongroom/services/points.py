@@ -15,6 +15,14 @@ item's latest point, a backup's parent or a point retention decides about, and
 read keeps the newest one that can, or else its header's own retention; the survey
 carries a notice for it.  A foreign object under ``points/`` (a name that is not a
 header's, :mod:`strongroom.repository.names`) is not a point, damaged or not.
+
+Soft-deleted points (:mod:`.pointstatus`, :mod:`.softdelete`) are set apart the same
+way: :meth:`PointBook.survey` lists them in ``deleted`` (a :class:`DeletedPoint` each,
+with when they are purged), never among ``points``; so they are never an item's latest
+point, a backup's parent or a point retention decides about, and :meth:`PointBook.find`
+refuses one by name with :class:`~strongroom.errors.PointSoftDeleted`, naming the
+command that undeletes it.  Their headers stay on storage until they are purged, so
+garbage collection keeps their data.
 """
 
 from __future__ import annotations
@@ -26,8 +34,8 @@ import attrs
 
 from ..catalog.tree import TreeReader
 from ..contexts import PointContext
-from ..errors import AmbiguousPoint, IntegrityError, ObjectNotFound, PointNotFound
-from ..models import DamagedPoint, ProtectedItem, RecoveryPoint, parse_iso, time_of
+from ..errors import AmbiguousPoint, IntegrityError, ObjectNotFound, PointNotFound, PointSoftDeleted
+from ..models import DELETED, DamagedPoint, ProtectedItem, RecoveryPoint, parse_iso, time_of
 from .pointstatus import STATUS_PREFIX, PointStatus, apply as apply_status, load_statuses
 
 if TYPE_CHECKING:
@@ -35,9 +43,37 @@ if TYPE_CHECKING:
     from ..repository.repository import Repository
     from ..results import RestoreStats
 
-__all__ = ["POINT_PREFIX", "PointBook", "PointSurvey"]
+__all__ = ["POINT_PREFIX", "DeletedPoint", "PointBook", "PointSurvey", "soft_deleted_error"]
 
 POINT_PREFIX = "points/"
+
+
+@attrs.frozen
+class DeletedPoint:
+    """A soft-deleted point: its header as it stands, and the status that deleted it."""
+
+    point: RecoveryPoint
+    status: PointStatus
+
+    @property
+    def point_id(self) -> str:
+        return self.point.point_id
+
+    @property
+    def purge_at(self) -> str:
+        return self.status.purge_at or ""
+
+    @property
+    def deleted_at(self) -> str:
+        return self.status.deleted_at or ""
+
+    @property
+    def deleted_by(self) -> str:
+        return self.status.deleted_by
+
+    def to_dict(self) -> dict:
+        return {**self.point.to_dict(), "deleted_at": self.deleted_at, "purge_at": self.purge_at,
+                "deleted_by": self.deleted_by}
 
 
 @attrs.frozen
@@ -54,6 +90,7 @@ class PointSurvey:
     damaged: tuple[DamagedPoint, ...] = ()
     notices: dict[str, str] = attrs.field(factory=dict)
     rollback: str = ""
+    deleted: tuple[DeletedPoint, ...] = ()
 
 
 class PointBook:
@@ -66,9 +103,13 @@ class PointBook:
         self.check_head = check_head
 
     def of(self, item: ProtectedItem | None) -> list[RecoveryPoint]:
-        """The intact points of ``item`` (or of every item), oldest first, with their
-        current status."""
+        """The intact points of ``item`` (or of every item) that are not soft-deleted,
+        oldest first, with their current status."""
         return list(self.survey(item, notices=False).points)
+
+    def deleted(self, item: ProtectedItem | None) -> list[DeletedPoint]:
+        """The soft-deleted points of ``item`` (or of every item), oldest first."""
+        return list(self.survey(item, notices=False).deleted)
 
     def survey(self, item: ProtectedItem | None, *, notices: bool = True) -> PointSurvey:
         """Every point of ``item`` (or of every item): intact, damaged, and (unless
@@ -82,30 +123,31 @@ class PointBook:
             return PointSurvey(rollback=rollback)
         statuses = load_statuses(self.repo, item_id)
         points: list[RecoveryPoint] = []
+        deleted: list[DeletedPoint] = []
         damaged: list[DamagedPoint] = []
         for name, header in zip(names, self._read_all(names)):
             if isinstance(header, RecoveryPoint):
-                points.append(apply_status(header, statuses.get(header.point_id)))
+                status = statuses.get(header.point_id)
+                if status is not None and status.soft_deleted:
+                    deleted.append(DeletedPoint(apply_status(header, status), status))
+                else:
+                    points.append(apply_status(header, status))
             elif header is not None:
                 _, found_item, point_id = name.split("/")
                 damaged.append(DamagedPoint(point_id, found_item, header, item.name if item else ""))
         points.sort(key=lambda p: (p.created, p.point_id))
+        deleted.sort(key=lambda d: (d.point.created, d.point_id))
         damaged.sort(key=lambda d: (d.item_id, d.point_id))
-        notes = self._status_notices(item_id, points, statuses) if notices else {}
-        return PointSurvey(tuple(points), tuple(damaged), notes, rollback)
+        notes = self._status_notices(item_id, points + [d.point for d in deleted], statuses) if notices else {}
+        return PointSurvey(tuple(points), tuple(damaged), notes, rollback, tuple(deleted))
 
     def find(self, item: ProtectedItem, ref: str | None = None) -> RecoveryPoint:
-        """The latest intact point of ``item``, or the one whose id starts with ``ref``
-        (an :class:`IntegrityError` if its header is damaged)."""
-        survey = self.survey(item, notices=False)
-        points, damaged = list(survey.points), list(survey.damaged)
-        if ref:
-            points = [p for p in points if p.point_id.startswith(ref.lower())]
-            damaged = [d for d in damaged if d.point_id.startswith(ref.lower())]
-            if len(points) + len(damaged) > 1:
-                raise AmbiguousPoint(point=ref, count=len(points) + len(damaged), item=item.name)
-            if damaged:
-                raise _damaged_error(damaged[0], item)
+        """The latest intact point of ``item`` that is not soft-deleted, or the one whose
+        id starts with ``ref`` (an :class:`IntegrityError` if its header is damaged,
+        :class:`PointSoftDeleted` if it is soft-deleted)."""
+        points, damaged, deleted = self._matches(item, ref)
+        if deleted:
+            raise soft_deleted_error(deleted[0], item)
         if not points:
             if damaged:
                 more = f", and {len(damaged) - 1} more" if len(damaged) > 1 else ""
@@ -113,6 +155,34 @@ class PointBook:
                                      reason=f"{damaged[0].object_name}: {damaged[0].error}{more}")
             raise PointNotFound(point=ref or "latest", item=item.name)
         return points[-1]
+
+    def find_deleted(self, item: ProtectedItem, ref: str) -> DeletedPoint:
+        """The soft-deleted point of ``item`` whose id starts with ``ref``; PointNotFound
+        if none is (a point that is not soft-deleted included)."""
+        points, _, deleted = self._matches(item, ref)
+        if not deleted:
+            if points:
+                raise PointNotFound(point=f"{ref} (it is not soft-deleted)", item=item.name)
+            raise PointNotFound(point=ref, item=item.name)
+        return deleted[0]
+
+    def _matches(self, item: ProtectedItem, ref: str | None) -> tuple[
+            list[RecoveryPoint], list[DamagedPoint], list[DeletedPoint]]:
+        """Intact, damaged and soft-deleted points of ``item`` that ``ref`` names (at most
+        one in all, else AmbiguousPoint; a damaged one is an IntegrityError); without
+        ``ref``, every intact point and no other."""
+        survey = self.survey(item, notices=False)
+        if not ref:
+            return list(survey.points), list(survey.damaged), []
+        ref = ref.lower()
+        points = [p for p in survey.points if p.point_id.startswith(ref)]
+        damaged = [d for d in survey.damaged if d.point_id.startswith(ref)]
+        deleted = [d for d in survey.deleted if d.point_id.startswith(ref)]
+        if len(points) + len(damaged) + len(deleted) > 1:
+            raise AmbiguousPoint(point=ref, count=len(points) + len(damaged) + len(deleted), item=item.name)
+        if damaged:
+            raise _damaged_error(damaged[0], item)
+        return points, damaged, deleted
 
     def tree(self, point: RecoveryPoint) -> TreeReader:
         """A reader of the point's tree (the index is loaded first; a damaged index file
@@ -197,6 +267,16 @@ def _older(status: PointStatus, name: str) -> bool:
         return parse_iso(status.written) < time_of(name)
     except (TypeError, ValueError):
         return True
+
+
+def soft_deleted_error(deleted: DeletedPoint, item: ProtectedItem) -> PointSoftDeleted:
+    """The refusal to open soft-deleted ``deleted``, naming the command that undeletes it."""
+    if item.state == DELETED:
+        hint = f"strongroom items undelete {item.name}"
+    else:
+        hint = f"strongroom points undelete {item.name}@{deleted.point.short_id}"
+    return PointSoftDeleted(what=f"recovery point {deleted.point.short_id} of item '{item.name}'",
+                            purge_at=(deleted.purge_at or "?")[:19], hint=hint)
 
 
 def _damaged_error(point: DamagedPoint, item: ProtectedItem) -> IntegrityError:

@@ -13,10 +13,20 @@ document (a field of the wrong type, an unknown state, an expiry that is not an 
 8601 time), never another exception.  Statuses live under their own prefix because a
 local folder cannot hold a file ``points/<item>/<point>`` and a folder of the same name.
 
-A status has ``state`` (``active``; soft deletion will add states), ``expires_at``
-(None: never), ``tags`` and ``reason`` (see :class:`strongroom.policy.retention.Verdict`).
-Prune deletes a point's statuses right after its header, and statuses whose header is
-gone (a point deleted while one was written) on its next run.  Only names of status
+A status has ``state``, ``expires_at`` (None: never), ``tags`` and ``reason`` (see
+:class:`strongroom.policy.retention.Verdict`).  The states:
+
+- ``active``: the point follows its retention;
+- ``soft-deleted``: the point was deleted (``deleted_at``) but its header, statuses and
+  data stay until ``purge_at``; ``deleted_by`` says why (:data:`DELETED_BY`: ``points
+  delete``, ``items stop --delete-data`` or ``prune: expired``).  It is not restored,
+  browsed, listed by plain ``points`` nor taken for a parent until undeleted
+  (:mod:`.softdelete`).
+
+Documents written before soft deletion existed (no ``deleted_at``, ``purge_at``,
+``deleted_by``) read as they always did.  Prune deletes a point's statuses right after
+its header, and statuses whose header is gone (a point deleted while one was written) on
+its next run.  Only names of status
 documents count (:mod:`strongroom.repository.names`): a foreign object under
 ``point-status/`` is never read, taken for a status or deleted.
 """
@@ -36,10 +46,16 @@ from .versions import version_name
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
-__all__ = ["POINT_STATES", "STATUS_PREFIX", "PointStatus", "apply", "delete_statuses", "load_statuses", "write_status"]
+__all__ = [
+    "ACTIVE", "DELETED_BY", "POINT_STATES", "SOFT_DELETED", "STATUS_PREFIX", "PointStatus", "apply",
+    "delete_statuses", "load_statuses", "write_status",
+]
 
 STATUS_PREFIX = "point-status/"
-POINT_STATES = ("active",)
+ACTIVE, SOFT_DELETED = "active", "soft-deleted"
+POINT_STATES = (ACTIVE, SOFT_DELETED)
+#: Why a point was soft-deleted: the command or the rule that deleted it.
+DELETED_BY = ("points delete", "items stop --delete-data", "prune: expired")
 
 
 @attrs.frozen
@@ -53,6 +69,13 @@ class PointStatus:
     tags: tuple[str, ...] = ()
     reason: str = ""
     written: str = ""
+    deleted_at: str | None = None
+    purge_at: str | None = None
+    deleted_by: str = ""
+
+    @property
+    def soft_deleted(self) -> bool:
+        return self.state == SOFT_DELETED
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)
@@ -66,7 +89,10 @@ class PointStatus:
         fields = stored_fields(cls, doc, what)
         if fields.get("state", "active") not in POINT_STATES:
             raise IntegrityError(what=what, reason=f"unknown state {fields['state']!r}")
-        stored_time(fields.get("expires_at"), "expires_at", what, optional=True)
+        for name in ("expires_at", "deleted_at", "purge_at"):
+            stored_time(fields.get(name), name, what, optional=True)
+        if fields.get("state") == SOFT_DELETED and not (fields.get("purge_at") and fields.get("deleted_at")):
+            raise IntegrityError(what=what, reason="a soft-deleted point without deleted_at and purge_at")
         if fields.get("written"):
             stored_time(fields["written"], "written", what)
         return cls(**fields)

@@ -11,6 +11,12 @@ Every new version is validated before it is written: the records' own validators
 then the ``strongroom_policy_validate`` hook (``hooks.validate_policy``), whose
 implementations raise to reject.  Updating a policy re-evaluates the retention of the
 existing points of every item that uses it (:meth:`.retention.Retention.reevaluate`).
+
+An update that would shorten the retention of existing points, and lowering or turning
+off the floors, is checked before anything is written
+(:meth:`.retention.Retention.allow_shortening`): refused while immutability is on, and
+with a guard linked it needs a ``retention.shorten`` ticket (``policy=NAME``;
+``floors=off`` or ``floors=lower``).
 """
 
 from __future__ import annotations
@@ -111,11 +117,17 @@ class PolicyBook:
         self.after_change()
         return policy
 
-    def update(self, policy: Policy) -> tuple[Policy, int]:
+    def update(self, policy: Policy, *, ticket: str | None = None) -> tuple[Policy, int]:
         """Write a new version of an existing policy; returns it and the number of points
-        whose retention changed."""
+        whose retention changed.  ``ticket``: the guard's, when it shortens retention."""
         self.get(policy.name)
         self.validate(policy)
+        now = self.clock()
+        shortened = [point for item in self.users(policy.name)
+                     for point in self.retention.shortened(item, item, now, policy=policy)]
+        if shortened:
+            self.retention.allow_shortening({"policy": policy.name}, ticket, f"updating policy '{policy.name}'",
+                                            shortened)
         policy = self._write(policy)
         changed = self.retention.reevaluate(self.users(policy.name))
         self.after_change()
@@ -131,11 +143,18 @@ class PolicyBook:
         self.repo.put_document(version, {"name": name, "deleted": True})
         self.after_change()
 
-    def set_floors(self, floors: RetentionFloors | None) -> None:
+    def set_floors(self, floors: RetentionFloors | None, *, ticket: str | None = None) -> None:
         """Turn the vault's retention floors on (with these values) or off (None).
 
-        Refused while a policy keeps less than the new floors.
+        Refused while a policy keeps less than the new floors; lowering them or turning
+        them off is a shortening (see the module docstring).
         """
+        current = self.floors()
+        if current is not None and (floors is None or any(
+                getattr(floors, tag) < getattr(current, tag) for tag in ("daily", "weekly", "monthly", "yearly"))):
+            off = floors is None
+            self.retention.allow_shortening({"floors": "off" if off else "lower"}, ticket,
+                                            "turning the retention floors off" if off else "lowering the retention floors")
         if floors is not None:
             for policy in self.list():
                 floors.check(policy.retention, policy.name)

@@ -5,8 +5,13 @@ One run, under the ``prune`` lease (:mod:`strongroom.repository.leases`), record
 nothing):
 
 1. **Expire.**  Every item's points are evaluated against its policy and state
-   (:meth:`.retention.Retention.evaluate`); the header and status documents of each
-   expired point are deleted, and statuses are written where retention changed.
+   (:meth:`.retention.Retention.evaluate`); statuses are written where retention
+   changed.  While soft delete is on (:mod:`.softdelete`) each expired point is
+   soft-deleted (``points_soft_deleted``, with its purge time); with it off, its header
+   and status documents are deleted.  Soft-deleted points whose purge time has passed
+   are purged: header and statuses deleted (``points_purged``).  Nothing of a
+   soft-deleted point is removed before then: its header stays on storage, so step 2
+   counts its data live.
    Statuses of points whose header is gone, and run claims of deleted items that have
    no point left, are removed.
 2. **Collect garbage** (:mod:`strongroom.engine.gc`): the data reachable from the
@@ -36,11 +41,12 @@ import attrs
 
 from ..engine.gc import GarbageCollector, GcReport
 from ..errors import ObjectLocked
-from ..models import DELETED, RecoveryPoint
+from ..models import DELETED, ProtectedItem, RecoveryPoint, iso, parse_iso
 from ..repository.indexstate import INDEX_PREFIX
 from .claims import Claims
 from .pointstatus import STATUS_PREFIX, delete_statuses
 from .points import POINT_PREFIX
+from .softdelete import BY_PRUNE
 
 if TYPE_CHECKING:
     from ..policy.prunesettings import PruneSettings
@@ -50,8 +56,9 @@ if TYPE_CHECKING:
     from .head import HeadService
     from .items import ItemBook
     from .jobs import JobLog
-    from .points import PointBook
+    from .points import DeletedPoint, PointBook
     from .retention import Retention
+    from .softdelete import SoftDeletion
 
 __all__ = ["PruneReport", "PruneService"]
 
@@ -63,13 +70,17 @@ class PruneReport(GcReport):
     dry_run: bool = False
     points_expired: list[dict] = attrs.field(factory=list)
     statuses_written: int = 0
+    #: expired points soft-deleted instead of deleted: item, point, purge_at
+    points_soft_deleted: list[dict] = attrs.field(factory=list)
+    #: soft-deleted points whose purge time had passed, deleted: item, point, deleted_by
+    points_purged: list[dict] = attrs.field(factory=list)
     seconds: float = 0.0
     #: what the object lock extension after the prune did (:mod:`.objectlocks`), if it ran
     object_locks: dict = attrs.field(factory=dict)
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)
-        order = ("dry_run", "points_expired", "statuses_written")
+        order = ("dry_run", "points_expired", "points_soft_deleted", "points_purged", "statuses_written")
         return {**{key: doc.pop(key) for key in order}, **doc}
 
 
@@ -77,7 +88,8 @@ class PruneService:
     """Prunes one vault."""
 
     def __init__(self, repo: Repository, index: IndexState, items: ItemBook, points: PointBook,
-                 retention: Retention, jobs: JobLog, clock: Callable[[], dt.datetime], heads: HeadService) -> None:
+                 retention: Retention, jobs: JobLog, clock: Callable[[], dt.datetime], heads: HeadService,
+                 soft: SoftDeletion | None = None) -> None:
         self.repo = repo
         self.index = index
         self.items = items
@@ -86,6 +98,7 @@ class PruneService:
         self.jobs = jobs
         self.clock = clock
         self.heads = heads
+        self.soft = soft  # None: points are deleted when they expire
 
     def run(self, settings: PruneSettings, *, dry_run: bool = False,
             progress: Callable[[str], None] | None = None) -> PruneReport:
@@ -128,21 +141,44 @@ class PruneService:
         now = self.clock()
         expired: set[str] = set()
         doomed: list[RecoveryPoint] = []
+        soft_days = self.soft.setting.days if self.soft is not None and self.soft.setting.on else None
+        to_soft_delete: list[tuple[ProtectedItem, list[RecoveryPoint]]] = []
+        purge_due: list[DeletedPoint] = []
         for item in self.items.list():
-            points = self.points.of(item)
+            survey = self.points.survey(item, notices=False)
+            purge_due.extend(d for d in survey.deleted if d.purge_at and parse_iso(d.purge_at) <= now)
+            points = list(survey.points)
             if not points:
                 continue
             for point, verdict in zip(points, self.retention.evaluate(item, points, now)):
                 if point.state != "active":
                     continue  # a later state (soft deleted) has its own rules
                 if not verdict.keep:
-                    expired.add(point.point_id)
-                    doomed.append(point)
                     report.points_expired.append(
                         {"item": item.name, "point": point.point_id, "created": point.created, "reason": verdict.reason})
+                    if soft_days is not None:
+                        if not to_soft_delete or to_soft_delete[-1][0] is not item:
+                            to_soft_delete.append((item, []))
+                        to_soft_delete[-1][1].append(point)
+                        continue
+                    expired.add(point.point_id)
+                    doomed.append(point)
                 elif self.retention.changed(point, verdict) and not report.dry_run:
                     self.retention.write(item, point, verdict, now)
                     report.statuses_written += 1
+        if soft_days is not None:
+            purge_at = iso(now + dt.timedelta(days=soft_days))
+            for item, points in to_soft_delete:
+                if not report.dry_run:
+                    check()
+                    purge_at = self.soft.remove(item, points, BY_PRUNE, now).purge_at or purge_at
+                report.points_soft_deleted.extend(
+                    {"item": item.name, "point": point.point_id, "purge_at": purge_at} for point in points)
+        for due in purge_due:  # soft-deleted points whose purge time has passed
+            expired.add(due.point_id)
+            doomed.append(due.point)
+            report.points_purged.append({"item": due.point.item_name, "point": due.point_id,
+                                         "deleted_by": due.deleted_by, "purge_at": due.purge_at})
         if not report.dry_run:
             if doomed:  # announced in a vault head before they go: no reader takes it for a rollback
                 check()

@@ -8,8 +8,10 @@ runs only after a restore without errors.  What the target refused is raised by 
 restore itself (:class:`~strongroom.errors.TargetError`), and fails the job the same way.
 
 A damaged point header is never opened: asking for that point is an
-:class:`~strongroom.errors.IntegrityError`, and "the latest point" is the latest intact
-one (:class:`~.points.PointBook`).
+:class:`~strongroom.errors.IntegrityError`.  Neither is a soft-deleted point
+(:mod:`.softdelete`): asking for it is :class:`~strongroom.errors.PointSoftDeleted`,
+naming the undelete command.  "The latest point" is the latest intact one that is not
+soft-deleted (:class:`~.points.PointBook`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,15 @@ point with an extra tag is kept while a plugin returns it.
 
 :meth:`Retention.reevaluate` writes a status for each point whose verdict changed
 (after a policy update or an item change); prune acts on the verdicts.
+
+**Retention only grows under protection.**  Before a change that may shorten retention
+is written (a policy update, ``items stop --retain policy``, ``items resume``, lowering
+or turning off the floors), its caller compares verdicts first
+(:meth:`Retention.shortened`: the points that would get an earlier expiry, or an expiry
+where they had none) and asks :meth:`Retention.allow_shortening`: while immutability is
+on the change is refused (:class:`~strongroom.errors.ImmutabilityViolation`, journaled
+and alerted by the security service); with a guard linked it needs a
+``retention.shorten`` ticket (params ``policy=NAME``, ``item=NAME`` or ``floors=off|lower``).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from ..errors import InvalidRetention
+from ..errors import ImmutabilityViolation, InvalidRetention
 from ..models import DELETED, STOPPED_RETAIN_FOREVER, ProtectedItem, RecoveryPoint, iso, parse_iso
 from ..policy.retention import PointFacts, Verdict, evaluate
 from ..policy.schedule import load_timezone
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
     from ..policy.retention import RetentionFloors
     from .hooks import VaultHooks
     from .points import PointBook
+    from .security import SecurityService
 
 __all__ = ["Retention", "facts_of", "retention_mode"]
 
@@ -52,12 +62,13 @@ class Retention:
 
     def __init__(self, points: PointBook, find_policy: Callable[[str], Policy | None],
                  floors: Callable[[], RetentionFloors | None], hooks: VaultHooks,
-                 clock: Callable[[], dt.datetime]) -> None:
+                 clock: Callable[[], dt.datetime], security: SecurityService | None = None) -> None:
         self.points = points
         self.find_policy = find_policy
         self.floors = floors
         self.hooks = hooks
         self.clock = clock
+        self.security = security  # None: no rule keeps retention from shrinking
 
     def evaluate(self, item: ProtectedItem, points: list[RecoveryPoint], now: dt.datetime,
                  policy: Policy | None = None, *, extra: PointFacts | None = None) -> list[Verdict]:
@@ -89,6 +100,34 @@ class Retention:
                     written += 1
         return written
 
+    def shortened(self, before: ProtectedItem, after: ProtectedItem, now: dt.datetime | None = None, *,
+                  policy: Policy | None = None) -> list[RecoveryPoint]:
+        """The points of ``before`` that ``after`` (the item changed; with ``policy``, a new
+        version of its policy) would give an earlier expiry, or an expiry where they had
+        none, or expire where they are kept now."""
+        now = now or self.clock()
+        points = self.points.of(before)
+        if not points:
+            return []
+        old = self.evaluate(before, points, now)
+        new = self.evaluate(after, points, now, policy)
+        return [point for point, was, will in zip(points, old, new) if _shorter(was, will)]
+
+    def allow_shortening(self, params: dict[str, str], ticket: str | None, what: str,
+                         points: list[RecoveryPoint] | None = None) -> None:
+        """Let ``what``, a change that shortens retention (of ``points``, if it names
+        them), through, or refuse it (see the module docstring)."""
+        if self.security is None:
+            return
+        if self.security.settings.immutability.on:
+            shown = ""
+            if points:
+                ids = ", ".join(p.short_id for p in points[:3]) + (f" and {len(points) - 3} more" if len(points) > 3 else "")
+                shown = f" of {len(points)} existing point(s) ({ids})"
+            self.security.refuse("retention.shorten", params, ImmutabilityViolation(
+                reason=f"{what} would shorten the retention{shown}; while immutability is on retention may only grow"))
+        self.security.authorize("retention.shorten", params, ticket)
+
     @staticmethod
     def changed(point: RecoveryPoint, verdict: Verdict) -> bool:
         """Whether ``verdict`` differs from the retention the point has now."""
@@ -109,3 +148,12 @@ class Retention:
         floors = self.floors()
         if floors is not None and retain_until < now + dt.timedelta(days=floors.daily):
             raise InvalidRetention(reason=f"--retain-until must be at least {floors.daily} days ahead (the vault's floor)")
+
+
+def _shorter(was: Verdict, will: Verdict) -> bool:
+    """Whether ``will`` keeps a point less than ``was`` did."""
+    if was.keep and not will.keep:
+        return True
+    if will.expires_at is None:
+        return False
+    return was.expires_at is None or will.expires_at < was.expires_at
