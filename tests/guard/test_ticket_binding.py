@@ -237,7 +237,7 @@ class TestGuardLink:
 class TestSettingsWrittenAroundTheRules:
     def test_a_document_weakening_security_without_a_ticket_is_not_taken(self, linked, cli):
         """A settings document written with the key that disables soft delete under a guard is
-        not taken: the vault keeps soft delete on, verify names the document (exit 50)."""
+        not taken: the vault keeps soft delete on, verify names the document (exit 51)."""
         from strongroom.services.settings import read_history
 
         v = Vault.open(linked.url)
@@ -247,6 +247,6 @@ class TestSettingsWrittenAroundTheRules:
         assert fresh.security.settings.soft_delete.on
         history = read_history(fresh.repo, fresh.vault_id)
         assert len(history.rejected) == 1 and "soft-delete.disable" in history.rejected[0]
-        result = cli("vault", "verify", expect=None)
-        assert result.exit_code != 0 and "Traceback" not in result.output
+        result = cli("vault", "verify", expect=51)
+        assert "Traceback" not in result.output
         assert "soft-delete.disable" in result.stderr and "not taken" in result.stderr
