@@ -144,8 +144,10 @@ class Vault:
         self.alert_sinks = SinkBook(
             self.repo, plugins.alert_sinks, now,
             lambda: {"id": config.vault_id, "name": self._settings.current.name, "url": store.url},
-            before_remove=lambda sink: alertrules.sink_removed(self.alerts, sink))
-        self.alerts = AlertBook(self.repo, now, self.alert_sinks.deliver)
+            before_remove=lambda sink: alertrules.sink_removed(self.alerts, sink),
+            journal=lambda operation, params: self.journal.operation(operation, params))
+        self.alerts = AlertBook(self.repo, now, self.alert_sinks.deliver,
+                                journal=lambda operation, params: self.journal.operation(operation, params))
         # --- security: the audit journal and the rules of critical operations ---
         self.journal = Journal(self.repo, now)
         self.security = SecurityService(config.vault_id, self._settings, self.journal, now, alert=self._alert)

@@ -109,3 +109,19 @@ class TestDamageAndForeignObjects:
         assert vault.alerts.list(problems=problems) == [] and len(problems) == 1
         vault.repo.put_document(name, {**alert.stored(), "details": "text"})
         assert vault.alerts.list() == []
+
+
+class TestJournal:
+    def test_sink_changes_and_acks_are_journaled_without_secrets(self, vault, webhook):
+        """sink add, sink remove and ack each leave started and succeeded journal entries;
+        a sink's options (its token) are not in them."""
+        vault.alert_sinks.add("web", "webhook", {"url": webhook.url(), "token": "t0ken-s3cret"})
+        alert = vault.alerts.raise_alert("job", "backup.failed", "x")
+        vault.alerts.ack(alert.alert_id, "ops")
+        vault.alert_sinks.remove("web")
+        entries = [(e.operation, e.outcome) for e in vault.journal.entries() if e.operation.startswith("alerts.")]
+        assert entries == [("alerts.sink-add", "started"), ("alerts.sink-add", "succeeded"),
+                           ("alerts.ack", "started"), ("alerts.ack", "succeeded"),
+                           ("alerts.sink-remove", "started"), ("alerts.sink-remove", "succeeded")]
+        assert not any("t0ken" in str(e.params) for e in vault.journal.entries())
+        assert vault.journal.verify().intact

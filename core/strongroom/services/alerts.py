@@ -30,12 +30,13 @@ Listing writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import re
 import socket
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterable
 
 import attrs
 
@@ -189,15 +190,18 @@ class AlertBook:
     """The alerts of one vault (see the module docstring).
 
     ``deliver(alert)`` sends an alert to every sink and says how each did;
-    ``notify`` receives one line per problem (a sink that failed, an alert not written)."""
+    ``notify`` receives one line per problem (a sink that failed, an alert not written);
+    ``journal(operation, params)`` records an acknowledgement around it (the audit journal)."""
 
     def __init__(self, repo: Repository, clock: Callable[[], dt.datetime] = utcnow,
                  deliver: Callable[[Alert], Iterable[Delivery]] | None = None, *,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None,
+                 journal: Callable[[str, dict], ContextManager[object]] | None = None) -> None:
         self.repo = repo
         self.clock = clock
         self.deliver = deliver or (lambda alert: ())
         self.notify = notify or _log.warning
+        self.journal = journal or (lambda operation, params: contextlib.nullcontext())
 
     # --- raising -----------------------------------------------------------------------
 
@@ -258,8 +262,10 @@ class AlertBook:
         alert = self.find(alert_id)
         if alert.acknowledged is not None:
             return alert
-        if not self._event(alert.alert_id, "acknowledged", by=by):
-            raise AlertError(message=f"alert {alert.alert_id} could not be acknowledged: the vault cannot be written")
+        with self.journal("alerts.ack", {"alert_id": alert.alert_id, "kind": alert.kind, "by": by}):
+            if not self._event(alert.alert_id, "acknowledged", by=by):
+                raise AlertError(message=f"alert {alert.alert_id} could not be acknowledged:"
+                                         " the vault cannot be written")
         return attrs.evolve(alert, acknowledged=Acknowledgement(by, iso(self.clock())))
 
     def resolve(self, dedupe: str) -> list[Alert]:

@@ -31,10 +31,11 @@ The vault's URL is sent without a password or a query (which may hold a token).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import urllib.parse
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, ContextManager, Mapping
 
 import attrs
 
@@ -183,16 +184,20 @@ def encode(document: dict) -> bytes:
 class SinkBook:
     """The configured sinks of one vault, and delivery to them (see the module docstring).
 
-    ``vault()`` gives the vault's ``id``, ``name`` and ``url`` for the documents."""
+    ``vault()`` gives the vault's ``id``, ``name`` and ``url`` for the documents;
+    ``journal(operation, params)`` records a change around it (the audit journal: the
+    sink's name, type and category, never its options)."""
 
     def __init__(self, repo: Repository, types: Registry[SinkType], clock: Callable[[], dt.datetime],
                  vault: Callable[[], Mapping[str, str]],
-                 before_remove: Callable[[SinkConfig], None] = lambda sink: None) -> None:
+                 before_remove: Callable[[SinkConfig], None] = lambda sink: None,
+                 journal: Callable[[str, dict], ContextManager[object]] | None = None) -> None:
         self.repo = repo
         self.types = types
         self.clock = clock
         self.vault = vault
         self.before_remove = before_remove
+        self.journal = journal or (lambda operation, params: contextlib.nullcontext())
 
     # --- configuration -----------------------------------------------------------------
 
@@ -231,7 +236,8 @@ class SinkBook:
         if any(s.name == name for s in sinks):
             raise SinkExists(sink=name)
         sink = SinkConfig(name, type_name, dict(options), category, iso(self.clock()))
-        self._write([*sinks, sink])
+        with self.journal("alerts.sink-add", {"sink": name, "type": type_name, "category": category}):
+            self._write([*sinks, sink])
         return sink
 
     def remove(self, name: str) -> SinkConfig:
@@ -241,7 +247,8 @@ class SinkBook:
         if found is None:
             raise SinkNotFound(sink=name)
         self.before_remove(found)
-        self._write([s for s in sinks if s.name != name])
+        with self.journal("alerts.sink-remove", {"sink": name, "type": found.type, "category": found.category}):
+            self._write([s for s in sinks if s.name != name])
         return found
 
     def secret_options(self, sink: SinkConfig) -> frozenset[str]:
