@@ -196,3 +196,50 @@ class TestPruneUnderLock:
         assert third.kept_by_lock == 0 and not (doomed_packs & _packs(vault))
         report = vault.verify(read_data=True)
         assert report.ok, report.problems
+
+
+class TestMaintenance:
+    def test_run_due_extends_when_due_and_not_again(self, strongroom_s3_server, lock_bucket,
+                                                    strongroom_isolated_home, source):
+        """The agent's run_due extends the locks when due (an object-locks job), then says it is not due."""
+        vault = _vault(strongroom_s3_server, lock_bucket, day_seconds=300)
+        _set(vault, "enabled")
+        vault.protect("files", "src", {"paths": [source]})
+        vault.backup("src")
+        pack = next(iter(_packs(vault)))
+        before = retention_of(vault.store, pack).until
+        wait_until(_now(), slack=1.5)  # dates are whole seconds
+        assert vault.object_locks.due()[0]
+        vault.run_due()
+        jobs = vault.jobs.list(type_="object-locks")
+        assert jobs and jobs[-1].state == "completed" and jobs[-1].details["extended"] > 0
+        assert retention_of(vault.store, pack).until > before
+        due, reason = vault.object_locks.due()
+        assert not due and "less than a third" in reason
+        assert vault.object_locks.describe()["last_extension"] is not None
+
+    def test_removing_a_locked_key_slot_is_a_clear_error(self, strongroom_s3_server, lock_bucket,
+                                                         strongroom_isolated_home, strongroom_cli):
+        """key remove on a slot still locked: ObjectLocked (exit 22) in one line, the slot stays."""
+        from strongroom.testing import VaultLocation
+
+        server = strongroom_s3_server
+        location = VaultLocation("s3", f"s3://{lock_bucket}/{unique()}", server.client_storage_options)
+        cli = strongroom_cli(location)
+        cli("vault", "create", location.url)
+        cli("vault", "key", "add", "--new-passphrase-env", "PW", env={"PW": "correct horse battery"})
+        cli("vault", "immutability", "enable")
+        slots = Vault.open(location.url, storage_options=location.storage_options).keys.list()
+        refused = cli("vault", "key", "remove", slots[-1].slot_id, expect=22)
+        assert "locked on storage until" in refused.stderr and "Traceback" not in refused.stderr
+        assert len(Vault.open(location.url, storage_options=location.storage_options).keys.list()) == len(slots)
+
+    def test_describe_locking_for_vault_security(self, strongroom_s3_server, lock_bucket, plain_bucket,
+                                                 strongroom_isolated_home):
+        """describe_locking says whether the storage can lock, and how, in one line."""
+        from strongroom.storage import describe_locking, open_store
+
+        locked = describe_locking(open_store(f"s3://{lock_bucket}/x", strongroom_s3_server.client_storage_options))
+        assert locked["enabled"] and "strongroom locks each object" in locked["description"]
+        plain = describe_locking(open_store(f"s3://{plain_bucket}/x", strongroom_s3_server.client_storage_options))
+        assert plain == {**plain, "enabled": False, "description": "no object lock"}

@@ -33,6 +33,8 @@ _EXPORTS = {
     "FaultPlan": ".faults", "FaultyStore": ".faults",
     "FsspecStore": ".fsspec_store", "open_store": ".fsspec_store",
     "MemoryStore": ".memory", "RetryingStore": ".retry", "StorageBackend": ".backends",
+    "LockingStore": ".locking", "describe_locking": ".locking", "lock_object": ".locking",
+    "retention_of": ".locking",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -53,5 +55,6 @@ if TYPE_CHECKING:
     from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of  # noqa: F401
     from .faults import FaultPlan, FaultyStore  # noqa: F401
     from .fsspec_store import FsspecStore, open_store  # noqa: F401
+    from .locking import LockingStore, describe_locking, lock_object, retention_of  # noqa: F401
     from .memory import MemoryStore  # noqa: F401
     from .retry import RetryingStore  # noqa: F401

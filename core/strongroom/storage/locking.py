@@ -57,6 +57,7 @@ __all__ = [
     "LockPolicy",
     "LockingStore",
     "Retention",
+    "describe_locking",
     "hidden_objects",
     "is_transient_name",
     "lock_object",
@@ -124,6 +125,20 @@ def _answerer(store: object, method: str) -> Callable[..., Any]:
             return found
         at = getattr(at, "inner", None)
     raise StorageError(message=f"{getattr(store, 'url', store)} cannot lock objects (no S3 object lock)")
+
+
+def describe_locking(store: Store) -> dict:
+    """What the storage under ``store`` can do to lock objects, for ``vault security``:
+    ``enabled`` (objects can be locked), ``description`` (one line), the bucket's default
+    retention (``default_mode``, ``default_days``, ``default_years``) and whether a
+    version is kept under every delete (``versioned``).  StorageError when the storage
+    cannot say."""
+    lock = object_lock_of(store)
+    description = lock.describe()
+    if lock.enabled:
+        description += "; strongroom locks each object it writes while immutability is on"
+    return {"enabled": lock.enabled, "description": description, "default_mode": lock.mode,
+            "default_days": lock.days, "default_years": lock.years, "versioned": lock.enabled}
 
 
 def lock_object(store: Store, name: str, until: dt.datetime, mode: str) -> Retention:
