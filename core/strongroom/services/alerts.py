@@ -202,6 +202,8 @@ class AlertBook:
         self.deliver = deliver or (lambda alert: ())
         self.notify = notify or _log.warning
         self.journal = journal or (lambda operation, params: contextlib.nullcontext())
+        # alerts and events are never rewritten: a document read once is not read again
+        self._read_before: dict[str, object] = {}
 
     # --- raising -----------------------------------------------------------------------
 
@@ -301,7 +303,7 @@ class AlertBook:
         events = self._events(problems)
         alerts = []
         names = sorted(self.repo.list_names(ALERT_PREFIX))
-        for name, found in _read(self.repo, names):
+        for name, found in self._read(names):
             if isinstance(found, StrongroomError):
                 problems.append(f"{name}: {found}")
                 continue
@@ -318,7 +320,7 @@ class AlertBook:
     def _events(self, problems: list[str]) -> dict[str, list[dict]]:
         by_alert: dict[str, list[dict]] = {}
         names = sorted(self.repo.list_names(EVENT_PREFIX))
-        for name, found in _read(self.repo, names):
+        for name, found in self._read(names):
             alert_id = name.split("/")[1]
             if isinstance(found, StrongroomError):
                 problems.append(f"{name}: {found}")
@@ -329,14 +331,19 @@ class AlertBook:
         return by_alert
 
 
-def _read(repo: Repository, names: list[str]) -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = []
-    for name in names:
-        try:
-            out.append((name, repo.get_document(name)))
-        except (IntegrityError, ObjectNotFound, StorageError) as exc:
-            out.append((name, exc))
-    return out
+    def _read(self, names: list[str]) -> list[tuple[str, object]]:
+        """Each named document, or the error that kept it from being read (not kept: a
+        storage error may pass)."""
+        out: list[tuple[str, object]] = []
+        for name in names:
+            if name not in self._read_before:
+                try:
+                    self._read_before[name] = self.repo.get_document(name)
+                except (IntegrityError, ObjectNotFound, StorageError) as exc:
+                    out.append((name, exc))
+                    continue
+            out.append((name, self._read_before[name]))
+        return out
 
 
 def _valid_event(doc: object, alert_id: str) -> bool:
