@@ -33,11 +33,19 @@ def prune(ctx, dry_run, grace, as_json):
         emit_json(report.to_dict())
         return
     would = "would be " if dry_run else ""
+    soft = {point["point"]: point["purge_at"] for point in report.points_soft_deleted}
     for point in report.points_expired:
+        kept = f"; soft-deleted until {short_time(soft[point['point']])}" if point["point"] in soft else ""
         click.echo(f"{'would expire' if dry_run else 'expired'} {point['item']}@{point['point'][:8]}"
-                   f" from {short_time(point['created'])}")
+                   f" from {short_time(point['created'])}{kept}")
+    for point in report.points_purged:
+        click.echo(f"{'would purge' if dry_run else 'purged'} {point['item']}@{point['point'][:8]}"
+                   f" (soft-deleted by {point['deleted_by']}, purge time {short_time(point['purge_at'])})")
     click.echo(
-        f"{len(report.points_expired)} point(s) {would}expired; {report.packs_deleted} pack(s) {would}deleted,"
+        f"{len(report.points_expired)} point(s) {would}expired"
+        + (f" ({len(report.points_soft_deleted)} soft-deleted)" if report.points_soft_deleted else "")
+        + (f", {len(report.points_purged)} {would}purged" if report.points_purged else "")
+        + f"; {report.packs_deleted} pack(s) {would}deleted,"
         f" {report.packs_repacked} {would}repacked, {human_size(max(report.bytes_freed, 0))} {would}freed;"
         f" {report.blobs_marked} unneeded blob(s) ({human_size(report.bytes_marked)}) {would}marked"
         f" for a later prune; {report.cycles_pending} mark(s) waiting for their grace period"
