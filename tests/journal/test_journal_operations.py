@@ -161,3 +161,30 @@ class TestAuditCommand:
         assert json.loads(cli("vault", "audit", "--since", "2999-01-01", "--json").stdout) == []
         assert "no entries since then" in cli("vault", "audit", "--since", "2999-01-01").stdout
         assert_one_line_error(cli("vault", "audit", "--since", "last tuesday", expect=None), 3, "--since")
+
+
+class TestUpgradeIsJournaled:
+    def test_upgrade_apply_is_journaled_and_the_dry_run_is_not(self, tmp_path, strongroom_home):
+        """vault upgrade of the frozen format-1 vault: the dry run writes nothing, --apply
+        writes (started, succeeded) with the format it moved from."""
+        import os
+        import shutil
+        from pathlib import Path
+
+        fixture = Path(__file__).resolve().parents[1] / "fixtures" / "vault-format-1"
+        source = json.loads((fixture / "source.json").read_text())
+        url = tmp_path / "old"
+        shutil.copytree(fixture / "vault", url)
+        keys = Path(strongroom_home) / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        key = fixture / "home" / "keys" / f"{source['vault_id']}.key"
+        shutil.copy(key, keys / key.name)
+        os.chmod(keys / key.name, 0o600)
+        vault = Vault.open(str(url))
+        before = vault.journal.entries()
+        vault.upgrade()
+        assert vault.journal.entries() == before
+        vault.upgrade(apply=True)
+        added = Vault.open(str(url)).journal.entries()[len(before):]
+        assert [(e.operation, e.outcome, e.params) for e in added] == [
+            ("upgrade", "started", {"from_format": 1}), ("upgrade", "succeeded", {"from_format": 1})]
