@@ -126,6 +126,7 @@ class TestTheIssuesRollback:
         cli("backup", "old")
         saved = _save(vault_url, "index")
         packs_before = {p.name for p in _objects(vault_url, "data")}
+        cli("vault", "soft-delete", "--disable")  # the prune deletes the pack now, not after a purge time
         cli("items", "stop", "old", "--delete-data", "--yes")
         cli("prune", "--grace", "0")
         assert packs_before - {p.name for p in _objects(vault_url, "data")}, "the prune deleted no pack"
@@ -295,6 +296,7 @@ class TestNoFalseAlarm:
         cli("protect", "files", "other", "--path", str(other))
         cli("backup", "other")
         cli("backup", "web")
+        cli("vault", "soft-delete", "--disable")  # points and packs go in this prune (purges: tests/softdelete)
         cli("items", "stop", "other", "--delete-data", "--yes")
         report = json.loads(cli("prune", "--grace", "0", "--json").stdout)
         assert report["points_expired"] and report["packs_deleted"]

@@ -97,6 +97,7 @@ class TestPointsDelete:
         assert [p["point"] for p in report.points_purged] == [first]
         assert not header_exists(vault, first) and first not in deleted_ids(vault)
         assert report.blobs_deleted > 0  # day0.bin was only in the purged point
+        assert not world.reopened().heads.check().warning()  # a purge is announced: no rollback taken
         with pytest.raises(PointNotFound):
             vault.undelete_point("docs", first)
         assert vault.verify(read_data=True).ok
