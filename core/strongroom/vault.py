@@ -5,21 +5,26 @@ items and their lifecycle, policies and retention, backup, restore, verify, repa
 scheduled runs, jobs and key slots.  Each of its methods hands the call to one of them;
 it holds no logic of its own but opening and creating vaults, and binding the plugins'
 hooks (:class:`PluginHooks`) so that the services can call them without knowing the
-vault.  Everything that depends on the time asks ``vault.clock()`` (UTC now by
+vault.  Every method that changes the vault is journaled (:mod:`strongroom.services.journal`:
+``started`` before it acts, its outcome after) under an operation name (``items.protect``,
+``backup``, ``policy.update``...) with the parameters that identify the change, never a
+secret; :class:`Journaled` does it for the services the facade exposes as they are.  Everything that depends on the time asks ``vault.clock()`` (UTC now by
 default); tests replace it to replay months of backups and prunes in a moment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Sequence
 
 from .config import storage_options_for
 from .contexts import PointView
-from .errors import IntegrityError, ObjectNotFound, UnsupportedFormat, VaultExists, VaultNotFound
+from .errors import IntegrityError, ObjectNotFound, SecurityError, StorageError, StrongroomError, UnsupportedFormat
+from .errors import VaultExists, VaultNotFound
 from .home import strongroom_home
 from .models import FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
 from .models import iso, new_id, time_id, utcnow
@@ -70,7 +75,7 @@ if TYPE_CHECKING:
     from .results import RestoreResult, RestoreStats
     from .workload import BrowseItem, Workload
 
-__all__ = ["CONFIG_NAME", "PluginHooks", "Vault"]
+__all__ = ["CONFIG_NAME", "Journaled", "PluginHooks", "Vault"]
 
 CONFIG_NAME = "strongroom.json"
 
@@ -116,6 +121,29 @@ class PluginHooks:
         alertrules.rollback_detected(self.vault.alerts, found)
 
 
+class Journaled:
+    """``target`` (a service the facade exposes as it is), with the methods named in
+    ``operations`` journaled: ``{method: (operation, params(*args, **kwargs))}``; every
+    other attribute is the target's own."""
+
+    def __init__(self, target: Any, journal: Journal,
+                 operations: dict[str, tuple[str, Callable[..., dict]]]) -> None:
+        self._target = target
+        self._journal = journal
+        self._operations = operations
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name not in self._operations:
+            return value
+        operation, params = self._operations[name]
+
+        def journaled(*args: Any, **kwargs: Any) -> Any:
+            with self._journal.operation(operation, params(*args, **kwargs)):
+                return value(*args, **kwargs)
+        return journaled
+
+
 class Vault:
     """An open vault (see the module docstring); make one with :meth:`create` or :meth:`open`."""
 
@@ -137,8 +165,10 @@ class Vault:
         now = self._now
         self.heads = HeadService(self.repo, key_context.home / "state" / f"{config.vault_id}.json",
                                  on_rollback=hooks.rollback_detected, item_names=self._item_names)
+        self.journal = Journal(self.repo, now)  # first: the services below journal their changes
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
-                             after_change=lambda removed: self.heads.record("key", removed=removed))
+                             after_change=lambda removed: self.heads.record("key", removed=removed),
+                             journal=self.journal, authorize=lambda *a: self.security.authorize(*a), alert=self._alert)
         self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
         # --- alerts: kept in the vault, sent to the configured sinks (services/alerts.py) ---
         self.alert_sinks = SinkBook(
@@ -149,7 +179,6 @@ class Vault:
         self.alerts = AlertBook(self.repo, now, self.alert_sinks.deliver,
                                 journal=lambda operation, params: self.journal.operation(operation, params))
         # --- security: the audit journal and the rules of critical operations ---
-        self.journal = Journal(self.repo, now)
         self.security = SecurityService(config.vault_id, self._settings, self.journal, now, alert=self._alert)
         self._upgrade = UpgradeService(store.url, self._settings, lambda new: _write_config(store, new))
         self.jobs = JobLog(self.repo, on_finished=hooks.job_finished, local=key_context.home / "jobs" / config.vault_id,
@@ -160,7 +189,7 @@ class Vault:
                                    security=self.security)
         self._soft = SoftDeletion(self.repo, self._items, self._points, self.retention, self.security, self.journal,
                                   self.heads, self._alert, now)
-        self.policies = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now,
+        self.policies: PolicyBook = PolicyBook(self.repo, self._items, self._settings, self.retention, hooks, now,
                                    after_change=lambda: self.heads.record("policy"))
         self._lifecycle = Lifecycle(self._items, self.policies, self.retention, self.jobs, self.workload, now,
                                     self.heads, soft=self._soft)
@@ -169,7 +198,8 @@ class Vault:
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
         self._verify = VerifyService(self.repo, self.index, self.jobs, now,
                                      cursor_file=key_context.home / "verify" / f"{config.vault_id}.json",
-                                     key_slots=self.keys, check_head=self.heads.check)
+                                     key_slots=self.keys, check_head=self.heads.check,
+                                     journal=self.journal, vault_id=config.vault_id)
         self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
                                      lambda: self.prune_settings.lease_ttl, now, self.heads)
         self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now,
@@ -178,7 +208,12 @@ class Vault:
             self.repo, store, lambda: self.security.settings.immutability, self.jobs, self._items, self._points,
             self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
-                                    self._backup.run, self.prune, now)
+                                    self.backup, self.prune, now)
+        self.policies = Journaled(self.policies, self.journal, {  # type: ignore[assignment]
+            "create": ("policy.create", lambda policy, *a, **kw: {"policy": policy.name}),
+            "update": ("policy.update", lambda policy, *a, **kw: {"policy": policy.name}),
+            "delete": ("policy.delete", lambda name, *a, **kw: {"policy": name}),
+        })
 
     def _now(self) -> dt.datetime:
         return self.clock()
@@ -191,6 +226,34 @@ class Vault:
         """Raise an alert (security alerts cannot be turned off)."""
         alerts = self.__dict__.get("alerts")
         return alerts.raise_alert(category, kind, summary, **kwargs) if alerts is not None else None
+
+    def _journaled(self, operation: str, params: dict, changes: bool) -> ContextManager[None]:
+        """Journal ``operation`` if it ``changes`` the vault (not a dry run)."""
+        return self.journal.operation(operation, params) if changes else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _journaled_job(self, operation: str, params: dict) -> Iterator[None]:
+        """Journal an operation that runs as a job (backup, restore) as ``journal.operation``
+        does, except that an entry that cannot be written does not stop it: a restore from a
+        vault that cannot be written goes on, a backup to it fails in its job, and that job is
+        recorded on this machine (:mod:`strongroom.services.jobs`)."""
+        try:
+            self.journal.record(operation, params, "started")
+        except StorageError:
+            yield
+            return
+        try:
+            yield
+        except SecurityError:
+            raise  # journaled by whoever refused it
+        except BaseException as exc:
+            detail = str(exc).splitlines()[0] if isinstance(exc, StrongroomError) and str(exc) else type(exc).__name__
+            outcome = "cancelled" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+            with contextlib.suppress(StrongroomError, OSError):
+                self.journal.record(operation, params, outcome, detail=detail)
+            raise
+        with contextlib.suppress(StorageError):
+            self.journal.record(operation, params, "succeeded")
 
     def _find_policy(self, name: str) -> Policy | None:
         return self.policies.find(name)
@@ -291,7 +354,8 @@ class Vault:
     def upgrade(self, *, apply: bool = False) -> UpgradeReport:
         """Move the vault to the newest format in place (:mod:`strongroom.services.upgrade`);
         without ``apply``, only say what would change."""
-        report = self._upgrade.run(self.config, apply=apply)
+        with self._journaled("upgrade", {"from_format": self.format}, apply):
+            report = self._upgrade.run(self.config, apply=apply)
         if apply:
             self.config = report.config
             self.repo.envelope = self.repo.envelope.writing(report.to_format)
@@ -299,7 +363,8 @@ class Vault:
 
     def update_settings(self, **changes: Any) -> VaultSettings:
         """Write a new settings document with ``changes``; the newest one is in force."""
-        return self._settings.update(**changes)
+        with self.journal.operation("settings.update", {"changed": sorted(changes)}):
+            return self._settings.update(**changes)
 
     # --- items ---------------------------------------------------------------------------
 
@@ -314,17 +379,20 @@ class Vault:
         return self._items.get(name)
 
     def protect(self, workload: str, name: str, source: dict, *, policy: str | None = None) -> ProtectedItem:
-        return self._lifecycle.protect(workload, name, source, policy=policy)
+        with self.journal.operation("items.protect", {"item": name, "workload": workload, "policy": policy}):
+            return self._lifecycle.protect(workload, name, source, policy=policy)
 
     def stop(self, item: str, *, retain: str | None = None, delete_data: bool = False,
              ticket: str | None = None) -> ProtectedItem:
         """Stop protecting ``item``: ``retain="forever"|"policy"``, or ``delete_data``
         (soft-deletes its points); ``ticket``: the guard's (:mod:`strongroom.services.lifecycle`)."""
-        return self._lifecycle.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
+        with self.journal.operation("items.stop", {"item": item, "retain": retain, "delete_data": delete_data}):
+            return self._lifecycle.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
 
     def resume(self, item: str, *, policy: str | None = None, ticket: str | None = None) -> ProtectedItem:
         """Protect a stopped ``item`` again (with ``policy``, or the one it had)."""
-        return self._lifecycle.resume(item, policy=policy, ticket=ticket)
+        with self.journal.operation("items.resume", {"item": item, "policy": policy}):
+            return self._lifecycle.resume(item, policy=policy, ticket=ticket)
 
     def undelete_item(self, item: str) -> ProtectedItem:
         """Bring back a deleted ``item`` (stopped, retain forever) with the points its deletion
@@ -377,7 +445,8 @@ class Vault:
                retain_until: dt.datetime | None = None, trigger: str = "on_demand",
                slot: dt.datetime | None = None) -> RecoveryPoint:
         """Back up ``item`` now (:mod:`strongroom.services.backup`)."""
-        return self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot)
+        with self._journaled_job("backup", {"item": item, "trigger": trigger, "retain_until": retain_until}):
+            return self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot)
 
     def browse(self, item: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
         return self._restore.browse(item, ref, path)
@@ -386,7 +455,8 @@ class Vault:
                 options: dict | None = None,
                 progress: Callable[[RestoreStats], None] | None = None) -> RestoreResult:
         """Restore a point of ``item``; ``options`` are the workload's restore options."""
-        return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
+        with self._journaled_job("restore", {"item": item, "point": ref, "target": target, "paths": len(paths)}):
+            return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:
@@ -398,25 +468,29 @@ class Vault:
         """Heal what can be healed, move damage aside, name what is lost; with
         ``accept_rollback``, take storage as it is where it went backwards
         (:mod:`strongroom.services.repair`, :mod:`strongroom.services.head`)."""
-        return self._repair.run(apply=apply, heal=heal, progress=progress, accept_rollback=accept_rollback)
+        with self._journaled("repair", {"accept_rollback": accept_rollback}, apply):
+            return self._repair.run(apply=apply, heal=heal, progress=progress, accept_rollback=accept_rollback)
 
     def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
         """Rewrite the index from every pack, naming intact copies only."""
-        return self._repair.rebuild_index(progress)
+        with self.journal.operation("rebuild-index", {}):
+            return self._repair.rebuild_index(progress)
 
     # --- retention, prune and scheduled runs ---------------------------------------------
 
     def set_retention_floors(self, floors: RetentionFloors | None, *, ticket: str | None = None) -> None:
         """Turn the minimum retention of every policy on (these floors) or off (None);
         ``ticket``: the guard's, to lower them or turn them off."""
-        self.policies.set_floors(floors, ticket=ticket)
+        with self.journal.operation("policy.floors", {"floors": floors.to_dict() if floors else None}):
+            self.policies.set_floors(floors, ticket=ticket)
 
     @property
     def prune_settings(self) -> PruneSettings:
         return self._settings.prune
 
     def set_prune_settings(self, settings: PruneSettings) -> PruneSettings:
-        self._settings.update(prune=settings.to_dict())
+        with self.journal.operation("prune.settings", settings.to_dict()):
+            self._settings.update(prune=settings.to_dict())
         return settings
 
     def prune(self, *, dry_run: bool = False, grace: float | None = None,
@@ -426,7 +500,8 @@ class Vault:
         import attrs
 
         settings = self.prune_settings if grace is None else attrs.evolve(self.prune_settings, grace=grace)
-        report = self._prune.run(settings, dry_run=dry_run, progress=progress)
+        with self._journaled("prune", {"grace": settings.grace}, not dry_run):
+            report = self._prune.run(settings, dry_run=dry_run, progress=progress)
         if not dry_run:  # then keep the locks of what is still needed
             report.object_locks = self.object_locks.extend_if_due().to_dict()
         return report

@@ -6,7 +6,7 @@ import click
 
 from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
-from .common import app, json_option
+from .common import app, json_option, ticket_option
 from .output import Progress, emit_json, human_size, table, warn
 
 
@@ -249,10 +249,11 @@ def key_add(ctx, provider, label, new_passphrase_env, as_json):
 @key.command("remove")
 @click.argument("slot")
 @click.option("--force", is_flag=True, help="Allow removing the last slot (makes the vault unreadable).")
+@ticket_option
 @click.pass_context
-def key_remove(ctx, slot, force):
-    """Remove key slot SLOT (an id or unique prefix)."""
-    removed = app(ctx).open_vault().keys.remove(slot, force=force)
+def key_remove(ctx, slot, force, ticket):
+    """Remove key slot SLOT (an id or unique prefix); with a guard, needs a key.remove ticket."""
+    removed = app(ctx).open_vault().keys.remove(slot, force=force, ticket=ticket)
     click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
 
 
@@ -367,6 +368,17 @@ def key_import(ctx, kit, kit_env):
         raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
     slot = v.keys.add("local", label="recovery kit import")
     click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")
+
+
+def _register() -> None:
+    from .audit_cmd import audit
+    from .guard_link_cmd import guard
+
+    vault.add_command(guard)
+    vault.add_command(audit)
+
+
+_register()
 
 
 def _register_immutability() -> None:
