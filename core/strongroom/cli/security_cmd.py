@@ -36,17 +36,12 @@ def fingerprint(public_key: str | None) -> str | None:
 
 
 def _storage_lock(vault) -> dict:
-    """What object lock the vault's storage has (the richer description where it exists)."""
-    from .. import storage
+    """What object lock the vault's storage has (:func:`strongroom.storage.locking.describe_locking`)."""
     from ..errors import StrongroomError
+    from ..storage.locking import describe_locking
 
-    describe = getattr(storage, "describe_locking", None)
     try:
-        if callable(describe):
-            found = describe(vault.store)
-            return found if isinstance(found, dict) else {"description": str(found)}
-        lock = storage.object_lock_of(vault.store)
-        return {"enabled": lock.enabled, "description": lock.describe()}
+        return describe_locking(vault.store)
     except (StrongroomError, OSError) as exc:
         return {"enabled": None, "description": f"unknown ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
 
