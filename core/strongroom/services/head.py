@@ -434,8 +434,10 @@ class HeadService:
         for name in names[: max(0, len(names) - KEEP)][:READ_LIMIT]:
             try:
                 self.repo.store.delete(name)
-            except (ObjectNotFound, ObjectLocked):  # locked: a bucket's default retention; kept
+            except ObjectNotFound:
                 pass
+            except ObjectLocked:  # still under its lock (immutability): so are the newer ones
+                break
 
     def _move_aside(self, name: str) -> None:
         from ..engine.repair import move_aside

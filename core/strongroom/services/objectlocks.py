@@ -15,6 +15,8 @@ at once when immutability is switched on or locked (:mod:`strongroom.cli.immutab
 "Still needed" is every vault object but:
 
 - the transient ones (:data:`~strongroom.storage.locking.TRANSIENT_PREFIXES`), never locked;
+- vault heads older than the newest :data:`~strongroom.services.head.KEEP` (which the
+  vault deletes once their lock lapses: newer heads supersede them);
 - garbage: the header and statuses of a point whose retention ended, or which was
   soft-deleted and whose purge time passed (prune deletes them once their lock lapses;
   until then it counts their data live), every pack whose blobs a prune mark holds all of or a sweep
@@ -54,6 +56,8 @@ from ..repository.pack import pack_name
 from ..storage import capabilities_of, object_lock_of
 from ..storage.capabilities import ObjectLock
 from ..storage.locking import HiddenObject, LockPolicy, is_transient_name, lock_object
+from .head import HEAD_PREFIX
+from .head import KEEP as HEADS_KEPT
 
 if TYPE_CHECKING:
     from ..policy.security import Immutability
@@ -220,6 +224,8 @@ class ObjectLockService:
     def _garbage(self, names: list[str]) -> set[str]:
         present = set(names)
         garbage = self._expired_points(present)
+        heads = sorted(n for n in names if n.startswith(HEAD_PREFIX))
+        garbage |= set(heads[:-HEADS_KEPT])
         dead = self._dead_packs()
         garbage |= {pack_name(p) for p in dead} & present
         index_files = sorted(n for n in names if n.startswith("index/"))

@@ -31,8 +31,10 @@ object readable.
 :class:`LockingStore` is the decorator the vault installs when immutability is on: it
 locks every object it puts, until now + the policy's span, in the policy's mode,
 except the transient objects of :data:`TRANSIENT_PREFIXES` (leases, run claims, prune
-marks, vault heads and quarantined copies, which strongroom deletes in its normal
-course).  The put and the lock are two requests: an object whose lock failed, or whose
+marks and quarantined copies, which strongroom deletes in its normal course).  Vault
+heads are locked too, so that whoever holds the storage credentials cannot delete the
+evidence rollback detection reads (the extension keeps the newest few locked; older
+ones lapse and go).  The put and the lock are two requests: an object whose lock failed, or whose
 process died in between, is unlocked until the next extension
 (:mod:`strongroom.services.objectlocks`) locks it.  Its clock is the real time, never
 a test's replayed vault clock: retain-until dates are compared with the storage's own.
@@ -67,7 +69,7 @@ __all__ = [
 
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 #: Objects that strongroom deletes in its normal course: never locked.
-TRANSIENT_PREFIXES = ("leases/", "runs/", "prune/", "heads/", "quarantine/")
+TRANSIENT_PREFIXES = ("leases/", "runs/", "prune/", "quarantine/")
 
 
 def _utcnow() -> dt.datetime:
