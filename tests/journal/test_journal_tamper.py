@@ -59,7 +59,7 @@ class TestAuditVerify:
 
     def test_garbage_under_a_journal_name(self, journaled, cli):
         """An object with an entry's name that does not decrypt is a changed or damaged entry."""
-        name = f"journal/{time_id()}"
+        name = f"journal/{time_id()[:8]}/{time_id()}"
         journaled.store.put(name, b"\x00garbage" * 20)
         result = cli("vault", "audit", "--verify", expect=55)
         (problem,) = _problems(result)

@@ -31,7 +31,7 @@ digits; ``<time-id>``: ``YYYYMMDDTHHMMSSffffffZ-`` and 8 hex digits)::
     alert-events/<id>/<time-id>                       an alert's delivery, acknowledgement
                                                       or resolution
     alert-sinks/<time-id>                             alert sink configuration
-    journal/<time-id>                                 audit journal entry
+    journal/<day>/<time-id>                           audit journal entry (day: YYYYMMDD)
     tickets/<nonce>                                   a guard ticket's use (32 hex digits)
     quarantine/<any name above>                       an object moved aside (never read)
 
@@ -116,7 +116,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("alert", "alerts/", rf"alerts/{_TIME_ID}-{_ID}", DOCUMENT_MAX, document=True),
     Kind("alert event", "alert-events/", rf"alert-events/{_ID}/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("alert sinks", "alert-sinks/", rf"alert-sinks/{_TIME_ID}", DOCUMENT_MAX, document=True),
-    Kind("journal entry", "journal/", rf"journal/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("journal entry", "journal/", rf"journal/[0-9]{{8}}/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("used guard ticket", "tickets/", r"tickets/[0-9a-f]{32}", DOCUMENT_MAX, document=True),
     Kind("quarantined object", "quarantine/", r"quarantine/.+"),
 )

@@ -1,7 +1,7 @@
 """The audit journal: one entry per change to the vault, each chained to the one before.
 
 Every operation that changes the vault (items, policies, points, keys, settings, security,
-restores) appends entries ``journal/<time-id>``, encrypted and authenticated like every
+restores) appends entries ``journal/<day>/<time-id>`` (``<day>``: ``YYYYMMDD``, UTC), encrypted and authenticated like every
 document: a ``started`` entry before the operation does anything, and one with its outcome
 (``succeeded``, ``failed``, ``cancelled``) after; an operation refused by a security rule
 gets one ``refused`` entry.  An entry holds the time, host, user, operation, parameters,
@@ -14,6 +14,10 @@ entry whose predecessor's hash differs from its ``prev`` shows that the predeces
 rewritten.  Two writers at once may both follow the same entry: a fork is not damage.
 Deleting the newest entries leaves no successor to notice it; object lock (immutability
 on S3) is what stops that.
+
+Appending lists only the day's entries (and, on the first entry of a day, the day
+before; a full listing only after a longer pause), so its cost does not grow with the
+journal.
 
 Guard tickets are single use: :meth:`Journal.use_ticket` records a ticket's nonce as
 ``tickets/<nonce>`` (beside its journal entry) and refuses a nonce seen before.
@@ -33,8 +37,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound, StrongroomError, TicketInvalid
-from ..models import iso
-from .versions import version_name
+from ..models import iso, time_id, time_of
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
@@ -122,8 +125,11 @@ class Journal:
                detail: str = "", ticket: str | None = None) -> JournalEntry:
         """Append one entry."""
         now = self.clock()
-        name = version_name(self.repo.store, JOURNAL_PREFIX, now, self.repo.foreign)
-        prev_name, prev = self._predecessor(name)
+        newest = self._newest_name(now)
+        if newest is not None:
+            now = max(now, time_of(newest) + dt.timedelta(microseconds=1))  # sorts after it
+        name = f"{JOURNAL_PREFIX}{day_of(now)}/{time_id(now)}"
+        prev_name, prev = self._hash_of(newest)
         who = self.who()
         entry = JournalEntry(name=name, time=iso(now), host=who.get("host", ""), user=who.get("user", ""),
                              role=who.get("role"), operation=operation, params=_plain(params or {}), outcome=outcome,
@@ -163,11 +169,17 @@ class Journal:
             raise TicketInvalid(operation=operation, reason="it was used before (a ticket is good for one operation)")
         self.repo.put_document(name, {"operation": operation, "used": iso(self.clock())})
 
-    def _predecessor(self, name: str) -> tuple[str | None, str | None]:
-        names = [n for n in self.repo.list_names(JOURNAL_PREFIX) if n < name]
-        if not names:
+    def _newest_name(self, now: dt.datetime) -> str | None:
+        """The newest entry on storage: today's shard, else yesterday's, else all of them."""
+        for day in (now, now - dt.timedelta(days=1)):
+            names = self.repo.list_names(f"{JOURNAL_PREFIX}{day_of(day)}/")
+            if names:  # (a writer whose clock is a day ahead forks the chain: not damage)
+                return max(names)
+        return max(self.repo.list_names(JOURNAL_PREFIX), default=None)
+
+    def _hash_of(self, newest: str | None) -> tuple[str | None, str | None]:
+        if newest is None:
             return None, None
-        newest = max(names)
         if self._newest is not None and self._newest[0] == newest:
             return self._newest
         try:
@@ -181,8 +193,6 @@ class Journal:
         """Every readable entry, oldest first (from ``since``); damaged ones are left out."""
         names = sorted(self.repo.list_names(JOURNAL_PREFIX))
         if since is not None:
-            from ..models import time_of
-
             names = [n for n in names if time_of(n) >= since]
         out = []
         for name, doc in self._read(names):
@@ -235,6 +245,11 @@ class Journal:
 
         with ThreadPoolExecutor(self.repo.io_threads) as pool:
             return list(zip(names, pool.map(one, names)))
+
+
+def day_of(moment: dt.datetime) -> str:
+    """The journal shard of ``moment``: its UTC day, ``YYYYMMDD``."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y%m%d")
 
 
 def _plain(params: dict) -> dict:
