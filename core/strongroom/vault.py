@@ -493,15 +493,27 @@ class Vault:
             self._settings.update(prune=settings.to_dict())
         return settings
 
-    def prune(self, *, dry_run: bool = False, grace: float | None = None,
-              progress: Callable[[str], None] | None = None) -> PruneReport:
+    def prune(self, *, dry_run: bool = False, grace: float | None = None, keep_last: int | None = None,
+              ticket: str | None = None, progress: Callable[[str], None] | None = None) -> PruneReport:
         """Expire points whose retention ended and free the data nothing needs
-        (:mod:`strongroom.services.prune`); ``grace`` overrides the vault's setting."""
+        (:mod:`strongroom.services.prune`); ``grace`` overrides the vault's setting.
+
+        ``keep_last`` also expires every point of each item but its newest ``keep_last``
+        for this run: a shortening of retention, so it is refused by immutability for a
+        point that has not expired, and needs a ``retention.shorten`` ticket (param
+        ``keep_last``) when the vault has a guard."""
         import attrs
 
         settings = self.prune_settings if grace is None else attrs.evolve(self.prune_settings, grace=grace)
-        with self._journaled("prune", {"grace": settings.grace}, not dry_run):
-            report = self._prune.run(settings, dry_run=dry_run, progress=progress)
+        if keep_last is not None and not dry_run:
+            beyond = self._prune.beyond_keep_last(keep_last)
+            for _, point in beyond:
+                self.security.require_deletable(point, operation="retention.shorten")
+            if beyond:
+                self.security.authorize("retention.shorten", {"keep_last": str(keep_last)}, ticket)
+        params = {"grace": settings.grace, **({"keep_last": keep_last} if keep_last is not None else {})}
+        with self._journaled("prune", params, not dry_run):
+            report = self._prune.run(settings, dry_run=dry_run, keep_last=keep_last, progress=progress)
         if not dry_run:  # then keep the locks of what is still needed
             report.object_locks = self.object_locks.extend_if_due().to_dict()
         return report

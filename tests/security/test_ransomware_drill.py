@@ -114,6 +114,7 @@ def test_an_attacker_with_the_key_the_storage_credentials_and_a_shell_cannot_des
         "items stop --delete-data": cli("items", "stop", "web", "--delete-data", "--yes", expect=None),
         "points delete": cli("points", "delete", f"web@{victim}", "--yes", expect=None),
         "policy update (shorter retention)": cli("policy", "update", "daily", "--keep-daily", "1", expect=None),
+        "prune --keep-last 0": cli("prune", "--keep-last", "0", "--grace", "0", expect=None),
         "vault soft-delete --disable": cli("vault", "soft-delete", "--disable", expect=None),
         "vault immutability disable": cli("vault", "immutability", "disable", expect=None),
         "vault guard unlink": cli("vault", "guard", "unlink", expect=None),
@@ -173,3 +174,4 @@ def test_an_attacker_with_the_key_the_storage_credentials_and_a_shell_cannot_des
     refused_alerts = [a for a in delivered if a.get("kind") == "operation.refused"]
     assert len(refused_alerts) >= len(attempts), [a.get("kind") for a in delivered]
     assert refused == len(versions)
+

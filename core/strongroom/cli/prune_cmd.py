@@ -8,7 +8,7 @@ import click
 
 from ..policy.durations import format_duration, parse_duration
 from ..policy.schedule import Schedule
-from .common import app, json_option
+from .common import app, json_option, ticket_option
 from .output import Progress, emit_json, human_size, short_time
 
 if TYPE_CHECKING:
@@ -19,15 +19,20 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Show what would go; change nothing.")
 @click.option("--grace", metavar="DURATION",
               help="Override the grace period for this run (6h, 30m; 0 only when nothing else writes to the vault).")
+@click.option("--keep-last", type=click.IntRange(min=0), metavar="N",
+              help="Also expire, this run, every point of each item but its newest N (soft-deleted while soft"
+                   " delete is on; refused by immutability; needs a retention.shorten ticket with a guard).")
+@ticket_option
 @json_option
 @click.pass_context
-def prune(ctx, dry_run, grace, as_json):
+def prune(ctx, dry_run, grace, keep_last, ticket, as_json):
     """Expire points whose retention ended, then free the data no point needs."""
     if ctx.invoked_subcommand is not None:
         return
     progress = Progress(not as_json)
     seconds = parse_duration(grace, what="grace") if grace is not None else None
-    report = app(ctx).open_vault().prune(dry_run=dry_run, grace=seconds, progress=progress.show)
+    report = app(ctx).open_vault().prune(dry_run=dry_run, grace=seconds, keep_last=keep_last, ticket=ticket,
+                                         progress=progress.show)
     progress.done()
     if as_json:
         emit_json(report.to_dict())

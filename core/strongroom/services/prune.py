@@ -99,13 +99,17 @@ class PruneService:
         self.clock = clock
         self.heads = heads
         self.soft = soft  # None: points are deleted when they expire
+        self._keep_last: int | None = None  # this run's --keep-last
 
-    def run(self, settings: PruneSettings, *, dry_run: bool = False,
+    def run(self, settings: PruneSettings, *, dry_run: bool = False, keep_last: int | None = None,
             progress: Callable[[str], None] | None = None) -> PruneReport:
-        """Prune with ``settings`` (see the module docstring)."""
+        """Prune with ``settings`` (see the module docstring); with ``keep_last``, also
+        expire every active point of each item but its newest ``keep_last``
+        (:meth:`beyond_keep_last` says which, for the caller's security checks)."""
         from ..repository.leases import Lease
 
         report = PruneReport(dry_run=dry_run)
+        self._keep_last = keep_last
         if dry_run:
             self.heads.require()
             self._prune(settings, report, None, progress)
@@ -134,6 +138,14 @@ class PruneService:
             self.index.forget()
         report.seconds = round(time.monotonic() - started, 3)
 
+    def beyond_keep_last(self, keep_last: int) -> list[tuple[ProtectedItem, RecoveryPoint]]:
+        """The active points of each item older than its newest ``keep_last`` active ones."""
+        out = []
+        for item in self.items.list():
+            active = [p for p in self.points.survey(item, notices=False).points if p.state == "active"]
+            out.extend((item, point) for point in active[: max(0, len(active) - keep_last)])
+        return out
+
     def _expire(self, report: PruneReport, check: Callable[[], None],
                 progress: Callable[[str], None] | None) -> set[str]:
         if progress is not None:
@@ -150,9 +162,14 @@ class PruneService:
             points = list(survey.points)
             if not points:
                 continue
+            keep_last = self._keep_last
+            active = [p.point_id for p in points if p.state == "active"]
+            beyond = set(active[: max(0, len(active) - keep_last)]) if keep_last is not None else set()
             for point, verdict in zip(points, self.retention.evaluate(item, points, now)):
                 if point.state != "active":
                     continue  # a later state (soft deleted) has its own rules
+                if verdict.keep and point.point_id in beyond:
+                    verdict = attrs.evolve(verdict, keep=False, reason=f"keep-last {keep_last}")
                 if not verdict.keep:
                     report.points_expired.append(
                         {"item": item.name, "point": point.point_id, "created": point.created, "reason": verdict.reason})
