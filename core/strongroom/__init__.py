@@ -21,6 +21,8 @@ used, so ``import strongroom`` stays cheap.
   :class:`RestoreStats`, :class:`SeekableReader`.
 - Key providers: :class:`KeyContext`, :class:`PassphraseSource`, :class:`Secret`.
 - Storage backends: :class:`StorageBackend`, :class:`Capabilities`, :class:`ObjectLock`.
+- Alert sinks: :class:`SinkType` (what ``strongroom_register_alert_sinks`` registers),
+  :class:`SinkFailed` (a sink's one-line failure), :class:`Alert` (what a sink is sent).
 - Records: :class:`ProtectedItem`, :class:`RecoveryPoint`, :class:`Job`, :class:`Policy`.
 - Child processes: :func:`start_child`, :func:`run_child` (children that die with
   strongroom), :class:`ProcessId`, :class:`ProcessInfo`, :func:`list_processes`,
@@ -64,6 +66,9 @@ _EXPORTS: dict[str, str] = {
     # storage backends
     "StorageBackend": "strongroom.storage.backends", "ObjectLock": "strongroom.storage.capabilities",
     "Capabilities": "strongroom.storage.capabilities",
+    # alert sinks
+    "SinkType": "strongroom.services.alertsinks", "SinkFailed": "strongroom.services.alertsinks",
+    "Alert": "strongroom.services.alerts",
     # key providers
     "KeyContext": "strongroom.repository.keyproviders", "PassphraseSource": "strongroom.repository.keyproviders",
     "Secret": "strongroom.secrets",
@@ -139,4 +144,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .secrets import Secret  # noqa: F401
     from .storage.backends import StorageBackend  # noqa: F401
     from .storage.capabilities import Capabilities, ObjectLock  # noqa: F401
+    from .services.alerts import Alert  # noqa: F401
+    from .services.alertsinks import SinkFailed, SinkType  # noqa: F401
     from .vault import Vault  # noqa: F401
