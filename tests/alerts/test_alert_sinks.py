@@ -19,7 +19,7 @@ from strongroom.services.alertsinks.smtp import EMAIL
 from strongroom.services.alertsinks.webhook import WEBHOOK
 from strongroom.vault import Vault
 
-from conftest import SmtpReceiver
+from alertkit import SmtpReceiver
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 VAULT = {"id": "ab" * 16, "name": "main", "url": "s3://user:secret@host/bucket/vault?token=xyz"}
@@ -79,7 +79,7 @@ class TestWebhook:
 
     def test_unreachable(self):
         """Nothing listening: a one-line failure after three tries."""
-        from conftest import free_port
+        from alertkit import free_port
 
         with pytest.raises(SinkFailed, match="cannot reach 127.0.0.1"):
             WEBHOOK.send({"url": f"http://127.0.0.1:{free_port()}/x", "timeout": "2"}, document())
@@ -178,7 +178,7 @@ class TestEmail:
             server.close()
 
     def test_unreachable(self):
-        from conftest import free_port
+        from alertkit import free_port
 
         with pytest.raises(SinkFailed, match="cannot reach 127.0.0.1"):
             EMAIL.send({"host": "127.0.0.1", "port": str(free_port()), "from": "a@b.c", "to": "d@e.f"}, document())

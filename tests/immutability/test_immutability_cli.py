@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import unique
+from lockkit import unique
 
 from strongroom.storage.locking import retention_of
 from strongroom.testing import VaultLocation

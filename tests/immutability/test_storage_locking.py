@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import wait_until
+from lockkit import wait_until
 
 from strongroom.errors import ObjectLocked, ObjectNotFound, StorageError
 from strongroom.storage import open_store

@@ -11,7 +11,7 @@ import os
 import attrs
 import pytest
 from botocore.exceptions import ClientError
-from conftest import unique, wait_until
+from lockkit import unique, wait_until
 
 from strongroom.errors import ObjectLocked
 from strongroom.policy.security import Immutability, SoftDelete

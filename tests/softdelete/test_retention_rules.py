@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from conftest import immutable, soft_delete
+from softkit import immutable, soft_delete
 from strongroom.errors import ImmutabilityViolation, TicketInvalid, TicketRequired
 from strongroom.policy.options import policy_from_options
 from strongroom.policy.retention import RetentionFloors

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import soft_delete
+from softkit import soft_delete
 from strongroom.errors import ItemStateError, PointNotFound, PointSoftDeleted
 from strongroom.models import PROTECTED, STOPPED_RETAIN_FOREVER, parse_iso
 
