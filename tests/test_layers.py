@@ -20,7 +20,7 @@ layers below it, and modules of one layer must not import each other in a circle
 - **plugins**: the hook specifications and the plugin host;
 - **facade**: the Vault;
 - **public API**: the ``strongroom`` package itself;
-- **front ends**: the command line and the test kit.
+- **front ends**: the command line, the test kit and the vault server.
 
 Plugins (``plugins/strongroom_*`` and every ``contrib/*`` package, their tests
 included) may import the standard library, third-party packages, ``strongroom`` (names
