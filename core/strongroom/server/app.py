@@ -42,9 +42,9 @@ MAX_BODY = max(PACK_MAX, LARGE_MAX) + (1 << 20)
 RECEIVE_TIMEOUT = 30.0
 
 
-@attrs.define
+@attrs.define(eq=False)
 class ServerState:
-    """What the routes share: the server folder, the hosted vaults, the clock."""
+    """What the routes share: the server folder, the hosted vaults, the clock (hashed by identity)."""
 
     dir: ServerDir
     hosted: Hosted

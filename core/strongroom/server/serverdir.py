@@ -39,7 +39,7 @@ import attrs
 
 from ..models import iso, utcnow
 from .errors import ServerDirError, UnknownServerToken, UnknownServerUser
-from .roles import ROLES, check_role, highest
+from .roles import check_role, highest
 
 __all__ = [
     "Assignment", "HostedConfig", "Principal", "ServerConfig", "ServerDir", "TokenInfo", "UserBook",
@@ -418,6 +418,38 @@ class ServerDir:
         self.config
         return self
 
+    @classmethod
+    def init(cls, path: str | os.PathLike, *, listen: str = DEFAULT_LISTEN, tls_cert: str | None = None,
+             tls_key: str | None = None, clock: Callable[[], dt.datetime] = utcnow) -> tuple[ServerDir, str]:
+        """A new server folder at ``path`` (missing or empty) and the admin's token (shown once):
+        ``server.toml``, a self-signed certificate unless ``tls_cert``/``tls_key`` are given,
+        ``users.json`` with user ``admin`` (owner of every vault), ``home/``."""
+        from .tls import make_self_signed
+
+        host, _ = split_listen(listen)
+        root = Path(path).absolute()
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise ServerDirError(message=f"{root} is not an empty folder: a server folder is made in a new one")
+        if (tls_cert is None) != (tls_key is None):
+            raise ServerDirError(message="give both --tls-cert and --tls-key, or neither")
+        for given in (tls_cert, tls_key):
+            if given is not None and not Path(given).is_file():
+                raise ServerDirError(message=f"{given}: no such file")
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        (root / HOME_NAME).mkdir(mode=0o700)
+        if tls_cert is None:
+            (root / "tls").mkdir(mode=0o700)
+            make_self_signed(root / "tls" / "cert.pem", root / "tls" / "key.pem", host)
+            cert, key = "tls/cert.pem", "tls/key.pem"
+        else:
+            cert, key = str(Path(tls_cert).absolute()), str(Path(tls_key).absolute())
+        sdir = cls(root, clock)
+        sdir.write_config(ServerConfig(listen=listen, tls_cert=cert, tls_key=key))
+        sdir.users.add_user("admin")
+        sdir.users.assign("admin", ALL_VAULTS, "owner")
+        return sdir, sdir.users.create_token("admin")
+
     def write_config(self, config: ServerConfig) -> None:
         write_atomic(self.path / CONFIG_NAME, config.to_toml().encode(), 0o600)
 
@@ -429,7 +461,3 @@ class ServerDir:
         vaults = dict(config.vaults)
         vaults[name] = HostedConfig(name, storage, dict(storage_options))
         self.write_config(attrs.evolve(config, vaults=vaults))
-
-
-def role_names() -> tuple[str, ...]:
-    return ROLES
