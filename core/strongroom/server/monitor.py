@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 from collections import Counter
 from typing import Any, Callable
 
@@ -35,7 +36,7 @@ import attrs
 from ..errors import StrongroomError
 from ..models import Job, RecoveryPoint, parse_iso
 
-__all__ = ["OVERDUE_AFTER", "ItemHealth", "Monitor", "PointSample", "VaultHealth"]
+__all__ = ["OVERDUE_AFTER", "ItemHealth", "Monitor", "PointSample", "VaultHealth", "monitor_of"]
 
 #: An item whose schedule has had it due this long is overdue (before the vault's alert says so).
 OVERDUE_AFTER = dt.timedelta(hours=1)
@@ -207,3 +208,16 @@ class Monitor:
         """Drop the cached health of ``name`` (it changed)."""
         with self._guard:
             self._cache.pop(name, None)
+
+
+_MONITORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MONITORS_LOCK = threading.Lock()
+
+
+def monitor_of(state: Any) -> Monitor:
+    """The one :class:`Monitor` of a server state, shared by the dashboard and ``/metrics``."""
+    with _MONITORS_LOCK:
+        monitor = _MONITORS.get(state)
+        if monitor is None:
+            monitor = _MONITORS[state] = Monitor(state.hosted, state.clock)
+        return monitor
