@@ -1,6 +1,7 @@
 """The ASGI application of the vault server, and the state every route shares.
 
 :func:`create_app` mounts ``/healthz`` (200 "ok", no token needed: for readiness probes),
+``/whoami`` (the caller's user, token id and roles as JSON; 401 without a valid token),
 the gateway's routes (:mod:`.gateway`), the dashboard's (:mod:`.dashboard`) and the
 metrics' (:mod:`.metrics`), behind :class:`LimitBody`: a request body larger than
 :data:`MAX_BODY` is refused with 413 before it is read whole, and a client that sends
@@ -26,7 +27,7 @@ import attrs
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..models import iso, utcnow
@@ -134,6 +135,24 @@ async def healthz(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok\n")
 
 
+def bearer(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer TOKEN``, None without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def whoami(state: ServerState):
+    async def endpoint(request: Request) -> Response:
+        principal = state.dir.users.authenticate(bearer(request), state.clock())
+        if principal is None:
+            state.refused(None, None, "GET /whoami", "no valid token")
+            return JSONResponse({"error": "a valid token is needed"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"user": principal.user, "token_id": principal.token_id, "roles": principal.roles})
+
+    return endpoint
+
+
 def _part_routes(module: str, state: ServerState) -> list[BaseRoute]:
     """The routes of ``strongroom.server.<module>``; none while that part is not written yet."""
     import importlib
@@ -149,7 +168,8 @@ def _part_routes(module: str, state: ServerState) -> list[BaseRoute]:
 
 def create_app(state: ServerState) -> Starlette:
     """The server's application: ``/healthz``, the gateway, the dashboard and the metrics."""
-    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]),
+                               Route("/whoami", whoami(state), methods=["GET"])]
     for part in ("gateway", "dashboard", "metrics"):
         routes += _part_routes(part, state)
     app = Starlette(routes=routes, middleware=[Middleware(LimitBody)])

@@ -28,6 +28,10 @@ Fixtures:
   opens in this process from then on (``Vault.open``, ``Vault.create``, the in-process
   CLI) a :class:`~strongroom.storage.FaultyStore` under a quick retry decorator, and
   returns the list of faulty stores made, whose ``injected`` counters tell what hit.
+- ``strongroom_server``: a running vault server (:class:`ServerProcess`,
+  ``strongroom server run`` in a subprocess on a free loopback port) in a new server
+  folder, hosting no vault yet (``add_vault``), stopped afterwards; its admin token is
+  ``admin_token``.  Skipped without the ``[server]`` extra.
 - ``strongroom_weak_kdf``: passphrase slots and kits made during the test use scrypt
   N = 1024 instead of 2**17 (fast, and INSECURE: ``STRONGROOM_SCRYPT_N=1024`` with the
   test-only ``STRONGROOM_INSECURE_TEST_KDF=1``, without which a cost below the
@@ -80,6 +84,7 @@ from .sampletree import (  # noqa: E402
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
+from .vaultserver import ServerProcess  # noqa: E402
 from .workload_contract import WorkloadCase, WorkloadContract  # noqa: E402
 
 __all__ = [
@@ -92,6 +97,7 @@ __all__ = [
     "OWNER_GID",
     "OWNER_UID",
     "S3Server",
+    "ServerProcess",
     "SshServer",
     "StoreContract",
     "UNICODE_NAME",
@@ -191,6 +197,20 @@ class Cli:
 
 
 # --- fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def strongroom_server(tmp_path_factory, strongroom_isolated_home):
+    """A running vault server in a new folder (see the module docstring)."""
+    pytest.importorskip("uvicorn", reason="the vault server needs pip install 'strongroom[server]'")
+    from .vaultserver import ServerProcess
+
+    server = ServerProcess.create(tmp_path_factory.mktemp("strongroom-server") / "srv")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _unavailable(reason: str) -> None:
