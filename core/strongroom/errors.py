@@ -101,6 +101,30 @@ class ObjectLocked(StorageError):
     exit_code = 22
 
 
+class ServerTokenRefused(StorageError):
+    """The server at {url} refused the token (missing, wrong, revoked or expired): set STRONGROOM_TOKEN or --token-file."""
+
+    exit_code = 23
+
+
+class AccessDenied(StorageError):
+    """The server refused: {message}"""
+
+    exit_code = 24
+
+
+class DeleteRefused(ObjectLocked):
+    """The server refused: {message}"""
+
+    exit_code = 24
+
+
+class ServerRequestRefused(StorageError):
+    """The server at {url} refused the request: {message}"""
+
+    exit_code = 25
+
+
 # --- vault -----------------------------------------------------------------------------
 
 

@@ -185,12 +185,19 @@ def build_cli(plugins: PluginHost) -> click.Group:
     @click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
                   help="An option of the vault's storage, e.g. endpoint_url=URL (repeatable);"
                        " put secrets in the config file or STRONGROOM_STORAGE_OPTIONS instead.")
+    @click.option("--token-file", metavar="FILE",
+                  help="For a vault on a strongroom server (https://HOST:PORT/vaults/NAME): the file holding"
+                       " your token (default: the STRONGROOM_TOKEN environment variable).")
     @click.version_option(package_name="strongroom", prog_name="strongroom")
     @click.pass_context
     def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...],
-            storage_option: tuple[str, ...]) -> None:
+            storage_option: tuple[str, ...], token_file: str | None) -> None:
         """strongroom: vaults, policies and recovery points for your own machines."""
         options = dict(parse_storage_option(text) for text in storage_option)
+        if token_file:
+            if not (vault_url or "").lower().startswith("https://"):
+                raise click.UsageError("--token-file is for a vault on a strongroom server (--vault https://HOST:PORT/vaults/NAME)")
+            options["token_file"] = token_file  # read by the server store; the token itself is never kept
         ctx.obj = AppContext(plugins, vault_url, passphrase_env, options)
 
     from . import guard_cmd, policy_cmd, prune_cmd, schedule_cmd

@@ -84,6 +84,10 @@ class StorageBackend:
     defaults: dict[str, Any] = attrs.field(factory=dict)
     #: ``complete_options(options)`` fills in what depends on the machine (None: nothing)
     complete_options: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: a store that is not an fsspec filesystem: ``"module:function"``, called as
+    #: ``function(url, options, create=...)`` to open it (``module``/``class_name`` then
+    #: name what must be installed for it); None: the fsspec class above
+    opener: str | None = None
 
     @property
     def object_lock(self) -> bool:
@@ -134,6 +138,9 @@ BUILTIN_BACKENDS: tuple[StorageBackend, ...] = (
                    defaults=_OBJECT_STORE),
     StorageBackend("azure", ("az", "abfs", "abfss"), "adlfs", "AzureBlobFileSystem", "adlfs",
                    one_request_put=True, defaults=_OBJECT_STORE),
+    # a vault on a strongroom server: https://HOST:PORT/vaults/NAME (docs/server.md, "Clients")
+    StorageBackend("server", ("https",), "httpx", "Client", "'strongroom[server]'", one_request_put=True,
+                   opener="strongroom.server.httpstore:open_http_store"),
 )
 
 

@@ -604,6 +604,12 @@ def open_store(
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise StorageError(message=f"storage option {CONCURRENCY_OPTION} must be a positive integer")
     backend = backend_for(url, backends)
+    if backend is not None and backend.opener is not None:  # a store of its own, not fsspec's
+        backend.load()  # StorageError naming what to install
+        if concurrency is not None:
+            options[CONCURRENCY_OPTION] = concurrency
+        store = _resolve_callable(backend.opener)(url, options, create=create)
+        return RetryingStore(store) if retry else store
     try:
         if backend is not None:
             cls = backend.load()
