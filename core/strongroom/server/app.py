@@ -3,7 +3,8 @@
 :func:`create_app` mounts ``/healthz`` (200 "ok", no token needed: for readiness probes),
 ``/whoami`` (the caller's user, token id and roles as JSON; 401 without a valid token),
 the gateway's routes (:mod:`.gateway`), the dashboard's (:mod:`.dashboard`) and the
-metrics' (:mod:`.metrics`), behind :class:`LimitBody`: a request body larger than
+metrics' (:mod:`.metrics`, whose :class:`~.metrics.Instrument` counts every request), behind
+:class:`LimitBody`: a request body larger than
 :data:`MAX_BODY` is refused with 413 before it is read whole, and a client that sends
 nothing for :data:`RECEIVE_TIMEOUT` seconds in the middle of a body gets 408 and is
 dropped, so a slow or huge upload does not hold a worker.
@@ -153,25 +154,15 @@ def whoami(state: ServerState):
     return endpoint
 
 
-def _part_routes(module: str, state: ServerState) -> list[BaseRoute]:
-    """The routes of ``strongroom.server.<module>``; none while that part is not written yet."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__package__}.{module}":
-            return []
-        raise
-    return list(mod.routes(state))
-
-
 def create_app(state: ServerState) -> Starlette:
-    """The server's application: ``/healthz``, the gateway, the dashboard and the metrics."""
+    """The server's application: ``/healthz``, ``/whoami``, the gateway, the dashboard and the
+    metrics, with every request counted (:class:`.metrics.Instrument`) and its body limited."""
+    from . import dashboard, gateway, metrics
+
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]),
                                Route("/whoami", whoami(state), methods=["GET"])]
-    for part in ("gateway", "dashboard", "metrics"):
-        routes += _part_routes(part, state)
-    app = Starlette(routes=routes, middleware=[Middleware(LimitBody)])
+    for part in (gateway, dashboard, metrics):
+        routes += part.routes(state)
+    app = Starlette(routes=routes, middleware=[Middleware(metrics.Instrument, state=state), Middleware(LimitBody)])
     app.state.server = state
     return app
