@@ -262,3 +262,13 @@ class TestRunningServer:
         with strongroom_server.client() as client:
             assert client.get("/healthz").status_code == 200  # still serving
         assert strongroom_server.stop() == 0
+
+
+class TestWithoutTheExtra:
+    def test_server_commands_name_the_extra(self, server_cli, monkeypatch):
+        """Without the [server] packages every server command says what to install: one line, exit 3."""
+        from strongroom.cli import server_cmd
+
+        monkeypatch.setattr(server_cmd, "_EXTRA", ("no_such_module_for_the_test",))
+        result = server_cli("server", "user", "list", "--dir", "/nonexistent", expect=3)
+        assert "pip install 'strongroom[server]'" in result.stderr and result.stderr.count("\n") == 1
