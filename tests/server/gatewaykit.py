@@ -71,7 +71,7 @@ def make_server(root: Path, vaults=("main",), plugins=None) -> LiveServer:
     old_home = os.environ.get("STRONGROOM_HOME")
     for name in vaults:
         folder = root / "storage" / name
-        client_vault = Vault.create(str(folder), name=name)  # a passphrase slot (STRONGROOM_PASSPHRASE)
+        client_vault = Vault.create(str(folder), name=name, key_provider="passphrase")  # STRONGROOM_PASSPHRASE
         kit = client_vault.keys.recovery_kit()
         os.environ["STRONGROOM_HOME"] = str(sdir.home)
         try:
@@ -130,8 +130,9 @@ def live_server(root: Path, vaults=("main",)):
         stop(server)
 
 
-def snapshot(folder: Path, *, skip=("journal/", "tickets/")) -> dict[str, bytes]:
-    """Every object of a vault folder but the journal's (a refusal appends to it), name -> bytes."""
+def snapshot(folder: Path, *, skip=("journal/", "alerts/")) -> dict[str, bytes]:
+    """Every object of a vault folder but the audit journal and the alerts (a refusal is
+    journaled, and a job that failed because of one raises an alert), name -> bytes."""
     found = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file():

@@ -19,6 +19,7 @@ from strongroom.server.httpstore import HttpStore  # noqa: E402
 
 PACK = "data/ab/ab" + "0" * 30
 LEASE = "leases/20260101T000000000000Z-0000abcd"
+CLAIM = "runs/0123456789abcdef/20260101T000000Z/20260101T000000000000Z-0000abcd"
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ class TestNames:
 
 class TestRoles:
     def test_reader_reads_and_lists(self, server):
-        """A reader gets objects, ranges, sizes and listings."""
+        """A reader gets objects, ranges, sizes and listings, but not the backed-up data."""
         store = store_of(server, "reader")
         names = list(store.list("keys/"))
         assert names and all(n.startswith("keys/") for n in names)
@@ -144,6 +145,12 @@ class TestRoles:
         assert store.size("strongroom.json") == len(whole)
         with pytest.raises(ObjectNotFound):
             store.get("index/20260101T000000000000Z-00000000")
+        pack = "data/cd/cd" + "1" * 30
+        store_of(server, "owner").put(pack, b"some data")
+        with pytest.raises(AccessDenied) as info:
+            store.get(pack)
+        assert "read backed-up data" in str(info.value)
+        assert store_of(server, "operator").get(pack)
 
     def test_reader_trying_every_write_route_is_403_and_audited(self, server):
         """Every write a reader tries is refused (403), nothing changes, each refusal is journaled."""
@@ -180,13 +187,13 @@ class TestRoles:
             store.delete(PACK)
         assert (server.storage["main"] / PACK).read_bytes() == b"pack bytes"
 
-    def test_operator_deletes_only_the_lease_it_took(self, server):
-        """A lease the operator's own token put may be deleted by it; another's may not."""
-        mine, theirs = LEASE[:-1] + "1", LEASE[:-1] + "2"
+    def test_operator_deletes_only_the_claim_it_took(self, server):
+        """A run claim the operator's own token put may be deleted by it; another's may not."""
+        mine, theirs = CLAIM[:-1] + "1", CLAIM[:-1] + "2"
         operator = store_of(server, "operator")
         contributor = store_of(server, "contributor")
-        operator.put(mine, b"lease")
-        contributor.put(theirs, b"lease")
+        operator.put(mine, b"claim")
+        contributor.put(theirs, b"claim")
         operator.delete(mine)
         assert not (server.storage["main"] / mine).exists()
         with pytest.raises(DeleteRefused):

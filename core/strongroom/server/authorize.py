@@ -5,15 +5,17 @@ put of a new object, put over an existing one, delete) on one object name.  The 
 kind (:func:`strongroom.repository.names.kind_of`) and the action decide the role it needs,
 from :data:`TABLE`, Azure's matrix of backup roles (``docs/server.md``, "Roles"):
 
-- **reader** reads and lists everything, and may acknowledge alerts (a new alert event);
-- **operator** may also back up, restore and protect new items: it *adds* packs, index
-  files, point headers, active point statuses, job records, run claims, leases, vault
-  heads, journal entries, alerts, used-ticket records and the first version of an item.
-  It never overwrites or deletes a vault object, with one exception: the leases and run
-  claims its own token put through this server process (:class:`Taken`), which a backup
-  renews and releases;
+- **reader** lists everything and reads everything but the backed-up data (packs: a
+  reader sees items, points, policies, jobs and alerts, but does not browse, restore or
+  verify), and may acknowledge alerts (a new alert event);
+- **operator** may also read the data (browse, restore, verify), back up and protect new
+  items: it *adds* packs, index files, point headers, active point statuses, job records
+  (of backups, restores and verifies), run claims, vault heads, journal entries, alerts,
+  used-ticket records and the first version of an item.  It never overwrites or deletes a
+  vault object, with one exception: the run claims its own token put through this server
+  process (:class:`Taken`), which scheduled runs forget when they are done;
 - **contributor** may also change policies and items (stop, resume, delete data),
-  settings and alert sinks, soft-delete and undelete points, prune (delete packs, index
+  settings and alert sinks, take leases (only the exclusive operations do), soft-delete and undelete points, prune (delete packs, index
   files, point headers, statuses, prune marks, old heads), and verify or repair (move
   objects to quarantine);
 - **owner** may also manage key slots, the vault identity (``strongroom.json``: upgrade,
@@ -68,7 +70,7 @@ TABLE: dict[str, tuple[str | None, str | None, str | None]] = {
     "job record": (O, C, C),
     "run claim": (O, C, C),
     "prune mark or sweep": (C, C, C),
-    "lease": (O, C, C),
+    "lease": (C, C, C),  # only the exclusive operations take one: prune, repair, rebuild-index
     "vault head": (O, C, C),
     "alert": (O, C, C),
     "alert event": (R, C, C),
@@ -82,7 +84,10 @@ TABLE: dict[str, tuple[str | None, str | None, str | None]] = {
 _VERBS = {Action.CREATE: "write", Action.OVERWRITE: "overwrite", Action.DELETE: "delete"}
 
 #: Kinds an operator may delete (or rewrite) when its own token put them (Taken).
-TRANSIENT = frozenset({"lease", "run claim"})
+TRANSIENT = frozenset({"run claim"})
+#: Kinds a reader may not read: the backed-up data itself (restore, browse and verify
+#: read it; Azure's reader is a monitoring role).
+DATA_KINDS = frozenset({"pack"})
 
 
 @attrs.frozen
@@ -109,8 +114,12 @@ def decide(role: str | None, action: Action, name: str | None, *, same_bytes: bo
     if role is not None and role not in ROLES:
         role = None
     if action in (Action.READ, Action.LIST):
-        what = "read the vault" if action is Action.READ else "list the vault's objects"
-        return Decision.allow(what) if at_least(role, R) else Decision(False, 403, R, what)
+        kind = kind_of(name or "") if action is Action.READ else None
+        if kind is not None and kind.label in DATA_KINDS:
+            what, needed = f"read backed-up data ({kind.label} {name})", O
+        else:
+            what, needed = ("read the vault" if action is Action.READ else "list the vault's objects"), R
+        return Decision.allow(what) if at_least(role, needed) else Decision(False, 403, needed, what)
     kind = kind_of(name or "")
     verb = _VERBS[action]
     if kind is None:
@@ -134,11 +143,12 @@ def decide(role: str | None, action: Action, name: str | None, *, same_bytes: bo
 
 
 class Taken:
-    """Which token put which lease or run claim, in this server process (bounded).
+    """Which token put which run claim, in this server process (bounded).
 
-    An operator may delete a lease or claim only when its own token put it here: a
-    backup renews its lease (a new name, the old one deleted) and forgets old claims.
-    What another process (or one before a restart) put stays for a contributor's prune.
+    An operator may delete a claim only when its own token put it here: a scheduled run
+    forgets the claims of its earlier slots.  What another token, another server process
+    or this one before a restart put stays (a claim of a slot already run changes nothing)
+    for a contributor.
     """
 
     def __init__(self, limit: int = 100_000) -> None:

@@ -199,6 +199,8 @@ class _Gateway:
             return
         rules = VaultRules(self.state.hosted.vault(vault), self.state.clock)
         refused = rules.check(role or "none", action, name, body, request.headers.get(TICKET_HEADER))
+        if refused is not None and refused.needed:  # a role question after all
+            self._require(refused, role, vault)
         if refused is not None:
             error = f"vault {vault} refuses to {refused.what}"
             raise _Refused(refused.status, error, role, refused.needed, refused.what)
@@ -209,7 +211,7 @@ def _checked(action: Action, name: str) -> bool:
     top = name.partition("/")[0]
     if action is Action.DELETE:
         return top in ("points", "keys") or name == "strongroom.json"
-    return top in ("items", "point-status", "settings")
+    return top in ("items", "point-status", "settings", "jobs")
 
 
 def _same(store, name: str, body: bytes) -> bool:

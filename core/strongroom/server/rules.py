@@ -6,7 +6,9 @@ which the server reads with its own key slot of the vault (documents already sto
 refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
 
 - an operator's first version of an item id that already has versions (changing an item
-  needs a contributor), and an operator's point status that is not ``active``;
+  needs a contributor), an operator's point status that is not ``active``, and an
+  operator's job record of a job other than a backup, a restore or a verify
+  (:data:`OPERATOR_JOBS`: prune, repair, an item's stop are a contributor's);
 - a settings document that breaks the history rules against the settings in force
   (:func:`strongroom.services.settings._breaks_rules`: an irreversible state undone, a
   weakening without the guard's ticket in ``authorized_by``);
@@ -44,7 +46,11 @@ from ..services.tickets import verify_ticket
 from .authorize import Action, Decision
 from .roles import at_least
 
-__all__ = ["VaultRules"]
+__all__ = ["OPERATOR_JOBS", "VaultRules"]
+
+#: The jobs an operator runs (their job records); every other job (prune, repair, an
+#: item's stop or resume ...) is a contributor's.
+OPERATOR_JOBS = frozenset({"backup", "restore", "verify"})
 
 
 class VaultRules:
@@ -65,6 +71,8 @@ class VaultRules:
                 return self._item(role, name, body, ticket)
             if action is Action.CREATE and top == "point-status":
                 return self._status(role, name, body, ticket)
+            if action is Action.CREATE and top == "jobs" and not at_least(role, "contributor"):
+                return self._job(name, body)
             if action in (Action.CREATE, Action.OVERWRITE) and top == "settings":
                 return self._settings(name, body)
             if action is Action.DELETE and top == "points":
@@ -90,6 +98,12 @@ class VaultRules:
             if before.get("state") != DELETED:
                 return self._guarded("items.delete-data", {"item": str(doc.get("name"))}, ticket,
                                      f"delete the data of item {doc.get('name')}")
+        return None
+
+    def _job(self, name: str, body: bytes | None) -> Decision | None:
+        kind = str(self._open(name, body).get("type"))
+        if kind not in OPERATOR_JOBS:
+            return Decision(False, 403, "contributor", f"run a {kind} job")
         return None
 
     def _status(self, role: str, name: str, body: bytes | None, ticket: str | None) -> Decision | None:
