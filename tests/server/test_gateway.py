@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
@@ -251,3 +252,84 @@ class TestAbuse:
             s.close()
         time.sleep(0.1)
         assert not (server.storage["main"] / (PACK[:-1] + "8")).exists()
+
+
+class TestSecurityRulesOnTheServer:
+    """The vault's own rules hold on the server even for a client that skips them."""
+
+    @pytest.fixture(scope="class")
+    def guarded(self, server, tmp_path_factory):
+        """Vault 'other' linked to a guard (by its owner, through the server)."""
+        from strongroom.testing import Cli
+
+        tmp = tmp_path_factory.mktemp("guard")
+        cli = Cli()
+        env = {**server.env("owner"), "STRONGROOM_VAULT": server.url("other")}
+        cli("guard", "keygen", "--out", str(tmp / "guard.key"), env=env)
+        cli("vault", "guard", "link", str(tmp / "guard.key.pub"), env=env)
+        return tmp, env
+
+    def test_key_slot_removal_needs_the_guards_ticket_even_for_an_owner(self, server, guarded):
+        """Deleting keys/<slot> without a key.remove ticket is refused; with one (the CLI sends it) it passes."""
+        from strongroom.testing import Cli
+
+        tmp, env = guarded
+        cli = Cli()
+        added = json.loads(cli("vault", "key", "add", "--label", "spare", "--new-passphrase-env", "NEWPASS",
+                               "--json", env={**env, "NEWPASS": "spare passphrase"}).stdout)["slot"]
+        owner = store_of(server, "owner", "other")
+        with pytest.raises(DeleteRefused) as info:
+            owner.delete(f"keys/{added}")
+        assert "key.remove ticket" in str(info.value)
+        vault_id = json.loads(cli("vault", "info", "--json", env=env).stdout)["vault_id"]
+        cli("guard", "sign", "--key", str(tmp / "guard.key"), "--vault-id", vault_id, "--operation", "key.remove",
+            "--param", f"slot={added}", "--output", str(tmp / "t1"), env=env)
+        cli("vault", "key", "remove", "--ticket", str(tmp / "t1"), added, env=env)
+        assert not (server.storage["other"] / "keys" / added).exists()
+
+    def test_a_settings_document_that_weakens_security_is_refused(self, server, guarded):
+        """A contributor's client turning soft delete off without the guard's ticket: 403, not stored."""
+        from strongroom.models import time_id, utcnow
+
+        vault = _open_as(server, "contributor")
+        current = vault.settings.to_dict()
+        security = current["security"]
+        weakened = {**current, "security": {**security, "soft_delete": {**security["soft_delete"], "state": "disabled"}}}
+        name = f"settings/{time_id(utcnow())}"
+        with pytest.raises(AccessDenied) as info:
+            vault.repo.put_document(name, weakened)
+        assert "without the guard's ticket" in str(info.value)
+        assert not (server.storage["other"] / name).exists()
+
+    def test_a_point_header_is_not_deleted_before_its_purge_time(self, server, guarded, tmp_path):
+        """With soft delete on, deleting a live point's header directly is refused, even for an owner."""
+        from strongroom.testing import Cli
+
+        _, env = guarded
+        (tmp_path / "f.txt").write_text("data")
+        cli = Cli()
+        cli("protect", "files", "--path", str(tmp_path), "rules-item", env=env)
+        cli("backup", "rules-item", env=env)
+        point = json.loads(cli("points", "rules-item", "--json", env=env).stdout)[0]
+        name = f"points/{point['item_id']}/{point['point_id']}"
+        with pytest.raises(DeleteRefused) as info:
+            store_of(server, "owner", "other").delete(name)
+        assert "soft delete is on" in str(info.value) or "purge time" in str(info.value)
+        assert (server.storage["other"] / name).exists()
+
+
+def _open_as(server, user):
+    import os
+
+    from strongroom.vault import Vault
+
+    old = {k: os.environ.get(k) for k in ("STRONGROOM_TOKEN", "STRONGROOM_PASSPHRASE")}
+    os.environ.update(STRONGROOM_TOKEN=server.tokens[user], STRONGROOM_PASSPHRASE=PASSPHRASE)
+    try:
+        return Vault.open(server.url("other"), storage_options={"ca_file": server.ca_file})
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
