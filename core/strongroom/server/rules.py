@@ -6,7 +6,8 @@ which the server reads with its own key slot of the vault (documents already sto
 refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
 
 - an operator's first version of an item id that already has versions (changing an item
-  needs a contributor), an operator's point status that is not ``active``, and an
+  needs a contributor), an operator's point status that is not ``active`` or that makes
+  a soft-deleted point active again (an undelete), and an
   operator's job record of a job other than a backup, a restore or a verify
   (:data:`OPERATOR_JOBS`: prune, repair, an item's stop are a contributor's);
 - a settings document that breaks the history rules against the settings in force
@@ -111,6 +112,10 @@ class VaultRules:
         _, item_id, point_id, _ = name.split("/")
         if status.state != ACTIVE and not at_least(role, "contributor"):
             return Decision(False, 403, "contributor", f"soft-delete point {point_id}")
+        if not at_least(role, "contributor"):
+            newest = self._newest_status(item_id, point_id)
+            if newest is not None and newest.state == SOFT_DELETED:
+                return Decision(False, 403, "contributor", f"undelete point {point_id}")
         if status.state != SOFT_DELETED or status.deleted_by == "prune: expired":
             return None
         point = self._point(item_id, point_id)
