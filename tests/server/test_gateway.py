@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn")
 from gatewaykit import PASSPHRASE, live_server, snapshot  # noqa: E402
 
 from strongroom.errors import AccessDenied, DeleteRefused, ObjectNotFound, ServerTokenRefused  # noqa: E402
-from strongroom.server.httpstore import HttpStore  # noqa: E402
+from strongroom.storage.httpstore import HttpStore  # noqa: E402
 
 PACK = "data/ab/ab" + "0" * 30
 LEASE = "leases/20260101T000000000000Z-0000abcd"

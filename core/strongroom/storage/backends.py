@@ -140,7 +140,7 @@ BUILTIN_BACKENDS: tuple[StorageBackend, ...] = (
                    one_request_put=True, defaults=_OBJECT_STORE),
     # a vault on a strongroom server: https://HOST:PORT/vaults/NAME (docs/server.md, "Clients")
     StorageBackend("server", ("https",), "httpx", "Client", "'strongroom[server]'", one_request_put=True,
-                   opener="strongroom.server.httpstore:open_http_store"),
+                   opener="strongroom.storage.httpstore:open_http_store"),
 )
 
 

@@ -1,6 +1,6 @@
 """The guard ticket that authorized the critical operation running now, for stores that pass it on.
 
-A vault on a server (:mod:`strongroom.server.httpstore`) is checked twice: by the client's
+A vault on a server (:mod:`strongroom.storage.httpstore`) is checked twice: by the client's
 own security service, and by the server, which enforces the vault's rules itself.  The
 server must then see the guard's ticket too.  :meth:`SecurityService.authorize
 <strongroom.services.security.SecurityService.authorize>` sets it here once a ticket let

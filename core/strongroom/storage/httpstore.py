@@ -41,9 +41,9 @@ from ..errors import (
     AccessDenied, DeleteRefused, ObjectNotFound, ServerRequestRefused, ServerTokenRefused, StorageError,
     TransientStorageError, UsageError,
 )
-from ..storage.base import check_name, check_prefix, check_range
-from ..storage.capabilities import REMOTE_CONCURRENCY, Capabilities
-from ..storage.ticket import current_ticket
+from .base import check_name, check_prefix, check_range
+from .capabilities import REMOTE_CONCURRENCY, Capabilities
+from .ticket import current_ticket
 
 __all__ = ["HttpStore", "TOKEN_ENV", "open_http_store"]
 
