@@ -6,7 +6,9 @@ the folder's ``home/`` (the server's key slots and state).  SIGTERM or SIGINT st
 gracefully: no new connections, requests in flight get :data:`GRACE_SECONDS` to finish,
 then it exits 0.  Slow clients: a connection idle between requests is closed after
 :data:`KEEP_ALIVE_SECONDS`, a request body that stalls gets 408 (:class:`~.app.LimitBody`),
-and at most :data:`MAX_CONNECTIONS` requests are handled at once (more get 503).
+and at most :data:`MAX_CONNECTIONS` requests are handled at once (more get 503).  Beside
+the requests, the server's own jobs (:mod:`.jobs`: missed-schedule alerts, the prune when
+due, object locks, a daily verify) run every ``jobs_minutes`` of ``server.toml``.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def serve(path: str, listen: str | None = None, announce=None) -> None:
         if not f.is_file():
             raise ServerDirError(message=f"TLS file {f} is missing (server.toml names it)")
     os.environ[HOME_ENV] = str(sdir.home)
+    from .jobs import ServerJobs
+
     state = ServerState(sdir, Hosted(sdir))
     app = create_app(state)
+    jobs = ServerJobs(state, interval=config.jobs_minutes * 60.0) if config.jobs_minutes > 0 else None
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, ssl_certfile=str(cert), ssl_keyfile=str(key), log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=GRACE_SECONDS,
@@ -54,9 +59,13 @@ def serve(path: str, listen: str | None = None, announce=None) -> None:
     # let that second delivery do nothing, so a stopped server exits 0.
     main = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, lambda *a: None) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    if jobs is not None:
+        jobs.start()
     try:
         server.run()
     finally:
+        if jobs is not None:
+            jobs.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not server.started:

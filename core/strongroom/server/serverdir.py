@@ -2,7 +2,7 @@
 
 Layout (``docs/server.md``)::
 
-    DIR/server.toml   [server] listen, tls_cert, tls_key, session_minutes;
+    DIR/server.toml   [server] listen, tls_cert, tls_key, session_minutes, jobs_minutes;
                       [vaults.NAME] storage = URL; [vaults.NAME.storage_options]
                       (a secret as { from_env = "VAR" }, read when the store is opened)
     DIR/tls/          cert.pem, key.pem (0600): self-signed by ``server init`` unless given
@@ -120,6 +120,9 @@ class ServerConfig:
     tls_cert: str = "tls/cert.pem"
     tls_key: str = "tls/key.pem"
     session_minutes: int = 60
+    #: How often the server's own jobs (prune, object locks, verify, missed schedules) look
+    #: at each hosted vault (:mod:`.jobs`); 0: never.
+    jobs_minutes: int = 15
     vaults: dict = attrs.field(factory=dict)  # name -> HostedConfig
 
     @classmethod
@@ -132,11 +135,13 @@ class ServerConfig:
             vaults[name] = HostedConfig(name, v["storage"], dict(v.get("storage_options", {})))
         return cls(listen=str(server.get("listen", DEFAULT_LISTEN)), tls_cert=str(server.get("tls_cert", "tls/cert.pem")),
                    tls_key=str(server.get("tls_key", "tls/key.pem")),
-                   session_minutes=int(server.get("session_minutes", 60)), vaults=vaults)
+                   session_minutes=int(server.get("session_minutes", 60)),
+                   jobs_minutes=int(server.get("jobs_minutes", 15)), vaults=vaults)
 
     def to_toml(self) -> str:
         lines = ["[server]", f"listen = {_q(self.listen)}", f"tls_cert = {_q(self.tls_cert)}",
-                 f"tls_key = {_q(self.tls_key)}", f"session_minutes = {int(self.session_minutes)}"]
+                 f"tls_key = {_q(self.tls_key)}", f"session_minutes = {int(self.session_minutes)}",
+                 f"jobs_minutes = {int(self.jobs_minutes)}"]
         for name, v in sorted(self.vaults.items()):
             lines += ["", f"[vaults.{_q(name)}]", f"storage = {_q(v.storage)}"]
             if v.storage_options:

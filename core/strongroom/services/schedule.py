@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Collection, Protocol
 
 import attrs
 
@@ -164,11 +164,14 @@ class Scheduler:
         return late, scheduled
 
     def run_due(self, *, should_stop: Callable[[], bool] = lambda: False,
-                on_start: Callable[[ScheduleRow], None] | None = None) -> DueReport:
-        """Run every due backup, then the prune if due; see the module docstring."""
+                on_start: Callable[[ScheduleRow], None] | None = None,
+                kinds: Collection[str] | None = None) -> DueReport:
+        """Run every due backup, then the prune if due; see the module docstring.  ``kinds``
+        (``"backup"``, ``"prune"``) limits what runs: a vault server, which holds no sources,
+        runs only the prune."""
         now = self.clock()
         results: list[tuple[str, str, str, str]] = []
-        rows = [r for r in self.rows(now) if r.due]
+        rows = [r for r in self.rows(now) if r.due and (kinds is None or r.kind in kinds)]
         for row in sorted(rows, key=lambda r: (r.kind != "backup", r.name)):
             if should_stop():
                 results.append((row.kind, row.name, "skipped", "shutting down"))
