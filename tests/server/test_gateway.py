@@ -317,6 +317,26 @@ class TestSecurityRulesOnTheServer:
         assert "soft delete is on" in str(info.value) or "purge time" in str(info.value)
         assert (server.storage["other"] / name).exists()
 
+    def test_a_policy_version_that_shortens_retention_needs_the_guards_ticket(self, server, guarded):
+        """A contributor's client writing a policy version that keeps fewer daily points, around the
+        client's own checks: 403 without a retention.shorten ticket, not stored; a longer one passes."""
+        from strongroom.models import time_id, utcnow
+        from strongroom.testing import Cli
+
+        _, env = guarded
+        Cli()("policy", "create", "keep10", "--daily", "01:00", "--keep-daily", "10", env=env)
+        vault = _open_as(server, "contributor")
+        (current,) = [p for p in vault.policies.list() if p.name == "keep10"]
+        doc = current.to_dict()
+        shorter = f"policies/keep10/{time_id(utcnow())}"
+        with pytest.raises(AccessDenied) as info:
+            vault.repo.put_document(shorter, {**doc, "retention": {**doc["retention"], "daily": 2}})
+        assert "retention.shorten ticket" in str(info.value)
+        assert not (server.storage["other"] / shorter).exists()
+        longer = f"policies/keep10/{time_id(utcnow())}"
+        vault.repo.put_document(longer, {**doc, "retention": {**doc["retention"], "daily": 20}})
+        assert (server.storage["other"] / longer).exists()
+
 
 def _open_as(server, user):
     import os

@@ -211,7 +211,7 @@ def _checked(action: Action, name: str) -> bool:
     top = name.partition("/")[0]
     if action is Action.DELETE:
         return top in ("points", "keys") or name == "strongroom.json"
-    return top in ("items", "point-status", "settings", "jobs")
+    return top in ("items", "point-status", "settings", "jobs", "policies")
 
 
 def _same(store, name: str, body: bytes) -> bool:

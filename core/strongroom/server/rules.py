@@ -21,7 +21,11 @@ refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
   and a guard linked, without a ``points.delete`` or ``items.delete-data`` ticket unless it
   expired;
 - a key slot removed, or the vault identity deleted, without the guard's ticket
-  (``key.remove``, ``vault.delete``) when a guard is linked.
+  (``key.remove``, ``vault.delete``) when a guard is linked;
+- a shortening of retention: a policy version that keeps any kind of point for fewer
+  periods than the one in force, or prune soft-deleting a point that has not expired
+  (``prune --keep-last``): refused while immutability is on, and needing a
+  ``retention.shorten`` ticket (whatever its parameters) while a guard is linked.
 
 A ticket comes in the request's ``X-Strongroom-Ticket`` header (the client's
 :mod:`strongroom.storage.ticket`); it must verify for the operation the server infers,
@@ -76,6 +80,8 @@ class VaultRules:
                 return self._job(name, body)
             if action in (Action.CREATE, Action.OVERWRITE) and top == "settings":
                 return self._settings(name, body)
+            if action is Action.CREATE and top == "policies":
+                return self._policy(name, body, ticket)
             if action is Action.DELETE and top == "points":
                 return self._delete_point(name, ticket)
             if action is Action.DELETE and top == "keys":
@@ -116,9 +122,14 @@ class VaultRules:
             newest = self._newest_status(item_id, point_id)
             if newest is not None and newest.state == SOFT_DELETED:
                 return Decision(False, 403, "contributor", f"undelete point {point_id}")
-        if status.state != SOFT_DELETED or status.deleted_by == "prune: expired":
+        if status.state != SOFT_DELETED:
             return None
         point = self._point(item_id, point_id)
+        if status.deleted_by == "prune: expired":
+            if point.expires_at is not None and parse_iso(point.expires_at) <= self.clock():
+                return None  # expired by its retention: prune's to soft-delete
+            what = f"prune point {point_id} before it expires (a shortening of retention)"
+            return self._immutable(point, what) or self._guarded_any("retention.shorten", ticket, what)
         item = self._item_name(item_id)
         if status.deleted_by == "points delete":
             operation, params = "points.delete", {"item": item, "point": point_id}
@@ -126,6 +137,26 @@ class VaultRules:
             operation, params = "items.delete-data", {"item": item}
         refused = self._immutable(point, f"soft-delete point {point_id}")
         return refused or self._guarded(operation, params, ticket, f"soft-delete point {point_id}")
+
+    def _policy(self, name: str, body: bytes | None, ticket: str | None) -> Decision | None:
+        """A policy version that keeps any kind of point for fewer periods than the one in
+        force shortens retention: refused while immutability is on, and needing a
+        ``retention.shorten`` ticket while a guard is linked."""
+        new = self._open(name, body)
+        policy = name.split("/")[1]
+        earlier = self.repo.list_names(f"policies/{policy}/")
+        if not earlier or new.get("deleted") or not isinstance(new.get("retention"), dict):
+            return None
+        old = self.repo.get_document(max(earlier))
+        before = old.get("retention") if isinstance(old.get("retention"), dict) else {}
+        shorter = [tag for tag in ("daily", "weekly", "monthly", "yearly")
+                   if int(new["retention"].get(tag, 0) or 0) < int(before.get(tag, 0) or 0)]
+        if not shorter or old.get("deleted"):
+            return None
+        what = f"shorten policy {policy}'s retention ({', '.join(shorter)})"
+        if self._security().immutability.on:
+            return Decision(False, 403, None, f"{what}: immutability lets retention only grow")
+        return self._guarded_any("retention.shorten", ticket, what)
 
     def _settings(self, name: str, body: bytes | None) -> Decision | None:
         current = newest_settings(self.repo, self.vault.vault_id)
@@ -202,6 +233,21 @@ class VaultRules:
             return Decision(False, 403, None, f"{what}: immutability keeps it ({until})")
         return None
 
+    def _guarded_any(self, operation: str, ticket: str | None, what: str) -> Decision | None:
+        """Like :meth:`_guarded`, for an operation whose parameters the server cannot infer
+        (a retention shortening: the client's ``policy=``, ``item=``, ``floors=`` or
+        ``keep_last=``): the ticket must be the guard's, for this vault and operation, and used."""
+        guard = self._security().guard
+        if not guard.linked:
+            return None
+        if not ticket or _ticket_operation(ticket) != operation:
+            return Decision(False, 403, None, f"{what}: the vault's guard requires a {operation} ticket")
+        try:
+            params = json.loads(_ticket_payload(ticket)).get("params", {})
+        except ValueError:
+            params = {}
+        return self._guarded(operation, dict(params) if isinstance(params, dict) else {}, ticket, what)
+
     def _guarded(self, operation: str, params: dict[str, str], ticket: str | None, what: str) -> Decision | None:
         guard = self._security().guard
         if not guard.linked:
@@ -216,6 +262,25 @@ class VaultRules:
         if not self.repo.store.exists(f"tickets/{checked.nonce}"):
             return Decision(False, 403, None, f"{what}: the ticket's use is not recorded")
         return None
+
+
+def _ticket_payload(ticket: str) -> bytes:
+    """A ticket's payload, unverified (only to read which parameters to verify it with)."""
+    import base64
+
+    try:
+        payload = ticket.strip().split(".")[1]
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except (IndexError, ValueError):
+        return b"{}"
+
+
+def _ticket_operation(ticket: str) -> str:
+    try:
+        doc = json.loads(_ticket_payload(ticket))
+        return str(doc.get("operation", "")) if isinstance(doc, dict) else ""
+    except ValueError:
+        return ""
 
 
 def _with_expiry(point: RecoveryPoint, expires_at: str | None) -> RecoveryPoint:
