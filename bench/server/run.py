@@ -181,12 +181,13 @@ class Reader(threading.Thread):
                                  headers={"Authorization": f"Bearer {self.token}"}) as scraper:
                 login = web.post("/dashboard/login", data={"token": self.token})
                 self.polls.append(("login", 200 if login.status_code == 303 else login.status_code, 0.0))
-                while not self.stopping.is_set():
+                while True:  # at least one poll of each, however short the rounds
                     for what, http, path in (("overview", web, "/dashboard/"), ("metrics", scraper, "/metrics")):
                         started = time.perf_counter()
                         status = http.get(path).status_code
                         self.polls.append((what, status, time.perf_counter() - started))
-                    self.stopping.wait(POLL_SECONDS)
+                    if self.stopping.wait(POLL_SECONDS):
+                        break
         except Exception as exc:  # noqa: BLE001 - reported as an error of the run
             self.failure = f"{type(exc).__name__}: {exc}"[:300]
 
