@@ -231,7 +231,6 @@ def give_key(keyhome: Path, home: Path, vault_id: str) -> None:
 
 
 def run_mode(mode: str, work: Path, args, log) -> Outcome:
-
     out = Outcome(mode)
     root = work / mode
     shutil.rmtree(root, ignore_errors=True)
