@@ -337,6 +337,18 @@ class TestSecurityRulesOnTheServer:
         vault.repo.put_document(longer, {**doc, "retention": {**doc["retention"], "daily": 20}})
         assert (server.storage["other"] / longer).exists()
 
+    def test_an_operator_trims_superseded_heads_but_never_the_newest(self, server, guarded):
+        """Each client deletes the heads the newest eight supersede after writing its own: an
+        operator may; deleting one of the newest eight is refused, even for an owner."""
+        vault = _open_as(server, "operator")
+        for _ in range(10):
+            vault.heads.record("test")
+        heads = sorted(p.name for p in (server.storage["other"] / "heads").iterdir())
+        assert len(heads) == 8  # the older ones went, trimmed by the operator's client
+        with pytest.raises(DeleteRefused) as info:
+            store_of(server, "owner", "other").delete(f"heads/{heads[-1]}")
+        assert "one of the newest 8" in str(info.value)
+
 
 def _open_as(server, user):
     import os

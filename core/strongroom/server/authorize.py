@@ -71,7 +71,7 @@ TABLE: dict[str, tuple[str | None, str | None, str | None]] = {
     "run claim": (O, C, C),
     "prune mark or sweep": (C, C, C),
     "lease": (C, C, C),  # only the exclusive operations take one: prune, repair, rebuild-index
-    "vault head": (O, C, C),
+    "vault head": (O, C, O),  # delete: only one superseded by the newest eight (rules)
     "alert": (O, C, C),
     "alert event": (R, C, C),
     "alert sinks": (C, C, C),

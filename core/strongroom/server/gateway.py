@@ -210,7 +210,7 @@ def _checked(action: Action, name: str) -> bool:
     """Whether :mod:`.rules` has anything to say about ``action`` on ``name`` (saves opening the vault)."""
     top = name.partition("/")[0]
     if action is Action.DELETE:
-        return top in ("points", "keys") or name == "strongroom.json"
+        return top in ("points", "keys", "heads") or name == "strongroom.json"
     return top in ("items", "point-status", "settings", "jobs", "policies")
 
 

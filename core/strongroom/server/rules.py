@@ -22,6 +22,8 @@ refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
   expired;
 - a key slot removed, or the vault identity deleted, without the guard's ticket
   (``key.remove``, ``vault.delete``) when a guard is linked;
+- a vault head deleted while it is one of the newest eight (older ones are superseded:
+  any role from operator on trims them, as every client does after writing its head);
 - a shortening of retention: a policy version that keeps any kind of point for fewer
   periods than the one in force, or prune soft-deleting a point that has not expired
   (``prune --keep-last``): refused while immutability is on, and needing a
@@ -84,6 +86,8 @@ class VaultRules:
                 return self._policy(name, body, ticket)
             if action is Action.DELETE and top == "points":
                 return self._delete_point(name, ticket)
+            if action is Action.DELETE and top == "heads":
+                return self._delete_head(name)
             if action is Action.DELETE and top == "keys":
                 return self._guarded("key.remove", {"slot": name.partition("/")[2]}, ticket, f"remove key slot {name}")
             if action is Action.DELETE and name == "strongroom.json":
@@ -164,6 +168,16 @@ class VaultRules:
         reason = _breaks_rules(current, new, self.vault.vault_id)
         if reason is not None:
             return Decision(False, 403, None, f"write settings {name}: {reason}")
+        return None
+
+    def _delete_head(self, name: str) -> Decision | None:
+        """Only a vault head that the newest :data:`~strongroom.services.head.KEEP` supersede
+        goes (each client trims them after writing its own); the newest are rollback evidence."""
+        from ..services.head import HEAD_PREFIX, KEEP
+
+        newest = sorted(self.repo.list_names(HEAD_PREFIX))[-KEEP:]
+        if name in newest:
+            return Decision(False, 403, None, f"delete vault head {name}: it is one of the newest {KEEP}")
         return None
 
     def _delete_point(self, name: str, ticket: str | None) -> Decision | None:
