@@ -152,6 +152,12 @@ class UnsupportedFormat(VaultError):
     exit_code = 13
 
 
+class VaultNotEmpty(VaultError):
+    """The vault is not deleted: {reason}."""
+
+    exit_code = 14
+
+
 # --- keys ------------------------------------------------------------------------------
 
 

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from .catalog.seekable import SeekableReader
     from .catalog.tree import TreeReader
     from .results import BackupStats
+    from .services.vaultdelete import DeleteReport
     from .engine.verify import VerifyReport
     from .policy.prunesettings import PruneSettings
     from .policy.record import Policy
@@ -350,6 +351,21 @@ class Vault:
     def format(self) -> int:
         """The format new objects are written in (:func:`~strongroom.services.upgrade.format_in_force`)."""
         return self.repo.envelope.format
+
+    def delete(self, *, ticket: str | None = None) -> DeleteReport:
+        """Delete this vault: only an empty one, as its security rules allow
+        (:mod:`strongroom.services.vaultdelete`); a local folder left empty is removed."""
+        from .services.vaultdelete import VaultDeletion
+
+        report = VaultDeletion(self.repo, self._items, self.security, self.journal).run(ticket)
+        root = Path(self.url)
+        if root.is_absolute() and root.is_dir():  # a local folder: its now empty sub-folders too
+            for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+            if not any(root.iterdir()):
+                root.rmdir()
+        return report
 
     def upgrade(self, *, apply: bool = False) -> UpgradeReport:
         """Move the vault to the newest format in place (:mod:`strongroom.services.upgrade`);

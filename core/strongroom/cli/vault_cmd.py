@@ -49,6 +49,29 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
         click.echo("Keep a copy elsewhere: 'strongroom vault key export --output FILE' writes a recovery kit.")
 
 
+@vault.command("delete")
+@click.option("--yes", is_flag=True, help="Do not ask first.")
+@ticket_option
+@json_option
+@click.pass_context
+def delete(ctx, yes, ticket, as_json):
+    """Delete the vault: only an empty one (every item deleted, no recovery point left, soft-deleted
+    ones purged), and with the guard's vault.delete ticket when a guard is linked."""
+    v = app(ctx).open_vault()
+    if not yes:
+        click.confirm(f"Delete vault '{v.settings.name}' at {v.url} and everything in it?", abort=True)
+    report = v.delete(ticket=ticket)
+    if as_json:
+        emit_json({"url": v.url, **report.to_dict()})
+        return
+    click.echo(f"Deleted vault {v.url}: {report.deleted} object(s).")
+    if report.kept:
+        warn(f"the storage keeps {len(report.kept)} object(s) (object lock or the server's records), "
+             f"e.g. {report.kept[0]}")
+    if report.foreign:
+        warn(f"{len(report.foreign)} object(s) that are not the vault's were left, e.g. {report.foreign[0]}")
+
+
 @vault.command("info")
 @json_option
 @click.pass_context
