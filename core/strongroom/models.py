@@ -228,6 +228,9 @@ class VaultSettings:
     #: The guard tickets that authorized this document's weakening of ``security``
     #: (:mod:`strongroom.services.settings` checks them when it reads the history).
     authorized_by: tuple[str, ...] = ()
+    #: How the storage keeps copies (:class:`~strongroom.policy.redundancy.Redundancy`
+    #: document; empty: local).
+    redundancy: dict = attrs.field(factory=dict)
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)

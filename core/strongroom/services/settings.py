@@ -7,7 +7,8 @@ skipped and the next newest used, so one damaged settings document never locks a
 A document parses only if every part of it does: the record's fields
 (:meth:`VaultSettings.from_dict`), the chunker's parameters, the prune settings (finite
 durations of at most :data:`LONGEST` seconds), the retention floors (whole numbers) and
-the security settings (:class:`~strongroom.policy.security.SecuritySettings`).
+the security settings (:class:`~strongroom.policy.security.SecuritySettings`) and
+the redundancy (:class:`~strongroom.policy.redundancy.Redundancy`).
 
 The security rules hold across the history, not only when a change is made: settings
 documents are read oldest first, and one that undoes an irreversible state (soft delete
@@ -29,6 +30,7 @@ import attrs
 from ..errors import IntegrityError, ObjectNotFound, StrongroomError
 from ..models import VaultSettings
 from ..policy.prunesettings import PruneSettings
+from ..policy.redundancy import Redundancy
 from ..policy.retention import RetentionFloors
 from ..policy.security import SecuritySettings, irreversible_change, weakenings
 from .versions import version_name
@@ -53,6 +55,7 @@ def parse_settings(doc: object) -> VaultSettings:
         ChunkerParams.from_dict(settings.chunker)
         prune = PruneSettings.from_dict(settings.prune)
         SecuritySettings.from_dict(settings.security)
+        Redundancy.from_dict(settings.redundancy)
         if len(settings.authorized_by) > 16 or any(len(ticket) > 65536 for ticket in settings.authorized_by):
             raise ValueError("authorized_by holds more than guard tickets")
         floors = settings.retention_floors
