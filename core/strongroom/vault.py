@@ -26,9 +26,10 @@ from .contexts import PointView
 from .errors import IntegrityError, ObjectNotFound, SecurityError, StorageError, StrongroomError, UnsupportedFormat
 from .errors import VaultExists, VaultNotFound
 from .home import strongroom_home
-from .models import FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
+from .models import DELETED, FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
 from .models import iso, new_id, time_id, utcnow
 from .plugins import PluginHost
+from .policy.redundancy import Redundancy, RedundancyLocked, check_redundancy
 from .policy.security import SecuritySettings
 from .repository import keyring
 from .repository.indexstate import IndexState
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from .catalog.seekable import SeekableReader
     from .catalog.tree import TreeReader
     from .results import BackupStats
+    from .services.drill import DrillReport
     from .services.vaultdelete import DeleteReport
     from .engine.verify import VerifyReport
     from .policy.prunesettings import PruneSettings
@@ -269,10 +271,14 @@ class Vault:
         cls, url: str, *, name: str | None = None, key_provider: str = "local",
         passphrase: PassphraseSource | None = None, storage_options: dict | None = None,
         plugins: PluginHost | None = None, home: str | None = None,
+        redundancy: Redundancy | None = None,
     ) -> Vault:
-        """Create a vault at ``url`` with one key slot of ``key_provider``."""
+        """Create a vault at ``url`` with one key slot of ``key_provider``; ``redundancy``
+        (default local) is checked against ``url`` first (:func:`check_redundancy`)."""
         from .repository.chunker import ChunkerParams
 
+        if redundancy is not None:
+            redundancy = check_redundancy(redundancy.kind, redundancy.secondary, url)
         plugins = plugins or PluginHost.create()
         store = _open_store(url, storage_options, plugins, create=True)
         if store.exists(CONFIG_NAME):
@@ -283,7 +289,8 @@ class Vault:
         slot = keyring.add_slot(store, master, ctx, plugins.key_providers, key_provider, label="initial")
         chunker = ChunkerParams(seed=ChunkerParams.new_seed())
         settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict(),
-                                 format=FORMAT_VERSION, security=SecuritySettings().to_dict())
+                                 format=FORMAT_VERSION, security=SecuritySettings().to_dict(),
+                                 redundancy=(redundancy or Redundancy()).to_dict())
         vault = cls(store, config, master, settings, plugins, ctx, slot)
         vault.repo.put_document(f"settings/{time_id()}", settings.to_dict())
         _write_config(store, config)  # the commit
@@ -345,6 +352,7 @@ class Vault:
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
             "object_lock": self.object_locks.summary(),
+            "redundancy": self.redundancy.to_dict(),
         }
 
     @property
@@ -376,6 +384,22 @@ class Vault:
             self.config = report.config
             self.repo.envelope = self.repo.envelope.writing(report.to_format)
         return report
+
+    @property
+    def redundancy(self) -> Redundancy:
+        """How the vault's storage keeps copies (:mod:`strongroom.policy.redundancy`)."""
+        return Redundancy.from_dict(self.settings.redundancy)
+
+    def set_redundancy(self, kind: str, secondary: str | None = None) -> Redundancy:
+        """Change the redundancy: only while every item is deleted (RedundancyLocked), and as
+        :func:`check_redundancy` allows for this vault's URL."""
+        record = check_redundancy(kind, secondary, self.url)
+        with self.journal.operation("vault.redundancy", record.to_dict()):
+            living = [item for item in self._items.list() if item.state != DELETED]
+            if living:
+                raise RedundancyLocked(count=len(living))
+            self._settings.update(redundancy=record.to_dict())
+        return record
 
     def update_settings(self, **changes: Any) -> VaultSettings:
         """Write a new settings document with ``changes``; the newest one is in force."""
@@ -473,6 +497,14 @@ class Vault:
         """Restore a point of ``item``; ``options`` are the workload's restore options."""
         with self._journaled_job("restore", {"item": item, "point": ref, "target": target, "paths": len(paths)}):
             return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
+
+    def drill(self, item: str, ref: str | None = None, *, scratch_root: str | None = None) -> DrillReport:
+        """Restore a point of ``item`` into a scratch folder, check it against the point and
+        remove it, as a ``drill`` job (:mod:`strongroom.services.drill`)."""
+        from .services.drill import DrillService
+
+        with self._journaled_job("drill", {"item": item, "point": ref}):
+            return DrillService(self._restore.open, self.jobs, self.workload, scratch_root).drill(item, ref)
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:

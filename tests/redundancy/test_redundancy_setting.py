@@ -10,6 +10,8 @@ from strongroom.errors import IntegrityError
 from strongroom.models import VaultSettings
 from strongroom.policy.redundancy import Redundancy, RedundancyError, check_redundancy
 from strongroom.services.settings import parse_settings
+from strongroom.testing import VaultLocation
+from strongroom.vault import Vault
 
 
 def _settings_doc(**extra) -> dict:
@@ -59,3 +61,64 @@ def test_geo_needs_a_secondary_other_than_the_primary():
     with pytest.raises(RedundancyError, match="only for geo"):
         check_redundancy("local", "s3://b/v", "s3://a/v")
     assert check_redundancy("geo", "s3://b/v", "s3://a/v").secondary == "s3://b/v"
+
+
+# --- the commands ----------------------------------------------------------------------
+
+
+def _one_line(result, code: int, *words: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_local_is_the_default_and_zonal_is_refused_on_a_folder(cli, tmp_path):
+    _one_line(cli("vault", "create", cli.vault_url, "--redundancy", "zonal", expect=None), 15, "Zonal", "S3")
+    assert not (tmp_path / "vault").exists()  # refused before anything was written
+    cli("vault", "create", cli.vault_url)
+    assert json.loads(cli("vault", "info", "--json").stdout)["redundancy"] == {"kind": "local"}
+    assert "redundancy:" in cli("vault", "info").stdout
+    assert cli("vault", "redundancy").stdout.strip() == "Redundancy: local"
+    _one_line(cli("vault", "redundancy", "set", "zonal", expect=None), 15, "Zonal")
+    _one_line(cli("vault", "redundancy", "set", "geo", expect=None), 15, "--secondary")
+    _one_line(cli("vault", "redundancy", "set", "geo", "--secondary", cli.vault_url, expect=None), 15, "own URL")
+    assert json.loads(cli("vault", "redundancy", "show", "--json").stdout)["kind"] == "local"
+
+
+def test_geo_at_create_and_set_only_while_no_item_is_protected(cli, tmp_path):
+    other = str(tmp_path / "elsewhere")
+    _one_line(cli("vault", "create", cli.vault_url, "--redundancy", "geo", expect=None), 15, "--secondary")
+    created = json.loads(cli("vault", "create", cli.vault_url, "--redundancy", "geo", "--secondary", other,
+                             "--json").stdout)
+    assert created["redundancy"] == {"kind": "geo", "secondary": other}
+    assert json.loads(cli("vault", "redundancy", "--json").stdout)["secondary"] == other
+    cli("vault", "redundancy", "set", "local")
+    assert json.loads(cli("vault", "info", "--json").stdout)["redundancy"] == {"kind": "local"}
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a")
+    vault = Vault.open(cli.vault_url)
+    vault.protect("files", "docs", {"paths": [str(data)]})
+    _one_line(cli("vault", "redundancy", "set", "geo", "--secondary", other, expect=None), 16, "1 item")
+    assert Vault.open(cli.vault_url).redundancy == Redundancy("local")
+    journal = [e for e in Vault.open(cli.vault_url).journal.entries() if e.operation == "vault.redundancy"]
+    assert journal and journal[-1].outcome != "succeeded"
+
+    vault.stop("docs", delete_data=True)
+    cli("vault", "redundancy", "set", "geo", "--secondary", other)
+    reopened = Vault.open(cli.vault_url)
+    assert reopened.redundancy == Redundancy("geo", other)
+    assert reopened.settings.redundancy == {"kind": "geo", "secondary": other}
+
+
+def test_zonal_is_accepted_and_recorded_on_s3(strongroom_s3_server, strongroom_cli):
+    bucket = strongroom_s3_server.create_bucket()
+    location = VaultLocation("s3", f"s3://{bucket}/zonal", strongroom_s3_server.storage_options)
+    cli = strongroom_cli(location)
+    out = cli("vault", "create", location.url, "--redundancy", "zonal").stdout
+    assert "Redundancy: zonal" in out
+    vault = Vault.open(location.url, storage_options=location.storage_options)
+    assert vault.redundancy == Redundancy("zonal") and vault.info()["redundancy"] == {"kind": "zonal"}

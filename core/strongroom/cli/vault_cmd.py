@@ -25,23 +25,32 @@ def vault() -> None:
               help="Protect the vault key with a passphrase typed at a prompt.")
 @click.option("--key-provider", default=None, metavar="NAME",
               help="Key provider of the first key slot (default: local).")
+@click.option("--redundancy", "redundancy_kind", type=click.Choice(("local", "zonal", "geo")), default="local",
+              show_default=True, help="How the storage keeps copies: zonal is the storage's own replication"
+                                      " across failure domains (S3-compatible stores); geo needs --secondary.")
+@click.option("--secondary", metavar="URL", default=None, help="For --redundancy geo: the store in another location.")
 @json_option
 @click.pass_context
-def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, as_json):
+def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, redundancy_kind, secondary, as_json):
     """Create a new vault at URL (a local folder or an fsspec URL)."""
+    from ..policy.redundancy import check_redundancy
     from ..repository.keyproviders import PassphraseSource
     from ..vault import Vault
 
+    redundancy = check_redundancy(redundancy_kind, secondary, url)  # before anything is written
     obj = app(ctx)
     env = create_passphrase_env or obj.passphrase_env
     provider = key_provider or ("passphrase" if (env or ask_passphrase) else "local")
     source = PassphraseSource(env_var=env, prompt=obj.passphrase.prompt)
     v = Vault.create(url, name=name, key_provider=provider, passphrase=source, plugins=obj.plugins,
-                     storage_options=obj.storage_options)
+                     storage_options=obj.storage_options, redundancy=redundancy)
     if as_json:
-        emit_json({"url": v.url, "vault_id": v.vault_id, "name": v.settings.name, "key_provider": provider})
+        emit_json({"url": v.url, "vault_id": v.vault_id, "name": v.settings.name, "key_provider": provider,
+                   "redundancy": redundancy.to_dict()})
         return
     click.echo(f"Created vault '{v.settings.name}' ({v.vault_id}) at {v.url}")
+    if redundancy.kind != "local":
+        click.echo(f"Redundancy: {redundancy.describe()}")
     if provider == "local":
         from ..repository.keyproviders import LocalKeyProvider
 
@@ -422,3 +431,12 @@ def _register_security() -> None:
 
 
 _register_security()
+
+
+def _register_redundancy() -> None:
+    from .redundancy_cmd import redundancy
+
+    vault.add_command(redundancy)
+
+
+_register_redundancy()
