@@ -10,22 +10,27 @@ The vault makes an instance for each operation and calls:
 - :meth:`Workload.backup` to produce the source entries of a new recovery point
   (:mod:`strongroom.sources`);
 - :meth:`Workload.browse` and :meth:`Workload.restore` for whole and item-level restore,
-  with a :class:`~strongroom.contexts.PointContext` that reads the point.
+  with a :class:`~strongroom.contexts.PointContext` that reads the point;
+- :meth:`Workload.drill` for a restore drill (``strongroom drill``): restore the point
+  into a scratch folder the vault made (and removes afterwards) and check it against the
+  point, returning a :class:`DrillResult`.
 
-The defaults of ``browse`` and ``restore`` work on the point's tree, so a workload
-whose backup yields file-like entries gets both for free.  ``docs/plugins.md`` ("Writing
+The defaults of ``browse``, ``restore`` and ``drill`` work on the point's tree, so a
+workload whose backup yields file-like entries gets them for free.  ``docs/plugins.md`` ("Writing
 a workload") walks through a complete one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import TYPE_CHECKING, Any, ClassVar, ContextManager, Iterable, Sequence
 
 import attrs
 
-from .catalog.entry import DIR, Entry
+from .catalog.entry import DIR, HARDLINK, SYMLINK, Entry
 from .catalog.tree import normalize_path
-from .errors import UsageError
+from .errors import StrongroomError, UsageError
 
 if TYPE_CHECKING:
     import click
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
     from .results import RestoreResult
     from .sources import SourceEntry
 
-__all__ = ["BrowseItem", "Workload"]
+__all__ = ["BrowseItem", "DrillResult", "Workload", "compare_restored"]
 
 
 @attrs.frozen
@@ -67,6 +72,90 @@ class BrowseItem:
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class DrillResult:
+    """What a restore drill found (:meth:`Workload.drill`).
+
+    ``files`` and ``bytes``: how many entries (files, dump streams, disks, tables...) and
+    bytes were checked; ``mismatches``: one line per thing that did not come back as
+    the point holds it (``path: what is wrong``), empty when the drill passed;
+    ``method``: one line saying how the workload checked (shown in the report).
+    """
+
+    files: int = 0
+    bytes: int = 0
+    mismatches: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    method: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _file_digest(path: str) -> tuple[int, str]:
+    """(size, SHA-256) of a restored file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            size += len(block)
+            digest.update(block)
+    return size, digest.hexdigest()
+
+
+def _point_digest(ctx: PointContext, entry: Entry) -> tuple[int, str]:
+    """(size, SHA-256) of an entry's content as the point holds it (every chunk authenticated)."""
+    digest = hashlib.sha256()
+    size = 0
+    with ctx.open(entry) as f:
+        while block := f.read(1 << 20):
+            size += len(block)
+            digest.update(block)
+    return size, digest.hexdigest()
+
+
+def compare_restored(ctx: PointContext, scratch: str, restored: RestoreResult | None = None, *,
+                     method: str = "restored as files; every file's size and SHA-256 compared with the point"
+                     ) -> DrillResult:
+    """Check what was restored under ``scratch`` against every entry of the point: a file
+    (or stream, or disk image) must have the entry's size and the SHA-256 of the content
+    says.  The ``errors`` of the ``restored`` result (damaged data: those paths are not
+    compared again) are mismatches too."""
+    mismatches = list(restored.errors) if restored is not None else []
+    named = set(restored.damaged) if restored is not None else set()
+    files = checked = 0
+    for path, entry in ctx.walk(""):
+        if path in named:
+            continue
+        local = os.path.join(scratch, *path.split("/"))
+        if entry.type == DIR:
+            if not os.path.isdir(local):
+                mismatches.append(f"{path}: folder not restored")
+        elif entry.type == SYMLINK:
+            if not os.path.islink(local) or os.readlink(local) != entry.target:
+                mismatches.append(f"{path}: symbolic link not restored as {entry.target!r}")
+        elif entry.has_content and entry.type != HARDLINK:
+            files += 1
+            try:
+                size, digest = _file_digest(local)
+            except OSError as exc:
+                mismatches.append(f"{path}: not restored ({exc.strerror or exc})")
+                continue
+            if size != entry.size:
+                mismatches.append(f"{path}: {size} bytes restored, the point holds {entry.size}")
+                continue
+            try:
+                _, held = _point_digest(ctx, entry)
+            except StrongroomError as exc:
+                mismatches.append(f"{path}: {exc}")
+                continue
+            if digest != held:
+                mismatches.append(f"{path}: content differs from the point (SHA-256 {digest[:16]}..., the point's {held[:16]}...)")
+                continue
+            checked += size
+    return DrillResult(files=files, bytes=checked, mismatches=tuple(mismatches), method=method)
 
 
 class Workload:
@@ -146,3 +235,18 @@ class Workload:
         if not target:
             raise UsageError(message=f"restoring a {self.name} point needs --target DIR")
         return ctx.restore_paths(target, paths)
+
+    def drill(self, ctx: PointContext, scratch: str) -> DrillResult:
+        """A restore drill: restore the whole point under the empty folder ``scratch``
+        and check it against the point; return what was checked and every mismatch.
+
+        The vault makes ``scratch`` and removes it afterwards (whatever the workload put
+        there); a workload that restores elsewhere (a scratch database, a scratch VM)
+        removes that itself before returning.  Never raise for a mismatch: list it.  The
+        default restores the point's tree as files (:meth:`PointContext.restore_paths`)
+        and compares every file's size and SHA-256 with the point's
+        (:func:`compare_restored`); a workload without its own drill gets this
+        file-level check.
+        """
+        result = ctx.restore_paths(scratch, (), restore_owner=False, overwrite="always")
+        return compare_restored(ctx, scratch, result)

@@ -213,6 +213,7 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(restore_cmd.build_restore_command(plugins))
     cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
     cli.add_command(importlib.import_module(".server_cmd", __name__).server)
+    cli.add_command(importlib.import_module(".drill_cmd", __name__).drill)
     plugins.register_commands(cli)
     return cli
 
