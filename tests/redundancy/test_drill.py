@@ -100,7 +100,7 @@ class TestGoodPoint:
         assert set(doc) == REPORT_KEYS
         assert doc["ok"] is True and doc["point"] == point.point_id and doc["source"] == "primary"
         assert doc["scratch_removed"] is True and not os.path.exists(doc["scratch"])
-        assert "SHA-256" in doc["method"]
+        assert "SHA-256" in doc["method"] and "file-level check only" not in doc["method"]
 
     def test_point_option_drills_an_older_point(self, backed_up, vault_url):
         """--point drills the point it names, not the latest."""
@@ -180,7 +180,20 @@ class Custom(Workload):
         return DrillResult(files=7, bytes=70, mismatches=["table t: 3 rows, the dump says 4"], method="own way")
 
 
+class Plain(Workload):
+    """A workload without a drill of its own."""
+
+    name = "plain"
+
+
 class TestWorkloadHook:
+    def test_a_workload_without_its_own_drill_gets_the_file_level_check_and_the_report_says_so(self, backed_up):
+        """The default drill restores and compares the files, and the method names it a file-level check only."""
+        vault, _, _, scratch = backed_up
+        report = DrillService(vault.point_view, vault.jobs, lambda name: Plain(), str(scratch)).drill("data")
+        assert report.ok and report.files == 5 and report.workload == "plain"
+        assert "a file-level check only: the plain workload has no drill of its own" in report.method
+
     def test_the_workloads_own_drill_is_used(self, backed_up):
         """The service hands the point and the scratch folder to the workload's drill and reports what it returns."""
         vault, _, _, scratch = backed_up

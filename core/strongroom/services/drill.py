@@ -6,7 +6,9 @@ soft-deleted point is refused the same way), makes an empty scratch folder (unde
 ``scratch_root``, default the system's temporary folder), and hands both to the item's
 workload (:meth:`strongroom.workload.Workload.drill`): the default restores the point's
 tree as files and compares every file's size and SHA-256 with the point's; a workload
-may drill its own way (a scratch database, disks compared chunk by chunk).
+may drill its own way (a scratch database, disks compared chunk by chunk).  The report's
+``method`` says how; for a workload other than files without a drill of its own, it says
+that the check was file-level only.
 
 The scratch folder is always removed, whatever the drill did or raised; the report says
 whether it is gone.  The job records the report in its ``details`` (``report``) and the
@@ -30,10 +32,10 @@ from typing import TYPE_CHECKING, Callable
 import attrs
 
 from ..errors import IntegrityError
+from ..workload import Workload
 
 if TYPE_CHECKING:
     from ..contexts import PointContext
-    from ..workload import Workload
     from .jobs import JobLog
 
 __all__ = ["DrillReport", "DrillService"]
@@ -108,9 +110,12 @@ class DrillService:
                 result = workload.drill(ctx, scratch)
             finally:
                 removed = _remove(scratch)
+            method = result.method
+            if type(workload).drill is Workload.drill and workload.name != "files":
+                method += f"; a file-level check only: the {workload.name} workload has no drill of its own"
             report = DrillReport(
                 item=name, point=ctx.point.point_id, workload=workload.name or ctx.item.workload,
-                method=result.method, files=result.files, bytes=result.bytes,
+                method=method, files=result.files, bytes=result.bytes,
                 mismatches=tuple(result.mismatches[:MAX_KEPT]), seconds=round(time.monotonic() - started, 3),
                 scratch=scratch, scratch_removed=removed, source=source)
             warnings = () if removed else (f"the scratch folder {scratch} could not be removed",)
