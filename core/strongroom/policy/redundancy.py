@@ -108,5 +108,6 @@ def check_redundancy(kind: str, secondary: str | None, primary: str) -> Redundan
         if not secondary:
             raise RedundancyError("Geo redundancy needs --secondary URL: the store that holds the second copy.")
         if _same_url(secondary, primary):
-            raise RedundancyError(f"The secondary '{secondary}' is the vault's own URL: give a store in another location.")
+            raise RedundancyError(
+                f"The secondary '{secondary}' is the vault's own URL: give a store in another location.")
     return Redundancy(kind, secondary)

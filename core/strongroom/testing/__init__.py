@@ -16,6 +16,9 @@ Fixtures:
   started on first use and stopped at the end (:mod:`strongroom.testing.servers`).
   Where a server is not installed the tests that need it are skipped, saying what to
   install, except under ``CI`` (environment variable set), where that is a failure.
+  :class:`SeaweedCluster` (:mod:`strongroom.testing.cluster`, no fixture: a test starts
+  it) is a SeaweedFS cluster of three volume servers in racks with replication ``010``,
+  whose volume servers a test can kill and restart.
 - ``strongroom_memory_location``, ``strongroom_local_location``,
   ``strongroom_sftp_location``, ``strongroom_s3_location``: an empty
   :class:`VaultLocation` on each backend kind (removed afterwards);
@@ -81,6 +84,7 @@ from .sampletree import (  # noqa: E402
     BAD_NAME, LONG_NAME, NEWLINE_NAME, OWNER_GID, OWNER_UID, UNICODE_NAME, build_sample_tree, make_tree,
     xattrs_supported,
 )
+from .cluster import SeaweedCluster  # noqa: E402
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
@@ -97,6 +101,7 @@ __all__ = [
     "OWNER_GID",
     "OWNER_UID",
     "S3Server",
+    "SeaweedCluster",
     "ServerProcess",
     "SshServer",
     "StoreContract",
