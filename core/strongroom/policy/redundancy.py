@@ -17,6 +17,8 @@ The record is changed only while no item is protected (:meth:`Vault.set_redundan
 
 from __future__ import annotations
 
+import os
+
 import attrs
 
 from ..errors import IntegrityError, StrongroomError
@@ -86,8 +88,15 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
+def _normal(url: str) -> str:
+    """``url`` without a trailing slash; a local folder (a path or ``file://``) as an absolute path."""
+    if _scheme(url) == "file":
+        return os.path.abspath(os.path.expanduser(url.split("://", 1)[-1]))
+    return url.rstrip("/")
+
+
 def _same_url(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")
+    return _normal(a) == _normal(b)
 
 
 def check_redundancy(kind: str, secondary: str | None, primary: str) -> Redundancy:
