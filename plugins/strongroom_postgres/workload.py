@@ -9,16 +9,18 @@ document stored in the item::
      "databases": [names], "bindir": folder or null}
 
 Protecting checks that the server answers, that the databases exist and that client
-tools able to dump the server are installed.  Backup, browse and restore are in
-:mod:`.dump`, :mod:`.browse` and :mod:`.restore`; the point layout in :mod:`.layout`.
-This module is imported on every start of the command line, so :mod:`.restore` is
-imported by the methods that restore.
+tools able to dump the server are installed.  Backup, browse, restore and the restore
+drill are in :mod:`.dump`, :mod:`.browse`, :mod:`.restore` and :mod:`.drill`; the point
+layout in :mod:`.layout`.
+This module is imported on every start of the command line, so :mod:`.restore` (and
+:mod:`.drill`) are imported by the methods that use them.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+import attrs
 import click
 from strongroom import BackupContext, BrowseItem, InvalidSource, PointContext, RestoreResult, UsageError, Workload
 
@@ -125,6 +127,21 @@ class PostgresWorkload(Workload):
                                                     " are restored in one transaction",),
                                  summary=result.summary)
         return result
+
+    # --- restore drill -----------------------------------------------------------------
+
+    def drill(self, ctx: PointContext, scratch: str):
+        """The dump files restored and compared (the default drill); then, when they are
+        intact, every database restored into a scratch database on the item's server,
+        its rows counted against the dump, and dropped (:mod:`.drill`)."""
+        from .drill import drill_databases
+
+        result = super().drill(ctx, scratch)
+        if result.mismatches:
+            return attrs.evolve(result, method=result.method + "; no scratch database: the dump files are damaged")
+        problems, method = drill_databases(ctx, scratch)
+        return attrs.evolve(result, mismatches=result.mismatches + tuple(problems),
+                            method=f"{result.method}; {method}")
 
     def _restore_files(self, ctx: PointContext, manifest, target: str, database: str | None,
                        files: list[str], item_level: bool, options: dict[str, Any]) -> RestoreResult:
