@@ -13,6 +13,7 @@ import json
 import os
 import random
 import threading
+import time
 
 import pytest
 
@@ -42,6 +43,16 @@ def _write_bulk(root: str, seed: int, files: int, mib: int) -> None:
     for n in range(files):
         with open(os.path.join(root, "bulk", f"part-{seed}-{n:02d}.bin"), "wb") as f:
             f.write(rng.randbytes(mib * MIB))
+
+
+def _settled_layout(cluster: SeaweedCluster, tries: int = 50) -> dict[str, set[str]]:
+    """The volume layout once every volume is on two racks (or as it is after ``tries`` looks)."""
+    for _ in range(tries):
+        layout = cluster.layout()
+        if layout and all(len(racks) == 2 for racks in layout.values()):
+            break
+        time.sleep(0.2)
+    return layout
 
 
 def _restores(vault: Vault, expected: dict[str, dict], scratch: str, source: str) -> None:
@@ -76,18 +87,20 @@ def test_backups_and_restores_go_on_while_a_volume_server_is_down(cluster, tmp_p
         killed.set()
 
     def progress(stats) -> None:
-        if stats.bytes_read >= 6 * MIB:
+        if stats.bytes_read >= 14 * MIB:
             started.set()
             killed.wait(30)  # the kill lands mid-backup, with data still to write
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     digest = tree_digest(source)
+    first_failed = False
     try:
         point = vault.backup("data", progress=progress)
         expected[point.point_id] = digest
     except StrongroomError as exc:  # failing is allowed, cleanly: one line, no point
         assert "\n" not in str(exc)
+        first_failed = True
     finally:
         started.set()
         thread.join(60)
@@ -102,7 +115,10 @@ def test_backups_and_restores_go_on_while_a_volume_server_is_down(cluster, tmp_p
     digest = tree_digest(source)
     point = vault.backup("data")
     expected[point.point_id] = digest
-    assert point.stats["files_unchanged"] + point.stats["files_read"] >= 14
+    if first_failed:  # it resumes: what the first one stored is taken, not written again
+        assert point.stats["packs_adopted"] + point.stats["chunks_reused"] > 0, point.stats
+    else:  # incremental: the twelve unchanged bulk files are not read again
+        assert point.stats["files_unchanged"] >= 12, point.stats
     _restores(vault, expected, scratch, source)
 
     # 3. rack 1 back, then rack 2 down (never two at once): backup and restore again
@@ -118,6 +134,6 @@ def test_backups_and_restores_go_on_while_a_volume_server_is_down(cluster, tmp_p
     assert len(expected) >= 2 and {p.point_id for p in vault.points("data")} >= set(expected)
     _restores(vault, expected, scratch, source)
     cluster.restart_volume(2)
-    layout = cluster.layout()  # every volume, those written while a rack was down too, on two racks
+    layout = _settled_layout(cluster)  # every volume, those written while a rack was down too, on two racks
     assert layout and all(len(racks) == 2 for racks in layout.values()), layout
     assert not vault.verify(read_data=True).problems
