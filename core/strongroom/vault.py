@@ -36,7 +36,7 @@ from .repository.indexstate import IndexState
 from .repository.keyproviders import KeyContext, PassphraseSource
 from .repository.masterkey import KeySlot, MasterKey
 from .repository.repository import Repository
-from .services import alertrules
+from .services import alertrules, geo
 from .services.alerts import Alert, AlertBook
 from .services.alertsinks import SinkBook
 from .services.backup import BackupService
@@ -61,6 +61,7 @@ from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
 from .services.verify import VerifyService
 from .storage import Store, open_store
 from .storage.locking import LockingStore, LockPolicy
+from .storage.readonly import ReadOnlyStore
 
 if TYPE_CHECKING:
     import pluggy
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from .catalog.tree import TreeReader
     from .results import BackupStats
     from .services.drill import DrillReport
+    from .services.replication import ReplicationReport
     from .services.vaultdelete import DeleteReport
     from .engine.verify import VerifyReport
     from .policy.prunesettings import PruneSettings
@@ -158,6 +160,10 @@ class Vault:
         self.plugins = plugins
         self.clock = clock
         self.repo = repo or Repository(store, master)
+        # --- a geo secondary opens read-only, with its own rollback record (services/geo.py) ---
+        self.is_secondary = geo.is_secondary(settings.redundancy, store.url)
+        if self.is_secondary and not isinstance(store, (LockingStore, ReadOnlyStore)):
+            store = ReadOnlyStore(store)
         # --- immutability on storage: what is put is locked with S3 object lock (services/objectlocks.py) ---
         store = LockingStore(store.inner if isinstance(store, LockingStore) else store, self._lock_policy)
         self.store = self.repo.store = store
@@ -166,7 +172,7 @@ class Vault:
         self.index = IndexState(self.repo)
         hooks = PluginHooks(plugins.hook, self)
         now = self._now
-        self.heads = HeadService(self.repo, key_context.home / "state" / f"{config.vault_id}.json",
+        self.heads = HeadService(self.repo, key_context.home / "state" / geo.head_state_name(config.vault_id, self.is_secondary),
                                  on_rollback=hooks.rollback_detected, item_names=self._item_names)
         self.journal = Journal(self.repo, now)  # first: the services below journal their changes
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
@@ -212,6 +218,12 @@ class Vault:
             self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
                                     self.backup, self.prune, now)
+        self.geo = geo.GeoService(store, config.vault_id, lambda: geo.redundancy_of(self.settings.redundancy),
+                                  lambda url: _open_store(url, None, plugins, create=True), self._point_time,
+                                  self._alert, lambda dedupe: self.alerts.resolve(dedupe), now)
+        secondary = geo.redundancy_of(settings.redundancy).secondary
+        if secondary and not self.is_secondary:  # so that --from-secondary finds it without the primary
+            geo.remember_secondary(key_context.home, store.url, config.vault_id, secondary)
         self.policies = Journaled(self.policies, self.journal, {  # type: ignore[assignment]
             "create": ("policy.create", lambda policy, *a, **kw: {"policy": policy.name}),
             "update": ("policy.update", lambda policy, *a, **kw: {"policy": policy.name}),
@@ -260,6 +272,10 @@ class Vault:
 
     def _find_policy(self, name: str) -> Policy | None:
         return self.policies.find(name)
+
+    def _point_time(self, name: str) -> str | None:
+        created = self.repo.get_document(name).get("created")
+        return created if isinstance(created, str) else None
 
     def _item_names(self) -> dict[str, str]:
         return {item.item_id: item.name for item in self._items.list()}
@@ -352,6 +368,7 @@ class Vault:
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
             "object_lock": self.object_locks.summary(),
+            "replication": self.geo.status(),
             "redundancy": self.redundancy.to_dict(),
         }
 
@@ -486,7 +503,16 @@ class Vault:
                slot: dt.datetime | None = None) -> RecoveryPoint:
         """Back up ``item`` now (:mod:`strongroom.services.backup`)."""
         with self._journaled_job("backup", {"item": item, "trigger": trigger, "retain_until": retain_until}):
-            return self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot)
+            point = self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot)
+        self.geo.after_backup()  # bounded in time; a failure is an alert (services/geo.py)
+        return point
+
+    def replicate(self, *, timeout: float | None = None,
+                  progress: Callable[[str], None] | None = None) -> ReplicationReport:
+        """Copy what the geo secondary lacks, in commit order (:mod:`strongroom.services.replication`);
+        ``timeout`` seconds at most (None: until done)."""
+        with self.journal.operation("vault.replicate", {"secondary": geo.redundancy_of(self.settings.redundancy).secondary}):
+            return self.geo.replicate(timeout=timeout, progress=progress)
 
     def browse(self, item: str, ref: str | None = None, path: str = "") -> list[BrowseItem]:
         return self._restore.browse(item, ref, path)
@@ -576,6 +602,7 @@ class Vault:
         self.check_schedules()
         report = self._scheduler.run_due(**kwargs)
         self.object_locks.extend_if_due()  # if the prune did not just do it
+        self.geo.after_backup(timeout=float("inf"))  # geo: catch up in full, never an error
         return report
 
     def check_schedules(self) -> list[Alert]:

@@ -94,6 +94,8 @@ class AppContext:
     passphrase_env: str | None = None
     storage_options: dict = attrs.field(factory=dict, repr=False)
     _vault: object = None
+    #: Open the vault's geo secondary instead (read-only), as this machine recorded it.
+    from_secondary: bool = False
 
     @property
     def passphrase(self) -> PassphraseSource:
@@ -105,11 +107,26 @@ class AppContext:
         if self._vault is None:
             if not self.vault_url:
                 raise NoVaultGiven()
-            self._vault = Vault.open(self.vault_url, passphrase=self.passphrase, plugins=self.plugins,
-                                     storage_options=self.storage_options)
+            url, options = self.vault_url, self.storage_options
+            if self.from_secondary:  # its own storage options: the user's config for its URL
+                url, options = _secondary_of(url), {}
+            self._vault = Vault.open(url, passphrase=self.passphrase, plugins=self.plugins,
+                                     storage_options=options)
             self._vault.jobs.notify = note
             self._vault.alerts.notify = lambda message: click.echo(f"warning: {message}", err=True)
         return self._vault
+
+
+def _secondary_of(primary: str) -> str:
+    from ..errors import UsageError
+    from ..home import strongroom_home
+    from ..services.geo import recorded_secondary
+
+    secondary = recorded_secondary(strongroom_home(), primary)
+    if secondary is None:
+        raise UsageError(message=f"no geo secondary of {primary} is recorded on this machine:"
+                                 " open it with --vault SECONDARY_URL")
+    return secondary
 
 
 def note(message: str) -> None:
@@ -188,17 +205,20 @@ def build_cli(plugins: PluginHost) -> click.Group:
     @click.option("--token-file", metavar="FILE",
                   help="For a vault on a strongroom server (https://HOST:PORT/vaults/NAME): the file holding"
                        " your token (default: the STRONGROOM_TOKEN environment variable).")
+    @click.option("--from-secondary", is_flag=True,
+                  help="Open the vault's geo secondary (read-only) instead of the vault, as this machine"
+                       " recorded it: for when the vault's storage is out of reach.")
     @click.version_option(package_name="strongroom", prog_name="strongroom")
     @click.pass_context
     def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...],
-            storage_option: tuple[str, ...], token_file: str | None) -> None:
+            storage_option: tuple[str, ...], token_file: str | None, from_secondary: bool) -> None:
         """strongroom: vaults, policies and recovery points for your own machines."""
         options = dict(parse_storage_option(text) for text in storage_option)
         if token_file:
             if not (vault_url or "").lower().startswith("https://"):
                 raise click.UsageError("--token-file is for a vault on a strongroom server (--vault https://HOST:PORT/vaults/NAME)")
             options["token_file"] = token_file  # read by the server store; the token itself is never kept
-        ctx.obj = AppContext(plugins, vault_url, passphrase_env, options)
+        ctx.obj = AppContext(plugins, vault_url, passphrase_env, options, from_secondary=from_secondary)
 
     from . import guard_cmd, policy_cmd, prune_cmd, schedule_cmd
 

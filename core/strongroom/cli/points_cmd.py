@@ -38,10 +38,12 @@ def points():
 @points.command("list")
 @click.argument("item", required=False)
 @click.option("--deleted", is_flag=True, help="List the soft-deleted points instead, with their purge time.")
+@click.option("--from-secondary", is_flag=True, help="List the points of the vault's geo secondary (read-only).")
 @json_option
 @click.pass_context
-def list_(ctx, item, deleted, as_json):
+def list_(ctx, item, deleted, from_secondary, as_json):
     """List recovery points (of ITEM, or of every item), damaged ones too."""
+    app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
     vault = app(ctx).open_vault()
     if deleted:
         _list_deleted(vault, item, as_json)

@@ -19,7 +19,7 @@ from .output import Progress, emit_json, human_size, warn
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
     extra: list[click.Parameter] = []
-    seen: set[str] = {"target", "as_json", "spec", "paths", "force", "overwrite"}
+    seen: set[str] = {"target", "as_json", "spec", "paths", "force", "overwrite", "from_secondary"}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().restore_params():
             if param.name not in seen:
@@ -28,13 +28,14 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
     extra_names = [p.name for p in extra] + ["force", "overwrite"]
 
     @click.pass_context
-    def restore(ctx, spec, paths, target, as_json, **options):
+    def restore(ctx, spec, paths, target, as_json, from_secondary=False, **options):
         """Restore a recovery point (default: the latest), or only PATHs of it.
 
         For files, paths keep their place in the point: restoring
         'srv/www/index.html' into DIR writes DIR/srv/www/index.html.
         """
         item, point = split_item_point(spec)
+        app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
         progress = Progress(not as_json)
 
         def show(stats) -> None:
@@ -73,6 +74,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                      help="What to do about entries that already exist in the target: replace them 'always',"
                           " only 'if-newer' (the point's is modified later), or 'never'. A folder that is not"
                           " empty is never replaced."),
+        click.Option(["--from-secondary"], is_flag=True, default=False,
+                     help="Restore from the vault's geo secondary (read-only), as this machine recorded it."),
         *extra,
     ]
     return json_option(click.Command("restore", callback=restore, params=params, help=restore.__doc__))

@@ -440,3 +440,12 @@ def _register_redundancy() -> None:
 
 
 _register_redundancy()
+
+
+def _register_replication() -> None:
+    from .replicate_cmd import replicate
+
+    vault.add_command(replicate)
+
+
+_register_replication()

@@ -1,0 +1,49 @@
+"""``strongroom vault replicate [--wait] [--lag] [--json]``: copy the vault to its geo secondary.
+
+Copies what the secondary (``vault redundancy set geo --secondary URL``) lacks, in commit
+order (:mod:`strongroom.services.replication`), for ``replication_timeout`` seconds at
+most (``config.toml`` or ``STRONGROOM_REPLICATION_TIMEOUT``; default 5), or until done
+with ``--wait``; what is left waits for the next run and is said so.  ``--lag`` copies
+nothing and says how far behind the secondary is.  A secondary holding another vault, or
+the vault's own storage, is refused (exit 17); a vault without a geo secondary exits 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .common import app, json_option
+from .output import Progress, emit_json, human_size
+
+
+@click.command("replicate")
+@click.option("--wait", is_flag=True, help="Run until the secondary holds everything (no time bound).")
+@click.option("--lag", "lag_only", is_flag=True, help="Copy nothing: say how far behind the secondary is.")
+@json_option
+@click.pass_context
+def replicate(ctx, wait, lag_only, as_json):
+    """Copy the vault's new objects to its geo secondary, oldest commits first."""
+    from ..services.geo import replication_timeout
+
+    vault = app(ctx).open_vault()
+    secondary = vault.geo.redundancy().secondary
+    if lag_only:
+        lag = vault.geo.replicator().lag()
+        if as_json:
+            emit_json({"secondary": secondary, **lag.to_dict()})
+        elif lag.in_sync:
+            click.echo(f"The secondary {secondary} holds everything.")
+        else:
+            since = f", the oldest since {lag.oldest_point}" if lag.oldest_point else ""
+            click.echo(f"The secondary {secondary} lacks {lag.objects} objects ({human_size(lag.bytes)}):"
+                       f" {lag.points} point(s){since}.")
+        return
+    progress = Progress(not as_json)
+    report = vault.replicate(timeout=None if wait else replication_timeout(), progress=progress.show)
+    progress.done()
+    if as_json:
+        emit_json({"secondary": secondary, **report.to_dict()})
+        return
+    left = "" if report.complete else "; the rest waits for the next run (--wait to finish now)"
+    click.echo(f"Copied {report.copied} objects ({human_size(report.copied_bytes)}) to {secondary},"
+               f" deleted {report.deleted}{left}.")
