@@ -526,11 +526,14 @@ class Vault:
 
     def drill(self, item: str, ref: str | None = None, *, scratch_root: str | None = None) -> DrillReport:
         """Restore a point of ``item`` into a scratch folder, check it against the point and
-        remove it, as a ``drill`` job (:mod:`strongroom.services.drill`)."""
+        remove it, as a ``drill`` job (:mod:`strongroom.services.drill`); the report's
+        ``source`` says whether this is the vault or its geo secondary."""
         from .services.drill import DrillService
 
-        with self._journaled_job("drill", {"item": item, "point": ref}):
-            return DrillService(self._restore.open, self.jobs, self.workload, scratch_root).drill(item, ref)
+        source = "secondary" if self.is_secondary else "primary"
+        with self._journaled_job("drill", {"item": item, "point": ref, "source": source}):
+            return DrillService(self._restore.open, self.jobs, self.workload, scratch_root).drill(
+                item, ref, source=source)
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:

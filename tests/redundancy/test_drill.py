@@ -213,3 +213,22 @@ class TestWorkloadHook:
         assert list(scratch.iterdir()) == []
         [job] = [j for j in vault.jobs.list(type_="drill")]
         assert job.state == "failed" and "the drill broke" in job.error
+
+
+class TestFromSecondary:
+    def test_a_drill_reads_the_geo_secondary_with_the_primary_gone(self, tmp_path):
+        """--from-secondary drills the replicated point from the secondary (the primary's folder moved away):
+        it passes and the report says the secondary was read."""
+        primary, secondary = str(tmp_path / "primary"), str(tmp_path / "secondary")
+        source = make_source(tmp_path / "src")
+        Cli(None)("vault", "create", primary, "--name", "geo", "--redundancy", "geo", "--secondary", secondary)
+        cli = Cli(primary)
+        cli("protect", "files", "data", "--path", str(source))
+        cli("backup", "data")
+        cli("vault", "replicate", "--wait")
+        point = Vault.open(primary).point("data")
+        os.rename(primary, str(tmp_path / "primary-gone"))
+        doc = json.loads(cli("drill", "data", "--from-secondary", "--json").stdout)
+        assert doc["ok"] is True and doc["source"] == "secondary"
+        assert doc["point"] == point.point_id and doc["files"] == 5
+        assert doc["scratch_removed"] is True

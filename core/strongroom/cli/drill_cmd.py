@@ -1,10 +1,11 @@
-"""``strongroom drill ITEM [--point ID] [--json]``: a restore drill of one point.
+"""``strongroom drill ITEM [--point ID] [--from-secondary] [--json]``: a restore drill of one point.
 
 The point (default: the latest intact one) is restored into a scratch folder, checked
 against the point by the item's workload, and the folder removed
 (:mod:`strongroom.services.drill`); the drill is a ``drill`` job.  A mismatch is one
 error line naming it, exit 50 (with ``--json`` the report is printed first); a failed
-drill also raises a ``drill.failed`` alert.
+drill also raises a ``drill.failed`` alert.  ``--from-secondary`` drills the vault's geo
+secondary (read-only: the job is recorded on this machine), as ``restore`` reads it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from .output import emit_json, human_size, warn
 @click.option("--point", "ref", metavar="ID", help="The point to drill (an id prefix; default: the latest).")
 @click.option("--scratch", "scratch_root", type=click.Path(file_okay=False, exists=True), metavar="DIR",
               help="Make the scratch folder under DIR (default: the system's temporary folder).")
+@click.option("--from-secondary", is_flag=True,
+              help="Drill from the vault's geo secondary (read-only), as this machine recorded it.")
 @json_option
 @click.pass_context
-def drill(ctx, item, ref, scratch_root, as_json):
+def drill(ctx, item, ref, scratch_root, from_secondary, as_json):
     """Restore a point into a scratch folder, check it against the point, remove it."""
+    app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
     try:
         report = app(ctx).open_vault().drill(item, ref, scratch_root=scratch_root)
     except IntegrityError as exc:
@@ -37,7 +41,8 @@ def drill(ctx, item, ref, scratch_root, as_json):
     if as_json:
         emit_json(report.to_dict())
     else:
-        click.echo(f"Drill of {report.item}@{report.point[:8]} ({report.workload}): passed; {report.files} files,"
+        where = " from the secondary" if report.source == "secondary" else ""
+        click.echo(f"Drill of {report.item}@{report.point[:8]} ({report.workload}){where}: passed; {report.files} files,"
                    f" {human_size(report.bytes)} checked in {report.seconds:.1f} s; scratch folder removed:"
                    f" {'yes' if report.scratch_removed else 'no'}")
         click.echo(f"  {report.method}")
