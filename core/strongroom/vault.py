@@ -524,7 +524,8 @@ class Vault:
         with self._journaled_job("restore", {"item": item, "point": ref, "target": target, "paths": len(paths)}):
             return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
 
-    def drill(self, item: str, ref: str | None = None, *, scratch_root: str | None = None) -> DrillReport:
+    def drill(self, item: str, ref: str | None = None, *, scratch_root: str | None = None,
+              progress: Callable[[RestoreStats], None] | None = None) -> DrillReport:
         """Restore a point of ``item`` into a scratch folder, check it against the point and
         remove it, as a ``drill`` job (:mod:`strongroom.services.drill`); the report's
         ``source`` says whether this is the vault or its geo secondary."""
@@ -532,8 +533,8 @@ class Vault:
 
         source = "secondary" if self.is_secondary else "primary"
         with self._journaled_job("drill", {"item": item, "point": ref, "source": source}):
-            return DrillService(self._restore.open, self.jobs, self.workload, scratch_root).drill(
-                item, ref, source=source)
+            return DrillService(lambda name, at: self._restore.open(name, at, progress), self.jobs, self.workload,
+                                scratch_root).drill(item, ref, source=source)
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:

@@ -82,6 +82,14 @@ class TestGoodPoint:
         assert report.scratch_removed and not os.path.exists(report.scratch)
         assert Path(report.scratch).parent == scratch and list(scratch.iterdir()) == []
 
+    def test_progress_is_reported_while_the_point_is_restored(self, backed_up):
+        """The progress callback sees the restore into the scratch folder, up to every byte of the point."""
+        vault, source, _, scratch = backed_up
+        seen = []
+        vault.drill("data", scratch_root=str(scratch), progress=lambda stats: seen.append(stats.bytes_written))
+        assert seen and max(seen) == sum(p.stat().st_size for p in source.rglob("*") if p.is_file()
+                                         and not p.is_symlink())
+
     def test_the_job_records_the_report(self, backed_up, vault_url):
         """`jobs --json` shows a completed drill job of the item and point, with the report in its details."""
         vault, _, point, scratch = backed_up

@@ -14,7 +14,7 @@ import click
 
 from ..errors import IntegrityError
 from .common import app, json_option
-from .output import emit_json, human_size, warn
+from .output import Progress, emit_json, human_size, warn
 
 
 @click.command()
@@ -29,13 +29,20 @@ from .output import emit_json, human_size, warn
 def drill(ctx, item, ref, scratch_root, from_secondary, as_json):
     """Restore a point into a scratch folder, check it against the point, remove it."""
     app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
+    progress = Progress(not as_json)
+
+    def show(stats) -> None:
+        progress.show(f"restoring: {stats.files} files, {human_size(stats.bytes_written)} written")
+
     try:
-        report = app(ctx).open_vault().drill(item, ref, scratch_root=scratch_root)
+        report = app(ctx).open_vault().drill(item, ref, scratch_root=scratch_root, progress=show)
     except IntegrityError as exc:
+        progress.done()
         failed = getattr(exc, "report", None)
         if as_json and failed is not None:
             emit_json(failed.to_dict())
         raise
+    progress.done()
     if not report.scratch_removed:
         warn(f"the scratch folder {report.scratch} could not be removed")
     if as_json:
