@@ -152,7 +152,8 @@ def compare_restored(ctx: PointContext, scratch: str, restored: RestoreResult | 
                 mismatches.append(f"{path}: {exc}")
                 continue
             if digest != held:
-                mismatches.append(f"{path}: content differs from the point (SHA-256 {digest[:16]}..., the point's {held[:16]}...)")
+                mismatches.append(f"{path}: content differs from the point"
+                                  f" (SHA-256 {digest[:16]}..., the point's {held[:16]}...)")
                 continue
             checked += size
     return DrillResult(files=files, bytes=checked, mismatches=tuple(mismatches), method=method)

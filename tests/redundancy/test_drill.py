@@ -15,7 +15,7 @@ from strongroom.repository.pack import pack_name
 from strongroom.services.drill import DrillService
 from strongroom.testing import Cli
 from strongroom.vault import Vault
-from strongroom.workload import DrillResult, Workload
+from strongroom.workload import DrillResult, Workload, compare_restored
 
 REPORT_KEYS = {"item", "point", "workload", "method", "files", "bytes", "mismatches", "seconds", "scratch",
                "scratch_removed", "source", "ok"}
@@ -164,6 +164,35 @@ class TestDamagedPack:
         report = caught.value.report
         assert len(report.mismatches) == 1 and report.files == 4
         assert report.bytes == sum((source / "docs" / f"note-{i}.txt").stat().st_size for i in range(4))
+
+
+class TestCompareRestored:
+    def test_every_kind_of_difference_is_named_by_its_path(self, backed_up, tmp_path):
+        """A file missing, one of another size, one of the same size with other bytes, a link pointing elsewhere:
+        each is one mismatch naming its point path; what is unchanged passes."""
+        vault, source, _, _ = backed_up
+        ctx = vault.point_view("data")
+        out = tmp_path / "out"
+        restored = ctx.restore_paths(str(out))
+        assert compare_restored(ctx, str(out), restored).mismatches == ()
+        base, top = out / point_path(source), point_path(source)
+        (base / "big.bin").unlink()
+        (base / "docs" / "note-1.txt").write_text("short")
+        note = base / "docs" / "note-0.txt"
+        data = note.read_bytes()
+        note.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+        (base / "docs" / "latest").unlink()
+        (base / "docs" / "latest").symlink_to("note-0.txt")
+        found = compare_restored(ctx, str(out), restored)
+        named = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in found.mismatches}
+        assert set(named) == {f"{top}/big.bin", f"{top}/docs/note-1.txt", f"{top}/docs/note-0.txt",
+                              f"{top}/docs/latest"}
+        assert named[f"{top}/big.bin"].startswith("not restored")
+        assert named[f"{top}/docs/note-1.txt"].startswith("5 bytes restored, the point holds")
+        assert named[f"{top}/docs/note-0.txt"].startswith("content differs from the point")
+        assert named[f"{top}/docs/latest"] == "symbolic link not restored as 'note-3.txt'"
+        assert found.files == 5 and found.bytes == sum(
+            (source / "docs" / f"note-{i}.txt").stat().st_size for i in (2, 3))
 
 
 class Wrecker(Workload):

@@ -49,8 +49,8 @@ def drill(ctx, item, ref, scratch_root, from_secondary, as_json):
         emit_json(report.to_dict())
     else:
         where = " from the secondary" if report.source == "secondary" else ""
-        click.echo(f"Drill of {report.item}@{report.point[:8]} ({report.workload}){where}: passed; {report.files} files,"
-                   f" {human_size(report.bytes)} checked in {report.seconds:.1f} s; scratch folder removed:"
+        click.echo(f"Drill of {report.item}@{report.point[:8]} ({report.workload}){where}: passed;"
+                   f" {report.files} files, {human_size(report.bytes)} checked in {report.seconds:.1f} s; scratch folder removed:"
                    f" {'yes' if report.scratch_removed else 'no'}")
         click.echo(f"  {report.method}")
     if not report.scratch_removed:
