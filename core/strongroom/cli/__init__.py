@@ -33,6 +33,7 @@ from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
 from ..processes import end_children
 from ..repository.keyproviders import PassphraseSource
+from ..storage.ticket import ticket_scope
 
 EXIT_WARNINGS = 1
 EXIT_INTERNAL = 99
@@ -219,6 +220,7 @@ def build_cli(plugins: PluginHost) -> click.Group:
                 raise click.UsageError("--token-file is for a vault on a strongroom server (--vault https://HOST:PORT/vaults/NAME)")
             options["token_file"] = token_file  # read by the server store; the token itself is never kept
         ctx.obj = AppContext(plugins, vault_url, passphrase_env, options, from_secondary=from_secondary)
+        ctx.with_resource(ticket_scope())  # a guard ticket lives as long as this one command
 
     from . import guard_cmd, policy_cmd, prune_cmd, schedule_cmd
 

@@ -11,9 +11,11 @@ on ignore it.  A context variable: a thread or task of its own starts without on
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["current_ticket", "set_ticket"]
+__all__ = ["current_ticket", "set_ticket", "ticket_scope"]
 
 _TICKET: ContextVar[str | None] = ContextVar("strongroom_guard_ticket", default=None)
 
@@ -21,6 +23,18 @@ _TICKET: ContextVar[str | None] = ContextVar("strongroom_guard_ticket", default=
 def set_ticket(ticket: str | None) -> None:
     """Make ``ticket`` the one sent with this context's store requests (None: none)."""
     _TICKET.set(ticket)
+
+
+@contextlib.contextmanager
+def ticket_scope() -> Iterator[None]:
+    """Within the block, start without a ticket; after it, the one before is back.  One
+    command (or one operation of a long-running process) is one scope, so a ticket never
+    outlives the operation it authorized."""
+    token = _TICKET.set(None)
+    try:
+        yield
+    finally:
+        _TICKET.reset(token)
 
 
 def current_ticket() -> str | None:
