@@ -9,7 +9,7 @@ refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
   needs a contributor), an operator's point status that is not ``active`` or that makes
   a soft-deleted point active again (an undelete), and an
   operator's job record of a job other than a backup, a restore or a verify
-  (:data:`OPERATOR_JOBS`: prune, repair, an item's stop are a contributor's);
+  (:data:`OPERATOR_JOBS`, a drill being a restore: prune, repair, an item's stop are a contributor's);
 - a settings document that breaks the history rules against the settings in force
   (:func:`strongroom.services.settings._breaks_rules`: an irreversible state undone, a
   weakening without the guard's ticket in ``authorized_by``);
@@ -57,7 +57,7 @@ __all__ = ["OPERATOR_JOBS", "VaultRules"]
 
 #: The jobs an operator runs (their job records); every other job (prune, repair, an
 #: item's stop or resume ...) is a contributor's.
-OPERATOR_JOBS = frozenset({"backup", "restore", "verify"})
+OPERATOR_JOBS = frozenset({"backup", "restore", "verify", "drill"})
 
 
 class VaultRules:
