@@ -18,7 +18,8 @@ used, so ``import strongroom`` stays cheap.
   (:class:`FileSource`, :class:`FolderSource`, :class:`LinkSource`,
   :class:`SpecialSource`, :class:`StreamSource`, :class:`DiskSource`), the tree
   :class:`Entry` and its types, :class:`BrowseItem`, :class:`RestoreResult`,
-  :class:`RestoreStats`, :class:`SeekableReader`.
+  :class:`RestoreStats`, :class:`SeekableReader`, and for a workload's own restore drill
+  :class:`DrillResult` and :func:`compare_restored`.
 - Key providers: :class:`KeyContext`, :class:`PassphraseSource`, :class:`Secret`.
 - Storage backends: :class:`StorageBackend`, :class:`Capabilities`, :class:`ObjectLock`.
 - Alert sinks: :class:`SinkType` (what ``strongroom_register_alert_sinks`` registers),
@@ -57,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "normalize_path": "strongroom.catalog.tree", "SeekableReader": "strongroom.catalog.seekable",
     # workloads
     "Workload": "strongroom.workload", "BrowseItem": "strongroom.workload",
+    "DrillResult": "strongroom.workload", "compare_restored": "strongroom.workload",
     "BackupContext": "strongroom.contexts", "PointContext": "strongroom.contexts", "PointView": "strongroom.contexts",
     "SourceEntry": "strongroom.sources", "FileSource": "strongroom.sources",
     "FolderSource": "strongroom.sources", "LinkSource": "strongroom.sources",
