@@ -91,6 +91,8 @@ def info(ctx, as_json):
         emit_json(data)
         return
     for key, value in data.items():
+        if isinstance(value, dict):  # redundancy, chunker, replication: key=value pairs
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, "", [], {})) or "-"
         click.echo(f"{key + ':':12} {value}")
 
 
