@@ -191,3 +191,15 @@ def test_from_secondary_without_a_record_says_how(tmp_path):
     """--from-secondary for a vault this machine knows no secondary of: one line, exit 3."""
     result = Cli(str(tmp_path / "nowhere"))("points", "--from-secondary", expect=3)
     assert "--vault SECONDARY_URL" in result.stderr
+
+
+def test_run_due_replicates_a_geo_vault_in_full(tmp_path, no_auto_replication):
+    """run-due catches the secondary up whatever the bound of backups (here zero seconds)."""
+    vault = Vault.create(str(tmp_path / "p"), name="p", redundancy=Redundancy("geo", str(tmp_path / "s")))
+    src = write_files(tmp_path / "src", count=3)
+    vault.protect("files", "docs", {"paths": [str(src)]})
+    point = vault.backup("docs")
+    assert vault.geo.replicator().lag().points == 1
+    vault.run_due()
+    assert vault.geo.replicator().lag().points == 0
+    assert [p.point_id for p in Vault.open(str(tmp_path / "s")).points("docs")] == [point.point_id]

@@ -9,13 +9,18 @@
   storage errors are the caller's.
 - :meth:`~GeoService.after_backup` runs one bounded in time (``replication_timeout``
   seconds of ``config.toml``, or ``STRONGROOM_REPLICATION_TIMEOUT``, default
-  :data:`DEFAULT_TIMEOUT`): the rest waits for the next run.  It never raises: a
+  :data:`DEFAULT_TIMEOUT`): the rest waits for the next run.  It runs in a thread of its
+  own that the caller waits for that long (and :data:`GRACE` more): a secondary out of
+  reach, whose store retries for many seconds, never holds a backup up; the thread, left
+  behind, stops at its next failure or with the process (a replication killed at any
+  moment leaves a consistent secondary).  It never raises: a
   secondary that cannot be reached, or one more than :data:`LAG_ALERT_AFTER` behind
   (its oldest missing point), raises a ``replication.lag`` job alert (one open at a
   time: dedupe key ``replication.lag:<vault-id>``), resolved once the secondary holds
   everything.
 - :meth:`~GeoService.status` is ``vault info``'s ``replication``: the secondary, and its
-  lag (objects and bytes pending, the oldest point it lacks), or the error reaching it.
+  lag (objects and bytes pending, the oldest point it lacks), or the error reaching it
+  (bounded in time the same way).
 
 **Finding the secondary without the primary.**  Each client remembers, in
 ``$STRONGROOM_HOME/secondaries.json``, the secondary of every geo vault it opened, keyed
@@ -31,7 +36,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +59,8 @@ __all__ = [
 #: Seconds a replication after a backup may take; the rest waits for the next run.
 DEFAULT_TIMEOUT = 5.0
 TIMEOUT_ENV = "STRONGROOM_REPLICATION_TIMEOUT"
+#: Seconds a bounded call is waited for beyond its bound (the listing and the checks).
+GRACE = 2.0
 #: A secondary whose oldest missing point is older than this raises ``replication.lag``.
 LAG_ALERT_AFTER = dt.timedelta(hours=1)
 RECORDS = "secondaries.json"
@@ -160,11 +169,15 @@ class GeoService:
         """A replication bounded in time; a failure or a long lag is an alert, never an error."""
         if not self.enabled:
             return None
-        try:
-            report = self.replicate(timeout=replication_timeout() if timeout is None else timeout)
+        limit = replication_timeout() if timeout is None else timeout
+
+        def run() -> ReplicationReport:
+            report = self.replicate(timeout=limit)
             if not report.complete:
                 self._check_lag(self.replicator().lag())
             return report
+        try:
+            return _bounded(run, limit)
         except StrongroomError as exc:
             self.alert("job", "replication.lag",
                        f"the geo secondary {self.redundancy().secondary} was not replicated: {exc}",
@@ -189,7 +202,31 @@ class GeoService:
             return None
         doc: dict = {"secondary": self.redundancy().secondary}
         try:
-            doc["lag"] = self.replicator().lag().to_dict()
+            doc["lag"] = _bounded(lambda: self.replicator().lag(), replication_timeout()).to_dict()
         except (StorageError, StrongroomError) as exc:
             doc["error"] = str(exc)
         return doc
+
+
+class ReplicationLate(StorageError):
+    """Storage error: the geo secondary did not answer within {seconds:g} s (out of reach?)."""
+
+
+def _bounded(work: Callable[[], Any], limit: float) -> Any:
+    """``work()`` in a thread of its own, waited for ``limit`` + :data:`GRACE` seconds at most;
+    ReplicationLate when it is not done by then (it goes on, left behind)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+    thread = threading.Thread(target=run, name="strongroom-replication", daemon=True)
+    thread.start()
+    thread.join(None if math.isinf(limit) else limit + GRACE)
+    if thread.is_alive():
+        raise ReplicationLate(seconds=limit + GRACE)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
