@@ -368,7 +368,7 @@ class Vault:
             "packs": len(self.repo.pack_ids_on_storage()),
             "chunker": self.settings.chunker,
             "object_lock": self.object_locks.summary(),
-            "replication": self.geo.status(),
+            **({"replication": self.geo.status()} if self.geo.enabled and not self.is_secondary else {}),
             "redundancy": self.redundancy.to_dict(),
         }
 
