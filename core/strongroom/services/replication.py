@@ -160,7 +160,10 @@ class Replicator:
         try:
             return self.primary.exists(probe)
         finally:
-            self.secondary.delete(probe)
+            try:
+                self.secondary.delete(probe)
+            except StorageError:
+                pass  # a bucket-default object lock keeps it: a foreign object, never read
 
     # --- listing -----------------------------------------------------------------------
 
