@@ -17,8 +17,9 @@ its time bound, an unreachable store):
 - **Copy order** (each phase completes before the next starts): key slots and
   settings, then the identity: a new secondary becomes a vault (an empty one) only when
   it can be unlocked and read; then packs, index files, items, policies and alert
-  sinks, point headers and statuses, jobs, claims, prune records, alerts, tickets and
-  the journal, and the vault heads last, and only the heads listed first, so no head on
+  sinks, point headers and statuses, jobs, claims, prune records, alerts and tickets, the
+  journal (one entry at a time, oldest first, so a run killed half-way leaves a prefix of
+  the chain, never a gap), and the vault heads last, and only the heads listed first, so no head on
   the secondary names an object it lacks.
 - **Deletions** follow the primary's, after every copy, only of objects the primary no
   longer has: point headers and statuses first (with every other document), then index
@@ -64,9 +65,13 @@ COPY_ORDER: tuple[tuple[str, ...], ...] = (
     ("index/",),
     ("items/", "policies/", "alert-sinks/"),
     ("points/", "point-status/"),
-    ("jobs/", "runs/", "prune/", "alerts/", "alert-events/", "tickets/", "journal/"),
+    ("jobs/", "runs/", "prune/", "alerts/", "alert-events/", "tickets/"),
+    ("journal/",),
     ("heads/",),
 )
+#: Copied one at a time, oldest first: a run killed half-way leaves the secondary's journal a
+#: prefix of the primary's (its chain whole), never an entry whose predecessor is missing.
+IN_ORDER = ("journal/",)
 #: Never copied: leases belong to the primary's running operations, quarantine is never read.
 NOT_COPIED = ("leases/", "quarantine/")
 #: Compared byte for byte, not by name: rewritten in place by an upgrade or a slot change.
@@ -202,7 +207,8 @@ class Replicator:
         report = ReplicationReport()
         plan, listed, present = self._plan()
         for number, names in enumerate(plan):
-            if not self._copy(names, report, deadline):
+            in_order = COPY_ORDER[number] == IN_ORDER
+            if not self._copy(names, report, deadline, concurrency=1 if in_order else None):
                 report.stopped = "deadline"
                 return report
             if progress and names:
@@ -211,18 +217,21 @@ class Replicator:
         report.complete = True
         return report
 
-    def _copy(self, names: list[str], report: ReplicationReport, deadline: float | None) -> bool:
-        """Copy ``names`` with ``concurrency`` in flight; False if the deadline stopped it."""
+    def _copy(self, names: list[str], report: ReplicationReport, deadline: float | None,
+              concurrency: int | None = None) -> bool:
+        """Copy ``names`` with ``concurrency`` (default: the store's) in flight, in the order
+        given; False if the deadline stopped it."""
         if not names:
             return True
-        with cf.ThreadPoolExecutor(self.concurrency, thread_name_prefix="replicate") as pool:
+        concurrency = concurrency or self.concurrency
+        with cf.ThreadPoolExecutor(concurrency, thread_name_prefix="replicate") as pool:
             pending: set[cf.Future] = set()
             for name in names:
                 if deadline is not None and time.monotonic() >= deadline:
                     _count(cf.wait(pending).done, report)
                     return False
                 pending.add(pool.submit(self._copy_one, name))
-                if len(pending) >= self.concurrency:
+                if len(pending) >= concurrency:
                     done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     _count(done, report)
             _count(cf.wait(pending).done, report)
