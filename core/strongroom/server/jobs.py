@@ -64,6 +64,8 @@ class ServerJobs:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._verified: dict[str, dt.datetime] = {}  # vault -> when this server last verified it
+        #: Passes finished by the thread (:meth:`start`).
+        self.passes = 0
 
     def run_once(self) -> list[VaultUpkeep]:
         """One pass over every hosted vault."""
@@ -109,6 +111,7 @@ class ServerJobs:
                     self.run_once()
                 except Exception:  # noqa: BLE001 - a bug in one pass must not end the upkeep
                     pass
+                self.passes += 1
                 self._stop.wait(self.interval)
 
         self._thread = threading.Thread(target=loop, name="strongroom-server-jobs", daemon=True)
