@@ -375,6 +375,8 @@ class DamagedPoint:
 #: them for an ``in_progress`` record whose process is gone (this host) or that is older
 #: than any job runs and cannot be checked (another host); see ``services/jobs.py``.
 JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled", "abandoned", "stale")
+#: The kinds of job strongroom records (``strongroom jobs --type``).
+JOB_TYPES = ("backup", "restore", "verify", "repair", "prune", "drill", "stop", "resume", "undelete")
 
 
 @attrs.frozen

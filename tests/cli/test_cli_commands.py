@@ -60,6 +60,14 @@ class TestJsonOutput:
         assert len(json.loads(cli("jobs", "--item", "docs", "--json").stdout)) == 2
         assert json.loads(cli("jobs", "--state", "failed", "--json").stdout) == []
 
+    def test_jobs_refuses_values_it_cannot_filter_by(self, ready, cli):
+        """A job type that does not exist and a negative count are usage errors, not empty lists."""
+        bogus = cli("jobs", "--type", "bogus", expect=2)
+        assert "'bogus' is not one of" in bogus.stderr and "'drill'" in bogus.stderr
+        assert "x>=0" in cli("jobs", "--last", "-1", expect=2).stderr
+        cli("backup", "docs")
+        assert [j["type"] for j in json.loads(cli("jobs", "--type", "backup", "--last", "1", "--json").stdout)] == ["backup"]
+
 
 class TestKeyCommands:
     def test_add_passphrase_slot_then_open_without_local_key(self, ready, cli, strongroom_home):

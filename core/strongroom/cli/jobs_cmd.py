@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..models import JOB_STATES
+from ..models import JOB_STATES, JOB_TYPES
 from .common import app, json_option
 from .output import emit_json, short_time, table, warn
 
@@ -18,9 +18,9 @@ LOCAL_MARK = "*"
 
 @click.command()
 @click.option("--item", help="Only jobs of this item.")
-@click.option("--type", "type_", help="Only jobs of this type (backup, restore, verify, repair, prune, stop, resume).")
+@click.option("--type", "type_", type=click.Choice(JOB_TYPES), help="Only jobs of this type.")
 @click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
-@click.option("--last", type=int, default=50, show_default=True, help="Show the last N jobs (0: all).")
+@click.option("--last", type=click.IntRange(min=0), default=50, show_default=True, help="Show the last N jobs (0: all).")
 @json_option
 @click.pass_context
 def jobs(ctx, item, type_, state, last, as_json):
