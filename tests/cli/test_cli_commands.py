@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -67,6 +69,19 @@ class TestJsonOutput:
         assert "x>=0" in cli("jobs", "--last", "-1", expect=2).stderr
         cli("backup", "docs")
         assert [j["type"] for j in json.loads(cli("jobs", "--type", "backup", "--last", "1", "--json").stdout)] == ["backup"]
+
+    def test_a_closed_output_pipe_ends_quietly_with_141(self, ready, cli, tmp_path):
+        """``strongroom jobs | head -1``: the reader going away is exit 141 (SIGPIPE's), no warning code, no text."""
+        for _ in range(3):
+            cli("backup", "docs")
+        exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
+        for args in (("jobs", "--last", "0"), ("jobs", "--json")):
+            reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+            reader_gone.wait()  # the pipe's only reader has exited before anything is written
+            done = subprocess.run([exe, "--vault", cli.vault_url, *args], stdout=reader_gone.stdin,
+                                  stderr=subprocess.PIPE, text=True, env=os.environ)
+            reader_gone.stdin.close()
+            assert (done.returncode, done.stderr) == (141, ""), args
 
 
 class TestKeyCommands:

@@ -39,6 +39,9 @@ EXIT_WARNINGS = 1
 EXIT_INTERNAL = 99
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+#: The reader of standard output went away (``strongroom jobs | head -1``): as a program
+#: killed by SIGPIPE, 128 + 13, silently.
+EXIT_PIPE_CLOSED = 141
 
 
 class Terminated(KeyboardInterrupt):
@@ -143,6 +146,8 @@ class StrongroomGroup(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise _Interrupted(exc) from exc
+        except BrokenPipeError:  # before click's own handling, which exits 1 (our "warnings")
+            _stdout_closed()
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra):  # type: ignore[override]
         extra.pop("standalone_mode", None)
@@ -169,6 +174,8 @@ class StrongroomGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("strongroom: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            _stdout_closed()
         except StrongroomError as exc:
             if os.environ.get("STRONGROOM_DEBUG"):
                 traceback.print_exc()
@@ -184,6 +191,18 @@ class StrongroomGroup(click.Group):
             )
             sys.exit(EXIT_INTERNAL)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _stdout_closed() -> None:
+    """Standard output's reader is gone: exit :data:`EXIT_PIPE_CLOSED` without another word.
+
+    What is still buffered cannot be written; stdout is pointed at /dev/null first so the
+    interpreter's own flush at exit does not fail again (and print a traceback).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_PIPE_CLOSED)
 
 
 def build_cli(plugins: PluginHost) -> click.Group:
@@ -257,4 +276,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except StrongroomError as exc:  # a broken plugin, before any command runs
         click.echo(f"strongroom: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    cli.main(argv)
+    try:
+        cli.main(argv)
+    finally:  # the last output is written here, where a closed pipe shows
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_closed()
