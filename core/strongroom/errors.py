@@ -43,6 +43,12 @@ class UsageError(StrongroomError):
     exit_code = 3
 
 
+class ConfirmationNeeded(UsageError):
+    """{what} asks for confirmation and standard input is not a terminal: add --yes to go ahead."""
+
+    exit_code = 3
+
+
 class NoVaultGiven(UsageError):
     """No vault given: pass --vault URL or set STRONGROOM_VAULT."""
 
@@ -201,6 +207,21 @@ class KitNotWritten(VaultKeyError):
     """Recovery kit not written: {reason}"""
 
     exit_code = 34
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+class InvalidSecretReference(UsageError):
+    """Bad secret reference: {reason}"""
+
+    exit_code = 35
+
+
+class SecretNotAvailable(StrongroomError):
+    """Secret {ref} is not available: {reason}"""
+
+    exit_code = 36
 
 
 # --- items, points, paths --------------------------------------------------------------

@@ -70,6 +70,16 @@ class TestJsonOutput:
         cli("backup", "docs")
         assert [j["type"] for j in json.loads(cli("jobs", "--type", "backup", "--last", "1", "--json").stdout)] == ["backup"]
 
+    def test_destructive_commands_without_a_terminal_name_yes(self, ready, cli):
+        """No terminal to ask on: one line naming --yes, exit 3, and nothing deleted."""
+        point = json.loads(cli("backup", "docs", "--json").stdout)
+        for args in (("items", "stop", "docs", "--delete-data"), ("points", "delete", f"docs@{point['id']}"),
+                     ("vault", "delete")):
+            refused = cli(*args, expect=3)
+            assert refused.stderr.strip().splitlines() == [refused.stderr.strip()], refused.stderr
+            assert "standard input is not a terminal: add --yes" in refused.stderr, refused.stderr
+        assert [p["id"] for p in json.loads(cli("points", "docs", "--json").stdout)] == [point["id"]]
+
     def test_a_closed_output_pipe_ends_quietly_with_141(self, ready, cli, tmp_path):
         """``strongroom jobs | head -1``: the reader going away is exit 141 (SIGPIPE's), no warning code, no text."""
         for _ in range(3):

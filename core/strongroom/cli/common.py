@@ -11,6 +11,18 @@ def app(ctx: click.Context):
     return ctx.obj  # an AppContext, set by the root group
 
 
+def confirm_destructive(question: str, what: str) -> None:
+    """Ask ``question`` on a terminal (no: exit 130, "Aborted."); without a terminal to ask on,
+    refuse with :class:`~strongroom.errors.ConfirmationNeeded` naming ``--yes``."""
+    import sys
+
+    from ..errors import ConfirmationNeeded
+
+    if not sys.stdin.isatty():
+        raise ConfirmationNeeded(what=what)
+    click.confirm(question, abort=True)
+
+
 def split_item_point(spec: str) -> tuple[str, str | None]:
     """``web@1a2b`` -> ("web", "1a2b"); ``web`` -> ("web", None)."""
     item, sep, point = spec.partition("@")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from .common import app, json_option, ticket_option
+from .common import app, confirm_destructive, json_option, ticket_option
 from .output import emit_json, table
 
 
@@ -53,7 +53,8 @@ def stop(ctx, item, retain, delete_data, yes, ticket, as_json):
     if not delete_data and not retain:
         raise click.UsageError("give --retain forever|policy or --delete-data")
     if delete_data and not yes:
-        click.confirm(f"Delete every recovery point of '{item}'? The next prune frees their data", abort=True)
+        confirm_destructive(f"Delete every recovery point of '{item}'? The next prune frees their data",
+                            f"Deleting every recovery point of '{item}'")
     v = app(ctx).open_vault()
     changed = v.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
     soft = v.security.settings.soft_delete

@@ -17,7 +17,7 @@ from __future__ import annotations
 import attrs
 import click
 
-from .common import app, json_option, split_item_point, ticket_option
+from .common import app, confirm_destructive, json_option, split_item_point, ticket_option
 from .output import emit_json, human_size, short_time, table, warn
 
 
@@ -97,7 +97,7 @@ def delete(ctx, spec, ticket, yes, as_json):
     while soft delete is on, else deleted now (the next prune frees its data)."""
     item, ref = _item_point(spec)
     if not yes:
-        click.confirm(f"Delete recovery point {ref} of '{item}'?", abort=True)
+        confirm_destructive(f"Delete recovery point {ref} of '{item}'?", f"Deleting recovery point {ref} of '{item}'")
     done = app(ctx).open_vault().delete_point(item, ref, ticket=ticket)
     if as_json:
         emit_json(done.to_dict())

@@ -6,7 +6,7 @@ import click
 
 from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
-from .common import app, json_option, ticket_option
+from .common import app, confirm_destructive, json_option, ticket_option
 from .output import Progress, emit_json, human_size, table, warn
 
 
@@ -68,7 +68,8 @@ def delete(ctx, yes, ticket, as_json):
     ones purged), and with the guard's vault.delete ticket when a guard is linked."""
     v = app(ctx).open_vault()
     if not yes:
-        click.confirm(f"Delete vault '{v.settings.name}' at {v.url} and everything in it?", abort=True)
+        confirm_destructive(f"Delete vault '{v.settings.name}' at {v.url} and everything in it?",
+                            f"Deleting vault '{v.settings.name}'")
     report = v.delete(ticket=ticket)
     if as_json:
         emit_json({"url": v.url, **report.to_dict()})
@@ -179,30 +180,6 @@ def rebuild_index(ctx, as_json):
     if report.blobs_lost:
         click.echo(f"{report.blobs_lost} damaged blob(s) have no intact copy:"
                    " 'strongroom vault repair' names the points and files that need them.", err=True)
-
-
-@vault.command("upgrade")
-@click.option("--apply", is_flag=True, help="Do the upgrade (without it: only say what it would change).")
-@json_option
-@click.pass_context
-def upgrade(ctx, apply, as_json):
-    """Move the vault to the newest format in place; stored data is kept as it is."""
-    report = app(ctx).open_vault().upgrade(apply=apply)
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    if not report.needed:
-        click.echo(f"The vault is in format {report.to_format}, the newest: nothing to upgrade.")
-        return
-    for change in report.changes:
-        click.echo(f"{'Would change' if report.dry_run else 'Changed'}: {change}")
-    if report.dry_run:
-        click.echo(f"Dry run: nothing was changed; run 'strongroom vault upgrade --apply' to move the vault"
-                   f" from format {report.from_format} to {report.to_format} (versions of strongroom that do"
-                   " not know it will refuse the vault).")
-    else:
-        click.echo(f"Upgraded to format {report.to_format}: new data is written in it; what is stored stays"
-                   " readable as it is.")
 
 
 def _show_repair(report, moved: str) -> None:
@@ -451,3 +428,12 @@ def _register_replication() -> None:
 
 
 _register_replication()
+
+
+def _register_upgrade() -> None:
+    from .upgrade_cmd import upgrade
+
+    vault.add_command(upgrade)
+
+
+_register_upgrade()
