@@ -21,6 +21,9 @@ used, so ``import strongroom`` stays cheap.
   :class:`RestoreStats`, :class:`SeekableReader`, and for a workload's own restore drill
   :class:`DrillResult` and :func:`compare_restored`.
 - Key providers: :class:`KeyContext`, :class:`PassphraseSource`, :class:`Secret`.
+- Secret providers: :class:`SecretProvider` (what ``strongroom_register_secret_providers``
+  registers), :class:`SecretResolver` and :func:`resolve_secret` (a ``SCHEME:REST``
+  reference to a :class:`Secret`, read at run time).
 - Storage backends: :class:`StorageBackend`, :class:`Capabilities`, :class:`ObjectLock`.
 - Alert sinks: :class:`SinkType` (what ``strongroom_register_alert_sinks`` registers),
   :class:`SinkFailed` (a sink's one-line failure), :class:`Alert` (what a sink is sent).
@@ -74,6 +77,9 @@ _EXPORTS: dict[str, str] = {
     # key providers
     "KeyContext": "strongroom.repository.keyproviders", "PassphraseSource": "strongroom.repository.keyproviders",
     "Secret": "strongroom.secrets",
+    # secret providers: what strongroom_register_secret_providers registers, and resolving references
+    "SecretProvider": "strongroom.secrets", "SecretResolver": "strongroom.secrets",
+    "resolve_secret": "strongroom.secrets",
     # child processes tied to strongroom, and what a strongroom that is gone left running
     "ProcessId": "strongroom.processes", "ProcessInfo": "strongroom.processes",
     "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
@@ -84,7 +90,7 @@ _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
     "VaultError", "VaultKeyError", "KeyNotAvailable", "NotFound", "ItemNotFound", "PointNotFound",
     "PathNotInPoint", "SourceError", "InvalidSource", "IntegrityError", "RestoreError", "BackupError",
-    "PolicyError", "InvalidPolicy",
+    "PolicyError", "InvalidPolicy", "InvalidSecretReference", "SecretNotAvailable",
 )
 _EXPORTS.update(dict.fromkeys(_ERRORS, "strongroom.errors"))
 
@@ -143,7 +149,8 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     )
     from .registry import Registry  # noqa: F401
     from .repository.keyproviders import KeyContext, PassphraseSource  # noqa: F401
-    from .secrets import Secret  # noqa: F401
+    from .secrets import Secret, SecretProvider, SecretResolver, resolve_secret  # noqa: F401
+    from .errors import InvalidSecretReference, SecretNotAvailable  # noqa: F401
     from .storage.backends import StorageBackend  # noqa: F401
     from .storage.capabilities import Capabilities, ObjectLock  # noqa: F401
     from .services.alerts import Alert  # noqa: F401

@@ -224,6 +224,21 @@ class SecretNotAvailable(StrongroomError):
     exit_code = 36
 
 
+# --- secrets ---------------------------------------------------------------------------
+
+
+class InvalidSecretReference(UsageError):
+    """Bad secret reference: {reason}"""
+
+    exit_code = 35
+
+
+class SecretNotAvailable(StrongroomError):
+    """Secret {ref} is not available: {reason}"""
+
+    exit_code = 36
+
+
 # --- items, points, paths --------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from strongroom.models import Job, ProtectedItem, RecoveryPoint
     from strongroom.policy.record import Policy
     from strongroom.registry import Registry
+    from strongroom.secrets import SecretProvider
     from strongroom.services.alertsinks import SinkType as AlertSinkType
     from strongroom.storage.backends import StorageBackend
 
@@ -97,6 +98,26 @@ def strongroom_register_alert_sinks(registry: Registry[AlertSinkType]) -> None:
     security alert; a sink's failure is recorded on the alert, never raised.
 
     :param registry: the alert-sink registry (``kind == "alert sink"``).
+    :return: ignored.
+    """
+
+
+@hookspec
+def strongroom_register_secret_providers(registry: Registry[SecretProvider]) -> None:
+    """Register secret providers by scheme: what resolves a secret reference ``SCHEME:REST``.
+
+    Called once for each plugin, right after the alert sinks are registered.  Call
+    ``registry.add(provider.scheme, provider)`` with a :class:`strongroom.SecretProvider`
+    for every scheme the plugin serves.  Where a secret is needed (a database password
+    given as ``--password-ref SCHEME:REST``), strongroom stores only the reference and, at
+    every run, calls the provider's ``resolve(REST)``, which returns a
+    :class:`strongroom.Secret` or raises :class:`strongroom.SecretNotAvailable` with a
+    one-line reason holding no secret; ``canonical(REST)``, called when the reference is
+    given, may refuse it (:class:`strongroom.InvalidSecretReference`) or return the form to
+    store.  The essential ``keys`` plugin registers ``env`` and ``file``.  A scheme
+    registered twice is an error naming both plugins.
+
+    :param registry: the secret-provider registry (``kind == "secret provider"``).
     :return: ignored.
     """
 

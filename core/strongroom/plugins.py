@@ -32,10 +32,12 @@ from strongroom.version import __version__
 from strongroom.errors import DuplicateRegistration, PluginError, PluginLoadError
 from strongroom.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from strongroom.registry import Registry
+from strongroom.secrets import SecretResolver
 
 if TYPE_CHECKING:
     import click
 
+    from strongroom.secrets import SecretProvider
     from strongroom.services.alertsinks import SinkType
     from strongroom.storage.backends import StorageBackend
 
@@ -170,6 +172,7 @@ class PluginHost:
     storage_backends: Registry[StorageBackend] = attrs.field(factory=lambda: Registry("storage backend"))
     commands: Registry[click.Command] = attrs.field(factory=lambda: Registry("command"))
     alert_sinks: Registry[SinkType] = attrs.field(factory=lambda: Registry("alert sink"))
+    secret_providers: Registry[SecretProvider] = attrs.field(factory=lambda: Registry("secret provider"))
 
     @classmethod
     def create(
@@ -190,7 +193,13 @@ class PluginHost:
         host._fill("strongroom_register_key_providers", host.key_providers)
         host._fill("strongroom_register_storage_backends", host.storage_backends)
         host._fill("strongroom_register_alert_sinks", host.alert_sinks)
+        host._fill("strongroom_register_secret_providers", host.secret_providers)
         return host
+
+    @property
+    def secrets(self) -> SecretResolver:
+        """Resolves secret references with the registered secret providers."""
+        return SecretResolver(self.secret_providers)
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -220,7 +229,7 @@ class PluginHost:
         """Every loaded or disabled plugin, sorted by name."""
         registered: dict[str, list[str]] = collections.defaultdict(list)
         for registry in (self.workloads, self.key_providers, self.storage_backends, self.alert_sinks,
-                         self.commands):
+                         self.secret_providers, self.commands):
             label = registry.kind.replace(" ", "-")
             for name in registry:
                 owner = registry.owner(name)

@@ -426,8 +426,11 @@ class Vault:
     # --- items ---------------------------------------------------------------------------
 
     def workload(self, name: str) -> Workload:
-        """A new instance of the workload registered as ``name``."""
-        return self.plugins.workloads.get(name)()
+        """A new instance of the workload registered as ``name``, resolving secret references
+        with every registered secret provider."""
+        workload = self.plugins.workloads.get(name)()
+        workload.secrets = self.plugins.secrets
+        return workload
 
     def items(self) -> list[ProtectedItem]:
         return self._items.list()

@@ -15,6 +15,11 @@ The vault makes an instance for each operation and calls:
   into a scratch folder the vault made (and removes afterwards) and check it against the
   point, returning a :class:`DrillResult`.
 
+A workload that needs a secret (a password) stores a secret reference (``env:NAME``,
+``file:PATH``, a plugin's ``SCHEME:REST``) and resolves it when it runs with
+:attr:`Workload.secrets`, which the vault sets to a resolver knowing every registered
+secret provider (:mod:`strongroom.secrets`).
+
 The defaults of ``browse``, ``restore`` and ``drill`` work on the point's tree, so a
 workload whose backup yields file-like entries gets them for free.  ``docs/plugins.md`` ("Writing
 a workload") walks through a complete one.
@@ -31,6 +36,7 @@ import attrs
 from .catalog.entry import DIR, HARDLINK, SYMLINK, Entry
 from .catalog.tree import normalize_path
 from .errors import StrongroomError, UsageError
+from .secrets import SecretResolver
 
 if TYPE_CHECKING:
     import click
@@ -169,6 +175,10 @@ class Workload:
     #: the consistency of a point unless the backup says otherwise (crash, file-system,
     #: application)
     consistency: ClassVar[str] = "crash"
+    #: resolves secret references at run time: the vault gives each workload it makes one
+    #: that knows every registered secret provider; a workload made elsewhere (a test)
+    #: knows the built-in ``env`` and ``file`` only
+    secrets: SecretResolver = SecretResolver.builtin()
 
     def protect_params(self) -> list[click.Parameter]:
         """click options of ``strongroom protect NAME ITEM``."""

@@ -46,6 +46,8 @@ from ..markers import hookimpl
 from ..models import VAULT_ID
 from ..processes import keep_from_children
 from ..secrets import Secret
+# The keys plugin also registers the built-in secret providers, env: and file: (see strongroom.secrets).
+from ..secrets import strongroom_register_secret_providers  # noqa: F401
 from .kdf import check_scrypt, derive_scrypt, new_scrypt_params
 
 log = logging.getLogger(__name__)
