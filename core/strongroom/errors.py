@@ -209,19 +209,10 @@ class KitNotWritten(VaultKeyError):
     exit_code = 34
 
 
-# --- secrets ---------------------------------------------------------------------------
+class RotateRefused(VaultKeyError):
+    """Cannot rotate the data key of {url}: {reason}"""
 
-
-class InvalidSecretReference(UsageError):
-    """Bad secret reference: {reason}"""
-
-    exit_code = 35
-
-
-class SecretNotAvailable(StrongroomError):
-    """Secret {ref} is not available: {reason}"""
-
-    exit_code = 36
+    exit_code = 37
 
 
 # --- secrets ---------------------------------------------------------------------------
