@@ -57,7 +57,7 @@ from .services.schedule import DueReport, Scheduler, ScheduleRow
 from .services.security import SecurityService
 from .services.softdelete import Deletion, SoftDeletion
 from .services.settings import SettingsBook, newest_settings
-from .services.upgrade import UpgradeReport, UpgradeService, format_in_force
+from .services.upgrade import UpgradeReport, UpgradeService, format_in_force, newer_format
 from .services.verify import VerifyService
 from .storage import Store, open_store
 from .storage.locking import LockingStore, LockPolicy
@@ -647,13 +647,13 @@ def _read_config(store: Store, url: str) -> VaultConfig:
         raise IntegrityError(what=f"{CONFIG_NAME} of {url}", reason=f"not JSON ({type(exc).__name__})") from None
     newer = doc.get("format") if isinstance(doc, dict) else None
     if isinstance(newer, int) and not isinstance(newer, bool) and newer > FORMAT_VERSION:
-        raise UnsupportedFormat(url=url, reason=f"has format {newer} (this version reads {FORMAT_VERSION})")
+        raise newer_format(url, newer)
     try:
         config = VaultConfig.from_dict(doc)
     except IntegrityError as exc:
         raise IntegrityError(what=f"{CONFIG_NAME} of {url}", reason=exc.fields.get("reason", str(exc))) from None
     if config.format > FORMAT_VERSION:
-        raise UnsupportedFormat(url=url, reason=f"has format {config.format} (this version reads {FORMAT_VERSION})")
+        raise newer_format(url, config.format)
     unknown = sorted(set(config.features) - KNOWN_FEATURES)
     if unknown:
         raise UnsupportedFormat(url=url, reason=f"uses unknown features {', '.join(unknown)}")

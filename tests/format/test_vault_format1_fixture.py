@@ -108,12 +108,12 @@ class TestFrozenFixture:
 
 class TestUpgrade:
     def test_upgrade_then_back_up_and_restore_old_and_new(self, old_vault, cli, tmp_path):
-        """After 'vault upgrade --apply' new packs are format 2, the seed is kept (the same content
+        """After 'vault upgrade' new packs are format 2, the seed is kept (the same content
         deduplicates against format-1 data), and old and new points restore byte for byte."""
-        dry = cli("--vault", old_vault, "vault", "upgrade", "--json")
+        dry = cli("--vault", old_vault, "vault", "upgrade", "--dry-run", "--json")
         assert dry.exit_code == 0 and json.loads(dry.stdout)["dry_run"] and json.loads(dry.stdout)["changes"]
         assert json.loads(Path(old_vault, "strongroom.json").read_text())["format"] == 1
-        done = cli("--vault", old_vault, "vault", "upgrade", "--apply")
+        done = cli("--vault", old_vault, "vault", "upgrade")
         assert done.exit_code == 0 and "Upgraded to format 2" in done.stdout, done.output
         assert json.loads(Path(old_vault, "strongroom.json").read_text())["format"] == 2
         again = cli("--vault", old_vault, "vault", "upgrade")

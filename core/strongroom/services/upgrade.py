@@ -31,11 +31,12 @@ import attrs
 
 from ..errors import UnsupportedFormat
 from ..models import FORMAT_VERSION, VaultConfig, VaultSettings
+from ..version import __version__
 
 if TYPE_CHECKING:
     from .settings import SettingsBook
 
-__all__ = ["UpgradeReport", "UpgradeService", "format_in_force"]
+__all__ = ["UpgradeReport", "UpgradeService", "format_in_force", "newer_format"]
 
 #: What each format changes, shown by ``vault upgrade``.
 FORMAT_CHANGES = {
@@ -44,12 +45,19 @@ FORMAT_CHANGES = {
 }
 
 
+def newer_format(url: str, found: int) -> UnsupportedFormat:
+    """The one-line refusal of a vault of a format newer than this version reads: it names
+    the format the vault has, this strongroom's version and the formats it reads."""
+    return UnsupportedFormat(url=url, reason=f"has format {found} and this strongroom ({__version__}) reads"
+                                            f" formats 1 to {FORMAT_VERSION}")
+
+
 def format_in_force(config: VaultConfig, settings: VaultSettings, url: str) -> int:
     """The format new objects are written in: the higher of ``strongroom.json``'s and the
     (authenticated) settings'; UnsupportedFormat when that is newer than this version's."""
     newest = max(config.format, settings.format)
     if newest > FORMAT_VERSION:
-        raise UnsupportedFormat(url=url, reason=f"has format {newest} (this version reads {FORMAT_VERSION})")
+        raise newer_format(url, newest)
     return newest
 
 
