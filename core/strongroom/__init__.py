@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "Alert": "strongroom.services.alerts",
     # key providers
     "KeyContext": "strongroom.repository.keyproviders", "PassphraseSource": "strongroom.repository.keyproviders",
+    "WrappingKey": "strongroom.repository.keyproviders",
     "Secret": "strongroom.secrets",
     # secret providers: what strongroom_register_secret_providers registers, and resolving references
     "SecretProvider": "strongroom.secrets", "SecretResolver": "strongroom.secrets",
@@ -148,7 +149,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
         ProcessId, ProcessInfo, child_environment, end_process, list_processes, run_child, start_child,
     )
     from .registry import Registry  # noqa: F401
-    from .repository.keyproviders import KeyContext, PassphraseSource  # noqa: F401
+    from .repository.keyproviders import KeyContext, PassphraseSource, WrappingKey  # noqa: F401
     from .secrets import Secret, SecretProvider, SecretResolver, resolve_secret  # noqa: F401
     from .errors import InvalidSecretReference, SecretNotAvailable  # noqa: F401
     from .storage.backends import StorageBackend  # noqa: F401

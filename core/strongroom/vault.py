@@ -287,10 +287,11 @@ class Vault:
         cls, url: str, *, name: str | None = None, key_provider: str = "local",
         passphrase: PassphraseSource | None = None, storage_options: dict | None = None,
         plugins: PluginHost | None = None, home: str | None = None,
-        redundancy: Redundancy | None = None,
+        redundancy: Redundancy | None = None, key_options: dict[str, str] | None = None,
     ) -> Vault:
-        """Create a vault at ``url`` with one key slot of ``key_provider``; ``redundancy``
-        (default local) is checked against ``url`` first (:func:`check_redundancy`)."""
+        """Create a vault at ``url`` with one key slot of ``key_provider`` (made with its
+        ``key_options``); ``redundancy`` (default local) is checked against ``url`` first
+        (:func:`check_redundancy`)."""
         from .repository.chunker import ChunkerParams
 
         if redundancy is not None:
@@ -302,7 +303,8 @@ class Vault:
         config = VaultConfig(vault_id=new_id(16), created=iso(utcnow()))
         ctx = KeyContext(vault_id=config.vault_id, home=_home(home), passphrase=passphrase or PassphraseSource())
         master = MasterKey.generate()
-        slot = keyring.add_slot(store, master, ctx, plugins.key_providers, key_provider, label="initial")
+        first = KeyContext(vault_id=ctx.vault_id, home=ctx.home, passphrase=ctx.passphrase, options=key_options or {})
+        slot = keyring.add_slot(store, master, first, plugins.key_providers, key_provider, label="initial")
         chunker = ChunkerParams(seed=ChunkerParams.new_seed())
         settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict(),
                                  format=FORMAT_VERSION, security=SecuritySettings().to_dict(),

@@ -86,14 +86,14 @@ class TestKeyring:
         LocalKeyProvider.key_path(ctx).unlink()
         assert keyring.unlock(store, ctx, providers)[0] == key
 
-    def test_last_slot_cannot_be_removed_without_force(self, tmp_path, providers):
-        """Removing the only slot is refused unless forced."""
+    def test_last_slot_cannot_be_removed_even_forced(self, tmp_path, providers):
+        """Removing the only slot is refused, forced or not; with a second slot it goes."""
         store, key = MemoryStore(), MasterKey.generate()
         slot = keyring.add_slot(store, key, KeyContext(VID, tmp_path), providers, "local")
-        with pytest.raises(KeySlotError, match="last key slot"):
-            keyring.remove_slot(store, slot.slot_id)
-        keyring.remove_slot(store, slot.slot_id[:4], force=True)
-        assert keyring.load_slots(store) == []
+        for force in (False, True):
+            with pytest.raises(KeySlotError, match="last key slot that can open the vault"):
+                keyring.remove_slot(store, slot.slot_id, force=force)
+        assert keyring.load_slots(store) == [slot]
 
     def test_recovery_kit_round_trip_and_garbage(self):
         """A recovery kit gives back the vault id and key; other text is refused clearly."""

@@ -7,6 +7,7 @@ import click
 from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, confirm_destructive, json_option, ticket_option
+from .keyoptions import key_option
 from .output import Progress, emit_json, human_size, table, warn
 
 
@@ -25,13 +26,15 @@ def vault() -> None:
               help="Protect the vault key with a passphrase typed at a prompt.")
 @click.option("--key-provider", default=None, metavar="NAME",
               help="Key provider of the first key slot (default: local).")
+@key_option
 @click.option("--redundancy", "redundancy_kind", type=click.Choice(("local", "zonal", "geo")), default="local",
               show_default=True, help="How the storage keeps copies: zonal is the storage's own replication"
                                       " across failure domains (S3-compatible stores); geo needs --secondary.")
 @click.option("--secondary", metavar="URL", default=None, help="For --redundancy geo: the store in another location.")
 @json_option
 @click.pass_context
-def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, redundancy_kind, secondary, as_json):
+def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, key_options, redundancy_kind,
+           secondary, as_json):
     """Create a new vault at URL (a local folder or an fsspec URL)."""
     from ..policy.redundancy import check_redundancy
     from ..repository.keyproviders import PassphraseSource
@@ -43,7 +46,7 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
     provider = key_provider or ("passphrase" if (env or ask_passphrase) else "local")
     source = PassphraseSource(env_var=env, prompt=obj.passphrase.prompt)
     v = Vault.create(url, name=name, key_provider=provider, passphrase=source, plugins=obj.plugins,
-                     storage_options=obj.storage_options, redundancy=redundancy)
+                     storage_options=obj.storage_options, redundancy=redundancy, key_options=key_options)
     if as_json:
         emit_json({"url": v.url, "vault_id": v.vault_id, "name": v.settings.name, "key_provider": provider,
                    "redundancy": redundancy.to_dict()})
@@ -241,7 +244,7 @@ def key_list(ctx, as_json):
 @click.option("--new-passphrase-env", metavar="VAR", help="Take the new slot's passphrase from VAR.")
 @json_option
 @click.pass_context
-def key_add(ctx, provider, label, new_passphrase_env, as_json):
+def key_add(ctx, provider, label, new_passphrase_env, key_options, as_json):
     """Add a key slot (a passphrase by default, or 'local')."""
     from ..repository.keyproviders import PassphraseSource
 
@@ -250,16 +253,19 @@ def key_add(ctx, provider, label, new_passphrase_env, as_json):
         passphrase = PassphraseSource(env_var=new_passphrase_env)
     elif provider == "passphrase":
         passphrase = PassphraseSource(prompt=app(ctx).passphrase.prompt, use_default_env=False)
-    slot = app(ctx).open_vault().keys.add(provider, label=label, passphrase=passphrase)
+    slot = app(ctx).open_vault().keys.add(provider, label=label, passphrase=passphrase, options=key_options)
     if as_json:
         emit_json({"slot": slot.slot_id, "provider": slot.provider})
+@key_option
     else:
         click.echo(f"Added key slot {slot.slot_id} ({slot.provider}).")
 
 
 @key.command("remove")
 @click.argument("slot")
-@click.option("--force", is_flag=True, help="Allow removing the last slot (makes the vault unreadable).")
+@click.option("--force", is_flag=True,
+              help="Accepted for old scripts; the last slot that can open the vault is never removed"
+                   " (add another slot first).")
 @ticket_option
 @click.pass_context
 def key_remove(ctx, slot, force, ticket):
@@ -437,3 +443,12 @@ def _register_upgrade() -> None:
 
 
 _register_upgrade()
+def _register_key_rewrap() -> None:
+    from .keyrewrap_cmd import key_rewrap
+
+    key.add_command(key_rewrap)
+
+
+_register_key_rewrap()
+
+

@@ -25,6 +25,20 @@ core's own (essential) plugin, loaded through the same entry-point group as any 
     ``--passphrase-env VAR``, ``$STRONGROOM_PASSPHRASE`` or a prompt; a variable named as
     a passphrase source is never passed to a child process
     (:func:`strongroom.processes.keep_from_children`).
+
+The provider API (``docs/plugins.md``, "Key providers"): ``create(ctx)`` returns the new
+slot's key-encryption key and the slot's public ``params``; ``unlock(ctx, params)`` gives
+the key again from those params; ``describe(params)`` says in a few words what the slot
+is.  The key is a :class:`~strongroom.secrets.Secret` (32 bytes: the core does the
+AES-256-GCM) or a :class:`WrappingKey`, a key that never leaves where it lives (an HSM):
+the provider does the AES-256-GCM there.  A provider takes the ``--key-option K=V``
+named in its ``options`` (none by default; :func:`check_options` refuses any other with
+one line) from ``ctx.options`` when a slot is made, and must keep in ``params`` what it
+needs to find its key again, never a secret.  ``ctx.previous`` holds the params of the
+slot being re-wrapped (``vault key rewrap``), None otherwise: a provider that must not
+reuse the old key says so; an optional ``activate(ctx, key, params)`` is called once the
+re-wrapped slot is on storage, before the old one is removed (``local`` replaces its key
+file there).
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from typing import Callable, ClassVar
 import attrs
 import blake3
 
-from ..errors import KeyNotAvailable
+from ..errors import KeyNotAvailable, UsageError
 from ..home import strongroom_home
 from ..markers import hookimpl
 from ..models import VAULT_ID
@@ -94,11 +108,43 @@ class PassphraseSource:
 
 @attrs.frozen
 class KeyContext:
-    """What a key provider may use: the vault, the local key store, a passphrase source."""
+    """What a key provider may use: the vault, the local key store, a passphrase source,
+    the ``--key-option K=V`` given for a new slot (``options``) and, on a re-wrap, the
+    params of the slot being re-wrapped (``previous``)."""
 
     vault_id: str
     home: Path = attrs.field(factory=strongroom_home)
     passphrase: PassphraseSource = attrs.field(factory=PassphraseSource)
+    options: dict = attrs.field(factory=dict, converter=dict, hash=False)
+    previous: dict | None = attrs.field(default=None, hash=False)
+
+
+class WrappingKey:
+    """A key-encryption key that stays where it lives (an HSM, a KMS): its provider's
+    :meth:`create` or :meth:`unlock` returns one instead of a :class:`Secret`, and the
+    master key is wrapped by AES-256-GCM done there.
+
+    Subclasses implement both methods: ``nonce`` is 12 bytes, the ciphertext is the
+    AES-GCM ciphertext followed by its 16-byte tag (the same bytes AES-256-GCM with the
+    key would give, so a slot looks the same whoever wrapped it).
+    """
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        """``data`` sealed with ``nonce`` and ``associated_data``; a KeyNotAvailable subclass if the key cannot be used."""
+        raise NotImplementedError
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes | None:
+        """The plaintext, or None when ``data`` was not sealed by this key with this associated data."""
+        raise NotImplementedError
+
+
+def check_options(name: str, provider: object, options: dict) -> None:
+    """UsageError (one line) for an option ``provider`` does not take (those in its ``options``)."""
+    takes = tuple(getattr(provider, "options", ()) or ())
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        offer = f"it takes: {', '.join(takes)}" if takes else "it takes no --key-option"
+        raise UsageError(message=f"key provider '{name}' has no option '{unknown[0]}' ({offer})")
 
 
 class LocalKeyProvider:
@@ -121,12 +167,20 @@ class LocalKeyProvider:
 
     def create(self, ctx: KeyContext) -> tuple[Secret, dict]:
         path = self.key_path(ctx)
+        if ctx.previous is not None:  # a re-wrap: a new key, stored by activate() once the new slot is written
+            kek = os.urandom(32)
+            return Secret(kek), {"fingerprint": self._fingerprint(kek)}
         if path.exists():
             kek = self._read(path, ctx)
         else:
             kek = os.urandom(32)
             self.store(ctx, kek)
         return Secret(kek), {"fingerprint": self._fingerprint(kek)}
+
+    def activate(self, ctx: KeyContext, kek: Secret, params: dict) -> None:
+        """After a re-wrapped slot is written: its key replaces the key file (atomically)."""
+        if ctx.previous is not None:
+            self.store(ctx, kek.value)
 
     def store(self, ctx: KeyContext, kek: bytes) -> Path:
         path = self.key_path(ctx)

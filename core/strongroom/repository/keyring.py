@@ -18,13 +18,24 @@ What it promises:
 - :func:`check` says, for ``vault verify``, what is wrong with the slots (problems:
   foreign or damaged objects, a slot whose key is here but does not open it, a slot
   wrapping another master key) and what could not be checked (notes).
-- Nothing here writes but :func:`add_slot`, :func:`remove_slot` and :func:`upgrade`,
-  and only under ``keys/``.
+- :func:`remove_slot` never removes the last slot that can open the vault (a slot of this
+  vault, not foreign nor damaged, other than the one removed), forced or not.
+- :func:`rewrap_slot` wraps the master key of a slot under a new key-encryption key of the
+  same provider: it writes the new slot first (checked to open), lets the provider
+  ``activate`` its key, and only then removes the old slot, so the vault opens at every
+  moment (a crash leaves both slots, or the new one).
+- A slot whose key is unavailable (a token gone, a wrong PIN) fails only that slot: the
+  next one is tried.  When the only slot tried fails with a provider's own error (a
+  subclass of KeyNotAvailable), that error is raised as it is, with its exit code.
+- Nothing here writes but :func:`add_slot`, :func:`remove_slot`, :func:`rewrap_slot` and
+  :func:`upgrade`, and only under ``keys/``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import TYPE_CHECKING
 
 import attrs
@@ -33,7 +44,7 @@ from ..errors import (ForeignKeySlot, IntegrityError, KeyNotAvailable, KeySlotEr
                       WrongPassphrase)
 from ..models import iso, new_id, utcnow
 from .kdf import check_scrypt, warn_if_weak
-from .keyproviders import KeyContext
+from .keyproviders import KeyContext, check_options
 from .masterkey import (
     MAX_SLOT_BYTES, SLOT_ID, SLOT_PREFIX, SLOT_VERSION, KeySlot, MasterKey, slot_name_id, unwrap_master_key,
     wrap_master_key,
@@ -105,6 +116,7 @@ def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKe
             raise KeySlotError(message="; ".join(reasons))
         raise KeyNotAvailable(vault_id=ctx.vault_id, reason="the vault has no key slots")
     wrong_passphrase = False
+    failures: list[KeyNotAvailable] = []
     for slot in sorted(found.slots, key=lambda s: (s.provider != "local", s.slot_id)):
         if slot.provider not in providers:
             reasons.append(f"slot {slot.slot_id}: key provider '{slot.provider}' is not installed")
@@ -113,6 +125,7 @@ def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKe
             kek = providers.get(slot.provider).unlock(ctx, slot.params)
         except KeyNotAvailable as exc:
             reasons.append(f"slot {slot.slot_id}: {exc.fields.get('reason', exc)}")
+            failures.append(exc)
             continue
         master = unwrap_master_key(slot, kek, vault_id=ctx.vault_id)
         if master is not None:
@@ -123,6 +136,8 @@ def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKe
         reasons.append(f"slot {slot.slot_id}: the {slot.provider} key does not open it")
     if wrong_passphrase:
         raise WrongPassphrase(vault_id=ctx.vault_id)
+    if len(found.slots) == 1 and len(failures) == 1 and type(failures[0]) is not KeyNotAvailable:
+        raise failures[0]  # a provider's own error (a wrong PIN, a token gone), with its exit code
     raise KeyNotAvailable(vault_id=ctx.vault_id, reason="; ".join(reasons))
 
 
@@ -138,7 +153,10 @@ def add_slot(
     store: Store, master: MasterKey, ctx: KeyContext, providers: Registry, provider: str,
     *, label: str = "",
 ) -> KeySlot:
-    kek, params = providers.get(provider).create(ctx)
+    """A new slot of ``provider``, made with ``ctx.options`` (refused if it takes none of them)."""
+    chosen = providers.get(provider)
+    check_options(provider, chosen, ctx.options)
+    kek, params = chosen.create(ctx)
     slot = wrap_master_key(
         master, kek, vault_id=ctx.vault_id, slot_id=new_id(8), provider=provider,
         label=label, created=iso(utcnow()), params=params,
@@ -147,19 +165,70 @@ def add_slot(
     return slot
 
 
+def refuse_last_slot(slot: KeySlot, slots: list[KeySlot]) -> None:
+    """KeySlotError if no slot but ``slot`` among ``slots`` (this vault's, not foreign nor damaged) is left."""
+    if not [s for s in slots if s.slot_id != slot.slot_id]:
+        raise KeySlotError(
+            message=f"refusing to remove key slot {slot.slot_id}: it is the last key slot that can open the vault"
+            " (add another slot first: 'strongroom vault key add')"
+        )
+
+
 def remove_slot(store: Store, slot_id: str, *, force: bool = False, vault_id: str | None = None) -> KeySlot:
-    """Delete the slot whose id starts with ``slot_id`` (the last one only with ``force``)."""
+    """Delete the slot whose id starts with ``slot_id``; never the last one that can open the
+    vault (``force`` does not change that: it is kept for old callers)."""
     slots = load_slots(store, vault_id=vault_id)
     matches = [s for s in slots if s.slot_id.startswith(slot_id)]
     if len(matches) != 1:
         raise KeySlotError(message=f"no single key slot matches '{slot_id}'")
-    if len(slots) == 1 and not force:
-        raise KeySlotError(
-            message="refusing to remove the last key slot: the vault would become unreadable"
-            " (use --force if that is what you want)"
-        )
+    refuse_last_slot(matches[0], slots)
     store.delete(matches[0].object_name)
     return matches[0]
+
+
+#: Test-only: ``STRONGROOM_TEST_KILL_AT=<seam>`` SIGKILLs the process at that seam of a
+#: re-wrap (``key.rewrap.written``: the new slot is on storage, the provider's key not yet
+#: activated; ``key.rewrap.activated``: the old slot not yet removed).
+KILL_AT_ENV = "STRONGROOM_TEST_KILL_AT"
+
+
+def _seam(name: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def rewrap_slot(store: Store, master: MasterKey, ctx: KeyContext, providers: Registry, slot: KeySlot) -> KeySlot:
+    """Wrap ``master`` under a new key of ``slot``'s provider, then remove ``slot`` (module docstring).
+
+    The options the provider takes that the old slot's params hold under the same name
+    are used again unless ``ctx.options`` gives them anew; ``ctx.previous`` is the old
+    slot's params.  Returns the new slot (the old one stays where object lock keeps it).
+    """
+    if slot.provider not in providers:
+        raise KeyNotAvailable(vault_id=ctx.vault_id,
+                              reason=f"key provider '{slot.provider}' of slot {slot.slot_id} is not installed")
+    provider = providers.get(slot.provider)
+    check_options(slot.provider, provider, ctx.options)
+    takes = tuple(getattr(provider, "options", ()) or ())
+    options = {**{k: v for k, v in slot.params.items() if k in takes and isinstance(v, str)}, **ctx.options}
+    use = attrs.evolve(ctx, options=options, previous=dict(slot.params))
+    kek, params = provider.create(use)
+    new = wrap_master_key(master, kek, vault_id=ctx.vault_id, slot_id=new_id(8), provider=slot.provider,
+                          label=slot.label, created=iso(utcnow()), params=params)
+    if unwrap_master_key(new, kek, vault_id=ctx.vault_id) != master:  # never write a slot that does not open
+        raise KeySlotError(message=f"the re-wrapped slot of {slot.slot_id} did not open: nothing was changed")
+    store.put(new.object_name, new.to_bytes())
+    _seam("key.rewrap.written")
+    activate = getattr(provider, "activate", None)
+    if activate is not None:
+        activate(use, kek, params)
+    _seam("key.rewrap.activated")
+    try:
+        store.delete(slot.object_name)
+    except ObjectLocked:  # object lock keeps it: the old key still opens it until the lock ends
+        log.warning("warning: the storage's object lock keeps the old key slot %s; its old key opens the vault"
+                    " until the lock ends", slot.slot_id)
+    return new
 
 
 @attrs.frozen

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import ForeignKeySlot, IntegrityError, KeySlotError
 from ..models import VAULT_ID
 from ..secrets import Secret
+from .keyproviders import WrappingKey
 
 #: The version of new key slots; :data:`OLD_SLOT_VERSIONS` are still read.
 SLOT_VERSION = 2
@@ -219,25 +220,34 @@ def slot_associated_data(slot: KeySlot | dict, vault_id: str) -> bytes:
 
 
 def wrap_master_key(
-    master: MasterKey, kek: Secret, *, vault_id: str, slot_id: str, provider: str,
+    master: MasterKey, kek: Secret | WrappingKey, *, vault_id: str, slot_id: str, provider: str,
     label: str, created: str, params: dict,
 ) -> KeySlot:
-    """A new (version 2) slot wrapping ``master`` with ``kek``."""
+    """A new (version 2) slot wrapping ``master`` with ``kek`` (AES-256-GCM, done by the
+    :class:`~.keyproviders.WrappingKey` itself when the key stays in an HSM)."""
     if not VAULT_ID.fullmatch(vault_id) or not SLOT_ID.fullmatch(slot_id):
         raise ValueError(f"not a vault id and slot id: {vault_id!r}, {slot_id!r}")
     slot = KeySlot(slot_id, provider, label[:MAX_LABEL], created, params, b"", b"", SLOT_VERSION, vault_id)
     nonce = os.urandom(12)
-    wrapped = AESGCM(kek.value).encrypt(nonce, master.to_json(), slot_associated_data(slot, vault_id))
+    ad = slot_associated_data(slot, vault_id)
+    if isinstance(kek, WrappingKey):
+        wrapped = kek.encrypt(nonce, master.to_json(), ad)
+    else:
+        wrapped = AESGCM(kek.value).encrypt(nonce, master.to_json(), ad)
     return attrs.evolve(slot, nonce=nonce, wrapped=wrapped)
 
 
-def unwrap_master_key(slot: KeySlot, kek: Secret, *, vault_id: str) -> MasterKey | None:
+def unwrap_master_key(slot: KeySlot, kek: Secret | WrappingKey, *, vault_id: str) -> MasterKey | None:
     """The master key, or None when ``kek`` is not this slot's key (or the slot was changed,
     or belongs to another vault)."""
     if slot.version == SLOT_VERSION and slot.vault_id != vault_id:
         return None
+    ad = slot_associated_data(slot, vault_id)
+    if isinstance(kek, WrappingKey):
+        raw = kek.decrypt(slot.nonce, slot.wrapped, ad)
+        return None if raw is None else MasterKey.from_json(raw)
     try:
-        raw = AESGCM(kek.value).decrypt(slot.nonce, slot.wrapped, slot_associated_data(slot, vault_id))
+        raw = AESGCM(kek.value).decrypt(slot.nonce, slot.wrapped, ad)
     except (InvalidTag, ValueError):
         return None
     return MasterKey.from_json(raw)

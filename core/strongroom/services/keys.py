@@ -2,15 +2,18 @@
 
 Each slot wraps the vault's master key with a key-encryption key from a key provider
 (:mod:`strongroom.repository.keyring`); the master key never changes, so adding or
-removing a slot re-encrypts nothing.  Removing the last slot is refused unless forced:
-the vault would be unreadable.  A slot is its object ``keys/<slot id>``: removing it
+removing a slot re-encrypts nothing.  Removing the last slot that can open the vault (one
+of this vault's, not foreign nor damaged, other than the one removed) is always refused:
+the vault would be unreadable.  :meth:`KeySlots.rewrap` wraps the master key of a slot
+under a new key of the same provider (a new passphrase, a new HSM key, a new local key),
+writing the new slot before it removes the old one.  A slot is its object ``keys/<slot id>``: removing it
 removes the only object that can open the vault through it, and an object under
 ``keys/`` that is not a slot of this vault under its own name (*foreign*) is listed
 apart and never tried.  :meth:`KeySlots.upgrade` rewrites old-format slots;
 :meth:`KeySlots.check` is ``vault verify``'s look at the slots.
 
-Removing a slot is a critical operation (``key.remove``): once the slot is found and the
-last-slot rule passed, ``authorize`` (the vault's security service) must allow it, with
+Removing a slot is a critical operation (``key.remove``; a re-wrap removes the old slot, so
+it asks the same, for the old slot): once the slot is found and the last-slot rule passed, ``authorize`` (the vault's security service) must allow it, with
 the guard's ticket when the vault has a guard, before anything is deleted; every removal
 raises a security alert.  Adding, removing and upgrading slots are journaled (``journal``:
 the vault's audit journal, :mod:`.journal`), with the slot's id, provider and label,
@@ -70,9 +73,12 @@ class KeySlots:
         """The slots, foreign objects and damaged objects under ``keys/``."""
         return keyring.survey(self.store, self.context.vault_id)
 
-    def add(self, provider: str, *, label: str = "", passphrase: PassphraseSource | None = None) -> KeySlot:
-        """A new slot of ``provider``; ``passphrase`` is where a passphrase slot's comes from."""
+    def add(self, provider: str, *, label: str = "", passphrase: PassphraseSource | None = None,
+            options: dict[str, str] | None = None) -> KeySlot:
+        """A new slot of ``provider``; ``passphrase`` is where a passphrase slot's comes from,
+        ``options`` the provider's ``--key-option`` values."""
         context = self.context if passphrase is None else attrs.evolve(self.context, passphrase=passphrase)
+        context = attrs.evolve(context, options=dict(options or {}), previous=None)
         with self._journaled("key.add", {"provider": provider, "label": label}):
             slot = keyring.add_slot(self.store, self.master, context, self.providers, provider, label=label)
         self.after_change(())
@@ -89,11 +95,7 @@ class KeySlots:
         """Remove the slot whose id starts with ``slot_id`` (see the module docstring);
         ``ticket`` is the guard's ticket for ``key.remove`` with ``slot=<its full id>``."""
         slot = self.find(slot_id)
-        if len(self.list()) == 1 and not force:
-            raise KeySlotError(
-                message="refusing to remove the last key slot: the vault would become unreadable"
-                " (use --force if that is what you want)"
-            )
+        keyring.refuse_last_slot(slot, self.list())
         params = {"slot": slot.slot_id}
         self.authorize("key.remove", params, ticket)
         with self._journaled("key.remove", {**params, "provider": slot.provider, "label": slot.label}):
@@ -102,6 +104,23 @@ class KeySlots:
         self.alert("security", "key.removed", f"key slot {slot.slot_id} ({slot.provider}) was removed",
                    details={"slot": slot.slot_id, "provider": slot.provider, "label": slot.label})
         return slot
+
+    def rewrap(self, slot_id: str, *, passphrase: PassphraseSource | None = None,
+               options: dict[str, str] | None = None, ticket: str | None = None) -> tuple[KeySlot, KeySlot]:
+        """Re-wrap the slot whose id starts with ``slot_id`` under a new key of its provider;
+        ``(old, new)``.  ``ticket`` is the guard's ticket for ``key.remove`` of the old slot."""
+        slot = self.find(slot_id)
+        context = self.context if passphrase is None else attrs.evolve(self.context, passphrase=passphrase)
+        context = attrs.evolve(context, options=dict(options or {}))
+        params = {"slot": slot.slot_id}
+        self.authorize("key.remove", params, ticket)
+        with self._journaled("key.rewrap", {**params, "provider": slot.provider, "label": slot.label}):
+            new = keyring.rewrap_slot(self.store, self.master, context, self.providers, slot)
+        self.after_change((slot.object_name,))
+        self.alert("security", "key.removed", f"key slot {slot.slot_id} ({slot.provider}) was re-wrapped as"
+                   f" {new.slot_id}", details={"slot": slot.slot_id, "provider": slot.provider, "label": slot.label,
+                                              "new_slot": new.slot_id})
+        return slot, new
 
     def upgrade(self) -> list[Upgrade]:
         """Rewrite the old-format slots this client can open now in the current format."""
