@@ -242,6 +242,7 @@ def key_list(ctx, as_json):
 @click.option("--provider", default="passphrase", show_default=True, help="Key provider of the new slot.")
 @click.option("--label", default="", help="A label for the slot.")
 @click.option("--new-passphrase-env", metavar="VAR", help="Take the new slot's passphrase from VAR.")
+@key_option
 @json_option
 @click.pass_context
 def key_add(ctx, provider, label, new_passphrase_env, key_options, as_json):
@@ -256,7 +257,6 @@ def key_add(ctx, provider, label, new_passphrase_env, key_options, as_json):
     slot = app(ctx).open_vault().keys.add(provider, label=label, passphrase=passphrase, options=key_options)
     if as_json:
         emit_json({"slot": slot.slot_id, "provider": slot.provider})
-@key_option
     else:
         click.echo(f"Added key slot {slot.slot_id} ({slot.provider}).")
 
