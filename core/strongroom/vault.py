@@ -217,7 +217,8 @@ class Vault:
             self.repo, store, lambda: self.security.settings.immutability, self.jobs, self._items, self._points,
             self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
         self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
-                                    self.backup, self.prune, now)
+                                    self.backup, self.prune, now, drill=self._scheduled_drill,
+                                    drills_since=self._drills_by_hand)
         self.geo = geo.GeoService(store, config.vault_id, lambda: geo.redundancy_of(self.settings.redundancy),
                                   lambda url: _open_store(url, None, plugins, create=True), self._point_time,
                                   self._alert, lambda dedupe: self.alerts.resolve(dedupe), now)
@@ -530,7 +531,7 @@ class Vault:
             return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
 
     def drill(self, item: str, ref: str | None = None, *, scratch_root: str | None = None,
-              progress: Callable[[RestoreStats], None] | None = None) -> DrillReport:
+              progress: Callable[[RestoreStats], None] | None = None, trigger: str = "on_demand") -> DrillReport:
         """Restore a point of ``item`` into a scratch folder, check it against the point and
         remove it, as a ``drill`` job (:mod:`strongroom.services.drill`); the report's
         ``source`` says whether this is the vault or its geo secondary."""
@@ -539,7 +540,33 @@ class Vault:
         source = "secondary" if self.is_secondary else "primary"
         with self._journaled_job("drill", {"item": item, "point": ref, "source": source}):
             return DrillService(lambda name, at: self._restore.open(name, at, progress), self.jobs, self.workload,
-                                scratch_root).drill(item, ref, source=source)
+                                scratch_root).drill(item, ref, source=source, trigger=trigger)
+
+    def _scheduled_drill(self, item: str, *, from_secondary: bool = False) -> DrillReport:
+        """``run-due``'s drill of ``item``'s latest point, here or on the geo secondary
+        (opened read-only with this vault's key; its failure alerts are raised here)."""
+        from .errors import UsageError
+
+        if not from_secondary:
+            return self.drill(item, trigger="scheduled")
+        secondary = geo.redundancy_of(self.settings.redundancy).secondary
+        if secondary is None or self.is_secondary:
+            raise UsageError(message=f"the policy of '{item}' drills from the geo secondary,"
+                                     " but this vault has none to drill from")
+        copy = Vault.open(secondary, plugins=self.plugins, master=self.keys.master, home=str(self.keys.context.home))
+        copy.jobs.on_finished = PluginHooks(self.plugins.hook, self).job_finished  # alerts here, not there
+        copy.jobs.notify = self.jobs.notify
+        return copy.drill(item, trigger="scheduled")
+
+    def _drills_by_hand(self, since: dt.datetime) -> dict[str, dt.datetime]:
+        """The start of the newest drill of each item run by hand (not by run-due) since ``since``."""
+        from .models import time_of
+
+        newest: dict[str, dt.datetime] = {}
+        for job in self.jobs.list(type_="drill", since=since):
+            if job.item and job.details.get("trigger") != "scheduled" and job.state not in ("cancelled", "abandoned"):
+                newest[job.item] = max(newest.get(job.item, since), time_of(job.job_id))
+        return newest
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:
@@ -605,13 +632,18 @@ class Vault:
         """When every item (and the prune) last ran and runs next."""
         return self._scheduler.rows(now)
 
-    def run_due(self, **kwargs: Any) -> DueReport:
+    def run_due(self, *, kinds: Iterable[str] | None = None, **kwargs: Any) -> DueReport:
         """Raise alerts for missed schedules, then run every due scheduled backup, then the
-        prune if due (:mod:`strongroom.services.schedule`)."""
+        prune if due, then (after the geo catch-up) the due drills
+        (:mod:`strongroom.services.schedule`)."""
         self.check_schedules()
-        report = self._scheduler.run_due(**kwargs)
+        kinds = set(kinds) if kinds is not None else {"backup", "prune", "drill"}
+        report = self._scheduler.run_due(kinds=kinds - {"drill"}, **kwargs)
         self.object_locks.extend_if_due()  # if the prune did not just do it
         self.geo.after_backup(timeout=float("inf"))  # geo: catch up in full, never an error
+        if "drill" in kinds:  # after the catch-up: a drill from the secondary sees the new points
+            drills = self._scheduler.run_due(kinds={"drill"}, **kwargs)
+            report = DueReport(report.started, report.results + drills.results)
         return report
 
     def check_schedules(self) -> list[Alert]:

@@ -22,6 +22,11 @@ _SCHEDULE_OPTIONS = [
                  help="Months (and years) start on their first day (default) or their last."),
     click.option("--keep-yearly", type=int, metavar="N", help="Keep the first point of each year N years."),
     click.option("--description", metavar="TEXT", help="A note shown by 'policy show'."),
+    click.option("--drill-every", metavar="DURATION",
+                 help="Run a restore drill of each item's latest point this often from run-due, e.g. 7d"
+                      " (at least 1h; 'off' to stop)."),
+    click.option("--drill-from-secondary/--drill-from-primary", "drill_from_secondary", default=None,
+                 help="Drill from the vault's geo secondary (default: from the vault itself)."),
 ]
 
 
@@ -29,6 +34,20 @@ def _policy_options(function):
     for option in reversed(_SCHEDULE_OPTIONS):
         function = option(function)
     return function
+
+
+def _check_drill(vault, policy) -> None:
+    """Drills from the secondary need a geo vault opened at its primary."""
+    from ..errors import InvalidPolicy
+
+    if policy.drill is not None and policy.drill.from_secondary and (
+            vault.is_secondary or not vault.settings.redundancy.get("secondary")):
+        raise InvalidPolicy(reason="--drill-from-secondary needs a geo vault with a secondary"
+                                   " ('vault redundancy set geo --secondary URL')")
+
+
+def _drills(policy) -> str:
+    return f"; drill {policy.drill.describe()}" if policy.drill else ""
 
 
 def _record(policy, users=()) -> dict:
@@ -48,11 +67,14 @@ def policy() -> None:
 def create(ctx, name, as_json, **options):
     """Create policy NAME with a schedule (--every, --daily or --weekly) and retention rules."""
     v = app(ctx).open_vault()
-    created = v.policies.create(policy_from_options(name, options))
+    new = policy_from_options(name, options)
+    _check_drill(v, new)
+    created = v.policies.create(new)
     if as_json:
         emit_json(_record(created))
     else:
-        click.echo(f"Created policy '{created.name}': {created.schedule.describe()}, keep {created.retention.describe()}")
+        click.echo(f"Created policy '{created.name}': {created.schedule.describe()}, keep {created.retention.describe()}"
+                   f"{_drills(created)}")
 
 
 @policy.command("update")
@@ -66,13 +88,14 @@ def update(ctx, name, ticket, as_json, **options):
     Shortening their retention is refused while immutability is on, and needs a
     retention.shorten ticket when the vault has a guard."""
     v = app(ctx).open_vault()
-    changed, statuses = v.policies.update(policy_from_options(name, options, base=v.policies.get(name)),
-                                          ticket=ticket)
+    new = policy_from_options(name, options, base=v.policies.get(name))
+    _check_drill(v, new)
+    changed, statuses = v.policies.update(new, ticket=ticket)
     if as_json:
         emit_json({**_record(changed, v.policies.users(name)), "points_reevaluated": statuses})
     else:
-        click.echo(f"Updated policy '{name}': {changed.schedule.describe()}, keep {changed.retention.describe()};"
-                   f" retention of {statuses} point(s) changed")
+        click.echo(f"Updated policy '{name}': {changed.schedule.describe()}, keep {changed.retention.describe()}"
+                   f"{_drills(changed)}; retention of {statuses} point(s) changed")
 
 
 @policy.command("list")
@@ -111,7 +134,8 @@ def show(ctx, name, runs, as_json):
     lines = [("policy", found.name), ("schedule", found.schedule.describe()),
              ("keep daily", f"{r.daily} day(s)"), ("keep weekly", f"{r.weekly} week(s), weeks from {_day(r.weekly_on)}"),
              ("keep monthly", f"{r.monthly} month(s), from the {r.monthly_on} day"),
-             ("keep yearly", f"{r.yearly} year(s)"), ("items", ", ".join(i.name for i in users) or "-"),
+             ("keep yearly", f"{r.yearly} year(s)"),
+             ("drills", found.drill.describe() if found.drill else "none"), ("items", ", ".join(i.name for i in users) or "-"),
              ("next runs", ", ".join(short_time(m.isoformat()) for m in moments) or "-")]
     if found.description:
         lines.insert(1, ("description", found.description))

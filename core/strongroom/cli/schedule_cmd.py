@@ -1,4 +1,4 @@
-"""``strongroom schedule``, ``run-due`` and ``agent``: scheduled backups and prunes."""
+"""``strongroom schedule``, ``run-due`` and ``agent``: scheduled backups, drills and prunes."""
 
 from __future__ import annotations
 
@@ -16,16 +16,20 @@ from .output import emit_json, short_time, table, warn
 @json_option
 @click.pass_context
 def schedule(ctx, as_json):
-    """Show when each item (and the prune) last ran and runs next."""
+    """Show when each item's backups (and drills, and the prune) last ran and run next."""
     rows = app(ctx).open_vault().schedule()
     if as_json:
         emit_json([row.to_dict() for row in rows])
         return
     table(("ITEM", "POLICY", "STATE", "LAST RUN", "NEXT RUN", "DUE"),
-          [(row.name if row.kind == "backup" else "prune", row.policy or "-", row.state,
+          [(_subject(row.kind, row.name), row.policy or "-", row.state,
             short_time(row.last_run.isoformat()) if row.last_run else "-",
             short_time(row.next_run.isoformat()) if row.next_run else "-", "yes" if row.due else "")
            for row in rows])
+
+
+def _subject(kind: str, name: str) -> str:
+    return {"backup": name, "drill": f"{name} (drill)"}.get(kind, "prune")
 
 
 def _show(report: DueReport, as_json: bool) -> None:
@@ -33,7 +37,7 @@ def _show(report: DueReport, as_json: bool) -> None:
         emit_json(report.to_dict())
         return
     for kind, name, outcome, detail in report.results:
-        what = f"backup of '{name}'" if kind == "backup" else "prune"
+        what = f"{kind} of '{name}'" if kind in ("backup", "drill") else "prune"
         line = f"{what}: {outcome}" + (f" ({detail})" if detail else "")
         if outcome == "failed":
             warn(line)
@@ -45,7 +49,7 @@ def _show(report: DueReport, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def run_due(ctx, as_json):
-    """Run every scheduled backup whose time has come, then prune if due (for cron or a timer)."""
+    """Run every scheduled backup whose time has come, then prune and drill if due (for cron or a timer)."""
     report = app(ctx).open_vault().run_due()
     _show(report, as_json)
     if not as_json and not report.results:
@@ -62,7 +66,7 @@ def run_due(ctx, as_json):
 @json_option
 @click.pass_context
 def agent(ctx, interval, as_json):
-    """Run due backups and prunes in a loop until SIGTERM or Ctrl-C (work in progress finishes)."""
+    """Run due backups, prunes and drills in a loop until SIGTERM or Ctrl-C (work in progress finishes)."""
     first = app(ctx).open_vault()
     runner = Agent(first.reopen, interval=interval,
                    on_report=lambda report: _show(report, as_json) if report.results else None,

@@ -1,7 +1,9 @@
-"""The policy record: a schedule and retention rules, by name.
+"""The policy record: a schedule and retention rules, by name, and optionally drills.
 
 Stored as versioned documents ``policies/<name>/<time-id>`` (see
-:mod:`strongroom.services.policies`).
+:mod:`strongroom.services.policies`).  The ``drill`` part is written only when the
+policy schedules drills: a document without it (every one written before drills were
+scheduled) reads as a policy that drills nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import attrs
 
 from ..models import ITEM_NAME_RE
+from .drills import DrillSchedule
 from .retention import RetentionRules
 from .schedule import Schedule
 
@@ -25,7 +28,8 @@ def _check_policy_name(instance: object, attribute: attrs.Attribute, value: str)
 
 @attrs.frozen
 class Policy:
-    """A backup policy: when items back up (``schedule``) and what is kept (``retention``).
+    """A backup policy: when items back up (``schedule``), what is kept (``retention``)
+    and how often their points are drilled (``drill``, None: never).
 
     Stored as versioned documents ``policies/<name>/<time-id>`` (the newest wins; a
     deleted policy's newest version is a tombstone).  The schedule's timezone is also the
@@ -38,19 +42,23 @@ class Policy:
     description: str = ""
     created: str = ""
     version: str = ""  # name of the document this record was read from
+    drill: DrillSchedule | None = None
 
     @property
     def timezone(self) -> str:
         return self.schedule.timezone
 
     def to_dict(self) -> dict:
-        return {
+        doc = {
             "name": self.name,
             "schedule": self.schedule.to_dict(),
             "retention": self.retention.to_dict(),
             "description": self.description,
             "created": self.created,
         }
+        if self.drill is not None:
+            doc["drill"] = self.drill.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict, version: str = "") -> Policy:
@@ -58,4 +66,5 @@ class Policy:
             name=doc["name"], schedule=Schedule.from_dict(doc["schedule"]),
             retention=RetentionRules.from_dict(doc.get("retention", {})),
             description=doc.get("description", ""), created=doc.get("created", ""), version=version,
+            drill=DrillSchedule.from_dict(doc.get("drill")),
         )

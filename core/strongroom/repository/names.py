@@ -24,6 +24,7 @@ digits; ``<time-id>``: ``YYYYMMDDTHHMMSSffffffZ-`` and 8 hex digits)::
     policies/<policy-name>/<time-id>                  policy version
     jobs/<job-id>/<time-id>                           job record (a job id is a time id)
     runs/<item-id or prune>/<slot>/<time-id>          run claim (slot: YYYYMMDDTHHMMSSZ)
+    runs/<item-id>/drill/<slot>/<time-id>             run claim of an item's scheduled drill
     prune/<time-id>/mark, prune/<time-id>/sweep       prune mark and sweep
     leases/<time-id>                                  lease
     heads/<time-id>                                   vault head
@@ -109,7 +110,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("point status", "point-status/", rf"point-status/{_ID}/{_ID}/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("policy", "policies/", rf"policies/[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("job record", "jobs/", rf"jobs/{_TIME_ID}/{_TIME_ID}", DOCUMENT_MAX, document=True),
-    Kind("run claim", "runs/", rf"runs/(?:{_ID}|prune)/[0-9]{{8}}T[0-9]{{6}}Z/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("run claim", "runs/", rf"runs/(?:{_ID}(?:/drill)?|prune)/[0-9]{{8}}T[0-9]{{6}}Z/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("prune mark or sweep", "prune/", rf"prune/{_TIME_ID}/(?:mark|sweep)", LARGE_MAX, document=True),
     Kind("lease", "leases/", rf"leases/{_TIME_ID}", DOCUMENT_MAX, document=True),
     Kind("vault head", "heads/", rf"heads/{_TIME_ID}", DOCUMENT_MAX, document=True),

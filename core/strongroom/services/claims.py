@@ -1,6 +1,7 @@
 """Run claims: ``runs/<subject>/<slot-id>/<claim-id>``, so one scheduled run happens once.
 
-``subject`` is an item id, or ``prune``; ``slot-id`` the slot's UTC time
+``subject`` is an item id (its backups), ``<item-id>/drill`` (its restore drills,
+:func:`drill_subject`), or ``prune``; ``slot-id`` the slot's UTC time
 (``20261121T020000Z``); ``claim-id`` a time id.  Before ``run-due`` (or the agent) starts
 scheduled work for a slot it *claims* the slot, in the way leases are taken:
 
@@ -13,7 +14,10 @@ Two processes can never both win (whichever lists second after writing sees the 
 claim), so two ``run-due`` started together - on one host or two - run each due backup
 once.  The winning claim stays: the latest claimed slot of a subject is *when it last
 ran* for :func:`strongroom.policy.due.due_slot`, whatever the run's outcome.  Claims of
-older slots are removed once a newer slot is claimed.  Only names of claims count
+older slots are removed once a newer slot is claimed.  An item's drill claims sit under
+its backup claims' prefix without being taken for them (a claim of a subject is exactly
+``<slot-id>/<claim-id>`` after the subject), so forgetting an item's claims forgets its
+drill claims too.  Only names of claims count
 (:mod:`strongroom.repository.names`): a foreign object under ``runs/`` neither takes a
 slot nor is removed.
 """
@@ -33,7 +37,7 @@ from ..models import iso, time_id
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
-__all__ = ["CLAIM_PREFIX", "Claims", "slot_id"]
+__all__ = ["CLAIM_PREFIX", "Claims", "drill_subject", "slot_id"]
 
 CLAIM_PREFIX = "runs/"
 _SLOT_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -41,6 +45,11 @@ _SLOT_FORMAT = "%Y%m%dT%H%M%SZ"
 
 def slot_id(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime(_SLOT_FORMAT)
+
+
+def drill_subject(item_id: str) -> str:
+    """The claim subject of an item's scheduled drills."""
+    return f"{item_id}/drill"
 
 
 def _slot_time(text: str) -> dt.datetime | None:
@@ -63,11 +72,14 @@ class Claims:
         prefix = self.prefix + (f"{slot_id(slot)}/" if slot else "")
         return sorted(self.repo.list_names(prefix))
 
+    def _slot_of(self, name: str) -> dt.datetime | None:
+        """The slot of a claim of this subject (``<prefix><slot>/<claim>``), else None."""
+        rest = name[len(self.prefix):].split("/")
+        return _slot_time(rest[0]) if len(rest) == 2 else None
+
     def last_slot(self) -> dt.datetime | None:
         """The latest slot ever claimed, or None."""
-        slots = [_slot_time(name.split("/")[2]) for name in self._names() if name.count("/") == 3]
-        # runs/<subject>/<slot>/<claim>: three slashes
-        return max((s for s in slots if s is not None), default=None)
+        return max((s for s in map(self._slot_of, self._names()) if s is not None), default=None)
 
     def claim(self, slot: dt.datetime, now: dt.datetime) -> bool:
         """Try to take ``slot``; True if this process may run it."""
@@ -89,13 +101,12 @@ class Claims:
 
     def _forget_before(self, slot: dt.datetime) -> None:
         for name in self._names():
-            parts = name.split("/")
-            when = _slot_time(parts[2]) if len(parts) == 4 else None
+            when = self._slot_of(name)
             if when is not None and when < slot:
                 self._delete(name)
 
     def forget(self) -> None:
-        """Remove every claim of the subject (its item was deleted)."""
+        """Remove every claim under the subject (its item was deleted: its drills' too)."""
         for name in self._names():
             self._delete(name)
 

@@ -98,10 +98,12 @@ class DrillService:
         self.workload = workload
         self.scratch_root = scratch_root
 
-    def drill(self, name: str, ref: str | None = None, *, source: str = "primary") -> DrillReport:
+    def drill(self, name: str, ref: str | None = None, *, source: str = "primary",
+              trigger: str = "on_demand") -> DrillReport:
         """Drill a point of item ``name`` (see the module docstring); ``source`` names the
-        copy of the vault read (``primary``, ``secondary``) in the report."""
-        with self.jobs.running("drill", name, ref=ref, source=source) as run:
+        copy of the vault read (``primary``, ``secondary``) in the report; ``trigger``
+        (``on_demand``, ``scheduled``: run-due's) is kept in the job's details."""
+        with self.jobs.running("drill", name, ref=ref, source=source, trigger=trigger) as run:
             ctx = self.open_point(name, ref)
             workload = self.workload(ctx.item.workload)
             started = time.monotonic()

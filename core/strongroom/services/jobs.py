@@ -194,11 +194,16 @@ class JobLog:
 
     def list(self, *, item: str | None = None, type_: str | None = None,
              state: str | None = None, last: int | None = None,
-             problems: list[str] | None = None) -> list[Job]:
+             problems: list[str] | None = None, since: dt.datetime | None = None) -> list[Job]:
         """The jobs, oldest first, as they are now (see the module docstring).  A job
-        record that cannot be read is left out and described in ``problems``."""
+        record that cannot be read is left out and described in ``problems``.  With
+        ``since``, only the jobs started then or later are read (a job id is its start time)."""
         remote = newest_versions(self.repo.store, JOB_PREFIX, self.repo.foreign)
         local = self._local_newest()
+        if since is not None:
+            cut = time_id(since)[:22]
+            remote = {job_id: name for job_id, name in remote.items() if job_id[:22] >= cut}
+            local = {job_id: path for job_id, path in local.items() if job_id[:22] >= cut}
         jobs: dict[str, Job] = {}
         newer_remote = [name for job_id, name in sorted(remote.items())
                         if job_id not in local or local[job_id].stem < name.rpartition("/")[2]]

@@ -1,4 +1,4 @@
-"""``run-due`` and the ``agent``: run every scheduled backup whose time has come, and prune.
+"""``run-due`` and the ``agent``: run every scheduled backup whose time has come, drills, and prune.
 
 :meth:`Scheduler.rows` says, for every item and for the vault's prune, when it last ran,
 when it runs next and whether it is due now (:func:`strongroom.policy.due.due_slot`):
@@ -6,10 +6,17 @@ when it runs next and whether it is due now (:func:`strongroom.policy.due.due_sl
 - an item is scheduled while it is ``protected`` and has a policy; its baseline is the
   slot of its last scheduled run (its claim), or the time it was protected or resumed;
   with no recovery point yet it is due at once;
+- an item whose policy schedules drills (:mod:`strongroom.policy.drills`) and which has a
+  recovery point is due for a drill when its last drill is the policy's interval or more
+  ago: the last is the later of its last claimed drill slot and the start of its last
+  drill run by hand (a ``drill`` job not triggered by ``run-due``, read only then);
 - prune follows the vault's prune schedule (``strongroom prune settings``).
 
 :meth:`Scheduler.run_due` claims each due slot (:mod:`.claims`) and runs it: the
-backups first, then the prune.  A failed backup does not stop the others; it is recorded
+backups first, then the prune, then the drills (each on the item's latest point, from
+the vault or its geo secondary as the policy says; the vault runs them after its geo
+catch-up, so a drill from the secondary sees the new points).  A failed drill is a
+failed ``drill`` job, which raises a ``drill.failed`` alert.  A failed backup does not stop the others; it is recorded
 as a failed job with its error, and the next slot runs as usual.  Calling it again at once
 does nothing (the slots are claimed), so cron or a systemd timer can call it every minute,
 and two calls at the same time run each backup once.
@@ -38,11 +45,15 @@ import attrs
 from ..errors import LeaseHeld, StrongroomError
 from ..models import PROTECTED, RecoveryPoint, iso, time_of
 from ..policy.due import due_slot
-from .claims import Claims
+from ..policy.drills import drill_due
+from .claims import Claims, drill_subject
 from .points import POINT_PREFIX
 
 if TYPE_CHECKING:
+    from ..models import ProtectedItem
     from ..policy.prunesettings import PruneSettings
+    from ..policy.record import Policy
+    from .drill import DrillReport
     from ..repository.repository import Repository
     from .items import ItemBook
     from .policies import PolicyBook
@@ -50,15 +61,17 @@ if TYPE_CHECKING:
 __all__ = ["MISSED_RUNS", "Agent", "DueReport", "Overdue", "ScheduleRow", "Scheduler"]
 
 PRUNE_SUBJECT = "prune"
+#: The order ``run_due`` runs due work in.
+ORDER = {"backup": 0, "prune": 1, "drill": 2}
 #: An item is overdue once this many run times of its schedule passed without a run.
 MISSED_RUNS = 3
 
 
 @attrs.frozen
 class ScheduleRow:
-    """One line of ``strongroom schedule``: a backup of an item, or the vault's prune."""
+    """One line of ``strongroom schedule``: a backup or a drill of an item, or the vault's prune."""
 
-    kind: str  # "backup" or "prune"
+    kind: str  # "backup", "drill" or "prune"
     name: str
     policy: str | None
     state: str
@@ -67,11 +80,15 @@ class ScheduleRow:
     due: bool
     slot: dt.datetime | None = None
     subject: str = ""
+    from_secondary: bool = False  # a drill from the geo secondary
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "policy": self.policy, "state": self.state,
-                "last_run": iso(self.last_run) if self.last_run else None,
-                "next_run": iso(self.next_run) if self.next_run else None, "due": self.due}
+        doc = {"kind": self.kind, "name": self.name, "policy": self.policy, "state": self.state,
+               "last_run": iso(self.last_run) if self.last_run else None,
+               "next_run": iso(self.next_run) if self.next_run else None, "due": self.due}
+        if self.kind == "drill":
+            doc["from_secondary"] = self.from_secondary
+        return doc
 
 
 @attrs.frozen
@@ -103,11 +120,17 @@ class DueReport:
 
 
 class Scheduler:
-    """Scheduled backups and prune of one vault; ``backup`` and ``prune`` run them."""
+    """Scheduled backups, drills and prune of one vault; ``backup``, ``drill`` and ``prune`` run them.
+
+    ``drill(name, from_secondary=...)`` drills the latest point of an item (and returns
+    its :class:`~strongroom.services.drill.DrillReport`); ``drills_since(moment)`` gives
+    the start of the newest drill of each item run by hand since ``moment``."""
 
     def __init__(self, repo: Repository, items: ItemBook, policies: PolicyBook,
                  prune_settings: Callable[[], PruneSettings], backup: Callable[..., RecoveryPoint],
-                 prune: Callable[[], object], clock: Callable[[], dt.datetime]) -> None:
+                 prune: Callable[[], object], clock: Callable[[], dt.datetime],
+                 drill: Callable[..., DrillReport] | None = None,
+                 drills_since: Callable[[dt.datetime], dict[str, dt.datetime]] = lambda moment: {}) -> None:
         self.repo = repo
         self.items = items
         self.policies = policies
@@ -115,11 +138,14 @@ class Scheduler:
         self.backup = backup
         self.prune = prune
         self.clock = clock
+        self.drill = drill
+        self.drills_since = drills_since
 
     def rows(self, now: dt.datetime | None = None) -> list[ScheduleRow]:
         """Every item and the prune, with their last and next runs at ``now``."""
         now = now or self.clock()
-        rows = []
+        rows: list[ScheduleRow] = []
+        drills: list[tuple[ProtectedItem, Policy]] = []
         policies = {p.name: p for p in self.policies.list()}
         for item in self.items.list():
             policy = policies.get(item.policy) if item.policy else None
@@ -133,6 +159,9 @@ class Scheduler:
             due = due_slot(policy.schedule, now, last_slot=last, since=since, at_once=not has_points)
             rows.append(ScheduleRow("backup", item.name, policy.name, item.state, last, due.next_run, due.due,
                                     due.slot, item.item_id))
+            if policy.drill is not None and has_points:
+                drills.append((item, policy))
+        rows.extend(self._drill_rows(drills, now))
         schedule = self.prune_settings().schedule
         if schedule is None:
             rows.append(ScheduleRow("prune", "(vault)", None, "not scheduled", None, None, False))
@@ -141,6 +170,26 @@ class Scheduler:
             due = due_slot(schedule, now, last_slot=last)
             rows.append(ScheduleRow("prune", "(vault)", None, "scheduled", last, due.next_run, due.due, due.slot,
                                     PRUNE_SUBJECT))
+        return rows
+
+    def _drill_rows(self, drills: list[tuple[ProtectedItem, Policy]], now: dt.datetime) -> list[ScheduleRow]:
+        """The drill rows of items with points whose policy drills (see the module docstring)."""
+        rows = []
+        manual: dict[str, dt.datetime] | None = None  # read only if a claim says due
+        for item, policy in drills:
+            every = policy.drill.every
+            last = Claims(self.repo, drill_subject(item.item_id)).last_slot()
+            due = drill_due(every, now, last)
+            if due.due:
+                if manual is None:
+                    longest = max(p.drill.every for _, p in drills)
+                    manual = self.drills_since(now - dt.timedelta(seconds=longest))
+                by_hand = manual.get(item.name)
+                if by_hand is not None and (last is None or by_hand > last):
+                    last = by_hand
+                    due = drill_due(every, now, last)
+            rows.append(ScheduleRow("drill", item.name, policy.name, item.state, last, due.next_run, due.due,
+                                    due.slot, drill_subject(item.item_id), from_secondary=policy.drill.from_secondary))
         return rows
 
     def overdue(self, now: dt.datetime | None = None) -> tuple[list[Overdue], list[str]]:
@@ -166,13 +215,14 @@ class Scheduler:
     def run_due(self, *, should_stop: Callable[[], bool] = lambda: False,
                 on_start: Callable[[ScheduleRow], None] | None = None,
                 kinds: Collection[str] | None = None) -> DueReport:
-        """Run every due backup, then the prune if due; see the module docstring.  ``kinds``
-        (``"backup"``, ``"prune"``) limits what runs: a vault server, which holds no sources,
-        runs only the prune."""
+        """Run every due backup, then the prune if due, then the due drills; see the module
+        docstring.  ``kinds`` (``"backup"``, ``"prune"``, ``"drill"``) limits what runs: a
+        vault server, which holds no sources, runs only the prune."""
         now = self.clock()
         results: list[tuple[str, str, str, str]] = []
-        rows = [r for r in self.rows(now) if r.due and (kinds is None or r.kind in kinds)]
-        for row in sorted(rows, key=lambda r: (r.kind != "backup", r.name)):
+        rows = [r for r in self.rows(now) if r.due and (kinds is None or r.kind in kinds)
+                and (r.kind != "drill" or self.drill is not None)]
+        for row in sorted(rows, key=lambda r: (ORDER[r.kind], r.name)):
             if should_stop():
                 results.append((row.kind, row.name, "skipped", "shutting down"))
                 continue
@@ -186,6 +236,11 @@ class Scheduler:
                     point = self.backup(row.name, trigger="scheduled", slot=row.slot)
                     outcome = "completed_with_warnings" if point.warnings else "completed"
                     results.append((row.kind, row.name, outcome, point.point_id))
+                elif row.kind == "drill":
+                    drilled = self.drill(row.name, from_secondary=row.from_secondary)
+                    where = " on the secondary" if row.from_secondary else ""
+                    results.append((row.kind, row.name, "completed",
+                                    f"point {drilled.point[:8]}{where}: {drilled.files} files checked"))
                 else:
                     report = self.prune()
                     results.append((row.kind, row.name, "completed",
