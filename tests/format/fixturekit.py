@@ -5,7 +5,10 @@ Every format keeps one fixture (``docs/formats.md``, "Formats and upgrades"); th
 from format 2 on describes itself in ``MANIFEST.json`` (``fixture_files``: the SHA-256 of
 each of its files; ``items``: what each point restores to, per workload); the format-1
 fixture predates that shape (a flat ``MANIFEST.json`` and ``source.json``) and is read
-into the same :class:`Fixture` record.
+into the same :class:`Fixture` record.  :func:`check_every_point` restores a fixture's
+points and compares them with its manifest: files trees field by field, vm disks and one
+file from inside a disk, postgres databases into a scratch database of the cluster the
+``fixture_pg_cluster`` fixture starts (only when a fixture has a postgres point).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import shutil
 from pathlib import Path
 
 import attrs
+import pytest
+
+from strongroom.vault import Vault
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -107,3 +113,58 @@ def sha256_file(path: Path) -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def _require_module(name: str, install: str) -> None:
+    try:
+        __import__(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+
+
+def check_point(vault: Vault, name: str, item: dict, point_id: str, expected: dict, out: Path, request) -> None:
+    """Restore one point of the fixture and compare it with what the manifest recorded."""
+    workload = item["workload"]
+    if workload == "files":
+        vault.restore(name, point_id, str(out))
+        problems = tree_mismatches(expected, describe(out / item["source"].lstrip("/")))
+        assert not problems, (name, point_id, problems[:10])
+    elif workload == "vm":
+        vault.restore(name, point_id, str(out))
+        for disk, digest in expected["disks"].items():
+            assert sha256_file(out / "disks" / f"{disk}.img") == digest, disk
+        for config, digest in expected.get("config", {}).items():
+            assert sha256_file(out / "config" / config) == digest, config
+        _require_module("pytsk3", "pip install 'strongroom[vm]'")
+        wanted = sorted(expected["files"])[-1]  # one file, extracted from inside the disk
+        vault.restore(name, point_id, str(out / "one"), options={"files": [wanted]})
+        disk, _, inner = wanted.partition(":/")
+        got = [p for p in (out / "one").rglob("*") if p.is_file()]
+        assert [str(p.relative_to(out / "one")) for p in got] == [f"{disk}/{inner}"]
+        assert sha256_file(got[0]) == expected["files"][wanted]
+    elif workload == "postgres":
+        cluster = request.getfixturevalue("fixture_pg_cluster")
+        scratch = f"fixture_{point_id}"
+        vault.restore(name, point_id, None, options={
+            "to_database": scratch, "host": cluster.socket, "port": str(cluster.port), "user": "postgres"})
+        try:
+            assert sorted(cluster.tables(scratch)) == sorted(expected["tables"])
+            for table, (rows, digest) in expected["tables"].items():
+                assert list(cluster.table_digest(scratch, table)) == [rows, digest], table
+        finally:
+            cluster.dropdb(scratch)
+    else:
+        raise AssertionError(f"no check for workload {workload}")
+
+
+def check_every_point(vault: Vault, fixture: Fixture, out: Path, request, *, newest_only: bool = False) -> None:
+    """The vault has the fixture's points (and no others) and each restores as recorded
+    (with ``newest_only``, only the newest point of each item is restored)."""
+    for name, item in fixture.items.items():
+        points = sorted(vault.points(name), key=lambda p: p.created)
+        assert {p.point_id for p in points} == set(item["points"]), name
+        for point in points[-1:] if newest_only else points:
+            check_point(vault, name, item, point.point_id, item["points"][point.point_id],
+                        out / f"{name}-{point.point_id}", request)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from fixturekit import Fixture, all_fixtures, describe, sha256_file, tree_mismatches
+from fixturekit import Fixture, all_fixtures, check_every_point
 from strongroom.models import FORMAT_VERSION
 from strongroom.vault import Vault
 from vaultkit import assert_one_line_error
@@ -34,62 +32,10 @@ def installed(fixture, tmp_path, strongroom_home) -> str:
     return fixture.install(tmp_path / "vault", strongroom_home)
 
 
-def _require_module(name: str, install: str) -> None:
-    try:
-        __import__(name)
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed ({install})")
-        pytest.skip(f"{name} is not installed ({install})")
-
-
 def vault_files(url: str) -> dict[str, str]:
     root = Path(url)
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in root.rglob("*") if p.is_file()}
-
-
-def check_point(vault: Vault, name: str, item: dict, point_id: str, expected: dict, out: Path, request) -> None:
-    """Restore one point of the fixture and compare it with what the manifest recorded."""
-    workload = item["workload"]
-    if workload == "files":
-        vault.restore(name, point_id, str(out))
-        problems = tree_mismatches(expected, describe(out / item["source"].lstrip("/")))
-        assert not problems, (name, point_id, problems[:10])
-    elif workload == "vm":
-        vault.restore(name, point_id, str(out))
-        for disk, digest in expected["disks"].items():
-            assert sha256_file(out / "disks" / f"{disk}.img") == digest, disk
-        for config, digest in expected.get("config", {}).items():
-            assert sha256_file(out / "config" / config) == digest, config
-        _require_module("pytsk3", "pip install 'strongroom[vm]'")
-        wanted = sorted(expected["files"])[-1]  # one file, extracted from inside the disk
-        vault.restore(name, point_id, str(out / "one"), options={"files": [wanted]})
-        disk, _, inner = wanted.partition(":/")
-        got = [p for p in (out / "one").rglob("*") if p.is_file()]
-        assert [str(p.relative_to(out / "one")) for p in got] == [f"{disk}/{inner}"]
-        assert sha256_file(got[0]) == expected["files"][wanted]
-    elif workload == "postgres":
-        cluster = request.getfixturevalue("fixture_pg_cluster")
-        scratch = f"fixture_{point_id}"
-        vault.restore(name, point_id, None, options={
-            "to_database": scratch, "host": cluster.socket, "port": str(cluster.port), "user": "postgres"})
-        try:
-            assert sorted(cluster.tables(scratch)) == sorted(expected["tables"])
-            for table, (rows, digest) in expected["tables"].items():
-                assert list(cluster.table_digest(scratch, table)) == [rows, digest], table
-        finally:
-            cluster.dropdb(scratch)
-    else:
-        raise AssertionError(f"no check for workload {workload}")
-
-
-def check_every_point(vault: Vault, fixture: Fixture, out: Path, request) -> None:
-    for name, item in fixture.items.items():
-        points = {p.point_id for p in vault.points(name)}
-        assert points == set(item["points"]), name
-        for point_id, expected in item["points"].items():
-            check_point(vault, name, item, point_id, expected, out / f"{name}-{point_id}", request)
 
 
 class TestFrozenFixture:
