@@ -3,24 +3,36 @@
 A vault's format decides how new objects are written; every format this version knows
 is read (the envelope tells the encodings apart object by object), so an upgrade
 rewrites nothing that is stored: packs, index files and documents written before it
-stay as they are, and every recovery point stays restorable.  It changes two things,
-in this order:
+stay as they are, and every recovery point stays restorable.  It writes, in this order,
+each write one atomic put of a new object (or of ``strongroom.json`` whole):
 
+0. the journal's ``upgrade started`` entry;
 1. a new settings document with ``format`` set to :data:`~strongroom.models.FORMAT_VERSION`
    (encrypted, so only the key holder can set it; from then on this version writes the
-   new format even if ``strongroom.json`` is edited back);
+   new format even if ``strongroom.json`` is edited back), and the vault head after it;
 2. ``strongroom.json`` with the new ``format`` (clear: it is what keeps versions of
-   strongroom that do not know the format from opening the vault at all).
+   strongroom that do not know the format from opening the vault at all);
+3. the journal's ``upgrade succeeded`` entry.
 
-Interrupted between the two, the vault is written in the new format by this version and
-still opened by older ones; running the upgrade again finishes it.  The chunker's
-parameters and seed stay: they decide chunk boundaries, and new ones would defeat
-deduplication against everything already stored.  Without ``apply`` nothing is written
-(a dry run, as for ``vault repair``): once upgraded, versions of strongroom that do not
+**Crash safety.**  Killed at any moment, the upgrade leaves one of three states, each a
+vault this version opens and restores from: nothing changed (the old format); the settings
+ahead of ``strongroom.json`` (opened as the new format: :func:`format_in_force` takes the
+higher); both changed (the new format).  Running the upgrade again finishes it: each step
+is skipped when its format is already there.  A version of strongroom that reads the
+settings' format but not the new one refuses the half state exactly as it refuses the
+finished upgrade (UnsupportedFormat, exit 13, naming the format); never a state it cannot
+name.  A later format whose new objects need something stored first (a key document, say)
+writes it before step 1, under a new name old versions ignore, so that a crash before
+step 1 still leaves a plain old-format vault.  ``tests/format/test_upgrade_crash.py`` kills
+the command between every two writes and at random moments, on each fixture vault.
+
+The chunker's parameters and seed stay: they decide chunk boundaries, and new ones would
+defeat deduplication against everything already stored.  Without ``apply`` nothing is
+written (``vault upgrade --dry-run``): once upgraded, versions of strongroom that do not
 know the new format refuse the vault.
 
 :func:`format_in_force` is the rule every writer follows: the higher of the two
-formats, refused when it is newer than this version knows.
+formats, refused when it is newer than this version knows (:func:`newer_format`).
 """
 
 from __future__ import annotations
