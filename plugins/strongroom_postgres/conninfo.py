@@ -5,16 +5,23 @@ A :class:`Connection` is what an item stores: libpq keywords (``host``, ``port``
 ``--host/--port/--user``, and a :class:`PasswordRef` saying where the password is at
 run time:
 
-``env``       the name of an environment variable (``--password-env VAR``);
-``file``      the path of a file holding the password (``--password-file F``);
+``ref``       a secret reference (``strongroom.secrets``): ``--password-ref REF`` with
+              ``env:VAR``, ``file:PATH`` or a plugin's ``SCHEME:...``; ``--password-env
+              VAR`` and ``--password-file F`` are the same as ``env:VAR`` and ``file:F``
+              (items stored with the older kinds ``env`` and ``file`` read as these);
 ``passfile``  libpq's password file (``--passfile``: ``~/.pgpass`` or ``$PGPASSFILE``);
 ``none``      libpq's defaults (trust, peer, ``$PGPASSWORD``, ``~/.pgpass``).
 
-A DSN that holds a password is refused.  The password reaches the PostgreSQL tools only
-through the environment of the child process (``PGPASSWORD``), never a command line, so
-it is neither stored in the vault nor shown in ``ps``, job records or error messages.
-The tools always get ``-w`` (never prompt) and a 10 s connect timeout unless the DSN
-sets one.
+Only the reference is stored.  It is checked when given (a malformed reference or an
+unknown scheme: ``InvalidSecretReference``, exit 35) and resolved every time a tool is
+started, by the secret providers the workload was given (``Workload.secrets``), so a
+changed password is used by the next run; one that cannot be read is
+``SecretNotAvailable`` (exit 36).  A DSN that holds a password is refused.  The password
+reaches the PostgreSQL tools only through the environment of the child process
+(``PGPASSWORD``, which only the child's user can read), never a command line or a file,
+so it is neither stored in the vault nor shown in ``ps``, job records, logs or error
+messages.  The tools always get ``-w`` (never prompt) and a 10 s connect timeout unless
+the DSN sets one.
 """
 
 from __future__ import annotations
@@ -26,9 +33,8 @@ from typing import Mapping
 
 import attrs
 
-from strongroom import UsageError
+from strongroom import SecretNotAvailable, SecretResolver, UsageError
 
-from .errors import PostgresConnectFailed
 
 SECRET_KEYS = frozenset({"password", "sslpassword"})
 CONNECT_TIMEOUT = "10"
@@ -121,54 +127,58 @@ def render(params: Mapping[str, str]) -> str:
     return " ".join(f"{key}={quote(str(value))}" for key, value in params.items())
 
 
+#: The options that say where the password is, and the reference each gives.
+_PASSWORD_OPTIONS = (("password_ref", "--password-ref", "{}"), ("password_env", "--password-env", "env:{}"),
+                     ("password_file", "--password-file", "file:{}"), ("passfile", "--passfile", ""))
+
+
 @attrs.frozen
 class PasswordRef:
     """Where the password is found at run time (see the module docstring)."""
 
-    kind: str = attrs.field(default="none", validator=attrs.validators.in_({"none", "env", "file", "passfile"}))
+    kind: str = attrs.field(default="none", validator=attrs.validators.in_({"none", "ref", "passfile"}))
+    #: the secret reference (kind ``ref``)
     value: str = ""
 
     @classmethod
-    def from_options(cls, options: Mapping[str, object]) -> "PasswordRef | None":
-        given = [(kind, options.get(key)) for kind, key in
-                 (("env", "password_env"), ("file", "password_file"), ("passfile", "passfile"))
+    def from_options(cls, options: Mapping[str, object], secrets: SecretResolver) -> "PasswordRef | None":
+        """From ``--password-ref``, ``--password-env``, ``--password-file`` or ``--passfile``
+        (None if none is given); a reference is checked by *secrets*, nothing is read."""
+        given = [(flag, template, options.get(key)) for key, flag, template in _PASSWORD_OPTIONS
                  if options.get(key)]
         if len(given) > 1:
-            raise UsageError(message="give only one of --password-env, --password-file and --passfile")
+            raise UsageError(message="give only one of " + ", ".join(f for _, f, _ in _PASSWORD_OPTIONS[:-1])
+                             + " and --passfile")
         if not given:
             return None
-        kind, value = given[0]
-        if kind == "file":
-            value = os.path.abspath(str(value))
-        return cls(kind, "" if kind == "passfile" else str(value))
+        flag, template, value = given[0]
+        if flag == "--passfile":
+            return cls("passfile")
+        return cls("ref", secrets.check(template.format(value)))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value}
 
     @classmethod
     def from_dict(cls, doc: Mapping | None) -> "PasswordRef":
-        return cls(**doc) if doc else cls()
+        if not doc:
+            return cls()
+        kind, value = doc.get("kind", "none"), str(doc.get("value") or "")
+        if kind in ("env", "file"):  # stored before secret references: the same as env:VAR, file:PATH
+            return cls("ref", f"{kind}:{value}")
+        return cls(kind, value)
 
     def describe(self) -> str:
-        return {"env": f"password from ${self.value}", "file": f"password from {self.value}",
-                "passfile": "password from .pgpass", "none": ""}[self.kind]
+        return {"ref": f"password from {self.value}", "passfile": "password from .pgpass", "none": ""}[self.kind]
 
-    def environment(self, server: str) -> dict[str, str | None]:
-        """Variables to set (a None value: to remove) in the tools' environment."""
-        if self.kind == "env":
-            if os.environ.get(self.value) is None:
-                raise PostgresConnectFailed(
-                    server=server, reason=f"environment variable {self.value} (the password) is not set")
-            return {"PGPASSWORD": os.environ[self.value]}
-        if self.kind == "file":
-            try:
-                with open(self.value, encoding="utf-8") as fh:
-                    password = fh.readline().rstrip("\r\n")
-            except OSError as exc:
-                raise PostgresConnectFailed(
-                    server=server, reason=f"cannot read the password file {self.value} ({exc.strerror or exc})"
-                ) from None
-            return {"PGPASSWORD": password}
+    def environment(self, secrets: SecretResolver) -> dict[str, str | None]:
+        """Variables to set (a None value: to remove) in the tools' environment; a
+        reference is resolved now."""
+        if self.kind == "ref":
+            secret = secrets.resolve(self.value)
+            if b"\0" in secret.value:
+                raise SecretNotAvailable(ref=self.value, reason="the secret holds a NUL byte, which no password can")
+            return {"PGPASSWORD": os.fsdecode(secret.value)}
         if self.kind == "passfile":
             return {"PGPASSWORD": None}
         return {}
@@ -176,14 +186,22 @@ class PasswordRef:
 
 @attrs.frozen
 class Connection:
-    """libpq parameters of a server (no password) and the reference to its password."""
+    """libpq parameters of a server (no password) and the reference to its password.
+
+    ``secrets`` resolves the reference when a tool is started: the workload's resolver
+    (every registered scheme); by default the built-in ``env`` and ``file`` only.
+    """
 
     params: tuple[tuple[str, str], ...]
     password: PasswordRef = PasswordRef()
+    secrets: SecretResolver = attrs.field(factory=SecretResolver.builtin, eq=False, repr=False)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, object], *, base: "Connection | None" = None) -> "Connection":
+    def from_options(cls, options: Mapping[str, object], *, base: "Connection | None" = None,
+                     secrets: SecretResolver | None = None) -> "Connection":
         """From ``--dsn`` or ``--host/--port/--user`` (over ``base``'s parameters, if given)."""
+        if secrets is None:
+            secrets = base.secrets if base is not None else SecretResolver.builtin()
         dsn = options.get("dsn")
         params = dict(base.params) if base is not None and not dsn else {}
         if dsn:
@@ -194,20 +212,21 @@ class Connection:
         secret = SECRET_KEYS & set(params)
         if secret:
             raise UsageError(
-                message=f"the connection string holds a {sorted(secret)[0]}: pass it with --password-env,"
-                " --password-file or --passfile instead (no secret is ever stored)"
+                message=f"the connection string holds a {sorted(secret)[0]}: pass it with --password-ref,"
+                " --password-env, --password-file or --passfile instead (no secret is ever stored)"
             )
-        password = PasswordRef.from_options(options)
+        password = PasswordRef.from_options(options, secrets)
         if password is None:
             password = base.password if base is not None else PasswordRef()
-        return cls(tuple(params.items()), password)
+        return cls(tuple(params.items()), password, secrets)
 
     def to_dict(self) -> dict:
         return {"params": dict(self.params), "password": self.password.to_dict()}
 
     @classmethod
-    def from_dict(cls, doc: Mapping) -> "Connection":
-        return cls(tuple(dict(doc.get("params", {})).items()), PasswordRef.from_dict(doc.get("password")))
+    def from_dict(cls, doc: Mapping, secrets: SecretResolver | None = None) -> "Connection":
+        return cls(tuple(dict(doc.get("params", {})).items()), PasswordRef.from_dict(doc.get("password")),
+                   SecretResolver.builtin() if secrets is None else secrets)
 
     @property
     def maintenance_db(self) -> str | None:
@@ -228,9 +247,9 @@ class Connection:
         return f"{user + '@' if user else ''}{host}:{port}"
 
     def environment(self) -> dict[str, str]:
-        """The environment for a PostgreSQL tool: ours, plus the password, no prompt."""
+        """The environment for a PostgreSQL tool: ours, plus the password (resolved now), no prompt."""
         env = dict(os.environ)
-        for key, value in self.password.environment(self.describe()).items():
+        for key, value in self.password.environment(self.secrets).items():
             if value is None:
                 env.pop(key, None)
             else:

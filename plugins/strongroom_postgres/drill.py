@@ -24,7 +24,7 @@ import os
 import secrets
 import subprocess
 
-from strongroom import PointContext, StrongroomError, start_child
+from strongroom import PointContext, SecretResolver, StrongroomError, start_child
 
 from . import server as pgserver
 from .conninfo import Connection
@@ -103,11 +103,12 @@ def _drill_one(ctx: PointContext, manifest: Manifest, conn: Connection, record, 
     return problems, tables
 
 
-def drill_databases(ctx: PointContext, scratch: str) -> tuple[list[str], str]:
+def drill_databases(ctx: PointContext, scratch: str, resolver: SecretResolver) -> tuple[list[str], str]:
     """(mismatches, the method line) of restoring every database of the point into a
-    scratch database and comparing row counts (see the module docstring)."""
+    scratch database and comparing row counts (see the module docstring); *resolver*
+    resolves the item's password reference."""
     manifest = read_manifest(ctx)
-    conn = Connection.from_dict(ctx.item.source["connection"])
+    conn = Connection.from_dict(ctx.item.source["connection"], resolver)
     bindir = ctx.item.source.get("bindir")
     problems: list[str] = []
     tables = 0

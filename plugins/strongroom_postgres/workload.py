@@ -1,11 +1,12 @@
 """The ``postgres`` workload: the databases of one PostgreSQL server.
 
 An item is one server: its connection (libpq parameters and a reference to the
-password, see :mod:`.conninfo`), the databases to protect (default: all but
+password, resolved at every run with :attr:`Workload.secrets`, see :mod:`.conninfo`), the databases to protect (default: all but
 template0/template1) and optionally the folder of the client tools.  The source
 document stored in the item::
 
-    {"connection": {"params": {libpq keyword: value}, "password": {"kind", "value"}},
+    {"connection": {"params": {libpq keyword: value},
+                    "password": {"kind": "ref", "value": "env:PGPASS"}},
      "databases": [names], "bindir": folder or null}
 
 Protecting checks that the server answers, that the databases exist and that client
@@ -22,7 +23,10 @@ from typing import Any, Iterator, Sequence
 
 import attrs
 import click
-from strongroom import BackupContext, BrowseItem, InvalidSource, PointContext, RestoreResult, UsageError, Workload
+from strongroom import (
+    BackupContext, BrowseItem, InvalidSecretReference, InvalidSource, PointContext, RestoreResult, UsageError,
+    Workload,
+)
 
 from . import options as opts
 from . import server as pgserver
@@ -44,7 +48,9 @@ class PostgresWorkload(Workload):
 
     def source_from_options(self, options: dict[str, Any]) -> dict:
         try:
-            conn = Connection.from_options(options)
+            conn = Connection.from_options(options, secrets=self.secrets)
+        except InvalidSecretReference:
+            raise
         except UsageError as exc:
             raise InvalidSource(workload=self.name, reason=str(exc)) from None
         return {
@@ -56,7 +62,7 @@ class PostgresWorkload(Workload):
     def validate_source(self, source: dict) -> dict:
         if not isinstance(source.get("connection"), dict):
             raise InvalidSource(workload=self.name, reason="the source has no connection")
-        conn = Connection.from_dict(source["connection"])
+        conn = Connection.from_dict(source["connection"], self.secrets)
         bindir = source.get("bindir")
         probe = pgserver.Server(conn, pgserver.find_toolsets(bindir)[0])
         info = probe.info()
@@ -75,7 +81,7 @@ class PostgresWorkload(Workload):
     # --- backup and browse -------------------------------------------------------------
 
     def backup(self, ctx: BackupContext) -> Iterator[object]:
-        conn = Connection.from_dict(ctx.item.source["connection"])
+        conn = Connection.from_dict(ctx.item.source["connection"], self.secrets)
         yield from backup_entries(ctx, conn, ctx.item.source)
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
@@ -115,7 +121,7 @@ class PostgresWorkload(Workload):
             raise UsageError(message="restoring a postgres point needs --to-database NAME (into a server)"
                                      " or --target DIR (the dump files)")
         record = manifest.database(database, ctx.point.short_id)
-        conn = Connection.from_options(options, base=Connection.from_dict(ctx.item.source["connection"]))
+        conn = Connection.from_options(options, base=Connection.from_dict(ctx.item.source["connection"], self.secrets))
         jobs = int(options.get("jobs") or 1)
         request = Request(record=record, target=str(options["to_database"]), schemas=tuple(dict.fromkeys(schemas)),
                           tables=tuple(dict.fromkeys(tables)), force=bool(options.get("force")),
@@ -139,7 +145,7 @@ class PostgresWorkload(Workload):
         result = super().drill(ctx, scratch)
         if result.mismatches:
             return attrs.evolve(result, method=result.method + "; no scratch database: the dump files are damaged")
-        problems, method = drill_databases(ctx, scratch)
+        problems, method = drill_databases(ctx, scratch, self.secrets)
         return attrs.evolve(result, mismatches=result.mismatches + tuple(problems),
                             method=f"{result.method}; {method}")
 

@@ -65,10 +65,10 @@ class TestCredentials:
         assert "password authentication failed" in line
 
     def test_unset_password_variable_is_named(self, pg_cluster, app_db, cli):
-        """A password variable that is not set at backup time is named in the error."""
+        """A password variable that is not set at backup time is named in the error (exit 36)."""
         cli("protect", "postgres", "app", *tcp_args(pg_cluster), "--password-env", "APP_PW",
             env={"APP_PW": PASSWORD})
-        one_line_error(cli("backup", "app", expect=None), 81, "APP_PW", "is not set")
+        one_line_error(cli("backup", "app", expect=None), 36, "env:APP_PW", "APP_PW is not set")
 
     def test_password_file_and_passfile(self, pg_cluster, app_db, cli, tmp_path):
         """--password-file stores the path; --passfile uses libpq's password file."""

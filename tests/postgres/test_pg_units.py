@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
+from strongroom import InvalidSecretReference, SecretNotAvailable, SecretResolver
 from strongroom.errors import UsageError
-from strongroom_postgres.errors import PostgresConnectFailed, PostgresToolsMismatch
+from strongroom_postgres.errors import PostgresToolsMismatch
 from strongroom_postgres import server as pgserver
 from strongroom_postgres.conninfo import Connection, PasswordRef, parse_dsn, render
 from strongroom_postgres.layout import dump_path, quote_name, unquote_name
@@ -45,7 +46,7 @@ class TestConnectionStrings:
     def test_passwords_in_a_dsn_are_refused(self):
         """password and sslpassword in a DSN are refused: nothing secret is ever stored."""
         for dsn in ("postgresql://u:pw@h/db", "host=h password=pw", "host=h sslpassword=x"):
-            with pytest.raises(UsageError, match="--password-env"):
+            with pytest.raises(UsageError, match="--password-ref"):
                 Connection.from_options({"dsn": dsn})
 
     def test_restore_options_override_the_item_connection(self):
@@ -53,30 +54,48 @@ class TestConnectionStrings:
         base = Connection.from_options({"host": "a", "port": "1", "user": "u", "password_env": "PW"})
         moved = Connection.from_options({"port": "2"}, base=base)
         assert dict(moved.params) == {"host": "a", "port": "2", "user": "u"}
-        assert moved.password == PasswordRef("env", "PW")
+        assert moved.password == PasswordRef("ref", "env:PW")
         other = Connection.from_options({"dsn": "host=b", "password_file": "pw"}, base=base)
         assert dict(other.params) == {"host": "b"}
-        assert other.password == PasswordRef("file", os.path.abspath("pw"))
+        assert other.password == PasswordRef("ref", "file:" + os.path.abspath("pw"))
 
     def test_one_password_source_at_a_time(self):
         """Two password options at once are refused."""
-        with pytest.raises(UsageError, match="only one"):
-            PasswordRef.from_options({"password_env": "A", "passfile": True})
+        for given in ({"password_env": "A", "passfile": True}, {"password_ref": "env:A", "password_file": "f"}):
+            with pytest.raises(UsageError, match="only one of --password-ref, --password-env"):
+                PasswordRef.from_options(given, SecretResolver.builtin())
+
+    def test_password_options_are_references(self, tmp_path, monkeypatch):
+        """--password-env VAR and --password-file F store env:VAR and file:/abs/F, as
+        --password-ref does; items stored with the older kinds env and file read the same."""
+        monkeypatch.chdir(tmp_path)
+        builtin = SecretResolver.builtin()
+        assert PasswordRef.from_options({"password_ref": "file:pw"}, builtin) == PasswordRef(
+            "ref", f"file:{tmp_path / 'pw'}")
+        assert PasswordRef.from_options({"password_env": "PW"}, builtin).to_dict() == {
+            "kind": "ref", "value": "env:PW"}
+        assert PasswordRef.from_dict({"kind": "env", "value": "PW"}) == PasswordRef("ref", "env:PW")
+        assert PasswordRef.from_dict({"kind": "file", "value": "/p"}) == PasswordRef("ref", "file:/p")
+        with pytest.raises(InvalidSecretReference, match="unknown scheme 'vault'"):
+            PasswordRef.from_options({"password_ref": "vault:db"}, builtin)
 
     def test_password_reaches_the_environment_only(self, monkeypatch, tmp_path):
-        """The password goes to PGPASSWORD; --passfile removes an inherited PGPASSWORD."""
+        """The password goes to PGPASSWORD, read at every start of a tool; --passfile
+        removes an inherited PGPASSWORD."""
         monkeypatch.setenv("PW_VAR", "hunter2")
-        conn = Connection((("host", "h"),), PasswordRef("env", "PW_VAR"))
+        conn = Connection((("host", "h"),), PasswordRef("ref", "env:PW_VAR"))
         assert conn.environment()["PGPASSWORD"] == "hunter2"
-        assert "hunter2" not in conn.conninfo("db") and "hunter2" not in repr(conn)
+        monkeypatch.setenv("PW_VAR", "changed")
+        assert conn.environment()["PGPASSWORD"] == "changed"
+        assert "changed" not in conn.conninfo("db") and "changed" not in repr(conn)
         monkeypatch.setenv("PGPASSWORD", "inherited")
         assert "PGPASSWORD" not in Connection((), PasswordRef("passfile")).environment()
         (tmp_path / "pw").write_text("from-file\r\n")
-        assert Connection((), PasswordRef("file", str(tmp_path / "pw"))).environment()["PGPASSWORD"] == "from-file"
-        with pytest.raises(PostgresConnectFailed, match="cannot read the password file"):
-            Connection((), PasswordRef("file", str(tmp_path / "missing"))).environment()
+        assert Connection((), PasswordRef("ref", f"file:{tmp_path / 'pw'}")).environment()["PGPASSWORD"] == "from-file"
+        with pytest.raises(SecretNotAvailable, match="No such file"):
+            Connection((), PasswordRef("ref", f"file:{tmp_path / 'missing'}")).environment()
         monkeypatch.delenv("PW_VAR")
-        with pytest.raises(PostgresConnectFailed, match="PW_VAR"):
+        with pytest.raises(SecretNotAvailable, match="environment variable PW_VAR is not set"):
             conn.environment()
 
 

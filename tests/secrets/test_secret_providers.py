@@ -14,7 +14,6 @@ from strongroom.errors import DuplicateRegistration, InvalidSecretReference, Plu
 from strongroom.plugins import PluginHost
 from strongroom.secrets import MAX_SECRET_FILE, SecretResolver
 from strongroom.vault import Vault
-from vaultkit import strongroom_home  # noqa: F401  (an isolated key store for the vault tests)
 
 PASSWORD = "pw-Zq81-secret"
 
