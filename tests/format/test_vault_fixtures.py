@@ -97,13 +97,17 @@ class TestUpgrade:
         assert vault_files(installed) == before
 
     def test_upgrade_keeps_every_point(self, fixture, installed, cli, tmp_path, request):
-        """'vault upgrade' moves the vault to the newest format; every point still restores,
+        """'vault upgrade' moves the vault to the newest format (a vault already there is left
+        untouched); every point still restores,
         verify --read-data is clean, a second upgrade has nothing to do, and a new backup is
         written in the new format and restores."""
+        before = vault_files(installed)
         result = cli("--vault", installed, "vault", "upgrade")
         assert result.exit_code == 0, result.output
         if fixture.format < FORMAT_VERSION:
             assert f"Upgraded to format {FORMAT_VERSION}" in result.stdout
+        else:  # nothing to do: nothing written, not even a journal entry
+            assert "nothing to upgrade" in result.stdout and vault_files(installed) == before
         assert json.loads(Path(installed, "strongroom.json").read_text())["format"] == FORMAT_VERSION
         vault = Vault.open(installed)
         assert vault.format == FORMAT_VERSION and vault.settings.format == FORMAT_VERSION

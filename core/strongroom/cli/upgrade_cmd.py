@@ -3,8 +3,9 @@
 Without ``--dry-run`` it upgrades (:mod:`strongroom.services.upgrade` says what is written
 and in which order); with it, it only says what it would change.  ``--apply``, the flag
 that once made the upgrade happen, is still accepted (hidden) and means the default.
-A vault of a format newer than this strongroom is refused before anything is read
-(UnsupportedFormat, exit 13).
+A vault already in the newest format is left alone (nothing is written, not even a
+journal entry).  A vault of a format newer than this strongroom is refused before
+anything is read (UnsupportedFormat, exit 13).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def upgrade(ctx, dry_run, apply, as_json):
     """Move the vault to the newest format in place; stored data is kept as it is."""
     if dry_run and apply:
         raise UsageError(message="--dry-run and --apply contradict each other: give one")
-    report = app(ctx).open_vault().upgrade(apply=not dry_run)
+    v = app(ctx).open_vault()
+    report = v.upgrade()  # what it would change: a vault already upgraded is left alone, unjournaled
+    if report.needed and not dry_run:
+        report = v.upgrade(apply=True)
     if as_json:
         emit_json(report.to_dict())
         return
