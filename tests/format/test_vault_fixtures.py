@@ -84,6 +84,17 @@ class TestFrozenFixture:
             assert len(json.loads(result.stdout)) == sum(len(i["points"]) for i in fixture.items.values())
 
 
+    def test_recovery_kit_opens_it(self, fixture, installed, cli, strongroom_home, tmp_path):
+        """The recovery kit committed with the fixture gives access on a machine without its key."""
+        for key in (Path(strongroom_home) / "keys").iterdir():
+            key.unlink()
+        kit = tmp_path / "kit.txt"
+        kit.write_bytes((fixture.path / "recovery-kit.txt").read_bytes())
+        result = cli("--vault", installed, "vault", "key", "import", str(kit))
+        assert result.exit_code == 0, result.output
+        assert cli("--vault", installed, "points").exit_code == 0
+
+
 class TestUpgrade:
     def test_dry_run_writes_nothing(self, fixture, installed, cli):
         """'vault upgrade --dry-run' lists the changes (none for a fixture of the newest format)
