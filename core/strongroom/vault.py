@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .catalog.tree import TreeReader
     from .results import BackupStats
     from .services.drill import DrillReport
+    from .services.heal import Secondary
     from .services.replication import ReplicationReport
     from .services.vaultdelete import DeleteReport
     from .engine.verify import VerifyReport
@@ -569,17 +570,34 @@ class Vault:
         return newest
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
-               progress: Callable[[str], None] | None = None) -> VerifyReport:
-        """Check the vault; ``subset`` (``N/M`` or ``N%``) reads only some packs."""
-        return self._verify.verify(read_data=read_data, subset=subset, progress=progress)
+               progress: Callable[[str], None] | None = None, from_secondary: bool = True) -> VerifyReport:
+        """Check the vault; ``subset`` (``N/M`` or ``N%``) reads only some packs.  When data
+        is read and something is damaged or gone, ``from_secondary`` says whether the geo
+        secondary holds an intact copy of it (:mod:`strongroom.services.heal`)."""
+        secondary = self._secondary if from_secondary and (read_data or subset is not None) else None
+        return self._verify.verify(read_data=read_data, subset=subset, progress=progress, secondary=secondary)
 
     def repair(self, *, apply: bool = False, heal: Heal | None = None,
-               progress: Callable[[str], None] | None = None, accept_rollback: bool = False) -> RepairReport:
-        """Heal what can be healed, move damage aside, name what is lost; with
-        ``accept_rollback``, take storage as it is where it went backwards
-        (:mod:`strongroom.services.repair`, :mod:`strongroom.services.head`)."""
+               progress: Callable[[str], None] | None = None, accept_rollback: bool = False,
+               from_secondary: bool = True) -> RepairReport:
+        """Heal what can be healed (from the geo secondary too, with ``from_secondary``),
+        move damage aside, name what is lost; with ``accept_rollback``, take storage as it
+        is where it went backwards (:mod:`strongroom.services.repair`,
+        :mod:`strongroom.services.head`)."""
+        secondary = self._secondary() if from_secondary else None
         with self._journaled("repair", {"accept_rollback": accept_rollback}, apply):
-            return self._repair.run(apply=apply, heal=heal, progress=progress, accept_rollback=accept_rollback)
+            return self._repair.run(apply=apply, heal=heal, progress=progress, accept_rollback=accept_rollback,
+                                    secondary=secondary)
+
+    def _secondary(self) -> Secondary | None:
+        """The geo secondary, reached read-only with this vault's key to heal from; None for a
+        vault without one, and for the secondary itself (:mod:`strongroom.services.heal`)."""
+        from .services.heal import reach
+
+        if self.is_secondary:
+            return None
+        return reach(self.redundancy, lambda url: _open_store(url, None, self.plugins),
+                     lambda store: Repository(store, self.keys.master), self.vault_id)
 
     def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
         """Rewrite the index from every pack, naming intact copies only."""

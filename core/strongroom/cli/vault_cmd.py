@@ -105,12 +105,16 @@ def info(ctx, as_json):
 @click.option("--read-data-subset", "subset", metavar="N/M|N%",
               help="Read only some packs: the N-th of M groups (N/M), or about N% per run, going round"
                    " every pack over repeated runs (N%). Implies --read-data.")
+@click.option("--from-secondary/--no-secondary", "from_secondary", default=True,
+              help="With data read: say whether the geo secondary holds an intact copy of what is damaged or"
+                   " missing (default: when the vault has one).")
 @json_option
 @click.pass_context
-def verify(ctx, read_data, subset, as_json):
+def verify(ctx, read_data, subset, from_secondary, as_json):
     """Check the vault's structure (and with --read-data, all of its data)."""
     progress = Progress(not as_json)
-    report = app(ctx).open_vault().verify(read_data=read_data, subset=subset, progress=progress.show)
+    report = app(ctx).open_vault().verify(read_data=read_data, subset=subset, progress=progress.show,
+                                          from_secondary=from_secondary)
     progress.done()
     if as_json:
         emit_json(report.to_dict())
@@ -137,16 +141,23 @@ def verify(ctx, read_data, subset, as_json):
 @click.option("--accept-rollback", is_flag=True,
               help="Where the storage went back to an older state (a point header gone, a removed key slot"
                    " back...), take it as it is from now on. With --apply; decide after a dry run.")
+@click.option("--from-secondary/--no-secondary", "from_secondary", default=True,
+              help="Heal what this vault lost from intact copies on its geo secondary (default: when the vault"
+                   " has one).")
 @json_option
 @click.pass_context
-def repair(ctx, apply, accept_rollback, as_json):
+def repair(ctx, apply, accept_rollback, from_secondary, as_json):
     """Index an intact copy of every blob, move damage aside, name what is lost."""
     progress = Progress(not as_json)
-    report = app(ctx).open_vault().repair(apply=apply, progress=progress.show, accept_rollback=accept_rollback)
+    report = app(ctx).open_vault().repair(apply=apply, progress=progress.show, accept_rollback=accept_rollback,
+                                          from_secondary=from_secondary)
     progress.done()
     if as_json:
         emit_json(report.to_dict())
     else:
+        if report.secondary_error:
+            click.echo(f"note: the geo secondary {report.secondary} could not be reached ({report.secondary_error}):"
+                       " repaired from this vault's own copies only", err=True)
         for line in report.rollback:
             click.echo(f"rollback: {line}", err=True)
         if report.rollback_accepted:
@@ -193,8 +204,11 @@ def _show_repair(report, moved: str) -> None:
     if report.blobs_rescued:
         click.echo(f"{'Would copy' if report.dry_run else 'Copied'} {report.blobs_rescued} intact blob(s)"
                    " out of damaged packs.")
+    for name in getattr(report, "objects_restored", ()):
+        click.echo(f"{'Would restore' if report.dry_run else 'Restored'} {name} from the secondary.")
     if report.blobs_healed:
-        click.echo(f"{'Would heal' if report.dry_run else 'Healed'} {report.blobs_healed} blob(s) from elsewhere.")
+        source = "the secondary" if getattr(report, "secondary", None) else "elsewhere"
+        click.echo(f"{'Would heal' if report.dry_run else 'Healed'} {report.blobs_healed} blob(s) from {source}.")
     for loss in report.lost_points + report.lost_files:
         click.echo(f"lost: {loss['description']}", err=True)
 

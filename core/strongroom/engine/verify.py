@@ -22,6 +22,11 @@ copy elsewhere (the vault has lost redundancy), a damaged trailer, a trailer tha
 contradicts the index.  Notes: unindexed packs and packs of extra copies.  A damaged
 blob with no intact copy is reported with the recovery points and files that need it.
 
+Elsewhere (``elsewhere``, with ``read_data``): for a damaged blob with no intact copy here,
+and for a pack the index names that is missing from storage, ``elsewhere(blobs)`` gives
+the text the problem ends with: whether another copy of the vault (a geo secondary,
+:mod:`strongroom.services.heal`) holds them intact.
+
 Reads only; writes nothing.
 """
 
@@ -97,24 +102,28 @@ class Verifier:
         select: Callable[[set[str]], list[str]] | None = None,
         subset: str | None = None,
         on_storage: set[str] | None = None,
+        elsewhere: Callable[[list[bytes]], str] | None = None,
     ) -> VerifyReport:
         """Check the structure, the trailers of the packs not read whole, and with
         ``read_data`` the packs ``select`` picks from those on storage (default: all);
         ``subset`` names the selection in the report.  ``on_storage``: the ids of the
-        packs on storage, when the caller has listed them already."""
+        packs on storage, when the caller has listed them already; ``elsewhere``: another
+        copy of the vault's, asked of what is damaged or missing (see the module docstring)."""
         points = list(points)
         self._progress("checking trees")
         trees = self._check_trees(points)
         if on_storage is None:
             on_storage = self.repo.pack_ids_on_storage()
         indexed = self.repo.index.named_pack_ids()
+        by_pack = self.repo.index.entries_by_pack()
+        ask = elsewhere if read_data else None
         for pack_id in sorted(indexed - on_storage):
-            self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage")
+            where = ask([e.blob_id for e in by_pack.get(pack_id, ())]) if ask is not None else ""
+            self.problems.append(f"{pack_name(pack_id)}: named by the index but missing from storage{where}")
         packs_read = bytes_read = duplicates = 0
         todo: list[str] = []
         if read_data:
             todo = select(on_storage) if select is not None else sorted(on_storage)
-        by_pack = self.repo.index.entries_by_pack()
         rest = on_storage.difference(todo)
         unopened: set[str] = set()
         for pack_id, problems in scan_trailers(self.repo, rest, by_pack, threads=self.repo.io_threads,
@@ -132,7 +141,7 @@ class Verifier:
             self._progress("reading data")
             checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
             plan = plan_copies(checks, self.repo.index.lookup)
-            self._report_data(plan, partial=subset is not None)
+            self._report_data(plan, partial=subset is not None, elsewhere=elsewhere)
             packs_read, bytes_read = plan.packs_read, plan.bytes_read
             duplicates = len(plan.extra_by_pack())
         return VerifyReport(
@@ -140,7 +149,8 @@ class Verifier:
             tuple(self.notes), subset, len(unindexed), duplicates, len(rest),
         )
 
-    def _report_data(self, plan: CopyPlan, *, partial: bool) -> None:
+    def _report_data(self, plan: CopyPlan, *, partial: bool,
+                     elsewhere: Callable[[list[bytes]], str] | None = None) -> None:
         self.problems.extend(plan.problems)
         for damage in plan.damaged:
             blob = damage.entry.blob_id
@@ -155,7 +165,9 @@ class Verifier:
                 if uses_damaged:
                     text += f"; until then the index uses the damaged copy, needed by: {users}"
             else:
-                text += f"; no intact copy{' among the packs read' if partial else ''}; needed by: {users}"
+                text += f"; no intact copy{' among the packs read' if partial else ''}"
+                text += elsewhere([blob]) if elsewhere is not None else ""
+                text += f"; needed by: {users}"
             self.problems.append(text)
         counts = plan.blob_counts
         for pack_id, extra in sorted(plan.extra_by_pack().items()):

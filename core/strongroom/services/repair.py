@@ -22,8 +22,16 @@ chunks the index lacks, and does not deduplicate against what is not indexed).
 Healing: ``heal(blob_id) -> bytes | None`` is asked for each blob a point needs and no
 intact copy holds, before it is declared lost; it returns the blob's plaintext from
 elsewhere (a replica) or None.  Plaintext whose keyed hash is not the blob id is
-ignored.  Healed blobs are written into new packs.  Nothing passes a ``heal`` yet: it
-is the hook a replica will use.
+ignored.  Healed blobs are written into new packs.
+
+The geo secondary (``secondary``, :mod:`.heal`): when the vault has one and it answers,
+its checked copies are the ``heal`` of every blob, and the damaged or gone documents it
+holds intact are copied back first (:mod:`.copyback`: only documents whose copy opens
+under their own name, and only those damaged here or that the vault head lists as gone,
+so nothing older replaces anything newer); the rest of the repair then sees the vault as
+restored (a dry run reads the copies as if they were back).  A blob or document damaged
+on both sides stays damaged: lost, as without the secondary.  A secondary that cannot be
+reached is a one-line note (``secondary_error``); the repair does what it can here.
 
 Rollback (:mod:`.head`): the repair reports what the vault head's check finds
 (``rollback``).  Index files that a prune or rebuild-index removed and that are back
@@ -58,9 +66,12 @@ from ..models import RecoveryPoint, VaultSettings
 from ..repository.index import Index
 from ..repository.indexstate import INDEX_PREFIX
 from ..repository.pack import IndexEntry, pack_name
+from .copyback import Copyback, apply_copyback, plan_copyback, without_restored
+from .items import ITEM_PREFIX
 from .losses import find_losses
 from .points import POINT_PREFIX
 from .pointstatus import STATUS_PREFIX, PointStatus
+from .policies import POLICY_PREFIX
 from .settings import SETTINGS_PREFIX
 from .verify import read_documents
 
@@ -69,6 +80,7 @@ if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from .head import HeadService, Rollback
+    from .heal import Secondary, SecondaryCopies
     from .items import ItemBook
     from .jobs import JobLog
 
@@ -98,6 +110,9 @@ class RepairReport:
     rollback: list[str] = attrs.field(factory=list)  # what the vault head's check found
     rollback_accepted: bool = False
     rollback_open: str = ""  # what went backwards and stays so, in one line (empty: nothing)
+    secondary: str | None = None  # the geo secondary healed from (its URL), if any
+    secondary_error: str = ""  # why it could not be (one line)
+    objects_restored: list[str] = attrs.field(factory=list)  # documents copied back from the secondary
     seconds: float = 0.0
 
     @property
@@ -108,7 +123,8 @@ class RepairReport:
     @property
     def changes(self) -> bool:
         """Whether the repair found damage or changes (or would change) anything."""
-        return bool(self.damage or self.moved_aside or self.index_files_written or self.rollback)
+        return bool(self.damage or self.moved_aside or self.index_files_written or self.rollback
+                    or self.objects_restored)
 
     def to_dict(self) -> dict:
         doc = attrs.asdict(self)
@@ -140,21 +156,28 @@ class RepairService:
         self.heads = heads
 
     def run(self, *, apply: bool = False, heal: Heal | None = None,
-            progress: Callable[[str], None] | None = None, accept_rollback: bool = False) -> RepairReport:
+            progress: Callable[[str], None] | None = None, accept_rollback: bool = False,
+            secondary: Secondary | None = None) -> RepairReport:
         """Repair the vault (``apply``) or say what a repair would do; ``accept_rollback``:
-        take storage as it is where it went backwards (see the module docstring)."""
+        take storage as it is where it went backwards; ``secondary``: the geo secondary
+        reached, to heal from (see the module docstring)."""
         from ..repository.leases import Lease
 
         report = RepairReport(dry_run=not apply)
+        if secondary is not None:
+            report.secondary, report.secondary_error = secondary.url, secondary.error
+        copies = secondary.copies if secondary is not None else None
+        if heal is None and copies is not None:
+            heal = copies.blob
         if not apply:
             with self.jobs.running("repair", None, apply=False) as run:
-                self._repair(report, None, heal, progress, accept_rollback)
+                self._repair(report, None, heal, progress, accept_rollback, copies)
                 run.end("completed", bytes=report.bytes_read, details=_job_details(report))
             return report
         with Lease(self.repo, "repair", ttl=self.lease_ttl(), clock=self.clock) as lease, \
                 self.jobs.running("repair", None, apply=True) as run:
             try:
-                self._repair(report, lease.check, heal, progress, accept_rollback)
+                self._repair(report, lease.check, heal, progress, accept_rollback, copies)
             finally:
                 self.index.forget()
             losses = [loss["description"] for loss in report.lost_points + report.lost_files]
@@ -187,19 +210,41 @@ class RepairService:
     # --- the steps ---------------------------------------------------------------------
 
     def _repair(self, report: RepairReport, check: Callable[[], None] | None, heal: Heal | None,
-                progress: Callable[[str], None] | None, accept_rollback: bool = False) -> None:
+                progress: Callable[[str], None] | None, accept_rollback: bool = False,
+                copies: SecondaryCopies | None = None) -> None:
         from ..engine.repair import apply_copies, move_aside
 
         started = time.monotonic()
         found = self.heads.check()  # before the index files are listed (services/head.py)
         report.rollback = list(found.lines)
+        points, bad_docs = self._documents()
+        back = Copyback()
+        if copies is not None:  # documents first: the rest of the repair sees them back
+            if progress is not None:
+                progress("copying back documents from the secondary")
+            others = [bad for prefix in (ITEM_PREFIX, POLICY_PREFIX)
+                      for bad in read_documents(self.repo, prefix, lambda doc: doc)[1]]
+            back = plan_copyback(self.repo, self.heads, [name for name, _ in bad_docs + others], copies)
+            if back and check is not None:
+                report.objects_restored = apply_copyback(self.repo, back, check)
+                found = self.heads.check()  # what is still gone
+            else:
+                report.objects_restored = back.names
+                found = without_restored(found, back.names)
+            restored = set(report.objects_restored)
+            report.damage += [f"{name}: {problem}; {'restored' if check is not None else 'to be restored'}"
+                              " from the intact copy on the secondary"
+                              for name, problem in bad_docs + others if name in back.damaged and name in restored]
+            if check is not None and restored:
+                points, bad_docs = self._documents()
+            elif restored:  # a dry run: the copies as if they were back
+                bad_docs = [(name, problem) for name, problem in bad_docs if name not in restored]
+                points += [RecoveryPoint.from_dict(copies.opened(name, sealed))
+                           for name, sealed in sorted({**back.damaged, **back.gone}.items())
+                           if name.startswith(POINT_PREFIX)]
         files = self._index_files(report, progress)
         plan = self._plan(files, report, progress)
-        if progress is not None:
-            progress("reading documents")
-        points, bad_points = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict)
-        bad_docs = bad_points + read_documents(self.repo, STATUS_PREFIX, PointStatus.from_dict)[1]
-        bad_docs += read_documents(self.repo, SETTINGS_PREFIX, VaultSettings.from_dict)[1]
+        bad_points = [(name, problem) for name, problem in bad_docs if name.startswith(POINT_PREFIX)]
         report.damage += [f"{name}: {problem}" for name, problem in bad_docs]
         names = self._item_names()
         for name, problem in bad_points:
@@ -240,6 +285,14 @@ class RepairService:
         left = found if check is None or not rewrite else found.without_index()
         report.rollback_open = "" if report.rollback_accepted else left.summary()
         report.seconds = round(time.monotonic() - started, 3)
+
+    def _documents(self) -> tuple[list[RecoveryPoint], list[tuple[str, str]]]:
+        """(intact point headers, [(name, problem)] of damaged point headers, point statuses
+        and settings documents)."""
+        points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict)
+        bad += read_documents(self.repo, STATUS_PREFIX, PointStatus.from_dict)[1]
+        bad += read_documents(self.repo, SETTINGS_PREFIX, VaultSettings.from_dict)[1]
+        return points, bad
 
     def _item_names(self) -> dict[str, str]:
         """item id -> name (empty if an item document cannot be read: ids are shown)."""

@@ -25,6 +25,13 @@ as a cursor in ``cursor_file`` (one small JSON file per vault in the client's ho
 folder), so repeated runs go round every pack; a cursor that cannot be read starts from
 the first pack, one that cannot be saved is a note.  Nothing is written to the vault but
 the job record.
+
+``secondary`` (a geo vault's, reached only when something is damaged or missing:
+:class:`~strongroom.services.heal.Advisor`): each damaged point header, point status or
+settings document, each damaged blob without an intact copy here and each missing pack
+says whether the secondary holds an intact copy ("healable from the secondary: run
+'strongroom vault repair --apply'"), and so does a note for each document the vault head
+lists that is gone.  Nothing is written to either side.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
     from ..repository.indexstate import IndexState
     from ..repository.repository import Repository
     from .head import Rollback
+    from .heal import Secondary
     from .jobs import JobLog
     from .journal import Journal
     from .keys import KeySlots
@@ -120,9 +128,11 @@ class VerifyService:
         self.vault_id = vault_id
 
     def verify(self, *, read_data: bool = False, subset: str | None = None,
-               progress: Callable[[str], None] | None = None) -> VerifyReport:
+               progress: Callable[[str], None] | None = None,
+               secondary: Callable[[], Secondary | None] | None = None) -> VerifyReport:
         from ..engine.subset import Subset
         from ..engine.verify import Verifier
+        from .heal import Advisor
 
         chosen = None
         if subset is not None:
@@ -137,13 +147,17 @@ class VerifyService:
             rollback = self.check_head() if self.check_head is not None else None
             problems = self.index.load(tolerant=True)
             problems += [f"rollback: {line}" for line in (rollback.lines if rollback else ())]
+            notes: list[str] = foreign_notes(foreign)
+            advisor = Advisor(secondary, notes) if secondary is not None else None
             points, bad = read_documents(self.repo, POINT_PREFIX, RecoveryPoint.from_dict, listed)
             bad += read_documents(self.repo, STATUS_PREFIX, PointStatus.from_dict, listed)[1]
-            problems += [f"{name}: {problem}" for name, problem in bad]
+            problems += [f"{name}: {problem}{advisor.document(name) if advisor else ''}" for name, problem in bad]
             problems += self._settings_problems()
+            if advisor is not None and rollback is not None:
+                notes += [f"{name}: gone from the vault{advisor.document(name)}"
+                          for name in rollback.missing if not name.startswith("keys/")]
             if self.journal is not None:
                 problems += [f"journal: {line}" for line in self.journal.verify().problems]
-            notes: list[str] = foreign_notes(foreign)
             if self.key_slots is not None:
                 key_notes, key_problems = check_key_slots(self.key_slots)
                 notes += key_notes
@@ -151,8 +165,9 @@ class VerifyService:
             cursor: dict = {}
             select = self._selector(chosen, notes, cursor) if chosen is not None else None
             packs = {name.rsplit("/", 1)[-1] for name in listed if name.startswith("data/")}
-            report = Verifier(self.repo, progress=progress).run(points, read_data=read_data, select=select,
-                                                                 subset=subset, on_storage=packs)
+            report = Verifier(self.repo, progress=progress).run(
+                points, read_data=read_data, select=select, subset=subset, on_storage=packs,
+                elsewhere=advisor.blobs if advisor is not None else None)
             if chosen is not None and chosen.rotates:
                 self._save_cursor(cursor.get("after"), notes)  # once the packs were read
             report = attrs.evolve(report, problems=tuple(problems) + report.problems,
