@@ -205,6 +205,9 @@ class VaultConfig:
         return cls(**fields)
 
 
+_DATA_KEY_ID = re.compile(r"[0-9a-f]{8}")
+
+
 @attrs.frozen
 class VaultSettings:
     """Encrypted settings fixed at creation (chunker) or changed later (name, floors, prune, security).
@@ -231,6 +234,10 @@ class VaultSettings:
     #: How the storage keeps copies (:class:`~strongroom.policy.redundancy.Redundancy`
     #: document; empty: local).
     redundancy: dict = attrs.field(factory=dict)
+    #: The data keys added by ``vault key rotate`` (format 3), as 8 hex digits each, oldest
+    #: first: the last one is the current data key (none: the master key's own).  Each is
+    #: the object ``datakeys/<id>`` (:mod:`strongroom.repository.datakeys`).
+    data_keys: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -246,6 +253,9 @@ class VaultSettings:
             raise damaged("settings", "field 'compression_level' is not a zstd level")
         if not 1 <= fields.get("format", 1) <= 2**16:
             raise damaged("settings", "field 'format' is not a format")
+        keys = fields.get("data_keys", ())
+        if len(keys) > 4096 or len(set(keys)) != len(keys) or not all(_DATA_KEY_ID.fullmatch(k) for k in keys):
+            raise damaged("settings", "field 'data_keys' is not a list of distinct data key ids")
         return cls(**fields)
 
 

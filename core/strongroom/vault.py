@@ -45,6 +45,7 @@ from .services.head import HeadService, Rollback
 from .services.items import ItemBook
 from .services.jobs import JobLog
 from .services.keys import KeySlots
+from .services.datakeys import DataKeys, KeyChecks, read_only_reason, use_current
 from .services.lifecycle import Lifecycle
 from .services.points import DeletedPoint, PointBook, PointSurvey
 from .services.policies import PolicyBook
@@ -57,6 +58,7 @@ from .services.schedule import DueReport, Scheduler, ScheduleRow
 from .services.security import SecurityService
 from .services.softdelete import Deletion, SoftDeletion
 from .services.settings import SettingsBook, newest_settings
+from .services.slotuse import record_use
 from .services.upgrade import UpgradeReport, UpgradeService, format_in_force, newer_format
 from .services.verify import VerifyService
 from .storage import Store, open_store
@@ -78,6 +80,7 @@ if TYPE_CHECKING:
     from .policy.record import Policy
     from .policy.retention import RetentionFloors
     from .repository.chunker import ChunkerParams
+    from .repository.datakeys import DataKey
     from .results import RestoreResult, RestoreStats
     from .workload import BrowseItem, Workload
 
@@ -170,6 +173,7 @@ class Vault:
         self.store = self.repo.store = store
         # new objects in the vault's format; every format is read (services/upgrade.py)
         self.repo.envelope = self.repo.envelope.writing(format_in_force(config, settings, store.url))
+        use_current(self.repo, settings)  # the data key the settings name (format 3: services/datakeys.py)
         self.index = IndexState(self.repo)
         hooks = PluginHooks(plugins.hook, self)
         now = self._now
@@ -180,6 +184,8 @@ class Vault:
                              after_change=lambda removed: self.heads.record("key", removed=removed),
                              journal=self.journal, authorize=lambda *a: self.security.authorize(*a), alert=self._alert)
         self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
+        self.data_keys = DataKeys(self.repo, self._settings, self.journal, now, created=config.created,
+                                  format=lambda: self.format, alert=self._alert)
         # --- alerts: kept in the vault, sent to the configured sinks (services/alerts.py) ---
         self.alert_sinks = SinkBook(
             self.repo, plugins.alert_sinks, now,
@@ -208,7 +214,7 @@ class Vault:
         self._restore = RestoreService(self._items, self._points, self.jobs, hooks, self.workload)
         self._verify = VerifyService(self.repo, self.index, self.jobs, now,
                                      cursor_file=key_context.home / "verify" / f"{config.vault_id}.json",
-                                     key_slots=self.keys, check_head=self.heads.check,
+                                     key_slots=KeyChecks(self.keys, self.data_keys), check_head=self.heads.check,
                                      journal=self.journal, vault_id=config.vault_id)
         self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
                                      lambda: self.prune_settings.lease_ttl, now, self.heads)
@@ -333,6 +339,7 @@ class Vault:
         slot = None
         if master is None:
             master, slot = keyring.unlock(store, ctx, plugins.key_providers)
+            record_use(ctx.home, config.vault_id, slot.slot_id)  # "last used here" (services/slotuse.py)
         repo = Repository(store, master)
         vault = cls(store, config, master, newest_settings(repo, config.vault_id), plugins, ctx, slot, repo)
         plugins.hook.strongroom_vault_opened(vault=vault)
@@ -395,6 +402,12 @@ class Vault:
             if not any(root.iterdir()):
                 root.rmdir()
         return report
+
+    def rotate_data_key(self) -> DataKey:
+        """Start a new data key for everything written from now on (format 3;
+        :mod:`strongroom.services.datakeys`); RotateRefused where the vault is read-only."""
+        why = read_only_reason(self.store) or ("a geo secondary" if self.is_secondary else None)
+        return self.data_keys.rotate(url=self.url, read_only=why)
 
     def upgrade(self, *, apply: bool = False) -> UpgradeReport:
         """Move the vault to the newest format in place (:mod:`strongroom.services.upgrade`);

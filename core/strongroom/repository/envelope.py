@@ -1,7 +1,17 @@
-"""The envelope: how every encrypted object and every blob is sealed, in formats 1 and 2.
+"""The envelope: how every encrypted object and every blob is sealed, in formats 1 to 3.
 
-An :class:`Envelope` holds one data key and its 4-byte key id; it *writes* one object
-format (``format``: 1 or 2, the vault's, see ``docs/formats.md``) and *reads* both.
+An :class:`Envelope` holds the vault's data keys, each named by its 4-byte key id: it
+*writes* with one of them (:attr:`Envelope.key_id`, the current data key) in one object
+format (``format``: 1, 2 or 3, the vault's, see ``docs/formats.md``) and *reads* every
+format under any of its keys.  Format 3 seals objects exactly as format 2 does; what it
+adds is that a vault may have several data keys (``vault key rotate``), so packs and
+index files record which key sealed their blobs (:mod:`.pack`, :mod:`.indexfile`).
+
+Which key opens an object: the key id in its header; for a headerless blob, the key id
+the caller gives (from the pack trailer or index entry; none given: the vault's first
+data key, :attr:`Envelope.base_key_id`, the only one formats 1 and 2 have).  A key id
+this envelope does not hold is asked of its ``resolve`` callback (the repository loads
+``datakeys/<key id>``); with none, or when it has none either, the object is refused.
 
 **Format 1** (every object and every blob): a 22-byte clear header followed by the
 AES-256-GCM ciphertext of the (possibly zstd-compressed) plaintext and its 16-byte tag::
@@ -82,6 +92,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from typing import Callable
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -125,7 +136,9 @@ COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
 
 #: The object formats an Envelope writes (and reads): see the module docstring.
-FORMATS = (1, 2)
+FORMATS = (1, 2, 3)
+#: The envelope versions found in headers (format 3 writes version 2, as format 2 does).
+_HEADER_VERSIONS = (1, 2)
 
 MAGIC = b"SRE"
 BLOB_MAGIC = b"SRB"  # only in the associated data of format-2 blobs
@@ -238,15 +251,18 @@ def _looks_compressible(view: memoryview, level: int) -> bool:
 
 
 class Envelope:
-    """Seals and opens objects with one data key (AES-256-GCM) and its 4-byte key id;
-    writes ``format`` (1 or 2), reads both."""
+    """Seals objects with the current data key (AES-256-GCM) and its 4-byte key id in
+    ``format`` (1, 2 or 3); opens every format under any data key it holds or resolves."""
 
     HEADER_SIZE = _HEADER.size
     TAG_SIZE = TAG_SIZE
     #: Format 1's overhead, also the size of the smallest sealed object of any format.
     OVERHEAD = _HEADER.size + TAG_SIZE
 
-    def __init__(self, data_key: bytes, key_id: bytes, *, format: int = 1) -> None:
+    def __init__(
+        self, data_key: bytes, key_id: bytes, *, format: int = 1,
+        resolve: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         if len(data_key) != 32:
             raise ValueError(f"data key must be 32 bytes, got {len(data_key)}")
         if len(key_id) != KEY_ID_SIZE:
@@ -255,18 +271,63 @@ class Envelope:
             raise ValueError(f"unknown object format {format!r}")
         self._aead = AESGCM(bytes(data_key))
         self.key_id = bytes(key_id)
+        #: the vault's first data key (the master key's): what formats 1 and 2 seal with
+        self.base_key_id = self.key_id
+        self._keys: dict[bytes, AESGCM] = {self.key_id: self._aead}
+        #: ``resolve(key_id)``: the data key of that id (raising IntegrityError naming what
+        #: is missing), for ids this envelope does not hold yet
+        self._resolve = resolve
         self.format = format
 
     def __repr__(self) -> str:
         return f"Envelope(key_id={self.key_id.hex()}, format={self.format})"
 
+    def _copy(self) -> Envelope:
+        other = object.__new__(Envelope)
+        other.__dict__.update(self.__dict__)
+        return other
+
     def writing(self, format: int) -> Envelope:
-        """An envelope with the same key that writes ``format``."""
+        """An envelope with the same keys that writes ``format``."""
         if format not in FORMATS:
             raise ValueError(f"unknown object format {format!r}")
-        other = object.__new__(Envelope)
-        other._aead, other.key_id, other.format = self._aead, self.key_id, format
+        other = self._copy()
+        other.format = format
         return other
+
+    def with_key(self, data_key: bytes, key_id: bytes) -> Envelope:
+        """An envelope with the same keys, writing with ``data_key`` (named ``key_id``)."""
+        if len(data_key) != 32 or len(key_id) != KEY_ID_SIZE:
+            raise ValueError("a data key of 32 bytes and a key id of 4 bytes are needed")
+        other = self._copy()
+        other._aead = AESGCM(bytes(data_key))
+        other.key_id = bytes(key_id)
+        other._keys = {**self._keys, other.key_id: other._aead}
+        return other
+
+    def with_resolver(self, resolve: Callable[[bytes], bytes] | None) -> Envelope:
+        """An envelope with the same keys that asks ``resolve`` for the data keys it lacks."""
+        other = self._copy()
+        other._resolve = resolve
+        return other
+
+    def base(self) -> Envelope:
+        """An envelope that writes with the vault's first data key (key documents, settings)."""
+        other = self._copy()
+        other.key_id = self.base_key_id
+        other._aead = self._keys[self.base_key_id]
+        return other
+
+    def _aead_for(self, key_id: bytes, what: str) -> AESGCM:
+        """The AEAD of data key ``key_id``: held, resolved, or IntegrityError."""
+        aead = self._keys.get(key_id)
+        if aead is not None:
+            return aead
+        if self._resolve is None:
+            raise IntegrityError(what=what, reason=f"sealed with another key (key id {key_id.hex()})")
+        aead = AESGCM(bytes(self._resolve(key_id)))
+        self._keys[key_id] = aead  # a dict item set: safe between threads
+        return aead
 
     def sealed_size_bound(self, kind: int, length: int) -> int:
         """The most bytes :meth:`seal` writes for ``length`` bytes of plaintext."""
@@ -377,9 +438,11 @@ class Envelope:
         *,
         kind: int | None = None,
         scratch: Scratch | None = None,
+        key_id: bytes = b"",
     ) -> bytes | memoryview:
         """Authenticate, decrypt and decompress an object sealed under ``name``, in
-        either format (a headerless format-2 blob only when ``kind`` is a blob kind).
+        any format (a headerless blob only when ``kind`` is a blob kind, opened with
+        data key ``key_id``; empty: the vault's first, :attr:`base_key_id`).
 
         Raises IntegrityError on any failure; with ``kind`` given, an object of another
         kind is refused too.  With ``scratch`` (a buffer one thread reuses), the body is
@@ -392,10 +455,10 @@ class Envelope:
             raise IntegrityError(what=what, reason=f"too short to be sealed ({view.nbytes} bytes)")
         if view[:3] != MAGIC:
             if kind in BLOB_KINDS:
-                return self._open_blob(view, name, kind, what, scratch)  # type: ignore[arg-type]
+                return self._open_blob(view, name, kind, what, scratch, key_id or self.base_key_id)  # type: ignore[arg-type]
             raise IntegrityError(what=what, reason="not a sealed object (bad magic)")
         magic, version, got_kind, compression, key_id, nonce = _HEADER.unpack_from(view)
-        if version not in FORMATS:
+        if version not in _HEADER_VERSIONS:
             raise IntegrityError(what=what, reason=f"unsupported envelope version {version}")
         if kind is not None and got_kind != kind:
             raise IntegrityError(
@@ -405,12 +468,9 @@ class Envelope:
             raise IntegrityError(what=what, reason=f"unknown kind {got_kind}")
         if compression not in ((COMPRESSION_NONE, COMPRESSION_ZSTD) if version == 1 else (COMPRESSION_NONE,)):
             raise IntegrityError(what=what, reason=f"unknown compression {compression}")
-        if key_id != self.key_id:
-            raise IntegrityError(
-                what=what, reason=f"sealed with another key (key id {key_id.hex()})"
-            )
+        aead = self._aead_for(bytes(key_id), what)
         aad = bytes(view[: _HEADER.size]) + bytes(name)
-        body = self._decrypt(nonce, view[_HEADER.size :], aad, what, scratch)
+        body = self._decrypt(aead, nonce, view[_HEADER.size :], aad, what, scratch)
         if version == 2:
             return _unframe(body, what, got_kind, scratch is not None)
         if compression == COMPRESSION_NONE:
@@ -418,20 +478,22 @@ class Envelope:
         return _decompress(body, what, max_plaintext(got_kind))
 
     def _open_blob(
-        self, view: memoryview, name: bytes, kind: int, what: str, scratch: Scratch | None
+        self, view: memoryview, name: bytes, kind: int, what: str, scratch: Scratch | None, key_id: bytes
     ) -> bytes | memoryview:
-        aad = BLOB_MAGIC + bytes((2, kind)) + self.key_id + bytes(name)
-        inner = self._decrypt(bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], aad, what, scratch)
+        aead = self._aead_for(key_id, what)
+        aad = BLOB_MAGIC + bytes((2, kind)) + key_id + bytes(name)
+        inner = self._decrypt(aead, bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], aad, what, scratch)
         return _unframe(inner, what, kind, scratch is not None)
 
+    @staticmethod
     def _decrypt(
-        self, nonce: bytes, ciphertext: memoryview, aad: bytes, what: str, scratch: Scratch | None
+        aead: AESGCM, nonce: bytes, ciphertext: memoryview, aad: bytes, what: str, scratch: Scratch | None
     ) -> bytes | memoryview:
         try:
             if scratch is None:
-                return self._aead.decrypt(nonce, ciphertext, aad)
+                return aead.decrypt(nonce, ciphertext, aad)
             out = scratch.view(ciphertext.nbytes - TAG_SIZE)
-            self._aead.decrypt_into(nonce, ciphertext, aad, out)
+            aead.decrypt_into(nonce, ciphertext, aad, out)
             return out
         except InvalidTag:
             raise IntegrityError(what=what, reason="authentication failed") from None

@@ -9,7 +9,9 @@ the first 8 bytes of the blob id read as a big-endian uint64 (the *key*):
   raw length, uint8 kind.
 
 That is 49 bytes per blob, plus the interned pack ids (about 1 byte per blob with
-blobs of 1 MiB in 8 MiB packs).  A lookup is a binary search on ``keys`` and a
+blobs of 1 MiB in 8 MiB packs).  Each interned pack also keeps the id of the data key
+that sealed its blobs (a pack has one; ``b""``: the vault's first), which every
+:class:`~.pack.IndexEntry` handed out carries.  A lookup is a binary search on ``keys`` and a
 comparison of the rest of the id over the (almost always single) run of equal keys.
 
 There are two such sorted tables: *main* and a small *recent* one.  ``add`` merges its
@@ -113,6 +115,7 @@ class Index:
     def __init__(self) -> None:
         self._tables: tuple[_Table, _Table] = (_EMPTY, _EMPTY)  # (main, recent)
         self._pack_ids: list[str] = []
+        self._pack_keys: list[bytes] = []
         self._pack_numbers: dict[str, int] = {}
         self._write_lock = threading.Lock()
 
@@ -145,7 +148,7 @@ class Index:
         records["raw"] = entries["raw"]
         records["kind"] = entries["kind"]
         with self._write_lock:
-            numbers = [self._pack_number(p) for p in decoded.pack_ids]
+            numbers = [self._pack_number(p, decoded.key_of(i)) for i, p in enumerate(decoded.pack_ids)]
             records["pack"] = np.repeat(np.asarray(numbers, dtype=np.uint32), decoded.counts)
             self._merge(entries["key"].astype(np.uint64), records)
 
@@ -167,21 +170,29 @@ class Index:
             main, recent = main.insert(recent.keys, recent.records), _EMPTY
         self._tables = (main, recent)
 
-    def _pack_number(self, pack_id: str) -> int:
+    def _pack_number(self, pack_id: str, key_id: bytes = b"") -> int:
         number = self._pack_numbers.get(pack_id)
         if number is None:
             if not is_pack_id(pack_id):
                 raise ValueError(f"invalid pack id {pack_id!r}")
             number = len(self._pack_ids)
+            self._pack_keys.append(key_id)
             self._pack_ids.append(pack_id)
             self._pack_numbers[pack_id] = number
+        elif key_id and not self._pack_keys[number]:
+            self._pack_keys[number] = key_id
         return number
+
+    def pack_key(self, pack_id: str) -> bytes:
+        """The id of the data key that sealed the blobs of ``pack_id`` (``b""``: the first)."""
+        number = self._pack_numbers.get(pack_id)
+        return self._pack_keys[number] if number is not None else b""
 
     def _columns(self, entries: list[IndexEntry]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.frombuffer(b"".join(e.blob_id for e in entries), dtype=_ID_PARTS)
         records = np.empty(len(entries), dtype=_RECORD)
         records["rest"] = ids["rest"]
-        records["pack"] = [self._pack_number(e.pack_id) for e in entries]
+        records["pack"] = [self._pack_number(e.pack_id, e.key_id) for e in entries]
         records["offset"] = [e.offset for e in entries]
         records["length"] = [e.length for e in entries]
         records["raw"] = [e.raw_length for e in entries]
@@ -211,7 +222,7 @@ class Index:
         _, pack, offset, length, raw, kind = _RECORD_BYTES.unpack_from(
             table.record_bytes, row * _RECORD.itemsize
         )
-        return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw)
+        return IndexEntry(blob_id, kind, self._pack_ids[pack], offset, length, raw, self._pack_keys[pack])
 
     def lookup_many(self, blob_ids: list[bytes]) -> list[IndexEntry | None]:
         """:meth:`lookup` of each id, searching the tables for all of them at once."""
@@ -221,7 +232,7 @@ class Index:
             return found
         ids = np.frombuffer(b"".join(bytes(blob_ids[i]) for i in todo), dtype=_ID_PARTS)
         keys, rest = ids["key"].astype(np.uint64), ids["rest"]
-        pack_ids = self._pack_ids
+        pack_ids, pack_keys = self._pack_ids, self._pack_keys
         for table in self._tables:
             if not len(todo):
                 break
@@ -234,7 +245,7 @@ class Index:
                 _, pack, offset, length, raw, kind = _RECORD_BYTES.unpack_from(
                     table.record_bytes, row * _RECORD.itemsize
                 )
-                found[i] = IndexEntry(bytes(blob_ids[i]), kind, pack_ids[pack], offset, length, raw)
+                found[i] = IndexEntry(bytes(blob_ids[i]), kind, pack_ids[pack], offset, length, raw, pack_keys[pack])
             for i in todo[same_key & ~hit].tolist():  # ids sharing their first 8 bytes: rare
                 found[i] = self.lookup(blob_ids[i])
             miss = ~same_key
@@ -280,13 +291,13 @@ class Index:
 
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry (a snapshot taken at the call), in no particular order."""
-        pack_ids = self._pack_ids
+        pack_ids, pack_keys = self._pack_ids, self._pack_keys
         for table in self._tables:
             key_bytes = table.keys.astype(">u8").tobytes()
             for i, fields in enumerate(_RECORD_BYTES.iter_unpack(table.record_bytes)):
                 rest, pack, offset, length, raw_length, kind = fields
                 blob = key_bytes[i * 8 : i * 8 + 8] + rest
-                yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length)
+                yield IndexEntry(blob, kind, pack_ids[pack], offset, length, raw_length, pack_keys[pack])
 
     def entries_by_pack(self) -> dict[str, list[IndexEntry]]:
         """Entries grouped by pack id, each group in pack order (by offset)."""

@@ -8,7 +8,16 @@ An index file's plaintext (:func:`encode_index` writes it, :func:`decode_index` 
                   entry count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32))
 
 all little-endian; the repository seals it as KIND_INDEX under the file's storage name.
-Entries are grouped by pack, in the order they were given.
+Entries are grouped by pack, in the order they were given.  Version 2 (format 3, where a
+vault may have several data keys) adds, after each pack id, the 4-byte id of the data
+key that sealed that pack's blobs::
+
+    version u8 = 2 | pack count u32 |
+    pack count x (pack id 16 | key id 4 | entry count u32 | entry count x (... as above))
+
+:func:`encode_index` writes version 2 when an entry carries a key id (an entry without
+one, of a version 1 pack, is written with ``default_key``: the vault's first data key),
+else version 1.  A version 1 file's entries carry no key id (``b""``).
 
 Promises: ``decode_index(encode_index(entries))`` gives the entries back grouped by pack.
 Refuses: :func:`encode_index` raises ValueError for an invalid pack id or a blob id that
@@ -43,8 +52,10 @@ from .pack import IndexEntry, is_pack_id
 __all__ = ["INDEX_VERSION", "DecodedIndex", "decode_index", "decode_index_columns", "encode_index"]
 
 INDEX_VERSION = 1
+INDEX_VERSION_KEYED = 2
 _HEAD = struct.Struct("<BI")
 _PACK_HEAD = struct.Struct("<16sI")
+_KEYED_PACK_HEAD = struct.Struct("<16s4sI")
 _ENTRY = struct.Struct("<32sBIII")
 #: One entry of an index file as numpy reads it (the blob id split as in the index's tables).
 _FILE_ENTRY = np.dtype(
@@ -53,16 +64,25 @@ _FILE_ENTRY = np.dtype(
 assert _FILE_ENTRY.itemsize == _ENTRY.size
 
 
-def encode_index(entries: Iterable[IndexEntry]) -> bytes:
-    """The plaintext of an index file listing ``entries`` (grouped by pack)."""
+def encode_index(entries: Iterable[IndexEntry], *, default_key: bytes = b"") -> bytes:
+    """The plaintext of an index file listing ``entries`` (grouped by pack; version 2
+    when any entry carries a key id, see the module docstring)."""
     groups: dict[str, list[IndexEntry]] = {}
+    keyed = False
     for entry in entries:
         groups.setdefault(entry.pack_id, []).append(entry)
-    parts = [_HEAD.pack(INDEX_VERSION, len(groups))]
+        keyed = keyed or bool(entry.key_id)
+    parts = [_HEAD.pack(INDEX_VERSION_KEYED if keyed else INDEX_VERSION, len(groups))]
     for pack_id, group in groups.items():
         if not is_pack_id(pack_id):
             raise ValueError(f"invalid pack id {pack_id!r}")
-        parts.append(_PACK_HEAD.pack(bytes.fromhex(pack_id), len(group)))
+        if keyed:
+            key_id = group[0].key_id or default_key
+            if len(key_id) != 4 or any((e.key_id or default_key) != key_id for e in group):
+                raise ValueError(f"pack {pack_id}: its entries need one data key id of 4 bytes")
+            parts.append(_KEYED_PACK_HEAD.pack(bytes.fromhex(pack_id), key_id, len(group)))
+        else:
+            parts.append(_PACK_HEAD.pack(bytes.fromhex(pack_id), len(group)))
         for e in group:
             if len(e.blob_id) != ID_SIZE:
                 raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(e.blob_id)}")
@@ -83,6 +103,11 @@ class DecodedIndex:
     pack_ids: tuple[str, ...]
     counts: tuple[int, ...]
     entries: np.ndarray
+    #: the data key id of each pack's blobs (``b""``: the vault's first data key)
+    key_ids: tuple[bytes, ...] = ()
+
+    def key_of(self, i: int) -> bytes:
+        return self.key_ids[i] if self.key_ids else b""
 
     @property
     def count(self) -> int:
@@ -93,9 +118,10 @@ class DecodedIndex:
         # in the file's layout: joining arrays may have turned the key to native byte order
         rows = _ENTRY.iter_unpack(self.entries.astype(_FILE_ENTRY, copy=False).tobytes())
         out: list[IndexEntry] = []
-        for pack_id, count in zip(self.pack_ids, self.counts):
+        for i, (pack_id, count) in enumerate(zip(self.pack_ids, self.counts)):
+            key_id = self.key_of(i)
             out.extend(
-                IndexEntry(blob, kind, pack_id, offset, length, raw)
+                IndexEntry(blob, kind, pack_id, offset, length, raw, key_id)
                 for blob, kind, offset, length, raw in itertools.islice(rows, count)
             )
         return out
@@ -109,6 +135,7 @@ class DecodedIndex:
             tuple(p for part in parts for p in part.pack_ids),
             tuple(c for part in parts for c in part.counts),
             np.concatenate([part.entries for part in parts]),
+            tuple(part.key_of(i) for part in parts for i in range(len(part.pack_ids))),
         )
 
 
@@ -130,17 +157,23 @@ def _decode_columns(view: memoryview) -> DecodedIndex:
     if size < _HEAD.size:
         raise _malformed(f"too short ({size} bytes)")
     version, pack_count = _HEAD.unpack_from(view)
-    if version != INDEX_VERSION:
+    if version not in (INDEX_VERSION, INDEX_VERSION_KEYED):
         raise _malformed(f"unsupported index version {version}")
+    keyed = version == INDEX_VERSION_KEYED
+    pack_head = _KEYED_PACK_HEAD if keyed else _PACK_HEAD
     pos = _HEAD.size
     pack_ids: list[str] = []
     counts: list[int] = []
+    key_ids: list[bytes] = []
     parts: list[np.ndarray] = []
     for _ in range(pack_count):
-        if pos + _PACK_HEAD.size > size:
+        if pos + pack_head.size > size:
             raise _malformed("truncated pack header")
-        raw_pack_id, count = _PACK_HEAD.unpack_from(view, pos)
-        pos += _PACK_HEAD.size
+        if keyed:
+            raw_pack_id, key_id, count = _KEYED_PACK_HEAD.unpack_from(view, pos)
+        else:
+            (raw_pack_id, count), key_id = _PACK_HEAD.unpack_from(view, pos), b""
+        pos += pack_head.size
         end = pos + count * _ENTRY.size
         if end > size:
             raise _malformed("truncated entries")
@@ -150,12 +183,13 @@ def _decode_columns(view: memoryview) -> DecodedIndex:
         if count:
             pack_ids.append(raw_pack_id.hex())
             counts.append(count)
+            key_ids.append(bytes(key_id))
             parts.append(entries)
         pos = end
     if pos != size:
         raise _malformed(f"{size - pos} bytes after the last entry")
     joined = np.concatenate(parts) if parts else np.empty(0, dtype=_FILE_ENTRY)
-    return DecodedIndex(tuple(pack_ids), tuple(counts), joined)
+    return DecodedIndex(tuple(pack_ids), tuple(counts), joined, tuple(key_ids) if keyed else ())
 
 
 def _malformed(reason: str) -> IntegrityError:

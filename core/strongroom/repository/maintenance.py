@@ -57,7 +57,8 @@ def replace_index_file(repo: Repository, name: str, entries: list[IndexEntry]) -
         new_name = replacement_name(name)
         if new_name == name:
             raise ValueError(f"index file {name} cannot replace itself")
-        repo.store.put(new_name, repo.envelope.seal(KIND_INDEX, new_name.encode(), encode_index(entries)))
+        plain = encode_index(entries, default_key=repo.envelope.base_key_id)
+        repo.store.put(new_name, repo.envelope.seal(KIND_INDEX, new_name.encode(), plain))
     repo.store.delete(name)
     return new_name
 
@@ -68,13 +69,14 @@ def copy_blobs(repo: Repository, entries: list[IndexEntry], *, pack_size: int = 
     Each blob is read with one ranged read per source pack and opened (authenticated,
     re-hashed) before it is copied, so damage is never copied: IntegrityError names
     it.  A missing source pack raises IntegrityError too.  Sealed blobs are bound to
-    their blob id, not to a pack, so they move as they are.
+    their blob id, not to a pack, so they move as they are; blobs of different data keys
+    go into different packs (a pack names one data key, :mod:`.pack`).
     """
     by_pack: dict[str, list[IndexEntry]] = {}
     for entry in entries:
         by_pack.setdefault(entry.pack_id, []).append(entry)
     written: list[IndexEntry] = []
-    pack = PackWriter(repo.envelope)
+    packs: dict[bytes, PackWriter] = {}
 
     def upload(full: PackWriter) -> None:
         data, new = full.finish()
@@ -94,12 +96,16 @@ def copy_blobs(repo: Repository, entries: list[IndexEntry], *, pack_size: int = 
         for entry in group:
             sealed = data[entry.offset - start : entry.offset - start + entry.length]
             repo.open_blob(entry, sealed)  # raises IntegrityError if damaged
+            key = entry.key_id or repo.envelope.base_key_id
+            pack = packs.get(key)
+            if pack is None:
+                pack = packs[key] = PackWriter(repo.envelope, key)
             pack.add(entry.blob_id, entry.kind, bytes(sealed), entry.raw_length)
             if pack.size >= pack_size:
-                upload(pack)
-                pack = PackWriter(repo.envelope)
-    if pack.count:
-        upload(pack)
+                upload(packs.pop(key))
+    for pack in packs.values():
+        if pack.count:
+            upload(pack)
     return written
 
 

@@ -16,6 +16,7 @@ digits; ``<time-id>``: ``YYYYMMDDTHHMMSSffffffZ-`` and 8 hex digits)::
     keys/<slot-id>                                    key slot (clear JSON; format 1 ids
                                                       may be any [A-Za-z0-9_-]{1,64})
     settings/<time-id>                                settings document
+    datakeys/<key-id>                                 data key (8 hex digits; format 3)
     data/<xx>/<pack-id>                               pack (32 hex digits, xx its first two)
     index/<time-id>                                   index file
     items/<item-id>/<time-id>                         item version
@@ -103,6 +104,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("vault identity", "strongroom.json", r"strongroom\.json"),
     Kind("key slot", "keys/", r"keys/[A-Za-z0-9_-]{1,64}"),
     Kind("settings document", "settings/", rf"settings/{_TIME_ID}", DOCUMENT_MAX, document=True),
+    Kind("data key", "datakeys/", r"datakeys/[0-9a-f]{8}", DOCUMENT_MAX, document=True),
     Kind("pack", "data/", r"data/([0-9a-f]{2})/\1[0-9a-f]{30}", PACK_MAX),
     Kind("index file", "index/", rf"index/{_TIME_ID}", LARGE_MAX),
     Kind("item", "items/", rf"items/{_ID}/{_TIME_ID}", DOCUMENT_MAX, document=True),

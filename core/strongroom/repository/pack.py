@@ -6,10 +6,19 @@ bytes written as 32 lowercase hex digits.  Layout (all integers little-endian)::
     sealed blob 1 | sealed blob 2 | ... | sealed trailer | trailer length u32 | b"SRPK"
 
 Each blob is sealed by the envelope with its kind and name = its raw 32-byte blob id.
-The trailer plaintext is::
+The trailer plaintext is (version 1, formats 1 and 2)::
 
     version u8 = 1 | count u32 |
     count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32)
+
+or (version 2, format 3: a vault may have several data keys)::
+
+    version u8 = 2 | count u32 | key id 4 |
+    count x (blob id 32 | kind u8 | offset u32 | length u32 | raw length u32)
+
+where ``key id`` names the data key that sealed every blob of the pack (a pack holds
+blobs of one data key only; a version 1 pack's are the vault's first data key's).  The
+trailer itself is sealed with the data key current when it was written.
 
 sealed as KIND_PACK_TRAILER under the name ``b"pack:" + pack_id`` (the hex id as ASCII),
 so a trailer cannot be moved to another pack.  Offsets count from the start of the pack;
@@ -68,6 +77,9 @@ PACK_TARGET_SIZE = 8 * 1024 * 1024
 
 PACK_MAGIC = b"SRPK"
 TRAILER_VERSION = 1
+#: Trailers of format 3 name the data key of the pack's blobs.
+TRAILER_VERSION_KEYED = 2
+_KEY_ID = struct.Struct("<4s")
 _FOOTER = struct.Struct("<I4s")
 _TRAILER_HEAD = struct.Struct("<BI")
 _TRAILER_ENTRY = struct.Struct("<32sBIII")
@@ -78,7 +90,7 @@ _PACK_ID = re.compile(r"[0-9a-f]{32}")
 #: The most blobs a pack holds: every sealed blob has at least Envelope.OVERHEAD bytes,
 #: and blobs are added while the pack is under PACK_TARGET_SIZE.
 MAX_PACK_BLOBS = (PACK_TARGET_SIZE - 1) // Envelope.OVERHEAD + 1
-_MAX_TRAILER_PLAIN = _TRAILER_HEAD.size + MAX_PACK_BLOBS * _TRAILER_ENTRY.size
+_MAX_TRAILER_PLAIN = _TRAILER_HEAD.size + 4 + MAX_PACK_BLOBS * _TRAILER_ENTRY.size
 #: The longest sealed trailer, in either format (about 9.5 MiB).
 MAX_TRAILER_LENGTH = max(
     _MAX_TRAILER_PLAIN + Envelope.OVERHEAD,
@@ -91,7 +103,8 @@ MAX_PACK_SIZE = PACK_TARGET_SIZE - 1 + max_sealed(KIND_DATA) + MAX_TRAILER_LENGT
 
 @attrs.frozen
 class IndexEntry:
-    """Where one blob is: its pack, the byte range of its sealed form, its sizes."""
+    """Where one blob is: its pack, the byte range of its sealed form, its sizes, and the
+    id of the data key that sealed it (empty: the vault's first data key)."""
 
     blob_id: bytes
     kind: int
@@ -99,6 +112,7 @@ class IndexEntry:
     offset: int
     length: int
     raw_length: int
+    key_id: bytes = b""
 
 
 def is_pack_id(pack_id: str) -> bool:
@@ -122,11 +136,16 @@ class PackWriter:
 
     ``add`` appends each sealed blob to one growing buffer (the sealed blob can be
     freed at once), which ``finish`` completes with the trailer and returns without a
-    further copy.
+    further copy.  Its blobs are sealed with data key ``key_id`` (default: the
+    envelope's current one); in format 3 the trailer (version 2) says so.
     """
 
-    def __init__(self, envelope: Envelope) -> None:
+    def __init__(self, envelope: Envelope, key_id: bytes | None = None) -> None:
         self.envelope = envelope
+        self.keyed = envelope.format >= 3
+        key_id = envelope.key_id if key_id is None else (key_id or envelope.base_key_id)
+        #: the data key of the pack's blobs, as entries carry it (empty before format 3)
+        self.key_id = key_id if self.keyed else b""
         self.pack_id = secrets.token_hex(16)
         self._buffer = bytearray()
         self._entries: list[IndexEntry] = []
@@ -162,7 +181,7 @@ class PackWriter:
             raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
         self._buffer += sealed
         self._entries.append(
-            IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length)
+            IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id)
         )
         self._size += length
 
@@ -171,7 +190,10 @@ class PackWriter:
         if self._finished:
             raise RuntimeError(f"pack {self.pack_id} is already finished")
         self._finished = True
-        body = [_TRAILER_HEAD.pack(TRAILER_VERSION, len(self._entries))]
+        if self.keyed:
+            body = [_TRAILER_HEAD.pack(TRAILER_VERSION_KEYED, len(self._entries)), _KEY_ID.pack(self.key_id)]
+        else:
+            body = [_TRAILER_HEAD.pack(TRAILER_VERSION, len(self._entries))]
         body.extend(
             _TRAILER_ENTRY.pack(e.blob_id, e.kind, e.offset, e.length, e.raw_length)
             for e in self._entries
@@ -220,19 +242,21 @@ def _parse_trailer(
     if len(plain) < _TRAILER_HEAD.size:
         raise _damaged(pack_id, "trailer too short")
     version, count = _TRAILER_HEAD.unpack_from(plain)
-    if version != TRAILER_VERSION:
+    if version not in (TRAILER_VERSION, TRAILER_VERSION_KEYED):
         raise _damaged(pack_id, f"unsupported trailer version {version}")
-    if len(plain) != _TRAILER_HEAD.size + count * _TRAILER_ENTRY.size:
+    start = _TRAILER_HEAD.size + (_KEY_ID.size if version == TRAILER_VERSION_KEYED else 0)
+    if len(plain) != start + count * _TRAILER_ENTRY.size:
         raise _damaged(pack_id, f"trailer size does not match its {count} entries")
+    key_id = _KEY_ID.unpack_from(plain, _TRAILER_HEAD.size)[0] if version == TRAILER_VERSION_KEYED else b""
     entries = []
     expected = 0
     for blob_id, kind, offset, length, raw_length in _TRAILER_ENTRY.iter_unpack(
-        memoryview(plain)[_TRAILER_HEAD.size :]
+        memoryview(plain)[start:]
     ):
         if offset != expected or length < Envelope.OVERHEAD or kind == 0:
             raise _damaged(pack_id, f"trailer entry {len(entries)} is inconsistent")
         expected = offset + length
-        entries.append(IndexEntry(blob_id, kind, pack_id, offset, length, raw_length))
+        entries.append(IndexEntry(blob_id, kind, pack_id, offset, length, raw_length, key_id))
     if expected != blobs_end:
         raise _damaged(pack_id, "trailer does not account for every byte before it")
     return entries

@@ -22,6 +22,13 @@ prune marks, packs: :mod:`.names`), has its size asked for and is read again who
 object larger than its kind may hold is an IntegrityError naming it, costing at most
 :data:`FIRST_READ` bytes of memory, never its own size; a name that is not of the kind
 expected is one too, and is not read at all.
+
+Data keys (format 3, :mod:`.datakeys`): the envelope writes with the vault's current
+data key and opens objects sealed under any of its data keys, loading
+``datakeys/<key id>`` the first time an object names a key it does not hold (a blob's
+key id comes from its index entry).  Settings documents are always sealed with the
+vault's first data key, so they open, and name the current data key, whatever has
+happened to the others.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ..models import time_id
 from ..storage import Store, capabilities_of
 from .blobid import blob_id as keyed_blob_id
 from .blobwriter import BlobWriter
+from . import datakeys
 from .envelope import KIND_DOCUMENT, KIND_INDEX, Envelope, Scratch
 from .index import Index
 from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
@@ -62,6 +70,10 @@ def _mapper(threads: int) -> Iterator[Callable]:
         yield pool.map
 
 
+#: Documents under these prefixes are sealed with the vault's first data key (see the
+#: module docstring), whatever data key is current.
+BASE_SEALED = ("settings/",)
+
 #: At most this many entries go into one index file: a file of them stays far below the
 #: envelope's limit for index files (256 MiB) whatever the entries' size.
 INDEX_FILE_ENTRIES = 1_000_000
@@ -81,7 +93,7 @@ class Repository:
     def __init__(self, store: Store, master: MasterKey, *, io_threads: int | None = None) -> None:
         self.store = store
         self.master = master
-        self.envelope = Envelope(master.data_key.value, master.key_id)
+        self.envelope = Envelope(master.data_key.value, master.key_id, resolve=datakeys.resolver(self))
         self.index = Index()
         # storage operations in flight (uploads, pack reads): the store's own hint by
         # default, more for remote stores than for a local folder
@@ -128,7 +140,8 @@ class Repository:
 
     def put_document(self, name: str, doc: dict | list) -> None:
         raw = json.dumps(doc, separators=(",", ":")).encode()
-        self.store.put(name, self.envelope.seal(KIND_DOCUMENT, name.encode(), raw))
+        envelope = self.envelope.base() if name.startswith(BASE_SEALED) else self.envelope
+        self.store.put(name, envelope.seal(KIND_DOCUMENT, name.encode(), raw))
 
     def get_document(self, name: str) -> dict:
         """The document stored as ``name``: IntegrityError if it is not a vault name,
@@ -162,7 +175,7 @@ class Repository:
         names = []
         for start in range(0, max(len(entries), 1), INDEX_FILE_ENTRIES):
             name = index_object_name(time_id())
-            part = encode_index(entries[start:start + INDEX_FILE_ENTRIES])
+            part = encode_index(entries[start:start + INDEX_FILE_ENTRIES], default_key=self.envelope.base_key_id)
             self.store.put(name, self.envelope.seal(KIND_INDEX, name.encode(), part))
             names.append(name)
         return names
@@ -215,7 +228,7 @@ class Repository:
                 reason="truncated",
             )
         try:
-            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch)
+            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch, key_id=entry.key_id)
         except IntegrityError as exc:
             raise IntegrityError(
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",

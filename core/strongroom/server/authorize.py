@@ -61,6 +61,7 @@ TABLE: dict[str, tuple[str | None, str | None, str | None]] = {
     "vault identity": (W, W, W),
     "key slot": (W, W, W),
     "settings document": (C, NOBODY, NOBODY),
+    "data key": (W, NOBODY, NOBODY),  # vault key rotate: an owner's, as adding a key slot; never changed
     "pack": (O, C, C),
     "index file": (O, C, C),
     "item": (O, C, C),  # create by an operator: only an item id with no version yet (rules)

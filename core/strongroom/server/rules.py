@@ -12,7 +12,8 @@ refuses (a :class:`~.authorize.Decision` with status 403), whatever the role:
   (:data:`OPERATOR_JOBS`, a drill being a restore: prune, repair, an item's stop are a contributor's);
 - a settings document that breaks the history rules against the settings in force
   (:func:`strongroom.services.settings._breaks_rules`: an irreversible state undone, a
-  weakening without the guard's ticket in ``authorized_by``);
+  weakening without the guard's ticket in ``authorized_by``, data keys dropped or
+  reordered), or that changes the data keys (``vault key rotate``) below the owner role;
 - a point soft-deleted by ``points delete`` or ``items stop --delete-data`` while
   immutability keeps it (not expired), or without the guard's ticket when a guard is linked;
 - an item version that deletes the item's data without the guard's ticket;
@@ -81,7 +82,7 @@ class VaultRules:
             if action is Action.CREATE and top == "jobs" and not at_least(role, "contributor"):
                 return self._job(name, body)
             if action in (Action.CREATE, Action.OVERWRITE) and top == "settings":
-                return self._settings(name, body)
+                return self._settings(role, name, body)
             if action is Action.CREATE and top == "policies":
                 return self._policy(name, body, ticket)
             if action is Action.DELETE and top == "points":
@@ -162,12 +163,14 @@ class VaultRules:
             return Decision(False, 403, None, f"{what}: immutability lets retention only grow")
         return self._guarded_any("retention.shorten", ticket, what)
 
-    def _settings(self, name: str, body: bytes | None) -> Decision | None:
+    def _settings(self, role: str, name: str, body: bytes | None) -> Decision | None:
         current = newest_settings(self.repo, self.vault.vault_id)
         new: VaultSettings = parse_settings(self._open(name, body))
         reason = _breaks_rules(current, new, self.vault.vault_id)
         if reason is not None:
             return Decision(False, 403, None, f"write settings {name}: {reason}")
+        if new.data_keys != current.data_keys and not at_least(role, "owner"):
+            return Decision(False, 403, "owner", f"change the data keys (settings {name}): vault key rotate")
         return None
 
     def _delete_head(self, name: str) -> Decision | None:

@@ -15,7 +15,8 @@ documents are read oldest first, and one that undoes an irreversible state (soft
 always-on, immutability locked) or weakens security while a guard is linked without
 carrying the guard's tickets for it (``authorized_by``, checked against the guard linked
 by the document before) is not taken: the one before it stays in force, and the rejected
-document is named in :attr:`SettingsHistory.rejected`.  So a client that skips the rules,
+document is named in :attr:`SettingsHistory.rejected`.  So is one that drops or reorders
+the data keys (``data_keys``, :mod:`.datakeys`): the current data key only moves forward.  So a client that skips the rules,
 or someone who writes a settings document with the key, cannot turn protection off.
 """
 
@@ -136,6 +137,8 @@ def _breaks_rules(before: VaultSettings, after: VaultSettings, vault_id: str | N
     from ..errors import TicketInvalid
     from .tickets import verify_ticket
 
+    if after.data_keys[:len(before.data_keys)] != before.data_keys:  # rotation only adds, newest last
+        return "it drops or reorders the vault's data keys (the current one can only move forward)"
     old, new = SecuritySettings.from_dict(before.security), SecuritySettings.from_dict(after.security)
     reason = irreversible_change(old, new)
     if reason is not None:
