@@ -59,7 +59,7 @@ IDENTITY = "strongroom.json"
 
 #: The phases of a copy, in order: the prefixes of each (see the module docstring).
 COPY_ORDER: tuple[tuple[str, ...], ...] = (
-    ("keys/", "settings/"),
+    ("keys/", "datakeys/", "settings/"),  # data keys before anything sealed under them
     (IDENTITY,),
     ("data/",),
     ("index/",),
@@ -249,9 +249,9 @@ class Replicator:
     def _delete(self, listed: set[str], present: set[str], report: ReplicationReport) -> None:
         gone = sorted(n for n in present - listed if not n.startswith(NOT_COPIED) and n != IDENTITY)
         points_behind = any(n.startswith("points/") for n in gone)
-        documents = [n for n in gone if not n.startswith(("data/", "index/", "keys/"))]
+        documents = [n for n in gone if not n.startswith(("data/", "index/", "keys/", "datakeys/"))]
         documents.sort(key=lambda n: not n.startswith(("points/", "point-status/")))  # point headers first
-        later = [n for n in gone if n.startswith(("index/", "keys/"))]
+        later = [n for n in gone if n.startswith(("index/", "keys/", "datakeys/"))]
         packs = [n for n in gone if n.startswith("data/")]
         for name in documents + later:
             self._delete_one(name, report)
