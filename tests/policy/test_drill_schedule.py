@@ -15,6 +15,7 @@ from strongroom.errors import InvalidPolicy
 from strongroom.policy.drills import DrillSchedule, drill_due
 from strongroom.policy.options import policy_from_options
 from strongroom.policy.record import Policy
+from strongroom.policy.redundancy import Redundancy
 from strongroom.policy.retention import RetentionRules
 from strongroom.policy.schedule import Schedule
 from strongroom.repository.names import kind_of
@@ -199,3 +200,52 @@ class TestDrillPolicyCli:
                        74, "every 1h at most")
         one_line_error(cli("policy", "create", "p", "--every", "1h", "--drill-every", "1d", "--drill-from-secondary",
                            expect=None), 74, "needs a geo vault")
+
+
+class TestScheduledDrillsFromTheSecondary:
+    @pytest.fixture
+    def geo(self, tmp_path, monkeypatch):
+        """A geo vault (two folders) on a simulated clock: item 'docs' drilled hourly from the secondary."""
+        monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "0")  # only run-due's catch-up replicates
+        clock = Clock(dt.datetime(2031, 3, 1, 0, 30, tzinfo=UTC))
+        secondary = tmp_path / "secondary"
+        vault = Vault.create(str(tmp_path / "vault"), redundancy=Redundancy("geo", str(secondary)))
+        vault.clock = clock
+        vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
+        vault.policies.create(policy_from_options(
+            "geo-drill", {"every": "4h", "drill_every": "1h", "drill_from_secondary": True}))
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "big.bin").write_bytes(random.Random(16).randbytes(2 << 20))
+        vault.protect("files", "docs", {"paths": [str(src)]}, policy="geo-drill")
+        return vault, clock, secondary
+
+    def test_run_due_drills_the_new_point_on_the_secondary(self, geo):
+        """The first run-due backs up, replicates, then drills that point on the secondary (recorded on this machine)."""
+        vault, clock, _ = geo
+        report = vault.run_due()
+        assert kinds(report) == [("backup", "completed"), ("drill", "completed")]
+        point = vault.points("docs")[-1].point_id
+        assert report.results[1][3] == f"point {point[:8]} on the secondary: 1 file(s) checked"
+        job = vault.jobs.list(type_="drill")[-1]
+        assert job.local and job.details["source"] == "secondary" and job.details["trigger"] == "scheduled"
+        assert job.details["report"]["point"] == point
+
+    def test_a_damaged_secondary_fails_the_drill_and_alerts_in_the_vault(self, geo, tmp_path):
+        """A pack damaged on the secondary only: the scheduled drill fails and the vault raises drill.failed."""
+        vault, clock, secondary = geo
+        vault.run_due()
+        copy = Vault.open(str(secondary))
+        copy.index.load()
+        entry = copy.repo.index.lookup(copy.point_view("docs").lookup(str(tmp_path / "src" / "big.bin").lstrip("/")).chunks[0])
+        pack = secondary / pack_name(entry.pack_id)
+        os.chmod(pack, 0o600)
+        data = bytearray(pack.read_bytes())
+        data[entry.offset + 10:entry.offset + 14] = b"\0\1\2\3"
+        pack.write_bytes(bytes(data))
+        clock.now += HOUR
+        vault = vault.reopen()
+        assert kinds(vault.run_due()) == [("drill", "failed")]
+        assert vault.verify().ok  # the vault itself is intact
+        alerts = [a for a in vault.alerts.list() if a.kind == "drill.failed"]
+        assert len(alerts) == 1 and alerts[0].item == "docs"

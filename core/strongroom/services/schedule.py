@@ -240,7 +240,7 @@ class Scheduler:
                     drilled = self.drill(row.name, from_secondary=row.from_secondary)
                     where = " on the secondary" if row.from_secondary else ""
                     results.append((row.kind, row.name, "completed",
-                                    f"point {drilled.point[:8]}{where}: {drilled.files} files checked"))
+                                    f"point {drilled.point[:8]}{where}: {drilled.files} file(s) checked"))
                 else:
                     report = self.prune()
                     results.append((row.kind, row.name, "completed",
