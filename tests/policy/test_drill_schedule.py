@@ -20,6 +20,7 @@ from strongroom.policy.retention import RetentionRules
 from strongroom.policy.schedule import Schedule
 from strongroom.repository.names import kind_of
 from strongroom.repository.pack import pack_name
+from strongroom.services.claims import Claims, drill_subject
 from strongroom.vault import Vault
 from vaultkit import assert_one_line_error as one_line_error
 
@@ -136,6 +137,15 @@ class TestScheduledDrills:
         rows = {(row.kind, row.name): row for row in vault.schedule()}
         assert not rows[("backup", "docs")].due and rows[("backup", "docs")].next_run == clock.now + 3.5 * HOUR
         assert not rows[("drill", "docs")].due and rows[("drill", "docs")].next_run == clock.now + HOUR
+
+    def test_forgetting_an_items_claims_forgets_its_drill_claims(self, drilled):
+        """The claims of a deleted item (Claims.forget, as prune does) go with its drill claims."""
+        vault, clock = drilled
+        vault.run_due()
+        item_id = vault.items()[0].item_id
+        Claims(vault.repo, item_id).forget()
+        assert list(vault.repo.store.list("runs/")) == []
+        assert Claims(vault.repo, drill_subject(item_id)).last_slot() is None
 
     def test_a_damaged_pack_is_a_failed_drill_job_and_a_drill_failed_alert(self, drilled, tmp_path):
         """Every pack damaged after a good drill: the next scheduled drill fails, as a failed job and an alert."""

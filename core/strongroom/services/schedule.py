@@ -141,27 +141,35 @@ class Scheduler:
         self.drill = drill
         self.drills_since = drills_since
 
-    def rows(self, now: dt.datetime | None = None) -> list[ScheduleRow]:
-        """Every item and the prune, with their last and next runs at ``now``."""
+    def rows(self, now: dt.datetime | None = None, kinds: Collection[str] | None = None) -> list[ScheduleRow]:
+        """Every item and the prune, with their last and next runs at ``now``; only the
+        rows of ``kinds`` (``backup``, ``drill``, ``prune``) when given."""
         now = now or self.clock()
+        wanted = set(kinds) if kinds is not None else set(ORDER)
         rows: list[ScheduleRow] = []
         drills: list[tuple[ProtectedItem, Policy]] = []
-        policies = {p.name: p for p in self.policies.list()}
-        for item in self.items.list():
+        policies = {p.name: p for p in self.policies.list()} if wanted & {"backup", "drill"} else {}
+        for item in self.items.list() if policies or "backup" in wanted else ():
             policy = policies.get(item.policy) if item.policy else None
             if item.state != PROTECTED or policy is None:
                 state = item.state if item.state != PROTECTED else ("no policy" if not item.policy else "policy missing")
-                rows.append(ScheduleRow("backup", item.name, item.policy, state, None, None, False))
+                if "backup" in wanted:
+                    rows.append(ScheduleRow("backup", item.name, item.policy, state, None, None, False))
                 continue
-            last = Claims(self.repo, item.item_id).last_slot()
+            if "backup" not in wanted and policy.drill is None:
+                continue
             has_points = bool(self.repo.list_names(f"{POINT_PREFIX}{item.item_id}/"))
-            since = time_of(item.version) if item.version else None
-            due = due_slot(policy.schedule, now, last_slot=last, since=since, at_once=not has_points)
-            rows.append(ScheduleRow("backup", item.name, policy.name, item.state, last, due.next_run, due.due,
-                                    due.slot, item.item_id))
-            if policy.drill is not None and has_points:
+            if "backup" in wanted:
+                last = Claims(self.repo, item.item_id).last_slot()
+                since = time_of(item.version) if item.version else None
+                due = due_slot(policy.schedule, now, last_slot=last, since=since, at_once=not has_points)
+                rows.append(ScheduleRow("backup", item.name, policy.name, item.state, last, due.next_run, due.due,
+                                        due.slot, item.item_id))
+            if "drill" in wanted and policy.drill is not None and has_points:
                 drills.append((item, policy))
         rows.extend(self._drill_rows(drills, now))
+        if "prune" not in wanted:
+            return rows
         schedule = self.prune_settings().schedule
         if schedule is None:
             rows.append(ScheduleRow("prune", "(vault)", None, "not scheduled", None, None, False))
@@ -220,8 +228,10 @@ class Scheduler:
         vault server, which holds no sources, runs only the prune."""
         now = self.clock()
         results: list[tuple[str, str, str, str]] = []
-        rows = [r for r in self.rows(now) if r.due and (kinds is None or r.kind in kinds)
-                and (r.kind != "drill" or self.drill is not None)]
+        kinds = set(kinds) if kinds is not None else set(ORDER)
+        if self.drill is None:
+            kinds.discard("drill")
+        rows = [r for r in self.rows(now, kinds) if r.due]
         for row in sorted(rows, key=lambda r: (ORDER[r.kind], r.name)):
             if should_stop():
                 results.append((row.kind, row.name, "skipped", "shutting down"))
