@@ -226,30 +226,48 @@ def key() -> None:
 
 
 @key.command("list")
+@click.option("--data-keys", "with_data_keys", is_flag=True,
+              help="With --json: an object {slots, data_keys} instead of the list of slots.")
 @json_option
 @click.pass_context
-def key_list(ctx, as_json):
-    """List the key slots (and objects under keys/ that are not slots of this vault)."""
-    keys = app(ctx).open_vault().keys
+def key_list(ctx, with_data_keys, as_json):
+    """List the key slots (with when this client last opened the vault with each: "last used
+    here"; objects under keys/ that are not slots of this vault) and the data keys."""
+    from ..services.slotuse import last_uses
+
+    v = app(ctx).open_vault()
+    keys = v.keys
     found = keys.survey()
     for _, problem in found.damaged + found.foreign:
         warn(problem)
     in_use = keys.opened_with.slot_id if keys.opened_with is not None else None
+    used_here = last_uses(keys.context.home, keys.context.vault_id)
+    data_keys = v.data_keys.list()
+    for info in data_keys:
+        if info.problem:
+            warn(info.problem)
     if as_json:
-        emit_json([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,
-                    "in_use": s.slot_id == in_use, "format": s.version, "object": s.object_name, "foreign": False}
-                   for s in found.slots]
-                  + [{"slot": None, "provider": None, "label": "", "created": "", "in_use": False, "format": None,
-                      "object": name, "foreign": True, "reason": why} for name, why in found.foreign])
+        slots = ([{"slot": s.slot_id, "provider": s.provider, "label": s.label, "created": s.created,
+                   "last_used_here": used_here.get(s.slot_id), "in_use": s.slot_id == in_use, "format": s.version,
+                   "object": s.object_name, "foreign": False} for s in found.slots]
+                 + [{"slot": None, "provider": None, "label": "", "created": "", "last_used_here": None,
+                     "in_use": False, "format": None, "object": name, "foreign": True, "reason": why}
+                    for name, why in found.foreign])
+        emit_json({"slots": slots, "data_keys": [d.to_dict() for d in data_keys]} if with_data_keys else slots)
         return
     rows = []
     for s in found.slots:
         used = "*" if s.slot_id == in_use else ""
         details = keys.describe(s) + (f"; old format {s.version}: run 'vault key upgrade'" if s.is_old else "")
-        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], details))
+        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], used_here.get(s.slot_id, "never")[:19],
+                     details))
     for name, _ in found.foreign:
-        rows.append((name, "FOREIGN", "", "", "not a key slot of this vault: never used to open it"))
-    table(("SLOT", "PROVIDER", "LABEL", "CREATED", "DETAILS"), rows)
+        rows.append((name, "FOREIGN", "", "", "", "not a key slot of this vault: never used to open it"))
+    table(("SLOT", "PROVIDER", "LABEL", "CREATED", "LAST USED HERE", "DETAILS"), rows)
+    click.echo()
+    table(("DATA KEY", "CREATED", "STATE"),
+          [(d.key_id, d.created[:19], ("current" if d.current else "missing or damaged" if d.problem else "old")
+            + (" (the master key's)" if d.first else "")) for d in data_keys])
 
 
 @key.command("add")
@@ -464,5 +482,14 @@ def _register_key_rewrap() -> None:
 
 
 _register_key_rewrap()
+
+
+def _register_key_rotate() -> None:
+    from .keyrotate_cmd import key_rotate
+
+    key.add_command(key_rotate)
+
+
+_register_key_rotate()
 
 

@@ -113,13 +113,13 @@ def load(repo: Repository, key_id: bytes) -> DataKey:
     try:
         sealed = repo.read_whole(name, "document")
     except ObjectNotFound:
-        raise IntegrityError(what=name, reason="the data key is missing from storage; what it sealed cannot be read"
-                                              " (restore the object from a copy of the vault)") from None
+        raise IntegrityError(what=name, reason=f"data key {name} is missing from storage: what it sealed cannot be"
+                                              " read (put the object back from a copy of the vault)") from None
     base = repo.envelope.base()
     try:
         raw = base.open(sealed, name.encode(), kind=KIND_DOCUMENT)
     except IntegrityError as exc:
-        raise IntegrityError(what=name, reason=f"the data key does not open ({exc.fields.get('reason', exc)}):"
+        raise IntegrityError(what=name, reason=f"data key {name} does not open ({exc.fields.get('reason', exc)}):"
                                               " it was replaced or damaged") from None
     try:
         doc = json.loads(raw)
@@ -128,9 +128,9 @@ def load(repo: Repository, key_id: bytes) -> DataKey:
         if doc["key_id"] != key_id.hex() or len(data_key) != 32 or not isinstance(created, str):
             raise ValueError("it names another key")
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise IntegrityError(what=name, reason=f"the data key is malformed ({exc})") from None
+        raise IntegrityError(what=name, reason=f"data key {name} is malformed ({exc})") from None
     if derive_key_id(data_key, repo.master.id_key.value) != key_id:
-        raise IntegrityError(what=name, reason="the data key does not match its id")
+        raise IntegrityError(what=name, reason=f"data key {name} does not match its id")
     return DataKey(key_id, Secret(data_key), created)
 
 
