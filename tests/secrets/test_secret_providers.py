@@ -12,6 +12,7 @@ import strongroom
 from strongroom import Secret, SecretNotAvailable, SecretProvider, hookimpl
 from strongroom.errors import DuplicateRegistration, InvalidSecretReference, PluginLoadError
 from strongroom.plugins import PluginHost
+from strongroom.repository import keyproviders
 from strongroom.secrets import MAX_SECRET_FILE, SecretResolver
 from strongroom.vault import Vault
 
@@ -208,7 +209,8 @@ class TestRegistrationHook:
         """A provider added by strongroom_register_secret_providers resolves its scheme, and
         its one-line reason reaches the error with the reference."""
         plugin = provider_plugin(TableProvider({"db": PASSWORD.encode()}))
-        host = PluginHost.create(extra_plugins=[("tablesecrets", plugin)])
+        host = PluginHost.create(extra_plugins=[("keys", keyproviders), ("tablesecrets", plugin)],
+                                 load_entry_points=False)  # only these two, whatever else is installed
         assert host.secret_providers.owner("test") == "tablesecrets"
         assert host.secrets.check("test:db") == "test:db"
         assert host.secrets.resolve("test:db").value == PASSWORD.encode()
