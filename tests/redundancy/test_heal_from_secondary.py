@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from geokit import geo_vault, tree_bytes, two_servers, write_files  # noqa: F401
+from geokit import configure, geo_vault, tree_bytes, two_servers, write_files  # noqa: F401
 from strongroom.policy.redundancy import Redundancy
 from strongroom.policy.security import SoftDelete
 from strongroom.repository.pack import pack_name
@@ -252,3 +252,24 @@ class TestOnTwoServers:
         assert done["blobs_healed"] >= 1 and done["ok"]
         assert verify(vault.url)["ok"]
         restores_exactly(vault, source, tmp_path)
+
+    def test_a_secondary_server_out_of_reach_is_one_note_line(self, strongroom_home, two_servers, tmp_path):
+        """The secondary's endpoint refuses connections: repair --apply repairs what it can here (the damaged
+        pack moved aside, the loss named, exit 53) and says in one line that the secondary could not be reached."""
+        primary_server, _ = two_servers
+        bucket = primary_server.create_bucket()
+        configure(strongroom_home, primary_server, bucket)
+        (strongroom_home / "config.toml").write_text((strongroom_home / "config.toml").read_text() +
+                                                     '\n[storage."s3://gone"]\nendpoint_url = "http://127.0.0.1:9"\n'
+                                                     'key = "k"\nsecret = "s"\n')
+        vault = Vault.create(f"s3://{bucket}/vault", name="geo", redundancy=Redundancy("geo", "s3://gone/vault"))
+        source = write_files(tmp_path / "src", count=3, size=100_000)
+        vault.protect("files", "docs", {"paths": [str(source)]})
+        vault.backup("docs")
+        entry = entry_of(vault, source, "f001.bin")
+        flip(vault.store, entry)
+        result = Cli(vault.url)("vault", "repair", "--apply", expect=53)
+        notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+        assert len(notes) == 1 and "the geo secondary s3://gone/vault could not be reached" in notes[0]
+        assert "Traceback" not in result.output
+        assert f"quarantine/{pack_name(entry.pack_id)}" in result.stdout

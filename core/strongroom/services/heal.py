@@ -30,8 +30,8 @@ lost what the secondary holds.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -185,18 +185,27 @@ def reach(redundancy: Redundancy, open_store: Callable[[str], Store], repository
             raise _Unfit(f"it holds another vault ({theirs}, not {vault_id})")
         return SecondaryCopies(repository(store))
 
-    pool = cf.ThreadPoolExecutor(1, thread_name_prefix="strongroom-secondary")
-    try:
-        copies = pool.submit(probe).result(timeout=limit)
-    except cf.TimeoutError:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["copies"] = probe()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+    # a daemon thread: a probe left behind (a store still retrying) never holds the process up
+    thread = threading.Thread(target=run, name="strongroom-secondary", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
         return Secondary(url, error=f"no answer within {limit:g} s")
-    except _Unfit as exc:
-        return Secondary(url, error=str(exc))
-    except (StrongroomError, OSError) as exc:
-        return Secondary(url, error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    finally:
-        pool.shutdown(wait=False)  # a probe left behind stops at its next failure, or with the process
-    return Secondary(url, copies)
+    error = box.get("error")
+    if isinstance(error, _Unfit):
+        return Secondary(url, error=str(error))
+    if isinstance(error, (StrongroomError, OSError)):
+        return Secondary(url, error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if error is not None:
+        raise error
+    return Secondary(url, box["copies"])
 
 
 class _Unfit(Exception):
