@@ -1,5 +1,6 @@
 """Secret references: the built-in env: and file: providers, the resolver's refusals, and
-providers that plugins register through strongroom_register_secret_providers."""
+providers that plugins register through strongroom_register_secret_providers; the test
+kit's SecretProviderContract runs on env:, file: and a plugin's test: scheme."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from strongroom.errors import DuplicateRegistration, InvalidSecretReference, Plu
 from strongroom.plugins import PluginHost
 from strongroom.repository import keyproviders
 from strongroom.secrets import MAX_SECRET_FILE, SecretResolver
+from strongroom.testing import SecretCase, SecretProviderContract
 from strongroom.vault import Vault
 
 PASSWORD = "pw-Zq81-secret"
@@ -248,3 +250,32 @@ class TestRegistrationHook:
         workload = vault.workload("files")
         assert workload.secrets.resolve("test:db").value == PASSWORD.encode()
         assert host.workloads.get("files")().secrets.schemes() == ["env", "file"]
+
+
+class TestEnvProviderContract(SecretProviderContract):
+    @pytest.fixture
+    def secret_case(self, monkeypatch):
+        monkeypatch.setenv("K3_CONTRACT_PW", PASSWORD)
+        monkeypatch.delenv("K3_CONTRACT_MISSING", raising=False)
+        return SecretCase(plugin=keyproviders, scheme="env", present="K3_CONTRACT_PW",
+                          expected=PASSWORD.encode(), missing="K3_CONTRACT_MISSING",
+                          change=lambda new: monkeypatch.setenv("K3_CONTRACT_PW", new.decode()))
+
+
+class TestFileProviderContract(SecretProviderContract):
+    @pytest.fixture
+    def secret_case(self, tmp_path):
+        path = tmp_path / "pw"
+        path.write_bytes(PASSWORD.encode() + b"\n")
+        path.chmod(0o600)
+        return SecretCase(plugin=keyproviders, scheme="file", present=str(path), expected=PASSWORD.encode(),
+                          missing=str(tmp_path / "missing"), change=lambda new: path.write_bytes(new + b"\n"))
+
+
+class TestPluginProviderContract(SecretProviderContract):
+    @pytest.fixture
+    def secret_case(self):
+        table = {"db": PASSWORD.encode()}
+        return SecretCase(plugin=provider_plugin(TableProvider(table)), scheme="test", present="db",
+                          expected=PASSWORD.encode(), missing="other",
+                          change=lambda new: table.update(db=new))

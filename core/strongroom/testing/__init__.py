@@ -46,7 +46,9 @@ contract, given a ``store`` fixture), :class:`VaultContract` (a whole vault, giv
 backed up, browsed, restored whole and item by item, damaged; given a ``workload_case``
 fixture returning a :class:`WorkloadCase`).  Every built-in backend runs the first two
 and every built-in workload the third; ``docs/storage.md`` shows how a backend author
-does the same.
+does the same.  :class:`SecretProviderContract` (a secret provider's scheme, given a
+``secret_case`` fixture returning a :class:`SecretCase`) runs on the built-in ``env``
+and ``file`` providers.
 
 File trees (:mod:`strongroom.testing.sampletree`, :mod:`strongroom.testing.fstree`):
 :func:`build_sample_tree` writes a seeded tree with everything a file backup must keep
@@ -86,6 +88,7 @@ from .sampletree import (  # noqa: E402
 )
 from .cluster import SeaweedCluster  # noqa: E402
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
+from .secret_contract import SecretCase, SecretProviderContract  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
 from .vaultserver import ServerProcess  # noqa: E402
@@ -102,6 +105,8 @@ __all__ = [
     "OWNER_UID",
     "S3Server",
     "SeaweedCluster",
+    "SecretCase",
+    "SecretProviderContract",
     "ServerProcess",
     "SshServer",
     "StoreContract",
