@@ -4,23 +4,31 @@
 (:mod:`strongroom.policy.redundancy`):
 
 - :meth:`~GeoService.replicate` runs a :class:`~strongroom.services.replication.Replicator`
-  from the vault's storage to the secondary, opened with the user's storage options for
-  its URL (``[storage."URL"]`` of ``config.toml``, never the vault's); refusals and
-  storage errors are the caller's.
+  from the vault's storage to the secondary, opened (once per service) with the user's storage
+  options for its URL (``[storage."URL"]`` of ``config.toml``, never the vault's);
+  refusals and storage errors are the caller's.
+  With a ``timeout`` (``vault replicate`` without ``--wait``) the run is bounded in
+  time as below, and a secondary not reached within it is :class:`ReplicationLate`.
+  A failed run raises a ``replication.lag`` job alert (one open at a time: dedupe key
+  ``replication.lag:<vault-id>``), resolved by the next complete one.
 - :meth:`~GeoService.after_backup` runs one bounded in time (``replication_timeout``
   seconds of ``config.toml``, or ``STRONGROOM_REPLICATION_TIMEOUT``, default
-  :data:`DEFAULT_TIMEOUT`): the rest waits for the next run.  It runs in a thread of its
-  own that the caller waits for that long (and :data:`GRACE` more): a secondary out of
-  reach, whose store retries for many seconds, never holds a backup up; the thread, left
-  behind, stops at its next failure or with the process (a replication killed at any
-  moment leaves a consistent secondary).  It never raises: a
-  secondary that cannot be reached, or one more than :data:`LAG_ALERT_AFTER` behind
-  (its oldest missing point), raises a ``replication.lag`` job alert (one open at a
-  time: dedupe key ``replication.lag:<vault-id>``), resolved once the secondary holds
-  everything.
+  :data:`DEFAULT_TIMEOUT`; zero: none): the rest waits for the next run.  **The bound
+  holds whatever the secondary does**: opening it, the checks, the listings and the copies
+  run in a thread of their own (and their pools, of daemon threads) that the caller waits
+  for ``timeout`` seconds at most; new copies stop at :data:`COPY_SHARE` of it.  A
+  secondary out of reach, whose store retries for many seconds, never holds a backup up,
+  nor the exit of the process; the thread, left behind, stops at its next failure or
+  with the process (a replication killed at any moment leaves a consistent secondary).
+  It never raises: a secondary that cannot be reached, or one more than
+  :data:`LAG_ALERT_AFTER` behind (its oldest missing point), raises the alert.
+- **Object lock on the secondary**: with the vault's ``object_locks``
+  (:class:`~strongroom.services.objectlocks.ObjectLockService`), every copy to a
+  secondary whose storage has object lock is locked as the primary's writes are, while
+  the vault's immutability is on (:func:`secondary_lock_policy`).
 - :meth:`~GeoService.status` is ``vault info``'s ``replication``: the secondary, and its
   lag (objects and bytes pending, the oldest point it lacks), or the error reaching it
-  (bounded in time the same way).
+  (bounded in time the same way, by :data:`DEFAULT_TIMEOUT` at least).
 
 **Finding the secondary without the primary.**  Each client remembers, in
 ``$STRONGROOM_HOME/secondaries.json``, the secondary of every geo vault it opened, keyed
@@ -49,18 +57,20 @@ from ..config import _load_file, config_path
 from ..errors import StorageError, StrongroomError
 from ..policy.redundancy import Redundancy
 from ..storage.base import Store
+from ..storage.capabilities import capabilities_of, object_lock_of
+from ..storage.locking import LockPolicy
 from .replication import Lag, ReplicationReport, Replicator
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "LAG_ALERT_AFTER", "GeoService", "head_state_name", "is_secondary",
-    "recorded_secondary", "redundancy_of", "remember_secondary",
+    "DEFAULT_TIMEOUT", "LAG_ALERT_AFTER", "GeoService", "ReplicationLate", "head_state_name", "is_secondary",
+    "recorded_secondary", "redundancy_of", "remember_secondary", "secondary_lock_policy",
 ]
 
 #: Seconds a replication after a backup may take; the rest waits for the next run.
 DEFAULT_TIMEOUT = 5.0
 TIMEOUT_ENV = "STRONGROOM_REPLICATION_TIMEOUT"
-#: Seconds a bounded call is waited for beyond its bound (the listing and the checks).
-GRACE = 2.0
+#: The share of a bound in which new copies start: the copies in flight then land within it.
+COPY_SHARE = 0.75
 #: A secondary whose oldest missing point is older than this raises ``replication.lag``.
 LAG_ALERT_AFTER = dt.timedelta(hours=1)
 RECORDS = "secondaries.json"
@@ -129,6 +139,19 @@ def replication_timeout() -> float:
     return DEFAULT_TIMEOUT
 
 
+def secondary_lock_policy(locks: Any, store: Store) -> LockPolicy | None:
+    """How copies to ``store`` are locked: as :meth:`ObjectLockService.policy
+    <strongroom.services.objectlocks.ObjectLockService.policy>` locks the primary's writes
+    (the vault's immutability mode, for ``lock_days`` of ``locks.day``), when ``store``'s
+    storage has object lock; None otherwise."""
+    imm = locks.immutability()
+    if not imm.on or imm.lock_mode is None:
+        return None
+    if not capabilities_of(store).object_lock or not object_lock_of(store).enabled:
+        return None
+    return LockPolicy(imm.lock_mode, imm.lock_days * locks.day)
+
+
 @attrs.define
 class GeoService:
     """Replication of one vault to its geo secondary (see the module docstring)."""
@@ -141,6 +164,9 @@ class GeoService:
     alert: Callable[..., Any]
     resolve: Callable[[str], Any]
     clock: Callable[[], dt.datetime]
+    #: The vault's ObjectLockService (its immutability and lock day): copies are locked by its rules.
+    object_locks: Any = None
+    _stores: dict[str, Store] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def enabled(self) -> bool:
@@ -150,40 +176,79 @@ class GeoService:
     def dedupe(self) -> str:
         return f"replication.lag:{self.vault_id}"
 
-    def replicator(self) -> Replicator:
+    def secondary_store(self) -> Store:
+        """The secondary's store, opened once (the user's storage options for its URL)."""
         secondary = self.redundancy().secondary
         if not self.enabled or not secondary:
             raise StrongroomError("This vault has no geo secondary ('strongroom vault redundancy set geo --secondary URL').")
-        return Replicator(self.primary, self.open_store(secondary), read_point=self.read_point)
+        store = self._stores.get(secondary)
+        if store is None:
+            store = self._stores[secondary] = self.open_store(secondary)
+        return store
+
+    def replicator(self) -> Replicator:
+        store = self.secondary_store()
+        locks = self.object_locks
+        policy = None if locks is None else (lambda: secondary_lock_policy(locks, store))
+        return Replicator(self.primary, store, read_point=self.read_point, lock_policy=policy)
 
     def replicate(self, *, timeout: float | None = None,
                   progress: Callable[[str], None] | None = None) -> ReplicationReport:
-        """Replicate now (``timeout`` seconds at most, None: until done)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        report = self.replicator().run(deadline=deadline, progress=progress)
+        """Replicate now: ``timeout`` seconds at most (see the module docstring), None or
+        infinite: until done.  A failure raises the alert, then is raised."""
+        try:
+            report = self._bounded_run(timeout, progress, check_lag=False)
+        except StrongroomError as exc:
+            self._failed(exc)
+            raise
         if report.complete:
             self.resolve(self.dedupe)
         return report
 
     def after_backup(self, timeout: float | None = None) -> ReplicationReport | None:
-        """A replication bounded in time; a failure or a long lag is an alert, never an error."""
+        """A replication bounded in time (see the module docstring); a failure or a long lag
+        is an alert, never an error."""
         if not self.enabled:
             return None
         limit = replication_timeout() if timeout is None else timeout
+        if limit <= 0:
+            return None  # replication after backups is off
+        try:
+            report = self._bounded_run(limit, None, check_lag=True)
+        except StrongroomError as exc:
+            self._failed(exc)
+            return None
+        if report.complete:
+            self.resolve(self.dedupe)
+        return report
+
+    def _bounded_run(self, timeout: float | None, progress: Callable[[str], None] | None, *,
+                     check_lag: bool) -> ReplicationReport:
+        """A run in a thread waited for ``timeout`` seconds at most; cut short once the
+        secondary answered, it is reported stopped by its deadline (it goes on, left behind)."""
+        report = ReplicationReport()
+        bounded = timeout is not None and not math.isinf(timeout)
+        deadline = time.monotonic() + timeout * COPY_SHARE if bounded else None
 
         def run() -> ReplicationReport:
-            report = self.replicate(timeout=limit)
-            if not report.complete:
+            done = self.replicator().run(deadline=deadline, progress=progress, report=report)
+            if check_lag and not done.complete:
                 self._check_lag(self.replicator().lag())
-            return report
+            return done
+        if not bounded:
+            return run()
         try:
-            return _bounded(run, limit)
-        except StrongroomError as exc:
-            self.alert("job", "replication.lag",
-                       f"the geo secondary {self.redundancy().secondary} was not replicated: {exc}",
-                       details={"secondary": self.redundancy().secondary, "error": str(exc)},
-                       dedupe=self.dedupe, severity="warning")
-            return None
+            return _bounded(run, timeout)  # type: ignore[arg-type]
+        except ReplicationLate:
+            if not report.passes:
+                raise  # the secondary was not reached
+            return attrs.evolve(report, complete=False, stopped="deadline")
+
+    def _failed(self, exc: StrongroomError) -> None:
+        self.alert("job", "replication.lag",
+                   f"the geo secondary {self.redundancy().secondary} was not replicated: {exc}",
+                   details={"secondary": self.redundancy().secondary, "error": str(exc)},
+                   dedupe=self.dedupe, severity="warning")
 
     def _check_lag(self, lag: Lag) -> None:
         if lag.oldest_point is None:
@@ -202,7 +267,7 @@ class GeoService:
             return None
         doc: dict = {"secondary": self.redundancy().secondary}
         try:
-            doc["lag"] = _bounded(lambda: self.replicator().lag(), replication_timeout()).to_dict()
+            doc["lag"] = _bounded(lambda: self.replicator().lag(), max(replication_timeout(), DEFAULT_TIMEOUT)).to_dict()
         except (StorageError, StrongroomError) as exc:
             doc["error"] = str(exc)
         return doc
@@ -213,7 +278,7 @@ class ReplicationLate(StorageError):
 
 
 def _bounded(work: Callable[[], Any], limit: float) -> Any:
-    """``work()`` in a thread of its own, waited for ``limit`` + :data:`GRACE` seconds at most;
+    """``work()`` in a thread of its own, waited for ``limit`` seconds at most;
     ReplicationLate when it is not done by then (it goes on, left behind)."""
     box: dict[str, Any] = {}
 
@@ -224,9 +289,9 @@ def _bounded(work: Callable[[], Any], limit: float) -> Any:
             box["error"] = exc
     thread = threading.Thread(target=run, name="strongroom-replication", daemon=True)
     thread.start()
-    thread.join(None if math.isinf(limit) else limit + GRACE)
+    thread.join(None if math.isinf(limit) else limit)
     if thread.is_alive():
-        raise ReplicationLate(seconds=limit + GRACE)
+        raise ReplicationLate(seconds=limit)
     if "error" in box:
         raise box["error"]
     return box["result"]

@@ -10,40 +10,63 @@ its time bound, an unreachable store):
   (foreign objects, leases and quarantined objects are never copied).  The identity
   (``strongroom.json``) and key slots, which an upgrade or a re-keyed slot rewrites in
   place, are compared byte for byte; every other object by name (a store's put is whole
-  or absent, so a copy cut short leaves no object, and the next run copies it).
+  or absent, so a copy cut short leaves no object, and the next run copies it).  The
+  secondary is listed once per run, never object by object.
 - **Listing order**: the primary is listed in the reverse of commit order (heads first,
-  the identity last), so everything a listed object needs (a point header's packs and
-  index files, a head's points) was written before it and is in the listing too.
-- **Copy order** (each phase completes before the next starts): key slots and
-  settings, then the identity: a new secondary becomes a vault (an empty one) only when
-  it can be unlocked and read; then packs, index files, items, policies and alert
-  sinks, point headers and statuses, jobs, claims, prune records, alerts and tickets, the
-  journal (one entry at a time, oldest first, so a run killed half-way leaves a prefix of
-  the chain, never a gap), and the vault heads last, and only the heads listed first, so no head on
-  the secondary names an object it lacks.
+  the identity and key slots last; the folders of one level of :data:`GROUPS` at once),
+  so everything a listed object needs (a point header's packs and index files, a head's
+  points) was written before it and is in the listing too.
+- **Copy order** (:data:`GROUPS`): a group of objects starts once the groups it comes
+  *after* are complete, and groups that need nothing of each other overlap, in one pool
+  of ``concurrency`` copies.  Key slots, data keys and settings come before the identity
+  (a new secondary becomes a vault, an empty one, only when it can be unlocked and
+  read); packs need nothing and start at once; index files come after every pack (an
+  index file names its packs); items, policies and alert sinks after the identity; point
+  headers and statuses after the index files and documents; jobs, claims, prune records,
+  alerts and tickets, and the journal (one entry at a time, oldest first, so a run
+  killed half-way leaves a prefix of the chain, never a gap), after the points; the
+  vault heads last, so no head on the secondary names an object it lacks.  The small
+  objects of the later groups are read ahead (:data:`READ_AHEAD` readers, at most
+  :data:`READ_AHEAD_BYTES` held) while the packs are copied; only their writes wait.
+- **A primary that changes meanwhile** (a backup, a prune): before the heads are copied
+  the primary's heads are listed again.  A head written since the run listed them may
+  announce the removal of an object the run could not copy (a prune removes a point
+  after the head that says so), so the heads listed first are not copied then: the run
+  lists the primary again and copies what is new, up to :data:`PASSES` times, and
+  otherwise stops there (``stopped``: ``"primary changing"``), its heads and deletions
+  left for the next run.  A head reaches the secondary only in a pass during which no
+  head was written on the primary: every object it names was listed and copied.
 - **Deletions** follow the primary's, after every copy, only of objects the primary no
   longer has: point headers and statuses first (with every other document), then index
   files and removed key slots; packs only in a *later* run, one in which the secondary
   had no point that the primary lacked: a pack is never deleted while a point on the
   secondary may still need it.  A deletion the secondary refuses (an object lock) is
   left for a later run, never an error.
+- **Object lock** (``lock_policy``): when the vault's immutability is on and the
+  secondary's storage has object lock, every copy is locked as the primary's writes are
+  (:class:`~strongroom.storage.locking.LockingStore`: for the policy's span from the
+  copy, in its mode, transient objects never); the probe object is never locked.
 - **Refusals** (:class:`ReplicationRefused`, exit 17): a secondary holding another vault
   (another ``vault_id`` in its ``strongroom.json``), the primary itself (the same URL, or
   the same vault on the same storage under another URL: a probe object put on the
   secondary shows up on the primary), and a primary that is no vault.
 
-Memory is bounded (one listing of names per side, and at most ``concurrency`` objects in
-flight, from :func:`~strongroom.storage.capabilities.capabilities_of`); ``deadline`` (a
-``time.monotonic()`` value) stops a run between copies: the rest waits for the next run.
-:meth:`Replicator.lag` says what the secondary lacks without copying anything.
+Memory is bounded (one listing of names per side, at most ``concurrency`` objects in
+flight, from :func:`~strongroom.storage.capabilities.capabilities_of`, and what is read
+ahead); ``deadline`` (a ``time.monotonic()`` value) stops a run between copies: the rest
+waits for the next run.  :meth:`Replicator.lag` says what the secondary lacks without
+copying anything.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import queue
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -52,31 +75,64 @@ from ..errors import ObjectNotFound, StorageError, StrongroomError
 from ..repository.names import kind_of
 from ..storage.base import Store
 from ..storage.capabilities import capabilities_of
+from ..storage.locking import LockingStore, LockPolicy
 
-__all__ = ["COPY_ORDER", "Lag", "ReplicationRefused", "ReplicationReport", "Replicator"]
+__all__ = ["GROUPS", "Group", "Lag", "ReplicationRefused", "ReplicationReport", "Replicator"]
 
 IDENTITY = "strongroom.json"
 
-#: The phases of a copy, in order: the prefixes of each (see the module docstring).
-COPY_ORDER: tuple[tuple[str, ...], ...] = (
-    ("keys/", "datakeys/", "settings/"),  # data keys before anything sealed under them
-    (IDENTITY,),
-    ("data/",),
-    ("index/",),
-    ("items/", "policies/", "alert-sinks/"),
-    ("points/", "point-status/"),
-    ("jobs/", "runs/", "prune/", "alerts/", "alert-events/", "tickets/"),
-    ("journal/",),
-    ("heads/",),
+
+@attrs.frozen
+class Group:
+    """Objects copied together (those under ``prefixes``), once every group named in
+    ``after`` is complete; ``in_order``: one at a time, in name order (oldest first)."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    in_order: bool = False
+
+
+#: The copy order (see the module docstring): a partial order, in commit order.
+GROUPS: tuple[Group, ...] = (
+    Group("keys", ("keys/", "datakeys/", "settings/")),
+    Group("identity", (IDENTITY,), after=("keys",)),
+    Group("packs", ("data/",)),
+    Group("index", ("index/",), after=("packs",)),
+    Group("documents", ("items/", "policies/", "alert-sinks/"), after=("identity",)),
+    Group("points", ("points/", "point-status/"), after=("index", "documents")),
+    Group("records", ("jobs/", "runs/", "prune/", "alerts/", "alert-events/", "tickets/"), after=("points",)),
+    Group("journal", ("journal/",), after=("points",), in_order=True),
+    Group("heads", ("heads/",), after=("records", "journal")),
 )
-#: Copied one at a time, oldest first: a run killed half-way leaves the secondary's journal a
-#: prefix of the primary's (its chain whole), never an entry whose predecessor is missing.
-IN_ORDER = ("journal/",)
+_BY_NAME = {group.name: group for group in GROUPS}
+HEADS = "heads"
 #: Never copied: leases belong to the primary's running operations, quarantine is never read.
 NOT_COPIED = ("leases/", "quarantine/")
 #: Compared byte for byte, not by name: rewritten in place by an upgrade or a slot change.
 REWRITTEN = ("keys/", IDENTITY)
 PROBE_PREFIX = "strongroom-replication-probe-"
+#: Readers of the small objects that wait for other groups, and the most bytes they hold.
+READ_AHEAD = 4
+READ_AHEAD_BYTES = 64 * 1024 * 1024
+#: Passes of one run while the primary's heads keep changing under it.
+PASSES = 3
+#: What a copy of an object the secondary holds already, byte for byte, returns.
+SAME = -1
+
+
+def _level(group: Group) -> int:
+    return 1 + max((_level(_BY_NAME[name]) for name in group.after), default=-1)
+
+
+#: The primary's listing, level by level in the reverse of commit order (the folders of
+#: one level are listed at once: none of them names an object of another).
+LISTING: tuple[tuple[str, ...], ...] = tuple(
+    tuple(p for g in GROUPS if _level(g) == level for p in g.prefixes)
+    for level in sorted({_level(g) for g in GROUPS}, reverse=True))
+#: Whom a free copier serves first: the groups in order, the packs (large) last, so that
+#: the small objects a later group waits for are never queued behind them.
+PRIORITY: tuple[Group, ...] = tuple(sorted(GROUPS, key=lambda g: g.prefixes == ("data/",)))
 
 
 class ReplicationRefused(StrongroomError):
@@ -85,10 +141,11 @@ class ReplicationRefused(StrongroomError):
     exit_code = 17
 
 
-def _phase(name: str) -> int | None:
-    for number, prefixes in enumerate(COPY_ORDER):
-        if any(name.startswith(prefix) for prefix in prefixes):
-            return number
+def group_of(name: str) -> Group | None:
+    """The group ``name`` is copied in, None for objects never copied."""
+    for group in GROUPS:
+        if any(name.startswith(prefix) for prefix in group.prefixes):
+            return group
     return None
 
 
@@ -102,7 +159,8 @@ class ReplicationReport:
     deleted: int = 0
     deferred_deletes: int = 0
     complete: bool = False
-    stopped: str | None = None  # why a run ended early: "deadline"
+    stopped: str | None = None  # why a run ended early: "deadline", "primary changing"
+    passes: int = 0
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -129,16 +187,20 @@ class Lag:
 @attrs.define
 class Replicator:
     """Copies the vault on ``primary`` to ``secondary`` (see the module docstring);
-    ``read_point``: the creation time of a point header's name (the lag's oldest point)."""
+    ``read_point``: the creation time of a point header's name (the lag's oldest point);
+    ``lock_policy``: how copies are locked on the secondary (None: not locked)."""
 
     primary: Store
     secondary: Store
     read_point: Callable[[str], str | None] | None = None
     concurrency: int = 0
+    lock_policy: Callable[[], LockPolicy | None] | None = None
+    _target: Store = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.concurrency:
             self.concurrency = max(1, capabilities_of(self.secondary).concurrency)
+        self._target = self.secondary if self.lock_policy is None else LockingStore(self.secondary, self.lock_policy)
 
     # --- checks ------------------------------------------------------------------------
 
@@ -161,7 +223,7 @@ class Replicator:
 
     def _same_storage(self) -> bool:
         probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
-        self.secondary.put(probe, b"probe")
+        self.secondary.put(probe, b"probe")  # never locked by this run (a bucket default may)
         try:
             return self.primary.exists(probe)
         finally:
@@ -172,78 +234,93 @@ class Replicator:
 
     # --- listing -----------------------------------------------------------------------
 
-    def _plan(self) -> tuple[list[list[str]], set[str], set[str]]:
-        """(names to copy, per phase), the primary's names and the secondary's."""
+    def _list_primary(self, pool: DaemonPool) -> set[str]:
+        """The primary's vault objects, level by level (see :data:`LISTING`)."""
+        def names(prefix: str) -> list[str]:
+            if prefix == IDENTITY:
+                return [IDENTITY] if self.primary.exists(IDENTITY) else []
+            return [n for n in self.primary.list(prefix) if group_of(n) is not None and kind_of(n) is not None]
+
         listed: set[str] = set()
-        for prefixes in reversed(COPY_ORDER):  # commit order, reversed: see the docstring
-            for prefix in prefixes:
-                listed.update(n for n in self.primary.list(prefix) if kind_of(n) is not None
-                              and (prefix != IDENTITY or n == IDENTITY))
+        for level in LISTING:
+            for found in pool.map(names, level):
+                listed.update(found)
         if IDENTITY not in listed:
             raise ReplicationRefused(secondary=self.secondary.url, reason=f"{self.primary.url} holds no vault")
-        present = {n for n in self.secondary.list("") if kind_of(n) is not None}
-        plan: list[list[str]] = [[] for _ in COPY_ORDER]
-        for name in sorted(listed):
-            phase = _phase(name)
-            if phase is None:
-                continue
-            if name not in present or (name.startswith(REWRITTEN) and self._differs(name)):
-                plan[phase].append(name)
-        return plan, listed, present
+        return listed
 
-    def _differs(self, name: str) -> bool:
-        try:
-            return self.primary.get(name) != self.secondary.get(name)
-        except ObjectNotFound:
-            return True
+    def _list_secondary(self) -> set[str]:
+        return {n for n in self.secondary.list("") if kind_of(n) is not None}
+
+    @staticmethod
+    def _todo(listed: set[str], present: set[str]) -> tuple[dict[str, list[str]], set[str]]:
+        """(the names to copy, by group, in name order), and those of them to compare first."""
+        plan: dict[str, list[str]] = {group.name: [] for group in GROUPS}
+        compare: set[str] = set()
+        for name in sorted(listed):
+            group = group_of(name)
+            if group is None:
+                continue
+            if name not in present:
+                plan[group.name].append(name)
+            elif name.startswith(REWRITTEN):
+                plan[group.name].append(name)
+                compare.add(name)
+        return plan, compare
 
     # --- replicate ---------------------------------------------------------------------
 
-    def run(self, *, deadline: float | None = None,
-            progress: Callable[[str], None] | None = None) -> ReplicationReport:
+    def run(self, *, deadline: float | None = None, progress: Callable[[str], None] | None = None,
+            report: ReplicationReport | None = None) -> ReplicationReport:
         """Copy what the secondary lacks, then follow the primary's deletions; stop between
-        copies once ``deadline`` (``time.monotonic()``) has passed."""
-        self.check()
-        report = ReplicationReport()
-        plan, listed, present = self._plan()
-        for number, names in enumerate(plan):
-            in_order = COPY_ORDER[number] == IN_ORDER
-            if not self._copy(names, report, deadline, concurrency=1 if in_order else None):
-                report.stopped = "deadline"
-                return report
-            if progress and names:
-                progress(f"copied {len(names)} object(s) of {'/'.join(COPY_ORDER[number])}")
+        copies once ``deadline`` (``time.monotonic()``) has passed.  ``report`` (default: a
+        new one) is filled in as the run goes: ``passes`` is 1 once the checks passed."""
+        report = ReplicationReport() if report is None else report
+        with DaemonPool(max(self.concurrency, 8), "replicate-list") as lister:
+            theirs = lister.submit(self._list_secondary)  # meanwhile: the checks
+            self.check()
+            present = theirs.result()
+            while True:
+                report.passes += 1
+                listed = self._list_primary(lister)
+                plan, compare = self._todo(listed, present)
+                heads = {n for n in listed if n.startswith(HEADS + "/")}
+                landed: set[str] = set()
+                stopped = _Copier(self, plan, compare, report, deadline, landed, progress).run(
+                    gate=lambda group: group != HEADS or self._heads_now() == heads)
+                present |= landed
+                if stopped is None:
+                    break
+                if stopped == "deadline" or report.passes >= PASSES:
+                    report.stopped = "deadline" if stopped == "deadline" else "primary changing"
+                    return report
         self._delete(listed, present, report)
         report.complete = True
         return report
 
-    def _copy(self, names: list[str], report: ReplicationReport, deadline: float | None,
-              concurrency: int | None = None) -> bool:
-        """Copy ``names`` with ``concurrency`` (default: the store's) in flight, in the order
-        given; False if the deadline stopped it."""
-        if not names:
-            return True
-        concurrency = concurrency or self.concurrency
-        with cf.ThreadPoolExecutor(concurrency, thread_name_prefix="replicate") as pool:
-            pending: set[cf.Future] = set()
-            for name in names:
-                if deadline is not None and time.monotonic() >= deadline:
-                    _count(cf.wait(pending).done, report)
-                    return False
-                pending.add(pool.submit(self._copy_one, name))
-                if len(pending) >= concurrency:
-                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    _count(done, report)
-            _count(cf.wait(pending).done, report)
-        return True
+    def _heads_now(self) -> set[str]:
+        return {n for n in self.primary.list(HEADS + "/") if kind_of(n) is not None}
 
-    def _copy_one(self, name: str) -> int | None:
-        """Copy one object; its size, or None if the primary deleted it meanwhile."""
+    def fetch(self, name: str) -> bytes | None:
+        """``name``'s bytes on the primary, None if it was deleted since it was listed."""
         try:
-            data = self.primary.get(name)
+            return self.primary.get(name)
         except ObjectNotFound:
             return None  # deleted on the primary since it was listed: its deletion follows
-        self.secondary.put(name, data)
+
+    def copy_one(self, name: str, read: cf.Future | None, compare: bool) -> int | None:
+        """Copy one object (its bytes from ``read`` when read ahead); its size, :data:`SAME`
+        when the secondary holds the same bytes, None when the primary no longer has it."""
+        data = read.result() if read is not None else self.fetch(name)
+        if data is None:
+            return None
+        if compare:
+            try:
+                if self.secondary.get(name) == data:
+                    return SAME
+            except ObjectNotFound:
+                pass
+        self._target.put(name, data)
         return len(data)
 
     def _delete(self, listed: set[str], present: set[str], report: ReplicationReport) -> None:
@@ -274,8 +351,11 @@ class Replicator:
     def lag(self) -> Lag:
         """What the secondary lacks now (nothing is copied)."""
         self.check()
-        plan, _, _ = self._plan()
-        missing = [name for names in plan for name in names]
+        with DaemonPool(8, "replicate-list") as lister:
+            present = self._list_secondary()
+            plan, compare = self._todo(self._list_primary(lister), present)
+        missing = [name for names in plan.values() for name in names
+                   if name not in compare or self._differs(name)]
         size = 0
         for name in missing:
             try:
@@ -286,6 +366,12 @@ class Replicator:
         times = [t for t in map(self._point_time, points) if t]
         return Lag(len(missing), size, len(points), min(times) if times else None)
 
+    def _differs(self, name: str) -> bool:
+        try:
+            return self.primary.get(name) != self.secondary.get(name)
+        except ObjectNotFound:
+            return True
+
     def _point_time(self, name: str) -> str | None:
         if self.read_point is None:
             return None
@@ -295,12 +381,162 @@ class Replicator:
             return None
 
 
-def _count(done: Iterable[cf.Future], report: ReplicationReport) -> None:
-    for future in done:
+class _Copier:
+    """One pass of copies in :data:`GROUPS` order (see the module docstring): a group
+    starts when the groups it comes after are complete and ``gate(group)`` agrees; the
+    small objects of waiting groups are read ahead."""
+
+    def __init__(self, replicator: Replicator, plan: dict[str, list[str]], compare: set[str],
+                 report: ReplicationReport, deadline: float | None, landed: set[str],
+                 progress: Callable[[str], None] | None) -> None:
+        self.r = replicator
+        self.plan = plan
+        self.compare = compare
+        self.report = report
+        self.deadline = deadline
+        self.landed = landed
+        self.progress = progress
+        self.waiting = list(GROUPS)
+        self.complete: set[str] = set()
+        self.left = {name: len(names) for name, names in plan.items()}
+        self.ready: dict[str, deque[str]] = {group.name: deque() for group in GROUPS}
+        self.chains: dict[str, deque[str]] = {}
+        ahead = [n for g in GROUPS if g.after for n in plan[g.name] if n not in compare]
+        self.to_read = deque(ahead)
+        self.read: dict[str, cf.Future] = {}  # read ahead, not yet copied
+        self.taken: set[str] = set()  # copies submitted
+        self.held: dict[str, int] = {}  # bytes read ahead, per name, until copied
+
+    def run(self, gate: Callable[[str], bool]) -> str | None:
+        """None once every group is copied; else why it stopped: "deadline", or "held" (by
+        ``gate``); what is in flight then lands first."""
+        copies: dict[cf.Future, str] = {}
+        reads: dict[cf.Future, str] = {}
+        with DaemonPool(self.r.concurrency, "replicate") as copier, DaemonPool(READ_AHEAD, "replicate-read") as reader:
+            try:
+                while True:
+                    held = self._start_groups(gate)
+                    if len(self.complete) == len(GROUPS):
+                        return None
+                    late = self.deadline is not None and time.monotonic() >= self.deadline
+                    if held or late:
+                        _wait_all(copies, self._landed)
+                        return "deadline" if late else "held"
+                    while len(copies) < self.r.concurrency and (name := self._next()) is not None:
+                        self.taken.add(name)
+                        future = copier.submit(self.r.copy_one, name, self.read.pop(name, None), name in self.compare)
+                        copies[future] = name
+                    while self.to_read and len(reads) < READ_AHEAD and sum(self.held.values()) < READ_AHEAD_BYTES:
+                        name = self.to_read.popleft()
+                        if name not in self.taken:
+                            future = reader.submit(self.r.fetch, name)
+                            reads[future] = name
+                            self.read[name] = future
+                    if not copies and not reads:
+                        continue  # nothing in flight: every started group is complete, start the next
+                    done, _ = cf.wait([*copies, *reads], return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        if future in reads:
+                            name = reads.pop(future)
+                            data = future.result() if future.exception() is None else None
+                            if name in self.read and data is not None:
+                                self.held[name] = len(data)
+                        else:
+                            self._landed(copies.pop(future), future)
+            finally:
+                for future in (*copies, *reads):
+                    future.cancel()
+
+    def _start_groups(self, gate: Callable[[str], bool]) -> bool:
+        """Start the groups whose predecessors are complete; True if ``gate`` held one."""
+        started = True
+        while started:
+            started = False
+            for group in list(self.waiting):
+                if not all(name in self.complete for name in group.after):
+                    continue
+                if not gate(group.name):
+                    return True
+                self.waiting.remove(group)
+                started = True
+                names = self.plan[group.name]
+                if not names:
+                    self.complete.add(group.name)
+                elif group.in_order:
+                    self.chains[group.name] = deque(names)
+                    self.ready[group.name].append(self.chains[group.name].popleft())
+                else:
+                    self.ready[group.name].extend(names)
+        return False
+
+    def _next(self) -> str | None:
+        for group in PRIORITY:
+            if self.ready[group.name]:
+                return self.ready[group.name].popleft()
+        return None
+
+    def _landed(self, name: str, future: cf.Future) -> None:
         size = future.result()  # a failed copy raises here, in the caller's thread
+        self.held.pop(name, None)
         if size is not None:
-            report.copied += 1
-            report.copied_bytes += size
+            self.landed.add(name)  # on the secondary now
+        if size is not None and size != SAME:
+            self.report.copied += 1
+            self.report.copied_bytes += size
+        group = group_of(name)
+        assert group is not None
+        self.left[group.name] -= 1
+        chain = self.chains.get(group.name)
+        if chain:
+            self.ready[group.name].append(chain.popleft())
+        if not self.left[group.name]:
+            self.complete.add(group.name)
+            if self.progress:
+                self.progress(f"copied {len(self.plan[group.name])} object(s) of {'/'.join(group.prefixes)}")
+
+
+class DaemonPool:
+    """Threads running submitted calls, with :class:`concurrent.futures.Future` results, as
+    a ``ThreadPoolExecutor`` does, but daemon threads: a run left behind at its time bound
+    (:mod:`strongroom.services.geo`), its calls retrying a secondary out of reach, never
+    holds up the exit of the process (whose end is a kill the secondary is safe from)."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable, *args: object) -> cf.Future:
+        future: cf.Future = cf.Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def map(self, fn: Callable, items: Iterable) -> list:
+        return [future.result() for future in [self.submit(fn, item) for item in items]]
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn, args = call
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to whoever waits for the future
+                    future.set_exception(exc)
+
+    def __enter__(self) -> DaemonPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._threads:
+            self._calls.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+def _wait_all(copies: dict[cf.Future, str], landed: Callable[[str, cf.Future], None]) -> None:
+    for future in cf.as_completed(list(copies)):
+        landed(copies.pop(future), future)
 
 
 def _vault_id(store: Store) -> str | None:
@@ -311,8 +547,3 @@ def _vault_id(store: Store) -> str | None:
     except ValueError:
         return "(unreadable identity)"
     return doc.get("vault_id") if isinstance(doc, dict) else "(unreadable identity)"
-
-
-def copy_names(names: Iterable[str]) -> list[str]:
-    """``names`` in copy order (for tests and tools): the phase order of :data:`COPY_ORDER`."""
-    return sorted((n for n in names if _phase(n) is not None), key=lambda n: (_phase(n), n))
