@@ -9,6 +9,7 @@ test is skipped, under ``CI`` it fails, as those folders' tests do).
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -84,7 +85,8 @@ def test_every_workload_lists_restores_and_drills_from_the_secondary_with_the_pr
     """files, postgres and vm items replicated between two SeaweedFS servers (other credentials each);
     with the primary server stopped: points --from-secondary lists every point, the files restore
     byte for byte, the database into a new one with every table equal, the disk image byte for byte
-    and one file from inside it; drill --from-secondary passes for each, reading the secondary."""
+    and one file from inside it; drill --from-secondary passes for each, reading the secondary; a policy's
+    scheduled drill from the secondary (run-due, before the stop) reads the secondary with its own credentials."""
     monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "0")  # the explicit replicate below copies everything
     image, tree = disk_image
     build_shop(cluster, "geoall", rows=2000)
@@ -93,13 +95,17 @@ def test_every_workload_lists_restores_and_drills_from_the_secondary_with_the_pr
     src = write_files(tmp_path / "src")
     primary_server, secondary_server = start_server(), start_server()
     try:
-        assert primary_server.storage_options != secondary_server.storage_options
+        assert primary_server.secret != secondary_server.secret  # each server its own credentials
         url, secondary_url = geo_pair(strongroom_home, primary_server, secondary_server)
         vault = Vault.create(url, name="geo-all", redundancy=Redundancy("geo", secondary_url))
-        vault.protect("files", "docs", {"paths": [str(src)]})
+        cli = Cli(url)
+        cli("prune", "settings", "--unscheduled")
+        far = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=12)).strftime("%H:%M")  # no backup due
+        cli("policy", "create", "drilled", "--daily", far, "--keep-daily", "7",
+            "--drill-every", "1d", "--drill-from-secondary")
+        vault.protect("files", "docs", {"paths": [str(src)]}, policy="drilled")
         vault.protect("postgres", "db", source)
         vault.protect("vm", "web", {"disks": [f"disk0={image}"]})
-        cli = Cli(url)
         for item in ("docs", "db", "web"):
             cli("backup", item)
         (src / "late.txt").write_text("a second point of docs")
@@ -108,6 +114,9 @@ def test_every_workload_lists_restores_and_drills_from_the_secondary_with_the_pr
         assert report["complete"] and report["secondary"] == secondary_url
         points = {item: [p.point_id for p in vault.points(item)] for item in ("docs", "db", "web")}
         assert [len(ids) for ids in points.values()] == [2, 1, 1]
+        due = json.loads(cli("run-due", "--json").stdout)["results"]  # the policy's drill, on the secondary
+        assert [(r["kind"], r["name"], r["outcome"]) for r in due] == [("drill", "docs", "completed")]
+        assert due[0]["detail"].startswith(f"point {points['docs'][-1][:8]} on the secondary")
         primary_server.stop()  # the primary's storage is gone from here on
 
         for item, ids in points.items():
@@ -140,7 +149,7 @@ def test_every_workload_lists_restores_and_drills_from_the_secondary_with_the_pr
             assert drill["point"] == points[item][-1] and drill["files"] >= 1 and drill["scratch_removed"], item
         assert not [name for name in cluster.databases() if name.startswith("strongroom_drill_")]
         jobs = json.loads(cli("--from-secondary", "jobs", "--type", "drill", "--json").stdout)
-        assert sorted(j["item"] for j in jobs if j["state"] == "completed") == ["db", "docs", "web"]
+        assert sorted(j["item"] for j in jobs if j["state"] == "completed") == ["db", "docs", "docs", "web"]
     finally:
         primary_server.stop()
         secondary_server.stop()
