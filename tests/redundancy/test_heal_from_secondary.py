@@ -11,6 +11,8 @@ import attrs
 import pytest
 
 from geokit import configure, geo_vault, tree_bytes, two_servers, write_files  # noqa: F401
+from strongroom import vault as vault_module
+from strongroom.errors import StorageError
 from strongroom.policy.redundancy import Redundancy
 from strongroom.policy.security import SoftDelete
 from strongroom.repository.pack import pack_name
@@ -168,6 +170,47 @@ class TestUnreachableSecondary:
         assert [n for n in report["notes"] if "could not be reached" in n]
 
 
+class PacksFail:
+    """A store whose pack reads fail (a secondary that breaks down half-way through a repair)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        if name.startswith("data/"):
+            raise StorageError(message=f"{name}: connection reset by peer")
+        return self.inner.get_range(name, offset, length)
+
+    def get(self, name: str) -> bytes:
+        return self.get_range(name, 0, 1 << 40) if name.startswith("data/") else self.inner.get(name)
+
+
+class TestSecondaryFailing:
+    def test_a_secondary_failing_half_way_stops_the_repair_before_it_rewrites_anything(self, geo, monkeypatch, tmp_path):
+        """The secondary answers, then its pack reads fail: the repair stops with one storage error line (exit 20)
+        before moving the damaged pack aside or rewriting the index, and a later repair heals."""
+        vault, secondary, source = geo
+        entry = entry_of(vault, source, "f002.bin")
+        flip(vault.store, entry)
+        real = vault_module.open_store
+
+        def open_store_failing(url, *args, **kwargs):
+            store = real(url, *args, **kwargs)
+            return PacksFail(store) if url == str(secondary) else store
+        monkeypatch.setattr(vault_module, "open_store", open_store_failing)
+        packs, index = objects(vault.store, "data/"), objects(vault.store, "index/")
+        result = Cli(vault.url)("vault", "repair", "--apply", expect=20)
+        assert "the geo secondary" in result.stderr and "--no-secondary" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert objects(vault.store, "data/") == packs and objects(vault.store, "index/") == index
+        monkeypatch.setattr(vault_module, "open_store", real)
+        assert repair(vault.url, "--apply")["blobs_healed"] == 1
+        restores_exactly(vault, source, tmp_path)
+
+
 class TestCopyBack:
     def test_a_deleted_point_header_comes_back(self, geo, tmp_path):
         """A point header deleted from the primary (the vault head still lists it): verify says it is healable,
@@ -202,6 +245,23 @@ class TestCopyBack:
         assert done["objects_restored"] == [name] and not done["lost_points"] and done["ok"]
         assert vault.store.get(f"quarantine/{name}") == bytes(data)
         assert verify(vault.url)["ok"]
+        restores_exactly(vault, source, tmp_path)
+
+    def test_a_damaged_item_version_comes_back(self, geo, tmp_path):
+        """The item's document damaged on the primary (the item cannot be read): repair --apply replaces it with
+        the secondary's intact copy, and the item and its point read and restore again."""
+        vault, _, source = geo
+        [name] = vault.store.list("items/")
+        data = bytearray(vault.store.get(name))
+        data[len(data) // 2] ^= 0x01
+        vault.store.put(name, bytes(data))
+        assert Cli(vault.url)("points", "docs", expect=None).exit_code != 0
+        done = repair(vault.url, "--apply")
+        assert done["objects_restored"] == [name] and done["ok"]
+        assert any(line.startswith(name) and "restored from the intact copy on the secondary" in line
+                   for line in done["damage"])
+        assert vault.store.get(f"quarantine/{name}") == bytes(data)
+        assert [item.name for item in vault.reopen().items()] == ["docs"]
         restores_exactly(vault, source, tmp_path)
 
     def test_a_stale_secondary_never_rolls_the_vault_back(self, geo, tmp_path):

@@ -64,8 +64,7 @@ NOT_HEALABLE = "the secondary holds no intact copy either"
 
 
 class SecondaryFailed(StorageError):
-    """Storage error: the geo secondary {url} failed while its copies were read ({reason}): the repair stopped
-    before rewriting the index; run it again, or with --no-secondary to use this vault's own copies only."""
+    """Storage error: the geo secondary {url} failed while its copies were read ({reason}): the repair stopped before rewriting the index; run it again, or with --no-secondary to use this vault's own copies only."""
 
 
 class SecondaryCopies:
@@ -90,8 +89,8 @@ class SecondaryCopies:
         except (ObjectNotFound, IntegrityError):
             raise
         except StorageError as exc:
-            raise SecondaryFailed(url=self.url, reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__) \
-                from None
+            reason = str(exc.fields.get("message") or exc or type(exc).__name__).splitlines()[0]
+            raise SecondaryFailed(url=self.url, reason=reason) from None
 
     def _pack(self, pack_id: str) -> bytes:
         data = self._packs.get(pack_id)
