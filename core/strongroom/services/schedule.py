@@ -15,9 +15,10 @@ when it runs next and whether it is due now (:func:`strongroom.policy.due.due_sl
 :meth:`Scheduler.run_due` claims each due slot (:mod:`.claims`) and runs it: the
 backups first, then the prune, then the drills (each on the item's latest point, from
 the vault or its geo secondary as the policy says; the vault runs them after its geo
-catch-up, so a drill from the secondary sees the new points).  A failed drill is a
-failed ``drill`` job, which raises a ``drill.failed`` alert.  A failed backup does not stop the others; it is recorded
-as a failed job with its error, and the next slot runs as usual.  Calling it again at once
+catch-up, so a drill from the secondary sees the new points).  A failed backup does not
+stop the others; it is recorded as a failed job with its error, and the next slot runs
+as usual.  A failed drill is a failed ``drill`` job too (which raises a ``drill.failed``
+alert), and the next drill is an interval later.  Calling it again at once
 does nothing (the slots are claimed), so cron or a systemd timer can call it every minute,
 and two calls at the same time run each backup once.
 
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from ..models import ProtectedItem
     from ..policy.prunesettings import PruneSettings
     from ..policy.record import Policy
-    from .drill import DrillReport
     from ..repository.repository import Repository
+    from .drill import DrillReport
     from .items import ItemBook
     from .policies import PolicyBook
 
