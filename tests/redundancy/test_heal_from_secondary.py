@@ -160,11 +160,13 @@ class TestUnreachableSecondary:
         restores_exactly(vault, source, tmp_path)
 
     def test_verify_notes_an_unreachable_secondary(self, geo, tmp_path):
-        """verify --read-data with damage and the secondary gone: the damage is reported as without one, and a
-        note says the secondary could not be reached."""
+        """verify --read-data with the secondary gone: a clean vault does not ask it (no note); with damage, the
+        damage is reported as without one, and a note says the secondary could not be reached."""
         vault, secondary, source = geo
-        flip(vault.store, entry_of(vault, source, "f000.bin"))
         os.rename(secondary, tmp_path / "away")
+        clean = verify(vault.url)
+        assert clean["ok"] and not [n for n in clean["notes"] if "secondary" in n]
+        flip(vault.store, entry_of(vault, source, "f000.bin"))
         report = verify(vault.url, expect=51)
         assert not any(HEALABLE in p for p in report["problems"])
         assert [n for n in report["notes"] if "could not be reached" in n]
