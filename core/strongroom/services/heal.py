@@ -45,7 +45,6 @@ from .geo import replication_timeout
 
 if TYPE_CHECKING:
     from ..policy.redundancy import Redundancy
-    from ..repository.masterkey import MasterKey
     from ..repository.repository import Repository
     from ..storage.base import Store
 
@@ -200,10 +199,12 @@ def reach(redundancy: Redundancy, open_store: Callable[[str], Store], repository
     error = box.get("error")
     if isinstance(error, _Unfit):
         return Secondary(url, error=str(error))
-    if isinstance(error, (StrongroomError, OSError)):
-        return Secondary(url, error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if isinstance(error, Exception):  # a store's own error, whatever its type: out of reach, in one line
+        text = str(error).splitlines()[0] if str(error) else ""
+        return Secondary(url, error=text if isinstance(error, StrongroomError) and text
+                         else f"{type(error).__name__}: {text}".rstrip(": "))
     if error is not None:
-        raise error
+        raise error  # KeyboardInterrupt, SystemExit
     return Secondary(url, box["copies"])
 
 
@@ -250,6 +251,8 @@ class Advisor:
 
     def blobs(self, blob_ids: list[bytes]) -> str:
         """For a missing pack: how many of its blobs the secondary holds intact."""
+        if not blob_ids:
+            return ""
         found: list[int] = []
 
         def question(copies: SecondaryCopies) -> bool:
@@ -257,7 +260,7 @@ class Advisor:
             return found[0] == len(blob_ids)
         text = self._ask(question)
         if found and 0 < found[0] < len(blob_ids):
-            return f"; {found[0]} of its {len(blob_ids)} blob(s) {HEALABLE}; the others are on neither side"
+            return f"; {found[0]} of its {len(blob_ids)} blob(s) {HEALABLE}; the secondary holds no intact copy of the others"
         return text
 
     def document(self, name: str, parse: Callable[[dict], object] | None = None) -> str:
