@@ -225,6 +225,8 @@ class TestCopyBack:
         assert [n for n in report["notes"] if n.startswith(name) and HEALABLE in n]
         dry = repair(vault.url)
         assert dry["objects_restored"] == [name] and not dry["rollback_open"]
+        text = Cli(vault.url)("vault", "repair").stdout
+        assert f"Would restore {name} from the secondary." in text.splitlines()
         assert not vault.store.exists(name)
         done = repair(vault.url, "--apply")
         assert done["objects_restored"] == [name] and done["ok"] and not done["rollback_open"]

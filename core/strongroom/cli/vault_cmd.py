@@ -204,8 +204,12 @@ def _show_repair(report, moved: str) -> None:
     if report.blobs_rescued:
         click.echo(f"{'Would copy' if report.dry_run else 'Copied'} {report.blobs_rescued} intact blob(s)"
                    " out of damaged packs.")
-    for name in getattr(report, "objects_restored", ()):
+    restored = getattr(report, "objects_restored", [])
+    for name in restored[:20]:
         click.echo(f"{'Would restore' if report.dry_run else 'Restored'} {name} from the secondary.")
+    if len(restored) > 20:
+        click.echo(f"... {len(restored)} document(s) in all {'would be ' if report.dry_run else ''}restored"
+                   " from the secondary (--json lists them).")
     if report.blobs_healed:
         source = "the secondary" if getattr(report, "secondary", None) else "elsewhere"
         click.echo(f"{'Would heal' if report.dry_run else 'Healed'} {report.blobs_healed} blob(s) from {source}.")
