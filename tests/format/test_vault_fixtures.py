@@ -40,9 +40,13 @@ def vault_files(url: str) -> dict[str, str]:
 
 class TestFrozenFixture:
     def test_fixture_is_unchanged(self, fixture):
-        """Every file of the fixture has the hash its manifest recorded when it was made."""
+        """Every file of the fixture has the hash its manifest recorded when it was made, and
+        its vault and key store hold no file the manifest does not name."""
         for rel, digest in fixture.files.items():
             assert hashlib.sha256((fixture.path / rel).read_bytes()).hexdigest() == digest, rel
+        present = {str(p.relative_to(fixture.path)) for top in ("vault", "home")
+                   for p in (fixture.path / top).rglob("*") if p.is_file()}
+        assert present <= set(fixture.files), sorted(present - set(fixture.files))
         assert json.loads((fixture.path / "vault" / "strongroom.json").read_text())["format"] == fixture.format
         assert fixture.format <= FORMAT_VERSION
 
