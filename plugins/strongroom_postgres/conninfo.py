@@ -18,7 +18,8 @@ started, by the secret providers the workload was given (``Workload.secrets``), 
 changed password is used by the next run; one that cannot be read is
 ``SecretNotAvailable`` (exit 36).  A DSN that holds a password is refused.  The password
 reaches the PostgreSQL tools only through the environment of the child process
-(``PGPASSWORD``, which only the child's user can read), never a command line or a file,
+(``PGPASSWORD``, which only the child's user can read; the variable an ``env:``
+reference names is left out of it), never a command line or a file,
 so it is neither stored in the vault nor shown in ``ps``, job records, logs or error
 messages.  The tools always get ``-w`` (never prompt) and a 10 s connect timeout unless
 the DSN sets one.
@@ -178,7 +179,11 @@ class PasswordRef:
             secret = secrets.resolve(self.value)
             if b"\0" in secret.value:
                 raise SecretNotAvailable(ref=self.value, reason="the secret holds a NUL byte, which no password can")
-            return {"PGPASSWORD": os.fsdecode(secret.value)}
+            env: dict[str, str | None] = {"PGPASSWORD": os.fsdecode(secret.value)}
+            scheme, _, name = self.value.partition(":")
+            if scheme == "env" and name != "PGPASSWORD":
+                env[name] = None  # the tools get the password once, as PGPASSWORD
+            return env
         if self.kind == "passfile":
             return {"PGPASSWORD": None}
         return {}

@@ -56,16 +56,21 @@ def cli(vault_url):
 
 @pytest.fixture
 def wrapped_bindir(pg_cluster, tmp_path) -> tuple[Path, Path]:
-    """A --bindir whose tools record their argv (NUL-separated, a line per call) in a log
-    and then run the real tool."""
-    bindir, log = tmp_path / "bin", tmp_path / "argv.log"
+    """A --bindir whose tools each record a call in a new file of a folder (its argv,
+    NUL-separated, then which of PGPASSWORD and K3_PG_PW its environment has) and then
+    run the real tool."""
+    bindir, calls = tmp_path / "bin", tmp_path / "calls"
     bindir.mkdir()
+    calls.mkdir()
     for tool in ("pg_dump", "pg_dumpall", "pg_restore", "psql"):
         script = bindir / tool
-        script.write_text(f"#!/bin/sh\nprintf '%s\\0' \"$0\" \"$@\" >> '{log}'\nprintf '\\n' >> '{log}'\n"
-                          f"exec '{pg_cluster.bindir}/{tool}' \"$@\"\n")
+        script.write_text(
+            f"#!/bin/sh\ncall=$(mktemp -p '{calls}' call.XXXXXXXX)\n"
+            "printf '%s\\0' \"$0\" \"$@\" > \"$call\"\n"
+            "printf 'ENV:%s %s' \"${PGPASSWORD:+PGPASSWORD}\" \"${K3_PG_PW:+K3_PG_PW}\" >> \"$call\"\n"
+            f"exec '{pg_cluster.bindir}/{tool}' \"$@\"\n")
         script.chmod(0o755)
-    return bindir, log
+    return bindir, calls
 
 
 def tcp_args(cluster, *extra: str) -> list[str]:
@@ -123,9 +128,10 @@ class TestResolvedAtEveryRun:
         """Items protected with --password-ref env:VAR and file:PATH back up; after the
         server's password changes (the file rewritten, the variable set anew) the next
         backup uses the new one, the old value now fails; both restore into new databases
-        equal to the source and the file item drills; the passwords are nowhere: not in the
+        equal to the source and the file item drills; every tool gets the password as
+        PGPASSWORD only (not the variable named); the passwords are nowhere: not in the
         vault's files, items, jobs, points or any output, nor in the tools' argv."""
-        bindir, argv_log = wrapped_bindir
+        bindir, calls_dir = wrapped_bindir
         pwfile = tmp_path / "secrets" / "pg.pass"
         pwfile.parent.mkdir()
         (tmp_path / "scratch").mkdir()
@@ -171,12 +177,16 @@ class TestResolvedAtEveryRun:
         assert len(json.loads(jobs)) >= 8
         documents = stored + jobs + json.dumps(points) + "".join(outputs)
         assert assert_no_password_in_files(vault_url, OLD_PASSWORD, NEW_PASSWORD) > 10
-        calls = [line.split(b"\0") for line in argv_log.read_bytes().splitlines() if line]
-        assert any(call[0].endswith(b"/pg_dump") for call in calls)
+        recorded = [path.read_bytes() for path in calls_dir.iterdir()]
+        calls = [data.split(b"\0") for data in recorded]
+        assert any(call[0].endswith(b"/pg_dump") and b"--format=custom" in call for call in calls)
         assert any(call[0].endswith(b"/pg_restore") for call in calls)
+        connecting = [call for call in calls if any(b"host='127.0.0.1'" in arg for arg in call)]
+        assert len(connecting) >= 10
+        assert [call for call in connecting if call[-1] != b"ENV:PGPASSWORD "] == []
         for password in (OLD_PASSWORD, NEW_PASSWORD):
             assert password not in documents
-            assert password.encode() not in argv_log.read_bytes()
+            assert not [data for data in recorded if password.encode() in data]
             assert not [cmdline for cmdline in watch.seen if password.encode() in cmdline]
 
 

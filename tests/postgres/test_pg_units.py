@@ -85,6 +85,7 @@ class TestConnectionStrings:
         monkeypatch.setenv("PW_VAR", "hunter2")
         conn = Connection((("host", "h"),), PasswordRef("ref", "env:PW_VAR"))
         assert conn.environment()["PGPASSWORD"] == "hunter2"
+        assert "PW_VAR" not in conn.environment()  # the password reaches the tools once
         monkeypatch.setenv("PW_VAR", "changed")
         assert conn.environment()["PGPASSWORD"] == "changed"
         assert "changed" not in conn.conninfo("db") and "changed" not in repr(conn)
