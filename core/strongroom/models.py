@@ -20,7 +20,7 @@ from .errors import IntegrityError
 #: The newest vault format: what new vaults get and ``vault upgrade`` moves a vault to.
 #: This version reads and writes every format from 1 to this one (docs/formats.md):
 #: 1 writes every blob with a clear header; 2 writes blobs without one, padded.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Features this version of strongroom can read and write.  A vault listing a feature
 # not in this set is refused (see strongroom.json in docs/formats.md).
 KNOWN_FEATURES: frozenset[str] = frozenset()

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from strongroom.models import FORMAT_VERSION
+
 
 @pytest.fixture
 def ready(tmp_path, cli):
@@ -41,7 +43,7 @@ class TestJsonOutput:
         jobs = json.loads(cli("jobs", "--json").stdout)
         assert [(j["type"], j["state"]) for j in jobs] == [("backup", "completed")]
         info = json.loads(cli("vault", "info", "--json").stdout)
-        assert info["name"] == "cli-test" and info["points"] == 1 and info["format"] == 2
+        assert info["name"] == "cli-test" and info["points"] == 1 and info["format"] == FORMAT_VERSION
         keys = json.loads(cli("vault", "key", "list", "--json").stdout)
         assert [(k["provider"], k["in_use"]) for k in keys] == [("local", True)]
 

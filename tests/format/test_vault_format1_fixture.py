@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.models import FORMAT_VERSION
 from strongroom.repository.envelope import KIND_DATA
 from strongroom.vault import Vault
 
@@ -108,19 +109,19 @@ class TestFrozenFixture:
 
 class TestUpgrade:
     def test_upgrade_then_back_up_and_restore_old_and_new(self, old_vault, cli, tmp_path):
-        """After 'vault upgrade' new packs are format 2, the seed is kept (the same content
+        """After 'vault upgrade' new packs are of the newest format, the seed is kept (the same content
         deduplicates against format-1 data), and old and new points restore byte for byte."""
         dry = cli("--vault", old_vault, "vault", "upgrade", "--dry-run", "--json")
         assert dry.exit_code == 0 and json.loads(dry.stdout)["dry_run"] and json.loads(dry.stdout)["changes"]
         assert json.loads(Path(old_vault, "strongroom.json").read_text())["format"] == 1
         done = cli("--vault", old_vault, "vault", "upgrade")
-        assert done.exit_code == 0 and "Upgraded to format 2" in done.stdout, done.output
-        assert json.loads(Path(old_vault, "strongroom.json").read_text())["format"] == 2
+        assert done.exit_code == 0 and f"Upgraded to format {FORMAT_VERSION}" in done.stdout, done.output
+        assert json.loads(Path(old_vault, "strongroom.json").read_text())["format"] == FORMAT_VERSION
         again = cli("--vault", old_vault, "vault", "upgrade")
         assert "nothing to upgrade" in again.stdout
 
         vault = Vault.open(old_vault)
-        assert vault.format == 2 and vault.settings.format == 2
+        assert vault.format == FORMAT_VERSION and vault.settings.format == FORMAT_VERSION
         seed = vault.settings.chunker["seed"]
         assert seed < 2**31  # the format-1 seed, kept
         # the same content as the old points, under another path: only folders are new

@@ -1,4 +1,4 @@
-"""New vaults are format 2 with a 64-bit chunker seed; the format in force is authenticated."""
+"""New vaults are of the newest format (format 2's encoding: headerless blobs, padding) with a 64-bit chunker seed; the format in force is authenticated."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def first_bytes(vault: Vault, prefix: str) -> set[bytes]:
 
 
 class TestNewVault:
-    def test_created_in_format_2(self, vault_url, tmp_path):
-        """strongroom.json and the settings say format 2; blobs are headerless, other objects
-        carry a version-2 header."""
+    def test_created_in_the_newest_format(self, vault_url, tmp_path):
+        """strongroom.json and the settings say the newest format (3: format 2's encoding, with
+        data keys); blobs are headerless, other objects carry a version-2 header."""
         vault = Vault.create(vault_url, name="new")
-        assert FORMAT_VERSION == 2 and vault.format == 2
-        assert json.loads(Path(vault_url, "strongroom.json").read_text())["format"] == 2
-        assert vault.settings.format == 2
+        assert FORMAT_VERSION == 3 and vault.format == 3
+        assert json.loads(Path(vault_url, "strongroom.json").read_text())["format"] == 3
+        assert vault.settings.format == 3
         backed_up(vault, tmp_path)
         vault.repo.load_index()
         for entry in vault.repo.index.entries():
@@ -68,9 +68,9 @@ class TestFormatInForce:
         the settings' (authenticated) format wins."""
         vault = Vault.create(vault_url)
         config = Path(vault_url, "strongroom.json")
-        config.write_text(config.read_text().replace('"format": 2', '"format": 1'))
+        config.write_text(config.read_text().replace(f'"format": {FORMAT_VERSION}', '"format": 1'))
         again = Vault.open(vault_url)
-        assert again.config.format == 1 and again.format == 2
+        assert again.config.format == 1 and again.format == FORMAT_VERSION
         before = again.repo.pack_ids_on_storage()
         backed_up(again, tmp_path)
         again.repo.load_index()
@@ -82,4 +82,4 @@ class TestFormatInForce:
         """A vault whose settings record a format newer than this strongroom knows is refused (exit 13)."""
         vault.update_settings(format=FORMAT_VERSION + 1)
         result = cli("points", expect=13)
-        assert_one_line_error(result, 13, "format 3")
+        assert_one_line_error(result, 13, f"format {FORMAT_VERSION + 1}")

@@ -54,6 +54,8 @@ __all__ = ["UpgradeReport", "UpgradeService", "format_in_force", "newer_format"]
 FORMAT_CHANGES = {
     2: "blobs are written without a clear header (their kind, compression and exact size are no longer"
        " visible in packs) and every sealed object is padded to a size bucket",
+    3: "a vault may have several data keys ('vault key rotate': datakeys/<id>); pack trailers and index files"
+       " name the data key of each pack's blobs, and the settings are sealed with the first data key",
 }
 
 
