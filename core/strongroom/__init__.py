@@ -85,7 +85,7 @@ _EXPORTS: dict[str, str] = {
     "ProcessId": "strongroom.processes", "ProcessInfo": "strongroom.processes",
     "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
     "start_child": "strongroom.processes", "run_child": "strongroom.processes",
-    "child_environment": "strongroom.processes",
+    "child_environment": "strongroom.processes", "keep_from_children": "strongroom.processes",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
@@ -146,7 +146,8 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401
     from .policy.record import Policy  # noqa: F401
     from .processes import (  # noqa: F401
-        ProcessId, ProcessInfo, child_environment, end_process, list_processes, run_child, start_child,
+        ProcessId, ProcessInfo, child_environment, end_process, keep_from_children, list_processes, run_child,
+        start_child,
     )
     from .registry import Registry  # noqa: F401
     from .repository.keyproviders import KeyContext, PassphraseSource, WrappingKey  # noqa: F401

@@ -6,7 +6,8 @@ never a PKCS#11 exception or a traceback - a module path that does not exist or 
 PKCS#11 module, no token of that label, the PIN source unset or unreadable, a wrong or
 locked PIN, no key or two keys of that label.  A session is always closed (the user is
 logged out with the last one).  The PIN is read from the environment variable or file the
-slot names each time, held as a :class:`strongroom.Secret` and never stored.  Nothing is
+slot names each time, held as a :class:`strongroom.Secret` and never stored; the PIN
+variable is kept from the programs strongroom starts (``strongroom.keep_from_children``).  Nothing is
 written to the token but :func:`find_key` with ``create=True`` generating a missing key:
 AES-256, sensitive, not extractable, a token object, usable only to encrypt, decrypt,
 wrap and unwrap.
@@ -25,7 +26,7 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as px
 
-from strongroom import Secret, UsageError
+from strongroom import Secret, UsageError, keep_from_children
 
 from .errors import AmbiguousTokenKey, Pkcs11ModuleError, PinNotGiven, TokenError, TokenKeyNotFound, TokenNotFound, WrongPin
 
@@ -74,6 +75,7 @@ class TokenRef:
 def read_pin(ref: TokenRef, vault_id: str) -> Secret:
     """The user PIN from the slot's variable or file; PinNotGiven if it is unset or unreadable."""
     if ref.pin_env:
+        keep_from_children(ref.pin_env)  # never handed on to a program strongroom starts
         value = os.environ.get(ref.pin_env)
         if not value:
             raise PinNotGiven(vault_id=vault_id, reason=f"{ref.where()}: the PIN variable {ref.pin_env} is not set")
