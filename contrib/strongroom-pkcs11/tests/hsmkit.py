@@ -7,6 +7,7 @@ that loaded it would keep the first test's tokens.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -115,11 +116,12 @@ class Hsm:
 
     def key_facts(self, token: str, label: str) -> dict:
         """What the token says of the key labelled ``label``: sensitive, extractable, a token object."""
-        return eval(self.python(f"""
+        return json.loads(self.python(f"""
+            import json
             with lib.get_token(token_label={token!r}).open(user_pin={PIN!r}) as s:
                 key = s.get_key(label={label!r}, key_type=KeyType.AES)
-                print({{"sensitive": key[Attribute.SENSITIVE], "extractable": key[Attribute.EXTRACTABLE],
-                       "token": key[Attribute.TOKEN], "bits": key[Attribute.VALUE_LEN] * 8}})
+                print(json.dumps({{"sensitive": key[Attribute.SENSITIVE], "extractable": key[Attribute.EXTRACTABLE],
+                                  "token": key[Attribute.TOKEN], "bits": key[Attribute.VALUE_LEN] * 8}}))
         """))
 
 

@@ -24,8 +24,8 @@ def _slots(hsm, url):
 
 
 def test_rewrap_moves_the_slot_to_a_new_token_key(hsm, tmp_path):
-    """After the rewrap only the new key opens: removing the old key from the token changes
-    nothing, removing the new one makes the vault unopenable (exit 104)."""
+    """After the rewrap only the new key opens: with the old key still in the token and the new
+    one removed, the vault does not open (exit 104)."""
     url = _create(hsm, tmp_path)
     [old] = _slots(hsm, url)
     out = json.loads(hsm.cli("--vault", url, "vault", "key", "rewrap", old["slot"], "--key-option", "key=cmk-2",
@@ -34,9 +34,9 @@ def test_rewrap_moves_the_slot_to_a_new_token_key(hsm, tmp_path):
     assert new["slot"] == out["slot"] != old["slot"] and new["label"] == "initial"
     params = json.loads((tmp_path / "vault" / "keys" / new["slot"]).read_text())["params"]
     assert params == {"module": hsm.module, "token": TOKEN, "key": "cmk-2", "pin-env": "HSM_PIN"}
-    assert hsm.destroy_keys(TOKEN, "cmk-1") == 1
     hsm.cli("--vault", url, "vault", "info")
     assert hsm.destroy_keys(TOKEN, "cmk-2") == 1
+    assert hsm.key_facts(TOKEN, "cmk-1")["token"]  # the old key is still there, and opens nothing
     one_line_error(hsm.cli("--vault", url, "vault", "info", expect=None), 104, "no key labelled 'cmk-2'")
 
 
