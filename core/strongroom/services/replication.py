@@ -15,7 +15,9 @@ its time bound, an unreachable store):
 - **Listing order**: the primary is listed in the reverse of commit order (heads first,
   the identity and key slots last; the folders of one level of :data:`GROUPS` at once),
   so everything a listed object needs (a point header's packs and index files, a head's
-  points) was written before it and is in the listing too.
+  points) was written before it and is in the listing too.  For a secondary that holds
+  no vault yet (its first copy: every pack is to copy) the packs are listed first as
+  well, and copied while the rest is listed; they are listed again in their turn.
 - **Copy order** (:data:`GROUPS`): a group of objects starts once the groups it comes
   *after* are complete, and groups that need nothing of each other overlap, in one pool
   of ``concurrency`` copies.  Key slots, data keys and settings come before the identity
@@ -107,6 +109,7 @@ GROUPS: tuple[Group, ...] = (
 )
 _BY_NAME = {group.name: group for group in GROUPS}
 HEADS = "heads"
+PACKS = "packs"
 #: Never copied: leases belong to the primary's running operations, quarantine is never read.
 NOT_COPIED = ("leases/", "quarantine/")
 #: Compared byte for byte, not by name: rewritten in place by an upgrade or a slot change.
@@ -276,30 +279,43 @@ class Replicator:
         copies once ``deadline`` (``time.monotonic()``) has passed.  ``report`` (default: a
         new one) is filled in as the run goes: ``passes`` is 1 once the checks passed."""
         report = ReplicationReport() if report is None else report
-        with DaemonPool(max(self.concurrency, 8), "replicate-list") as lister:
+        with DaemonPool(max(self.concurrency, 8), "replicate-list") as lister, DaemonPool(1, "replicate-plan") as planner:
             theirs = lister.submit(self._list_secondary)  # meanwhile: the checks
             self.check()
             present = theirs.result()
             while True:
                 report.passes += 1
-                listed = self._list_primary(lister)
-                plan, compare = self._todo(listed, present)
-                heads = {n for n in listed if n.startswith(HEADS + "/")}
+                listing: dict[str, set[str]] = {}
+
+                def plan_pass() -> tuple[dict[str, list[str]], set[str]]:
+                    listing["listed"] = self._list_primary(lister)
+                    return self._todo(listing["listed"], present)
                 landed: set[str] = set()
-                stopped = _Copier(self, plan, compare, report, deadline, landed, progress).run(
-                    gate=lambda group: group != HEADS or self._heads_now() == heads)
+                if IDENTITY not in present and report.passes == 1:  # a new secondary: its packs start at once
+                    later = planner.submit(plan_pass)
+                    packs = sorted(n for n in self.primary.list("data/") if kind_of(n) is not None and n not in present)
+                    copier = _Copier(self, {**{g.name: [] for g in GROUPS}, "packs": packs}, set(), report, deadline,
+                                     landed, progress, later=later)
+                else:
+                    plan, compare = plan_pass()
+                    copier = _Copier(self, plan, compare, report, deadline, landed, progress)
+                stopped = copier.run(gate=lambda group: group != HEADS or self._heads_now() == _heads(listing["listed"]))
                 present |= landed
+                if stopped == "deadline":
+                    report.stopped = "deadline"
+                    return report
+                listed = listing["listed"]
                 if stopped is None:
                     break
-                if stopped == "deadline" or report.passes >= PASSES:
-                    report.stopped = "deadline" if stopped == "deadline" else "primary changing"
+                if report.passes >= PASSES:
+                    report.stopped = "primary changing"
                     return report
         self._delete(listed, present, report)
         report.complete = True
         return report
 
     def _heads_now(self) -> set[str]:
-        return {n for n in self.primary.list(HEADS + "/") if kind_of(n) is not None}
+        return _heads(n for n in self.primary.list(HEADS + "/") if kind_of(n) is not None)
 
     def fetch(self, name: str) -> bytes | None:
         """``name``'s bytes on the primary, None if it was deleted since it was listed."""
@@ -388,7 +404,7 @@ class _Copier:
 
     def __init__(self, replicator: Replicator, plan: dict[str, list[str]], compare: set[str],
                  report: ReplicationReport, deadline: float | None, landed: set[str],
-                 progress: Callable[[str], None] | None) -> None:
+                 progress: Callable[[str], None] | None, later: cf.Future | None = None) -> None:
         self.r = replicator
         self.plan = plan
         self.compare = compare
@@ -406,10 +422,13 @@ class _Copier:
         self.read: dict[str, cf.Future] = {}  # read ahead, not yet copied
         self.taken: set[str] = set()  # copies submitted
         self.held: dict[str, int] = {}  # bytes read ahead, per name, until copied
+        #: The whole plan (plan, compare), when ``plan`` holds only packs listed first: until it
+        #: is merged, only packs are copied.
+        self.later = later
 
     def run(self, gate: Callable[[str], bool]) -> str | None:
         """None once every group is copied; else why it stopped: "deadline", or "held" (by
-        ``gate``); what is in flight then lands first."""
+        ``gate``); what is in flight then lands first.  Raises what a copy or the later plan raised."""
         copies: dict[cf.Future, str] = {}
         reads: dict[cf.Future, str] = {}
         with DaemonPool(self.r.concurrency, "replicate") as copier, DaemonPool(READ_AHEAD, "replicate-read") as reader:
@@ -432,10 +451,13 @@ class _Copier:
                             future = reader.submit(self.r.fetch, name)
                             reads[future] = name
                             self.read[name] = future
-                    if not copies and not reads:
+                    if not copies and not reads and self.later is None:
                         continue  # nothing in flight: every started group is complete, start the next
-                    done, _ = cf.wait([*copies, *reads], return_when=cf.FIRST_COMPLETED)
+                    plan = [self.later] if self.later is not None else []
+                    done, _ = cf.wait([*copies, *reads, *plan], return_when=cf.FIRST_COMPLETED)
                     for future in done:
+                        if future is self.later:
+                            continue  # merged by _start_groups
                         if future in reads:
                             name = reads.pop(future)
                             data = future.result() if future.exception() is None else None
@@ -447,12 +469,37 @@ class _Copier:
                 for future in (*copies, *reads):
                     future.cancel()
 
+    def _merge(self) -> None:
+        """Take the whole plan in (the packs listed first are not copied twice)."""
+        assert self.later is not None
+        plan, compare = self.later.result()  # a failed listing raises here
+        self.later = None
+        early = set(self.plan[PACKS])
+        for group in GROUPS:
+            names = [n for n in plan[group.name] if n not in early]
+            if group.name == PACKS:
+                self.plan[PACKS] = self.plan[PACKS] + names
+                self.left[PACKS] += len(names)
+                if _BY_NAME[PACKS] not in self.waiting:
+                    self.ready[PACKS].extend(names)
+                    if not self.left[PACKS]:
+                        self._completed(_BY_NAME[PACKS])
+            else:
+                self.plan[group.name] = names
+                self.left[group.name] = len(names)
+        self.compare |= compare
+        self.to_read.extend(n for g in GROUPS if g.after for n in self.plan[g.name] if n not in self.compare)
+
     def _start_groups(self, gate: Callable[[str], bool]) -> bool:
         """Start the groups whose predecessors are complete; True if ``gate`` held one."""
+        if self.later is not None and self.later.done():
+            self._merge()
         started = True
         while started:
             started = False
             for group in list(self.waiting):
+                if self.later is not None and (group.name != PACKS or not self.plan[PACKS]):
+                    continue  # the whole plan first
                 if not all(name in self.complete for name in group.after):
                     continue
                 if not gate(group.name):
@@ -461,7 +508,7 @@ class _Copier:
                 started = True
                 names = self.plan[group.name]
                 if not names:
-                    self.complete.add(group.name)
+                    self._completed(group)
                 elif group.in_order:
                     self.chains[group.name] = deque(names)
                     self.ready[group.name].append(self.chains[group.name].popleft())
@@ -489,10 +536,13 @@ class _Copier:
         chain = self.chains.get(group.name)
         if chain:
             self.ready[group.name].append(chain.popleft())
-        if not self.left[group.name]:
-            self.complete.add(group.name)
-            if self.progress:
-                self.progress(f"copied {len(self.plan[group.name])} object(s) of {'/'.join(group.prefixes)}")
+        if not self.left[group.name] and (self.later is None or group.name != PACKS):
+            self._completed(group)
+
+    def _completed(self, group: Group) -> None:
+        self.complete.add(group.name)
+        if self.progress and self.plan[group.name]:
+            self.progress(f"copied {len(self.plan[group.name])} object(s) of {'/'.join(group.prefixes)}")
 
 
 class DaemonPool:
@@ -532,6 +582,10 @@ class DaemonPool:
             self._calls.put(None)
         for thread in self._threads:
             thread.join()
+
+
+def _heads(names: Iterable[str]) -> set[str]:
+    return {n for n in names if n.startswith(HEADS + "/")}
 
 
 def _wait_all(copies: dict[cf.Future, str], landed: Callable[[str, cf.Future], None]) -> None:
