@@ -3,9 +3,12 @@
 Copies what the secondary (``vault redundancy set geo --secondary URL``) lacks, in commit
 order (:mod:`strongroom.services.replication`), for ``replication_timeout`` seconds at
 most (``config.toml`` or ``STRONGROOM_REPLICATION_TIMEOUT``; default 5), or until done
-with ``--wait``; what is left waits for the next run and is said so.  ``--lag`` copies
-nothing and says how far behind the secondary is.  A secondary holding another vault, or
-the vault's own storage, is refused (exit 17); a vault without a geo secondary exits 2.
+with ``--wait``; what is left waits for the next run and is said so (as is a vault that
+kept changing during the run: its heads wait).  The bound holds even for a secondary
+that never answers (:mod:`strongroom.services.geo`): one line, a storage exit code, and
+the ``replication.lag`` alert.  ``--lag`` copies nothing and says how far behind the
+secondary is.  A secondary holding another vault, or the vault's own storage, is refused
+(exit 17); a vault without a geo secondary exits 2.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ def replicate(ctx, wait, lag_only, as_json):
     if as_json:
         emit_json({"secondary": secondary, **report.to_dict()})
         return
-    left = "" if report.complete else "; the rest waits for the next run (--wait to finish now)"
+    if report.complete:
+        left = ""
+    elif report.stopped == "primary changing":
+        left = "; the vault kept changing meanwhile: its heads wait for the next run"
+    else:
+        left = "; the rest waits for the next run (--wait to finish now)"
     click.echo(f"Copied {report.copied} objects ({human_size(report.copied_bytes)}) to {secondary},"
                f" deleted {report.deleted}{left}.")
