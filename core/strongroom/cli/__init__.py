@@ -4,7 +4,8 @@ Every command that works on a vault takes it from ``--vault URL`` or
 ``STRONGROOM_VAULT``, and the storage options for it from ``--storage-option
 KEY=VALUE`` over those of the config file and the environment
 (:mod:`strongroom.config`).  Errors print one line and exit with the error class's code
-(``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.
+(``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.  ``-q``, ``-v``,
+``--log-file`` and ``--log-level`` set the logging of the one command (:mod:`.logsetup`).
 
 SIGINT (Ctrl-C) and SIGTERM end a command the same way: the children it started are
 sent SIGTERM (:func:`strongroom.processes.end_children`), then the command unwinds as
@@ -117,8 +118,14 @@ class AppContext:
             self._vault = Vault.open(url, passphrase=self.passphrase, plugins=self.plugins,
                                      storage_options=options)
             self._vault.jobs.notify = note
-            self._vault.alerts.notify = lambda message: click.echo(f"warning: {message}", err=True)
+            self._vault.alerts.notify = _warn
         return self._vault
+
+
+def _warn(message: str) -> None:
+    from .output import warn
+
+    warn(message)
 
 
 def _secondary_of(primary: str) -> str:
@@ -134,8 +141,11 @@ def _secondary_of(primary: str) -> str:
 
 
 def note(message: str) -> None:
-    """A notice on standard error: not a problem, but worth knowing."""
-    click.echo(f"note: {message}", err=True)
+    """A notice on standard error: not a problem, but worth knowing (left out by ``-q``)."""
+    from .output import quiet
+
+    if not quiet():
+        click.echo(f"note: {message}", err=True)
 
 
 class StrongroomGroup(click.Group):
@@ -208,7 +218,7 @@ def _stdout_closed() -> None:
 def build_cli(plugins: PluginHost) -> click.Group:
     """The root command with every built-in command and the plugins' commands."""
     from . import (
-        backup_cmd, browse_cmd, items_cmd, jobs_cmd, points_cmd, protect_cmd, restore_cmd, vault_cmd,
+        backup_cmd, browse_cmd, items_cmd, jobs_cmd, logsetup, points_cmd, protect_cmd, restore_cmd, vault_cmd,
     )
     from .plugins_cmd import plugins_command
 
@@ -228,11 +238,15 @@ def build_cli(plugins: PluginHost) -> click.Group:
     @click.option("--from-secondary", is_flag=True,
                   help="Open the vault's geo secondary (read-only) instead of the vault, as this machine"
                        " recorded it: for when the vault's storage is out of reach.")
+    @logsetup.options
     @click.version_option(package_name="strongroom", prog_name="strongroom")
     @click.pass_context
     def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...],
-            storage_option: tuple[str, ...], token_file: str | None, from_secondary: bool) -> None:
+            storage_option: tuple[str, ...], token_file: str | None, from_secondary: bool,
+            quiet: bool, verbose: int, log_file: str | None, log_level: str | None) -> None:
         """strongroom: vaults, policies and recovery points for your own machines."""
+        ctx.with_resource(logsetup.configure(ctx, logsetup.settings_from(quiet, verbose, log_file, log_level)))
+        logsetup.log_start(ctx)
         options = dict(parse_storage_option(text) for text in storage_option)
         if token_file:
             if not (vault_url or "").lower().startswith("https://"):
@@ -255,6 +269,7 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
     cli.add_command(importlib.import_module(".server_cmd", __name__).server)
     cli.add_command(importlib.import_module(".drill_cmd", __name__).drill)
+    cli.add_command(importlib.import_module(".units_cmd", __name__).install_units)
     plugins.register_commands(cli)
     return cli
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .common import app, json_option
-from .output import Progress, emit_json, human_size, warn
+from .output import Progress, emit_json, human_size, info, warn
 
 
 @click.command()
@@ -43,7 +43,7 @@ def backup(ctx, item, retain_until, as_json):
         emit_json({"id": point.point_id, **point.to_dict()})
     else:
         s = point.stats
-        click.echo(
+        info(
             f"Backed up '{item}': point {point.short_id}, {s['files']} files"
             f" ({s['files_unchanged']} unchanged), {human_size(s['bytes_read'])} read,"
             f" {human_size(s['new_bytes'])} new ({human_size(s['stored_bytes'])} stored)"

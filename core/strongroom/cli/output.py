@@ -43,15 +43,36 @@ def _cell(value: Any) -> str:
     return text.replace("\n", "\\n")
 
 
+def quiet() -> bool:
+    """``-q`` (or ``--log-level error``) was given: only errors and results are printed."""
+    from .logsetup import current
+
+    return current().quiet
+
+
+def info(message: str) -> None:
+    """An informational line on standard output (what was done), left out by ``-q``."""
+    if not quiet():
+        click.echo(message)
+
+
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """A warning on standard error, left out by ``-q``."""
+    if not quiet():
+        click.echo(f"warning: {message}", err=True)
+
+
+def error(message: str) -> None:
+    """An error on standard error (``-q`` keeps it): something failed, the command goes on."""
+    click.echo(f"error: {message}", err=True)
 
 
 class Progress:
-    """A one-line progress display on stderr, shown only on a terminal and not in JSON mode."""
+    """A one-line progress display on stderr, shown only on a terminal, not in JSON mode
+    and not with ``-q``."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and sys.stderr.isatty() and not quiet()
         self._started = time.monotonic()
         self._width = 0
 

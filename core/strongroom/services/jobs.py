@@ -144,6 +144,7 @@ class JobLog:
         return kept or job
 
     def _write(self, job: Job) -> Job:
+        _log.debug("job %s (%s): recording %s", job.job_id, job.type, job.state)
         if job.local or self._unwritable is not None:
             return self._write_local(job) or job
         try:
@@ -173,12 +174,16 @@ class JobLog:
     def running(self, type_: str, item: str | None = None, **details: object) -> Iterator[JobRun]:
         """Run the block as a job (see the module docstring)."""
         run = JobRun(self.start(type_, item, **details))
+        what = f"{type_} of '{item}'" if item else type_
+        _log.info("%s: started (job %s)", what, run.job.job_id)
         try:
             yield run
         except BaseException as exc:
             self.finish(run.job, end_state(exc), error=one_line(exc))
+            _log.info("%s: %s (job %s): %s", what, end_state(exc), run.job.job_id, one_line(exc))
             raise
         self.finish(run.job, run.state, **run.changes)
+        _log.info("%s: %s (job %s)", what, run.state, run.job.job_id)
 
     # --- reading -------------------------------------------------------------------------
 

@@ -1,0 +1,158 @@
+"""Logging options (-q, -v, --log-file, --log-level) and ``install-units``, run as a user runs them.
+
+The logging tests run the installed ``strongroom`` in child processes (real standard
+error, real files); the unit tests check the written texts and, where ``systemd-analyze``
+is installed, let systemd verify them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from strongroom.cli import units
+
+from vaultkit import run_strongroom
+
+PASSPHRASE = "correct-horse-sekrit-7731"
+#: An ISO 8601 time with milliseconds and an offset, then the level and the logger.
+RECORD = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (debug|info|warning|error) strongroom[.\w]*: ")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def vault(tmp_path, vault_url):
+    """A passphrase vault with one files item, ``docs``; the environment that opens it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    env = {"STRONGROOM_VAULT": vault_url, "MY_PASSPHRASE": PASSPHRASE}
+    for args in (("vault", "create", vault_url), ("protect", "files", "docs", "--path", src)):
+        done = run_strongroom("--passphrase-env", "MY_PASSPHRASE", *args, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+    return env
+
+
+def backup(env, *options, **kwargs):
+    return run_strongroom("--passphrase-env", "MY_PASSPHRASE", *options, "backup", "docs",
+                          env=env, timeout=120, **kwargs)
+
+
+class TestLogging:
+    def test_verbose_logs_the_backup_job_with_timestamps(self, vault):
+        """-v puts timestamped info records of the backup job on stderr; the summary stays on stdout."""
+        done = backup(vault, "-v")
+        assert done.returncode == 0, done.stderr
+        records = [line for line in done.stderr.splitlines() if RECORD.match(line)]
+        assert any("info strongroom.jobs: backup of 'docs': started (job " in line for line in records)
+        assert any("info strongroom.jobs: backup of 'docs': completed (job " in line for line in records)
+        assert not any(" debug " in line for line in records)
+        assert done.stdout.startswith("Backed up 'docs'")
+
+    def test_log_file_appends_debug_records_without_the_passphrase(self, vault, tmp_path):
+        """--log-file with -vv appends every record, timestamped, to a 0600 file; the passphrase is in none."""
+        log = tmp_path / "strongroom.log"
+        for _ in range(2):
+            done = backup(vault, "-vv", "--log-file", log)
+            assert done.returncode == 0, done.stderr
+        lines = log.read_text().splitlines()
+        assert lines and all(RECORD.match(line) for line in lines), lines
+        assert sum("backup of 'docs': completed" in line for line in lines) == 2
+        assert any(" debug strongroom.cli: " in line for line in lines)
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert PASSPHRASE not in log.read_text() and PASSPHRASE not in done.stderr + done.stdout
+
+    def test_quiet_prints_nothing_on_a_clean_backup_but_json_and_errors(self, vault):
+        """-q: a clean backup prints nothing; with --json the document still prints; an error still shows."""
+        done = backup(vault, "-q")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        done = run_strongroom("--passphrase-env", "MY_PASSPHRASE", "-q", "backup", "docs", "--json",
+                              env=vault, timeout=120)
+        assert done.returncode == 0 and done.stderr == ""
+        assert json.loads(done.stdout)["item_name"] == "docs"
+        done = run_strongroom("--passphrase-env", "MY_PASSPHRASE", "-q", "backup", "nope", env=vault, timeout=120)
+        assert done.returncode == 41 and done.stderr.startswith("strongroom: error: ")
+
+    def test_log_level_overrides_quiet_and_comes_from_the_environment(self, vault):
+        """STRONGROOM_LOG_LEVEL=info logs the job even with -q; --log-level error silences -v."""
+        done = backup({**vault, "STRONGROOM_LOG_LEVEL": "info"}, "-q")
+        assert done.returncode == 0
+        assert any(RECORD.match(line) and "completed" in line for line in done.stderr.splitlines())
+        done = backup(vault, "-v", "--log-level", "ERROR")
+        assert done.returncode == 0 and done.stderr == ""
+
+    def test_a_log_file_that_cannot_be_opened_is_one_line(self, vault, tmp_path):
+        """A log file in a missing folder: exit 3, one line naming it, no traceback."""
+        done = backup(vault, "--log-file", tmp_path / "missing" / "x.log")
+        assert done.returncode == 3
+        assert done.stderr.strip().splitlines() == [
+            f"strongroom: error: cannot open the log file {tmp_path / 'missing' / 'x.log'}: No such file or directory"]
+
+
+class TestInstallUnits:
+    def test_writes_the_three_units_with_the_executable_and_vault(self, cli, tmp_path):
+        """--dir DIR gets the agent service, the run-due service and its timer, filled in; systemctl is printed."""
+        target = tmp_path / "units"
+        done = cli("install-units", "--dir", target, "--vault", "/srv/my vault%1")
+        assert sorted(p.name for p in target.iterdir()) == sorted(units.UNITS)
+        agent = (target / "strongroom-agent.service").read_text()
+        exe = str(Path(sys.executable).parent / "strongroom")
+        assert f'ExecStart="{exe}" agent' in agent
+        assert 'Environment="STRONGROOM_VAULT=/srv/my vault%%1"' in agent
+        assert "Type=notify" in agent and "WatchdogSec=" in agent and "Restart=on-failure" in agent
+        assert "WantedBy=multi-user.target" in agent and "@" not in agent.replace("@STRONGROOM@", "")
+        run_due = (target / "strongroom-run-due.service").read_text()
+        assert f'ExecStart="{exe}" run-due' in run_due and "Type=oneshot" in run_due
+        assert "OnCalendar=minutely" in (target / "strongroom-run-due.timer").read_text()
+        assert all(stat.S_IMODE((target / n).stat().st_mode) == 0o644 for n in units.UNITS)
+        assert "systemctl enable --now strongroom-agent.service" in done.stdout
+        assert "systemctl enable --now strongroom-run-due.timer" in done.stdout
+        again = cli("install-units", "--dir", target, "--vault", "/srv/my vault%1", "--json")
+        assert {u["outcome"] for u in json.loads(again.stdout)["units"]} == {"unchanged"}
+
+    def test_user_units_and_dry_run(self, cli, tmp_path, monkeypatch):
+        """--user goes to $XDG_CONFIG_HOME/systemd/user, without system-only sandboxing; --dry-run writes nothing."""
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+        dry = cli("install-units", "--user", "--vault", "/srv/v", "--dry-run")
+        assert not (tmp_path / "config").exists()
+        assert "systemctl --user enable --now strongroom-agent.service" in dry.stdout
+        assert "WantedBy=default.target" in dry.stdout
+        cli("install-units", "--user", "--vault", "/srv/v")
+        agent = (tmp_path / "config" / "systemd" / "user" / "strongroom-agent.service").read_text()
+        assert "WantedBy=default.target" in agent and "ProtectSystem=" not in agent
+        assert "NoNewPrivileges=yes" in agent
+
+    def test_the_vault_comes_from_the_global_option_or_is_required(self, cli, tmp_path):
+        """Without --vault the global one is used; with neither it is exit 4."""
+        Cli = type(cli)
+        Cli(None)("install-units", "--dir", tmp_path / "a", expect=4)
+        Cli("/srv/global")("install-units", "--dir", tmp_path / "b")
+        assert "STRONGROOM_VAULT=/srv/global" in (tmp_path / "b" / "strongroom-agent.service").read_text()
+
+    def test_packaging_holds_the_same_texts(self):
+        """packaging/systemd/ ships the templates install-units writes, unchanged."""
+        for name, text in units.UNITS.items():
+            assert (REPO / "packaging" / "systemd" / name).read_text() == text
+
+    @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+    @pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
+    def test_systemd_accepts_the_units(self, cli, tmp_path, user):
+        """systemd-analyze verify finds nothing wrong with the written units."""
+        target = tmp_path / "units"
+        cli("install-units", "--dir", target, "--vault", "/srv/vault", *(["--user"] if user else []))
+        paths = [str(target / name) for name in units.UNITS]
+        runtime = tmp_path / "run"  # a user manager needs one
+        runtime.mkdir(mode=0o700)
+        done = subprocess.run(["systemd-analyze", "verify", *(["--user"] if user else []), *paths],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+        problems = [line for line in done.stderr.splitlines() if str(target) in line]  # e.g. an unknown key
+        assert done.returncode == 0 and not problems, done.stderr
