@@ -74,6 +74,7 @@ OPS = (
     Op("verify", "operator", lambda c, r: ["vault", "verify"]),
     Op("key add", "owner", lambda c, r: ["vault", "key", "add", "--label", f"k-{r}", "--new-passphrase-env", "NEWPASS"]),
     Op("key remove", "owner", lambda c, r: ["vault", "key", "remove", c.slots[r]], _slot),
+    Op("key rotate", "owner", lambda c, r: ["vault", "key", "rotate"]),
 )
 
 
