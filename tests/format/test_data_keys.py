@@ -188,6 +188,30 @@ class TestTampering:
         assert Vault.open(vault_url).repo.envelope.key_id.hex() == keys[-1]
 
 
+class TestReplication:
+    def test_the_secondary_gets_the_data_keys_and_restores(self, tmp_path, cli):
+        """After a rotation, vault replicate copies datakeys/ with the rest: the points
+        written under each data key restore from the secondary (--from-secondary)."""
+        primary, secondary = str(tmp_path / "p"), str(tmp_path / "s")
+        src = tmp_path / "src"
+        src.mkdir()
+        cli("vault", "create", primary, "--redundancy", "geo", "--secondary", secondary)
+        cli("--vault", primary, "protect", "files", "www", "--path", str(src))
+        expected = {}
+        for step in range(2):
+            (src / f"f{step}.bin").write_bytes(os.urandom(200_000))
+            point = json.loads(cli("--vault", primary, "backup", "www", "--json").stdout)
+            expected[point["id"]] = tree_digest(src)
+            if not step:
+                key = json.loads(cli("--vault", primary, "vault", "key", "rotate", "--json").stdout)["key_id"]
+        cli("--vault", primary, "vault", "replicate")
+        assert Path(secondary, datakey_name(key)).is_file()
+        for point, digest in expected.items():
+            target = tmp_path / f"from-secondary-{point}"
+            cli("--vault", primary, "--from-secondary", "restore", f"www@{point}", "--target", str(target))
+            assert tree_digest(target / str(src).lstrip("/")) == digest
+
+
 class TestRefusals:
     def test_rotate_from_the_secondary_is_refused(self, tmp_path, cli):
         """On a geo secondary (--from-secondary, or its URL) rotate is one line, exit 37."""
