@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from strongroom import NotFound, StrongroomError
 
-__all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing"]
+__all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing", "DiskInUse"]
 
 
 class VmError(StrongroomError):
@@ -51,3 +51,9 @@ class ToolMissing(VmError):
     """{tool} is needed to {purpose}; install {package}."""
 
     exit_code = 96
+
+
+class DiskInUse(DiskUnreadable):
+    """Disk {disk} is in use by a running VM (it holds QEMU's write lock): back the VM up through --qmp, or protect the item with --force to read its disks anyway (points marked inconsistent)."""
+
+    exit_code = 97

@@ -47,7 +47,8 @@ import attrs
 
 from strongroom import ProcessId, ProcessInfo, SeekableReader, end_process, list_processes, run_child, start_child
 
-from .errors import DiskUnreadable, ToolMissing
+from .errors import DiskInUse, DiskUnreadable, ToolMissing
+from .locks import hold_no_writers
 
 from .nbd import NbdClient, NbdError, NbdReader
 
@@ -127,7 +128,7 @@ def qemu_img_info(path: str, fmt: str | None = None, *, shared: bool = True) -> 
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["qemu-img cannot open it"]
         if any("lock" in line for line in lines):
-            raise DiskUnreadable(disk=path, reason="the image is in use by a running VM (back it up through --qmp)")
+            raise DiskInUse(disk=path)
         raise DiskUnreadable(disk=path, reason=lines[-1].removeprefix("qemu-img: "))
     try:
         return json.loads(done.stdout)
@@ -145,6 +146,9 @@ class RawReader(SeekableReader):
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._pos = 0
         self._holes = stat.S_ISREG(os.fstat(self._fd).st_mode) and hasattr(os, "SEEK_DATA")
+
+    def fileno(self) -> int:
+        return self._fd
 
     def _is_hole(self, offset: int, length: int) -> bool:
         if not self._holes:
@@ -182,13 +186,15 @@ class RawReader(SeekableReader):
 
 
 class ClosingReader(io.RawIOBase):
-    """A reader that runs ``on_close`` after closing the reader it wraps."""
+    """A reader that runs ``on_close`` after closing the reader it wraps (and
+    ``before_close``, if given, while that reader is still open)."""
 
-    def __init__(self, inner: io.RawIOBase, size: int, on_close) -> None:
+    def __init__(self, inner: io.RawIOBase, size: int, on_close, before_close=None) -> None:
         super().__init__()
         self.inner = inner
         self.size = size
         self._on_close = on_close
+        self._before_close = before_close
 
     def readable(self) -> bool:
         return True
@@ -209,10 +215,14 @@ class ClosingReader(io.RawIOBase):
         if self.closed:
             return
         try:
-            self.inner.close()
+            if self._before_close is not None:
+                self._before_close()
         finally:
-            super().close()
-            self._on_close()
+            try:
+                self.inner.close()
+            finally:
+                super().close()
+                self._on_close()
 
 
 def _listening(path: str) -> bool:
@@ -279,8 +289,10 @@ def end_stale_servers(path: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[str]:
-    """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket."""
+def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool = False) -> Iterator[str]:
+    """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket.
+
+    ``shared=True`` (``--force-share``) serves an image that a running VM holds."""
     qemu_nbd = _which("qemu-nbd", f"read {fmt} disk images")
     end_stale_servers(path)
     workdir = tempfile.mkdtemp(prefix=f"{NBD_DIR_PREFIX}{ProcessId.current().tag}-")
@@ -289,6 +301,8 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[s
             "--socket", sock, "--export-name", "disk", "--cache=none", "--aio=threads"]
     if bitmap:
         argv += ["--bitmap", bitmap]
+    if shared:
+        argv.append("--force-share")
     log_path = os.path.join(workdir, "log")
     with open(log_path, "wb") as log:
         # SIGKILL: a SIGTERM that comes while qemu-nbd starts may be lost, and it only reads
@@ -301,7 +315,7 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None) -> Iterator[s
                     lines = [l.strip() for l in fh if l.strip()]
                 reason = lines[-1] if lines else f"qemu-nbd exited with {proc.returncode}"
                 if any("lock" in line for line in lines):
-                    reason = "the image is in use by a running VM (back it up through --qmp)"
+                    raise DiskInUse(disk=path)
                 raise DiskUnreadable(disk=path, reason=reason.removeprefix("qemu-nbd: "))
             time.sleep(0.01)
         yield sock
@@ -324,20 +338,27 @@ def connect(sock: str, disk: str, export: str = "disk", contexts: tuple[str, ...
 
 
 @contextlib.contextmanager
-def open_image(path: str, fmt: str, size: int) -> Iterator[io.RawIOBase]:
-    """A binary file over the guest content of a disk, ``size`` bytes long."""
+def open_image(path: str, fmt: str, size: int, *, force: bool = False) -> Iterator[io.RawIOBase]:
+    """A binary file over the guest content of a disk, ``size`` bytes long.
+
+    An image that a running VM holds (QEMU's write lock) raises :class:`DiskInUse`,
+    unless ``force``.  Otherwise no VM can start on the image while it is open: a raw
+    image holds the lock that refuses writers (:mod:`strongroom_vm.locks`), as
+    ``qemu-nbd`` does for the other formats."""
     if fmt in DIRECT_FORMATS:
         try:
-            reader: io.RawIOBase = RawReader(path, size)
+            reader = RawReader(path, size)
         except OSError as exc:
             raise DiskUnreadable(disk=path, reason=exc.strerror or str(exc)) from None
         with reader:
+            if not force and not hold_no_writers(reader.fileno()):
+                raise DiskInUse(disk=path)
             yield reader
         return
     if fmt not in NBD_FORMATS:
         raise DiskUnreadable(disk=path, reason=f"image format {fmt!r} is not supported")
     if not os.path.exists(path):
         raise DiskUnreadable(disk=path, reason="no such file or device")
-    with serve_image(path, fmt) as sock:
+    with serve_image(path, fmt, shared=force) as sock:
         with connect(sock, path) as reader:
             yield reader

@@ -6,6 +6,14 @@ is probed once, when the item is protected (:func:`strongroom_vm.images.probe`),
 stored in the item; every backup reads the disk with that format.  Every backup reads
 every disk whole (there is no changed-block map for an image at rest): unchanged chunks
 still cost no storage, since they deduplicate against the parent point.
+
+**Consistency at rest.**  A disk that a running VM holds (QEMU's write lock, for every
+format: raw images and block devices through :mod:`strongroom_vm.locks`, the others
+through ``qemu-img``) is refused with :class:`~strongroom_vm.errors.DiskInUse`, unless
+the item was protected with ``--force``: the disk is then read anyway and reported in
+``in_use``.  While a disk is read no VM can start on it.  Every disk's read is watched
+(:mod:`strongroom_vm.atrest`): one that changed while it was read is reported to the
+:class:`~strongroom_vm.atrest.ReadWatch` given.
 """
 
 from __future__ import annotations
@@ -13,10 +21,13 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
+import attrs
 from strongroom import DiskSource, InvalidSource
 
-from .errors import DiskUnreadable
+from .atrest import ReadWatch, changes, file_mark, head_digest
+from .errors import DiskInUse, DiskUnreadable
 from .images import DIRECT_FORMATS, NBD_FORMATS, ClosingReader, qemu_img_info, open_image, probe
+from .locks import writer_present
 from .layout import DISKS_DIR, check_disk_name, dir_source, disk_entry
 
 __all__ = ["disk_sources", "parse_disks"]
@@ -56,47 +67,100 @@ def parse_disks(specs: list[str]) -> list[dict[str, Any]]:
     return disks
 
 
-def _current_size(disk: dict[str, Any]) -> int:
+def _size_and_use(disk: dict[str, Any], force: bool) -> tuple[int, bool]:
+    """The disk's guest size, and whether a running VM holds it (refused unless ``force``)."""
     path, fmt = disk["path"], disk["format"]
     if fmt in DIRECT_FORMATS:
         try:
             with open(path, "rb") as fh:
-                return fh.seek(0, os.SEEK_END)
+                size, in_use = fh.seek(0, os.SEEK_END), writer_present(fh.fileno())
         except FileNotFoundError:
             raise DiskUnreadable(disk=path, reason="no such file or device") from None
         except OSError as exc:
             raise DiskUnreadable(disk=path, reason=exc.strerror or str(exc)) from None
+        if in_use and not force:
+            raise DiskInUse(disk=path)
+        return size, in_use
     if fmt not in NBD_FORMATS:
         raise DiskUnreadable(disk=path, reason=f"image format {fmt!r} is not supported")
     if not os.path.exists(path):
         raise DiskUnreadable(disk=path, reason="no such file or device")
-    info = qemu_img_info(path, fmt, shared=False)
-    return int(info["virtual-size"])
+    try:
+        return int(qemu_img_info(path, fmt, shared=False)["virtual-size"]), False
+    except DiskInUse:
+        if not force:
+            raise
+    return int(qemu_img_info(path, fmt, shared=True)["virtual-size"]), True
 
 
 class _Opener:
-    """Opens one disk for the engine; the reader closes what it started."""
+    """Opens one disk for the engine; the reader closes what it started, and tells
+    ``watch`` whether the disk changed while it was read."""
 
-    def __init__(self, disk: dict[str, Any], size: int) -> None:
+    def __init__(self, disk: dict[str, Any], size: int, force: bool, watch: ReadWatch | None) -> None:
         self.disk = disk
         self.size = size
+        self.force = force
+        self.watch = watch
+        self.before = None
+        if watch is not None:
+            watch.expect(disk["name"])
+            try:
+                self.before = file_mark(disk["path"])
+            except OSError:
+                pass
+
+    def _done(self, found: list[str] | None) -> None:
+        if self.watch is not None:
+            self.watch.done(self.disk["name"], found)
 
     def __call__(self) -> ClosingReader:
-        manager = open_image(self.disk["path"], self.disk["format"], self.size)
-        reader = manager.__enter__()
-        return ClosingReader(reader, self.size, lambda: manager.__exit__(None, None, None))
+        path = self.disk["path"]
+        try:
+            manager = open_image(path, self.disk["format"], self.size, force=self.force)
+            reader = manager.__enter__()
+        except BaseException:
+            self._done(None)
+            raise
+        head = b""
+        if self.watch is not None and self.before is not None:
+            try:
+                head = head_digest(reader, self.size)
+            except BaseException:
+                manager.__exit__(None, None, None)
+                self._done(None)
+                raise
+
+        def check() -> None:
+            found = None
+            try:
+                if self.before is not None:
+                    found = changes(attrs.evolve(self.before, head=head),
+                                    file_mark(path, head_digest(reader, self.size) if head else b""))
+            except Exception:  # the read itself failed: its error is what counts
+                found = None
+            self._done(found)
+
+        return ClosingReader(reader, self.size, lambda: manager.__exit__(None, None, None),
+                             check if self.watch is not None else None)
 
 
-def disk_sources(disks: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """The ``disks/`` entries of an offline VM, and the disks' manifest records."""
+def disk_sources(disks: list[dict[str, Any]], *, force: bool = False,
+                 watch: ReadWatch | None = None) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+    """The ``disks/`` entries of an offline VM, the disks' manifest records, and the
+    names of the disks a running VM holds (read only with ``force``)."""
     sources: list[Any] = [dir_source(DISKS_DIR)]
     records = []
+    in_use = []
     for disk in sorted(disks, key=lambda d: d["name"].encode()):
-        size = _current_size(disk)
+        size, used = _size_and_use(disk, force)
         entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns)
-        sources.append(DiskSource(f"{DISKS_DIR}/{disk['name']}", entry, _Opener(disk, size)))
+        sources.append(DiskSource(f"{DISKS_DIR}/{disk['name']}", entry, _Opener(disk, size, force, watch)))
         records.append({"name": disk["name"], "size": size, "format": disk["format"], "source": disk["path"]})
-    return sources, records
+        if used:
+            in_use.append(disk["name"])
+            records[-1]["in_use"] = True
+    return sources, records, in_use
 
 
 def describe(source: dict) -> Iterator[str]:

@@ -28,6 +28,7 @@ from strongroom import (
 
 from . import offline
 from .layout import FORMATS, config_entries, manifest_source, read_manifest
+from .atrest import ReadWatch
 from .live import LiveBackup
 from .qmp import QmpClient
 
@@ -59,13 +60,15 @@ class VmWorkload(Workload):
                          help="The VM's configuration file (libvirt XML, a QEMU command line...) to keep with each point."),
             click.Option(["--scratch"], metavar="DIR", type=click.Path(file_okay=False),
                          help="Folder for the temporary images of a live backup (default: the system's temporary folder)."),
+            click.Option(["--force"], is_flag=True, default=False,
+                         help="Offline VM: back up disks even when a running VM holds them (such points are marked inconsistent)."),
         ]
 
     def source_from_options(self, options: dict[str, Any]) -> dict:
         return {
             "disks": list(options.get("disks") or ()), "qmp": options.get("qmp"),
             "guest_agent": options.get("guest_agent"), "config": options.get("config"),
-            "scratch": options.get("scratch"),
+            "scratch": options.get("scratch"), "force": bool(options.get("force")),
         }
 
     def validate_source(self, source: dict) -> dict:
@@ -77,7 +80,12 @@ class VmWorkload(Workload):
             if source.get("guest_agent") or source.get("scratch"):
                 raise InvalidSource(workload="vm", reason="--guest-agent and --scratch need --qmp")
             disks = specs if isinstance(specs[0], dict) else offline.parse_disks(specs)
-            return {"mode": "offline", "disks": disks, "config": config}
+            out = {"mode": "offline", "disks": disks, "config": config}
+            if source.get("force"):
+                out["force"] = True
+            return out
+        if source.get("force"):
+            raise InvalidSource(workload="vm", reason="--force is for the disks of an offline VM (--disk)")
         qmp = os.path.abspath(qmp)
         try:
             QmpClient(qmp).close()
@@ -97,6 +105,8 @@ class VmWorkload(Workload):
                 text += f" (guest agent {source['guest_agent']})"
         else:
             text = ", ".join(offline.describe(source))
+            if source.get("force"):
+                text += " (read even while a VM runs: --force)"
         if source.get("config"):
             text += f"; config {source['config']}"
         return text
@@ -121,10 +131,32 @@ class VmWorkload(Workload):
         if config and not os.path.isfile(config):
             ctx.warn(f"config file {config} is missing; the point has no config")
             config = None
-        disks, records = offline.disk_sources(source["disks"])
+        yield from self._offline(ctx, config)
+
+    def _offline(self, ctx: BackupContext, config: str | None) -> Iterator[Any]:
+        """An offline VM's entries; a disk in use (with --force) or one that changed while
+        it was read makes the point ``inconsistent``, with a warning (see offline.py)."""
+
+        def torn(name: str, found: list[str]) -> None:  # called from the thread that read the disk
+            ctx.consistency = "inconsistent"
+            ctx.warn(f"disk {name} ({paths[name]}) changed while it was read ({', '.join(found)}): the point is "
+                     "inconsistent; back up from an LVM, ZFS or btrfs snapshot, or the running VM with --qmp")
+
+        source = ctx.item.source
+        paths = {d["name"]: d["path"] for d in source["disks"]}
+        watch = ReadWatch(torn)
+        disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch)
+        for name in in_use:
+            ctx.consistency = "inconsistent"
+            ctx.warn(f"disk {name} ({paths[name]}) is in use by a running VM and was read anyway (--force): "
+                     "the point is inconsistent")
         yield from config_entries(config, {})
         yield from disks
-        yield manifest_source({"mode": "offline", "consistency": "crash", "disks": records})
+        watch.wait()  # every disk has been read: the manifest says what was seen
+        for record in records:
+            if record["name"] in watch.changed:
+                record["changed_during_read"] = watch.changed[record["name"]]
+        yield manifest_source({"mode": "offline", "consistency": ctx.consistency or "crash", "disks": records})
 
     # --- browse and restore ------------------------------------------------------------
 
