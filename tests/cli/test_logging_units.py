@@ -11,14 +11,22 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from strongroom.cli import units
+from strongroom.cli.sdnotify import Notifier
+from strongroom.policy.options import policy_from_options
+from strongroom.vault import Vault
 
 from vaultkit import run_strongroom
 
@@ -26,6 +34,8 @@ PASSPHRASE = "correct-horse-sekrit-7731"
 #: An ISO 8601 time with milliseconds and an offset, then the level and the logger.
 RECORD = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (debug|info|warning|error) strongroom[.\w]*: ")
 REPO = Path(__file__).resolve().parents[2]
+#: What the agent's every line starts with.
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
 
 
 @pytest.fixture
@@ -95,6 +105,117 @@ class TestLogging:
         assert done.returncode == 3
         assert done.stderr.strip().splitlines() == [
             f"strongroom: error: cannot open the log file {tmp_path / 'missing' / 'x.log'}: No such file or directory"]
+
+
+@pytest.fixture
+def notify_socket():
+    """A unix datagram socket for $NOTIFY_SOCKET (in a short folder: socket paths are short),
+    read as systemd reads it, all the time; yields its path and the messages so far."""
+    folder = tempfile.mkdtemp(prefix="sr-notify-")
+    path = os.path.join(folder, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.1)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                messages.append(sock.recv(4096).decode())
+            except (TimeoutError, socket.timeout):
+                pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    yield path, messages
+    done.set()
+    reader.join()
+    sock.close()
+    shutil.rmtree(folder)
+
+
+class TestNotifier:
+    def test_abstract_socket_and_watchdog_pid(self):
+        """@NAME is the abstract namespace; a WATCHDOG_PID of another process turns the watchdog off;
+        without NOTIFY_SOCKET nothing is sent."""
+        name = f"strongroom-test-{os.getpid()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind("\0" + name)
+            sock.settimeout(5)
+            mine = Notifier.from_env({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000000"})
+            assert mine.watchdog_seconds == 1.0 and mine.ready("up")
+            assert sock.recv(100) == b"READY=1\nSTATUS=up"
+            assert mine.watchdog() and sock.recv(100) == b"WATCHDOG=1"
+            other = Notifier.from_env({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+            assert other.watchdog_seconds is None and not other.watchdog()
+        assert not Notifier.from_env({}).ready()
+
+
+class TestAgent:
+    def test_stamped_lines_failures_as_errors_and_systemd_notified(self, tmp_path, notify_socket):
+        """Every agent line starts with a timestamp, a failed backup is an error: line on stderr,
+        and systemd's socket gets READY=1, WATCHDOG=1 and, on SIGTERM, STOPPING=1; exit 0."""
+        url = str(tmp_path / "vault")
+        vault = Vault.create(url)
+        vault.policies.create(policy_from_options("hourly", {"every": "1h", "keep_daily": 3}))
+        for name in ("good", "gone"):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "data.txt").write_text(name)
+            vault.protect("files", name, {"paths": [str(tmp_path / name)]}, policy="hourly")
+        shutil.rmtree(tmp_path / "gone")  # its backup fails
+        path, messages = notify_socket
+        env = {**os.environ, "STRONGROOM_VAULT": url, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "300000"}
+        agent = subprocess.Popen([sys.executable, "-c", "from strongroom.cli import main; main()",
+                                  "agent", "--interval", "0.2"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not (
+                    Vault.open(url).points("good") and Vault.open(url).jobs.list(state="failed")):
+                time.sleep(0.2)
+            time.sleep(0.5)  # a pass or two more, and watchdog beats
+            agent.send_signal(signal.SIGTERM)
+            out, err = agent.communicate(timeout=60)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+        assert agent.returncode == 0, err
+        lines = [line for line in (out + err).splitlines() if line]
+        assert lines and all(STAMP.match(line) for line in lines), lines
+        assert any(" backup of 'good': completed (" in line for line in out.splitlines())
+        failed = [line for line in err.splitlines() if " error: backup of 'gone': failed" in line]
+        assert len(failed) == 1 and "warning: backup" not in err
+        assert any(line.endswith(" strongroom agent: stopped") for line in err.splitlines())
+        time.sleep(0.3)  # the last datagrams read
+        assert messages[0].startswith("READY=1\nSTATUS=watching ")
+        assert "WATCHDOG=1" in messages
+        assert messages[-1].startswith("STOPPING=1")
+
+    def test_json_reports_are_one_document_per_line(self, tmp_path):
+        """agent --json prints each pass's report as one JSON line; its stderr is stamped."""
+        url = str(tmp_path / "vault")
+        vault = Vault.create(url)
+        vault.policies.create(policy_from_options("hourly", {"every": "1h", "keep_daily": 3}))
+        (tmp_path / "src").mkdir()
+        vault.protect("files", "web", {"paths": [str(tmp_path / "src")]}, policy="hourly")
+        agent = subprocess.Popen([sys.executable, "-c", "from strongroom.cli import main; main()",
+                                  "agent", "--interval", "0.2", "--json"],
+                                 env={**os.environ, "STRONGROOM_VAULT": url},
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not Vault.open(url).points("web"):
+                time.sleep(0.2)
+            agent.send_signal(signal.SIGTERM)
+            out, err = agent.communicate(timeout=60)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+        assert agent.returncode == 0, err
+        reports = [json.loads(line) for line in out.splitlines()]
+        assert [(r["kind"], r["name"], r["outcome"]) for r in reports[0]["results"]][0] == ("backup", "web", "completed")
+        assert all(STAMP.match(line) for line in err.splitlines() if line)
 
 
 class TestInstallUnits:

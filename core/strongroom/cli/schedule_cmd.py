@@ -1,7 +1,18 @@
-"""``strongroom schedule``, ``run-due`` and ``agent``: scheduled backups, drills and prunes."""
+"""``strongroom schedule``, ``run-due`` and ``agent``: scheduled backups, drills and prunes.
+
+``run-due`` and ``agent`` print one line per run; a failed backup, prune or drill is an
+``error:`` line on standard error (run-due then exits 79, the agent goes on).  Every line
+the agent prints starts with an ISO 8601 time and its offset (:mod:`.stamped`); with
+``--json`` its reports are one compact JSON document per line on standard output, not
+stamped (each has its ``started``).  Under systemd (``$NOTIFY_SOCKET``) the agent says
+``READY=1`` once it watches the vault, ``WATCHDOG=1`` after each pass and every half
+watchdog period (``$WATCHDOG_USEC``), and ``STOPPING=1`` when asked to stop
+(:mod:`.sdnotify`).
+"""
 
 from __future__ import annotations
 
+import json
 import signal
 
 import click
@@ -9,7 +20,7 @@ import click
 from ..errors import DueWorkFailed
 from ..services.schedule import Agent, DueReport
 from .common import app, json_option
-from .output import emit_json, short_time, table, warn
+from .output import emit_json, error, info, short_time, table
 
 
 @click.command("schedule")
@@ -32,17 +43,20 @@ def _subject(kind: str, name: str) -> str:
     return {"backup": name, "drill": f"{name} (drill)"}.get(kind, "prune")
 
 
-def _show(report: DueReport, as_json: bool) -> None:
+def _show(report: DueReport, as_json: bool, one_line: bool = False) -> None:
     if as_json:
-        emit_json(report.to_dict())
+        if one_line:
+            click.echo(json.dumps(report.to_dict(), default=str))
+        else:
+            emit_json(report.to_dict())
         return
     for kind, name, outcome, detail in report.results:
         what = f"{kind} of '{name}'" if kind in ("backup", "drill") else "prune"
         line = f"{what}: {outcome}" + (f" ({detail})" if detail else "")
         if outcome == "failed":
-            warn(line)
+            error(line)
         else:
-            click.echo(line)
+            info(line)
 
 
 @click.command("run-due")
@@ -53,7 +67,7 @@ def run_due(ctx, as_json):
     report = app(ctx).open_vault().run_due()
     _show(report, as_json)
     if not as_json and not report.results:
-        click.echo("Nothing is due.")
+        info("Nothing is due.")
     failed = report.failed
     if failed:
         raise DueWorkFailed(count=len(failed), total=len(report.results),
@@ -67,22 +81,43 @@ def run_due(ctx, as_json):
 @click.pass_context
 def agent(ctx, interval, as_json):
     """Run due backups, prunes and drills in a loop until SIGTERM or Ctrl-C (work in progress finishes)."""
+    from .sdnotify import Notifier
+    from .stamped import stamped_output
+
+    notifier = Notifier.from_env()
+    with stamped_output(stdout=not as_json):
+        _agent(ctx, interval, as_json, notifier)
+
+
+def _agent(ctx, interval, as_json, notifier):
     first = app(ctx).open_vault()
-    runner = Agent(first.reopen, interval=interval,
-                   on_report=lambda report: _show(report, as_json) if report.results else None,
-                   on_error=lambda exc: warn(f"run-due failed: {exc}"))
+
+    def on_report(report: DueReport) -> None:
+        if report.results:
+            _show(report, as_json, one_line=True)
+        notifier.watchdog()
+
+    def on_error(exc: BaseException) -> None:
+        error(f"run-due failed: {exc}")
+        notifier.watchdog()
+
+    runner = Agent(first.reopen, interval=interval, on_report=on_report, on_error=on_error)
 
     def stop(signum, frame):
         if runner.stopping:  # asked twice: stop now
             raise KeyboardInterrupt
+        notifier.stopping("stopping after the work in progress")
         click.echo("strongroom agent: stopping after the work in progress", err=True)
         runner.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    beating = notifier.keep_alive()
     try:
         click.echo(f"strongroom agent: watching {first.url} every {interval:g} s", err=True)
+        notifier.ready(f"watching {first.url} every {interval:g} s")
         runner.run()
     finally:
+        beating.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("strongroom agent: stopped", err=True)
