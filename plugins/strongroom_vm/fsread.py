@@ -15,10 +15,19 @@ volume, paths are the file system's own.  Names are decoded from UTF-8 with
 ``surrogateescape``.  Deleted entries, TSK's virtual entries (``$OrphanFiles``, FAT's
 ``$FAT1``), FAT volume labels and NTFS's metadata files (MFT records 0-23: ``$MFT``,
 ``$Bitmap``...) are not listed.
+
+FAT, exFAT and NTFS keep no Unix mode or owner (TSK reports 0777, and NTFS's owner as
+a Windows security id's number): their files are given mode 0644, folders 0755, and
+the user and group of the process reading them (the restoring user).
+
+A GPT disk whose primary header is damaged is read from its backup header
+(:mod:`strongroom_vm.gpt`), as ``sfdisk`` does.  A LUKS volume (a partition or the
+whole disk, LUKS1 or LUKS2) is named as encrypted, not as "no file system".
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Iterator
 
@@ -33,6 +42,7 @@ try:
 except ImportError:  # pragma: no cover - the vm extra installs it
     pytsk3 = None
 
+from .gpt import backup_partitions
 from .lvm import LvmError, logical_volumes
 
 __all__ = ["DiskView", "FsNode", "Volume"]
@@ -43,6 +53,15 @@ _FS_NAMES = {
     "FFS1": "ufs1", "FFS1B": "ufs1", "FFS2": "ufs2",
 }
 _LOCK = threading.Lock()  # TSK objects are not safe across threads
+_NO_UNIX_METADATA = frozenset({"fat12", "fat16", "fat32", "exfat", "ntfs"})
+LUKS_MAGIC = b"LUKS\xba\xbe"
+ENCRYPTED = "it is encrypted (LUKS); restore the disk and open it with cryptsetup"
+
+
+def is_luks(reader) -> bool:
+    """Whether the volume read by ``reader`` starts with a LUKS1 or LUKS2 header."""
+    reader.seek(0)
+    return reader.read(len(LUKS_MAGIC)) == LUKS_MAGIC
 
 
 def _need_tsk() -> None:
@@ -160,9 +179,12 @@ class FileSystem:
         if kind == "symlink":
             link = meta.link or b""
             target = link.decode("utf-8", "surrogateescape") if isinstance(link, bytes) else str(link)
+        mode, uid, gid = int(meta.mode) & 0o7777, int(meta.uid), int(meta.gid)
+        if self.type in _NO_UNIX_METADATA:
+            mode, uid, gid = (0o755 if kind == "dir" else 0o644), os.getuid(), os.getgid()
         return FsNode(
             name=name, type=kind, inode=int(meta.addr), size=int(meta.size) if kind == "file" else 0,
-            mode=int(meta.mode) & 0o7777, uid=int(meta.uid), gid=int(meta.gid),
+            mode=mode, uid=uid, gid=gid,
             mtime_ns=int(meta.mtime) * 1_000_000_000 + int(getattr(meta, "mtime_nano", 0) or 0),
             atime_ns=int(meta.atime) * 1_000_000_000 + int(getattr(meta, "atime_nano", 0) or 0),
             target=target,
@@ -248,7 +270,7 @@ class DiskView:
         except OSError:
             reader.seek(0)
             head = reader.read(4096)
-            if head.startswith(b"LUKS\xba\xbe"):
+            if head.startswith(LUKS_MAGIC):
                 return "luks"
             if head[512:520] == b"LABELONE":
                 return "lvm2"
@@ -266,8 +288,16 @@ class DiskView:
                 parts = [(int(p.start), int(p.len), int(p.slot_num), int(p.table_num), p.desc, int(p.flags))
                          for p in vs]
         except OSError:
+            parts = None
+        backup = backup_partitions(self.reader, self.size) if _protective_only(parts) else None
+        if backup is not None:
+            self._volumes = self._add_volumes([
+                (f"p{p.number}", p.start, p.size, f"{p.name or 'GPT partition'} (from the backup GPT header)")
+                for p in backup])
+            return self._volumes
+        if parts is None:
             return None
-        out: list[Volume] = []
+        found = []
         logical = 4
         for start, length, slot, table, desc, flags in parts:
             if flags != int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
@@ -277,30 +307,48 @@ class DiskView:
                 number = logical
             else:
                 number = slot + 1
-            window = _Window(self.reader, start * block, length * block)
             text = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
-            fs = self._probe_fs(window, length * block)
-            out.append(Volume(f"p{number}", start * block, length * block, text, fs, window))
+            found.append((f"p{number}", start * block, length * block, text))
+        self._volumes = self._add_volumes(found)
+        return self._volumes
+
+    def _add_volumes(self, parts: list[tuple[str, int, int, str]]) -> list[Volume]:
+        """Volumes of the partitions ``(name, start, size, description)``, with their logical volumes."""
+        out: list[Volume] = []
+        for name, start, length, text in parts:
+            window = _Window(self.reader, start, length)
+            fs = self._probe_fs(window, length)
+            out.append(Volume(name, start, length, text, fs, window))
             if fs == "lvm2":
                 try:
                     for lv_name, lv_reader, lv_size in logical_volumes(window):
-                        out.append(Volume(f"p{number}/{lv_name}", start * block, lv_size, "LVM logical volume",
+                        out.append(Volume(f"{name}/{lv_name}", start, lv_size, "LVM logical volume",
                                           self._probe_fs(lv_reader, lv_size), lv_reader))
                 except LvmError as exc:
                     out[-1] = attrs.evolve(out[-1], description=f"{text} (LVM: {exc})")
-        self._volumes = out
         return out
 
     def open_fs(self, volume: str | None) -> FileSystem:
         """The file system of ``volume`` (a ``pN`` name), or of the whole disk (None)."""
         if volume is None:
+            if is_luks(self.reader):
+                raise UnknownFilesystem(where=f"disk {self.label}", reason=ENCRYPTED)
             return FileSystem(self.reader, self.size, f"disk {self.label}", self.point)
         for v in self.volumes() or []:
             if v.name == volume:
                 where = f"{self.label}:/{v.name}"
                 if v.fs == "luks":
-                    raise UnknownFilesystem(where=where, reason="it is encrypted (LUKS); restore the disk and open it with cryptsetup")
+                    raise UnknownFilesystem(where=where, reason=ENCRYPTED)
                 if v.fs == "lvm2":
                     raise UnknownFilesystem(where=where, reason="it is an LVM physical volume; browse its logical volumes")
                 return FileSystem(v.reader, v.size, where, self.point)
         raise PathNotInPoint(path=f"{self.label}:/{volume}", point=self.point)
+
+
+def _protective_only(parts) -> bool:
+    """Whether TSK found no table, or only a protective MBR (a GPT disk whose primary
+    header it could not read)."""
+    if parts is None:
+        return True
+    allocated = [p for p in parts if p[5] == int(pytsk3.TSK_VS_PART_FLAG_ALLOC)]
+    return all(b"0xee" in (p[4] if isinstance(p[4], bytes) else str(p[4]).encode()).lower() for p in allocated)

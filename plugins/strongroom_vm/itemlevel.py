@@ -88,6 +88,10 @@ def _row(prefix: str, node: FsNode) -> BrowseItem:
                       mode=node.mode, owner=f"{node.uid}:{node.gid}", mtime_ns=node.mtime_ns, target=node.target)
 
 
+def _shown_fs(fs: str) -> str:
+    return {"luks": "encrypted (LUKS)", "": "no file system"}.get(fs, fs)
+
+
 def browse_disk(ctx: PointContext, text: str) -> list[BrowseItem]:
     """Rows for ``browse ITEM [DISK:]/path``."""
     loc, view = parse_location(ctx, text)
@@ -98,12 +102,12 @@ def browse_disk(ctx: PointContext, text: str) -> list[BrowseItem]:
         for v in volumes:
             if "/" in v.name:
                 continue
-            detail = ", ".join(x for x in (v.fs or "no file system", v.description) if x)
+            detail = ", ".join(x for x in (_shown_fs(v.fs), v.description) if x)
             rows.append(BrowseItem(path=f"{base}/{v.name}", name=v.name, type="partition", size=v.size, detail=detail))
             for lv in volumes:
                 if lv.name.startswith(v.name + "/"):
                     rows.append(BrowseItem(path=f"{base}/{lv.name}", name=lv.name, type="volume", size=lv.size,
-                                           detail=lv.fs or "no file system"))
+                                           detail=_shown_fs(lv.fs)))
         return rows
     fs = view.open_fs(loc.volume)
     node = fs.lookup(list(loc.parts), loc.shown)

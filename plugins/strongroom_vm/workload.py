@@ -168,10 +168,13 @@ class VmWorkload(Workload):
         if path:
             return super().browse(ctx, path)
         rows = []
+        formats = {d.get("name"): d.get("format") for d in read_manifest(ctx).get("disks", [])}
         for name in disk_names(ctx):
             entry = ctx.lookup(f"disks/{name}")
-            rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size,
-                                   detail=f"browse {name}:/ for its partitions and files"))
+            detail = f"browse {name}:/ for its partitions and files"
+            if formats.get(name) == "luks":
+                detail = "encrypted (LUKS): restore the disk and open it with cryptsetup"
+            rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size, detail=detail))
         for row in super().browse(ctx, ""):
             if row.name != "disks":
                 rows.append(row)
