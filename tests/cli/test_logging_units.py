@@ -277,3 +277,51 @@ class TestInstallUnits:
                               env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
         problems = [line for line in done.stderr.splitlines() if str(target) in line]  # e.g. an unknown key
         assert done.returncode == 0 and not problems, done.stderr
+
+
+def complete(words: str, env: dict) -> list[str]:
+    """What bash completion offers for the last word of ``words`` (as click's own tests ask)."""
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    done = run_strongroom(env={**env, "_STRONGROOM_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                               "COMP_CWORD": str(cword)}, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return [line.partition(",")[2] for line in done.stdout.splitlines() if line]
+
+
+class TestCompletion:
+    @pytest.fixture
+    def points(self, cli, tmp_path, vault_url):
+        """A vault (opened by its local key) with items docs, data and web; two points of docs."""
+        for name in ("docs", "data", "web"):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "f").write_text(name)
+        cli("vault", "create", vault_url)
+        for name in ("docs", "data", "web"):
+            cli("protect", "files", name, "--path", tmp_path / name)
+        return [json.loads(cli("backup", "docs", "--json").stdout)["id"] for _ in range(2)]
+
+    def test_item_names(self, points, vault_url):
+        """backup, drill and items stop complete the vault's item names."""
+        env = {"STRONGROOM_VAULT": vault_url}
+        assert complete("strongroom backup d", env) == ["data", "docs"]
+        assert complete("strongroom drill ", env) == ["data", "docs", "web"]
+        assert complete(f"strongroom --vault {vault_url} items stop w", {}) == ["web"]
+
+    def test_point_ids_after_the_at(self, points, vault_url):
+        """ITEM@ completes the item's point ids, newest first; a prefix narrows them; before @ items."""
+        env = {"STRONGROOM_VAULT": vault_url}
+        newest, oldest = points[1][:8], points[0][:8]
+        assert complete("strongroom restore docs@", env) == [f"docs@{newest}", f"docs@{oldest}"]
+        assert complete(f"strongroom browse docs@{oldest[:6]}", env) == [f"docs@{oldest}"]
+        assert complete("strongroom points delete we", env) == ["web"]
+        assert complete("strongroom restore web@", env) == []
+
+    def test_nothing_when_the_vault_cannot_be_opened(self, tmp_path):
+        """No vault, a missing vault, a passphrase vault without its passphrase: nothing, silently."""
+        assert complete("strongroom backup d", {}) == []
+        assert complete("strongroom backup d", {"STRONGROOM_VAULT": str(tmp_path / "none")}) == []
+        url = str(tmp_path / "locked")
+        made = run_strongroom("--passphrase-env", "PW", "vault", "create", url, env={"PW": "pw-1234567890"},
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        assert complete("strongroom restore x@", {"STRONGROOM_VAULT": url}) == []

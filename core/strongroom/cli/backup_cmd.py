@@ -7,11 +7,12 @@ import sys
 import click
 
 from .common import app, json_option
+from .completion import complete_item
 from .output import Progress, emit_json, human_size, info, warn
 
 
 @click.command()
-@click.argument("item")
+@click.argument("item", shell_complete=complete_item)
 @click.option("--retain-until", metavar="WHEN",
               help="Keep this point at least until WHEN: a date (kept through that day), a date and time, or a duration (30d).")
 @json_option

@@ -8,6 +8,7 @@ import stat
 import click
 
 from .common import app, json_option, split_item_point
+from .completion import complete_point
 from .output import emit_json, human_size, table
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "fifo": "p",
@@ -15,7 +16,7 @@ _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "fifo": 
 
 
 @click.command()
-@click.argument("spec", metavar="ITEM[@POINT]")
+@click.argument("spec", metavar="ITEM[@POINT]", shell_complete=complete_point)
 @click.argument("path", default="", required=False)
 @json_option
 @click.pass_context

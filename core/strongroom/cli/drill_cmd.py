@@ -14,11 +14,12 @@ import click
 
 from ..errors import IntegrityError
 from .common import app, json_option
+from .completion import complete_item
 from .output import Progress, emit_json, human_size, warn
 
 
 @click.command()
-@click.argument("item")
+@click.argument("item", shell_complete=complete_item)
 @click.option("--point", "ref", metavar="ID", help="The point to drill (an id prefix; default: the latest).")
 @click.option("--scratch", "scratch_root", type=click.Path(file_okay=False, exists=True), metavar="DIR",
               help="Make the scratch folder under DIR (default: the system's temporary folder).")

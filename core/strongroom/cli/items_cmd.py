@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .common import app, confirm_destructive, json_option, ticket_option
+from .completion import complete_item
 from .output import emit_json, table
 
 
@@ -36,7 +37,7 @@ def items(ctx, as_json):
 
 
 @items.command("stop")
-@click.argument("item")
+@click.argument("item", shell_complete=complete_item)
 @click.option("--retain", type=click.Choice(["forever", "policy"]),
               help="Keep the points forever, or as the item's policy says (its latest point forever).")
 @click.option("--delete-data", is_flag=True,
@@ -70,7 +71,7 @@ def stop(ctx, item, retain, delete_data, yes, ticket, as_json):
 
 
 @items.command("resume")
-@click.argument("item")
+@click.argument("item", shell_complete=complete_item)
 @click.option("--policy", metavar="NAME", help="Follow this policy from now on (default: the one it had).")
 @ticket_option
 @json_option

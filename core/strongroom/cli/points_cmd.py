@@ -18,6 +18,7 @@ import attrs
 import click
 
 from .common import app, confirm_destructive, json_option, split_item_point, ticket_option
+from .completion import complete_item, complete_point
 from .output import emit_json, human_size, short_time, table, warn
 
 
@@ -36,7 +37,7 @@ def points():
 
 
 @points.command("list")
-@click.argument("item", required=False)
+@click.argument("item", required=False, shell_complete=complete_item)
 @click.option("--deleted", is_flag=True, help="List the soft-deleted points instead, with their purge time.")
 @click.option("--from-secondary", is_flag=True, help="List the points of the vault's geo secondary (read-only).")
 @json_option
@@ -87,7 +88,7 @@ def _list_deleted(vault, item, as_json) -> None:
 
 
 @points.command("delete")
-@click.argument("spec", metavar="ITEM@POINT")
+@click.argument("spec", metavar="ITEM@POINT", shell_complete=complete_point)
 @ticket_option
 @click.option("--yes", is_flag=True, help="Do not ask first.")
 @json_option
@@ -109,7 +110,7 @@ def delete(ctx, spec, ticket, yes, as_json):
 
 
 @points.command("undelete")
-@click.argument("spec", metavar="ITEM@POINT")
+@click.argument("spec", metavar="ITEM@POINT", shell_complete=complete_point)
 @json_option
 @click.pass_context
 def undelete(ctx, spec, as_json):

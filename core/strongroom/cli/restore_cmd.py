@@ -14,6 +14,7 @@ import click
 from ..models import OVERWRITE_MODES
 from ..plugins import PluginHost
 from .common import app, json_option, split_item_point
+from .completion import complete_point
 from .output import Progress, emit_json, human_size, warn
 
 
@@ -63,7 +64,7 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
             ctx.exit(1)  # completed with warnings, as for backup
 
     params = [
-        click.Argument(["spec"], metavar="ITEM[@POINT]"),
+        click.Argument(["spec"], metavar="ITEM[@POINT]", shell_complete=complete_point),
         click.Argument(["paths"], nargs=-1, metavar="[PATH ...]"),
         click.Option(["--target"], type=click.Path(file_okay=False), metavar="DIR",
                      help="Folder to restore into (created if missing)."),
