@@ -16,14 +16,16 @@ its time bound, an unreachable store):
   the identity and key slots last; the folders of one level of :data:`GROUPS` at once),
   so everything a listed object needs (a point header's packs and index files, a head's
   points) was written before it and is in the listing too.  For a secondary that holds
-  no vault yet (its first copy: every pack is to copy) the packs are listed first as
-  well, and copied while the rest is listed; they are listed again in their turn.
+  no vault yet (its first copy: every pack is to copy) the key slots, data keys,
+  settings, identity and packs (:data:`EARLY`) are listed first as well, and copied
+  while the rest is listed; they are listed again in their turn, and what that finds is
+  copied too (the packs' group completes only then).
 - **Copy order** (:data:`GROUPS`): a group of objects starts once the groups it comes
   *after* are complete, and groups that need nothing of each other overlap, in one pool
   of ``concurrency`` copies.  Key slots, data keys and settings come before the identity
   (a new secondary becomes a vault, an empty one, only when it can be unlocked and
   read); packs need nothing and start at once; index files come after every pack (an
-  index file names its packs); items, policies and alert sinks after the identity; point
+  index file names its packs) and data key; items, policies and alert sinks after the identity; point
   headers and statuses after the index files and documents; jobs, claims, prune records,
   alerts and tickets, and the journal (one entry at a time, oldest first, so a run
   killed half-way leaves a prefix of the chain, never a gap), after the points; the
@@ -100,7 +102,7 @@ GROUPS: tuple[Group, ...] = (
     Group("keys", ("keys/", "datakeys/", "settings/")),
     Group("identity", (IDENTITY,), after=("keys",)),
     Group("packs", ("data/",)),
-    Group("index", ("index/",), after=("packs",)),
+    Group("index", ("index/",), after=("packs", "keys")),
     Group("documents", ("items/", "policies/", "alert-sinks/"), after=("identity",)),
     Group("points", ("points/", "point-status/"), after=("index", "documents")),
     Group("records", ("jobs/", "runs/", "prune/", "alerts/", "alert-events/", "tickets/"), after=("points",)),
@@ -110,6 +112,8 @@ GROUPS: tuple[Group, ...] = (
 _BY_NAME = {group.name: group for group in GROUPS}
 HEADS = "heads"
 PACKS = "packs"
+#: The groups a new secondary lists first and starts copying at once (the module docstring).
+EARLY = ("keys", "identity", PACKS)
 #: Never copied: leases belong to the primary's running operations, quarantine is never read.
 NOT_COPIED = ("leases/", "quarantine/")
 #: Compared byte for byte, not by name: rewritten in place by an upgrade or a slot change.
@@ -239,18 +243,26 @@ class Replicator:
 
     def _list_primary(self, pool: DaemonPool) -> set[str]:
         """The primary's vault objects, level by level (see :data:`LISTING`)."""
-        def names(prefix: str) -> list[str]:
-            if prefix == IDENTITY:
-                return [IDENTITY] if self.primary.exists(IDENTITY) else []
-            return [n for n in self.primary.list(prefix) if group_of(n) is not None and kind_of(n) is not None]
-
         listed: set[str] = set()
         for level in LISTING:
-            for found in pool.map(names, level):
+            for found in pool.map(self._listed, level):
                 listed.update(found)
         if IDENTITY not in listed:
             raise ReplicationRefused(secondary=self.secondary.url, reason=f"{self.primary.url} holds no vault")
         return listed
+
+    def _list_early(self, pool: DaemonPool, present: set[str]) -> dict[str, list[str]]:
+        """The plan of the :data:`EARLY` groups, listed at once (a new secondary's)."""
+        prefixes = [p for name in EARLY for p in _BY_NAME[name].prefixes]
+        plan: dict[str, list[str]] = {group.name: [] for group in GROUPS}
+        for prefix, names in zip(prefixes, pool.map(self._listed, prefixes)):
+            plan[group_of(prefix).name] += sorted(n for n in names if n not in present)  # type: ignore[union-attr]
+        return plan
+
+    def _listed(self, prefix: str) -> list[str]:
+        if prefix == IDENTITY:
+            return [IDENTITY] if self.primary.exists(IDENTITY) else []
+        return [n for n in self.primary.list(prefix) if group_of(n) is not None and kind_of(n) is not None]
 
     def _list_secondary(self) -> set[str]:
         return {n for n in self.secondary.list("") if kind_of(n) is not None}
@@ -291,11 +303,10 @@ class Replicator:
                     listing["listed"] = self._list_primary(lister)
                     return self._todo(listing["listed"], present)
                 landed: set[str] = set()
-                if IDENTITY not in present and report.passes == 1:  # a new secondary: its packs start at once
+                if IDENTITY not in present and report.passes == 1:  # a new secondary: see the module docstring
                     later = planner.submit(plan_pass)
-                    packs = sorted(n for n in self.primary.list("data/") if kind_of(n) is not None and n not in present)
-                    copier = _Copier(self, {**{g.name: [] for g in GROUPS}, "packs": packs}, set(), report, deadline,
-                                     landed, progress, later=later)
+                    early = self._list_early(lister, present)
+                    copier = _Copier(self, early, set(), report, deadline, landed, progress, later=later)
                 else:
                     plan, compare = plan_pass()
                     copier = _Copier(self, plan, compare, report, deadline, landed, progress)
@@ -470,25 +481,35 @@ class _Copier:
                     future.cancel()
 
     def _merge(self) -> None:
-        """Take the whole plan in (the packs listed first are not copied twice)."""
+        """Take the whole plan in: what was listed first is not copied twice, and an early
+        group with names listed since is open again (the packs never closed before this)."""
         assert self.later is not None
         plan, compare = self.later.result()  # a failed listing raises here
         self.later = None
-        early = set(self.plan[PACKS])
+        early = {n for name in EARLY for n in self.plan[name]}
+        self.compare |= compare
         for group in GROUPS:
             names = [n for n in plan[group.name] if n not in early]
-            if group.name == PACKS:
-                self.plan[PACKS] = self.plan[PACKS] + names
-                self.left[PACKS] += len(names)
-                if _BY_NAME[PACKS] not in self.waiting:
-                    self.ready[PACKS].extend(names)
-                    if not self.left[PACKS]:
-                        self._completed(_BY_NAME[PACKS])
-            else:
-                self.plan[group.name] = names
-                self.left[group.name] = len(names)
-        self.compare |= compare
-        self.to_read.extend(n for g in GROUPS if g.after for n in self.plan[g.name] if n not in self.compare)
+            if group.after:
+                self.to_read.extend(n for n in names if n not in self.compare)
+            if group.name not in EARLY:
+                self.plan[group.name], self.left[group.name] = names, len(names)
+                continue
+            self.plan[group.name] = self.plan[group.name] + names
+            self.left[group.name] += len(names)
+            if group in self.waiting:
+                continue
+            if names:
+                self.complete.discard(group.name)
+                chain = self.chains.get(group.name)
+                if chain is not None:
+                    chain.extend(names)
+                    if not self.ready[group.name] and self.left[group.name] == len(names):
+                        self.ready[group.name].append(chain.popleft())
+                else:
+                    self.ready[group.name].extend(names)
+            elif not self.left[group.name]:
+                self._completed(group)
 
     def _start_groups(self, gate: Callable[[str], bool]) -> bool:
         """Start the groups whose predecessors are complete; True if ``gate`` held one."""
@@ -498,7 +519,7 @@ class _Copier:
         while started:
             started = False
             for group in list(self.waiting):
-                if self.later is not None and (group.name != PACKS or not self.plan[PACKS]):
+                if self.later is not None and (group.name not in EARLY or not self.plan[group.name]):
                     continue  # the whole plan first
                 if not all(name in self.complete for name in group.after):
                     continue
