@@ -17,8 +17,11 @@ leaving it stops any ``qemu-nbd`` it started.
 **No qemu-nbd outlives strongroom.**  ``qemu-nbd`` (and ``qemu-img``) run as children
 tied to strongroom (:func:`strongroom.start_child`): they end when strongroom ends,
 however it ends (``qemu-nbd`` by SIGKILL: it only reads, and may miss a SIGTERM that
-comes while it starts).  A ``qemu-nbd --persistent`` that a strongroom killed before this
-was done left serving an image holds the image's lock, so the VM cannot start:
+comes while it starts).  ``qemu-nbd`` is also started without ``--persistent``: it
+exits by itself once its last client is gone, and strongroom holds one connection
+(the one that saw it listening) for as long as it serves the image, so a strongroom that
+is gone leaves it no client.  A ``qemu-nbd --persistent`` that an older strongroom
+left serving an image when it was killed holds the image's lock, so the VM cannot start:
 :func:`serve_image` first ends every ``qemu-nbd`` that serves the same image from a
 socket folder of strongroom's (``$TMPDIR/strongroom-nbd-<owner>-*``) whose owner is
 gone (:func:`end_stale_servers`).  The owner is the strongroom process named in the
@@ -225,15 +228,15 @@ class ClosingReader(io.RawIOBase):
                 self._on_close()
 
 
-def _listening(path: str) -> bool:
+def _listening(path: str) -> socket.socket | None:
+    """A connection to the server listening at ``path``, or None if none listens yet."""
     probe_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe_sock.connect(path)
     except OSError:
-        return False
-    finally:
         probe_sock.close()
-    return True
+        return None
+    return probe_sock
 
 
 def _served_by_strongroom(server: ProcessInfo) -> str | None:
@@ -297,7 +300,7 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool 
     end_stale_servers(path)
     workdir = tempfile.mkdtemp(prefix=f"{NBD_DIR_PREFIX}{ProcessId.current().tag}-")
     sock = os.path.join(workdir, "nbd.sock")
-    argv = [qemu_nbd, "--read-only", "--persistent", "--shared=8", "--format", fmt,
+    argv = [qemu_nbd, "--read-only", "--shared=8", "--format", fmt,
             "--socket", sock, "--export-name", "disk", "--cache=none", "--aio=threads"]
     if bitmap:
         argv += ["--bitmap", bitmap]
@@ -307,9 +310,10 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool 
     with open(log_path, "wb") as log:
         # SIGKILL: a SIGTERM that comes while qemu-nbd starts may be lost, and it only reads
         proc = start_child([*argv, path], end_signal=signal.SIGKILL, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    held = None  # kept open while serving: without --persistent, qemu-nbd ends when its last client goes
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _listening(sock):
+        while (held := _listening(sock)) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 with open(log_path, errors="replace") as fh:
                     lines = [l.strip() for l in fh if l.strip()]
@@ -320,6 +324,8 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool 
             time.sleep(0.01)
         yield sock
     finally:
+        if held is not None:
+            held.close()
         if proc.poll() is None:
             proc.terminate()
             try:
