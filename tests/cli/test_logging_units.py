@@ -77,6 +77,7 @@ class TestLogging:
         assert lines and all(RECORD.match(line) for line in lines), lines
         assert sum("backup of 'docs': completed" in line for line in lines) == 2
         assert any(" debug strongroom.cli: " in line for line in lines)
+        assert any(" debug strongroom.storage.retry: put points/" in line for line in lines)
         assert stat.S_IMODE(log.stat().st_mode) == 0o600
         assert PASSPHRASE not in log.read_text() and PASSPHRASE not in done.stderr + done.stdout
 

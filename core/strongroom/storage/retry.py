@@ -19,6 +19,8 @@ missing object succeeds), so any operation may be repeated.  The rules:
   retried by the same rules.
 - ``list`` is retried as a whole: the inner listing is collected before the first name
   is yielded, so a failure half-way never yields names twice.
+- Each call is a debug record of this module's logger (``strongroom -vv``): the
+  operation and the object's name (never its bytes); each retry a warning.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class RetryingStore:
         return cap / 2 + self._random.uniform(0, cap / 2)
 
     def _retry(self, op: str, name: str, fn: Callable[[], T]) -> T:
+        if log.isEnabledFor(logging.DEBUG):  # -vv: every storage call, by object name
+            log.debug("%s %s", op, name or "(root)")
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
