@@ -92,6 +92,14 @@ class TestLogging:
         done = run_strongroom("--passphrase-env", "MY_PASSPHRASE", "-q", "backup", "nope", env=vault, timeout=120)
         assert done.returncode == 41 and done.stderr.startswith("strongroom: error: ")
 
+    def test_quiet_restore_prints_nothing(self, vault, tmp_path):
+        """-q: a clean restore prints nothing, and restores."""
+        assert backup(vault, "-q").returncode == 0
+        done = run_strongroom("--passphrase-env", "MY_PASSPHRASE", "-q", "restore", "docs", "--target",
+                              tmp_path / "out", env=vault, timeout=120)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        assert [p.read_text() for p in (tmp_path / "out").rglob("a.txt")] == ["alpha\n"]
+
     def test_log_level_overrides_quiet_and_comes_from_the_environment(self, vault):
         """STRONGROOM_LOG_LEVEL=info logs the job even with -q; --log-level error silences -v."""
         done = backup({**vault, "STRONGROOM_LOG_LEVEL": "info"}, "-q")

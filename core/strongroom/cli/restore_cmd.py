@@ -15,7 +15,7 @@ from ..models import OVERWRITE_MODES
 from ..plugins import PluginHost
 from .common import app, json_option, split_item_point
 from .completion import complete_point
-from .output import Progress, emit_json, human_size, warn
+from .output import Progress, emit_json, human_size, info, warn
 
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
@@ -53,10 +53,10 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
             emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings),
                        "summary": result.summary or None})
         elif result.summary:
-            click.echo(result.summary)
+            info(result.summary)
         else:
             kept = f"; {s.skipped} kept as they were (--overwrite {options.get('overwrite')})" if s.skipped else ""
-            click.echo(
+            info(
                 f"Restored {s.files} files, {s.dirs} folders, {s.links} links"
                 f" ({human_size(s.bytes_written)}) into {target} in {s.seconds:.1f} s{kept}"
             )
