@@ -25,6 +25,7 @@ def strongroom_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("STRONGROOM_PASSPHRASE", raising=False)
     monkeypatch.delenv("STRONGROOM_DISABLE_PLUGINS", raising=False)
     monkeypatch.delenv("STRONGROOM_STORAGE_OPTIONS", raising=False)
+    monkeypatch.delenv("STRONGROOM_LOG_LEVEL", raising=False)
     return home
 
 
