@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from strongroom import StrongroomError
 
-__all__ = ["PostgresError", "PostgresConnectFailed", "PostgresToolsMismatch", "DatabaseNotFound", "DatabaseExists", "ObjectsExist", "NotInDump", "DumpFailed", "PostgresRestoreFailed", "DumpUnreadable"]
+__all__ = ["PostgresError", "PostgresConnectFailed", "PostgresToolsMismatch", "DatabaseNotFound", "DatabaseExists", "ObjectsExist", "NotInDump", "DumpFailed", "PostgresRestoreFailed",
+           "ForeignKeysNotValid", "DumpUnreadable"]
 
 
 class PostgresError(StrongroomError):
@@ -61,6 +62,12 @@ class DumpFailed(PostgresError):
 
 class PostgresRestoreFailed(PostgresError):
     """Restore into database '{database}' failed: {reason} ({cleanup})"""
+
+    exit_code = 88
+
+
+class ForeignKeysNotValid(PostgresError):
+    """Restored into database '{database}', but the restored rows break {keys}: added back NOT VALID (new rows are checked, the rows there are not); correct the rows, then run {validate}"""
 
     exit_code = 88
 

@@ -59,10 +59,14 @@ from strongroom import (
 
 from . import server as pgserver
 from .conninfo import Connection
-from .errors import DatabaseExists, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed
+from .errors import (
+    DatabaseExists, ForeignKeysNotValid, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed,
+)
 from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
-from .selection import DECORATIONS, EXCLUDED, PARTS, Planner, Selection, split_table
+from .replace import ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add
+from .script import run_script
+from .selection import DECORATIONS, EXCLUDED, PARTS, RELATIONS, Planner, Selection, split_table
 from .server import Server, quote_ident, quote_literal
 
 
@@ -120,6 +124,7 @@ class DatabaseRestore:
         self.server = Server(conn, self.tools)
         self.stats = RestoreStats()
         self.warnings: list[str] = []
+        self.notes: list[str] = []
 
     # --- planning ----------------------------------------------------------------------
 
@@ -149,7 +154,11 @@ class DatabaseRestore:
         draft = planner.plan(roots, set())
         needed = sorted({e.namespace for e in draft.entries if e.namespace} | set(self.request.schemas))
         present = self.server.existing_schemas(self.request.target, needed) if target_exists else {"public"}
-        return planner.plan(roots, set(needed) - present)
+        existing: frozenset[tuple[str, str]] = frozenset()
+        if target_exists:
+            names = list(dict.fromkeys((e.namespace, e.tag) for e in planner.toc.entries if e.desc in RELATIONS))
+            existing = frozenset(self.server.existing_relations(self.request.target, names))
+        return planner.plan(roots, set(needed) - present, existing)
 
     # --- running -----------------------------------------------------------------------
 
@@ -165,18 +174,20 @@ class DatabaseRestore:
             planner = Planner(toc)
             roots = self._roots(planner)
             selection = self._selection(planner, roots, exists)
-            clean = False
+            replacement = Replacement()
             if exists:
                 clash = self.server.existing_relations(request.target, list(selection.relations))
                 if clash and not request.force:
                     raise ObjectsExist(database=request.target,
                                        objects=", ".join(f"{s}.{n}" for s, n in clash))
-                clean = request.force
-            self.warnings.extend(selection.warnings)
+                replacement = inspect_target(self.server, request.target, clash)
+            self.warnings.extend(selection.warnings + replacement.warnings)
+            keys = keys_to_add(selection, replacement)
             created = None if exists else self._create(request.target)
-            self._restore(request.target, entry, created, selection=selection, clean=clean)
+            self._restore(request.target, entry, created, selection=selection, replacement=replacement, keys=keys)
             if created is not None:
                 self._unmark(created)
+            self._check_keys(keys)
         else:
             if exists and not request.force:
                 raise DatabaseExists(database=request.target, server=self.conn.describe())
@@ -197,7 +208,21 @@ class DatabaseRestore:
             f"Restored {what} of '{request.record.name}' into database '{request.target}'"
             f" on {self.conn.describe()} in {self.stats.seconds:.1f} s"
         )
-        return RestoreResult(self.stats, (), (), tuple(self.warnings), summary=summary)
+        return RestoreResult(self.stats, (), (), tuple(self.warnings), summary=summary + "".join(self.notes))
+
+    def _check_keys(self, keys: list[ForeignKey]) -> None:
+        """Say which foreign keys were added back; fail on those the rows break."""
+        dropped = [k.label for k in keys if k.origin == "target"]
+        added = [k.label for k in keys if k.origin == "point"]
+        if dropped:
+            self.notes.append(f"; foreign keys of other tables dropped and added back: {', '.join(dropped)}")
+        if added:
+            self.notes.append(f"; foreign keys to tables in the target added back: {', '.join(added)}")
+        broken = keys_not_valid(self.server, self.request.target, keys)
+        if broken:
+            raise ForeignKeysNotValid(
+                database=self.request.target, keys=", ".join(k.label for k in broken),
+                validate="; ".join(f"ALTER TABLE {k.table} VALIDATE CONSTRAINT {quote_ident(k.name)}" for k in broken))
 
     def _create(self, name: str) -> str:
         record = self.request.record
@@ -281,14 +306,17 @@ class DatabaseRestore:
         return True
 
     def _restore(self, dbname: str, entry: Entry, created: str | None, *, selection: Selection | None = None,
-                 clean: bool = False) -> None:
+                 replacement: Replacement | None = None, keys: list[ForeignKey] | None = None) -> None:
         argv = [self.tools.path("pg_restore"), "--no-password", "--exit-on-error",
                 f"--dbname={self.conn.conninfo(dbname)}"]
         if self.request.no_owner:
             argv += ["--no-owner", "--no-privileges"]
         workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{self.process.tag}-")
         try:
-            failure = self._run(argv, entry, workdir, selection, clean)
+            if selection is not None:
+                failure = self._run_script(dbname, entry, workdir, selection, replacement or Replacement(), keys or [])
+            else:
+                failure = self._run(argv, entry, workdir)
         except BaseException:
             if created is not None:
                 self._drop(created)
@@ -303,17 +331,36 @@ class DatabaseRestore:
                 cleanup = "nothing was changed: the restore ran in one transaction"
             raise PostgresRestoreFailed(database=self.request.target, reason=failure, cleanup=cleanup)
 
-    def _run(self, argv: list[str], entry: Entry, workdir: str, selection: Selection | None, clean: bool) -> str | None:
-        if selection is not None:
-            listing = os.path.join(workdir, "restore.list")
-            with open(listing, "w", encoding="utf-8") as fh:
-                fh.write(selection.list_file())
-            argv += ["--single-transaction", f"--use-list={listing}"]
-            if clean:
-                argv += ["--clean", "--if-exists"]
-        if self.request.jobs > 1 and selection is None:
+    def _run(self, argv: list[str], entry: Entry, workdir: str) -> str | None:
+        if self.request.jobs > 1:
             return self._run_parallel(argv, workdir)
         return self._run_streaming(argv, entry)
+
+    def _run_script(self, dbname: str, entry: Entry, workdir: str, selection: Selection,
+                    replacement: Replacement, keys: list[ForeignKey]) -> str | None:
+        """The selection's script from ``pg_restore``, between our SQL, in one transaction
+        (:mod:`.script`, :mod:`.replace`)."""
+        grants = not self.request.no_owner
+        listing = os.path.join(workdir, "restore.list")
+        with open(listing, "w", encoding="utf-8") as fh:
+            fh.write(selection.list_file(frozenset({"ACL"}) if grants else frozenset()))
+        restore = [self.tools.path("pg_restore"), f"--use-list={listing}", "--file=-"]
+        if self.request.no_owner:
+            restore += ["--no-owner", "--no-privileges"]
+        if replacement.relations:
+            restore += ["--clean", "--if-exists"]
+        psql = [self.tools.path("psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1",
+                "-d", self.conn.conninfo(dbname)]
+
+        def progress(done: int) -> None:
+            self.stats.bytes_written = done
+            self.ctx.report_progress(self.stats)
+
+        failure = run_script(self.ctx, entry, restore, psql, self.conn.environment(), before_sql(replacement),
+                             after_sql(selection, keys, grants), progress)
+        if failure is None:
+            self.stats.bytes_written = entry.size
+        return failure
 
     def _run_streaming(self, argv: list[str], entry: Entry) -> str | None:
         with tempfile.TemporaryFile() as stderr:

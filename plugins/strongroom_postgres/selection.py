@@ -16,18 +16,26 @@ tables are accepted too) brings back:
 - the comments, grants and security labels of all of these;
 - foreign keys whose both ends are restored.
 
+Foreign keys between a restored table and one that is not restored but **exists in the
+target** (a table restored into its own database, a schema whose tables have keys to
+another schema) are added back after the restore (``Selection.keys``, see
+:mod:`.replace`); a partition is attached (with its indexes) after the restore when the
+partitioned table exists there (``Selection.attach``: attached earlier, the target's
+partitioned table would give it a second primary key).
+
 It does not bring back: foreign keys between a restored table and one that is not
-restored (either direction: each is reported as a warning with the statement that adds
-it back), views and other objects that use the table (reported), the functions, types,
-domains, extensions and collations the table uses (they must exist in the target, as
-they do in the original database), large objects, and the table's schema when the
-target already has it.  When the target lacks the schema, its ``CREATE SCHEMA``, grants
-and comment are included.
+restored and not in the target (either direction: each is reported as a warning with
+the statement that adds it), views and other objects that use the table, directly or
+through other such objects (each reported), the functions, types, domains, extensions
+and collations the table uses (they must exist in the target, as they do in the
+original database), large objects, and the table's schema when the target already has
+it.  When the target lacks the schema, its ``CREATE SCHEMA``, grants and comment are
+included.
 
 A **schema** selection (``--schema S``) is every object whose schema is ``S``
 (tables, views, sequences, functions, types, domains...) with all their parts, plus the
 schema itself when the target lacks it; foreign keys to tables outside the selection
-are reported as above.
+are added back or reported as above.
 """
 
 from __future__ import annotations
@@ -62,15 +70,18 @@ class Selection:
     entries: tuple[TocEntry, ...]
     relations: tuple[tuple[str, str], ...]  # (schema, name) created by the restore
     left_out: tuple[tuple[str, str], ...]
+    keys: tuple[TocEntry, ...] = ()  # foreign keys to add after the restore (other end in the target)
+    attach: tuple[TocEntry, ...] = ()  # partitions and their indexes to attach to the target's, after
 
     @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(f"{label} not restored: {why}" for label, why in self.left_out)
 
-    def list_file(self) -> str:
-        """A ``pg_restore -L`` list: one line per entry; pg_restore reads the leading id."""
+    def list_file(self, leave_out: frozenset[str] = frozenset()) -> str:
+        """A ``pg_restore -L`` list: one line per entry (but those whose ``desc`` is in
+        ``leave_out``); pg_restore reads the leading id."""
         lines = [f"{e.dump_id}; {e.desc} {e.namespace or '-'} {e.tag}".replace("\n", " ")
-                 for e in self.entries]
+                 for e in self.entries if e.desc not in leave_out]
         return "\n".join(lines) + "\n"
 
 
@@ -142,9 +153,13 @@ class Planner:
         names |= {e.namespace for e in self.toc.entries if e.namespace}
         return sorted(names)
 
-    def plan(self, roots: set[int], create_schemas: set[str]) -> Selection:
-        """Close ``roots`` (dump ids) over parts and decorations; add missing schemas."""
+    def plan(self, roots: set[int], create_schemas: set[str],
+             existing: frozenset[tuple[str, str]] = frozenset()) -> Selection:
+        """Close ``roots`` (dump ids) over parts and decorations; add missing schemas.
+        ``existing``: the (schema, name) of relations the target has, whose joins to the
+        chosen relations are restored too (foreign keys as ``keys``, attachments in the list)."""
         chosen = set(roots)
+        keys: dict[int, TocEntry] = {}
         for schema in create_schemas:
             entry = self.schema_entry(schema)
             if entry is not None:
@@ -165,7 +180,12 @@ class Planner:
                     if entry.desc == "TABLE ATTACH" and parents and parents <= relations:
                         chosen.update(rels)  # a partition comes with its partitioned table
                     elif not rels <= relations:
-                        left_out[entry.dump_id] = entry
+                        outside = [self.by_id[r] for r in rels - relations]
+                        if entry.desc not in JOINS or any((r.namespace, r.tag) not in existing for r in outside):
+                            left_out[entry.dump_id] = entry
+                            continue
+                        left_out.pop(entry.dump_id, None)
+                        keys[entry.dump_id] = entry
                         continue
                 elif entry.desc in DECORATIONS:
                     deps = [d for d in entry.dependencies if d in self.by_id and self.by_id[d].desc != "ACL"]
@@ -178,20 +198,32 @@ class Planner:
                 changed = True
         entries = tuple(e for e in self.toc.entries if e.dump_id in chosen)
         relations = tuple((e.namespace, e.tag) for e in entries if e.desc in RELATIONS | {"SEQUENCE"})
-        return Selection(entries, relations, tuple(self._left_out(chosen, left_out)))
+        later = [e for e in self.toc.entries if e.dump_id in keys and e.dump_id not in chosen]
+        return Selection(entries, relations, tuple(self._left_out(chosen, left_out)),
+                         tuple(e for e in later if e.desc == "FK CONSTRAINT"),
+                         tuple(e for e in later if e.desc != "FK CONSTRAINT"))
 
     def _left_out(self, chosen: set[int], left_out: dict[int, TocEntry]) -> list[tuple[str, str]]:
         out = []
         for entry in left_out.values():
             statement = " ".join(entry.defn.split())
             out.append((f"{entry.desc.lower()} {entry.namespace}.{entry.tag}",
-                        f"it joins a restored table to one that is not; to add it: {statement}"))
-        for entry in self.toc.entries:
-            if entry.desc in RELATIONS and entry.dump_id not in chosen:
+                        f"it joins a restored table to one that is neither restored nor in the target; to add it: {statement}"))
+        reported: dict[int, TocEntry] = {}  # relations not restored that use restored ones
+        changed = True
+        while changed:  # transitively: a view on a view on a restored table is reported too
+            changed = False
+            for entry in self.toc.entries:
+                if entry.desc not in RELATIONS or entry.dump_id in chosen or entry.dump_id in reported:
+                    continue
                 uses = [self.by_id[d] for d in entry.dependencies
-                        if d in chosen and self.by_id[d].desc in RELATIONS]
-                if uses:
-                    out.append((f"{entry.desc.lower()} {entry.namespace}.{entry.tag}",
-                                f"it uses {uses[0].namespace}.{uses[0].tag}; add"
-                                f" --table {entry.namespace}.{entry.tag} to restore it too"))
+                        if (d in chosen or d in reported) and self.by_id[d].desc in RELATIONS]
+                if not uses:
+                    continue
+                reported[entry.dump_id] = entry
+                changed = True
+                how = "" if uses[0].dump_id in chosen else ", which is not restored"
+                out.append((f"{entry.desc.lower()} {entry.namespace}.{entry.tag}",
+                            f"it uses {uses[0].namespace}.{uses[0].tag}{how}; add"
+                            f" --table {entry.namespace}.{entry.tag} to restore it too"))
         return out

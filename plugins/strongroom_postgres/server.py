@@ -167,11 +167,22 @@ def quote_literal(text: str) -> str:
 
 
 def tool_error(stderr: str) -> str:
-    """The one line of a tool's error output that says what went wrong."""
+    """The one line of a tool's error output that says what went wrong, with the cause
+    the tool gives on a line of its own (``pg_dump: detail: Error message from server:
+    ...`` after ``PQgetCopyData() failed``, or the server's ``DETAIL:``)."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for line in lines:
+    for i, line in enumerate(lines):
         if re.search(r"\b(error|FATAL|ERROR|fatal):", line):
-            text = re.sub(r"^(pg_dump|pg_dumpall|pg_restore|psql)(: error)?:\s*", "", line)
+            text = re.sub(r"^(pg_dump|pg_dumpall|pg_restore|psql)(:[^:\s]*:\d+)?(: error)?:\s*", "", line)
+            for follow in lines[i + 1:i + 3]:
+                cause = re.match(r"^(?:\w+: )?detail: Error message from server:\s*(.+)$", follow)
+                if cause:
+                    text = f"{text.rstrip('.')}: {cause.group(1)}"
+                    break
+                detail = re.match(r"^(?:psql:[^:\s]*:\d+: )?DETAIL:\s*(.+)$", follow)
+                if detail:
+                    text = f"{text} ({detail.group(1)})"
+                    break
             return re.sub(r"\s+", " ", text)
     return re.sub(r"\s+", " ", lines[-1]) if lines else "no error message"
 
