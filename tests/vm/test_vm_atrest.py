@@ -115,6 +115,38 @@ class TestImagesInUse:
             assert refused.returncode != 0 and "lock" in refused.stderr
         assert subprocess.run(write, capture_output=True).returncode == 0
 
+    def test_a_raw_disk_of_a_running_vm_is_refused(self, vault, make_vm, raw_image):
+        """A raw image attached to a running QEMU VM is refused; once the VM stops it is backed up."""
+        vault.protect("vm", "web", {"disks": [str(raw_image)]})
+        vm = make_vm([("vda", raw_image, "raw")])
+        with pytest.raises(DiskInUse, match="in use by a running VM"):
+            vault.backup("web")
+        vm.stop()
+        assert vault.backup("web").consistency == "crash"
+
+    def test_a_block_device_held_by_qemu_is_refused(self, vault, raw_image, tmp_path):
+        """A block device (a loop device over the image) that qemu-io holds is refused, and read once it is free."""
+        made = subprocess.run(["losetup", "-f", "--show", str(raw_image)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"no loop device here ({made.stderr.strip()})")
+        device = made.stdout.strip()
+        try:
+            vault.protect("vm", "blk", {"disks": [f"blk={device}"]})
+            assert vault.item("blk").source["disks"][0]["kind"] == "block"
+            holder = subprocess.Popen(["qemu-io", "-f", "raw", device], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_until(lambda: holds_write_lock(device), "qemu-io holds the device's write lock")
+                with pytest.raises(DiskInUse):
+                    vault.backup("blk")
+            finally:
+                holder.kill()
+                holder.wait()
+            point = vault.backup("blk")
+            assert point.consistency == "crash" and point.warnings == ()
+        finally:
+            subprocess.run(["losetup", "-d", device], capture_output=True)
+
     def test_opening_an_image_in_use_raises(self, raw_image, qemu_io_holding):
         """The reader refuses an image that a writer holds, unless forced."""
         with pytest.raises(DiskInUse) as info:
