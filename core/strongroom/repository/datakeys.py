@@ -39,7 +39,7 @@ import base64
 import json
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import blake3
@@ -51,7 +51,10 @@ from .envelope import KIND_DOCUMENT
 if TYPE_CHECKING:
     from .envelope import Envelope
     from .masterkey import MasterKey
-    from .repository import Repository
+
+#: A :class:`~.repository.Repository` (its ``store``, ``envelope``, ``master``,
+#: ``read_whole`` and ``list_names``); not imported: the repository imports this module.
+Repository = Any
 
 __all__ = ["DATAKEY_PREFIX", "DataKey", "check", "datakey_name", "derive_key_id", "generate", "load", "write"]
 
@@ -156,9 +159,18 @@ def check(repo: Repository, named: tuple[str, ...]) -> list[str]:
 
 
 def resolver(repo: Repository):
-    """The ``resolve`` callback of the repository's envelope: a data key by id."""
+    """The ``resolve`` callback of the repository's envelope: a data key by id.  A key that
+    cannot be loaded is asked for once: every object sealed under it gets the same error."""
+    failed: dict[bytes, dict] = {}
+
     def resolve(key_id: bytes) -> bytes:
-        return load(repo, key_id).data_key.value
+        if key_id in failed:
+            raise IntegrityError(**failed[key_id])
+        try:
+            return load(repo, key_id).data_key.value
+        except IntegrityError as exc:
+            failed[key_id] = dict(exc.fields)
+            raise
     return resolve
 
 
