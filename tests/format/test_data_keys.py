@@ -147,6 +147,15 @@ class TestRotation:
             assert tree_digest(target / str(src).lstrip("/")) == digest
 
 
+    def test_a_rotated_empty_vault_deletes_whole(self, cli, vault_url):
+        """vault delete removes the data keys too (after the settings, before the key slots)."""
+        cli("vault", "create", vault_url)
+        cli("vault", "key", "rotate")
+        assert list(Path(vault_url, "datakeys").iterdir())
+        cli("vault", "delete", "--yes")
+        assert not Path(vault_url).exists()
+
+
 class TestTampering:
     def test_a_deleted_old_data_key_is_named(self, rotated, cli, vault_url, tmp_path):
         """Deleting a data key that is not current: the vault opens, verify names the object

@@ -10,7 +10,8 @@ guard's ticket; its start is journaled.
 
 Objects go in an order that keeps a half-finished deletion recognisable and finishable:
 the vault's data and records first, then the journal and used tickets, then the settings,
-then the key slots, and ``strongroom.json`` (the vault's identity) last.  Objects the
+then the data keys (what is left stays readable until they go), then the key slots, and
+``strongroom.json`` (the vault's identity) last.  Objects the
 storage keeps (S3 object lock, or a server that never deletes some records) are listed in
 the report, not an error; but if the identity itself is kept the vault still exists, and
 :class:`~strongroom.errors.VaultNotEmpty` says so.  Foreign objects are never touched.
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["DeleteReport", "VaultDeletion"]
 
 #: Deleted in this order, each group after the one before; everything else goes first.
-LAST = ("journal/", "tickets/", "settings/", "keys/", "strongroom.json")
+LAST = ("journal/", "tickets/", "settings/", "datakeys/", "keys/", "strongroom.json")
 
 
 @attrs.frozen
