@@ -201,6 +201,13 @@ class TestAgent:
         assert "WATCHDOG=1" in messages
         assert messages[-1].startswith("STOPPING=1")
 
+    def test_an_error_at_start_is_stamped_with_its_exit_code(self, tmp_path):
+        """An agent whose vault is missing prints its one error line stamped and exits with the error's code."""
+        done = run_strongroom("--vault", tmp_path / "none", "agent", timeout=120)
+        assert done.returncode == 11
+        assert len(done.stderr.splitlines()) == 1
+        assert STAMP.match(done.stderr) and f"strongroom: error: No vault at {tmp_path / 'none'}" in done.stderr
+
     def test_json_reports_are_one_document_per_line(self, tmp_path):
         """agent --json prints each pass's report as one JSON line; its stderr is stamped."""
         url = str(tmp_path / "vault")

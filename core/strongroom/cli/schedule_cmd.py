@@ -13,11 +13,12 @@ watchdog period (``$WATCHDOG_USEC``), and ``STOPPING=1`` when asked to stop
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import click
 
-from ..errors import DueWorkFailed
+from ..errors import DueWorkFailed, StrongroomError
 from ..services.schedule import Agent, DueReport
 from .common import app, json_option
 from .output import emit_json, error, info, short_time, table
@@ -86,7 +87,13 @@ def agent(ctx, interval, as_json):
 
     notifier = Notifier.from_env()
     with stamped_output(stdout=not as_json):
-        _agent(ctx, interval, as_json, notifier)
+        try:
+            _agent(ctx, interval, as_json, notifier)
+        except StrongroomError as exc:  # its line stamped too; the exit code as for any command
+            if os.environ.get("STRONGROOM_DEBUG"):
+                raise
+            click.echo(f"strongroom: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 def _agent(ctx, interval, as_json, notifier):
