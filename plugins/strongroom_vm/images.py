@@ -295,21 +295,27 @@ def end_stale_servers(path: str) -> list[int]:
 def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool = False) -> Iterator[str]:
     """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket.
 
-    ``shared=True`` (``--force-share``) serves an image that a running VM holds."""
+    ``shared=True`` serves an image that a running VM holds: the image is opened with
+    QEMU's locking off (``--image-opts ...,file.locking=off``), so it neither takes nor
+    checks the locks."""
     qemu_nbd = _which("qemu-nbd", f"read {fmt} disk images")
     end_stale_servers(path)
     workdir = tempfile.mkdtemp(prefix=f"{NBD_DIR_PREFIX}{ProcessId.current().tag}-")
     sock = os.path.join(workdir, "nbd.sock")
-    argv = [qemu_nbd, "--read-only", "--shared=8", "--format", fmt,
-            "--socket", sock, "--export-name", "disk", "--cache=none", "--aio=threads"]
+    argv = [qemu_nbd, "--read-only", "--shared=8", "--socket", sock, "--export-name", "disk", "--cache=none",
+            "--aio=threads"]
     if bitmap:
         argv += ["--bitmap", bitmap]
     if shared:
-        argv.append("--force-share")
+        protocol = "host_device" if stat.S_ISBLK(os.stat(path).st_mode) else "file"
+        argv += ["--image-opts",
+                 f"driver={fmt},file.driver={protocol},file.filename={path.replace(',', ',,')},file.locking=off"]
+    else:
+        argv += ["--format", fmt, path]
     log_path = os.path.join(workdir, "log")
     with open(log_path, "wb") as log:
         # SIGKILL: a SIGTERM that comes while qemu-nbd starts may be lost, and it only reads
-        proc = start_child([*argv, path], end_signal=signal.SIGKILL, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        proc = start_child(argv, end_signal=signal.SIGKILL, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     held = None  # kept open while serving: without --persistent, qemu-nbd ends when its last client goes
     try:
         deadline = time.monotonic() + START_TIMEOUT

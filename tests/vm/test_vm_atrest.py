@@ -98,6 +98,34 @@ class TestImagesInUse:
         [point] = json.loads(cli("points", "list", "web", "--json").stdout)
         assert point["consistency"] == "inconsistent" and len(point["warnings"]) == 1
 
+    def test_a_qcow2_image_in_use_is_refused_or_forced(self, vault, tmp_path):
+        """A qcow2 image that qemu-io holds: refused with DiskInUse; with --force read (through
+        qemu-nbd --force-share) into an inconsistent point whose disk equals the image."""
+        image = tmp_path / "data.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 2M", str(image)], check=True,
+                       capture_output=True)
+        vault.protect("vm", "plain", {"disks": [str(image)]})
+        vault.protect("vm", "forced", {"disks": [str(image)], "force": True})
+        holder = subprocess.Popen(["qemu-io", "-f", "qcow2", str(image)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: subprocess.run(["qemu-img", "info", str(image)], capture_output=True).returncode,
+                       "qemu-io holds the image's write lock")
+            with pytest.raises(DiskInUse) as info:
+                vault.backup("plain")
+            assert info.value.exit_code == 97
+            point = vault.backup("forced")
+        finally:
+            holder.kill()
+            holder.wait()
+        assert point.consistency == "inconsistent"
+        [warning] = point.warnings
+        assert "disk data" in warning and "in use by a running VM" in warning
+        vault.restore("forced", None, str(tmp_path / "out"))
+        data = (tmp_path / "out" / "disks" / "data.img").read_bytes()
+        assert data[MIB:3 * MIB] == b"\x5a" * (2 * MIB) and data[:MIB] == bytes(MIB)
+
     def test_a_free_raw_image_is_crash_consistent(self, vault, raw_image):
         """Without a writer the point is crash-consistent, without warnings, and the lock is released after."""
         vault.protect("vm", "web", {"disks": [str(raw_image)]})
