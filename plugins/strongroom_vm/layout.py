@@ -10,7 +10,9 @@ A point of a ``vm`` item holds::
                      to the disk, holes for all-zero chunks
     vm.json          the manifest (a STREAM entry): format version, mode, consistency,
                      and per disk its name, size, source format and path, and for live
-                     VMs the checkpoint bitmap that marks this point (see live.py)
+                     VMs the checkpoint bitmap that marks this point (see live.py); for
+                     offline VMs ``in_use`` (read with --force while a VM held it) and
+                     ``changed_during_read`` (what changed while it was read) when so
 
 Disk names are 1-64 characters of letters, digits, ``.``, ``_`` and ``-`` (no ``:`` or
 ``/``, which separate disks and paths in ``[DISK:]/path``).

@@ -3,7 +3,9 @@
 Sources (``strongroom protect vm ITEM ...``):
 
 - an offline VM: ``--disk [NAME=]PATH`` (repeatable; raw images, block devices, qcow2
-  and the other formats QEMU reads) and ``--config FILE``;
+  and the other formats QEMU reads), ``--config FILE`` and ``--force`` (read disks that a
+  running VM holds; such points are ``inconsistent``).  A disk that changed while it was
+  read also makes its point ``inconsistent``, with a warning (:mod:`strongroom_vm.atrest`);
 - a running QEMU VM: ``--qmp SOCKET`` (every disk, crash-consistent, incremental through
   dirty bitmaps), ``--guest-agent SOCKET`` (file-system-consistent: the guest is frozen
   around the snapshot point), ``--scratch DIR`` and ``--config FILE``.
