@@ -12,6 +12,9 @@ transaction (:mod:`.script` runs the three as one).
 - a partition the target has under a replaced partitioned table, but the point does
   not, is detached and kept as a table (a warning gives the statement that attaches it
   back), so replacing a partition tree never drops data the point does not hold;
+- the views and materialized views of the target that use a replaced relation (directly or
+  through one another) are replaced too when the point has them (:func:`views_using`; the
+  restore names them), since a table cannot be dropped under a view;
 - the replaced views, materialized views, foreign tables and tables are dropped
   (without ``CASCADE``: an object that is not restored and still depends on one of them,
   a view say, fails the restore, which then changes nothing); ``pg_restore --clean
@@ -155,6 +158,30 @@ def inspect_target(server: Server, dbname: str, relations: list[tuple[str, str]]
     return Replacement(relations=tuple(tuple(r) for r in doc["relations"]), keys=keys,  # type: ignore[misc]
                        detached=tuple(Partition(*p) for p in doc["parents"]),
                        kept=tuple(Partition(*p) for p in doc["children"]))
+
+
+_USERS = """
+with recursive rels as (
+  select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  join json_array_elements({wanted}::json) w on w->>0 = n.nspname and w->>1 = c.relname),
+users(oid) as (
+  select oid from rels
+  union
+  select r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid join users u on d.refobjid = u.oid
+  where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass and r.ev_class <> u.oid)
+select coalesce(json_agg(json_build_array(n.nspname, c.relname)), '[]') from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where c.oid in (select oid from users) and c.oid not in (select oid from rels)
+"""
+
+
+def views_using(server: Server, dbname: str, relations: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The views and materialized views of ``dbname`` that use ``relations``, directly or
+    through one another."""
+    if not relations:
+        return []
+    wanted = quote_literal(json.dumps([list(r) for r in relations]))
+    return [tuple(r) for r in server.query(_USERS.replace("{wanted}", wanted), dbname)]  # type: ignore[misc]
 
 
 def before_sql(replacement: Replacement) -> str:

@@ -64,7 +64,9 @@ from .errors import (
 )
 from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
-from .replace import ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add
+from .replace import (
+    ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add, views_using,
+)
 from .script import run_script
 from .selection import DECORATIONS, EXCLUDED, PARTS, RELATIONS, Planner, Selection, split_table
 from .server import Server, quote_ident, quote_literal
@@ -180,6 +182,11 @@ class DatabaseRestore:
                 if clash and not request.force:
                     raise ObjectsExist(database=request.target,
                                        objects=", ".join(f"{s}.{n}" for s, n in clash))
+                users = self._views_to_replace(planner, clash, roots)
+                if users:
+                    roots |= users
+                    selection = self._selection(planner, roots, exists)
+                    clash = self.server.existing_relations(request.target, list(selection.relations))
                 replacement = inspect_target(self.server, request.target, clash)
             self.warnings.extend(selection.warnings + replacement.warnings)
             keys = keys_to_add(selection, replacement)
@@ -209,6 +216,18 @@ class DatabaseRestore:
             f" on {self.conn.describe()} in {self.stats.seconds:.1f} s"
         )
         return RestoreResult(self.stats, (), (), tuple(self.warnings), summary=summary + "".join(self.notes))
+
+    def _views_to_replace(self, planner: Planner, clash: list[tuple[str, str]], roots: set[int]) -> set[int]:
+        """The dump ids of the views of the target that use replaced relations and that the
+        point has (they are replaced too; those it lacks make the restore fail, naming them)."""
+        found: set[int] = set()
+        for schema, name in views_using(self.server, self.request.target, clash):
+            entries = [e for e in planner.find_relation(schema, name) if e.dump_id not in roots]
+            found.update(e.dump_id for e in entries[:1])
+        if found:
+            names = ", ".join(f"{planner.by_id[i].namespace}.{planner.by_id[i].tag}" for i in sorted(found))
+            self.notes.append(f"; views that use them replaced from the point too: {names}")
+        return found
 
     def _check_keys(self, keys: list[ForeignKey]) -> None:
         """Say which foreign keys were added back; fail on those the rows break."""

@@ -188,6 +188,19 @@ class TestForcedReferencedTable:
         assert after["constraints"] == source["constraints"]
         assert after["grants"] == source["grants"]
 
+    def test_views_and_keys_on_a_replaced_table_come_back(self, pg_cluster, fresh):
+        """--force over a table that a view on a view uses and that keys of a table in
+        another schema and of a partitioned table reference: the views are replaced from
+        the point, the keys added back; the database ends as the source was."""
+        vault, _, source = fresh
+        pg_cluster.psql("update app.cities set name = 'renamed' where id < 100", "rich")
+        result = restore(vault, tables=("app.cities",), force=True)
+        assert "views that use them replaced from the point too: app.big_cities, app.big_city_names" in result.summary
+        assert "ref.capitals.capitals_city_fkey" in result.summary
+        assert "app.measurements.measurements_city_fkey" in result.summary
+        assert not [w for w in result.warnings if "big_cit" in w]
+        assert facts(pg_cluster, "rich") == source
+
     def test_a_key_the_restored_rows_break_is_not_left_missing(self, pg_cluster, fresh):
         """A key of another table that the restored rows no longer satisfy is added back
         NOT VALID, and the restore ends with exit 88 naming it and the VALIDATE statement;
