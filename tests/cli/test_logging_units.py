@@ -322,6 +322,7 @@ class TestCompletion:
         assert complete("strongroom backup d", env) == ["data", "docs"]
         assert complete("strongroom drill ", env) == ["data", "docs", "web"]
         assert complete(f"strongroom --vault {vault_url} items stop w", {}) == ["web"]
+        assert complete("strongroom points d", env) == ["data", "docs"]  # points ITEM is points list ITEM
 
     def test_point_ids_after_the_at(self, points, vault_url):
         """ITEM@ completes the item's point ids, newest first; a prefix narrows them; before @ items."""
