@@ -11,12 +11,18 @@
   dropped; a failed restore leaves ``NAME`` as it was.  A database with open connections
   is not replaced.
 - *Schemas and tables* (``--schema``, ``--table``): the TOC entries that bring them back
-  completely (see :mod:`.selection`) are restored with ``pg_restore -L list
-  --single-transaction --exit-on-error``, so a failure changes nothing.  The target
-  database may exist (the usual case: the original database, after a table was dropped)
-  or is created (and dropped on failure).  Relations that already exist in it are
-  refused (:class:`~strongroom.errors.ObjectsExist`) unless ``--force``, which adds
-  ``--clean --if-exists`` (pg_restore drops them first, inside the transaction).
+  completely (see :mod:`.selection`) are restored in one transaction: ``pg_restore -L
+  list -f -`` writes their SQL, which ``psql`` runs between what :mod:`.replace` adds
+  before and after (:mod:`.script`), so a failure changes nothing.  The target database
+  may exist (the usual case: the original database, after a table was dropped) or is
+  created (and dropped on failure).  Relations that already exist in it are refused
+  (:class:`~strongroom_postgres.errors.ObjectsExist`) unless ``--force``, which replaces
+  them: the views of the target that use them are replaced too when the point has them,
+  the foreign keys of other tables that reference them are dropped and added back, a
+  partition is detached and attached again (:mod:`.replace`).  Foreign keys to tables
+  the target has are added back; one the restored rows break is added ``NOT VALID`` and
+  the restore ends with :class:`~strongroom_postgres.errors.ForeignKeysNotValid`, naming
+  it.  The restored relations get exactly the grants of the source.
 
 **Streaming.**  By default the dump is streamed from the vault into ``pg_restore``'s
 standard input: no temporary copy, and restoring starts with the first chunk.  A

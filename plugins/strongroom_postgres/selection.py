@@ -208,7 +208,8 @@ class Planner:
         for entry in left_out.values():
             statement = " ".join(entry.defn.split())
             out.append((f"{entry.desc.lower()} {entry.namespace}.{entry.tag}",
-                        f"it joins a restored table to one that is neither restored nor in the target; to add it: {statement}"))
+                        "it joins a restored table to one that is neither restored nor in the target;"
+                        f" to add it: {statement}"))
         reported: dict[int, TocEntry] = {}  # relations not restored that use restored ones
         changed = True
         while changed:  # transitively: a view on a view on a restored table is reported too
