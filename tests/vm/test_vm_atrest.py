@@ -126,6 +126,14 @@ class TestImagesInUse:
         data = (tmp_path / "out" / "disks" / "data.img").read_bytes()
         assert data[MIB:3 * MIB] == b"\x5a" * (2 * MIB) and data[:MIB] == bytes(MIB)
 
+    def test_force_is_for_offline_disks(self, cli, vault_url, raw_image, tmp_path):
+        """--force with --qmp is refused at protect time; with --disk it is kept and shown."""
+        cli("vault", "create", vault_url)
+        out = cli("protect", "vm", "live", "--qmp", tmp_path / "qmp.sock", "--force", expect=47)
+        assert "--force is for the disks of an offline VM" in out.stderr
+        out = cli("protect", "vm", "web", "--disk", raw_image, "--force")
+        assert "--force" in out.stdout
+
     def test_a_free_raw_image_is_crash_consistent(self, vault, raw_image):
         """Without a writer the point is crash-consistent, without warnings, and the lock is released after."""
         vault.protect("vm", "web", {"disks": [str(raw_image)]})
