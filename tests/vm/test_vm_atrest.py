@@ -160,7 +160,7 @@ class TestImagesInUse:
         vm.stop()
         assert vault.backup("web").consistency == "crash"
 
-    def test_a_block_device_held_by_qemu_is_refused(self, vault, raw_image, tmp_path):
+    def test_a_block_device_held_by_qemu_is_refused(self, vault, raw_image):
         """A block device (a loop device over the image) that qemu-io holds is refused, and read once it is free."""
         made = subprocess.run(["losetup", "-f", "--show", str(raw_image)], capture_output=True, text=True)
         if made.returncode != 0:
