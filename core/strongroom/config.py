@@ -20,6 +20,10 @@ earlier one key by key:
 3. **Explicit options**: ``--storage-option KEY=VALUE`` on the command line, or
    ``storage_options=`` of :meth:`Vault.open` / :meth:`Vault.create`.
 
+The same file may name the vault a command opens when given neither ``--vault`` nor
+``STRONGROOM_VAULT``: ``default_vault = "s3://backups/main"`` at its top
+(:func:`default_vault`), before any table.
+
 A value written ``{ from_env = "VAR" }`` or ``{ from_file = "PATH" }`` is read from that
 environment variable or file (trailing newline removed) when the store is opened, so
 the secret itself need not sit in the config file.  Secrets are never written into the
@@ -49,6 +53,7 @@ __all__ = [
     "STORAGE_OPTIONS_ENV",
     "StorageOptions",
     "config_path",
+    "default_vault",
     "parse_storage_option",
     "redact_options",
     "storage_options_for",
@@ -88,6 +93,18 @@ def _load_file(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(message=f"cannot read {path}: {exc}") from None
+
+
+def default_vault() -> str | None:
+    """The config file's ``default_vault = "URL"``: the vault of a command given neither
+    ``--vault`` nor ``STRONGROOM_VAULT`` (None without one; UsageError if it is not text)."""
+    path = config_path()
+    value = _load_file(path).get("default_vault")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(message=f"{path}: default_vault must be a vault URL in quotes")
+    return os.path.expanduser(value.strip())
 
 
 def _matches(prefix: str, url: str) -> bool:

@@ -50,7 +50,7 @@ class ConfirmationNeeded(UsageError):
 
 
 class NoVaultGiven(UsageError):
-    """No vault given: pass --vault URL or set STRONGROOM_VAULT."""
+    """No vault given: pass --vault URL, set STRONGROOM_VAULT or set default_vault in config.toml."""
 
     exit_code = 4
 

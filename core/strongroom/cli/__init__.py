@@ -1,7 +1,7 @@
 """The ``strongroom`` command line.
 
-Every command that works on a vault takes it from ``--vault URL`` or
-``STRONGROOM_VAULT``, and the storage options for it from ``--storage-option
+Every command that works on a vault takes it from ``--vault URL``,
+``STRONGROOM_VAULT`` or the config file's ``default_vault``, and the storage options for it from ``--storage-option
 KEY=VALUE`` over those of the config file and the environment
 (:mod:`strongroom.config`).  Errors print one line and exit with the error class's code
 (``docs/cli.md`` lists them); ``STRONGROOM_DEBUG=1`` shows tracebacks.  ``-q``, ``-v``,
@@ -95,12 +95,26 @@ class AppContext:
     storage options (never shown: they may hold credentials)."""
 
     plugins: PluginHost
-    vault_url: str | None = None
+    _vault_url: str | None = attrs.field(default=None, alias="vault_url")
     passphrase_env: str | None = None
     storage_options: dict = attrs.field(factory=dict, repr=False)
     _vault: object = None
     #: Open the vault's geo secondary instead (read-only), as this machine recorded it.
     from_secondary: bool = False
+
+    @property
+    def vault_url(self) -> str | None:
+        """``--vault`` (or ``STRONGROOM_VAULT``), else the config file's ``default_vault``
+        (read only when a command asks for the vault)."""
+        if not self._vault_url:
+            from ..config import default_vault
+
+            self._vault_url = default_vault()
+        return self._vault_url
+
+    @vault_url.setter
+    def vault_url(self, url: str | None) -> None:
+        self._vault_url = url
 
     @property
     def passphrase(self) -> PassphraseSource:
