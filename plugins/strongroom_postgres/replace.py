@@ -27,9 +27,10 @@ refuses (``cannot drop inherited constraint``).
 **After** (:func:`after_sql`):
 
 - the partitions and partition indexes to attach to the target's (:attr:`Selection.attach`);
-- grants: every restored relation first loses the grants it has in the target (those
-  the target's ``ALTER DEFAULT PRIVILEGES`` gave it when it was created), then gets the
-  dump's grants, so it ends with exactly the source's (skipped with ``--no-owner``);
+- grants: every restored relation, sequence, routine, type and schema first has its
+  grants set back to PostgreSQL's built-in default (revoking what the target's ``ALTER
+  DEFAULT PRIVILEGES`` gave it when it was created), then gets the dump's grants, so it
+  ends with exactly the source's (skipped with ``--no-owner``);
 - foreign keys, each in a block of its own: the keys of other tables dropped before,
   with their definition in the target, and the dump's keys that join a restored table to
   one that exists in the target (:attr:`Selection.keys`).  A key the restored rows no
@@ -206,29 +207,71 @@ def keys_to_add(selection: Selection, replacement: Replacement) -> list[ForeignK
     return keys
 
 
-_RESET_GRANTS = """DO $strongroom$ DECLARE r record; BEGIN
-FOR r IN SELECT DISTINCT c.oid::regclass AS rel, c.relkind, c.relowner, a.grantee
-  FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-  WHERE c.oid IN (SELECT to_regclass(x) FROM json_array_elements_text({names}::json) x)
+_RESET_GRANTS = """DO $strongroom$ DECLARE r record; g record; BEGIN
+FOR r IN
+  SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind, c.oid::regclass::text AS name,
+         c.relacl AS acl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner) AS def
+  FROM pg_class c WHERE c.relacl IS NOT NULL
+   AND c.oid IN (SELECT to_regclass(x) FROM json_array_elements_text({relations}::json) x)
+  UNION ALL
+  SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, p.oid::regprocedure::text,
+         p.proacl, acldefault('f', p.proowner)
+  FROM pg_proc p WHERE p.proacl IS NOT NULL
+   AND p.oid IN (SELECT to_regprocedure(x) FROM json_array_elements_text({routines}::json) x)
+  UNION ALL
+  SELECT 'TYPE', t.oid::regtype::text, t.typacl, acldefault('T', t.typowner)
+  FROM pg_type t WHERE t.typacl IS NOT NULL
+   AND t.oid IN (SELECT to_regtype(x) FROM json_array_elements_text({types}::json) x)
+  UNION ALL
+  SELECT 'SCHEMA', quote_ident(n.nspname), n.nspacl, acldefault('n', n.nspowner)
+  FROM pg_namespace n WHERE n.nspacl IS NOT NULL
+   AND n.nspname IN (SELECT x FROM json_array_elements_text({schemas}::json) x)
 LOOP
-  IF r.grantee = r.relowner THEN
-    EXECUTE format('GRANT ALL ON %s %s TO %I', CASE WHEN r.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
-                   r.rel, pg_get_userbyid(r.relowner));
-  ELSE
-    EXECUTE format('REVOKE ALL ON %s %s FROM %s', CASE WHEN r.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
-                   r.rel, CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
-  END IF;
+  FOR g IN SELECT DISTINCT grantee FROM aclexplode(r.acl) LOOP
+    EXECUTE format('REVOKE ALL ON %s %s FROM %s', r.kind, r.name,
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END);
+  END LOOP;
+  FOR g IN SELECT grantee, privilege_type FROM aclexplode(r.def) LOOP
+    EXECUTE format('GRANT %s ON %s %s TO %s', g.privilege_type, r.kind, r.name,
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END);
+  END LOOP;
 END LOOP; END $strongroom$;
 """
+ROUTINES = frozenset({"FUNCTION", "PROCEDURE", "AGGREGATE"})
+TYPES = frozenset({"TYPE", "DOMAIN"})
+
+
+def _routine(namespace: str, tag: str) -> str:
+    """``schema.name(args)`` from a routine's TOC tag ``name(args)`` (its types as SQL)."""
+    name, _, args = tag.partition("(")
+    return f"{quote_ident(namespace)}.{quote_ident(name)}({args}"
+
+
+def reset_grants_sql(selection: Selection) -> str:
+    """SQL that sets the grants of every restored relation, routine, type and schema to the
+    built-in default (what the target's default privileges added is revoked), before the
+    point's grants are applied."""
+    def qualified(e) -> str:
+        return f"{quote_ident(e.namespace)}.{quote_ident(e.tag)}"
+
+    lists = {
+        "relations": [qualified(e) for e in selection.entries if e.desc in RELATIONS | {"SEQUENCE"}],
+        "routines": [_routine(e.namespace, e.tag) for e in selection.entries if e.desc in ROUTINES],
+        "types": [qualified(e) for e in selection.entries if e.desc in TYPES],
+        "schemas": [e.tag for e in selection.entries if e.desc == "SCHEMA"],
+    }
+    if not any(lists.values()):
+        return ""
+    sql = _RESET_GRANTS
+    for key, names in lists.items():
+        sql = sql.replace("{" + key + "}", quote_literal(json.dumps(names)))
+    return sql
 
 
 def after_sql(selection: Selection, keys: list[ForeignKey], grants: bool) -> str:
     parts = ["SELECT pg_catalog.set_config('search_path', '', false);\n"]
     if grants:
-        names = [f"{quote_ident(e.namespace)}.{quote_ident(e.tag)}" for e in selection.entries
-                 if e.desc in RELATIONS | {"SEQUENCE"}]
-        if names:
-            parts.append(_RESET_GRANTS.replace("{names}", quote_literal(json.dumps(names))))
+        parts.append(reset_grants_sql(selection))
         parts += [_statement(e.defn) for e in selection.entries if e.desc == "ACL"]
     parts += [_statement(e.defn) for e in selection.attach]
     parts += [k.block() for k in keys]

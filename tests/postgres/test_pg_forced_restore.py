@@ -41,6 +41,10 @@ create table app.measurements_2025 partition of app.measurements for values from
 create index measurements_city_idx on app.measurements(city);
 create table app.readings(id int primary key, measurement int not null, at date not null,
                           foreign key (measurement, at) references app.measurements(id, at));
+create type app.mood as enum ('calm', 'busy');
+create function app.city_label(city int) returns text language sql stable
+  as $f$ select name || ' (' || country || ')' from app.cities where id = city $f$;
+grant execute on function app.city_label(int) to rich_reader;
 create table app.notes(id serial primary key, author text not null, body text);
 alter table app.notes enable row level security;
 create policy notes_own on app.notes using (author = current_user);
@@ -82,6 +86,14 @@ def facts(cluster, db: str) -> dict:
             "select inhrelid::regclass || ' of ' || inhparent::regclass || ' '"
             " || coalesce(pg_get_expr(c.relpartbound, c.oid), '') from pg_inherits join pg_class c on c.oid = inhrelid"
             f" where c.relnamespace::regnamespace::text in {SCHEMAS} order by 1"),
+        "routines": rows(
+            "select p.oid::regprocedure || ' ' || coalesce(a.grantee::regrole::text, 'public') || ' ' || a.privilege_type"
+            " from pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a"
+            f" where p.pronamespace::regnamespace::text in {SCHEMAS} order by 1"),
+        "types": rows(
+            "select t.oid::regtype || ' ' || coalesce(a.grantee::regrole::text, 'public') || ' ' || a.privilege_type"
+            " from pg_type t, aclexplode(coalesce(t.typacl, acldefault('T', t.typowner))) a"
+            f" where t.typnamespace::regnamespace::text in {SCHEMAS} and t.typtype = 'e' order by 1"),
         "policies": rows("select polrelid::regclass || ' ' || polname || ' ' || pg_get_expr(polqual, polrelid)"
                          " from pg_policy order by 1") + rows(
             f"select oid::regclass from pg_class where relrowsecurity and relnamespace::regnamespace::text in {SCHEMAS}"),
@@ -122,6 +134,9 @@ def fresh(pg_cluster, rich):
     assert facts(pg_cluster, "rich") == source
     pg_cluster.psql("alter default privileges in schema app grant all on tables to rich_writer", "rich")
     pg_cluster.psql("alter default privileges in schema app grant all on sequences to rich_writer", "rich")
+    pg_cluster.psql("alter default privileges in schema app grant execute on functions to rich_writer", "rich")
+    pg_cluster.psql("alter default privileges revoke execute on functions from public", "rich")
+    pg_cluster.psql("alter default privileges in schema app grant usage on types to rich_writer", "rich")
     return vault, home, source
 
 
@@ -228,8 +243,9 @@ class TestSchemaAndDependents:
     def test_schema_comes_back_with_its_keys_to_and_from_another_schema(self, pg_cluster, fresh):
         """DROP SCHEMA app CASCADE (which drops ref's key to it), then restoring schema app:
         the keys both ways between app and ref are recreated, and everything is as in the
-        source: data, constraints, partitions, RLS policy, views, grants (the target's
-        default privileges add none), the extension and large objects untouched."""
+        source: data, constraints, partitions, RLS policy, views, grants of tables,
+        sequences, functions and types (the target's default privileges add none and take
+        none away), the extension and large objects untouched."""
         vault, _, source = fresh
         pg_cluster.psql("drop schema app cascade", "rich")
         result = restore(vault, schemas=("app",))
