@@ -90,3 +90,12 @@ class TestManPages:
         result = run_strongroom("man", "--output", tmp_path / "file" / "pages")
         assert result.returncode == 3 and "Traceback" not in result.stderr
         assert result.stderr.startswith("strongroom: error: cannot create")
+
+    def test_restore_page_has_a_section_per_workload(self, written):
+        """restore's page shows its options in the sections --help shows: every workload's, then each workload's."""
+        folder, _ = written
+        text = (folder / "strongroom-restore.1").read_text()
+        order = [text.index(f".SH {title}\n") for title in
+                 ("OPTIONS (EVERY WORKLOAD)", "POSTGRES OPTIONS", "VM OPTIONS")]
+        assert order == sorted(order)
+        assert text.index("\\-\\-to\\-database") > order[1] and text.index("\\-\\-disk") > order[2]

@@ -4,7 +4,10 @@ The command's options are the core's (``--target``, ``--force``, ``--overwrite``
 ``--json``) plus every workload's ``restore_params()``, collected when the command line
 is built; workloads read their values, and ``force`` and ``overwrite``, from the
 ``options`` given to ``Workload.restore`` (``overwrite`` also reaches
-``PointContext.restore_paths`` and ``write_entries`` by itself).
+``PointContext.restore_paths`` and ``write_entries`` by itself).  ``--help`` (and the
+manual page) shows the core's options first, then each workload's in a section named
+after it ("postgres options"); an option two workloads declare is shown once, in a
+section naming both.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from .output import Progress, emit_json, human_size, info, warn
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
     extra: list[click.Parameter] = []
-    seen: set[str] = {"target", "as_json", "spec", "paths", "force", "overwrite", "from_secondary"}
+    owners: dict[str, list[str]] = {}  # a workload option's name -> the workloads that declare it
+    core = {"target", "as_json", "spec", "paths", "force", "overwrite", "from_secondary"}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().restore_params():
-            if param.name not in seen:
-                seen.add(param.name)
+            if param.name in core:
+                continue
+            if param.name not in owners:
                 extra.append(param)
+            if name not in owners.setdefault(param.name, []):
+                owners[param.name].append(name)
     extra_names = [p.name for p in extra] + ["force", "overwrite"]
 
     @click.pass_context
@@ -79,4 +86,33 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                      help="Restore from the vault's geo secondary (read-only), as this machine recorded it."),
         *extra,
     ]
-    return json_option(click.Command("restore", callback=restore, params=params, help=restore.__doc__))
+    return json_option(RestoreCommand("restore", callback=restore, params=params, help=restore.__doc__,
+                                      owners=owners))
+
+
+class RestoreCommand(click.Command):
+    """``restore``, its help showing the options in sections: those for every workload,
+    then each workload's own ("postgres options", "vm options"...), the names unchanged."""
+
+    def __init__(self, *args, owners: dict[str, list[str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.owners = owners
+
+    def option_sections(self, ctx: click.Context) -> list[tuple[str, list[click.Parameter]]]:
+        """(title, options) in the order shown; the manual page (:mod:`.manpage`) uses them too."""
+        common: list[click.Parameter] = []
+        by_workloads: dict[tuple[str, ...], list[click.Parameter]] = {}
+        for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue
+            names = tuple(self.owners.get(param.name, ()))
+            (by_workloads.setdefault(names, []) if names else common).append(param)
+        return [("Options (every workload)", common)] + [
+            (f"{' and '.join(names)} options", params) for names, params in by_workloads.items()]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, params in self.option_sections(ctx):
+            records = [record for param in params if (record := param.get_help_record(ctx))]
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
