@@ -3,10 +3,9 @@
 :func:`run_script` streams the dump from the vault into ``pg_restore -L LIST -f -``,
 which writes the SQL of the selected entries, and pipes that through to ``psql`` (with
 ``ON_ERROR_STOP``) between ``BEGIN`` + ``before`` and ``after`` + ``COMMIT``.  The
-``COMMIT`` is written only once ``pg_restore`` has exited with success, so a
-``pg_restore`` that fails half-way (a damaged dump, say) leaves ``psql`` a transaction
-it rolls back when its input ends; an SQL error stops ``psql`` at once, which rolls back
-too.  Either way nothing is changed and the error line is returned (``psql``'s first,
+``COMMIT`` is written only once ``pg_restore`` has exited with success: when it fails
+half-way (a damaged dump, say), ``psql`` is killed and the server rolls its transaction
+back; an SQL error stops ``psql`` at once, which rolls back too.  Either way nothing is changed and the error line is returned (``psql``'s first,
 else ``pg_restore``'s).  Both tools are children tied to strongroom
 (:func:`strongroom.start_child`).
 """
@@ -52,6 +51,7 @@ def run_script(ctx: PointContext, entry: Entry, restore_argv: list[str], psql_ar
 
         feeder = threading.Thread(target=feed, name="pg-restore-feed", daemon=True)
         feeder.start()
+        psql_failed = False
         try:
             try:
                 psql.stdin.write(("BEGIN;\n" + before).encode())  # type: ignore[union-attr]
@@ -60,9 +60,12 @@ def run_script(ctx: PointContext, entry: Entry, restore_argv: list[str], psql_ar
                 feeder.join()
                 if code == 0 and not failures:
                     psql.stdin.write((after + "COMMIT;\n").encode())  # type: ignore[union-attr]
-                psql.stdin.close()  # type: ignore[union-attr]
+                    psql.stdin.close()  # type: ignore[union-attr]
+                else:
+                    psql.kill()  # its session ends without COMMIT: the server rolls it back
             except BrokenPipeError:
-                restore.kill()  # psql stopped on an error
+                psql_failed = True  # psql stopped on an error
+                restore.kill()
             psql_code = psql.wait()
             code = restore.wait()
             feeder.join()
@@ -76,7 +79,7 @@ def run_script(ctx: PointContext, entry: Entry, restore_argv: list[str], psql_ar
             restore.stdout.close()  # type: ignore[union-attr]
         if failures:
             raise failures[0]
-        if psql_code != 0:
+        if psql_failed or (psql_code != 0 and code == 0):
             psql_err.seek(0)
             return pgserver.tool_error(psql_err.read(64 * 1024).decode("utf-8", "replace"))
         if code != 0:

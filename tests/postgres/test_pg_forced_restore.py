@@ -17,7 +17,7 @@ import pytest
 
 from strongroom.testing import Cli
 from strongroom.vault import Vault
-from strongroom_postgres.errors import ForeignKeysNotValid
+from strongroom_postgres.errors import ForeignKeysNotValid, PostgresRestoreFailed
 
 SCHEMAS = "('app', 'ref')"
 
@@ -295,3 +295,23 @@ class TestSchemaAndDependents:
             pytest.skip("the citext extension is not installed with this PostgreSQL (Debian: postgresql-contrib)")
         assert pg_cluster.psql("select count(*) from app.users where email = 'user7@example.org'", "rich") == "1"
 
+
+class TestFailures:
+    def test_pg_restore_failing_half_way_changes_nothing(self, pg_cluster, fresh, tmp_path):
+        """A pg_restore that stops in the middle of a table's rows (its script cut short,
+        exit 1): the forced restore fails with exit 88 and the database is as before,
+        its keys and partitions included."""
+        vault, _, _ = fresh
+        pg_cluster.psql("delete from app.readings where id > 1000", "rich")
+        before = facts(pg_cluster, "rich")
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        for tool in ("pg_dump", "pg_dumpall", "psql"):
+            (bindir / tool).symlink_to(f"{pg_cluster.bindir}/{tool}")
+        (bindir / "pg_restore").write_text(
+            f"#!/bin/sh\n'{pg_cluster.bindir}/pg_restore' \"$@\" | head -c 60000\n"
+            "echo 'pg_restore: error: could not read input file: end of file' >&2\nexit 1\n")
+        (bindir / "pg_restore").chmod(0o755)
+        with pytest.raises(PostgresRestoreFailed, match="could not read input file.*nothing was changed"):
+            restore(vault, tables=("app.measurements", "app.readings"), force=True, bindir=str(bindir))
+        assert facts(pg_cluster, "rich") == before
