@@ -78,10 +78,10 @@ class TestManPages:
         for name in command_pages()["strongroom-vault-key"].commands:
             assert f"\\fBstrongroom\\-vault\\-key\\-{name.replace('-', chr(92) + '-')}\\fR(1)" in text
 
-    def test_a_second_run_leaves_the_pages_alone(self, written):
+    def test_a_second_run_leaves_the_pages_alone(self, tmp_path):
         """The pages hold no date: writing them again changes nothing."""
-        folder, _ = written
-        again = json.loads(run_strongroom("man", "--output", folder, "--json").stdout)
+        run_strongroom("man", "--output", tmp_path)
+        again = json.loads(run_strongroom("man", "--output", tmp_path, "--json").stdout)
         assert {p["outcome"] for p in again["pages"]} == {"unchanged"}
 
     def test_an_unwritable_folder_is_one_line(self, tmp_path):
