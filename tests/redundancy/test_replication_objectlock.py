@@ -86,3 +86,33 @@ def test_copies_to_an_object_lock_secondary_are_locked_as_the_primary_s_writes(
     report = vault.replicate()
     assert report.complete and not secondary.exists(gone)
     assert Vault.open(secondary_url).verify().ok
+
+
+def test_a_complete_run_extends_the_secondary_s_locks_when_due(strongroom_home, strongroom_s3_server, tmp_path,
+                                                              monkeypatch):
+    """Objects copied before immutability was on get locked by the next complete run (an extension is due
+    at once); the run after it, within a third of the span, extends nothing."""
+    monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "0")
+    bucket = strongroom_s3_server.create_bucket(object_lock=True)
+    configure(strongroom_home, strongroom_s3_server, bucket)
+    secondary_url = f"s3://{bucket}/vault"
+    vault = Vault.create(str(tmp_path / "primary"), name="p", redundancy=Redundancy("geo", secondary_url))
+    vault.object_locks.day = dt.timedelta(seconds=60)
+    vault.protect("files", "docs", {"paths": [str(write_files(tmp_path / "src", count=3))]})
+    vault.backup("docs")
+    assert vault.replicate().complete
+    secondary = open_store(secondary_url, strongroom_s3_server.storage_options)
+    pack = sorted(secondary.list("data/"))[0]
+    point = sorted(secondary.list("points/"))[0]
+    assert retention_of(secondary, pack) is None  # copied while immutability was off
+
+    _set(vault, "enabled")
+    assert vault.replicate().complete
+    first = {name: retention_of(secondary, name) for name in (pack, point)}
+    assert {r.mode for r in first.values()} == {"GOVERNANCE"}
+    assert all(r.until > _now() + dt.timedelta(seconds=30) for r in first.values())
+    state = strongroom_home / "object-locks" / f"{vault.vault_id}.secondary.json"
+    assert state.exists()
+
+    assert vault.replicate().complete  # not due again yet
+    assert {name: retention_of(secondary, name) for name in (pack, point)} == first

@@ -25,7 +25,9 @@
 - **Object lock on the secondary**: with the vault's ``object_locks``
   (:class:`~strongroom.services.objectlocks.ObjectLockService`), every copy to a
   secondary whose storage has object lock is locked as the primary's writes are, while
-  the vault's immutability is on (:func:`secondary_lock_policy`).
+  the vault's immutability is on, and a complete run extends the locks there when due
+  (:mod:`strongroom.services.geolocks`; its state beside the vault's, in
+  ``object-locks/<vault-id>.secondary.json`` of this machine's home).
 - :meth:`~GeoService.status` is ``vault info``'s ``replication``: the secondary, and its
   lag (objects and bytes pending, the oldest point it lacks), or the error reaching it
   (bounded in time the same way, by :data:`DEFAULT_TIMEOUT` at least).
@@ -57,8 +59,7 @@ from ..config import _load_file, config_path
 from ..errors import StorageError, StrongroomError
 from ..policy.redundancy import Redundancy
 from ..storage.base import Store
-from ..storage.capabilities import capabilities_of, object_lock_of
-from ..storage.locking import LockPolicy
+from .geolocks import extend_secondary_locks, secondary_lock_policy
 from .replication import Lag, ReplicationReport, Replicator
 
 __all__ = [
@@ -137,19 +138,6 @@ def replication_timeout() -> float:
             except (TypeError, ValueError):
                 pass
     return DEFAULT_TIMEOUT
-
-
-def secondary_lock_policy(locks: Any, store: Store) -> LockPolicy | None:
-    """How copies to ``store`` are locked: as :meth:`ObjectLockService.policy
-    <strongroom.services.objectlocks.ObjectLockService.policy>` locks the primary's writes
-    (the vault's immutability mode, for ``lock_days`` of ``locks.day``), when ``store``'s
-    storage has object lock; None otherwise."""
-    imm = locks.immutability()
-    if not imm.on or imm.lock_mode is None:
-        return None
-    if not capabilities_of(store).object_lock or not object_lock_of(store).enabled:
-        return None
-    return LockPolicy(imm.lock_mode, imm.lock_days * locks.day)
 
 
 @attrs.define
@@ -232,6 +220,10 @@ class GeoService:
 
         def run() -> ReplicationReport:
             done = self.replicator().run(deadline=deadline, progress=progress, report=report)
+            if done.complete and self.object_locks is not None:
+                state = self.object_locks.state_file
+                extend_secondary_locks(self.object_locks, self.secondary_store(),
+                                       state.with_name(f"{self.vault_id}.secondary.json") if state else None)
             if check_lag and not done.complete:
                 self._check_lag(self.replicator().lag())
             return done
