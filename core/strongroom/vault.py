@@ -339,10 +339,12 @@ class Vault:
         ctx = KeyContext(vault_id=config.vault_id, home=_home(home), passphrase=passphrase or PassphraseSource())
         slot = None
         if master is None:
-            master, slot = keyring.unlock(store, ctx, plugins.key_providers)
+            master, slot = keyring.unlock(store, ctx, plugins.key_providers, notice=False)
             record_use(ctx.home, config.vault_id, slot.slot_id)  # "last used here" (services/slotuse.py)
         repo = Repository(store, master)
         vault = cls(store, config, master, newest_settings(repo, config.vault_id), plugins, ctx, slot, repo)
+        if slot is not None:
+            keyring.notice_of(slot)  # only now: a vault refused for its settings' format says nothing else
         plugins.hook.strongroom_vault_opened(vault=vault)
         return vault
 

@@ -105,8 +105,11 @@ def load_slots(store: Store, problems: list[str] | None = None, vault_id: str | 
     return list(found.slots)
 
 
-def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKey, KeySlot]:
-    """Try the slots, local ones first, and return the master key and the slot that opened."""
+def unlock(store: Store, ctx: KeyContext, providers: Registry, *, notice: bool = True) -> tuple[MasterKey, KeySlot]:
+    """Try the slots, local ones first, and return the master key and the slot that opened.
+
+    With ``notice`` off the caller gives the slot's notice lines (:func:`notice`) itself,
+    once it knows the vault opens (a vault refused for its format prints only the refusal)."""
     found = survey(store, ctx.vault_id)
     reasons = found.problems
     if not found.slots:
@@ -129,7 +132,8 @@ def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKe
             continue
         master = unwrap_master_key(slot, kek, vault_id=ctx.vault_id)
         if master is not None:
-            _notice(slot)
+            if notice:
+                notice_of(slot)
             return master, slot
         if slot.provider == "passphrase":
             wrong_passphrase = True
@@ -141,7 +145,8 @@ def unlock(store: Store, ctx: KeyContext, providers: Registry) -> tuple[MasterKe
     raise KeyNotAvailable(vault_id=ctx.vault_id, reason="; ".join(reasons))
 
 
-def _notice(slot: KeySlot) -> None:
+def notice_of(slot: KeySlot) -> None:
+    """Log the notice lines of a slot that opened: an old format, a weak passphrase cost."""
     if slot.is_old:
         log.warning("note: key slot %s is in the old format (version %d: its label and parameters are not"
                     " authenticated); 'strongroom vault key upgrade' rewrites it", slot.slot_id, slot.version)
