@@ -1,15 +1,19 @@
 #!/bin/sh
 # The main job on the default local-folder vault: protect a sample folder, back it up
 # twice, list the points, restore one file and show that it matches.
+# Sets up only what the demo needs (scripts/setup.sh with SETUP=demo: python3-venv, the
+# base apt list, strongroom without extras).  DEMO: the folder to run in (default: demo).
 set -eu
 cd "$(dirname "$0")/.."
+SETUP=demo
 . scripts/setup.sh
 DEMO=${DEMO:-demo}
+case "$DEMO" in /*) DEMO_DIR=$DEMO ;; *) DEMO_DIR="$PWD/$DEMO" ;; esac
 SR="$(dirname "$PY")/strongroom"
 rm -rf "$DEMO"
 mkdir -p "$DEMO/source/docs/reports" "$DEMO/source/photos"
-export STRONGROOM_HOME="$PWD/$DEMO/home"
-export STRONGROOM_VAULT="$PWD/$DEMO/vault"
+export STRONGROOM_HOME="$DEMO_DIR/home"
+export STRONGROOM_VAULT="$DEMO_DIR/vault"
 
 # A sample folder: text, binary data, a symlink, an empty folder.
 "$PY" - "$DEMO/source" <<'PYEOF'
