@@ -433,6 +433,7 @@ class _Copier:
         self.read: dict[str, cf.Future] = {}  # read ahead, not yet copied
         self.taken: set[str] = set()  # copies submitted
         self.held: dict[str, int] = {}  # bytes read ahead, per name, until copied
+        self.held_bytes = 0
         #: The whole plan (plan, compare), when ``plan`` holds only packs listed first: until it
         #: is merged, only packs are copied.
         self.later = later
@@ -456,7 +457,7 @@ class _Copier:
                         self.taken.add(name)
                         future = copier.submit(self.r.copy_one, name, self.read.pop(name, None), name in self.compare)
                         copies[future] = name
-                    while self.to_read and len(reads) < READ_AHEAD and sum(self.held.values()) < READ_AHEAD_BYTES:
+                    while self.to_read and len(reads) < READ_AHEAD and self.held_bytes < READ_AHEAD_BYTES:
                         name = self.to_read.popleft()
                         if name not in self.taken:
                             future = reader.submit(self.r.fetch, name)
@@ -474,6 +475,7 @@ class _Copier:
                             data = future.result() if future.exception() is None else None
                             if name in self.read and data is not None:
                                 self.held[name] = len(data)
+                                self.held_bytes += len(data)
                         else:
                             self._landed(copies.pop(future), future)
             finally:
@@ -545,7 +547,7 @@ class _Copier:
 
     def _landed(self, name: str, future: cf.Future) -> None:
         size = future.result()  # a failed copy raises here, in the caller's thread
-        self.held.pop(name, None)
+        self.held_bytes -= self.held.pop(name, 0)
         if size is not None:
             self.landed.add(name)  # on the secondary now
         if size is not None and size != SAME:
