@@ -9,6 +9,7 @@ then terminated as a server shutdown would, and pg_dump resumed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class TestServerGoesAway:
         assert proc.returncode == 87, err
         lines = err.strip().splitlines()
         assert len(lines) == 1, err
-        assert lines[0].startswith("strongroom: error: pg_dump of database 'bigdump' failed:"
-                                   ' Dumping the contents of table "big" failed: PQgetCopyData() failed: '), err
+        # PQgetCopyData() or PQgetResult(), as the session ended in or just after the rows
+        assert re.match(r"strongroom: error: pg_dump of database 'bigdump' failed:"
+                        r' Dumping the contents of table "big" failed: PQget\w+\(\) failed: ', lines[0]), err
         assert "terminating connection" in lines[0] or "server closed the connection" in lines[0], err
