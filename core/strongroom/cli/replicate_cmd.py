@@ -2,8 +2,8 @@
 
 Copies what the secondary (``vault redundancy set geo --secondary URL``) lacks, in commit
 order (:mod:`strongroom.services.replication`), for ``replication_timeout`` seconds at
-most (``config.toml`` or ``STRONGROOM_REPLICATION_TIMEOUT``; default 5), or until done
-with ``--wait``; what is left waits for the next run and is said so (as is a vault that
+most (``config.toml`` or ``STRONGROOM_REPLICATION_TIMEOUT``; default 5; 0, which turns
+replication after backups off, leaves this command unbounded), or until done with ``--wait``; what is left waits for the next run and is said so (as is a vault that
 kept changing during the run: its heads wait).  The bound holds even for a secondary
 that never answers (:mod:`strongroom.services.geo`): one line, a storage exit code, and
 the ``replication.lag`` alert.  ``--lag`` copies nothing and says how far behind the
@@ -42,7 +42,8 @@ def replicate(ctx, wait, lag_only, as_json):
                        f" {lag.points} point(s){since}.")
         return
     progress = Progress(not as_json)
-    report = vault.replicate(timeout=None if wait else replication_timeout(), progress=progress.show)
+    bound = replication_timeout()
+    report = vault.replicate(timeout=None if wait or not bound else bound, progress=progress.show)
     progress.done()
     if as_json:
         emit_json({"secondary": secondary, **report.to_dict()})
