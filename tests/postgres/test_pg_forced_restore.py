@@ -30,6 +30,7 @@ create extension if not exists citext;
 create schema app;
 create schema ref;
 create table ref.countries(code text primary key, name text not null);
+grant select on ref.countries to rich_reader;
 create table app.cities(id int primary key, name text not null, country text not null references ref.countries(code));
 create table ref.capitals(city int primary key references app.cities(id), since int);
 create table app.users(id int primary key, email citext unique not null);
@@ -294,6 +295,18 @@ class TestSchemaAndDependents:
         if "citext" not in source["extensions"]:
             pytest.skip("the citext extension is not installed with this PostgreSQL (Debian: postgresql-contrib)")
         assert pg_cluster.psql("select count(*) from app.users where email = 'user7@example.org'", "rich") == "1"
+
+    def test_no_owner_restores_without_grants(self, pg_cluster, rich):
+        """With --no-owner a table comes back owned by the restoring user, without the
+        point's grants (and its grants are not touched)."""
+        vault, _, source = rich
+        pg_cluster.dropdb("rich_cities")
+        vault.restore("db", None, None, options={"to_database": "rich_cities", "tables": ("ref.countries",),
+                                                 "no_owner": True})
+        assert pg_cluster.table_digest("rich_cities", "ref.countries") == source["data"]["ref.countries"]
+        grants = pg_cluster.psql("select count(*) from pg_class c, aclexplode(c.relacl) a"
+                                 " where c.oid = 'ref.countries'::regclass", "rich_cities")
+        assert grants == "0"
 
 
 class TestFailures:
