@@ -5,7 +5,8 @@ transaction (:mod:`.script` runs the three as one).
 :func:`inspect_target`):
 
 - the foreign keys of tables that are *not* restored which reference a replaced table
-  are dropped (and added back after, see below);
+  (or a partitioned table above a replaced partition: a partition others reference
+  cannot be detached) are dropped, and added back after (see below);
 - a replaced partition whose partitioned table is not restored is detached from it (and
   attached back by the dump's ``ATTACH PARTITION``, which the selection includes when
   the partitioned table exists, see :mod:`.selection`);
@@ -122,16 +123,20 @@ class Replacement:
 
 
 _INSPECT = """
-with rels as (
+with recursive rels as (
   select c.oid, c.relkind, n.nspname, c.relname from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
-  join json_array_elements({wanted}::json) w on w->>0 = n.nspname and w->>1 = c.relname)
+  join json_array_elements({wanted}::json) w on w->>0 = n.nspname and w->>1 = c.relname),
+referenced(oid) as (
+  select oid from rels
+  union
+  select i.inhparent from pg_inherits i join referenced r on i.inhrelid = r.oid)
 select json_build_object(
  'relations', (select coalesce(json_agg(json_build_array(nspname, relname, relkind)), '[]') from rels),
  'keys', (select coalesce(json_agg(json_build_array(n.nspname, c.relname, k.conname,
                                                     pg_get_constraintdef(k.oid)) order by k.oid), '[]')
           from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
-          where k.contype = 'f' and k.conparentid = 0 and k.confrelid in (select oid from rels)
+          where k.contype = 'f' and k.conparentid = 0 and k.confrelid in (select oid from referenced)
             and k.conrelid not in (select oid from rels)),
  'parents', (select coalesce(json_agg(json_build_array(r.nspname, r.relname, pn.nspname, p.relname,
                                                        pg_get_expr(c.relpartbound, c.oid))), '[]')
