@@ -159,7 +159,9 @@ def group_of(name: str) -> Group | None:
 @attrs.define
 class ReplicationReport:
     """What one run did: objects and bytes copied and deleted, and whether it completed
-    (``complete``: the secondary held everything the primary listed when it ended)."""
+    (``complete``: the secondary held everything the primary listed when it ended);
+    ``stopped``: why it did not ("deadline", or "primary changing": a head was written on
+    the primary during each of its :data:`PASSES` passes); ``passes``: how many."""
 
     copied: int = 0
     copied_bytes: int = 0
