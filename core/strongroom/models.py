@@ -298,7 +298,9 @@ class RecoveryPoint:
 
     ``expires_at`` and ``tags`` are the retention computed when the point was made;
     ``retain_until`` the on-demand backup's own retention; ``trigger`` what started the
-    backup.  Later changes (retention re-evaluated, state) live in point status documents
+    backup; ``user_tags`` the tags given to ``backup --tag``, ``host`` and ``paths`` where
+    and from what the point was made.  Later changes (retention re-evaluated, state) live
+    in point status documents
     (:mod:`strongroom.pointstatus`); :meth:`Vault.points` returns headers with the newest
     status applied.
     """
@@ -319,6 +321,13 @@ class RecoveryPoint:
     extra: dict = attrs.field(factory=dict)
     retain_until: str | None = None
     trigger: str = "on_demand"
+    #: the operator's tags (``backup --tag``); ``tags`` are retention's.  Headers written
+    #: before these three fields read as none, "" and none.
+    user_tags: tuple[str, ...] = ()
+    #: the host that made the point, and the source paths it read (for ``points --host``
+    #: and ``--path``; a workload without paths records none)
+    host: str = ""
+    paths: tuple[str, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -332,6 +341,8 @@ class RecoveryPoint:
         doc = attrs.asdict(self)
         doc["warnings"] = list(self.warnings)
         doc["tags"] = list(self.tags)
+        doc["user_tags"] = list(self.user_tags)
+        doc["paths"] = list(self.paths)
         return doc
 
     @classmethod
@@ -386,7 +397,7 @@ class DamagedPoint:
 #: than any job runs and cannot be checked (another host); see ``services/jobs.py``.
 JOB_STATES = ("in_progress", "completed", "completed_with_warnings", "failed", "cancelled", "abandoned", "stale")
 #: The kinds of job strongroom records (``strongroom jobs --type``).
-JOB_TYPES = ("backup", "restore", "verify", "repair", "prune", "drill", "stop", "resume", "undelete")
+JOB_TYPES = ("backup", "restore", "verify", "repair", "prune", "drill", "stop", "resume", "undelete", "update")
 
 
 @attrs.frozen

@@ -474,6 +474,13 @@ class Vault:
         with self.journal.operation("items.resume", {"item": item, "policy": policy}):
             return self._lifecycle.resume(item, policy=policy, ticket=ticket)
 
+    def update_item(self, item: str, *, source: dict | None = None, policy: str | None = None,
+                    ticket: str | None = None) -> ProtectedItem:
+        """A new version of protected ``item`` with another ``source`` and/or ``policy``, which
+        the next backup follows (:meth:`strongroom.services.lifecycle.Lifecycle.update`)."""
+        with self.journal.operation("items.update", {"item": item, "policy": policy, "source": source is not None}):
+            return self._lifecycle.update(item, source=source, policy=policy, ticket=ticket)
+
     def undelete_item(self, item: str) -> ProtectedItem:
         """Bring back a deleted ``item`` (stopped, retain forever) with the points its deletion
         soft-deleted (:mod:`strongroom.services.softdelete`)."""
@@ -523,10 +530,13 @@ class Vault:
 
     def backup(self, item: str, *, progress: Callable[[BackupStats], None] | None = None,
                retain_until: dt.datetime | None = None, trigger: str = "on_demand",
-               slot: dt.datetime | None = None) -> RecoveryPoint:
-        """Back up ``item`` now (:mod:`strongroom.services.backup`)."""
-        with self._journaled_job("backup", {"item": item, "trigger": trigger, "retain_until": retain_until}):
-            point = self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot)
+               slot: dt.datetime | None = None, tags: Sequence[str] = ()) -> RecoveryPoint:
+        """Back up ``item`` now (:mod:`strongroom.services.backup`); ``tags`` are the
+        operator's, kept in the point header."""
+        params = {"item": item, "trigger": trigger, "retain_until": retain_until, **({"tags": list(tags)} if tags else {})}
+        with self._journaled_job("backup", params):
+            point = self._backup.run(item, progress=progress, retain_until=retain_until, trigger=trigger, slot=slot,
+                                     tags=tags)
         self.geo.after_backup()  # bounded in time; a failure is an alert (services/geo.py)
         return point
 

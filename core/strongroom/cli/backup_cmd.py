@@ -1,7 +1,12 @@
-"""``strongroom backup ITEM``: an on-demand backup."""
+"""``strongroom backup ITEM [--tag T ...]``: an on-demand backup.
+
+``--tag`` (repeatable) puts the operator's tags into the point header (``user_tags``),
+which ``points --tag`` filters on: 1 to 64 characters each, no spaces, no commas.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -15,9 +20,11 @@ from .output import Progress, emit_json, human_size, info, warn
 @click.argument("item", shell_complete=complete_item)
 @click.option("--retain-until", metavar="WHEN",
               help="Keep this point at least until WHEN: a date (kept through that day), a date and time, or a duration (30d).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", callback=lambda ctx, param, value: _tags(value),
+              help="Tag the point (repeatable; 'points --tag' finds it): no spaces or commas.")
 @json_option
 @click.pass_context
-def backup(ctx, item, retain_until, as_json):
+def backup(ctx, item, retain_until, tags, as_json):
     """Back up ITEM now and create a recovery point."""
     v = app(ctx).open_vault()
     until = None
@@ -36,7 +43,7 @@ def backup(ctx, item, retain_until, as_json):
             f" {stats.files_unchanged} unchanged"
         )
 
-    point = v.backup(item, progress=show, retain_until=until)
+    point = v.backup(item, progress=show, retain_until=until, tags=tags)
     progress.done()
     for message in point.warnings:
         warn(message)
@@ -53,3 +60,14 @@ def backup(ctx, item, retain_until, as_json):
         )
     if point.warnings:
         sys.exit(1)  # completed with warnings
+
+
+_TAG = re.compile(r"[^\s,]{1,64}")
+
+
+def _tags(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not _TAG.fullmatch(value):
+            raise click.BadParameter(f"{value!r} is not a tag: 1 to 64 characters, no spaces or commas",
+                                     param_hint="'--tag'")
+    return values

@@ -10,6 +10,8 @@ Soft-deleted points (:mod:`strongroom.services.softdelete`) are left out; ``--de
 lists them alone, with when they were deleted, why, and when they are purged.
 ``points ITEM`` is ``points list ITEM``: a first word that is not a subcommand is an item
 (an item called ``delete`` is listed with ``points list delete``).
+``--tag``, ``--host`` and ``--path`` keep the points whose header matches
+(:mod:`.pointfilter`); damaged points, whose header cannot be read, are left out then.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import click
 from .common import app, confirm_destructive, json_option, split_item_point, ticket_option
 from .completion import complete_item, complete_point
 from .output import emit_json, human_size, short_time, table, warn
+from .pointfilter import PointFilter
 
 
 class _PointsGroup(click.Group):
@@ -40,16 +43,23 @@ def points():
 @click.argument("item", required=False, shell_complete=complete_item)
 @click.option("--deleted", is_flag=True, help="List the soft-deleted points instead, with their purge time.")
 @click.option("--from-secondary", is_flag=True, help="List the points of the vault's geo secondary (read-only).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Only points with this tag (repeatable: any of them; 'a,b': both).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="Only points made on HOST (repeatable).")
+@click.option("--path", "paths", multiple=True, metavar="PATH", help="Only points that read PATH (repeatable).")
 @json_option
 @click.pass_context
-def list_(ctx, item, deleted, from_secondary, as_json):
+def list_(ctx, item, deleted, from_secondary, tags, hosts, paths, as_json):
     """List recovery points (of ITEM, or of every item), damaged ones too."""
     app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
     vault = app(ctx).open_vault()
+    keep = PointFilter(tags, hosts, paths)
     if deleted:
-        _list_deleted(vault, item, as_json)
+        _list_deleted(vault, item, as_json, keep)
         return
     survey = vault.point_survey(item)
+    if keep.active:
+        survey = attrs.evolve(survey, points=tuple(keep.apply(survey.points)), damaged=())
     if survey.rollback:  # the vault's storage went back to an older state (services/head.py)
         warn(survey.rollback)
     names = {i.item_id: i.name for i in vault.items()} if survey.damaged and not item else {}
@@ -77,8 +87,8 @@ def list_(ctx, item, deleted, from_secondary, as_json):
                    err=True)
 
 
-def _list_deleted(vault, item, as_json) -> None:
-    found = vault.deleted_points(item)
+def _list_deleted(vault, item, as_json, keep: PointFilter) -> None:
+    found = [d for d in vault.deleted_points(item) if keep.keeps(d.point)]
     if as_json:
         emit_json([{"id": d.point_id, **d.to_dict()} for d in found])
         return

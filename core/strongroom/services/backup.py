@@ -22,7 +22,9 @@
    parent's copy of that folder (:mod:`~strongroom.engine.backup`); either way with a
    warning on the point;
 5. data a prune marked meanwhile and this point needs is rescued, the point's initial
-   retention is computed, and its header is written: the commit.  Until then nothing
+   retention is computed, and its header is written: the commit (with the operator's
+   ``tags``, this host's name and the source's paths, for ``points --tag/--host/--path``).
+   Until then nothing
    refers to the new data, so a failed or killed backup leaves no point and the next
    backup reuses the packs it uploaded.  A vault head then records the point.
 
@@ -35,7 +37,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING, Callable
+import socket
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..contexts import BackupContext, PointView
 from ..errors import IntegrityError, ItemStateError
@@ -80,9 +83,10 @@ class BackupService:
 
     def run(self, name: str, *, progress: Callable[[BackupStats], None] | None = None,
             retain_until: dt.datetime | None = None, trigger: str = "on_demand",
-            slot: dt.datetime | None = None) -> RecoveryPoint:
+            slot: dt.datetime | None = None, tags: Sequence[str] = ()) -> RecoveryPoint:
         """Back up item ``name`` now; ``retain_until`` keeps the point at least that long;
-        ``trigger`` and ``slot`` record a scheduled run (``run-due``)."""
+        ``trigger`` and ``slot`` record a scheduled run (``run-due``); ``tags`` go into the
+        point header (``user_tags``)."""
         item = self.items.get(name)
         if item.state != PROTECTED:
             raise ItemStateError(item=item.name, state=item.state, reason="backups need a protected item; resume it first")
@@ -90,7 +94,7 @@ class BackupService:
             self.retention.check_retain_until(retain_until)
         with self.jobs.running("backup", item.name, trigger=trigger, slot=iso(slot) if slot else None) as run:
             self.hooks.before_backup(item)
-            point = self.hooks.around_backup(item, lambda: self._commit(item, progress, retain_until, trigger))
+            point = self.hooks.around_backup(item, lambda: self._commit(item, progress, retain_until, trigger, tags))
             self.hooks.point_created(item, point)
             run.end("completed_with_warnings" if point.warnings else "completed", point=point.point_id,
                     bytes=point.stats.get("bytes_read", 0), warnings=point.warnings,
@@ -98,7 +102,7 @@ class BackupService:
         return point
 
     def _commit(self, item: ProtectedItem, progress: Callable[[BackupStats], None] | None,
-                retain_until: dt.datetime | None, trigger: str) -> RecoveryPoint:
+                retain_until: dt.datetime | None, trigger: str, tags: Sequence[str] = ()) -> RecoveryPoint:
         from ..engine.backup import BackupEngine
         from ..engine.gcstate import GcView
 
@@ -145,6 +149,7 @@ class BackupService:
             + _foreign_warning(repo.foreign),
             expires_at=iso(verdict.expires_at) if verdict.expires_at else None, tags=verdict.tags,
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
+            user_tags=tuple(dict.fromkeys(tags)), host=socket.gethostname(), paths=_source_paths(item),
         )
         repo.put_document(point.object_name, point.to_dict())  # the commit point
         self.heads.record("backup")
@@ -161,6 +166,12 @@ class BackupService:
         except IntegrityError as exc:
             return None, [f"the parent point {parent.short_id} cannot be read ({exc}); backed up without a parent"]
         return tree, []
+
+
+def _source_paths(item: ProtectedItem) -> tuple[str, ...]:
+    """The paths the item's source lists (``paths`` of a files item), as text; none otherwise."""
+    paths = item.source.get("paths")
+    return tuple(str(p) for p in paths) if isinstance(paths, (list, tuple)) else ()
 
 
 def _foreign_warning(foreign: set[str]) -> tuple[str, ...]:

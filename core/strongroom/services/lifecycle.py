@@ -28,6 +28,12 @@ expired; a stop or resume that would shorten the retention of existing points
 a ``retention.shorten`` ticket (``item=NAME``) with a guard.  Both are checked before
 anything is written.
 
+``items update`` changes a protected item's source (validated by its workload) or policy:
+a new version of the item, which the next backup follows (points already made keep what
+they hold).  It is refused for a stopped or a deleted item, and a new policy goes through
+the same check as a resume with another policy (a shortening of retention is refused
+while immutability is on, and needs a ``retention.shorten`` ticket with a guard).
+
 On-demand backups (``strongroom backup``) need the protected state (with or without a
 policy).  Each change appends a new item version, records a job (``stop`` or
 ``resume``) and re-evaluates the retention of the item's points, writing a status
@@ -132,6 +138,33 @@ class Lifecycle:
                     f"resuming item '{name}' with policy '{chosen}'")
         return self._change(item, "resume", state=PROTECTED, policy=chosen)
 
+    def update(self, name: str, *, source: dict | None = None, policy: str | None = None,
+               ticket: str | None = None) -> ProtectedItem:
+        """A new version of protected item ``name`` with ``source`` (checked by its workload's
+        ``validate_source``) and/or ``policy``; the item as it was when nothing changes."""
+        item = self.items.get(name)
+        if item.state == DELETED:
+            raise ItemStateError(item=name, state=item.state, reason="its data was deleted; protect the source again as a new item")
+        if item.state != PROTECTED:
+            raise ItemStateError(item=name, state=item.state, reason="it is stopped; 'items resume' it first")
+        if source is None and policy is None:
+            raise UsageError(message="nothing to change: give the workload's options (--path, --exclude...) or --policy NAME")
+        if policy is not None and self.policies.find(policy) is None:
+            raise PolicyNotFound(policy=policy)
+        changes: dict[str, object] = {}
+        if source is not None:
+            validated = self.workload(item.workload).validate_source(source)
+            if validated != item.source:
+                changes["source"] = validated
+        if policy is not None and policy != item.policy:
+            changes["policy"] = policy
+        if not changes:
+            return item
+        if "policy" in changes:
+            self._allow(item, attrs.evolve(item, **changes), ticket,  # type: ignore[arg-type]
+                        f"updating item '{name}' to policy '{policy}'")
+        return self._change(item, "update", **changes)
+
     def undelete(self, name: str) -> ProtectedItem:
         """Bring back deleted item ``name``, stopped with retain forever, and the points its
         deletion soft-deleted."""
@@ -177,7 +210,10 @@ class Lifecycle:
             self.retention.allow_shortening({"item": before.name}, ticket, what, shortened)
 
     def _change(self, item: ProtectedItem, job_type: str, **changes: object) -> ProtectedItem:
-        with self.jobs.running(job_type, item.name, **{k: v for k, v in changes.items() if k != "state"}) as run:
+        details = {k: v for k, v in changes.items() if k not in ("state", "source")}  # a source may name secrets
+        if "source" in changes:
+            details["source_changed"] = True
+        with self.jobs.running(job_type, item.name, **details) as run:
             updated = self.items.put(attrs.evolve(item, **changes))
             statuses = self.retention.reevaluate([updated])
             run.end("completed", details={"state": updated.state, "policy": updated.policy,
