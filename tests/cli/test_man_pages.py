@@ -99,3 +99,15 @@ class TestManPages:
                  ("OPTIONS (EVERY WORKLOAD)", "POSTGRES OPTIONS", "VM OPTIONS")]
         assert order == sorted(order)
         assert text.index("\\-\\-to\\-database") > order[1] and text.index("\\-\\-disk") > order[2]
+
+    def test_the_root_page_has_environment_and_exit_status(self, written):
+        """strongroom(1) names the environment variables and every exit code of strongroom.errors."""
+        from strongroom import errors
+
+        folder, _ = written
+        text = (folder / "strongroom.1").read_text()
+        assert ".SH ENVIRONMENT" in text and "STRONGROOM_VAULT" in text and "STRONGROOM_PASSPHRASE" in text
+        status = text.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+        for cls in (errors.ItemNotFound, errors.UsageError, errors.NoVaultGiven):
+            listed = status.split(f"\\fB{cls.exit_code}\\fR\n", 1)[1].split("\n", 1)[0]
+            assert cls.__name__ in listed.split(", ")

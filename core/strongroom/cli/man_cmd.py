@@ -16,10 +16,42 @@ from pathlib import Path
 
 import click
 
+from .. import errors
 from ..errors import UsageError
 from .common import json_option
-from .manpage import pages
+from .manpage import Sections, pages
 from .output import emit_json, info
+
+#: The root page's ENVIRONMENT: what each variable does (the guide's table, shortened).
+ENVIRONMENT = [
+    ("STRONGROOM_VAULT", "The vault URL when --vault is not given (else default_vault in config.toml)."),
+    ("STRONGROOM_HOME", "The folder of the local key store (keys/) and config.toml; default ~/.config/strongroom."),
+    ("STRONGROOM_PASSPHRASE", "The passphrase that opens a passphrase slot (never taken for vault key add)."),
+    ("STRONGROOM_STORAGE_OPTIONS", "A JSON object of storage options for every vault URL."),
+    ("STRONGROOM_DISABLE_PLUGINS", "Comma-separated plugins not to load, as --disable-plugin."),
+    ("STRONGROOM_LOG_LEVEL", "debug, info, warning or error, when --log-level is not given."),
+    ("STRONGROOM_DEBUG", "Any non-empty value: errors print a traceback before their line."),
+]
+
+
+def exit_status() -> list[tuple[str, str]]:
+    """The root page's EXIT STATUS: the codes of the command line and of every error class
+    of strongroom.errors, by code (workloads add their own: their docs list them)."""
+    from . import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_TERMINATED, EXIT_WARNINGS
+
+    by_code: dict[int, list[str]] = {0: ["success"], EXIT_WARNINGS: ["completed with warnings"],
+                                     2: ["a usage error on the command line"]}
+    for name, cls in sorted(vars(errors).items()):
+        if isinstance(cls, type) and issubclass(cls, errors.StrongroomError) and cls.__module__ == errors.__name__:
+            by_code.setdefault(cls.exit_code, []).append(name)
+    by_code.update({EXIT_INTERNAL: ["an internal error (a bug)"], EXIT_INTERRUPTED: ["interrupted (Ctrl-C)"],
+                    EXIT_PIPE_CLOSED: ["standard output was closed"], EXIT_TERMINATED: ["terminated (SIGTERM)"]})
+    return [(str(code), ", ".join(names)) for code, names in sorted(by_code.items())] + [
+        ("docs/cli.md", "lists what each code means, with the codes of the built-in workloads")]
+
+
+def root_sections() -> Sections:
+    return [("Environment", ENVIRONMENT), ("Exit status", exit_status())]
 
 
 def _write(path: Path, text: str) -> bool:
@@ -53,7 +85,7 @@ def man(ctx: click.Context, output: str, as_json: bool) -> None:
         raise UsageError(message=f"cannot create {folder}: {exc.strerror}") from None
     version = importlib.metadata.version("strongroom")
     outcomes = {}
-    for page in pages(ctx.find_root().command, version):
+    for page in pages(ctx.find_root().command, version, root_sections=root_sections()):
         path = folder / page.filename
         outcomes[page.name] = "written" if _write(path, page.text) else "unchanged"
     if as_json:

@@ -6,8 +6,8 @@ command, named as ``git`` names its pages: ``strongroom`` for the root,
 what ``--help`` shows, through click's own pieces (the usage line, each option's help
 record with its default and range, the help text with its ``\\b`` blocks kept as they
 are), so a page says what ``--help`` says: NAME, SYNOPSIS, DESCRIPTION, OPTIONS (in the
-sections a command groups them in, see :func:`option_sections`), COMMANDS for a group,
-SEE ALSO.  Hidden commands and options are left out.  Pages hold no date (the version
+sections a command groups them in, see :func:`option_sections`), sections the caller adds
+(the root page's ENVIRONMENT and EXIT STATUS), COMMANDS for a group, SEE ALSO.  Hidden commands and options are left out.  Pages hold no date (the version
 stands in the footer), so the same code writes the same bytes.
 
 It promises text that ``groff -man`` reads without a warning: backslashes, hyphens and
@@ -88,8 +88,14 @@ def page_name(path: list[str]) -> str:
     return "-".join(path)
 
 
-def render(command: click.Command, ctx: click.Context, path: list[str], version: str) -> ManPage:
-    """The page of ``command``, reached from the root by the names in ``path``."""
+#: Extra sections of a page: (title, [(term, text), ...]), shown after the options.
+Sections = list[tuple[str, list[tuple[str, str]]]]
+
+
+def render(command: click.Command, ctx: click.Context, path: list[str], version: str,
+           extra: Sections = ()) -> ManPage:
+    """The page of ``command``, reached from the root by the names in ``path``; ``extra``
+    sections (the root's environment and exit status) come after its options."""
     name = page_name(path)
     summary = command.get_short_help_str(limit=200) or name
     lines = [
@@ -103,6 +109,10 @@ def render(command: click.Command, ctx: click.Context, path: list[str], version:
         body = _options(params, ctx)
         if body:
             lines += [f".SH {escape(title.upper())}", *body]
+    for title, entries in extra:
+        lines.append(f".SH {escape(title.upper())}")
+        for term, text in entries:
+            lines += [".TP", f"\\fB{escape(term)}\\fR", _line(text)]
     subcommands = _visible_subcommands(command, ctx)
     if subcommands:
         lines.append(".SH COMMANDS")
@@ -127,12 +137,14 @@ def _visible_subcommands(command: click.Command, ctx: click.Context) -> list[tup
     return found
 
 
-def pages(root: click.Command, version: str, prog: str = "strongroom") -> Iterator[ManPage]:
-    """Every page of the tree under ``root``, the root's first, then depth first."""
+def pages(root: click.Command, version: str, prog: str = "strongroom",
+          root_sections: Sections = ()) -> Iterator[ManPage]:
+    """Every page of the tree under ``root``, the root's first (with ``root_sections``),
+    then depth first."""
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> Iterator[ManPage]:
         ctx = command.context_class(command, info_name=path[-1], parent=parent, **command.context_settings)
-        yield render(command, ctx, path, version)
+        yield render(command, ctx, path, version, root_sections if parent is None else ())
         for sub_name, sub in _visible_subcommands(command, ctx):
             yield from walk(sub, [*path, sub_name], ctx)
 
