@@ -2,8 +2,8 @@
 of the groups it comes after has ended, whatever overlaps; the journal lands oldest first.
 
 The order is stated here (:data:`REQUIRED`), not taken from the module.  The secondary is
-a store that records when each put starts and ends (one counter for both), for a new secondary (whose key slots, identity and packs are listed first) and for an
-incremental run.
+a store that records when each put starts and ends (one counter for both), for a new
+secondary (whose key slots, identity and packs are listed first) and for an incremental run.
 """
 
 from __future__ import annotations
