@@ -46,4 +46,5 @@ class TestExitCodeExamples:
         assert result.returncode == errors.UsageError.exit_code == 3, result.stderr
         assert "invalid item name" in result.stderr and "Traceback" not in result.stderr
         row_2 = [line for line in CLI_MD.splitlines() if line.startswith("| 2 | `StrongroomError`")]
-        assert row_2 and "invalid item name" not in row_2[0]
+        assert row_2 and "for example an invalid item name" not in row_2[0]
+        assert "An invalid item name is a `UsageError`, 3" in row_2[0]
