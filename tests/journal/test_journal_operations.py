@@ -142,7 +142,7 @@ class TestAuditCommand:
         self._vault(vault_url, cli, src)
         lines = cli("vault", "audit").stdout.splitlines()
         assert lines[0].split()[:6] == ["TIME", "HOST", "USER", "OPERATION", "OUTCOME", "PARAMETERS"]
-        ops = [line.split()[4] for line in lines[1:]]
+        ops = [line.split()[5] for line in lines[1:]]  # after the time's date, clock and offset
         assert ops == ["vault.create", "items.protect", "items.protect", "backup", "backup"]
         assert all("auditor" in line for line in lines[1:]) and "item=docs" in lines[-1]
 

@@ -101,9 +101,9 @@ class TestCommands:
 
     def test_floors_command(self, ready, cli):
         """policy floors --enable turns them on (Azure's values), --disable off."""
-        assert json.loads(cli("policy", "floors", "--json").stdout) == {"enabled": False}
+        assert json.loads(cli("policy", "floors", "--json").stdout) == {"schema": 1, "enabled": False}
         on = json.loads(cli("policy", "floors", "--enable", "--json").stdout)
-        assert on == {"enabled": True, "daily": 7, "weekly": 4, "monthly": 3, "yearly": 1}
+        assert on == {"schema": 1, "enabled": True, "daily": 7, "weekly": 4, "monthly": 3, "yearly": 1}
         one_line_error(cli("policy", "create", "tiny", "--daily", "01:00", "--keep-daily", "2", expect=None),
                        74, "floor")
         cli("policy", "floors", "--disable")

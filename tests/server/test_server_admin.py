@@ -246,7 +246,7 @@ class TestRunningServer:
             strongroom_server.admin("role", "assign", "bob", "--vault", "v1", "--role", "operator")
             assert client.get("/whoami").json()["roles"] == {"v1": "operator"}
             roles = json.loads(strongroom_server.admin("role", "list", "--json").stdout)
-            assert {"user": "bob", "vault": "v1", "role": "operator"} in roles
+            assert {"schema": 1, "user": "bob", "vault": "v1", "role": "operator"} in roles
             strongroom_server.admin("role", "remove", "bob", "--vault", "v1")
             assert client.get("/whoami").json()["roles"] == {}
 

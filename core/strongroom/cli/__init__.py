@@ -286,6 +286,7 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
     cli.add_command(importlib.import_module(".server_cmd", __name__).server)
     cli.add_command(importlib.import_module(".drill_cmd", __name__).drill)
+    cli.add_command(importlib.import_module(".stats_cmd", __name__).stats)
     cli.add_command(importlib.import_module(".units_cmd", __name__).install_units)
     cli.add_command(importlib.import_module(".man_cmd", __name__).man)
     plugins.register_commands(cli)

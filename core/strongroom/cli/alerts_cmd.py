@@ -125,10 +125,15 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--option", "pairs", multiple=True, metavar="KEY=VALUE", help="An option of the type (repeatable).")
 @click.option("--category", type=click.Choice(SINK_CATEGORIES), default="all", show_default=True,
               help=CATEGORY_HELP)
+@json_option
 @click.pass_context
-def sink_add(ctx, name, type_, pairs, category):
+def sink_add(ctx, name, type_, pairs, category, as_json):
     """Add sink NAME.  Its options are stored encrypted in the vault."""
-    added = _vault(ctx).alert_sinks.add(name, type_, _options(pairs), category)
+    sinks = _vault(ctx).alert_sinks
+    added = sinks.add(name, type_, _options(pairs), category)
+    if as_json:
+        emit_json(added.shown(sinks.secret_options(added)))
+        return
     extra = " and every security alert" if added.category != "security" else ""
     what = {"all": "every job alert", "job": "every job alert", "security": "every security alert"}[added.category]
     click.echo(f"added alert sink {added.name} ({added.type}): it receives {what}{extra}")
@@ -155,18 +160,29 @@ def sink_list(ctx, as_json):
 
 @sink.command(name="remove")
 @click.argument("name")
+@json_option
 @click.pass_context
-def sink_remove(ctx, name):
+def sink_remove(ctx, name, as_json):
     """Remove sink NAME.  A security alert says so, sent to every sink (this one too)."""
     removed = _vault(ctx).alert_sinks.remove(name)
+    if as_json:
+        emit_json({"name": removed.name, "type": removed.type, "category": removed.category, "removed": True})
+        return
     click.echo(f"removed alert sink {removed.name} ({removed.type})")
 
 
 @sink.command(name="types")
+@json_option
 @click.pass_context
-def sink_types(ctx):
+def sink_types(ctx, as_json):
     """List the sink types the installed plugins provide, with their options."""
     registry = app(ctx).plugins.alert_sinks
+    if as_json:
+        emit_json([{"type": name, "description": registry.get(name).description,
+                    "options": [{"name": option, "required": option in registry.get(name).required, "help": text}
+                                for option, text in registry.get(name).options.items()]}
+                   for name in registry.names()])
+        return
     for name in registry.names():
         kind = registry.get(name)
         click.echo(f"{name}: {kind.description}")

@@ -9,7 +9,7 @@ import click
 
 from .common import app, json_option, split_item_point
 from .completion import complete_point
-from .output import emit_json, human_size, table
+from .output import emit_json, human_size, short_time, table
 
 _TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "fifo": "p",
               "chardev": "c", "blockdev": "b", "socket": "s"}
@@ -38,5 +38,5 @@ def browse(ctx, spec, path, as_json):
 def _file_row(row) -> tuple:
     mode = _TYPE_CHAR[row.type] + stat.filemode(row.mode or 0)[1:]
     name = row.name + ("/" if row.type == "dir" else "") + (f" -> {row.target}" if row.type == "symlink" else "")
-    mtime = dt.datetime.fromtimestamp((row.mtime_ns or 0) / 1e9).strftime("%Y-%m-%d %H:%M")
+    mtime = short_time(dt.datetime.fromtimestamp((row.mtime_ns or 0) / 1e9, dt.timezone.utc))
     return (mode, row.owner, "-" if row.size is None else human_size(row.size), mtime, name)

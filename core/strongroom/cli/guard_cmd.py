@@ -22,6 +22,8 @@ import click
 from ..errors import UsageError
 from ..models import utcnow
 from ..policy.security import OPERATIONS
+from .common import json_option
+from .output import emit_json
 
 _OPERATIONS_HELP = "\b\nOperations:\n" + "\n".join(f"  {name:22} {what}" for name, what in OPERATIONS.items())
 
@@ -34,11 +36,15 @@ def guard() -> None:
 @guard.command("keygen")
 @click.option("--out", "out", required=True, metavar="FILE", type=click.Path(dir_okay=False),
               help="Where to write the private key (mode 0600); the public key goes to FILE.pub.")
-def keygen(out: str) -> None:
+@json_option
+def keygen(out: str, as_json: bool) -> None:
     """Make a guard key pair. Keep FILE away from the backup admins; link vaults to FILE.pub."""
     from ..services.tickets import new_guard_key
 
     public = new_guard_key(Path(out))
+    if as_json:
+        emit_json({"private_key_file": out, "public_key_file": f"{out}.pub", "public_key": public})
+        return
     click.echo(f"Wrote the guard's private key to {out} (mode 0600) and its public key to {out}.pub:")
     click.echo(public)
     click.echo(f"Link a vault to it with: strongroom vault guard link {out}.pub")

@@ -4,7 +4,7 @@
   ``strongroom guard keygen``).  Linking a vault that has no guard needs nothing; linking
   it to another key replaces the guard, which needs a ``guard.unlink`` ticket signed by
   the guard linked now (``--ticket FILE``).  Linking the same key again changes nothing.
-- ``vault guard unlink --ticket FILE`` removes the link (a ``guard.unlink`` ticket).
+- ``vault guard unlink --ticket FILE [--json]`` removes the link (a ``guard.unlink`` ticket).
 - ``vault guard show [--json]`` says whether a guard is linked, its key and since when.
 
 Every change goes through :meth:`strongroom.services.security.SecurityService.change`:
@@ -20,7 +20,7 @@ import click
 from ..models import iso
 from ..policy.security import GuardLink
 from .common import app, json_option, ticket_option
-from .output import emit_json
+from .output import emit_json, short_time
 
 
 @click.group("guard")
@@ -56,17 +56,24 @@ def link(ctx, public_key_file, ticket, as_json):
 
 @guard.command("unlink")
 @ticket_option
+@json_option
 @click.pass_context
-def unlink(ctx, ticket):
+def unlink(ctx, ticket, as_json):
     """Unlink the vault's guard (needs a guard.unlink ticket)."""
     v = app(ctx).open_vault()
     current = v.security.settings
     if not current.guard.linked:
-        click.echo("The vault has no guard: nothing changed.")
+        if as_json:
+            emit_json({**_show(v), "unlinked": None})
+        else:
+            click.echo("The vault has no guard: nothing changed.")
         return
     v.security.change(attrs.evolve(current, guard=GuardLink()), ticket=ticket, operation="guard.unlink",
                       params={"public_key": current.guard.public_key})
-    click.echo(f"Unlinked the guard {current.guard.public_key} from vault {v.vault_id}.")
+    if as_json:
+        emit_json({**_show(v), "unlinked": current.guard.public_key})
+    else:
+        click.echo(f"Unlinked the guard {current.guard.public_key} from vault {v.vault_id}.")
 
 
 @guard.command("show")
@@ -79,7 +86,7 @@ def show(ctx, as_json):
         emit_json(data)
     elif data["linked"]:
         click.echo(f"Guard:     strongroom-guard-ed25519 {data['public_key']}")
-        click.echo(f"Linked at: {(data['linked_at'] or '-')[:19]}")
+        click.echo(f"Linked at: {short_time(data['linked_at'])}")
         click.echo(f"Vault id:  {data['vault_id']} (what guard sign --vault-id takes)")
     else:
         click.echo("No guard is linked: critical operations need no ticket"

@@ -29,7 +29,7 @@ import attrs
 import click
 
 from .common import app, json_option, ticket_option
-from .output import emit_json, table
+from .output import emit_json, short_time, table
 
 __all__ = ["immutability", "recover_objects"]
 
@@ -50,7 +50,7 @@ def _echo_state(v, message: str, as_json: bool, extension=None) -> None:
     click.echo(message)
     click.echo(v.object_locks.summary())
     if extension is not None and extension.ran:
-        line = f"Locked {extension.extended} object(s) in {extension.mode} until {extension.until}"
+        line = f"Locked {extension.extended} object(s) in {extension.mode} until {short_time(extension.until)}"
         if extension.kept_governance:
             line += (f"; {extension.kept_governance} stay GOVERNANCE (changing their mode needs credentials "
                      "with BypassGovernanceRetention)")
@@ -167,7 +167,7 @@ def recover_objects(ctx, apply, as_json):
     if not found:
         click.echo("No object of the vault is hidden by a delete marker.")
         return
-    table(["object", "hidden at"], [[h.name, h.hidden_at] for h in found])
+    table(["object", "hidden at"], [[h.name, short_time(h.hidden_at)] for h in found])
     if apply:
         click.echo(f"Recovered {recovered} object(s): their delete markers are removed.")
     else:

@@ -1,4 +1,15 @@
-"""Output helpers shared by the commands: JSON, tables, sizes, progress."""
+"""Output helpers shared by the commands: JSON, tables, sizes, times, progress.
+
+Every JSON document strongroom prints goes through :func:`json_document`, which adds
+``"schema": SCHEMA``: a top-level object gets the key (first), a top-level array stays
+an array (scripts index it) and each of its objects gets the key.  ``docs/json.md``
+lists the shapes and the rule: adding a field keeps ``SCHEMA``; removing one or changing
+what one means bumps it.
+
+Times: JSON carries ISO 8601 with an offset; tables show :func:`short_time`, which
+always ends with the offset (``2026-12-04 22:06:00 +00:00``) and, given a zone, is in
+that zone and names it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +22,27 @@ from typing import Any, Sequence
 import click
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+#: The version of the JSON documents' shapes (docs/json.md).
+SCHEMA = 1
+
+
+def json_document(data: Any) -> Any:
+    """``data`` with the schema key: on an object, or on each object of an array."""
+    if isinstance(data, dict):
+        return {"schema": SCHEMA, **{k: v for k, v in data.items() if k != "schema"}}
+    if isinstance(data, (list, tuple)):
+        return [json_document(element) if isinstance(element, dict) else element for element in data]
+    return data
+
+
+def emit_json(data: Any, *, compact: bool = False) -> None:
+    """Print ``data`` as one JSON document with its schema key (:func:`json_document`);
+    ``compact``: on one line (a stream of documents, one a line)."""
+    document = json_document(data)
+    if compact:
+        click.echo(json.dumps(document, default=str))
+    else:
+        click.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
 
 
 def human_size(n: float) -> str:
@@ -23,11 +53,27 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def short_time(text: str | None) -> str:
-    if not text:
+def short_time(moment: str | dt.datetime | None, zone: str | None = None) -> str:
+    """``moment`` (ISO 8601 text or a datetime) for a table: in this machine's zone, or in
+    the IANA ``zone`` and labelled with it, always with its offset; "-" for none."""
+    if not moment:
         return "-"
-    moment = dt.datetime.fromisoformat(text).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:  # stored times are UTC
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    if zone:
+        import zoneinfo
+
+        shown = moment.astimezone(zoneinfo.ZoneInfo(zone))
+        return f"{shown.strftime('%Y-%m-%d %H:%M:%S')} {_offset(shown)} ({zone})"
+    shown = moment.astimezone()
+    return f"{shown.strftime('%Y-%m-%d %H:%M:%S')} {_offset(shown)}"
+
+
+def _offset(moment: dt.datetime) -> str:
+    text = moment.strftime("%z")  # +0100
+    return f"{text[:3]}:{text[3:5]}" if len(text) >= 5 else "+00:00"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

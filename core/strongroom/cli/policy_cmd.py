@@ -119,14 +119,17 @@ def list_(ctx, as_json):
 @json_option
 @click.pass_context
 def show(ctx, name, runs, as_json):
-    """Show policy NAME, its items and its next run times."""
+    """Show policy NAME, its items and its next run times (in the policy's timezone)."""
+    import zoneinfo
+
     v = app(ctx).open_vault()
     found = v.policies.get(name)
     users = v.policies.users(name)
+    zone = found.schedule.timezone
     moments, moment = [], v.clock()
     for _ in range(max(runs, 0)):
         moment = found.schedule.next_run(moment)
-        moments.append(moment)
+        moments.append(moment.astimezone(zoneinfo.ZoneInfo(zone)))
     if as_json:
         emit_json({**_record(found, users), "next_runs": [m.isoformat() for m in moments]})
         return
@@ -136,7 +139,8 @@ def show(ctx, name, runs, as_json):
              ("keep monthly", f"{r.monthly} month(s), from the {r.monthly_on} day"),
              ("keep yearly", f"{r.yearly} year(s)"),
              ("drills", found.drill.describe() if found.drill else "none"), ("items", ", ".join(i.name for i in users) or "-"),
-             ("next runs", ", ".join(short_time(m.isoformat()) for m in moments) or "-")]
+             ("next runs", f"({zone}) " + ", ".join(short_time(m, zone).removesuffix(f" ({zone})")
+                                                   for m in moments) if moments else "-")]
     if found.description:
         lines.insert(1, ("description", found.description))
     for key, value in lines:
@@ -151,11 +155,15 @@ def _day(number: int) -> str:
 
 @policy.command("delete")
 @click.argument("name")
+@json_option
 @click.pass_context
-def delete(ctx, name):
+def delete(ctx, name, as_json):
     """Delete policy NAME (refused while an item with data uses it)."""
     app(ctx).open_vault().policies.delete(name)
-    click.echo(f"Deleted policy '{name}'.")
+    if as_json:
+        emit_json({"name": name, "deleted": True})
+    else:
+        click.echo(f"Deleted policy '{name}'.")
 
 
 @policy.command("floors")

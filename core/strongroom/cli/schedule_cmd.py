@@ -12,7 +12,6 @@ watchdog period (``$WATCHDOG_USEC``), and ``STOPPING=1`` when asked to stop
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
@@ -28,15 +27,17 @@ from .output import emit_json, error, info, short_time, table
 @json_option
 @click.pass_context
 def schedule(ctx, as_json):
-    """Show when each item's backups (and drills, and the prune) last ran and run next."""
-    rows = app(ctx).open_vault().schedule()
+    """Show when each item's backups (and drills, and the prune) last ran and run next
+    (next runs in the timezone of the item's policy, named)."""
+    v = app(ctx).open_vault()
+    rows = v.schedule()
     if as_json:
         emit_json([row.to_dict() for row in rows])
         return
+    zones = {p.name: p.schedule.timezone for p in v.policies.list()}
     table(("ITEM", "POLICY", "STATE", "LAST RUN", "NEXT RUN", "DUE"),
-          [(_subject(row.kind, row.name), row.policy or "-", row.state,
-            short_time(row.last_run.isoformat()) if row.last_run else "-",
-            short_time(row.next_run.isoformat()) if row.next_run else "-", "yes" if row.due else "")
+          [(_subject(row.kind, row.name), row.policy or "-", row.state, short_time(row.last_run),
+            short_time(row.next_run, zones.get(row.policy or "")), "yes" if row.due else "")
            for row in rows])
 
 
@@ -47,7 +48,7 @@ def _subject(kind: str, name: str) -> str:
 def _show(report: DueReport, as_json: bool, one_line: bool = False) -> None:
     if as_json:
         if one_line:
-            click.echo(json.dumps(report.to_dict(), default=str))
+            emit_json(report.to_dict(), compact=True)
         else:
             emit_json(report.to_dict())
         return

@@ -94,9 +94,13 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @dir_option
-def user_add(name, server_dir):
+@json_option
+def user_add(name, server_dir, as_json):
     """Add user NAME (no role yet: 'server role assign' gives one)."""
     _open(server_dir).users.add_user(name)
+    if as_json:
+        emit_json({"user": name, "added": True})
+        return
     click.echo(f"Added user '{name}'.")
 
 
@@ -107,7 +111,7 @@ def user_list(server_dir, as_json):
     """List the users."""
     users = _open(server_dir).users.users()
     if as_json:
-        emit_json(users)
+        emit_json([{"user": name} for name in users])
         return
     for name in users:
         click.echo(name)
@@ -162,9 +166,13 @@ def token_list(server_dir, as_json):
 @token.command("revoke")
 @click.argument("token_id", metavar="ID")
 @dir_option
-def token_revoke(token_id, server_dir):
+@json_option
+def token_revoke(token_id, server_dir, as_json):
     """Revoke token ID: refused from the next request on."""
     _open(server_dir).users.revoke(token_id)
+    if as_json:
+        emit_json({"token_id": token_id, "revoked": True})
+        return
     click.echo(f"Revoked token {token_id}.")
 
 
@@ -187,9 +195,13 @@ def _need(value, flag):
 @click.option("--vault", metavar="VAULT", help="A hosted vault's name, or * for every vault.")
 @click.option("--role", "role_name", metavar="ROLE", help="reader, operator, contributor or owner.")
 @dir_option
-def role_assign(name, vault, role_name, server_dir):
+@json_option
+def role_assign(name, vault, role_name, server_dir, as_json):
     """Give user NAME a ROLE on VAULT (replacing the one they had there)."""
     _open(server_dir).users.assign(name, _need(vault, "--vault VAULT"), _need(role_name, "--role ROLE"))
+    if as_json:
+        emit_json({"user": name, "vault": vault, "role": role_name})
+        return
     click.echo(f"User '{name}' is {role_name} of vault '{vault}'.")
 
 
@@ -197,9 +209,13 @@ def role_assign(name, vault, role_name, server_dir):
 @click.argument("name")
 @click.option("--vault", metavar="VAULT")
 @dir_option
-def role_remove(name, vault, server_dir):
+@json_option
+def role_remove(name, vault, server_dir, as_json):
     """Take user NAME's role on VAULT away."""
     _open(server_dir).users.unassign(name, _need(vault, "--vault VAULT"))
+    if as_json:
+        emit_json({"user": name, "vault": vault, "role": None})
+        return
     click.echo(f"User '{name}' has no role on vault '{vault}' any more.")
 
 
@@ -234,8 +250,9 @@ def vault() -> None:
 @click.option("--recovery-kit", "kit", metavar="FILE", help="Adopt an existing vault: its recovery kit.")
 @click.option("--kit-passphrase-env", metavar="VAR", help="The passphrase of a protected kit, from VAR.")
 @dir_option
+@json_option
 @click.pass_context
-def vault_add(ctx, name, storage, options, env_options, create, kit, kit_passphrase_env, server_dir):
+def vault_add(ctx, name, storage, options, env_options, create, kit, kit_passphrase_env, server_dir, as_json):
     """Host vault NAME: --create a new one, or adopt one with its --recovery-kit."""
     from ..config import parse_storage_option
     from ..server.hosted import adopt_hosted, create_hosted
@@ -254,11 +271,17 @@ def vault_add(ctx, name, storage, options, env_options, create, kit, kit_passphr
     plugins = app(ctx).plugins
     if create:
         v = create_hosted(sdir, name, storage, opts, plugins)
+        if as_json:
+            emit_json({"name": name, "vault_id": v.vault_id, "url": v.url, "created": True})
+            return
         click.echo(f"Created vault '{name}' ({v.vault_id}) at {v.url}; the server holds its first key slot.")
         click.echo(f"A recovery kit for clients: STRONGROOM_HOME={sdir.home} strongroom --vault {storage}"
                    " vault key export --output FILE")
         return
     v = adopt_hosted(sdir, name, storage, opts, plugins, _read_kit(kit), _kit_passphrase(kit_passphrase_env))
+    if as_json:
+        emit_json({"name": name, "vault_id": v.vault_id, "url": v.url, "created": False})
+        return
     click.echo(f"Hosting vault '{name}' ({v.vault_id}) at {v.url}; the server has a key slot of its own.")
 
 

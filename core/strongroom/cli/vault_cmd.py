@@ -8,7 +8,7 @@ from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, confirm_destructive, json_option, ticket_option
 from .keyoptions import key_option
-from .output import Progress, emit_json, human_size, table, warn
+from .output import Progress, emit_json, human_size, short_time, table, warn
 
 
 @click.group()
@@ -90,14 +90,14 @@ def delete(ctx, yes, ticket, as_json):
 @click.pass_context
 def info(ctx, as_json):
     """Show the vault's identity, format and contents."""
+    from .inforeport import info_lines
+
     data = app(ctx).open_vault().info()
     if as_json:
         emit_json(data)
         return
-    for key, value in data.items():
-        if isinstance(value, dict):  # redundancy, chunker, replication: key=value pairs
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, "", [], {})) or "-"
-        click.echo(f"{key + ':':12} {value}")
+    for line in info_lines(data):
+        click.echo(line)
 
 
 @vault.command("verify")
@@ -263,14 +263,15 @@ def key_list(ctx, with_data_keys, as_json):
     for s in found.slots:
         used = "*" if s.slot_id == in_use else ""
         details = keys.describe(s) + (f"; old format {s.version}: run 'vault key upgrade'" if s.is_old else "")
-        rows.append((used + s.slot_id, s.provider, s.label, s.created[:19], used_here.get(s.slot_id, "never")[:19],
+        last = used_here.get(s.slot_id)
+        rows.append((used + s.slot_id, s.provider, s.label, short_time(s.created), short_time(last) if last else "never",
                      details))
     for name, _ in found.foreign:
         rows.append((name, "FOREIGN", "", "", "", "not a key slot of this vault: never used to open it"))
     table(("SLOT", "PROVIDER", "LABEL", "CREATED", "LAST USED HERE", "DETAILS"), rows)
     click.echo()
     table(("DATA KEY", "CREATED", "STATE"),
-          [(d.key_id, d.created[:19], ("current" if d.current else "missing or damaged" if d.problem else "old")
+          [(d.key_id, short_time(d.created), ("current" if d.current else "missing or damaged" if d.problem else "old")
             + (" (the master key's)" if d.first else "")) for d in data_keys])
 
 
@@ -303,10 +304,14 @@ def key_add(ctx, provider, label, new_passphrase_env, key_options, as_json):
               help="Accepted for old scripts; the last slot that can open the vault is never removed"
                    " (add another slot first).")
 @ticket_option
+@json_option
 @click.pass_context
-def key_remove(ctx, slot, force, ticket):
+def key_remove(ctx, slot, force, ticket, as_json):
     """Remove key slot SLOT (an id or unique prefix); with a guard, needs a key.remove ticket."""
     removed = app(ctx).open_vault().keys.remove(slot, force=force, ticket=ticket)
+    if as_json:
+        emit_json({"slot": removed.slot_id, "provider": removed.provider, "label": removed.label, "removed": True})
+        return
     click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
 
 
@@ -398,8 +403,9 @@ def _kit_passphrase(env_var, ask, vault_id, *, confirm):
 @click.argument("kit", type=click.File("r"))
 @click.option("--passphrase-env", "kit_env", metavar="VAR",
               help="The passphrase of a protected kit, from environment variable VAR (else it is asked).")
+@json_option
 @click.pass_context
-def key_import(ctx, kit, kit_env):
+def key_import(ctx, kit, kit_env, as_json):
     """Regain access with a recovery kit: adds a local key slot on this machine."""
     from ..errors import IntegrityError, KeySlotError, NoVaultGiven
     from ..repository.recoverykit import MAX_KIT_CHARS, is_protected, read_recovery_kit
@@ -420,6 +426,9 @@ def key_import(ctx, kit, kit_env):
     if v.vault_id != vault_id:
         raise KeySlotError(message=f"this kit is for vault {vault_id}, not {v.vault_id}")
     slot = v.keys.add("local", label="recovery kit import")
+    if as_json:
+        emit_json({"vault_id": v.vault_id, "slot": slot.slot_id, "provider": slot.provider, "label": slot.label})
+        return
     click.echo(f"Added local key slot {slot.slot_id}; the vault opens on this machine again.")
 
 
