@@ -86,6 +86,8 @@ _EXPORTS: dict[str, str] = {
     "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
     "start_child": "strongroom.processes", "run_child": "strongroom.processes",
     "child_environment": "strongroom.processes", "keep_from_children": "strongroom.processes",
+    # a plugin's command that prints JSON: with the schema version, as every command's (docs/json.md)
+    "emit_json": "strongroom.cli.output", "json_document": "strongroom.cli.output",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",

@@ -2,8 +2,8 @@
 
 - ``show`` prints the configuration in effect: where it comes from, the states and job
   types that notify, the sinks.  A header's literal value and a URL's password and query
-  values are shown as ``***``; ``--json`` prints the same as an object (``null`` when
-  nothing is configured).
+  values are shown as ``***``; ``--json`` prints the same as an object, with
+  ``configured`` (false, and nothing else, when nothing is configured).
 - ``test`` sends a made-up job (type ``backup``, item ``strongroom-notify-test``,
   ``details.test`` true, ``--state`` as asked) through every configured sink, whatever
   ``on`` and ``types`` say, and prints one line per sink.  It exits 0 when every sink
@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import click
+from strongroom import emit_json
 
 from strongroom_notify.config import FINISHED_STATES
 
@@ -42,7 +43,7 @@ def show(as_json: bool) -> None:
     config = load_config(strongroom_home(), os.environ)
     described = None if config is None else describe(config)
     if as_json:
-        click.echo(json.dumps(described, indent=2))
+        emit_json({"configured": described is not None, **(described or {})})
     elif described is None:
         click.echo(f"Not configured: no {config_path(strongroom_home())} and STRONGROOM_NOTIFY_URL is not set.")
     else:
@@ -69,7 +70,7 @@ def test(state: str, as_json: bool) -> None:
         raise NotifyNotConfigured(path=config_path(strongroom_home()))
     results = deliver(sinks, notification(_test_vault(), _test_job(state)))
     if as_json:
-        click.echo(json.dumps([{"sink": r.sink, "ok": r.ok, "detail": r.detail} for r in results], indent=2))
+        emit_json([{"sink": r.sink, "ok": r.ok, "detail": r.detail} for r in results])
     else:
         for r in results:
             click.echo(f"{r.sink}: {'ok' if r.ok else 'FAILED'}: {r.detail}")

@@ -83,11 +83,12 @@ class TestNotifyShow:
         assert doc["webhook"] == {"url": "http://b.example:8080/y", "timeout": 10.0,
                                   "headers": {"K": {"from_file": "/etc/k"}}}
         assert doc["source"].endswith("notify.toml and STRONGROOM_NOTIFY_URL")
+        assert doc["schema"] == 1 and doc["configured"] is True
 
     def test_show_without_configuration(self, strongroom_cli):
-        """show with nothing configured says so and exits 0 (null with --json)."""
+        """show with nothing configured says so and exits 0 (with --json: configured false)."""
         assert strongroom_cli()("notify", "show").stdout.startswith("Not configured: no ")
-        assert json.loads(strongroom_cli()("notify", "show", "--json").stdout) is None
+        assert json.loads(strongroom_cli()("notify", "show", "--json").stdout) == {"schema": 1, "configured": False}
 
 
 class TestBadConfiguration:
