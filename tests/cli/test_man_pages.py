@@ -111,3 +111,10 @@ class TestManPages:
         for cls in (errors.ItemNotFound, errors.UsageError, errors.NoVaultGiven):
             listed = status.split(f"\\fB{cls.exit_code}\\fR\n", 1)[1].split("\n", 1)[0]
             assert cls.__name__ in listed.split(", ")
+
+    def test_an_epilog_is_kept_as_written(self, written):
+        """What --help prints after the options (guard sign's list of operations) is the page's NOTES, lines kept."""
+        folder, _ = written
+        text = (folder / "strongroom-guard-sign.1").read_text()
+        notes = text.split(".SH NOTES\n", 1)[1].split(".SH ", 1)[0]
+        assert ".nf" in notes and "points.delete" in notes and "vault.delete" in notes

@@ -6,7 +6,8 @@ command, named as ``git`` names its pages: ``strongroom`` for the root,
 what ``--help`` shows, through click's own pieces (the usage line, each option's help
 record with its default and range, the help text with its ``\\b`` blocks kept as they
 are), so a page says what ``--help`` says: NAME, SYNOPSIS, DESCRIPTION, OPTIONS (in the
-sections a command groups them in, see :func:`option_sections`), sections the caller adds
+sections a command groups them in, see :func:`option_sections`), NOTES (the epilog
+``--help`` prints after the options), sections the caller adds
 (the root page's ENVIRONMENT and EXIT STATUS), COMMANDS for a group, SEE ALSO.  Hidden commands and options are left out.  Pages hold no date (the version
 stands in the footer), so the same code writes the same bytes.
 
@@ -109,6 +110,8 @@ def render(command: click.Command, ctx: click.Context, path: list[str], version:
         body = _options(params, ctx)
         if body:
             lines += [f".SH {escape(title.upper())}", *body]
+    if command.epilog:  # what --help prints after the options
+        lines += [".SH NOTES", *_paragraphs(command.epilog)]
     for title, entries in extra:
         lines.append(f".SH {escape(title.upper())}")
         for term, text in entries:
