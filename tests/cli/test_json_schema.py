@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -50,3 +51,40 @@ class TestShortTime:
     def test_no_time_is_a_dash(self, empty):
         """No time is shown as '-'."""
         assert short_time(empty) == "-"
+
+
+class TestTimesInTables:
+    @pytest.fixture
+    def berlin(self, tmp_path, cli):
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "a.txt").write_text("a\n")
+        cli("vault", "create", cli.vault_url)
+        cli("policy", "create", "nightly", "--daily", "03:00", "--timezone", "Europe/Berlin", "--keep-daily", "3")
+        cli("protect", "files", "docs", "--path", str(src), "--policy", "nightly")
+        cli("backup", "docs")
+
+    def test_a_policy_shows_its_next_runs_in_its_zone(self, berlin, cli):
+        """policy show and schedule give a Berlin policy's runs at 03:00 Berlin time, naming the zone."""
+        shown = cli("policy", "show", "nightly").stdout
+        (line,) = [line for line in shown.splitlines() if line.startswith("next runs:")]
+        assert "(Europe/Berlin)" in line and line.count("03:00:00 +0") == 5
+        (row,) = [line for line in cli("schedule").stdout.splitlines() if line.startswith("docs ")]
+        assert "03:00:00 +0" in row and "(Europe/Berlin)" in row
+
+    def test_jobs_and_points_show_offsets(self, berlin, cli):
+        """The times in the jobs and points tables end with their UTC offset."""
+        offset = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d")
+        for command in ("jobs", "points"):
+            rows = cli(command).stdout.splitlines()[1:]
+            assert rows and all(offset.search(row) for row in rows), command
+
+    def test_vault_info_is_a_readable_report(self, berlin, cli):
+        """vault info prints labelled lines, no Python dict or list repr, the creation time with its offset."""
+        lines = cli("vault", "info").stdout.splitlines()
+        labels = [line.split(":")[0] for line in lines]
+        assert labels[:3] == ["url", "vault id", "name"] and "chunker" in labels and "redundancy" in labels
+        text = "\n".join(lines)
+        assert not any(mark in text for mark in ("{", "}", "['", "':")), text
+        (created,) = [line for line in lines if line.startswith("created:")]
+        assert re.search(r"[+-]\d\d:\d\d$", created)
