@@ -141,6 +141,7 @@ class TestEveryJsonCommandOnARealVault:
             if path not in present:  # a command this build lacks: the coverage check below still holds
                 return {}
             result = runner(*path.split(), *map(str, args), "--json", expect=expect)
+            assert "Traceback" not in result.stdout + result.stderr, result.stderr
             ran.add(path)
             return _check(path, result.stdout)
 
