@@ -11,6 +11,8 @@ quietly with 141.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..catalog.entry import HARDLINK
@@ -34,7 +36,8 @@ def dump(ctx, spec, path):
         kind = "the top folder" if entry is None else f"a {entry.type}"
         raise UsageError(message=f"'{path}' is {kind} in point {view.point.short_id} of '{item}': dump writes"
                                  " the content of one file ('strongroom restore' writes folders)")
-    out = click.get_binary_stream("stdout")
+    sys.stdout.flush()  # nothing of the text layer may come after the bytes
+    out = sys.stdout.buffer
     _, whole = view.write_stream(entry, out)
     if not whole:
         raise BrokenPipeError  # the reader went away: the root command exits 141, silently
