@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..models import parse_iso
 from .common import app, json_option
 from .completion import complete_item
-from .output import emit_json, human_size, short_time, table, warn
+from .output import emit_json, human_size, quiet, short_time, table, warn
 
 _AGO = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -74,4 +74,5 @@ def find(ctx, pattern, item, newer, older, as_json):
             "-" if e.type == "dir" else human_size(e.size),
             dt.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")) for p, path, e in rows])
     points = len({p.point_id for p, _, _ in rows})
-    click.echo(f"{len(rows)} match(es) in {points} point(s)", err=True)
+    if not quiet():
+        click.echo(f"{len(rows)} match(es) in {points} point(s)", err=True)

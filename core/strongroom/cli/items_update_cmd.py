@@ -25,18 +25,25 @@ from .output import emit_json
 
 
 def _options(plugins: PluginHost) -> tuple[list[click.Parameter], dict[str, set[str]]]:
-    """Every workload's protect options, none required, and which workload takes which."""
-    params: list[click.Parameter] = []
+    """Every workload's protect options, none required, each help saying whose it is (an
+    option several workloads have: all of them), and which workload takes which."""
+    params: dict[str, click.Parameter] = {}
+    owners: dict[str, list[str]] = {}
     taken: dict[str, set[str]] = {}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().protect_params():
             taken.setdefault(name, set()).add(param.name or "")
-            if param.name in {p.name for p in params} or param.name in ("policy", "item", "ticket", "as_json"):
+            if param.name in ("policy", "item", "ticket", "as_json"):
                 continue
-            loose = copy.copy(param)
-            loose.required = False
-            params.append(loose)
-    return params, taken
+            owners.setdefault(param.name or "", []).append(name)
+            if param.name not in params:
+                loose = copy.copy(param)
+                loose.required = False
+                params[param.name or ""] = loose
+    for key, param in params.items():
+        if isinstance(param, click.Option):
+            param.help = f"[{', '.join(owners[key])}] {param.help or ''}".rstrip()
+    return list(params.values()), taken
 
 
 def build_update_command(plugins: PluginHost) -> click.Command:
