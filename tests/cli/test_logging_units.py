@@ -333,6 +333,15 @@ class TestCompletion:
         assert complete("strongroom points delete we", env) == ["web"]
         assert complete("strongroom restore web@", env) == []
 
+    def test_the_config_files_default_vault(self, points, vault_url):
+        """Neither --vault nor STRONGROOM_VAULT: the config file's default_vault is the one completed from."""
+        home = os.environ["STRONGROOM_HOME"]
+        config = os.path.join(home, "config.toml")
+        before = open(config, encoding="utf-8").read() if os.path.exists(config) else ""
+        with open(config, "w", encoding="utf-8") as out:  # at the top: before any table
+            out.write(f'default_vault = "{vault_url}"\n' + before)
+        assert complete("strongroom backup d", {}) == ["data", "docs"]
+
     def test_nothing_when_the_vault_cannot_be_opened(self, tmp_path):
         """No vault, a missing vault, a passphrase vault without its passphrase: nothing, silently."""
         assert complete("strongroom backup d", {}) == []

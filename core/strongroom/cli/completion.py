@@ -46,8 +46,10 @@ def _open_vault(ctx: click.Context):
     from ..repository.keyproviders import PassphraseSource
     from ..vault import Vault
 
+    from ..config import default_vault
+
     root = ctx.find_root().params
-    url = root.get("vault_url")
+    url = root.get("vault_url") or default_vault()
     if not url:
         return None
     options = dict(parse_storage_option(text) for text in root.get("storage_option") or ())
