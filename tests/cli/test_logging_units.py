@@ -160,6 +160,25 @@ class TestNotifier:
             assert other.watchdog_seconds is None and not other.watchdog()
         assert not Notifier.from_env({}).ready()
 
+    def test_no_watchdog_after_stopping(self):
+        """Once STOPPING=1 is sent, neither a pass's ping nor the keep-alive thread sends WATCHDOG=1."""
+        name = f"strongroom-test-stop-{os.getpid()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind("\0" + name)
+            sock.settimeout(5)
+            mine = Notifier.from_env({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "20000"})
+            beating = mine.keep_alive()  # every 10 ms
+            assert sock.recv(100) == b"WATCHDOG=1"
+            assert mine.stopping("bye")
+            while (message := sock.recv(100)) == b"WATCHDOG=1":  # any sent before STOPPING
+                pass
+            assert message == b"STOPPING=1\nSTATUS=bye"
+            assert not mine.watchdog()
+            sock.settimeout(0.2)
+            with pytest.raises(socket.timeout):
+                sock.recv(100)
+            beating.set()
+
 
 class TestAgent:
     def test_stamped_lines_failures_as_errors_and_systemd_notified(self, tmp_path, notify_socket):

@@ -31,6 +31,10 @@ class Notifier:
 
     address: str | None = None
     watchdog_seconds: float | None = None
+    #: Set once ``STOPPING=1`` is sent: no ``WATCHDOG=1`` follows it (the lock orders the two;
+    #: re-entrant, as the signal handler that sends ``STOPPING=1`` runs on the main thread).
+    _stopped: threading.Event = attrs.field(factory=threading.Event, eq=False, repr=False, init=False)
+    _order: threading.RLock = attrs.field(factory=threading.RLock, eq=False, repr=False, init=False)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Notifier":
@@ -70,10 +74,15 @@ class Notifier:
         return self._with_status("READY=1", status)
 
     def stopping(self, status: str | None = None) -> bool:
-        return self._with_status("STOPPING=1", status)
+        with self._order:
+            self._stopped.set()
+            return self._with_status("STOPPING=1", status)
 
     def watchdog(self) -> bool:
-        return self.send("WATCHDOG=1") if self.watchdog_seconds else False
+        with self._order:
+            if not self.watchdog_seconds or self._stopped.is_set():
+                return False
+            return self.send("WATCHDOG=1")
 
     def keep_alive(self) -> threading.Event:
         """Send ``WATCHDOG=1`` every half period from a daemon thread until the event is set
