@@ -61,6 +61,12 @@ class UnknownStorageOption(UsageError):
     exit_code = 3
 
 
+class ConfigFileInvalid(UsageError):
+    """{file}: {where}: {reason}"""
+
+    exit_code = 6
+
+
 # --- plugins ---------------------------------------------------------------------------
 
 
