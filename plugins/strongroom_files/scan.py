@@ -30,6 +30,13 @@ matches an include is kept with its whole subtree.  Source paths are filtered li
 entry.  With ``one_file_system``, a directory on another device than its source path is
 emitted but not descended.
 
+Tagged folders: with ``exclude_if_present`` (file names), a directory holding an entry
+of one of those names (any type, a symbolic link not followed) is left out whole, itself
+included, as an excluded directory is; with ``exclude_caches``, so is a directory holding
+a ``CACHEDIR.TAG`` regular file whose content starts with the standard signature
+(:data:`CACHEDIR_SIGNATURE`, https://bford.info/cachedir/).  A source path that is such a
+directory is left out too.  Neither records a warning: it is what was asked.
+
 Folders left out (``leave_out``, the vault's own folder when it lies inside a source):
 such a folder, wherever the walk meets it (found by device and inode, so another path
 to it counts too), is neither emitted nor descended, and a :class:`ScanWarning` names
@@ -60,7 +67,7 @@ from strongroom import (
 
 from .patterns import Matcher, compile_patterns
 
-__all__ = ["ScanWarning", "ScannedEntry", "Scanner"]
+__all__ = ["CACHEDIR_SIGNATURE", "ScanWarning", "ScannedEntry", "Scanner"]
 
 _KINDS = {
     stat.S_IFREG: FILE,
@@ -74,6 +81,10 @@ _KINDS = {
 _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 _VANISHED = "vanished during backup"
 _LEFT_OUT = "the vault itself is stored here: left out of the backup"
+
+#: The first bytes of a cache directory tag (``CACHEDIR.TAG``), by the Cache Directory
+#: Tagging Specification.
+CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 
 
 #: What a scan yields: the source entry of each file, folder, link and special file.
@@ -146,6 +157,8 @@ class Scanner:
     excludes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
     includes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
     one_file_system: bool = attrs.field(default=False, kw_only=True)
+    exclude_if_present: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    exclude_caches: bool = attrs.field(default=False, kw_only=True)
     leave_out: tuple[str, ...] = attrs.field(
         default=(), kw_only=True, converter=lambda ps: tuple(_normalise(p) for p in ps)
     )
@@ -211,6 +224,8 @@ class Scanner:
             return
         if self._left_out and self._inside_left_out(abspath, st):
             return
+        if stat.S_ISDIR(st.st_mode) and self._tagged(abspath):
+            return
         kept = self._included is None or self._included(abspath, name)
         if not stat.S_ISDIR(st.st_mode):
             if kept:
@@ -250,6 +265,8 @@ class Scanner:
             if left_out and stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in left_out:
                 self.warnings.append(ScanWarning(child_abs, _LEFT_OUT))
                 continue
+            if stat.S_ISDIR(st.st_mode) and self._tagged(child_abs):
+                continue
             if not stat.S_ISDIR(st.st_mode):
                 if child_kept and (leaf := self._leaf(name, child_rel, child_abs, st)):
                     if pending:
@@ -266,6 +283,22 @@ class Scanner:
                 del pending[mark:]
                 continue
             stack.append((iter(self._children(child_abs)), child_rel, child_kept, mark))
+
+    def _tagged(self, abspath: str) -> bool:
+        """Whether directory ``abspath`` holds a marker that leaves it out (module docs)."""
+        for name in self.exclude_if_present:
+            if os.path.lexists(os.path.join(abspath, name)):
+                return True
+        if not self.exclude_caches:
+            return False
+        tag = os.path.join(abspath, "CACHEDIR.TAG")
+        try:
+            if not stat.S_ISREG(os.lstat(tag).st_mode):
+                return False
+            with open(tag, "rb") as handle:
+                return handle.read(len(CACHEDIR_SIGNATURE)) == CACHEDIR_SIGNATURE
+        except OSError:
+            return False
 
     def _inside_left_out(self, abspath: str, st: os.stat_result) -> bool:
         """Whether source path ``abspath`` is a folder left out or lies inside one (with

@@ -28,6 +28,10 @@ class FilesWorkload(Workload):
                          help="Keep only files that match (repeatable)."),
             click.Option(["--one-file-system"], is_flag=True, default=False,
                          help="Do not cross into other file systems."),
+            click.Option(["--exclude-if-present", "exclude_if_present"], multiple=True, metavar="NAME",
+                         help="Leave out folders holding a file NAME (repeatable)."),
+            click.Option(["--exclude-caches/--no-exclude-caches"], default=False,
+                         help="Leave out folders tagged as caches (a CACHEDIR.TAG with its signature)."),
         ]
 
     def source_from_options(self, options: dict[str, Any]) -> dict:
@@ -36,6 +40,8 @@ class FilesWorkload(Workload):
             "excludes": list(options.get("excludes") or ()),
             "includes": list(options.get("includes") or ()),
             "one_file_system": bool(options.get("one_file_system")),
+            "exclude_if_present": list(options.get("exclude_if_present") or ()),
+            "exclude_caches": bool(options.get("exclude_caches")),
         }
 
     def validate_source(self, source: dict) -> dict:
@@ -50,6 +56,10 @@ class FilesWorkload(Workload):
             compile_patterns(patterns)
         except ValueError as exc:
             raise InvalidSource(workload=self.name, reason=str(exc)) from None
+        for name in source.get("exclude_if_present", ()):
+            if not name or "/" in name or name in (".", ".."):
+                raise InvalidSource(workload=self.name,
+                                    reason=f"--exclude-if-present takes a file name, not {name!r}")
         return {**source, "paths": paths}
 
     def describe(self, source: dict) -> str:
@@ -58,6 +68,10 @@ class FilesWorkload(Workload):
             text += f" (excluding {', '.join(source['excludes'])})"
         if source.get("includes"):
             text += f" (only {', '.join(source['includes'])})"
+        if source.get("exclude_if_present"):
+            text += f" (skipping folders holding {', '.join(source['exclude_if_present'])})"
+        if source.get("exclude_caches"):
+            text += " (skipping cache folders)"
         return text
 
     def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry]:
@@ -67,6 +81,8 @@ class FilesWorkload(Workload):
             excludes=source.get("excludes", ()),
             includes=source.get("includes", ()),
             one_file_system=source.get("one_file_system", False),
+            exclude_if_present=source.get("exclude_if_present", ()),
+            exclude_caches=source.get("exclude_caches", False),
             leave_out=(ctx.vault_location,) if ctx.vault_location else (),
         )
         yield from scanner
