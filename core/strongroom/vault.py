@@ -229,7 +229,7 @@ class Vault:
         self.geo = geo.GeoService(store, config.vault_id, lambda: geo.redundancy_of(self.settings.redundancy),
                                   lambda url: _open_store(url, None, plugins, create=True), self._point_time,
                                   self._alert, lambda dedupe: self.alerts.resolve(dedupe), now,
-                                  object_locks=self.object_locks)
+                                  object_locks=self.object_locks, heads=self.heads)
         secondary = geo.redundancy_of(settings.redundancy).secondary
         if secondary and not self.is_secondary:  # so that --from-secondary finds it without the primary
             geo.remember_secondary(key_context.home, store.url, config.vault_id, secondary)

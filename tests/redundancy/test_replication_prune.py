@@ -14,9 +14,15 @@ from geokit import write_files
 from strongroom.policy.redundancy import Redundancy
 from strongroom.policy.security import SoftDelete
 from strongroom.repository.names import kind_of
+from strongroom.services.georemovals import PrimaryRecords
 from strongroom.services.replication import Replicator
 from strongroom.storage import open_store
 from strongroom.vault import Vault
+
+
+def _replicator(vault, secondary) -> Replicator:
+    """The vault's replication to ``secondary``, deleting there what the vault removed on purpose."""
+    return Replicator(vault.store, secondary, removals=PrimaryRecords(vault.heads).judge)
 
 
 def _names(store, prefix: str = "") -> set[str]:
@@ -59,7 +65,7 @@ def test_a_prune_during_replication_leaves_no_head_naming_a_missing_point(strong
         vault.backup("docs")
     secondary = open_store(secondary_url, {}, create=True)
     hooked = PruneOnFirstPack(secondary, lambda: vault.prune(keep_last=1, grace=0))
-    report = Replicator(vault.store, hooked).run()
+    report = _replicator(vault, hooked).run()
     assert hooked.pruned and report.complete
     assert report.passes == 2  # the prune's head was seen before any head was copied
     kept = _names(vault.store, "points/")
@@ -68,7 +74,7 @@ def test_a_prune_during_replication_leaves_no_head_naming_a_missing_point(strong
     checked = copy.verify()
     assert checked.ok, checked.problems
     assert [p.point_id for p in copy.points("docs")] == [p.point_id for p in vault.points("docs")]
-    assert Replicator(vault.store, secondary).run().complete  # the packs the prune freed go now
+    assert _replicator(vault, secondary).run().complete  # the packs the prune freed go now
     assert _names(secondary) == _names(vault.store)
     assert Vault.open(secondary_url).verify(read_data=True).ok
 
@@ -96,9 +102,9 @@ def test_a_primary_that_keeps_changing_stops_the_run_before_its_heads(strongroom
 
     write_files(src, count=1, seed="first")
     vault.backup("docs")
-    report = Replicator(vault.store, BackupOnEveryPointPut(secondary, None)).run()
+    report = _replicator(vault, BackupOnEveryPointPut(secondary, None)).run()
     assert not report.complete and report.stopped == "primary changing" and report.passes == 3
     assert _names(secondary, "heads/") == heads_before
     assert Vault.open(secondary_url).verify().ok
-    assert Replicator(vault.store, secondary).run().complete
+    assert _replicator(vault, secondary).run().complete
     assert _names(secondary) == _names(vault.store)

@@ -61,12 +61,15 @@ def _replication(value: dict | None) -> str:
     if value.get("error"):
         return f"{text}: not reachable ({value['error']})"
     lag = value.get("lag") or {}
+    missing = lag.get("missing_on_primary")
+    kept = (f"; {missing} object(s) missing on the primary kept on the secondary: run 'strongroom vault verify'"
+            if missing else "")
     if lag.get("in_sync"):
-        return f"{text}: in sync"
+        return f"{text}: in sync{kept}"
     behind = f"{lag.get('objects', '?')} object(s), {human_size(lag.get('bytes') or 0)} behind"
     if lag.get("points"):
         behind += f"; {lag['points']} point(s), the oldest from {short_time(lag.get('oldest_point'))}"
-    return f"{text}: {behind}"
+    return f"{text}: {behind}{kept}"
 
 
 _SHOW = {

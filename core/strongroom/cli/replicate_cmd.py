@@ -7,8 +7,11 @@ replication after backups off, leaves this command unbounded), or until done wit
 kept changing during the run: its heads wait).  The bound holds even for a secondary
 that never answers (:mod:`strongroom.services.geo`): one line, a storage exit code, and
 the ``replication.lag`` alert.  ``--lag`` copies nothing and says how far behind the
-secondary is.  A secondary holding another vault, or the vault's own storage, is refused
-(exit 17); a vault without a geo secondary exits 2.
+secondary is.  Objects the vault lost by accident (not removed by a prune, a repair or a
+deletion: :mod:`strongroom.services.georemovals`) are never deleted on the secondary: both
+outputs say how many it keeps (``missing_on_primary``), with the advice to verify.  A
+secondary holding another vault, or the vault's own storage, is refused (exit 17); a vault
+without a geo secondary exits 2.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def replicate(ctx, wait, lag_only, as_json):
             since = f", the oldest since {lag.oldest_point}" if lag.oldest_point else ""
             click.echo(f"The secondary {secondary} lacks {lag.objects} objects ({human_size(lag.bytes)}):"
                        f" {lag.points} point(s){since}.")
+        if not as_json and lag.missing_on_primary:
+            click.echo(missing_line(lag.missing_on_primary))
         return
     progress = Progress(not as_json)
     bound = replication_timeout()
@@ -56,3 +61,10 @@ def replicate(ctx, wait, lag_only, as_json):
         left = "; the rest waits for the next run (--wait to finish now)"
     click.echo(f"Copied {report.copied} objects ({human_size(report.copied_bytes)}) to {secondary},"
                f" deleted {report.deleted}{left}.")
+    if report.missing_on_primary:
+        click.echo(missing_line(report.missing_on_primary))
+
+
+def missing_line(count: int) -> str:
+    """The line for objects the vault lacks that its secondary keeps (lost, not removed on purpose)."""
+    return f"{count} object(s) missing on the primary kept on the secondary: run 'strongroom vault verify'"

@@ -28,8 +28,12 @@
   the vault's immutability is on, and a complete run extends the locks there when due
   (:mod:`strongroom.services.geolocks`; its state beside the vault's, in
   ``object-locks/<vault-id>.secondary.json`` of this machine's home).
+- **Deletions** reach the secondary only for what the primary removed on purpose, as its
+  authenticated heads and index files say (``heads``: :mod:`.georemovals`); what it lost by
+  accident stays there, counted (``missing_on_primary``) in the report and the lag.
 - :meth:`~GeoService.status` is ``vault info``'s ``replication``: the secondary, and its
-  lag (objects and bytes pending, the oldest point it lacks), or the error reaching it
+  lag (objects and bytes pending, the oldest point it lacks, objects missing on the
+  primary kept there), or the error reaching it
   (bounded in time the same way, by :data:`DEFAULT_TIMEOUT` at least).
 
 **Finding the secondary without the primary.**  Each client remembers, in
@@ -60,6 +64,7 @@ from ..errors import StorageError, StrongroomError
 from ..policy.redundancy import Redundancy
 from ..storage.base import Store
 from .geolocks import extend_secondary_locks, secondary_lock_policy
+from .georemovals import PrimaryRecords
 from .replication import Lag, ReplicationReport, Replicator
 
 __all__ = [
@@ -154,6 +159,9 @@ class GeoService:
     clock: Callable[[], dt.datetime]
     #: The vault's ObjectLockService (its immutability and lock day): copies are locked by its rules.
     object_locks: Any = None
+    #: The vault's HeadService: what the primary removed on purpose (:mod:`.georemovals`); None: nothing
+    #: the primary lacks is deleted on the secondary but job records and the like.
+    heads: Any = None
     _stores: dict[str, Store] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
@@ -178,7 +186,8 @@ class GeoService:
         store = self.secondary_store()
         locks = self.object_locks
         policy = None if locks is None else (lambda: secondary_lock_policy(locks, store))
-        return Replicator(self.primary, store, read_point=self.read_point, lock_policy=policy)
+        removals = None if self.heads is None else PrimaryRecords(self.heads).judge
+        return Replicator(self.primary, store, read_point=self.read_point, lock_policy=policy, removals=removals)
 
     def replicate(self, *, timeout: float | None = None,
                   progress: Callable[[str], None] | None = None) -> ReplicationReport:

@@ -41,11 +41,19 @@ its time bound, an unreachable store):
   left for the next run.  A head reaches the secondary only in a pass during which no
   head was written on the primary: every object it names was listed and copied.
 - **Deletions** follow the primary's, after every copy, only of objects the primary no
-  longer has: point headers and statuses first (with every other document), then index
-  files and removed key slots; packs only in a *later* run, one in which the secondary
-  had no point that the primary lacked: a pack is never deleted while a point on the
-  secondary may still need it.  A deletion the secondary refuses (an object lock) is
-  left for a later run, never an error.
+  longer has **and removed on purpose**: an object lost on the primary by accident (a
+  disk fault, an operator, someone with storage access) keeps its copy on the secondary,
+  the one a repair heals from.  Point headers and statuses, versions of items, policies
+  and the settings, key slots, data keys, index files and packs (:data:`~.georemovals.JUDGED`)
+  are deleted only as ``removals`` (:meth:`~.georemovals.PrimaryRecords.judge`: the
+  primary's authenticated vault heads and index files) says; without it (no key) none
+  is.  The rest (job records, alerts, journal entries, heads...) follows the primary as
+  it is.  Those kept are counted (``missing_on_primary``, and in :class:`Lag`).  Order:
+  point headers and statuses first (with every other document), then index files and
+  removed key slots; packs only in a *later* run, one in which the secondary had no point
+  that the primary lacked: a pack is never deleted while a point on the secondary may
+  still need it.  A deletion the secondary refuses (an object lock) is left for a later
+  run, never an error.
 - **Object lock** (``lock_policy``): when the vault's immutability is on and the
   secondary's storage has object lock, every copy is locked as the primary's writes are
   (:class:`~strongroom.storage.locking.LockingStore`: for the policy's span from the
@@ -80,6 +88,7 @@ from ..repository.names import kind_of
 from ..storage.base import Store
 from ..storage.capabilities import capabilities_of
 from ..storage.locking import LockingStore, LockPolicy
+from .georemovals import JUDGED, Verdict, keep_all
 
 __all__ = ["GROUPS", "Group", "Lag", "ReplicationRefused", "ReplicationReport", "Replicator"]
 
@@ -167,6 +176,8 @@ class ReplicationReport:
     copied_bytes: int = 0
     deleted: int = 0
     deferred_deletes: int = 0
+    #: Objects the primary lacks but did not remove on purpose: kept on the secondary.
+    missing_on_primary: int = 0
     complete: bool = False
     stopped: str | None = None  # why a run ended early: "deadline", "primary changing"
     passes: int = 0
@@ -178,12 +189,14 @@ class ReplicationReport:
 @attrs.frozen
 class Lag:
     """How far the secondary is behind: objects and bytes it lacks, the oldest point it
-    lacks (its creation time) and how many points."""
+    lacks (its creation time) and how many points; ``missing_on_primary``: objects the
+    secondary keeps that the primary lacks and did not remove on purpose (lost there)."""
 
     objects: int
     bytes: int
     points: int
     oldest_point: str | None
+    missing_on_primary: int = 0
 
     @property
     def in_sync(self) -> bool:
@@ -197,13 +210,16 @@ class Lag:
 class Replicator:
     """Copies the vault on ``primary`` to ``secondary`` (see the module docstring);
     ``read_point``: the creation time of a point header's name (the lag's oldest point);
-    ``lock_policy``: how copies are locked on the secondary (None: not locked)."""
+    ``lock_policy``: how copies are locked on the secondary (None: not locked);
+    ``removals``: which objects the primary lacks it removed on purpose
+    (:meth:`~.georemovals.PrimaryRecords.judge`; None: none is proven, none deleted)."""
 
     primary: Store
     secondary: Store
     read_point: Callable[[str], str | None] | None = None
     concurrency: int = 0
     lock_policy: Callable[[], LockPolicy | None] | None = None
+    removals: Callable[[Iterable[str], bool], Verdict] | None = None
     _target: Store = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -352,20 +368,30 @@ class Replicator:
         self._target.put(name, data)
         return len(data)
 
-    def _delete(self, listed: set[str], present: set[str], report: ReplicationReport) -> None:
+    def _gone(self, listed: set[str], present: set[str]) -> tuple[list[str], frozenset[str], frozenset[str]]:
+        """What the secondary holds and the primary lacks: (what to delete there; what to
+        keep, not removed on purpose on the primary; packs whose deletion waits for a later
+        run, one in which the secondary holds no point header the primary lacks)."""
         gone = sorted(n for n in present - listed if not n.startswith(NOT_COPIED) and n != IDENTITY)
         points_behind = any(n.startswith("points/") for n in gone)
+        judged = [n for n in gone if n.startswith(JUDGED)]
+        if not judged:
+            return gone, frozenset(), frozenset()
+        verdict = keep_all(judged) if self.removals is None else self.removals(judged, not points_behind)
+        wait = verdict.wait | {n for n in verdict.delete if points_behind and n.startswith("data/")}
+        kept = verdict.keep - wait
+        return [n for n in gone if n not in kept and n not in wait], kept, frozenset(wait)
+
+    def _delete(self, listed: set[str], present: set[str], report: ReplicationReport) -> None:
+        gone, kept, wait = self._gone(listed, present)
+        report.missing_on_primary = len(kept)
+        report.deferred_deletes += len(wait)  # a point here may still need them: a later run
         documents = [n for n in gone if not n.startswith(("data/", "index/", "keys/", "datakeys/"))]
         documents.sort(key=lambda n: not n.startswith(("points/", "point-status/")))  # point headers first
         later = [n for n in gone if n.startswith(("index/", "keys/", "datakeys/"))]
         packs = [n for n in gone if n.startswith("data/")]
-        for name in documents + later:
+        for name in documents + later + packs:
             self._delete_one(name, report)
-        if points_behind:
-            report.deferred_deletes += len(packs)  # a point here may still need them: next run
-        else:
-            for name in packs:
-                self._delete_one(name, report)
 
     def _delete_one(self, name: str, report: ReplicationReport) -> None:
         try:
@@ -382,7 +408,9 @@ class Replicator:
         self.check()
         with DaemonPool(8, "replicate-list") as lister:
             present = self._list_secondary()
-            plan, compare = self._todo(self._list_primary(lister), present)
+            listed = self._list_primary(lister)
+            plan, compare = self._todo(listed, present)
+        kept = self._gone(listed, present)[1]
         missing = [name for names in plan.values() for name in names
                    if name not in compare or self._differs(name)]
         size = 0
@@ -393,7 +421,7 @@ class Replicator:
                 pass
         points = [n for n in missing if n.startswith("points/")]
         times = [t for t in map(self._point_time, points) if t]
-        return Lag(len(missing), size, len(points), min(times) if times else None)
+        return Lag(len(missing), size, len(points), min(times) if times else None, len(kept))
 
     def _differs(self, name: str) -> bool:
         try:
