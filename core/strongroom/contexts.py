@@ -15,8 +15,10 @@ and are not to be kept after it.
   image, through the same safe writer) and ``report_progress``.
 - :class:`BackupContext` (backup) gives the item, a view of the item's latest point
   (``parent``), ``warn`` for what could not be backed up, ``consistency`` for a
-  workload that learns during the backup how consistent the point is, and
-  ``vault_location``, the vault's own local folder, which a backup leaves out.
+  workload that learns during the backup how consistent the point is,
+  ``vault_location``, the vault's own local folder, which a backup leaves out, and
+  ``progress(total=, bytes=)``, how a workload with large streams (a dump, a disk)
+  tells the progress display what to expect.
 """
 
 from __future__ import annotations
@@ -178,7 +180,23 @@ class BackupContext:
         self.vault_location = vault_location
         self.warnings: list[str] = []
         self.consistency: str | None = None
+        self._progress: Callable[..., None] | None = None  # set by the backup (the engine's)
 
     def warn(self, message: str) -> None:
         """Record a warning for the point (one line: what and why)."""
         self.warnings.append(message)
+
+    def progress(self, *, total: int | None = None, bytes: int | None = None) -> None:
+        """Tell the backup's progress display about the workload's own work (call it as
+        often as you like; the display is throttled).
+
+        ``total``: an estimate of the bytes the whole backup reads, when the workload
+        knows one before its streams are read (the size of the databases it dumps, the
+        virtual size of the disks); the display shows the larger of it and what the
+        entries found so far as the total, so percent and ETA move while one stream is
+        read.  ``bytes``: the bytes the workload has read so far *on its own* (not
+        through the entries it yields: the engine counts those itself), in all.
+        A value left out keeps the last one given.  Without a display this does nothing.
+        """
+        if self._progress is not None:
+            self._progress(total=total, bytes=bytes)

@@ -53,7 +53,15 @@ class RestoreResult:
 
 @attrs.define
 class BackupStats:
-    """Counters of a backup, as the point's ``stats`` records them (``to_dict``)."""
+    """Counters of a backup, as the point's ``stats`` records them (``to_dict``).
+
+    The last four fields are for progress only and are not recorded: ``bytes_skipped``
+    (bytes not read because the parent point has them: unchanged files, a disk's
+    unchanged chunks), ``bytes_expected`` and ``bytes_workload`` (the workload's
+    estimate of the bytes it brings, and the bytes it read on its own:
+    :meth:`BackupContext.progress <strongroom.BackupContext.progress>`) and ``current``
+    (the path being read).
+    """
 
     files: int = 0
     dirs: int = 0
@@ -68,6 +76,20 @@ class BackupStats:
     stored_bytes: int = 0
     packs: int = 0
     seconds: float = 0.0
+    bytes_skipped: int = attrs.field(default=0, metadata={"live": True})
+    bytes_expected: int = attrs.field(default=0, metadata={"live": True})
+    bytes_workload: int = attrs.field(default=0, metadata={"live": True})
+    current: str = attrs.field(default="", metadata={"live": True})
 
     def to_dict(self) -> dict:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=lambda field, _value: not field.metadata.get("live"))
+
+    @property
+    def bytes_done(self) -> int:
+        """Bytes read or found unchanged: what the progress counts as done."""
+        return self.bytes_read + self.bytes_skipped + self.bytes_workload
+
+    @property
+    def bytes_estimate(self) -> int:
+        """The larger of the bytes found so far and the workload's estimate."""
+        return max(self.bytes_total, self.bytes_expected)

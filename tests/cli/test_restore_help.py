@@ -25,7 +25,8 @@ class TestRestoreHelp:
         """The core's options come first; postgres, vm and sqlite options each under their own heading."""
         shown = sections(run_strongroom("restore", "--help").stdout)
         assert list(shown)[:1] == ["Options (every workload)"]
-        assert {"--target", "--force", "--overwrite", "--from-secondary", "--json", "--help"} == set(
+        assert {"--target", "--force", "--overwrite", "--from-secondary", "--json", "--progress",
+            "--progress-json", "--help"} == set(
             shown["Options (every workload)"])
         assert {"--to-database", "--database", "--schema", "--table", "--jobs", "--dsn"} <= set(shown["postgres options"])
         assert set(shown["vm options"]) == {"--disk", "--format", "--files"}

@@ -13,7 +13,8 @@ import click
 
 from .common import app, json_option
 from .completion import complete_item
-from .output import Progress, emit_json, human_size, info, warn
+from .meter import events_mode, progress_for, progress_options
+from .output import emit_json, human_size, info, warn
 
 
 @click.command()
@@ -23,9 +24,15 @@ from .output import Progress, emit_json, human_size, info, warn
 @click.option("--tag", "tags", multiple=True, metavar="TAG", callback=lambda ctx, param, value: _tags(value),
               help="Tag the point (repeatable; 'points --tag' finds it): no spaces or commas.")
 @json_option
+@progress_options
 @click.pass_context
-def backup(ctx, item, retain_until, tags, as_json):
-    """Back up ITEM now and create a recovery point."""
+def backup(ctx, item, retain_until, tags, as_json, progress_flag, progress_json):
+    """Back up ITEM now and create a recovery point.
+
+    On a terminal a line shows the bytes and files done of the expected total (from the
+    latest point, or a quick scan of the paths), the rate and the ETA; --progress-json
+    prints them as JSON events instead.
+    """
     v = app(ctx).open_vault()
     until = None
     if retain_until is not None:
@@ -35,19 +42,30 @@ def backup(ctx, item, retain_until, tags, as_json):
         found = v.item(item)
         policy = v.policies.find(found.policy) if found.policy else None
         until = parse_until(retain_until, v.clock(), load_timezone(policy.timezone if policy else "UTC"))
-    progress = Progress(not as_json)
+    progress = progress_for(as_json, progress_flag, progress_json)
+    events = events_mode(as_json, progress_flag, progress_json)
+    estimate = None
 
     def show(stats) -> None:
-        progress.show(
-            f"{stats.files} files, {human_size(stats.bytes_read)} read,"
-            f" {stats.files_unchanged} unchanged"
-        )
+        progress.update(bytes=stats.bytes_done, files=stats.files_read + stats.files_unchanged,
+                        total=max(stats.bytes_estimate, estimate.bytes) or None,
+                        total_files=max(stats.files, estimate.files) or None, current=stats.current)
 
-    point = v.backup(item, progress=show, retain_until=until, tags=tags)
-    progress.done()
+    if progress.active:
+        from .estimate import backup_estimate
+
+        estimate = backup_estimate(v, item)
+    try:
+        point = v.backup(item, progress=show if estimate is not None else None, retain_until=until, tags=tags)
+    finally:
+        if estimate is not None:
+            estimate.stop()
+        progress.done()
     for message in point.warnings:
         warn(message)
-    if as_json:
+    if events:
+        progress.summary({"id": point.point_id, **point.to_dict()})
+    elif as_json:
         emit_json({"id": point.point_id, **point.to_dict()})
     else:
         s = point.stats

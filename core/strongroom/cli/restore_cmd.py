@@ -18,13 +18,15 @@ from ..models import OVERWRITE_MODES
 from ..plugins import PluginHost
 from .common import app, json_option, split_item_point
 from .completion import complete_point
-from .output import Progress, emit_json, human_size, info, warn
+from .meter import events_mode, progress_for, progress_options
+from .output import emit_json, human_size, info, warn
 
 
 def build_restore_command(plugins: PluginHost) -> click.Command:
     extra: list[click.Parameter] = []
     owners: dict[str, list[str]] = {}  # a workload option's name -> the workloads that declare it
-    core = {"target", "as_json", "spec", "paths", "force", "overwrite", "from_secondary"}
+    core = {"target", "as_json", "spec", "paths", "force", "overwrite", "from_secondary", "progress_flag",
+            "progress_json"}
     for name in plugins.workloads.names():
         for param in plugins.workloads.get(name)().restore_params():
             if param.name in core:
@@ -36,7 +38,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
     extra_names = [p.name for p in extra] + ["force", "overwrite"]
 
     @click.pass_context
-    def restore(ctx, spec, paths, target, as_json, from_secondary=False, **options):
+    def restore(ctx, spec, paths, target, as_json, from_secondary=False, progress_flag=False,
+                progress_json=False, **options):
         """Restore a recovery point (default: the latest), or only PATHs of it.
 
         For files, paths keep their place in the point: restoring
@@ -44,19 +47,34 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
         """
         item, point = split_item_point(spec)
         app(ctx).from_secondary = app(ctx).from_secondary or from_secondary
-        progress = Progress(not as_json)
+        progress = progress_for(as_json, progress_flag, progress_json)
+        events = events_mode(as_json, progress_flag, progress_json)
+        vault = app(ctx).open_vault()
+        total = total_files = None
+        if progress.active and not paths:  # the whole point: its counters are the total
+            try:
+                counters = vault.point(item, point).stats or {}
+                total, total_files = counters.get("bytes_total") or None, counters.get("files") or None
+            except Exception:  # noqa: BLE001 - the restore itself reports what is wrong
+                pass
 
         def show(stats) -> None:
-            progress.show(f"{stats.files} files, {human_size(stats.bytes_written)} written")
+            progress.update(bytes=stats.bytes_written, files=stats.files, total=total, total_files=total_files)
 
-        result = app(ctx).open_vault().restore(
-            item, point, target, paths, options={k: options.get(k) for k in extra_names}, progress=show
-        )
-        progress.done()
+        try:
+            result = vault.restore(
+                item, point, target, paths, options={k: options.get(k) for k in extra_names},
+                progress=show if progress.active else None,
+            )
+        finally:
+            progress.done()
         for message in result.warnings:
             warn(message)
         s = result.stats
-        if as_json:
+        if events:
+            progress.summary({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings),
+                              "summary": result.summary or None})
+        elif as_json:
             emit_json({"target": target, "stats": s.to_dict(), "warnings": list(result.warnings),
                        "summary": result.summary or None})
         elif result.summary:
@@ -86,8 +104,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                      help="Restore from the vault's geo secondary (read-only), as this machine recorded it."),
         *extra,
     ]
-    return json_option(RestoreCommand("restore", callback=restore, params=params, help=restore.__doc__,
-                                      owners=owners))
+    return progress_options(json_option(RestoreCommand("restore", callback=restore, params=params, help=restore.__doc__,
+                                      owners=owners)))
 
 
 class RestoreCommand(click.Command):

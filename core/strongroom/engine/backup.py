@@ -21,6 +21,12 @@ the parent point's reuses the parent's tree node without encoding it again.
 A DISK entry (``entry.chunk_size`` > 0) is read in a reader thread too, in fixed-size
 chunks, by :class:`~.diskread.DiskReader` (holes for zeros, unchanged chunks reused).
 
+Progress: ``progress(stats)`` is called (throttled, from the walk and from the reader
+threads after each chunk, so one large stream moves it too) with the live counters:
+``bytes_done`` of ``bytes_estimate`` (the walk's ``bytes_total``, or the workload's
+estimate through :meth:`workload_progress`), ``current`` (the path being read); and
+once more with the final counters when the walk is done.
+
 A folder of the parent point whose tree node cannot be read (damaged, missing) is no
 reason to fail: the folder (and everything below it) is backed up as if the parent
 point did not have it - every file read again - with one warning on the point per
@@ -136,12 +142,14 @@ class BackupEngine:
         started = time.monotonic()
         writer = self.repo.writer(compression_level=self._compression_level)
         self._writer = writer
-        self._disks = DiskReader(writer, self.repo, self.stats, self._lock, self._warn)
+        self._disks = DiskReader(writer, self.repo, self.stats, self._lock, self._warn, self._progress_now)
         failed = True
         try:
             root = self._walk(entries)
             writer.flush()
             failed = False
+            self.stats.current = ""
+            self._report.final(self.stats)
         finally:
             # On failure, reads still queued are dropped rather than run to the end.
             self._read_pool.shutdown(wait=True, cancel_futures=failed)
@@ -218,7 +226,9 @@ class BackupEngine:
         if entry.type == FILE and not callable(getattr(src, "open", None)):  # a workload's stream is always read
             reused = self._unchanged(src.path, entry)
             if reused is not None:
-                self.stats.files_unchanged += 1
+                with self._lock:
+                    self.stats.files_unchanged += 1
+                    self.stats.bytes_skipped += entry.size
                 return reused
             if 0 <= entry.size < self._params.min_size and not callable(getattr(src, "open", None)):
                 batch = self._batch
@@ -315,6 +325,7 @@ class BackupEngine:
         chunks: list[bytes] = []
         total = 0
         own_stream = callable(getattr(src, "open", None))
+        self.stats.current = src.path
         try:
             fh = self._open(src)
             with fh:
@@ -323,6 +334,7 @@ class BackupEngine:
                     total += len(data)
                     with self._lock:
                         self.stats.bytes_read += len(data)
+                    self._report(self.stats)  # a large file or stream moves the progress too
         except OSError as exc:
             if own_stream:
                 raise
@@ -352,6 +364,20 @@ class BackupEngine:
     def _warn(self, message: str) -> None:
         with self._lock:
             self.warnings.append(message)
+
+    def _progress_now(self) -> None:
+        self._report(self.stats)
+
+    def workload_progress(self, *, total: int | None = None, bytes: int | None = None) -> None:
+        """What a workload reports of itself (:meth:`strongroom.BackupContext.progress`):
+        ``total``, its estimate of the bytes of the whole backup; ``bytes``, the bytes it
+        has read on its own so far (not through the entries the engine reads)."""
+        with self._lock:
+            if total is not None:
+                self.stats.bytes_expected = max(0, int(total))
+            if bytes is not None:
+                self.stats.bytes_workload = max(0, int(bytes))
+        self._report(self.stats)
 
     # --- directories ---------------------------------------------------------------------
 

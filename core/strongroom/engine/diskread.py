@@ -14,7 +14,8 @@ otherwise the whole disk is read, with a warning.
 Refuses: a disk image that ends before ``entry.size`` (OSError); an error from the
 source's ``open()`` or reads is raised as it is, and fails the backup.
 Writes: only through the backup's blob writer (data blobs), and the ``bytes_read``,
-``files_read`` and ``chunks_reused`` counters of the backup's stats, under its lock.
+``files_read`` and ``chunks_reused`` counters of the backup's stats (and the progress
+counters ``bytes_skipped`` and ``current``), under its lock; ``report()`` after each chunk read.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class DiskReader:
     stats: BackupStats
     lock: threading.Lock
     warn: Callable[[str], None]
+    report: Callable[[], None] = lambda: None  # the backup's (throttled) progress
 
     def read(self, src: SourceEntry, parent: Entry | None) -> Entry:
         """Fixed-size chunks of a disk image; holes for zeros; unchanged chunks reused.
@@ -87,6 +89,7 @@ class DiskReader:
             self.warn(f"{src.path}: no usable parent point for the changed-block map; reading the whole disk")
             changed = None
         changed = set(changed) if changed is not None else None
+        self.stats.current = src.path
         zero = bytes(chunk_size)
         chunks: list[bytes] = []
         reused = read = 0
@@ -97,6 +100,8 @@ class DiskReader:
                 if changed is not None and i not in changed:
                     chunks.append(reusable[i])
                     reused += 1
+                    with self.lock:
+                        self.stats.bytes_skipped += length
                     continue
                 if position != i * chunk_size:
                     fh.seek(i * chunk_size)
@@ -109,6 +114,7 @@ class DiskReader:
                     chunks.append(self.writer.add(KIND_DATA, data))
                 with self.lock:
                     self.stats.bytes_read += length
+                self.report()
         with self.lock:
             self.stats.files_read += 1
             self.stats.chunks_reused += reused

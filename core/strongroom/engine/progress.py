@@ -1,4 +1,5 @@
-"""Throttled progress callbacks shared by the engines."""
+"""Throttled progress callbacks shared by the engines: at most one call every ``interval``
+seconds, and :meth:`Throttled.final` for the last numbers."""
 
 from __future__ import annotations
 
@@ -27,3 +28,10 @@ class Throttled(Generic[T]):
                 return
             self._last = now
         self._callback(state)
+
+    def final(self, state: T) -> None:
+        """Call ``callback(state)`` now, however recent the last call: the last numbers."""
+        if self._callback is not None:
+            with self._lock:
+                self._last = time.monotonic()
+            self._callback(state)

@@ -153,6 +153,7 @@ class Restorer:
         damaged = sorted(self._damaged)
         self.log.raise_if_any(removed=self._removed, damaged=len(damaged))
         self.stats.seconds = round(time.monotonic() - started, 3)
+        self._report.final(self.stats)
         errors = tuple(f"{relpath}: {self._damaged[relpath]}" for relpath in damaged)
         return RestoreResult(self.stats, tuple(damaged), errors, tuple(self.writer.warnings))
 

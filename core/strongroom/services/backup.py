@@ -128,6 +128,7 @@ class BackupService:
                             vault_location=local_folder_of(repo.store))
         engine = BackupEngine(repo, self.settings.chunker, progress=progress, parent=parent_tree,
                               compression_level=self.settings.current.compression_level)
+        ctx._progress = engine.workload_progress
         produced = workload.backup(ctx)
         entered = produced if hasattr(produced, "__enter__") else contextlib.nullcontext(produced)
         with gc.masking(repo), entered as entries:  # a context manager exits once every entry is read
