@@ -105,7 +105,7 @@ class TestGoodPoint:
         """`drill --json` prints the report: its keys, the point drilled, ok and the scratch removed."""
         _, _, point, scratch = backed_up
         doc = json.loads(Cli(vault_url)("drill", "data", "--json", "--scratch", str(scratch)).stdout)
-        assert set(doc) == REPORT_KEYS
+        assert set(doc) == REPORT_KEYS | {"schema"} and doc["schema"] == 1  # docs/json.md
         assert doc["ok"] is True and doc["point"] == point.point_id and doc["source"] == "primary"
         assert doc["scratch_removed"] is True and not os.path.exists(doc["scratch"])
         assert "SHA-256" in doc["method"] and "file-level check only" not in doc["method"]
