@@ -246,6 +246,10 @@ def build_cli(plugins: PluginHost) -> click.Group:
     @click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
                   help="An option of the vault's storage, e.g. endpoint_url=URL (repeatable);"
                        " put secrets in the config file or STRONGROOM_STORAGE_OPTIONS instead.")
+    @click.option("--limit-upload", type=click.FloatRange(min=0, min_open=True), metavar="KIB/S",
+                  help="Send at most KIB/S KiB per second to the vault's storage (storage option limit_upload).")
+    @click.option("--limit-download", type=click.FloatRange(min=0, min_open=True), metavar="KIB/S",
+                  help="Read at most KIB/S KiB per second from the vault's storage (storage option limit_download).")
     @click.option("--token-file", metavar="FILE",
                   help="For a vault on a strongroom server (https://HOST:PORT/vaults/NAME): the file holding"
                        " your token (default: the STRONGROOM_TOKEN environment variable).")
@@ -256,12 +260,15 @@ def build_cli(plugins: PluginHost) -> click.Group:
     @click.version_option(package_name="strongroom", prog_name="strongroom")
     @click.pass_context
     def cli(ctx: click.Context, vault_url: str | None, passphrase_env: str | None, disabled: tuple[str, ...],
-            storage_option: tuple[str, ...], token_file: str | None, from_secondary: bool,
-            quiet: bool, verbose: int, log_file: str | None, log_level: str | None) -> None:
+            storage_option: tuple[str, ...], limit_upload: float | None, limit_download: float | None,
+            token_file: str | None, from_secondary: bool, quiet: bool, verbose: int, log_file: str | None, log_level: str | None) -> None:
         """strongroom: vaults, policies and recovery points for your own machines."""
         ctx.with_resource(logsetup.configure(ctx, logsetup.settings_from(quiet, verbose, log_file, log_level)))
         logsetup.log_start(ctx)
         options = dict(parse_storage_option(text) for text in storage_option)
+        for key, limit in (("limit_upload", limit_upload), ("limit_download", limit_download)):
+            if limit is not None:
+                options[key] = limit
         if token_file:
             if not (vault_url or "").lower().startswith("https://"):
                 raise click.UsageError("--token-file is for a vault on a strongroom server (--vault https://HOST:PORT/vaults/NAME)")
@@ -289,6 +296,8 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(importlib.import_module(".stats_cmd", __name__).stats)
     cli.add_command(importlib.import_module(".units_cmd", __name__).install_units)
     cli.add_command(importlib.import_module(".man_cmd", __name__).man)
+    for name in ("apply", "export_config"):
+        cli.add_command(getattr(importlib.import_module(".apply_cmd", __name__), name))
     plugins.register_commands(cli)
     return cli
 

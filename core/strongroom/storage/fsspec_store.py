@@ -63,6 +63,7 @@ from ..errors import ObjectNotFound, StorageError, UnknownStorageOption
 from .backends import StorageBackend, backend_for
 from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, is_transient, map_error, redact_url
 from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
+from .ratelimit import LIMIT_OPTIONS, limited
 
 __all__ = ["FsspecStore", "local_folder_of", "open_store"]
 
@@ -515,10 +516,10 @@ def _check_options(cls: type, options: dict[str, Any], origins: dict[str, str], 
     for option in sorted(set(options) - known):
         origin = origins.get(option, "")
         if issubclass(cls, LocalFileSystem):
-            storage, hint = "a local folder", f"; it takes only {CONCURRENCY_OPTION}."
+            storage, hint = "a local folder", f"; it takes only {CONCURRENCY_OPTION}, limit_upload and limit_download."
         else:
             storage = f"{url.split('://', 1)[0]} storage"
-            close = difflib.get_close_matches(option, sorted(known | {CONCURRENCY_OPTION}), n=1)
+            close = difflib.get_close_matches(option, sorted(known | {CONCURRENCY_OPTION, *LIMIT_OPTIONS}), n=1)
             hint = f"; did you mean {close[0]}?" if close else "."
         raise UnknownStorageOption(
             option=option, origin=f" (from {origin})" if origin and origin != "given" else "",
@@ -592,8 +593,11 @@ def open_store(
     naming the regular file in the way, if there is one); otherwise a missing root is
     not an error here.  An option the filesystem does not take raises
     UnknownStorageOption (see the module docstring).  An unknown protocol or a missing driver package
-    raises StorageError saying what to install.  Unless ``retry`` is false, the store is
-    wrapped in :class:`~strongroom.storage.retry.RetryingStore`.
+    raises StorageError saying what to install.  The options ``limit_upload`` and
+    ``limit_download`` (KiB/s) wrap the store in a
+    :class:`~strongroom.storage.ratelimit.RateLimitedStore`.  Unless ``retry`` is false,
+    the store is wrapped in :class:`~strongroom.storage.retry.RetryingStore` (outermost,
+    so every attempt's bytes count against the limit).
     """
     from .retry import RetryingStore
 
@@ -603,12 +607,13 @@ def open_store(
     concurrency = options.pop(CONCURRENCY_OPTION, None)
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise StorageError(message=f"storage option {CONCURRENCY_OPTION} must be a positive integer")
+    limit = limited(options)  # pops limit_upload/limit_download; StorageError for a bad value
     backend = backend_for(url, backends)
     if backend is not None and backend.opener is not None:  # a store of its own, not fsspec's
         backend.load()  # StorageError naming what to install
         if concurrency is not None:
             options[CONCURRENCY_OPTION] = concurrency
-        store = _resolve_callable(backend.opener)(url, options, create=create)
+        store = limit(_resolve_callable(backend.opener)(url, options, create=create))
         return RetryingStore(store) if retry else store
     try:
         if backend is not None:
@@ -641,4 +646,5 @@ def open_store(
             _make_local_root(store, shown)
         else:
             store._call(shown, fs.makedirs, store.root, exist_ok=True)
+    store = limit(store)
     return RetryingStore(store) if retry else store
