@@ -161,6 +161,10 @@ class TestEveryJsonCommandOnARealVault:
         run("diff", f"docs@{point[:8]}", f"docs@{second[:8]}")
         run("find", "*.txt", "--item", "docs")
         run("items update", "tmp", "--exclude", "*.tmp")
+        exported = tmp_path / "strongroom.toml"
+        run("export-config", "--output", exported)
+        run("export-config")
+        assert run("apply", exported, "--dry-run")["changes"] == 0
         run("man", "--output", tmp_path / "man")
         run("drill", "docs", "--scratch", tmp_path)
         run("stats")
