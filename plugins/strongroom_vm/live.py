@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import attrs
 from strongroom import DiskSource, run_child
@@ -94,8 +94,10 @@ def discover(qmp: QmpClient) -> list[LiveDisk]:
 class LiveBackup:
     """The entries of one backup of a live VM (see the module documentation)."""
 
-    def __init__(self, source: dict, item_id: str, parent: dict, warnings: list[str]) -> None:
+    def __init__(self, source: dict, item_id: str, parent: dict, warnings: list[str],
+                 progress: Callable[..., None] = lambda **numbers: None) -> None:
         self.source = source
+        self.progress = progress  # BackupContext.progress: the disks' size is the backup's total
         self.item_id = item_id
         self.parent_disks = {d["name"]: d for d in parent.get("disks", [])} if parent.get("mode") == "live" else {}
         self.warnings = warnings
@@ -118,6 +120,7 @@ class LiveBackup:
 
     def entries(self) -> Iterator[Any]:
         disks, changed, extra = self._start()
+        self.progress(total=sum(disk.size for disk in disks))
         self._pending = 1  # this generator; each disk yielded adds one until its reader closes
         try:
             yield from config_entries(self.source.get("config"), extra)

@@ -119,7 +119,7 @@ class VmWorkload(Workload):
         source = ctx.item.source
         parent = read_manifest(ctx.parent) if ctx.parent is not None else {}
         if source.get("mode") == "live":
-            live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings)
+            live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings, ctx.progress)
             entries = live.entries()
             try:
                 for entry in entries:
@@ -148,6 +148,7 @@ class VmWorkload(Workload):
         paths = {d["name"]: d["path"] for d in source["disks"]}
         watch = ReadWatch(torn)
         disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch)
+        ctx.progress(total=sum(record["size"] for record in records))  # what the progress line counts toward
         for name in in_use:
             ctx.consistency = "inconsistent"
             ctx.warn(f"disk {name} ({paths[name]}) is in use by a running VM and was read anyway (--force): "

@@ -45,8 +45,10 @@ def backup(ctx, item, retain_until, tags, as_json, progress_flag, progress_json)
     progress = progress_for(as_json, progress_flag, progress_json)
     events = events_mode(as_json, progress_flag, progress_json)
     estimate = None
+    seen = []  # the engine's live counters, once it has reported
 
     def show(stats) -> None:
+        seen[:] = [stats]
         progress.update(bytes=stats.bytes_done, files=stats.files_read + stats.files_unchanged,
                         total=max(stats.bytes_estimate, estimate.bytes) or None,
                         total_files=max(stats.files, estimate.files) or None, current=stats.current)
@@ -57,6 +59,10 @@ def backup(ctx, item, retain_until, tags, as_json, progress_flag, progress_json)
         estimate = backup_estimate(v, item)
     try:
         point = v.backup(item, progress=show if estimate is not None else None, retain_until=until, tags=tags)
+        if seen:  # everything is read: what was done is the total, whatever the estimate said
+            done = seen[0]
+            progress.update(bytes=done.bytes_done, total=done.bytes_done, files=done.files_read + done.files_unchanged,
+                            total_files=done.files_read + done.files_unchanged, current="")
     finally:
         if estimate is not None:
             estimate.stop()

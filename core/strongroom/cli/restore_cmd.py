@@ -66,6 +66,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                 item, point, target, paths, options={k: options.get(k) for k in extra_names},
                 progress=show if progress.active else None,
             )
+            s = result.stats  # everything is written: what was written is the total
+            progress.update(bytes=s.bytes_written, total=s.bytes_written, files=s.files, total_files=s.files)
         finally:
             progress.done()
         for message in result.warnings:
