@@ -184,6 +184,51 @@ class TestNeverDeletes:
         assert {i["name"] for i in json.loads(main("items", "--json").stdout)} == {"docs", "mail", "extra"}
 
 
+class TestPlanning:
+    def test_every_vault_is_planned_before_any_changes(self, site, tmp_path):
+        """A missing path in the second vault's item is the workload's error (47), and the
+        first vault is not created."""
+        site.write_text(site.read_text().replace(str(tmp_path / "src" / "db"), str(tmp_path / "gone")))
+        assert_one_line_error(Cli()("apply", str(site), expect=None), 47, "gone")
+        assert not (tmp_path / "main").exists()
+
+    def test_stopped_item_is_left_alone(self, site, tmp_path):
+        """A stopped item is reported and not changed, even when the file differs."""
+        cli = Cli()
+        cli("apply", str(site))
+        Cli(str(tmp_path / "main"))("items", "stop", "docs", "--retain", "forever")
+        site.write_text(site.read_text().replace('exclude = ["*.tmp"]', 'exclude = ["*.log"]'))
+        out = cli("apply", str(site)).stdout
+        assert "= item docs (stopped-retain-forever: 'items resume' it to manage it from the file)" in out
+        assert changes(cli, site, "--dry-run") == []
+
+    def test_passphrase_vault_and_source_document(self, tmp_path):
+        """--passphrase-env gives a new vault a passphrase slot; an item given as its source
+        document is protected as it says, and its export applies as no change."""
+        (tmp_path / "data").mkdir()
+        path = tmp_path / "strongroom.toml"
+        path.write_text(f"""
+[vaults.locked]
+url = "{tmp_path / 'locked'}"
+
+[vaults.locked.items.data]
+workload = "files"
+source = {{ paths = ["{tmp_path / 'data'}"], excludes = ["*.iso"], includes = [], one_file_system = false }}
+""")
+        cli, env = Cli(), {"PW": "a long enough passphrase"}
+        cli("--passphrase-env", "PW", "apply", str(path), env=env)
+        locked = Cli(str(tmp_path / "locked"))
+        slots = json.loads(locked("--passphrase-env", "PW", "vault", "key", "list", "--json", env=env).stdout)
+        assert [s["provider"] for s in slots] == ["passphrase"]
+        out = cli("--passphrase-env", "PW", "apply", str(path), "--dry-run", env=env).stdout
+        assert "Nothing to change." in out
+        exported = tmp_path / "exported.toml"
+        locked("--passphrase-env", "PW", "export-config", "--output", str(exported), env=env)
+        assert '"*.iso"' in exported.read_text()
+        out = cli("--passphrase-env", "PW", "apply", str(exported), "--dry-run", env=env).stdout
+        assert "Nothing to change." in out
+
+
 class TestBadFiles:
     @pytest.mark.parametrize("body, words", [
         ('[vaults.main]\nurl = "/tmp/v"\ncolour = "red"\n', ["vaults.main.colour", "unknown key"]),
@@ -198,6 +243,8 @@ class TestBadFiles:
          ["vaults.main.policies.p.keep_daily", "must be an integer"]),
         ('[vaults.main]\nurl = "/tmp/v"\n[vaults.main.sinks.s]\ntype = "pager"\n',
          ["vaults.main.sinks.s.type", "unknown sink type 'pager'"]),
+        ('[vaults.main]\nurl = "/tmp/v"\n[vaults.main.items."no good"]\nworkload = "files"\n',
+         ['vaults.main.items.no good', "an item name is"]),
         ('[vaults.main\n', ["not TOML"]),
     ])
     def test_refused_in_one_line_with_exit_code_6(self, tmp_path, body, words):

@@ -8,7 +8,8 @@ in order: the vault (created, key from the usual sources), its name and redundan
 policies (created or updated), items (protected, or updated as ``items update`` does:
 a new item version the next backup follows), alert sinks (added, changed, removed).
 
-Promises: nothing is written while planning; items, policies and vaults are never
+Promises: nothing is written while planning (a new item's source is checked by its
+workload then, so a missing path is refused before any vault changes); items, policies and vaults are never
 deleted or stopped (those the file leaves out are listed as "not in the file" and left
 alone); an item whose workload differs from the file's, or that is stopped, is not
 changed.  Alert sinks are the exception: the file's sinks are the vault's sinks, so a
@@ -138,6 +139,7 @@ def _item_changes(spec: ItemSpec, current: Any | None, vault: Any | None, plugin
     workload.secrets = plugins.secrets
     source = dict(spec.source) if spec.source is not None else workload.source_from_options(dict(spec.options))
     if current is None:
+        workload.validate_source(source)  # refused now, before any vault is changed
         following = f", policy {spec.policy}" if spec.policy else ""
         return [Change("+", "item", spec.name, f" ({spec.workload}{following})",
                        run=lambda v: v.protect(spec.workload, spec.name, source, policy=spec.policy))]

@@ -30,6 +30,7 @@ import attrs
 import click
 
 from ..errors import ConfigFileInvalid, StrongroomError
+from ..models import ITEM_NAME_RE
 from ..plugins import PluginHost
 from ..policy.options import policy_from_options
 from ..policy.record import Policy
@@ -232,6 +233,9 @@ class _Reader:
 
     def item(self, name: str, body: Any, where: str, policies: set[str]) -> ItemSpec:
         body = self.table_of(body, where)
+        if not ITEM_NAME_RE.match(name):
+            raise self.fail(where, "an item name is 1-64 letters, digits, '.', '_' or '-', starting with a letter"
+                                   " or digit")
         workload = body.get("workload")
         if not isinstance(workload, str):
             raise self.fail(f"{where}.workload", "missing (it is required)" if workload is None
