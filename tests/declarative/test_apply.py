@@ -265,3 +265,24 @@ class TestSchema:
         defs = json_schema()["$defs"]
         assert all(defs[name]["additionalProperties"] is False for name in ("vault", "policy", "sink"))
         assert set(defs["policy"]["properties"]) >= {"every", "daily", "weekly", "keep_daily", "drill_every"}
+
+
+class TestTomlWriter:
+    def test_what_to_toml_writes_reads_back_equal(self):
+        """Odd names and values (quotes, backslashes, control characters, DEL, emoji, dots
+        in a name, nested source documents) read back with tomllib as they were."""
+        import tomllib
+
+        from strongroom.declarative import to_toml
+
+        doc = {"vaults": {"main vault": {
+            "url": "/srv/b\\ack\"ups", "policies": {"p": {"every": "4h", "keep_daily": 3}},
+            "items": {"a.b": {"workload": "files", "path": ["/x\ty", "/z\x7f\x01", "/\U0001F600"],
+                              "one-file-system": True},
+                      "vm": {"workload": "vm", "source": {"disks": [{"path": "/d.img", "name": "sda"}],
+                                                          "force": False, "config": None}}},
+            "sinks": {"s": {"type": "webhook", "category": "all", "options": {"url": "http://h/\u00e9"}}},
+        }}}
+        read = tomllib.loads(to_toml(doc, header="a header\nof two lines"))
+        del doc["vaults"]["main vault"]["items"]["vm"]["source"]["config"]  # TOML has no null
+        assert read == doc

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from ..errors import StrongroomError
 from ..models import PROTECTED
 from ..plugins import PluginHost
 from ..policy.durations import format_duration
@@ -83,19 +84,13 @@ def _item_options(item: Any, params: dict, workload: Any) -> dict[str, Any]:
     if set(given) == set(source):
         try:
             rebuilt = workload.source_from_options(dict(given))
-        except Exception:  # noqa: BLE001 - a workload that cannot rebuild it: the document then
+        except (StrongroomError, TypeError, ValueError):  # it cannot: the document says it
             rebuilt = None
         if rebuilt is not None and {k: v for k, v in rebuilt.items() if v is not None} == source:
+            # an empty list or a false flag is what the option gives when left out
             return {by_name[name]: (list(value) if isinstance(value, tuple) else value)
-                    for name, value in given.items() if not _default(params[by_name[name]], value)}
+                    for name, value in given.items() if value not in ([], (), False)}
     return {"source": source}
-
-
-def _default(param: Any, value: Any) -> bool:
-    """Whether ``value`` is what the option gives when left out (not written)."""
-    if value in ([], (), False):
-        return True
-    return False
 
 
 # --- TOML -------------------------------------------------------------------------------------
@@ -113,7 +108,8 @@ def _value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a TOML basic string
+        # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -47,7 +47,7 @@ class Change:
 
     @property
     def line(self) -> str:
-        return f"{self.action} {self.kind} {self.name}" + (f"{self.detail}" if self.detail else "")
+        return f"{self.action} {self.kind} {self.name}{self.detail}"
 
     def to_dict(self) -> dict:
         return {"action": self.action, "kind": self.kind, "name": self.name, "line": self.line}
