@@ -245,6 +245,8 @@ class TestBadFiles:
          ["vaults.main.sinks.s.type", "unknown sink type 'pager'"]),
         ('[vaults.main]\nurl = "/tmp/v"\n[vaults.main.items."no good"]\nworkload = "files"\n',
          ['vaults.main.items.no good', "an item name is"]),
+        ('[vaults.main]\nurl = "/tmp/v"\n[vaults.main.policies.p]\nevery = "4h"\ndrill_every = "7d"\n'
+         'drill_from_secondary = true\n', ["vaults.main.policies.p.drill_from_secondary", "redundancy geo"]),
         ('[vaults.main\n', ["not TOML"]),
     ])
     def test_refused_in_one_line_with_exit_code_6(self, tmp_path, body, words):

@@ -20,7 +20,7 @@ import click
 
 from ..declarative import apply_plan, describe_vault, plan_vault, read_config, to_toml
 from ..errors import UsageError, VaultNotFound
-from .common import app, json_option
+from .common import app, json_option, ticket_option
 from .output import emit_json
 
 
@@ -47,16 +47,17 @@ def _creator(obj):
 @click.command("apply")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Only show the changes; change nothing.")
+@ticket_option
 @json_option
 @click.pass_context
-def apply(ctx, file, dry_run, as_json):
+def apply(ctx, file, dry_run, ticket, as_json):
     """Make the vaults what FILE (strongroom.toml) describes: create missing vaults, create or
     update policies, protect new items and update changed ones, add, change or remove alert
     sinks. One line per change; never deletes an item, a policy or a vault."""
     obj = app(ctx)
     config = read_config(file, obj.plugins)
     opened = [(spec, _open(obj, spec.url)) for spec in config.vaults]
-    plans = [(plan_vault(spec, vault, obj.plugins), vault) for spec, vault in opened]
+    plans = [(plan_vault(spec, vault, obj.plugins, ticket=ticket), vault) for spec, vault in opened]
     total = sum(len(plan.changes) for plan, _ in plans)
     if not dry_run:
         for plan, vault in plans:

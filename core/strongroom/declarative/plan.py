@@ -65,8 +65,9 @@ class VaultPlan:
                 "changes": [c.to_dict() for c in self.changes], "not_in_file": list(self.not_in_file)}
 
 
-def plan_vault(spec: VaultSpec, vault: Any | None, plugins: PluginHost) -> VaultPlan:
-    """The changes that make ``vault`` (None: not created yet) what ``spec`` says."""
+def plan_vault(spec: VaultSpec, vault: Any | None, plugins: PluginHost, *, ticket: str | None = None) -> VaultPlan:
+    """The changes that make ``vault`` (None: not created yet) what ``spec`` says;
+    ``ticket``: the guard's, given to the policy and item updates that need one."""
     changes: list[Change] = []
     left: list[str] = []
     if vault is None:
@@ -76,11 +77,11 @@ def plan_vault(spec: VaultSpec, vault: Any | None, plugins: PluginHost) -> Vault
         changes += _vault_changes(spec, vault)
     policies = {p.name: p for p in vault.policies.list()} if vault is not None else {}
     for policy in spec.policies:
-        changes += _policy_changes(policy, policies.get(policy.name))
+        changes += _policy_changes(policy, policies.get(policy.name), ticket)
     left += [f"policy {name}" for name in sorted(set(policies) - {p.name for p in spec.policies})]
     items = {i.name: i for i in vault.items() if i.state != DELETED} if vault is not None else {}
     for item in spec.items:
-        changes += _item_changes(item, items.get(item.name), vault, plugins, left)
+        changes += _item_changes(item, items.get(item.name), vault, plugins, left, ticket)
     left += [f"item {name}" for name in sorted(set(items) - {i.name for i in spec.items})]
     sinks = {s.name: s for s in vault.alert_sinks.list()} if vault is not None else {}
     for sink in spec.sinks:
@@ -119,7 +120,7 @@ def _vault_changes(spec: VaultSpec, vault: Any) -> list[Change]:
     return changes
 
 
-def _policy_changes(policy: Policy, current: Policy | None) -> list[Change]:
+def _policy_changes(policy: Policy, current: Policy | None, ticket: str | None) -> list[Change]:
     if current is None:
         return [Change("+", "policy", policy.name, f" ({policy.schedule.describe()}, keep {policy.retention.describe()})",
                        run=lambda v: v.policies.create(policy))]
@@ -129,12 +130,12 @@ def _policy_changes(policy: Policy, current: Policy | None) -> list[Change]:
         return []
     updated = attrs.evolve(policy, created=current.created)
     return [Change("~", "policy", policy.name, f": {k} {_shown(old.get(k))} -> {_shown(new.get(k))}",
-                   run=(lambda v: v.policies.update(updated)) if i == 0 else None)
+                   run=(lambda v: v.policies.update(updated, ticket=ticket)) if i == 0 else None)
             for i, k in enumerate(keys)]
 
 
 def _item_changes(spec: ItemSpec, current: Any | None, vault: Any | None, plugins: PluginHost,
-                  left: list[str]) -> list[Change]:
+                  left: list[str], ticket: str | None) -> list[Change]:
     workload = plugins.workloads.get(spec.workload)()
     workload.secrets = plugins.secrets
     source = dict(spec.source) if spec.source is not None else workload.source_from_options(dict(spec.options))
@@ -162,7 +163,8 @@ def _item_changes(spec: ItemSpec, current: Any | None, vault: Any | None, plugin
     if changes:
         new_source = source if keys else None
         changes[0] = attrs.evolve(changes[0], run=lambda v: v.update_item(
-            spec.name, source=new_source, policy=spec.policy if spec.policy != current.policy else None))
+            spec.name, source=new_source, policy=spec.policy if spec.policy != current.policy else None,
+            ticket=ticket))
     return changes
 
 

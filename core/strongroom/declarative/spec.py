@@ -212,6 +212,10 @@ class _Reader:
         body = self.table(body, where, VAULT, extra=VAULT_TABLES)
         policies = self.table_of(body.get("policies", {}), f"{where}.policies")
         built = tuple(self.policy(p, spec, f"{where}.policies.{p}") for p, spec in policies.items())
+        for policy in built:
+            if policy.drill is not None and policy.drill.from_secondary and body.get("redundancy") != "geo":
+                raise self.fail(f"{where}.policies.{policy.name}.drill_from_secondary",
+                                "needs a vault with redundancy geo (a secondary to drill from)")
         names = {p.name for p in built}
         items = self.table_of(body.get("items", {}), f"{where}.items")
         sinks = self.table_of(body.get("sinks", {}), f"{where}.sinks")
