@@ -169,6 +169,38 @@ class TestOnATerminal:
         assert "\r" not in result.stderr and "ETA" not in result.stderr
 
 
+    def test_verify_read_data_draws_packs_and_bytes_of_the_total(self, big_item, cli):
+        """vault verify --read-data on a terminal counts packs and bytes of the total, with an ETA."""
+        cli("backup", "big")
+        code, drawn = _run_in_pty(["--vault", cli.vault_url, "vault", "verify", "--read-data"])
+        assert code == 0, drawn
+        lines = [line for line in drawn.split("\r") if "reading packs" in line]
+        assert any(re.search(r"100\.0%  [\d.]+ MiB/[\d.]+ MiB  (\d+)/\1 packs  [\d.]+ \w*B/s  ETA", line)
+                   for line in lines), lines
+
+
+class TestMessagesWithNumbers:
+    def test_a_step_is_drawn_with_percent_and_eta(self, monkeypatch):
+        """A message that carries numbers (Step) gets percent and ETA; a plain one is drawn as it is."""
+        from strongroom.cli.output import Progress
+        from strongroom.engine.progress import Step
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        screen = Terminal()
+        monkeypatch.setattr(sys, "stderr", screen)
+        progress = Progress(True)
+        progress.show("expiring points")
+        progress.show(Step("deleting packs: 5/5", done=5, total=5, unit="packs"))
+        progress.done()
+        drawn = [d for d in screen.getvalue().split("\r") if d.strip()]
+        assert drawn[0].endswith("expiring points")
+        assert drawn[1].startswith("deleting packs  100.0%  5/5 packs  ETA 0:00")
+        assert str(Step("reading packs: 1/2", done=1, total=2)) == "reading packs: 1/2"
+
+
 class TestProgressJson:
     def test_backup_and_restore_events_end_with_a_summary(self, big_item, cli, tmp_path):
         """--progress-json prints status events, one a line, then the summary; --json alone

@@ -69,8 +69,10 @@ class Meter:
     #: Samples closer together than this do not change the rate.
     MIN_SAMPLE = 0.2
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, unit: str = "files", label: str = "") -> None:
         self.clock = clock
+        self.unit = unit  # what ``files`` counts (files, packs)
+        self.label = label  # a phase shown first ("reading packs")
         self.started = clock()
         self.bytes = 0
         self.files = 0
@@ -102,11 +104,14 @@ class Meter:
 
     @property
     def rate(self) -> float | None:
-        """Bytes a second: the moving average, or the average so far before it has a sample."""
+        """Bytes a second: the moving average, or the average so far before it has a
+        sample (once that covers ``MIN_SAMPLE`` seconds, or the work is complete)."""
         if self._smoothed is not None:
             return self._smoothed
         elapsed = self.clock() - self.started
-        return self.bytes / elapsed if self.bytes and elapsed > 0 else None
+        if not self.bytes or elapsed <= 0 or (elapsed < self.MIN_SAMPLE and not self.complete):
+            return None
+        return self.bytes / elapsed
 
     @property
     def complete(self) -> bool:
@@ -114,15 +119,21 @@ class Meter:
 
     @property
     def percent(self) -> float | None:
-        if not self.total:
-            return None
-        return min(100.0, 100.0 * self.bytes / self.total)
+        """Bytes of the total; without a total of bytes, the count of its total."""
+        if self.total:
+            return min(100.0, 100.0 * self.bytes / self.total)
+        if self.total_files:
+            return min(100.0, 100.0 * self.files / self.total_files)
+        return None
 
     @property
     def eta_seconds(self) -> float | None:
-        if not self.total or not self.rate:
-            return None
-        return max(0.0, (self.total - self.bytes) / self.rate)
+        if self.total and self.rate:
+            return max(0.0, (self.total - self.bytes) / self.rate)
+        if not self.total and self.total_files and self.files:  # by count, at the average pace
+            elapsed = self.clock() - self.started
+            return max(0.0, elapsed * (self.total_files - self.files) / self.files)
+        return None
 
     def status(self) -> dict[str, Any]:
         """The numbers, as a status event carries them."""
@@ -141,11 +152,15 @@ class Meter:
     def line(self, width: int = 100) -> str:
         """The progress line, at most ``width`` characters."""
         percent = self.percent
-        parts = [f"{percent:5.1f}%" if percent is not None else "  ?  %"]
-        parts.append(f"{_size(self.bytes)}/{_size(self.total)}" if self.total else f"{_size(self.bytes)}")
-        files = f"{self.files}/{self.total_files} files" if self.total_files else f"{self.files} files"
-        parts.append(files)
-        parts.append(f"{_size(self.rate)}/s" if self.rate is not None else "-- B/s")
+        parts = [self.label] if self.label else []
+        parts.append(f"{percent:5.1f}%" if percent is not None else "  ?  %")
+        counts_bytes = bool(self.total or self.bytes or not self.total_files)  # not a count-only step
+        if counts_bytes:
+            parts.append(f"{_size(self.bytes)}/{_size(self.total)}" if self.total else f"{_size(self.bytes)}")
+        unit = self.unit
+        parts.append(f"{self.files}/{self.total_files} {unit}" if self.total_files else f"{self.files} {unit}")
+        if counts_bytes:
+            parts.append(f"{_size(self.rate)}/s" if self.rate is not None else "-- B/s")
         parts.append(f"ETA {format_eta(self.eta_seconds)}")
         text = "  ".join(parts)
         room = width - len(text) - 2
@@ -167,7 +182,14 @@ class MeterLine:
         self._drawn = 0  # characters on screen
         self._last: float | None = None
         self._complete_drawn = False  # the line at 100% is always drawn, once
+        self._started = meter.started
         self._lock = threading.Lock()
+
+    def restart(self, meter: Meter) -> None:
+        """Count a new phase with ``meter`` (the line and its elapsed time stay)."""
+        with self._lock:
+            self.meter = meter
+            self._complete_drawn = False
 
     def update(self, **numbers: Any) -> None:
         with self._lock:
@@ -183,7 +205,7 @@ class MeterLine:
     def note(self, text: str) -> None:
         """A phase with no numbers ("expiring points"): drawn as it is, elapsed time first."""
         with self._lock:
-            elapsed = self.meter.clock() - self.meter.started
+            elapsed = self.meter.clock() - self._started
             self._draw(f"[{elapsed:6.1f}s] {text}"[: self._width()])
 
     def _width(self) -> int:

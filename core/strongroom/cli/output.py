@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import time
 from typing import Any, Sequence
 
 import click
@@ -115,24 +114,33 @@ def error(message: str) -> None:
 
 class Progress:
     """A one-line progress display on stderr, shown only on a terminal, not in JSON mode
-    and not with ``-q``."""
+    and not with ``-q``, for commands that report in messages (verify, prune, replicate).
+
+    A message is drawn as it is, after the time elapsed; a message that carries numbers
+    (``strongroom.engine.progress.Step``: packs of total, bytes of total) is drawn with
+    percent, rate and ETA (:mod:`.meter`), at most five times a second."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty() and not quiet()
-        self._started = time.monotonic()
-        self._width = 0
+        self._line = None
+        self._phase = ""
 
     def show(self, text: str) -> None:
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self._started
-        line = f"[{elapsed:6.1f}s] {text}"
-        pad = max(0, self._width - len(line))
-        self._width = len(line)
-        sys.stderr.write("\r" + line + " " * pad)
-        sys.stderr.flush()
+        from .meter import Meter, MeterLine
+
+        if self._line is None:
+            self._line = MeterLine(Meter())
+        if getattr(text, "total", None) is None and getattr(text, "total_bytes", None) is None:
+            self._line.note(str(text))
+            return
+        label = str(text).partition(":")[0]
+        if label != self._phase:  # a new phase counts from zero
+            self._phase = label
+            self._line.restart(Meter(unit=text.unit or "items", label=label))
+        self._line.update(bytes=text.bytes, files=text.done, total=text.total_bytes, total_files=text.total)
 
     def done(self) -> None:
-        if self.enabled and self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()
+        if self._line is not None:
+            self._line.done()

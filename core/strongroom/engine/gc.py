@@ -46,6 +46,7 @@ from ..models import iso, time_id, time_of
 from ..repository import maintenance
 from ..repository.pack import pack_name
 from .gcstate import Mark, Sweep, cycles_on_storage, read_part
+from .progress import Step
 from .pruneplan import PackState, plan_mark, plan_sweep
 
 if TYPE_CHECKING:
@@ -145,7 +146,10 @@ class GarbageCollector:
                         self.report.kept_by_lock += 1
                         held |= {e.pack_id for e in entries if e.pack_id in plan.doomed}
             kept = 0
-            for pack_id in sorted(plan.doomed):
+            doomed = sorted(plan.doomed)
+            for number, pack_id in enumerate(doomed):
+                self._progress(Step(f"deleting packs: {number}/{len(doomed)}", done=number, total=len(doomed),
+                                    unit="packs"))
                 self.check()
                 try:
                     if pack_id not in held:

@@ -36,6 +36,7 @@ import attrs
 
 from ..errors import IntegrityError, ObjectNotFound
 from ..repository.pack import IndexEntry, pack_name, parse_pack, read_trailer
+from .progress import Step
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
@@ -179,8 +180,13 @@ def scan_packs(
     todo = sorted(set(pack_ids))
     indexed = indexed or {}
     report = progress or (lambda message: None)
+    # the bytes to read, as the index knows them (a pack it does not list counts as 0)
+    total_bytes = sum(e.length for p in todo for e in indexed.get(p, ()))
+    read = 0
     with ThreadPoolExecutor(max(1, threads)) as pool:
         checks = pool.map(lambda p: check_pack(repo, p, indexed.get(p, ())), todo)
         for done, check in enumerate(checks, 1):
-            report(f"reading packs: {done}/{len(todo)}")
+            read += check.size
+            report(Step(f"reading packs: {done}/{len(todo)}", done=done, total=len(todo), unit="packs",
+                        bytes=read, total_bytes=max(total_bytes, read)))
             yield check

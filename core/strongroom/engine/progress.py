@@ -10,6 +10,26 @@ from typing import Callable, Generic, TypeVar
 T = TypeVar("T")
 
 
+class Step(str):
+    """A progress message that also carries numbers: ``done`` of ``total`` ``unit``
+    (packs, objects) and ``bytes`` of ``total_bytes`` (None: not known).  It is a
+    ``str``, so a callback that takes messages shows it as it is; the command line's
+    progress line (``strongroom.cli.output.Progress``) draws percent, rate and ETA."""
+
+    done: int
+    total: int | None
+    unit: str
+    bytes: int
+    total_bytes: int | None
+
+    def __new__(cls, text: str, *, done: int = 0, total: int | None = None, unit: str = "",
+                bytes: int = 0, total_bytes: int | None = None) -> "Step":
+        step = super().__new__(cls, text)
+        step.done, step.total, step.unit = done, total, unit
+        step.bytes, step.total_bytes = bytes, total_bytes
+        return step
+
+
 class Throttled(Generic[T]):
     """Calls ``callback(state)`` at most every ``interval`` seconds (none: does nothing)."""
 
