@@ -67,6 +67,12 @@ class ConfigFileInvalid(UsageError):
     exit_code = 6
 
 
+class MountUnavailable(StrongroomError):
+    """Cannot mount: {reason}"""
+
+    exit_code = 7
+
+
 # --- plugins ---------------------------------------------------------------------------
 
 

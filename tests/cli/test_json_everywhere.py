@@ -26,6 +26,7 @@ NO_JSON = {
     "vault key export": "its output is the recovery kit itself, text for a file or a pipe",
     "guard sign": "its output is the ticket itself, the text --ticket FILE reads",
     "dump": "its output is the file itself, the bytes of one file of a point",
+    "mount": "a file system served until unmounted; it prints one note line, on stderr",
 }
 
 #: Commands with --json that this test does not run, and why (each is run with --json elsewhere).
