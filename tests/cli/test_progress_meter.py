@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from strongroom.cli.meter import Meter, MeterLine, StatusEvents, format_eta
+from strongroom.testing import Cli
 
 MiB = 1024 * 1024
 
@@ -176,6 +177,24 @@ class TestOnATerminal:
         assert code == 0, drawn
         lines = [line for line in drawn.split("\r") if "reading packs" in line]
         assert any(re.search(r"100\.0%  [\d.]+ MiB/[\d.]+ MiB  (\d+)/\1 packs  [\d.]+ \w*B/s  ETA", line)
+                   for line in lines), lines
+
+
+    def test_replicate_draws_objects_of_the_total(self, tmp_path, monkeypatch):
+        """vault replicate on a terminal counts the objects copied of those planned, with the bytes' rate."""
+        monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "0")  # the backup leaves every copy to replicate
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "a.bin").write_bytes(os.urandom(2 * MiB))
+        primary = str(tmp_path / "primary")
+        cli = Cli(primary)
+        cli("vault", "create", primary, "--name", "geo", "--redundancy", "geo", "--secondary", str(tmp_path / "s"))
+        cli("protect", "files", "docs", "--path", str(src))
+        cli("backup", "docs")
+        code, drawn = _run_in_pty(["--vault", primary, "vault", "replicate"])
+        assert code == 0, drawn
+        lines = [line for line in drawn.split("\r") if "copying objects" in line]
+        assert any(re.search(r"100\.0%  [\d.]+ \w*B  (\d+)/\1 objects  [\d.]+ \w*B/s  ETA 0:00", line)
                    for line in lines), lines
 
 

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import click
 
+from .sizes import human_size  # noqa: F401  (commands import it from here)
+
 
 #: The version of the JSON documents' shapes (docs/json.md).
 SCHEMA = 1
@@ -42,14 +44,6 @@ def emit_json(data: Any, *, compact: bool = False) -> None:
         click.echo(json.dumps(document, default=str))
     else:
         click.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def short_time(moment: str | dt.datetime | None, zone: str | None = None) -> str:
@@ -128,7 +122,7 @@ class Progress:
     def show(self, text: str) -> None:
         if not self.enabled:
             return
-        from .meter import Meter, MeterLine
+        from .meterline import Meter, MeterLine
 
         if self._line is None:
             self._line = MeterLine(Meter())

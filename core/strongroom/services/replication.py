@@ -83,6 +83,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from ..engine.progress import Step
 from ..errors import ObjectNotFound, StorageError, StrongroomError
 from ..repository.names import kind_of
 from ..storage.base import Store
@@ -586,6 +587,11 @@ class _Copier:
         group = group_of(name)
         assert group is not None
         self.left[group.name] -= 1
+        if self.progress:
+            total = sum(len(names) for names in self.plan.values())
+            done = total - sum(self.left.values())
+            self.progress(Step(f"copying objects: {done}/{total}", done=done, total=total, unit="objects",
+                               bytes=self.report.copied_bytes))
         chain = self.chains.get(group.name)
         if chain:
             self.ready[group.name].append(chain.popleft())
