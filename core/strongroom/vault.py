@@ -540,6 +540,16 @@ class Vault:
         self.geo.after_backup()  # bounded in time; a failure is an alert (services/geo.py)
         return point
 
+    def copy_in(self, item: str, produce: Callable[[Any], Iterable[Any]], *, header: dict,
+                progress: Callable[[BackupStats], None] | None = None) -> RecoveryPoint:
+        """Commit a point of ``item`` from the source entries ``produce(ctx)`` yields, with
+        ``header`` fields of its own: a point copied from another vault (``strongroom copy``;
+        :meth:`strongroom.services.backup.BackupService.copy_in`)."""
+        with self._journaled_job("backup", {"item": item, "trigger": "copy"}):
+            point = self._backup.copy_in(item, produce, header=header, progress=progress)
+        self.geo.after_backup()
+        return point
+
     def replicate(self, *, timeout: float | None = None,
                   progress: Callable[[str], None] | None = None) -> ReplicationReport:
         """Copy what the geo secondary lacks, in commit order (:mod:`strongroom.services.replication`);

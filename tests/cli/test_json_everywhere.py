@@ -41,6 +41,7 @@ NOT_RUN_HERE = {
     "vault immutability lock": "needs storage with object lock (tests/immutability)",
     "vault recover-objects": "needs storage with object versions (tests/immutability)",
     "notify test": "needs a reachable sink (contrib/strongroom-notify/tests)",
+    "copy": "needs a second vault (tests/operations/test_copy.py runs it with --json)",
 }
 
 

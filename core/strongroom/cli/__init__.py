@@ -288,7 +288,8 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(protect_cmd.build_protect_group(plugins))
     cli.add_command(restore_cmd.build_restore_command(plugins))
     items_cmd.items.add_command(importlib.import_module(".items_update_cmd", __name__).build_update_command(plugins))
-    for module, name in (("dump_cmd", "dump"), ("diff_cmd", "diff"), ("find_cmd", "find"), ("mount_cmd", "mount")):
+    for module, name in (("dump_cmd", "dump"), ("diff_cmd", "diff"), ("find_cmd", "find"), ("mount_cmd", "mount"),
+                         ("copy_cmd", "copy")):
         cli.add_command(getattr(importlib.import_module(f".{module}", __name__), name))
     cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
     cli.add_command(importlib.import_module(".server_cmd", __name__).server)

@@ -28,6 +28,12 @@
    refers to the new data, so a failed or killed backup leaves no point and the next
    backup reuses the packs it uploaded.  A vault head then records the point.
 
+:meth:`BackupService.copy_in` commits a point from entries the caller yields instead of
+the workload's (a point copied from another vault, ``strongroom copy``): the same steps 3
+to 5, recorded as a ``backup`` job with trigger ``copy``, without the backup hooks (nothing
+is quiesced: no source is read), and with header fields the caller gives (the original
+point's time, host, paths and tags, and where it came from in ``extra``).
+
 Foreign objects the backup met in its listings (names that are not the vault's, such as
 a sync tool's ``data/ab/desktop.ini``: :mod:`strongroom.repository.names`) are left
 alone and make one warning on the point, with their count.
@@ -38,7 +44,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import socket
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import attrs
 
 from ..contexts import BackupContext, PointView
 from ..errors import IntegrityError, ItemStateError
@@ -101,8 +109,24 @@ class BackupService:
                     details={**run.job.details, "stats": point.stats})
         return point
 
+    def copy_in(self, name: str, produce: Callable[[BackupContext], Iterable[Any]], *, header: dict,
+                progress: Callable[[BackupStats], None] | None = None) -> RecoveryPoint:
+        """Commit a point of item ``name`` from the source entries ``produce(ctx)`` yields
+        (see the module docstring); ``header`` overrides fields of the new point's header
+        (``created``, ``host``, ``paths``, ``user_tags``, ``consistency``, ``extra``)."""
+        item = self.items.get(name)
+        if item.state != PROTECTED:
+            raise ItemStateError(item=item.name, state=item.state, reason="copies need a protected item; resume it first")
+        with self.jobs.running("backup", item.name, trigger="copy") as run:
+            point = self._commit(item, progress, None, "copy", produce=produce, header=header)
+            run.end("completed_with_warnings" if point.warnings else "completed", point=point.point_id,
+                    bytes=point.stats.get("bytes_read", 0), warnings=point.warnings,
+                    details={**run.job.details, "stats": point.stats})
+        return point
+
     def _commit(self, item: ProtectedItem, progress: Callable[[BackupStats], None] | None,
-                retain_until: dt.datetime | None, trigger: str, tags: Sequence[str] = ()) -> RecoveryPoint:
+                retain_until: dt.datetime | None, trigger: str, tags: Sequence[str] = (), *,
+                produce: Callable[[BackupContext], Any] | None = None, header: dict | None = None) -> RecoveryPoint:
         from ..engine.backup import BackupEngine
         from ..engine.gcstate import GcView
 
@@ -129,7 +153,7 @@ class BackupService:
         engine = BackupEngine(repo, self.settings.chunker, progress=progress, parent=parent_tree,
                               compression_level=self.settings.current.compression_level)
         ctx._progress = engine.workload_progress
-        produced = workload.backup(ctx)
+        produced = (produce or workload.backup)(ctx)
         entered = produced if hasattr(produced, "__enter__") else contextlib.nullcontext(produced)
         with gc.masking(repo), entered as entries:  # a context manager exits once every entry is read
             result = engine.run(entries)
@@ -138,7 +162,8 @@ class BackupService:
         stats["packs_adopted"] = adopted
         stats["blobs_rescued"] = gc.before_commit(repo, result.root, now, item.name)
         point_id = new_id(8)
-        verdicts = self.retention.evaluate(item, parents, now, extra=PointFacts(point_id, now, retain_until))
+        made = dt.datetime.fromisoformat(header["created"]) if header and "created" in header else now
+        verdicts = self.retention.evaluate(item, parents, now, extra=PointFacts(point_id, made, retain_until))
         verdict = next(v for v in verdicts if v.point_id == point_id)
         point = RecoveryPoint(
             point_id=point_id, item_id=item.item_id, item_name=item.name, workload=item.workload,
@@ -152,6 +177,8 @@ class BackupService:
             retain_until=iso(retain_until) if retain_until else None, trigger=trigger,
             user_tags=tuple(dict.fromkeys(tags)), host=socket.gethostname(), paths=_source_paths(item),
         )
+        if header:
+            point = attrs.evolve(point, **header)
         repo.put_document(point.object_name, point.to_dict())  # the commit point
         self.heads.record("backup")
         return point
