@@ -95,6 +95,17 @@ class TestCommands:
         cli("backup", "src")
         assert "cache" in names(cli, "src", tree) and "nobackup" not in names(cli, "src", tree)
 
+    def test_an_item_protected_before_these_options(self, tree, cli, vault_url):
+        """An item whose source has neither key (protected by an earlier version) takes them
+        through items update."""
+        from strongroom.vault import Vault
+
+        vault = Vault.create(vault_url)
+        vault.protect("files", "old", {"paths": [tree], "excludes": [], "includes": [], "one_file_system": False})
+        cli("items", "update", "old", "--exclude-caches")
+        cli("backup", "old")
+        assert "cache" not in names(cli, "old", tree) and "nobackup" in names(cli, "old", tree)
+
     def test_a_path_is_not_a_name(self, tree, cli, vault_url):
         """--exclude-if-present takes a file name: a path is the workload's InvalidSource (47)."""
         cli("vault", "create", vault_url)

@@ -90,7 +90,9 @@ def _new_source(vault, item, given: dict, accepted: set[str]) -> dict:
         raise UsageError(message=f"item '{item.name}' is a {item.workload} item: {_shown(foreign[0])}"
                                  f" is not one of its options")
     built = vault.workload(item.workload).source_from_options(given)
-    unkept = sorted(n for n in given if n not in built or n not in item.source)
+    # a key the workload builds under the option's name is kept, even if the item's source
+    # predates it (an item protected before the workload had that option)
+    unkept = sorted(n for n in given if n not in built)
     if unkept:
         raise UsageError(message=f"{_shown(unkept[0])} of a {item.workload} item cannot be changed"
                                  " in place: protect the source again as a new item")
