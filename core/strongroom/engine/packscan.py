@@ -163,7 +163,7 @@ def scan_trailers(
         checks = pool.map(lambda p: check_trailer(repo, p, indexed.get(p, ())), todo)
         for done, (pack_id, problems) in enumerate(zip(todo, checks), 1):
             if done % 100 == 0 or done == len(todo):
-                report(f"reading pack trailers: {done}/{len(todo)}")
+                report(Step(f"reading pack trailers: {done}/{len(todo)}", done=done, total=len(todo), unit="packs"))
             yield pack_id, problems
 
 
