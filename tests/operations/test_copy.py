@@ -138,6 +138,21 @@ class TestCopy:
             {"vault": source.vault_id, "point": p.point_id} for p in source.points("docs")]
         assert all(p.trigger == "copy" for p in copies)
 
+    def test_bandwidth_limits_hold_for_the_target(self, two_vaults, cli, monkeypatch):
+        """--limit-upload/--limit-download given to copy are the other vault's limits too."""
+        src, other = two_vaults
+        opened = []
+        original = Vault.open.__func__
+
+        def spy(cls, url, **kwargs):
+            opened.append((url, kwargs.get("storage_options")))
+            return original(cls, url, **kwargs)
+
+        monkeypatch.setattr(Vault, "open", classmethod(spy))
+        cli("--limit-upload", "50000", "--limit-download", "60000", "copy", "docs", "--to", other,
+            "--to-passphrase-env", "OTHER_PW", env={"OTHER_PW": "another passphrase"})
+        assert (other, {"limit_upload": 50000.0, "limit_download": 60000.0}) in opened
+
 
 def other_vault(url: str) -> Vault:
     from strongroom.repository.keyproviders import PassphraseSource

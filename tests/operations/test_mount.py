@@ -140,6 +140,20 @@ class TestPointsFS:
             fs.readdir(path)
         assert caught.value.errno == errno.ENOTDIR
 
+    def test_new_points_show_after_the_refresh_time(self, backed_up):
+        """A point made while mounted is listed once the lists are older than ``refresh``
+        (an injected clock: no waiting)."""
+        vault, _, _ = backed_up
+        now = [0.0]
+        fs = PointsFS(vault, refresh=30, clock=lambda: now[0])
+        before = fs.readdir("/docs")
+        time.sleep(1.1)
+        vault.backup("docs")
+        now[0] = 29
+        assert fs.readdir("/docs") == before
+        now[0] = 31
+        assert len(fs.readdir("/docs")) == len(before) + 1
+
     def test_xattrs(self, backed_up, source):
         """Extended attributes the point recorded are listed and read."""
         if not os.listxattr(source / "a.txt"):

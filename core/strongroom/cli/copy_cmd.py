@@ -5,7 +5,8 @@ the other vault and deduplicated against it; points copied before are skipped (t
 :mod:`strongroom.copying`).  The other vault is opened with the user's storage options for
 its URL (config file, ``STRONGROOM_STORAGE_OPTIONS``) and the passphrase from
 ``--to-passphrase-env VAR``, else the same source as this vault's (``--passphrase-env``,
-``STRONGROOM_PASSPHRASE``, the local key store, a prompt).  Prints a line per point, or
+``STRONGROOM_PASSPHRASE``, the local key store, a prompt); ``--limit-upload`` and
+``--limit-download`` hold for it too.  Prints a line per point, or
 with ``--json`` one document: ``item``, ``to``, ``created_item``, ``copied`` (each
 ``point``, ``copy``, ``created``), ``skipped``.
 """
@@ -32,6 +33,7 @@ def copy(ctx, spec, to_url, to_passphrase_env, as_json):
     from ..copying import copy_points
     from ..repository.keyproviders import PassphraseSource
     from ..storage.base import redact_url
+    from ..storage.ratelimit import LIMIT_OPTIONS
     from ..vault import Vault
     from . import _prompt
 
@@ -39,7 +41,9 @@ def copy(ctx, spec, to_url, to_passphrase_env, as_json):
     obj = app(ctx)
     source = obj.open_vault()
     passphrase = PassphraseSource(env_var=to_passphrase_env, prompt=_prompt) if to_passphrase_env else obj.passphrase
-    target = Vault.open(to_url, passphrase=passphrase, plugins=obj.plugins)
+    # --limit-upload/--limit-download hold for the other vault's storage too (its puts are the copy's)
+    limits = {k: v for k, v in obj.storage_options.items() if k in LIMIT_OPTIONS}
+    target = Vault.open(to_url, passphrase=passphrase, plugins=obj.plugins, storage_options=limits)
 
     def shown(point, made) -> None:
         if as_json:

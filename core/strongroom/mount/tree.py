@@ -20,6 +20,10 @@ no content.  Database dumps and disk images (postgres, vm points) read as regula
 Reads are served by the seekable reader of :mod:`strongroom.catalog.reader`: a read
 fetches only the chunks it touches, each authenticated (a damaged chunk is ``EIO``).
 
+The lists of items and points are read again at most every ``refresh`` seconds (30 by
+default), so a backup made while mounted shows up within that time; folders of a point
+never change and are kept (the few hundred most recently used).
+
 Nothing here writes: every method only reads the vault.  Errors are :class:`OSError`
 with an ``errno`` (``ENOENT`` for a path that is not there, ``ENOTDIR``, ``EINVAL`` for
 ``readlink`` of what is not a link, ``EIO`` for damage), which the FUSE layer returns to
@@ -35,7 +39,7 @@ import os
 import stat
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
 from ..errors import StrongroomError
@@ -78,7 +82,8 @@ class PointsFS:
     use_ns = True  # times in nanoseconds (mfusepy)
 
     def __init__(self, vault: "Vault", item: str | None = None, point: str | None = None, *,
-                 cache_folders: int = 256) -> None:
+                 cache_folders: int = 256, refresh: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._vault = vault
         self._item = item
         self._point = vault.point(item, point).point_id if item and point else None
@@ -89,6 +94,8 @@ class PointsFS:
         self._cache_folders = cache_folders
         self._files: dict[int, Any] = {}
         self._next_fh = 1
+        self._refresh, self._clock = refresh, clock
+        self._lists: dict[str | None, tuple[float, Any]] = {}
         #: Called once the file system is mounted (the FUSE layer's ``init``).
         self.on_ready: Any = None
         #: Whether the kernel got the file system (set by ``init``).
@@ -96,12 +103,20 @@ class PointsFS:
 
     # --- resolving paths --------------------------------------------------------------
 
+    def _listed(self, key: str | None, read: Callable[[], Any]) -> Any:
+        """``read()``, kept for ``refresh`` seconds under ``key``."""
+        now = self._clock()
+        kept = self._lists.get(key)
+        if kept is None or now - kept[0] >= self._refresh:
+            kept = self._lists[key] = (now, read())
+        return kept[1]
+
     def _items(self) -> list[str]:
-        return sorted({p.item_name for p in self._vault.points()})
+        return self._listed(None, lambda: sorted({p.item_name for p in self._vault.points()}))
 
     def _points_of(self, item: str) -> dict[str, "RecoveryPoint"]:
         try:
-            return point_folder_names(self._vault.points(item))
+            return self._listed(item, lambda: point_folder_names(self._vault.points(item)))
         except StrongroomError:
             raise _error(errno.ENOENT) from None
 
