@@ -17,7 +17,8 @@ class RestoreStats:
     """Counters of a restore; workloads that restore elsewhere than a folder fill what applies.
 
     ``skipped``: entries not written because what the target already has at their path
-    was kept (``--overwrite never`` or ``if-newer``).
+    was kept (``--overwrite never`` or ``if-newer``).  ``current`` (the last file written
+    to) is for progress only and is not in ``to_dict``.
     """
 
     files: int = 0
@@ -27,9 +28,10 @@ class RestoreStats:
     packs_read: int = 0
     seconds: float = 0.0
     skipped: int = 0
+    current: str = attrs.field(default="", metadata={"live": True})
 
     def to_dict(self) -> dict:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=lambda field, _value: not field.metadata.get("live"))
 
 
 @attrs.frozen

@@ -59,7 +59,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                 pass
 
         def show(stats) -> None:
-            progress.update(bytes=stats.bytes_written, files=stats.files, total=total, total_files=total_files)
+            progress.update(bytes=stats.bytes_written, files=stats.files, total=total, total_files=total_files,
+                            current=stats.current)
 
         try:
             result = vault.restore(
@@ -67,7 +68,8 @@ def build_restore_command(plugins: PluginHost) -> click.Command:
                 progress=show if progress.active else None,
             )
             s = result.stats  # everything is written: what was written is the total
-            progress.update(bytes=s.bytes_written, total=s.bytes_written, files=s.files, total_files=s.files)
+            progress.update(bytes=s.bytes_written, total=s.bytes_written, files=s.files, total_files=s.files,
+                            current="")
         finally:
             progress.done()
         for message in result.warnings:

@@ -379,6 +379,7 @@ class Restorer:
         plans, wanted, writer = batch.plans, batch.by_pack[pack_id], self.writer
         open_fds: dict[str, int] = {}  # files of this pack alone, being written
         written = 0
+        last = self.stats.current  # the last file written to, for the progress line
         try:
             blobs = self.repo.read_pack_blobs(pack_id, batch.needed[pack_id], scratch=self._scratch())
             for index_entry, data in blobs:
@@ -422,12 +423,14 @@ class Restorer:
                         self._refuse(plan, relpath, exc)
                         continue
                     written += len(data)
+                    last = relpath
         finally:
             for relpath, fd in open_fds.items():  # damaged, or an error: no metadata
                 writer.close_file(relpath, fd, None)
         with self._lock:
             self.stats.bytes_written += written
             self.stats.packs_read += 1
+            self.stats.current = last
         self._report(self.stats)
 
 
