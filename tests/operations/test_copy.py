@@ -153,6 +153,25 @@ class TestCopy:
             "--to-passphrase-env", "OTHER_PW", env={"OTHER_PW": "another passphrase"})
         assert (other, {"limit_upload": 50000.0, "limit_download": 60000.0}) in opened
 
+    def test_a_vm_point_keeps_its_disk_and_holes(self, tmp_path, vault_url, cli):
+        """A vm point (a disk image with holes, a stream) restores from the copy byte for byte,
+        and its holes take no room in the other vault either."""
+        disk = tmp_path / "disk.raw"
+        with open(disk, "wb") as handle:
+            handle.truncate(8 * 1024 * 1024)
+            handle.seek(1024 * 1024)
+            handle.write(os.urandom(300_000))
+        cli("vault", "create", vault_url)
+        if cli("protect", "vm", "m", "--disk", disk, expect=None).exit_code != 0:
+            pytest.skip("the vm workload cannot protect a raw image here")
+        cli("backup", "m")
+        other = str(tmp_path / "other")
+        cli("--passphrase-env", "OTHER_PW", "vault", "create", other, env={"OTHER_PW": "another passphrase"})
+        copy(cli, other, "m")
+        other_cli(other)("restore", "m", "--target", tmp_path / "r")
+        assert (tmp_path / "r" / "disks" / "disk.img").read_bytes() == disk.read_bytes()
+        assert data_bytes(other) < 1024 * 1024
+
 
 def other_vault(url: str) -> Vault:
     from strongroom.repository.keyproviders import PassphraseSource
