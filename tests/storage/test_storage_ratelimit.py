@@ -8,6 +8,7 @@ import pytest
 from strongroom.errors import StorageError
 from strongroom.storage import MemoryStore, RetryingStore, open_store
 from strongroom.storage.ratelimit import RateLimitedStore, TokenBucket, limit_from_option
+from strongroom.testing import StoreContract
 from vaultkit import assert_one_line_error
 
 
@@ -115,6 +116,18 @@ class TestRateLimitedStore:
         store = RateLimitedStore(MemoryStore(), download=down)
         store.put("x", bytes(10_000))
         assert clock.sleeps == [] and down.taken == 0
+
+
+class TestLimitedStoreKeepsTheContract(StoreContract):
+    """A rate-limited store over a local folder, opened as the CLI opens it, keeps the Store
+    contract (generous limits: the contract's objects pass at once)."""
+
+    @pytest.fixture
+    def store(self, tmp_path):
+        store = open_store(str(tmp_path / "s"), {"limit_upload": 1 << 20, "limit_download": 1 << 20},
+                           create=True)
+        assert isinstance(store.inner, RateLimitedStore)
+        return store
 
 
 class TestOpening:
