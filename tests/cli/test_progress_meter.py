@@ -220,6 +220,26 @@ class TestMessagesWithNumbers:
         assert str(Step("reading packs: 1/2", done=1, total=2)) == "reading packs: 1/2"
 
 
+class TestMessageEvents:
+    def test_phases_and_counted_steps_become_status_events(self):
+        """A plain message is a phase event; a Step is counted in its own phase, with its unit."""
+        from strongroom.cli.meter import MessageEvents
+        from strongroom.engine.progress import Step
+
+        clock = Clock()
+        seen: list[dict] = []
+        events = MessageEvents(StatusEvents(Meter(clock, unit=""), interval=1.0, emit=seen.append))
+        events.show("checking trees")
+        events.show(Step("reading packs: 1/4", done=1, total=4, unit="packs", bytes=10, total_bytes=40))
+        clock.now += 2
+        events.show(Step("reading packs: 4/4", done=4, total=4, unit="packs", bytes=40, total_bytes=40))
+        events.done()
+        events.summary({"ok": True})
+        assert [e.get("phase") for e in seen[:3]] == ["checking trees", "reading packs", "reading packs"]
+        assert seen[2]["unit"] == "packs" and seen[2]["percent"] == 100.0 and seen[2]["files"] == 4
+        assert seen[-1] == {"type": "summary", "ok": True}
+
+
 class TestProgressJson:
     def test_backup_and_restore_events_end_with_a_summary(self, big_item, cli, tmp_path):
         """--progress-json prints status events, one a line, then the summary; --json alone
@@ -237,3 +257,10 @@ class TestProgressJson:
         docs = [json.loads(line) for line in out.splitlines()]
         assert docs[-1]["type"] == "summary" and docs[-1]["stats"]["bytes_written"] == 24 * MiB + 6
         assert docs[-2]["type"] == "status" and docs[-2]["total"] == 24 * MiB + 6 and docs[-2]["percent"] == 100.0
+
+    def test_prune_events_name_their_phases(self, big_item, cli):
+        """prune --progress-json: phase events, then the prune report as the summary."""
+        cli("backup", "big")
+        docs = [json.loads(line) for line in cli("prune", "--dry-run", "--progress-json").stdout.splitlines()]
+        assert "reading the index" in [d.get("phase") for d in docs if d["type"] == "status"]
+        assert docs[-1]["type"] == "summary" and docs[-1]["dry_run"] is True

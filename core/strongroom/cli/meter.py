@@ -31,9 +31,10 @@ from typing import Any, Callable
 import click
 
 from .meterline import Meter, MeterLine, format_eta
-from .output import emit_json, quiet
+from .output import Progress, emit_json, quiet
 
-__all__ = ["Meter", "MeterLine", "StatusEvents", "format_eta", "progress_for", "progress_options"]
+__all__ = ["Meter", "MeterLine", "MessageEvents", "StatusEvents", "format_eta", "progress_for", "progress_messages",
+           "progress_options"]
 
 
 class StatusEvents:
@@ -59,13 +60,16 @@ class StatusEvents:
             self._emit(self.meter.status())
 
     def note(self, text: str) -> None:
-        """A phase: a status event with ``"phase"`` (throttled as the others)."""
+        """A phase with no numbers ("expiring points"): a status event with ``"phase"``
+        (always: phases are few)."""
         with self._lock:
-            now = self.meter.clock()
-            if self._last is not None and now - self._last < self.interval:
-                return
-            self._last = now
+            self._last = self.meter.clock()
             self._emit({**self.meter.status(), "phase": text})
+
+    def restart(self, meter: Meter) -> None:
+        """Count a new phase with ``meter``."""
+        with self._lock:
+            self.meter = meter
 
     def done(self) -> None:
         """One last status event with the final numbers."""
@@ -90,6 +94,42 @@ class _Silent:
 
     def done(self) -> None:
         pass
+
+
+class MessageEvents:
+    """Status events from a command that reports in messages (verify, prune, replicate):
+    a message with numbers (``strongroom.engine.progress.Step``) is counted, each phase
+    from zero (``"phase"``, ``"unit"``: packs, objects); a plain one is a phase event."""
+
+    active = True
+
+    def __init__(self, events: StatusEvents) -> None:
+        self.events = events
+        self._phase = ""
+
+    def show(self, text: str) -> None:
+        if getattr(text, "total", None) is None and getattr(text, "total_bytes", None) is None:
+            self.events.note(str(text))
+            return
+        label = str(text).partition(":")[0]
+        if label != self._phase:
+            self._phase = label
+            self.events.restart(Meter(self.events.meter.clock, unit=text.unit or "items", label=label))
+        self.events.update(bytes=text.bytes, files=text.done, total=text.total_bytes, total_files=text.total)
+
+    def done(self) -> None:
+        self.events.done()
+
+    def summary(self, document: dict) -> None:
+        self.events.summary(document)
+
+
+def progress_messages(as_json: bool, progress_flag: bool = False, progress_json: bool = False):
+    """For a command that reports in messages: :class:`MessageEvents` when events are
+    asked for, else the line of :class:`strongroom.cli.output.Progress` (on a terminal)."""
+    if events_mode(as_json, progress_flag, progress_json):
+        return MessageEvents(StatusEvents(Meter(unit="")))
+    return Progress(not as_json)
 
 
 def _emit_compact(document: dict) -> None:

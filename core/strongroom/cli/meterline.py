@@ -122,6 +122,8 @@ class Meter:
         percent, eta = self.percent, self.eta_seconds
         return {
             "type": "status",
+            "phase": self.label or None,
+            "unit": self.unit or None,
             "percent": round(percent, 2) if percent is not None else None,
             "bytes": self.bytes, "total": self.total,
             "files": self.files, "total_files": self.total_files,

@@ -9,7 +9,8 @@ import click
 from ..policy.durations import format_duration, parse_duration
 from ..policy.schedule import Schedule
 from .common import app, json_option, ticket_option
-from .output import Progress, emit_json, human_size, short_time
+from .meter import events_mode, progress_messages, progress_options
+from .output import emit_json, human_size, short_time
 
 if TYPE_CHECKING:
     from ..policy.prunesettings import PruneSettings
@@ -24,16 +25,22 @@ if TYPE_CHECKING:
                    " delete is on; refused by immutability; needs a retention.shorten ticket with a guard).")
 @ticket_option
 @json_option
+@progress_options
 @click.pass_context
-def prune(ctx, dry_run, grace, keep_last, ticket, as_json):
+def prune(ctx, dry_run, grace, keep_last, ticket, as_json, progress_flag, progress_json):
     """Expire points whose retention ended, then free the data no point needs."""
     if ctx.invoked_subcommand is not None:
         return
-    progress = Progress(not as_json)
+    progress = progress_messages(as_json, progress_flag, progress_json)
     seconds = parse_duration(grace, what="grace") if grace is not None else None
-    report = app(ctx).open_vault().prune(dry_run=dry_run, grace=seconds, keep_last=keep_last, ticket=ticket,
-                                         progress=progress.show)
-    progress.done()
+    try:
+        report = app(ctx).open_vault().prune(dry_run=dry_run, grace=seconds, keep_last=keep_last, ticket=ticket,
+                                             progress=progress.show)
+    finally:
+        progress.done()
+    if events_mode(as_json, progress_flag, progress_json):
+        progress.summary(report.to_dict())
+        return
     if as_json:
         emit_json(report.to_dict())
         return

@@ -19,15 +19,17 @@ from __future__ import annotations
 import click
 
 from .common import app, json_option
-from .output import Progress, emit_json, human_size
+from .meter import events_mode, progress_messages, progress_options
+from .output import emit_json, human_size
 
 
 @click.command("replicate")
 @click.option("--wait", is_flag=True, help="Run until the secondary holds everything (no time bound).")
 @click.option("--lag", "lag_only", is_flag=True, help="Copy nothing: say how far behind the secondary is.")
 @json_option
+@progress_options
 @click.pass_context
-def replicate(ctx, wait, lag_only, as_json):
+def replicate(ctx, wait, lag_only, as_json, progress_flag, progress_json):
     """Copy the vault's new objects to its geo secondary, oldest commits first."""
     from ..services.geo import replication_timeout
 
@@ -46,10 +48,15 @@ def replicate(ctx, wait, lag_only, as_json):
         if not as_json and lag.missing_on_primary:
             click.echo(missing_line(lag.missing_on_primary))
         return
-    progress = Progress(not as_json)
+    progress = progress_messages(as_json, progress_flag, progress_json)
     bound = replication_timeout()
-    report = vault.replicate(timeout=None if wait or not bound else bound, progress=progress.show)
-    progress.done()
+    try:
+        report = vault.replicate(timeout=None if wait or not bound else bound, progress=progress.show)
+    finally:
+        progress.done()
+    if events_mode(as_json, progress_flag, progress_json):
+        progress.summary({"secondary": secondary, **report.to_dict()})
+        return
     if as_json:
         emit_json({"secondary": secondary, **report.to_dict()})
         return
