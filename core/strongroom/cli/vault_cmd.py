@@ -8,6 +8,7 @@ from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
 from .common import app, confirm_destructive, json_option, ticket_option
 from .keyoptions import key_option
+from .meter import events_mode, progress_messages, progress_options
 from .output import Progress, emit_json, human_size, short_time, table, warn
 
 
@@ -109,14 +110,19 @@ def info(ctx, as_json):
               help="With data read: say whether the geo secondary holds an intact copy of what is damaged or"
                    " missing (default: when the vault has one).")
 @json_option
+@progress_options
 @click.pass_context
-def verify(ctx, read_data, subset, from_secondary, as_json):
+def verify(ctx, read_data, subset, from_secondary, as_json, progress_flag, progress_json):
     """Check the vault's structure (and with --read-data, all of its data)."""
-    progress = Progress(not as_json)
-    report = app(ctx).open_vault().verify(read_data=read_data, subset=subset, progress=progress.show,
-                                          from_secondary=from_secondary)
-    progress.done()
-    if as_json:
+    progress = progress_messages(as_json, progress_flag, progress_json)
+    try:
+        report = app(ctx).open_vault().verify(read_data=read_data, subset=subset, progress=progress.show,
+                                              from_secondary=from_secondary)
+    finally:
+        progress.done()
+    if events_mode(as_json, progress_flag, progress_json):
+        progress.summary(report.to_dict())
+    elif as_json:
         emit_json(report.to_dict())
     else:
         for note in report.notes:
