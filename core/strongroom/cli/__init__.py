@@ -299,8 +299,6 @@ def build_cli(plugins: PluginHost) -> click.Group:
     cli.add_command(importlib.import_module(".man_cmd", __name__).man)
     for name in ("apply", "export_config"):
         cli.add_command(getattr(importlib.import_module(".apply_cmd", __name__), name))
-    for name in ("apply", "export_config"):
-        cli.add_command(getattr(importlib.import_module(".apply_cmd", __name__), name))
     plugins.register_commands(cli)
     return cli
 

@@ -487,13 +487,6 @@ def _register_replication() -> None:
 _register_replication()
 
 
-def _register_upgrade() -> None:
-    from .upgrade_cmd import upgrade
-
-    vault.add_command(upgrade)
-
-
-_register_upgrade()
 def _register_key_rewrap() -> None:
     from .keyrewrap_cmd import key_rewrap
 
@@ -512,3 +505,10 @@ def _register_key_rotate() -> None:
 _register_key_rotate()
 
 
+def _register_upgrade() -> None:
+    from .upgrade_cmd import upgrade
+
+    vault.add_command(upgrade)
+
+
+_register_upgrade()
