@@ -507,11 +507,12 @@ class TestPluginsCommand:
         return PluginHost.create(disabled=["off"], extra_plugins=[("hello", hello_plugin())])
 
     def test_json(self, dists):
-        """--json prints one object per plugin, disabled ones included."""
+        """--json prints one object per plugin (each with the JSON schema), disabled ones included."""
         host = self.make_host(dists)
         host.register_commands(click.Group("strongroom"))
         assert json.loads(run_plugins_command(host, "--json")) == [
             {
+                "schema": 1,
                 "name": "demo",
                 "version": "1.2.3",
                 "distribution": "strongroom-demo",
@@ -520,6 +521,7 @@ class TestPluginsCommand:
                 "registered": ["workload:demo"],
             },
             {
+                "schema": 1,
                 "name": "hello",
                 "version": None,
                 "distribution": None,
@@ -528,6 +530,7 @@ class TestPluginsCommand:
                 "registered": ["command:hello"],
             },
             {
+                "schema": 1,
                 "name": "off",
                 "version": "1.2.3",
                 "distribution": "strongroom-demo",
