@@ -162,12 +162,18 @@ class Journal:
 
     def use_ticket(self, nonce: str, operation: str) -> None:
         """Record that the ticket with ``nonce`` was used; TicketInvalid if it was before."""
+        name = self.check_ticket(nonce, operation)
+        self.repo.put_document(name, {"operation": operation, "used": iso(self.clock())})
+
+    def check_ticket(self, nonce: str, operation: str) -> str:
+        """TicketInvalid if the ticket with ``nonce`` was used before (or its nonce is
+        malformed); writes nothing.  The name its use is recorded under."""
         if not nonce or len(nonce) != 32 or any(c not in "0123456789abcdef" for c in nonce):
             raise TicketInvalid(operation=operation, reason="its nonce is malformed")
         name = f"{TICKETS_PREFIX}{nonce}"
         if self.repo.store.exists(name):
             raise TicketInvalid(operation=operation, reason="it was used before (a ticket is good for one operation)")
-        self.repo.put_document(name, {"operation": operation, "used": iso(self.clock())})
+        return name
 
     def _newest_name(self, now: dt.datetime) -> str | None:
         """The newest entry on storage: today's shard, else yesterday's, else all of them."""

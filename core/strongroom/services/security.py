@@ -14,6 +14,9 @@ operation (:data:`~strongroom.policy.security.OPERATIONS`):
   once :meth:`authorize` allowed it; the ticket is kept in the settings document
   (``authorized_by``) so that every reader can check it (:mod:`.settings`).  A weakening
   raises a security alert.
+- :meth:`~SecurityService.rehearsal` (and ``authorize(..., dry_run=True)``): the same
+  checks for a ``--dry-run``, writing nothing: no ticket use, no journal entry, no alert;
+  a refusal raises the error the real run would.
 - :meth:`~SecurityService.require_deletable`: while immutability is on, a point may not be
   deleted before it expires (:class:`~strongroom.errors.ImmutabilityViolation`).
 - :meth:`~SecurityService.refuse` journals and alerts any other refusal a service makes.
@@ -24,8 +27,9 @@ alerts), which cannot be turned off.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import ImmutabilityViolation, IrreversibleSetting, SecurityError, TicketRequired, UsageError
 from ..models import parse_iso
@@ -59,6 +63,16 @@ class SecurityService:
         self.journal = journal
         self.clock = clock
         self.alert = alert
+        self._rehearsing = False
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[None]:
+        """Within: every check as usual, nothing written (a dry run; see the module docstring)."""
+        before, self._rehearsing = self._rehearsing, True
+        try:
+            yield
+        finally:
+            self._rehearsing = before
 
     @property
     def settings(self) -> SecuritySettings:
@@ -66,9 +80,13 @@ class SecurityService:
 
     # --- critical operations ---------------------------------------------------------------
 
-    def authorize(self, operation: str, params: dict[str, str], ticket: str | None) -> str | None:
+    def authorize(self, operation: str, params: dict[str, str], ticket: str | None, *,
+                  dry_run: bool = False) -> str | None:
         """Allow ``operation`` with ``params`` (see the module docstring); the ticket's nonce,
-        or None when the vault has no guard."""
+        or None when the vault has no guard.  ``dry_run``: check only, write nothing."""
+        if dry_run and not self._rehearsing:
+            with self.rehearsal():
+                return self.authorize(operation, params, ticket)
         if operation not in OPERATIONS:
             raise UsageError(message=f"unknown critical operation {operation!r}")
         params = {str(k): str(v) for k, v in params.items()}
@@ -81,6 +99,9 @@ class SecurityService:
                 raise TicketRequired(operation=operation, what=OPERATIONS[operation], params=shown)
             checked = verify_ticket(ticket, guard.raw_key, vault_id=self.vault_id, operation=operation,
                                     params=params, now=self.clock())
+            if self._rehearsing:
+                self.journal.check_ticket(checked.nonce, operation)
+                return checked.nonce
             self.journal.use_ticket(checked.nonce, operation)
         except SecurityError as exc:
             self.refuse(operation, params, exc)
@@ -95,6 +116,8 @@ class SecurityService:
 
         from ..errors import StrongroomError
 
+        if self._rehearsing:
+            raise error
         with suppress(StrongroomError, OSError):  # the refusal stands even if storage fails now
             self.journal.record(operation, params, "refused", detail=str(error))
         with suppress(StrongroomError, OSError):
