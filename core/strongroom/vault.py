@@ -46,7 +46,7 @@ from .services.items import ItemBook
 from .services.jobs import JobLog
 from .services.keys import KeySlots
 from .services.datakeys import DataKeys, KeyChecks, read_only_reason, use_current
-from .services.lifecycle import Lifecycle
+from .services.lifecycle import Lifecycle, StopPlan
 from .services.points import DeletedPoint, PointBook, PointSurvey
 from .services.policies import PolicyBook
 from .services.prune import PruneReport, PruneService
@@ -133,7 +133,8 @@ class PluginHooks:
 class Journaled:
     """``target`` (a service the facade exposes as it is), with the methods named in
     ``operations`` journaled: ``{method: (operation, params(*args, **kwargs))}``; every
-    other attribute is the target's own."""
+    other attribute is the target's own.  A call with ``dry_run=True`` writes nothing and is
+    not journaled."""
 
     def __init__(self, target: Any, journal: Journal,
                  operations: dict[str, tuple[str, Callable[..., dict]]]) -> None:
@@ -148,6 +149,8 @@ class Journaled:
         operation, params = self._operations[name]
 
         def journaled(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("dry_run"):
+                return value(*args, **kwargs)
             with self._journal.operation(operation, params(*args, **kwargs)):
                 return value(*args, **kwargs)
         return journaled
@@ -182,7 +185,8 @@ class Vault:
         self.journal = Journal(self.repo, now)  # first: the services below journal their changes
         self.keys = KeySlots(store, master, key_context, plugins.key_providers, opened_with,
                              after_change=lambda removed: self.heads.record("key", removed=removed),
-                             journal=self.journal, authorize=lambda *a: self.security.authorize(*a), alert=self._alert)
+                             journal=self.journal, authorize=lambda *a, **kw: self.security.authorize(*a, **kw),
+                             alert=self._alert)
         self._settings = SettingsBook(self.repo, settings, now, after_change=lambda: self.heads.record("settings"))
         self.data_keys = DataKeys(self.repo, self._settings, self.journal, now, created=config.created,
                                   format=lambda: self.format, alert=self._alert)
@@ -391,12 +395,15 @@ class Vault:
         """The format new objects are written in (:func:`~strongroom.services.upgrade.format_in_force`)."""
         return self.repo.envelope.format
 
-    def delete(self, *, ticket: str | None = None) -> DeleteReport:
+    def delete(self, *, ticket: str | None = None, dry_run: bool = False) -> DeleteReport:
         """Delete this vault: only an empty one, as its security rules allow
-        (:mod:`strongroom.services.vaultdelete`); a local folder left empty is removed."""
+        (:mod:`strongroom.services.vaultdelete`); a local folder left empty is removed.
+        ``dry_run``: the same checks, nothing deleted."""
         from .services.vaultdelete import VaultDeletion
 
-        report = VaultDeletion(self.repo, self._items, self.security, self.journal).run(ticket)
+        report = VaultDeletion(self.repo, self._items, self.security, self.journal).run(ticket, dry_run=dry_run)
+        if dry_run:
+            return report
         root = Path(self.url)
         if root.is_absolute() and root.is_dir():  # a local folder: its now empty sub-folders too
             for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
@@ -469,6 +476,12 @@ class Vault:
         with self.journal.operation("items.stop", {"item": item, "retain": retain, "delete_data": delete_data}):
             return self._lifecycle.stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
 
+    def rehearse_stop(self, item: str, *, retain: str | None = None, delete_data: bool = False,
+                      ticket: str | None = None) -> StopPlan:
+        """``items stop --dry-run``: what :meth:`stop` would do, after the same checks; nothing
+        written, nothing journaled (:meth:`strongroom.services.lifecycle.Lifecycle.rehearse_stop`)."""
+        return self._lifecycle.rehearse_stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
+
     def resume(self, item: str, *, policy: str | None = None, ticket: str | None = None) -> ProtectedItem:
         """Protect a stopped ``item`` again (with ``policy``, or the one it had)."""
         with self.journal.operation("items.resume", {"item": item, "policy": policy}):
@@ -497,10 +510,11 @@ class Vault:
         """Soft-deleted points of ``item`` (or of every item), oldest first, with their purge time."""
         return self._points.deleted(self._items.get(item) if item else None)
 
-    def delete_point(self, item: str, ref: str, *, ticket: str | None = None) -> Deletion:
+    def delete_point(self, item: str, ref: str, *, ticket: str | None = None, dry_run: bool = False) -> Deletion:
         """Soft-delete point ``ref`` of ``item`` (delete it, with soft delete off), as
-        immutability and the guard allow (:mod:`strongroom.services.softdelete`)."""
-        return self._soft.delete_point(item, ref, ticket=ticket)
+        immutability and the guard allow (:mod:`strongroom.services.softdelete`); ``dry_run``:
+        what would be deleted, nothing written."""
+        return self._soft.delete_point(item, ref, ticket=ticket, dry_run=dry_run)
 
     def undelete_point(self, item: str, ref: str) -> RecoveryPoint:
         """Bring soft-deleted point ``ref`` of ``item`` back."""
@@ -635,8 +649,12 @@ class Vault:
         return reach(self.redundancy, lambda url: _open_store(url, None, self.plugins),
                      lambda store: Repository(store, self.keys.master), self.vault_id)
 
-    def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
-        """Rewrite the index from every pack, naming intact copies only."""
+    def rebuild_index(self, progress: Callable[[str], None] | None = None, *,
+                      dry_run: bool = False) -> RepairReport:
+        """Rewrite the index from every pack, naming intact copies only; ``dry_run``: what
+        would be rewritten, nothing written nor journaled."""
+        if dry_run:
+            return self._repair.rebuild_index(progress, dry_run=True)
         with self.journal.operation("rebuild-index", {}):
             return self._repair.rebuild_index(progress)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -202,6 +202,17 @@ def _seam(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def check_rewrap(ctx: KeyContext, providers: Registry, slot: KeySlot) -> Any:
+    """The provider that re-wraps ``slot``; KeyNotAvailable if it is not installed, KeySlotError
+    (from :func:`check_options`) for options it does not take.  Writes nothing."""
+    if slot.provider not in providers:
+        raise KeyNotAvailable(vault_id=ctx.vault_id,
+                              reason=f"key provider '{slot.provider}' of slot {slot.slot_id} is not installed")
+    provider = providers.get(slot.provider)
+    check_options(slot.provider, provider, ctx.options)
+    return provider
+
+
 def rewrap_slot(store: Store, master: MasterKey, ctx: KeyContext, providers: Registry, slot: KeySlot) -> KeySlot:
     """Wrap ``master`` under a new key of ``slot``'s provider, then remove ``slot`` (module docstring).
 
@@ -209,11 +220,7 @@ def rewrap_slot(store: Store, master: MasterKey, ctx: KeyContext, providers: Reg
     are used again unless ``ctx.options`` gives them anew; ``ctx.previous`` is the old
     slot's params.  Returns the new slot (the old one stays where object lock keeps it).
     """
-    if slot.provider not in providers:
-        raise KeyNotAvailable(vault_id=ctx.vault_id,
-                              reason=f"key provider '{slot.provider}' of slot {slot.slot_id} is not installed")
-    provider = providers.get(slot.provider)
-    check_options(slot.provider, provider, ctx.options)
+    provider = check_rewrap(ctx, providers, slot)
     takes = tuple(getattr(provider, "options", ()) or ())
     options = {**{k: v for k, v in slot.params.items() if k in takes and isinstance(v, str)}, **ctx.options}
     use = attrs.evolve(ctx, options=options, previous=dict(slot.params))

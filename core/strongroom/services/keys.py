@@ -18,6 +18,10 @@ the guard's ticket when the vault has a guard, before anything is deleted; every
 raises a security alert.  Adding, removing and upgrading slots are journaled (``journal``:
 the vault's audit journal, :mod:`.journal`), with the slot's id, provider and label,
 never a secret.
+
+``dry_run`` on :meth:`KeySlots.remove` and :meth:`KeySlots.rewrap` makes the same checks
+(the slot exists, the last-slot rule, the provider is installed, the guard's ticket) and
+writes nothing: no slot, no provider key, no journal entry, no alert.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class KeySlots:
                  opened_with: KeySlot | None = None, *,
                  after_change: Callable[[tuple[str, ...]], None] = lambda removed: None,
                  journal: Journal | None = None,
-                 authorize: Callable[[str, dict[str, str], str | None], object] = lambda op, params, ticket: None,
+                 authorize: Callable[..., object] = lambda op, params, ticket, **kwargs: None,
                  alert: Callable[..., object] = lambda *args, **kwargs: None) -> None:
         self.store = store
         self.master = master
@@ -91,12 +95,16 @@ class KeySlots:
             raise KeySlotError(message=f"no single key slot matches '{slot_id}'")
         return matches[0]
 
-    def remove(self, slot_id: str, *, force: bool = False, ticket: str | None = None) -> KeySlot:
+    def remove(self, slot_id: str, *, force: bool = False, ticket: str | None = None,
+               dry_run: bool = False) -> KeySlot:
         """Remove the slot whose id starts with ``slot_id`` (see the module docstring);
         ``ticket`` is the guard's ticket for ``key.remove`` with ``slot=<its full id>``."""
         slot = self.find(slot_id)
         keyring.refuse_last_slot(slot, self.list())
         params = {"slot": slot.slot_id}
+        if dry_run:
+            self.authorize("key.remove", params, ticket, dry_run=True)
+            return slot
         self.authorize("key.remove", params, ticket)
         with self._journaled("key.remove", {**params, "provider": slot.provider, "label": slot.label}):
             keyring.remove_slot(self.store, slot.slot_id, force=force, vault_id=self.context.vault_id)
@@ -106,13 +114,19 @@ class KeySlots:
         return slot
 
     def rewrap(self, slot_id: str, *, passphrase: PassphraseSource | None = None,
-               options: dict[str, str] | None = None, ticket: str | None = None) -> tuple[KeySlot, KeySlot]:
+               options: dict[str, str] | None = None, ticket: str | None = None,
+               dry_run: bool = False) -> tuple[KeySlot, KeySlot | None]:
         """Re-wrap the slot whose id starts with ``slot_id`` under a new key of its provider;
-        ``(old, new)``.  ``ticket`` is the guard's ticket for ``key.remove`` of the old slot."""
+        ``(old, new)`` (``new`` is None in a dry run).  ``ticket`` is the guard's ticket for
+        ``key.remove`` of the old slot."""
         slot = self.find(slot_id)
         context = self.context if passphrase is None else attrs.evolve(self.context, passphrase=passphrase)
         context = attrs.evolve(context, options=dict(options or {}))
         params = {"slot": slot.slot_id}
+        if dry_run:
+            keyring.check_rewrap(context, self.providers, slot)
+            self.authorize("key.remove", params, ticket, dry_run=True)
+            return slot, None
         self.authorize("key.remove", params, ticket)
         with self._journaled("key.rewrap", {**params, "provider": slot.provider, "label": slot.label}):
             new = keyring.rewrap_slot(self.store, self.master, context, self.providers, slot)

@@ -39,12 +39,20 @@ policy).  Each change appends a new item version, records a job (``stop`` or
 ``resume``) and re-evaluates the retention of the item's points, writing a status
 document for each point whose retention changed; a vault head then records the new
 version (:mod:`.head`), so that its disappearing from storage is noticed.
+
+:meth:`Lifecycle.rehearse_stop` is ``items stop --dry-run``: every check :meth:`Lifecycle.stop`
+makes (the state, the policy, immutability, the guard's ticket) under the security
+service's rehearsal, and nothing written: no item version, no job, no status, no journal
+entry, no alert.  Its :class:`StopPlan` is the item as it would be and the points its data
+deletion would remove.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Callable
+
+import contextlib
 
 import attrs
 
@@ -61,9 +69,19 @@ if TYPE_CHECKING:
     from .retention import Retention
     from .softdelete import SoftDeletion
 
-__all__ = ["RETAIN_CHOICES", "Lifecycle"]
+__all__ = ["RETAIN_CHOICES", "Lifecycle", "StopPlan"]
 
 RETAIN_CHOICES = ("forever", "policy")
+
+
+@attrs.frozen
+class StopPlan:
+    """What ``items stop`` did (or, with ``dry_run``, would do): the item as it is (would be)
+    after, and the points its data deletion removed (would remove), if any."""
+
+    item: ProtectedItem
+    deletion: Deletion | None = None
+    dry_run: bool = False
 
 
 class Lifecycle:
@@ -102,13 +120,24 @@ class Lifecycle:
              ticket: str | None = None) -> ProtectedItem:
         """Stop protecting item ``name``, keeping its points (``retain``) or deleting them;
         ``ticket``: the guard's, for deleting data or shortening retention."""
+        return self._stop(name, retain, delete_data, ticket, dry_run=False).item
+
+    def rehearse_stop(self, name: str, *, retain: str | None = None, delete_data: bool = False,
+                      ticket: str | None = None) -> StopPlan:
+        """What :meth:`stop` would do, after the same checks; nothing written."""
+        security = self.soft.security if self.soft is not None else self.retention.security
+        with security.rehearsal() if security is not None else contextlib.nullcontext():
+            return self._stop(name, retain, delete_data, ticket, dry_run=True)
+
+    def _stop(self, name: str, retain: str | None, delete_data: bool, ticket: str | None, *,
+              dry_run: bool) -> StopPlan:
         item = self.items.get(name)
         if item.state == DELETED:
             raise ItemStateError(item=name, state=item.state, reason="its data is already deleted")
         if delete_data == (retain is not None):
             raise ItemStateError(item=name, state=item.state, reason="give either --retain forever|policy or --delete-data")
         if delete_data:
-            return self._delete_data(item, ticket)
+            return self._delete_data(item, ticket, dry_run=dry_run)
         if retain not in RETAIN_CHOICES:
             raise ItemStateError(item=name, state=item.state, reason=f"--retain must be 'forever' or 'policy', not {retain!r}")
         if retain == "policy":
@@ -119,7 +148,9 @@ class Lifecycle:
         if state == item.state:
             raise ItemStateError(item=name, state=item.state, reason="it is stopped that way already")
         self._allow(item, attrs.evolve(item, state=state), ticket, f"stopping item '{name}' with --retain {retain}")
-        return self._change(item, "stop", state=state)
+        if dry_run:
+            return StopPlan(attrs.evolve(item, state=state), dry_run=True)
+        return StopPlan(self._change(item, "stop", state=state))
 
     def resume(self, name: str, *, policy: str | None = None, ticket: str | None = None) -> ProtectedItem:
         """Protect a stopped item again, with its policy or ``policy``; ``ticket``: the
@@ -184,23 +215,27 @@ class Lifecycle:
 
     # --- guarded changes ---------------------------------------------------------------------
 
-    def _delete_data(self, item: ProtectedItem, ticket: str | None) -> ProtectedItem:
+    def _delete_data(self, item: ProtectedItem, ticket: str | None, *, dry_run: bool = False) -> StopPlan:
         """``items stop --delete-data`` (see the module docstring)."""
         if self.soft is None:
-            return self._change(item, "stop", state=DELETED)
+            if dry_run:
+                return StopPlan(attrs.evolve(item, state=DELETED), dry_run=True)
+            return StopPlan(self._change(item, "stop", state=DELETED))
         now = self.clock()
         live = self.soft.points.of(item)
         security = self.soft.security
         for point in live:  # immutability: refused while a point has not expired
             security.require_deletable(point, now, operation="items.delete-data")
         security.authorize("items.delete-data", {"item": item.name}, ticket)
+        if dry_run:
+            return StopPlan(attrs.evolve(item, state=DELETED), self.soft.would_remove(item, live, now), dry_run=True)
         updated = self._change(item, "stop", state=DELETED)
         if self.soft.setting.on:
             done = self.soft.remove(updated, self.soft.points.of(updated), BY_ITEM, now)
         else:  # expired now: the next prune deletes them
             done = Deletion(item.name, tuple(p.point_id for p in live), soft=False)
         self.soft.alert_deleted(done)
-        return updated
+        return StopPlan(updated, done)
 
     def _allow(self, before: ProtectedItem, after: ProtectedItem, ticket: str | None, what: str) -> None:
         """Let a change of ``before`` into ``after`` through unless it shortens retention

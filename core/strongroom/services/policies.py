@@ -133,12 +133,16 @@ class PolicyBook:
         self.after_change()
         return policy, changed
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, dry_run: bool = False) -> None:
+        """Delete policy ``name`` (PolicyNotFound; PolicyInUse while an item uses it);
+        ``dry_run``: the same checks, nothing written."""
         self.get(name)
         users = self.users(name)
         if users:
             names = ", ".join(f"'{item.name}'" for item in users)
             raise PolicyInUse(policy=name, items=f"item{'s' if len(users) > 1 else ''} {names}")
+        if dry_run:
+            return
         version = version_name(self.repo.store, f"{POLICY_PREFIX}{name}/", self.clock(), self.repo.foreign)
         self.repo.put_document(version, {"name": name, "deleted": True})
         self.after_change()

@@ -50,7 +50,8 @@ A vault with nothing to repair is left as it is.
 
 :meth:`RepairService.rebuild_index` (``strongroom vault rebuild-index``) is the same
 repair of packs and index, applied at once, without the documents and the walk of the
-points; it is not a job.
+points; it is not a job.  With ``dry_run`` it reads every pack the same way and reports
+what it would write, move aside and replace, taking no lease and writing nothing.
 """
 
 from __future__ import annotations
@@ -185,14 +186,29 @@ class RepairService:
                     warnings=tuple(losses[:100]), details=_job_details(report))
         return report
 
-    def rebuild_index(self, progress: Callable[[str], None] | None = None) -> RepairReport:
+    def rebuild_index(self, progress: Callable[[str], None] | None = None, *,
+                      dry_run: bool = False) -> RepairReport:
         """Rewrite the index from every pack, naming intact copies only; damaged packs
-        are moved aside (see the module docstring)."""
+        are moved aside (see the module docstring).  ``dry_run``: read every pack the same
+        way and report what would be written, moved and replaced; no lease, nothing written."""
         from ..engine.repair import apply_copies
         from ..repository.leases import Lease
 
-        report = RepairReport(dry_run=False)
+        report = RepairReport(dry_run=dry_run)
         started = time.monotonic()
+        if dry_run:
+            try:
+                files = self._index_files(report, progress)
+                plan = self._plan(files, report, progress)
+            finally:
+                self.index.forget()
+            report.blobs_lost = len(plan.lost)
+            report.blobs_rescued = len(plan.rescue)
+            report.moved_aside = [pack_name(p) for p in sorted(plan.quarantine)] + sorted(files.damaged)
+            report.index_files_written = bool(plan.chosen) + bool(plan.extra)
+            report.index_files_removed = len(files.names)
+            report.seconds = round(time.monotonic() - started, 3)
+            return report
         with Lease(self.repo, "rebuild-index", ttl=self.lease_ttl(), clock=self.clock) as lease:
             try:
                 files = self._index_files(report, progress)

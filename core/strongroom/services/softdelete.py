@@ -63,6 +63,8 @@ class Deletion:
     points: tuple[str, ...]
     soft: bool
     purge_at: str | None = None
+    #: a dry run: what the deletion would do; nothing was written
+    dry_run: bool = False
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -90,8 +92,15 @@ class SoftDeletion:
 
     # --- points delete / undelete --------------------------------------------------------
 
-    def delete_point(self, name: str, ref: str, *, ticket: str | None = None) -> Deletion:
-        """``points delete ITEM@POINT``: soft-delete (or, with soft delete off, delete) one point."""
+    def delete_point(self, name: str, ref: str, *, ticket: str | None = None, dry_run: bool = False) -> Deletion:
+        """``points delete ITEM@POINT``: soft-delete (or, with soft delete off, delete) one point.
+        ``dry_run``: the same checks under the security service's rehearsal, nothing written."""
+        if dry_run:
+            with self.security.rehearsal():
+                return self._delete_point(name, ref, ticket, dry_run=True)
+        return self._delete_point(name, ref, ticket, dry_run=False)
+
+    def _delete_point(self, name: str, ref: str, ticket: str | None, *, dry_run: bool) -> Deletion:
         if not ref:
             raise UsageError(message="name the point to delete: ITEM@POINT")
         item = self.items.get(name)
@@ -100,6 +109,8 @@ class SoftDeletion:
         params = {"item": item.name, "point": point.point_id}
         self.security.require_deletable(point, now)
         self.security.authorize("points.delete", params, ticket)
+        if dry_run:
+            return self.would_remove(item, [point], now)
         with self.journal.operation("points.delete", params):
             done = self.remove(item, [point], BY_POINTS, now)
         self.alert_deleted(done)
@@ -119,6 +130,13 @@ class SoftDeletion:
         return self.points.find(item, found.point_id)
 
     # --- the steps, also used by items stop/undelete and by prune -------------------------
+
+    def would_remove(self, item: ProtectedItem, points: Iterable[RecoveryPoint], now: dt.datetime) -> Deletion:
+        """What :meth:`remove` of ``points`` at ``now`` would do; writes nothing."""
+        setting = self.setting
+        purge_at = iso(now + dt.timedelta(days=setting.days)) if setting.on else None
+        return Deletion(item.name, tuple(p.point_id for p in points), soft=setting.on, purge_at=purge_at,
+                        dry_run=True)
 
     def remove(self, item: ProtectedItem, points: Iterable[RecoveryPoint], by: str,
                now: dt.datetime) -> Deletion:

@@ -15,6 +15,9 @@ then the data keys (what is left stays readable until they go), then the key slo
 storage keeps (S3 object lock, or a server that never deletes some records) are listed in
 the report, not an error; but if the identity itself is kept the vault still exists, and
 :class:`~strongroom.errors.VaultNotEmpty` says so.  Foreign objects are never touched.
+
+``run(dry_run=True)`` makes the same checks (empty, the guard's ticket) and deletes,
+journals and alerts nothing: its report counts the objects that would go.
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ class DeleteReport:
     deleted: int
     kept: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
+    #: a dry run: ``deleted`` is what would be deleted
+    dry_run: bool = False
 
     def to_dict(self) -> dict:
-        return {"deleted": self.deleted, "kept": list(self.kept), "foreign": list(self.foreign)}
+        return {"deleted": self.deleted, "kept": list(self.kept), "foreign": list(self.foreign),
+                "dry_run": self.dry_run}
 
 
 class VaultDeletion:
@@ -71,9 +77,11 @@ class VaultDeletion:
             raise VaultNotEmpty(reason=f"{len(points)} recovery point(s) are left (soft-deleted points stay until "
                                        "their purge time; run 'strongroom prune' after it)")
 
-    def run(self, ticket: str | None = None) -> DeleteReport:
+    def run(self, ticket: str | None = None, *, dry_run: bool = False) -> DeleteReport:
         self.check()
-        self.security.authorize("vault.delete", {}, ticket)
+        self.security.authorize("vault.delete", {}, ticket, dry_run=dry_run)
+        if dry_run:  # the real run journals its start first: that entry goes too
+            return DeleteReport(len(self.repo.list_names("")) + 1, (), tuple(sorted(self.repo.foreign)), dry_run=True)
         self.journal.record("vault.delete", {"url": self.repo.store.url}, "started")
         names = self.repo.list_names("")  # the vault's objects; foreign ones are left alone
         foreign = set(self.repo.foreign)

@@ -240,12 +240,15 @@ class SinkBook:
             self._write([*sinks, sink])
         return sink
 
-    def remove(self, name: str) -> SinkConfig:
-        """Remove a sink (SinkNotFound); ``before_remove`` is told first."""
+    def remove(self, name: str, *, dry_run: bool = False) -> SinkConfig:
+        """Remove a sink (SinkNotFound); ``before_remove`` is told first.  ``dry_run``: the
+        sink that would go, nothing written and no alert."""
         sinks = self.list()
         found = next((s for s in sinks if s.name == name), None)
         if found is None:
             raise SinkNotFound(sink=name)
+        if dry_run:
+            return found
         self.before_remove(found)
         with self.journal("alerts.sink-remove", {"sink": name, "type": found.type, "category": found.category}):
             self._write([s for s in sinks if s.name != name])
