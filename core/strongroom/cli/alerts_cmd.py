@@ -16,7 +16,7 @@ import click
 from ..errors import UsageError
 from ..services.alerts import Alert, AlertError, DeliveryFailed, trial_alert
 from ..services.alertsinks import SINK_CATEGORIES
-from .common import app, json_option
+from .common import app, dry_run_option, json_option
 from .output import emit_json, short_time, table, warn
 
 CATEGORY_HELP = (
@@ -160,13 +160,19 @@ def sink_list(ctx, as_json):
 
 @sink.command(name="remove")
 @click.argument("name")
+@dry_run_option
 @json_option
 @click.pass_context
-def sink_remove(ctx, name, as_json):
+def sink_remove(ctx, name, dry_run, as_json):
     """Remove sink NAME.  A security alert says so, sent to every sink (this one too)."""
-    removed = _vault(ctx).alert_sinks.remove(name)
+    removed = _vault(ctx).alert_sinks.remove(name, dry_run=dry_run)
     if as_json:
-        emit_json({"name": removed.name, "type": removed.type, "category": removed.category, "removed": True})
+        emit_json({"name": removed.name, "type": removed.type, "category": removed.category, "removed": not dry_run,
+                   "dry_run": dry_run})
+        return
+    if dry_run:
+        click.echo(f"Would remove alert sink {removed.name} ({removed.type}, {removed.category} alerts);"
+                   " a security alert would say so.")
         return
     click.echo(f"removed alert sink {removed.name} ({removed.type})")
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+dry_run_option = click.option(
+    "--dry-run", is_flag=True,
+    help="Make every check and say what would change; change nothing (no confirmation asked).")
 
 
 def app(ctx: click.Context):

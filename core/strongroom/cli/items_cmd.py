@@ -2,16 +2,17 @@
 
 ``stop`` and ``resume`` take ``--ticket FILE`` for the vault's guard: ``--delete-data``
 needs an ``items.delete-data`` ticket, a change that shortens retention a
-``retention.shorten`` one (:mod:`strongroom.services.lifecycle`).
+``retention.shorten`` one (:mod:`strongroom.services.lifecycle`).  ``stop --dry-run`` makes
+the same checks, asks nothing and changes nothing.
 """
 
 from __future__ import annotations
 
 import click
 
-from .common import app, confirm_destructive, json_option, ticket_option
+from .common import app, confirm_destructive, dry_run_option, json_option, ticket_option
 from .completion import complete_item
-from .output import emit_json, table
+from .output import emit_json, short_time, table
 
 
 @click.group(invoke_without_command=True)
@@ -45,14 +46,18 @@ def items(ctx, as_json):
                    " else expired now for the next prune.")
 @click.option("--yes", is_flag=True, help="Do not ask before --delete-data.")
 @ticket_option
+@dry_run_option
 @json_option
 @click.pass_context
-def stop(ctx, item, retain, delete_data, yes, ticket, as_json):
+def stop(ctx, item, retain, delete_data, yes, ticket, dry_run, as_json):
     """Stop protecting ITEM: no more scheduled backups; keep its points or delete them."""
     if delete_data and retain:
         raise click.UsageError("give --retain or --delete-data, not both")
     if not delete_data and not retain:
         raise click.UsageError("give --retain forever|policy or --delete-data")
+    if dry_run:
+        _rehearse_stop(app(ctx).open_vault(), item, retain, delete_data, ticket, as_json)
+        return
     if delete_data and not yes:
         confirm_destructive(f"Delete every recovery point of '{item}'? The next prune frees their data",
                             f"Deleting every recovery point of '{item}'")
@@ -68,6 +73,25 @@ def stop(ctx, item, retain, delete_data, yes, ticket, as_json):
         click.echo(f"Stopped '{item}' and expired its points; 'strongroom prune' deletes their data.")
     else:
         click.echo(f"Stopped '{item}': {changed.state}.")
+
+
+def _rehearse_stop(v, item, retain, delete_data, ticket, as_json) -> None:
+    plan = v.rehearse_stop(item, retain=retain, delete_data=delete_data, ticket=ticket)
+    deletion = plan.deletion
+    if as_json:
+        emit_json({**plan.item.to_dict(), "dry_run": True,
+                   "deletion": deletion.to_dict() if deletion is not None else None})
+        return
+    if not delete_data:
+        click.echo(f"Would stop '{item}': {plan.item.state}; its points are kept.")
+    elif deletion is None or not deletion.points:
+        click.echo(f"Would stop '{item}' and mark it deleted; it has no point to delete.")
+    elif deletion.soft:
+        click.echo(f"Would stop '{item}' and soft-delete {len(deletion.points)} point(s)"
+                   f" (purge at {short_time(deletion.purge_at)}).")
+    else:
+        click.echo(f"Would stop '{item}' and expire {len(deletion.points)} point(s) now;"
+                   " the next prune would delete their data.")
 
 
 @items.command("resume")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import attrs
 import click
 
-from .common import app, confirm_destructive, json_option, split_item_point, ticket_option
+from .common import app, confirm_destructive, dry_run_option, json_option, split_item_point, ticket_option
 from .completion import complete_item, complete_point
 from .output import emit_json, human_size, short_time, table, warn
 from .pointfilter import PointFilter
@@ -101,17 +101,22 @@ def _list_deleted(vault, item, as_json, keep: PointFilter) -> None:
 @click.argument("spec", metavar="ITEM@POINT", shell_complete=complete_point)
 @ticket_option
 @click.option("--yes", is_flag=True, help="Do not ask first.")
+@dry_run_option
 @json_option
 @click.pass_context
-def delete(ctx, spec, ticket, yes, as_json):
+def delete(ctx, spec, ticket, yes, dry_run, as_json):
     """Delete recovery point ITEM@POINT: soft-deleted (undeletable until its purge time)
     while soft delete is on, else deleted now (the next prune frees its data)."""
     item, ref = _item_point(spec)
-    if not yes:
+    if not yes and not dry_run:
         confirm_destructive(f"Delete recovery point {ref} of '{item}'?", f"Deleting recovery point {ref} of '{item}'")
-    done = app(ctx).open_vault().delete_point(item, ref, ticket=ticket)
+    done = app(ctx).open_vault().delete_point(item, ref, ticket=ticket, dry_run=dry_run)
     if as_json:
         emit_json(done.to_dict())
+    elif dry_run and done.soft:
+        click.echo(f"Would soft-delete point {done.points[0][:8]} of '{item}' (purge at {short_time(done.purge_at)}).")
+    elif dry_run:
+        click.echo(f"Would delete point {done.points[0][:8]} of '{item}' now; 'strongroom prune' would free its data.")
     elif done.soft:
         click.echo(f"Soft-deleted point {done.points[0][:8]} of '{item}': purged after {short_time(done.purge_at)};"
                    f" 'strongroom points undelete {item}@{done.points[0][:8]}' brings it back until then.")

@@ -6,7 +6,7 @@ import click
 
 from ..policy.options import policy_from_options
 from ..policy.retention import RetentionFloors
-from .common import app, json_option, ticket_option
+from .common import app, dry_run_option, json_option, ticket_option
 from .output import emit_json, short_time, table
 
 _SCHEDULE_OPTIONS = [
@@ -155,13 +155,16 @@ def _day(number: int) -> str:
 
 @policy.command("delete")
 @click.argument("name")
+@dry_run_option
 @json_option
 @click.pass_context
-def delete(ctx, name, as_json):
+def delete(ctx, name, dry_run, as_json):
     """Delete policy NAME (refused while an item with data uses it)."""
-    app(ctx).open_vault().policies.delete(name)
+    app(ctx).open_vault().policies.delete(name, dry_run=dry_run)
     if as_json:
-        emit_json({"name": name, "deleted": True})
+        emit_json({"name": name, "deleted": not dry_run, "dry_run": dry_run})
+    elif dry_run:
+        click.echo(f"Would delete policy '{name}' (no item uses it).")
     else:
         click.echo(f"Deleted policy '{name}'.")
 

@@ -6,7 +6,7 @@ import click
 
 from ..errors import DataLost, RollbackDetected, VerifyFailed
 from ..models import iso, utcnow
-from .common import app, confirm_destructive, json_option, ticket_option
+from .common import app, confirm_destructive, dry_run_option, json_option, ticket_option
 from .keyoptions import key_option
 from .meter import events_mode, progress_messages, progress_options
 from .output import Progress, emit_json, human_size, short_time, table, warn
@@ -65,18 +65,23 @@ def create(ctx, url, name, create_passphrase_env, ask_passphrase, key_provider, 
 @vault.command("delete")
 @click.option("--yes", is_flag=True, help="Do not ask first.")
 @ticket_option
+@dry_run_option
 @json_option
 @click.pass_context
-def delete(ctx, yes, ticket, as_json):
+def delete(ctx, yes, ticket, dry_run, as_json):
     """Delete the vault: only an empty one (every item deleted, no recovery point left, soft-deleted
     ones purged), and with the guard's vault.delete ticket when a guard is linked."""
     v = app(ctx).open_vault()
-    if not yes:
+    if not yes and not dry_run:
         confirm_destructive(f"Delete vault '{v.settings.name}' at {v.url} and everything in it?",
                             f"Deleting vault '{v.settings.name}'")
-    report = v.delete(ticket=ticket)
+    report = v.delete(ticket=ticket, dry_run=dry_run)
     if as_json:
         emit_json({"url": v.url, **report.to_dict()})
+        return
+    if dry_run:
+        click.echo(f"Would delete vault '{v.settings.name}' at {v.url}: {report.deleted} object(s)"
+                   f"{f'; {len(report.foreign)} foreign object(s) would be left' if report.foreign else ''}.")
         return
     click.echo(f"Deleted vault {v.url}: {report.deleted} object(s).")
     if report.kept:
@@ -184,15 +189,25 @@ def repair(ctx, apply, accept_rollback, from_secondary, as_json):
 
 
 @vault.command("rebuild-index")
+@dry_run_option
 @json_option
 @click.pass_context
-def rebuild_index(ctx, as_json):
+def rebuild_index(ctx, dry_run, as_json):
     """Rewrite the index from every pack, naming only intact copies (after index damage)."""
     progress = Progress(not as_json)
-    report = app(ctx).open_vault().rebuild_index(progress=progress.show)
+    report = app(ctx).open_vault().rebuild_index(progress=progress.show, dry_run=dry_run)
     progress.done()
     if as_json:
         emit_json(report.to_dict())
+        return
+    if dry_run:
+        _show_repair(report, "Would move aside")
+        click.echo(f"Would rebuild the index from {report.packs_read} pack(s) ({report.blobs_indexed} blob(s),"
+                   f" {human_size(report.bytes_read)} read): {report.index_files_written} index file(s) written,"
+                   f" {report.index_files_removed} index file(s) replaced.")
+        if report.blobs_lost:
+            click.echo(f"{report.blobs_lost} damaged blob(s) have no intact copy:"
+                       " 'strongroom vault repair' names the points and files that need them.", err=True)
         return
     _show_repair(report, "Moved aside")
     click.echo(f"Indexed {report.blobs_indexed} blob(s) from {report.packs_read} pack(s)"
@@ -310,13 +325,19 @@ def key_add(ctx, provider, label, new_passphrase_env, key_options, as_json):
               help="Accepted for old scripts; the last slot that can open the vault is never removed"
                    " (add another slot first).")
 @ticket_option
+@dry_run_option
 @json_option
 @click.pass_context
-def key_remove(ctx, slot, force, ticket, as_json):
+def key_remove(ctx, slot, force, ticket, dry_run, as_json):
     """Remove key slot SLOT (an id or unique prefix); with a guard, needs a key.remove ticket."""
-    removed = app(ctx).open_vault().keys.remove(slot, force=force, ticket=ticket)
+    removed = app(ctx).open_vault().keys.remove(slot, force=force, ticket=ticket, dry_run=dry_run)
     if as_json:
-        emit_json({"slot": removed.slot_id, "provider": removed.provider, "label": removed.label, "removed": True})
+        emit_json({"slot": removed.slot_id, "provider": removed.provider, "label": removed.label,
+                   "removed": not dry_run, "dry_run": dry_run})
+        return
+    if dry_run:
+        click.echo(f"Would remove key slot {removed.slot_id} ({removed.provider}"
+                   f"{', ' + repr(removed.label) if removed.label else ''}); other slots still open the vault.")
         return
     click.echo(f"Removed key slot {removed.slot_id} ({removed.provider}).")
 
