@@ -196,6 +196,18 @@ class TestPointsDelete:
                               "points.delete")
 
 
+    def test_under_immutability_the_dry_run_refuses_as_the_real_run(self, ready, cli, vault_url):
+        """Immutability locked, points kept forever: the real run and the dry run both exit 68,
+        for points delete and for items stop --delete-data; the dry run journals no refusal."""
+        cli("vault", "immutability", "lock", "--client-side-only")
+        real = cli("points", "delete", f"docs@{ready[0]}", "--yes", expect=None)
+        assert real.exit_code == 68
+        assert_one_line_error(dry(cli, vault_url, "points", "delete", f"docs@{ready[0]}", expect=None), 68,
+                              "may not be deleted")
+        assert_one_line_error(dry(cli, vault_url, "items", "stop", "docs", "--delete-data", expect=None), 68,
+                              "may not be deleted")
+
+
 class TestVaultDelete:
     def test_dry_run_counts_the_objects_then_the_real_run_deletes_them(self, vault, cli, vault_url):
         out = dry(cli, vault_url, "vault", "delete").stdout
