@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -42,6 +43,17 @@ def vault(vault_url) -> Vault:
 @pytest.fixture
 def cli(vault_url) -> Cli:
     return Cli(vault_url)
+
+
+def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):
+    """Poll ``predicate`` every ``step`` seconds until it gives a true value and return that
+    value; fail the test naming ``what`` if ``limit`` seconds pass first."""
+    deadline = time.monotonic() + limit
+    while not (found := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(step)
+    return found
 
 
 def run_strongroom(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:

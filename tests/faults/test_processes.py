@@ -8,23 +8,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+from functools import partial
 
 import pytest
 
 from strongroom import ProcessId, end_process, list_processes, run_child, start_child
 from strongroom.processes import GONE, RUNNING, UNKNOWN, end_children
+from vaultkit import wait_until as poll_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prctl")
 
 
-def wait_until(predicate, what: str, limit: float = 30.0) -> None:
-    """Poll ``predicate`` until it holds; fail (naming ``what``) if it never does."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.02)
+wait_until = partial(poll_until, limit=30.0, step=0.02)
 
 
 def alive(pid: int) -> bool:

@@ -13,23 +13,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
+from functools import partial
 
 import pytest
 
 from strongroom import list_processes
 from strongroom_postgres import server as pgserver
+from vaultkit import wait_until as poll_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 
 
-def wait_until(predicate, what: str, limit: float = 60.0):
-    deadline = time.monotonic() + limit
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
-    return found
+wait_until = partial(poll_until, step=0.01)
 
 
 class TestToolError:

@@ -15,22 +15,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from strongroom import list_processes
+from vaultkit import wait_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 
 
-def wait_until(predicate, what: str, limit: float = 60.0):
-    deadline = time.monotonic() + limit
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.005)
-    return found
 
 
 def children(pid: int, program: str) -> list:

@@ -16,7 +16,7 @@ import os
 import struct
 import subprocess
 import sys
-import time
+from functools import partial
 
 import pytest
 
@@ -26,6 +26,7 @@ from strongroom_vm.errors import DiskInUse
 from strongroom_vm.images import open_image
 from strongroom_vm.locks import writer_present
 from vmkit import MIB, write_at
+from vaultkit import wait_until as poll_until
 
 FIRST, SECOND = 8 * MIB + 17, 56 * MIB + 5  # where the writer keeps its counters
 
@@ -41,13 +42,7 @@ while True:
 """
 
 
-def wait_until(predicate, what: str, limit: float = 30.0):
-    deadline = time.monotonic() + limit
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
-    return found
+wait_until = partial(poll_until, limit=30.0, step=0.01)
 
 
 def holds_write_lock(image) -> bool:

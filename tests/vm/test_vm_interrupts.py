@@ -16,24 +16,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 from strongroom import ProcessId, list_processes
 from strongroom_vm.images import end_stale_servers, serve_image
 from vmkit import MIB, run
+from vaultkit import wait_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 
 
-def wait_until(predicate, what: str, limit: float = 60.0):
-    deadline = time.monotonic() + limit
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.005)
-    return found
 
 
 def servers_of(image) -> list:
