@@ -48,7 +48,8 @@ fixture returning a :class:`WorkloadCase`).  Every built-in backend runs the fir
 and every built-in workload the third; ``docs/storage.md`` shows how a backend author
 does the same.  :class:`SecretProviderContract` (a secret provider's scheme, given a
 ``secret_case`` fixture returning a :class:`SecretCase`) runs on the built-in ``env``
-and ``file`` providers.
+and ``file`` providers.  :class:`PublicImportCheck` (:mod:`strongroom.testing.publicapi`)
+says whether a plugin package and its tests import only what a third party may.
 
 File trees (:mod:`strongroom.testing.sampletree`, :mod:`strongroom.testing.fstree`):
 :func:`build_sample_tree` writes a seeded tree with everything a file backup must keep
@@ -87,6 +88,7 @@ from .sampletree import (  # noqa: E402
     xattrs_supported,
 )
 from .cluster import SeaweedCluster  # noqa: E402
+from .publicapi import PublicImportCheck  # noqa: E402
 from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
 from .secret_contract import SecretCase, SecretProviderContract  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
@@ -103,6 +105,7 @@ __all__ = [
     "NEWLINE_NAME",
     "OWNER_GID",
     "OWNER_UID",
+    "PublicImportCheck",
     "S3Server",
     "SeaweedCluster",
     "SecretCase",
