@@ -88,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "child_environment": "strongroom.processes", "keep_from_children": "strongroom.processes",
     # a plugin's command that prints JSON: with the schema version, as every command's (docs/json.md)
     "emit_json": "strongroom.cli.output", "json_document": "strongroom.cli.output",
+    # the vault of the running command, for a plugin's command or a workload that needs more than its context
+    "command_vault": "strongroom.cli.common",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",

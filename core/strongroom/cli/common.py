@@ -14,6 +14,23 @@ def app(ctx: click.Context):
     return ctx.obj  # an AppContext, set by the root group
 
 
+def command_vault():
+    """The vault the running ``strongroom`` command works on, opened as the core commands
+    open it (``--vault``, ``STRONGROOM_VAULT`` or ``default_vault``; the passphrase and
+    storage options of the command line), once per command.
+
+    For a plugin's command (``strongroom_register_commands``) and for a workload that
+    needs more of the vault than its context gives (another point of the item) while a
+    command runs.  Outside a command: :class:`~strongroom.errors.UsageError`."""
+    from ..errors import UsageError
+
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root().obj if ctx is not None else None
+    if not callable(getattr(root, "open_vault", None)):
+        raise UsageError(message="no strongroom command is running: open the vault with strongroom.open_vault(URL)")
+    return root.open_vault()
+
+
 def confirm_destructive(question: str, what: str) -> None:
     """Ask ``question`` on a terminal (no: exit 130, "Aborted."); without a terminal to ask on,
     refuse with :class:`~strongroom.errors.ConfirmationNeeded` naming ``--yes``."""
