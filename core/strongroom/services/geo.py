@@ -18,8 +18,10 @@
   run in a thread of their own (and their pools, of daemon threads) that the caller waits
   for ``timeout`` seconds at most; new copies stop at :data:`COPY_SHARE` of it.  A
   secondary out of reach, whose store retries for many seconds, never holds a backup up,
-  nor the exit of the process; the thread, left behind, stops at its next failure or
-  with the process (a replication killed at any moment leaves a consistent secondary).
+  nor the exit of the process; the thread, left behind, is abandoned
+  (:mod:`strongroom.services.bounded`): its storage calls stop retrying and logging, its
+  progress reaches no one, and it stops at its next failure, or with the process (a
+  replication killed at any moment leaves a consistent secondary).
   It never raises: a secondary that cannot be reached, or one more than
   :data:`LAG_ALERT_AFTER` behind (its oldest missing point), raises the alert.
 - **Object lock on the secondary**: with the vault's ``object_locks``
@@ -52,7 +54,6 @@ import datetime as dt
 import json
 import math
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +64,7 @@ from ..config import _load_file, config_path
 from ..errors import StorageError, StrongroomError
 from ..policy.redundancy import Redundancy
 from ..storage.base import Store
+from .bounded import Late, given_up, run_bounded
 from .geolocks import extend_secondary_locks, secondary_lock_policy
 from .georemovals import PrimaryRecords
 from .replication import Lag, ReplicationReport, Replicator
@@ -227,8 +229,12 @@ class GeoService:
         bounded = timeout is not None and not math.isinf(timeout)
         deadline = time.monotonic() + timeout * COPY_SHARE if bounded else None
 
+        def told(step: Any) -> None:  # nothing reaches the command's output once it stopped waiting
+            if progress is not None and not given_up():
+                progress(step)
+
         def run() -> ReplicationReport:
-            done = self.replicator().run(deadline=deadline, progress=progress, report=report)
+            done = self.replicator().run(deadline=deadline, progress=told if progress else None, report=report)
             if done.complete and self.object_locks is not None:
                 state = self.object_locks.state_file
                 extend_secondary_locks(self.object_locks, self.secondary_store(),
@@ -280,19 +286,9 @@ class ReplicationLate(StorageError):
 
 def _bounded(work: Callable[[], Any], limit: float) -> Any:
     """``work()`` in a thread of its own, waited for ``limit`` seconds at most;
-    ReplicationLate when it is not done by then (it goes on, left behind)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = work()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-    thread = threading.Thread(target=run, name="strongroom-replication", daemon=True)
-    thread.start()
-    thread.join(None if math.isinf(limit) else limit)
-    if thread.is_alive():
-        raise ReplicationLate(seconds=limit)
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    ReplicationLate when it is not done by then (it goes on, abandoned:
+    :mod:`strongroom.services.bounded`)."""
+    try:
+        return run_bounded(work, limit, name="strongroom-replication")
+    except Late:
+        raise ReplicationLate(seconds=limit) from None

@@ -31,7 +31,6 @@ lost what the secondary holds.
 from __future__ import annotations
 
 import json
-import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -41,6 +40,7 @@ from ..errors import IntegrityError, ObjectNotFound, StorageError, StrongroomErr
 from ..repository.envelope import KIND_DOCUMENT
 from ..repository.pack import pack_name
 from ..storage.readonly import ReadOnlyStore
+from .bounded import Late, run_bounded
 from .geo import replication_timeout
 
 if TYPE_CHECKING:
@@ -183,29 +183,18 @@ def reach(redundancy: Redundancy, open_store: Callable[[str], Store], repository
             raise _Unfit(f"it holds another vault ({theirs}, not {vault_id})")
         return SecondaryCopies(repository(store))
 
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["copies"] = probe()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-    # a daemon thread: a probe left behind (a store still retrying) never holds the process up
-    thread = threading.Thread(target=run, name="strongroom-secondary", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
+    # a daemon thread: a probe left behind is abandoned (no retries, no warnings) and never
+    # holds the process up
+    try:
+        return Secondary(url, run_bounded(probe, limit, name="strongroom-secondary"))
+    except Late:
         return Secondary(url, error=f"no answer within {limit:g} s")
-    error = box.get("error")
-    if isinstance(error, _Unfit):
+    except _Unfit as error:
         return Secondary(url, error=str(error))
-    if isinstance(error, Exception):  # a store's own error, whatever its type: out of reach, in one line
+    except Exception as error:  # a store's own error, whatever its type: out of reach, in one line
         text = str(error).splitlines()[0] if str(error) else ""
         return Secondary(url, error=text if isinstance(error, StrongroomError) and text
                          else f"{type(error).__name__}: {text}".rstrip(": "))
-    if error is not None:
-        raise error  # KeyboardInterrupt, SystemExit
-    return Secondary(url, box["copies"])
 
 
 class _Unfit(Exception):

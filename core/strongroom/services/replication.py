@@ -73,6 +73,7 @@ copying anything.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import json
 import queue
 import threading
@@ -608,7 +609,9 @@ class DaemonPool:
     """Threads running submitted calls, with :class:`concurrent.futures.Future` results, as
     a ``ThreadPoolExecutor`` does, but daemon threads: a run left behind at its time bound
     (:mod:`strongroom.services.geo`), its calls retrying a secondary out of reach, never
-    holds up the exit of the process (whose end is a kill the secondary is safe from)."""
+    holds up the exit of the process (whose end is a kill the secondary is safe from).
+    Each call runs in a copy of its submitter's context, so a run abandoned at its bound
+    (:mod:`strongroom.services.bounded`) is abandoned in every thread of its pools."""
 
     def __init__(self, threads: int, name: str) -> None:
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
@@ -618,7 +621,7 @@ class DaemonPool:
 
     def submit(self, fn: Callable, *args: object) -> cf.Future:
         future: cf.Future = cf.Future()
-        self._calls.put((future, fn, args))
+        self._calls.put((future, contextvars.copy_context().run, (fn, *args)))
         return future
 
     def map(self, fn: Callable, items: Iterable) -> list:

@@ -21,13 +21,21 @@ missing object succeeds), so any operation may be repeated.  The rules:
   is yielded, so a failure half-way never yields names twice.
 - Each call is a debug record of this module's logger (``strongroom -vv``): the
   operation and the object's name (never its bytes); each retry a warning.
+- **Work its caller gave up on** (:func:`abandoning`): calls made in a context whose
+  abandon event is set are not retried and log nothing: a transient failure, or a call
+  begun after the event, is :class:`Abandoned` at once.  A bounded run left behind
+  (:mod:`strongroom.services.bounded`) so ends at its next failure, silently, instead of
+  retrying, and warning, into whatever command the process runs next.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -39,10 +47,33 @@ from .base import Store, is_transient
 from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
 from . import locking
 
-__all__ = ["RetryingStore"]
+__all__ = ["Abandoned", "RetryingStore", "abandoned", "abandoning"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+_ABANDON: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("strongroom_abandon", default=None)
+
+
+class Abandoned(StorageError):
+    """Storage error: {op} {name!r} on {url} was given up: the command that started it no longer waits for it."""
+
+
+@contextlib.contextmanager
+def abandoning(event: threading.Event) -> Iterator[None]:
+    """Storage calls in this context (and in contexts copied from it) stop retrying, and
+    logging, once ``event`` is set; see the module docstring."""
+    token = _ABANDON.set(event)
+    try:
+        yield
+    finally:
+        _ABANDON.reset(token)
+
+
+def abandoned() -> bool:
+    """Whether the work running in this context was given up by its caller."""
+    event = _ABANDON.get()
+    return event is not None and event.is_set()
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -80,11 +111,15 @@ class RetryingStore:
         if log.isEnabledFor(logging.DEBUG):  # -vv: every storage call, by object name
             log.debug("%s %s", op, name or "(root)")
         for attempt in range(1, self.attempts + 1):
+            if abandoned():
+                raise Abandoned(op=op, name=name, url=self.url)
             try:
                 return fn()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                if abandoned():
+                    raise Abandoned(op=op, name=name, url=self.url) from exc
                 if attempt == self.attempts:
                     raise StorageError(
                         message=f"{op} {name!r} on {self.url} failed after {self.attempts} "
