@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from strongroom import NotFound, StrongroomError
 
-__all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing", "DiskInUse"]
+__all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing", "DiskInUse",
+           "NotAVmItem", "ExportAddressRefused", "ExportAddressUnusable", "OverlayUnusable"]
 
 
 class VmError(StrongroomError):
@@ -57,3 +58,27 @@ class DiskInUse(DiskUnreadable):
     """Disk {disk} is in use by a running VM (it holds QEMU's write lock): back the VM up through --qmp, or protect the item with --force to read its disks anyway (points marked inconsistent)."""
 
     exit_code = 97
+
+
+class NotAVmItem(VmError):
+    """Item {item} is a {workload} item: vm export serves the disks of vm points only."""
+
+    exit_code = 120
+
+
+class ExportAddressRefused(VmError):
+    """Refusing to serve NBD on {address}: it is not a loopback address and whoever reaches it reads the disks; add --allow-remote to serve it anyway."""
+
+    exit_code = 121
+
+
+class ExportAddressUnusable(VmError):
+    """Cannot serve NBD at {address}: {reason}"""
+
+    exit_code = 122
+
+
+class OverlayUnusable(VmError):
+    """Overlay {path}: {reason}"""
+
+    exit_code = 123
