@@ -1,0 +1,104 @@
+"""``strongroom mount DIR ITEM[@POINT]`` on a vm point: each disk is a read-only raw file
+(``DIR/disks/<name>``) that QEMU's tools and ``cmp`` read as the source disk.
+
+Through a real FUSE mount in a child process; skipped, with the reason, where
+``/dev/fuse``, mfusepy or fusermount3 is missing (under CI, a FUSE that is there must mount).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from vaultkit import wait_until
+from vmkit import run
+
+
+def _fuse_reason() -> str | None:
+    """Why FUSE cannot be used here (None: it can)."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing (no FUSE in this kernel or container)"
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"mfusepy or libfuse is not installed ({exc})"
+    if not shutil.which("fusermount3"):
+        return "fusermount3 (apt package fuse3) is not installed"
+    return None
+
+
+@pytest.fixture
+def mount(vault_url, tmp_path):
+    """``mount(spec)``: ``strongroom mount DIR spec`` in a child process; returns DIR."""
+    reason = _fuse_reason()
+    if reason:
+        if os.environ.get("CI") and os.path.exists("/dev/fuse"):
+            pytest.fail(f"FUSE is expected under CI: {reason}")
+        pytest.skip(reason)
+    started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(spec: str):
+        where = tmp_path / f"mnt{len(started)}"
+        where.mkdir()
+        exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
+        proc = subprocess.Popen([exe, "--vault", vault_url, "mount", str(where), spec],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append((str(where), proc))
+        wait_until(lambda: os.path.ismount(where) or proc.poll() is not None, "the point is mounted", limit=30)
+        if proc.poll() is not None:
+            message = f"FUSE is installed but cannot mount here: {proc.communicate()[1].strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        return where
+
+    yield start
+    for where, proc in started:
+        if proc.poll() is None:
+            subprocess.run(["fusermount3", "-u", where], capture_output=True)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class TestDiskFiles:
+    def test_disks_are_raw_files_identical_to_the_sources(self, vault, mount, gpt_image, tmp_path):
+        """A raw and a qcow2 disk read back through the mount byte for byte; QEMU sees the partition table."""
+        data = tmp_path / "data.qcow2"
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", gpt_image, data)
+        run("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 20M 1M", data)
+        vault.protect("vm", "web", {"disks": [str(gpt_image), str(data)]})
+        point = vault.backup("web")
+        where = mount(f"web@{point.short_id}")
+        disks = where / "disks"
+        assert sorted(os.listdir(disks)) == ["data", "system"]
+        assert os.path.getsize(disks / "system") == os.path.getsize(gpt_image)
+        assert subprocess.run(["cmp", gpt_image, disks / "system"]).returncode == 0
+        same = subprocess.run(["qemu-img", "compare", "-f", "qcow2", data, "-F", "raw", disks / "data"],
+                              capture_output=True, text=True)
+        assert same.returncode == 0, same.stdout + same.stderr
+        table = json.loads(run("sfdisk", "-J", disks / "system").stdout)["partitiontable"]
+        assert table["label"] == "gpt" and len(table["partitions"]) == 2
+        with pytest.raises(OSError) as caught:
+            open(disks / "system", "r+b")
+        assert caught.value.errno in (errno.EROFS, errno.EACCES)
+
+    def test_a_changed_source_no_longer_compares_equal(self, vault, mount, gpt_image):
+        """The comparison is real: a byte changed in the source after the backup makes cmp fail."""
+        vault.protect("vm", "sys", {"disks": [str(gpt_image)]})
+        vault.backup("sys")
+        with open(gpt_image, "r+b") as fh:
+            fh.seek(3 * 1024 * 1024 + 5)
+            fh.write(b"\xff")
+        where = mount("sys")
+        disk = where / "latest" / "disks" / "system"
+        done = subprocess.run(["cmp", gpt_image, disk], capture_output=True, text=True)
+        assert done.returncode == 1 and "differ" in done.stdout
