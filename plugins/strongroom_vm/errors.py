@@ -9,7 +9,8 @@ from __future__ import annotations
 from strongroom import NotFound, StrongroomError
 
 __all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing", "DiskInUse",
-           "NotAVmItem", "ExportAddressRefused", "ExportAddressUnusable", "OverlayUnusable"]
+           "NotAVmItem", "ExportAddressRefused", "ExportAddressUnusable", "OverlayUnusable",
+           "LibvirtError", "DomainNotFound", "DiskNotFile", "DomainExists", "BackupJobBusy"]
 
 
 class VmError(StrongroomError):
@@ -82,3 +83,33 @@ class OverlayUnusable(VmError):
     """Overlay {path}: {reason}"""
 
     exit_code = 123
+
+
+class LibvirtError(VmError):
+    """libvirt at {uri}: {reason}"""
+
+    exit_code = 130
+
+
+class DomainNotFound(VmError):
+    """No libvirt domain named '{domain}' at {uri}."""
+
+    exit_code = 131
+
+
+class DiskNotFile(VmError):
+    """Disk {disk} of domain {domain} is {what}: the libvirt mode backs up file-backed raw and qcow2 disks only."""
+
+    exit_code = 132
+
+
+class DomainExists(VmError):
+    """A libvirt domain named '{name}' already exists at {uri}: give --define a new name."""
+
+    exit_code = 133
+
+
+class BackupJobBusy(VmError):
+    """Domain {domain} runs a backup job strongroom did not start: wait for it to end, or end it with 'virsh domjobabort {domain}'."""
+
+    exit_code = 134
