@@ -41,7 +41,7 @@ from .secrets import SecretResolver
 if TYPE_CHECKING:
     import click
 
-    from .contexts import BackupContext, PointContext
+    from .contexts import BackupContext, PointContext, PointView
     from .results import RestoreResult
     from .sources import SourceEntry
 
@@ -234,6 +234,20 @@ class Workload:
             BrowseItem.from_entry(f"{path}/{child.name}" if path else child.name, child)
             for child in ctx.listdir(path)
         ]
+
+    def mount_folders(self, view: PointView) -> dict[str, Any]:
+        """Folders of the workload's own, shown read-only beside the point's entries when
+        the point is mounted (``strongroom mount``): name -> folder (default: none).
+
+        A folder has ``listdir(path)``, the :class:`~strongroom.catalog.entry.Entry` records
+        (name, type, mode, owner, times, size, link target) of the folder at ``path``
+        (``""`` is its top, parts separated by ``/``), and ``open(path)``, a seekable,
+        read-only binary file object over a file's content.  Both raise :class:`OSError`
+        with an ``errno`` (``ENOENT``, ``ENOTDIR``) or a
+        :class:`~strongroom.errors.StrongroomError` (an I/O error for the reader).  Called
+        once per mounted point; work lazily.  A name the point itself has is not shown.
+        """
+        return {}
 
     def restore(
         self, ctx: PointContext, target: str | None, paths: Sequence[str], options: dict[str, Any]

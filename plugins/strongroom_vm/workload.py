@@ -25,7 +25,8 @@ from typing import Any, Iterator, Sequence
 
 import click
 from strongroom import (
-    BackupContext, BrowseItem, InvalidSource, PointContext, RestoreResult, StrongroomError, UsageError, Workload,
+    BackupContext, BrowseItem, InvalidSource, PointContext, PointView, RestoreResult, StrongroomError, UsageError,
+    Workload,
 )
 
 from . import offline
@@ -182,6 +183,12 @@ class VmWorkload(Workload):
             if row.name != "disks":
                 rows.append(row)
         return rows
+
+    def mount_folders(self, view: PointView) -> dict[str, Any]:
+        """``files/``: the files inside the point's disks, when mounted (:mod:`strongroom_vm.mountfiles`)."""
+        from .mountfiles import DiskFiles
+
+        return {"files": DiskFiles(view)}
 
     def restore_params(self) -> list[click.Parameter]:
         return [

@@ -102,3 +102,30 @@ class TestDiskFiles:
         disk = where / "latest" / "disks" / "system"
         done = subprocess.run(["cmp", gpt_image, disk], capture_output=True, text=True)
         assert done.returncode == 1 and "differ" in done.stdout
+
+
+class TestFilesInside:
+    def test_files_of_each_partition_read_as_the_originals(self, vault, mount, gpt_image, tree):
+        """files/<disk>/<pN>/... shows the ext4 and FAT partitions' files, equal to the tree they were made from."""
+        root, files = tree
+        vault.protect("vm", "sys", {"disks": [str(gpt_image)]})
+        vault.backup("sys")
+        where = mount("sys") / "latest"
+        assert sorted(os.listdir(where)) == ["disks", "files", "vm.json"]
+        assert os.listdir(where / "files") == ["system"]
+        assert sorted(os.listdir(where / "files" / "system")) == ["p1", "p2"]
+        for part in ("p1", "p2"):
+            inside = where / "files" / "system" / part
+            for rel, data in files.items():
+                assert (inside / rel).read_bytes() == data, f"{part}/{rel}"
+            done = subprocess.run(["cmp", root / "home/alice/docs/report.bin", inside / "home/alice/docs/report.bin"])
+            assert done.returncode == 0
+        notes = os.stat(where / "files" / "system" / "p1" / "home/alice/notes.txt")
+        assert notes.st_mode & 0o777 == 0o600 and notes.st_mtime_ns == 1_600_000_000_000_000_000
+        with open(where / "files" / "system" / "p1" / "home/alice/docs/report.bin", "rb") as fh:
+            fh.seek(250_000)  # a read in the middle, then back to the start
+            assert fh.read(1000) == files["home/alice/docs/report.bin"][250_000:251_000]
+            fh.seek(0)
+            assert fh.read(10) == files["home/alice/docs/report.bin"][:10]
+        with pytest.raises(FileNotFoundError):
+            os.stat(where / "files" / "system" / "p3")

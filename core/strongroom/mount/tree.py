@@ -19,6 +19,9 @@ reads as the file it names; special files keep their type (and device numbers) b
 no content.  Database dumps and disk images (postgres, vm points) read as regular files.
 Reads are served by the seekable reader of :mod:`strongroom.catalog.reader`: a read
 fetches only the chunks it touches, each authenticated (a damaged chunk is ``EIO``).
+A workload may add read-only folders of its own beside a point's entries
+(:meth:`strongroom.workload.Workload.mount_folders`; a vm point's ``files/`` shows the
+files inside its disks); a name the point itself has wins.
 
 The lists of items and points are read again at most every ``refresh`` seconds (30 by
 default), so a backup made while mounted shows up within that time; folders of a point
@@ -96,6 +99,7 @@ class PointsFS:
         self._next_fh = 1
         self._refresh, self._clock = refresh, clock
         self._lists: dict[str | None, tuple[float, Any]] = {}
+        self._extra: dict[str, dict[str, Any]] = {}
         #: Called once the file system is mounted (the FUSE layer's ``init``).
         self.on_ready: Any = None
         #: Whether the kernel got the file system (set by ``init``).
@@ -190,7 +194,7 @@ class PointsFS:
             if entry.type != DIR:
                 raise _error(errno.ENOTDIR)
         try:
-            folder = {entry.name: entry for entry in view.listdir(path)}
+            folder = {entry.name: entry for entry in self._list(view, path)}
         except StrongroomError as exc:
             log.error("%s", exc)
             raise _error(errno.EIO) from None
@@ -198,6 +202,38 @@ class PointsFS:
         if len(self._folders) > self._cache_folders:
             self._folders.popitem(last=False)
         return folder
+
+    def _extras(self, view: "PointView") -> dict[str, Any]:
+        """The workload's own folders for this point (:meth:`Workload.mount_folders`)."""
+        found = self._extra.get(view.point.point_id)
+        if found is None:
+            try:
+                found = dict(self._vault.workload(view.item.workload).mount_folders(view))
+            except StrongroomError as exc:
+                log.error("%s", exc)
+                found = {}
+            self._extra[view.point.point_id] = found
+        return found
+
+    def _extra_of(self, view: "PointView", path: str) -> tuple[Any, str] | None:
+        """(folder, path inside it) when ``path`` is in one of the workload's folders."""
+        top, _, rest = path.partition("/")
+        extra = self._extras(view).get(top)
+        if extra is None or not path or view.exists(top):
+            return None
+        return extra, rest
+
+    def _list(self, view: "PointView", path: str) -> list[Entry]:
+        inside = self._extra_of(view, path)
+        if inside is not None:
+            return list(inside[0].listdir(inside[1]))
+        entries = list(view.listdir(path))
+        if not path:
+            names = {entry.name for entry in entries}
+            stamp = int(parse_iso(view.point.created).timestamp() * 1e9)
+            entries += [Entry(name=name, type=DIR, mode=0o555, uid=self._uid, gid=self._gid, mtime_ns=stamp)
+                        for name in self._extras(view) if name not in names]
+        return entries
 
     def _content(self, view: "PointView", entry: Entry) -> Entry:
         """The entry whose content a (hard link) entry reads."""
@@ -285,8 +321,15 @@ class PointsFS:
         entry = self._content(view, entry)
         if entry.type == DIR:
             raise _error(errno.EISDIR)
+        inside = self._extra_of(view, what[1])
+        try:
+            reader = inside[0].open(inside[1]) if inside is not None and entry.size else (
+                view.open(entry) if inside is None and entry.has_content else None)
+        except StrongroomError as exc:
+            log.error("%s: %s", path, exc)
+            raise _error(errno.EIO) from None
         fh, self._next_fh = self._next_fh, self._next_fh + 1
-        self._files[fh] = view.open(entry) if entry.has_content else None
+        self._files[fh] = reader
         return fh
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
