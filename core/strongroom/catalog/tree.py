@@ -42,6 +42,29 @@ def decode_tree(raw: bytes | memoryview, what: str = "tree") -> list[Entry]:
     """The entries of a tree node; IntegrityError about ``what`` if the node is
     malformed (not JSON, another version, a malformed entry: :meth:`Entry.from_dict`,
     two entries of one name), never another exception."""
+    entries = [Entry.from_dict(item, what) for item in _node_items(raw, what)]
+    if len({e.name for e in entries}) != len(entries):
+        raise IntegrityError(what=what, reason="malformed tree node (two entries of one name)")
+    return entries
+
+
+def decode_tree_stored(raw: bytes | memoryview, what: str = "tree") -> dict[str, dict]:
+    """The entries of a tree node as stored, JSON objects by name, checked only this far:
+    the node is JSON of this version, each entry an object with a string ``name``, no
+    two of one name (IntegrityError about ``what`` otherwise).  Any other field may be
+    anything: what uses one must check it, or read the node with :func:`decode_tree`."""
+    items = _node_items(raw, what)
+    by_name: dict[str, dict] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise IntegrityError(what=what, reason="malformed tree node (an entry without a name)")
+        by_name[item["name"]] = item
+    if len(by_name) != len(items):
+        raise IntegrityError(what=what, reason="malformed tree node (two entries of one name)")
+    return by_name
+
+
+def _node_items(raw: bytes | memoryview, what: str) -> list:
     try:
         doc = json.loads(bytes(raw))
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -52,10 +75,7 @@ def decode_tree(raw: bytes | memoryview, what: str = "tree") -> list[Entry]:
     items = doc.get("entries")
     if not isinstance(items, list):
         raise IntegrityError(what=what, reason="malformed tree node (no list of entries)")
-    entries = [Entry.from_dict(item, what) for item in items]
-    if len({e.name for e in entries}) != len(entries):
-        raise IntegrityError(what=what, reason="malformed tree node (two entries of one name)")
-    return entries
+    return items
 
 
 def normalize_path(path: str) -> str:
@@ -125,6 +145,30 @@ class TreeReader:
                 self._cached_entries -= len(self._cache.popitem(last=False)[1])
         return entries
 
+    def stored_folder(self, tree_id: bytes, path: str) -> dict[str, dict]:
+        """The entries of the folder at ``path`` whose node is ``tree_id`` as stored, by
+        name (:func:`decode_tree_stored`: only names are checked), not cached;
+        :class:`DamagedFolder` naming ``path`` if the node cannot be read (and the node
+        counts as damaged, as for :meth:`node`)."""
+        with self._lock:
+            damage = self._damaged.get(tree_id)
+        try:
+            if damage is not None:
+                raise IntegrityError(**damage.fields)
+            try:
+                return decode_tree_stored(self.repo.get_blob(tree_id), what=f"tree {tree_id.hex()[:16]}")
+            except IntegrityError as exc:
+                with self._lock:
+                    self._damaged[tree_id] = exc
+                raise
+        except IntegrityError as exc:
+            raise self._damaged_folder(exc, path) from None
+
+    def _damaged_folder(self, exc: IntegrityError, path: str) -> DamagedFolder:
+        what, reason = exc.fields.get("what"), exc.fields.get("reason")
+        return DamagedFolder(path=path or "/", point=self.point,
+                             reason=f"{what}: {reason}" if what and reason else str(exc))
+
     def is_damaged(self, tree_id: bytes) -> bool:
         """Whether the node ``tree_id`` was found damaged by this reader."""
         return tree_id in self._damaged
@@ -135,9 +179,7 @@ class TreeReader:
         try:
             return self.node(tree_id)
         except IntegrityError as exc:
-            what, reason = exc.fields.get("what"), exc.fields.get("reason")
-            raise DamagedFolder(path=path or "/", point=self.point,
-                                reason=f"{what}: {reason}" if what and reason else str(exc)) from None
+            raise self._damaged_folder(exc, path) from None
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` (None for the root); PathNotInPoint if absent."""

@@ -55,8 +55,9 @@ from ..repository.repository import Repository
 from ..results import BackupStats
 from ..sources import SourceEntry
 from .diskread import DiskReader
+from .parentfolders import ParentFolders
 from .progress import Throttled
-from .slots import Batch, HardLink, InBatch, OpenDir, is_ready, resolve
+from .slots import Batch, HardLink, InBatch, OpenDir, Reused, is_ready, resolve
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -99,6 +100,16 @@ def _parent_of(path: str) -> str:
     return path.rpartition("/")[0]
 
 
+def _without_chunks(row: dict) -> dict:
+    """A stored entry without its chunks: what :meth:`Entry.to_dict` gives of the entry
+    a scan makes of the same file."""
+    if "chunks" not in row:
+        return row
+    row = dict(row)
+    del row["chunks"]
+    return row
+
+
 class BackupEngine:
     def __init__(
         self,
@@ -129,10 +140,8 @@ class BackupEngine:
         self._max_closed = max_closed_dirs
         self._report = Throttled(progress)
         self._lock = threading.Lock()
-        self._parent_dirs: collections.OrderedDict[str, tuple[dict[str, Entry], frozenset[bytes]]] = (
-            collections.OrderedDict()
-        )
         self._parent_lock = threading.Lock()
+        self._parents = ParentFolders(parent, repo.index, self._parent_damaged) if parent is not None else None
         self._parent_damage: set[str] = set()  # folders of the parent point that cannot be read
         self._compression_level = compression_level
 
@@ -207,14 +216,37 @@ class BackupEngine:
 
     # --- files ---------------------------------------------------------------------------
 
-    def _unchanged(self, path: str, entry: Entry) -> Entry | None:
-        old, missing = self._parent_entry_and_missing(path)
+    def _unchanged(self, path: str, entry: Entry) -> Entry | Reused | None:
+        """What stands for a file whose size, mtime, ctime, inode and device are the
+        parent point's (its chunks all still in the vault), or None: the file is read.
+        A file equal to the parent's entry in every field is compared with the entry as
+        stored, and decoded only if its folder's node must be written anew."""
+        if self._parents is None:
+            return None
+        directory, _, name = path.rpartition("/")
+        folder = self._parents.folder(directory)
+        if folder.stored is not None:
+            row = folder.stored.get(name)
+            if (
+                row is None
+                or row.get("type") not in (FILE, HARDLINK)
+                or row.get("size", 0) != entry.size
+                or row.get("mtime_ns", 0) != entry.mtime_ns
+                or row.get("ctime_ns", 0) != entry.ctime_ns
+                or row.get("ino", 0) != entry.ino
+                or row.get("dev", 0) != entry.dev
+                or (folder.missing and not folder.missing.isdisjoint(row.get("chunks", ())))
+            ):
+                return None
+            if row["type"] == FILE and _without_chunks(row) == entry.to_dict():
+                return Reused(entry, row)
+        old = folder.entries().get(name)
         if (
             old is None
             or old.type not in (FILE, HARDLINK)
             or (old.size, old.mtime_ns, old.ctime_ns, old.ino, old.dev)
             != (entry.size, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev)
-            or (missing and not missing.isdisjoint(old.chunks))
+            or (folder.missing and not folder.missing.isdisjoint(c.hex() for c in old.chunks))
         ):
             return None
         if old.type == FILE and _ALL_BUT_CHUNKS(old) == _ALL_BUT_CHUNKS(entry):
@@ -262,36 +294,12 @@ class BackupEngine:
         return chunker
 
     def _parent_entry(self, path: str) -> Entry | None:
-        return self._parent_entry_and_missing(path)[0]
-
-    def _parent_entry_and_missing(self, path: str) -> tuple[Entry | None, frozenset[bytes]]:
-        """The parent point's entry at ``path``, and the chunks of its folder's files
-        that the vault no longer holds (checked once per folder, not once per file)."""
-        if self.parent is None:
-            return None, frozenset()
-        directory = _parent_of(path)
-        with self._parent_lock:  # disk readers call this from worker threads
-            cached = self._parent_dirs.get(directory)
-            if cached is not None:
-                self._parent_dirs.move_to_end(directory)
-        if cached is None:
-            siblings = self._parent_dir(directory)
-            chunks = (c for e in siblings.values() if e.type in (FILE, HARDLINK) for c in e.chunks)
-            cached = siblings, frozenset(self.repo.index.missing(chunks))
-            with self._parent_lock:
-                self._parent_dirs[directory] = cached
-                if len(self._parent_dirs) > 16:
-                    self._parent_dirs.popitem(last=False)
-        return cached[0].get(path.rpartition("/")[2]), cached[1]
-
-    def _parent_dir(self, directory: str) -> dict[str, Entry]:
-        """The parent point's entries of ``directory``, or none if its node (or an
-        ancestor's) cannot be read: a warning names the damaged folder once."""
-        try:
-            return self.parent.dir_map(directory)  # type: ignore[union-attr]
-        except DamagedFolder as exc:
-            self._parent_damaged(exc)
-            return {}
+        """The parent point's entry at ``path`` (disk readers call this from worker
+        threads); a folder of the parent that cannot be read is warned about once."""
+        if self._parents is None:
+            return None
+        directory, _, name = path.rpartition("/")
+        return self._parents.folder(directory).entries().get(name)
 
     def _parent_damaged(self, exc: DamagedFolder) -> None:
         path = str(exc.fields["path"])
@@ -421,28 +429,30 @@ class BackupEngine:
         while closed and (block or is_ready(closed[0])):
             self._finalize(closed.popleft())
 
-    def _parent_tree_if_same(self, directory: OpenDir, entries: list[Entry]) -> bytes | None:
-        """The parent point's node of this directory if it lists exactly ``entries``."""
-        if self.parent is None:
+    def _parent_tree_if_same(self, directory: OpenDir) -> bytes | None:
+        """The parent point's node of this directory if it lists what its slots hold:
+        compared with the node as stored, each file found unchanged by its row, each
+        other entry by its stored form (:meth:`Entry.to_dict`)."""
+        if self._parents is None:
             return None
-        if directory.entry is None:
-            tree_id = self.parent.root
-        else:
-            old = self._parent_entry(directory.path)
-            tree_id = old.subtree if old is not None and old.type == DIR else None
-        if tree_id is None or tree_id not in self.repo.index:
+        folder = self._parents.folder(directory.path)
+        tree_id, stored = folder.tree_id, folder.stored
+        if tree_id is None or stored is None or len(stored) != len(directory.slots) or tree_id not in self.repo.index:
             return None
-        try:
-            same = self.parent.folder(tree_id, directory.path) == entries
-        except DamagedFolder as exc:
-            self._parent_damaged(exc)
-            return None
-        return tree_id if same else None
+        for slot in directory.slots:
+            if type(slot) is Reused:
+                if stored.get(slot.entry.name) != slot.row:
+                    return None
+                continue
+            entry = resolve(slot)
+            if entry is None or stored.get(entry.name) != entry.to_dict():
+                return None
+        return tree_id
 
     def _finalize(self, directory: OpenDir) -> None:
-        entries = sort_entries([e for e in map(resolve, directory.slots) if e is not None])
-        tree_id = self._parent_tree_if_same(directory, entries)
+        tree_id = self._parent_tree_if_same(directory)
         if tree_id is None:
+            entries = sort_entries([e for e in map(resolve, directory.slots) if e is not None])
             tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
             if self.parent is not None and self.parent.is_damaged(tree_id):
                 self._warn(f"{directory.path or '/'}: this folder is unchanged, and the vault's copy of its tree"

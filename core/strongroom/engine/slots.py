@@ -8,6 +8,8 @@ A slot is one of:
 - a :class:`~concurrent.futures.Future` of the reader pool, whose result is the entry of
   a file (or None: the file was left out);
 - an :class:`InBatch`, a small file read in a :class:`Batch` with others;
+- a :class:`Reused`, a file the same as in the parent point: its entry is built only if
+  the folder's node must be written anew;
 - a :class:`HardLink`, a hardlink whose content is that of an earlier slot;
 - an :class:`OpenDir`, a subfolder, whose ``result`` is set when it becomes a tree node.
 
@@ -28,7 +30,7 @@ from ..catalog.entry import Entry
 if TYPE_CHECKING:
     from ..sources import SourceEntry
 
-__all__ = ["Batch", "HardLink", "InBatch", "OpenDir", "is_done", "is_ready", "resolve"]
+__all__ = ["Batch", "HardLink", "InBatch", "OpenDir", "Reused", "is_done", "is_ready", "resolve"]
 
 
 class OpenDir:
@@ -52,6 +54,18 @@ class HardLink:
     def __init__(self, entry: Entry, first: object) -> None:
         self.entry = entry
         self.first = first
+
+
+class Reused:
+    """A file the same as in the parent point: ``entry`` as scanned (no chunks), ``row``
+    the parent's entry as stored (a JSON object whose ``chunks``, if any, are checked
+    chunk ids in hex), equal to ``entry`` but for its chunks."""
+
+    __slots__ = ("entry", "row")
+
+    def __init__(self, entry: Entry, row: dict) -> None:
+        self.entry = entry
+        self.row = row
 
 
 class Batch:
@@ -105,6 +119,8 @@ def resolve(slot: object) -> Entry | None:
         return slot.batch.future.result()[slot.i]  # type: ignore[union-attr]
     if isinstance(slot, OpenDir):
         return slot.result
+    if isinstance(slot, Reused):
+        return attrs.evolve(slot.entry, chunks=tuple(bytes.fromhex(c) for c in slot.row.get("chunks", ())))
     if isinstance(slot, HardLink):
         first = resolve(slot.first)
         if first is None:

@@ -1,0 +1,144 @@
+"""The parent point's folders, as the backup walk compares the files it scans with them.
+
+:meth:`ParentFolders.folder` gives a :class:`Folder` of the parent point by its path:
+its tree id (None if the parent point has no folder there), its entries *as stored*
+(``stored``: the JSON objects of its tree node by name, see
+:func:`~strongroom.catalog.tree.decode_tree_stored`), the hex ids of its files' chunks
+that the vault no longer holds (``missing``), and on demand its decoded, checked entries
+(:meth:`Folder.entries`).  The backup takes a file as unchanged by comparing the entry it
+scanned with the stored object, and a folder whose entries all match reuses the parent's
+node: such a folder costs no :class:`~strongroom.catalog.entry.Entry` decoded from the
+parent at all, which is most of the time of a backup of an unchanged tree.
+
+What is trusted of a stored object: its name (the node is JSON of this version, entries
+with unique string names), its ``type`` and ``chunks`` (chunk ids of 64 lowercase hex
+digits each, checked when the folder is loaded; if one is not, ``stored`` is None and
+the folder is only read through the checked decoder), and any other field only by
+equality with an entry this backup scanned.
+
+A folder whose node (or an ancestor's) cannot be read is no error: ``on_damaged`` is
+called with the :class:`~strongroom.errors.DamagedFolder` and the folder counts as empty
+(every file below it is read again).  The most recent ``keep`` folders are kept; the
+object is safe to use from several threads (a folder may be loaded twice, never wrongly).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable
+
+from ..catalog.entry import DIR, FILE, HARDLINK, Entry
+from ..catalog.tree import TreeReader
+from ..errors import DamagedFolder
+
+if TYPE_CHECKING:
+    from ..repository.index import Index
+
+__all__ = ["Folder", "ParentFolders"]
+
+_HEX_IDS = re.compile(r"(?:[0-9a-f]{64})*")
+
+
+class Folder:
+    """One folder of the parent point (see the module docstring)."""
+
+    __slots__ = ("path", "tree_id", "stored", "missing", "_entries", "_load")
+
+    def __init__(self, path: str, tree_id: bytes | None, stored: dict[str, dict] | None,
+                 missing: frozenset[str], load: Callable[[], dict[str, Entry]]) -> None:
+        self.path = path
+        self.tree_id = tree_id
+        self.stored = stored
+        self.missing = missing
+        self._entries: dict[str, Entry] | None = None
+        self._load = load
+
+    def entries(self) -> dict[str, Entry]:
+        """The decoded, checked entries by name ({} if the node cannot be read)."""
+        if self._entries is None:
+            self._entries = self._load()
+        return self._entries
+
+
+class ParentFolders:
+    def __init__(self, reader: TreeReader, index: "Index", on_damaged: Callable[[DamagedFolder], None],
+                 *, keep: int = 16) -> None:
+        self.reader = reader
+        self._index = index
+        self._on_damaged = on_damaged
+        self._keep = keep
+        self._cache: OrderedDict[str, Folder] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def folder(self, path: str) -> Folder:
+        """The parent point's folder at point path ``path`` ('' for the top)."""
+        with self._lock:
+            cached = self._cache.get(path)
+            if cached is not None:
+                self._cache.move_to_end(path)
+                return cached
+        loaded = self._load(path)
+        with self._lock:
+            self._cache[path] = loaded
+            self._cache.move_to_end(path)
+            while len(self._cache) > self._keep:
+                self._cache.popitem(last=False)
+        return loaded
+
+    def _load(self, path: str) -> Folder:
+        tree_id = self.reader.root if not path else self._subtree(path)
+        if tree_id is None:
+            return Folder(path, None, {}, frozenset(), dict)
+        try:
+            stored: dict[str, dict] | None = self.reader.stored_folder(tree_id, path)
+        except DamagedFolder as exc:
+            self._on_damaged(exc)
+            return Folder(path, tree_id, {}, frozenset(), dict)
+        hexes = [c for row in stored.values() if row.get("type") in (FILE, HARDLINK)  # type: ignore[union-attr]
+                 for c in _chunk_list(row)]
+        folder = Folder(path, tree_id, stored, frozenset(), lambda: self._decode(tree_id, path))
+        if _all_hex_ids(hexes):
+            ids = bytes.fromhex("".join(hexes))
+            gone = self._index.missing(ids[i:i + 32] for i in range(0, len(ids), 32))
+            folder.missing = frozenset(b.hex() for b in gone)
+        else:  # a chunk id the writer cannot have made: only the checked decoder reads it
+            folder.stored = None
+            chunks = (c for e in folder.entries().values() if e.type in (FILE, HARDLINK) for c in e.chunks)
+            folder.missing = frozenset(b.hex() for b in self._index.missing(chunks))
+        return folder
+
+    def _subtree(self, path: str) -> bytes | None:
+        """The tree id of the folder at ``path``, from its parent folder's entry."""
+        up, _, name = path.rpartition("/")
+        parent = self.folder(up)
+        if parent.stored is not None:
+            row = parent.stored.get(name)
+            if row is None or row.get("type") != DIR:
+                return None
+            subtree = row.get("subtree")
+            if isinstance(subtree, str) and len(subtree) == 64 and _HEX_IDS.fullmatch(subtree):
+                return bytes.fromhex(subtree)
+        entry = parent.entries().get(name)  # checked: a malformed entry makes the folder damaged
+        return entry.subtree if entry is not None and entry.type == DIR else None
+
+    def _decode(self, tree_id: bytes, path: str) -> dict[str, Entry]:
+        try:
+            return {e.name: e for e in self.reader.folder(tree_id, path)}
+        except DamagedFolder as exc:
+            self._on_damaged(exc)
+            return {}
+
+
+def _chunk_list(row: dict) -> list:
+    if "chunks" not in row:
+        return []
+    chunks = row["chunks"]
+    return chunks if isinstance(chunks, list) else [None]  # None fails the check below
+
+
+def _all_hex_ids(hexes: list) -> bool:
+    if not all(isinstance(c, str) and len(c) == 64 for c in hexes):
+        return False
+    return _HEX_IDS.fullmatch("".join(hexes)) is not None
