@@ -131,6 +131,33 @@ class TestServedBytes:
         client.close()
 
 
+    def test_tcp_loopback_and_clients_at_once(self, vault, vault_url, two_disks):
+        """On a loopback TCP port, two qemu-img compares at once (one per disk) both find identical bytes."""
+        system, data = two_disks
+        vault.protect("vm", "web", {"disks": [str(system), str(data)]})
+        vault.backup("web")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        proc = subprocess.Popen([STRONGROOM, "--vault", vault_url, "vm", "export", "web", "--nbd", f"127.0.0.1:{port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()
+            assert first.startswith("Serving"), proc.stderr.read() if proc.poll() is not None else first
+            jobs = [subprocess.Popen(["qemu-img", "compare", "-f", fmt, str(src), "-F", "raw",
+                                      f"nbd://127.0.0.1:{port}/{name}"], stdout=subprocess.PIPE, text=True)
+                    for src, fmt, name in ((system, "raw", "system"), (data, "qcow2", "data"))]
+            assert [job.wait(120) for job in jobs] == [0, 0]
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+            assert f"file=nbd://127.0.0.1:{port}/data,format=raw" in proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 class TestReadOnly:
     def test_writes_are_refused_with_eperm(self, vault, export, gpt_image):
         """On a read-only export, WRITE, TRIM and WRITE_ZEROES get EPERM; reads and FLUSH work."""
@@ -190,6 +217,23 @@ class TestOverlay:
         assert run_strongroom("--vault", vault_url, "vault", "verify", "--read-data").returncode == 0
         vault.restore("sys", None, str(tmp_path / "out"))
         assert sha256_file(tmp_path / "out" / "disks" / "system.img") == original
+
+    def test_several_disks_get_an_overlay_each_in_a_folder(self, vault, export, two_disks, workdir):
+        """With several disks, --overlay names a folder holding DISK.overlay for each; writes stay per disk."""
+        system, data = two_disks
+        vault.protect("vm", "web", {"disks": [str(system), str(data)]})
+        vault.backup("web")
+        folder = os.path.join(workdir, "overlays")
+        server = export("web", "--overlay", folder)
+        for disk, pattern in (("system", 0x11), ("data", 0x22)):
+            done = subprocess.run(["qemu-io", "-f", "raw", "-c", f"write -P {pattern:#x} 4M 64k", server.uri(disk)],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        for disk, pattern in (("system", 0x11), ("data", 0x22)):
+            done = subprocess.run(["qemu-io", "-f", "raw", "-r", "-c", f"read -P {pattern:#x} 4M 64k", server.uri(disk)],
+                                  capture_output=True, text=True)
+            assert "Pattern verification failed" not in done.stdout, done.stdout
+        assert sorted(os.listdir(folder)) == ["data.overlay", "system.overlay"]
 
     def test_an_overlay_of_another_disk_is_refused(self, vault, vault_url, export, two_disks, workdir):
         """An overlay made for one disk is refused for another (exit 123), before anything is served."""
