@@ -2,7 +2,8 @@
 
 Built on pytsk3 (The Sleuth Kit's Python binding, Apache-2.0): partition tables MBR
 (with logical partitions) and GPT; file systems ext2/3/4, FAT12/16/32, exFAT and NTFS
-(plus what else TSK reads: HFS+, ISO 9660, UFS).  LVM2 physical volumes are opened with
+(plus what else TSK reads: HFS+, ISO 9660, UFS); XFS through libfsxfs
+(:mod:`strongroom_vm.xfs`).  LVM2 physical volumes are opened with
 :mod:`strongroom_vm.lvm` (linear logical volumes).  Every byte comes through
 ``reader.read`` at the offsets TSK asks for, so over a recovery point's
 reader (:meth:`strongroom.PointView.open`) only the chunks holding the metadata and
@@ -55,6 +56,7 @@ _FS_NAMES = {
 _LOCK = threading.Lock()  # TSK objects are not safe across threads
 _NO_UNIX_METADATA = frozenset({"fat12", "fat16", "fat32", "exfat", "ntfs"})
 LUKS_MAGIC = b"LUKS\xba\xbe"
+XFS_MAGIC = b"XFSB"
 ENCRYPTED = "it is encrypted (LUKS); restore the disk and open it with cryptsetup"
 
 
@@ -62,6 +64,12 @@ def is_luks(reader) -> bool:
     """Whether the volume read by ``reader`` starts with a LUKS1 or LUKS2 header."""
     reader.seek(0)
     return reader.read(len(LUKS_MAGIC)) == LUKS_MAGIC
+
+
+def _starts_with(reader, magic: bytes) -> bool:
+    with _LOCK:
+        reader.seek(0)
+        return reader.read(len(magic)) == magic
 
 
 def _need_tsk() -> None:
@@ -167,7 +175,7 @@ class FileSystem:
                 self._fs = pytsk3.FS_Info(self._img)
         except OSError:
             raise UnknownFilesystem(where=where, reason="no file system that strongroom can read "
-                                    "(ext2/3/4, FAT, exFAT, NTFS, HFS+, ISO 9660, UFS)") from None
+                                    "(ext2/3/4, XFS, FAT, exFAT, NTFS, HFS+, ISO 9660, UFS)") from None
         self.type = _fs_name(self._fs.info.ftype)
         self.root_inode = int(self._fs.info.root_inum)
 
@@ -263,6 +271,8 @@ class DiskView:
         self._volumes: list[Volume] | None = None
 
     def _probe_fs(self, reader, size: int) -> str:
+        if _starts_with(reader, XFS_MAGIC):
+            return "xfs"
         try:
             with _LOCK:
                 fs = pytsk3.FS_Info(_Image(reader, size))
@@ -333,7 +343,7 @@ class DiskView:
         if volume is None:
             if is_luks(self.reader):
                 raise UnknownFilesystem(where=f"disk {self.label}", reason=ENCRYPTED)
-            return FileSystem(self.reader, self.size, f"disk {self.label}", self.point)
+            return self._filesystem(self.reader, self.size, f"disk {self.label}")
         for v in self.volumes() or []:
             if v.name == volume:
                 where = f"{self.label}:/{v.name}"
@@ -341,8 +351,16 @@ class DiskView:
                     raise UnknownFilesystem(where=where, reason=ENCRYPTED)
                 if v.fs == "lvm2":
                     raise UnknownFilesystem(where=where, reason="it is an LVM physical volume; browse its logical volumes")
-                return FileSystem(v.reader, v.size, where, self.point)
+                return self._filesystem(v.reader, v.size, where)
         raise PathNotInPoint(path=f"{self.label}:/{volume}", point=self.point)
+
+    def _filesystem(self, reader, size: int, where: str) -> FileSystem:
+        """XFS through libfsxfs (:mod:`strongroom_vm.xfs`), every other file system through TSK."""
+        if _starts_with(reader, XFS_MAGIC):
+            from .xfs import XfsFileSystem
+
+            return XfsFileSystem(reader, size, where, self.point)
+        return FileSystem(reader, size, where, self.point)
 
 
 def _protective_only(parts) -> bool:
