@@ -55,6 +55,7 @@ from ..repository.repository import Repository
 from ..results import BackupStats
 from ..sources import SourceEntry
 from .diskread import DiskReader
+from .gcquiet import quiet_gc
 from .parentfolders import ParentFolders
 from .progress import Throttled
 from .slots import Batch, HardLink, InBatch, OpenDir, Reused, is_ready, resolve
@@ -154,7 +155,8 @@ class BackupEngine:
         self._disks = DiskReader(writer, self.repo, self.stats, self._lock, self._warn, self._progress_now)
         failed = True
         try:
-            root = self._walk(entries)
+            with quiet_gc():  # millions of objects: collect less often (gcquiet.py)
+                root = self._walk(entries)
             writer.flush()
             failed = False
             self.stats.current = ""
