@@ -1,0 +1,83 @@
+"""ParentFolders: the parent point's folders as stored, found by path, with the chunk ids
+the vault no longer holds; a node the writer cannot have made is read only through the
+checked decoder, and a folder that cannot be read counts as empty, reported once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from strongroom.catalog.tree import TreeReader
+from strongroom.engine.parentfolders import ParentFolders
+from strongroom.repository.envelope import KIND_DATA, KIND_TREE
+from strongroom.vault import Vault
+
+
+@pytest.fixture
+def repo(tmp_path, strongroom_isolated_home):
+    return Vault.create(str(tmp_path / "vault")).repo
+
+
+def _node(writer, entries: list[dict]) -> bytes:
+    return writer.add(KIND_TREE, json.dumps({"v": 1, "entries": entries}).encode())
+
+
+def _folders(repo, build) -> tuple[ParentFolders, list]:
+    writer = repo.writer()
+    root = build(writer)
+    writer.flush()
+    writer.close()
+    damaged: list = []
+    return ParentFolders(TreeReader(repo, root, point="p"), repo.index, damaged.append), damaged
+
+
+def test_nested_folders_as_stored_and_missing_chunks(repo):
+    """A folder two levels down is found by path; its rows are the JSON objects stored;
+    a chunk id no pack holds is listed as missing, a stored one is not."""
+    kept = {}
+
+    def build(writer):
+        kept["chunk"] = writer.add(KIND_DATA, b"content")
+        gone = "ab" * 32
+        inner = _node(writer, [
+            {"name": "a.txt", "type": "file", "size": 7, "chunks": [kept["chunk"].hex()]},
+            {"name": "b.txt", "type": "file", "size": 9, "chunks": [gone]},
+        ])
+        middle = _node(writer, [{"name": "in", "type": "dir", "subtree": inner.hex()}])
+        kept["inner"] = inner
+        return _node(writer, [{"name": "mid", "type": "dir", "subtree": middle.hex()},
+                              {"name": "f", "type": "file"}])
+
+    folders, damaged = _folders(repo, build)
+    folder = folders.folder("mid/in")
+    assert folder.tree_id == kept["inner"]
+    assert folder.stored["a.txt"] == {"name": "a.txt", "type": "file", "size": 7, "chunks": [kept["chunk"].hex()]}
+    assert folder.missing == {"ab" * 32}
+    assert sorted(folder.entries()) == ["a.txt", "b.txt"]
+    assert folders.folder("f").tree_id is None and folders.folder("nothing/here").stored == {}
+    assert damaged == []
+
+
+def test_a_malformed_chunk_id_is_left_to_the_checked_decoder(repo):
+    """A chunk id that is not 64 lowercase hex digits: no stored rows are trusted, the
+    checked decoder refuses the node, and the folder is reported damaged and empty."""
+    def build(writer):
+        sub = _node(writer, [{"name": "x", "type": "file", "size": 1, "chunks": ["AB" * 32]}])
+        return _node(writer, [{"name": "d", "type": "dir", "subtree": sub.hex()}])
+
+    folders, damaged = _folders(repo, build)
+    folder = folders.folder("d")
+    assert folder.stored is None and folder.entries() == {}
+    assert [exc.fields["path"] for exc in damaged] == ["d"]
+
+
+def test_a_node_that_cannot_be_read_is_an_empty_folder(repo):
+    """A subtree no pack holds: the folder is empty and reported once, by its path."""
+    def build(writer):
+        return _node(writer, [{"name": "d", "type": "dir", "subtree": "cd" * 32}])
+
+    folders, damaged = _folders(repo, build)
+    folder = folders.folder("d")
+    assert folder.stored == {} and folder.entries() == {}
+    assert [exc.fields["path"] for exc in damaged] == ["d"]
