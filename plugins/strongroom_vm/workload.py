@@ -57,6 +57,10 @@ class VmWorkload(Workload):
             click.Option(["--disk", "disks"], multiple=True, metavar="[NAME=]PATH",
                          help="A disk of an offline VM: raw image, block device or qcow2 (repeatable)."),
             click.Option(["--qmp"], metavar="SOCKET", help="The QMP socket of a running QEMU VM."),
+            click.Option(["--libvirt"], metavar="DOMAIN",
+                         help="A libvirt domain by name: its disks and XML, through libvirt's backup API when it runs."),
+            click.Option(["--connect"], metavar="URI",
+                         help="With --libvirt: the libvirt connection URI (default qemu:///system)."),
             click.Option(["--guest-agent"], metavar="SOCKET",
                          help="The VM's guest agent socket: freeze its file systems at the snapshot point."),
             click.Option(["--config"], metavar="FILE",
@@ -70,12 +74,17 @@ class VmWorkload(Workload):
     def source_from_options(self, options: dict[str, Any]) -> dict:
         return {
             "disks": list(options.get("disks") or ()), "qmp": options.get("qmp"),
+            "libvirt": options.get("libvirt"), "connect": options.get("connect"),
             "guest_agent": options.get("guest_agent"), "config": options.get("config"),
             "scratch": options.get("scratch"), "force": bool(options.get("force")),
         }
 
     def validate_source(self, source: dict) -> dict:
         specs, qmp = list(source.get("disks") or ()), source.get("qmp")
+        if source.get("libvirt") or source.get("domain"):
+            return self._validate_libvirt(source, specs, qmp)
+        if source.get("connect"):
+            raise InvalidSource(workload="vm", reason="--connect goes with --libvirt DOMAIN")
         config = _existing_file(source.get("config"), "config file")
         if bool(specs) == bool(qmp):
             raise InvalidSource(workload="vm", reason="give either --disk PATH (an offline VM) or --qmp SOCKET (a running VM)")
@@ -101,7 +110,24 @@ class VmWorkload(Workload):
         return {"mode": "live", "qmp": qmp, "guest_agent": os.path.abspath(agent) if agent else None,
                 "config": config, "scratch": os.path.abspath(scratch) if scratch else None}
 
+    def _validate_libvirt(self, source: dict, specs: list, qmp: str | None) -> dict:
+        from .libvirt import DEFAULT_URI, inspect
+
+        if specs or qmp or source.get("guest_agent") or source.get("config") or source.get("force"):
+            raise InvalidSource(workload="vm", reason="--libvirt DOMAIN takes no --disk, --qmp, --guest-agent, "
+                                "--config or --force: the domain's XML names its disks")
+        domain = source.get("libvirt") or source.get("domain")
+        uri = source.get("connect") or DEFAULT_URI
+        scratch = source.get("scratch")
+        if scratch and not os.path.isdir(scratch):
+            raise InvalidSource(workload="vm", reason=f"scratch folder {scratch} does not exist")
+        inspect(uri, domain)  # the domain exists and its disks can be read
+        return {"mode": "libvirt", "domain": domain, "connect": uri,
+                "scratch": os.path.abspath(scratch) if scratch else None}
+
     def describe(self, source: dict) -> str:
+        if source.get("mode") == "libvirt":
+            return f"libvirt domain {source['domain']} at {source['connect']}"
         if source.get("mode") == "live":
             text = f"running QEMU VM at {source['qmp']}"
             if source.get("guest_agent"):
@@ -119,6 +145,11 @@ class VmWorkload(Workload):
     def backup(self, ctx: BackupContext) -> Iterator[Any]:
         source = ctx.item.source
         parent = read_manifest(ctx.parent) if ctx.parent is not None else {}
+        if source.get("mode") == "libvirt":
+            from .libvirt import backup_entries
+
+            yield from backup_entries(ctx, parent)
+            return
         if source.get("mode") == "live":
             live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings, ctx.progress)
             entries = live.entries()
@@ -198,6 +229,10 @@ class VmWorkload(Workload):
                          help="vm points: format of the restored disk images (default: raw, sparse)."),
             click.Option(["--files", "files"], multiple=True, metavar="[DISK:]/PATH",
                          help="vm points: extract these files or folders from inside a disk (repeatable)."),
+            click.Option(["--define", "define"], metavar="NEW_NAME",
+                         help="vm points of a libvirt domain: define a new domain with the restored disks."),
+            click.Option(["--start", "start"], is_flag=True, default=False,
+                         help="With --define: start the new domain."),
         ]
 
     def restore(self, ctx: PointContext, target: str | None, paths: Sequence[str],
@@ -211,6 +246,15 @@ class VmWorkload(Workload):
             raise UsageError(message="vm points take --disk NAME or --files [DISK:]/PATH, not PATH arguments")
         files = list(options.get("files") or ())
         disks = list(options.get("disks") or ())
+        if options.get("define"):
+            if files or disks:
+                raise UsageError(message="--define restores every disk: it cannot be combined with --disk or --files")
+            from .libvirt import restore_defined
+
+            return restore_defined(ctx, target, options["define"], options.get("disk_format") or "raw",
+                                   bool(options.get("start")))
+        if options.get("start"):
+            raise UsageError(message="--start goes with --define NEW_NAME")
         if files:
             if disks or options.get("disk_format"):
                 raise UsageError(message="--files extracts files; it cannot be combined with --disk or --format")

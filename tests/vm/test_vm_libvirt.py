@@ -1,0 +1,235 @@
+"""VMs by their libvirt domain name, on a real libvirtd with TCG domains.
+
+Disk content changes come from ``qemu-io`` on the device's block backend, inside the
+running QEMU (the domain has no guest OS): the same write path a guest's writes take, so
+libvirt's dirty bitmaps see them.  Each test tracks what the disks hold in ``expected``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from libvirtkit import Domain, ensure_libvirtd, virsh
+from vmkit import CHUNK, MIB, run, write_at
+
+SIZE = 64 * MIB
+
+
+@pytest.fixture(scope="module")
+def libvirtd():
+    why = ensure_libvirtd()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture
+def domains(libvirtd, workdir):
+    made: list[Domain] = []
+
+    def make(suffix: str = "") -> Domain:
+        domain = Domain(f"srtest-{os.getpid()}-{len(made)}{suffix}", workdir)
+        made.append(domain)
+        return domain
+
+    yield make
+    for domain in made:
+        domain.remove()
+
+
+@pytest.fixture
+def images(workdir):
+    """vda: a qcow2 image with 6 MiB of data (checkpoints, incremental); vdb: a raw image
+    with 3 MiB (read whole every time).  ``expected``: their content, patched as tests write."""
+    raw0 = os.path.join(workdir, "vda-content.img")
+    with open(raw0, "wb") as fh:
+        fh.truncate(SIZE)
+    write_at(raw0, 4 * MIB, os.urandom(6 * MIB))
+    vda = os.path.join(workdir, "vda.qcow2")
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw0, vda)
+    vdb = os.path.join(workdir, "vdb.img")
+    with open(vdb, "wb") as fh:
+        fh.truncate(SIZE)
+    write_at(vdb, 40 * MIB, os.urandom(3 * MIB))
+    expected = {"vda": bytearray(open(raw0, "rb").read()), "vdb": bytearray(open(vdb, "rb").read())}
+    os.unlink(raw0)
+    return [("vda", vda, "qcow2"), ("vdb", vdb, "raw")], expected
+
+
+def _write(domain, expected, disk, offset, length, pattern):
+    domain.write(disk, offset, length, pattern)
+    expected[disk][offset : offset + length] = bytes([pattern]) * length
+
+
+def _image_content(path: str, fmt: str, tmp) -> bytes:
+    raw = os.path.join(tmp, "content.raw")
+    run("qemu-img", "convert", "-U", "-f", fmt, "-O", "raw", path, raw)
+    with open(raw, "rb") as fh:
+        data = fh.read()
+    os.unlink(raw)
+    return data
+
+
+def _restored(vault, item, point, target) -> dict[str, bytes]:
+    vault.restore(item, point.point_id, str(target))
+    return {name: (target / "disks" / f"{name}.img").read_bytes() for name in ("vda", "vdb")}
+
+
+class TestRunningDomain:
+    def test_full_then_incremental_points(self, vault, domains, images, tmp_path):
+        """A full point, then an incremental one that reads only the chunks written in
+        between (from the checkpoint's dirty bitmap; the raw disk whole); each point
+        restores to the disks as they were, and libvirt is left without a job."""
+        specs, expected = images
+        domain = domains().define(specs).start()
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        first = vault.backup("lv")
+        assert first.stats["bytes_read"] >= 9 * MIB  # the disks' data
+        assert "Backup" not in domain.job()
+        assert len(domain.checkpoints()) == 1
+        for name, path, fmt in specs:  # what the test tracks is what the disks hold
+            assert _image_content(path, fmt, tmp_path) == bytes(expected[name])
+        at_first = {k: bytes(v) for k, v in expected.items()}
+        _write(domain, expected, "vda", 20 * MIB + 4096, 64 * 1024, 0xAB)  # chunk 5
+        _write(domain, expected, "vda", 31 * MIB, 2 * MIB, 0x5C)  # chunks 7 and 8
+        _write(domain, expected, "vdb", 50 * MIB, MIB, 0x77)  # raw: read whole anyway
+        second = vault.backup("lv")
+        # vda: only chunks 5, 7 and 8 (its dirty 64 KiB + 2 MiB, the rest holes); vdb whole (4 MiB of data)
+        assert 6 * MIB + 64 * 1024 <= second.stats["bytes_read"] <= 3 * CHUNK + SIZE + 64 * 1024, second.stats
+        assert second.stats["chunks_reused"] == SIZE // CHUNK - 3  # vda but its 3 written chunks
+        assert "Backup" not in domain.job()
+        print(f"libvirt incremental: read {second.stats['bytes_read']} bytes, reused "
+              f"{second.stats['chunks_reused']} chunks, stored {second.stats['stored_bytes']} bytes")
+        checkpoints = sorted(domain.checkpoints())  # names sort by creation time
+        assert len(checkpoints) == 2 and "Backup" not in domain.job()
+        third = vault.backup("lv")  # the checkpoint older than its parent's goes
+        now = sorted(domain.checkpoints())
+        assert len(now) == 2 and now[0] == checkpoints[1]
+        assert third.stats["chunks_reused"] == SIZE // CHUNK  # vda unchanged: not read at all
+        assert third.stats["bytes_read"] <= SIZE + 64 * 1024  # vdb, read whole
+        assert "Backup" not in domain.job()  # vda, never opened, did not keep the job alive
+        assert _restored(vault, "lv", first, tmp_path / "p1") == at_first
+        assert _restored(vault, "lv", second, tmp_path / "p2") == {k: bytes(v) for k, v in expected.items()}
+        (tmp_path / "p2x").mkdir()
+        vault.restore("lv", second.point_id, str(tmp_path / "p2x"))
+        xml = (tmp_path / "p2x" / "config" / "domain.xml").read_text()
+        assert ET.fromstring(xml).findtext("name") == domain.name
+
+    def test_killed_backup_is_cleaned_up(self, vault, vault_url, cli, domains, images, tmp_path):
+        """strongroom killed while libvirt's backup job runs: the next backup aborts the
+        job it left, removes its scratch folder, says so (exit 1), and sees every change."""
+        from strongroom_vm.layout import read_manifest
+        from strongroom_vm.libvirt import LibvirtBackup, inspect
+
+        specs, expected = images
+        domain = domains().define(specs).start()
+        item = vault.protect("vm", "lv", {"libvirt": domain.name})
+        vault.backup("lv")
+        _write(domain, expected, "vda", 44 * MIB, 4096, 0x41)
+        # a backup as a killed strongroom leaves it: libvirt's job started, its scratch folder there
+        killed = LibvirtBackup(item.source, item.item_id, read_manifest(vault.point_view("lv")), [])
+        _, _, disks = inspect(item.source["connect"], domain.name)
+        entries = killed.entries(disks, {"mode": "libvirt"}, {})
+        next(entries)
+        killed._done = True  # the process "dies": nothing is torn down
+        assert "Backup" in domain.job()
+        assert [n for n in os.listdir("/tmp") if n.startswith(killed.prefix)]
+        out = cli("backup", "lv", expect=1)
+        assert "aborted the backup job an interrupted backup of this item left" in out.stderr
+        assert "removed the scratch folder" in out.stderr
+        assert "Backup" not in domain.job()
+        assert not [n for n in os.listdir("/tmp") if n.startswith(killed.prefix)]
+        from strongroom import Vault
+
+        manifest = read_manifest(Vault.open(vault_url).point_view("lv"))
+        assert [d["changed_chunks"] for d in manifest["disks"]] == [1, None]  # vda incremental, one chunk
+        cli("restore", "lv", "--target", tmp_path / "out")
+        assert (tmp_path / "out" / "disks" / "vda.img").read_bytes() == bytes(expected["vda"])
+
+    def test_foreign_backup_job_is_refused(self, vault, domains, images, workdir):
+        """A backup job strongroom did not start is left alone, and the backup refused."""
+        from strongroom_vm.errors import BackupJobBusy
+
+        specs, _ = images
+        domain = domains().define(specs).start()
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        backup = os.path.join(workdir, "theirs.xml")
+        with open(backup, "w") as fh:
+            fh.write(f"<domainbackup mode='pull'><server transport='unix' socket='{workdir}/theirs.sock'/>"
+                     f"<disks><disk name='vda' backup='yes' type='file'><scratch file='{workdir}/s.qcow2'/></disk>"
+                     "<disk name='vdb' backup='no'/></disks></domainbackup>")
+        virsh("backup-begin", domain.name, backup)
+        try:
+            with pytest.raises(BackupJobBusy):
+                vault.backup("lv")
+            assert "Backup" in domain.job()
+        finally:
+            virsh("domjobabort", domain.name, check=False)
+
+
+class TestShutOffDomain:
+    def test_images_read_at_rest(self, vault, domains, images, tmp_path):
+        """A shut-off domain's images are read at rest, and restore as they are."""
+        specs, expected = images
+        domain = domains().define(specs)
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        first = vault.backup("lv")
+        assert first.stats["bytes_read"] >= 9 * MIB
+        second = vault.backup("lv")
+        assert _restored(vault, "lv", second, tmp_path / "out") == {k: bytes(v) for k, v in expected.items()}
+
+
+class TestDefine:
+    def test_define_a_new_domain_from_a_point(self, vault, domains, images, tmp_path):
+        """--define: the restored disks, a new name, UUID and MAC; it starts."""
+        specs, expected = images
+        domain = domains().define(specs).start()
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        point = vault.backup("lv")
+        new = domains("-copy")
+        target = tmp_path / "restored"
+        result = vault.restore("lv", point.point_id, str(target), options={"define": new.name, "start": True})
+        assert new.name in result.summary
+        old = ET.fromstring(virsh("dumpxml", domain.name).stdout)
+        made = ET.fromstring(virsh("dumpxml", "--inactive", new.name).stdout)
+        assert made.findtext("name") == new.name
+        assert made.findtext("uuid") not in ("", old.findtext("uuid"))
+        macs = [m.get("address") for m in made.findall("./devices/interface/mac")]
+        assert macs and macs[0] != old.find("./devices/interface/mac").get("address")
+        sources = {d.find("target").get("dev"): d.find("source").get("file") for d in made.findall("./devices/disk")}
+        assert sources == {name: str(target / "disks" / f"{name}.img") for name in ("vda", "vdb")}
+        assert virsh("domstate", new.name).stdout.strip() == "running"
+        for name in ("vda", "vdb"):
+            assert (target / "disks" / f"{name}.img").read_bytes() == bytes(expected[name])
+
+    def test_existing_name_is_refused(self, vault_url, cli, domains, images, tmp_path):
+        """--define with the name of an existing domain: exit 133, nothing restored."""
+        specs, _ = images
+        domain = domains().define(specs)
+        cli("vault", "create", vault_url)
+        cli("protect", "vm", "lv", "--libvirt", domain.name)
+        cli("backup", "lv")
+        out = cli("restore", "lv", "--target", tmp_path / "out", "--define", domain.name, expect=133)
+        assert f"'{domain.name}' already exists" in out.stderr and out.stderr.count("\n") == 1
+        assert not (tmp_path / "out" / "disks").exists()
+
+
+class TestRefusals:
+    def test_unknown_domain(self, vault_url, cli, libvirtd):
+        cli("vault", "create", vault_url)
+        out = cli("protect", "vm", "lv", "--libvirt", "no-such-domain-sr", expect=131)
+        assert "No libvirt domain named 'no-such-domain-sr'" in out.stderr and out.stderr.count("\n") == 1
+
+    def test_disk_that_is_not_a_file(self, vault_url, cli, domains, images):
+        specs, _ = images
+        domain = domains().define(specs, extra="<disk type='block' device='disk'><driver name='qemu' type='raw'/>"
+                                                 "<source dev='/dev/null'/><target dev='vdc' bus='virtio'/></disk>")
+        cli("vault", "create", vault_url)
+        out = cli("protect", "vm", "lv", "--libvirt", domain.name, expect=132)
+        assert "Disk vdc of domain" in out.stderr and "a block disk (/dev/null)" in out.stderr
+        assert out.stderr.count("\n") == 1
