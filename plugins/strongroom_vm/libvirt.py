@@ -241,7 +241,8 @@ class LibvirtBackup:
             token = new_token()
             checkpoint = checkpoint_name(self.item_id, token) if any(d.format == "qcow2" for d in disks) else None
             self._workdir = tempfile.mkdtemp(prefix=self.prefix, dir=self.scratch)
-            os.chmod(self._workdir, 0o711)
+            # QEMU (which may run as another user) creates the NBD socket here; others cannot list it
+            os.chmod(self._workdir, 0o1733)
             self._socket = os.path.join(self._workdir, "nbd.sock")
             plan = [(d.name, os.path.join(self._workdir, f"scratch-{d.name}.qcow2"), since.get(d.name)) for d in disks]
             backup = os.path.join(self._workdir, "backup.xml")
