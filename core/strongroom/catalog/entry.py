@@ -188,6 +188,20 @@ _STORED: dict[str, tuple[type | tuple[type, ...], tuple[int, int]]] = {
 }
 #: The fields a stored entry leaves out when they have their default value.
 _OPTIONAL_FIELDS = tuple((f.name, f.default) for f in attrs.fields(Entry)[2:])
+_ALL_NAMES = tuple(f.name for f in attrs.fields(Entry))
+_all_values = operator.attrgetter(*_ALL_NAMES)
+_SIZE, _CHUNKS = _ALL_NAMES.index("size"), _ALL_NAMES.index("chunks")
+
+
+def with_content(entry: Entry, chunks: tuple[bytes, ...], size: int) -> Entry:
+    """``entry`` with ``chunks`` and ``size``: ``attrs.evolve(entry, chunks=chunks,
+    size=size)`` in about half its time (it runs once for every file a backup reads)."""
+    values = list(_all_values(entry))
+    values[_SIZE] = size
+    values[_CHUNKS] = chunks
+    return Entry(*values)
+
+
 #: The values of those fields, in one call (to_dict is on the path of every file backed up).
 _optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL_FIELDS))
 _FIELD_NAMES = frozenset(f.name for f in attrs.fields(Entry))

@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Iterator
 import attrs
 
 from ..allocator import limit_retained_memory
-from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry
+from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry, with_content
 from ..catalog.tree import TreeReader, encode_tree, sort_entries
 from ..errors import BackupError, DamagedFolder
 from ..repository.chunker import Chunker, ChunkerParams
@@ -360,7 +360,7 @@ class BackupEngine:
                 self.stats.bytes_total += total
         if total != entry.size and entry.type in (FILE, HARDLINK):
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {total})")
-        return attrs.evolve(entry, chunks=tuple(chunks), size=total)
+        return with_content(entry, tuple(chunks), total)
 
     def _read_small(self, src: SourceEntry) -> Entry | None:
         """A file smaller than the minimum chunk size, read with one ``os.read`` and no
@@ -390,7 +390,7 @@ class BackupEngine:
         self._report(self.stats)
         if len(data) != entry.size:
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {len(data)})")
-        return attrs.evolve(entry, chunks=chunks, size=len(data))
+        return with_content(entry, chunks, len(data))
 
     def _pieces(self, fh, size: int) -> Iterator[bytes | memoryview]:
         """The chunks of an open file.  A file smaller than the minimum chunk size is

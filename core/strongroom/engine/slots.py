@@ -23,9 +23,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-import attrs
-
-from ..catalog.entry import Entry
+from ..catalog.entry import Entry, with_content
 
 if TYPE_CHECKING:
     from ..sources import SourceEntry
@@ -120,10 +118,11 @@ def resolve(slot: object) -> Entry | None:
     if isinstance(slot, OpenDir):
         return slot.result
     if isinstance(slot, Reused):
-        return attrs.evolve(slot.entry, chunks=tuple(bytes.fromhex(c) for c in slot.row.get("chunks", ())))
+        entry = slot.entry
+        return with_content(entry, tuple(bytes.fromhex(c) for c in slot.row.get("chunks", ())), entry.size)
     if isinstance(slot, HardLink):
         first = resolve(slot.first)
         if first is None:
             return None
-        return attrs.evolve(slot.entry, chunks=first.chunks, size=first.size)
+        return with_content(slot.entry, first.chunks, first.size)
     return slot  # type: ignore[return-value]

@@ -89,6 +89,7 @@ Envelope is safe to share between threads; zstd contexts are kept per thread.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -195,6 +196,7 @@ def padme(length: int) -> int:
     return (length + mask) & ~mask
 
 
+@functools.lru_cache(maxsize=8192)  # three calls per blob sealed; small blobs repeat lengths
 def padded_size(kind: int, length: int) -> int:
     """The padded size of an inner form of ``length`` bytes (format 2): Padmé of at
     least the kind's floor, never beyond the kind's limit."""
