@@ -15,7 +15,8 @@ without restoring it first; ``strongroom restore`` copies the disks back meanwhi
   that nobody listens on is replaced) or ``HOST:PORT`` (``[::1]:PORT`` for IPv6).  A host
   that is not a loopback address is refused (:class:`ExportAddressRefused`, exit 121)
   unless ``--allow-remote`` is given: NBD has no authentication here and no encryption.
-- Prints the QEMU ``-drive`` option for each disk, then serves until SIGINT (Ctrl-C) or
+- Prints the QEMU ``-drive`` option for each disk (``--json``: one line of JSON naming
+  each disk's size, NBD URI and ``-drive`` option, printed once listening), then serves until SIGINT (Ctrl-C) or
   SIGTERM, exiting 0 (ending is how the command is meant to stop), or with ``--once``
   until the first client that opened a disk disconnects.
 
@@ -180,10 +181,11 @@ def build_exports(view, disks: list[str], overlay: str | None) -> Iterator[Expor
               help="Take writes into this local copy-on-write file (a folder with several disks); default: read-only.")
 @click.option("--allow-remote", is_flag=True, help="Serve on an address that is not loopback (no authentication, no encryption).")
 @click.option("--once", is_flag=True, help="Stop when the first client that opened a disk disconnects.")
+@click.option("--json", "as_json", is_flag=True, help="Print what is served as JSON (one document, once listening).")
 def export_command(spec: str, address: str, disks: tuple[str, ...], overlay: str | None, allow_remote: bool,
-                   once: bool) -> None:
+                   once: bool, as_json: bool) -> None:
     """Serve a vm point's disks over NBD (instant restore: boot the VM from the backup)."""
-    from strongroom import command_vault
+    from strongroom import command_vault, emit_json
 
     item, _, ref = spec.partition("@")
     if not item or (_ and not ref):
@@ -203,11 +205,17 @@ def export_command(spec: str, address: str, disks: tuple[str, ...], overlay: str
             exports[export.name] = export
         listener = listen(where)
         server = NbdServer(listener, exports)
-        mode = "copy-on-write into " + os.path.abspath(overlay) if overlay else "read-only"
-        click.echo(f"Serving {len(exports)} disk(s) of {item}@{view.point.short_id} over NBD at {address} ({mode}).")
-        for export in exports.values():
-            click.echo(f"  {export.name}: {drive_option(where, export)}")
-        click.echo("Stop with Ctrl-C." if not once else "Stops when the first client disconnects.", nl=True)
+        if as_json:
+            emit_json({"item": item, "point": view.point.point_id, "address": address, "once": once, "disks": [
+                {"name": e.name, "size": e.size, "uri": nbd_uri(where, e.name), "drive": drive_option(where, e),
+                 "read_only": e.read_only, "overlay": e.overlay.path if e.overlay is not None else None}
+                for e in exports.values()]}, compact=True)
+        else:
+            mode = "copy-on-write into " + os.path.abspath(overlay) if overlay else "read-only"
+            click.echo(f"Serving {len(exports)} disk(s) of {item}@{view.point.short_id} over NBD at {address} ({mode}).")
+            for export in exports.values():
+                click.echo(f"  {export.name}: {drive_option(where, export)}")
+            click.echo("Stop with Ctrl-C." if not once else "Stops when the first client disconnects.")
         try:
             server.serve(once=once)
         except KeyboardInterrupt:  # SIGINT or SIGTERM: the way this command ends

@@ -42,6 +42,7 @@ NOT_RUN_HERE = {
     "vault recover-objects": "needs storage with object versions (tests/immutability)",
     "notify test": "needs a reachable sink (contrib/strongroom-notify/tests)",
     "copy": "needs a second vault (tests/operations/test_copy.py runs it with --json)",
+    "vm export": "serves until stopped; tests/vm/test_vm_export.py runs it with --json",
 }
 
 

@@ -3,6 +3,7 @@ by QEMU's own tools and booted by QEMU, read-only or copy-on-write into an overl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,12 +26,12 @@ STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 class Exporter:
     """A running ``strongroom vm export`` (stopped at the end of the test)."""
 
-    def __init__(self, vault_url: str, spec: str, sock: str, *extra: str) -> None:
+    def __init__(self, vault_url: str, spec: str, sock: str, *extra: str, first: str = "Serving") -> None:
         self.sock = sock
         self.proc = subprocess.Popen([STRONGROOM, "--vault", vault_url, "vm", "export", spec, "--nbd", f"unix:{sock}",
                                       *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.first_line = self.proc.stdout.readline()  # printed once it listens
-        if not self.first_line.startswith("Serving"):
+        if not self.first_line.startswith(first):
             raise AssertionError(f"export ended: {self.first_line} {self.proc.communicate()}")
 
     def uri(self, disk: str) -> str:
@@ -47,8 +48,8 @@ class Exporter:
 def export(vault_url, workdir):
     started: list[Exporter] = []
 
-    def start(spec: str, *extra: str, name: str = "nbd.sock") -> Exporter:
-        exporter = Exporter(vault_url, spec, os.path.join(workdir, name), *extra)
+    def start(spec: str, *extra: str, name: str = "nbd.sock", first: str = "Serving") -> Exporter:
+        exporter = Exporter(vault_url, spec, os.path.join(workdir, name), *extra, first=first)
         started.append(exporter)
         return exporter
 
@@ -118,6 +119,19 @@ class TestServedBytes:
             assert (error, block) == (0, fh.read(4096))
         assert client.command(CMD_READ, client.size - 512, 1024)[0] == 22  # EINVAL past the end
         client.close()
+
+    def test_json_names_each_disk_and_its_drive_option(self, vault, export, two_disks):
+        """--json prints one document, once listening, with each disk's size, URI and -drive option."""
+        system, data = two_disks
+        vault.protect("vm", "web", {"disks": [str(system), str(data)]})
+        point = vault.backup("web")
+        server = export("web", "--json", first='{')
+        doc = json.loads(server.first_line)  # one line
+        assert doc["schema"] and doc["point"] == point.point_id and doc["item"] == "web"
+        disks = {d["name"]: d for d in doc["disks"]}
+        assert disks["data"]["size"] == 96 * MIB and disks["data"]["uri"] == server.uri("data")
+        assert disks["system"]["drive"].endswith(",readonly=on") and disks["system"]["overlay"] is None
+        assert compare(system, "raw", disks["system"]["uri"]).returncode == 0
 
     def test_only_the_disk_asked_for_is_served(self, vault, export, two_disks):
         """--disk serves that disk alone, and the empty export name is it."""
