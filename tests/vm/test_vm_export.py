@@ -285,6 +285,7 @@ class TestBoot:
         boot code reads a sector 150 MiB in and prints the marker on the serial console."""
         make_bootable(gpt_image, 150 * MIB)
         run("sfdisk", "-J", gpt_image)  # still a valid partition table
+        original = sha256_file(gpt_image)
         vault.protect("vm", "sys", {"disks": [str(gpt_image)]})
         vault.backup("sys")
         gpt_image.unlink()  # nothing but the vault holds the disk now
@@ -298,6 +299,9 @@ class TestBoot:
             wait_until(lambda: os.path.exists(serial) and MARKER in open(serial, "rb").read()
                        or qemu.poll() is not None, "the VM prints its marker", limit=120, step=0.05)
             assert MARKER in open(serial, "rb").read(), qemu.communicate()[0]
+            # while the VM runs from the export, restore copies the disk back
+            vault.restore("sys", None, os.path.join(workdir, "restored"))
+            assert sha256_file(os.path.join(workdir, "restored", "disks", "system.img")) == original
         finally:
             qemu.kill()
             qemu.wait()
@@ -330,6 +334,22 @@ class TestBoot:
         console = open(serial, errors="replace").read()
         assert linuxkit.MARKER in console and "read from the backup" in console, console[-2000:] + qemu.stderr
 
+
+
+class TestAddresses:
+    def test_addresses_parse_and_loopback_is_told_apart(self):
+        """unix:PATH, HOST:PORT and [v6]:PORT parse; loopback names and addresses pass, others do not."""
+        from strongroom_vm.errors import ExportAddressUnusable
+        from strongroom_vm.export import is_loopback, parse_address
+
+        assert parse_address("unix:rel.sock").unix == os.path.abspath("rel.sock")
+        v6 = parse_address("[::1]:10809")
+        assert (v6.host, v6.port, v6.family) == ("::1", 10809, socket.AF_INET6)
+        assert all(is_loopback(parse_address(text)) for text in ("127.0.0.1:1", "[::1]:1", "localhost:1", "unix:/x"))
+        assert not any(is_loopback(parse_address(text)) for text in ("192.0.2.1:1", "[2001:db8::1]:1", "0.0.0.0:1"))
+        for bad in ("unix:", "10809", "host:0", "host:99999", ":10809", "unix:/" + "x" * 120):
+            with pytest.raises(ExportAddressUnusable):
+                parse_address(bad)
 
 
 class TestRefusals:
