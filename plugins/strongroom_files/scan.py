@@ -357,27 +357,22 @@ class Scanner:
     # -- metadata --
 
     def _entry(self, name: str, abspath: str, st: os.stat_result, kind: str, target: str = "") -> Entry:
-        regular = kind in (FILE, HARDLINK)
+        # positional, with the user and group caches read inline: this runs for every
+        # file of every backup (the order is Entry's fields')
+        regular = kind == FILE or kind == HARDLINK
         size = st.st_size if regular else 0
+        uid, gid = st.st_uid, st.st_gid
+        user = self._users.get(uid)
+        if user is None:
+            user = self._user(uid)
+        group = self._groups.get(gid)
+        if group is None:
+            group = self._group(gid)
         return Entry(
-            name=name,
-            type=kind,
-            mode=stat.S_IMODE(st.st_mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            user=self._user(st.st_uid),
-            group=self._group(st.st_gid),
-            mtime_ns=st.st_mtime_ns,
-            atime_ns=st.st_atime_ns,
-            ctime_ns=st.st_ctime_ns,
-            size=size,
-            ino=st.st_ino,
-            dev=st.st_dev,
-            nlink=st.st_nlink,
-            rdev=st.st_rdev if kind in (CHARDEV, BLOCKDEV) else 0,
-            target=target,
-            xattrs=self._xattrs(abspath),
-            sparse=regular and size > 0 and st.st_blocks * 512 < size,
+            name, kind, st.st_mode & 0o7777, uid, gid, user, group, st.st_mtime_ns, st.st_atime_ns,
+            st.st_ctime_ns, size, st.st_ino, st.st_dev, st.st_nlink,
+            st.st_rdev if kind == CHARDEV or kind == BLOCKDEV else 0, target, self._xattrs(abspath),
+            regular and size > 0 and st.st_blocks * 512 < size,
         )
 
     def _xattrs(self, abspath: str) -> tuple[tuple[str, bytes], ...]:
@@ -386,6 +381,8 @@ class Scanner:
         except OSError as exc:
             if exc.errno not in _NO_XATTRS:
                 self._warn(abspath, exc, "cannot list xattrs")
+            return ()
+        if not names:
             return ()
         values = []
         for key in sorted(names):
