@@ -112,7 +112,8 @@ class Domain:
         return virsh("checkpoint-list", self.name, "--name").stdout.split()
 
     def job(self) -> str:
-        return virsh("domjobinfo", self.name).stdout
+        """``virsh domjobinfo``: "Operation: Backup" while a backup job runs ('' while libvirt is busy)."""
+        return virsh("domjobinfo", self.name, check=False).stdout
 
     def remove(self) -> None:
         virsh("destroy", self.name, check=False)

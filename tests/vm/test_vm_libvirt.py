@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from libvirtkit import Domain, ensure_libvirtd, virsh
-from vmkit import CHUNK, MIB, run, write_at
+from vaultkit import wait_until
+from vmkit import CHUNK, MIB, kill, run, write_at
 
 SIZE = 64 * MIB
+STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 
 
 @pytest.fixture(scope="module")
@@ -120,34 +123,44 @@ class TestRunningDomain:
         xml = (tmp_path / "p2x" / "config" / "domain.xml").read_text()
         assert ET.fromstring(xml).findtext("name") == domain.name
 
-    def test_killed_backup_is_cleaned_up(self, vault, vault_url, cli, domains, images, tmp_path):
-        """strongroom killed while libvirt's backup job runs: the next backup aborts the
-        job it left, removes its scratch folder, says so (exit 1), and sees every change."""
-        from strongroom_vm.layout import read_manifest
-        from strongroom_vm.libvirt import LibvirtBackup, inspect
+    def test_killed_backup_is_cleaned_up(self, vault, vault_url, cli, domains, workdir, tmp_path):
+        """strongroom SIGKILLed while libvirt's backup job runs: the job and its scratch
+        folder stay; the next backup aborts the job, removes the folder, says so (exit 1),
+        and reads from the parent's checkpoint, missing no change."""
+        from strongroom import Vault
 
-        specs, expected = images
-        domain = domains().define(specs).start()
+        from strongroom_vm.layout import read_manifest
+
+        raw = os.path.join(workdir, "big.raw")
+        with open(raw, "wb") as fh:
+            fh.truncate(SIZE * 2)
+        write_at(raw, 0, os.urandom(96 * MIB))  # enough data that the job runs for a while
+        vda = os.path.join(workdir, "big.qcow2")
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, vda)
+        expected = {"vda": bytearray(open(raw, "rb").read())}
+        os.unlink(raw)
+        domain = domains().define([("vda", vda, "qcow2")]).start()
         item = vault.protect("vm", "lv", {"libvirt": domain.name})
+        prefix = f"strongroom-sr{item.item_id[:8]}-"
         vault.backup("lv")
-        _write(domain, expected, "vda", 44 * MIB, 4096, 0x41)
-        # a backup as a killed strongroom leaves it: libvirt's job started, its scratch folder there
-        killed = LibvirtBackup(item.source, item.item_id, read_manifest(vault.point_view("lv")), [])
-        _, _, disks = inspect(item.source["connect"], domain.name)
-        entries = killed.entries(disks, {"mode": "libvirt"}, {})
-        next(entries)
-        killed._done = True  # the process "dies": nothing is torn down
-        assert "Backup" in domain.job()
-        assert [n for n in os.listdir("/tmp") if n.startswith(killed.prefix)]
+        _write(domain, expected, "vda", 100 * MIB, 4096, 0x41)
+        env = {**os.environ, "STRONGROOM_VAULT": vault_url}
+        proc = subprocess.Popen([STRONGROOM, "backup", "lv"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_until(lambda: "Backup" in domain.job() or proc.poll() is not None, "the backup job", limit=60, step=0.01)
+        kill(proc.pid)
+        proc.wait(60)
+        assert proc.returncode == -9, "the backup ended before its job could be seen"
+        assert "Backup" in domain.job()  # left running by the killed strongroom
+        assert [n for n in os.listdir("/tmp") if n.startswith(prefix)]
+        _write(domain, expected, "vda", 110 * MIB, 4096, 0x42)
         out = cli("backup", "lv", expect=1)
         assert "aborted the backup job an interrupted backup of this item left" in out.stderr
         assert "removed the scratch folder" in out.stderr
         assert "Backup" not in domain.job()
-        assert not [n for n in os.listdir("/tmp") if n.startswith(killed.prefix)]
-        from strongroom import Vault
-
+        assert not [n for n in os.listdir("/tmp") if n.startswith(prefix)]
         manifest = read_manifest(Vault.open(vault_url).point_view("lv"))
-        assert [d["changed_chunks"] for d in manifest["disks"]] == [1, None]  # vda incremental, one chunk
+        assert [d["changed_chunks"] for d in manifest["disks"]] == [2]  # incremental: the two written chunks
         cli("restore", "lv", "--target", tmp_path / "out")
         assert (tmp_path / "out" / "disks" / "vda.img").read_bytes() == bytes(expected["vda"])
 
@@ -206,6 +219,15 @@ class TestDefine:
         assert virsh("domstate", new.name).stdout.strip() == "running"
         for name in ("vda", "vdb"):
             assert (target / "disks" / f"{name}.img").read_bytes() == bytes(expected[name])
+        third = domains("-qcow2")  # qcow2 images: the XML says so; not started without --start
+        target = tmp_path / "as-qcow2"
+        vault.restore("lv", point.point_id, str(target), options={"define": third.name, "disk_format": "qcow2"})
+        made = ET.fromstring(virsh("dumpxml", "--inactive", third.name).stdout)
+        disks = {d.find("target").get("dev"): d for d in made.findall("./devices/disk")}
+        assert disks["vda"].find("driver").get("type") == "qcow2"
+        assert disks["vda"].find("source").get("file") == str(target / "disks" / "vda.qcow2")
+        assert virsh("domstate", third.name).stdout.strip() == "shut off"
+        assert _image_content(str(target / "disks" / "vda.qcow2"), "qcow2", tmp_path) == bytes(expected["vda"])
 
     def test_existing_name_is_refused(self, vault_url, cli, domains, images, tmp_path):
         """--define with the name of an existing domain: exit 133, nothing restored."""
