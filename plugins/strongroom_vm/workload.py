@@ -8,7 +8,11 @@ Sources (``strongroom protect vm ITEM ...``):
   read also makes its point ``inconsistent``, with a warning (:mod:`strongroom_vm.atrest`);
 - a running QEMU VM: ``--qmp SOCKET`` (every disk, crash-consistent, incremental through
   dirty bitmaps), ``--guest-agent SOCKET`` (file-system-consistent: the guest is frozen
-  around the snapshot point), ``--scratch DIR`` and ``--config FILE``.
+  around the snapshot point), ``--scratch DIR`` and ``--config FILE``;
+- a libvirt domain by name: ``--libvirt DOMAIN`` (``--connect URI``, ``--scratch DIR``): its
+  disks and XML from libvirt, read through libvirt's backup and checkpoint APIs while it
+  runs, at rest when it is shut off (:mod:`strongroom_vm.libvirt`); ``restore --define
+  NEW_NAME [--start]`` re-creates the domain on the restored disks.
 
 The point layout is in :mod:`strongroom_vm.layout`; browse and restore accept
 ``[DISK:]/path`` locations inside disks (:mod:`strongroom_vm.itemlevel`).
