@@ -172,6 +172,26 @@ class TestServedBytes:
                 proc.wait()
 
 
+    def test_a_damaged_chunk_is_an_io_error_and_serving_goes_on(self, vault, export, gpt_image):
+        """A read of a damaged chunk gets EIO (never wrong bytes); other chunks still read right."""
+        from isolation.damagekit import damage_blob
+
+        vault.protect("vm", "sys", {"disks": [str(gpt_image)]})
+        point = vault.backup("sys")
+        chunks = vault.tree(point).lookup("disks/system").chunks
+        assert chunks[0] and chunks[1]
+        damage_blob(vault, chunks[0])
+        server = export("sys")
+        client = NbdClient(server.sock)
+        client.go("system")
+        assert client.command(CMD_READ, 0, 512)[0] == 5  # EIO
+        with open(gpt_image, "rb") as fh:
+            fh.seek(4 * MIB)
+            assert client.command(CMD_READ, 4 * MIB, 4096) == (0, fh.read(4096))
+        assert client.command(CMD_READ, 512, 512)[0] == 5
+        client.close()
+
+
 class TestReadOnly:
     def test_writes_are_refused_with_eperm(self, vault, export, gpt_image):
         """On a read-only export, WRITE, TRIM and WRITE_ZEROES get EPERM; reads and FLUSH work."""
