@@ -33,6 +33,7 @@ import ipaddress
 import os
 import socket
 import stat
+import threading
 from typing import Iterator
 
 import attrs
@@ -163,9 +164,10 @@ def build_exports(view, disks: list[str], overlay: str | None) -> Iterator[Expor
     chosen = list(dict.fromkeys(disks)) or names
     if not chosen:
         raise DiskNotInPoint(disk="(any)", point=view.point.short_id, disks="none")
+    vault_lock = threading.Lock()  # the vault's readers are used by one thread at a time
     for name in chosen:
         export = read_only_export(name, view.open(f"{DISKS_DIR}/{name}"),
-                                  f"disk {name} of point {view.point.short_id}")
+                                  f"disk {name} of point {view.point.short_id}", vault_lock)
         if overlay:
             export.overlay = Overlay(overlay_path(overlay, name, len(chosen) > 1), disk=name,
                                      point_id=view.point.point_id, size=export.size, base=export.read_base)

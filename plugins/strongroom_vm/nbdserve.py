@@ -19,7 +19,7 @@ nbdinfo and the Linux kernel's client speak it:
   (a damaged chunk) is ``EIO`` and is logged.
 
 One thread per connection; each disk is read through one seekable reader of the point
-(its chunk cache shared by every connection) behind a lock.  The server only reads the
+(its chunk cache shared by every connection), every read of the vault behind one lock.  The server only reads the
 vault.  Not here: TLS, structured replies, block status, the kernel's old-style handshake.
 """
 
@@ -86,9 +86,11 @@ class Export:
         return self.read_base(offset, length) if self.overlay is None else self.overlay.read(offset, length)
 
 
-def read_only_export(name: str, reader: Any, description: str = "") -> Export:
-    """An :class:`Export` over a seekable reader (one lock around its seek and read)."""
-    lock = threading.Lock()
+def read_only_export(name: str, reader: Any, description: str = "", lock: Any = None) -> Export:
+    """An :class:`Export` over a seekable reader; ``lock`` (default: one of its own) is held
+    around each seek and read: give every export of one vault the same lock, as the vault's
+    readers are not made to be used from several threads at once."""
+    lock = lock or threading.Lock()
 
     def read(offset: int, length: int) -> bytes:
         with lock:
