@@ -141,11 +141,13 @@ def qemu_img_info(path: str, fmt: str | None = None, *, shared: bool = True) -> 
 
 class RawReader(SeekableReader):
     """A raw image or block device; regions that are holes in a sparse file read as zeros
-    without touching the disk."""
+    without touching the disk.  ``bytes_from_source`` counts the bytes read from the
+    image (holes do not count): what a backup reports as read."""
 
     def __init__(self, path: str, size: int) -> None:
         super().__init__()
         self.size = size
+        self.bytes_from_source = 0
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._pos = 0
         self._holes = stat.S_ISREG(os.fstat(self._fd).st_mode) and hasattr(os, "SEEK_DATA")
@@ -153,32 +155,50 @@ class RawReader(SeekableReader):
     def fileno(self) -> int:
         return self._fd
 
-    def _is_hole(self, offset: int, length: int) -> bool:
+    def _data_extents(self, offset: int, length: int) -> list[tuple[int, int]]:
+        """The ``(start, end)`` ranges of ``[offset, offset + length)`` that may hold data
+        (the whole range when the file has no holes or they cannot be asked for)."""
+        end = offset + length
         if not self._holes:
-            return False
+            return [(offset, end)]
+        out = []
+        at = offset
         try:
-            return os.lseek(self._fd, offset, os.SEEK_DATA) >= offset + length
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no data after offset
-                return True
+            while at < end:
+                try:
+                    start = os.lseek(self._fd, at, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # no data after ``at``
+                        break
+                    raise
+                if start >= end:
+                    break
+                stop = min(end, os.lseek(self._fd, start, os.SEEK_HOLE))
+                out.append((start, stop))
+                at = stop
+        except OSError:
             self._holes = False
-            return False
+            return [(offset, end)]
+        return out
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
         length = max(0, min(len(view), self.size - self._pos))
         if not length:
             return 0
-        if self._is_hole(self._pos, length):
-            view[:length] = bytes(length)
-        else:
-            done = 0
-            while done < length:
-                n = os.preadv(self._fd, [view[done:length]], self._pos + done)
+        at = 0  # filled up to here (relative to self._pos)
+        for start, stop in self._data_extents(self._pos, length):
+            first, last = start - self._pos, stop - self._pos
+            view[at:first] = bytes(first - at)
+            done = first
+            while done < last:
+                n = os.preadv(self._fd, [view[done:last]], self._pos + done)
                 if n == 0:  # the file shrank: the rest reads as zeros
-                    view[done:length] = bytes(length - done)
                     break
                 done += n
+            self.bytes_from_source += done - first
+            at = done
+        view[at:length] = bytes(length - at)
         self._pos += length
         return length
 
@@ -213,6 +233,11 @@ class ClosingReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         return self.inner.readinto(buffer)
+
+    @property
+    def bytes_from_source(self) -> int | None:
+        """The bytes the wrapped reader read from the disk (None if it does not count them)."""
+        return getattr(self.inner, "bytes_from_source", None)
 
     def close(self) -> None:
         if self.closed:

@@ -12,7 +12,10 @@ A point of a ``vm`` item holds::
                      and per disk its name, size, source format and path, and for live
                      VMs the checkpoint bitmap that marks this point (see live.py); for
                      offline VMs ``in_use`` (read with --force while a VM held it) and
-                     ``changed_during_read`` (what changed while it was read) when so
+                     ``changed_during_read`` (what changed while it was read) when so,
+                     ``identity`` (the image file's size, times, inode and device when
+                     its read began) and ``unchanged`` (taken from the parent point
+                     without being read: see offline.py)
 
 Disk names are 1-64 characters of letters, digits, ``.``, ``_`` and ``-`` (no ``:`` or
 ``/``, which separate disks and paths in ``[DISK:]/path``).

@@ -134,16 +134,25 @@ class LiveBackup:
                     "changed_chunks": None if changed[disk.name] is None else len(changed[disk.name]),
                 })
             for disk in disks:
-                with self._lock:
-                    self._pending += 1
+                # a disk with no changed chunk is not opened (unless the parent's chunks are
+                # gone): it holds the export only from the moment it is opened
+                pended = changed[disk.name] is None or len(changed[disk.name]) > 0
+                if pended:
+                    with self._lock:
+                        self._pending += 1
                 yield DiskSource(f"{DISKS_DIR}/{disk.name}", disk_entry(disk.name, disk.size),
-                                 lambda disk=disk: self._open(disk), changed[disk.name])
+                                 lambda disk=disk, pended=pended: self._open(disk, pended), changed[disk.name])
             yield manifest_source({"mode": "live", "consistency": self.consistency, "disks": records,
                                    "qemu": self.qmp.version if self.qmp else {}})
         finally:
             self._release()
 
-    def _open(self, disk: LiveDisk) -> ClosingReader:
+    def _open(self, disk: LiveDisk, pended: bool = True) -> ClosingReader:
+        if not pended:
+            with self._lock:
+                if self._done:
+                    raise VmError(message=f"cannot read disk {disk.name} of the VM: the snapshot was released")
+                self._pending += 1
         try:
             reader = NbdReader(NbdClient(self._socket, disk.name))
         except NbdError as exc:

@@ -68,6 +68,7 @@ class NbdClient:
         self._sock.settimeout(timeout)
         self._cookie = 0
         self.contexts: dict[int, str] = {}
+        self.bytes_received = 0  # data bytes read (holes the server reported cost none)
         try:
             self._sock.connect(path)
             self.size, self.flags = self._handshake(tuple(contexts))
@@ -192,12 +193,14 @@ class NbdClient:
         for kind, payload, length in self._chunks(cookie):
             if kind == -1:  # a simple reply: the data follows
                 self._recv_into(view)
+                self.bytes_received += len(view)
             elif kind == REPLY_OFFSET_DATA:
                 (start,) = struct.unpack(">Q", self._recv(8))
                 inner = start - offset
                 if inner < 0 or inner + length - 8 > len(view):
                     raise NbdError(f"NBD server at {self.path} sent data outside the request")
                 self._recv_into(view[inner : inner + length - 8])
+                self.bytes_received += length - 8
             elif kind == REPLY_OFFSET_HOLE and payload is not None:
                 start, hole = struct.unpack(">QI", payload)
                 inner = start - offset
@@ -256,7 +259,12 @@ class NbdClient:
 
 
 class NbdReader(SeekableReader):
-    """A seekable, read-only binary file over an :class:`NbdClient` (which it closes)."""
+    """A seekable, read-only binary file over an :class:`NbdClient` (which it closes).
+    ``bytes_from_source``: the data bytes the server sent (holes it reported do not count)."""
+
+    @property
+    def bytes_from_source(self) -> int:
+        return self.client.bytes_received
 
     def __init__(self, client: NbdClient) -> None:
         super().__init__()

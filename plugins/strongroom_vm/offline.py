@@ -3,9 +3,17 @@
 ``--disk [NAME=]PATH`` names a disk; without ``NAME=`` the name is the file name
 without its extension (``/srv/vm/system.qcow2`` -> ``system``).  The format of each disk
 is probed once, when the item is protected (:func:`strongroom_vm.images.probe`), and
-stored in the item; every backup reads the disk with that format.  Every backup reads
-every disk whole (there is no changed-block map for an image at rest): unchanged chunks
-still cost no storage, since they deduplicate against the parent point.
+stored in the item; every backup reads the disk with that format.
+
+**Unchanged images are not read.**  Each disk's record in the manifest keeps the
+image's identity when its read began (:func:`identity`: size, modification and change
+times, inode and device).  A disk image whose identity, path, format and size equal its
+record in the parent point, and whose parent read was clean (not ``in_use``, nothing
+``changed_during_read``), is taken from the parent point as it is: it is not opened
+(``DiskSource.changed_chunks`` empty), and the point's "read" figure does not count it.
+Block devices are always read: writing to one does not move its times.  Any other
+disk is read whole; unchanged chunks still cost no storage, since they deduplicate
+against the parent point.
 
 **Consistency at rest.**  A disk that a running VM holds (QEMU's write lock, for every
 format: raw images and block devices through :mod:`strongroom_vm.locks`, the others
@@ -19,6 +27,7 @@ the item was protected with ``--force``: the disk is then read anyway and report
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Iterator
 
 import attrs
@@ -26,7 +35,7 @@ from strongroom import DiskSource, InvalidSource
 
 from .atrest import ReadWatch, changes, file_mark, head_digest
 from .errors import DiskInUse, DiskUnreadable
-from .images import DIRECT_FORMATS, NBD_FORMATS, ClosingReader, qemu_img_info, open_image, probe
+from .images import DIRECT_FORMATS, NBD_FORMATS, ClosingReader, end_stale_servers, qemu_img_info, open_image, probe
 from .locks import writer_present
 from .layout import DISKS_DIR, check_disk_name, dir_source, disk_entry
 
@@ -85,6 +94,7 @@ def _size_and_use(disk: dict[str, Any], force: bool) -> tuple[int, bool]:
         raise DiskUnreadable(disk=path, reason=f"image format {fmt!r} is not supported")
     if not os.path.exists(path):
         raise DiskUnreadable(disk=path, reason="no such file or device")
+    end_stale_servers(path)  # here too: an unchanged image is not served (see images.py)
     try:
         return int(qemu_img_info(path, fmt, shared=False)["virtual-size"]), False
     except DiskInUse:
@@ -145,21 +155,54 @@ class _Opener:
                              check if self.watch is not None else None)
 
 
-def disk_sources(disks: list[dict[str, Any]], *, force: bool = False,
-                 watch: ReadWatch | None = None) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+def identity(path: str) -> dict[str, int] | None:
+    """What says an image file is the one read last time: size, times, inode and device
+    (None for a block device, whose times do not move when it is written)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino,
+            "dev": st.st_dev}
+
+
+def unchanged(record: dict[str, Any], parent: dict[str, Any] | None) -> bool:
+    """Whether the disk of ``record`` (this backup's, before its read) is the parent's as it is."""
+    if parent is None or record.get("identity") is None or record.get("in_use"):
+        return False
+    if parent.get("in_use") or parent.get("changed_during_read"):
+        return False
+    return all(parent.get(key) == record.get(key) for key in ("identity", "source", "format", "size"))
+
+
+def disk_sources(disks: list[dict[str, Any]], *, force: bool = False, watch: ReadWatch | None = None,
+                 parent: dict[str, dict[str, Any]] | None = None,
+                 ) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
     """The ``disks/`` entries of an offline VM, the disks' manifest records, and the
-    names of the disks a running VM holds (read only with ``force``)."""
+    names of the disks a running VM holds (read only with ``force``).  ``parent``: the
+    parent point's disk records by name; a disk unchanged since (:func:`unchanged`) is
+    not read, and its record says ``unchanged``."""
+    parent = parent or {}
     sources: list[Any] = [dir_source(DISKS_DIR)]
     records = []
     in_use = []
     for disk in sorted(disks, key=lambda d: d["name"].encode()):
+        seen = identity(disk["path"]) if os.path.exists(disk["path"]) else None
         size, used = _size_and_use(disk, force)
-        entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns)
-        sources.append(DiskSource(f"{DISKS_DIR}/{disk['name']}", entry, _Opener(disk, size, force, watch)))
-        records.append({"name": disk["name"], "size": size, "format": disk["format"], "source": disk["path"]})
+        record = {"name": disk["name"], "size": size, "format": disk["format"], "source": disk["path"]}
+        if seen is not None:
+            record["identity"] = seen
         if used:
             in_use.append(disk["name"])
-            records[-1]["in_use"] = True
+            record["in_use"] = True
+        entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns)
+        path = f"{DISKS_DIR}/{disk['name']}"
+        if unchanged(record, parent.get(disk["name"])):
+            record["unchanged"] = True
+            # not opened unless the parent's chunks are gone (then read whole, unwatched)
+            sources.append(DiskSource(path, entry, _Opener(disk, size, force, None), frozenset()))
+        else:
+            sources.append(DiskSource(path, entry, _Opener(disk, size, force, watch)))
+        records.append(record)
     return sources, records, in_use
 
 

@@ -169,9 +169,9 @@ class VmWorkload(Workload):
         if config and not os.path.isfile(config):
             ctx.warn(f"config file {config} is missing; the point has no config")
             config = None
-        yield from self._offline(ctx, config)
+        yield from self._offline(ctx, config, parent)
 
-    def _offline(self, ctx: BackupContext, config: str | None) -> Iterator[Any]:
+    def _offline(self, ctx: BackupContext, config: str | None, parent: dict) -> Iterator[Any]:
         """An offline VM's entries; a disk in use (with --force) or one that changed while
         it was read makes the point ``inconsistent``, with a warning (see offline.py)."""
 
@@ -183,7 +183,9 @@ class VmWorkload(Workload):
         source = ctx.item.source
         paths = {d["name"]: d["path"] for d in source["disks"]}
         watch = ReadWatch(torn)
-        disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch)
+        previous = {d.get("name"): d for d in parent.get("disks", [])} if parent.get("mode") == "offline" else {}
+        disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch,
+                                                      parent=previous)
         ctx.progress(total=sum(record["size"] for record in records))  # what the progress line counts toward
         for name in in_use:
             ctx.consistency = "inconsistent"

@@ -131,3 +131,47 @@ class TestDiskEntries:
         vault.backup("vm")
         report = vault.verify(read_data=True)
         assert report.ok, report.problems
+
+    def test_empty_changed_map_takes_the_parent_disk_without_opening_it(self, disk_vault, tmp_path, monkeypatch):
+        """An empty changed-block map (the workload knows the disk is the parent's): the source is
+        never opened, nothing is read, the disk counts as unchanged and the point restores equal."""
+        vault, image = disk_vault
+        vault.backup("vm")
+
+        def no_open(self):
+            raise AssertionError("opened")
+
+        monkeypatch.setattr(DiskSource, "open", no_open)
+        CHANGED["chunks"] = frozenset()
+        second = vault.backup("vm")
+        monkeypatch.undo()
+        assert second.stats["bytes_read"] == 0 and second.stats["files_unchanged"] == 1
+        assert second.stats["chunks_reused"] == 17 and second.warnings == ()
+        vault.restore("vm", None, str(tmp_path / "out"))
+        assert _same(image, tmp_path / "out" / "disks" / "d0")
+
+    def test_read_counts_what_the_reader_says_it_read(self, disk_vault, monkeypatch):
+        """A reader with ``bytes_from_source`` (holes it did not read) is believed: "read" is its count."""
+        vault, image = disk_vault
+
+        class Counting:
+            def __init__(self, fh):
+                self.fh, self.bytes_from_source = fh, 0
+
+            def read(self, n):
+                data = self.fh.read(n)
+                self.bytes_from_source += len(data.rstrip(b"\0"))  # zeros "not read"
+                return data
+
+            def seek(self, *args):
+                return self.fh.seek(*args)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.fh.close()
+
+        monkeypatch.setattr(DiskSource, "open", lambda self: Counting(open(self.image, "rb")))
+        point = vault.backup("vm")
+        assert 4 * MIB <= point.stats["bytes_read"] < 2 * MIB + CHUNK + 2000  # not SIZE: 64 MiB

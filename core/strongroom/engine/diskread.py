@@ -7,6 +7,16 @@ point, e.g. from a QEMU dirty bitmap), every other chunk is taken from the paren
 point's entry at the same path without being read.  ``changed_chunks = None`` reads
 everything.  The source's ``open()`` must then return a seekable file object.
 
+An empty ``changed_chunks`` (nothing changed: the workload knows the disk is the
+parent's, e.g. an image whose size and times are the parent's) takes the parent's
+chunks without opening the source at all, and counts the disk as unchanged.
+
+**What "read" counts.**  ``bytes_read`` is what was read from the source: a reader
+that has a ``bytes_from_source`` attribute (bytes it actually read so far; the holes of
+a sparse file or of an NBD export, which it returns as zeros without reading, do not
+count) is believed; for any other reader every byte of a chunk read counts.  The bytes
+not read (holes, reused chunks) go to the progress's ``bytes_skipped``.
+
 Promises: the entry returned has one chunk id per chunk of the disk (``b""`` for a
 hole) and ``sparse`` set.  A changed-block map is used only when the parent entry is a
 disk of the same size and chunk size whose chunks the index still holds all of;
@@ -14,7 +24,7 @@ otherwise the whole disk is read, with a warning.
 Refuses: a disk image that ends before ``entry.size`` (OSError); an error from the
 source's ``open()`` or reads is raised as it is, and fails the backup.
 Writes: only through the backup's blob writer (data blobs), and the ``bytes_read``,
-``files_read`` and ``chunks_reused`` counters of the backup's stats (and the progress
+``files_read``, ``files_unchanged`` and ``chunks_reused`` counters of the backup's stats (and the progress
 counters ``bytes_skipped`` and ``current``), under its lock; ``report()`` after each chunk read.
 """
 
@@ -90,10 +100,17 @@ class DiskReader:
             changed = None
         changed = set(changed) if changed is not None else None
         self.stats.current = src.path
+        if changed is not None and not changed:  # the parent's disk as it is: nothing to open
+            with self.lock:
+                self.stats.files_unchanged += 1
+                self.stats.chunks_reused += count
+                self.stats.bytes_skipped += size
+            return attrs.evolve(entry, chunks=tuple(reusable), sparse=True)
         zero = bytes(chunk_size)
         chunks: list[bytes] = []
         reused = read = 0
         with src.open() as fh:
+            counted = getattr(fh, "bytes_from_source", None)  # None: the reader does not say
             position = 0
             for i in range(count):
                 length = min(chunk_size, size - i * chunk_size)
@@ -112,8 +129,14 @@ class DiskReader:
                     chunks.append(b"")
                 else:
                     chunks.append(self.writer.add(KIND_DATA, data))
+                if counted is not None:
+                    now = fh.bytes_from_source
+                    from_source, counted = now - counted, now
+                else:
+                    from_source = length
                 with self.lock:
-                    self.stats.bytes_read += length
+                    self.stats.bytes_read += from_source
+                    self.stats.bytes_skipped += length - from_source
                 self.report()
         with self.lock:
             self.stats.files_read += 1
