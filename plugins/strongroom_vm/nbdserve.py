@@ -14,7 +14,8 @@ nbdinfo and the Linux kernel's client speak it:
 - commands: ``NBD_CMD_READ``, ``NBD_CMD_FLUSH``, ``NBD_CMD_DISC``; ``NBD_CMD_WRITE``,
   ``NBD_CMD_TRIM`` and ``NBD_CMD_WRITE_ZEROES`` on a read-only export are refused with
   ``EPERM`` (the export says it is read-only); on an export with an overlay they go to the
-  overlay (:mod:`strongroom_vm.cow`; a trim is a no-op).  A request past the end of the disk
+  overlay (:mod:`strongroom_vm.cow`; a trim is a no-op; ``NBD_CMD_FLAG_FUA`` and
+  ``NBD_CMD_FLUSH`` make the overlay durable before the reply).  A request past the end of the disk
   is ``EINVAL``, one larger than 32 MiB closes the connection; a read the vault cannot serve
   (a damaged chunk) is ``EIO`` and is logged.
 
@@ -54,6 +55,7 @@ INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE = 0, 1, 2, 3
 TF_HAS_FLAGS, TF_READ_ONLY, TF_SEND_FLUSH, TF_SEND_FUA = 1, 2, 4, 8
 TF_SEND_TRIM, TF_SEND_WRITE_ZEROES, TF_CAN_MULTI_CONN = 32, 64, 256
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 3, 4, 6
+CMD_FLAG_FUA = 1
 MAX_REQUEST = 32 << 20
 MAX_OPTION = 64 << 10
 
@@ -204,13 +206,15 @@ class _Conn:
 
     def transmit(self, export: Export) -> None:
         while True:
-            magic, _flags, kind, handle, offset, length = struct.unpack(">IHHQQI", self.recv(28))
+            magic, flags, kind, handle, offset, length = struct.unpack(">IHHQQI", self.recv(28))
             if magic != REQUEST_MAGIC or length > MAX_REQUEST:
                 return
             data = self.recv(length) if kind == CMD_WRITE else b""
             if kind == CMD_DISC:
                 return
             error, payload = self._command(export, kind, offset, length, data)
+            if not error and flags & CMD_FLAG_FUA and kind in (CMD_WRITE, CMD_WRITE_ZEROES) and export.overlay:
+                export.overlay.flush()  # forced unit access: on disk before the reply
             self.send(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle), payload)
 
     @staticmethod
