@@ -10,7 +10,8 @@ from strongroom import NotFound, StrongroomError
 
 __all__ = ["VmError", "DiskUnreadable", "QemuError", "GuestAgentError", "DiskNotInPoint", "UnknownFilesystem", "ToolMissing", "DiskInUse",
            "NotAVmItem", "ExportAddressRefused", "ExportAddressUnusable", "OverlayUnusable",
-           "LibvirtError", "DomainNotFound", "DiskNotFile", "DomainExists", "BackupJobBusy"]
+           "LibvirtError", "DomainNotFound", "DiskNotFile", "DomainExists", "BackupJobBusy",
+           "LuksWrongKey", "LuksNeedsKey", "LuksUnsupported", "LuksKeyUnavailable"]
 
 
 class VmError(StrongroomError):
@@ -113,3 +114,27 @@ class BackupJobBusy(VmError):
     """Domain {domain} runs a backup job strongroom did not start: wait for it to end, or end it with 'virsh domjobabort {domain}'."""
 
     exit_code = 134
+
+
+class LuksWrongKey(VmError):
+    """Cannot unlock {where}: {source} opens none of its LUKS key slots."""
+
+    exit_code = 125
+
+
+class LuksNeedsKey(VmError):
+    """{where} is encrypted ({kind}): give restore --luks-passphrase-env VAR or --luks-key-file FILE (browse reads STRONGROOM_LUKS_PASSPHRASE or STRONGROOM_LUKS_KEY_FILE)."""
+
+    exit_code = 126
+
+
+class LuksUnsupported(VmError):
+    """Cannot unlock {where}: {reason} is not supported."""
+
+    exit_code = 127
+
+
+class LuksKeyUnavailable(VmError):
+    """Cannot read the LUKS key: {reason}."""
+
+    exit_code = 128
