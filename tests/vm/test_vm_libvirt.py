@@ -164,10 +164,8 @@ class TestRunningDomain:
         cli("restore", "lv", "--target", tmp_path / "out")
         assert (tmp_path / "out" / "disks" / "vda.img").read_bytes() == bytes(expected["vda"])
 
-    def test_foreign_backup_job_is_refused(self, vault, domains, images, workdir):
-        """A backup job strongroom did not start is left alone, and the backup refused."""
-        from strongroom_vm.errors import BackupJobBusy
-
+    def test_foreign_backup_job_is_refused(self, vault, cli, domains, images, workdir):
+        """A backup job strongroom did not start is left alone, and the backup refused (exit 134)."""
         specs, _ = images
         domain = domains().define(specs).start()
         vault.protect("vm", "lv", {"libvirt": domain.name})
@@ -178,11 +176,24 @@ class TestRunningDomain:
                      "<disk name='vdb' backup='no'/></disks></domainbackup>")
         virsh("backup-begin", domain.name, backup)
         try:
-            with pytest.raises(BackupJobBusy):
-                vault.backup("lv")
+            out = cli("backup", "lv", expect=134)
+            assert f"Domain {domain.name} runs a backup job strongroom did not start" in out.stderr
+            assert out.stderr.count("\n") == 1
             assert "Backup" in domain.job()
         finally:
             virsh("domjobabort", domain.name, check=False)
+
+
+    def test_paused_domain(self, vault, domains, images, tmp_path):
+        """A paused domain is backed up through libvirt's backup job too, and stays paused."""
+        specs, expected = images
+        domain = domains().define(specs).start()
+        virsh("suspend", domain.name)
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        point = vault.backup("lv")
+        assert len(domain.checkpoints()) == 1
+        assert virsh("domstate", domain.name).stdout.strip() == "paused"
+        assert _restored(vault, "lv", point, tmp_path / "out") == {k: bytes(v) for k, v in expected.items()}
 
 
 class TestShutOffDomain:
@@ -242,6 +253,24 @@ class TestDefine:
 
 
 class TestRefusals:
+    def test_libvirt_takes_no_other_source(self, vault_url, cli, tmp_path):
+        cli("vault", "create", vault_url)
+        out = cli("protect", "vm", "lv", "--libvirt", "web", "--disk", tmp_path / "x.img", expect=47)
+        assert "--libvirt DOMAIN takes no --disk" in out.stderr
+        out = cli("protect", "vm", "lv", "--disk", tmp_path / "x.img", "--connect", "qemu:///system", expect=47)
+        assert "--connect goes with --libvirt" in out.stderr
+
+    def test_define_needs_a_libvirt_point(self, vault, cli, tmp_path):
+        disk = tmp_path / "d.img"
+        with open(disk, "wb") as fh:
+            fh.truncate(MIB)
+        vault.protect("vm", "plain", {"disks": [str(disk)]})
+        vault.backup("plain")
+        out = cli("restore", "plain", "--target", tmp_path / "out", "--define", "x", expect=90)
+        assert "is not of a libvirt domain" in out.stderr and out.stderr.count("\n") == 1
+        out = cli("restore", "plain", "--target", tmp_path / "out", "--start", expect=3)
+        assert "--start goes with --define" in out.stderr
+
     def test_unknown_domain(self, vault_url, cli, libvirtd):
         cli("vault", "create", vault_url)
         out = cli("protect", "vm", "lv", "--libvirt", "no-such-domain-sr", expect=131)
