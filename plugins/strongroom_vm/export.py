@@ -189,8 +189,8 @@ def export_command(spec: str, address: str, disks: tuple[str, ...], overlay: str
     """Serve a vm point's disks over NBD (instant restore: boot the VM from the backup)."""
     from strongroom import command_vault, emit_json
 
-    item, _, ref = spec.partition("@")
-    if not item or (_ and not ref):
+    item, sep, ref = spec.partition("@")
+    if not item or (sep and not ref):
         raise click.BadParameter(f"expected ITEM or ITEM@POINT, got {spec!r}", param_hint="ITEM[@POINT]")
     where = parse_address(address)
     if not allow_remote and not is_loopback(where):
