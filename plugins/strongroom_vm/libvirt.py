@@ -61,7 +61,7 @@ from .images import ClosingReader
 from .layout import CHUNK_SIZE, DISKS_DIR, config_entries, dir_source, disk_entry, manifest_source
 from .nbd import NbdClient, NbdError, NbdReader
 
-__all__ = ["DEFAULT_URI", "LibvirtBackup", "Virsh", "backup_entries", "inspect"]
+__all__ = ["DEFAULT_URI", "LibvirtBackup", "Virsh", "backup_entries", "inspect", "remote_host", "restore_defined"]
 
 DEFAULT_URI = "qemu:///system"
 SHUT_OFF = ("shut off", "crashed")
@@ -103,6 +103,14 @@ class Virsh:
         except DomainNotFound:
             return False
         return True
+
+
+def remote_host(uri: str) -> str:
+    """The host a libvirt URI names ('' for this machine: ``qemu:///system``)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(uri).hostname or ""
+    return "" if host in ("", "localhost", "127.0.0.1", "::1") else host
 
 
 def inspect(uri: str, domain: str) -> tuple[str, str, list[DomainDisk]]:

@@ -115,13 +115,16 @@ class VmWorkload(Workload):
                 "config": config, "scratch": os.path.abspath(scratch) if scratch else None}
 
     def _validate_libvirt(self, source: dict, specs: list, qmp: str | None) -> dict:
-        from .libvirt import DEFAULT_URI, inspect
+        from .libvirt import DEFAULT_URI, inspect, remote_host
 
         if specs or qmp or source.get("guest_agent") or source.get("config") or source.get("force"):
             raise InvalidSource(workload="vm", reason="--libvirt DOMAIN takes no --disk, --qmp, --guest-agent, "
                                 "--config or --force: the domain's XML names its disks")
         domain = source.get("libvirt") or source.get("domain")
         uri = source.get("connect") or DEFAULT_URI
+        if remote_host(uri):
+            raise InvalidSource(workload="vm", reason=f"--connect {uri} names another machine ({remote_host(uri)}): "
+                                "strongroom reads a domain's disks where it runs, so give a local URI (qemu:///system)")
         scratch = source.get("scratch")
         if scratch and not os.path.isdir(scratch):
             raise InvalidSource(workload="vm", reason=f"scratch folder {scratch} does not exist")

@@ -259,6 +259,8 @@ class TestRefusals:
         assert "--libvirt DOMAIN takes no --disk" in out.stderr
         out = cli("protect", "vm", "lv", "--disk", tmp_path / "x.img", "--connect", "qemu:///system", expect=47)
         assert "--connect goes with --libvirt" in out.stderr
+        out = cli("protect", "vm", "lv", "--libvirt", "web", "--connect", "qemu+ssh://root@host1/system", expect=47)
+        assert "names another machine (host1)" in out.stderr and out.stderr.count("\n") == 1
 
     def test_define_needs_a_libvirt_point(self, vault, cli, tmp_path):
         disk = tmp_path / "d.img"
