@@ -41,7 +41,6 @@ of the domain (the bitmaps live in the qcow2 images).
 from __future__ import annotations
 
 import atexit
-import inspect as pyinspect
 import os
 import re
 import shutil
@@ -157,9 +156,7 @@ def _at_rest(ctx: BackupContext, disks: list[DomainDisk], parent: dict, about: d
     if parent.get("mode") == "libvirt" and parent.get("state") in SHUT_OFF:
         previous = {d.get("name"): d for d in parent.get("disks", [])}
     docs = [{"name": d.name, "path": d.path, "format": d.format, "kind": "file"} for d in disks]
-    # the parent's records let unchanged images go unread, where offline.py supports it
-    reuse = {"parent": previous} if "parent" in pyinspect.signature(offline.disk_sources).parameters else {}
-    sources, records, _ = offline.disk_sources(docs, watch=watch, **reuse)
+    sources, records, _ = offline.disk_sources(docs, watch=watch, parent=previous)  # unchanged images: not read
     ctx.progress(total=sum(record["size"] for record in records))
     yield from config_entries(None, extra)
     yield from sources
