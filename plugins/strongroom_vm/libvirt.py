@@ -5,11 +5,12 @@ needed.  Each backup asks libvirt for the domain's state, its persistent XML (sa
 the point as ``config/domain.xml``) and its disks (:func:`strongroom_vm.domainxml.domain_disks`:
 file-backed raw and qcow2 disks only, anything else is refused).
 
-**A shut-off domain** (or a crashed one): its image files are read at rest, as ``--disk``
+**A shut-off domain**: its image files are read at rest, as ``--disk``
 does (:mod:`strongroom_vm.offline`: unchanged images are not read again, a disk that
 changes while it is read makes the point ``inconsistent``).
 
-**A running (or paused) domain**, through libvirt's backup and checkpoint APIs:
+**A running domain** (or paused, suspended, preserved after a crash: any state in which
+its QEMU runs), through libvirt's backup and checkpoint APIs:
 
 1. a backup job this item left (strongroom killed during a backup: its NBD socket is in
    a folder ``strongroom-sr<item>-*``) is aborted and its scratch folder removed, with a
@@ -63,7 +64,7 @@ from .nbd import NbdClient, NbdError, NbdReader
 __all__ = ["DEFAULT_URI", "LibvirtBackup", "Virsh", "backup_entries", "inspect", "remote_host", "restore_defined"]
 
 DEFAULT_URI = "qemu:///system"
-SHUT_OFF = ("shut off", "crashed")
+SHUT_OFF = ("shut off",)  # a "crashed" domain libvirt preserved still has its QEMU
 DOMAIN_XML = "domain.xml"
 _TOKEN = r"\d{13}[0-9a-f]{4}"
 
