@@ -9,7 +9,9 @@ from __future__ import annotations
 from strongroom import StrongroomError
 
 __all__ = ["PostgresError", "PostgresConnectFailed", "PostgresToolsMismatch", "DatabaseNotFound", "DatabaseExists", "ObjectsExist", "NotInDump", "DumpFailed", "PostgresRestoreFailed",
-           "ForeignKeysNotValid", "DumpUnreadable"]
+           "ForeignKeysNotValid", "DumpUnreadable", "BaseBackupFailed", "TablespacesNotSupported", "WalPushFailed",
+           "WalItemUnknown", "WalSegmentConflict", "DataDirNotEmpty", "TargetBeforeFirstBackup", "TargetAfterArchive",
+           "NotPhysical", "RecoveryFailed"]
 
 
 class PostgresError(StrongroomError):
@@ -76,3 +78,66 @@ class DumpUnreadable(PostgresError):
     """The dump of database '{database}' in recovery point {point} cannot be read: {reason}"""
 
     exit_code = 89
+
+
+# --- physical mode, WAL archive, point-in-time restore: 110-119 -------------------------
+
+
+class BaseBackupFailed(PostgresError):
+    """pg_basebackup failed: {reason}"""
+
+    exit_code = 110
+
+
+class TablespacesNotSupported(PostgresError):
+    """PostgreSQL at {server} has tablespaces outside the data directory ({names}): a physical backup streams only the main data directory; move their tables to pg_default or use the logical mode"""
+
+    exit_code = 111
+
+
+class WalPushFailed(PostgresError):
+    """WAL {segment} of item '{item}' was not archived: {reason} (PostgreSQL keeps it and retries)"""
+
+    exit_code = 112
+
+
+class WalItemUnknown(PostgresError):
+    """Item '{item}' is not a protected postgres item of this vault: protect it first (strongroom protect postgres {item} --physical ...); PostgreSQL keeps the WAL and retries"""
+
+    exit_code = 113
+
+
+class WalSegmentConflict(PostgresError):
+    """WAL {segment} of item '{item}' is already archived with other content: not replaced (is another cluster archiving into this item?)"""
+
+    exit_code = 114
+
+
+class DataDirNotEmpty(PostgresError):
+    """Data directory {path} is not empty: restore into a new or empty directory"""
+
+    exit_code = 115
+
+
+class TargetBeforeFirstBackup(PostgresError):
+    """Recovery target {target} is before the end of the first base backup of item '{item}' ({first}): no base backup to start from"""
+
+    exit_code = 116
+
+
+class TargetAfterArchive(PostgresError):
+    """Recovery target {target} is after the last archived WAL of item '{item}' ({last}): recovery cannot reach it"""
+
+    exit_code = 117
+
+
+class NotPhysical(PostgresError):
+    """Item '{item}' {reason}"""
+
+    exit_code = 118
+
+
+class RecoveryFailed(PostgresError):
+    """The restored server at {data_dir} did not finish recovery: {reason}"""
+
+    exit_code = 119

@@ -44,6 +44,12 @@ def protect_params() -> list[click.Parameter]:
         *connection_params(),
         click.Option(["--database", "databases"], multiple=True, metavar="DB",
                      help="A database to protect (repeatable; default: all but template0/template1)."),
+        click.Option(["--physical"], is_flag=True, default=False,
+                     help="Physical mode: base backups with pg_basebackup (needs the REPLICATION privilege) and"
+                          " WAL archiving (strongroom wal), for point-in-time restore (default: logical, pg_dump)."),
+        click.Option(["--data-dir", "data_dir"], metavar="DIR",
+                     help="Physical mode: the server's data directory, where 'strongroom wal setup --apply' writes"
+                          " (optional)."),
     ]
 
 
@@ -61,5 +67,16 @@ def restore_params() -> list[click.Parameter]:
                      help="postgres: restore without owners and grants (for a server without the point's roles)."),
         click.Option(["--jobs"], type=click.IntRange(min=1), metavar="N",
                      help="postgres: restore a whole database with N parallel jobs (via a temporary file)."),
+        click.Option(["--data-dir", "data_dir"], metavar="DIR",
+                     help="postgres physical: restore the cluster into DIR (new or empty), with recovery settings."),
+        click.Option(["--to-time"], metavar="TS",
+                     help="postgres physical: recover up to this time ('2026-12-04 15:04:05+00'; default: the end"
+                          " of the archived WAL)."),
+        click.Option(["--to-lsn"], metavar="LSN", help="postgres physical: recover up to this WAL location."),
+        click.Option(["--to-xid"], metavar="XID", help="postgres physical: recover up to this transaction."),
+        click.Option(["--to-name"], metavar="NAME",
+                     help="postgres physical: recover up to this restore point (pg_create_restore_point)."),
+        click.Option(["--start"], is_flag=True, default=False,
+                     help="postgres physical: start the restored server on --port and wait until recovery is done."),
         *connection_params(for_restore=True),
     ]

@@ -53,6 +53,14 @@ class PostgresWorkload(Workload):
             raise
         except UsageError as exc:
             raise InvalidSource(workload=self.name, reason=str(exc)) from None
+        if options.get("physical"):
+            if options.get("databases"):
+                raise InvalidSource(workload=self.name, reason="--database is for the logical mode: a physical"
+                                                               " backup holds the whole cluster")
+            return {"mode": "physical", "connection": conn.to_dict(), "databases": [],
+                    "bindir": options.get("bindir") or None, "data_dir": options.get("data_dir") or None}
+        if options.get("data_dir"):
+            raise InvalidSource(workload=self.name, reason="--data-dir is for the physical mode (--physical)")
         return {
             "connection": conn.to_dict(),
             "databases": list(dict.fromkeys(options.get("databases") or ())),
@@ -64,6 +72,12 @@ class PostgresWorkload(Workload):
             raise InvalidSource(workload=self.name, reason="the source has no connection")
         conn = Connection.from_dict(source["connection"], self.secrets)
         bindir = source.get("bindir")
+        if source.get("mode") == "physical":
+            from .physical import probe as physical_probe
+
+            physical_probe(conn, bindir)
+            return {"mode": "physical", "connection": conn.to_dict(), "databases": [], "bindir": bindir,
+                    "data_dir": source.get("data_dir") or None}
         probe = pgserver.Server(conn, pgserver.find_toolsets(bindir)[0])
         info = probe.info()
         pgserver.for_server(info["version_num"], info["version"], conn.describe(), bindir)
@@ -74,6 +88,9 @@ class PostgresWorkload(Workload):
     def describe(self, source: dict) -> str:
         conn = Connection.from_dict(source["connection"])
         databases = source.get("databases") or ()
+        if source.get("mode") == "physical":
+            password = conn.password.describe()
+            return f"{conn.describe()}, physical (base backups and WAL)" + (f", {password}" if password else "")
         text = conn.describe() + (f", databases {', '.join(databases)}" if databases else ", all databases")
         password = conn.password.describe()
         return text + (f", {password}" if password else "")
@@ -82,9 +99,16 @@ class PostgresWorkload(Workload):
 
     def backup(self, ctx: BackupContext) -> Iterator[object]:
         conn = Connection.from_dict(ctx.item.source["connection"], self.secrets)
+        if ctx.item.source.get("mode") == "physical":
+            from .physical import physical_entries
+
+            yield from physical_entries(ctx, conn, ctx.item.source)
+            return
         yield from backup_entries(ctx, conn, ctx.item.source)
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
+        if ctx.item.source.get("mode") == "physical":
+            return super().browse(ctx, path)  # the files of the base backup
         return browse(ctx, read_manifest(ctx), path)
 
     # --- restore -----------------------------------------------------------------------
@@ -96,6 +120,10 @@ class PostgresWorkload(Workload):
                 options: dict[str, Any]) -> RestoreResult:
         from .restore import Request, restore_database
 
+        if ctx.item.source.get("mode") == "physical" or options.get("data_dir"):
+            from .pitr import restore_physical
+
+            return restore_physical(ctx, target, paths, options)
         manifest = read_manifest(ctx)
         database = options.get("database")
         schemas = list(options.get("schemas") or ())
@@ -143,6 +171,8 @@ class PostgresWorkload(Workload):
         from .drill import drill_databases
 
         result = super().drill(ctx, scratch)
+        if ctx.item.source.get("mode") == "physical":
+            return result  # the files of the base backup, compared
         if result.mismatches:
             return attrs.evolve(result, method=result.method + "; no scratch database: the dump files are damaged")
         problems, method = drill_databases(ctx, scratch, self.secrets)
