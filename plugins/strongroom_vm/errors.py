@@ -89,7 +89,7 @@ class OverlayUnusable(VmError):
 class LibvirtError(VmError):
     """libvirt at {uri}: {reason}"""
 
-    exit_code = 130
+    exit_code = 135
 
 
 class DomainNotFound(VmError):
