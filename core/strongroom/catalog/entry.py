@@ -103,16 +103,15 @@ class Entry:
     def to_dict(self) -> dict:
         """The JSON form stored in tree nodes (defaults left out to keep nodes small)."""
         out: dict = {"name": self.name, "type": self.type}
-        for (name, default), value in zip(_OPTIONAL_FIELDS, _optional_values(self)):
-            if value == default:
-                continue
-            if name == "xattrs":
-                value = [[k, base64.b64encode(v).decode()] for k, v in value]
-            elif name == "chunks":
-                value = [c.hex() for c in value]
-            elif name == "subtree":
-                value = value.hex()
-            out[name] = value
+        out.update({name: value for (name, default), value in zip(_OPTIONAL_FIELDS, _optional_values(self))
+                    if value != default})
+        # in place: the keys keep the order of the fields, so equal entries encode alike
+        if "xattrs" in out:
+            out["xattrs"] = [[k, base64.b64encode(v).decode()] for k, v in out["xattrs"]]
+        if "chunks" in out:
+            out["chunks"] = [c.hex() for c in out["chunks"]]
+        if "subtree" in out:
+            out["subtree"] = out["subtree"].hex()
         return out
 
     @classmethod
