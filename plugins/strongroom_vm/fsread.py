@@ -23,7 +23,10 @@ the user and group of the process reading them (the restoring user).
 
 A GPT disk whose primary header is damaged is read from its backup header
 (:mod:`strongroom_vm.gpt`), as ``sfdisk`` does.  A LUKS volume (a partition or the
-whole disk, LUKS1 or LUKS2) is named as encrypted, not as "no file system".
+whole disk, LUKS1 or LUKS2) is named as encrypted, not as "no file system"; with a key
+(``secret``, :mod:`strongroom_vm.luks`) it is unlocked in memory and the file system or
+LVM physical volume inside is read.  A disk without partition table that is an LVM
+physical volume lists its logical volumes as ``VG-LV``.
 """
 
 from __future__ import annotations
@@ -57,7 +60,14 @@ _LOCK = threading.Lock()  # TSK objects are not safe across threads
 _NO_UNIX_METADATA = frozenset({"fat12", "fat16", "fat32", "exfat", "ntfs"})
 LUKS_MAGIC = b"LUKS\xba\xbe"
 XFS_MAGIC = b"XFSB"
-ENCRYPTED = "it is encrypted (LUKS); restore the disk and open it with cryptsetup"
+
+
+def _luks_kind(reader) -> str:
+    """'LUKS1' or 'LUKS2' for a volume starting with a LUKS header, else ''."""
+    with _LOCK:
+        reader.seek(0)
+        head = reader.read(8)
+    return f"LUKS{int.from_bytes(head[6:8], 'big')}" if head[:6] == LUKS_MAGIC else ""
 
 
 def is_luks(reader) -> bool:
@@ -134,6 +144,8 @@ class Volume:
     description: str
     fs: str
     reader: object = attrs.field(eq=False, repr=False)
+    encryption: str = ""  # LUKS1, LUKS2 for an encrypted volume
+    unlocked: str = ""  # the file system inside an encrypted volume, once unlocked
 
 
 @attrs.frozen
@@ -265,10 +277,28 @@ class FileSystem:
 class DiskView:
     """The volumes of one disk, and the file system of each."""
 
-    def __init__(self, reader, size: int, label: str, point: str) -> None:
+    def __init__(self, reader, size: int, label: str, point: str, secret=None) -> None:
         _need_tsk()
         self.reader, self.size, self.label, self.point = reader, size, label, point
+        self.secret = secret  # a luks.LuksSecret: unlocks the LUKS volumes of this disk
         self._volumes: list[Volume] | None = None
+        self._whole_disk = False  # volumes() found no partition table
+        self._unlocked: dict[str, object] = {}
+
+    def _unlock(self, reader, size: int, where: str):
+        """The plaintext of the LUKS volume read by ``reader`` (unlocked once)."""
+        if where not in self._unlocked:
+            from .luks import unlock
+
+            with _LOCK:
+                self._unlocked[where] = unlock(reader, size, self.secret, where)
+        return self._unlocked[where]
+
+    def _lvm_volumes(self, prefix: str, reader, start: int) -> list[Volume]:
+        """The logical volumes of the LVM physical volume read by ``reader``."""
+        return [Volume(f"{prefix}{lv_name}", start, lv_size, "LVM logical volume",
+                       self._probe_fs(lv_reader, lv_size), lv_reader)
+                for lv_name, lv_reader, lv_size in logical_volumes(reader)]
 
     def _probe_fs(self, reader, size: int) -> str:
         if _starts_with(reader, XFS_MAGIC):
@@ -282,13 +312,13 @@ class DiskView:
             head = reader.read(4096)
             if head.startswith(LUKS_MAGIC):
                 return "luks"
-            if head[512:520] == b"LABELONE":
+            if b"LABELONE" in (head[0:8], head[512:520], head[1024:1032], head[1536:1544]):
                 return "lvm2"
             return ""
 
     def volumes(self) -> list[Volume] | None:
         """The partitions and logical volumes, or None if the disk has no partition table."""
-        if self._volumes is not None:
+        if self._volumes is not None or self._whole_disk:
             return self._volumes
         img = _Image(self.reader, self.size)
         try:
@@ -306,7 +336,9 @@ class DiskView:
                 for p in backup])
             return self._volumes
         if parts is None:
-            return None
+            self._volumes = self._whole_disk_volumes()
+            self._whole_disk = self._volumes is None
+            return self._volumes
         found = []
         logical = 4
         for start, length, slot, table, desc, flags in parts:
@@ -329,29 +361,50 @@ class DiskView:
             window = _Window(self.reader, start, length)
             fs = self._probe_fs(window, length)
             out.append(Volume(name, start, length, text, fs, window))
-            if fs == "lvm2":
+            pv = window if fs == "lvm2" else None
+            if fs == "luks":
+                out[-1] = attrs.evolve(out[-1], encryption=_luks_kind(window))
+                if self.secret is not None:
+                    plain = self._unlock(window, length, f"{self.label}:/{name}")
+                    inner = self._probe_fs(plain, plain.size)
+                    out[-1] = attrs.evolve(out[-1], unlocked=inner or "no file system")
+                    pv = plain if inner == "lvm2" else None
+            if pv is not None:
                 try:
-                    for lv_name, lv_reader, lv_size in logical_volumes(window):
-                        out.append(Volume(f"{name}/{lv_name}", start, lv_size, "LVM logical volume",
-                                          self._probe_fs(lv_reader, lv_size), lv_reader))
+                    out.extend(self._lvm_volumes(f"{name}/", pv, start))
                 except LvmError as exc:
                     out[-1] = attrs.evolve(out[-1], description=f"{text} (LVM: {exc})")
         return out
 
+    def _whole_disk_volumes(self) -> list[Volume] | None:
+        """A disk without partition table that is an LVM physical volume (or a LUKS volume
+        holding one, with the key given): its logical volumes, named ``VG-LV``."""
+        reader = self.reader
+        if _luks_kind(reader) and self.secret is not None:
+            reader = self._unlock(reader, self.size, f"disk {self.label}")
+        try:
+            return self._lvm_volumes("", reader, 0) or None
+        except LvmError:
+            return None
+
     def open_fs(self, volume: str | None) -> FileSystem:
         """The file system of ``volume`` (a ``pN`` name), or of the whole disk (None)."""
         if volume is None:
+            where = f"disk {self.label}"
             if is_luks(self.reader):
-                raise UnknownFilesystem(where=f"disk {self.label}", reason=ENCRYPTED)
-            return self._filesystem(self.reader, self.size, f"disk {self.label}")
+                plain = self._unlock(self.reader, self.size, where)
+                return self._filesystem(plain, plain.size, where)
+            return self._filesystem(self.reader, self.size, where)
         for v in self.volumes() or []:
             if v.name == volume:
                 where = f"{self.label}:/{v.name}"
+                reader, size = v.reader, v.size
                 if v.fs == "luks":
-                    raise UnknownFilesystem(where=where, reason=ENCRYPTED)
-                if v.fs == "lvm2":
+                    reader = self._unlock(v.reader, v.size, where)
+                    size = reader.size
+                if v.fs == "lvm2" or v.unlocked == "lvm2":
                     raise UnknownFilesystem(where=where, reason="it is an LVM physical volume; browse its logical volumes")
-                return self._filesystem(v.reader, v.size, where)
+                return self._filesystem(reader, size, where)
         raise PathNotInPoint(path=f"{self.label}:/{volume}", point=self.point)
 
     def _filesystem(self, reader, size: int, where: str) -> FileSystem:

@@ -10,6 +10,11 @@ restored.
 Extraction writes ``DIR/<disk>/<volume>/<path>`` (the place the item has in the point,
 as a files restore does) through the core's safe writer (``ctx.write_entries``), with the metadata the file
 system has: mode, owner, modification and access times; symbolic links as links.
+
+A LUKS volume is listed as ``encrypted (LUKS1|LUKS2)``; given a secret (restore's
+``--luks-passphrase-env``/``--luks-key-file``, or for browse ``STRONGROOM_LUKS_PASSPHRASE``/
+``STRONGROOM_LUKS_KEY_FILE``: :func:`strongroom_vm.luks.secret_from`) it is unlocked in
+memory and read like any other volume; the same secret is tried on every LUKS volume.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from strongroom import (
 )
 
 from .errors import DiskNotInPoint
-from .fsread import DiskView, FileSystem, FsNode
+from .fsread import DiskView, FileSystem, FsNode, Volume
+from .luks import LuksSecret
 from .layout import DISKS_DIR
 
 __all__ = ["Location", "browse_disk", "extract", "parse_location"]
@@ -50,15 +56,16 @@ def is_location(path: str) -> bool:
     return path.startswith("/") or head.endswith(":")
 
 
-def open_disk(ctx: PointContext, disk: str) -> DiskView:
+def open_disk(ctx: PointContext, disk: str, secret: LuksSecret | None = None) -> DiskView:
     names = disk_names(ctx)
     if disk not in names:
         raise DiskNotInPoint(disk=disk, point=ctx.point.short_id, disks=", ".join(names) or "none")
     entry = ctx.lookup(f"{DISKS_DIR}/{disk}")
-    return DiskView(ctx.open(entry), entry.size, disk, ctx.point.short_id)
+    return DiskView(ctx.open(entry), entry.size, disk, ctx.point.short_id, secret)
 
 
-def parse_location(ctx: PointContext, text: str, view: DiskView | None = None) -> tuple[Location, DiskView]:
+def parse_location(ctx: PointContext, text: str, view: DiskView | None = None,
+                   secret: LuksSecret | None = None) -> tuple[Location, DiskView]:
     """Split ``[DISK:]/path`` into disk, volume and path parts (opening the disk)."""
     disk, sep, rest = text.partition(":")
     if not sep or "/" in disk:
@@ -70,7 +77,7 @@ def parse_location(ctx: PointContext, text: str, view: DiskView | None = None) -
     parts = [p for p in rest.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise PathNotInPoint(path=text, point=ctx.point.short_id)
-    view = view or open_disk(ctx, disk)
+    view = view or open_disk(ctx, disk, secret)
     volumes = view.volumes()
     if volumes is None or not parts:
         return Location(disk, None, tuple(parts), text), view
@@ -88,13 +95,16 @@ def _row(prefix: str, node: FsNode) -> BrowseItem:
                       mode=node.mode, owner=f"{node.uid}:{node.gid}", mtime_ns=node.mtime_ns, target=node.target)
 
 
-def _shown_fs(fs: str) -> str:
-    return {"luks": "encrypted (LUKS)", "": "no file system"}.get(fs, fs)
+def _shown_fs(volume: Volume) -> str:
+    if volume.fs == "luks":
+        inside = f", unlocked: {volume.unlocked}" if volume.unlocked else ""
+        return f"encrypted ({volume.encryption or 'LUKS'}{inside})"
+    return volume.fs or "no file system"
 
 
-def browse_disk(ctx: PointContext, text: str) -> list[BrowseItem]:
-    """Rows for ``browse ITEM [DISK:]/path``."""
-    loc, view = parse_location(ctx, text)
+def browse_disk(ctx: PointContext, text: str, secret: LuksSecret | None = None) -> list[BrowseItem]:
+    """Rows for ``browse ITEM [DISK:]/path`` (``secret`` unlocks LUKS volumes)."""
+    loc, view = parse_location(ctx, text, secret=secret)
     base = f"{loc.disk}:"
     volumes = view.volumes()
     if volumes is not None and loc.volume is None:  # the top of a partitioned disk
@@ -102,12 +112,13 @@ def browse_disk(ctx: PointContext, text: str) -> list[BrowseItem]:
         for v in volumes:
             if "/" in v.name:
                 continue
-            detail = ", ".join(x for x in (_shown_fs(v.fs), v.description) if x)
-            rows.append(BrowseItem(path=f"{base}/{v.name}", name=v.name, type="partition", size=v.size, detail=detail))
+            detail = ", ".join(x for x in (_shown_fs(v), v.description) if x)
+            kind = "volume" if v.description == "LVM logical volume" else "partition"  # LVM on a whole disk
+            rows.append(BrowseItem(path=f"{base}/{v.name}", name=v.name, type=kind, size=v.size, detail=detail))
             for lv in volumes:
                 if lv.name.startswith(v.name + "/"):
                     rows.append(BrowseItem(path=f"{base}/{lv.name}", name=lv.name, type="volume", size=lv.size,
-                                           detail=_shown_fs(lv.fs)))
+                                           detail=_shown_fs(lv)))
         return rows
     fs = view.open_fs(loc.volume)
     node = fs.lookup(list(loc.parts), loc.shown)
@@ -128,11 +139,12 @@ def _entry(node: FsNode, name: str) -> Entry:
                  atime_ns=node.atime_ns, size=node.size if kind == FILE else 0, target=node.target)
 
 
-def _selection(ctx: PointContext, paths: list[str]) -> Iterator[tuple[FileSystem, str, FsNode]]:
+def _selection(ctx: PointContext, paths: list[str],
+               secret: LuksSecret | None) -> Iterator[tuple[FileSystem, str, FsNode]]:
     views: dict[str, DiskView] = {}
     for text in paths:
         disk = text.partition(":")[0] if ":" in text.split("/", 1)[0] else None
-        loc, view = parse_location(ctx, text, views.get(disk) if disk else None)
+        loc, view = parse_location(ctx, text, views.get(disk) if disk else None, secret)
         views[loc.disk] = view
         fs = view.open_fs(loc.volume)
         node = fs.lookup(list(loc.parts), loc.shown)
@@ -141,11 +153,12 @@ def _selection(ctx: PointContext, paths: list[str]) -> Iterator[tuple[FileSystem
             yield fs, relpath, child
 
 
-def extract(ctx: PointContext, target: str, paths: list[str]) -> RestoreResult:
-    """Write the files and folders at ``paths`` under ``target`` (see the module doc)."""
+def extract(ctx: PointContext, target: str, paths: list[str], secret: LuksSecret | None = None) -> RestoreResult:
+    """Write the files and folders at ``paths`` under ``target`` (see the module doc);
+    ``secret`` unlocks the LUKS volumes they are in."""
 
     def entries() -> Iterator[tuple[str, Entry, Iterator[bytes] | None]]:
-        for fs, relpath, node in _selection(ctx, paths):
+        for fs, relpath, node in _selection(ctx, paths, secret):
             entry = _entry(node, relpath.rpartition("/")[2])
             yield relpath, entry, fs.read(node) if entry.type == FILE else None
 

@@ -206,9 +206,10 @@ class VmWorkload(Workload):
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
         from .itemlevel import browse_disk, disk_names, is_location
+        from .luks import secret_from
 
         if path and is_location(path):
-            return browse_disk(ctx, path)
+            return browse_disk(ctx, path, secret_from())
         if path:
             return super().browse(ctx, path)
         rows = []
@@ -217,7 +218,8 @@ class VmWorkload(Workload):
             entry = ctx.lookup(f"disks/{name}")
             detail = f"browse {name}:/ for its partitions and files"
             if formats.get(name) == "luks":
-                detail = "encrypted (LUKS): restore the disk and open it with cryptsetup"
+                detail = (f"encrypted (LUKS): browse {name}:/ with STRONGROOM_LUKS_PASSPHRASE set; restore --files "
+                          "with --luks-passphrase-env or --luks-key-file")
             rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size, detail=detail))
         for row in super().browse(ctx, ""):
             if row.name != "disks":
@@ -238,6 +240,10 @@ class VmWorkload(Workload):
                          help="vm points: format of the restored disk images (default: raw, sparse)."),
             click.Option(["--files", "files"], multiple=True, metavar="[DISK:]/PATH",
                          help="vm points: extract these files or folders from inside a disk (repeatable)."),
+            click.Option(["--luks-passphrase-env", "luks_passphrase_env"], metavar="VAR",
+                         help="vm points, --files: unlock LUKS volumes with the passphrase in this environment variable."),
+            click.Option(["--luks-key-file", "luks_key_file"], metavar="FILE",
+                         help="vm points, --files: unlock LUKS volumes with this key file."),
             click.Option(["--define", "define"], metavar="NEW_NAME",
                          help="vm points of a libvirt domain: define a new domain with the restored disks."),
             click.Option(["--start", "start"], is_flag=True, default=False,
@@ -264,8 +270,16 @@ class VmWorkload(Workload):
                                    bool(options.get("start")))
         if options.get("start"):
             raise UsageError(message="--start goes with --define NEW_NAME")
+        luks_env, luks_file = options.get("luks_passphrase_env"), options.get("luks_key_file")
+        if (luks_env or luks_file) and not files:
+            raise UsageError(message="--luks-passphrase-env and --luks-key-file unlock volumes for --files; "
+                             "whole disks are restored as they are")
+        if luks_env and luks_file:
+            raise UsageError(message="give --luks-passphrase-env or --luks-key-file, not both")
         if files:
             if disks or options.get("disk_format"):
                 raise UsageError(message="--files extracts files; it cannot be combined with --disk or --format")
-            return extract(ctx, target, files)
+            from .luks import secret_from
+
+            return extract(ctx, target, files, secret_from(luks_env, luks_file))
         return restore_disks(ctx, target, disks, options.get("disk_format") or "raw")

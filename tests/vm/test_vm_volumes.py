@@ -1,5 +1,5 @@
 """Volumes and file systems inside disks: what FAT and NTFS files restore as, LUKS volumes
-named as encrypted, and a GPT disk read from its backup header when the primary is damaged.
+named as encrypted (unlocking them: test_vm_luks.py), and a GPT disk read from its backup header when the primary is damaged.
 
 Images are real: ``sfdisk``, ``mke2fs -d``, ``mkfs.fat`` + ``mcopy``, ``mkntfs`` +
 ``ntfscp``, ``cryptsetup luksFormat`` on image files.
@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from strongroom_vm.errors import UnknownFilesystem
+from strongroom_vm.errors import LuksNeedsKey
 from vmkit import MIB, partition, run, write_at
 
 
@@ -84,24 +84,30 @@ class TestModesFromFatAndNtfs:
 
 class TestLuks:
     @pytest.mark.parametrize("kind", ["luks1", "luks2"])
-    def test_a_whole_disk_luks_volume_is_named_encrypted(self, vault, cli, vault_url, tmp_path, kind):
-        """Browsing or extracting from a whole-disk LUKS volume says it is encrypted (LUKS), not 'no file system'."""
+    def test_a_whole_disk_luks_volume_is_named_encrypted(self, vault, cli, vault_url, tmp_path, kind, monkeypatch):
+        """Browsing or extracting from a whole-disk LUKS volume without a key says it is encrypted
+        (LUKS1/LUKS2) and how to give the key (exit 126), not 'no file system'."""
+        monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
+        monkeypatch.delenv("STRONGROOM_LUKS_KEY_FILE", raising=False)
         image = tmp_path / "secret.img"
         luks_volume(image, 32, kind)
         vault.protect("vm", "vault-vm", {"disks": [f"crypt={image}"]})
         vault.backup("vault-vm")
         [top] = [r for r in vault.browse("vault-vm", None, "") if r.name == "crypt"]
         assert top.detail.startswith("encrypted (LUKS)")
-        with pytest.raises(UnknownFilesystem, match=r"disk crypt: it is encrypted \(LUKS\)") as info:
+        shown = f"encrypted ({kind.upper()})"
+        with pytest.raises(LuksNeedsKey, match=rf"disk crypt is encrypted \({kind.upper()}\)") as info:
             vault.browse("vault-vm", None, "crypt:/")
         assert "no file system" not in str(info.value)
-        with pytest.raises(UnknownFilesystem, match=r"encrypted \(LUKS\)"):
+        with pytest.raises(LuksNeedsKey, match=r"--luks-passphrase-env VAR or --luks-key-file FILE"):
             vault.restore("vault-vm", None, str(tmp_path / "out"), options={"files": ["crypt:/etc"]})
-        out = cli("restore", "vault-vm", "--target", tmp_path / "o2", "--files", "/etc", expect=95)
-        assert out.stderr.count("\n") == 1 and "encrypted (LUKS)" in out.stderr
+        out = cli("restore", "vault-vm", "--target", tmp_path / "o2", "--files", "/etc", expect=126)
+        assert out.stderr.count("\n") == 1 and shown in out.stderr
 
-    def test_a_luks_partition_is_listed_as_encrypted(self, vault, tree, tmp_path):
-        """A GPT disk with an ext4 and a LUKS2 partition lists the second as encrypted (LUKS)."""
+    def test_a_luks_partition_is_listed_as_encrypted(self, vault, tree, tmp_path, monkeypatch):
+        """A GPT disk with an ext4 and a LUKS2 partition lists the second as encrypted (LUKS2)."""
+        monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
+        monkeypatch.delenv("STRONGROOM_LUKS_KEY_FILE", raising=False)
         image = tmp_path / "disk.img"
         parts = partition(image, 96, "label: gpt\nstart=2048, size=32MiB, type=L\nsize=40MiB, type=L\n")
         run("mke2fs", "-q", "-F", "-t", "ext4", "-E", f"offset={parts[0]['start'] * 512}", "-d", tree[0],
@@ -112,8 +118,8 @@ class TestLuks:
         vault.protect("vm", "web", {"disks": [f"vda={image}"]})
         vault.backup("web")
         rows = {r.name: r.detail for r in vault.browse("web", None, "vda:/")}
-        assert rows["p1"].startswith("ext4") and rows["p2"].startswith("encrypted (LUKS)")
-        with pytest.raises(UnknownFilesystem, match=r"vda:/p2: it is encrypted \(LUKS\)"):
+        assert rows["p1"].startswith("ext4") and rows["p2"].startswith("encrypted (LUKS2)")
+        with pytest.raises(LuksNeedsKey, match=r"vda:/p2 is encrypted \(LUKS2\)"):
             vault.browse("web", None, "vda:/p2")
 
 
