@@ -317,8 +317,11 @@ def end_stale_servers(path: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool = False) -> Iterator[str]:
+def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool = False,
+                bitmaps: tuple[str, ...] = ()) -> Iterator[str]:
     """Run ``qemu-nbd`` read-only for ``path`` on a private unix socket; yield the socket.
+    ``bitmap``/``bitmaps``: persistent dirty bitmaps of the image to export (their
+    ``qemu:dirty-bitmap:NAME`` contexts).
 
     ``shared=True`` serves an image that a running VM holds: the image is opened with
     QEMU's locking off (``--image-opts ...,file.locking=off``), so it neither takes nor
@@ -329,8 +332,8 @@ def serve_image(path: str, fmt: str, *, bitmap: str | None = None, shared: bool 
     sock = os.path.join(workdir, "nbd.sock")
     argv = [qemu_nbd, "--read-only", "--shared=8", "--socket", sock, "--export-name", "disk", "--cache=none",
             "--aio=threads"]
-    if bitmap:
-        argv += ["--bitmap", bitmap]
+    for name in ((bitmap,) if bitmap else ()) + tuple(bitmaps):
+        argv += ["--bitmap", name]
     if shared:
         protocol = "host_device" if stat.S_ISBLK(os.stat(path).st_mode) else "file"
         argv += ["--image-opts",

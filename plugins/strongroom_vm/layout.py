@@ -64,9 +64,9 @@ def dir_source(name: str) -> FolderSource:
     return FolderSource.named(name)
 
 
-def disk_entry(name: str, size: int, mtime_ns: int = 0) -> Entry:
+def disk_entry(name: str, size: int, mtime_ns: int = 0, chunk_size: int = CHUNK_SIZE) -> Entry:
     """A disk's entry; ``mtime_ns`` is the image's modification time, or the snapshot time."""
-    return Entry(name=name, type=DISK, mode=0o600, size=size, chunk_size=CHUNK_SIZE,
+    return Entry(name=name, type=DISK, mode=0o600, size=size, chunk_size=chunk_size,
                  mtime_ns=mtime_ns or time.time_ns())
 
 

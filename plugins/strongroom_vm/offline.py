@@ -37,7 +37,8 @@ from .atrest import ReadWatch, changes, file_mark, head_digest
 from .errors import DiskInUse, DiskUnreadable
 from .images import DIRECT_FORMATS, NBD_FORMATS, ClosingReader, end_stale_servers, qemu_img_info, open_image, probe
 from .locks import writer_present
-from .layout import DISKS_DIR, check_disk_name, dir_source, disk_entry
+from .layout import CHUNK_SIZE, DISKS_DIR, check_disk_name, dir_source, disk_entry
+from .restbitmaps import prepare
 
 __all__ = ["disk_sources", "parse_disks"]
 
@@ -175,12 +176,15 @@ def unchanged(record: dict[str, Any], parent: dict[str, Any] | None) -> bool:
 
 
 def disk_sources(disks: list[dict[str, Any]], *, force: bool = False, watch: ReadWatch | None = None,
-                 parent: dict[str, dict[str, Any]] | None = None,
+                 parent: dict[str, dict[str, Any]] | None = None, item_id: str = "",
+                 notes: list[str] | None = None, chunk_size: int = CHUNK_SIZE,
                  ) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
     """The ``disks/`` entries of an offline VM, the disks' manifest records, and the
     names of the disks a running VM holds (read only with ``force``).  ``parent``: the
     parent point's disk records by name; a disk unchanged since (:func:`unchanged`) is
-    not read, and its record says ``unchanged``."""
+    not read, and its record says ``unchanged``.  With ``item_id``, a qcow2 disk that
+    changed is read through its dirty bitmaps (:mod:`strongroom_vm.restbitmaps`); why
+    one is read whole goes to ``notes``."""
     parent = parent or {}
     sources: list[Any] = [dir_source(DISKS_DIR)]
     records = []
@@ -194,14 +198,30 @@ def disk_sources(disks: list[dict[str, Any]], *, force: bool = False, watch: Rea
         if used:
             in_use.append(disk["name"])
             record["in_use"] = True
-        entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns)
         path = f"{DISKS_DIR}/{disk['name']}"
-        if unchanged(record, parent.get(disk["name"])):
+        before = parent.get(disk["name"])
+        if unchanged(record, before):
             record["unchanged"] = True
+            if before.get("bitmap"):  # nothing written since: the parent's checkpoint still counts
+                record["bitmap"] = before["bitmap"]
+            entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns, chunk_size)
             # not opened unless the parent's chunks are gone (then read whole, unwatched)
             sources.append(DiskSource(path, entry, _Opener(disk, size, force, None), frozenset()))
-        else:
-            sources.append(DiskSource(path, entry, _Opener(disk, size, force, watch)))
+            records.append(record)
+            continue
+        changed = None
+        if item_id and disk["format"] == "qcow2" and seen is not None and not used:
+            prepared = prepare(disk["path"], item_id, before, size, chunk_size)
+            changed = prepared.changed
+            if prepared.bitmap:
+                record["bitmap"] = prepared.bitmap
+            if changed is not None:
+                record["changed_chunks"] = len(changed)
+            if prepared.note and notes is not None:
+                notes.append(f"disk {disk['name']} ({disk['path']}) was read whole: {prepared.note}")
+            record["identity"] = identity(disk["path"])  # after the bitmaps' changes
+        entry = disk_entry(disk["name"], size, os.stat(disk["path"]).st_mtime_ns, chunk_size)
+        sources.append(DiskSource(path, entry, _Opener(disk, size, force, watch), changed))
         records.append(record)
     return sources, records, in_use
 

@@ -187,8 +187,11 @@ class VmWorkload(Workload):
         paths = {d["name"]: d["path"] for d in source["disks"]}
         watch = ReadWatch(torn)
         previous = {d.get("name"): d for d in parent.get("disks", [])} if parent.get("mode") == "offline" else {}
+        notes: list[str] = []
         disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch,
-                                                      parent=previous)
+                                                      parent=previous, item_id=ctx.item.item_id, notes=notes)
+        for note in notes:
+            ctx.warn(note)
         ctx.progress(total=sum(record["size"] for record in records))  # what the progress line counts toward
         for name in in_use:
             ctx.consistency = "inconsistent"

@@ -5,6 +5,9 @@
   counts only the small manifest), and the point restores byte-identical.
 - An image that changed is read again; "read" counts the bytes read from the image,
   not the holes of a sparse file (a 200 MiB image with a few MiB of data reads a few MiB).
+- A qcow2 image gets a persistent dirty bitmap with each backup: the next backup reads
+  only the chunks it marks; a backup that fails before its commit resets nothing, so the
+  next still reads the change; a missing bitmap means a full read and one warning.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 
 import pytest
+from strongroom import StorageError
 
 import strongroom_vm.offline as offline
 from vmkit import MIB, run, sha256_file, write_at
@@ -99,7 +103,84 @@ class TestTruthfulRead:
         assert point.stats["bytes_read"] < 100 * MIB
 
 
-def first_chunk(vault) -> int:
+def bitmaps_of(image) -> list[str]:
+    info = json.loads(run("qemu-img", "info", "--output=json", image).stdout)
+    return sorted(b["name"] for b in info["format-specific"]["data"].get("bitmaps", []))
+
+
+def guest_write(image, offset: int, length: int, pattern: int) -> None:
+    """Write into a qcow2 image through QEMU's block layer, as a VM would (bitmaps record it)."""
+    run("qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", image)
+
+
+class TestQcow2Bitmaps:
+    def test_only_dirty_chunks_are_read(self, vault, images, tmp_path):
+        """A 64 KiB write after a backup: the next reads one cluster, not the disk, and restores equal."""
+        _, data = images
+        item = vault.protect("vm", "db", {"disks": [str(data)]})
+        first = vault.backup("db")
+        [checkpoint] = bitmaps_of(data)
+        assert checkpoint.startswith(f"sr-{item.item_id}-")
+        guest_write(data, 40 * MIB, 64 * 1024, 0x33)
+        second = vault.backup("db")
+        assert second.warnings == ()
+        assert first.stats["bytes_read"] > 3 * MIB and second.stats["bytes_read"] < 256 * 1024
+        assert second.stats["chunks_reused"] == 64 * MIB // first_chunk(vault, "db") - 1
+        vault.restore("db", second.point_id, str(tmp_path / "out"))
+        assert sha256_file(tmp_path / "out" / "disks" / "data.img") == sha256_file(data, fmt="qcow2")
+        manifest = json.loads((tmp_path / "out" / "vm.json").read_text())
+        [record] = manifest["disks"]
+        assert record["changed_chunks"] == 1 and record["bitmap"] != checkpoint
+        assert bitmaps_of(data) == sorted([checkpoint, record["bitmap"]])  # the parent's goes later
+        third = vault.backup("db")  # unchanged: not read, the image not touched, its checkpoint still counts
+        assert third.stats["bytes_read"] < SMALL and bitmaps_of(data) == sorted([checkpoint, record["bitmap"]])
+        guest_write(data, 50 * MIB, 4096, 0x34)
+        fourth = vault.backup("db")
+        assert fourth.stats["bytes_read"] < 256 * 1024
+        assert checkpoint not in bitmaps_of(data) and record["bitmap"] in bitmaps_of(data)
+
+    def test_a_backup_killed_before_its_commit_resets_nothing(self, vault, images, tmp_path, monkeypatch):
+        """The backup after a failed one still reads the change made before the failure."""
+        _, data = images
+        vault.protect("vm", "db", {"disks": [str(data)]})
+        vault.backup("db")
+        guest_write(data, 20 * MIB, 4096, 0x44)
+        original_put = type(vault.repo.store).put
+
+        def failing_put(store, name, payload):
+            if name.startswith("data/"):
+                raise StorageError(message="injected failure")
+            return original_put(store, name, payload)
+
+        monkeypatch.setattr(type(vault.repo.store), "put", failing_put)
+        with pytest.raises(StorageError):
+            vault.backup("db")
+        monkeypatch.undo()
+        assert len(bitmaps_of(data)) == 2  # the parent's and the failed attempt's
+        guest_write(data, 60 * MIB, 4096, 0x45)
+        point = vault.backup("db")
+        assert point.warnings == () and point.stats["bytes_read"] < 512 * 1024
+        vault.restore("db", point.point_id, str(tmp_path / "out"))
+        assert sha256_file(tmp_path / "out" / "disks" / "data.img") == sha256_file(data, fmt="qcow2")
+
+    def test_a_missing_bitmap_means_a_full_read_and_one_warning(self, vault, images, tmp_path):
+        """Someone removed the checkpoint: the disk is read whole, the backup says why in one warning."""
+        _, data = images
+        vault.protect("vm", "db", {"disks": [str(data)]})
+        vault.backup("db")
+        [checkpoint] = bitmaps_of(data)
+        run("qemu-img", "bitmap", "--remove", data, checkpoint)
+        guest_write(data, 30 * MIB, 4096, 0x46)
+        point = vault.backup("db")
+        [warning] = point.warnings
+        assert "disk data" in warning and "read whole" in warning and "bitmap of the last point is missing" in warning
+        assert point.stats["bytes_read"] > 3 * MIB
+        vault.restore("db", point.point_id, str(tmp_path / "out"))
+        assert sha256_file(tmp_path / "out" / "disks" / "data.img") == sha256_file(data, fmt="qcow2")
+        assert len(bitmaps_of(data)) == 1  # a new checkpoint: the next backup is incremental again
+
+
+def first_chunk(vault, item: str = "web") -> int:
     """The chunk size of the disks of the item's latest point."""
-    view = vault.point_view("web")
-    return view.lookup("disks/system").chunk_size
+    view = vault.point_view(item)
+    return next(e for e in view.listdir("disks")).chunk_size
