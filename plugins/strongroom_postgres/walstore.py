@@ -1,0 +1,307 @@
+"""The WAL archive of a physical item: segments stored as points of a companion item.
+
+The segments of item ``ITEM`` are the files of the points of item ``ITEM.wal``
+(workload ``postgres-wal``, protected on the first push): each push commits one point
+holding the segments it archives (one, or a batch), compressed and encrypted as every
+chunk of the vault.  The point header's ``extra["wal"]`` maps each segment name to its
+SHA-256, so finding a segment reads headers only.
+
+Promises:
+
+- :func:`push` returns only once the segment is committed in the vault (sync), or
+  fsync'd into the local spool (``async_=True``: ``$STRONGROOM_HOME/wal-spool/VAULT/ITEM``;
+  the spool is committed as one point by the push that finds ``batch`` segments
+  there, or by :func:`flush`).  Any failure raises, so ``archive_command`` exits
+  non-zero and PostgreSQL keeps the segment and retries.
+- A segment already archived with the same content is success; with other content it
+  is :class:`~.errors.WalSegmentConflict` (nothing replaced).
+- :func:`fetch` writes a segment (from the spool first, then the vault) to a temporary
+  name beside the destination and renames it; it returns False for a segment the
+  archive does not hold (``restore_command`` then exits 1, as PostgreSQL expects).
+- Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
+  physical (:class:`~.errors.NotPhysical`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import io
+import os
+import re
+import time
+from typing import Iterator
+
+import attrs
+from strongroom import FILE, Entry, ItemNotFound, StreamSource, strongroom_home
+
+from .errors import NotPhysical, WalItemUnknown, WalPushFailed, WalSegmentConflict
+
+SUFFIX = ".wal"
+WORKLOAD = "postgres-wal"
+SEGMENT = re.compile(r"^[0-9A-F]{24}$")
+#: names restore_command is asked for besides segments
+NAME = re.compile(r"^[0-9A-F]{8}(?:[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?|\.history)$")
+SEGMENTS_PER_LOG = 256  # 16 MiB segments: 0x100000000 / 16 MiB
+
+
+def companion(item: str) -> str:
+    return item + SUFFIX
+
+
+def check_item(vault, item: str):
+    """The physical item ``item`` (refusals: see the module docstring)."""
+    try:
+        found = vault.item(item)
+    except ItemNotFound:
+        raise WalItemUnknown(item=item) from None
+    if found.workload != "postgres" or found.state != "protected":
+        raise WalItemUnknown(item=item)
+    if found.source.get("mode") != "physical":
+        raise NotPhysical(item=item, reason="is a logical (pg_dump) item: WAL archiving and point-in-time"
+                                            " restore need a physical one (protect postgres ITEM --physical)")
+    return found
+
+
+def _ensure_companion(vault, item: str) -> str:
+    name = companion(item)
+    try:
+        vault.item(name)
+    except ItemNotFound:
+        vault.protect(WORKLOAD, name, {"of": item})
+    return name
+
+
+def archived(vault, item: str) -> dict[str, tuple[str, str, str]]:
+    """Segment name -> (sha256, point id, point created) of every archived segment."""
+    try:
+        points = vault.points(companion(item))
+    except ItemNotFound:
+        return {}
+    found: dict[str, tuple[str, str, str]] = {}
+    for point in points:
+        for name, digest in (point.extra or {}).get("wal", {}).items():
+            found.setdefault(name, (digest, point.point_id, point.created))
+    return found
+
+
+def _entry(name: str, size: int) -> Entry:
+    now = time.time_ns()
+    return Entry(name=name, type=FILE, mode=0o600, mtime_ns=now, ctime_ns=now, size=size)
+
+
+def _commit(vault, item: str, segments: list[tuple[str, bytes]]) -> None:
+    """One point of the companion item holding ``segments`` (name, content)."""
+    if not segments:
+        return
+    name = _ensure_companion(vault, item)
+    digests = {n: hashlib.sha256(c).hexdigest() for n, c in segments}
+
+    def produce(ctx) -> Iterator[object]:
+        for seg, content in segments:
+            yield StreamSource(seg, _entry(seg, len(content)), lambda c=content: io.BytesIO(c))
+
+    vault.copy_in(name, produce, header={"extra": {"wal": digests}, "consistency": "wal segments"})
+
+
+def _read(path: str, segment: str, item: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise WalPushFailed(segment=segment, item=item, reason=f"cannot read {path}: {exc.strerror}") from None
+
+
+def _known(have: dict, item: str, segment: str, content: bytes) -> bool:
+    """True when ``segment`` is archived with this content; conflict if with another."""
+    if segment not in have:
+        return False
+    if have[segment][0] != hashlib.sha256(content).hexdigest():
+        raise WalSegmentConflict(segment=segment, item=item)
+    return True
+
+
+# --- the spool (async) -------------------------------------------------------------------
+
+
+def spool_dir(vault, item: str) -> str:
+    return os.path.join(str(strongroom_home()), "wal-spool", vault.vault_id, item)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _spooled(folder: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(folder) if NAME.match(n))
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def _flush_lock(folder: str, wait: bool) -> Iterator[bool]:
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with open(os.path.join(folder, ".lock"), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+@attrs.frozen
+class Pushed:
+    segment: str
+    how: str  # "archived", "already archived", "spooled", "spooled and flushed N"
+
+
+def push(vault, item: str, path: str, *, async_: bool = False, batch: int = 8) -> Pushed:
+    """Archive the WAL file at ``path`` (see the module docstring)."""
+    segment = os.path.basename(path)
+    if not NAME.match(segment):
+        raise WalPushFailed(segment=segment, item=item, reason="not a WAL file name (archive_command passes %p)")
+    folder = spool_dir(vault, item)
+    if not (async_ and os.path.isdir(folder)):  # a spool exists only for an item already checked
+        check_item(vault, item)
+    content = _read(path, segment, item)
+    if not async_:
+        try:
+            have = archived(vault, item)
+            if _known(have, item, segment, content):
+                return Pushed(segment, "already archived")
+            _commit(vault, item, [(segment, content)])
+        except (WalSegmentConflict, WalItemUnknown, NotPhysical):
+            raise
+        except Exception as exc:
+            raise WalPushFailed(segment=segment, item=item, reason=str(exc)) from None
+        return Pushed(segment, "archived")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    final = os.path.join(folder, segment)
+    if os.path.exists(final):
+        with open(final, "rb") as fh:
+            if fh.read() != content:
+                raise WalSegmentConflict(segment=segment, item=item)
+        return Pushed(segment, "already spooled")
+    temp = os.path.join(folder, f".{segment}.tmp")
+    with open(temp, "wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, final)
+    _fsync_dir(folder)
+    if len(_spooled(folder)) >= batch:
+        done = flush(vault, item, wait=False)
+        return Pushed(segment, f"spooled; {done} segment(s) committed")
+    return Pushed(segment, "spooled")
+
+
+def flush(vault, item: str, *, wait: bool = True) -> int:
+    """Commit the spooled segments of ``item`` as one point; the number committed (0
+    when another flush holds the spool and ``wait`` is false)."""
+    folder = spool_dir(vault, item)
+    if not os.path.isdir(folder):
+        check_item(vault, item)
+        return 0
+    with _flush_lock(folder, wait) as locked:
+        if not locked:
+            return 0
+        names = _spooled(folder)
+        if not names:
+            return 0
+        have = archived(vault, item)
+        batch = []
+        for name in names:
+            content = _read(os.path.join(folder, name), name, item)
+            if not _known(have, item, name, content):
+                batch.append((name, content))
+        try:
+            _commit(vault, item, batch)
+        except Exception as exc:
+            raise WalPushFailed(segment=f"{len(batch)} spooled segment(s)", item=item, reason=str(exc)) from None
+        for name in names:
+            os.unlink(os.path.join(folder, name))
+        _fsync_dir(folder)
+        return len(batch)
+
+
+# --- restore_command ---------------------------------------------------------------------
+
+
+def fetch(vault, item: str, name: str, destination: str) -> bool:
+    """Write WAL file ``name`` to ``destination``; False when the archive lacks it."""
+    if not NAME.match(name):
+        return False
+    spooled = os.path.join(spool_dir(vault, item), name)
+    if os.path.exists(spooled):
+        with open(spooled, "rb") as fh:
+            content = fh.read()
+    else:
+        where = archived(vault, item).get(name)
+        if where is None:
+            return False
+        content = vault.point_view(companion(item), where[1]).read_bytes(name)
+    temp = destination + ".strongroom-tmp"
+    with open(temp, "wb") as fh:
+        fh.write(content)
+    os.replace(temp, destination)
+    return True
+
+
+# --- listing -----------------------------------------------------------------------------
+
+
+def position(segment: str) -> tuple[int, int]:
+    """(timeline, segment number) of a segment name."""
+    return int(segment[:8], 16), int(segment[8:16], 16) * SEGMENTS_PER_LOG + int(segment[16:24], 16)
+
+
+def segment_name(timeline: int, number: int) -> str:
+    return f"{timeline:08X}{number // SEGMENTS_PER_LOG:08X}{number % SEGMENTS_PER_LOG:08X}"
+
+
+def summary(vault, item: str) -> dict:
+    """Timelines with first/last segment and the gaps between, the history files, and
+    when the last segment was archived."""
+    have = archived(vault, item)
+    folder = spool_dir(vault, item)
+    spooled = _spooled(folder)
+    names = set(have) | set(spooled)
+    timelines: dict[int, list[int]] = {}
+    for name in names:
+        if SEGMENT.match(name):
+            tli, number = position(name)
+            timelines.setdefault(tli, []).append(number)
+    rows = []
+    for tli in sorted(timelines):
+        numbers = sorted(timelines[tli])
+        present = set(numbers)
+        gaps = []
+        for number in range(numbers[0], numbers[-1] + 1):
+            if number not in present:
+                if gaps and gaps[-1][1] == number - 1:
+                    gaps[-1][1] = number
+                else:
+                    gaps.append([number, number])
+        rows.append({"timeline": tli, "first": segment_name(tli, numbers[0]), "last": segment_name(tli, numbers[-1]),
+                     "segments": len(numbers),
+                     "gaps": [{"from": segment_name(tli, a), "to": segment_name(tli, b)} for a, b in gaps]})
+    last = max((created for _, _, created in have.values()), default=None)
+    return {"item": item, "timelines": rows, "history": sorted(n for n in names if n.endswith(".history")),
+            "spooled": len(spooled), "last_archived": last}
+
+
+def last_archived_time(vault, item: str) -> dt.datetime | None:
+    """When the newest segment reached the archive (or the spool)."""
+    times = [dt.datetime.fromisoformat(c) for _, _, c in archived(vault, item).values()]
+    for name in _spooled(spool_dir(vault, item)):
+        times.append(dt.datetime.fromtimestamp(os.stat(os.path.join(spool_dir(vault, item), name)).st_mtime,
+                                               dt.timezone.utc))
+    return max(times) if times else None

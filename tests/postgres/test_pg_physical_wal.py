@@ -1,0 +1,129 @@
+"""WAL archiving through a real archive_command: push, get, list, refusals, retries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+import pgphysical
+from conftest import _bindir
+
+
+@pytest.fixture(scope="module")
+def phys():
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    cluster = pgphysical.start(bindir)
+    try:
+        yield cluster
+    finally:
+        pgphysical.stop(cluster)
+
+
+def archived(phys) -> tuple[int, int, str]:
+    row = phys.psql("select archived_count, failed_count, coalesce(last_archived_wal, '') from pg_stat_archiver")
+    count, failed, last = row.split("|")
+    return int(count), int(failed), last
+
+
+def wait_archived(phys, segment: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while archived(phys)[2] < segment:
+        assert time.monotonic() < deadline, f"{segment} not archived: {archived(phys)}"
+        time.sleep(0.2)
+
+
+def switch(phys) -> str:
+    phys.psql("create table if not exists t(i int); insert into t values (1)")
+    return phys.psql("select pg_walfile_name(pg_switch_wal())")
+
+
+def test_a_missing_item_fails_the_archive_command_and_a_later_retry_archives_everything(phys):
+    """archive_command names an item that is not protected yet: PostgreSQL retries (nothing
+    is lost), and once the item exists every segment reaches the archive."""
+    command = pgphysical.STRONGROOM + f" --vault {phys.vault} wal push db %p"
+    phys.psql(f"alter system set archive_command = 'STRONGROOM_HOME={phys.home} {command}'")
+    phys.psql("select pg_reload_conf()")
+    first = switch(phys)
+    deadline = time.monotonic() + 30
+    while archived(phys)[1] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert archived(phys)[0] == 0
+    assert "is not a protected postgres item of this vault" in open(f"{phys.data}.log").read()
+    phys.strongroom("protect", "postgres", "db", "--physical", "--host", phys.root, "--port", str(phys.port),
+                    "--user", "postgres")
+    second = switch(phys)
+    wait_archived(phys, second)
+    listing = phys.strongroom_json("wal", "list", "db")
+    (timeline,) = listing["timelines"]
+    assert timeline["timeline"] == 1 and timeline["gaps"] == []
+    assert timeline["first"] <= first and timeline["last"] == second
+
+
+def test_get_writes_a_segment_and_exits_1_silently_for_one_not_archived(phys, tmp_path):
+    segment = phys.strongroom_json("wal", "list", "db")["timelines"][0]["last"]
+    out = tmp_path / "seg"
+    phys.strongroom("wal", "get", "db", segment, str(out))
+    assert out.stat().st_size == 16 * 2**20
+    missing = phys.strongroom("wal", "get", "db", "00000001000000FF000000FF", str(tmp_path / "x"), check=False)
+    assert (missing.returncode, missing.stdout, missing.stderr) == (1, "", "")
+    history = phys.strongroom("wal", "get", "db", "00000002.history", str(tmp_path / "h"), check=False)
+    assert (history.returncode, history.stderr) == (1, "")
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_identical_segment_again_is_success_another_one_with_its_name_is_refused(phys, tmp_path):
+    segment = phys.strongroom_json("wal", "list", "db")["timelines"][0]["last"]
+    copy = tmp_path / segment
+    phys.strongroom("wal", "get", "db", segment, str(copy))
+    phys.strongroom("wal", "push", "db", str(copy))
+    with open(copy, "r+b") as fh:
+        fh.write(b"other")
+    done = phys.strongroom("wal", "push", "db", str(copy), check=False)
+    assert done.returncode == 114 and "already archived with other content" in done.stderr
+
+
+def test_async_push_spools_and_flush_commits_one_point(phys, tmp_path):
+    names = [f"0000000900000000000000{i:02X}" for i in range(1, 4)]
+    for name in names:
+        path = tmp_path / name
+        path.write_bytes(os.urandom(1024) * 16384)
+        phys.strongroom("wal", "push", "db", str(path), "--async", "--batch", "10")
+    listing = phys.strongroom_json("wal", "list", "db")
+    assert listing["spooled"] == 3
+    before = len(phys.strongroom_json("points", "db.wal"))
+    assert phys.strongroom("wal", "flush", "db").stdout.strip() == "3 segment(s) committed"
+    assert len(phys.strongroom_json("points", "db.wal")) == before + 1
+    listing = phys.strongroom_json("wal", "list", "db")
+    assert listing["spooled"] == 0
+    row = [r for r in listing["timelines"] if r["timeline"] == 9][0]
+    assert (row["first"], row["last"], row["gaps"]) == (names[0], names[-1], [])
+    shutil.rmtree(tmp_path)
+
+
+def test_a_gap_is_listed_and_the_listing_exits_1(phys, tmp_path):
+    for name in ("0000000A0000000000000001", "0000000A0000000000000004"):
+        (tmp_path / name).write_bytes(b"x" * 1024)
+        phys.strongroom("wal", "push", "db", str(tmp_path / name))
+    done = phys.strongroom("wal", "list", "db", check=False)
+    assert done.returncode == 1
+    assert "timeline 10: 0000000A0000000000000001 .. 0000000A0000000000000004, 2 segment(s)," \
+           " gaps: 0000000A0000000000000002..0000000A0000000000000003" in done.stdout
+
+
+def test_wal_commands_refuse_a_logical_item(phys, tmp_path):
+    phys.strongroom("protect", "postgres", "logical", "--host", phys.root, "--port", str(phys.port),
+                    "--user", "postgres", "--database", "postgres")
+    done = phys.strongroom("wal", "push", "logical", str(tmp_path / "000000010000000000000001"), check=False)
+    assert done.returncode == 118 and "is a logical (pg_dump) item" in done.stderr
+
+
+def test_setup_prints_the_archive_command(phys):
+    out = phys.strongroom("wal", "setup", "db").stdout.splitlines()
+    assert out[0] == "archive_mode = on"
+    assert out[1].startswith("archive_command = 'STRONGROOM_HOME=") and out[1].endswith(" wal push db %p'")
