@@ -101,7 +101,7 @@ class _Sectors:
         if name != "aes" or mode not in ("xts-plain64", "xts-plain", "cbc-essiv:sha256", "cbc-plain64", "cbc-plain"):
             raise LuksUnsupported(where=where, reason=f"cipher {spec} (strongroom reads aes-xts-plain64 and "
                                   "aes-cbc-essiv:sha256)")
-        self.mode, self.key = mode, key
+        self.mode, self.key, self._aes = mode, key, algorithms.AES(key)
         if mode == "cbc-essiv:sha256":
             self._essiv = Cipher(algorithms.AES(hashlib.sha256(key).digest()), modes.ECB()).encryptor()
 
@@ -118,7 +118,7 @@ class _Sectors:
         for i in range(0, len(data), size):
             iv = self._iv(first + i // size)
             mode = modes.XTS(iv) if self.mode.startswith("xts") else modes.CBC(iv)
-            d = Cipher(algorithms.AES(self.key), mode).decryptor()
+            d = Cipher(self._aes, mode).decryptor()
             out += d.update(data[i:i + size]) + d.finalize()
         return bytes(out)
 

@@ -7,13 +7,14 @@ disk and as a GPT partition beside ext4; they are read through libfsxfs, never m
 from __future__ import annotations
 
 import os
+import random
 import stat
 
 import pytest
 
 from strongroom.errors import PathNotInPoint
 from strongroom_vm.errors import UnknownFilesystem
-from vmkit import ext4_at, partition, write_at
+from vmkit import MIB, CountingStore, ext4_at, partition, write_at
 from xfskit import inode_times, need_xfsprogs, set_times, xfs_image
 
 OWNERS = {"home/alice": (1000, 1000), "home/alice/notes.txt": (1000, 1001), "home/alice/docs": (1000, 1000),
@@ -113,3 +114,29 @@ class TestXfsPartition:
         with pytest.raises(UnknownFilesystem, match=r"disk vda: an XFS volume libfsxfs cannot read") as info:
             vault.browse("rhel", None, "vda:/etc")
         assert "\n" not in str(info.value)
+
+
+class TestFetchedBytes:
+    def test_one_file_fetches_a_small_part_of_the_point(self, vault, tmp_path):
+        """Extracting a 1 MiB file from an XFS disk holding 64 MiB of incompressible files fetches
+        under 10% of the point's stored bytes: only the chunks with XFS metadata and the file."""
+        need_xfsprogs()
+        rng = random.Random(5)
+        root = tmp_path / "big"
+        for i in range(4):
+            (root / "var").mkdir(parents=True, exist_ok=True)
+            (root / "var" / f"blob{i}.bin").write_bytes(rng.randbytes(16 * MIB))
+        (root / "home").mkdir()
+        wanted = rng.randbytes(MIB)
+        (root / "home" / "wanted.bin").write_bytes(wanted)
+        image = tmp_path / "big.img"
+        xfs_image(image, root, 320)
+        vault.protect("vm", "big", {"disks": [f"vda={image}"]})
+        stored = vault.backup("big").stats["stored_bytes"]
+        counting = CountingStore(vault.repo.store)
+        vault.repo.store = counting
+        vault.restore("big", None, str(tmp_path / "out"), options={"files": ["vda:/home/wanted.bin"]})
+        assert (tmp_path / "out" / "vda" / "home" / "wanted.bin").read_bytes() == wanted
+        print(f"xfs: fetched {counting.bytes} bytes in {counting.reads} reads of {stored} stored "
+              f"({100 * counting.bytes / stored:.2f}%)")
+        assert counting.bytes < 0.10 * stored
