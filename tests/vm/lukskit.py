@@ -59,8 +59,8 @@ def luks_volume(path, payload: bytes, kind: str = "luks2", *, passphrase: bytes 
         fh.truncate(16 * MIB + len(payload))
     argv = ["cryptsetup", "luksFormat", "-q", "--type", kind, "--cipher", cipher, "--key-size", str(len(key) * 8),
             "--volume-key-file", vk]
-    if pbkdf == "argon2id":
-        argv += ["--pbkdf", "argon2id", "--pbkdf-memory", "8192", "--pbkdf-parallel", "1", "--pbkdf-force-iterations", "4"]
+    if pbkdf.startswith("argon2"):
+        argv += ["--pbkdf", pbkdf, "--pbkdf-memory", "8192", "--pbkdf-parallel", "1", "--pbkdf-force-iterations", "4"]
     else:
         argv += ["--pbkdf-force-iterations", "1000"] + (["--pbkdf", "pbkdf2"] if kind == "luks2" else [])
     if kind == "luks2":

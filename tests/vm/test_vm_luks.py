@@ -135,6 +135,19 @@ class TestKeyFileAndKinds:
         check_tree(tmp_path / "out" / "vda", tree[1])
 
 
+class TestUnsupported:
+    def test_an_argon2i_key_slot_is_refused_in_one_line(self, vault, cli, tree, tmp_path, monkeypatch):
+        """A LUKS2 slot derived with Argon2i (which the cryptography package lacks) is refused with exit 127."""
+        image = tmp_path / "a2i.img"
+        luks_volume(image, ext4_bytes(tmp_path, tree[0]), "luks2", pbkdf="argon2i")
+        vault.protect("vm", "a2i", {"disks": [f"vda={image}"]})
+        vault.backup("a2i")
+        monkeypatch.setenv("A2I_PW", "pw")
+        out = cli("restore", "a2i", "--target", tmp_path / "out", "--files", "vda:/etc",
+                  "--luks-passphrase-env", "A2I_PW", expect=127)
+        assert out.stderr.count("\n") == 1 and "argon2i" in out.stderr
+
+
 class TestLuksPartition:
     def test_luks2_partition_holding_xfs(self, vault, tree, tmp_path, monkeypatch):
         """A GPT disk: p1 ext4, p2 LUKS2 holding XFS. p2 reads 'encrypted (LUKS2)', with the key
