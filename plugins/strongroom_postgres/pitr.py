@@ -1,9 +1,223 @@
-"""Point-in-time restore of a physical point (being written)."""
+"""Point-in-time restore of a physical item: a base backup, recovery settings, a server.
+
+``strongroom restore ITEM[@POINT] --data-dir DIR [--to-time TS | --to-lsn LSN |
+--to-xid XID | --to-name NAME] [--start --port N]``:
+
+1. Refuses, one line each: a data directory that exists and is not empty
+   (:class:`~.errors.DataDirNotEmpty`), a point that is not physical
+   (:class:`~.errors.NotPhysical`), a target time or LSN before the end of the first
+   base backup (:class:`~.errors.TargetBeforeFirstBackup`), a target time after the
+   last archived WAL (:class:`~.errors.TargetAfterArchive`).
+2. Picks the base backup: for ``--to-time``/``--to-lsn`` the newest one that ended
+   before the target (whatever ``@POINT`` says); for ``--to-xid``/``--to-name`` and
+   without a target, the point asked for (the latest without ``@POINT``).
+3. Writes its files into DIR (created 0700; files 0600 as in the backup), then
+   ``recovery.signal`` and, appended to ``postgresql.auto.conf``: ``restore_command``
+   (``strongroom wal get`` on this vault and home), the ``recovery_target_*`` setting,
+   ``recovery_target_action = 'promote'``, and ``archive_mode = 'off'`` (a restored
+   copy must not archive into the item it came from: turn it on for a new item).
+   Without a target and with ``@POINT`` naming an older base backup than the latest,
+   recovery stops as soon as that backup is consistent (``recovery_target =
+   'immediate'``); without either, it replays every archived segment.
+4. With ``--start``: ``pg_ctl start`` on ``--port`` (sockets in ``--host`` when it is a
+   folder), then waits until recovery is over (``pg_is_in_recovery()`` false); a server
+   that stops or fails is :class:`~.errors.RecoveryFailed` with its last FATAL line.
+   PostgreSQL refuses to run as root: run the restore as the server's OS user.
+"""
 
 from __future__ import annotations
 
-from strongroom import UsageError
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+from typing import Any, Iterator, Sequence
+
+from strongroom import DIR, FILE, RestoreResult, UsageError, command_vault, run_child
+
+from . import server as pgserver
+from .conninfo import Connection
+from .errors import (
+    DataDirNotEmpty, NotPhysical, PostgresError, RecoveryFailed, TargetAfterArchive, TargetBeforeFirstBackup,
+)
+from .physical import DATA, LATE, PHYSICAL
+from . import walcmd, walstore
+
+READ = 1 << 20
 
 
-def restore_physical(ctx, target, paths, options):
-    raise UsageError(message="restoring a physical point is not available yet")
+def lsn(text: str) -> int:
+    high, _, low = text.partition("/")
+    try:
+        return (int(high, 16) << 32) | int(low, 16)
+    except ValueError:
+        raise UsageError(message=f"--to-lsn {text!r}: expected a WAL location such as 0/16B3748") from None
+
+
+def parse_time(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(message=f"--to-time {text!r}: expected a time such as '2026-12-04 15:04:05+00'") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def _bases(vault, item: str) -> list[tuple[Any, dict]]:
+    """(point, physical.json) of every physical point of ``item``, oldest first."""
+    out = []
+    for point in vault.points(item):
+        view = vault.point_view(item, point.point_id)
+        if view.exists(PHYSICAL):
+            out.append((point, json.loads(view.read_bytes(PHYSICAL))))
+    return out
+
+
+def _target(options: dict[str, Any]) -> tuple[str, str] | None:
+    given = [(k, options.get(f"to_{k}")) for k in ("time", "lsn", "xid", "name") if options.get(f"to_{k}")]
+    if len(given) > 1:
+        raise UsageError(message="give one recovery target: --to-time, --to-lsn, --to-xid or --to-name")
+    return (given[0][0], str(given[0][1])) if given else None
+
+
+def _check_data_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise DataDirNotEmpty(path=path)
+    return path
+
+
+def _files(view) -> Iterator[tuple[str, Any, Any]]:
+    """The data directory's entries of a base backup, as ``write_entries`` takes them."""
+    for path, entry in view.walk(""):
+        top, _, rest = path.partition("/")
+        if top not in (DATA, LATE) or not rest:
+            continue
+        content = _content(view, path) if entry.type == FILE else None
+        yield rest, entry, content
+
+
+def _content(view, path: str) -> Iterator[bytes]:
+    with view.open(path) as reader:
+        while True:
+            data = reader.read(READ)
+            if not data:
+                return
+            yield data
+
+
+def _conf_line(key: str, value: str) -> str:
+    return f"{key} = '" + value.replace("'", "''") + "'\n"
+
+
+def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dict[str, Any],
+                     secrets=None) -> RestoreResult:
+    item = ctx.item.name
+    if ctx.item.source.get("mode") != "physical":
+        raise NotPhysical(item=item, reason="is a logical (pg_dump) item: --data-dir and the --to-* targets are"
+                                            " for physical items (protect postgres ITEM --physical)")
+    data_dir = options.get("data_dir")
+    if not data_dir:
+        raise UsageError(message="a physical point restores into a data directory: pass --data-dir DIR")
+    if target or paths or options.get("to_database"):
+        raise UsageError(message="a physical point restores the whole cluster into --data-dir DIR"
+                                 " (--target, --to-database and paths are for logical points)")
+    data_dir = _check_data_dir(data_dir)
+    wanted = _target(options)
+    vault = command_vault()
+    bases = _bases(vault, item)
+    if not bases:
+        raise NotPhysical(item=item, reason="has no physical base backup yet (strongroom backup ITEM)")
+    latest = bases[-1][0].point_id == ctx.point.point_id
+    chosen = next(((p, d) for p, d in bases if p.point_id == ctx.point.point_id), bases[-1])
+    settings: list[tuple[str, str]] = []
+    if wanted and wanted[0] == "time":
+        when = parse_time(wanted[1])
+        fits = [(p, d) for p, d in bases if dt.datetime.fromisoformat(d["stopped"]) <= when]
+        if not fits:
+            raise TargetBeforeFirstBackup(target=when.isoformat(), item=item, first=bases[0][1]["stopped"])
+        last = walstore.last_archived_time(vault, item)
+        if last is None or when > last:
+            raise TargetAfterArchive(target=when.isoformat(), item=item, last=last.isoformat() if last else "none")
+        chosen = fits[-1]
+        settings.append(("recovery_target_time", when.isoformat()))
+    elif wanted and wanted[0] == "lsn":
+        at = lsn(wanted[1])
+        fits = [(p, d) for p, d in bases if lsn(d["stop_lsn"]) <= at]
+        if not fits:
+            raise TargetBeforeFirstBackup(target=wanted[1], item=item, first=bases[0][1]["stop_lsn"])
+        chosen = fits[-1]
+        settings.append(("recovery_target_lsn", wanted[1]))
+    elif wanted:
+        settings.append((f"recovery_target_{wanted[0]}", wanted[1]))
+    elif not latest:
+        settings.append(("recovery_target", "immediate"))
+    point, doc = chosen
+    view = vault.point_view(item, point.point_id)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    result = ctx.write_entries(data_dir, _files(view))
+    with open(os.path.join(data_dir, "recovery.signal"), "w"):
+        pass
+    conf = [f"# strongroom restore of {item}@{point.short_id} (base backup {doc['start_lsn']}..{doc['stop_lsn']})\n",
+            _conf_line("restore_command", walcmd.restore_command(vault, item)),
+            *(_conf_line(k, v) for k, v in settings),
+            _conf_line("recovery_target_action", "promote"),
+            _conf_line("archive_mode", "off")]
+    with open(os.path.join(data_dir, "postgresql.auto.conf"), "a") as fh:
+        fh.writelines(conf)
+    what = {"time": "time", "lsn": "LSN", "xid": "transaction", "name": "restore point"}
+    reached = (f"recovers to {what[wanted[0]]} {wanted[1]}" if wanted else
+               "recovers to the end of the archived WAL" if latest else "recovers to the end of the base backup")
+    summary = f"base backup {point.short_id} ({doc['stopped']}) written to {data_dir}; {reached}"
+    if options.get("start"):
+        _start(ctx, data_dir, options, secrets)
+        summary += f"; server started on port {options.get('port')}, recovery done"
+    else:
+        summary += f"; start it with: pg_ctl -D {data_dir} start"
+    summary += f" (archive_mode is off in it: it must not archive into item '{item}')"
+    return RestoreResult(result.stats, result.damaged, result.errors, result.warnings, summary=summary)
+
+
+def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:
+    if os.geteuid() == 0:
+        raise RecoveryFailed(data_dir=data_dir, reason="PostgreSQL does not run as root: run the restore as the"
+                                                       " server's OS user (files written, server not started)")
+    port = options.get("port")
+    if not port:
+        raise UsageError(message="--start needs --port N (the restored server's port)")
+    base = Connection.from_dict(ctx.item.source["connection"], secrets)
+    conn = Connection.from_options(options, base=base)
+    tools = pgserver.for_server(*_version(data_dir), conn.describe(), options.get("bindir")
+                                or ctx.item.source.get("bindir"))
+    host = options.get("host") or base.to_dict().get("params", {}).get("host")
+    server_options = f"-p {int(port)}" + (f" -k {host}" if host and os.path.isdir(host) else "")
+    log = os.path.join(data_dir, "restore-start.log")
+    done = run_child([tools.path("pg_ctl"), "-D", data_dir, "-l", log, "-w", "-t", "3600", "start",
+                      "-o", server_options], capture_output=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RecoveryFailed(data_dir=data_dir, reason=_fatal(log) or done.stderr.decode("utf-8", "replace").strip())
+    server = pgserver.Server(conn, tools)
+    while True:
+        try:
+            if not server.query("select to_json(pg_is_in_recovery())"):
+                return
+        except PostgresError as exc:
+            if not os.path.exists(os.path.join(data_dir, "postmaster.pid")):
+                raise RecoveryFailed(data_dir=data_dir, reason=_fatal(log) or str(exc)) from None
+        time.sleep(0.2)
+
+
+def _version(data_dir: str) -> tuple[int, str]:
+    with open(os.path.join(data_dir, "PG_VERSION")) as fh:
+        major = int(fh.read().strip())
+    return major * 10000, str(major)
+
+
+def _fatal(log: str) -> str:
+    try:
+        with open(log, errors="replace") as fh:
+            lines = [line.strip() for line in fh if "FATAL" in line or "PANIC" in line]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

