@@ -29,7 +29,8 @@ class TestRestoreHelp:
             "--progress-json", "--help"} == set(
             shown["Options (every workload)"])
         assert {"--to-database", "--database", "--schema", "--table", "--jobs", "--dsn"} <= set(shown["postgres options"])
-        assert set(shown["vm options"]) == {"--disk", "--format", "--files"}
+        assert set(shown["vm options"]) == {"--disk", "--format", "--files", "--luks-passphrase-env", "--luks-key-file",
+                                            "--define"}
         assert set(shown["sqlite options"]) == {"--sqlite-table", "--sqlite-format"}
 
     def test_every_option_is_shown_once_and_still_parses(self):
