@@ -65,4 +65,8 @@ if [ ! -f "$stamp" ] && [ ! -f "$VENV/.installed-$sum" ]; then
     rm -f $stale
     touch "$stamp"
 fi
+# A kernel for the instant-restore boot test, unpacked, never installed (scripts/test-kernel.sh).
+if [ "$SETUP" = test ]; then
+    sh scripts/test-kernel.sh
+fi
 PY="$VENV/bin/python"

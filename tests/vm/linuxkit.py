@@ -5,7 +5,8 @@ run it) prints a marker on the serial console and powers off.
 
 The kernel is ``STRONGROOM_TEST_KERNEL`` (a ``vmlinuz-VERSION`` whose modules are in
 ``lib/modules/VERSION`` beside its ``boot/`` folder, as ``dpkg-deb -x`` of a Debian
-``linux-image-*`` package leaves them) or the newest ``/boot/vmlinuz-*`` with
+``linux-image-*`` package leaves them), the one ``scripts/test-kernel.sh`` unpacks into
+``build/test-kernel`` (the tests' set-up does), or the newest ``/boot/vmlinuz-*`` with
 ``/lib/modules/VERSION``; busybox is ``STRONGROOM_TEST_BUSYBOX`` or the ``busybox`` on the
 PATH, and must be static (Debian ``busybox-static``).  No root and no mounting: the
 initramfs is written here (newc cpio), the root file system with ``mke2fs -d``.
@@ -47,7 +48,9 @@ ROOT_INIT = f"""/bin/busybox echo "{MARKER}"
 def find_kernel() -> tuple[str, str] | str:
     """(kernel image, modules folder), or why there is none."""
     given = os.environ.get("STRONGROOM_TEST_KERNEL")
-    for kernel in [given] if given else sorted(glob.glob("/boot/vmlinuz-*"), reverse=True):
+    unpacked = os.path.join(os.path.dirname(__file__), "..", "..", "build", "test-kernel", "boot", "vmlinuz-*")
+    candidates = [given] if given else sorted(glob.glob(unpacked), reverse=True) + sorted(glob.glob("/boot/vmlinuz-*"), reverse=True)
+    for kernel in candidates:
         version = os.path.basename(kernel).removeprefix("vmlinuz-")
         beside = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(kernel))), "lib", "modules", version)
         for modules in (beside, f"/lib/modules/{version}"):

@@ -330,8 +330,9 @@ class TestBoot:
         """A Linux guest whose only disk is the export mounts its root file system through NBD
         and runs /sbin/init.sh from it, which prints the marker and a file of the disk.
 
-        Needs a kernel and a static busybox (linuxkit.py says where they are looked for);
-        skipped without them, under CI too: neither is in scripts/apt."""
+        Needs a kernel and a static busybox (linuxkit.py says where they are looked for); the
+        tests' set-up provides both (busybox-static in scripts/apt/vm.txt, the kernel unpacked
+        by scripts/test-kernel.sh); skipped without them."""
         import linuxkit
 
         found, busybox = linuxkit.find_kernel(), linuxkit.find_busybox()
