@@ -15,7 +15,8 @@ Refusals (one line each, exit codes 125-128): no key given (:class:`LuksNeedsKey
 passphrase that opens no key slot (:class:`LuksWrongKey`), a layout or cipher not read
 here (:class:`LuksUnsupported`: Argon2i slots, LUKS2 with several data segments or a
 reencryption in progress), a key that cannot be had (:class:`LuksKeyUnavailable`).
-The passphrase is never shown (its record redacts itself) and nothing is written.
+The passphrase is never shown (its record redacts itself), never passed to child
+processes (:func:`strongroom.keep_from_children`), and nothing is written.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from strongroom import SeekableReader
+from strongroom import SeekableReader, keep_from_children
 
 from .errors import LuksKeyUnavailable, LuksNeedsKey, LuksUnsupported, LuksWrongKey
 
@@ -57,7 +58,9 @@ class LuksSecret:
 
 def secret_from(passphrase_env: str | None = None, key_file: str | None = None) -> LuksSecret | None:
     """The secret named by restore's options, else by ``STRONGROOM_LUKS_PASSPHRASE`` /
-    ``STRONGROOM_LUKS_KEY_FILE``; None if nothing is given."""
+    ``STRONGROOM_LUKS_KEY_FILE``; None if nothing is given.  The passphrase variables are
+    kept from the environment of every child process strongroom starts from now on."""
+    keep_from_children(PASSPHRASE_ENV, passphrase_env)
     if key_file is None and passphrase_env is None:
         key_file = os.environ.get(KEY_FILE_ENV) or None
         if key_file is None and os.environ.get(PASSPHRASE_ENV) is not None:

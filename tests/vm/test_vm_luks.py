@@ -13,8 +13,10 @@ import stat
 
 import pytest
 
+from strongroom import child_environment
 from strongroom.errors import UsageError
 from strongroom_vm.errors import LuksKeyUnavailable, LuksNeedsKey, LuksWrongKey
+from strongroom_vm.luks import secret_from
 from lukskit import luks_volume
 from vmkit import MIB, CountingStore, partition, run, write_at
 from xfskit import need_xfsprogs, xfs_image
@@ -103,6 +105,17 @@ class TestWholeDiskLuks2:
                           options={"files": ["crypt:/etc"], "luks_key_file": str(tmp_path / "no-such-key")})
         with pytest.raises(UsageError, match="--files"):
             vault.restore(crypt_point, None, str(tmp_path / "o3"), options={"luks_passphrase_env": "X"})
+
+
+class TestSecret:
+    def test_passphrase_variables_are_kept_from_child_processes(self, monkeypatch):
+        """Once read, the passphrase variable (named or the default one) is not in a child's environment."""
+        monkeypatch.setenv("CHILD_LUKS_PW", "pw")
+        monkeypatch.setenv("STRONGROOM_LUKS_PASSPHRASE", "pw2")
+        secret = secret_from("CHILD_LUKS_PW")
+        assert secret.value == b"pw" and "pw" not in repr(secret)
+        env = child_environment()
+        assert "CHILD_LUKS_PW" not in env and "STRONGROOM_LUKS_PASSPHRASE" not in env
 
 
 class TestKeyFileAndKinds:
