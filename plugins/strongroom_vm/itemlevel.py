@@ -29,7 +29,7 @@ from strongroom import (
 
 from .errors import DiskNotInPoint
 from .fsread import DiskView, FileSystem, FsNode, Volume
-from .luks import LuksSecret
+from .luks import LuksSecret, luks_version
 from .layout import DISKS_DIR
 
 __all__ = ["Location", "browse_disk", "extract", "parse_location"]
@@ -62,6 +62,12 @@ def open_disk(ctx: PointContext, disk: str, secret: LuksSecret | None = None) ->
         raise DiskNotInPoint(disk=disk, point=ctx.point.short_id, disks=", ".join(names) or "none")
     entry = ctx.lookup(f"{DISKS_DIR}/{disk}")
     return DiskView(ctx.open(entry), entry.size, disk, ctx.point.short_id, secret)
+
+
+def disk_encryption(ctx: PointContext, disk: str) -> str:
+    """'LUKS1' or 'LUKS2' for a disk that is a whole LUKS volume, else '' (reads its first chunk)."""
+    version = luks_version(ctx.open(ctx.lookup(f"{DISKS_DIR}/{disk}")))
+    return f"LUKS{version}" if version else ""
 
 
 def parse_location(ctx: PointContext, text: str, view: DiskView | None = None,

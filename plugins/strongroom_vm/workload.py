@@ -208,7 +208,7 @@ class VmWorkload(Workload):
     # --- browse and restore ------------------------------------------------------------
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
-        from .itemlevel import browse_disk, disk_names, is_location
+        from .itemlevel import browse_disk, disk_encryption, disk_names, is_location
         from .luks import secret_from
 
         if path and is_location(path):
@@ -221,8 +221,8 @@ class VmWorkload(Workload):
             entry = ctx.lookup(f"disks/{name}")
             detail = f"browse {name}:/ for its partitions and files"
             if formats.get(name) == "luks":
-                detail = (f"encrypted (LUKS): browse {name}:/ with STRONGROOM_LUKS_PASSPHRASE set; restore --files "
-                          "with --luks-passphrase-env or --luks-key-file")
+                detail = (f"encrypted ({disk_encryption(ctx, name) or 'LUKS'}): browse {name}:/ with "
+                          "STRONGROOM_LUKS_PASSPHRASE set; restore --files with --luks-passphrase-env or --luks-key-file")
             rows.append(BrowseItem(path=f"{name}:/", name=name, type="disk", size=entry.size, detail=detail))
         for row in super().browse(ctx, ""):
             if row.name != "disks":

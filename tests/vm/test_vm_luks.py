@@ -59,7 +59,7 @@ class TestWholeDiskLuks2:
         """Without a key, browsing inside says the disk is encrypted (LUKS2) and how to give a key (exit 126)."""
         monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
         [top] = [r for r in vault.browse(crypt_point, None, "") if r.name == "crypt"]
-        assert top.detail.startswith("encrypted (LUKS)")
+        assert top.detail.startswith("encrypted (LUKS2): browse crypt:/ with STRONGROOM_LUKS_PASSPHRASE")
         with pytest.raises(LuksNeedsKey, match=r"disk crypt is encrypted \(LUKS2\): give restore --luks-passphrase-env"):
             vault.browse(crypt_point, None, "crypt:/etc")
         out = cli("browse", crypt_point, "crypt:/", expect=126)

@@ -94,7 +94,7 @@ class TestLuks:
         vault.protect("vm", "vault-vm", {"disks": [f"crypt={image}"]})
         vault.backup("vault-vm")
         [top] = [r for r in vault.browse("vault-vm", None, "") if r.name == "crypt"]
-        assert top.detail.startswith("encrypted (LUKS)")
+        assert top.detail.startswith(f"encrypted ({kind.upper()})")
         shown = f"encrypted ({kind.upper()})"
         with pytest.raises(LuksNeedsKey, match=rf"disk crypt is encrypted \({kind.upper()}\)") as info:
             vault.browse("vault-vm", None, "crypt:/")
