@@ -47,6 +47,7 @@ class PointView:
         self.point = point
         self._repo = repo
         self._tree = tree
+        self._packs_fetched: set[str] = set()  # by the readers ``open`` gave (a restore's "fetched")
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` (None for the top of the point);
@@ -77,7 +78,7 @@ class PointView:
         from .catalog.reader import ContentReader
 
         entry = self._entry(what)
-        return ContentReader(self._repo, entry)
+        return ContentReader(self._repo, entry, packs=self._packs_fetched)
 
     def read_bytes(self, what: str | Entry) -> bytes:
         """The whole content of a (small) entry."""
@@ -143,10 +144,15 @@ class PointContext(PointView):
         """Write ``(relpath, entry, content)`` triples that the workload reads itself
         under ``target``: folders, symbolic links and files (``content``: byte strings
         in order), with their metadata, never outside ``target``, deciding about what
-        exists as :meth:`restore_paths` does (:func:`strongroom.engine.extract.write_entries`)."""
+        exists as :meth:`restore_paths` does (:func:`strongroom.engine.extract.write_entries`).
+        The result's ``packs_read`` counts the packs that the readers of :meth:`open` fetched
+        chunks from (the data read to find and read the entries), and ``seconds`` the time
+        from the first entry asked for to the last written."""
         from .engine.extract import write_entries
 
-        return write_entries(target, entries, progress=self.report_progress, overwrite=self._overwrite)
+        result = write_entries(target, entries, progress=self.report_progress, overwrite=self._overwrite)
+        result.stats.packs_read = len(self._packs_fetched)
+        return result
 
     def report_progress(self, stats: RestoreStats) -> None:
         """Show ``stats`` as the restore's progress (throttled: call it as often as you like)."""

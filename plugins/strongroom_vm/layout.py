@@ -6,8 +6,9 @@ A point of a ``vm`` item holds::
                      command line, anything), and for a live VM ``qemu.cmdline``, QEMU's
                      own command line when it can be read (FILE entries)
     disks/<name>     one DISK entry per disk: the guest-visible content of the disk
-                     (raw bytes, whatever the image format), fixed 4 MiB chunks aligned
-                     to the disk, holes for all-zero chunks
+                     (raw bytes, whatever the image format), fixed-size chunks aligned
+                     to the disk (the entry's chunk_size: the item's, see
+                     DEFAULT_CHUNK_SIZE), holes for all-zero chunks
     vm.json          the manifest (a STREAM entry): format version, mode, consistency,
                      and per disk its name, size, source format and path, and for live
                      VMs the checkpoint bitmap that marks this point (see live.py); for
@@ -33,11 +34,16 @@ from typing import Any
 from strongroom import DISK, FILE, Entry, FileSource, FolderSource, IntegrityError, PointView, StreamSource
 
 __all__ = [
-    "CHUNK_SIZE", "CONFIG_DIR", "DISKS_DIR", "FORMATS", "MANIFEST", "check_disk_name", "config_entries",
-    "dir_source", "disk_entry", "manifest_source", "read_manifest",
+    "CHUNK_SIZE", "CHUNK_SIZES", "CONFIG_DIR", "DEFAULT_CHUNK_SIZE", "DISKS_DIR", "FORMATS", "MANIFEST", "check_disk_name", "config_entries",
+    "dir_source", "disk_entry", "item_chunk_size", "manifest_source", "parse_chunk_size", "read_manifest",
 ]
 
-CHUNK_SIZE = 4 << 20
+CHUNK_SIZE = 4 << 20  # live VMs, and offline items protected before items recorded their own
+#: The chunk size of new offline items (``protect vm --chunk-size`` overrides it), chosen
+#: from bench/vm/RESULTS.md; an item keeps the size it was protected with, and each disk
+#: entry records its own, so points of any size read back the same way.
+DEFAULT_CHUNK_SIZE = 1 << 20
+CHUNK_SIZES = tuple(1 << n for n in range(16, 25))  # 64 KiB ... 16 MiB
 DISKS_DIR = "disks"
 CONFIG_DIR = "config"
 MANIFEST = "vm.json"
@@ -45,6 +51,20 @@ MANIFEST_VERSION = 1
 DISK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: The formats a whole-disk restore writes images in (``restore --format``).
 FORMATS = ("raw", "qcow2")
+
+
+def parse_chunk_size(text: str | int) -> int | None:
+    """``256K``, ``1M``, ``65536``... -> bytes; None if it is not one of :data:`CHUNK_SIZES`."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KkMm]?)(?:i?[Bb])?\s*", str(text))
+    if match is None:
+        return None
+    value = int(match.group(1)) << {"": 0, "k": 10, "m": 20}[match.group(2).lower()]
+    return value if value in CHUNK_SIZES else None
+
+
+def item_chunk_size(source: dict) -> int:
+    """The chunk size of an offline item's disks (:data:`CHUNK_SIZE` for items that predate the choice)."""
+    return int(source.get("chunk_size") or CHUNK_SIZE)
 
 
 def check_disk_name(name: str) -> str | None:

@@ -34,7 +34,7 @@ from strongroom import (
 )
 
 from . import offline
-from .layout import FORMATS, config_entries, manifest_source, read_manifest
+from .layout import DEFAULT_CHUNK_SIZE, FORMATS, item_chunk_size, parse_chunk_size, config_entries, manifest_source, read_manifest
 from .atrest import ReadWatch
 from .live import LiveBackup
 from .qmp import QmpClient
@@ -73,6 +73,9 @@ class VmWorkload(Workload):
                          help="Folder for the temporary images of a live backup (default: the system's temporary folder)."),
             click.Option(["--force"], is_flag=True, default=False,
                          help="Offline VM: back up disks even when a running VM holds them (such points are marked inconsistent)."),
+            click.Option(["--chunk-size"], metavar="SIZE",
+                         help="Offline VM: fixed chunk size of the disks, 64K to 16M, a power of two "
+                              f"(default {DEFAULT_CHUNK_SIZE >> 10}K)."),
         ]
 
     def source_from_options(self, options: dict[str, Any]) -> dict:
@@ -81,6 +84,7 @@ class VmWorkload(Workload):
             "libvirt": options.get("libvirt"), "connect": options.get("connect"),
             "guest_agent": options.get("guest_agent"), "config": options.get("config"),
             "scratch": options.get("scratch"), "force": bool(options.get("force")),
+            "chunk_size": options.get("chunk_size"),
         }
 
     def validate_source(self, source: dict) -> dict:
@@ -99,9 +103,16 @@ class VmWorkload(Workload):
             out = {"mode": "offline", "disks": disks, "config": config}
             if source.get("force"):
                 out["force"] = True
+            chunk_size = parse_chunk_size(source.get("chunk_size") or DEFAULT_CHUNK_SIZE)
+            if chunk_size is None:
+                raise InvalidSource(workload="vm", reason=f"--chunk-size {source['chunk_size']} is not a power of "
+                                    "two from 64K to 16M")
+            out["chunk_size"] = chunk_size
             return out
         if source.get("force"):
             raise InvalidSource(workload="vm", reason="--force is for the disks of an offline VM (--disk)")
+        if source.get("chunk_size"):
+            raise InvalidSource(workload="vm", reason="--chunk-size is for the disks of an offline VM (--disk)")
         qmp = os.path.abspath(qmp)
         try:
             QmpClient(qmp).close()
@@ -189,7 +200,8 @@ class VmWorkload(Workload):
         previous = {d.get("name"): d for d in parent.get("disks", [])} if parent.get("mode") == "offline" else {}
         notes: list[str] = []
         disks, records, in_use = offline.disk_sources(source["disks"], force=bool(source.get("force")), watch=watch,
-                                                      parent=previous, item_id=ctx.item.item_id, notes=notes)
+                                                      parent=previous, item_id=ctx.item.item_id, notes=notes,
+                                                      chunk_size=item_chunk_size(source))
         for note in notes:
             ctx.warn(note)
         ctx.progress(total=sum(record["size"] for record in records))  # what the progress line counts toward

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 
 class ContentReader(SeekableReader):
-    def __init__(self, repo: "Repository", entry: Entry, *, cache_chunks: int = 8) -> None:
+    def __init__(self, repo: "Repository", entry: Entry, *, cache_chunks: int = 8,
+                 packs: set[str] | None = None) -> None:
         super().__init__()
         self._repo = repo
+        self._packs = packs  # the ids of the packs chunks were fetched from (shared by a context's readers)
         spans = list(entry.spans(lambda chunk: repo.lookup(chunk).raw_length))
         self._chunks = [chunk for _, _, chunk in spans]
         self._starts = [offset for offset, _, _ in spans]
@@ -42,6 +44,8 @@ class ContentReader(SeekableReader):
             return bytes(self._lengths[index])
         data = self._repo.get_blob(self._chunks[index])
         self.chunks_fetched += 1
+        if self._packs is not None:
+            self._packs.add(self._repo.lookup(self._chunks[index]).pack_id)
         self._cache[index] = data
         if len(self._cache) > self._cache_chunks:
             self._cache.popitem(last=False)
