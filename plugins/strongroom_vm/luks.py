@@ -13,8 +13,8 @@ with the ``cryptography`` package strongroom already depends on: libyal's libluk
 
 Refusals (one line each, exit codes 125-128): no key given (:class:`LuksNeedsKey`), a
 passphrase that opens no key slot (:class:`LuksWrongKey`), a layout or cipher not read
-here (:class:`LuksUnsupported`: Argon2i slots, LUKS2 with several data segments or a
-reencryption in progress), a key that cannot be had (:class:`LuksKeyUnavailable`).
+here (:class:`LuksUnsupported`: Argon2i slots, LUKS2 with several data segments, a
+reencryption in progress or authenticated encryption), a key that cannot be had (:class:`LuksKeyUnavailable`).
 The passphrase is never shown (its record redacts itself), never passed to child
 processes (:func:`strongroom.keep_from_children`), and nothing is written.
 """
@@ -206,6 +206,8 @@ def _luks2(reader, secret: LuksSecret, size: int, where: str) -> Unlocked:
     if len(segments) != 1 or next(iter(segments.values())).get("type") != "crypt":
         raise LuksUnsupported(where=where, reason=f"{len(segments)} data segments (one encrypted segment is read)")
     segment_id, segment = next(iter(segments.items()))
+    if segment.get("integrity"):
+        raise LuksUnsupported(where=where, reason="authenticated encryption (LUKS2 with --integrity)")
     offset = int(segment["offset"])
     length = size - offset if segment["size"] == "dynamic" else int(segment["size"])
     for slot_id, slot in sorted(meta.get("keyslots", {}).items()):
