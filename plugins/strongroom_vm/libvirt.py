@@ -48,6 +48,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any, Iterator
 
 from strongroom import BackupContext, DiskSource, run_child
@@ -66,6 +67,7 @@ __all__ = ["DEFAULT_URI", "LibvirtBackup", "Virsh", "backup_entries", "inspect",
 DEFAULT_URI = "qemu:///system"
 SHUT_OFF = ("shut off",)  # a "crashed" domain libvirt preserved still has its QEMU
 DOMAIN_XML = "domain.xml"
+BUSY_RETRIES = 10
 _TOKEN = r"\d{13}[0-9a-f]{4}"
 
 
@@ -81,8 +83,12 @@ class Virsh:
         self.exe = found
 
     def run(self, *args: str, domain: str | None = None, check: bool = True) -> str:
-        done = run_child([self.exe, "-q", "-c", self.uri, *args], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL)
+        for attempt in range(BUSY_RETRIES + 1):
+            done = run_child([self.exe, "-q", "-c", self.uri, *args], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL)
+            if not done.returncode or "cannot acquire state change lock" not in done.stderr or attempt == BUSY_RETRIES:
+                break
+            time.sleep(0.5)  # libvirt is still busy with the domain (the end of a job just aborted)
         if done.returncode and check:
             lines = [line.removeprefix("error: ").strip() for line in done.stderr.splitlines() if line.strip()]
             text = " ".join(lines)
@@ -90,6 +96,27 @@ class Virsh:
                 raise DomainNotFound(domain=domain, uri=self.uri)
             raise LibvirtError(uri=self.uri, reason=(lines[-1] if lines else f"virsh {args[0]} failed").rstrip("."))
         return done.stdout
+
+    def spawn(self, *args: str) -> str:
+        """Run virsh for the clean-up of a backup job, whatever state the process is in: no
+        fork (``posix_spawn`` runs no at-fork hook, so a lock another thread left taken when
+        a signal interrupted it cannot block it); its output, '' if it failed."""
+        read, write = os.pipe()
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, write, 1),
+                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_CLOSE, read)]
+        try:
+            pid = os.posix_spawn(self.exe, [self.exe, "-q", "-c", self.uri, *args], os.environ, file_actions=actions)
+        except OSError:
+            os.close(read)
+            return ""
+        finally:
+            os.close(write)
+        chunks = []
+        with os.fdopen(read, "rb") as fh:
+            while data := fh.read(65536):
+                chunks.append(data)
+        _, status = os.waitpid(pid, 0)
+        return b"".join(chunks).decode("utf-8", "replace") if os.waitstatus_to_exitcode(status) == 0 else ""
 
     def state(self, domain: str) -> str:
         return self.run("domstate", domain, domain=domain).strip()
@@ -260,8 +287,8 @@ class LibvirtBackup:
                 with open(ckpt, "w") as fh:
                     fh.write(checkpoint_xml(checkpoint, [(d.name, d.format == "qcow2") for d in disks]))
                 args.append(ckpt)
+            self._job = True  # from here on the job may exist (even if virsh is interrupted)
             self.virsh.run(*args, domain=self.domain)
-            self._job = True
             bitmaps = self._export_bitmaps()
             sizes: dict[str, int] = {}
             changed: dict[str, frozenset[int] | None] = {}
@@ -313,12 +340,16 @@ class LibvirtBackup:
                 since[disk.name] = mark
         return since
 
+    def _job_sockets(self) -> list[str]:
+        """The NBD socket of the domain's running backup job ([] when none runs)."""
+        job = self.virsh.spawn("backup-dumpxml", self.domain)
+        return re.findall(r"socket=['\"]([^'\"]*)['\"]", job)
+
     def _cleanup_leftovers(self) -> None:
         info = self.virsh.run("domjobinfo", self.domain, domain=self.domain, check=False)
         if re.search(r"^Operation:\s+Backup", info, re.M):
-            job = self.virsh.run("backup-dumpxml", self.domain, domain=self.domain, check=False)
-            found = re.search(r"socket='([^']*)'", job) or re.search(r'socket="([^"]*)"', job)
-            folder = os.path.basename(os.path.dirname(found.group(1))) if found else ""
+            sockets = self._job_sockets()
+            folder = os.path.basename(os.path.dirname(sockets[0])) if sockets else ""
             if not folder.startswith(self.prefix):
                 raise BackupJobBusy(domain=self.domain)
             self.virsh.run("domjobabort", self.domain, domain=self.domain, check=False)
@@ -341,8 +372,8 @@ class LibvirtBackup:
             self._done = True
         atexit.unregister(self._teardown)
         try:
-            if self._job:
-                self.virsh.run("domjobabort", self.domain, domain=self.domain, check=False)
+            if self._job and self._socket in self._job_sockets():
+                self.virsh.spawn("domjobabort", self.domain)
         finally:
             if self._workdir:
                 shutil.rmtree(self._workdir, ignore_errors=True)

@@ -8,6 +8,7 @@ libvirt's dirty bitmaps see them.  Each test tracks what the disks hold in ``exp
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -62,6 +63,31 @@ def images(workdir):
     expected = {"vda": bytearray(open(raw0, "rb").read()), "vdb": bytearray(open(vdb, "rb").read())}
     os.unlink(raw0)
     return [("vda", vda, "qcow2"), ("vdb", vdb, "raw")], expected
+
+
+@pytest.fixture
+def big_domain(domains, workdir):
+    """A running domain with one qcow2 disk holding 96 MiB of random data: enough that a
+    backup's job runs long enough to be seen and interrupted."""
+    raw = os.path.join(workdir, "big.raw")
+    with open(raw, "wb") as fh:
+        fh.truncate(SIZE * 2)
+    write_at(raw, 0, os.urandom(96 * MIB))
+    vda = os.path.join(workdir, "big.qcow2")
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, vda)
+    expected = {"vda": bytearray(open(raw, "rb").read())}
+    os.unlink(raw)
+    return domains().define([("vda", vda, "qcow2")]).start(), expected
+
+
+def _backup_until_job(vault_url, domain) -> subprocess.Popen:
+    """``strongroom backup lv`` in a process, returned once libvirt's backup job runs."""
+    env = {**os.environ, "STRONGROOM_VAULT": vault_url}
+    proc = subprocess.Popen([STRONGROOM, "backup", "lv"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: "Backup" in domain.job() or proc.poll() is not None, "the backup job", limit=60, step=0.01)
+    assert proc.poll() is None, "the backup ended before its job could be seen"
+    return proc
 
 
 def _write(domain, expected, disk, offset, length, pattern):
@@ -124,7 +150,7 @@ class TestRunningDomain:
         xml = (tmp_path / "p2x" / "config" / "domain.xml").read_text()
         assert ET.fromstring(xml).findtext("name") == domain.name
 
-    def test_killed_backup_is_cleaned_up(self, vault, vault_url, cli, domains, workdir, tmp_path):
+    def test_killed_backup_is_cleaned_up(self, vault, vault_url, cli, big_domain, tmp_path):
         """strongroom SIGKILLed while libvirt's backup job runs: the job and its scratch
         folder stay; the next backup aborts the job, removes the folder, says so (exit 1),
         and reads from the parent's checkpoint, missing no change."""
@@ -132,26 +158,15 @@ class TestRunningDomain:
 
         from strongroom_vm.layout import read_manifest
 
-        raw = os.path.join(workdir, "big.raw")
-        with open(raw, "wb") as fh:
-            fh.truncate(SIZE * 2)
-        write_at(raw, 0, os.urandom(96 * MIB))  # enough data that the job runs for a while
-        vda = os.path.join(workdir, "big.qcow2")
-        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, vda)
-        expected = {"vda": bytearray(open(raw, "rb").read())}
-        os.unlink(raw)
-        domain = domains().define([("vda", vda, "qcow2")]).start()
+        domain, expected = big_domain
         item = vault.protect("vm", "lv", {"libvirt": domain.name})
         prefix = f"strongroom-sr{item.item_id[:8]}-"
         vault.backup("lv")
         _write(domain, expected, "vda", 100 * MIB, 4096, 0x41)
-        env = {**os.environ, "STRONGROOM_VAULT": vault_url}
-        proc = subprocess.Popen([STRONGROOM, "backup", "lv"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        wait_until(lambda: "Backup" in domain.job() or proc.poll() is not None, "the backup job", limit=60, step=0.01)
+        proc = _backup_until_job(vault_url, domain)
         kill(proc.pid)
         proc.wait(60)
-        assert proc.returncode == -9, "the backup ended before its job could be seen"
+        assert proc.returncode == -9
         assert "Backup" in domain.job()  # left running by the killed strongroom
         assert [n for n in os.listdir("/tmp") if n.startswith(prefix)]
         _write(domain, expected, "vda", 110 * MIB, 4096, 0x42)
@@ -164,6 +179,21 @@ class TestRunningDomain:
         assert [d["changed_chunks"] for d in manifest["disks"]] == [2]  # incremental: the two written chunks
         cli("restore", "lv", "--target", tmp_path / "out")
         assert (tmp_path / "out" / "disks" / "vda.img").read_bytes() == bytes(expected["vda"])
+
+    def test_terminated_backup_ends_its_job(self, vault, vault_url, big_domain):
+        """SIGTERM while libvirt's backup job runs: exit 143, the job aborted and the scratch
+        folder removed before strongroom exits; the next backup has nothing to clean."""
+        domain, _ = big_domain
+        item = vault.protect("vm", "lv", {"libvirt": domain.name})
+        prefix = f"strongroom-sr{item.item_id[:8]}-"
+        proc = _backup_until_job(vault_url, domain)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert "Backup" not in domain.job()
+        assert not [n for n in os.listdir("/tmp") if n.startswith(prefix)]
+        point = vault.backup("lv")
+        assert point.warnings == ()
 
     def test_foreign_backup_job_is_refused(self, vault, cli, domains, images, workdir):
         """A backup job strongroom did not start is left alone, and the backup refused (exit 134)."""
