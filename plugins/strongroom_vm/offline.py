@@ -11,9 +11,11 @@ times, inode and device).  A disk image whose identity, path, format and size eq
 record in the parent point, and whose parent read was clean (not ``in_use``, nothing
 ``changed_during_read``), is taken from the parent point as it is: it is not opened
 (``DiskSource.changed_chunks`` empty), and the point's "read" figure does not count it.
-Block devices are always read: writing to one does not move its times.  Any other
-disk is read whole; unchanged chunks still cost no storage, since they deduplicate
-against the parent point.
+Block devices are always read: writing to one does not move its times.  A qcow2 image
+that changed is read through its dirty bitmaps (:mod:`strongroom_vm.restbitmaps`): only
+the chunks written since the parent point.  Any other disk is read whole; unchanged
+chunks still cost no storage, since they deduplicate against the parent point.
+Each disk's entry has the item's chunk size (:func:`strongroom_vm.layout.item_chunk_size`).
 
 **Consistency at rest.**  A disk that a running VM holds (QEMU's write lock, for every
 format: raw images and block devices through :mod:`strongroom_vm.locks`, the others

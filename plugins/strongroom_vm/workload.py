@@ -5,7 +5,9 @@ Sources (``strongroom protect vm ITEM ...``):
 - an offline VM: ``--disk [NAME=]PATH`` (repeatable; raw images, block devices, qcow2
   and the other formats QEMU reads), ``--config FILE`` and ``--force`` (read disks that a
   running VM holds; such points are ``inconsistent``).  A disk that changed while it was
-  read also makes its point ``inconsistent``, with a warning (:mod:`strongroom_vm.atrest`);
+  read also makes its point ``inconsistent``, with a warning (:mod:`strongroom_vm.atrest`).
+  An image unchanged since the parent point is not read, a qcow2 image is read through its
+  dirty bitmaps (:mod:`strongroom_vm.offline`); ``--chunk-size`` sets the disks' chunk size;
 - a running QEMU VM: ``--qmp SOCKET`` (every disk, crash-consistent, incremental through
   dirty bitmaps), ``--guest-agent SOCKET`` (file-system-consistent: the guest is frozen
   around the snapshot point), ``--scratch DIR`` and ``--config FILE``;
