@@ -418,6 +418,6 @@ def restore_defined(ctx, target: str, name: str, fmt: str, start: bool):
     if start:
         virsh.run("start", name, domain=name)
         started = " and started it"
-    summary = (f"Restored {len(paths)} disks into {os.path.join(target, DISKS_DIR)}; defined libvirt domain {name} "
+    summary = (f"Restored {len(paths)} disk{'s' if len(paths) != 1 else ''} into {os.path.join(target, DISKS_DIR)}; defined libvirt domain {name} "
                f"(UUID {uuid}, XML {path}){started}")
     return attrs.evolve(result, summary=summary)
