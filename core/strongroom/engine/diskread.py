@@ -12,7 +12,7 @@ parent's, e.g. an image whose size and times are the parent's) takes the parent'
 chunks without opening the source at all, and counts the disk as unchanged.
 
 **What "read" counts.**  ``bytes_read`` is what was read from the source: a reader
-that has a ``bytes_from_source`` attribute (bytes it actually read so far; the holes of
+that has a ``bytes_from_source`` attribute (bytes it actually read since it was opened; the holes of
 a sparse file or of an NBD export, which it returns as zeros without reading, do not
 count) is believed; for any other reader every byte of a chunk read counts.  The bytes
 not read (holes, reused chunks) go to the progress's ``bytes_skipped``.
@@ -110,7 +110,8 @@ class DiskReader:
         chunks: list[bytes] = []
         reused = read = 0
         with src.open() as fh:
-            counted = getattr(fh, "bytes_from_source", None)  # None: the reader does not say
+            # what the reader read since it was opened (a check of the disk's head counts too); None: it does not say
+            counted = None if getattr(fh, "bytes_from_source", None) is None else 0
             position = 0
             for i in range(count):
                 length = min(chunk_size, size - i * chunk_size)
@@ -136,7 +137,7 @@ class DiskReader:
                     from_source = length
                 with self.lock:
                     self.stats.bytes_read += from_source
-                    self.stats.bytes_skipped += length - from_source
+                    self.stats.bytes_skipped += max(0, length - from_source)
                 self.report()
         with self.lock:
             self.stats.files_read += 1
