@@ -125,16 +125,16 @@ class LuksWrongKey(VmError):
 class LuksNeedsKey(VmError):
     """{where} is encrypted ({kind}): give restore --luks-passphrase-env VAR or --luks-key-file FILE (browse reads STRONGROOM_LUKS_PASSPHRASE or STRONGROOM_LUKS_KEY_FILE)."""
 
-    exit_code = 126
+    exit_code = 124
 
 
 class LuksUnsupported(VmError):
     """Cannot unlock {where}: {reason} is not supported."""
 
-    exit_code = 127
+    exit_code = 95  # as any volume strongroom cannot read
 
 
 class LuksKeyUnavailable(VmError):
     """Cannot read the LUKS key: {reason}."""
 
-    exit_code = 128
+    exit_code = 36  # as any secret that is not available

@@ -11,7 +11,7 @@ Ciphers: ``aes-xts-plain64`` (cryptsetup's default), ``aes-cbc-essiv:sha256`` an
 with the ``cryptography`` package strongroom already depends on: libyal's libluksde
 (``libluksde-python``) reads LUKS1 only, and LUKS2 is cryptsetup's default.
 
-Refusals (one line each, exit codes 125-128): no key given (:class:`LuksNeedsKey`), a
+Refusals (one line each; exit codes 124, 125, 95 and 36): no key given (:class:`LuksNeedsKey`), a
 passphrase that opens no key slot (:class:`LuksWrongKey`), a layout or cipher not read
 here (:class:`LuksUnsupported`: Argon2i slots, LUKS2 with several data segments, a
 reencryption in progress or authenticated encryption), a key that cannot be had (:class:`LuksKeyUnavailable`).

@@ -56,13 +56,13 @@ def crypt_point(vault, tree, tmp_path):
 
 class TestWholeDiskLuks2:
     def test_browse_without_a_key_names_luks2_and_the_options(self, vault, cli, crypt_point, monkeypatch):
-        """Without a key, browsing inside says the disk is encrypted (LUKS2) and how to give a key (exit 126)."""
+        """Without a key, browsing inside says the disk is encrypted (LUKS2) and how to give a key (exit 124)."""
         monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
         [top] = [r for r in vault.browse(crypt_point, None, "") if r.name == "crypt"]
         assert top.detail.startswith("encrypted (LUKS2): browse crypt:/ with STRONGROOM_LUKS_PASSPHRASE")
         with pytest.raises(LuksNeedsKey, match=r"disk crypt is encrypted \(LUKS2\): give restore --luks-passphrase-env"):
             vault.browse(crypt_point, None, "crypt:/etc")
-        out = cli("browse", crypt_point, "crypt:/", expect=126)
+        out = cli("browse", crypt_point, "crypt:/", expect=124)
         assert out.stderr.count("\n") == 1 and "encrypted (LUKS2)" in out.stderr
 
     def test_browse_with_the_passphrase_lists_files(self, vault, crypt_point, monkeypatch):
@@ -92,13 +92,13 @@ class TestWholeDiskLuks2:
                           options={"files": ["crypt:/etc"], "luks_passphrase_env": "MY_LUKS_PW"})
 
     def test_missing_passphrase_refusals(self, vault, cli, crypt_point, tmp_path, monkeypatch):
-        """No key (exit 126), a variable that is not set (128) and an unreadable key file (128) are one line each."""
+        """No key (exit 124), a variable that is not set (36) and an unreadable key file (36) are one line each."""
         monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
         monkeypatch.delenv("UNSET_LUKS_PW", raising=False)
-        out = cli("restore", crypt_point, "--target", tmp_path / "out", "--files", "crypt:/etc", expect=126)
+        out = cli("restore", crypt_point, "--target", tmp_path / "out", "--files", "crypt:/etc", expect=124)
         assert out.stderr.count("\n") == 1 and "--luks-key-file" in out.stderr
         out = cli("restore", crypt_point, "--target", tmp_path / "out", "--files", "crypt:/etc",
-                  "--luks-passphrase-env", "UNSET_LUKS_PW", expect=128)
+                  "--luks-passphrase-env", "UNSET_LUKS_PW", expect=36)
         assert "UNSET_LUKS_PW is not set" in out.stderr and out.stderr.count("\n") == 1
         with pytest.raises(LuksKeyUnavailable, match="key file"):
             vault.restore(crypt_point, None, str(tmp_path / "o2"),
@@ -150,14 +150,14 @@ class TestKeyFileAndKinds:
 
 class TestUnsupported:
     def test_an_argon2i_key_slot_is_refused_in_one_line(self, vault, cli, tree, tmp_path, monkeypatch):
-        """A LUKS2 slot derived with Argon2i (which the cryptography package lacks) is refused with exit 127."""
+        """A LUKS2 slot derived with Argon2i (which the cryptography package lacks) is refused with exit 95."""
         image = tmp_path / "a2i.img"
         luks_volume(image, ext4_bytes(tmp_path, tree[0]), "luks2", pbkdf="argon2i")
         vault.protect("vm", "a2i", {"disks": [f"vda={image}"]})
         vault.backup("a2i")
         monkeypatch.setenv("A2I_PW", "pw")
         out = cli("restore", "a2i", "--target", tmp_path / "out", "--files", "vda:/etc",
-                  "--luks-passphrase-env", "A2I_PW", expect=127)
+                  "--luks-passphrase-env", "A2I_PW", expect=95)
         assert out.stderr.count("\n") == 1 and "argon2i" in out.stderr
 
 

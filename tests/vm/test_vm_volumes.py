@@ -86,7 +86,7 @@ class TestLuks:
     @pytest.mark.parametrize("kind", ["luks1", "luks2"])
     def test_a_whole_disk_luks_volume_is_named_encrypted(self, vault, cli, vault_url, tmp_path, kind, monkeypatch):
         """Browsing or extracting from a whole-disk LUKS volume without a key says it is encrypted
-        (LUKS1/LUKS2) and how to give the key (exit 126), not 'no file system'."""
+        (LUKS1/LUKS2) and how to give the key (exit 124), not 'no file system'."""
         monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
         monkeypatch.delenv("STRONGROOM_LUKS_KEY_FILE", raising=False)
         image = tmp_path / "secret.img"
@@ -101,7 +101,7 @@ class TestLuks:
         assert "no file system" not in str(info.value)
         with pytest.raises(LuksNeedsKey, match=r"--luks-passphrase-env VAR or --luks-key-file FILE"):
             vault.restore("vault-vm", None, str(tmp_path / "out"), options={"files": ["crypt:/etc"]})
-        out = cli("restore", "vault-vm", "--target", tmp_path / "o2", "--files", "/etc", expect=126)
+        out = cli("restore", "vault-vm", "--target", tmp_path / "o2", "--files", "/etc", expect=124)
         assert out.stderr.count("\n") == 1 and shown in out.stderr
 
     def test_a_luks_partition_is_listed_as_encrypted(self, vault, tree, tmp_path, monkeypatch):
