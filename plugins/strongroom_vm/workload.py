@@ -105,11 +105,12 @@ class VmWorkload(Workload):
             out = {"mode": "offline", "disks": disks, "config": config}
             if source.get("force"):
                 out["force"] = True
-            chunk_size = parse_chunk_size(source.get("chunk_size") or DEFAULT_CHUNK_SIZE)
-            if chunk_size is None:
-                raise InvalidSource(workload="vm", reason=f"--chunk-size {source['chunk_size']} is not a power of "
-                                    "two from 64K to 16M")
-            out["chunk_size"] = chunk_size
+            if source.get("chunk_size") or not source.get("mode"):  # a source saved without one keeps 4 MiB
+                chunk_size = parse_chunk_size(source.get("chunk_size") or DEFAULT_CHUNK_SIZE)
+                if chunk_size is None:
+                    raise InvalidSource(workload="vm", reason=f"--chunk-size {source['chunk_size']} is not a power "
+                                        "of two from 64K to 16M")
+                out["chunk_size"] = chunk_size
             return out
         if source.get("force"):
             raise InvalidSource(workload="vm", reason="--force is for the disks of an offline VM (--disk)")

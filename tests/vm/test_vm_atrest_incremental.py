@@ -207,6 +207,11 @@ class TestChunkSize:
         from strongroom_vm.layout import item_chunk_size
 
         assert item_chunk_size({}) == 4 << 20  # items protected before the choice keep 4 MiB
+        from strongroom_vm.workload import VmWorkload
+
+        saved = {"mode": "offline", "disks": [{"name": "data", "path": str(data), "format": "qcow2", "kind": "file"}],
+                 "config": None}
+        assert "chunk_size" not in VmWorkload().validate_source(saved)  # validated again: still 4 MiB
         assert DEFAULT_CHUNK_SIZE in (64 << 10, 256 << 10, 1 << 20, 4 << 20)
 
     def test_the_chunk_size_is_that_of_the_disk_entries(self, vault, images):
