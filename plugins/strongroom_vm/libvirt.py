@@ -292,12 +292,18 @@ class LibvirtBackup:
             bitmaps = self._export_bitmaps()
             sizes: dict[str, int] = {}
             changed: dict[str, frozenset[int] | None] = {}
+            before = {d.get("name"): d.get("size") for d in self.parent.get("disks", [])}
             for disk in disks:
                 context = f"qemu:dirty-bitmap:{bitmaps.get(disk.name) or 'backup-' + disk.name}"
                 incremental = since.get(disk.name) is not None
                 try:
                     with NbdClient(self._socket, disk.name, contexts=(context,) if incremental else ()) as client:
                         sizes[disk.name] = client.size
+                        if incremental and before.get(disk.name) != client.size:
+                            self.warnings.append(f"disk {disk.name} changed size from {before.get(disk.name)} to "
+                                                 f"{client.size} bytes; reading it whole")
+                            incremental = False
+                            since.pop(disk.name)
                         changed[disk.name] = chunks_of(client.block_status(context), CHUNK_SIZE) if incremental else None
                 except NbdError as exc:
                     raise VmError(message=f"cannot read disk {disk.name} of domain {self.domain}: {exc}") from None

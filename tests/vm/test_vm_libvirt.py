@@ -215,6 +215,19 @@ class TestRunningDomain:
             virsh("domjobabort", domain.name, check=False)
 
 
+    def test_resized_disk_is_read_whole(self, vault, domains, images, tmp_path):
+        """A disk grown since the parent point (virsh blockresize) is read whole, with a warning."""
+        specs, expected = images
+        domain = domains().define(specs).start()
+        vault.protect("vm", "lv", {"libvirt": domain.name})
+        vault.backup("lv")
+        virsh("blockresize", domain.name, "vda", f"{SIZE + 8 * MIB}B")
+        expected["vda"] += bytes(8 * MIB)
+        _write(domain, expected, "vda", SIZE + 4 * MIB, 4096, 0x66)
+        point = vault.backup("lv")
+        assert point.warnings == (f"disk vda changed size from {SIZE} to {SIZE + 8 * MIB} bytes; reading it whole",)
+        assert _restored(vault, "lv", point, tmp_path / "out") == {k: bytes(v) for k, v in expected.items()}
+
     def test_paused_domain(self, vault, domains, images, tmp_path):
         """A paused domain is backed up through libvirt's backup job too, and stays paused."""
         specs, expected = images
