@@ -30,9 +30,11 @@ its QEMU runs), through libvirt's backup and checkpoint APIs:
    scratch images that hold data the guest overwrites during the backup;
 4. each disk is read through :class:`~strongroom_vm.nbd.NbdReader` (only its changed
    chunks for an incremental read);
-5. when the last reader is closed, or the backup fails, the job is aborted
-   (``domjobabort``: libvirt removes the scratch images) and the folder removed; also
-   at the exit of the process.  A killed strongroom leaves them to step 1.
+5. when the last reader is closed, or the backup fails or is interrupted (Ctrl-C,
+   SIGTERM), the job is aborted (``domjobabort``: libvirt removes the scratch images) and
+   the folder removed; also at the exit of the process.  That clean-up runs ``virsh``
+   through ``posix_spawn``: a fork could hang on a lock the interrupted main thread left
+   taken.  A killed strongroom (SIGKILL) leaves them to step 1.
 
 The checkpoint of a point whose backup failed is kept: the next backup reads from the
 parent's checkpoint, which covers it.  libvirt keeps checkpoint metadata across restarts
