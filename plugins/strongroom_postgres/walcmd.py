@@ -93,9 +93,12 @@ def flush_cmd(item: str) -> None:
 @click.argument("path")
 def get_cmd(item: str, name: str, path: str) -> None:
     """Write archived WAL file NAME to PATH (restore_command = 'strongroom wal get ITEM %f %p')."""
+    url = click.get_current_context().find_root().params.get("vault_url")
+    if url and walstore.take_cached(url, item, name, path):
+        return
     vault = command_vault()
     walstore.check_item(vault, item)
-    if not walstore.fetch(vault, item, name, path):
+    if not walstore.fetch(vault, item, name, path, cache=walstore.cache_dir(url or vault.url, item)):
         sys.exit(1)
 
 

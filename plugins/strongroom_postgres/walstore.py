@@ -18,6 +18,10 @@ Promises:
 - :func:`fetch` writes a segment (from the spool first, then the vault) to a temporary
   name beside the destination and renames it; it returns False for a segment the
   archive does not hold (``restore_command`` then exits 1, as PostgreSQL expects).
+  It also fetches the next :data:`PREFETCH` segments into a cache
+  (``$STRONGROOM_HOME/wal-cache/``) that the next ``wal get`` takes from without
+  opening the vault (:func:`take_cached`): recovery asks for segments in order, and a
+  process per segment costs more than reading it.
 - Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
   physical (:class:`~.errors.NotPhysical`).
 """
@@ -235,23 +239,71 @@ def flush(vault, item: str, *, wait: bool = True) -> int:
 # --- restore_command ---------------------------------------------------------------------
 
 
-def fetch(vault, item: str, name: str, destination: str) -> bool:
-    """Write WAL file ``name`` to ``destination``; False when the archive lacks it."""
+#: segments fetched ahead into the cache by a ``wal get`` that reads the vault
+PREFETCH = 8
+
+
+def cache_dir(url: str, item: str) -> str:
+    """Where ``wal get`` keeps segments fetched ahead: by vault URL, so that a hit needs
+    no vault opened."""
+    return os.path.join(str(strongroom_home()), "wal-cache", hashlib.sha256(url.encode()).hexdigest()[:16], item)
+
+
+def _write(destination: str, content: bytes) -> None:
+    temp = destination + ".strongroom-tmp"
+    with open(temp, "wb") as fh:
+        fh.write(content)
+    os.replace(temp, destination)
+
+
+def take_cached(url: str, item: str, name: str, destination: str) -> bool:
+    """Move WAL file ``name`` fetched ahead to ``destination``; False if not cached."""
+    if not NAME.match(name):
+        return False
+    cached = os.path.join(cache_dir(url, item), name)
+    if not os.path.exists(cached):
+        return False
+    with open(cached, "rb") as fh:
+        _write(destination, fh.read())
+    os.unlink(cached)
+    return True
+
+
+def fetch(vault, item: str, name: str, destination: str, *, cache: str | None = None) -> bool:
+    """Write WAL file ``name`` to ``destination``; False when the archive lacks it.  With
+    ``cache`` (a folder), the next :data:`PREFETCH` segments of the timeline that the
+    archive holds are written there (``restore_command`` asks for them next)."""
     if not NAME.match(name):
         return False
     spooled = os.path.join(spool_dir(vault, item), name)
     if os.path.exists(spooled):
         with open(spooled, "rb") as fh:
-            content = fh.read()
-    else:
-        where = archived(vault, item).get(name)
-        if where is None:
-            return False
-        content = vault.point_view(companion(item), where[1]).read_bytes(name)
-    temp = destination + ".strongroom-tmp"
-    with open(temp, "wb") as fh:
-        fh.write(content)
-    os.replace(temp, destination)
+            _write(destination, fh.read())
+        return True
+    have = archived(vault, item)
+    where = have.get(name)
+    if where is None:
+        if cache and SEGMENT.match(name) and os.path.isdir(cache):  # the end of the archive: nothing ahead
+            for left in os.listdir(cache):
+                os.unlink(os.path.join(cache, left))
+        return False
+    views: dict[str, object] = {}
+
+    def read(segment: str, point_id: str) -> bytes:
+        if point_id not in views:
+            views[point_id] = vault.point_view(companion(item), point_id)
+        return views[point_id].read_bytes(segment)  # type: ignore[attr-defined]
+
+    _write(destination, read(name, where[1]))
+    if cache and SEGMENT.match(name):
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        tli, number = position(name)
+        for ahead in range(number + 1, number + 1 + PREFETCH):
+            segment = segment_name(tli, ahead)
+            if segment not in have:
+                break
+            if not os.path.exists(os.path.join(cache, segment)):
+                _write(os.path.join(cache, segment), read(segment, have[segment][1]))
     return True
 
 

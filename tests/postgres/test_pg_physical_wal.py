@@ -127,3 +127,24 @@ def test_setup_prints_the_archive_command(phys):
     out = phys.strongroom("wal", "setup", "db").stdout.splitlines()
     assert out[0] == "archive_mode = on"
     assert out[1].startswith("archive_command = 'STRONGROOM_HOME=") and out[1].endswith(" wal push db %p'")
+
+
+def test_get_fetches_the_next_segments_ahead_and_the_next_get_takes_them(phys, tmp_path):
+    phys.strongroom("protect", "postgres", "db", "--physical", "--host", phys.root, "--port", str(phys.port),
+                    "--user", "postgres", check=False)  # when run alone
+    names = [f"0000000B00000000000000{i:02X}" for i in range(1, 4)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes([i]) * 4096)
+        phys.strongroom("wal", "push", "db", str(tmp_path / name))
+    cache = None
+    phys.strongroom("--vault", phys.vault, "wal", "get", "db", names[0], str(tmp_path / "a"))
+    for root, _, files in os.walk(os.path.join(phys.home, "wal-cache")):
+        if names[1] in files:
+            cache = root
+    assert cache is not None and sorted(os.listdir(cache)) == names[1:]
+    phys.strongroom("--vault", phys.vault, "wal", "get", "db", names[1], str(tmp_path / "b"))
+    assert (tmp_path / "b").read_bytes() == bytes([1]) * 4096
+    assert os.listdir(cache) == [names[2]]
+    missing = phys.strongroom("--vault", phys.vault, "wal", "get", "db", "0000000B0000000000000009",
+                              str(tmp_path / "c"), check=False)
+    assert missing.returncode == 1 and os.listdir(cache) == []
