@@ -11,7 +11,8 @@ Pure XML handling, no libvirt call (:mod:`strongroom_vm.libvirt` runs ``virsh``)
   and ``<domaincheckpoint>`` documents of one backup;
 - :func:`defined_xml` rewrites a saved domain XML for ``restore --define NEW_NAME``: the
   new name and UUID, new MAC addresses, the disks pointing at the restored files (with
-  their format), no NVRAM file of the original domain.  The original XML is not changed.
+  their format), no NVRAM file of the original domain, no disk the point does not hold.
+  The original XML is not changed.
 """
 
 from __future__ import annotations
@@ -114,9 +115,11 @@ def new_mac() -> str:
     return "52:54:00:" + ":".join(f"{random.randrange(256):02x}" for _ in range(3))
 
 
-def defined_xml(xml: str, name: str, disks: dict[str, tuple[str, str]]) -> tuple[str, str]:
+def defined_xml(xml: str, name: str, disks: dict[str, tuple[str, str]]) -> tuple[str, str, list[str]]:
     """``xml`` rewritten for a new domain ``name``: a new UUID, new MAC addresses, disk
-    ``target -> (path, format)`` pointing at the restored images; returns (xml, uuid)."""
+    ``target -> (path, format)`` pointing at the restored images.  A disk of the XML that
+    is not in ``disks`` is left out (the new domain must not share the original's image);
+    CD-ROMs and floppies stay.  Returns (xml, uuid, the targets of the disks left out)."""
     root = parse(xml, "the saved domain XML")
     root.attrib.pop("id", None)
     found = root.find("name")
@@ -137,10 +140,15 @@ def defined_xml(xml: str, name: str, disks: dict[str, tuple[str, str]]) -> tuple
     if os_element is not None:
         for nvram in os_element.findall("nvram"):  # the original domain's UEFI variables stay its own
             os_element.remove(nvram)
+    dropped: list[str] = []
+    devices = root.find("devices")
     for disk in root.findall("./devices/disk"):
         target = disk.find("target")
         dev = target.get("dev") if target is not None else None
         if dev not in disks:
+            if disk.get("device", "disk") == "disk":
+                devices.remove(disk)
+                dropped.append(dev or "(no target)")
             continue
         path, fmt = disks[dev]
         disk.set("type", "file")
@@ -154,4 +162,4 @@ def defined_xml(xml: str, name: str, disks: dict[str, tuple[str, str]]) -> tuple
         driver.set("type", fmt)
         source = ET.Element("source", file=os.path.abspath(path))
         disk.insert(list(disk).index(driver) + 1, source)
-    return _text(root), new_uuid
+    return _text(root), new_uuid, dropped

@@ -417,7 +417,7 @@ def restore_defined(ctx, target: str, name: str, fmt: str, start: bool):
     ext = ".img" if fmt == "raw" else ".qcow2"
     paths = {d["name"]: (os.path.join(os.path.abspath(target), DISKS_DIR, d["name"] + ext), fmt)
              for d in manifest.get("disks", [])}
-    xml, uuid = defined_xml(ctx.read_bytes(saved).decode(), name, paths)
+    xml, uuid, dropped = defined_xml(ctx.read_bytes(saved).decode(), name, paths)
     path = os.path.join(target, f"{name}.xml")
     with open(path, "w") as fh:
         fh.write(xml)
@@ -428,4 +428,6 @@ def restore_defined(ctx, target: str, name: str, fmt: str, start: bool):
         started = " and started it"
     summary = (f"Restored {len(paths)} disk{'s' if len(paths) != 1 else ''} into {os.path.join(target, DISKS_DIR)}; defined libvirt domain {name} "
                f"(UUID {uuid}, XML {path}){started}")
-    return attrs.evolve(result, summary=summary)
+    warnings = tuple(f"disk {dev} of the saved domain XML is not in point {ctx.point.short_id}: domain {name} "
+                     "is defined without it" for dev in dropped)
+    return attrs.evolve(result, summary=summary, warnings=result.warnings + warnings)

@@ -78,7 +78,7 @@ def test_defined_xml():
     """A new name and UUID, new MACs (also where there was none), the restored disks in
     their format without the old backing chain, no NVRAM file and no runtime id; the
     CD-ROM is left as it was."""
-    xml, uuid = defined_xml(DOMAIN, "web2", {"vda": ("/restore/disks/vda.img", "raw"),
+    xml, uuid, dropped = defined_xml(DOMAIN, "web2", {"vda": ("/restore/disks/vda.img", "raw"),
                                               "vdb": ("/restore/disks/vdb.img", "raw")})
     root = ET.fromstring(xml)
     assert root.findtext("name") == "web2" and root.findtext("uuid") == uuid
@@ -93,5 +93,9 @@ def test_defined_xml():
     assert disks["vda"].find("driver").get("cache") == "none"
     assert disks["vda"].find("backingStore") is None
     assert disks["sda"].find("source").get("file") == "/srv/iso/debian.iso"
-    again, other = defined_xml(DOMAIN, "web3", {"vda": ("/r/vda.qcow2", "qcow2")})
+    assert dropped == []
+    again, other, dropped = defined_xml(DOMAIN, "web3", {"vda": ("/r/vda.qcow2", "qcow2")})
     assert other != uuid and ET.fromstring(again).find("./devices/disk/driver").get("type") == "qcow2"
+    # vdb is not in the map: left out, not left pointing at the original domain's image
+    assert dropped == ["vdb"]
+    assert [d.find("target").get("dev") for d in ET.fromstring(again).findall("./devices/disk")] == ["vda", "sda"]
