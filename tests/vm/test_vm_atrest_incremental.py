@@ -108,6 +108,12 @@ def bitmaps_of(image) -> list[str]:
     return sorted(b["name"] for b in info["format-specific"]["data"].get("bitmaps", []))
 
 
+def bitmaps_of_shared(image) -> list[str]:
+    """The image's bitmaps while a qemu-nbd holds it (``qemu-img info -U``)."""
+    info = json.loads(run("qemu-img", "info", "-U", "--output=json", image).stdout)
+    return sorted(b["name"] for b in info["format-specific"]["data"].get("bitmaps", []))
+
+
 def guest_write(image, offset: int, length: int, pattern: int) -> None:
     """Write into a qcow2 image through QEMU's block layer, as a VM would (bitmaps record it)."""
     run("qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", image)
@@ -158,6 +164,39 @@ class TestQcow2Bitmaps:
         monkeypatch.undo()
         assert len(bitmaps_of(data)) == 2  # the parent's and the failed attempt's
         guest_write(data, 60 * MIB, 4096, 0x45)
+        point = vault.backup("db")
+        assert point.warnings == () and point.stats["bytes_read"] < 512 * 1024
+        vault.restore("db", point.point_id, str(tmp_path / "out"))
+        assert sha256_file(tmp_path / "out" / "disks" / "data.img") == sha256_file(data, fmt="qcow2")
+
+    def test_a_backup_sigkilled_before_its_commit_loses_no_change(self, vault, vault_url, images, tmp_path):
+        """``strongroom backup`` killed (SIGKILL) once it has added its checkpoint and started qemu-nbd,
+        long before its commit: no point, and the next backup still reads the change made before."""
+        import signal
+        import subprocess
+        import sys
+
+        from strongroom import list_processes
+        from vaultkit import wait_until
+
+        _, data = images
+        vault.protect("vm", "db", {"disks": [str(data)]})
+        vault.backup("db")
+        guest_write(data, 20 * MIB, 4096, 0x47)
+        strongroom = os.path.join(os.path.dirname(sys.executable), "strongroom")
+        proc = subprocess.Popen([strongroom, "--vault", vault_url, "backup", "db"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            server = wait_until(lambda: [p for p in list_processes("qemu-nbd") if p.ppid == proc.pid],
+                                "the backup started qemu-nbd")[0]
+            os.kill(server.pid, signal.SIGSTOP)  # the backup waits for it: the kill lands before any commit
+            assert len(bitmaps_of_shared(data)) == 2  # its checkpoint is added
+        finally:
+            proc.kill()
+            proc.wait()
+        wait_until(lambda: not [p for p in list_processes("qemu-nbd") if p.ppid in (proc.pid, 1)
+                                and str(data) in p.argv], "its qemu-nbd ended")
+        assert len(vault.points("db")) == 1
         point = vault.backup("db")
         assert point.warnings == () and point.stats["bytes_read"] < 512 * 1024
         vault.restore("db", point.point_id, str(tmp_path / "out"))
