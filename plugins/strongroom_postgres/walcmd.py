@@ -76,14 +76,18 @@ def wal() -> None:
               help="--async: commit the spool once it holds this many segments.")
 def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
     """Archive WAL file PATH (archive_command = 'strongroom wal push ITEM %p')."""
-    walstore.push(command_vault(), item, path, async_=async_, batch=batch)
+    vault = command_vault()
+    walstore.push(vault, item, path, async_=async_, batch=batch)
+    walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
 
 
 @wal.command(name="flush")
 @click.argument("item")
 def flush_cmd(item: str) -> None:
     """Commit the segments spooled by 'wal push --async' as one point."""
-    count = walstore.flush(command_vault(), item)
+    vault = command_vault()
+    count = walstore.flush(vault, item)
+    walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
     click.echo(f"{count} segment(s) committed")
 
 
@@ -94,7 +98,10 @@ def flush_cmd(item: str) -> None:
 def get_cmd(item: str, name: str, path: str) -> None:
     """Write archived WAL file NAME to PATH (restore_command = 'strongroom wal get ITEM %f %p')."""
     url = click.get_current_context().find_root().params.get("vault_url")
-    if url and walstore.take_cached(url, item, name, path):
+    cached = walstore.take_cached(url, item, name, path) if url else None
+    if cached is not None:
+        if not cached:
+            sys.exit(1)
         return
     vault = command_vault()
     walstore.check_item(vault, item)

@@ -21,7 +21,8 @@ Promises:
   It also fetches the next :data:`PREFETCH` segments into a cache
   (``$STRONGROOM_HOME/wal-cache/``) that the next ``wal get`` takes from without
   opening the vault (:func:`take_cached`): recovery asks for segments in order, and a
-  process per segment costs more than reading it.
+  process per segment costs more than reading it.  The listing of the archive it read
+  answers "not archived" for :data:`LISTING_FRESH` seconds without the vault.
 - Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
   physical (:class:`~.errors.NotPhysical`).
 """
@@ -256,17 +257,46 @@ def _write(destination: str, content: bytes) -> None:
     os.replace(temp, destination)
 
 
-def take_cached(url: str, item: str, name: str, destination: str) -> bool:
-    """Move WAL file ``name`` fetched ahead to ``destination``; False if not cached."""
+#: seconds a listing of the archive written by a ``wal get`` answers "not archived"
+LISTING_FRESH = 30.0
+LISTING = ".listing"
+
+
+def take_cached(url: str, item: str, name: str, destination: str) -> bool | None:
+    """Move WAL file ``name`` fetched ahead to ``destination`` (True); False when a
+    listing of the archive younger than :data:`LISTING_FRESH` seconds does not have it
+    (the end of the archive, a ``.history`` file never made: PostgreSQL asks for those
+    at every start and promotion); None when only the vault can tell."""
     if not NAME.match(name):
         return False
-    cached = os.path.join(cache_dir(url, item), name)
-    if not os.path.exists(cached):
-        return False
-    with open(cached, "rb") as fh:
-        _write(destination, fh.read())
-    os.unlink(cached)
-    return True
+    folder = cache_dir(url, item)
+    cached = os.path.join(folder, name)
+    if os.path.exists(cached):
+        with open(cached, "rb") as fh:
+            _write(destination, fh.read())
+        os.unlink(cached)
+        return True
+    listing = os.path.join(folder, LISTING)
+    try:
+        if time.time() - os.stat(listing).st_mtime < LISTING_FRESH:
+            with open(listing) as fh:
+                if name not in fh.read().split():
+                    return False
+    except OSError:
+        pass
+    return None
+
+
+def forget_listing(urls: list[str], item: str) -> None:
+    """A push on this machine makes the listing of the archive out of date: drop it."""
+    for url in dict.fromkeys(u for u in urls if u):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cache_dir(url, item), LISTING))
+
+
+def _save_listing(cache: str, have: dict) -> None:
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    _write(os.path.join(cache, LISTING), "\n".join(sorted(have)).encode())
 
 
 def fetch(vault, item: str, name: str, destination: str, *, cache: str | None = None) -> bool:
@@ -281,11 +311,14 @@ def fetch(vault, item: str, name: str, destination: str, *, cache: str | None = 
             _write(destination, fh.read())
         return True
     have = archived(vault, item)
+    if cache:
+        _save_listing(cache, have)
     where = have.get(name)
     if where is None:
-        if cache and SEGMENT.match(name) and os.path.isdir(cache):  # the end of the archive: nothing ahead
+        if cache and SEGMENT.match(name):  # the end of the archive: nothing ahead
             for left in os.listdir(cache):
-                os.unlink(os.path.join(cache, left))
+                if NAME.match(left):
+                    os.unlink(os.path.join(cache, left))
         return False
     views: dict[str, object] = {}
 

@@ -141,10 +141,18 @@ def test_get_fetches_the_next_segments_ahead_and_the_next_get_takes_them(phys, t
     for root, _, files in os.walk(os.path.join(phys.home, "wal-cache")):
         if names[1] in files:
             cache = root
-    assert cache is not None and sorted(os.listdir(cache)) == names[1:]
+    assert cache is not None and sorted(os.listdir(cache)) == [".listing", *names[1:]]
     phys.strongroom("--vault", phys.vault, "wal", "get", "db", names[1], str(tmp_path / "b"))
     assert (tmp_path / "b").read_bytes() == bytes([1]) * 4096
-    assert os.listdir(cache) == [names[2]]
+    assert sorted(os.listdir(cache)) == [".listing", names[2]]
     missing = phys.strongroom("--vault", phys.vault, "wal", "get", "db", "0000000B0000000000000009",
                               str(tmp_path / "c"), check=False)
-    assert missing.returncode == 1 and os.listdir(cache) == []
+    assert (missing.returncode, missing.stderr) == (1, "")
+    # the listing the first get read answers "not archived" without the vault, until a push
+    listing = os.path.join(cache, ".listing")
+    assert "0000000B0000000000000009" not in open(listing).read()
+    (tmp_path / "0000000B0000000000000009").write_bytes(b"9" * 4096)
+    phys.strongroom("--vault", phys.vault, "wal", "push", "db", str(tmp_path / "0000000B0000000000000009"))
+    assert not os.path.exists(listing)
+    phys.strongroom("--vault", phys.vault, "wal", "get", "db", "0000000B0000000000000009", str(tmp_path / "d"))
+    assert (tmp_path / "d").read_bytes() == b"9" * 4096
