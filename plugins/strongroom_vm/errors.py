@@ -89,31 +89,31 @@ class OverlayUnusable(VmError):
 class LibvirtError(VmError):
     """libvirt at {uri}: {reason}"""
 
-    exit_code = 135
+    exit_code = 92  # as any hypervisor error
 
 
 class DomainNotFound(VmError):
     """No libvirt domain named '{domain}' at {uri}."""
 
-    exit_code = 131
+    exit_code = 98
 
 
 class DiskNotFile(VmError):
     """Disk {disk} of domain {domain} is {what}: the libvirt mode backs up file-backed raw and qcow2 disks only."""
 
-    exit_code = 132
+    exit_code = 47  # as any invalid source
 
 
 class DomainExists(VmError):
     """A libvirt domain named '{name}' already exists at {uri}: give --define a new name."""
 
-    exit_code = 133
+    exit_code = 42  # as any name already taken
 
 
 class BackupJobBusy(VmError):
     """Domain {domain} runs a backup job strongroom did not start: wait for it to end, or end it with 'virsh domjobabort {domain}'."""
 
-    exit_code = 134
+    exit_code = 97  # as a disk another VM holds
 
 
 class LuksWrongKey(VmError):

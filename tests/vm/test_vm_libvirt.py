@@ -196,7 +196,7 @@ class TestRunningDomain:
         assert point.warnings == ()
 
     def test_foreign_backup_job_is_refused(self, vault, cli, domains, images, workdir):
-        """A backup job strongroom did not start is left alone, and the backup refused (exit 134)."""
+        """A backup job strongroom did not start is left alone, and the backup refused (exit 97)."""
         specs, _ = images
         domain = domains().define(specs).start()
         vault.protect("vm", "lv", {"libvirt": domain.name})
@@ -207,7 +207,7 @@ class TestRunningDomain:
                      "<disk name='vdb' backup='no'/></disks></domainbackup>")
         virsh("backup-begin", domain.name, backup)
         try:
-            out = cli("backup", "lv", expect=134)
+            out = cli("backup", "lv", expect=97)
             assert f"Domain {domain.name} runs a backup job strongroom did not start" in out.stderr
             assert out.stderr.count("\n") == 1
             assert "Backup" in domain.job()
@@ -286,13 +286,13 @@ class TestDefine:
         assert _image_content(str(target / "disks" / "vda.qcow2"), "qcow2", tmp_path) == bytes(expected["vda"])
 
     def test_existing_name_is_refused(self, vault_url, cli, domains, images, tmp_path):
-        """--define with the name of an existing domain: exit 133, nothing restored."""
+        """--define with the name of an existing domain: exit 42, nothing restored."""
         specs, _ = images
         domain = domains().define(specs)
         cli("vault", "create", vault_url)
         cli("protect", "vm", "lv", "--libvirt", domain.name)
         cli("backup", "lv")
-        out = cli("restore", "lv", "--target", tmp_path / "out", "--define", domain.name, expect=133)
+        out = cli("restore", "lv", "--target", tmp_path / "out", "--define", domain.name, expect=42)
         assert f"'{domain.name}' already exists" in out.stderr and out.stderr.count("\n") == 1
         assert not (tmp_path / "out" / "disks").exists()
 
@@ -320,7 +320,7 @@ class TestRefusals:
 
     def test_unknown_domain(self, vault_url, cli, libvirtd):
         cli("vault", "create", vault_url)
-        out = cli("protect", "vm", "lv", "--libvirt", "no-such-domain-sr", expect=131)
+        out = cli("protect", "vm", "lv", "--libvirt", "no-such-domain-sr", expect=98)
         assert "No libvirt domain named 'no-such-domain-sr'" in out.stderr and out.stderr.count("\n") == 1
 
     def test_disk_that_is_not_a_file(self, vault_url, cli, domains, images):
@@ -328,6 +328,6 @@ class TestRefusals:
         domain = domains().define(specs, extra="<disk type='block' device='disk'><driver name='qemu' type='raw'/>"
                                                  "<source dev='/dev/null'/><target dev='vdc' bus='virtio'/></disk>")
         cli("vault", "create", vault_url)
-        out = cli("protect", "vm", "lv", "--libvirt", domain.name, expect=132)
+        out = cli("protect", "vm", "lv", "--libvirt", domain.name, expect=47)
         assert "Disk vdc of domain" in out.stderr and "a block disk (/dev/null)" in out.stderr
         assert out.stderr.count("\n") == 1
