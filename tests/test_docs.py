@@ -83,6 +83,15 @@ def test_every_error_class_is_in_the_exit_code_table(cls):
     ), f"{cls.__name__} (exit code {cls.exit_code}) is missing from the exit-code table"
 
 
+def test_no_error_class_takes_a_code_of_the_shell():
+    """No error exits 126 or more: the shell's own codes (cannot execute, not found) and
+    128 + N, a process killed by signal N, which strongroom's 130, 141 and 143 mean."""
+    taken = sorted({cls.exit_code for cls in error_classes() if cls.exit_code >= 126})
+    assert taken == [], f"exit codes {taken} look like the shell's or a signal's"
+    codes = {int(row[0]) for row in exit_code_rows() if row[0].isdigit()}
+    assert {c for c in codes if c >= 126} == {130, 141, 143}
+
+
 def test_exit_code_table_has_the_codes_of_the_command_itself():
     """The exit-code table lists 0, 1, 2, 99 and 130, which no error class defines."""
     codes = {row[0] for row in exit_code_rows()}
