@@ -59,7 +59,15 @@ def archive_command(vault, item: str, async_: bool = False) -> str:
 
 
 def restore_command(vault, item: str) -> str:
-    return command_line(vault, "wal", "get", shlex.quote(item), "%f", "%p")
+    """``wal get``, behind a shell test that takes a segment ``wal get`` fetched ahead,
+    or answers "not archived" from its fresh listing, without starting strongroom (a
+    process costs more than the segment; see :func:`.walstore.take_cached`)."""
+    cache = shlex.quote(walstore.cache_dir(vault.url, item))
+    fresh = f"-newermt '-{int(walstore.LISTING_FRESH)} seconds'"
+    return (f"c={cache}; if [ -f \"$c/%f\" ]; then mv -f \"$c/%f\" \"%p\";"
+            f" elif [ -n \"$(find \"$c/{walstore.LISTING}\" {fresh} 2>/dev/null)\" ]"
+            f" && ! grep -qxF \"%f\" \"$c/{walstore.LISTING}\"; then exit 1;"
+            f" else {command_line(vault, 'wal', 'get', shlex.quote(item), '%f', '%p')}; fi")
 
 
 @click.group(name="wal")
