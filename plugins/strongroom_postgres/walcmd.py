@@ -137,7 +137,9 @@ def list_cmd(item: str, as_json: bool) -> None:
     if doc["history"]:
         click.echo("history files: " + ", ".join(doc["history"]))
     click.echo(f"last archived: {doc['last_archived'] or '-'}; spooled, not yet committed: {doc['spooled']}")
-    if any(row["gaps"] for row in doc["timelines"]):
+    gaps = [(g["from"], g["to"]) for row in doc["timelines"] for g in row["gaps"]]
+    if gaps:
+        walstore.alert_gap(vault, item, gaps)
         sys.exit(1)
 
 

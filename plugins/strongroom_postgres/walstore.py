@@ -23,6 +23,8 @@ Promises:
   opening the vault (:func:`take_cached`): recovery asks for segments in order, and a
   process per segment costs more than reading it.  The listing of the archive it read
   answers "not archived" for :data:`LISTING_FRESH` seconds without the vault.
+- A push that leaves a gap before its segment (on its timeline), and ``wal list``
+  finding gaps, raise a ``job`` alert of kind ``postgres.wal-gap`` (:func:`alert_gap`).
 - Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
   physical (:class:`~.errors.NotPhysical`).
 """
@@ -90,6 +92,30 @@ def archived(vault, item: str) -> dict[str, tuple[str, str, str]]:
         for name, digest in (point.extra or {}).get("wal", {}).items():
             found.setdefault(name, (digest, point.point_id, point.created))
     return found
+
+
+def alert_gap(vault, item: str, gaps: list[tuple[str, str]]) -> None:
+    """A ``job`` alert (kind ``postgres.wal-gap``) naming the gaps; one open alert per set
+    of gaps.  Never raises: archiving goes on whatever the alerts do."""
+    if not gaps:
+        return
+    text = ", ".join(f"{a}..{b}" if a != b else a for a, b in gaps)
+    with contextlib.suppress(Exception):
+        vault.alerts.raise_alert("job", "postgres.wal-gap", f"WAL archive of item '{item}' has gaps: {text};"
+                                 " a point-in-time restore cannot cross them (take a base backup)",
+                                 item=item, dedupe=f"postgres.wal-gap:{item}:{text}", severity="error")
+
+
+def _gap_before(have: dict, segment: str) -> list[tuple[str, str]]:
+    """The missing segments between ``segment`` and the last archived one before it on
+    its timeline (none when it is the first)."""
+    if not SEGMENT.match(segment):
+        return []
+    tli, number = position(segment)
+    earlier = [position(n)[1] for n in have if SEGMENT.match(n) and position(n)[0] == tli and position(n)[1] < number]
+    if not earlier or max(earlier) == number - 1:
+        return []
+    return [(segment_name(tli, max(earlier) + 1), segment_name(tli, number - 1))]
 
 
 def _entry(name: str, size: int) -> Entry:
@@ -187,6 +213,7 @@ def push(vault, item: str, path: str, *, async_: bool = False, batch: int = 8) -
             raise
         except Exception as exc:
             raise WalPushFailed(segment=segment, item=item, reason=str(exc)) from None
+        alert_gap(vault, item, _gap_before(have, segment))
         return Pushed(segment, "archived")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     final = os.path.join(folder, segment)

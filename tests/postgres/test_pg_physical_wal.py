@@ -114,6 +114,9 @@ def test_a_gap_is_listed_and_the_listing_exits_1(phys, tmp_path):
     assert done.returncode == 1
     assert "timeline 10: 0000000A0000000000000001 .. 0000000A0000000000000004, 2 segment(s)," \
            " gaps: 0000000A0000000000000002..0000000A0000000000000003" in done.stdout
+    alerts = [a for a in phys.strongroom_json("alerts") if a["kind"] == "postgres.wal-gap"]
+    assert alerts and "0000000A0000000000000002..0000000A0000000000000003" in alerts[0]["summary"]
+    assert alerts[0]["item"] == "db"
 
 
 def test_wal_commands_refuse_a_logical_item(phys, tmp_path):
