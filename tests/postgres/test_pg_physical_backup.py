@@ -79,3 +79,17 @@ def test_physical_refuses_a_second_tablespace(phys, tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1
     finally:
         phys.psql("drop tablespace extra")
+
+
+def test_pg_basebackup_failing_keeps_its_line_and_writes_no_point(phys):
+    """A user without REPLICATION: pg_basebackup's own error line, exit 110, no point."""
+    phys.psql("create role norep login")
+    phys.psql("grant pg_monitor to norep; grant execute on function pg_control_system() to norep;"
+              " grant execute on function pg_control_checkpoint() to norep")
+    phys.strongroom("protect", "postgres", "norep", "--physical", "--host", phys.root, "--port", str(phys.port),
+                    "--user", "norep")
+    done = phys.strongroom("backup", "norep", check=False)
+    assert done.returncode == 110, done.stderr
+    assert "pg_basebackup failed:" in done.stderr and "replication" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert phys.strongroom_json("points", "norep") == []
