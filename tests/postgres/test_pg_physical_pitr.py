@@ -16,6 +16,8 @@ import pgphysical
 from conftest import _bindir
 
 SCALE = 2
+#: the restore point and WAL location the history fixture made after its 15th marker
+NAMED: dict[str, str] = {}
 
 
 def wait_archived(phys, segment: str, limit: float = 120) -> None:
@@ -43,11 +45,15 @@ def history():
         phys.strongroom("backup", "db")
         stop = threading.Event()
 
+        named = NAMED
         def mark() -> None:
             i = 0
             while not stop.is_set():
                 i += 1
                 phys.psql(f"insert into marker values (clock_timestamp()); insert into counted values ({i})")
+                if i == 15:  # a restore point and a WAL location, with the 15 markers before them
+                    named["name"] = phys.psql("select pg_create_restore_point('fifteen')")
+                    named["lsn"] = phys.psql("select pg_current_wal_lsn()")
                 time.sleep(0.2)
 
         marker = threading.Thread(target=mark)
@@ -65,6 +71,10 @@ def history():
         yield phys, markers, counted
     finally:
         pgphysical.stop(phys)
+
+
+def history_named() -> dict:
+    return NAMED
 
 
 def restored_markers(phys, data: str, port: int) -> list[dt.datetime]:
@@ -132,3 +142,35 @@ def test_refusals(history, tmp_path):
     done = phys.strongroom("restore", "logical", "--data-dir", str(tmp_path / "c"), check=False)
     assert done.returncode == 118 and "is a logical (pg_dump) item" in done.stderr
     assert not any((tmp_path / n).exists() for n in ("a", "b", "c"))
+
+
+@pytest.mark.parametrize("how", ["--to-name", "--to-lsn"])
+def test_restore_to_a_restore_point_or_a_wal_location(history, how):
+    """Made right after the 15th marker: the restored table ends at it."""
+    phys, markers, _ = history
+    value = "fifteen" if how == "--to-name" else history_named()["lsn"]
+    data = os.path.join(phys.root, f"named{how}")
+    port = pgphysical.free_port()
+    phys.strongroom("restore", "db", "--data-dir", data, how, value, "--start", "--host", phys.root,
+                    "--port", str(port))
+    try:
+        assert restored_markers(phys, data, port) == markers[:15]
+    finally:
+        pgphysical.server_stop(data)
+
+
+def test_an_older_base_backup_alone_restores_to_its_own_end(history):
+    """ITEM@POINT of the first base backup, no target: recovery stops once it is consistent,
+    before every marker (they came after it), even with a newer base backup there."""
+    phys, markers, _ = history
+    first = phys.strongroom_json("points", "db")[0]["point_id"]
+    phys.strongroom("backup", "db")
+    data = os.path.join(phys.root, "older")
+    port = pgphysical.free_port()
+    phys.strongroom("restore", f"db@{first}", "--data-dir", data, "--start", "--host", phys.root,
+                    "--port", str(port))
+    try:
+        assert restored_markers(phys, data, port) == []
+        assert int(phys.psql("select count(*) from pgbench_accounts", port=port)) == SCALE * 100_000
+    finally:
+        pgphysical.server_stop(data)
