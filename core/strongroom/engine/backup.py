@@ -111,6 +111,34 @@ def _without_chunks(row: dict) -> dict:
     return row
 
 
+_ENTRY_FIELDS = frozenset(f.name for f in attrs.fields(Entry))
+
+
+def _same_but_chunks(row: dict, entry: Entry) -> bool:
+    """Whether the stored ``row`` is ``entry`` (a file as scanned, no chunks) but for its
+    chunks; its type, size, times, inode and device are already known to be equal.  The
+    fields are compared one by one with their defaults (a third of the time of
+    ``_without_chunks(row) == entry.to_dict()``, which extended attributes, stored in
+    base64, still go through); a row with a field an entry does not have never matches."""
+    if entry.xattrs or "xattrs" in row or "subtree" in row:
+        return _without_chunks(row) == entry.to_dict()
+    get = row.get
+    return (
+        get("mode", 0o644) == entry.mode
+        and get("uid", 0) == entry.uid
+        and get("gid", 0) == entry.gid
+        and get("user", "") == entry.user
+        and get("group", "") == entry.group
+        and get("atime_ns", 0) == entry.atime_ns
+        and get("nlink", 1) == entry.nlink
+        and get("rdev", 0) == entry.rdev
+        and get("target", "") == entry.target
+        and get("sparse", False) == entry.sparse
+        and get("chunk_size", 0) == entry.chunk_size
+        and row.keys() <= _ENTRY_FIELDS
+    )
+
+
 class BackupEngine:
     def __init__(
         self,
@@ -240,7 +268,7 @@ class BackupEngine:
                 or (folder.missing and not folder.missing.isdisjoint(row.get("chunks", ())))
             ):
                 return None
-            if row["type"] == FILE and _without_chunks(row) == entry.to_dict():
+            if row["type"] == FILE and _same_but_chunks(row, entry):
                 return Reused(entry, row)
         old = folder.entries().get(name)
         if (
