@@ -1,0 +1,85 @@
+"""Files unchanged since the parent point (same size, mtime, ctime, inode, device) are not
+read: one equal in every field is taken as stored and its folder's node is reused; one
+whose other metadata changed keeps its chunks and gets the new metadata in a new node."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from strongroom import FILE, Entry, FileSource, FolderSource, Workload, hookimpl
+from strongroom.plugins import PluginHost
+from strongroom.vault import Vault
+
+META: dict[str, dict] = {}  # name -> Entry fields the workload reports besides the file's own
+ROOT: list[str] = []
+
+
+class FixedMetaWorkload(Workload):
+    """The files of one folder with the times, inode and device of the file system and
+    the rest of their metadata from META, so that a test changes only what it means to."""
+
+    name = "fixedmeta"
+
+    def backup(self, ctx):
+        yield FolderSource.named("d", mtime_ns=1)
+        for name in sorted(META):
+            path = os.path.join(ROOT[0], name)
+            st = os.lstat(path)
+            entry = Entry(name=name, type=FILE, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns,
+                          ino=st.st_ino, dev=st.st_dev, **META[name])
+            yield FileSource(f"d/{name}", path, entry)
+
+
+class Plugin:
+    @hookimpl
+    def strongroom_register_workloads(self, registry):
+        registry.add("fixedmeta", FixedMetaWorkload)
+
+
+@pytest.fixture
+def vault(tmp_path, strongroom_isolated_home):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(name.encode() * 5000)
+    ROOT[:] = [str(src)]
+    META.clear()
+    META.update({name: {"mode": 0o644, "user": "u", "atime_ns": 5} for name in ("a", "b", "c")})
+    vault = Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+    vault.protect("fixedmeta", "files", {})
+    return vault
+
+
+def _folder(vault, point) -> dict[str, Entry]:
+    return {e.name: e for e in vault.tree(point).listdir("d")}
+
+
+def test_all_equal_reuses_the_folder_node(vault):
+    """A second backup of the same files reads nothing and stores the same tree."""
+    first = vault.backup("files")
+    second = vault.backup("files")
+    assert second.stats["files_unchanged"] == 3 and second.stats["bytes_read"] == 0
+    assert vault.tree(second).lookup("d").subtree == vault.tree(first).lookup("d").subtree
+    assert _folder(vault, second) == _folder(vault, first)
+
+
+def test_other_metadata_changed_keeps_the_chunks(vault):
+    """A file whose mode, owner name or atime changed (not its size or times) is not read:
+    the new point has its new metadata and its old chunks, in a new folder node; the
+    others are as they were; a third backup reuses that new node."""
+    first = vault.backup("files")
+    META["a"] = {**META["a"], "mode": 0o600}
+    META["b"] = {**META["b"], "user": "someone"}
+    META["c"] = {**META["c"], "atime_ns": 6}
+    second = vault.backup("files")
+    assert second.stats["files_unchanged"] == 3 and second.stats["bytes_read"] == 0
+    before, after = _folder(vault, first), _folder(vault, second)
+    assert (after["a"].mode, after["b"].user, after["c"].atime_ns) == (0o600, "someone", 6)
+    assert all(after[n].chunks == before[n].chunks and after[n].chunks for n in "abc")
+    assert vault.tree(second).lookup("d").subtree != vault.tree(first).lookup("d").subtree
+    for name in "abc":
+        assert vault.open_file("files", None, f"d/{name}").read() == name.encode() * 5000
+    third = vault.backup("files")
+    assert vault.tree(third).lookup("d").subtree == vault.tree(second).lookup("d").subtree
