@@ -19,6 +19,9 @@
    Without a target and with ``@POINT`` naming an older base backup than the latest,
    recovery stops as soon as that backup is consistent (``recovery_target =
    'immediate'``); without either, it replays every archived segment.
+With ``--to-database NAME`` instead of ``--data-dir``, a database, schema or table of
+the cluster as of the target is restored into a server (:mod:`.itemlevel`).
+
 4. With ``--start``: ``pg_ctl start`` on ``--port`` (sockets in ``--host`` when it is a
    folder), then waits until recovery is over (``pg_is_in_recovery()`` false); a server
    that stops or fails is :class:`~.errors.RecoveryFailed` with its last FATAL line.
@@ -116,9 +119,17 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     if ctx.item.source.get("mode") != "physical":
         raise NotPhysical(item=item, reason="is a logical (pg_dump) item: --data-dir and the --to-* targets are"
                                             " for physical items (protect postgres ITEM --physical)")
+    if options.get("to_database") and not options.get("data_dir") and not target and not paths:
+        from .itemlevel import restore_items
+
+        def physical(data: str, opts: dict[str, Any]) -> RestoreResult:
+            return restore_physical(ctx, None, (), {**opts, "data_dir": data}, secrets)
+
+        return restore_items(ctx, options, secrets, physical)
     data_dir = options.get("data_dir")
     if not data_dir:
-        raise UsageError(message="a physical point restores into a data directory: pass --data-dir DIR")
+        raise UsageError(message="a physical point restores into a data directory (--data-dir DIR), or a"
+                                 " database of it into a server (--database DB --to-database NAME)")
     if target or paths or options.get("to_database"):
         raise UsageError(message="a physical point restores the whole cluster into --data-dir DIR"
                                  " (--target, --to-database and paths are for logical points)")

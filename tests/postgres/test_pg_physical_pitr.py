@@ -174,3 +174,20 @@ def test_an_older_base_backup_alone_restores_to_its_own_end(history):
         assert int(phys.psql("select count(*) from pgbench_accounts", port=port)) == SCALE * 100_000
     finally:
         pgphysical.server_stop(data)
+
+
+def test_a_table_from_a_moment_into_a_database_of_the_server(history):
+    """Item-level from a physical point: the marker table as of a moment, complete, into a
+    new database of the item's server; the scratch cluster is gone afterwards."""
+    phys, markers, _ = history
+    i = len(markers) // 2
+    target = markers[i] + (markers[i + 1] - markers[i]) / 2
+    before = set(os.listdir("/tmp"))
+    done = phys.strongroom("restore", "db", "--to-time", target.isoformat(), "--database", "postgres",
+                           "--table", "public.marker", "--to-database", "asof", "--host", phys.root,
+                           "--port", str(phys.port))
+    assert "from the cluster as restored to time" in done.stdout + done.stderr
+    rows = phys.psql("select to_json(at)#>>'{}' from marker order by at", db="asof").splitlines()
+    assert [dt.datetime.fromisoformat(r) for r in rows] == [m for m in markers if m <= target]
+    assert phys.psql("select count(*) from pg_tables where schemaname = 'public'", db="asof") == "1"
+    assert not [n for n in set(os.listdir("/tmp")) - before if n.startswith("strongroom-pitr-")]
