@@ -76,7 +76,19 @@ class Physical:
                               capture_output=True, text=True, **kwargs)
 
 
+def usable() -> str | None:
+    """Why these tests cannot run here (None: they can): as root they need user namespaces."""
+    if ASUSER and subprocess.run(ASUSER + ["true"], capture_output=True).returncode != 0:
+        return "running as root needs 'unshare --user' (user namespaces), which this system refuses"
+    return None
+
+
 def start(bindir: str, *, settings: dict[str, str] | None = None) -> Physical:
+    why = usable()
+    if why:
+        import pytest
+
+        pytest.skip(why)
     root = tempfile.mkdtemp(prefix="strongroom-pgphys-")
     os.chmod(root, 0o700)
     port = free_port()
