@@ -84,6 +84,10 @@ def wal() -> None:
               help="--async: commit the spool once it holds this many segments.")
 def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
     """Archive WAL file PATH (archive_command = 'strongroom wal push ITEM %p')."""
+    url = click.get_current_context().find_root().params.get("vault_url")
+    if async_ and url and walstore.spool_only(url, item, path, batch):
+        walstore.forget_listing([url], item)
+        return
     vault = command_vault()
     walstore.push(vault, item, path, async_=async_, batch=batch)
     walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)

@@ -9,7 +9,8 @@ SHA-256, so finding a segment reads headers only.
 Promises:
 
 - :func:`push` returns only once the segment is committed in the vault (sync), or
-  fsync'd into the local spool (``async_=True``: ``$STRONGROOM_HOME/wal-spool/VAULT/ITEM``;
+  fsync'd into the local spool (``async_=True``: ``$STRONGROOM_HOME/wal-spool/URLHASH/ITEM``;
+  once the spool exists a push into it opens no vault, :func:`spool_only`;
   the spool is committed as one point by the push that finds ``batch`` segments
   there, or by :func:`flush`).  Any failure raises, so ``archive_command`` exits
   non-zero and PostgreSQL keeps the segment and retries.
@@ -158,7 +159,10 @@ def _known(have: dict, item: str, segment: str, content: bytes) -> bool:
 
 
 def spool_dir(vault, item: str) -> str:
-    return os.path.join(str(strongroom_home()), "wal-spool", vault.vault_id, item)
+    """The spool of ``item``: by vault URL (``vault`` is an open vault or its URL), so a
+    push into an existing spool needs no vault opened (:func:`spool_only`)."""
+    url = vault if isinstance(vault, str) else vault.url
+    return os.path.join(str(strongroom_home()), "wal-spool", hashlib.sha256(url.encode()).hexdigest()[:16], item)
 
 
 def _fsync_dir(path: str) -> None:
@@ -216,12 +220,20 @@ def push(vault, item: str, path: str, *, async_: bool = False, batch: int = 8) -
         alert_gap(vault, item, _gap_before(have, segment))
         return Pushed(segment, "archived")
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    how = _spool(folder, item, segment, content)
+    if len(_spooled(folder)) >= batch:
+        done = flush(vault, item, wait=False)
+        return Pushed(segment, f"{how}; {done} segment(s) committed")
+    return Pushed(segment, how)
+
+
+def _spool(folder: str, item: str, segment: str, content: bytes) -> str:
     final = os.path.join(folder, segment)
     if os.path.exists(final):
         with open(final, "rb") as fh:
             if fh.read() != content:
                 raise WalSegmentConflict(segment=segment, item=item)
-        return Pushed(segment, "already spooled")
+        return "already spooled"
     temp = os.path.join(folder, f".{segment}.tmp")
     with open(temp, "wb") as fh:
         fh.write(content)
@@ -229,10 +241,20 @@ def push(vault, item: str, path: str, *, async_: bool = False, batch: int = 8) -
         os.fsync(fh.fileno())
     os.replace(temp, final)
     _fsync_dir(folder)
-    if len(_spooled(folder)) >= batch:
-        done = flush(vault, item, wait=False)
-        return Pushed(segment, f"spooled; {done} segment(s) committed")
-    return Pushed(segment, "spooled")
+    return "spooled"
+
+
+def spool_only(url: str, item: str, path: str, batch: int) -> bool:
+    """``wal push --async`` without opening the vault: True when the segment went into
+    the existing spool of ``item`` and the spool holds fewer than ``batch`` segments;
+    False when the vault is needed (no spool yet: the item is checked first; or a batch
+    to commit)."""
+    folder = spool_dir(url, item)
+    segment = os.path.basename(path)
+    if not NAME.match(segment) or not os.path.isdir(folder):
+        return False
+    _spool(folder, item, segment, _read(path, segment, item))
+    return len(_spooled(folder)) < batch
 
 
 def flush(vault, item: str, *, wait: bool = True) -> int:
