@@ -17,15 +17,14 @@ A re-wrap (``vault key rewrap``) needs another key than the old slot's
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from pkcs11 import Mechanism
-from pkcs11 import exceptions as px
-from pkcs11.mechanisms import GCMParams
+from typing import TYPE_CHECKING, ClassVar
 
 from strongroom import KeyContext, Secret, UsageError, WrappingKey
 
 from .token import OPTIONS, TokenRef, find_key, read_pin, session
+
+if TYPE_CHECKING:
+    from pkcs11.mechanisms import GCMParams
 
 
 class TokenKey(WrappingKey):
@@ -38,9 +37,14 @@ class TokenKey(WrappingKey):
         return f"TokenKey({self.ref!r})"
 
     def _params(self, nonce: bytes, associated_data: bytes) -> GCMParams:
+        from pkcs11.mechanisms import GCMParams
+
         return GCMParams(nonce, associated_data, 128)
 
     def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        from pkcs11 import Mechanism
+        from pkcs11 import exceptions as px
+
         with session(self.ref, self._pin, self.vault_id) as s:
             key = find_key(s, self.ref, self.vault_id)
             try:
@@ -54,6 +58,9 @@ class TokenKey(WrappingKey):
                                  ) from None
 
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes | None:
+        from pkcs11 import Mechanism
+        from pkcs11 import exceptions as px
+
         with session(self.ref, self._pin, self.vault_id) as s:
             key = find_key(s, self.ref, self.vault_id)
             try:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pkcs11 import Attribute, ObjectClass
-from pkcs11 import exceptions as px
-
 from strongroom import InvalidSecretReference, KeyNotAvailable, Secret, SecretNotAvailable, SecretProvider
 
 from .token import TokenRef, read_pin, session
@@ -54,6 +51,9 @@ class Pkcs11SecretProvider(SecretProvider):
         return ";".join(f"{name}={parts[name]}" for name in PARTS if name in parts)
 
     def resolve(self, rest: str) -> Secret:
+        from pkcs11 import Attribute, ObjectClass
+        from pkcs11 import exceptions as px
+
         parts = parse(rest)
         ref = TokenRef(parts["module"], parts["token"], parts["object"], parts.get("pin-env"), parts.get("pin-file"))
         try:

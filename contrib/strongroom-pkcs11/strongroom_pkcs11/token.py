@@ -19,16 +19,19 @@ import contextlib
 import functools
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import attrs
-import pkcs11
-from pkcs11 import Attribute, KeyType, ObjectClass
-from pkcs11 import exceptions as px
 
 from strongroom import Secret, UsageError, keep_from_children
 
 from .errors import AmbiguousTokenKey, Pkcs11ModuleError, PinNotGiven, TokenError, TokenKeyNotFound, TokenNotFound, WrongPin
+
+if TYPE_CHECKING:
+    import pkcs11
+
+# python-pkcs11 (and asn1crypto under it) is imported by the functions that reach a token,
+# not here: registering the plugin at every command's start-up does not load it.
 
 #: The ``--key-option`` names the provider takes; they are also the keys of its slot params.
 OPTIONS = ("module", "token", "key", "pin-env", "pin-file")
@@ -95,11 +98,15 @@ def read_pin(ref: TokenRef, vault_id: str) -> Secret:
 
 @functools.lru_cache(maxsize=None)
 def _load(path: str) -> pkcs11.lib:
+    import pkcs11
+
     return pkcs11.lib(path)
 
 
 def load_module(path: str, vault_id: str) -> pkcs11.lib:
     """The PKCS#11 module at ``path`` (loaded once per process); Pkcs11ModuleError if it is none."""
+    from pkcs11 import exceptions as px
+
     if not Path(path).is_file():
         raise Pkcs11ModuleError(vault_id=vault_id, reason=f"PKCS#11 module {path} does not exist")
     try:
@@ -113,6 +120,8 @@ def load_module(path: str, vault_id: str) -> pkcs11.lib:
 @contextlib.contextmanager
 def session(ref: TokenRef, pin: Secret, vault_id: str, *, rw: bool = False) -> Iterator[pkcs11.Session]:
     """A logged-in session on the token; closed (and logged out) afterwards."""
+    from pkcs11 import exceptions as px
+
     lib = load_module(ref.module, vault_id)
     try:
         token = lib.get_token(token_label=ref.token)
@@ -138,6 +147,9 @@ def session(ref: TokenRef, pin: Secret, vault_id: str, *, rw: bool = False) -> I
 
 def find_key(s: pkcs11.Session, ref: TokenRef, vault_id: str, *, create: bool = False) -> pkcs11.SecretKey:
     """The one secret key labelled ``ref.key`` (generated when missing and ``create``)."""
+    from pkcs11 import Attribute, KeyType, ObjectClass
+    from pkcs11 import exceptions as px
+
     try:
         found = list(s.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: ref.key}))
     except px.PKCS11Error as exc:
