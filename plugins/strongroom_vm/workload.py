@@ -19,9 +19,9 @@ Sources (``strongroom protect vm ITEM ...``):
 The point layout is in :mod:`strongroom_vm.layout`; browse and restore accept
 ``[DISK:]/path`` locations inside disks (:mod:`strongroom_vm.itemlevel`).
 
-This module is imported on every start of the command line, so the restore and
-item-level modules (which need pytsk3) are imported by the methods
-that use them.
+This module is imported on every start of the command line, so the backup machinery
+(offline and live reading, QMP), the restore and item-level modules (which need pytsk3)
+are imported by the methods that use them.
 """
 
 from __future__ import annotations
@@ -35,11 +35,7 @@ from strongroom import (
     Workload,
 )
 
-from . import offline
 from .layout import DEFAULT_CHUNK_SIZE, FORMATS, item_chunk_size, parse_chunk_size, config_entries, manifest_source, read_manifest
-from .atrest import ReadWatch
-from .live import LiveBackup
-from .qmp import QmpClient
 
 __all__ = ["VmWorkload"]
 
@@ -101,6 +97,8 @@ class VmWorkload(Workload):
         if specs:
             if source.get("guest_agent") or source.get("scratch"):
                 raise InvalidSource(workload="vm", reason="--guest-agent and --scratch need --qmp")
+            from . import offline
+
             disks = specs if isinstance(specs[0], dict) else offline.parse_disks(specs)
             out = {"mode": "offline", "disks": disks, "config": config}
             if source.get("force"):
@@ -116,6 +114,8 @@ class VmWorkload(Workload):
             raise InvalidSource(workload="vm", reason="--force is for the disks of an offline VM (--disk)")
         if source.get("chunk_size"):
             raise InvalidSource(workload="vm", reason="--chunk-size is for the disks of an offline VM (--disk)")
+        from .qmp import QmpClient
+
         qmp = os.path.abspath(qmp)
         try:
             QmpClient(qmp).close()
@@ -154,6 +154,8 @@ class VmWorkload(Workload):
             if source.get("guest_agent"):
                 text += f" (guest agent {source['guest_agent']})"
         else:
+            from . import offline
+
             text = ", ".join(offline.describe(source))
             if source.get("force"):
                 text += " (read even while a VM runs: --force)"
@@ -172,6 +174,8 @@ class VmWorkload(Workload):
             yield from backup_entries(ctx, parent)
             return
         if source.get("mode") == "live":
+            from .live import LiveBackup
+
             live = LiveBackup(source, ctx.item.item_id, parent, ctx.warnings, ctx.progress)
             entries = live.entries()
             try:
@@ -191,6 +195,8 @@ class VmWorkload(Workload):
     def _offline(self, ctx: BackupContext, config: str | None, parent: dict) -> Iterator[Any]:
         """An offline VM's entries; a disk in use (with --force) or one that changed while
         it was read makes the point ``inconsistent``, with a warning (see offline.py)."""
+        from . import offline
+        from .atrest import ReadWatch
 
         def torn(name: str, found: list[str]) -> None:  # called from the thread that read the disk
             ctx.consistency = "inconsistent"
