@@ -555,3 +555,14 @@ class TestPluginsCommand:
         host = PluginHost.create(load_entry_points=False)
         assert run_plugins_command(host) == "No plugins installed.\n"
         assert run_plugins_command(host, "--json") == "[]\n"
+
+
+def test_a_workload_that_is_not_protectable_has_no_protect_command():
+    """protect lists each workload but those with protectable = False (the postgres WAL archive)."""
+    from strongroom.cli.protect_cmd import build_protect_group
+    from strongroom.plugins import PluginHost
+
+    host = PluginHost.create()
+    commands = build_protect_group(host).commands
+    assert "postgres" in commands and "files" in commands
+    assert "postgres-wal" in host.workloads.names() and "postgres-wal" not in commands

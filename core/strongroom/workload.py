@@ -175,6 +175,9 @@ class Workload:
     #: the consistency of a point unless the backup says otherwise (crash, file-system,
     #: application)
     consistency: ClassVar[str] = "crash"
+    #: False for a workload whose items the plugin's own commands make (the postgres WAL
+    #: archive, made by ``strongroom wal push``): ``strongroom protect`` has no command for it
+    protectable: ClassVar[bool] = True
     #: resolves secret references at run time: the vault gives each workload it makes one
     #: that knows every registered secret provider; a workload made elsewhere (a test)
     #: knows the built-in ``env`` and ``file`` only

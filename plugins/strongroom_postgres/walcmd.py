@@ -3,13 +3,16 @@
 - ``wal push ITEM PATH [--async]``: ``archive_command``; exit 0 only once the segment
   is safe (committed, or fsync'd into the spool with ``--async``), non-zero otherwise
   (PostgreSQL keeps the segment and retries).
-- ``wal flush ITEM``: commit the spooled segments as one point.
+- ``wal flush ITEM [--json]``: commit the spooled segments as one point.
 - ``wal get ITEM NAME PATH``: ``restore_command``; exit 1 silently for a file the
   archive does not hold (the end of the archive, a ``.history`` file that was never
   made), as PostgreSQL expects.
 - ``wal list ITEM [--json]``: timelines, first/last segment, gaps.
-- ``wal setup ITEM [--apply]``: print (or set with ``ALTER SYSTEM``) ``archive_mode`` and
+- ``wal setup ITEM [--apply | --json]``: print (or set with ``ALTER SYSTEM``) ``archive_mode`` and
   ``archive_command``.
+
+The workload ``postgres-wal`` of the companion items is not ``protectable``: the first
+push makes the item, ``strongroom protect`` has no command for it.
 
 The commands the server runs name the vault, the strongroom home and the program
 itself, so they work from the server's environment (see :func:`command_line`).
@@ -33,6 +36,7 @@ class PostgresWalWorkload(Workload):
     name = walstore.WORKLOAD
     description = "the WAL archive of a physical postgres item (made by strongroom wal push)"
     consistency = "wal segments"
+    protectable = False  # made by the first 'wal push'
 
     def describe(self, source: dict) -> str:
         return f"WAL archive of postgres item {source.get('of')}"
@@ -95,12 +99,16 @@ def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
 
 @wal.command(name="flush")
 @click.argument("item")
-def flush_cmd(item: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def flush_cmd(item: str, as_json: bool) -> None:
     """Commit the segments spooled by 'wal push --async' as one point."""
     vault = command_vault()
     count = walstore.flush(vault, item)
     walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
-    click.echo(f"{count} segment(s) committed")
+    if as_json:
+        emit_json({"item": item, "committed": count})
+    else:
+        click.echo(f"{count} segment(s) committed")
 
 
 @wal.command(name="get")
@@ -152,11 +160,18 @@ def list_cmd(item: str, as_json: bool) -> None:
 @click.option("--apply", is_flag=True, default=False,
               help="Set them on the item's server (ALTER SYSTEM, then reload; archive_mode needs a restart).")
 @click.option("--async", "async_", is_flag=True, default=False, help="Use 'wal push --async'.")
-def setup_cmd(item: str, apply: bool, async_: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (without --apply).")
+def setup_cmd(item: str, apply: bool, async_: bool, as_json: bool) -> None:
     """Print (or apply) archive_mode and archive_command for ITEM's server."""
     vault = command_vault()
     found = walstore.check_item(vault, item)
     command = archive_command(vault, item, async_)
+    if as_json and apply:
+        raise UsageError(message="wal setup: --json prints the settings; it does not go with --apply")
+    if as_json:
+        emit_json({"item": item, "archive_mode": "on", "archive_command": command,
+                   "restore_command": restore_command(vault, item)})
+        return
     if not apply:
         click.echo("archive_mode = on")
         click.echo("archive_command = '" + command.replace("'", "''") + "'")

@@ -27,6 +27,8 @@ NO_JSON = {
     "guard sign": "its output is the ticket itself, the text --ticket FILE reads",
     "dump": "its output is the file itself, the bytes of one file of a point",
     "mount": "a file system served until unmounted; it prints one note line, on stderr",
+    "wal push": "PostgreSQL's archive_command: its exit status is the answer, and it prints nothing",
+    "wal get": "PostgreSQL's restore_command: its exit status is the answer, and it writes the segment",
 }
 
 #: Commands with --json that this test does not run, and why (each is run with --json elsewhere).
@@ -43,6 +45,9 @@ NOT_RUN_HERE = {
     "notify test": "needs a reachable sink (contrib/strongroom-notify/tests)",
     "copy": "needs a second vault (tests/operations/test_copy.py runs it with --json)",
     "vm export": "serves until stopped; tests/vm/test_vm_export.py runs it with --json",
+    "wal list": "needs a physical postgres item (tests/postgres/test_pg_physical_wal.py runs it with --json)",
+    "wal flush": "needs a physical postgres item (tests/postgres/test_pg_physical_wal.py runs it with --json)",
+    "wal setup": "needs a physical postgres item (tests/postgres/test_pg_physical_wal.py runs it with --json)",
 }
 
 

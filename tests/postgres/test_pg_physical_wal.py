@@ -103,6 +103,11 @@ def test_async_push_spools_and_flush_commits_one_point(phys, tmp_path):
     assert listing["spooled"] == 0
     row = [r for r in listing["timelines"] if r["timeline"] == 9][0]
     assert (row["first"], row["last"], row["gaps"]) == (names[0], names[-1], [])
+    extra = tmp_path / "00000009000000000000000A"
+    extra.write_bytes(os.urandom(1024) * 16)
+    phys.strongroom("wal", "push", "db", str(extra), "--async", "--batch", "10")
+    flushed = phys.strongroom_json("wal", "flush", "db")
+    assert flushed == {"schema": 1, "item": "db", "committed": 1}
     shutil.rmtree(tmp_path)
 
 
@@ -130,6 +135,9 @@ def test_setup_prints_the_archive_command(phys):
     out = phys.strongroom("wal", "setup", "db").stdout.splitlines()
     assert out[0] == "archive_mode = on"
     assert out[1].startswith("archive_command = 'STRONGROOM_HOME=") and out[1].endswith(" wal push db %p'")
+    doc = phys.strongroom_json("wal", "setup", "db")
+    assert doc["archive_mode"] == "on" and "'" + doc["archive_command"].replace("'", "''") + "'" == out[1].split(" = ", 1)[1]
+    assert " wal get db %f %p" in doc["restore_command"]
 
 
 def test_get_fetches_the_next_segments_ahead_and_the_next_get_takes_them(phys, tmp_path):

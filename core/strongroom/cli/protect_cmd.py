@@ -38,5 +38,6 @@ def _workload_command(name: str, plugins: PluginHost) -> click.Command:
 def build_protect_group(plugins: PluginHost) -> click.Group:
     group = click.Group("protect", help="Put a source under protection as a new item.")
     for name in plugins.workloads.names():
-        group.add_command(_workload_command(name, plugins))
+        if getattr(plugins.workloads.get(name), "protectable", True):
+            group.add_command(_workload_command(name, plugins))
     return group
