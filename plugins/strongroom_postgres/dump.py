@@ -33,10 +33,8 @@ from strongroom import DIR, STREAM, BackupContext, Entry, FolderSource, StreamSo
 from . import server as pgserver
 from .conninfo import Connection
 from .errors import DatabaseNotFound, DumpFailed
-from .layout import DATABASES, GLOBALS, MANIFEST, MANIFEST_FORMAT, dump_path
+from .layout import CONSISTENCY, DATABASES, GLOBALS, MANIFEST, MANIFEST_FORMAT, dump_path
 from .server import Server, Toolset
-
-CONSISTENCY = "application-consistent"
 
 
 class ToolStream(io.RawIOBase):

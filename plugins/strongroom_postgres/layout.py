@@ -34,6 +34,8 @@ GLOBALS = "globals.sql"
 DATABASES = "databases"
 DUMP_SUFFIX = ".dump"
 MANIFEST_FORMAT = 1
+#: What a logical point is: each database dumped from its own snapshot.
+CONSISTENCY = "application-consistent"
 
 
 def quote_name(name: str) -> str:

@@ -13,8 +13,8 @@ Protecting checks that the server answers, that the databases exist and that cli
 tools able to dump the server are installed.  Backup, browse, restore and the restore
 drill are in :mod:`.dump`, :mod:`.browse`, :mod:`.restore` and :mod:`.drill`; the point
 layout in :mod:`.layout`.
-This module is imported on every start of the command line, so :mod:`.restore` (and
-:mod:`.drill`) are imported by the methods that use them.
+This module is imported on every start of the command line, so :mod:`.dump`, :mod:`.server`,
+:mod:`.browse`, :mod:`.restore` (and :mod:`.drill`) are imported by the methods that use them.
 """
 
 from __future__ import annotations
@@ -29,11 +29,8 @@ from strongroom import (
 )
 
 from . import options as opts
-from . import server as pgserver
-from .browse import browse
 from .conninfo import Connection
-from .dump import CONSISTENCY, backup_entries, select_databases
-from .layout import GLOBALS, MANIFEST, read_manifest, unquote_name
+from .layout import CONSISTENCY, GLOBALS, MANIFEST, read_manifest, unquote_name
 
 
 class PostgresWorkload(Workload):
@@ -78,6 +75,9 @@ class PostgresWorkload(Workload):
             physical_probe(conn, bindir)
             return {"mode": "physical", "connection": conn.to_dict(), "databases": [], "bindir": bindir,
                     "data_dir": source.get("data_dir") or None}
+        from . import server as pgserver
+        from .dump import select_databases
+
         probe = pgserver.Server(conn, pgserver.find_toolsets(bindir)[0])
         info = probe.info()
         pgserver.for_server(info["version_num"], info["version"], conn.describe(), bindir)
@@ -104,11 +104,15 @@ class PostgresWorkload(Workload):
 
             yield from physical_entries(ctx, conn, ctx.item.source)
             return
+        from .dump import backup_entries
+
         yield from backup_entries(ctx, conn, ctx.item.source)
 
     def browse(self, ctx: PointContext, path: str) -> list[BrowseItem]:
         if ctx.item.source.get("mode") == "physical":
             return super().browse(ctx, path)  # the files of the base backup
+        from .browse import browse
+
         return browse(ctx, read_manifest(ctx), path)
 
     # --- restore -----------------------------------------------------------------------
