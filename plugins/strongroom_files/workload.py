@@ -1,16 +1,22 @@
-"""The ``files`` workload: folders and files with their full metadata."""
+"""The ``files`` workload: folders and files with their full metadata.
+
+This module is imported on every start of the command line, so the scanner
+(:mod:`.scan`) is imported by :meth:`FilesWorkload.backup`, which uses it.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from strongroom import BackupContext, InvalidSource, Workload
 
 from .patterns import compile_patterns
-from .scan import ScannedEntry, Scanner
+
+if TYPE_CHECKING:
+    from .scan import ScannedEntry
 
 
 class FilesWorkload(Workload):
@@ -75,6 +81,8 @@ class FilesWorkload(Workload):
         return text
 
     def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry]:
+        from .scan import Scanner
+
         source = ctx.item.source
         scanner = Scanner(
             source["paths"],
