@@ -79,3 +79,48 @@ class TestStartup:
         """A command that opens a vault does load the engine, so the check above can fail."""
         _, modules = run_cli(tmp_path, "vault", "create", str(tmp_path / "v"))
         assert "strongroom.repository.repository" in heavy_in(modules)
+
+
+#: What plugins load only when their workload or key provider is used, never at start-up:
+#: PKCS#11 (python-pkcs11 and asn1crypto), the VM and postgres backup machinery, the
+#: files scanner.
+PLUGIN_MACHINERY = (
+    "pkcs11",
+    "asn1crypto",
+    "strongroom_vm.offline",
+    "strongroom_vm.live",
+    "strongroom_vm.qmp",
+    "strongroom_vm.atrest",
+    "strongroom_postgres.dump",
+    "strongroom_postgres.server",
+    "strongroom_postgres.browse",
+    "strongroom_files.scan",
+)
+
+
+def machinery_in(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in PLUGIN_MACHINERY)]
+
+
+class TestPluginsLoadLightly:
+    @pytest.mark.parametrize("args", [("--version",), ("--help",), ("restore", "--help"),
+                                      ("protect", "files", "--help")])
+    def test_start_up_imports_no_plugin_machinery(self, tmp_path, args):
+        """Registering the plugins imports no PKCS#11, VM, postgres or scanner code."""
+        proc, modules = run_cli(tmp_path, *args)
+        assert proc.stdout.strip()
+        assert {"strongroom_vm", "strongroom_postgres", "strongroom_files"} <= set(modules)
+        assert heavy_in(modules) == [] and machinery_in(modules) == []
+
+    def test_a_files_backup_imports_only_its_own_machinery(self, tmp_path, monkeypatch):
+        """Backing up a files item loads the scanner, and nothing of the other plugins."""
+        monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
+        monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "a.txt").write_text("hello")
+        run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
+        run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
+        run_cli(tmp_path, "backup", "docs")
+        _, modules = run_cli(tmp_path, "backup", "docs")
+        assert machinery_in(modules) == ["strongroom_files.scan"]
