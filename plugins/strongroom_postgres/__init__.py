@@ -22,6 +22,22 @@ def strongroom_register_workloads(registry) -> None:
 
 
 @hookimpl
+def strongroom_point_created(vault, point) -> None:
+    """After a base backup of a physical item: the WAL no base backup needs goes
+    (:func:`.walstore.expire`)."""
+    if point.item_name.endswith(".wal"):
+        return
+    try:
+        item = vault.item(point.item_name)
+    except Exception:
+        return
+    if item.workload == "postgres" and item.source.get("mode") == "physical":
+        from .walstore import expire
+
+        expire(vault, item.name)
+
+
+@hookimpl
 def strongroom_register_commands(cli) -> None:
     from .walcmd import wal
 

@@ -66,7 +66,7 @@ def parse_time(text: str) -> dt.datetime:
     return when if when.tzinfo else when.astimezone()
 
 
-def _bases(vault, item: str) -> list[tuple[Any, dict]]:
+def base_backups(vault, item: str) -> list[tuple[Any, dict]]:
     """(point, physical.json) of every physical point of ``item``, oldest first."""
     out = []
     for point in vault.points(item):
@@ -136,7 +136,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     data_dir = _check_data_dir(data_dir)
     wanted = _target(options)
     vault = command_vault()
-    bases = _bases(vault, item)
+    bases = base_backups(vault, item)
     if not bases:
         raise NotPhysical(item=item, reason="has no physical base backup yet (strongroom backup ITEM)")
     latest = bases[-1][0].point_id == ctx.point.point_id

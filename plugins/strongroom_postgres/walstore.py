@@ -28,6 +28,11 @@ Promises:
   finding gaps, raise a ``job`` alert of kind ``postgres.wal-gap`` (:func:`alert_gap`).
 - Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
   physical (:class:`~.errors.NotPhysical`).
+- **Retention follows the base backups** (:func:`expire`, run after each base backup):
+  a point of ``ITEM.wal`` whose segments all come before the start of the oldest base
+  backup the vault still has is deleted as ``points delete`` deletes (soft delete,
+  immutability and the guard apply: a refusal keeps it, with a warning).  Points holding
+  a timeline history file are kept; with no base backup nothing is deleted.
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ import re
 import time
 from typing import Iterator
 
+import logging
+
 import attrs
-from strongroom import FILE, Entry, ItemNotFound, StreamSource, strongroom_home
+from strongroom import FILE, Entry, ItemNotFound, StreamSource, StrongroomError, strongroom_home
 
 from .errors import NotPhysical, WalItemUnknown, WalPushFailed, WalSegmentConflict
 
@@ -390,6 +397,39 @@ def fetch(vault, item: str, name: str, destination: str, *, cache: str | None = 
 
 
 # --- listing -----------------------------------------------------------------------------
+
+
+log = logging.getLogger(__name__)
+
+
+def expire(vault, item: str) -> list[str]:
+    """Delete the points of ``ITEM.wal`` no base backup needs (see the module docstring);
+    the ids deleted."""
+    from .pitr import base_backups
+
+    starts = [position(doc["start_wal_file"])[1] for _, doc in base_backups(vault, item)
+              if SEGMENT.match(doc.get("start_wal_file") or "")]
+    if not starts:
+        return []
+    needed = min(starts)
+    try:
+        points = vault.points(companion(item))
+    except ItemNotFound:
+        return []
+    deleted: list[str] = []
+    for point in points:
+        names = list((point.extra or {}).get("wal", {}))
+        segments = [name[:24] for name in names if SEGMENT.match(name[:24])]
+        if not names or len(segments) != len(names) or max(position(s)[1] for s in segments) >= needed:
+            continue
+        try:
+            vault.delete_point(companion(item), point.point_id)
+        except StrongroomError as exc:
+            log.warning("warning: WAL point %s of item '%s' is no longer needed but was kept: %s",
+                        point.short_id, companion(item), exc)
+            break
+        deleted.append(point.point_id)
+    return deleted
 
 
 def position(segment: str) -> tuple[int, int]:
