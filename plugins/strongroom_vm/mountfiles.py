@@ -8,8 +8,10 @@ Beside ``disks/<name>`` (each disk as a raw file, from the core), a mounted vm p
 
 with the names, types, modes, owners, times, sizes and link targets the file system has
 (the same reader as item-level restore, :mod:`strongroom_vm.fsread`).  Partitions and volumes
-whose file system cannot be read here (none, encrypted, unknown) are not shown; ``browse``
-says what they are.  Reads fetch only the chunks they touch; a file is read from its start,
+whose file system cannot be read here (none, unknown, encrypted without a key) are not
+shown; ``browse`` says what they are.  A LUKS volume is unlocked, as ``browse`` does, with
+the key in ``STRONGROOM_LUKS_PASSPHRASE`` or ``STRONGROOM_LUKS_KEY_FILE`` (of the ``mount``
+command's environment), and the file system (or LVM) inside it is shown in its place.  Reads fetch only the chunks they touch; a file is read from its start,
 so the first read in the middle of a large file reads up to there.  Nothing is written.
 """
 
@@ -23,12 +25,13 @@ from strongroom import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Entr
 
 from .fsread import DiskView, FileSystem, FsNode
 from .itemlevel import disk_names, open_disk
+from .luks import secret_from
 
 __all__ = ["DiskFiles"]
 
 _KINDS = {"file": FILE, "dir": DIR, "symlink": SYMLINK, "fifo": FIFO, "chardev": CHARDEV,
           "blockdev": BLOCKDEV, "socket": SOCKET}
-_UNREADABLE = ("", "luks")
+_UNREADABLE = ("", "luks", "no file system")
 _BLOCK = 1 << 20
 
 
@@ -89,6 +92,7 @@ class DiskFiles:
         self._view = view
         self._stamp = _created_ns(view)
         self._disks: dict[str, DiskView] = {}
+        self._secret = secret_from()  # None: LUKS volumes stay locked, and hidden
         self._systems: dict[tuple[str, str | None], FileSystem] = {}
         self._children: dict[tuple[str, str | None, int], dict[str, FsNode]] = {}
 
@@ -98,15 +102,16 @@ class DiskFiles:
         if name not in self._disks:
             if name not in disk_names(self._view):
                 raise _missing()
-            self._disks[name] = open_disk(self._view, name)
+            self._disks[name] = open_disk(self._view, name, self._secret)
         return self._disks[name]
 
     def _volumes(self, disk: str) -> dict[str, str] | None:
-        """Volume name -> file system of the disk's readable volumes (None: no partition table)."""
+        """Volume name -> file system of the disk's volumes, the one inside an unlocked LUKS
+        volume for it (None: no partition table)."""
         found = self._disk(disk).volumes()
         if found is None:
             return None
-        return {v.name: v.fs for v in found}
+        return {v.name: (v.unlocked if v.fs == "luks" and v.unlocked else v.fs) for v in found}
 
     def _split(self, parts: list[str]) -> tuple[str, str | None, list[str]] | None:
         """(disk, volume, parts inside its file system), or None for a folder above file systems."""

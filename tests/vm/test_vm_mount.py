@@ -129,3 +129,29 @@ class TestFilesInside:
             assert fh.read(10) == files["home/alice/docs/report.bin"][:10]
         with pytest.raises(FileNotFoundError):
             os.stat(where / "files" / "system" / "p3")
+
+
+class TestLuksInside:
+    def test_a_luks_disk_shows_its_files_only_with_the_key(self, vault, mount, tree, tmp_path, monkeypatch):
+        """A whole-disk LUKS2 volume holding ext4: with STRONGROOM_LUKS_PASSPHRASE set in the mount's
+        environment its files read as the originals; without a key they are not shown."""
+        from lukskit import luks_volume
+
+        root, files = tree
+        inner = tmp_path / "inner.ext4"
+        run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", root, inner, "24M")
+        image = tmp_path / "crypt.img"
+        luks_volume(image, inner.read_bytes(), "luks2")
+        vault.protect("vm", "safe", {"disks": [f"crypt={image}"]})
+        vault.backup("safe")
+
+        monkeypatch.delenv("STRONGROOM_LUKS_PASSPHRASE", raising=False)
+        locked = mount("safe") / "latest" / "files" / "crypt"
+        assert not os.path.exists(locked / "home") and os.path.exists(locked.parent.parent / "disks" / "crypt")
+
+        monkeypatch.setenv("STRONGROOM_LUKS_PASSPHRASE", "pw")
+        unlocked = mount("safe") / "latest" / "files" / "crypt"
+        for rel, data in files.items():
+            assert (unlocked / rel).read_bytes() == data, rel
+        notes = os.stat(unlocked / "home/alice/notes.txt")
+        assert notes.st_mode & 0o777 == 0o600 and notes.st_mtime_ns == 1_600_000_000_000_000_000
