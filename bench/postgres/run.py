@@ -14,7 +14,7 @@ the default 8 million).  Then, as child processes, exactly as a user would run t
 Each timing is the best of ``--repeat`` runs (interleaved); peak memory is the child's
 maximum resident set.  The ratio reported is strongroom's time over pg_dump -Fc's.
 
-    python -m bench.postgres.run [--rows 8000000] [--repeat 2] [--output bench/postgres/RESULTS.md]
+    python -m bench.postgres.run [--rows 8000000] [--repeat 2] [--output bench/postgres/RESULTS-logical.md]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8_000_000)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS-logical.md"))
     args = parser.parse_args()
 
     cluster = Cluster()
