@@ -18,7 +18,6 @@ import os
 
 import click
 
-from ..declarative import apply_plan, describe_vault, plan_vault, read_config, to_toml
 from ..errors import UsageError, VaultNotFound
 from .common import app, json_option, ticket_option
 from .output import emit_json
@@ -55,6 +54,8 @@ def apply(ctx, file, dry_run, ticket, as_json):
     update policies, protect new items and update changed ones, add, change or remove alert
     sinks. One line per change; never deletes an item, a policy or a vault."""
     obj = app(ctx)
+    from ..declarative import apply_plan, plan_vault, read_config
+
     config = read_config(file, obj.plugins)
     opened = [(spec, _open(obj, spec.url)) for spec in config.vaults]
     plans = [(plan_vault(spec, vault, obj.plugins, ticket=ticket), vault) for spec, vault in opened]
@@ -95,6 +96,7 @@ def export_config(ctx, urls, output, as_json):
     urls = list(urls) or ([obj.vault_url] if obj.vault_url else [])
     if not urls:
         raise UsageError(message="no vault to describe: give --vault URL")
+    from ..declarative import describe_vault, to_toml
     from ..vault import Vault
 
     vaults: dict[str, dict] = {}

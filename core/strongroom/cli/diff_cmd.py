@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import click
 
-from ..catalog.diff import ADDED, REMOVED, diff_trees
 from ..errors import UsageError
 from .common import app, json_option, split_item_point
 from .completion import complete_point
 from .output import emit_json, human_size
 
-_MARK = {ADDED: "+", REMOVED: "-"}
+_MARK = {"added": "+", "removed": "-"}  # the change kinds of catalog.diff (imported when the command runs)
 
 
 def _mark(change) -> str:
@@ -45,6 +44,8 @@ def diff(ctx, first, second, path, as_json):
             raise UsageError(message=f"expected ITEM@POINT, got {spec!r}: diff compares two points")
         points.append(vault.point(item, ref))
     old, new = points
+    from ..catalog.diff import ADDED, REMOVED, diff_trees
+
     changes = list(diff_trees(vault.tree(old), vault.tree(new), path))
     counts = {"added": 0, "removed": 0, "modified": 0}
     for change in changes:

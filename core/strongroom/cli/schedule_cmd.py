@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import DueWorkFailed, StrongroomError
-from ..services.schedule import Agent, DueReport
 from .common import app, json_option
 from .output import emit_json, error, info, short_time, table
+
+if TYPE_CHECKING:  # the scheduler is imported by the commands that run, not at start-up
+    from ..services.schedule import DueReport
 
 
 @click.command("schedule")
@@ -98,6 +101,8 @@ def agent(ctx, interval, as_json):
 
 
 def _agent(ctx, interval, as_json, notifier):
+    from ..services.schedule import Agent
+
     first = app(ctx).open_vault()
 
     def on_report(report: DueReport) -> None:

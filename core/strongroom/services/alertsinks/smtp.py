@@ -18,8 +18,6 @@ import email.message
 import email.utils
 import json
 import os
-import smtplib
-import ssl
 from typing import Mapping
 
 from . import SinkFailed, SinkType, encode
@@ -90,6 +88,9 @@ def message(options: Mapping[str, str], document: dict) -> email.message.EmailMe
 
 
 def send(options: Mapping[str, str], document: dict) -> str:
+    import smtplib  # here, not at the top: the sink registers at every command's start-up
+    import ssl
+
     host, port, timeout = options["host"], _port(options), timeout_of(options)
     where = f"{host}:{port}"
     try:
