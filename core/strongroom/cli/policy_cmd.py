@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..policy.options import policy_from_options
-from ..policy.retention import RetentionFloors
 from .common import app, dry_run_option, json_option, ticket_option
 from .output import emit_json, short_time, table
 
@@ -66,6 +64,8 @@ def policy() -> None:
 @click.pass_context
 def create(ctx, name, as_json, **options):
     """Create policy NAME with a schedule (--every, --daily or --weekly) and retention rules."""
+    from ..policy.options import policy_from_options
+
     v = app(ctx).open_vault()
     new = policy_from_options(name, options)
     _check_drill(v, new)
@@ -87,6 +87,8 @@ def update(ctx, name, ticket, as_json, **options):
     """Change policy NAME (only what is given); re-evaluates the retention of its items' points.
     Shortening their retention is refused while immutability is on, and needs a
     retention.shorten ticket when the vault has a guard."""
+    from ..policy.options import policy_from_options
+
     v = app(ctx).open_vault()
     new = policy_from_options(name, options, base=v.policies.get(name))
     _check_drill(v, new)
@@ -189,6 +191,8 @@ def floors(ctx, enable, daily, weekly, monthly, yearly, ticket, as_json):
         v.set_retention_floors(None, ticket=ticket)
         current = None
     elif enable or (given and current is not None):
+        from ..policy.retention import RetentionFloors
+
         current = RetentionFloors(**{**(current.to_dict() if current else {}), **given})
         v.set_retention_floors(current, ticket=ticket)
     elif given:
