@@ -13,11 +13,8 @@ query, token or header value.
 
 from __future__ import annotations
 
-import http.client
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Mapping
 
 from ...version import __version__
@@ -30,9 +27,16 @@ TRIES = 3
 BACKOFF = (0.25, 0.5)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
-        return None  # urllib then raises HTTPError with the 3xx code
+def _no_redirect_opener():  # noqa: ANN202
+    """An opener that follows no redirect.  urllib.request (and http.client, ssl under it)
+    is imported here, not at the top: the sink registers at every command's start-up."""
+    import urllib.request
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+            return None  # urllib then raises HTTPError with the 3xx code
+
+    return urllib.request.build_opener(_NoRedirect)
 
 
 def _where(url: str) -> str:
@@ -67,10 +71,14 @@ def _headers(options: Mapping[str, str]) -> dict[str, str]:
 
 
 def send(options: Mapping[str, str], document: dict, sleep=time.sleep) -> str:  # noqa: ANN001
+    import http.client
+    import urllib.error
+    import urllib.request
+
     url, timeout = options["url"], timeout_of(options)
     host = _where(url)
     request = urllib.request.Request(url, data=encode(document), method="POST", headers=_headers(options))
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = _no_redirect_opener()
     for attempt in range(1, TRIES + 1):
         tries = f" ({attempt} tries)" if attempt > 1 else ""
         try:
