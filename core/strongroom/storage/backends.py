@@ -52,7 +52,6 @@ import attrs
 
 from ..errors import PluginError, StorageError
 from .capabilities import REMOTE_CONCURRENCY, ObjectLock
-from .s3 import root_object_lock
 
 __all__ = ["BUILTIN_BACKENDS", "StorageBackend", "backend_for"]
 
@@ -127,10 +126,19 @@ def _known_hosts(options: dict[str, Any]) -> dict[str, Any]:
 _REMOTE = {"skip_instance_cache": True}
 _OBJECT_STORE = {**_REMOTE, "use_listings_cache": False}
 
+
+def _s3_object_lock(fs: Any, root: str) -> ObjectLock:
+    """:func:`strongroom.storage.s3.root_object_lock`, imported when a vault on S3 is opened,
+    not when the storage plugin registers at every command's start-up."""
+    from .s3 import root_object_lock
+
+    return root_object_lock(fs, root)
+
+
 #: The backends of the built-in ``storage`` plugin.
 BUILTIN_BACKENDS: tuple[StorageBackend, ...] = (
     StorageBackend("s3", ("s3", "s3a"), "s3fs", "S3FileSystem", "'strongroom[s3]'", one_request_put=True,
-                   read_object_lock=root_object_lock, defaults=_OBJECT_STORE),
+                   read_object_lock=_s3_object_lock, defaults=_OBJECT_STORE),
     StorageBackend("sftp", ("sftp", "ssh"), "sshfs", "SSHFileSystem", "'strongroom[sftp]'", one_request_put=False,
                    ranged_cat=False, range_open_options={"block_size": 1 << 18, "max_requests": 64},
                    defaults=_REMOTE, complete_options=_known_hosts),
