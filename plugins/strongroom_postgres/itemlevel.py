@@ -36,6 +36,7 @@ from .conninfo import Connection
 from .dump import manifest as manifest_doc
 from .errors import DumpFailed
 from .layout import Manifest, dump_path
+from .physical import cluster_version
 
 
 class _File(io.FileIO):
@@ -109,7 +110,7 @@ def restore_items(ctx, options: dict[str, Any], secrets, physical) -> RestoreRes
     try:
         physical(data, {**options, "start": True, "host": scratch, "port": scratch_conn.to_dict()["params"]["port"],
                         "to_database": None, "database": None, "schemas": (), "tables": ()})
-        tools = pgserver.for_server(*_version(data), scratch_conn.describe(),
+        tools = pgserver.for_server(*cluster_version(data), scratch_conn.describe(),
                                     options.get("bindir") or ctx.item.source.get("bindir"))
         probe = pgserver.Server(scratch_conn, tools)
         info = probe.info()
@@ -147,12 +148,6 @@ def _what(options: dict[str, Any]) -> str:
         if options.get(f"to_{key}"):
             return f"{key} {options[f'to_{key}']}"
     return ""
-
-
-def _version(data_dir: str) -> tuple[int, str]:
-    with open(os.path.join(data_dir, "PG_VERSION")) as fh:
-        major = int(fh.read().strip())
-    return major * 10000, str(major)
 
 
 def _stop(data: str) -> None:

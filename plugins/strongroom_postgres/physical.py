@@ -247,6 +247,13 @@ def _failure(stderr, proc, reason: str) -> BaseBackupFailed:
     return BaseBackupFailed(reason=line)
 
 
+def cluster_version(data_dir: str) -> tuple[int, str]:
+    """(server_version_num-style number, major) of the cluster in ``data_dir`` (its PG_VERSION)."""
+    with open(os.path.join(data_dir, "PG_VERSION")) as fh:
+        major = int(fh.read().strip())
+    return major * 10000, str(major)
+
+
 def record(info: dict, tools, label: dict, manifest: dict, started: dt.datetime, stopped: dt.datetime) -> dict:
     """``physical.json``: the cluster's identity and the WAL range a restore needs."""
     ranges = manifest.get("WAL-Ranges") or [{}]

@@ -37,14 +37,14 @@ import subprocess
 import time
 from typing import Any, Iterator, Sequence
 
-from strongroom import DIR, FILE, RestoreResult, UsageError, command_vault, run_child
+from strongroom import FILE, RestoreResult, UsageError, command_vault, run_child
 
 from . import server as pgserver
 from .conninfo import Connection
 from .errors import (
     DataDirNotEmpty, NotPhysical, PostgresError, RecoveryFailed, TargetAfterArchive, TargetBeforeFirstBackup,
 )
-from .physical import DATA, LATE, PHYSICAL
+from .physical import DATA, LATE, PHYSICAL, cluster_version
 from . import walcmd, walstore
 
 READ = 1 << 20
@@ -199,7 +199,7 @@ def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:
         raise UsageError(message="--start needs --port N (the restored server's port)")
     base = Connection.from_dict(ctx.item.source["connection"], secrets)
     conn = Connection.from_options(options, base=base)
-    tools = pgserver.for_server(*_version(data_dir), conn.describe(), options.get("bindir")
+    tools = pgserver.for_server(*cluster_version(data_dir), conn.describe(), options.get("bindir")
                                 or ctx.item.source.get("bindir"))
     host = options.get("host") or base.to_dict().get("params", {}).get("host")
     server_options = f"-p {int(port)}" + (f" -k {host}" if host and os.path.isdir(host) else "")
@@ -217,12 +217,6 @@ def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:
             if not os.path.exists(os.path.join(data_dir, "postmaster.pid")):
                 raise RecoveryFailed(data_dir=data_dir, reason=_fatal(log) or str(exc)) from None
         time.sleep(0.2)
-
-
-def _version(data_dir: str) -> tuple[int, str]:
-    with open(os.path.join(data_dir, "PG_VERSION")) as fh:
-        major = int(fh.read().strip())
-    return major * 10000, str(major)
 
 
 def _fatal(log: str) -> str:

@@ -182,7 +182,7 @@ def setup_cmd(item: str, apply: bool, async_: bool, as_json: bool) -> None:
     conn = Connection.from_dict(found.source["connection"], vault.workload("postgres").secrets)
     server = Server(conn, find_toolsets(found.source.get("bindir"))[0])
     before = server.query("select to_json(current_setting('archive_mode'))")
-    server.execute(f"alter system set archive_mode = 'on'")
+    server.execute("alter system set archive_mode = 'on'")
     server.execute(f"alter system set archive_command = {quote_literal(command)}")
     server.execute("select pg_reload_conf()")
     click.echo(f"archive_command set on {conn.describe()}"

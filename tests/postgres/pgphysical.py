@@ -10,6 +10,7 @@ a user that is not root.  Not run as root, everything runs as the current user.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Iterator
 
 import attrs
 
@@ -127,6 +129,28 @@ def server_stop(data: str) -> None:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(**settings: str) -> Iterator[Physical]:
+    """A cluster for a test module (skips where PostgreSQL or user namespaces are missing),
+    stopped and removed at the end."""
+    import pytest
+    from conftest import _bindir
+
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    cluster = start(bindir, settings=settings or None)
+    try:
+        yield cluster
+    finally:
+        stop(cluster)
+
+
+def protect_physical(cluster: Physical, item: str = "db") -> None:
+    cluster.strongroom("protect", "postgres", item, "--physical", "--host", cluster.root,
+                       "--port", str(cluster.port), "--user", "postgres")
 
 
 def stop(phys: Physical) -> None:

@@ -8,25 +8,17 @@ import pytest
 from strongroom.vault import Vault
 
 import pgphysical
-from conftest import _bindir
 
 SCALE = 5  # pgbench_accounts: 500,000 rows, a cluster of about 100 MiB
 
 
 @pytest.fixture(scope="module")
 def phys():
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
-    cluster = pgphysical.start(bindir)
-    try:
+    with pgphysical.running() as cluster:
         cluster.pg("pgbench", "-i", "-q", "-s", str(SCALE), "-h", cluster.root, "-p", str(cluster.port),
                    "-U", "postgres", "postgres")
-        cluster.strongroom("protect", "postgres", "db", "--physical", "--host", cluster.root,
-                           "--port", str(cluster.port), "--user", "postgres")
+        pgphysical.protect_physical(cluster)
         yield cluster
-    finally:
-        pgphysical.stop(cluster)
 
 
 def test_a_base_backup_records_where_it_starts_and_ends(phys):

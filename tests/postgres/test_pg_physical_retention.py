@@ -7,21 +7,13 @@ from __future__ import annotations
 import pytest
 
 import pgphysical
-from conftest import _bindir
 
 
 @pytest.fixture(scope="module")
 def phys():
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
-    cluster = pgphysical.start(bindir)
-    try:
-        cluster.strongroom("protect", "postgres", "db", "--physical", "--host", cluster.root,
-                           "--port", str(cluster.port), "--user", "postgres")
+    with pgphysical.running() as cluster:
+        pgphysical.protect_physical(cluster)
         yield cluster
-    finally:
-        pgphysical.stop(cluster)
 
 
 def test_wal_before_the_oldest_base_backup_goes_and_the_rest_stays(phys, tmp_path):

@@ -9,19 +9,12 @@ import time
 import pytest
 
 import pgphysical
-from conftest import _bindir
 
 
 @pytest.fixture(scope="module")
 def phys():
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
-    cluster = pgphysical.start(bindir)
-    try:
+    with pgphysical.running() as cluster:
         yield cluster
-    finally:
-        pgphysical.stop(cluster)
 
 
 def archived(phys) -> tuple[int, int, str]:
