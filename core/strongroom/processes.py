@@ -18,6 +18,9 @@ What it promises:
   engine reader thread for the length of its read).  :func:`end_children` sends every
   such child still running its ``end_signal``; the command line's SIGTERM and SIGINT
   handler calls it, so that threads blocked reading a child return and the job can end.
+  A SIGINT or SIGTERM that comes while the main thread starts a child is held back until
+  the child is started (and registered), so the handler, which raises, never runs inside
+  Python's at-fork hooks, where it would leave the ``logging`` lock held for good.
 - **Children never inherit strongroom's secrets.**  Every child started through
   :func:`start_child` or :func:`run_child` gets the environment it is given (``env=``),
   or this process's, without the variables that hold secrets strongroom reads
@@ -280,15 +283,44 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {key: value for key, value in (os.environ if env is None else env).items() if key not in secret}
 
 
+#: Held back in the main thread while a child starts (see :func:`start_child`).
+_HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **popen_kwargs: Any) -> subprocess.Popen:
     """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process, without secrets in its
-    environment (see the module docstring)."""
+    environment (see the module docstring).
+
+    In the main thread SIGINT and SIGTERM are held back while the child starts, and come
+    right after: a fork with a ``preexec_fn`` runs Python's at-fork hooks, which take and
+    release the ``logging`` module's lock, and a signal handler raising between the two
+    (as the command line's Ctrl-C and SIGTERM handlers do) would leave the lock held, so
+    that any later log record or child start hung.  The child gets the signal mask back
+    before it runs its program."""
     popen_kwargs["env"] = child_environment(popen_kwargs.get("env"))
     preexec = _tie(int(end_signal), popen_kwargs.pop("preexec_fn", None))
-    proc = subprocess.Popen(list(argv), preexec_fn=preexec, **popen_kwargs)
-    with _children_lock:
-        _children[proc] = int(end_signal)
+    hold = preexec is not None and threading.current_thread() is threading.main_thread()
+    if hold:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        preexec = _with_mask(before, preexec)
+    try:
+        proc = subprocess.Popen(list(argv), preexec_fn=preexec, **popen_kwargs)
+        with _children_lock:
+            _children[proc] = int(end_signal)
+    finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
     return proc
+
+
+def _with_mask(mask: set, then: Callable[[], Any]) -> Callable[[], None]:
+    """A ``preexec_fn``: the signal mask ``mask`` back, then ``then()``."""
+
+    def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        then()
+
+    return preexec
 
 
 def run_child(argv: Sequence[str], *, input: bytes | str | None = None, timeout: float | None = None,

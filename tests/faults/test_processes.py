@@ -110,3 +110,74 @@ class TestListing:
         finally:
             assert end_process(ProcessId.of(proc.pid))
             proc.wait()
+
+
+STORM_CHILD = textwrap.dedent("""
+    import logging, sys, threading, time
+    from strongroom.cli import interrupts_end_jobs
+    from strongroom.processes import start_child
+
+    log = logging.getLogger("strongroom.test")
+    log.addHandler(logging.NullHandler())
+    stop = threading.Event()
+
+    def chatter():  # log records from another thread all along
+        while not stop.is_set():
+            log.warning("tick")
+
+    threading.Thread(target=chatter, daemon=True).start()
+    deadline = time.monotonic() + float(sys.argv[1])
+    caught = 0
+    print("ready", flush=True)
+
+    def starts():
+        global caught
+        while time.monotonic() < deadline:
+            try:
+                start_child(["true"]).wait()
+            except KeyboardInterrupt:
+                caught += 1
+
+    with interrupts_end_jobs():
+        while time.monotonic() < deadline:  # an interrupt outside a start: start again
+            try:
+                starts()
+            except KeyboardInterrupt:
+                caught += 1
+    stop.set()
+    done = threading.Event()
+
+    def late():  # a record and a child from another thread: the logging lock must be free
+        log.warning("late")
+        start_child(["true"]).wait()
+        done.set()
+
+    threading.Thread(target=late, daemon=True).start()
+    print("ok" if done.wait(30) else "hung", caught, flush=True)
+""")
+
+
+def test_ctrl_c_while_children_start_never_leaves_the_logging_lock_held(tmp_path):
+    """Ctrl-C arriving again and again while the main thread starts children (and another
+    thread logs): afterwards a log record and a child start from another thread still work.
+    (A signal handler raising inside Python's at-fork hooks left logging's lock held.)"""
+    import random
+    import time
+
+    script = tmp_path / "storm.py"
+    script.write_text(STORM_CHILD)
+    outcomes = []
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, str(script), "3"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        until = time.monotonic() + 2.5
+        while time.monotonic() < until and proc.poll() is None:
+            time.sleep(random.uniform(0.001, 0.01))
+            proc.send_signal(signal.SIGINT)
+        try:
+            outcomes.append(proc.communicate(timeout=60)[0].split())
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            outcomes.append(["timeout"])
+    assert all(o and o[0] == "ok" for o in outcomes), outcomes
+    assert sum(int(o[1]) for o in outcomes) > 0  # the signals did interrupt child starts
