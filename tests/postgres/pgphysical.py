@@ -132,13 +132,13 @@ def server_stop(data: str) -> None:
 
 
 @contextlib.contextmanager
-def running(**settings: str) -> Iterator[Physical]:
-    """A cluster for a test module (skips where PostgreSQL or user namespaces are missing),
-    stopped and removed at the end."""
+def running(bindir: str | None, **settings: str) -> Iterator[Physical]:
+    """A cluster for a test module, with the server programs in ``bindir`` (the test
+    module's ``conftest._bindir()``: imported there, at collection, where ``conftest`` is
+    this folder's); skips where PostgreSQL or user namespaces are missing.  Stopped and
+    removed at the end."""
     import pytest
-    from conftest import _bindir
 
-    bindir = _bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
     cluster = start(bindir, settings=settings or None)

@@ -8,13 +8,14 @@ import pytest
 from strongroom.vault import Vault
 
 import pgphysical
+from conftest import _bindir
 
 SCALE = 5  # pgbench_accounts: 500,000 rows, a cluster of about 100 MiB
 
 
 @pytest.fixture(scope="module")
 def phys():
-    with pgphysical.running() as cluster:
+    with pgphysical.running(_bindir()) as cluster:
         cluster.pg("pgbench", "-i", "-q", "-s", str(SCALE), "-h", cluster.root, "-p", str(cluster.port),
                    "-U", "postgres", "postgres")
         pgphysical.protect_physical(cluster)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 import pgphysical
+from conftest import _bindir
 
 
 @pytest.fixture(scope="module")
 def phys():
-    with pgphysical.running() as cluster:
+    with pgphysical.running(_bindir()) as cluster:
         pgphysical.protect_physical(cluster)
         yield cluster
 

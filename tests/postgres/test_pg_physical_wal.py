@@ -9,11 +9,12 @@ import time
 import pytest
 
 import pgphysical
+from conftest import _bindir
 
 
 @pytest.fixture(scope="module")
 def phys():
-    with pgphysical.running() as cluster:
+    with pgphysical.running(_bindir()) as cluster:
         yield cluster
 
 
