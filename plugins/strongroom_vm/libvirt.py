@@ -49,7 +49,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from typing import Any, Iterator
 
@@ -60,9 +59,9 @@ from .atrest import ReadWatch
 from .bitmaps import checkpoint_name, chunks_of, new_token
 from .domainxml import DomainDisk, backup_xml, checkpoint_xml, domain_disks, domain_identity, parse
 from .errors import BackupJobBusy, DomainNotFound, LibvirtError, ToolMissing, VmError
-from .images import ClosingReader
+from .jobreaders import JobReaders
 from .layout import CHUNK_SIZE, DISKS_DIR, config_entries, dir_source, disk_entry, manifest_source
-from .nbd import NbdClient, NbdError, NbdReader
+from .nbd import NbdClient, NbdError
 
 __all__ = ["DEFAULT_URI", "LibvirtBackup", "Virsh", "backup_entries", "inspect", "remote_host", "restore_defined"]
 
@@ -209,12 +208,10 @@ class LibvirtBackup:
         self.virsh = Virsh(source["connect"])
         self.prefix = f"strongroom-sr{item_id[:8]}-"
         self.scratch = source.get("scratch") or tempfile.gettempdir()
-        self._lock = threading.Lock()
-        self._pending = 0
+        self.readers = JobReaders(self._teardown, "the backup job has ended")
         self._workdir: str | None = None
         self._socket = ""
         self._job = False
-        self._done = False
 
     # --- the entries -----------------------------------------------------------------
 
@@ -222,7 +219,7 @@ class LibvirtBackup:
                 progress=lambda **numbers: None) -> Iterator[Any]:
         sizes, changed, checkpoint, since = self._start(disks)
         progress(total=sum(sizes.values()))
-        self._pending = 1  # this generator; each disk yielded adds one until its reader closes
+        self.readers.hold()  # this generator; each disk yielded adds one until its reader closes
         try:
             yield from config_entries(None, extra)
             yield dir_source(DISKS_DIR)
@@ -236,35 +233,15 @@ class LibvirtBackup:
                 # gone): it holds the job only from the moment it is opened
                 pended = changed[disk.name] is None or len(changed[disk.name]) > 0
                 if pended:
-                    with self._lock:
-                        self._pending += 1
+                    self.readers.hold()
                 yield DiskSource(f"{DISKS_DIR}/{disk.name}", disk_entry(disk.name, sizes[disk.name]),
-                                 lambda disk=disk, pended=pended: self._open(disk, sizes[disk.name], pended),
+                                 lambda disk=disk, pended=pended: self.readers.open(
+                                     self._socket, disk.name, sizes[disk.name],
+                                     f"cannot read disk {disk.name} of domain {self.domain}", pended),
                                  changed[disk.name])
             yield manifest_source({**about, "consistency": "crash", "checkpoint": checkpoint, "disks": records})
         finally:
-            self._release()
-
-    def _open(self, disk: DomainDisk, size: int, pended: bool = True) -> ClosingReader:
-        if not pended:
-            with self._lock:
-                if self._done:
-                    raise VmError(message=f"cannot read disk {disk.name} of domain {self.domain}: "
-                                  "the backup job has ended")
-                self._pending += 1
-        try:
-            reader = NbdReader(NbdClient(self._socket, disk.name))
-        except NbdError as exc:
-            self._release()
-            raise VmError(message=f"cannot read disk {disk.name} of domain {self.domain}: {exc}") from None
-        return ClosingReader(reader, size, self._release)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._pending -= 1
-            last = self._pending <= 0
-        if last:
-            self._teardown()
+            self.readers.release()
 
     # --- the backup job ----------------------------------------------------------------
 
@@ -374,10 +351,8 @@ class LibvirtBackup:
                                  f"{', '.join(os.path.join(self.scratch, n) for n in left)}")
 
     def _teardown(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
+        if not self.readers.finish():
+            return
         atexit.unregister(self._teardown)
         try:
             if self._job and self._socket in self._job_sockets():

@@ -33,7 +33,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -43,9 +42,10 @@ from strongroom import DiskSource, run_child
 from .bitmaps import chunks_of, checkpoint_name, merge_name, new_token, plan_bitmaps
 from .errors import GuestAgentError, QemuError, VmError
 from .freeze import Freezer
-from .images import ClosingReader, _which
+from .images import _which
+from .jobreaders import JobReaders
 from .layout import CHUNK_SIZE, DISKS_DIR, config_entries, dir_source, disk_entry, manifest_source, safe_disk_name
-from .nbd import NbdClient, NbdError, NbdReader
+from .nbd import NbdClient, NbdError
 from .qmp import QmpClient, QmpCommandError, cmdline_of
 
 __all__ = ["LiveBackup", "LiveDisk", "discover"]
@@ -104,8 +104,7 @@ class LiveBackup:
         self.consistency = "crash"
         self.prefix = f"sr{item_id[:8]}"
         self.qmp: QmpClient | None = None
-        self._lock = threading.Lock()
-        self._pending = 0
+        self.readers = JobReaders(self._teardown, "the snapshot was released")
         self._exports: list[str] = []
         self._jobs: list[str] = []
         self._nodes: list[str] = []
@@ -113,7 +112,6 @@ class LiveBackup:
         self._server = False
         self._workdir: str | None = None
         self._socket = ""
-        self._done = False
         self._checkpoints: dict[str, str] = {}
 
     # --- the entries -----------------------------------------------------------------
@@ -121,7 +119,7 @@ class LiveBackup:
     def entries(self) -> Iterator[Any]:
         disks, changed, extra = self._start()
         self.progress(total=sum(disk.size for disk in disks))
-        self._pending = 1  # this generator; each disk yielded adds one until its reader closes
+        self.readers.hold()  # this generator; each disk yielded adds one until its reader closes
         try:
             yield from config_entries(self.source.get("config"), extra)
             yield dir_source(DISKS_DIR)
@@ -138,34 +136,16 @@ class LiveBackup:
                 # gone): it holds the export only from the moment it is opened
                 pended = changed[disk.name] is None or len(changed[disk.name]) > 0
                 if pended:
-                    with self._lock:
-                        self._pending += 1
+                    self.readers.hold()
                 yield DiskSource(f"{DISKS_DIR}/{disk.name}", disk_entry(disk.name, disk.size),
-                                 lambda disk=disk, pended=pended: self._open(disk, pended), changed[disk.name])
+                                 lambda disk=disk, pended=pended: self.readers.open(
+                                     self._socket, disk.name, disk.size, f"cannot read disk {disk.name} of the VM",
+                                     pended),
+                                 changed[disk.name])
             yield manifest_source({"mode": "live", "consistency": self.consistency, "disks": records,
                                    "qemu": self.qmp.version if self.qmp else {}})
         finally:
-            self._release()
-
-    def _open(self, disk: LiveDisk, pended: bool = True) -> ClosingReader:
-        if not pended:
-            with self._lock:
-                if self._done:
-                    raise VmError(message=f"cannot read disk {disk.name} of the VM: the snapshot was released")
-                self._pending += 1
-        try:
-            reader = NbdReader(NbdClient(self._socket, disk.name))
-        except NbdError as exc:
-            self._release()
-            raise VmError(message=f"cannot read disk {disk.name} of the VM: {exc}") from None
-        return ClosingReader(reader, disk.size, self._release)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._pending -= 1
-            last = self._pending <= 0
-        if last:
-            self._teardown()
+            self.readers.release()
 
     # --- the snapshot point ------------------------------------------------------------
 
@@ -332,10 +312,8 @@ class LiveBackup:
                 shutil.rmtree(os.path.join(scratch, name), ignore_errors=True)
 
     def _teardown(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
+        if not self.readers.finish():
+            return
         atexit.unregister(self._teardown)
         if self.qmp is None:
             return
