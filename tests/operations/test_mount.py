@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import filecmp
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -19,6 +18,7 @@ import time
 
 import pytest
 
+from fusekit import cannot_mount, require_fuse
 from strongroom.mount.tree import LATEST, PointsFS
 from strongroom.vault import Vault
 from vaultkit import assert_one_line_error
@@ -164,19 +164,6 @@ class TestPointsFS:
         assert fs.listxattr(path) == ["user.colour"] and fs.getxattr(path, "user.colour") == b"blue"
 
 
-def _fuse_reason() -> str | None:
-    """Why FUSE cannot be used here (None: it can)."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing (no FUSE in this kernel or container)"
-    try:
-        import mfusepy  # noqa: F401
-    except (ImportError, OSError) as exc:
-        return f"mfusepy or libfuse is not installed ({exc})"
-    if not shutil.which("fusermount3"):
-        return "fusermount3 (apt package fuse3) is not installed"
-    return None
-
-
 def _strongroom(*args, **kwargs) -> subprocess.Popen:
     exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
     return subprocess.Popen([exe, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -186,11 +173,7 @@ def _strongroom(*args, **kwargs) -> subprocess.Popen:
 @pytest.fixture
 def mounted(backed_up, tmp_path, vault_url):
     """``strongroom mount DIR`` running in a child process; yields (DIR, process)."""
-    reason = _fuse_reason()
-    if reason:
-        if os.environ.get("CI") and os.path.exists("/dev/fuse"):
-            pytest.fail(f"FUSE is expected under CI: {reason}")
-        pytest.skip(reason)
+    require_fuse()
     where = tmp_path / "mnt"
     where.mkdir()
     proc = _strongroom("--vault", vault_url, "mount", where)
@@ -198,10 +181,7 @@ def mounted(backed_up, tmp_path, vault_url):
     while not os.path.ismount(where):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            out, err = proc.communicate()
-            if os.environ.get("CI"):
-                pytest.fail(f"FUSE is installed but mounting failed: {err.strip()}")
-            pytest.skip(f"FUSE is installed but cannot mount here: {err.strip()}")
+            cannot_mount(proc.communicate()[1])
         time.sleep(0.05)
     try:
         yield where, proc

@@ -10,37 +10,20 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from fusekit import cannot_mount, require_fuse
 from vaultkit import wait_until
 from vmkit import run
-
-
-def _fuse_reason() -> str | None:
-    """Why FUSE cannot be used here (None: it can)."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing (no FUSE in this kernel or container)"
-    try:
-        import mfusepy  # noqa: F401
-    except (ImportError, OSError) as exc:
-        return f"mfusepy or libfuse is not installed ({exc})"
-    if not shutil.which("fusermount3"):
-        return "fusermount3 (apt package fuse3) is not installed"
-    return None
 
 
 @pytest.fixture
 def mount(vault_url, tmp_path):
     """``mount(spec)``: ``strongroom mount DIR spec`` in a child process; returns DIR."""
-    reason = _fuse_reason()
-    if reason:
-        if os.environ.get("CI") and os.path.exists("/dev/fuse"):
-            pytest.fail(f"FUSE is expected under CI: {reason}")
-        pytest.skip(reason)
+    require_fuse()
     started: list[tuple[str, subprocess.Popen]] = []
 
     def start(spec: str):
@@ -52,10 +35,7 @@ def mount(vault_url, tmp_path):
         started.append((str(where), proc))
         wait_until(lambda: os.path.ismount(where) or proc.poll() is not None, "the point is mounted", limit=30)
         if proc.poll() is not None:
-            message = f"FUSE is installed but cannot mount here: {proc.communicate()[1].strip()}"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+            cannot_mount(proc.communicate()[1])
         return where
 
     yield start
