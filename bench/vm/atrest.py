@@ -29,31 +29,15 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import time
+
+from bench.vm.shell import du, sh, timed
 
 MIB = 1 << 20
 BIN = os.path.dirname(sys.executable)
 SIZES = (("4M", 4 << 20), ("1M", 1 << 20), ("256K", 256 << 10), ("64K", 64 << 10))
 START = 2048  # sector of the ext4 partition
-
-
-def sh(*argv, env=None, check=True, input=None) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True, input=input)
-    if check and done.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return done
-
-
-def timed(*argv, env=None) -> float:
-    started = time.perf_counter()
-    sh(*argv, env=env)
-    return time.perf_counter() - started
-
-
-def du(path: str) -> int:
-    return int(sh("du", "-sb", path).stdout.split()[0]) if os.path.exists(path) else 0
 
 
 def loadavg() -> str:

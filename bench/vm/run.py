@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from bench.machine import describe_machine
+from bench.vm.shell import du, sh, timed
 
 MIB = 1 << 20
 CHUNK = 4 * MIB
@@ -38,19 +39,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
 PYTHON = sys.executable
 TARGET = "home/alice/wanted.bin"
-
-
-def sh(*argv, env=None, cwd=None, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True)
-    if check and done.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return done
-
-
-def timed(*argv, env=None) -> float:
-    started = time.perf_counter()
-    sh(*argv, env=env)
-    return time.perf_counter() - started
 
 
 def ensure_tools() -> None:
@@ -61,10 +49,6 @@ def ensure_tools() -> None:
             raise SystemExit(f"please install: {' '.join(missing)}")
         sh("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def du(path: str) -> int:
-    return int(sh("du", "-sb", path).stdout.split()[0])
 
 
 def build_image(workdir: str, size_gib: int) -> tuple[str, int]:
