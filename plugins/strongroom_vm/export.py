@@ -34,13 +34,15 @@ import os
 import socket
 import stat
 import threading
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import attrs
 import click
 
 from .errors import DiskNotInPoint, ExportAddressRefused, ExportAddressUnusable, NotAVmItem
-from .nbdserve import Export, NbdServer, read_only_export
+
+if TYPE_CHECKING:  # the server is loaded when a point is served, not when the CLI starts
+    from .nbdserve import Export
 
 __all__ = ["Address", "drive_option", "export_command", "parse_address"]
 
@@ -156,6 +158,7 @@ def build_exports(view, disks: list[str], overlay: str | None) -> Iterator[Expor
     from .cow import Overlay
     from .itemlevel import disk_names
     from .layout import DISKS_DIR
+    from .nbdserve import read_only_export
 
     names = disk_names(view)
     for disk in disks:
@@ -188,6 +191,8 @@ def export_command(spec: str, address: str, disks: tuple[str, ...], overlay: str
                    once: bool, as_json: bool) -> None:
     """Serve a vm point's disks over NBD (instant restore: boot the VM from the backup)."""
     from strongroom import command_vault, emit_json
+
+    from .nbdserve import NbdServer
 
     item, sep, ref = spec.partition("@")
     if not item or (sep and not ref):

@@ -82,8 +82,8 @@ class TestStartup:
 
 
 #: What plugins load only when their workload or key provider is used, never at start-up:
-#: PKCS#11 (python-pkcs11 and asn1crypto), the VM and postgres backup machinery, the
-#: files scanner.
+#: PKCS#11 (python-pkcs11 and asn1crypto), the VM and postgres backup machinery, the VM's
+#: NBD server (``vm export``), the files scanner.
 PLUGIN_MACHINERY = (
     "pkcs11",
     "asn1crypto",
@@ -91,6 +91,7 @@ PLUGIN_MACHINERY = (
     "strongroom_vm.live",
     "strongroom_vm.qmp",
     "strongroom_vm.atrest",
+    "strongroom_vm.nbdserve",
     "strongroom_postgres.dump",
     "strongroom_postgres.server",
     "strongroom_postgres.browse",
