@@ -2,7 +2,9 @@
 
 :func:`backup_entries` asks the server for its version and databases, picks client
 tools that can dump it, and yields (see :mod:`.layout`) ``manifest.json``,
-``globals.sql`` and ``databases/<db>.dump``.  The dumps are STREAM entries whose
+``globals.sql``, ``databases/<db>.dump`` and, after all the dumps,
+``databases/<db>.blocks`` (where each data block of the dump lies, noted while the dump
+streams through: :mod:`.blockmap`; parallel restores read it).  The dumps are STREAM entries whose
 ``open()`` starts ``pg_dump -Fc -Z0`` and returns its standard output: the engine
 chunks it as it comes, so nothing is staged on disk and memory does not grow with the
 database.  Uncompressed output keeps unchanged tables byte-identical from one day to
@@ -31,6 +33,7 @@ from typing import Callable, Iterator
 from strongroom import DIR, STREAM, BackupContext, Entry, FolderSource, StreamSource, start_child
 
 from . import server as pgserver
+from .blockmap import MappedDump, blocks_path
 from .conninfo import Connection
 from .errors import DatabaseNotFound, DumpFailed
 from .layout import CONSISTENCY, DATABASES, GLOBALS, MANIFEST, MANIFEST_FORMAT, dump_path
@@ -150,6 +153,7 @@ def backup_entries(ctx: BackupContext, conn: Connection, source: dict) -> Iterat
 
     yield StreamSource(GLOBALS, _entry(GLOBALS), lambda: ToolStream(globals_argv, env, globals_failed))
     yield FolderSource(DATABASES, _entry(DATABASES, DIR))
+    maps: list[tuple[str, MappedDump]] = []
     for db in databases:
         name = db["name"]
         argv = [tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password",
@@ -159,5 +163,11 @@ def backup_entries(ctx: BackupContext, conn: Connection, source: dict) -> Iterat
             return DumpFailed(tool="pg_dump", what=f"database '{name}'", reason=pgserver.tool_error(stderr))
 
         path = dump_path(name)
+        mapped = MappedDump()
+        maps.append((blocks_path(path), mapped))
         yield StreamSource(path, _entry(path.rsplit("/", 1)[1]),
-                           lambda argv=argv, failed=failed: ToolStream(argv, env, failed))
+                           lambda argv=argv, failed=failed, mapped=mapped:
+                           mapped.open(lambda: ToolStream(argv, env, failed)))
+    # after all the dumps, so that the reader threads dump in parallel while a map waits for its dump
+    for path, mapped in maps:
+        yield StreamSource(path, _entry(path.rsplit("/", 1)[1]), lambda mapped=mapped: io.BytesIO(mapped.map_bytes()))

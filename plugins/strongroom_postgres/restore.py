@@ -24,17 +24,25 @@
   the restore ends with :class:`~strongroom_postgres.errors.ForeignKeysNotValid`, naming
   it.  The restored relations get exactly the grants of the source.
 
-**Streaming.**  By default the dump is streamed from the vault into ``pg_restore``'s
-standard input: no temporary copy, and restoring starts with the first chunk.  A
-restore from standard input cannot be parallel; ``--jobs N`` (N > 1, whole databases)
-first writes the dump to a temporary file (``$TMPDIR``; as large as the dump) with the
-core's pack-planned restorer, then runs ``pg_restore -j N`` on it, which rebuilds
-indexes and constraints in parallel; the file is removed afterwards.
+**Parallel, straight from the vault.**  A whole database from a point with a block map
+(``databases/<db>.blocks``, written by every backup since maps exist: :mod:`.blockmap`)
+is restored by :mod:`.parallel`: pre-data from the dump's table of contents (written to
+the temporary folder, a few KiB to MiB), then the tables loaded by ``--jobs N`` (default
+:data:`DEFAULT_JOBS`: 2) ``pg_restore`` processes at once, each fed its tables' blocks
+read straight from the vault (no copy of the dump on disk), largest first, then
+post-data with ``pg_restore -j N`` (indexes and constraints in parallel).
+
+**Points without a map** (made before maps existed, or whose map does not fit the dump)
+restore as before: by default the dump is streamed from the vault into one
+``pg_restore``'s standard input (no temporary copy); ``--jobs N`` (N > 1) first writes
+the dump to a temporary file (``$TMPDIR``; as large as the dump) with the core's
+pack-planned restorer, then runs ``pg_restore -j N`` on it; the file is removed
+afterwards.
 
 ``--no-owner`` restores without owners and grants (everything belongs to the user
 strongroom connects as): use it on a server that lacks the point's roles.
 
-**Nothing is left behind by an interrupted restore.**  ``pg_restore`` runs as a child
+**Nothing is left behind by an interrupted restore.**  Each ``pg_restore`` runs as a child
 tied to strongroom (:func:`strongroom.start_child`): it gets SIGTERM when strongroom
 ends, even by SIGKILL, and the server rolls back what its connection was doing.  A
 database the restore creates (the new ``--to-database``, or the temporary
@@ -68,8 +76,10 @@ from .conninfo import Connection
 from .errors import (
     DatabaseExists, ForeignKeysNotValid, NotInDump, ObjectsExist, PostgresError, PostgresRestoreFailed,
 )
+from .blockmap import BlockMap, blocks_path, parse_map
 from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
+from .parallel import restore_with_map
 from .replace import (
     ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add, views_using,
 )
@@ -82,6 +92,8 @@ WORKDIR_PREFIX = "strongroom-pg-"
 MARK_PREFIX = "strongroom restore in progress: "
 _MARK = re.compile(r"^strongroom restore in progress: host=(\S+) process=(\S+)$")
 DRAIN_SECONDS = 10.0  # how long a dropped database's last connections may take to close
+#: Parallel loads of a whole-database restore from a point with block maps, unless --jobs says.
+DEFAULT_JOBS = 2
 
 
 def _mark_text(process: ProcessId) -> str:
@@ -114,7 +126,7 @@ class Request:
     tables: tuple[str, ...] = ()
     force: bool = False
     no_owner: bool = False
-    jobs: int = 1
+    jobs: int = 0  # 0: the default (DEFAULT_JOBS with a block map, else one streaming pg_restore)
 
     @property
     def item_level(self) -> bool:
@@ -357,9 +369,37 @@ class DatabaseRestore:
             raise PostgresRestoreFailed(database=self.request.target, reason=failure, cleanup=cleanup)
 
     def _run(self, argv: list[str], entry: Entry, workdir: str) -> str | None:
+        blockmap = self._block_map(entry)
+        if blockmap is not None:
+            return self._run_with_map(argv, entry, blockmap, workdir)
         if self.request.jobs > 1:
             return self._run_parallel(argv, workdir)
         return self._run_streaming(argv, entry)
+
+    def _block_map(self, entry: Entry) -> BlockMap | None:
+        """The dump's block map, when the point has a usable one that fits the dump
+        (points made before maps existed have none: they restore as before)."""
+        path = blocks_path(self.request.record.entry)
+        if not self.ctx.exists(path):
+            return None
+        blockmap = parse_map(self.ctx.read_bytes(path))
+        if blockmap is None or blockmap.size != entry.size:
+            return None
+        return blockmap
+
+    def _run_with_map(self, argv: list[str], entry: Entry, blockmap: BlockMap, workdir: str) -> str | None:
+        """Pre-data, then the tables loaded in parallel straight from the vault, then
+        post-data with ``pg_restore -j`` (:mod:`.parallel`)."""
+        def progress(done: int) -> None:
+            self.stats.bytes_written = done
+            self.ctx.report_progress(self.stats)
+
+        failure = restore_with_map(self.ctx, entry, blockmap, pg_restore=argv, env=self.conn.environment(),
+                                   workdir=workdir, jobs=self.request.jobs or DEFAULT_JOBS, progress=progress)
+        if failure is not None:
+            return pgserver.tool_error(failure)
+        self.stats.bytes_written = entry.size
+        return None
 
     def _run_script(self, dbname: str, entry: Entry, workdir: str, selection: Selection,
                     replacement: Replacement, keys: list[ForeignKey]) -> str | None:

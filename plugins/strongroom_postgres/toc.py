@@ -42,6 +42,10 @@ class DumpFormatError(ValueError):
     """The stream is not a custom-format archive this reader understands."""
 
 
+class TocTruncated(DumpFormatError):
+    """The stream ends before the end of the table of contents (more may follow)."""
+
+
 @attrs.frozen
 class TocEntry:
     """One entry of an archive's table of contents (see the module docstring)."""
@@ -73,6 +77,7 @@ class ArchiveToc:
     dump_version: str
     compression: int
     entries: tuple[TocEntry, ...]
+    int_size: int = 4
 
     def by_id(self) -> dict[int, TocEntry]:
         return {e.dump_id: e for e in self.entries}
@@ -98,7 +103,7 @@ class _Reader:
     def bytes(self, n: int) -> bytes:
         data = self._fh.read(n)
         if data is None or len(data) != n:
-            raise DumpFormatError("the archive ends inside its table of contents")
+            raise TocTruncated("the archive ends inside its table of contents")
         return data
 
     def byte(self) -> int:
@@ -149,7 +154,7 @@ def read_toc(fh: BinaryIO) -> ArchiveToc:
     entries = [_read_entry(r, version) for _ in range(count)]
     return ArchiveToc(
         version=(major, minor, revision), database=database, server_version=server_version,
-        dump_version=dump_version, compression=compression, entries=tuple(entries),
+        dump_version=dump_version, compression=compression, entries=tuple(entries), int_size=r.int_size,
     )
 
 

@@ -154,7 +154,7 @@ class PostgresWorkload(Workload):
                                      " or --target DIR (the dump files)")
         record = manifest.database(database, ctx.point.short_id)
         conn = Connection.from_options(options, base=Connection.from_dict(ctx.item.source["connection"], self.secrets))
-        jobs = int(options.get("jobs") or 1)
+        jobs = int(options.get("jobs") or 0)  # 0: the restore's default
         request = Request(record=record, target=str(options["to_database"]), schemas=tuple(dict.fromkeys(schemas)),
                           tables=tuple(dict.fromkeys(tables)), force=bool(options.get("force")),
                           no_owner=bool(options.get("no_owner")), jobs=jobs)

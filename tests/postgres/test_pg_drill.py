@@ -40,7 +40,7 @@ class TestPostgresDrill:
         assert doc["ok"] is True and doc["point"] == point.point_id and doc["workload"] == "postgres"
         assert "1 database(s) restored into scratch databases" in doc["method"]
         assert "the rows of 7 table(s) counted against the dump" in doc["method"]  # 8 less the partitioned parent
-        assert doc["files"] == 3  # manifest.json, globals.sql, databases/drillshop.dump
+        assert doc["files"] == 4  # manifest.json, globals.sql, databases/drillshop.dump and .blocks
         assert drill_databases(pg_cluster) == set()
         assert not os.path.exists(doc["scratch"])
 

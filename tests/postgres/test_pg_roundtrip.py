@@ -92,13 +92,14 @@ class TestWholeDatabase:
 
 class TestPointContent:
     def test_point_holds_manifest_globals_and_one_stream_per_database(self, pg_cluster, shop):
-        """The point is application-consistent and holds manifest.json, globals.sql and the dump."""
+        """The point is application-consistent and holds manifest.json, globals.sql, the dump
+        and the dump's block map."""
         vault, point, _ = shop
         assert point.consistency == "application-consistent"
         tree = vault.tree(point)
         names = {path: entry.type for path, entry in tree.walk()}
         assert names == {"manifest.json": "stream", "globals.sql": "stream", "databases": "dir",
-                         "databases/shop.dump": "stream"}
+                         "databases/shop.dump": "stream", "databases/shop.blocks": "stream"}
         manifest = json.loads(vault.open_file("db", None, "manifest.json").read())
         assert manifest["server"]["version_num"] >= 90200
         assert [d["name"] for d in manifest["databases"]] == ["shop"]
@@ -123,12 +124,14 @@ class TestPointContent:
 
 class TestCommandLine:
     def test_restore_as_files_gives_dumps_plain_pg_restore_accepts(self, pg_cluster, shop, tmp_path):
-        """restore --target DIR writes the dump, globals and manifest; pg_restore restores the dump."""
+        """restore --target DIR writes the dump (and its block map), globals and manifest;
+        pg_restore restores the dump."""
         vault, _, home = shop
         cli = Cli(vault.url)
         cli("restore", "db", "--target", str(tmp_path / "out"), env={"STRONGROOM_HOME": home})
         out = tmp_path / "out"
-        assert sorted(p.name for p in out.rglob("*")) == ["databases", "globals.sql", "manifest.json", "shop.dump"]
+        assert sorted(p.name for p in out.rglob("*")) == ["databases", "globals.sql", "manifest.json", "shop.blocks",
+                                                          "shop.dump"]
         dump = out / "databases" / "shop.dump"
         assert os.stat(dump).st_mode & 0o077 == 0
         pg_cluster.createdb("shop_files")

@@ -1,0 +1,287 @@
+"""Where each data block of a dump lies, found while the dump streams into the vault.
+
+A custom-format archive written to a pipe (``pg_dump -Fc -Z0`` into strongroom) has no
+data offsets in its table of contents: ``pg_restore`` can only read it from the start.
+:class:`BlockMapper` passes the dump through unchanged while it notes, after the TOC,
+each data block's dump id, kind and byte range (the layout of ``pg_backup_custom.c``):
+a block is a type byte (1: table data, 3: large objects) and the dump id as an int, then
+length-prefixed chunks ending with a zero length; a large-object block repeats (oid,
+chunks) and ends with a zero oid.  Ints are as in :mod:`.toc`.  The scan costs a few
+Python operations per chunk (pg_dump writes one chunk per row without compression).
+
+The map is stored beside the dump as ``databases/<db>.blocks`` (:func:`blocks_path`),
+JSON::
+
+    {"format": 1, "size": dump size, "toc_end": offset of the first block,
+     "blocks": [[dump_id, kind, start, end], ...]}
+
+``start`` is the block's type byte, ``end`` one past its last byte.  A dump the scan
+does not understand gets ``{"format": 1, "error": reason}``: its restore takes the old,
+sequential path; so do points made before maps existed (they have no such entry).
+Nothing here ever fails a backup.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from typing import BinaryIO
+
+import attrs
+
+from .toc import DumpFormatError, TocTruncated, read_toc
+
+__all__ = ["BLOCK_BLOBS", "BLOCK_DATA", "BlockMap", "BlockMapper", "MappedDump", "blocks_path", "parse_map"]
+
+MAP_FORMAT = 1
+BLOCKS_SUFFIX = ".blocks"
+BLOCK_DATA = 1
+BLOCK_BLOBS = 3
+_HEAD_LIMIT = 1 << 30  # a TOC larger than this is not mapped
+
+_BLOCK, _CHUNK, _BLOB_OID, _DONE, _FAILED = range(5)
+
+
+def blocks_path(dump_entry: str) -> str:
+    """``databases/<db>.dump`` -> ``databases/<db>.blocks`` (never another database's dump)."""
+    base = dump_entry[: -len(".dump")] if dump_entry.endswith(".dump") else dump_entry
+    return base + BLOCKS_SUFFIX
+
+
+@attrs.frozen
+class BlockMap:
+    """A dump's block map (see the module docstring)."""
+
+    size: int
+    toc_end: int
+    blocks: tuple[tuple[int, int, int, int], ...]  # (dump_id, kind, start, end)
+
+    def by_id(self) -> dict[int, tuple[int, int, int, int]]:
+        return {b[0]: b for b in self.blocks}
+
+
+def parse_map(data: bytes) -> BlockMap | None:
+    """The map stored beside a dump, or None when it is unusable (an ``error`` map,
+    an unknown format, malformed JSON)."""
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("format") != MAP_FORMAT or doc.get("error"):
+            return None
+        blocks = tuple((int(i), int(k), int(s), int(e)) for i, k, s, e in doc["blocks"])
+        size, toc_end = int(doc["size"]), int(doc["toc_end"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    last = toc_end
+    for _, kind, start, end in blocks:
+        if kind not in (BLOCK_DATA, BLOCK_BLOBS) or start != last or end <= start:
+            return None
+        last = end
+    if last != size:
+        return None
+    return BlockMap(size, toc_end, blocks)
+
+
+class MappedDump:
+    """One dump's stream and its map: ``open(raw_opener)`` is the dump entry's opener,
+    :meth:`map_bytes` the map entry's content, which waits for the dump to be read (the
+    backup reads the map entry after the dump: its reader threads take entries in order)."""
+
+    OPEN_WAIT = 600.0  # seconds the map waits for the dump's stream to be opened
+
+    def __init__(self) -> None:
+        self._opened = threading.Event()
+        self._mapper: BlockMapper | None = None
+
+    def open(self, raw_opener) -> BinaryIO:
+        try:
+            self._mapper = BlockMapper(raw_opener())
+            return self._mapper  # type: ignore[return-value]
+        finally:
+            self._opened.set()
+
+    def map_bytes(self) -> bytes:
+        if not self._opened.wait(self.OPEN_WAIT) or self._mapper is None:
+            return json.dumps({"format": MAP_FORMAT, "error": "the dump was not read"}).encode()
+        return self._mapper.wait()
+
+
+class BlockMapper(io.RawIOBase):
+    """A dump stream read through unchanged, mapping its blocks on the way.
+
+    :meth:`wait` blocks until the stream has been read to its end or closed, and returns
+    the map as JSON bytes (an ``error`` map when the stream did not end cleanly or the
+    scan did not understand it)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._done = threading.Event()
+        self._head: bytearray | None = bytearray()
+        self._attempt = 64 * 1024
+        self._offset = 0  # bytes scanned so far
+        self._state = _BLOCK
+        self._partial = b""
+        self._skip = 0
+        self._hs = 5  # the size of an int: sign byte + int_size bytes
+        self._unpack = struct.Struct("<I").unpack_from
+        self._kind = 0
+        self._block: list[int] | None = None
+        self._blocks: list[list[int]] = []
+        self._toc_end = 0
+        self._error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        if n:
+            try:
+                self._scan(memoryview(buffer)[:n])
+            except Exception as exc:  # never fail the backup: the map is just not used
+                self._fail(f"scan failed ({exc})")
+        elif n == 0:
+            self._finish()
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._raw.close()
+            finally:
+                if not self._done.is_set():
+                    self._fail("the dump stream was closed before its end")
+                super().close()
+
+    def wait(self, timeout: float | None = None) -> bytes:
+        self._done.wait(timeout)
+        if not self._done.is_set():
+            return json.dumps({"format": MAP_FORMAT, "error": "the dump was not read"}).encode()
+        if self._error is not None:
+            return json.dumps({"format": MAP_FORMAT, "error": self._error}).encode()
+        return json.dumps({"format": MAP_FORMAT, "size": self._offset, "toc_end": self._toc_end,
+                           "blocks": self._blocks}, separators=(",", ":")).encode()
+
+    # --- scanning ------------------------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if self._error is None:
+            self._error = reason
+        self._state = _FAILED
+        self._head = None
+        self._done.set()
+
+    def _finish(self) -> None:
+        if self._done.is_set():
+            return
+        if self._head is not None:  # a dump smaller than the first attempt: parse it now
+            self._attempt = 0
+            self._scan(memoryview(b""))
+        if self._state == _FAILED:
+            return
+        if self._head is not None:
+            self._fail("the dump ends inside its table of contents")
+        elif self._state != _BLOCK or self._partial or self._skip:
+            self._fail("the dump ends inside a data block")
+        self._done.set()
+
+    def _scan(self, view: memoryview) -> None:
+        if self._state == _FAILED:
+            return
+        if self._head is not None:
+            self._head += view
+            if len(self._head) < self._attempt:
+                return
+            self._attempt = len(self._head) * 2
+            fh = io.BytesIO(self._head)
+            try:
+                toc = read_toc(fh)
+            except TocTruncated:
+                if len(self._head) > _HEAD_LIMIT:
+                    self._fail("the table of contents is too large to map")
+                return
+            except DumpFormatError as exc:
+                self._fail(str(exc))
+                return
+            if toc.int_size != 4:
+                self._fail(f"unexpected int size {toc.int_size}")
+                return
+            self._toc_end = fh.tell()
+            rest = bytes(self._head[self._toc_end:])
+            self._head = None
+            self._offset = self._toc_end
+            view = memoryview(rest)
+        self._walk(view)
+
+    def _walk(self, view: memoryview) -> None:
+        n = len(view)
+        pos = 0
+        hs = self._hs
+        unpack = self._unpack
+        while pos < n:
+            if self._skip:
+                take = min(self._skip, n - pos)
+                pos += take
+                self._skip -= take
+                continue
+            state = self._state
+            need = hs + 1 if state == _BLOCK else hs
+            if self._partial:
+                take = min(need - len(self._partial), n - pos)
+                self._partial += bytes(view[pos:pos + take])
+                pos += take
+                if len(self._partial) < need:
+                    break
+                head, base = self._partial, 0
+                self._partial = b""
+            elif n - pos < need:
+                self._partial = bytes(view[pos:])
+                pos = n
+                break
+            else:
+                head, base = view, pos
+                pos += need
+            if state == _CHUNK:
+                length = unpack(head, base + 1)[0]
+                if length:
+                    # the hot path: skip this chunk, then as many whole ones as this buffer holds
+                    if pos + length > n:
+                        self._skip = pos + length - n
+                        pos = n
+                        break
+                    pos += length
+                    while pos + hs <= n:
+                        length = unpack(view, pos + 1)[0]
+                        if not length:
+                            break
+                        if pos + hs + length > n:
+                            break
+                        pos += hs + length
+                    continue
+                if self._kind == BLOCK_BLOBS:
+                    self._state = _BLOB_OID
+                else:
+                    self._close_block(self._offset + pos)
+            elif state == _BLOB_OID:
+                if unpack(head, base + 1)[0]:
+                    self._state = _CHUNK
+                else:
+                    self._close_block(self._offset + pos)
+            else:  # _BLOCK
+                kind = head[base]
+                if kind not in (BLOCK_DATA, BLOCK_BLOBS):
+                    self._fail(f"unknown block type {kind}")
+                    return
+                self._kind = kind
+                self._block = [unpack(head, base + 2)[0], kind, self._offset + pos - need, 0]
+                self._state = _CHUNK if kind == BLOCK_DATA else _BLOB_OID
+        self._offset += n
+
+    def _close_block(self, end: int) -> None:
+        assert self._block is not None
+        self._block[3] = end
+        self._blocks.append(self._block)
+        self._block = None
+        self._state = _BLOCK

@@ -1,0 +1,228 @@
+"""A whole database restored in parallel straight from the vault, with the dump's block map.
+
+Given the map stored beside a dump (:mod:`.blockmap`), the restore runs in three phases,
+each by ``pg_restore`` (so every session is set up exactly as ``pg_restore`` sets it up:
+encoding, ``standard_conforming_strings``, ``search_path``, ``row_security``...):
+
+1. *pre-data*: the dump's header and table of contents (the bytes before the first
+   block, a few KiB to MiB) are written to ``toc.dump`` in the restore's temporary
+   folder; ``pg_restore --section=pre-data`` on it creates the schema.
+2. *data*: the data entries are shared among ``jobs`` loaders, largest block first to the
+   loader with the fewest bytes so far.  Each loader is one ``pg_restore -L list`` whose
+   standard input is fed the TOC, then the bytes of its blocks, in its list's order, read
+   straight from the vault (only the chunks those ranges touch).  A loader with no block
+   (sequence values and the like) just runs its SQL.
+3. *post-data*: ``pg_restore --section=post-data -j jobs`` on ``toc.dump`` builds the
+   indexes, constraints and triggers in parallel and applies the grants.
+
+The first failure ends the restore: every other loader is killed, and the error (the
+tool's line, or the vault's: a damaged chunk is an
+:class:`~strongroom.errors.IntegrityError`) is returned or raised; the caller drops the
+database.  The tools are children tied to strongroom (:func:`strongroom.start_child`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from typing import Callable
+
+from strongroom import Entry, PointView, run_child, start_child
+
+from .blockmap import BlockMap
+from .toc import ArchiveToc, read_toc
+
+__all__ = ["SECTION_DATA", "plan_loaders", "restore_with_map"]
+
+SECTION_DATA = 3  # teSection of pg_backup.h: NONE 1, PRE_DATA 2, DATA 3, POST_DATA 4
+PIECE = 1 << 20  # bytes read from the vault at a time
+AHEAD = 4  # pieces read ahead of the pipe, per loader
+
+
+class LoaderFailed(Exception):
+    """Loader ``index``'s pg_restore exited with an error (its message is the tool's output)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def plan_loaders(toc: ArchiveToc, blockmap: BlockMap, jobs: int) -> list[list[tuple[int, int, int]]] | None:
+    """The loaders' work: per loader, ``(dump_id, start, end)`` in the order it is fed
+    (``start == end == 0``: an entry without a block).  None when the map does not fit
+    the TOC (a data entry with a dumper but no block)."""
+    blocks = blockmap.by_id()
+    data = [e for e in toc.entries if e.section == SECTION_DATA]
+    for entry in data:
+        if entry.had_dumper and entry.dump_id not in blocks:
+            return None
+    if any(dump_id not in {e.dump_id for e in data} for dump_id in blocks):
+        return None
+    jobs = max(1, jobs)
+    loads = [0] * jobs
+    work: list[list[tuple[int, int, int]]] = [[] for _ in range(jobs)]
+    sized = sorted((e for e in data if e.dump_id in blocks), key=lambda e: -(blocks[e.dump_id][3]
+                                                                                 - blocks[e.dump_id][2]))
+    for entry in sized:
+        _, _, start, end = blocks[entry.dump_id]
+        k = loads.index(min(loads))
+        work[k].append((entry.dump_id, start, end))
+        loads[k] += end - start
+    for entry in data:
+        if entry.dump_id not in blocks:
+            work[loads.index(min(loads))].append((entry.dump_id, 0, 0))
+    return [w for w in work if w]
+
+
+def restore_with_map(ctx: PointView, entry: Entry, blockmap: BlockMap, *, pg_restore: list[str],
+                     env: dict[str, str], workdir: str, jobs: int,
+                     progress: Callable[[int], None]) -> str | None:
+    """Restore the dump ``entry`` as the module docstring says; ``pg_restore`` is the
+    command and its options (connection, owners) without an input.  Returns the first
+    failure's text, or None."""
+    with ctx.open(entry) as reader:
+        reader.seek(0)
+        head = reader.read(blockmap.toc_end)
+    toc = read_toc(io.BytesIO(head))
+    plan = plan_loaders(toc, blockmap, jobs)
+    if plan is None:
+        return "the block map does not match the dump's table of contents"
+    tocfile = os.path.join(workdir, "toc.dump")
+    with open(tocfile, "wb") as fh:
+        fh.write(head)
+
+    def phase(*options: str) -> str | None:
+        with tempfile.TemporaryFile() as err:
+            done = run_child(pg_restore + list(options) + [tocfile], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err)
+            if done.returncode:
+                err.seek(0)
+                return err.read(64 * 1024).decode("utf-8", "replace")
+        return None
+
+    failure = phase("--section=pre-data")
+    if failure is not None:
+        return failure
+    failure = _load(ctx, entry, head, plan, pg_restore, env, workdir, progress)
+    if failure is not None:
+        return failure
+    progress(blockmap.size)
+    return phase("--section=post-data", f"--jobs={max(1, jobs)}")
+
+
+def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[tuple[int, int, int]]],
+          pg_restore: list[str], env: dict[str, str], workdir: str, progress: Callable[[int], None]) -> str | None:
+    stop = threading.Event()
+    lock = threading.Lock()
+    done = [len(head)]
+    errors: list[BaseException] = []
+    procs: list[subprocess.Popen] = []
+    stderrs = []
+    threads: list[threading.Thread] = []
+
+    def count(n: int) -> None:
+        with lock:
+            done[0] += n
+            progress(done[0])
+
+    def fail(exc: BaseException) -> None:
+        with lock:
+            errors.append(exc)
+        stop.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    def feed(index: int, proc: subprocess.Popen, work: list[tuple[int, int, int]]) -> None:
+        pieces: queue.Queue = queue.Queue(AHEAD)
+        halt = threading.Event()
+
+        def fetch() -> None:
+            try:
+                with ctx.open(entry) as reader:
+                    for _, start, end in work:
+                        reader.seek(start)
+                        left = end - start
+                        while left and not (stop.is_set() or halt.is_set()):
+                            data = reader.read(min(PIECE, left))
+                            if not data:
+                                raise EOFError("the dump is shorter than its block map says")
+                            left -= len(data)
+                            pieces.put(data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                pieces.put(exc)
+                return
+            pieces.put(None)
+
+        fetcher = threading.Thread(target=fetch, name="pg-load-fetch", daemon=True)
+        fetcher.start()
+        try:
+            proc.stdin.write(head)  # type: ignore[union-attr]
+            while True:
+                item = pieces.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                proc.stdin.write(item)  # type: ignore[union-attr]
+                count(len(item))
+            proc.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass  # the loader exited: its exit code says why
+        except BaseException as exc:  # noqa: BLE001
+            fail(exc)
+        finally:
+            halt.set()
+            while fetcher.is_alive():
+                try:
+                    pieces.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            if proc.wait() != 0 and not stop.is_set():
+                fail(LoaderFailed(index))
+
+    try:
+        for k, work in enumerate(plan):
+            listing = os.path.join(workdir, f"load{k}.list")
+            with open(listing, "w", encoding="utf-8") as fh:
+                fh.write("".join(f"{dump_id};\n" for dump_id, _, _ in work))
+            err = tempfile.TemporaryFile()
+            stderrs.append(err)
+            proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=err)
+            procs.append(proc)
+            thread = threading.Thread(target=feed, args=(k, proc, work), name=f"pg-load-{k}", daemon=True)
+            threads.append(thread)
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except BaseException:
+        stop.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for thread in threads:
+            thread.join()
+        raise
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    try:
+        if not errors:
+            return None
+        first = errors[0]
+        if not isinstance(first, LoaderFailed):
+            raise first
+        err = stderrs[first.index]
+        err.seek(0)
+        return err.read(64 * 1024).decode("utf-8", "replace") or "pg_restore failed without a message"
+    finally:
+        for err in stderrs:
+            err.close()

@@ -1,0 +1,218 @@
+"""A whole database restored in parallel straight from the vault with the dump's block map:
+equal to the source (rows, schema, sequences, large objects, a LATIN1 encoding, generated
+columns, row-level security, partitions); a damaged table block fails the restore and drops
+the database; a point without a map restores through the old sequential path."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pgshop import large_objects
+from strongroom.errors import IntegrityError
+from strongroom.repository.pack import pack_name
+from strongroom.vault import Vault
+from strongroom_postgres import parallel, restore as pgrestore
+from strongroom_postgres.blockmap import BLOCK_BLOBS, BLOCK_DATA, BlockMapper, blocks_path, parse_map
+from strongroom_postgres.parallel import plan_loaders
+from strongroom_postgres.toc import read_toc
+
+SOURCE_SQL = r"""
+create schema app;
+create table app.big(id bigint primary key, qty int not null, price numeric(10,2) not null,
+                     total numeric(12,2) generated always as (qty * price) stored, note text);
+insert into app.big(id, qty, price, note)
+  select g, g % 17, (g % 1000) / 10.0, 'caf' || chr(233) || ' ' || chr(255) || g from generate_series(1, 150000) g;
+create table app.secret(id serial primary key, owner_name text not null, body text);
+insert into app.secret(owner_name, body) select 'u' || (g % 3), 'secret ' || g from generate_series(1, 3000) g;
+alter table app.secret enable row level security;
+alter table app.secret force row level security;
+create policy only_u0 on app.secret using (owner_name = 'u0');
+create table app.parts(id int, at date, what text, primary key (id, at)) partition by range (at);
+create table app.parts_a partition of app.parts for values from ('2024-01-01') to ('2025-01-01');
+create table app.parts_b partition of app.parts for values from ('2025-01-01') to ('2026-01-01');
+insert into app.parts select g, date '2024-01-01' + g % 700, 'part ' || g from generate_series(1, 8000) g;
+create table app.child(id int primary key, big_id bigint references app.big(id));
+insert into app.child select g, g from generate_series(1, 500) g;
+create table app.empty(id int);
+create sequence app.counter start 10;
+select setval('app.counter', 4242);
+select lo_from_bytea(0, convert_to(repeat('object ' || g, 500), 'LATIN1')) from generate_series(1, 3) g;
+analyze;
+"""
+
+
+@pytest.fixture(scope="module")
+def source(pg_cluster, tmp_path_factory):
+    """A LATIN1 database ``par_src`` backed up once: (vault, point, url)."""
+    pg_cluster.psql("create database par_src template template0 encoding 'LATIN1' lc_collate 'C' lc_ctype 'C'")
+    pg_cluster.script(SOURCE_SQL, db="par_src")
+    url = str(tmp_path_factory.mktemp("parvault") / "vault")
+    vault = Vault.create(url, home=str(tmp_path_factory.mktemp("parhome")))
+    vault.protect("postgres", "db", {
+        "connection": {"params": {"host": pg_cluster.socket, "port": str(pg_cluster.port), "user": "postgres"}},
+        "databases": ["par_src"]})
+    point = vault.backup("db")
+    yield vault, point, url
+    pg_cluster.dropdb("par_src")
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """The calls of the parallel restore (it still runs)."""
+    calls = []
+    real = parallel.restore_with_map
+
+    def wrapper(*args, **kwargs):
+        calls.append(kwargs.get("jobs"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pgrestore, "restore_with_map", wrapper)
+    return calls
+
+
+def equal_to_source(cluster, db: str) -> None:
+    tables = cluster.tables("par_src")
+    assert len(tables) == 7 and cluster.tables(db) == tables
+    for table in tables:
+        assert cluster.table_digest(db, table) == cluster.table_digest("par_src", table), table
+    assert cluster.table_digest(db, "app.big")[0] == 150000
+    assert cluster.schema_dump(db) == cluster.schema_dump("par_src")
+    assert cluster.psql("select last_value from app.counter", db) == "4242"
+    sequences = "select string_agg(sequencename || '=' || coalesce(last_value, 0), ',' order by sequencename) from pg_sequences"
+    assert cluster.psql(sequences, db) == cluster.psql(sequences, "par_src")
+    assert large_objects(cluster, db) == large_objects(cluster, "par_src") and len(large_objects(cluster, db)) == 3
+    assert cluster.psql("select pg_encoding_to_char(encoding) from pg_database where datname = current_database()",
+                        db) == "LATIN1"
+    assert cluster.psql("select relrowsecurity and relforcerowsecurity from pg_class where oid = 'app.secret'::regclass",
+                        db) == "t"
+    counts = ("select (select count(*) from pg_class where relnamespace = 'app'::regnamespace)"
+              " || ',' || (select count(*) from pg_constraint where connamespace = 'app'::regnamespace)"
+              " || ',' || (select count(*) from pg_policy)")
+    assert cluster.psql(counts, db) == cluster.psql(counts, "par_src")
+
+
+def test_the_point_holds_a_block_map_that_fits_the_dump(pg_cluster, source):
+    """Beside the dump, a map whose blocks start with the block header of their TOC entry,
+    one per table (and one for the large objects), and that shares the data among loaders."""
+    vault, point, _ = source
+    ctx = vault.point_view("db", point.point_id)
+    entry = ctx.lookup("databases/par_src.dump")
+    blockmap = parse_map(ctx.read_bytes(blocks_path("databases/par_src.dump")))
+    assert blockmap is not None and blockmap.size == entry.size
+    data = ctx.read_bytes(entry)
+    toc = read_toc(io.BytesIO(data))
+    by_id = toc.by_id()
+    kinds = {}
+    for dump_id, kind, start, end in blockmap.blocks:
+        assert data[start] == kind and struct.unpack_from("<I", data, start + 2)[0] == dump_id
+        kinds[by_id[dump_id].desc] = kinds.get(by_id[dump_id].desc, 0) + 1
+        assert kind == (BLOCK_BLOBS if by_id[dump_id].desc == "BLOBS" else BLOCK_DATA)
+    assert kinds == {"TABLE DATA": 6, "BLOBS": 1}  # app.parts has none: its rows are its partitions'
+    plan = plan_loaders(toc, blockmap, 2)
+    assert len(plan) == 2
+    biggest = max(blockmap.blocks, key=lambda b: b[3] - b[2])
+    assert plan[0][0][0] == biggest[0] and by_id[biggest[0]].tag == "big"
+    assert sorted(i for work in plan for i, _, _ in work) == sorted(
+        e.dump_id for e in toc.entries if e.section == parallel.SECTION_DATA)
+
+
+def test_the_map_is_the_same_whatever_the_reads(pg_cluster, source):
+    """The scan gives the same map when the dump comes in 7-byte pieces as in 1 MiB reads."""
+    vault, point, _ = source
+    data = vault.point_view("db", point.point_id).read_bytes("databases/par_src.dump")
+
+    class Pieces(io.RawIOBase):
+        def __init__(self, size):
+            self.pos, self.size = 0, size
+
+        def readinto(self, buffer):
+            n = min(self.size, len(buffer), len(data) - self.pos)
+            buffer[:n] = data[self.pos:self.pos + n]
+            self.pos += n
+            return n
+
+    maps = []
+    for size in (7, 1 << 20):
+        mapper = BlockMapper(Pieces(size))
+        buffer = bytearray(64 * 1024)
+        while mapper.readinto(buffer):
+            pass
+        maps.append(mapper.wait(1))
+    assert maps[0] == maps[1] and parse_map(maps[0]) is not None
+
+
+def test_a_parallel_restore_equals_the_source(pg_cluster, source, spy):
+    """The default restore loads the tables in parallel from the map, and the copy equals the source."""
+    vault, point, _ = source
+    result = vault.restore("db", point.point_id, None, options={"to_database": "par_copy"})
+    try:
+        assert spy == [2]
+        equal_to_source(pg_cluster, "par_copy")
+        assert result.stats.bytes_written == vault.tree(point).lookup("databases/par_src.dump").size
+    finally:
+        pg_cluster.dropdb("par_copy")
+
+
+def test_three_jobs_and_no_owner(pg_cluster, source, spy):
+    """--jobs 3 --no-owner: three loaders, the same rows."""
+    vault, point, _ = source
+    vault.restore("db", point.point_id, None, options={"to_database": "par_three", "jobs": 3, "no_owner": True})
+    try:
+        assert spy == [3]
+        for table in pg_cluster.tables("par_src"):
+            assert pg_cluster.table_digest("par_three", table) == pg_cluster.table_digest("par_src", table), table
+    finally:
+        pg_cluster.dropdb("par_three")
+
+
+def test_a_point_without_a_map_restores_through_the_old_path(pg_cluster, source, spy, monkeypatch):
+    """A point made before block maps (no map entry) restores by one streaming pg_restore, equal too."""
+    vault, point, _ = source
+    monkeypatch.setattr(pgrestore, "blocks_path", lambda entry: "databases/no-such-map.blocks")
+    vault.restore("db", point.point_id, None, options={"to_database": "par_old"})
+    try:
+        assert spy == []
+        equal_to_source(pg_cluster, "par_old")
+    finally:
+        pg_cluster.dropdb("par_old")
+
+
+def test_a_damaged_table_block_fails_the_restore_and_drops_the_database(pg_cluster, source, spy):
+    """A byte flipped in a chunk inside app.big's block: the restore fails with the vault's
+    integrity error, every loader ends, and the new database is dropped."""
+    vault, point, url = source
+    fresh = vault.reopen()
+    fresh.index.load()
+    ctx = fresh.point_view("db", point.point_id)
+    entry = ctx.lookup("databases/par_src.dump")
+    blockmap = parse_map(ctx.read_bytes(blocks_path("databases/par_src.dump")))
+    start, end = max(((b[2], b[3]) for b in blockmap.blocks), key=lambda r: r[1] - r[0])
+    middle, offset = (start + end) // 2, 0
+    for chunk in entry.chunks:
+        where = fresh.repo.index.lookup(chunk)
+        if offset <= middle < offset + where.raw_length:
+            break
+        offset += where.raw_length
+    assert offset > blockmap.toc_end  # the TOC is intact: the damage is met by a loader
+    pack = Path(url) / pack_name(where.pack_id)
+    original = pack.read_bytes()
+    os.chmod(pack, 0o600)
+    damaged = bytearray(original)
+    damaged[where.offset + where.length // 2] ^= 0x5A
+    pack.write_bytes(bytes(damaged))
+    try:
+        with pytest.raises(IntegrityError):
+            fresh.restore("db", point.point_id, None, options={"to_database": "par_damaged"})
+        assert spy == [2]
+        assert "par_damaged" not in pg_cluster.databases()
+        procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert "par_damaged" not in procs  # no loader left running
+    finally:
+        pack.write_bytes(original)
+        pg_cluster.dropdb("par_damaged")
