@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from strongroom_vm.errors import LuksNeedsKey
-from vmkit import MIB, partition, run, write_at
+from vmkit import MIB, ntfs_disk, partition, run, write_at
 
 
 def mode_of(path) -> int:
@@ -61,18 +61,10 @@ class TestModesFromFatAndNtfs:
 
     def test_ntfs_files_restore_0644_owned_by_the_restoring_user(self, vault, tmp_path):
         """A file from NTFS gets 0644 and this process's user (not uid 48), its folder 0755."""
-        if shutil.which("mkntfs") is None or shutil.which("ntfscp") is None:
-            pytest.skip("ntfs-3g is not installed (it makes the NTFS test image)")
         image = tmp_path / "win.img"
-        parts = partition(image, 80, "label: gpt\nstart=2048, size=64MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n")
-        volume = tmp_path / "ntfs.part"
-        with open(volume, "wb") as fh:
-            fh.truncate(64 * MIB)
-        run("mkntfs", "-F", "-Q", "-q", "-L", "WIN", "-p", str(parts[0]["start"]), volume)
         payload = tmp_path / "report.txt"
         payload.write_bytes(os.urandom(50_000))
-        run("ntfscp", volume, payload, "/report.txt")
-        copy_into(image, parts[0]["start"] * 512, volume)
+        ntfs_disk(image, payload)
         vault.protect("vm", "win", {"disks": [str(image)]})
         vault.backup("win")
         vault.restore("win", None, str(tmp_path / "out"), options={"files": ["win:/p1"]})

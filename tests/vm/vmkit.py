@@ -20,6 +20,7 @@ import threading
 import time
 
 import attrs
+import pytest
 
 from strongroom_vm.qmp import QmpClient, peer_pid
 
@@ -92,6 +93,23 @@ def gpt_disk(path, tree, *, size_mib: int = 200) -> list[dict]:
                       "size=64MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=data\n")
     ext4_at(path, tree, parts[0]["start"], 64)
     fat_at(path, tree, parts[1]["start"], 64)
+    return parts
+
+
+def ntfs_disk(path, payload, *, size_mib: int = 80) -> list[dict]:
+    """A GPT disk with one 64 MiB NTFS partition (label WIN) holding the file ``payload`` as
+    ``/report.txt``; the test is skipped where ntfs-3g (mkntfs, ntfscp) is not installed."""
+    if shutil.which("mkntfs") is None or shutil.which("ntfscp") is None:
+        pytest.skip("ntfs-3g is not installed (it makes the NTFS test image)")
+    parts = partition(path, size_mib, "label: gpt\nstart=2048, size=64MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n")
+    volume = f"{path}.ntfs-part"
+    with open(volume, "wb") as fh:
+        fh.truncate(64 * MIB)
+    run("mkntfs", "-F", "-Q", "-q", "-L", "WIN", "-p", str(parts[0]["start"]), volume)
+    run("ntfscp", volume, payload, "/report.txt")
+    with open(volume, "rb") as src:
+        write_at(path, parts[0]["start"] * 512, src.read())
+    os.remove(volume)
     return parts
 
 
