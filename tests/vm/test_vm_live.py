@@ -43,6 +43,16 @@ def _write(vm, expected, disk: str, offset: int, length: int, pattern: int) -> N
     expected[disk][offset : offset + length] = bytes([pattern]) * length
 
 
+def _backup_in_a_child(cli, vault_url, vm, agent) -> subprocess.Popen:
+    """A vault with item 'live' on ``vm`` (guest agent ``agent``), and ``strongroom backup live``
+    started in a child process (for a test to kill)."""
+    cli("vault", "create", vault_url)
+    cli("protect", "vm", "live", "--qmp", vm.qmp, "--guest-agent", agent.path)
+    env = {**os.environ, "STRONGROOM_VAULT": vault_url}
+    exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
+    return subprocess.Popen([exe, "backup", "live"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def _restored(vault, item, point, target) -> dict[str, bytes]:
     vault.restore(item, point.point_id, str(target))
     return {name: (target / "disks" / f"{name}.img").read_bytes() for name in ("vda", "vdb")}
@@ -185,11 +195,7 @@ class TestGuestFreeze:
         and the next backup cleans up and succeeds."""
         specs, _ = disks
         vm = make_vm(specs)
-        cli("vault", "create", vault_url)
-        cli("protect", "vm", "live", "--qmp", vm.qmp, "--guest-agent", agent.path)
-        env = {**os.environ, "STRONGROOM_VAULT": vault_url}
-        exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
-        proc = subprocess.Popen([exe, "backup", "live"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = _backup_in_a_child(cli, vault_url, vm, agent)
         agent.on_freeze = lambda a: kill(proc.pid)
         proc.wait(60)
         assert proc.returncode == -9
@@ -204,11 +210,7 @@ class TestGuestFreeze:
         thaws it first and says so."""
         specs, _ = disks
         vm = make_vm(specs)
-        cli("vault", "create", vault_url)
-        cli("protect", "vm", "live", "--qmp", vm.qmp, "--guest-agent", agent.path)
-        env = {**os.environ, "STRONGROOM_VAULT": vault_url}
-        exe = os.path.join(os.path.dirname(sys.executable), "strongroom")
-        proc = subprocess.Popen([exe, "backup", "live"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = _backup_in_a_child(cli, vault_url, vm, agent)
 
         def kill_both(a):
             kill(a.clients[-1])  # the guard holds the agent connection
