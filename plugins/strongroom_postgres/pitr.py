@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import time
 from typing import Any, Iterator, Sequence
@@ -45,7 +46,7 @@ from .errors import (
     DataDirNotEmpty, NotPhysical, PostgresError, RecoveryFailed, TargetAfterArchive, TargetBeforeFirstBackup,
 )
 from .physical import DATA, LATE, PHYSICAL, cluster_version
-from . import walcmd, walstore
+from . import recoverywal, walcmd, walstore
 
 READ = 1 << 20
 
@@ -142,6 +143,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     latest = bases[-1][0].point_id == ctx.point.point_id
     chosen = next(((p, d) for p, d in bases if p.point_id == ctx.point.point_id), bases[-1])
     settings: list[tuple[str, str]] = []
+    until = recoverywal.Until()
     if wanted and wanted[0] == "time":
         when = parse_time(wanted[1])
         fits = [(p, d) for p, d in bases if dt.datetime.fromisoformat(d["stopped"]) <= when]
@@ -152,6 +154,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
             raise TargetAfterArchive(target=when.isoformat(), item=item, last=last.isoformat() if last else "none")
         chosen = fits[-1]
         settings.append(("recovery_target_time", when.isoformat()))
+        until = recoverywal.Until(time=when)
     elif wanted and wanted[0] == "lsn":
         at = lsn(wanted[1])
         fits = [(p, d) for p, d in bases if lsn(d["stop_lsn"]) <= at]
@@ -159,19 +162,29 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
             raise TargetBeforeFirstBackup(target=wanted[1], item=item, first=bases[0][1]["stop_lsn"])
         chosen = fits[-1]
         settings.append(("recovery_target_lsn", wanted[1]))
+        until = recoverywal.Until(segment=at // recoverywal.SEGMENT_BYTES + 1)
     elif wanted:
         settings.append((f"recovery_target_{wanted[0]}", wanted[1]))
     elif not latest:
         settings.append(("recovery_target", "immediate"))
     point, doc = chosen
+    if not wanted and not latest and doc.get("stop_lsn"):
+        until = recoverywal.Until(segment=lsn(doc["stop_lsn"]) // recoverywal.SEGMENT_BYTES + 1)
     view = vault.point_view(item, point.point_id)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    result = ctx.write_entries(data_dir, _files(view))
+    prefetch = recoverywal.Prefetch(vault, item, data_dir, doc, until)
+    try:
+        result = ctx.write_entries(data_dir, _files(view))
+    except BaseException:
+        prefetch.cancel()
+        raise
+    prefetch.wait()
     with open(os.path.join(data_dir, "recovery.signal"), "w"):
         pass
     conf = [f"# strongroom restore of {item}@{point.short_id} (base backup {doc['start_lsn']}..{doc['stop_lsn']})\n",
-            _conf_line("restore_command", walcmd.restore_command(vault, item)),
+            _conf_line("restore_command", walcmd.restore_command(vault, item, recoverywal.SPOOL)),
+            _conf_line("recovery_end_command", f"rm -rf {recoverywal.SPOOL}"),
             *(_conf_line(k, v) for k, v in settings),
             _conf_line("recovery_target_action", "promote"),
             _conf_line("archive_mode", "off")]
@@ -180,14 +193,17 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     what = {"time": "time", "lsn": "LSN", "xid": "transaction", "name": "restore point"}
     reached = (f"recovers to {what[wanted[0]]} {wanted[1]}" if wanted else
                "recovers to the end of the archived WAL" if latest else "recovers to the end of the base backup")
-    summary = f"base backup {point.short_id} ({doc['stopped']}) written to {data_dir}; {reached}"
+    summary = (f"base backup {point.short_id} ({doc['stopped']}) written to {data_dir}, and"
+               f" {prefetch.fetched} archived WAL file(s) for its recovery; {reached}")
+    warnings = (*result.warnings, *([prefetch.warning] if prefetch.warning else []))
     if options.get("start"):
         _start(ctx, data_dir, options, secrets)
+        shutil.rmtree(os.path.join(data_dir, recoverywal.SPOOL), ignore_errors=True)
         summary += f"; server started on port {options.get('port')}, recovery done"
     else:
         summary += f"; start it with: pg_ctl -D {data_dir} start"
     summary += f" (archive_mode is off in it: it must not archive into item '{item}')"
-    return RestoreResult(result.stats, result.damaged, result.errors, result.warnings, summary=summary)
+    return RestoreResult(result.stats, result.damaged, result.errors, warnings, summary=summary)
 
 
 def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:

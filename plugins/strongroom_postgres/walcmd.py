@@ -27,13 +27,15 @@ import sys
 import click
 from strongroom import UsageError, Workload, command_vault, emit_json, strongroom_home
 
-from . import walstore
+#: the companion items' workload (:data:`.walstore.WORKLOAD`; named here so that registering
+#: it imports no more than this module: ``wal get`` starts for every file recovery asks for)
+WORKLOAD = "postgres-wal"
 
 
 class PostgresWalWorkload(Workload):
     """The companion item ``ITEM.wal`` that holds the WAL of physical item ``ITEM``."""
 
-    name = walstore.WORKLOAD
+    name = WORKLOAD
     description = "the WAL archive of a physical postgres item (made by strongroom wal push)"
     consistency = "wal segments"
     protectable = False  # made by the first 'wal push'
@@ -62,16 +64,24 @@ def archive_command(vault, item: str, async_: bool = False) -> str:
     return command_line(vault, "wal", "push", shlex.quote(item), *(["--async"] if async_ else []), "%p")
 
 
-def restore_command(vault, item: str) -> str:
-    """``wal get``, behind a shell test that takes a segment ``wal get`` fetched ahead,
-    or answers "not archived" from its fresh listing, without starting strongroom (a
-    process costs more than the segment; see :func:`.walstore.take_cached`)."""
+def restore_command(vault, item: str, spool: str | None = None) -> str:
+    """``wal get``, behind shell tests that take a file a restore fetched ahead into
+    ``spool`` (a folder, relative to the data directory: :mod:`.recoverywal`), or a
+    segment ``wal get`` fetched ahead, or answer "not archived" from the fresh listing of
+    the archive, without starting strongroom (a process costs more than the segment; see
+    :func:`.walstore.take_cached`)."""
+    from . import walstore
+
     cache = shlex.quote(walstore.cache_dir(vault.url, item))
     fresh = f"-newermt '-{int(walstore.LISTING_FRESH)} seconds'"
-    return (f"c={cache}; if [ -f \"$c/%f\" ]; then mv -f \"$c/%f\" \"%p\";"
-            f" elif [ -n \"$(find \"$c/{walstore.LISTING}\" {fresh} 2>/dev/null)\" ]"
-            f" && ! grep -qxF \"%f\" \"$c/{walstore.LISTING}\"; then exit 1;"
-            f" else {command_line(vault, 'wal', 'get', shlex.quote(item), '%f', '%p')}; fi")
+    command = (f"c={cache}; if [ -f \"$c/%f\" ]; then mv -f \"$c/%f\" \"%p\";"
+               f" elif [ -n \"$(find \"$c/{walstore.LISTING}\" {fresh} 2>/dev/null)\" ]"
+               f" && ! grep -qxF \"%f\" \"$c/{walstore.LISTING}\"; then exit 1;"
+               f" else {command_line(vault, 'wal', 'get', shlex.quote(item), '%f', '%p')}; fi")
+    if not spool:
+        return command
+    # cp, not mv: recovery asks for its last segment again when it ends
+    return f"s={shlex.quote(spool)}; if [ -f \"$s/%f\" ]; then cp \"$s/%f\" \"%p\"; else {command}; fi"
 
 
 @click.group(name="wal")
@@ -88,6 +98,8 @@ def wal() -> None:
               help="--async: commit the spool once it holds this many segments.")
 def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
     """Archive WAL file PATH (archive_command = 'strongroom wal push ITEM %p')."""
+    from . import walstore
+
     url = click.get_current_context().find_root().params.get("vault_url")
     if async_ and url and walstore.spool_only(url, item, path, batch):
         walstore.forget_listing([url], item)
@@ -102,6 +114,8 @@ def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def flush_cmd(item: str, as_json: bool) -> None:
     """Commit the segments spooled by 'wal push --async' as one point."""
+    from . import walstore
+
     vault = command_vault()
     count = walstore.flush(vault, item)
     walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
@@ -117,6 +131,8 @@ def flush_cmd(item: str, as_json: bool) -> None:
 @click.argument("path")
 def get_cmd(item: str, name: str, path: str) -> None:
     """Write archived WAL file NAME to PATH (restore_command = 'strongroom wal get ITEM %f %p')."""
+    from . import walstore
+
     url = click.get_current_context().find_root().params.get("vault_url")
     cached = walstore.take_cached(url, item, name, path) if url else None
     if cached is not None:
@@ -134,6 +150,8 @@ def get_cmd(item: str, name: str, path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(item: str, as_json: bool) -> None:
     """Timelines, first and last segment and gaps of the WAL archive of ITEM."""
+    from . import walstore
+
     vault = command_vault()
     walstore.check_item(vault, item)
     doc = walstore.summary(vault, item)
@@ -163,6 +181,8 @@ def list_cmd(item: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (without --apply).")
 def setup_cmd(item: str, apply: bool, async_: bool, as_json: bool) -> None:
     """Print (or apply) archive_mode and archive_command for ITEM's server."""
+    from . import walstore
+
     vault = command_vault()
     found = walstore.check_item(vault, item)
     command = archive_command(vault, item, async_)

@@ -55,7 +55,7 @@ from strongroom import FILE, Entry, ItemNotFound, StreamSource, StrongroomError,
 from .errors import NotPhysical, WalItemUnknown, WalPushFailed, WalSegmentConflict
 
 SUFFIX = ".wal"
-WORKLOAD = "postgres-wal"
+WORKLOAD = "postgres-wal"  # walcmd.WORKLOAD
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 #: names restore_command is asked for besides segments
 NAME = re.compile(r"^[0-9A-F]{8}(?:[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?|\.history)$")
@@ -350,7 +350,8 @@ def forget_listing(urls: list[str], item: str) -> None:
             os.unlink(os.path.join(cache_dir(url, item), LISTING))
 
 
-def _save_listing(cache: str, have: dict) -> None:
+def save_listing(cache: str, have: dict) -> None:
+    """Keep the names of ``have`` (:func:`archived`) as the fresh listing of the archive."""
     os.makedirs(cache, mode=0o700, exist_ok=True)
     _write(os.path.join(cache, LISTING), "\n".join(sorted(have)).encode())
 
@@ -368,7 +369,7 @@ def fetch(vault, item: str, name: str, destination: str, *, cache: str | None = 
         return True
     have = archived(vault, item)
     if cache:
-        _save_listing(cache, have)
+        save_listing(cache, have)
     where = have.get(name)
     if where is None:
         if cache and SEGMENT.match(name):  # the end of the archive: nothing ahead

@@ -107,9 +107,14 @@ def test_restore_to_latest_has_every_committed_row(history):
     phys, markers, counted = history
     data = os.path.join(phys.root, "latest")
     port = pgphysical.free_port()
-    phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
     try:
         assert restored_markers(phys, data, port) == markers
+        # the WAL recovery replayed was fetched ahead beside the base backup, and removed once it ended
+        fetched = int(done.stdout.split(" archived WAL file(s)")[0].rsplit(" ", 1)[1])
+        assert fetched >= 2 and not os.path.exists(os.path.join(data, "pg_wal", "strongroom-restore"))
+        log = open(os.path.join(data, "restore-start.log")).read()
+        assert log.count("restored log file") >= fetched - 1
         assert int(phys.psql("select count(*) from counted", port=port)) == counted
         assert phys.psql("select sum(abalance) from pgbench_accounts", port=port) == \
             phys.psql("select sum(abalance) from pgbench_accounts")

@@ -1,0 +1,175 @@
+"""The WAL a restore's recovery will ask for, fetched into the restored data directory first.
+
+A physical restore (:mod:`.pitr`) starts :class:`Prefetch` beside the writing of the base
+backup: a thread with a view of the vault of its own reads, in the order recovery asks
+for them, the archived files of ``ITEM.wal`` that recovery will replay, and writes each
+into :data:`SPOOL` (``pg_wal/strongroom-restore/`` of the restored data directory:
+a temporary name, then a rename, so a file there is always whole).  The
+``restore_command`` the restore writes copies a file found there into place (``cp``, no
+process started: see :func:`.walcmd.restore_command`) and starts
+``strongroom wal get`` only for a file that is not there; ``recovery_end_command``
+removes the folder when recovery ends (and ``restore --start`` removes it once the server
+is promoted).  Left there by a recovery that never ended, it is skipped by
+``pg_basebackup`` (a folder of ``pg_wal``) and removed with the data directory.
+
+What is fetched (:func:`plan`): every ``.history`` file, then from the base backup's
+first segment on, for each segment number the segment of the newest timeline that
+recovery follows (``recovery_target_timeline = 'latest'``: the newest timeline whose
+history files follow one another from the base backup's, and the switch points its
+history file names), up to
+
+- the end of the archive (no target, ``--to-xid``, ``--to-name``);
+- the segment of the target LSN and one more (``--to-lsn``);
+- two segments archived after the target time (``--to-time``: a segment is archived
+  after every record it holds, so the first commit after the target is in one of the
+  segments archived after it, almost always the first);
+- the segment of the base backup's end and one more (``recovery_target = 'immediate'``).
+
+A segment missing before the end of the base backup is skipped (the base backup holds
+it); one missing after it ends the plan.  A failure while fetching ends the prefetch
+with a warning: recovery then asks ``wal get`` for the rest, as it did without it.
+The listing of the archive is saved where ``wal get`` keeps it (:func:`.walstore.save_listing`)
+once everything is fetched, so for :data:`.walstore.LISTING_FRESH` seconds the files
+recovery asks for that the archive does not have (the end of the archive, the next
+timeline's history file) are answered by the shell as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+
+import attrs
+
+from . import walstore
+
+#: the folder of the restored data directory that the prefetched WAL goes into
+SPOOL = os.path.join("pg_wal", "strongroom-restore")
+SEGMENT_BYTES = 16 * 2**20
+
+log = logging.getLogger(__name__)
+
+
+def lsn_value(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def parse_history(text: str) -> list[tuple[int, int]]:
+    """(timeline, switch LSN) of each line of a timeline history file, oldest first."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#") or len(fields) < 2:
+            continue
+        try:
+            out.append((int(fields[0]), lsn_value(fields[1])))
+        except ValueError:
+            continue
+    return out
+
+
+def chain(histories: dict[int, str], start: int) -> list[tuple[int, int]]:
+    """(timeline, first segment number) of the timelines recovery follows from timeline
+    ``start``, newest first (PostgreSQL's ``findNewestTimeLine`` and the newest history)."""
+    newest = start
+    while newest + 1 in histories:
+        newest += 1
+    if newest == start:
+        return [(start, 0)]
+    out = []
+    begin = 0
+    for tli, switch in parse_history(histories[newest]):
+        out.append((tli, begin))
+        begin = switch // SEGMENT_BYTES
+    out.append((newest, begin))
+    return out[::-1]
+
+
+@attrs.frozen
+class Until:
+    """Where the plan stops (see the module docstring): a segment number, or a time."""
+
+    segment: int | None = None
+    time: dt.datetime | None = None
+
+
+def plan(have: dict[str, tuple[str, str, str]], histories: dict[int, str], doc: dict, until: Until) -> list[str]:
+    """The names to fetch, in the order recovery asks for them (history files first)."""
+    names = sorted(n for n in have if n.endswith(".history"))
+    start_file = doc.get("start_wal_file") or ""
+    if not walstore.SEGMENT.match(start_file):
+        return names
+    tli, number = walstore.position(start_file)
+    timelines = chain(histories, int(doc.get("timeline") or tli))
+    stop_lsn = doc.get("stop_lsn") or ""
+    backup_end = lsn_value(stop_lsn) // SEGMENT_BYTES if stop_lsn else number
+    late = 0
+    current = 0  # recovery never goes back to an older timeline than the last file's
+    while until.segment is None or number <= until.segment:
+        found = next((name for name in (walstore.segment_name(t, number) for t, first in timelines
+                                        if first <= number and t >= current) if name in have), None)
+        if found is None:
+            if number <= backup_end:
+                number += 1
+                continue
+            break
+        names.append(found)
+        current = int(found[:8], 16)
+        if until.time is not None and dt.datetime.fromisoformat(have[found][2]) > until.time:
+            late += 1
+            if late == 2:
+                break
+        number += 1
+    return names
+
+
+class Prefetch:
+    """The fetching thread of one restore (see the module docstring)."""
+
+    def __init__(self, vault, item: str, data_dir: str, doc: dict, until: Until) -> None:
+        self.folder = os.path.join(data_dir, SPOOL)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        self.fetched = 0
+        self.bytes = 0
+        self.warning = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(vault.reopen(), vault.url, item, doc, until),
+                                        name="wal-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, vault, url: str, item: str, doc: dict, until: Until) -> None:
+        try:
+            have = walstore.archived(vault, item)
+            views: dict[str, object] = {}
+
+            def read(name: str) -> bytes:
+                point_id = have[name][1]
+                if point_id not in views:
+                    views[point_id] = vault.point_view(walstore.companion(item), point_id)
+                return views[point_id].read_bytes(name)  # type: ignore[attr-defined]
+
+            histories = {int(n[:8], 16): read(n).decode("utf-8", "replace") for n in have if n.endswith(".history")}
+            for name in plan(have, histories, doc, until):
+                if self._stop.is_set():
+                    return
+                content = histories[int(name[:8], 16)].encode() if name.endswith(".history") else read(name)
+                temp = os.path.join(self.folder, f".{name}.tmp")
+                with open(temp, "wb") as fh:
+                    fh.write(content)
+                os.replace(temp, os.path.join(self.folder, name))
+                self.fetched += 1
+                self.bytes += len(content)
+            walstore.save_listing(walstore.cache_dir(url, item), walstore.archived(vault, item))
+        except Exception as exc:  # recovery asks wal get for what is not here
+            self.warning = f"WAL not fetched ahead ({exc}); recovery fetches it with 'strongroom wal get'"
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
