@@ -595,6 +595,33 @@ class TestPreparedFiles:
         got = [(st.st_uid, st.st_gid) for st in (os.lstat(os.path.join(writer.root, f"o/f{i}")) for i in range(4))]
         assert got == owners
 
+    def test_created_with_final_mode(self, writer: TreeWriter) -> None:
+        """In an empty target, a file whose mode the umask leaves whole is created with it
+        (no chmod after); a mode the umask would cut, a setuid bit and xattrs are not
+        (creation_mode() is None) and are set after, so every file ends with its mode."""
+        umask = os.umask(0o022)
+        os.umask(umask)
+        plain = entry("p", mode=0o640 & ~umask)
+        assert writer.creation_mode(plain) == 0o640 & ~umask
+        assert writer.creation_mode(entry("w", mode=0o666 | umask)) is None
+        assert writer.creation_mode(entry("s", mode=0o4755)) is None
+        assert writer.creation_mode(entry("x", mode=0o644, xattrs=(("user.k", b"v"),))) is None
+        for relpath, mode in (("p", plain.mode), ("w", 0o666 | umask), ("s", 0o2750)):
+            e = entry(relpath, mode=mode)
+            given = writer.creation_mode(e)
+            writer.prepare_file(relpath)
+            fd = writer.open_new(relpath, mode=0o600 if given is None else given)
+            writer.close_file(relpath, fd, e, mode_set=given is not None)
+            assert stat.S_IMODE(os.lstat(os.path.join(writer.root, relpath)).st_mode) == mode, relpath
+
+    def test_not_empty_target_sets_every_mode(self, tmp_path) -> None:
+        """A target that already holds something may have folders whose default ACL new
+        files inherit: every mode is then set after creation."""
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "old").write_bytes(b"")
+        with TreeWriter(str(tmp_path / "t")) as writer:
+            assert writer.creation_mode(entry("f", mode=0o600)) is None
+
     def test_closed_without_metadata(self, writer: TreeWriter) -> None:
         """close_file with no entry only closes (a damaged file, removed afterwards)."""
         writer.prepare_file("f")

@@ -59,7 +59,11 @@ creates the file with :meth:`~TreeWriter.open_new`, writes it with
 and one close per file, no cache.  In a folder that the writer created, nothing can be
 in the way, so preparing a file there costs no system call; a new file's owner is
 asked once per folder, so restoring owners costs no ``chown`` for files that already
-have theirs.
+have theirs.  Where the permission bits a file is created with are certain to be its
+final mode (:meth:`~TreeWriter.creation_mode`: the root was empty and has no default ACL,
+the umask is known and takes nothing from the mode, the mode has no setuid, setgid or
+sticky bit and the entry no xattrs that could change it), the file is created with them
+and no ``chmod`` is made.
 """
 
 from __future__ import annotations
@@ -122,6 +126,8 @@ class TreeWriter:
     _reserved: set[str] = attrs.field(factory=set, init=False, repr=False)
     # the owner a file created by open_new() in a folder gets, learned from the first one
     _new_owner: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False, repr=False)
+    # the umask when files are certain to be created with the mode asked (creation_mode())
+    _umask: int | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._fds = FdCache(self.max_open)
@@ -131,6 +137,7 @@ class TreeWriter:
             with os.scandir(self.root) as it:
                 if next(it, None) is None:
                     self._fresh.add("")
+                    self._umask = _plain_umask(self.root)
         except FileExistsError:
             raise TargetError(path=self.root, reason="it is a file, not a folder") from None
         except NotADirectoryError:
@@ -310,10 +317,21 @@ class TreeWriter:
         self._reserved.add(relpath)
         return True
 
-    def open_new(self, relpath: str, size: int | None = None) -> int:
+    def creation_mode(self, entry: Entry) -> int | None:
+        """The mode to give :meth:`open_new` so that ``entry``'s mode needs no ``chmod``
+        after (``close_file(..., mode_set=True)``), or None when that is not certain (see
+        the module documentation)."""
+        mode = entry.mode & 0o7777
+        umask = self._umask
+        if umask is None or mode & ~0o777 or mode & umask or entry.xattrs:
+            return None
+        return mode
+
+    def open_new(self, relpath: str, size: int | None = None, *, mode: int = 0o600) -> int:
         """Create the file that :meth:`prepare_file` cleared (from any thread) and return
-        its descriptor; with ``size``, set that length at once (the rest are holes)."""
-        fd = os.open(f"{self.root}/{relpath}", _CREATE, 0o600)
+        its descriptor; with ``size``, set that length at once (the rest are holes);
+        ``mode``: the permission bits to create it with (minus the umask)."""
+        fd = os.open(f"{self.root}/{relpath}", _CREATE, mode)
         if size:
             try:
                 os.ftruncate(fd, size)
@@ -332,12 +350,13 @@ class TreeWriter:
         for start, end in data_runs(view, offset):
             pwrite_all(fd, view[start:end], offset + start)
 
-    def close_file(self, relpath: str, fd: int, entry: Entry | None) -> None:
+    def close_file(self, relpath: str, fd: int, entry: Entry | None, *, mode_set: bool = False) -> None:
         """Set the metadata of ``entry`` (none when None) on a file from :meth:`open_new`
-        and close it."""
+        and close it; ``mode_set``: it was created with :meth:`creation_mode`'s mode, so
+        its mode is not set again."""
         try:
             if entry is not None:
-                self._apply(relpath, fd, entry, owner=self._owner_of_new(relpath, fd))
+                self._apply(relpath, fd, entry, owner=self._owner_of_new(relpath, fd), chmod=not mode_set)
         finally:
             os.close(fd)
 
@@ -437,7 +456,7 @@ class TreeWriter:
 
     def _apply(
         self, relpath: str, target: Target, entry: Entry, *, symlink: bool = False,
-        owner: tuple[int, int] | None = None,
+        owner: tuple[int, int] | None = None, chmod: bool = True,
     ) -> None:
         """Set the metadata; ``owner``, when known, is the current one (no chown to it)."""
         nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
@@ -445,7 +464,7 @@ class TreeWriter:
             self._try(relpath, "owner", os.chown, target, entry.uid, entry.gid, **nofollow)
         for key, value in entry.xattrs:
             self._try(relpath, f"xattr {key}", os.setxattr, target, key, value, **nofollow)
-        if not symlink:
+        if chmod and not symlink:
             self._try(relpath, "mode", os.chmod, target, entry.mode)
         os.utime(target, ns=(entry.atime_ns, entry.mtime_ns), **nofollow)
 
@@ -456,6 +475,23 @@ class TreeWriter:
             if exc.errno not in _NOT_PERMITTED:
                 raise
             self.warnings.append(f"{relpath}: cannot set {what} ({exc.strerror})")
+
+
+def _plain_umask(root: str) -> int | None:
+    """The process's umask, if the files created under ``root`` get exactly the mode
+    asked minus it: None when the umask cannot be read (no ``/proc``) or ``root`` has a
+    default ACL (which new files inherit instead)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            umask = next((int(line.split()[1], 8) for line in status if line.startswith(b"Umask:")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.getxattr(root, "system.posix_acl_default")
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return umask
+    return None
 
 
 _KINDS = {DIR: "a folder", SYMLINK: "a symbolic link"}

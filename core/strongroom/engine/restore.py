@@ -79,6 +79,7 @@ class _FilePlan:
     sparse: bool = False
     size: int | None = None  # length to set at creation (None: the writes reach it)
     created: bool = False
+    mode_set: bool = False  # created with its final permission bits (TreeWriter.creation_mode)
 
 
 @attrs.define
@@ -357,10 +358,11 @@ class Restorer:
             if self.log.stopping:
                 return
             plan = batch.plans[relpath]
+            mode = self.writer.creation_mode(plan.entry)
             try:
-                fd = self.writer.open_new(relpath, plan.size)
+                fd = self.writer.open_new(relpath, plan.size, mode=0o600 if mode is None else mode)
                 self._created(plan, relpath)
-                self.writer.close_file(relpath, fd, plan.entry)
+                self.writer.close_file(relpath, fd, plan.entry, mode_set=mode is not None)
             except OSError as exc:
                 self._refuse(plan, relpath, exc)
                 continue
@@ -408,13 +410,16 @@ class Restorer:
                         else:
                             fd = open_fds.get(relpath)
                             if fd is None:
-                                fd = open_fds[relpath] = writer.open_new(relpath, plan.size)
+                                mode = writer.creation_mode(plan.entry)
+                                plan.mode_set = mode is not None
+                                fd = open_fds[relpath] = writer.open_new(
+                                    relpath, plan.size, mode=0o600 if mode is None else mode)
                                 self._created(plan, relpath)
                             writer.write_fd(fd, offset, data, sparse=plan.sparse)
                             plan.remaining -= 1
                             if plan.remaining == 0:
                                 del open_fds[relpath]
-                                writer.close_file(relpath, fd, plan.entry)
+                                writer.close_file(relpath, fd, plan.entry, mode_set=plan.mode_set)
                                 self._finished(relpath)
                     except OSError as exc:
                         fd = open_fds.pop(relpath, None)

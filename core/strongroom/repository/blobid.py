@@ -20,9 +20,11 @@ ID_SIZE = 32
 _THREADED_FROM = 1024 * 1024
 
 
-def blob_id(id_key: bytes, data: bytes | bytearray | memoryview) -> bytes:
-    """The 32-byte keyed BLAKE3 digest of ``data`` under the 32-byte ``id_key``."""
+def blob_id(id_key: bytes, data: bytes | bytearray | memoryview, *, threaded: bool = True) -> bytes:
+    """The 32-byte keyed BLAKE3 digest of ``data`` under the 32-byte ``id_key``;
+    ``threaded=False`` hashes in the calling thread only (for callers that already keep
+    every core busy with threads of their own, such as a restore's)."""
     if len(id_key) != 32:
         raise ValueError(f"id key must be 32 bytes, got {len(id_key)}")
-    threads = blake3.blake3.AUTO if memoryview(data).nbytes >= _THREADED_FROM else 1
+    threads = blake3.blake3.AUTO if threaded and memoryview(data).nbytes >= _THREADED_FROM else 1
     return blake3.blake3(data, key=id_key, max_threads=threads).digest()

@@ -135,8 +135,10 @@ class Repository:
 
     # --- ids and documents -------------------------------------------------------------
 
-    def blob_id(self, data: bytes | memoryview) -> bytes:
-        return keyed_blob_id(self._id_key, data)
+    def blob_id(self, data: bytes | memoryview, *, threaded: bool = True) -> bytes:
+        """The id of ``data`` (:func:`.blobid.blob_id`; ``threaded=False``: hashed in the
+        calling thread only)."""
+        return keyed_blob_id(self._id_key, data, threaded=threaded)
 
     def put_document(self, name: str, doc: dict | list) -> None:
         raw = json.dumps(doc, separators=(",", ":")).encode()
@@ -218,10 +220,12 @@ class Repository:
         return entry
 
     def open_blob(
-        self, entry: IndexEntry, sealed: bytes | memoryview, *, scratch: Scratch | None = None
+        self, entry: IndexEntry, sealed: bytes | memoryview, *, scratch: Scratch | None = None,
+        threaded: bool = True,
     ) -> bytes | memoryview:
         """Decrypt one blob and check that its content hashes to its id (with ``scratch``,
-        see :meth:`Envelope.open`)."""
+        see :meth:`Envelope.open`; ``threaded=False`` hashes in the calling thread only,
+        for callers whose own threads keep the cores busy)."""
         if len(sealed) != entry.length:
             raise IntegrityError(
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
@@ -234,7 +238,7 @@ class Repository:
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
                 reason=exc.fields.get("reason", "authentication failed"),
             ) from None
-        if len(raw) != entry.raw_length or self.blob_id(raw) != entry.blob_id:
+        if len(raw) != entry.raw_length or self.blob_id(raw, threaded=threaded) != entry.blob_id:
             raise IntegrityError(
                 what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
                 reason="content does not match its id",
@@ -261,6 +265,7 @@ class Repository:
         thread holds.  With ``scratch``, each blob is decrypted into it (see
         :meth:`Envelope.open`): its data is valid until the next one is asked for.
         A blob that fails authentication is yielded with its error instead of its data.
+        Blobs are hashed in the calling thread only (readers run one per core).
         """
         entries = sorted(entries, key=lambda e: e.offset)
         limit = None if capabilities_of(self.store).remote else LOCAL_READ_SIZE
@@ -285,7 +290,7 @@ class Repository:
             for entry in entries[first:last]:
                 part = data[entry.offset - start : entry.offset - start + entry.length]
                 try:
-                    yield entry, self.open_blob(entry, part, scratch=scratch)
+                    yield entry, self.open_blob(entry, part, scratch=scratch, threaded=False)
                 except IntegrityError as exc:
                     yield entry, exc
             first = last
