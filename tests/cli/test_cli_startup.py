@@ -8,6 +8,7 @@ they need when they run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -74,6 +75,16 @@ class TestStartup:
         proc, _ = run_cli(tmp_path, "plugins", "--json")
         registered = {r for p in json.loads(proc.stdout) for r in p["registered"]}
         assert {"workload:files", "workload:postgres", "workload:vm"} <= registered
+
+    def test_python_dash_m_runs_the_same_command_line(self, tmp_path):
+        """``python -m strongroom`` is the ``strongroom`` script (handy for ``-X importtime``)."""
+        proc = subprocess.run([sys.executable, "-m", "strongroom", "--version"], capture_output=True, text=True,
+                              env={**os.environ, "STRONGROOM_HOME": str(tmp_path)})
+        script = subprocess.run([sys.executable, "-c", "from strongroom.cli import main; main()", "--version"],
+                                capture_output=True, text=True, env={**os.environ,
+                                                                     "STRONGROOM_HOME": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == script.stdout.split()[-1] and "." in proc.stdout
 
     def test_the_check_sees_heavy_imports(self, tmp_path):
         """A command that opens a vault does load the engine, so the check above can fail."""
