@@ -23,7 +23,7 @@ import socket
 import struct
 from typing import Any
 
-from .errors import GuestAgentError, QemuError
+from .errors import GuestAgentError, QemuError, VmError
 
 __all__ = ["GuestAgent", "QmpClient", "QmpCommandError", "peer_pid"]
 
@@ -40,14 +40,18 @@ class QmpCommandError(QemuError):
         super().__init__(socket=socket, reason=f"{command} failed: {self.desc or self.error_class}")
 
 
-def _connect(path: str, timeout: float) -> socket.socket:
+def _connect(path: str, timeout: float, error: type[VmError], missing: str) -> socket.socket:
+    """A connected unix socket, or ``error`` saying why not (``missing`` when the socket does not exist)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(path)
-    except OSError:
+    except FileNotFoundError:
         sock.close()
-        raise
+        raise error(socket=path, reason=missing) from None
+    except OSError as exc:
+        sock.close()
+        raise error(socket=path, reason=f"cannot connect ({exc.strerror or exc})") from None
     return sock
 
 
@@ -71,12 +75,7 @@ class QmpClient:
         self.events: list[dict] = []
         self._id = 0
         wait = TIMEOUT if timeout is None else timeout
-        try:
-            self._sock = _connect(path, wait)
-        except FileNotFoundError:
-            raise QemuError(socket=path, reason="no such socket (is the VM running?)") from None
-        except OSError as exc:
-            raise QemuError(socket=path, reason=f"cannot connect ({exc.strerror or exc})") from None
+        self._sock = _connect(path, wait, QemuError, "no such socket (is the VM running?)")
         self._file = self._sock.makefile("rb")
         try:
             greeting = self._line()
@@ -156,12 +155,7 @@ class GuestAgent:
     def __init__(self, path: str, *, timeout: float | None = None) -> None:
         self.path = path
         wait = TIMEOUT if timeout is None else timeout
-        try:
-            self._sock = _connect(path, wait)
-        except FileNotFoundError:
-            raise GuestAgentError(socket=path, reason="no such socket") from None
-        except OSError as exc:
-            raise GuestAgentError(socket=path, reason=f"cannot connect ({exc.strerror or exc})") from None
+        self._sock = _connect(path, wait, GuestAgentError, "no such socket")
         self._buffer = b""
         try:
             self._sync()
