@@ -46,6 +46,7 @@ class TestTampering:
         assert ok.exit_code == 0
         bad = cli("vault", "verify", "--read-data", expect=51)
         assert os.path.basename(pack) in bad.output
+        assert bad.output.count("big.bin") == 1  # the file that needs the damaged blob
         res = cli("restore", "data", "--target", str(tmp_path / "out"), expect=50)
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
         assert "big.bin" in res.stderr

@@ -20,7 +20,9 @@ and the index (:mod:`.packscan`); the copies are then weighed as a repair would
 (:func:`.repair.plan_copies`).  Problems: every damaged copy, even one with an intact
 copy elsewhere (the vault has lost redundancy), a damaged trailer, a trailer that
 contradicts the index.  Notes: unindexed packs and packs of extra copies.  A damaged
-blob with no intact copy is reported with the recovery points and files that need it.
+blob with no intact copy is reported with the recovery points and files that need it
+(found by a second walk of the trees, only when some blob is damaged: nothing per blob
+is held while the packs are read, so memory does not grow with the number of files).
 
 Elsewhere (``elsewhere``, with ``read_data``): for a damaged blob with no intact copy here,
 and for a pack the index names that is missing from storage, ``elsewhere(blobs)`` gives
@@ -91,8 +93,6 @@ class Verifier:
         self.notes: list[str] = []
         self._threads = threads
         self._progress = progress or (lambda message: None)
-        # blob id -> a few (point, path) that need it, to name what a damaged blob breaks
-        self._users: dict[bytes, list[str]] = defaultdict(list)
 
     def run(
         self,
@@ -141,7 +141,7 @@ class Verifier:
             self._progress("reading data")
             checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
             plan = plan_copies(checks, self.repo.index.lookup)
-            self._report_data(plan, partial=subset is not None, elsewhere=elsewhere)
+            self._report_data(plan, points, partial=subset is not None, elsewhere=elsewhere)
             packs_read, bytes_read = plan.packs_read, plan.bytes_read
             duplicates = len(plan.extra_by_pack())
         return VerifyReport(
@@ -149,16 +149,17 @@ class Verifier:
             tuple(self.notes), subset, len(unindexed), duplicates, len(rest),
         )
 
-    def _report_data(self, plan: CopyPlan, *, partial: bool,
+    def _report_data(self, plan: CopyPlan, points: list[RecoveryPoint], *, partial: bool,
                      elsewhere: Callable[[list[bytes]], str] | None = None) -> None:
         self.problems.extend(plan.problems)
+        users_of = self._users(points, {d.entry.blob_id for d in plan.damaged}) if plan.damaged else {}
         for damage in plan.damaged:
             blob = damage.entry.blob_id
             text = damage.describe()
             intact = plan.available.get(blob)
             used = self.repo.index.lookup(blob)
             uses_damaged = used is not None and used.pack_id == damage.entry.pack_id
-            users = ", ".join(self._users.get(blob) or ["no recovery point"])
+            users = ", ".join(users_of.get(blob) or ["no recovery point"])
             if intact is not None:
                 text += (f"; an intact copy is in {pack_name(intact.pack_id)}:"
                          " 'strongroom vault repair --apply' restores the redundancy")
@@ -176,8 +177,12 @@ class Verifier:
                 " blobs stored in other packs (two backups stored the same data at once); prune removes them"
             )
 
-    def _check_trees(self, points: list[RecoveryPoint]) -> int:
+    def _check_trees(self, points: list[RecoveryPoint], wanted: set[bytes] | None = None) -> int:
+        """Check the trees of ``points`` (the number of trees read); with ``wanted``,
+        only note in :attr:`_found` a few ``point path`` that need each wanted blob."""
         seen: set[bytes] = set()
+        users = self._found = defaultdict(list)
+        problems = self.problems if wanted is None else []
         for point in points:
             label = f"point {point.short_id} ({point.item_name})"
             stack = [(bytes.fromhex(point.root), "/")]
@@ -188,15 +193,16 @@ class Verifier:
                 seen.add(tree_id)
                 entry = self.repo.index.lookup(tree_id)
                 if entry is None:
-                    self.problems.append(f"{label}: tree of {path} is missing from the index")
+                    problems.append(f"{label}: tree of {path} is missing from the index")
                     continue
-                self._users[tree_id].append(f"{label} {path}")
+                if wanted is not None and tree_id in wanted:
+                    users[tree_id].append(f"{label} {path}")
                 try:
                     if entry.kind != KIND_TREE:
                         raise IntegrityError(what=f"tree of {path}", reason="blob is not a tree")
                     nodes = decode_tree(self.repo.get_blob(tree_id), what=f"tree of {path}")
                 except (IntegrityError, ObjectNotFound) as exc:
-                    self.problems.append(f"{label}: tree of {path}: {exc}")
+                    problems.append(f"{label}: tree of {path}: {exc}")
                     continue
                 for child in nodes:
                     child_path = path.rstrip("/") + "/" + child.name
@@ -205,8 +211,14 @@ class Verifier:
                     for chunk in child.chunks:
                         if not chunk:
                             continue  # a hole of a disk image: nothing stored
-                        if chunk not in self.repo.index:
-                            self.problems.append(f"{label}: {child_path}: chunk {chunk.hex()[:16]} is missing")
-                        elif len(self._users[chunk]) < USERS_SHOWN:
-                            self._users[chunk].append(f"{label} {child_path}")
+                        if wanted is not None:
+                            if chunk in wanted and len(users[chunk]) < USERS_SHOWN:
+                                users[chunk].append(f"{label} {child_path}")
+                        elif chunk not in self.repo.index:
+                            problems.append(f"{label}: {child_path}: chunk {chunk.hex()[:16]} is missing")
         return len(seen)
+
+    def _users(self, points: list[RecoveryPoint], blobs: set[bytes]) -> dict[bytes, list[str]]:
+        """A few ``point path`` that need each of ``blobs`` (a second walk of the trees)."""
+        self._check_trees(points, blobs)
+        return self._found
