@@ -29,12 +29,14 @@ Promises: never raises IntegrityError or ObjectNotFound for a damaged or missing
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 import attrs
 
 from ..errors import IntegrityError, ObjectNotFound
+from ..repository.envelope import Scratch
 from ..repository.pack import IndexEntry, pack_name, parse_pack, read_trailer
 from .progress import Step
 
@@ -82,9 +84,12 @@ class PackCheck:
         return [e for e in self.entries if e.blob_id not in bad]
 
 
-def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = ()) -> PackCheck:
+def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = (), *,
+               scratch: Scratch | None = None) -> PackCheck:
     """Read pack ``pack_id`` whole and check it; ``indexed`` are the index entries that
-    name it (used when its trailer is damaged, and compared with the trailer)."""
+    name it (used when its trailer is damaged, and compared with the trailer).  With
+    ``scratch`` (a buffer the calling thread reuses), blobs are decrypted into it and
+    hashed in the calling thread only."""
     name = pack_name(pack_id)
     indexed = list(indexed)
     try:
@@ -109,7 +114,8 @@ def check_pack(repo: Repository, pack_id: str, indexed: Iterable[IndexEntry] = (
     damaged = []
     for entry in entries:
         try:
-            repo.open_blob(entry, view[entry.offset : entry.offset + entry.length])
+            repo.open_blob(entry, view[entry.offset : entry.offset + entry.length], scratch=scratch,
+                           threaded=scratch is None)
         except IntegrityError as exc:
             damaged.append(BlobDamage(entry, exc.fields.get("reason", str(exc))))
     return PackCheck(pack_id, len(data), tuple(entries), tuple(damaged), problem, tuple(disagreements))
@@ -176,15 +182,24 @@ def scan_packs(
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[PackCheck]:
     """:func:`check_pack` of each pack, in pack-id order, ``threads`` packs at a time
-    (each holds one whole pack in memory while it is checked)."""
+    (each holds one whole pack in memory while it is checked, and decrypts its blobs
+    into a buffer of its own)."""
     todo = sorted(set(pack_ids))
     indexed = indexed or {}
     report = progress or (lambda message: None)
     # the bytes to read, as the index knows them (a pack it does not list counts as 0)
     total_bytes = sum(e.length for p in todo for e in indexed.get(p, ()))
     read = 0
+    local = threading.local()
+
+    def check(pack_id: str) -> PackCheck:
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = Scratch()
+        return check_pack(repo, pack_id, indexed.get(pack_id, ()), scratch=scratch)
+
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        checks = pool.map(lambda p: check_pack(repo, p, indexed.get(p, ())), todo)
+        checks = pool.map(check, todo)
         for done, check in enumerate(checks, 1):
             read += check.size
             report(Step(f"reading packs: {done}/{len(todo)}", done=done, total=len(todo), unit="packs",
