@@ -5,7 +5,9 @@ when it pays, encryption) in the calling thread and appends it to the open pack,
 returns its id.  The backup engine calls it from its pool of reader threads, so sealing
 runs on every core with the GIL released, without a hand-off per blob.  Full packs are
 uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
-pack waits for room, which bounds memory.  ``flush`` waits until every blob added so far
+pack waits for room, which bounds memory.  Packs are assembled in buffers the writer reuses
+(as many kept free as uploads run at once): a buffer is reused only once the store has
+returned from ``put`` and holds no view of it.  ``flush`` waits until every blob added so far
 is in an uploaded pack named by an uploaded index file.  Errors from the background
 raise from the next ``add`` or ``flush``.
 
@@ -67,6 +69,10 @@ class BlobWriter:
         self._uploads_in_flight = threading.BoundedSemaphore(upload_threads)
         self._known: set[bytes] = set()
         self._seal_buffers = threading.local()  # one reused buffer per adding thread
+        # pack buffers, reused pack after pack: a fresh 8 MiB buffer per pack cost its page
+        # faults (with the GIL held) every time; as many kept free as uploads run at once
+        self._free_packs: list[bytearray] = []
+        self._keep_packs = upload_threads
         self._pack: PackWriter | None = None
         self._futures: set[Future] = set()
         self._error: BaseException | None = None
@@ -107,7 +113,8 @@ class BlobWriter:
                 full.append(self._pack)  # readers refuse a trailer of more
                 self._pack = None
             if self._pack is None:
-                self._pack = PackWriter(envelope)
+                room = self._free_packs.pop() if self._free_packs else bytearray(self.pack_size + self.pack_size // 2)
+                self._pack = PackWriter(envelope, buffer=room)
             self._pack.add(blob, kind, sealed, len(data))
             if self._pack.size >= self.pack_size:
                 full.append(self._pack)
@@ -140,6 +147,10 @@ class BlobWriter:
         try:
             data, entries = pack.finish()
             self.repo.store.put(pack_name(pack.pack_id), data)
+            if isinstance(data, memoryview):
+                data.release()  # the store is done with it: the buffer can take the next pack
+                self._free_pack(pack.buffer)
+            del data
             self.repo.write_index(entries)
             self.repo.index.add(entries)
             with self._lock:
@@ -151,6 +162,20 @@ class BlobWriter:
             self._error = self._error or exc
         finally:
             self._uploads_in_flight.release()
+
+    def _free_pack(self, buffer: bytearray | None) -> None:
+        """Keep ``buffer`` for a later pack, unless enough are kept or something still
+        holds a view of it (a store that kept what it was given: it must not change)."""
+        if buffer is None:
+            return
+        try:
+            buffer.append(0)  # refused while a view of the buffer exists
+        except BufferError:
+            return
+        del buffer[-1]
+        with self._lock:
+            if len(self._free_packs) < self._keep_packs:
+                self._free_packs.append(buffer)
 
     def _wait_all(self) -> None:
         while True:

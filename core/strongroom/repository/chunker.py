@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -169,6 +170,63 @@ class Chunker:
         )
 
     def chunks(self, stream: BinaryIO | Any) -> Iterator[memoryview]:
-        """Yield the chunks of ``stream``; each view is valid only until the next one."""
-        for chunk in self._cutter().cut_stream(stream):
-            yield chunk.data
+        """Yield the chunks of ``stream``; each view is valid only until the next one.
+
+        The stream is read into a window of twice the maximum chunk size, kept per thread
+        (pyfastcdc's own stream cutter allocates a new one for every stream: 8 MiB of
+        fresh pages per file for the defaults).  A chunk is cut in the window only while
+        at least ``max_size`` bytes follow its start, or at the end of the stream: a cut
+        looks at most ``max_size`` bytes ahead, so the boundaries are exactly those of
+        pyfastcdc's stream cutter (and of :meth:`FastCDC.cut_buf` on the whole content).
+        """
+        max_size = self.params.max_size
+        capacity = 2 * max_size
+        window = getattr(_windows, "free", None)
+        _windows.free = None  # a second stream in this thread meanwhile gets its own
+        if window is None or len(window) < capacity:
+            window = bytearray(capacity)
+        try:
+            view = memoryview(window)
+            fill = _filler(stream)
+            cutter = self._cutter()
+            start = end = 0
+            eof = False
+            while True:
+                if not eof and end - start < max_size:
+                    if start:
+                        view[: end - start] = view[start:end]
+                        start, end = 0, end - start
+                    while end < capacity:
+                        n = fill(view[end:capacity])
+                        if not n:
+                            eof = True
+                            break
+                        end += n
+                if start == end:
+                    return
+                for chunk in cutter.cut_buf(view[start:end]):
+                    if not eof and end - start < max_size:
+                        break  # this cut could depend on where the window ends: read more first
+                    length = chunk.length
+                    yield view[start : start + length]
+                    start += length
+        finally:
+            _windows.free = window
+
+
+#: A free read window per thread (see :meth:`Chunker.chunks`).
+_windows = threading.local()
+
+
+def _filler(stream: BinaryIO | Any):
+    """``fill(view)``: bytes of ``stream`` read into ``view``, their count (0 at the end)."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return lambda view: readinto(view) or 0
+
+    def fill(view: memoryview) -> int:
+        data = stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    return fill

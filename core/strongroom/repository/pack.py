@@ -138,16 +138,25 @@ class PackWriter:
     freed at once), which ``finish`` completes with the trailer and returns without a
     further copy.  Its blobs are sealed with data key ``key_id`` (default: the
     envelope's current one); in format 3 the trailer (version 2) says so.
+
+    ``buffer``: a bytearray to write the pack into from its start, which the caller
+    reuses for pack after pack (a backup keeps a few: no fresh pages to fault in for
+    every pack).  Its length is room, not content; it grows if the pack does not fit.
+    ``finish`` then returns a memoryview of the pack in it, which the caller releases
+    before it reuses the buffer.
     """
 
-    def __init__(self, envelope: Envelope, key_id: bytes | None = None) -> None:
+    def __init__(self, envelope: Envelope, key_id: bytes | None = None, *, buffer: bytearray | None = None) -> None:
         self.envelope = envelope
         self.keyed = envelope.format >= 3
         key_id = envelope.key_id if key_id is None else (key_id or envelope.base_key_id)
         #: the data key of the pack's blobs, as entries carry it (empty before format 3)
         self.key_id = key_id if self.keyed else b""
         self.pack_id = secrets.token_hex(16)
-        self._buffer = bytearray()
+        self._given = buffer is not None
+        #: the buffer given at creation (None: the pack has its own)
+        self.buffer = buffer
+        self._buffer = buffer if buffer is not None else bytearray()
         self._entries: list[IndexEntry] = []
         self._size = 0
         self._finished = False
@@ -179,14 +188,26 @@ class PackWriter:
             raise ValueError("pack would exceed the 4 GiB limit of its offsets")
         if len(self._entries) >= MAX_PACK_BLOBS or self._size + length > MAX_PACK_SIZE - MAX_TRAILER_LENGTH - _FOOTER.size:
             raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
-        self._buffer += sealed
+        self._put(self._size, sealed)
         self._entries.append(
             IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id)
         )
         self._size += length
 
-    def finish(self) -> tuple[bytearray, list[IndexEntry]]:
-        """The whole pack and the entries of its blobs; may be called once."""
+    def _put(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        """Write ``data`` at ``offset`` of the buffer (growing it if needed); the end."""
+        buffer = self._buffer
+        end = offset + len(data)
+        if end <= len(buffer):
+            buffer[offset:end] = data
+        else:
+            del buffer[offset:]
+            buffer += data
+        return end
+
+    def finish(self) -> tuple[bytearray | memoryview, list[IndexEntry]]:
+        """The whole pack and the entries of its blobs; may be called once.  The pack is
+        a memoryview into the buffer given at creation, else a bytearray of its own."""
         if self._finished:
             raise RuntimeError(f"pack {self.pack_id} is already finished")
         self._finished = True
@@ -200,9 +221,15 @@ class PackWriter:
         )
         sealed = self.envelope.seal(KIND_PACK_TRAILER, trailer_name(self.pack_id), b"".join(body))
         data, self._buffer = self._buffer, bytearray()
-        data += sealed
-        data += _FOOTER.pack(len(sealed), PACK_MAGIC)
-        return data, list(self._entries)
+        if not self._given:
+            data += sealed
+            data += _FOOTER.pack(len(sealed), PACK_MAGIC)
+            return data, list(self._entries)
+        self._buffer = data
+        end = self._put(self._size, sealed)
+        end = self._put(end, _FOOTER.pack(len(sealed), PACK_MAGIC))
+        self._buffer = bytearray()
+        return memoryview(data)[:end], list(self._entries)
 
 
 def _damaged(pack_id: str, reason: str) -> IntegrityError:

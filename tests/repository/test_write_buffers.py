@@ -1,0 +1,160 @@
+"""Buffers the write path reuses: the chunker's read window and the blob writer's pack buffers.
+
+The chunker reads into one window per thread instead of a fresh buffer per stream: its
+boundaries must be exactly pyfastcdc's stream cutter's, however the stream is read.
+Packs are written into buffers the writer reuses: every pack must still be whole and
+readable, and a buffer must not be reused while a store still holds a view of it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+
+import numpy as np
+import pytest
+from pyfastcdc.cy import FastCDC
+
+from strongroom.repository import blobwriter
+from strongroom.repository.blobid import blob_id
+from strongroom.repository.chunker import Chunker, ChunkerParams, fastcdc_arguments
+from strongroom.repository.envelope import KIND_DATA, Envelope
+from strongroom.repository.pack import PackWriter, parse_pack, read_trailer
+from strongroom.repository.repository import Repository
+from strongroom.repository.masterkey import MasterKey
+from strongroom.storage import MemoryStore
+
+SMALL = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, seed=99)
+ID_KEY = bytes(32)
+
+
+def content(size: int, seed: int) -> bytes:
+    """Random bytes with a run of zeros and a repeated stretch in the middle."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    quarter = size // 4
+    return data[:quarter] + bytes(quarter) + data[:quarter] + data[3 * quarter :]
+
+
+def reference(params: ChunkerParams, data: bytes) -> list[bytes]:
+    avg, nc = fastcdc_arguments(params)
+    cutter = FastCDC(avg, min_size=params.min_size, max_size=params.max_size, normalized_chunking=nc,
+                     seed=params.gear_seed)
+    return [bytes(c.data) for c in cutter.cut_stream(io.BytesIO(data))]
+
+
+class Dribble:
+    """A stream that returns at most ``step`` bytes per call, through read() only."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = io.BytesIO(data)
+        self._step = step
+
+    def read(self, n: int) -> bytes:
+        return self._data.read(min(n, self._step))
+
+
+class TestChunkerWindow:
+    @pytest.mark.parametrize("size", [0, 1, 2047, 2048, 32768, 65536 + 5, 300_001])
+    def test_boundaries_are_the_stream_cutters(self, size):
+        """Every size around the bounds cuts exactly as pyfastcdc's stream cutter does."""
+        data = content(size, size)
+        chunks = [bytes(v) for v in Chunker(SMALL).chunks(io.BytesIO(data))]
+        assert chunks == reference(SMALL, data)
+
+    @pytest.mark.parametrize("step", [1000, 4096, 40_000])
+    def test_short_reads_cut_the_same(self, step):
+        """A stream that returns short reads (read() only) is cut as one read whole."""
+        data = content(200_000, 7)
+        assert [bytes(v) for v in Chunker(SMALL).chunks(Dribble(data, step))] == reference(SMALL, data)
+
+    def test_nested_streams_in_one_thread(self):
+        """Two streams cut at once in one thread do not share a window."""
+        a, b = content(100_000, 1), content(100_000, 2)
+        chunker = Chunker(SMALL)
+        out_a, out_b = [], []
+        for va, vb in zip(chunker.chunks(io.BytesIO(a)), chunker.chunks(io.BytesIO(b))):
+            out_a.append(bytes(va))
+            out_b.append(bytes(vb))
+        n = min(len(out_a), len(out_b))
+        assert out_a[:n] == reference(SMALL, a)[:n]
+        assert out_b[:n] == reference(SMALL, b)[:n]
+
+    def test_threads_cut_the_same(self):
+        """Threads cutting at once each get the stream cutter's chunks."""
+        datas = [content(150_000, seed) for seed in range(4)]
+        results: dict[int, list[bytes]] = {}
+
+        def cut(i: int) -> None:
+            results[i] = [bytes(v) for v in Chunker(SMALL).chunks(io.BytesIO(datas[i]))]
+
+        threads = [threading.Thread(target=cut, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(results[i] == reference(SMALL, datas[i]) for i in range(4))
+
+
+class TestPackBuffers:
+    def test_pack_in_a_given_buffer_is_whole(self):
+        """A pack written into a reused buffer (dirty from an earlier, larger pack) parses."""
+        env = Envelope(os.urandom(32), b"kid1")
+        buffer = bytearray(os.urandom(4096))  # too small: the pack grows it
+        for round_ in range(3):
+            writer = PackWriter(env, buffer=buffer)
+            plains = [os.urandom(300 * (round_ + 1)) for _ in range(5 - round_)]
+            for plain in plains:
+                bid = blob_id(ID_KEY, plain)
+                writer.add(bid, KIND_DATA, env.seal(KIND_DATA, bid, plain), len(plain))
+            data, entries = writer.finish()
+            assert isinstance(data, memoryview)
+            parsed = parse_pack(bytes(data), writer.pack_id, env)
+            assert [e.blob_id for e in parsed] == [blob_id(ID_KEY, p) for p in plains]
+            for entry, plain in zip(parsed, plains):
+                sealed = bytes(data[entry.offset : entry.offset + entry.length])
+                assert env.open(sealed, entry.blob_id, kind=KIND_DATA) == plain
+            data.release()
+
+    def test_backup_writer_reuses_buffers_and_packs_read_back(self, monkeypatch):
+        """Many packs through a few reused buffers: every blob reads back."""
+        buffers: dict[int, bytearray] = {}  # held: no id is reused
+
+        class Recording(PackWriter):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                buffers[id(self.buffer)] = self.buffer
+
+        monkeypatch.setattr(blobwriter, "PackWriter", Recording)
+        repo = Repository(MemoryStore(), MasterKey.generate())
+        plains = [os.urandom(20_000) + bytes([i % 256, i // 256]) for i in range(300)]
+        with repo.writer(pack_size=64 * 1024) as writer:
+            ids = [writer.add(KIND_DATA, p) for p in plains]
+        assert writer.packs_written >= 70
+        assert len(buffers) <= writer.packs_written // 3
+        for bid, plain in zip(ids, plains):
+            assert repo.get_blob(bid) == plain
+        for name in repo.store.list("data/"):
+            pack_id = name.rpartition("/")[2]
+            assert read_trailer(repo.store, pack_id, repo.envelope)
+
+    def test_store_keeping_a_view_keeps_the_buffer(self):
+        """A store that keeps a view of what it was given: that buffer is never reused."""
+        kept: list[memoryview] = []
+
+        class Keeping(MemoryStore):
+            def put(self, name, data):
+                super().put(name, data)
+                if name.startswith("data/"):
+                    kept.append(memoryview(data))
+
+        repo = Repository(Keeping(), MasterKey.generate())
+        plains = [os.urandom(30_000) for _ in range(40)]
+        with repo.writer(pack_size=64 * 1024) as writer:
+            for p in plains:
+                writer.add(KIND_DATA, p)
+        assert not writer._free_packs
+        stored = {name.rpartition("/")[2]: repo.store.get(name) for name in repo.store.list("data/")}
+        assert len(kept) == len(stored)
+        assert sorted(bytes(v) for v in kept) == sorted(stored.values())
