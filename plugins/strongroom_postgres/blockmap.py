@@ -13,9 +13,12 @@ The map is stored beside the dump as ``databases/<db>.blocks`` (:func:`blocks_pa
 JSON::
 
     {"format": 1, "size": dump size, "toc_end": offset of the first block,
-     "blocks": [[dump_id, kind, start, end], ...]}
+     "blocks": [[dump_id, kind, start, end, [cut, ...]], ...]}
 
-``start`` is the block's type byte, ``end`` one past its last byte.  A dump the scan
+``start`` is the block's type byte, ``end`` one past its last byte; the ``cuts`` of a
+table-data block are offsets of chunk headers inside it, about every :data:`CUT_BYTES`:
+a restore may load a large table as pieces cut there, in parallel (a piece is the
+block's header, the chunks from one cut to the next, and a zero length).  A dump the scan
 does not understand gets ``{"format": 1, "error": reason}``: its restore takes the old,
 sequential path; so do points made before maps existed (they have no such entry).
 Nothing here ever fails a backup.
@@ -40,6 +43,8 @@ BLOCKS_SUFFIX = ".blocks"
 BLOCK_DATA = 1
 BLOCK_BLOBS = 3
 _HEAD_LIMIT = 1 << 30  # a TOC larger than this is not mapped
+#: A cut is noted inside a table's block about every this many bytes.
+CUT_BYTES = 4 << 20
 
 _BLOCK, _CHUNK, _BLOB_OID, _DONE, _FAILED = range(5)
 
@@ -57,6 +62,7 @@ class BlockMap:
     size: int
     toc_end: int
     blocks: tuple[tuple[int, int, int, int], ...]  # (dump_id, kind, start, end)
+    cuts: dict[int, tuple[int, ...]] = attrs.field(factory=dict)  # dump_id -> offsets inside its block
 
     def by_id(self) -> dict[int, tuple[int, int, int, int]]:
         return {b[0]: b for b in self.blocks}
@@ -69,18 +75,23 @@ def parse_map(data: bytes) -> BlockMap | None:
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != MAP_FORMAT or doc.get("error"):
             return None
-        blocks = tuple((int(i), int(k), int(s), int(e)) for i, k, s, e in doc["blocks"])
+        blocks = tuple((int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b in doc["blocks"])
+        cuts = {int(b[0]): tuple(int(c) for c in b[4]) for b in doc["blocks"] if len(b) > 4 and b[4]}
         size, toc_end = int(doc["size"]), int(doc["toc_end"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         return None
     last = toc_end
-    for _, kind, start, end in blocks:
+    for dump_id, kind, start, end in blocks:
         if kind not in (BLOCK_DATA, BLOCK_BLOBS) or start != last or end <= start:
+            return None
+        inside = cuts.get(dump_id, ())
+        if inside and (kind != BLOCK_DATA or list(inside) != sorted(set(inside))
+                       or inside[0] <= start + 6 or inside[-1] >= end - 5):
             return None
         last = end
     if last != size:
         return None
-    return BlockMap(size, toc_end, blocks)
+    return BlockMap(size, toc_end, blocks, cuts)
 
 
 class MappedDump:
@@ -127,7 +138,8 @@ class BlockMapper(io.RawIOBase):
         self._hs = 5  # the size of an int: sign byte + int_size bytes
         self._unpack = struct.Struct("<I").unpack_from
         self._kind = 0
-        self._block: list[int] | None = None
+        self._block: list | None = None
+        self._last_cut = 0
         self._blocks: list[list[int]] = []
         self._toc_end = 0
         self._error: str | None = None
@@ -257,6 +269,10 @@ class BlockMapper(io.RawIOBase):
                         if not length:
                             break
                         if pos + hs + length > n:
+                            # a chunk (not the block's end) starts here: a place to cut
+                            if self._kind == BLOCK_DATA and self._offset + pos - self._last_cut >= CUT_BYTES:
+                                self._last_cut = self._offset + pos
+                                self._block[4].append(self._last_cut)  # type: ignore[index]
                             break
                         pos += hs + length
                     continue
@@ -275,7 +291,8 @@ class BlockMapper(io.RawIOBase):
                     self._fail(f"unknown block type {kind}")
                     return
                 self._kind = kind
-                self._block = [unpack(head, base + 2)[0], kind, self._offset + pos - need, 0]
+                self._block = [unpack(head, base + 2)[0], kind, self._offset + pos - need, 0, []]
+                self._last_cut = self._offset + pos
                 self._state = _CHUNK if kind == BLOCK_DATA else _BLOB_OID
         self._offset += n
 

@@ -8,9 +8,12 @@ encoding, ``standard_conforming_strings``, ``search_path``, ``row_security``...)
    block, a few KiB to MiB) are written to ``toc.dump`` in the restore's temporary
    folder; ``pg_restore --section=pre-data`` on it creates the schema.
 2. *data*: the data entries are shared among ``jobs`` loaders, largest block first to the
-   loader with the fewest bytes so far.  Each loader is one ``pg_restore -L list`` whose
-   standard input is fed the TOC, then the bytes of its blocks, in its list's order, read
-   straight from the vault (only the chunks those ranges touch).  A loader with no block
+   loader with the fewest bytes so far; a table larger than a loader's share is cut into
+   ``jobs`` pieces at the cuts the map notes (:mod:`.blockmap`), loaded at once into the
+   same table by different loaders (its rows are the same; their order on disk may
+   differ from the source's).  Each loader is one ``pg_restore -L list`` whose standard
+   input is fed the TOC, then its blocks or pieces, in its list's order, read straight
+   from the vault (only the chunks those ranges touch).  A loader with no block
    (sequence values and the like) just runs its SQL.
 3. *post-data*: ``pg_restore --section=post-data -j jobs`` on ``toc.dump`` builds the
    indexes, constraints and triggers in parallel and applies the grants.
@@ -24,22 +27,28 @@ database.  The tools are children tied to strongroom (:func:`strongroom.start_ch
 from __future__ import annotations
 
 import io
+import logging
 import os
 import queue
+import struct
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Callable
 
 from strongroom import Entry, PointView, run_child, start_child
 
-from .blockmap import BlockMap
+from .blockmap import BLOCK_DATA, BlockMap
 from .toc import ArchiveToc, read_toc
 
 __all__ = ["SECTION_DATA", "plan_loaders", "restore_with_map"]
 
+log = logging.getLogger("strongroom.postgres.parallel")  # under "strongroom": shown by -vv
+
 SECTION_DATA = 3  # teSection of pg_backup.h: NONE 1, PRE_DATA 2, DATA 3, POST_DATA 4
 PIECE = 1 << 20  # bytes read from the vault at a time
+END_OF_BLOCK = bytes(5)  # a zero length: the int 0 (sign byte, four bytes)
 AHEAD = 4  # pieces read ahead of the pipe, per loader
 
 
@@ -51,30 +60,53 @@ class LoaderFailed(Exception):
         self.index = index
 
 
-def plan_loaders(toc: ArchiveToc, blockmap: BlockMap, jobs: int) -> list[list[tuple[int, int, int]]] | None:
-    """The loaders' work: per loader, ``(dump_id, start, end)`` in the order it is fed
-    (``start == end == 0``: an entry without a block).  None when the map does not fit
-    the TOC (a data entry with a dumper but no block)."""
+Piece = tuple[int, bytes, int, int, bytes]  # (dump_id, bytes before, start, end, bytes after)
+
+
+def _cut(dump_id: int, start: int, end: int, cuts: tuple[int, ...], k: int) -> list[Piece]:
+    """A table's block as up to ``k`` pieces of about equal size, cut at chunk headers:
+    each piece but the first gets the block's header, each but the last a zero length."""
+    chosen: list[int] = []
+    for i in range(1, k):
+        target = start + (end - start) * i // k
+        cut = min(cuts, key=lambda c: abs(c - target))
+        if not chosen or cut > chosen[-1]:
+            chosen.append(cut)
+    bounds = [start, *chosen, end]
+    header = bytes((BLOCK_DATA, 0)) + struct.pack("<I", dump_id)
+    last = len(bounds) - 2
+    return [(dump_id, header if i else b"", bounds[i], bounds[i + 1], b"" if i == last else END_OF_BLOCK)
+            for i in range(last + 1)]
+
+
+def plan_loaders(toc: ArchiveToc, blockmap: BlockMap, jobs: int) -> list[list[Piece]] | None:
+    """The loaders' work: per loader, the pieces it is fed, in order (``start == end``:
+    an entry without a block, sequence values and the like).  A table whose block is
+    larger than a loader's fair share is cut into ``jobs`` pieces, each for another
+    loader; the rest go largest first to the loader with the fewest bytes.  None when the
+    map does not fit the TOC (a data entry with a dumper but no block)."""
     blocks = blockmap.by_id()
     data = [e for e in toc.entries if e.section == SECTION_DATA]
-    for entry in data:
-        if entry.had_dumper and entry.dump_id not in blocks:
-            return None
-    if any(dump_id not in {e.dump_id for e in data} for dump_id in blocks):
+    data_ids = {e.dump_id for e in data}
+    if any(e.had_dumper and e.dump_id not in blocks for e in data) or not set(blocks) <= data_ids:
         return None
     jobs = max(1, jobs)
     loads = [0] * jobs
-    work: list[list[tuple[int, int, int]]] = [[] for _ in range(jobs)]
-    sized = sorted((e for e in data if e.dump_id in blocks), key=lambda e: -(blocks[e.dump_id][3]
-                                                                                 - blocks[e.dump_id][2]))
-    for entry in sized:
-        _, _, start, end = blocks[entry.dump_id]
-        k = loads.index(min(loads))
-        work[k].append((entry.dump_id, start, end))
-        loads[k] += end - start
+    work: list[list[Piece]] = [[] for _ in range(jobs)]
+    share = sum(end - start for _, _, start, end in blocks.values()) / jobs
+    for dump_id, kind, start, end in sorted(blocks.values(), key=lambda b: b[2] - b[3]):
+        cuts = blockmap.cuts.get(dump_id, ())
+        if jobs > 1 and kind == BLOCK_DATA and cuts and end - start > share:
+            pieces = _cut(dump_id, start, end, cuts, jobs)
+        else:
+            pieces = [(dump_id, b"", start, end, b"")]
+        order = sorted(range(jobs), key=lambda k: loads[k])
+        for k, piece in zip(order, sorted(pieces, key=lambda p: p[2] - p[3])):
+            work[k].append(piece)
+            loads[k] += piece[3] - piece[2]
     for entry in data:
         if entry.dump_id not in blocks:
-            work[loads.index(min(loads))].append((entry.dump_id, 0, 0))
+            work[loads.index(min(loads))].append((entry.dump_id, b"", 0, 0, b""))
     return [w for w in work if w]
 
 
@@ -104,17 +136,23 @@ def restore_with_map(ctx: PointView, entry: Entry, blockmap: BlockMap, *, pg_res
                 return err.read(64 * 1024).decode("utf-8", "replace")
         return None
 
+    started = time.monotonic()
     failure = phase("--section=pre-data")
     if failure is not None:
         return failure
+    loaded = time.monotonic()
     failure = _load(ctx, entry, head, plan, pg_restore, env, workdir, progress)
     if failure is not None:
         return failure
     progress(blockmap.size)
-    return phase("--section=post-data", f"--jobs={max(1, jobs)}")
+    post = time.monotonic()
+    failure = phase("--section=post-data", f"--jobs={max(1, jobs)}")
+    log.debug("parallel restore: pre-data %.2f s, data %.2f s (%d loaders), post-data %.2f s",
+              loaded - started, post - loaded, len(plan), time.monotonic() - post)
+    return failure
 
 
-def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[tuple[int, int, int]]],
+def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
           pg_restore: list[str], env: dict[str, str], workdir: str, progress: Callable[[int], None]) -> str | None:
     stop = threading.Event()
     lock = threading.Lock()
@@ -137,14 +175,16 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[tuple[int, 
             if proc.poll() is None:
                 proc.kill()
 
-    def feed(index: int, proc: subprocess.Popen, work: list[tuple[int, int, int]]) -> None:
+    def feed(index: int, proc: subprocess.Popen, work: list[Piece]) -> None:
         pieces: queue.Queue = queue.Queue(AHEAD)
         halt = threading.Event()
 
         def fetch() -> None:
             try:
                 with ctx.open(entry) as reader:
-                    for _, start, end in work:
+                    for _, before, start, end, after in work:
+                        if before:
+                            pieces.put(before)
                         reader.seek(start)
                         left = end - start
                         while left and not (stop.is_set() or halt.is_set()):
@@ -153,6 +193,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[tuple[int, 
                                 raise EOFError("the dump is shorter than its block map says")
                             left -= len(data)
                             pieces.put(data)
+                        if after:
+                            pieces.put(after)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 pieces.put(exc)
                 return
@@ -189,7 +231,7 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[tuple[int, 
         for k, work in enumerate(plan):
             listing = os.path.join(workdir, f"load{k}.list")
             with open(listing, "w", encoding="utf-8") as fh:
-                fh.write("".join(f"{dump_id};\n" for dump_id, _, _ in work))
+                fh.write("".join(f"{piece[0]};\n" for piece in work))
             err = tempfile.TemporaryFile()
             stderrs.append(err)
             proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=subprocess.PIPE,

@@ -114,16 +114,24 @@ def test_the_point_holds_a_block_map_that_fits_the_dump(pg_cluster, source):
         kinds[by_id[dump_id].desc] = kinds.get(by_id[dump_id].desc, 0) + 1
         assert kind == (BLOCK_BLOBS if by_id[dump_id].desc == "BLOBS" else BLOCK_DATA)
     assert kinds == {"TABLE DATA": 6, "BLOBS": 1}  # app.parts has none: its rows are its partitions'
-    plan = plan_loaders(toc, blockmap, 2)
-    assert len(plan) == 2
     biggest = max(blockmap.blocks, key=lambda b: b[3] - b[2])
-    assert plan[0][0][0] == biggest[0] and by_id[biggest[0]].tag == "big"
-    assert sorted(i for work in plan for i, _, _ in work) == sorted(
-        e.dump_id for e in toc.entries if e.section == parallel.SECTION_DATA)
+    assert by_id[biggest[0]].tag == "big" and blockmap.cuts[biggest[0]]
+    plan = plan_loaders(toc, blockmap, 2)
+    assert len(plan) == 2  # app.big, most of the data, is cut in two: each loader loads a piece
+    assert [piece[0] for piece in plan[0]].count(biggest[0]) == 1 == [p[0] for p in plan[1]].count(biggest[0])
+    first, second = sorted((p for work in plan for p in work if p[0] == biggest[0]), key=lambda p: p[2])
+    assert (first[1], first[2], second[3], second[4]) == (b"", biggest[2], biggest[3], b"")
+    assert first[3] == second[2] and first[4] == bytes(5)
+    assert second[1] == data[biggest[2]:biggest[2] + 6]  # the block's own header
+    assert {p[0] for work in plan for p in work} == {
+        e.dump_id for e in toc.entries if e.section == parallel.SECTION_DATA}
+    assert len(plan_loaders(toc, blockmap, 1)) == 1 and len(plan_loaders(toc, blockmap, 1)[0]) == len(
+        [e for e in toc.entries if e.section == parallel.SECTION_DATA])
 
 
 def test_the_map_is_the_same_whatever_the_reads(pg_cluster, source):
-    """The scan gives the same map when the dump comes in 7-byte pieces as in 1 MiB reads."""
+    """The scan gives the same blocks when the dump comes in 7-byte pieces as in 1 MiB reads,
+    and every cut it notes is the start of a chunk inside its block."""
     vault, point, _ = source
     data = vault.point_view("db", point.point_id).read_bytes("databases/par_src.dump")
 
@@ -144,11 +152,20 @@ def test_the_map_is_the_same_whatever_the_reads(pg_cluster, source):
         while mapper.readinto(buffer):
             pass
         maps.append(mapper.wait(1))
-    assert maps[0] == maps[1] and parse_map(maps[0]) is not None
+    small, large = parse_map(maps[0]), parse_map(maps[1])
+    assert small.blocks == large.blocks and large.cuts  # cuts are noted where a read ends inside a chunk
+    for dump_id, cuts in large.cuts.items():
+        start, end = large.by_id()[dump_id][2:]
+        headers, pos = set(), start + 6
+        while (length := struct.unpack_from("<I", data, pos + 1)[0]):
+            headers.add(pos)
+            pos += 5 + length
+        assert pos == end - 5 and set(cuts) <= headers
 
 
 def test_a_parallel_restore_equals_the_source(pg_cluster, source, spy):
-    """The default restore loads the tables in parallel from the map, and the copy equals the source."""
+    """The default restore loads the tables in parallel from the map (app.big in two pieces
+    at once), and the copy equals the source."""
     vault, point, _ = source
     result = vault.restore("db", point.point_id, None, options={"to_database": "par_copy"})
     try:
