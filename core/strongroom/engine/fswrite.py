@@ -155,6 +155,9 @@ class TreeWriter:
 
     def path_for(self, relpath: str) -> str:
         """The absolute path of ``relpath`` under root, after the safety checks."""
+        parent, _, name = relpath.rpartition("/")
+        if parent in self._dirs and name not in ("", ".", "..") and "\0" not in name:
+            return f"{self.root}/{relpath}"  # a parent checked already: its parts were too
         parts = _split(relpath)
         prefix = ""
         for part in parts[:-1]:
@@ -180,6 +183,8 @@ class TreeWriter:
     def _prepare(self, relpath: str) -> str:
         """Check ``relpath`` and create its missing parent directories."""
         path = self.path_for(relpath)
+        if relpath.rpartition("/")[0] in self._dirs:
+            return path
         prefix = ""
         for part in relpath.split("/")[:-1]:
             prefix = f"{prefix}/{part}" if prefix else part

@@ -205,9 +205,13 @@ def padded_size(kind: int, length: int) -> int:
 
 
 def _display(name: bytes | bytearray | memoryview) -> str:
+    """``name`` as text if it is printable ASCII without spaces (0x21-0x7E), else in hex
+    (blob ids: made for every blob opened, so tested with C-speed string methods)."""
     raw = bytes(name)
-    if raw and all(0x21 <= b <= 0x7E for b in raw):
-        return raw.decode("ascii")
+    if raw and raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable() and " " not in text:
+            return text
     return raw.hex()
 
 
