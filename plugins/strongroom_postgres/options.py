@@ -66,7 +66,7 @@ def restore_params() -> list[click.Parameter]:
         click.Option(["--no-owner"], is_flag=True, default=False,
                      help="postgres: restore without owners and grants (for a server without the point's roles)."),
         click.Option(["--jobs"], type=click.IntRange(min=1), metavar="N",
-                     help="postgres: restore a whole database with N parallel jobs (via a temporary file)."),
+                     help="postgres: restore a whole database with N parallel loads (default 2)."),
         click.Option(["--data-dir", "data_dir"], metavar="DIR",
                      help="postgres physical: restore the cluster into DIR (new or empty), with recovery settings."),
         click.Option(["--to-time"], metavar="TS",
