@@ -9,9 +9,12 @@ identical nodes, so they deduplicate like any other blob.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Iterator
+
+import attrs
 
 from ..errors import DamagedFolder, IntegrityError, PathNotInPoint, UsageError
 from .entry import DIR, Entry
@@ -32,10 +35,69 @@ def sort_entries(entries: list[Entry]) -> list[Entry]:
 
 
 def encode_tree(entries: list[Entry]) -> bytes:
-    return json.dumps(
-        {"v": TREE_VERSION, "entries": [e.to_dict() for e in sort_entries(entries)]},
-        separators=(",", ":"),
-    ).encode()
+    """The node of ``entries``: the bytes of ``json.dumps({"v": 1, "entries":
+    [e.to_dict() for e in sort_entries(entries)]}, separators=(",", ":"))`` for entries
+    whose fields hold their declared types, written field by field without a dict per
+    entry (a node is encoded for every new folder; this takes about 60% of the time).
+    An entry with extended attributes goes through ``to_dict`` and ``json.dumps``.  A
+    number field holding a bool or float (which no reader accepts) is written as an
+    integer."""
+    return ('{"v":%d,"entries":[%s]}' % (TREE_VERSION, ",".join(map(_encode_entry, sort_entries(entries))))).encode()
+
+
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps writes a string with (ensure_ascii)
+_values = operator.attrgetter(*(f.name for f in attrs.fields(Entry)))
+
+
+def _encode_entry(entry: Entry) -> str:
+    """One entry of a node as ``json.dumps(entry.to_dict(), separators=(",", ":"))``."""
+    (name, kind, mode, uid, gid, user, group, mtime_ns, atime_ns, ctime_ns, size, ino, dev, nlink, rdev,
+     target, xattrs, sparse, chunk_size, chunks, subtree) = _values(entry)
+    if xattrs or type(sparse) is not bool:
+        return json.dumps(entry.to_dict(), separators=(",", ":"))
+    out = ['{"name":', _quote(name), ',"type":', _quote(kind)]
+    add = out.append
+    if mode != 0o644:
+        add(',"mode":%d' % mode)
+    if uid:
+        add(',"uid":%d' % uid)
+    if gid:
+        add(',"gid":%d' % gid)
+    if user:
+        add(',"user":')
+        add(_quote(user))
+    if group:
+        add(',"group":')
+        add(_quote(group))
+    if mtime_ns:
+        add(',"mtime_ns":%d' % mtime_ns)
+    if atime_ns:
+        add(',"atime_ns":%d' % atime_ns)
+    if ctime_ns:
+        add(',"ctime_ns":%d' % ctime_ns)
+    if size:
+        add(',"size":%d' % size)
+    if ino:
+        add(',"ino":%d' % ino)
+    if dev:
+        add(',"dev":%d' % dev)
+    if nlink != 1:
+        add(',"nlink":%d' % nlink)
+    if rdev:
+        add(',"rdev":%d' % rdev)
+    if target:
+        add(',"target":')
+        add(_quote(target))
+    if sparse:
+        add(',"sparse":true')
+    if chunk_size:
+        add(',"chunk_size":%d' % chunk_size)
+    if chunks:
+        add(',"chunks":["%s"]' % '","'.join([c.hex() for c in chunks]))
+    if subtree is not None:
+        add(',"subtree":"%s"' % subtree.hex())
+    add("}")
+    return "".join(out)
 
 
 def decode_tree(raw: bytes | memoryview, what: str = "tree") -> list[Entry]:
