@@ -18,10 +18,12 @@ point methods it uses, over the local file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -139,7 +141,7 @@ def restore_items(ctx, options: dict[str, Any], secrets, physical) -> RestoreRes
         return attrs.evolve(result, summary=(result.summary or "") + " (from the cluster as restored"
                             + (f" to {_what(options)})" if _what(options) else " to the end of the archive)"))
     finally:
-        _stop(data)
+        stop_server(data)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -150,20 +152,24 @@ def _what(options: dict[str, Any]) -> str:
     return ""
 
 
-def _stop(data: str) -> None:
-    """Fast shutdown of the scratch server, if it runs."""
+def stop_server(data: str, *, wait: float = 60.0) -> None:
+    """Fast shutdown (SIGINT to the postmaster named in ``postmaster.pid``) of the server of
+    data directory ``data``, if it runs; SIGKILL if it is still there after ``wait`` seconds."""
     try:
         with open(os.path.join(data, "postmaster.pid")) as fh:
             pid = int(fh.readline())
     except (OSError, ValueError):
         return
     try:
-        os.kill(pid, 2)  # SIGINT: fast shutdown
+        os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
         return
-    for _ in range(600):
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -14,17 +14,16 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Iterator
 
 import attrs
 
 from strongroom.vault import Vault
+from strongroom_postgres.itemlevel import stop_server
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 ASUSER = ["unshare", "--user", "--map-user=1000", "--map-group=1000"] if os.geteuid() == 0 else []
@@ -112,23 +111,9 @@ def server_start(phys: Physical, data: str, port: int) -> None:
 
 
 def server_stop(data: str) -> None:
-    """Fast shutdown by signal (pg_ctl refuses root), then wait for the postmaster to go."""
-    try:
-        with open(os.path.join(data, "postmaster.pid")) as fh:
-            pid = int(fh.readline())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        return
-    for _ in range(600):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    """Fast shutdown by signal (pg_ctl refuses root), then wait for the postmaster to go
+    (the plugin's own, which the item-level restore uses for its scratch cluster)."""
+    stop_server(data)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import pytest
 
 import pgphysical
 from conftest import _bindir
+from vaultkit import wait_until
 
 SCALE = 2
 #: the restore point and WAL location the history fixture made after its 15th marker
@@ -21,10 +22,8 @@ NAMED: dict[str, str] = {}
 
 
 def wait_archived(phys, segment: str, limit: float = 120) -> None:
-    deadline = time.monotonic() + limit
-    while phys.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") < segment:
-        assert time.monotonic() < deadline, phys.psql("select * from pg_stat_archiver")
-        time.sleep(0.2)
+    wait_until(lambda: phys.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver") >= segment,
+               f"{segment} archived", limit=limit, step=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import pytest
 
 import pgphysical
 from conftest import _bindir
+from vaultkit import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,7 @@ def archived(phys) -> tuple[int, int, str]:
 
 
 def wait_archived(phys, segment: str, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while archived(phys)[2] < segment:
-        assert time.monotonic() < deadline, f"{segment} not archived: {archived(phys)}"
-        time.sleep(0.2)
+    wait_until(lambda: archived(phys)[2] >= segment, f"{segment} archived", limit=limit, step=0.2)
 
 
 def switch(phys) -> str:
@@ -43,10 +40,7 @@ def test_a_missing_item_fails_the_archive_command_and_a_later_retry_archives_eve
     phys.psql(f"alter system set archive_command = 'STRONGROOM_HOME={phys.home} {command}'")
     phys.psql("select pg_reload_conf()")
     first = switch(phys)
-    deadline = time.monotonic() + 30
-    while archived(phys)[1] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: archived(phys)[1] > 0, "a failed archive_command", limit=30, step=0.2)
     assert archived(phys)[0] == 0
     assert "is not a protected postgres item of this vault" in open(f"{phys.data}.log").read()
     phys.strongroom("protect", "postgres", "db", "--physical", "--host", phys.root, "--port", str(phys.port),
