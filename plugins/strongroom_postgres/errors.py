@@ -141,3 +141,9 @@ class RecoveryFailed(PostgresError):
     """The restored server at {data_dir} did not finish recovery: {reason}"""
 
     exit_code = 119
+
+
+class TimelineNotFollowed(PostgresError):
+    """item '{item}': recovery follows the newest timeline of the archive ({timeline}), and base backup {point} {reason} (it cannot lead there); restore an older point with ITEM@POINT, or to a time on its own timeline"""
+
+    exit_code = 28

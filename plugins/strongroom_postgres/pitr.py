@@ -44,6 +44,7 @@ from . import server as pgserver
 from .conninfo import Connection
 from .errors import (
     DataDirNotEmpty, NotPhysical, PostgresError, RecoveryFailed, TargetAfterArchive, TargetBeforeFirstBackup,
+    TimelineNotFollowed,
 )
 from .physical import DATA, LATE, PHYSICAL, cluster_version
 from . import recoverywal, walcmd, walstore
@@ -141,12 +142,22 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     if not bases:
         raise NotPhysical(item=item, reason="has no physical base backup yet (strongroom backup ITEM)")
     latest = bases[-1][0].point_id == ctx.point.point_id
+    have = walstore.archived(vault, item)
+    histories = recoverywal.histories(vault, item, have)
+    # base backups recovery can follow the newest timeline from (all of them without a switch)
+    followed = [(p, d) for p, d in bases if not d.get("stop_lsn")
+                or recoverywal.on_path(histories, d, lsn(d["stop_lsn"]))]
     chosen = next(((p, d) for p, d in bases if p.point_id == ctx.point.point_id), bases[-1])
+    if latest and chosen not in followed:
+        if not followed:
+            raise TimelineNotFollowed(item=item, timeline=max(histories), point=chosen[0].short_id,
+                                      reason=f"is on timeline {chosen[1].get('timeline')} past the switch")
+        chosen = followed[-1]
     settings: list[tuple[str, str]] = []
     until = recoverywal.Until()
     if wanted and wanted[0] == "time":
         when = parse_time(wanted[1])
-        fits = [(p, d) for p, d in bases if dt.datetime.fromisoformat(d["stopped"]) <= when]
+        fits = [(p, d) for p, d in followed if dt.datetime.fromisoformat(d["stopped"]) <= when]
         if not fits:
             raise TargetBeforeFirstBackup(target=when.isoformat(), item=item, first=bases[0][1]["stopped"])
         last = walstore.last_archived_time(vault, item)
@@ -157,7 +168,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
         until = recoverywal.Until(time=when)
     elif wanted and wanted[0] == "lsn":
         at = lsn(wanted[1])
-        fits = [(p, d) for p, d in bases if lsn(d["stop_lsn"]) <= at]
+        fits = [(p, d) for p, d in followed if lsn(d["stop_lsn"]) <= at]
         if not fits:
             raise TargetBeforeFirstBackup(target=wanted[1], item=item, first=bases[0][1]["stop_lsn"])
         chosen = fits[-1]
@@ -166,14 +177,17 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     elif wanted:
         settings.append((f"recovery_target_{wanted[0]}", wanted[1]))
     elif not latest:
-        settings.append(("recovery_target", "immediate"))
+        settings += [("recovery_target", "immediate"), ("recovery_target_timeline", "current")]
+    elif chosen not in followed:
+        raise TimelineNotFollowed(item=item, timeline=max(histories), point=chosen[0].short_id,
+                                  reason=f"is on timeline {chosen[1].get('timeline')} past the switch")
     point, doc = chosen
     if not wanted and not latest and doc.get("stop_lsn"):
         until = recoverywal.Until(segment=lsn(doc["stop_lsn"]) // recoverywal.SEGMENT_BYTES + 1)
     view = vault.point_view(item, point.point_id)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    prefetch = recoverywal.Prefetch(vault, item, data_dir, doc, until)
+    prefetch = recoverywal.Prefetch(vault, item, data_dir, doc, until, have, histories)
     try:
         result = ctx.write_entries(data_dir, _files(view))
     except BaseException:
@@ -195,6 +209,10 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
                "recovers to the end of the archived WAL" if latest else "recovers to the end of the base backup")
     summary = (f"base backup {point.short_id} ({doc['stopped']}) written to {data_dir}, and"
                f" {prefetch.fetched} archived WAL file(s) for its recovery; {reached}")
+    timelines = recoverywal.ends(histories, int(doc.get("timeline") or 1))
+    if len(timelines) > 1 and not (not wanted and not latest):
+        path = ", ".join(f"timeline {t} until {_lsn_text(e)}" for t, e in sorted(timelines.items()) if e is not None)
+        summary += f" following timeline {max(timelines)} ({path})"
     warnings = (*result.warnings, *([prefetch.warning] if prefetch.warning else []))
     if options.get("start"):
         _start(ctx, data_dir, options, secrets)
@@ -204,6 +222,10 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
         summary += f"; start it with: pg_ctl -D {data_dir} start"
     summary += f" (archive_mode is off in it: it must not archive into item '{item}')"
     return RestoreResult(result.stats, result.damaged, result.errors, warnings, summary=summary)
+
+
+def _lsn_text(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
 def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:

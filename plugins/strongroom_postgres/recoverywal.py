@@ -88,6 +88,36 @@ def chain(histories: dict[int, str], start: int) -> list[tuple[int, int]]:
     return out[::-1]
 
 
+def histories(vault, item: str, have: dict[str, tuple[str, str, str]]) -> dict[int, str]:
+    """The text of every archived timeline history file, by timeline."""
+    out = {}
+    for name in sorted(n for n in have if n.endswith(".history")):
+        view = vault.point_view(walstore.companion(item), have[name][1])
+        out[int(name[:8], 16)] = view.read_bytes(name).decode("utf-8", "replace")
+    return out
+
+
+def ends(histories: dict[int, str], start: int) -> dict[int, int | None]:
+    """Timeline -> the LSN where recovery from timeline ``start`` leaves it (None: the
+    newest, followed to its end), for the timelines recovery follows."""
+    newest = start
+    while newest + 1 in histories:
+        newest += 1
+    out: dict[int, int | None] = {newest: None}
+    if newest != start:
+        out.update(dict(parse_history(histories[newest])))
+    return out
+
+
+def on_path(histories: dict[int, str], doc: dict, stop_lsn: int) -> bool:
+    """Whether recovery from base backup ``doc`` can follow the newest timeline: its
+    timeline is in that timeline's history and it ended before leaving it (else
+    PostgreSQL stops: "requested timeline N is not a child of this server's history")."""
+    tli = int(doc.get("timeline") or 1)
+    left = ends(histories, tli)
+    return tli in left and (left[tli] is None or stop_lsn <= left[tli])  # type: ignore[operator]
+
+
 @attrs.frozen
 class Until:
     """Where the plan stops (see the module docstring): a segment number, or a time."""
@@ -129,20 +159,21 @@ def plan(have: dict[str, tuple[str, str, str]], histories: dict[int, str], doc: 
 class Prefetch:
     """The fetching thread of one restore (see the module docstring)."""
 
-    def __init__(self, vault, item: str, data_dir: str, doc: dict, until: Until) -> None:
+    def __init__(self, vault, item: str, data_dir: str, doc: dict, until: Until,
+                 have: dict[str, tuple[str, str, str]], histories: dict[int, str]) -> None:
         self.folder = os.path.join(data_dir, SPOOL)
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         self.fetched = 0
         self.bytes = 0
         self.warning = ""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(vault.reopen(), vault.url, item, doc, until),
+        self._thread = threading.Thread(target=self._run, args=(vault.reopen(), vault.url, item, doc, until, have,
+                                              histories),
                                         name="wal-prefetch", daemon=True)
         self._thread.start()
 
-    def _run(self, vault, url: str, item: str, doc: dict, until: Until) -> None:
+    def _run(self, vault, url: str, item: str, doc: dict, until: Until, have: dict, histories: dict) -> None:
         try:
-            have = walstore.archived(vault, item)
             views: dict[str, object] = {}
 
             def read(name: str) -> bytes:
@@ -151,7 +182,6 @@ class Prefetch:
                     views[point_id] = vault.point_view(walstore.companion(item), point_id)
                 return views[point_id].read_bytes(name)  # type: ignore[attr-defined]
 
-            histories = {int(n[:8], 16): read(n).decode("utf-8", "replace") for n in have if n.endswith(".history")}
             for name in plan(have, histories, doc, until):
                 if self._stop.is_set():
                     return

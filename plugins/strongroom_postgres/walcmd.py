@@ -25,7 +25,7 @@ import shlex
 import sys
 
 import click
-from strongroom import UsageError, Workload, command_vault, emit_json, strongroom_home
+from strongroom import StrongroomError, UsageError, Workload, command_vault, emit_json, strongroom_home
 
 #: the companion items' workload (:data:`.walstore.WORKLOAD`; named here so that registering
 #: it imports no more than this module: ``wal get`` starts for every file recovery asks for)
@@ -104,9 +104,19 @@ def push_cmd(item: str, path: str, async_: bool, batch: int) -> None:
     if async_ and url and walstore.spool_only(url, item, path, batch):
         walstore.forget_listing([url], item)
         return
-    vault = command_vault()
+    try:
+        vault = command_vault()
+    except StrongroomError as exc:  # unreachable, unreadable, no key: PostgreSQL keeps the segment
+        from .errors import WalPushFailed
+
+        segment = os.path.basename(path)
+        walstore.record_failure(None, [url, os.environ.get("STRONGROOM_VAULT")], item, segment, str(exc))
+        if async_ and os.path.exists(os.path.join(walstore.spool_dir(url or "", item), segment)):
+            return  # safe in the spool: the batch is committed once the vault answers
+        raise WalPushFailed(segment=segment, item=item, reason=str(exc)) from None
     walstore.push(vault, item, path, async_=async_, batch=batch)
-    walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
+    walstore.report_failures(vault, item, [url])
+    walstore.forget_listing([url, vault.url], item)
 
 
 @wal.command(name="flush")
@@ -118,6 +128,7 @@ def flush_cmd(item: str, as_json: bool) -> None:
 
     vault = command_vault()
     count = walstore.flush(vault, item)
+    walstore.report_failures(vault, item, [click.get_current_context().find_root().params.get("vault_url")])
     walstore.forget_listing([click.get_current_context().find_root().params.get("vault_url"), vault.url], item)
     if as_json:
         emit_json({"item": item, "committed": count})

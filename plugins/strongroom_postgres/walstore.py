@@ -16,6 +16,11 @@ Promises:
   non-zero and PostgreSQL keeps the segment and retries.
 - A segment already archived with the same content is success; with other content it
   is :class:`~.errors.WalSegmentConflict` (nothing replaced).
+- A segment of timeline N > 1 brings the history files of timelines 2..N found beside
+  it (``pg_wal``) that the archive lacks, in the same point: a server promoted while
+  ``archive_mode`` was off (a restored copy) never archives its own.  A history file
+  archived with other content (two copies promoted to the same timeline) is
+  :class:`~.errors.WalSegmentConflict`, so the second copy's archiving stops there.
 - :func:`fetch` writes a segment (from the spool first, then the vault) to a temporary
   name beside the destination and renames it; it returns False for a segment the
   archive does not hold (``restore_command`` then exits 1, as PostgreSQL expects).
@@ -26,6 +31,14 @@ Promises:
   answers "not archived" for :data:`LISTING_FRESH` seconds without the vault.
 - A push that leaves a gap before its segment (on its timeline), and ``wal list``
   finding gaps, raise a ``job`` alert of kind ``postgres.wal-gap`` (:func:`alert_gap`).
+- A push that fails for any reason but a refusal (the vault unreachable or unreadable,
+  a commit that fails) records the failure in ``$STRONGROOM_HOME/wal-alerts/URLHASH/ITEM.json``
+  (first and last failure, count, last reason; :func:`record_failure`) and tries, quietly,
+  to raise a ``job`` alert of kind ``postgres.wal-push-failed`` in the vault (and so to
+  its sinks, whose settings are in the vault); the next push or flush that commits
+  raises it (:func:`report_failures`: one alert per outage, deduplicated by its first
+  failure) and removes the record.  An async push whose segment is safe in the spool
+  exits 0 even when the commit of the batch fails (recorded the same way).
 - Refused: an item that is not protected (:class:`~.errors.WalItemUnknown`) or not
   physical (:class:`~.errors.NotPhysical`).
 - **Retention follows the base backups** (:func:`expire`, run after each base backup):
@@ -42,6 +55,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import io
+import json
 import os
 import re
 import time
@@ -215,23 +229,49 @@ def push(vault, item: str, path: str, *, async_: bool = False, batch: int = 8) -
         check_item(vault, item)
     content = _read(path, segment, item)
     if not async_:
+        have: dict = {}
         try:
             have = archived(vault, item)
-            if _known(have, item, segment, content):
+            histories = [h for h in _histories_beside(path, segment, item) if h[0] not in have]
+            if _known(have, item, segment, content) and not histories:
                 return Pushed(segment, "already archived")
-            _commit(vault, item, [(segment, content)])
+            _commit(vault, item, [*histories, *([] if segment in have else [(segment, content)])])
         except (WalSegmentConflict, WalItemUnknown, NotPhysical):
             raise
         except Exception as exc:
+            record_failure(vault, [vault.url], item, segment, str(exc))
             raise WalPushFailed(segment=segment, item=item, reason=str(exc)) from None
         alert_gap(vault, item, _gap_before(have, segment))
+        report_failures(vault, item)
         return Pushed(segment, "archived")
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    for name, text in _histories_beside(path, segment, item):
+        _spool(folder, item, name, text)
     how = _spool(folder, item, segment, content)
     if len(_spooled(folder)) >= batch:
-        done = flush(vault, item, wait=False)
+        try:
+            done = flush(vault, item, wait=False)
+        except WalPushFailed as exc:  # the segment is safe in the spool: the batch goes later
+            return Pushed(segment, f"{how}; not committed ({exc})")
         return Pushed(segment, f"{how}; {done} segment(s) committed")
     return Pushed(segment, how)
+
+
+def _histories_beside(path: str, segment: str, item: str) -> list[tuple[str, bytes]]:
+    """The timeline history files in the folder of ``path`` (the server's ``pg_wal``) up to
+    the timeline of ``segment``, when it is not timeline 1: a server promoted while
+    ``archive_mode`` was off never archives the history file of its timeline, and without
+    it a restore cannot follow that timeline."""
+    if not SEGMENT.match(segment) or position(segment)[0] == 1:
+        return []
+    tli = position(segment)[0]
+    folder = os.path.dirname(os.path.abspath(path))
+    out = []
+    for n in range(2, tli + 1):
+        name = f"{n:08X}.history"
+        if os.path.exists(os.path.join(folder, name)):
+            out.append((name, _read(os.path.join(folder, name), name, item)))
+    return out
 
 
 def _spool(folder: str, item: str, segment: str, content: bytes) -> str:
@@ -260,6 +300,8 @@ def spool_only(url: str, item: str, path: str, batch: int) -> bool:
     segment = os.path.basename(path)
     if not NAME.match(segment) or not os.path.isdir(folder):
         return False
+    for name, text in _histories_beside(path, segment, item):
+        _spool(folder, item, name, text)
     _spool(folder, item, segment, _read(path, segment, item))
     return len(_spooled(folder)) < batch
 
@@ -286,11 +328,77 @@ def flush(vault, item: str, *, wait: bool = True) -> int:
         try:
             _commit(vault, item, batch)
         except Exception as exc:
+            record_failure(vault, [vault.url], item, f"{len(batch)} spooled segment(s)", str(exc))
             raise WalPushFailed(segment=f"{len(batch)} spooled segment(s)", item=item, reason=str(exc)) from None
         for name in names:
             os.unlink(os.path.join(folder, name))
         _fsync_dir(folder)
+        report_failures(vault, item)
         return len(batch)
+
+
+# --- failed pushes -----------------------------------------------------------------------
+
+
+FAILED_KIND = "postgres.wal-push-failed"
+
+
+def _failures_file(url: str, item: str) -> str:
+    return os.path.join(str(strongroom_home()), "wal-alerts", hashlib.sha256(url.encode()).hexdigest()[:16],
+                        f"{item}.json")
+
+
+def _failure_alert(vault, item: str, doc: dict, *, now: bool) -> None:
+    """Raise the alert of the outage ``doc`` describes; never raises, prints nothing."""
+    if now:
+        summary = (f"WAL archiving of item '{item}' failed: {doc['segment']} could not be archived"
+                   f" ({doc['reason']}); PostgreSQL keeps the segment and retries")
+    else:
+        summary = (f"WAL archiving of item '{item}' failed {doc['count']} time(s) from {doc['first']} to"
+                   f" {doc['last']} (last: {doc['reason']}); PostgreSQL kept the segments, archived since")
+    alerts = vault.alerts
+    quiet, alerts.notify = alerts.notify, (lambda message: None)
+    try:
+        with contextlib.suppress(Exception):
+            alerts.raise_alert("job", FAILED_KIND, summary, item=item, severity="error",
+                               dedupe=f"{FAILED_KIND}:{item}:{doc['first']}",
+                               details={k: doc[k] for k in ("first", "last", "count", "segment", "reason")})
+    finally:
+        alerts.notify = quiet
+
+
+def record_failure(vault, urls: list[str | None], item: str, segment: str, reason: str) -> None:
+    """Record a failed push of ``segment`` (see the module docstring); ``vault`` is the
+    open vault, or None when it could not be opened.  Never raises."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for url in dict.fromkeys(u for u in urls if u):
+        path = _failures_file(url, item)
+        with contextlib.suppress(Exception):
+            try:
+                with open(path) as fh:
+                    doc = json.load(fh)
+            except (OSError, ValueError):
+                doc = {"first": now, "count": 0}
+            doc.update(last=now, count=int(doc.get("count", 0)) + 1, segment=segment, reason=reason)
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            _write(path, json.dumps(doc).encode())
+            if vault is not None and doc["count"] == 1:
+                _failure_alert(vault, item, doc, now=True)
+
+
+def report_failures(vault, item: str, urls: list[str | None] = ()) -> None:
+    """After a commit: raise the alert of the failures recorded for ``item`` on this
+    machine (if it is not in the vault yet) and forget them.  Never raises."""
+    for url in dict.fromkeys(u for u in [vault.url, *urls] if u):
+        path = _failures_file(url, item)
+        try:
+            with open(path) as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        _failure_alert(vault, item, doc, now=False)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 # --- restore_command ---------------------------------------------------------------------
