@@ -59,17 +59,37 @@ def test_nested_folders_as_stored_and_missing_chunks(repo):
     assert damaged == []
 
 
-def test_a_malformed_chunk_id_is_left_to_the_checked_decoder(repo):
+@pytest.mark.parametrize("chunks", [
+    ["AB" * 32], ["ab" * 31 + "a", "b" + "ab" * 32], ["ab " * 21 + "a"], ["ab" * 32, 7], ["ab" * 32, None],
+    ["gg" * 32], [["ab" * 32]], "ab" * 32,
+], ids=["upper", "lengths", "spaces", "number", "null", "not-hex", "nested", "not-a-list"])
+def test_a_malformed_chunk_id_is_left_to_the_checked_decoder(repo, chunks):
     """A chunk id that is not 64 lowercase hex digits: no stored rows are trusted, the
     checked decoder refuses the node, and the folder is reported damaged and empty."""
     def build(writer):
-        sub = _node(writer, [{"name": "x", "type": "file", "size": 1, "chunks": ["AB" * 32]}])
+        good = writer.add(KIND_DATA, b"content").hex()
+        sub = _node(writer, [{"name": "a", "type": "file", "size": 7, "chunks": [good]},
+                             {"name": "x", "type": "file", "size": 1, "chunks": chunks}])
         return _node(writer, [{"name": "d", "type": "dir", "subtree": sub.hex()}])
 
     folders, damaged = _folders(repo, build)
     folder = folders.folder("d")
     assert folder.stored is None and folder.entries() == {}
     assert [exc.fields["path"] for exc in damaged] == ["d"]
+
+
+def test_the_folder_asked_for_last_is_the_one_given(repo):
+    """Asking for folders in turn (the last one is answered without the cache's lock)
+    gives each its own rows, and again after other folders were asked for."""
+    def build(writer):
+        one = _node(writer, [{"name": "a", "type": "file"}])
+        two = _node(writer, [{"name": "b", "type": "file"}])
+        return _node(writer, [{"name": "one", "type": "dir", "subtree": one.hex()},
+                              {"name": "two", "type": "dir", "subtree": two.hex()}])
+
+    folders, _ = _folders(repo, build)
+    for path, name in [("one", "a"), ("one", "a"), ("two", "b"), ("one", "a"), ("", "one"), ("two", "b")]:
+        assert list(folders.folder(path).stored) == ([name, "two"] if path == "" else [name])
 
 
 def test_a_node_that_cannot_be_read_is_an_empty_folder(repo):

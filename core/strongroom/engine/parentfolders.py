@@ -71,13 +71,18 @@ class ParentFolders:
         self._keep = keep
         self._cache: OrderedDict[str, Folder] = OrderedDict()
         self._lock = threading.Lock()
+        self._last: Folder | None = None  # asked for once per file of the folder: no lock for it
 
     def folder(self, path: str) -> Folder:
         """The parent point's folder at point path ``path`` ('' for the top)."""
+        last = self._last
+        if last is not None and last.path == path:
+            return last
         with self._lock:
             cached = self._cache.get(path)
             if cached is not None:
                 self._cache.move_to_end(path)
+                self._last = cached
                 return cached
         loaded = self._load(path)
         with self._lock:
@@ -85,6 +90,7 @@ class ParentFolders:
             self._cache.move_to_end(path)
             while len(self._cache) > self._keep:
                 self._cache.popitem(last=False)
+        self._last = loaded
         return loaded
 
     def _load(self, path: str) -> Folder:
@@ -99,8 +105,8 @@ class ParentFolders:
         hexes = [c for row in stored.values() if row.get("type") in (FILE, HARDLINK)  # type: ignore[union-attr]
                  for c in _chunk_list(row)]
         folder = Folder(path, tree_id, stored, frozenset(), lambda: self._decode(tree_id, path))
-        if _all_hex_ids(hexes):
-            ids = bytes.fromhex("".join(hexes))
+        ids = _hex_ids(hexes)
+        if ids is not None:
             gone = self._index.missing(ids[i:i + 32] for i in range(0, len(ids), 32))
             folder.missing = frozenset(b.hex() for b in gone)
         else:  # a chunk id the writer cannot have made: only the checked decoder reads it
@@ -138,7 +144,15 @@ def _chunk_list(row: dict) -> list:
     return chunks if isinstance(chunks, list) else [None]  # None fails the check below
 
 
-def _all_hex_ids(hexes: list) -> bool:
-    if not all(isinstance(c, str) and len(c) == 64 for c in hexes):
-        return False
-    return _HEX_IDS.fullmatch("".join(hexes)) is not None
+def _hex_ids(hexes: list) -> bytes | None:
+    """The ids ``hexes`` (strings of 64 lowercase hex digits each) as one bytes of 32
+    per id, or None if one is not such a string (checked in C: the joined string must
+    be what ``bytes.hex`` gives of what ``bytes.fromhex`` made of it)."""
+    try:
+        joined = "".join(hexes)
+        ids = bytes.fromhex(joined)
+    except (TypeError, ValueError):
+        return None
+    if len(joined) != 64 * len(hexes) or not set(map(len, hexes)) <= {64} or ids.hex() != joined:
+        return None
+    return ids
