@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 from pathlib import Path
@@ -49,12 +50,9 @@ from .services.datakeys import DataKeys, KeyChecks, read_only_reason, use_curren
 from .services.lifecycle import Lifecycle, StopPlan
 from .services.points import DeletedPoint, PointBook, PointSurvey
 from .services.policies import PolicyBook
-from .services.prune import PruneReport, PruneService
-from .services.repair import Heal, RepairReport, RepairService
 from .services.restore import RestoreService
 from .services.retention import Retention
 from .services.journal import Journal
-from .services.schedule import DueReport, Scheduler, ScheduleRow
 from .services.security import SecurityService
 from .services.softdelete import Deletion, SoftDeletion
 from .services.settings import SettingsBook, newest_settings
@@ -73,6 +71,9 @@ if TYPE_CHECKING:
     from .results import BackupStats
     from .services.drill import DrillReport
     from .services.heal import Secondary
+    from .services.prune import PruneReport, PruneService
+    from .services.repair import Heal, RepairReport, RepairService
+    from .services.schedule import DueReport, Scheduler, ScheduleRow
     from .services.replication import ReplicationReport
     from .services.vaultdelete import DeleteReport
     from .engine.verify import VerifyReport
@@ -220,16 +221,9 @@ class Vault:
                                      cursor_file=key_context.home / "verify" / f"{config.vault_id}.json",
                                      key_slots=KeyChecks(self.keys, self.data_keys), check_head=self.heads.check,
                                      journal=self.journal, vault_id=config.vault_id)
-        self._repair = RepairService(self.repo, self.index, self._items, self.jobs,
-                                     lambda: self.prune_settings.lease_ttl, now, self.heads)
-        self._prune = PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, now,
-                                   self.heads, soft=self._soft)
         self.object_locks = ObjectLockService(
             self.repo, store, lambda: self.security.settings.immutability, self.jobs, self._items, self._points,
             self.retention, now, key_context.home / "object-locks" / f"{config.vault_id}.json")
-        self._scheduler = Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
-                                    self.backup, self.prune, now, drill=self._scheduled_drill,
-                                    drills_since=self._drills_by_hand)
         self.geo = geo.GeoService(store, config.vault_id, lambda: geo.redundancy_of(self.settings.redundancy),
                                   lambda url: _open_store(url, None, plugins, create=True), self._point_time,
                                   self._alert, lambda dedupe: self.alerts.resolve(dedupe), now,
@@ -245,6 +239,30 @@ class Vault:
 
     def _now(self) -> dt.datetime:
         return self.clock()
+
+    # --- services built (and their modules imported) by the first command that uses them ---
+
+    @functools.cached_property
+    def _repair(self) -> RepairService:
+        from .services.repair import RepairService
+
+        return RepairService(self.repo, self.index, self._items, self.jobs,
+                             lambda: self.prune_settings.lease_ttl, self._now, self.heads)
+
+    @functools.cached_property
+    def _prune(self) -> PruneService:
+        from .services.prune import PruneService
+
+        return PruneService(self.repo, self.index, self._items, self._points, self.retention, self.jobs, self._now,
+                            self.heads, soft=self._soft)
+
+    @functools.cached_property
+    def _scheduler(self) -> Scheduler:
+        from .services.schedule import Scheduler
+
+        return Scheduler(self.repo, self._items, self.policies, lambda: self.prune_settings,
+                         self.backup, self.prune, self._now, drill=self._scheduled_drill,
+                         drills_since=self._drills_by_hand)
 
     def _lock_policy(self) -> LockPolicy | None:
         locks = self.__dict__.get("object_locks")
@@ -714,6 +732,8 @@ class Vault:
         self.object_locks.extend_if_due()  # if the prune did not just do it
         self.geo.after_backup(timeout=float("inf"))  # geo: catch up in full, never an error
         if "drill" in kinds:  # after the catch-up: a drill from the secondary sees the new points
+            from .services.schedule import DueReport
+
             drills = self._scheduler.run_due(kinds={"drill"}, **kwargs)
             report = DueReport(report.started, report.results + drills.results)
         return report

@@ -136,3 +136,27 @@ class TestPluginsLoadLightly:
         run_cli(tmp_path, "backup", "docs")
         _, modules = run_cli(tmp_path, "backup", "docs")
         assert machinery_in(modules) == ["strongroom_files.scan"]
+
+
+#: What a vault builds only for the commands that use it: repair, prune and the scheduler.
+VAULT_SERVICES = ("strongroom.services.repair", "strongroom.services.prune", "strongroom.services.schedule")
+
+
+class TestVaultServicesLoadLazily:
+    def test_a_restore_imports_no_repair_prune_or_scheduler(self, tmp_path, monkeypatch):
+        """Opening a vault for a restore builds no repair, prune or scheduler service (nor
+        imports them); a prune then does."""
+        monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
+        monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "a.txt").write_text("hello")
+        run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
+        run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
+        run_cli(tmp_path, "backup", "docs")
+        _, modules = run_cli(tmp_path, "restore", "docs", "--target", str(tmp_path / "out"),
+                             str(tmp_path / "data" / "a.txt"))
+        assert (tmp_path / "out" / str(tmp_path / "data" / "a.txt").lstrip("/")).read_text() == "hello"
+        assert [m for m in VAULT_SERVICES if m in modules] == []
+        _, modules = run_cli(tmp_path, "prune")
+        assert "strongroom.services.prune" in modules
