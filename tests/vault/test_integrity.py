@@ -151,6 +151,26 @@ class TestHostileTrees:
         assert getattr(info.value, "exit_code", 0) in (50, 52)
         assert list(outside.iterdir()) == []
 
+    def test_folder_with_a_malformed_file_entry_is_not_created(self, vault, tmp_path):
+        """A folder whose node holds a malformed file entry (its own folders' entries
+        intact) is named and not created, nor the folders in it; the rest is restored."""
+        nodes = {
+            "deep": [{"name": "f", "type": "file", "chunks": ["PAYLOAD"], "size": 34}],
+            "bad": [{"name": "inner", "type": "dir", "mode": 493, "subtree": "deep"},
+                    {"name": "broken", "type": "file", "size": -1}],
+            "good": [{"name": "f", "type": "file", "chunks": ["PAYLOAD"], "size": 34}],
+            "root": [{"name": "bad", "type": "dir", "mode": 493, "subtree": "bad"},
+                     {"name": "good", "type": "dir", "mode": 493, "subtree": "good"}],
+        }
+        self._craft(vault, nodes, "root")
+        item = vault.items()[-1].name
+        target = tmp_path / "target"
+        with pytest.raises(Exception) as info:
+            vault.restore(item, None, str(target))
+        assert getattr(info.value, "exit_code", 0) == 50 and "bad" in str(info.value)
+        assert sorted(os.listdir(target)) == ["good"]
+        assert (target / "good" / "f").read_bytes() == b"payload written by a hostile tree\n"
+
     def test_hardlink_to_outside_is_refused(self, vault, tmp_path):
         """A hardlink whose target path leaves the target folder is refused."""
         secret = tmp_path / "secret.txt"

@@ -396,6 +396,19 @@ class TreeWriter:
         finally:
             os.close(fd)
 
+    def remove_empty_dir(self, relpath: str) -> bool:
+        """Remove the empty folder at ``relpath`` and forget it (and its metadata, which
+        :meth:`close` would set); False if it is not there, not a folder or not empty."""
+        try:
+            path = self.path_for(relpath)
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+            self._remove(relpath, path, st, None)
+        except (OSError, PathInTheWay, UnsafePath):
+            return False
+        return True
+
     def make_symlink(self, relpath: str, entry: Entry) -> bool:
         """Create a symlink with the exact link text of the entry (never followed);
         False if what is at the path is kept."""

@@ -120,6 +120,7 @@ class Restorer:
         self._blocked: set[str] = set()  # folders not restored: nothing below them is
         self._incomplete: set[str] = set()  # files created and not yet finished
         self._removed: list[str] = []  # files the target refused, removed (paths in the target)
+        self._premade: set[str] = set()  # folders made before the files (see _make_folders)
 
     def selection(self, paths: Iterable[str]) -> Iterator[tuple[str, Entry]]:
         """Entries to restore, pre-order, without duplicates (paths may overlap), and
@@ -202,6 +203,17 @@ class Restorer:
     def _lost_folder(self, exc: DamagedFolder) -> None:
         path = str(exc.fields["path"])
         self._damaged.setdefault(path, f"folder not restored, nor anything in it ({exc.fields['reason']})")
+        if path in self._premade:  # its node's folders read, but not the rest of it: not restored
+            self._unmake(path)
+
+    def _unmake(self, path: str) -> None:
+        """Remove the folders made beforehand at and below ``path`` (empty: nothing else
+        was written there), deepest first."""
+        below = path + "/"
+        made = [p for p in self._premade if p == path or p.startswith(below)]
+        for relpath in sorted(made, key=lambda p: p.count("/"), reverse=True):
+            self.writer.remove_empty_dir(relpath)
+            self._premade.discard(relpath)
 
     def _entry(self, relpath: str, make: Callable[[], object], *, folder: bool = False) -> bool:
         """Run ``make`` (a writer call for ``relpath``); False if it did not make the
@@ -227,10 +239,44 @@ class Restorer:
         the rest finds them made).  ext4 then places folders and files so that creating
         the files costs far less kernel time when many files were deleted shortly before
         (48,000 files restored where an earlier restore was just removed: 10 s of system
-        time instead of 16 s, measured on a 2-core machine)."""
-        for relpath, entry in self.selection(paths):
-            if entry.type == DIR:
-                self._entry(relpath, lambda: self.writer.make_dir(relpath, entry), folder=True)
+        time instead of 16 s, measured on a 2-core machine).
+
+        This walk reads each node as stored and decodes only its folders' entries
+        (:meth:`TreeReader.stored_folder`), about half the work of decoding every entry;
+        a node it cannot read is left to the walk that lays out the rest, which names it.
+        A node that it reads but that walk finds damaged (an entry other than a folder's
+        malformed) has the folders made here removed again (:meth:`_lost_folder`)."""
+        tree = self.tree
+        seen: set[str] = set()
+        for path in sorted({normalize_path(p) for p in paths} or {""}):
+            try:
+                entry = tree.lookup(path)
+            except DamagedFolder:
+                continue
+            if entry is None:
+                stack = [(path, None, tree.root)]
+            elif entry.type == DIR and entry.subtree is not None:
+                stack = [(path, entry, entry.subtree)]
+            else:
+                continue
+            while stack:
+                relpath, entry, tree_id = stack.pop()
+                try:
+                    what = f"tree {tree_id.hex()[:16]}"
+                    folders = [Entry.from_dict(item, what) for item in tree.stored_folder(tree_id, relpath).values()
+                               if item.get("type") == DIR]
+                except IntegrityError:  # DamagedFolder too: the next walk names it
+                    continue
+                if entry is not None and relpath not in seen:
+                    seen.add(relpath)
+                    if relpath in self._blocked or relpath.rpartition("/")[0] in self._blocked:
+                        self._blocked.add(relpath)
+                        continue
+                    if not self._entry(relpath, lambda: self.writer.make_dir(relpath, entry), folder=True):
+                        continue
+                    self._premade.add(relpath)
+                prefix = f"{relpath}/" if relpath else ""
+                stack.extend((prefix + e.name, e, e.subtree) for e in reversed(folders) if e.subtree is not None)
 
     def _layout(self, paths: Iterable[str], links: list[tuple[str, Entry]]) -> Iterator[dict[str, _FilePlan]]:
         """Lay out the selected entries; yield the files, cleared for creation, in batches."""
