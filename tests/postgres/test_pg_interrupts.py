@@ -117,15 +117,15 @@ class TestKilledRestore:
 
     def test_sigkill_of_a_parallel_forced_restore(self, pg_cluster, pgvault):
         """--jobs 2 --force over an existing database, killed: pg_restore does not go on
-        restoring from the temporary dump; the next restore removes the temporary database
-        and the dump folder; the original database is untouched."""
+        restoring; the next restore removes the temporary database and the temporary
+        folder; the original database is untouched."""
         start, cli, tmpdir = pgvault
         pg_cluster.createdb("intr_target")
         pg_cluster.psql("create table keep (x int); insert into keep values (42)", "intr_target")
         assert cli("backup", "db").returncode == 0
         proc, child = start_restore(start, "--to-database", "intr_target", "--force", "--jobs", "2")
         build = [d for d in pg_cluster.databases() if d.startswith("strongroom_restore_")]
-        assert len(build) == 1 and len(os.listdir(tmpdir)) == 1  # the dump, in a folder of its own
+        assert len(build) == 1 and len(os.listdir(tmpdir)) == 1  # the dump's TOC, in a folder of its own
         proc.kill()
         proc.wait()
         resume(child)
@@ -152,6 +152,29 @@ class TestTerminatedRestore:
         assert proc.returncode == 143, err
         assert err.strip().splitlines() == ["strongroom: terminated (SIGTERM)"]
         assert leftovers(pg_cluster, tmpdir) == ([], []) and not running(child)
+        assert job_states(cli) == [("backup", "completed"), ("restore", "cancelled")]
+
+    def test_sigterm_while_the_tables_load_in_parallel(self, pg_cluster, pgvault):
+        """SIGTERM while the loaders feed the tables from the vault (one of them stopped):
+        exit 143, every loader ends, the new database is dropped, no temporary folder."""
+        start, cli, tmpdir = pgvault
+        pg_cluster.script("create table big as select g, repeat(md5(g::text), 4) as body"
+                          " from generate_series(1, 300000) g;", db="intr")
+        assert cli("backup", "db").returncode == 0
+        proc = start("restore", "db", "--database", "intr", "--to-database", "intr_copy")
+
+        def loaders() -> list:
+            return [p for p in children(proc.pid, "pg_restore") if any(a.startswith("--use-list") for a in p.argv)]
+
+        loader = wait_until(loaders, "the restore started its loaders")[0]
+        os.kill(loader.pid, signal.SIGSTOP)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        resume(loader.pid)
+        assert proc.returncode == 143, err
+        assert err.strip().splitlines() == ["strongroom: terminated (SIGTERM)"]
+        wait_until(lambda: not running(loader.pid) and not loaders(), "the loaders ended")
+        assert leftovers(pg_cluster, tmpdir) == ([], [])
         assert job_states(cli) == [("backup", "completed"), ("restore", "cancelled")]
 
 
