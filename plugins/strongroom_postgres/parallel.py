@@ -40,9 +40,9 @@ from typing import Callable
 from strongroom import Entry, PointView, run_child, start_child
 
 from .blockmap import BLOCK_DATA, BlockMap
-from .toc import ArchiveToc, read_toc
+from .toc import ArchiveToc, DumpFormatError, read_toc
 
-__all__ = ["SECTION_DATA", "plan_loaders", "restore_with_map"]
+__all__ = ["SECTION_DATA", "MapDoesNotFit", "plan_loaders", "restore_with_map"]
 
 log = logging.getLogger("strongroom.postgres.parallel")  # under "strongroom": shown by -vv
 
@@ -50,6 +50,10 @@ SECTION_DATA = 3  # teSection of pg_backup.h: NONE 1, PRE_DATA 2, DATA 3, POST_D
 PIECE = 1 << 20  # bytes read from the vault at a time
 END_OF_BLOCK = bytes(5)  # a zero length: the int 0 (sign byte, four bytes)
 AHEAD = 4  # pieces read ahead of the pipe, per loader
+
+
+class MapDoesNotFit(Exception):
+    """The block map does not fit the dump's table of contents (nothing was restored)."""
 
 
 class LoaderFailed(Exception):
@@ -115,14 +119,21 @@ def restore_with_map(ctx: PointView, entry: Entry, blockmap: BlockMap, *, pg_res
                      progress: Callable[[int], None]) -> str | None:
     """Restore the dump ``entry`` as the module docstring says; ``pg_restore`` is the
     command and its options (connection, owners) without an input.  Returns the first
-    failure's text, or None."""
+    failure's text, or None; raises :class:`MapDoesNotFit` before doing anything when the
+    map does not fit the dump."""
     with ctx.open(entry) as reader:
+        buffered = io.BufferedReader(reader, 256 * 1024)  # type: ignore[arg-type]
+        try:
+            toc = read_toc(buffered)
+        except DumpFormatError:
+            raise MapDoesNotFit() from None
+        if buffered.tell() != blockmap.toc_end:
+            raise MapDoesNotFit()
         reader.seek(0)
         head = reader.read(blockmap.toc_end)
-    toc = read_toc(io.BytesIO(head))
     plan = plan_loaders(toc, blockmap, jobs)
     if plan is None:
-        return "the block map does not match the dump's table of contents"
+        raise MapDoesNotFit()
     tocfile = os.path.join(workdir, "toc.dump")
     with open(tocfile, "wb") as fh:
         fh.write(head)

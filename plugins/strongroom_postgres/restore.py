@@ -79,7 +79,7 @@ from .errors import (
 from .blockmap import BlockMap, blocks_path, parse_map
 from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
-from .parallel import restore_with_map
+from .parallel import MapDoesNotFit, restore_with_map
 from .replace import (
     ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add, views_using,
 )
@@ -371,7 +371,10 @@ class DatabaseRestore:
     def _run(self, argv: list[str], entry: Entry, workdir: str) -> str | None:
         blockmap = self._block_map(entry)
         if blockmap is not None:
-            return self._run_with_map(argv, entry, blockmap, workdir)
+            try:
+                return self._run_with_map(argv, entry, blockmap, workdir)
+            except MapDoesNotFit:
+                pass  # restored as a point without a map
         if self.request.jobs > 1:
             return self._run_parallel(argv, workdir)
         return self._run_streaming(argv, entry)

@@ -18,7 +18,7 @@ from strongroom.errors import IntegrityError
 from strongroom.repository.pack import pack_name
 from strongroom.vault import Vault
 from strongroom_postgres import parallel, restore as pgrestore
-from strongroom_postgres.blockmap import BLOCK_BLOBS, BLOCK_DATA, BlockMapper, blocks_path, parse_map
+from strongroom_postgres.blockmap import BLOCK_BLOBS, BLOCK_DATA, BlockMap, BlockMapper, blocks_path, parse_map
 from strongroom_postgres.parallel import plan_loaders
 from strongroom_postgres.toc import read_toc
 
@@ -233,3 +233,47 @@ def test_a_damaged_table_block_fails_the_restore_and_drops_the_database(pg_clust
     finally:
         pack.write_bytes(original)
         pg_cluster.dropdb("par_damaged")
+
+
+def test_a_database_without_table_data_restores_through_the_map(pg_cluster, tmp_path, spy):
+    """A database with a schema and a sequence but no rows: an empty map (no blocks), the
+    restore runs the three steps with nothing to load, and the sequence value is back."""
+    pg_cluster.createdb("par_bare")
+    pg_cluster.script("create schema s; create sequence s.n; select setval('s.n', 77);", db="par_bare")
+    vault = Vault.create(str(tmp_path / "vault"), home=str(tmp_path / "home"))
+    vault.protect("postgres", "bare", {
+        "connection": {"params": {"host": pg_cluster.socket, "port": str(pg_cluster.port), "user": "postgres"}},
+        "databases": ["par_bare"]})
+    try:
+        point = vault.backup("bare")
+        blockmap = parse_map(vault.point_view("bare", point.point_id).read_bytes("databases/par_bare.blocks"))
+        assert blockmap is not None and blockmap.blocks == () and blockmap.toc_end == blockmap.size
+        vault.restore("bare", point.point_id, None, options={"to_database": "par_bare_copy"})
+        assert spy == [2]
+        assert pg_cluster.psql("select last_value from s.n", "par_bare_copy") == "77"
+    finally:
+        pg_cluster.dropdb("par_bare_copy")
+        pg_cluster.dropdb("par_bare")
+
+
+def test_a_map_that_does_not_fit_the_dump_falls_back_to_the_old_path(pg_cluster, source, monkeypatch):
+    """A map with one block for the whole data (the right size, not this dump's): nothing is
+    loaded through it, the restore streams the dump into one pg_restore, equal too."""
+    vault, point, _ = source
+    real = pgrestore.parse_map
+
+    def empty(data):
+        found = real(data)
+        return BlockMap(found.size, found.toc_end, ((found.blocks[0][0], 1, found.toc_end, found.size),))
+
+    monkeypatch.setattr(pgrestore, "parse_map", empty)
+    streamed = []
+    real_stream = pgrestore.DatabaseRestore._run_streaming
+    monkeypatch.setattr(pgrestore.DatabaseRestore, "_run_streaming",
+                        lambda self, *a: streamed.append(1) or real_stream(self, *a))
+    vault.restore("db", point.point_id, None, options={"to_database": "par_misfit"})
+    try:
+        assert streamed == [1]
+        equal_to_source(pg_cluster, "par_misfit")
+    finally:
+        pg_cluster.dropdb("par_misfit")
