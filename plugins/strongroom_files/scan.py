@@ -57,7 +57,9 @@ import operator
 import os
 import pwd
 import stat
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import attrs
 
@@ -143,6 +145,9 @@ def _check_exists(path: str) -> None:
         raise SourceError(message=f"source path {path} is not accessible: {exc.strerror}") from None
 
 
+#: At most this many folders are listed ahead of the walk.
+LIST_AHEAD = 4
+_TAGGED = object()  # a folder listed ahead holds a marker that leaves it out
 _S_ISREG = stat.S_ISREG
 _name = operator.attrgetter("name")
 _listxattr = os.listxattr
@@ -248,73 +253,166 @@ class Scanner:
     # -- the walk below one source directory --
 
     def _walk(self, abspath: str, relpath: str, kept: bool, dev: int) -> Iterator[ScannedEntry]:
-        """Yield the contents of the directory ``abspath`` (not the directory itself)."""
+        """Yield the contents of the directory ``abspath`` (not the directory itself).
+
+        The folders the walk will enter next are listed ahead in one thread (at most
+        :data:`LIST_AHEAD` of them; see :meth:`_listing`): the system calls release the
+        GIL, so they run on another core beside the walk."""
         excluded, included, left_out = self._excluded, self._included, self._left_out
         pending = self._pending
         users, groups = self._users, self._groups
-        stack = [(iter(self._children(abspath)), relpath, kept, len(pending))]
-        while stack:
-            children, dir_rel, dir_kept, _ = stack[-1]
-            child = next(children, None)
-            if child is None:
-                del pending[stack.pop()[3] :]
+        ahead: dict[str, Future] = {}  # folders being listed ahead, by path
+        pool = ThreadPoolExecutor(1, thread_name_prefix="scan")
+        # a frame: the folder's listing, its point path, whether it is kept, the length
+        # of ``pending`` when it was entered, and its subfolders not yet listed ahead
+        listing = self._listed(abspath, self._listing(abspath))
+        stack = [(iter(listing), relpath, kept, len(pending), self._subfolders(listing, dev))]
+        try:
+            self._list_ahead(stack, ahead, pool)
+            while stack:
+                children, dir_rel, dir_kept, _, subfolders = stack[-1]
+                item = next(children, None)
+                if item is None:
+                    del pending[stack.pop()[3] :]
+                    continue
+                child, xattr_names = item
+                name, child_abs = child.name, child.path
+                if excluded is not None and excluded(child_abs, name):
+                    continue
+                try:
+                    st = child.stat(follow_symlinks=False)
+                except OSError as exc:
+                    self._warn(child_abs, exc)
+                    continue
+                child_rel = f"{dir_rel}/{name}" if dir_rel else name
+                child_kept = dir_kept or included(child_abs, name)  # type: ignore[misc]
+                mode = st.st_mode
+                if _S_ISREG(mode) and st.st_nlink == 1:
+                    # a regular file of one name, most of any tree: what _leaf and _entry
+                    # do, inline (this runs for every file of every backup)
+                    if child_kept:
+                        size, uid, gid = st.st_size, st.st_uid, st.st_gid
+                        user = users.get(uid)
+                        if user is None:
+                            user = self._user(uid)
+                        group = groups.get(gid)
+                        if group is None:
+                            group = self._group(gid)
+                        xattrs = self._listed_xattrs(child_abs, xattr_names)
+                        if pending:
+                            yield from pending
+                            pending.clear()
+                        yield FileSource(child_rel, child_abs, Entry(
+                            name, FILE, mode & 0o7777, uid, gid, user, group, st.st_mtime_ns, st.st_atime_ns,
+                            st.st_ctime_ns, size, st.st_ino, st.st_dev, 1, 0, "", xattrs,
+                            size > 0 and st.st_blocks * 512 < size,
+                        ))
+                    continue
+                if not stat.S_ISDIR(mode):
+                    if child_kept and (leaf := self._leaf(name, child_rel, child_abs, st)):
+                        if pending:
+                            yield from pending
+                            pending.clear()
+                        yield leaf
+                    continue
+                # a folder: listed ahead, or to be (or not entered: dropped)
+                if subfolders and subfolders[0] == child_abs:
+                    subfolders.popleft()
+                listed = ahead.pop(child_abs, None)
+                if left_out and (st.st_dev, st.st_ino) in left_out:
+                    self.warnings.append(ScanWarning(child_abs, _LEFT_OUT))
+                    self._list_ahead(stack, ahead, pool)
+                    continue
+                if self._tagged(child_abs):
+                    self._list_ahead(stack, ahead, pool)
+                    continue
+                mark = len(pending)
+                folder = self._entry(name, child_abs, st, DIR, xattrs=self._listed_xattrs(child_abs, xattr_names))
+                pending.append(FolderSource(child_rel, folder, child_abs))
+                if child_kept:
+                    yield from pending
+                    pending.clear()
+                if self.one_file_system and st.st_dev != dev:
+                    del pending[mark:]
+                    self._list_ahead(stack, ahead, pool)
+                    continue
+                made = listed.result() if listed is not None else None
+                if made is None or made is _TAGGED:
+                    made = self._listing(child_abs)
+                listing = self._listed(child_abs, made)
+                stack.append((iter(listing), child_rel, child_kept, mark, self._subfolders(listing, dev)))
+                self._list_ahead(stack, ahead, pool)
+        finally:
+            for future in ahead.values():
+                future.cancel()
+            pool.shutdown(wait=True)
+
+    def _list_ahead(self, stack: list, ahead: dict[str, Future], pool: ThreadPoolExecutor) -> None:
+        """Have the folders the walk enters next listed in ``pool``, up to
+        :data:`LIST_AHEAD` at a time: the deepest frame's next subfolders first."""
+        for frame in reversed(stack):
+            subfolders = frame[4]
+            while subfolders and len(ahead) < LIST_AHEAD:
+                path = subfolders.popleft()
+                ahead[path] = pool.submit(self._listing, path, True)
+            if len(ahead) >= LIST_AHEAD:
+                return
+
+    def _subfolders(self, listing: list, dev: int) -> deque[str]:
+        """The paths of the folders of ``listing`` that the walk will enter, as far as
+        can be told without more system calls (not excluded, not left out, on the same
+        device with ``one_file_system``), in walk order."""
+        found: deque[str] = deque()
+        excluded, left_out = self._excluded, self._left_out
+        for child, names in listing:
+            if names is None or not child.is_dir(follow_symlinks=False):
                 continue
-            name, child_abs = child.name, child.path
-            if excluded is not None and excluded(child_abs, name):
+            if excluded is not None and excluded(child.path, child.name):
+                continue
+            st = child.stat(follow_symlinks=False)  # cached: it was taken for the listing
+            if (left_out and (st.st_dev, st.st_ino) in left_out) or (self.one_file_system and st.st_dev != dev):
+                continue
+            found.append(child.path)
+        return found
+
+    def _listing(self, abspath: str, ahead: bool = False) -> list | OSError | object:
+        """The children of folder ``abspath`` sorted by the bytes of their names, each as
+        ``(DirEntry, names)``: its ``lstat`` taken (cached in the DirEntry) and the names
+        of its extended attributes (a list, or the OSError of listing them; None if the
+        ``lstat`` failed).  Or the OSError of listing the folder, or (``ahead``: run in
+        the thread, where nothing is warned about) :data:`_TAGGED` if the folder holds
+        a marker that leaves it out, without listing it."""
+        if ahead and self._tagged(abspath):
+            return _TAGGED
+        try:
+            with os.scandir(abspath) as found:
+                children = list(found)
+        except OSError as exc:
+            return exc
+        if "".join([c.name for c in children]).isascii():
+            children.sort(key=_name)  # ASCII: the order of the names is that of their bytes
+        else:
+            children.sort(key=_name_key)
+        listing = []
+        for child in children:
+            try:
+                child.stat(follow_symlinks=False)
+            except OSError:
+                listing.append((child, None))
                 continue
             try:
-                st = child.stat(follow_symlinks=False)
+                names: list[str] | OSError = _listxattr(child.path, follow_symlinks=False)
             except OSError as exc:
-                self._warn(child_abs, exc)
-                continue
-            child_rel = f"{dir_rel}/{name}" if dir_rel else name
-            child_kept = dir_kept or included(child_abs, name)  # type: ignore[misc]
-            mode = st.st_mode
-            if _S_ISREG(mode) and st.st_nlink == 1:
-                # a regular file of one name, most of any tree: what _leaf and _entry do,
-                # inline (this runs for every file of every backup)
-                if child_kept:
-                    size, uid, gid = st.st_size, st.st_uid, st.st_gid
-                    user = users.get(uid)
-                    if user is None:
-                        user = self._user(uid)
-                    group = groups.get(gid)
-                    if group is None:
-                        group = self._group(gid)
-                    try:
-                        xattrs = self._xattr_values(child_abs, _listxattr(child_abs, follow_symlinks=False))
-                    except OSError as exc:
-                        xattrs = self._xattrs_failed(child_abs, exc)
-                    if pending:
-                        yield from pending
-                        pending.clear()
-                    yield FileSource(child_rel, child_abs, Entry(
-                        name, FILE, mode & 0o7777, uid, gid, user, group, st.st_mtime_ns, st.st_atime_ns,
-                        st.st_ctime_ns, size, st.st_ino, st.st_dev, 1, 0, "", xattrs,
-                        size > 0 and st.st_blocks * 512 < size,
-                    ))
-                continue
-            if left_out and stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in left_out:
-                self.warnings.append(ScanWarning(child_abs, _LEFT_OUT))
-                continue
-            if stat.S_ISDIR(st.st_mode) and self._tagged(child_abs):
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                if child_kept and (leaf := self._leaf(name, child_rel, child_abs, st)):
-                    if pending:
-                        yield from pending
-                        pending.clear()
-                    yield leaf
-                continue
-            mark = len(pending)
-            pending.append(FolderSource(child_rel, self._entry(name, child_abs, st, DIR), child_abs))
-            if child_kept:
-                yield from pending
-                pending.clear()
-            if self.one_file_system and st.st_dev != dev:
-                del pending[mark:]
-                continue
-            stack.append((iter(self._children(child_abs)), child_rel, child_kept, mark))
+                names = exc
+            listing.append((child, names))
+        return listing
+
+    def _listed(self, abspath: str, made: list | OSError | object) -> list:
+        """The listing :meth:`_listing` made, or [] with a warning if it failed."""
+        if isinstance(made, OSError):
+            self._warn(abspath, made)
+            return []
+        return made  # type: ignore[return-value]
 
     def _tagged(self, abspath: str) -> bool:
         """Whether directory ``abspath`` holds a marker that leaves it out (module docs)."""
@@ -342,19 +440,6 @@ class Scanner:
         if inside:
             self.warnings.append(ScanWarning(abspath, _LEFT_OUT))
         return inside
-
-    def _children(self, abspath: str) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(abspath) as listing:
-                children = list(listing)
-        except OSError as exc:
-            self._warn(abspath, exc)
-            return []
-        if "".join([c.name for c in children]).isascii():
-            children.sort(key=_name)  # ASCII: the order of the names is that of their bytes
-        else:
-            children.sort(key=_name_key)
-        return children
 
     def _flush(self) -> Iterator[ScannedEntry]:
         yield from self._pending
@@ -391,7 +476,8 @@ class Scanner:
 
     # -- metadata --
 
-    def _entry(self, name: str, abspath: str, st: os.stat_result, kind: str, target: str = "") -> Entry:
+    def _entry(self, name: str, abspath: str, st: os.stat_result, kind: str, target: str = "",
+               xattrs: tuple[tuple[str, bytes], ...] | None = None) -> Entry:
         # positional, with the user and group caches read inline: this runs for every
         # file of every backup (the order is Entry's fields')
         regular = kind == FILE or kind == HARDLINK
@@ -406,7 +492,8 @@ class Scanner:
         return Entry(
             name, kind, st.st_mode & 0o7777, uid, gid, user, group, st.st_mtime_ns, st.st_atime_ns,
             st.st_ctime_ns, size, st.st_ino, st.st_dev, st.st_nlink,
-            st.st_rdev if kind == CHARDEV or kind == BLOCKDEV else 0, target, self._xattrs(abspath),
+            st.st_rdev if kind == CHARDEV or kind == BLOCKDEV else 0, target,
+            self._xattrs(abspath) if xattrs is None else xattrs,
             regular and size > 0 and st.st_blocks * 512 < size,
         )
 
@@ -416,6 +503,14 @@ class Scanner:
         except OSError as exc:
             return self._xattrs_failed(abspath, exc)
         return self._xattr_values(abspath, names)
+
+    def _listed_xattrs(self, abspath: str, names: list[str] | OSError | None) -> tuple[tuple[str, bytes], ...]:
+        """The extended attributes of ``abspath`` from the names :meth:`_listing` found."""
+        if type(names) is list:
+            return self._xattr_values(abspath, names)
+        if names is None:  # its lstat failed when it was listed
+            return self._xattrs(abspath)
+        return self._xattrs_failed(abspath, names)  # type: ignore[arg-type]
 
     def _xattrs_failed(self, abspath: str, exc: OSError) -> tuple[()]:
         """No extended attributes, as ``listxattr`` failed (a warning unless the file
