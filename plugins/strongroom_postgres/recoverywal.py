@@ -23,10 +23,13 @@ history file names), up to
 - two segments archived after the target time (``--to-time``: a segment is archived
   after every record it holds, so the first commit after the target is in one of the
   segments archived after it, almost always the first);
-- the segment of the base backup's end and one more (``recovery_target = 'immediate'``).
+- the segment of the base backup's end and one more (``recovery_target = 'immediate'``),
 
-A segment missing before the end of the base backup is skipped (the base backup holds
-it); one missing after it ends the plan.  A failure while fetching ends the prefetch
+and never more than :data:`AHEAD` segments (1 GiB: the data directory holds them until recovery
+ends); recovery asks ``wal get`` for the segments after them, as it did without this
+(``wal get`` fetches :data:`.walstore.PREFETCH` ahead in its own cache).  A segment
+missing before the end of the base backup is skipped (the base backup holds it); one
+missing after it ends the plan.  A failure while fetching ends the prefetch
 with a warning: recovery then asks ``wal get`` for the rest, as it did without it.
 The listing of the archive is saved where ``wal get`` keeps it (:func:`.walstore.save_listing`)
 once everything is fetched, so for :data:`.walstore.LISTING_FRESH` seconds the files
@@ -48,6 +51,8 @@ from . import walstore
 #: the folder of the restored data directory that the prefetched WAL goes into
 SPOOL = os.path.join("pg_wal", "strongroom-restore")
 SEGMENT_BYTES = 16 * 2**20
+#: segments fetched ahead at most
+AHEAD = 64
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +142,9 @@ def plan(have: dict[str, tuple[str, str, str]], histories: dict[int, str], doc: 
     stop_lsn = doc.get("stop_lsn") or ""
     backup_end = lsn_value(stop_lsn) // SEGMENT_BYTES if stop_lsn else number
     late = 0
+    first = len(names)
     current = 0  # recovery never goes back to an older timeline than the last file's
-    while until.segment is None or number <= until.segment:
+    while (until.segment is None or number <= until.segment) and len(names) - first < AHEAD:
         found = next((name for name in (walstore.segment_name(t, number) for t, first in timelines
                                         if first <= number and t >= current) if name in have), None)
         if found is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from strongroom_postgres.recoverywal import Until, chain, parse_history, plan
+from strongroom_postgres.recoverywal import AHEAD, Until, chain, parse_history, plan
 
 T0 = dt.datetime(2026, 12, 5, 6, 0, tzinfo=dt.timezone.utc)
 DOC = {"start_wal_file": "000000010000000000000003", "timeline": 1, "stop_lsn": "0/4000100"}
@@ -51,3 +51,8 @@ class TestPlan:
         listing = have(*(seg(1, n) for n in (4, 5, 6, 7, 9, 10)))
         assert plan(listing, {}, DOC, Until(segment=6)) == [seg(1, 4), seg(1, 5), seg(1, 6)]
         assert plan(listing, {}, DOC, Until()) == [seg(1, n) for n in (4, 5, 6, 7)]
+
+    def test_at_most_AHEAD_segments(self):
+        listing = have(*(seg(1, n) for n in range(3, 3 + AHEAD + 10)), "00000002.history")
+        names = plan(listing, {}, DOC, Until())
+        assert names[0] == "00000002.history" and names[1:] == [seg(1, n) for n in range(3, 3 + AHEAD)]
