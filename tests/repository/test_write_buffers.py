@@ -1,7 +1,10 @@
-"""Buffers the write path reuses: the chunker's read window and the blob writer's pack buffers.
+"""The write path: the chunker's read window and zero runs, and the blob writer's pack buffers.
 
 The chunker reads into one window per thread instead of a fresh buffer per stream: its
-boundaries must be exactly pyfastcdc's stream cutter's, however the stream is read.
+boundaries must be exactly pyfastcdc's stream cutter's, however the stream is read.  With
+``zero_run`` (new vaults) runs of zeros are cut out: the chunks must be those of a plain
+reference (find the runs, cut the data between them on its own, the runs in max_size
+pieces), however the stream is read; vaults whose settings do not name it keep theirs.
 Packs are written into buffers the writer reuses: every pack must still be whole and
 readable, and a buffer must not be reused while a store still holds a view of it.
 """
@@ -12,20 +15,21 @@ import io
 import os
 import threading
 
+import attrs
 import numpy as np
 import pytest
 from pyfastcdc.cy import FastCDC
 
 from strongroom.repository import blobwriter
 from strongroom.repository.blobid import blob_id
-from strongroom.repository.chunker import Chunker, ChunkerParams, fastcdc_arguments
+from strongroom.repository.chunker import ZERO_RUN, Chunker, ChunkerParams, fastcdc_arguments
 from strongroom.repository.envelope import KIND_DATA, Envelope
 from strongroom.repository.pack import PackWriter, parse_pack, read_trailer
 from strongroom.repository.repository import Repository
 from strongroom.repository.masterkey import MasterKey
 from strongroom.storage import MemoryStore
 
-SMALL = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, seed=99)
+SMALL = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, seed=99, zero_run=0)
 ID_KEY = bytes(32)
 
 
@@ -158,3 +162,87 @@ class TestPackBuffers:
         stored = {name.rpartition("/")[2]: repo.store.get(name) for name in repo.store.list("data/")}
         assert len(kept) == len(stored)
         assert sorted(bytes(v) for v in kept) == sorted(stored.values())
+
+
+def zero_run_reference(params: ChunkerParams, data: bytes) -> list[bytes]:
+    """The chunks of ``data`` with zero runs cut out, computed the plain way, all in memory."""
+    avg, nc = fastcdc_arguments(params)
+    cutter = FastCDC(avg, min_size=params.min_size, max_size=params.max_size, normalized_chunking=nc,
+                     seed=params.gear_seed)
+    out: list[bytes] = []
+    is_zero = np.concatenate(([False], np.frombuffer(data, np.uint8) == 0, [False])).astype(np.int8)
+    edges = np.diff(is_zero)
+    pos = 0
+    for begin, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
+        if end - begin < params.zero_run:
+            continue
+        out.extend(bytes(c.data) for c in cutter.cut_buf(data[pos:begin]))
+        out.extend(bytes(min(params.max_size, end - p)) for p in range(begin, end, params.max_size))
+        pos = end
+    out.extend(bytes(c.data) for c in cutter.cut_buf(data[pos:]))
+    return out
+
+
+def holey(rng: np.random.Generator, size: int, zero_run: int) -> bytes:
+    """Random data with zero stretches shorter and longer than ``zero_run``, some very long."""
+    parts, n = [], 0
+    while n < size:
+        roll = rng.random()
+        if roll < 0.3:
+            part = bytes(int(rng.integers(1, 4 * zero_run)))
+        elif roll < 0.35:
+            part = bytes(int(rng.integers(8 * zero_run, 40 * zero_run)))
+        else:
+            part = rng.integers(0, 256, int(rng.integers(1, 6 * zero_run)), dtype=np.uint8).tobytes()
+        parts.append(part)
+        n += len(part)
+    return b"".join(parts)[:size]
+
+
+class TestZeroRuns:
+    def test_chunks_are_the_references_however_read(self):
+        """Random holey content, several run lengths and seeds, whole and dribbled reads."""
+        rng = np.random.default_rng(5)
+        for _ in range(60):
+            params = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768,
+                                   seed=int(rng.integers(1, 2**40)), zero_run=int(rng.choice([64, 1000, 2048])))
+            data = holey(rng, int(rng.integers(0, 300_000)), params.zero_run)
+            want = zero_run_reference(params, data)
+            assert [bytes(v) for v in Chunker(params).chunks(io.BytesIO(data))] == want
+            step = int(rng.integers(1, 50_000))
+            assert [bytes(v) for v in Chunker(params).chunks(Dribble(data, step))] == want
+
+    def test_an_edit_beside_a_hole_stays_there(self):
+        """Data, a long hole, data: rewriting bytes just before the hole leaves every chunk
+        from the hole on as it was."""
+        rng = np.random.default_rng(9)
+        params = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, seed=3, zero_run=2048)
+        head = rng.integers(1, 256, 20_000, dtype=np.uint8).tobytes()
+        tail = rng.integers(1, 256, 50_000, dtype=np.uint8).tobytes()
+        before = head + bytes(100_000) + tail
+        after = head[:-100] + bytes(rng.integers(1, 256, 100, dtype=np.uint8)) + bytes(100_000) + tail
+        old = [bytes(v) for v in Chunker(params).chunks(io.BytesIO(before))]
+        new = [bytes(v) for v in Chunker(params).chunks(io.BytesIO(after))]
+        piece = bytes(params.max_size)
+        assert new[new.index(piece):] == old[old.index(piece):]  # the hole and the tail: as they were
+        assert sum(len(c) for c in new if c not in old) <= len(head)
+
+    def test_new_params_cut_zero_runs_and_old_settings_do_not(self):
+        """A new vault's parameters name zero_run; settings without it keep the old cuts."""
+        new = ChunkerParams(seed=ChunkerParams.new_seed())
+        assert new.zero_run == ZERO_RUN and new.to_dict()["zero_run"] == ZERO_RUN
+        assert ChunkerParams.from_dict(new.to_dict()) == new
+        old_doc = {"min_size": 524288, "avg_size": 1048576, "max_size": 4194304, "seed": 12345}
+        old = ChunkerParams.from_dict(old_doc)
+        assert old.zero_run == 0 and old.to_dict() == old_doc
+        data = os.urandom(600_000) + bytes(3 * 1024 * 1024) + os.urandom(700_000)
+        old_chunks = [bytes(v) for v in Chunker(old).chunks(io.BytesIO(data))]
+        assert old_chunks == reference(old, data)  # the stream cutter's, as before zero runs
+        cut = [bytes(v) for v in Chunker(attrs.evolve(old, zero_run=ZERO_RUN)).chunks(io.BytesIO(data))]
+        assert bytes(3 * 1024 * 1024) in cut and cut != old_chunks
+
+    @pytest.mark.parametrize("zero_run", [-1, 63, 4096])
+    def test_bad_zero_runs_are_refused(self, zero_run):
+        """zero_run is 0 or within [64, min_size]."""
+        with pytest.raises(ValueError):
+            ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, zero_run=zero_run)

@@ -1,0 +1,92 @@
+"""Zero runs, end to end: a new vault records ``zero_run`` and its backups cut holes out of
+their chunks; a vault made before the setting (the frozen format-1 fixture) keeps its
+chunking, also after ``vault upgrade``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from strongroom.repository.chunker import ZERO_RUN, ChunkerParams
+from strongroom.vault import Vault
+
+MIB = 1024 * 1024
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vault-format-1"
+
+
+def holey_image(path: Path, seed: int, edit: int | None = None) -> None:
+    """A 24 MiB sparse image: 64 KiB extents of random data between 64 KiB-aligned holes;
+    ``edit``: one extent rewritten with other data."""
+    rng = __import__("random").Random(seed)
+    with open(path, "wb") as f:
+        for n in range(24 * 16):
+            if rng.random() < 0.5:
+                continue  # a hole
+            f.seek(n * 65536)
+            f.write(rng.randbytes(65536))
+        if edit is not None:
+            f.seek(edit * 65536)
+            f.write(os.urandom(65536))
+        f.truncate(24 * MIB)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def vault_url(tmp_path, strongroom_home) -> str:
+    return str(tmp_path / "vault")
+
+
+def test_new_vault_records_and_uses_zero_runs(vault_url, tmp_path):
+    """A new vault's settings name zero_run; backing up a holey image, then the image with
+    one extent rewritten, stores little more than that extent; both restore byte for byte."""
+    vault = Vault.create(vault_url, name="t")
+    assert vault.settings.chunker["zero_run"] == ZERO_RUN
+    assert vault.chunker_params.zero_run == ZERO_RUN
+    src = tmp_path / "src"
+    src.mkdir()
+    image = src / "disk.img"
+    holey_image(image, seed=1)
+    first_sum = sha(image)
+    vault.protect("files", "disk", {"paths": [str(src)]})
+    first = vault.backup("disk")
+    # pick an extent that holds data, in the middle
+    data = image.read_bytes()
+    extent = next(n for n in range(150, 384) if any(data[n * 65536 : n * 65536 + 16]))
+    holey_image(image, seed=1, edit=extent)
+    second_sum = sha(image)
+    second = vault.backup("disk")
+    # without zero runs the edit costs a whole ~1 MiB chunk spanning holes; with them, the
+    # extent and the data run it sits in
+    assert second.stats["new_bytes"] < 600_000, second.stats
+    for point, digest in ((first, first_sum), (second, second_sum)):
+        target = tmp_path / f"out-{point.point_id}"
+        vault.restore("disk", point.point_id, str(target))
+        assert sha(target / str(image).lstrip("/")) == digest
+
+
+def test_vault_without_the_setting_keeps_its_chunking(tmp_path, strongroom_home, cli):
+    """The format-1 fixture's settings have no zero_run: it opens with zero runs off, and
+    'vault upgrade' keeps the chunker settings as they were."""
+    url = tmp_path / "old"
+    shutil.copytree(FIXTURE / "vault", url)
+    source = json.loads((FIXTURE / "source.json").read_text())
+    keys = Path(strongroom_home) / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    key = FIXTURE / "home" / "keys" / f"{source['vault_id']}.key"
+    shutil.copy(key, keys / key.name)
+    os.chmod(keys / key.name, 0o600)
+    vault = Vault.open(str(url))
+    before = dict(vault.settings.chunker)
+    assert "zero_run" not in before and vault.chunker_params.zero_run == 0
+    assert cli("--vault", str(url), "vault", "upgrade").exit_code == 0
+    upgraded = Vault.open(str(url))
+    assert upgraded.settings.chunker == before
+    assert upgraded.chunker_params == ChunkerParams.from_dict(before) and upgraded.chunker_params.zero_run == 0
