@@ -292,6 +292,20 @@ class _ZeroRuns:
             step = min(step * 4, 1 << 20)
         return stop - start
 
+    def trailing(self, begin: int, stop: int) -> int:
+        """How many zero bytes end at ``stop`` (counted back to ``begin``)."""
+        data = self.bytes
+        if stop <= begin or data[stop - 1]:
+            return 0
+        n, step = 0, 64
+        while stop - n > begin:
+            part = data[max(begin, stop - n - step) : stop - n]
+            if part.any():
+                return n + int(np.argmax(part[::-1] != 0))
+            n += len(part)
+            step = min(step * 4, 1 << 20)
+        return stop - begin
+
     def next_run(self, start: int, before: int, end: int) -> int:
         """Where the first run of at least ``zero_run`` zero bytes that begins after
         ``start`` and before ``before`` begins, else ``end``.  The caller holds the bytes
@@ -309,9 +323,7 @@ class _ZeroRuns:
             if lo < skip or self.words[lo // 8 : lo // 8 + step].any():
                 continue
             # the run holding block k: where it begins, and whether it is long enough
-            back = max(start, lo - block)
-            nonzero = np.flatnonzero(data[back:lo])
-            begin = back + int(nonzero[-1]) + 1 if nonzero.size else back
+            begin = lo - self.trailing(max(start, lo - block), lo)
             if begin <= start:  # it began before start: not a run that begins after it
                 skip = lo + block + self.leading(lo + block, end)
                 continue
