@@ -145,6 +145,21 @@ class TestIndex:
         for pack_id, group in groups.items():
             assert group == [e for e in entries if e.pack_id == pack_id]
 
+    def test_pack_entries_builds_each_pack_when_asked(self):
+        """pack_entries() holds what entries_by_pack() does, built per pack; packs
+        without entries are not in it, and later adds do not change the snapshot."""
+        entries = make_entries(1000, seed=7, per_pack=10)
+        index = Index()
+        index.add(entries[:990])
+        index.add(entries[990:])  # stays pending
+        groups, lazy = index.entries_by_pack(), index.pack_entries()
+        assert set(lazy) == set(groups) and len(lazy) == len(groups)
+        assert all(lazy[pack_id] == group for pack_id, group in groups.items())
+        assert lazy.get("0" * 32, ()) == () and "0" * 32 not in lazy
+        index.add(make_entries(10, seed=70, per_pack=10))
+        assert set(lazy) == set(groups)
+        assert Index().pack_entries().get("0" * 32) is None
+
     def test_lookups_during_concurrent_adds(self):
         """Readers always find entries added earlier while a writer keeps adding and merging."""
         first = make_entries(5000, seed=8)

@@ -115,7 +115,7 @@ class Verifier:
         if on_storage is None:
             on_storage = self.repo.pack_ids_on_storage()
         indexed = self.repo.index.named_pack_ids()
-        by_pack = self.repo.index.entries_by_pack()
+        by_pack = self.repo.index.pack_entries()  # each pack's entries built as it is checked
         ask = elsewhere if read_data else None
         for pack_id in sorted(indexed - on_storage):
             where = ask([e.blob_id for e in by_pack.get(pack_id, ())]) if ask is not None else ""
