@@ -33,6 +33,7 @@ import threading
 from typing import BinaryIO
 
 import attrs
+import numpy as np
 
 from .toc import DumpFormatError, TocTruncated, read_toc
 
@@ -45,6 +46,7 @@ BLOCK_BLOBS = 3
 _HEAD_LIMIT = 1 << 30  # a TOC larger than this is not mapped
 #: A cut is noted inside a table's block about every this many bytes.
 CUT_BYTES = 4 << 20
+FAST_MIN = 16 * 1024  # buffers at least this large skip rows with numpy (:meth:`BlockMapper._rows`)
 
 _BLOCK, _CHUNK, _BLOB_OID, _DONE, _FAILED = range(5)
 
@@ -232,6 +234,7 @@ class BlockMapper(io.RawIOBase):
         pos = 0
         hs = self._hs
         unpack = self._unpack
+        fast = n >= FAST_MIN
         while pos < n:
             if self._skip:
                 take = min(self._skip, n - pos)
@@ -239,6 +242,10 @@ class BlockMapper(io.RawIOBase):
                 self._skip -= take
                 continue
             state = self._state
+            if fast and state == _CHUNK and self._kind == BLOCK_DATA and not self._partial and n - pos >= FAST_MIN:
+                ahead = self._rows(view, pos, n)
+                fast = ahead > pos  # no progress: the rows do not end in newlines, walk them one by one
+                pos = ahead
             need = hs + 1 if state == _BLOCK else hs
             if self._partial:
                 take = min(need - len(self._partial), n - pos)
@@ -295,6 +302,50 @@ class BlockMapper(io.RawIOBase):
                 self._last_cut = self._offset + pos
                 self._state = _CHUNK if kind == BLOCK_DATA else _BLOB_OID
         self._offset += n
+
+    def _rows(self, view: memoryview, pos: int, n: int) -> int:
+        """Skip the rows of a table's block from the chunk header at ``pos`` at C speed;
+        returns the offset of a chunk header at least as far (where the walk goes on).
+
+        pg_dump writes one chunk per row in COPY text format, so every chunk ends with a
+        newline, and a newline is never inside a row: the chunk headers are among the
+        positions that follow a newline.  Those candidates are checked in one pass: a
+        header is proven by the one before it (its length leads exactly there), starting
+        from ``pos``, which the walk knows is a header.  A candidate the chain does not
+        reach (a newline byte inside a length) is stepped over; where the chain cannot be
+        followed (the buffer's end, the block's end) the byte-by-byte walk takes over."""
+        arr = np.frombuffer(view, dtype=np.uint8, count=n)
+        cand = np.flatnonzero(arr[pos:n - 5] == 10)
+        cand += pos + 1
+        cand = np.concatenate((np.array([pos], dtype=cand.dtype), cand))
+        cand = cand[cand + 5 <= n]
+        if len(cand) < 2:
+            return pos
+        lengths = (arr[cand + 1].astype(np.int64) | arr[cand + 2].astype(np.int64) << 8
+                   | arr[cand + 3].astype(np.int64) << 16 | arr[cand + 4].astype(np.int64) << 24)
+        nxt = cand + 5 + lengths
+        good = (nxt[:-1] == cand[1:]) & (lengths[:-1] > 0) & (arr[cand[:-1]] == 0)
+        bad = np.flatnonzero(~good)
+        i, last = 0, len(cand) - 1
+        while True:
+            k = int(bad[np.searchsorted(bad, i)]) if len(bad) and bad[-1] >= i else last
+            # cand[i..k] is a chain of chunk headers (k: where it stops being proven); cuts
+            # go at those of them that start a chunk (not the block's end)
+            while True:
+                x = int(np.searchsorted(cand, self._last_cut + CUT_BYTES - self._offset, "left"))
+                if x < i:
+                    x = i
+                if x > k or lengths[x] == 0 or arr[cand[x]] != 0:
+                    break
+                self._last_cut = self._offset + int(cand[x])
+                self._block[4].append(self._last_cut)  # type: ignore[index]
+            if k == last or lengths[k] == 0 or arr[cand[k]] != 0:
+                break
+            j = int(np.searchsorted(cand, nxt[k]))
+            if j > last or cand[j] != nxt[k]:
+                break
+            i = j  # stepped over candidates that were no header
+        return int(cand[k])
 
     def _close_block(self, end: int) -> None:
         assert self._block is not None
