@@ -10,10 +10,18 @@
    last archived WAL (:class:`~.errors.TargetAfterArchive`).
 2. Picks the base backup: for ``--to-time``/``--to-lsn`` the newest one that ended
    before the target (whatever ``@POINT`` says); for ``--to-xid``/``--to-name`` and
-   without a target, the point asked for (the latest without ``@POINT``).
-3. Writes its files into DIR (created 0700; files 0600 as in the backup), then
-   ``recovery.signal`` and, appended to ``postgresql.auto.conf``: ``restore_command``
-   (``strongroom wal get`` on this vault and home), the ``recovery_target_*`` setting,
+   without a target, the point asked for (the latest without ``@POINT``).  Recovery
+   follows the newest timeline of the archive (a promoted copy archiving into the item
+   makes one): a base backup on an older timeline past the switch cannot lead there
+   (:func:`.recoverywal.on_path`), so the newest one that can is taken instead, and
+   without one the restore is refused (:class:`~.errors.TimelineNotFollowed`).
+   ``recovery_target = 'immediate'`` restores stay on their own timeline.
+3. Writes its files into DIR (created 0700; files 0600 as in the backup) while a thread
+   fetches the WAL recovery will replay into ``DIR/pg_wal/strongroom-restore``
+   (:mod:`.recoverywal`), then ``recovery.signal`` and, appended to
+   ``postgresql.auto.conf``: ``restore_command`` (a copy from that folder, else
+   ``strongroom wal get`` on this vault and home), ``recovery_end_command`` (removes the
+   folder), the ``recovery_target_*`` setting,
    ``recovery_target_action = 'promote'``, and ``archive_mode = 'off'`` (a restored
    copy must not archive into the item it came from: turn it on for a new item).
    Without a target and with ``@POINT`` naming an older base backup than the latest,
@@ -148,10 +156,13 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     followed = [(p, d) for p, d in bases if not d.get("stop_lsn")
                 or recoverywal.on_path(histories, d, lsn(d["stop_lsn"]))]
     chosen = next(((p, d) for p, d in bases if p.point_id == ctx.point.point_id), bases[-1])
+    passed_over = ""
     if latest and chosen not in followed:
         if not followed:
             raise TimelineNotFollowed(item=item, timeline=max(histories), point=chosen[0].short_id,
                                       reason=f"is on timeline {chosen[1].get('timeline')} past the switch")
+        passed_over = (f" (base backup {chosen[0].short_id} is on timeline {chosen[1].get('timeline')} past the"
+                       " switch to the newest timeline: not taken)")
         chosen = followed[-1]
     settings: list[tuple[str, str]] = []
     until = recoverywal.Until()
@@ -213,6 +224,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     if len(timelines) > 1 and not (not wanted and not latest):
         path = ", ".join(f"timeline {t} until {_lsn_text(e)}" for t, e in sorted(timelines.items()) if e is not None)
         summary += f" following timeline {max(timelines)} ({path})"
+    summary += passed_over
     warnings = (*result.warnings, *([prefetch.warning] if prefetch.warning else []))
     if options.get("start"):
         _start(ctx, data_dir, options, secrets)

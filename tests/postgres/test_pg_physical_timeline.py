@@ -107,9 +107,11 @@ def test_a_base_backup_of_timeline_1_after_the_switch_is_not_followed_onto_timel
     wait_archived(phys)
     data = str(tmp_path / "after")
     port = pgphysical.free_port()
-    phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
     try:
         assert markers(phys, port) == [1, 2, 3, 4, 5, 101, 102, 103]
+        newest = phys.strongroom_json("points", "db")[-1]["point_id"][:8]
+        assert f"base backup {newest} is on timeline 1 past the switch" in done.stdout
     finally:
         pgphysical.server_stop(data)
 
