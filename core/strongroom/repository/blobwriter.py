@@ -7,7 +7,9 @@ runs on every core with the GIL released, without a hand-off per blob.  Full pac
 uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
 pack waits for room, which bounds memory.  Packs are assembled in buffers the writer reuses
 (as many kept free as uploads run at once): a buffer is reused only once the store has
-returned from ``put`` and holds no view of it.  ``flush`` waits until every blob added so far
+returned from ``put`` and holds no view of it.  A pack is closed before a blob would take
+it past ``pack_size`` (a blob larger than that gets a pack of its own), so a buffer of
+``pack_size`` and room for the trailer holds it.  ``flush`` waits until every blob added so far
 is in an uploaded pack named by an uploaded index file.  Errors from the background
 raise from the next ``add`` or ``flush``.
 
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
     from .index import Index
 
 __all__ = ["BlobSink", "BlobWriter"]
+
+#: Room for the trailer and footer in a pack buffer, beyond ``pack_size`` (a pack of many
+#: small blobs grows its buffer once).
+_TRAILER_ROOM = 256 * 1024
 
 
 class BlobSink(Protocol):
@@ -109,11 +115,15 @@ class BlobWriter:
             self.new_blobs += 1
             self.new_raw_bytes += len(data)
             self.stored_bytes += len(sealed)
-            if self._pack is not None and self._pack.count >= MAX_PACK_BLOBS:
-                full.append(self._pack)  # readers refuse a trailer of more
+            if self._pack is not None and (
+                self._pack.count >= MAX_PACK_BLOBS  # readers refuse a trailer of more
+                or (self._pack.count and self._pack.size + len(sealed) > self.pack_size)
+            ):
+                # closed before it passes pack_size: a pack buffer never needs much more
+                full.append(self._pack)
                 self._pack = None
             if self._pack is None:
-                room = self._free_packs.pop() if self._free_packs else bytearray(self.pack_size + self.pack_size // 2)
+                room = self._free_packs.pop() if self._free_packs else bytearray(self.pack_size + _TRAILER_ROOM)
                 self._pack = PackWriter(envelope, buffer=room)
             self._pack.add(blob, kind, sealed, len(data))
             if self._pack.size >= self.pack_size:
