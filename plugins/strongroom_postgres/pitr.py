@@ -259,14 +259,17 @@ def _start(ctx, data_dir: str, options: dict[str, Any], secrets) -> None:
     if done.returncode != 0:
         raise RecoveryFailed(data_dir=data_dir, reason=_fatal(log) or done.stderr.decode("utf-8", "replace").strip())
     server = pgserver.Server(conn, tools)
+    marker, pid = os.path.join(data_dir, "recovery.signal"), os.path.join(data_dir, "postmaster.pid")
+    while os.path.exists(marker) and os.path.exists(pid):  # removed when archive recovery ends: no psql per look
+        time.sleep(0.05)
     while True:
         try:
             if not server.query("select to_json(pg_is_in_recovery())"):
                 return
         except PostgresError as exc:
-            if not os.path.exists(os.path.join(data_dir, "postmaster.pid")):
+            if not os.path.exists(pid):
                 raise RecoveryFailed(data_dir=data_dir, reason=_fatal(log) or str(exc)) from None
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def _fatal(log: str) -> str:
