@@ -55,3 +55,28 @@ def test_an_unreachable_vault_loses_nothing_and_the_outage_is_an_alert(tmp_path)
         assert "archived since" in alerts[0]["summary"] and alerts[0]["details"]["count"] >= 2
         assert "postgres.wal-push-failed" in sent.read_text()
         assert not [f for _, _, fs in os.walk(os.path.join(phys.home, "wal-alerts")) for f in fs]
+
+
+def test_an_async_push_whose_segment_is_spooled_succeeds_while_the_vault_is_away(tmp_path):
+    """The spool holds the segment (fsync'd): exit 0 although the batch cannot be
+    committed; the flush once the vault is back commits both and raises the alert."""
+    with pgphysical.running(_bindir()) as phys:
+        pgphysical.protect_physical(phys)
+        os.chmod(tmp_path, 0o777)
+        names = ["000000010000000000000001", "000000010000000000000002"]
+        for name in names:
+            (tmp_path / name).write_bytes(os.urandom(4096))
+        phys.strongroom("--vault", phys.vault, "wal", "push", "db", str(tmp_path / names[0]), "--async",
+                        "--batch", "2")
+        os.rename(phys.vault, phys.vault + ".away")
+        try:
+            done = phys.strongroom("--vault", phys.vault, "wal", "push", "db", str(tmp_path / names[1]), "--async",
+                                   "--batch", "2", check=False)
+            assert done.returncode == 0, done.stderr
+            sync = phys.strongroom("--vault", phys.vault, "wal", "push", "db", str(tmp_path / names[1]), check=False)
+            assert sync.returncode == 112 and len(sync.stderr.strip().splitlines()) == 1, sync.stderr
+        finally:
+            os.rename(phys.vault + ".away", phys.vault)
+        assert phys.strongroom("--vault", phys.vault, "wal", "flush", "db").stdout.strip() == "2 segment(s) committed"
+        alerts = [a for a in phys.strongroom_json("alerts") if a["kind"] == "postgres.wal-push-failed"]
+        assert len(alerts) == 1 and alerts[0]["details"]["count"] == 2
