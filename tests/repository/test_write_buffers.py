@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 
 import attrs
 import numpy as np
@@ -246,3 +247,68 @@ class TestZeroRuns:
         """zero_run is 0 or within [64, min_size]."""
         with pytest.raises(ValueError):
             ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, zero_run=zero_run)
+
+
+class TestPackBufferBound:
+    def test_at_most_one_buffer_per_upload_and_the_open_pack(self, monkeypatch):
+        """However fast blobs come, no more pack buffers are out than uploads run at once
+        plus the open pack; slow uploads make adders wait rather than take more memory."""
+        out: list[int] = []
+
+        class Slow(MemoryStore):
+            def put(self, name, data):
+                if name.startswith("data/"):
+                    time.sleep(0.01)
+                super().put(name, data)
+
+        repo = Repository(Slow(), MasterKey.generate())
+        plains = [os.urandom(20_000) for _ in range(200)]
+        with repo.writer(pack_size=64 * 1024) as writer:
+            limit = writer._max_packs
+
+            def add(chunk):
+                for p in chunk:
+                    writer.add(KIND_DATA, p)
+                    out.append(writer._packs_out)
+
+            threads = [threading.Thread(target=add, args=(plains[i::2],)) for i in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert max(out) <= limit
+        assert all(repo.get_blob(blob_id_of(repo, p)) == p for p in plains)
+
+    def test_failed_uploads_fail_the_adders_instead_of_hanging(self):
+        """A store that refuses packs: adding raises its error (waiting adders wake up)."""
+
+        class Refusing(MemoryStore):
+            def put(self, name, data):
+                if name.startswith("data/"):
+                    raise OSError("disk full")
+                super().put(name, data)
+
+        repo = Repository(Refusing(), MasterKey.generate())
+        writer = repo.writer(pack_size=64 * 1024)
+        errors: list[BaseException] = []
+
+        def add():
+            try:
+                for _ in range(400):
+                    writer.add(KIND_DATA, os.urandom(20_000))
+                writer.flush()
+            except OSError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=add) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        writer.close()
+        assert len(errors) == 2 and all("disk full" in str(e) for e in errors)
+
+
+def blob_id_of(repo: Repository, plain: bytes) -> bytes:
+    return repo.blob_id(plain)

@@ -6,8 +6,8 @@ returns its id.  The backup engine calls it from its pool of reader threads, so 
 runs on every core with the GIL released, without a hand-off per blob.  Full packs are
 uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
 pack waits for room, which bounds memory.  Packs are assembled in buffers the writer reuses
-(as many kept free as uploads run at once): a buffer is reused only once the store has
-returned from ``put`` and holds no view of it.  A pack is closed before a blob would take
+(at most one per upload in flight and the open pack: a new pack waits for one): a buffer
+is reused only once the store has returned from ``put`` and holds no view of it.  A pack is closed before a blob would take
 it past ``pack_size`` (a blob larger than that gets a pack of its own), so a buffer of
 ``pack_size`` and room for the trailer holds it.  ``flush`` waits until every blob added so far
 is in an uploaded pack named by an uploaded index file.  Errors from the background
@@ -76,9 +76,12 @@ class BlobWriter:
         self._known: set[bytes] = set()
         self._seal_buffers = threading.local()  # one reused buffer per adding thread
         # pack buffers, reused pack after pack: a fresh 8 MiB buffer per pack cost its page
-        # faults (with the GIL held) every time; as many kept free as uploads run at once
+        # faults (with the GIL held) every time.  At most one per upload and the open pack
+        # are out; a new pack waits for one (the uploads bound memory, as before)
         self._free_packs: list[bytearray] = []
-        self._keep_packs = upload_threads
+        self._packs_out = 0
+        self._max_packs = upload_threads + 1
+        self._room = threading.Condition(self._lock)
         self._pack: PackWriter | None = None
         self._futures: set[Future] = set()
         self._error: BaseException | None = None
@@ -110,29 +113,55 @@ class BlobWriter:
             with self._lock:
                 self._known.discard(blob)
             raise
-        full = []
-        with self._lock:
-            self.new_blobs += 1
-            self.new_raw_bytes += len(data)
-            self.stored_bytes += len(sealed)
-            if self._pack is not None and (
-                self._pack.count >= MAX_PACK_BLOBS  # readers refuse a trailer of more
-                or (self._pack.count and self._pack.size + len(sealed) > self.pack_size)
-            ):
-                # closed before it passes pack_size: a pack buffer never needs much more
-                full.append(self._pack)
-                self._pack = None
-            if self._pack is None:
-                room = self._free_packs.pop() if self._free_packs else bytearray(self.pack_size + _TRAILER_ROOM)
-                self._pack = PackWriter(envelope, buffer=room)
-            self._pack.add(blob, kind, sealed, len(data))
-            if self._pack.size >= self.pack_size:
-                full.append(self._pack)
-                self._pack = None
-        sealed.release()
-        for pack in full:
-            self._submit_upload(pack)
+        try:
+            added = False
+            while not added:
+                full: list[PackWriter] = []
+                with self._lock:
+                    pack = self._open_pack(len(sealed), full, envelope)
+                    if pack is not None:
+                        pack.add(blob, kind, sealed, len(data))
+                        added = True
+                        self.new_blobs += 1
+                        self.new_raw_bytes += len(data)
+                        self.stored_bytes += len(sealed)
+                        if pack.size >= self.pack_size:
+                            full.append(pack)
+                            self._pack = None
+                for closed in full:  # outside the lock: waits while enough uploads run
+                    self._submit_upload(closed)
+        finally:
+            sealed.release()
         return blob
+
+    def _open_pack(self, length: int, full: list[PackWriter], envelope: Envelope) -> PackWriter | None:
+        """The open pack, with room for a sealed blob of ``length`` bytes (called with the
+        lock held).  A pack without that room is closed into ``full``; a new one takes a
+        free buffer, or a new one while fewer than ``_max_packs`` are out, else waits for
+        an upload to give one back.  None: this call closed packs and must upload them
+        (outside the lock) before it may wait."""
+        while True:
+            pack = self._pack
+            if pack is not None:
+                if pack.count >= MAX_PACK_BLOBS or (pack.count and pack.size + length > self.pack_size):
+                    # readers refuse a trailer of more blobs; and closed before it passes
+                    # pack_size, a pack always fits its buffer
+                    full.append(pack)
+                    self._pack = None
+                    continue
+                return pack
+            if self._free_packs:
+                buffer = self._free_packs.pop()
+            elif self._packs_out < self._max_packs:
+                buffer = bytearray(self.pack_size + _TRAILER_ROOM)
+            elif full:
+                return None
+            else:
+                self._check_error()
+                self._room.wait(timeout=1.0)
+                continue
+            self._packs_out += 1
+            self._pack = PackWriter(envelope, buffer=buffer)
 
     def _seal_buffer(self, need: int) -> bytearray:
         buffer = getattr(self._seal_buffers, "buffer", None)
@@ -154,13 +183,15 @@ class BlobWriter:
         self._track(self._upload_pool.submit(self._upload, pack))
 
     def _upload(self, pack: PackWriter) -> None:
+        given = pack.buffer
         try:
             data, entries = pack.finish()
             self.repo.store.put(pack_name(pack.pack_id), data)
             if isinstance(data, memoryview):
                 data.release()  # the store is done with it: the buffer can take the next pack
-                self._free_pack(pack.buffer)
             del data
+            self._free_pack(given)
+            given = None
             self.repo.write_index(entries)
             self.repo.index.add(entries)
             with self._lock:
@@ -171,21 +202,26 @@ class BlobWriter:
         except BaseException as exc:
             self._error = self._error or exc
         finally:
+            if given is not None:  # the upload failed: the buffer is given up, not reused
+                self._free_pack(None)
             self._uploads_in_flight.release()
 
     def _free_pack(self, buffer: bytearray | None) -> None:
-        """Keep ``buffer`` for a later pack, unless enough are kept or something still
-        holds a view of it (a store that kept what it was given: it must not change)."""
-        if buffer is None:
-            return
-        try:
-            buffer.append(0)  # refused while a view of the buffer exists
-        except BufferError:
-            return
-        del buffer[-1]
+        """A pack's buffer is back: kept for a later pack, unless something still holds
+        a view of it (a store that kept what it was given: it must not change) or it is
+        None (given up); either way another pack may now take or make one."""
+        if buffer is not None:
+            try:
+                buffer.append(0)  # refused while a view of the buffer exists
+            except BufferError:
+                buffer = None
+            else:
+                del buffer[-1]
         with self._lock:
-            if len(self._free_packs) < self._keep_packs:
+            self._packs_out -= 1
+            if buffer is not None:
                 self._free_packs.append(buffer)
+            self._room.notify_all()
 
     def _wait_all(self) -> None:
         while True:
