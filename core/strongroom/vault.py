@@ -643,6 +643,10 @@ class Vault:
         is read and something is damaged or gone, ``from_secondary`` says whether the geo
         secondary holds an intact copy of it (:mod:`strongroom.services.heal`)."""
         secondary = self._secondary if from_secondary and (read_data or subset is not None) else None
+        if read_data or subset is not None:  # packs read whole and freed: from the index load on
+            from .allocator import limit_retained_memory
+
+            limit_retained_memory()
         return self._verify.verify(read_data=read_data, subset=subset, progress=progress, secondary=secondary)
 
     def repair(self, *, apply: bool = False, heal: Heal | None = None,

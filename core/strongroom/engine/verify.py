@@ -46,6 +46,7 @@ from ..models import RecoveryPoint
 from ..repository.envelope import KIND_TREE
 from ..repository.pack import pack_name
 from ..repository.repository import Repository
+from ..allocator import limit_retained_memory
 from .packscan import scan_packs, scan_trailers
 from .repair import CopyPlan, plan_copies
 
@@ -110,6 +111,8 @@ class Verifier:
         packs on storage, when the caller has listed them already; ``elsewhere``: another
         copy of the vault's, asked of what is damaged or missing (see the module docstring)."""
         points = list(points)
+        if read_data:
+            limit_retained_memory()  # packs read whole and freed one after the other (..allocator)
         self._progress("checking trees")
         trees = self._check_trees(points)
         if on_storage is None:
