@@ -121,6 +121,25 @@ def test_restore_to_latest_has_every_committed_row(history):
         pgphysical.server_stop(data)
 
 
+def test_started_by_hand_recovery_takes_the_fetched_wal_and_removes_it(history):
+    """Without --start the WAL fetched ahead waits in the data directory; the server
+    started later replays it and recovery_end_command removes it."""
+    phys, markers, _ = history
+    data = os.path.join(phys.root, "by-hand")
+    port = pgphysical.free_port()
+    phys.strongroom("restore", "db", "--data-dir", data)
+    spool = os.path.join(data, "pg_wal", "strongroom-restore")
+    assert len([n for n in os.listdir(spool) if not n.startswith(".")]) >= 2
+    pgphysical.server_start(phys, data, port)
+    try:
+        wait_until(lambda: phys.psql("select pg_is_in_recovery()", port=port) == "f", "recovery over", limit=120,
+                   step=0.1)
+        assert restored_markers(phys, data, port) == markers
+        assert not os.path.exists(spool)
+    finally:
+        pgphysical.server_stop(data)
+
+
 def refusal(phys, *args: str) -> subprocess.CompletedProcess:
     done = phys.strongroom("restore", "db", *args, check=False)
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
