@@ -286,7 +286,7 @@ class _ZeroRuns:
         n, step = 0, 64
         while start + n < stop:
             part = data[start + n : min(stop, start + n + step)]
-            if part.any():
+            if np.count_nonzero(part):
                 return n + int(np.argmax(part != 0))
             n += len(part)
             step = min(step * 4, 1 << 20)
@@ -300,7 +300,7 @@ class _ZeroRuns:
         n, step = 0, 64
         while stop - n > begin:
             part = data[max(begin, stop - n - step) : stop - n]
-            if part.any():
+            if np.count_nonzero(part):
                 return n + int(np.argmax(part[::-1] != 0))
             n += len(part)
             step = min(step * 4, 1 << 20)
@@ -320,7 +320,7 @@ class _ZeroRuns:
         skip = 0  # blocks before this one are known not to start a run
         for k in (np.flatnonzero(heads == 0) + first).tolist():
             lo = k * block
-            if lo < skip or self.words[lo // 8 : lo // 8 + step].any():
+            if lo < skip or np.count_nonzero(self.words[lo // 8 : lo // 8 + step]):
                 continue
             # the run holding block k: where it begins, and whether it is long enough
             begin = lo - self.trailing(max(start, lo - block), lo)
@@ -330,7 +330,7 @@ class _ZeroRuns:
             if begin >= before:
                 return end
             need = begin + zero_run
-            if need <= end and not data[lo + block : need].any():
+            if need <= end and not np.count_nonzero(data[lo + block : need]):
                 return begin
             skip = lo + block + self.leading(lo + block, end)
         return end
