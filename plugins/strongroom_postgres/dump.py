@@ -132,7 +132,7 @@ def manifest(info: dict, tools: Toolset, conn: Connection, databases: list[dict]
 
 def backup_entries(ctx: BackupContext, conn: Connection, source: dict) -> Iterator[object]:
     """The source entries of a new point (see the module docstring)."""
-    probe = Server(conn, pgserver.find_toolsets(source.get("bindir"))[0])
+    probe = Server(conn, pgserver.first_toolset(source.get("bindir")))
     info = probe.info()
     tools = pgserver.for_server(info["version_num"], info["version"], conn.describe(), source.get("bindir"))
     databases = select_databases(info, list(source.get("databases") or ()), conn, ctx.warnings)

@@ -7,6 +7,8 @@ older.  :func:`find_toolsets` looks for the tools in ``--bindir`` when given, el
 ``/usr/local/pgsql/bin``, ``pg_config --bindir`` and ``PATH``; :func:`for_server` and
 :func:`for_dump` pick the set of the wanted major version, else the nearest newer one,
 else fail with :class:`~strongroom.errors.PostgresToolsMismatch` saying what to install.
+Candidates are probed in that order and only until a set of the wanted major version
+is found (:func:`iter_toolsets`).
 
 **Queries.**  :class:`Server` runs ``psql -X -A -t -w`` with one statement and reads a
 JSON answer, so names with any characters come back intact.  Failures become one-line
@@ -24,7 +26,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import attrs
 from strongroom import run_child
@@ -87,17 +89,20 @@ def _candidate_dirs() -> Iterable[str]:
         yield os.path.dirname(found)
 
 
-def find_toolsets(bindir: str | None = None) -> list[Toolset]:
-    """Installed tool sets (only ``bindir``'s when given), first found first."""
+def iter_toolsets(bindir: str | None = None) -> Iterator[Toolset]:
+    """Installed tool sets (only ``bindir``'s when given), first found first, each probed
+    only when the caller asks for it (probing runs ``pg_dump --version``; the ``/usr/bin``
+    wrapper of Debian's postgresql-common alone takes tens of milliseconds)."""
     if bindir:
         toolset = _probe(os.path.abspath(bindir))
         if toolset is None:
             raise PostgresToolsMismatch(
                 tool="--bindir", tool_version=bindir, action="be used",
                 hint=f"it needs working {', '.join(TOOLS)}")
-        return [toolset]
+        yield toolset
+        return
     seen: set[str] = set()
-    sets: list[Toolset] = []
+    found = False
     for directory in _candidate_dirs():
         real = os.path.realpath(directory)
         if real in seen:
@@ -105,20 +110,34 @@ def find_toolsets(bindir: str | None = None) -> list[Toolset]:
         seen.add(real)
         toolset = _probe(directory)
         if toolset is not None:
-            sets.append(toolset)
-    if not sets:
+            found = True
+            yield toolset
+    if not found:
         raise PostgresToolsMismatch(
             tool="strongroom", tool_version="postgres", action="find the PostgreSQL client tools",
             hint="install them (Debian: apt-get install postgresql-client) or pass --bindir")
-    return sets
 
 
-def _pick(sets: list[Toolset], major: int) -> Toolset | None:
-    exact = [s for s in sets if s.major == major]
-    if exact:
-        return exact[0]
+def find_toolsets(bindir: str | None = None) -> list[Toolset]:
+    """Every installed tool set (only ``bindir``'s when given), first found first."""
+    return list(iter_toolsets(bindir))
+
+
+def first_toolset(bindir: str | None = None) -> Toolset:
+    """The first tool set found (``bindir``'s when given), without probing the others."""
+    return next(iter_toolsets(bindir))
+
+
+def _pick(found: Iterable[Toolset], major: int) -> tuple[Toolset | None, list[Toolset]]:
+    """The first set of ``major`` (probing stops there), else the nearest newer one; and the
+    sets probed."""
+    sets: list[Toolset] = []
+    for toolset in found:
+        if toolset.major == major:
+            return toolset, sets + [toolset]
+        sets.append(toolset)
     newer = sorted((s for s in sets if s.major > major), key=lambda s: s.major)
-    return newer[0] if newer else None
+    return (newer[0] if newer else None), sets
 
 
 def major_of(version_num: int) -> int:
@@ -127,15 +146,15 @@ def major_of(version_num: int) -> int:
 
 def for_server(version_num: int, version: str, address: str, bindir: str | None) -> Toolset:
     """Tools that can dump a server of ``version_num`` (``server_version_num``)."""
-    sets = find_toolsets(bindir)
-    best = max(sets, key=lambda s: s.major)
     if version_num < OLDEST_SERVER:
+        best = max(find_toolsets(bindir), key=lambda s: s.major)
         raise PostgresToolsMismatch(
             tool="pg_dump", tool_version=best.version, action=f"dump PostgreSQL {version} at {address}",
             hint="servers older than 9.2 are not supported")
     major = major_of(version_num)
-    chosen = _pick(sets, major)
+    chosen, sets = _pick(iter_toolsets(bindir), major)
     if chosen is None:
+        best = max(sets, key=lambda s: s.major)
         raise PostgresToolsMismatch(
             tool="pg_dump", tool_version=best.version, action=f"dump PostgreSQL {version} at {address}",
             hint=f"pg_dump must be of major version {major} or newer; install the PostgreSQL {major}"
@@ -145,10 +164,9 @@ def for_server(version_num: int, version: str, address: str, bindir: str | None)
 
 def for_dump(dump_version: str, bindir: str | None) -> Toolset:
     """Tools whose pg_restore reads a dump made by pg_dump ``dump_version``."""
-    sets = find_toolsets(bindir)
     match = re.match(r"(\d+)", dump_version or "")
     major = int(match.group(1)) if match else 0
-    chosen = _pick(sets, major)
+    chosen, sets = _pick(iter_toolsets(bindir), major)
     if chosen is None:
         best = max(sets, key=lambda s: s.major)
         raise PostgresToolsMismatch(

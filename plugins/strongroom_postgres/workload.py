@@ -78,7 +78,7 @@ class PostgresWorkload(Workload):
         from . import server as pgserver
         from .dump import select_databases
 
-        probe = pgserver.Server(conn, pgserver.find_toolsets(bindir)[0])
+        probe = pgserver.Server(conn, pgserver.first_toolset(bindir))
         info = probe.info()
         pgserver.for_server(info["version_num"], info["version"], conn.describe(), bindir)
         select_databases(info, list(source.get("databases") or ()), conn, [])

@@ -155,6 +155,23 @@ class TestTools:
         with pytest.raises(PostgresToolsMismatch, match="pg_restore"):
             pgserver.for_dump("99.0", None)
 
+    def test_probing_stops_at_the_wanted_major_version(self):
+        """Tool sets are probed in order only until one of the wanted major version; else the
+        nearest newer one of all is taken."""
+        made = lambda major: pgserver.Toolset(f"/opt/pg{major}/bin", f"{major}.1", major)
+        probed: list[int] = []
+
+        def found(*majors):
+            for major in majors:
+                probed.append(major)
+                yield made(major)
+
+        assert pgserver._pick(found(16, 15, 17), 15)[0].major == 15 and probed == [16, 15]
+        probed.clear()
+        assert pgserver._pick(found(17, 16, 18), 15)[0].major == 16 and probed == [17, 16, 18]
+        assert pgserver._pick(found(13, 14), 15)[0] is None
+        assert pgserver.first_toolset() == pgserver.find_toolsets()[0]
+
     def test_error_line_is_the_one_that_says_what_failed(self):
         """The first error line of a tool's output is kept, its prefix and spacing cleaned."""
         text = ("pg_restore: connecting to database for restore\n"
