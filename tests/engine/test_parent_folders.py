@@ -101,3 +101,32 @@ def test_a_node_that_cannot_be_read_is_an_empty_folder(repo):
     folder = folders.folder("d")
     assert folder.stored == {} and folder.entries() == {}
     assert [exc.fields["path"] for exc in damaged] == ["d"]
+
+
+def test_a_folder_of_deep_subfolders_is_decoded_once(repo, monkeypatch):
+    """Walking folders in order, each node is decoded once: the folders on the way to
+    the current one stay however many folders each subtree holds."""
+    def build(writer):
+        subs = []
+        for i in range(4):
+            node = _node(writer, [{"name": "leaf", "type": "file"}])
+            for depth in range(8):
+                node = _node(writer, [{"name": f"n{depth}", "type": "dir", "subtree": node.hex()}])
+            subs.append({"name": f"s{i}", "type": "dir", "subtree": node.hex()})
+        wide = _node(writer, subs)
+        return _node(writer, [{"name": "wide", "type": "dir", "subtree": wide.hex()}])
+
+    folders, damaged = _folders(repo, build)
+    decoded = []
+    real = folders.reader.stored_folder
+    monkeypatch.setattr(folders.reader, "stored_folder", lambda tree_id, path: decoded.append(path) or real(tree_id, path))
+    walked = ["", "wide"]
+    for i in range(4):
+        path = f"wide/s{i}"
+        walked.append(path)
+        for depth in reversed(range(8)):
+            path += f"/n{depth}"
+            walked.append(path)
+    for path in walked:
+        assert folders.folder(path).stored
+    assert sorted(decoded) == sorted(walked) and damaged == []
