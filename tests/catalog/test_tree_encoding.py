@@ -52,3 +52,16 @@ def test_a_folder_of_scanned_files_round_trips():
     raw = encode_tree(list(reversed(entries)))
     assert raw == _reference(entries)
     assert decode_tree(raw) == entries
+
+
+def test_entries_are_sorted_by_the_bytes_of_their_names():
+    """ASCII names, and names with UTF-8 and undecodable bytes (whose code points sort
+    otherwise than their bytes), come in the order of their bytes."""
+    rng = random.Random(7)
+    for alphabet in (b"aB_.z09", b"a\xc3\xa9\xff\x80Z~\xe2\x82\xac"):
+        for _ in range(200):
+            names = {os.fsdecode(bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 4))))
+                     for _ in range(rng.randint(0, 8))} - {".", ".."}
+            entries = [Entry(name=name, type="file") for name in names]
+            rng.shuffle(entries)
+            assert [e.name for e in sort_entries(entries)] == sorted(names, key=os.fsencode)

@@ -30,8 +30,14 @@ def _name_bytes(entry: Entry) -> bytes:
 
 
 def sort_entries(entries: list[Entry]) -> list[Entry]:
-    """``entries`` in the order of a tree node: by the bytes of their names."""
+    """``entries`` in the order of a tree node: by the bytes of their names (for names
+    all ASCII, the order of the names themselves: no name encoded)."""
+    if "".join([e.name for e in entries]).isascii():
+        return sorted(entries, key=_name)
     return sorted(entries, key=_name_bytes)
+
+
+_name = operator.attrgetter("name")
 
 
 def encode_tree(entries: list[Entry]) -> bytes:
