@@ -13,10 +13,12 @@ is promoted).  Left there by a recovery that never ended, it is skipped by
 ``pg_basebackup`` (a folder of ``pg_wal``) and removed with the data directory.
 
 What is fetched (:func:`plan`): every ``.history`` file, then from the base backup's
-first segment on, for each segment number the segment of the newest timeline that
-recovery follows (``recovery_target_timeline = 'latest'``: the newest timeline whose
-history files follow one another from the base backup's, and the switch points its
-history file names), up to
+first segment on, for each segment number the segment of the timeline that recovery
+follows there: the timelines of the chain from the base backup's to the target timeline
+(``recovery_target_timeline = 'latest'``: the newest timeline whose history files follow
+one another from the base backup's; ``N`` (``restore --timeline N``): timeline N; the
+base backup's own for ``'current'``), each up to the switch point the target's history
+file names, then the target's own, up to
 
 - the end of the archive (no target, ``--to-xid``, ``--to-name``);
 - the segment of the target LSN and one more (``--to-lsn``);
@@ -76,14 +78,24 @@ def parse_history(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def chain(histories: dict[int, str], start: int) -> list[tuple[int, int]]:
-    """(timeline, first segment number) of the timelines recovery follows from timeline
-    ``start``, newest first (PostgreSQL's ``findNewestTimeLine`` and the newest history)."""
+def _target(histories: dict[int, str], start: int, target: int | None) -> int:
+    """The timeline recovery from timeline ``start`` heads for: ``target``, else the newest
+    one whose history files follow one another from ``start`` (``'latest'``)."""
+    if target is not None:
+        return target
     newest = start
     while newest + 1 in histories:
         newest += 1
-    if newest == start:
-        return [(start, 0)]
+    return newest
+
+
+def chain(histories: dict[int, str], start: int, target: int | None = None) -> list[tuple[int, int]]:
+    """(timeline, first segment number) of the timelines recovery follows from timeline
+    ``start`` to timeline ``target`` (None: ``'latest'``, PostgreSQL's ``findNewestTimeLine``),
+    newest first: the ancestors its history file names, each from the switch to it."""
+    newest = _target(histories, start, target)
+    if newest == start or newest not in histories:
+        return [(newest, 0)]
     out = []
     begin = 0
     for tli, switch in parse_history(histories[newest]):
@@ -102,24 +114,22 @@ def histories(vault, item: str, have: dict[str, tuple[str, str, str]]) -> dict[i
     return out
 
 
-def ends(histories: dict[int, str], start: int) -> dict[int, int | None]:
-    """Timeline -> the LSN where recovery from timeline ``start`` leaves it (None: the
-    newest, followed to its end), for the timelines recovery follows."""
-    newest = start
-    while newest + 1 in histories:
-        newest += 1
+def ends(histories: dict[int, str], start: int, target: int | None = None) -> dict[int, int | None]:
+    """Timeline -> the LSN where recovery from timeline ``start`` to timeline ``target``
+    (None: ``'latest'``) leaves it (None: the target, followed to its end)."""
+    newest = _target(histories, start, target)
     out: dict[int, int | None] = {newest: None}
-    if newest != start:
+    if newest != start and newest in histories:
         out.update(dict(parse_history(histories[newest])))
     return out
 
 
-def on_path(histories: dict[int, str], doc: dict, stop_lsn: int) -> bool:
-    """Whether recovery from base backup ``doc`` can follow the newest timeline: its
-    timeline is in that timeline's history and it ended before leaving it (else
-    PostgreSQL stops: "requested timeline N is not a child of this server's history")."""
+def on_path(histories: dict[int, str], doc: dict, stop_lsn: int, target: int | None = None) -> bool:
+    """Whether recovery from base backup ``doc`` can follow timeline ``target`` (None: the
+    newest): its timeline is in that timeline's history and it ended before leaving it
+    (else PostgreSQL stops: "requested timeline N is not a child of this server's history")."""
     tli = int(doc.get("timeline") or 1)
-    left = ends(histories, tli)
+    left = ends(histories, tli, target)
     return tli in left and (left[tli] is None or stop_lsn <= left[tli])  # type: ignore[operator]
 
 
@@ -131,14 +141,16 @@ class Until:
     time: dt.datetime | None = None
 
 
-def plan(have: dict[str, tuple[str, str, str]], histories: dict[int, str], doc: dict, until: Until) -> list[str]:
-    """The names to fetch, in the order recovery asks for them (history files first)."""
+def plan(have: dict[str, tuple[str, str, str]], histories: dict[int, str], doc: dict, until: Until,
+         timeline: int | None = None) -> list[str]:
+    """The names to fetch, in the order recovery asks for them (history files first), for
+    recovery to timeline ``timeline`` (None: ``'latest'``)."""
     names = sorted(n for n in have if n.endswith(".history"))
     start_file = doc.get("start_wal_file") or ""
     if not walstore.SEGMENT.match(start_file):
         return names
     tli, number = walstore.position(start_file)
-    timelines = chain(histories, int(doc.get("timeline") or tli))
+    timelines = chain(histories, int(doc.get("timeline") or tli), timeline)
     stop_lsn = doc.get("stop_lsn") or ""
     backup_end = lsn_value(stop_lsn) // SEGMENT_BYTES if stop_lsn else number
     late = 0
@@ -166,7 +178,8 @@ class Prefetch:
     """The fetching thread of one restore (see the module docstring)."""
 
     def __init__(self, vault, item: str, data_dir: str, doc: dict, until: Until,
-                 have: dict[str, tuple[str, str, str]], histories: dict[int, str]) -> None:
+                 have: dict[str, tuple[str, str, str]], histories: dict[int, str],
+                 timeline: int | None = None) -> None:
         self.folder = os.path.join(data_dir, SPOOL)
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         self.fetched = 0
@@ -174,11 +187,12 @@ class Prefetch:
         self.warning = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(vault.reopen(), vault.url, item, doc, until, have,
-                                              histories),
+                                              histories, timeline),
                                         name="wal-prefetch", daemon=True)
         self._thread.start()
 
-    def _run(self, vault, url: str, item: str, doc: dict, until: Until, have: dict, histories: dict) -> None:
+    def _run(self, vault, url: str, item: str, doc: dict, until: Until, have: dict, histories: dict,
+             timeline: int | None) -> None:
         try:
             views: dict[str, object] = {}
 
@@ -188,7 +202,7 @@ class Prefetch:
                     views[point_id] = vault.point_view(walstore.companion(item), point_id)
                 return views[point_id].read_bytes(name)  # type: ignore[attr-defined]
 
-            for name in plan(have, histories, doc, until):
+            for name in plan(have, histories, doc, until, timeline):
                 if self._stop.is_set():
                     return
                 content = histories[int(name[:8], 16)].encode() if name.endswith(".history") else read(name)
