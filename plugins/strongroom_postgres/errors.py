@@ -144,6 +144,6 @@ class RecoveryFailed(PostgresError):
 
 
 class TimelineNotFollowed(PostgresError):
-    """item '{item}': recovery follows the newest timeline of the archive ({timeline}), and base backup {point} {reason} (it cannot lead there); restore an older point with ITEM@POINT, or to a time on its own timeline"""
+    """item '{item}': recovery follows {timeline}, and {reason}; restore an older point with ITEM@POINT, to a time on its own timeline, or follow another timeline (--timeline N|current)"""
 
     exit_code = 28

@@ -76,6 +76,10 @@ def restore_params() -> list[click.Parameter]:
         click.Option(["--to-xid"], metavar="XID", help="postgres physical: recover up to this transaction."),
         click.Option(["--to-name"], metavar="NAME",
                      help="postgres physical: recover up to this restore point (pg_create_restore_point)."),
+        click.Option(["--timeline"], metavar="N|latest|current",
+                     help="postgres physical: the timeline recovery follows: latest (the default: the archive's"
+                          " newest), N (timeline N's history: the old server's after a promoted copy archived"
+                          " into the item) or current (the base backup's own)."),
         click.Option(["--start"], is_flag=True, default=False,
                      help="postgres physical: start the restored server on --port and wait until recovery is done."),
         *connection_params(for_restore=True),

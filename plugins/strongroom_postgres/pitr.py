@@ -1,7 +1,7 @@
 """Point-in-time restore of a physical item: a base backup, recovery settings, a server.
 
 ``strongroom restore ITEM[@POINT] --data-dir DIR [--to-time TS | --to-lsn LSN |
---to-xid XID | --to-name NAME] [--start --port N]``:
+--to-xid XID | --to-name NAME] [--timeline N|latest|current] [--start --port N]``:
 
 1. Refuses, one line each: a data directory that exists and is not empty
    (:class:`~.errors.DataDirNotEmpty`), a point that is not physical
@@ -11,11 +11,16 @@
 2. Picks the base backup: for ``--to-time``/``--to-lsn`` the newest one that ended
    before the target (whatever ``@POINT`` says); for ``--to-xid``/``--to-name`` and
    without a target, the point asked for (the latest without ``@POINT``).  Recovery
-   follows the newest timeline of the archive (a promoted copy archiving into the item
-   makes one): a base backup on an older timeline past the switch cannot lead there
+   follows the timeline of ``--timeline`` (``recovery_target_timeline``): ``latest``
+   (the default) the newest timeline of the archive (a promoted copy archiving into the
+   item makes one), ``N`` timeline N's history, ``current`` the base backup's own.  A
+   base backup on another timeline past the switch cannot lead there
    (:func:`.recoverywal.on_path`), so the newest one that can is taken instead, and
-   without one the restore is refused (:class:`~.errors.TimelineNotFollowed`).
-   ``recovery_target = 'immediate'`` restores stay on their own timeline.
+   without one the restore is refused (:class:`~.errors.TimelineNotFollowed`), as is a
+   timeline N > 1 the archive has no history file of and no base backup is on; a
+   ``--timeline`` that is not a number, ``latest`` or ``current`` is a usage error.
+   ``recovery_target = 'immediate'`` restores stay on their own timeline (``--timeline``
+   does not apply).  The summary says which timelines recovery follows.
 3. Writes its files into DIR (created 0700; files 0600 as in the backup) while a thread
    fetches the WAL recovery will replay into ``DIR/pg_wal/strongroom-restore``
    (:mod:`.recoverywal`), then ``recovery.signal`` and, appended to
@@ -93,6 +98,23 @@ def _target(options: dict[str, Any]) -> tuple[str, str] | None:
     return (given[0][0], str(given[0][1])) if given else None
 
 
+def _timeline(options: dict[str, Any]) -> int | str | None:
+    """``--timeline``: None (``latest``, the default), ``'current'`` or a timeline number."""
+    value = str(options.get("timeline") or "latest").strip().lower()
+    if value == "latest":
+        return None
+    if value == "current":
+        return value
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UsageError(message=f"--timeline {options.get('timeline')!r}: expected a timeline number (1, 2, ...),"
+                                 " latest or current")
+    return number
+
+
 def _check_data_dir(path: str) -> str:
     path = os.path.abspath(path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
@@ -152,17 +174,43 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     latest = bases[-1][0].point_id == ctx.point.point_id
     have = walstore.archived(vault, item)
     histories = recoverywal.histories(vault, item, have)
-    # base backups recovery can follow the newest timeline from (all of them without a switch)
+    asked = _timeline(options)
+
+    def heads_for(doc: dict) -> int | None:  # the timeline recovery from base backup doc heads for
+        return int(doc.get("timeline") or 1) if asked == "current" else asked  # type: ignore[return-value]
+
+    if asked is None:
+        follows = f"the newest timeline of the archive ({max(histories, default=1)})"
+        aim = "the newest timeline"
+    elif asked == "current":
+        follows, aim = "the base backup's own timeline (--timeline current)", "its own timeline"
+    else:
+        follows, aim = f"timeline {asked} (--timeline {asked})", f"timeline {asked}"
+        if asked != 1 and asked not in histories and all(int(d.get("timeline") or 1) != asked for _, d in bases):
+            raise TimelineNotFollowed(item=item, timeline=follows,
+                                      reason=f"the archive has no history file of it ({asked:08X}.history)"
+                                             " and no base backup is on it")
+    # base backups recovery can follow that timeline from (all of them without a switch)
     followed = [(p, d) for p, d in bases if not d.get("stop_lsn")
-                or recoverywal.on_path(histories, d, lsn(d["stop_lsn"]))]
+                or recoverywal.on_path(histories, d, lsn(d["stop_lsn"]), heads_for(d))]
+
+    def refuse(p, d) -> TimelineNotFollowed:
+        return TimelineNotFollowed(item=item, timeline=follows,
+                                   reason=f"base backup {p.short_id} is on timeline {d.get('timeline')} past the"
+                                          " switch (it cannot lead there)")
+
+    if asked is not None and asked != "current" and not followed:
+        raise TimelineNotFollowed(item=item, timeline=follows,
+                                  reason="no base backup kept is on its history before its switch or on it (the"
+                                         f" newest, {bases[-1][0].short_id}, is on timeline"
+                                         f" {bases[-1][1].get('timeline')})")
     chosen = next(((p, d) for p, d in bases if p.point_id == ctx.point.point_id), bases[-1])
     passed_over = ""
     if latest and chosen not in followed:
         if not followed:
-            raise TimelineNotFollowed(item=item, timeline=max(histories), point=chosen[0].short_id,
-                                      reason=f"is on timeline {chosen[1].get('timeline')} past the switch")
+            raise refuse(*chosen)
         passed_over = (f" (base backup {chosen[0].short_id} is on timeline {chosen[1].get('timeline')} past the"
-                       " switch to the newest timeline: not taken)")
+                       f" switch to {aim}: not taken)")
         chosen = followed[-1]
     settings: list[tuple[str, str]] = []
     until = recoverywal.Until()
@@ -189,16 +237,19 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
         settings.append((f"recovery_target_{wanted[0]}", wanted[1]))
     elif not latest:
         settings += [("recovery_target", "immediate"), ("recovery_target_timeline", "current")]
-    elif chosen not in followed:
-        raise TimelineNotFollowed(item=item, timeline=max(histories), point=chosen[0].short_id,
-                                  reason=f"is on timeline {chosen[1].get('timeline')} past the switch")
+    immediate = not wanted and not latest
+    if not immediate and chosen not in followed:
+        raise refuse(*chosen)
+    if asked is not None and not immediate:
+        settings.append(("recovery_target_timeline", str(asked)))
     point, doc = chosen
     if not wanted and not latest and doc.get("stop_lsn"):
         until = recoverywal.Until(segment=lsn(doc["stop_lsn"]) // recoverywal.SEGMENT_BYTES + 1)
     view = vault.point_view(item, point.point_id)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    prefetch = recoverywal.Prefetch(vault, item, data_dir, doc, until, have, histories)
+    heading = int(doc.get("timeline") or 1) if immediate else heads_for(doc)
+    prefetch = recoverywal.Prefetch(vault, item, data_dir, doc, until, have, histories, heading)
     try:
         result = ctx.write_entries(data_dir, _files(view))
     except BaseException:
@@ -220,10 +271,10 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
                "recovers to the end of the archived WAL" if latest else "recovers to the end of the base backup")
     summary = (f"base backup {point.short_id} ({doc['stopped']}) written to {data_dir}, and"
                f" {prefetch.fetched} archived WAL file(s) for its recovery; {reached}")
-    timelines = recoverywal.ends(histories, int(doc.get("timeline") or 1))
-    if len(timelines) > 1 and not (not wanted and not latest):
+    timelines = recoverywal.ends(histories, int(doc.get("timeline") or 1), heading)
+    if not immediate and (len(timelines) > 1 or asked is not None):
         path = ", ".join(f"timeline {t} until {_lsn_text(e)}" for t, e in sorted(timelines.items()) if e is not None)
-        summary += f" following timeline {max(timelines)} ({path})"
+        summary += f" following timeline {heading or max(timelines)}" + (f" ({path})" if path else "")
     summary += passed_over
     warnings = (*result.warnings, *([prefetch.warning] if prefetch.warning else []))
     if options.get("start"):

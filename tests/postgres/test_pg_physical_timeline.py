@@ -1,7 +1,9 @@
 """A timeline switch in the archive of one item, on a real PostgreSQL 15: a restore to a
 moment, promoted (timeline 2) and archiving into the same item, while the first server
 goes on (timeline 1).  A restore to latest follows timeline 2; a restore to a time before
-the switch ends on timeline 1 at that time; the history file is archived and kept."""
+the switch ends on timeline 1 at that time; ``--timeline 1`` gives back the first server's
+own history past the switch, ``--timeline 2`` the promoted copy's, an unknown timeline is
+refused; the history file is archived and kept."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 import pgphysical
 from conftest import _bindir
+from strongroom_postgres.recoverywal import Until, plan
 from vaultkit import wait_until
 
 
@@ -96,6 +99,65 @@ def test_a_restore_to_a_time_before_the_switch_ends_on_timeline_1(forked, tmp_pa
         assert markers(phys, port) == [1, 2, 3]
     finally:
         pgphysical.server_stop(data)
+
+
+def test_timeline_1_to_a_time_after_the_switch_gives_the_first_servers_rows(forked, tmp_path):
+    """Markers 6-10 went on timeline 1 after the copy branched off at 5: latest cannot give
+    them back, --timeline 1 does, up to the target time exactly."""
+    phys, times, _, _ = forked
+    data = str(tmp_path / "tl1")
+    port = pgphysical.free_port()
+    target = times[8] + (times[9] - times[8]) / 2
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--to-time", target.isoformat(), "--timeline", "1",
+                           "--start", "--host", phys.root, "--port", str(port))
+    try:
+        assert markers(phys, port) == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert "following timeline 1;" in done.stdout, done.stdout
+        with open(os.path.join(data, "postgresql.auto.conf")) as fh:
+            assert "recovery_target_timeline = '1'" in fh.read()
+    finally:
+        pgphysical.server_stop(data)
+
+
+def test_timeline_2_to_latest_gives_the_promoted_copys_rows(forked, tmp_path):
+    phys, _, _, _ = forked
+    data = str(tmp_path / "tl2")
+    port = pgphysical.free_port()
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "2", "--start", "--host", phys.root,
+                           "--port", str(port))
+    try:
+        assert markers(phys, port) == [1, 2, 3, 4, 5, 101, 102, 103]
+        assert "following timeline 2 (timeline 1 until " in done.stdout, done.stdout
+    finally:
+        pgphysical.server_stop(data)
+
+
+def test_a_timeline_the_archive_has_no_history_of_is_refused(forked, tmp_path):
+    phys, _, _, _ = forked
+    data = tmp_path / "tl7"
+    done = phys.strongroom("restore", "db", "--data-dir", str(data), "--timeline", "7", check=False)
+    assert done.returncode == 28 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "timeline 7 (--timeline 7)" in done.stderr and "00000007.history" in done.stderr
+    bad = phys.strongroom("restore", "db", "--data-dir", str(data), "--timeline", "newest", check=False)
+    assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "--timeline 'newest'" in bad.stderr
+    assert not data.exists()
+
+
+def seg(tli: int, number: int) -> str:
+    return f"{tli:08X}{0:08X}{number:08X}"
+
+
+def test_the_fetch_plan_follows_the_timeline_asked_for():
+    """After a switch at segment 5: timeline 1 is fetched on past it, timeline 2 from it."""
+    at = dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc).isoformat()
+    listing = {n: ("sha", "p", at) for n in (*(seg(1, n) for n in range(3, 9)), *(seg(2, n) for n in range(5, 8)),
+                                                "00000002.history")}
+    doc = {"start_wal_file": seg(1, 3), "timeline": 1, "stop_lsn": "0/4000100"}
+    histories = {2: "1\t0/50000A0\tx\n"}
+    assert plan(listing, histories, doc, Until(), 1) == ["00000002.history", *(seg(1, n) for n in range(3, 9))]
+    to_2 = ["00000002.history", seg(1, 3), seg(1, 4), *(seg(2, n) for n in range(5, 8))]
+    assert plan(listing, histories, doc, Until(), 2) == to_2 == plan(listing, histories, doc, Until())
 
 
 def test_a_base_backup_of_timeline_1_after_the_switch_is_not_followed_onto_timeline_2(forked, tmp_path):
