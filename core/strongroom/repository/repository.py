@@ -347,5 +347,7 @@ class Repository:
                     problems.append(f"{name}: {result}")
                 else:
                     loaded.append(result)
-        self.index.add_decoded(DecodedIndex.join(loaded))
+        joined = DecodedIndex.join(loaded)
+        loaded.clear()  # each file's arrays freed before the index copies the joined ones
+        self.index.add_decoded(joined)
         return problems
