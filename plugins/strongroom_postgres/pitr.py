@@ -7,7 +7,8 @@
    (:class:`~.errors.DataDirNotEmpty`), a point that is not physical
    (:class:`~.errors.NotPhysical`), a target time or LSN before the end of the first
    base backup (:class:`~.errors.TargetBeforeFirstBackup`), a target time after the
-   last archived WAL (:class:`~.errors.TargetAfterArchive`).
+   last archived WAL (:class:`~.errors.TargetAfterArchive`; with ``--timeline``, after
+   the last archived segment of the timeline recovery heads for).
 2. Picks the base backup: for ``--to-time``/``--to-lsn`` the newest one that ended
    before the target (whatever ``@POINT`` says); for ``--to-xid``/``--to-name`` and
    without a target, the point asked for (the latest without ``@POINT``).  Recovery
@@ -223,6 +224,10 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
         if last is None or when > last:
             raise TargetAfterArchive(target=when.isoformat(), item=item, last=last.isoformat() if last else "none")
         chosen = fits[-1]
+        on = _last_on_timeline(vault, item, have, heads_for(chosen[1])) if asked is not None else None
+        if on is not None and when > on[1]:
+            raise TargetAfterArchive(target=f"{when.isoformat()} on timeline {on[0]}", item=item,
+                                     last=f"{on[1].isoformat()} on timeline {on[0]}")
         settings.append(("recovery_target_time", when.isoformat()))
         until = recoverywal.Until(time=when)
     elif wanted and wanted[0] == "lsn":
@@ -285,6 +290,22 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
         summary += f"; start it with: pg_ctl -D {data_dir} start"
     summary += f" (archive_mode is off in it: it must not archive into item '{item}')"
     return RestoreResult(result.stats, result.damaged, result.errors, warnings, summary=summary)
+
+
+def _last_on_timeline(vault, item: str, have: dict[str, tuple[str, str, str]],
+                      timeline: int) -> tuple[int, dt.datetime] | None:
+    """(timeline, when its newest segment reached the archive), None when it has none there
+    or some in the spool (recovery may reach them)."""
+    def on(name: str) -> bool:
+        return bool(walstore.SEGMENT.match(name)) and int(name[:8], 16) == timeline
+
+    try:
+        if any(on(name) for name in os.listdir(walstore.spool_dir(vault, item))):
+            return None
+    except OSError:
+        pass
+    times = [dt.datetime.fromisoformat(when) for name, (_, _, when) in have.items() if on(name)]
+    return (timeline, max(times)) if times else None
 
 
 def _lsn_text(value: int) -> str:

@@ -119,6 +119,31 @@ def test_timeline_1_to_a_time_after_the_switch_gives_the_first_servers_rows(fork
         pgphysical.server_stop(data)
 
 
+def test_timeline_1_to_a_time_after_its_last_archived_segment_is_refused(forked, tmp_path):
+    """Marker 102 went to timeline 2 after timeline 1's last segment was archived: timeline 1
+    cannot reach that time (PostgreSQL would stop at its end: no target reached)."""
+    phys, times, _, _ = forked
+    data = tmp_path / "tl1-late"
+    done = phys.strongroom("restore", "db", "--data-dir", str(data), "--to-time", times[102].isoformat(),
+                           "--timeline", "1", check=False)
+    assert done.returncode == 117 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "on timeline 1" in done.stderr
+    assert not data.exists()
+
+
+def test_timeline_current_stays_on_the_base_backups_timeline_to_its_end(forked, tmp_path):
+    phys, _, _, _ = forked
+    data = str(tmp_path / "current")
+    port = pgphysical.free_port()
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "current", "--start", "--host",
+                           phys.root, "--port", str(port))
+    try:
+        assert markers(phys, port) == list(range(1, 11))
+        assert "following timeline 1;" in done.stdout, done.stdout
+    finally:
+        pgphysical.server_stop(data)
+
+
 def test_timeline_2_to_latest_gives_the_promoted_copys_rows(forked, tmp_path):
     phys, _, _, _ = forked
     data = str(tmp_path / "tl2")
