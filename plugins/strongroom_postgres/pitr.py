@@ -195,10 +195,14 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     followed = [(p, d) for p, d in bases if not d.get("stop_lsn")
                 or recoverywal.on_path(histories, d, lsn(d["stop_lsn"]), heads_for(d))]
 
+    def off_path(d: dict) -> str:  # why recovery from base backup d cannot follow that timeline
+        tli = int(d.get("timeline") or 1)
+        return (f"is on timeline {tli} past the switch" if tli in recoverywal.ends(histories, tli, heads_for(d))
+                else f"is on timeline {tli}, which is not in its history")
+
     def refuse(p, d) -> TimelineNotFollowed:
         return TimelineNotFollowed(item=item, timeline=follows,
-                                   reason=f"base backup {p.short_id} is on timeline {d.get('timeline')} past the"
-                                          " switch (it cannot lead there)")
+                                   reason=f"base backup {p.short_id} {off_path(d)} (it cannot lead there)")
 
     if asked is not None and asked != "current" and not followed:
         raise TimelineNotFollowed(item=item, timeline=follows,
@@ -210,8 +214,7 @@ def restore_physical(ctx, target: str | None, paths: Sequence[str], options: dic
     if latest and chosen not in followed:
         if not followed:
             raise refuse(*chosen)
-        passed_over = (f" (base backup {chosen[0].short_id} is on timeline {chosen[1].get('timeline')} past the"
-                       f" switch to {aim}: not taken)")
+        passed_over = f" (base backup {chosen[0].short_id} {off_path(chosen[1])}: it cannot lead to {aim}, not taken)"
         chosen = followed[-1]
     settings: list[tuple[str, str]] = []
     until = recoverywal.Until()

@@ -203,6 +203,22 @@ def test_a_base_backup_of_timeline_1_after_the_switch_is_not_followed_onto_timel
         pgphysical.server_stop(data)
 
 
+def test_timeline_1_starts_from_the_newest_base_backup_on_it(forked, tmp_path):
+    """The base backup of timeline 1 taken after the switch (previous test) is taken for it."""
+    phys, _, _, _ = forked
+    data = str(tmp_path / "tl1-newest")
+    port = pgphysical.free_port()
+    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "1", "--start", "--host", phys.root,
+                           "--port", str(port))
+    try:
+        assert markers(phys, port) == list(range(1, 12))
+        newest = phys.strongroom_json("points", "db")[-1]["point_id"][:8]
+        assert f"base backup {newest} (" in done.stdout, done.stdout
+        assert "following timeline 1;" in done.stdout
+    finally:
+        pgphysical.server_stop(data)
+
+
 def test_without_a_base_backup_that_leads_to_the_new_timeline_the_restore_is_refused(forked, tmp_path):
     """Only base backups of timeline 1 taken after the switch are left: one line, exit 28,
     nothing written."""
