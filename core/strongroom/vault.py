@@ -595,7 +595,15 @@ class Vault:
     def restore(self, item: str, ref: str | None, target: str | None, paths: Sequence[str] = (), *,
                 options: dict | None = None,
                 progress: Callable[[RestoreStats], None] | None = None) -> RestoreResult:
-        """Restore a point of ``item``; ``options`` are the workload's restore options."""
+        """Restore a point of ``item``; ``options`` are the workload's restore options.
+        A restore of some ``paths`` fixes glibc's mmap threshold first (:mod:`.allocator`),
+        so that the index load's and the reads' freed buffers are given back: a one-file
+        restore peaks about 7 MiB lower.  A whole restore does not: its 1 MiB reads would
+        then be mapped anew each time (20 times the page faults, measured)."""
+        if paths:
+            from .allocator import limit_retained_memory
+
+            limit_retained_memory()
         with self._journaled_job("restore", {"item": item, "point": ref, "target": target, "paths": len(paths)}):
             return self._restore.restore(item, ref, target, paths, options=options, progress=progress)
 

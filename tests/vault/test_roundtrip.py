@@ -38,6 +38,19 @@ class TestRoundTrip:
         assert point.stats["files"] > 5000
         assert not point.warnings
 
+    def test_a_restore_of_paths_gives_freed_memory_back(self, backed_up, tmp_path, monkeypatch):
+        """A restore of some paths fixes the allocator's threshold first; a whole restore
+        does not (its reads would be mapped anew each time)."""
+        import strongroom.allocator
+
+        vault, _, source = backed_up
+        calls: list[str] = []
+        monkeypatch.setattr(strongroom.allocator, "limit_retained_memory", lambda: calls.append("set"))
+        vault.restore("tree", None, str(tmp_path / "one"), [_rel(source) + "/big.bin"])
+        assert calls == ["set"]
+        vault.restore("tree", None, str(tmp_path / "all"))
+        assert calls == ["set"]
+
     def test_restore_of_one_file_restores_only_that_file(self, backed_up, tmp_path):
         """Item-level restore of one file writes that file and its parent folders only."""
         vault, point, source = backed_up
