@@ -45,6 +45,8 @@ def _chunker(value: dict) -> str:
     sizes = [(label, value.get(key)) for label, key in (("min", "min_size"), ("average", "avg_size"),
                                                           ("max", "max_size"))]
     shown = [f"{label} {human_size(n)}" for label, n in sizes if isinstance(n, int)]
+    if shown and isinstance(value.get("zero_run"), int) and value["zero_run"]:
+        shown.append(f"zero runs from {human_size(value['zero_run'])} cut out")
     return ", ".join(shown) if shown else _plain(value)
 
 
