@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("plugins", ("strongroom.hookspecs", "strongroom.plugins")),
     ("facade", ("strongroom.vault",)),
     ("public API", ("strongroom",)),
-    ("front ends", ("strongroom.cli", "strongroom.testing", "strongroom.server")),
+    ("front ends", ("strongroom.cli", "strongroom.__main__", "strongroom.testing", "strongroom.server")),
 ]
 
 #: (importing module, imported module) pairs allowed to point upward, each with its reason.
