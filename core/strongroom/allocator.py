@@ -15,7 +15,6 @@ page faults once.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 __all__ = ["MMAP_THRESHOLD", "limit_retained_memory"]
@@ -29,8 +28,9 @@ _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 def limit_retained_memory() -> bool:
     """Fix glibc's mmap threshold (once per process); whether it could be set."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The running process's own symbols, the C library's among them: no search for
+        # the library (ctypes.util.find_library runs ldconfig, about 17 ms).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -1,0 +1,18 @@
+"""The C allocator's threshold is really set where the C library is glibc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="the C library is not glibc")
+def test_the_threshold_is_set_on_glibc():
+    """mallopt is found in the running process and accepts the threshold (in a fresh
+    interpreter: the setting is made once per process)."""
+    code = "from strongroom.allocator import limit_retained_memory as f; print(f(), f())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]
