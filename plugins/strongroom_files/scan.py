@@ -42,6 +42,13 @@ such a folder, wherever the walk meets it (found by device and inode, so another
 to it counts too), is neither emitted nor descended, and a :class:`ScanWarning` names
 it; a source path at or inside one is left out the same way.
 
+Listing ahead: the folders the walk enters next are listed in a second thread, up to
+:data:`LIST_AHEAD` of them (``scandir``, each child's ``lstat`` and the names of its
+extended attributes: system calls, which run on another core beside the walk), so a
+child's metadata is that of the moment its folder was listed.  A folder with a tag that
+leaves it out, an excluded one, a folder left out or (``one_file_system``) on another
+device is not listed ahead.  What the scan yields and warns about does not depend on it.
+
 Errors: a source path that does not exist raises :class:`~strongroom.errors.SourceError`
 when the scanner is built.  Anything that goes wrong later (permission denied, an entry
 vanishing during the scan, an unreadable link or xattr) is appended to
