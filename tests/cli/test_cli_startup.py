@@ -61,6 +61,18 @@ def heavy_in(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
+def _backed_up_docs(tmp_path, monkeypatch) -> None:
+    """A vault with item ``docs`` (``data/a.txt``, "hello") backed up once, by the CLI."""
+    monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
+    monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("hello")
+    run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
+    run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
+    run_cli(tmp_path, "backup", "docs")
+
+
 class TestStartup:
     @pytest.mark.parametrize("args", [("--help",), ("plugins",), ("plugins", "--json")])
     def test_listing_commands_import_nothing_heavy(self, tmp_path, args):
@@ -126,14 +138,7 @@ class TestPluginsLoadLightly:
 
     def test_a_files_backup_imports_only_its_own_machinery(self, tmp_path, monkeypatch):
         """Backing up a files item loads the scanner, and nothing of the other plugins."""
-        monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
-        monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
-        monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
-        (tmp_path / "data").mkdir()
-        (tmp_path / "data" / "a.txt").write_text("hello")
-        run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
-        run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
-        run_cli(tmp_path, "backup", "docs")
+        _backed_up_docs(tmp_path, monkeypatch)
         _, modules = run_cli(tmp_path, "backup", "docs")
         assert machinery_in(modules) == ["strongroom_files.scan"]
 
@@ -146,14 +151,7 @@ class TestVaultServicesLoadLazily:
     def test_a_restore_imports_no_repair_prune_or_scheduler(self, tmp_path, monkeypatch):
         """Opening a vault for a restore builds no repair, prune or scheduler service (nor
         imports them); a prune then does."""
-        monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
-        monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
-        monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
-        (tmp_path / "data").mkdir()
-        (tmp_path / "data" / "a.txt").write_text("hello")
-        run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
-        run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
-        run_cli(tmp_path, "backup", "docs")
+        _backed_up_docs(tmp_path, monkeypatch)
         _, modules = run_cli(tmp_path, "restore", "docs", "--target", str(tmp_path / "out"),
                              str(tmp_path / "data" / "a.txt"))
         assert (tmp_path / "out" / str(tmp_path / "data" / "a.txt").lstrip("/")).read_text() == "hello"

@@ -76,6 +76,19 @@ def spy(monkeypatch):
     return calls
 
 
+class Pieces(io.RawIOBase):
+    """``data`` read at most ``size`` bytes at a time, however large the caller's buffer."""
+
+    def __init__(self, data: bytes, size: int):
+        self.data, self.pos, self.size = data, 0, size
+
+    def readinto(self, buffer):
+        n = min(self.size, len(buffer), len(self.data) - self.pos)
+        buffer[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
 def equal_to_source(cluster, db: str) -> None:
     tables = cluster.tables("par_src")
     assert len(tables) == 7 and cluster.tables(db) == tables
@@ -135,19 +148,9 @@ def test_the_map_is_the_same_whatever_the_reads(pg_cluster, source):
     vault, point, _ = source
     data = vault.point_view("db", point.point_id).read_bytes("databases/par_src.dump")
 
-    class Pieces(io.RawIOBase):
-        def __init__(self, size):
-            self.pos, self.size = 0, size
-
-        def readinto(self, buffer):
-            n = min(self.size, len(buffer), len(data) - self.pos)
-            buffer[:n] = data[self.pos:self.pos + n]
-            self.pos += n
-            return n
-
     maps = []
     for size in (7, 1 << 20):
-        mapper = BlockMapper(Pieces(size))
+        mapper = BlockMapper(Pieces(data, size))
         buffer = bytearray(64 * 1024)
         while mapper.readinto(buffer):
             pass
@@ -308,19 +311,9 @@ def test_the_fast_row_skip_finds_the_same_blocks_as_the_walk(pg_cluster, source)
         offset += len(block)
     data = b"".join(parts)
 
-    class Pieces(io.RawIOBase):
-        def __init__(self, size):
-            self.pos, self.size = 0, size
-
-        def readinto(self, buffer):
-            n = min(self.size, len(buffer), len(data) - self.pos)
-            buffer[:n] = data[self.pos:self.pos + n]
-            self.pos += n
-            return n
-
     found = []
     for size in (7, 1 << 20):
-        mapper = BlockMapper(Pieces(size))
+        mapper = BlockMapper(Pieces(data, size))
         buffer = bytearray(1 << 20)
         while mapper.readinto(buffer):
             pass
