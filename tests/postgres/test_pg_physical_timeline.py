@@ -7,6 +7,7 @@ refused; the history file is archived and kept."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 
@@ -78,27 +79,18 @@ def test_the_history_file_of_the_new_timeline_is_archived(forked):
 def test_a_restore_to_latest_follows_the_new_timeline(forked, tmp_path):
     phys, _, _, _ = forked
     data = str(tmp_path / "latest")
-    port = pgphysical.free_port()
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
-    try:
+    with restored(phys, data) as (port, done):
         assert markers(phys, port) == [1, 2, 3, 4, 5, 101, 102, 103]
         assert timeline(phys, port) == 3
         assert "timeline 2" in done.stdout
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_a_restore_to_a_time_before_the_switch_ends_on_timeline_1(forked, tmp_path):
     phys, times, _, _ = forked
     data = str(tmp_path / "before")
-    port = pgphysical.free_port()
     target = times[3] + (times[4] - times[3]) / 2
-    phys.strongroom("restore", "db", "--data-dir", data, "--to-time", target.isoformat(), "--start",
-                    "--host", phys.root, "--port", str(port))
-    try:
+    with restored(phys, data, "--to-time", target.isoformat()) as (port, _):
         assert markers(phys, port) == [1, 2, 3]
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_timeline_1_to_a_time_after_the_switch_gives_the_first_servers_rows(forked, tmp_path):
@@ -106,17 +98,12 @@ def test_timeline_1_to_a_time_after_the_switch_gives_the_first_servers_rows(fork
     them back, --timeline 1 does, up to the target time exactly."""
     phys, times, _, _ = forked
     data = str(tmp_path / "tl1")
-    port = pgphysical.free_port()
     target = times[8] + (times[9] - times[8]) / 2
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--to-time", target.isoformat(), "--timeline", "1",
-                           "--start", "--host", phys.root, "--port", str(port))
-    try:
+    with restored(phys, data, "--to-time", target.isoformat(), "--timeline", "1") as (port, done):
         assert markers(phys, port) == [1, 2, 3, 4, 5, 6, 7, 8]
         assert "following timeline 1;" in done.stdout, done.stdout
         with open(os.path.join(data, "postgresql.auto.conf")) as fh:
             assert "recovery_target_timeline = '1'" in fh.read()
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_timeline_1_to_a_time_after_its_last_archived_segment_is_refused(forked, tmp_path):
@@ -134,27 +121,17 @@ def test_timeline_1_to_a_time_after_its_last_archived_segment_is_refused(forked,
 def test_timeline_current_stays_on_the_base_backups_timeline_to_its_end(forked, tmp_path):
     phys, _, _, _ = forked
     data = str(tmp_path / "current")
-    port = pgphysical.free_port()
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "current", "--start", "--host",
-                           phys.root, "--port", str(port))
-    try:
+    with restored(phys, data, "--timeline", "current") as (port, done):
         assert markers(phys, port) == list(range(1, 11))
         assert "following timeline 1;" in done.stdout, done.stdout
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_timeline_2_to_latest_gives_the_promoted_copys_rows(forked, tmp_path):
     phys, _, _, _ = forked
     data = str(tmp_path / "tl2")
-    port = pgphysical.free_port()
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "2", "--start", "--host", phys.root,
-                           "--port", str(port))
-    try:
+    with restored(phys, data, "--timeline", "2") as (port, done):
         assert markers(phys, port) == [1, 2, 3, 4, 5, 101, 102, 103]
         assert "following timeline 2 (timeline 1 until " in done.stdout, done.stdout
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_a_timeline_the_archive_has_no_history_of_is_refused(forked, tmp_path):
@@ -167,6 +144,19 @@ def test_a_timeline_the_archive_has_no_history_of_is_refused(forked, tmp_path):
     assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "--timeline 'newest'" in bad.stderr
     assert not data.exists()
+
+
+@contextlib.contextmanager
+def restored(phys, data: str, *args: str):
+    """``restore db --data-dir DATA ARGS --start`` on a free port: (port, the command's
+    result); the server is stopped afterwards."""
+    port = pgphysical.free_port()
+    done = phys.strongroom("restore", "db", "--data-dir", data, *args, "--start", "--host", phys.root,
+                           "--port", str(port))
+    try:
+        yield port, done
+    finally:
+        pgphysical.server_stop(data)
 
 
 def seg(tli: int, number: int) -> str:
@@ -193,30 +183,21 @@ def test_a_base_backup_of_timeline_1_after_the_switch_is_not_followed_onto_timel
     mark(phys, 11)
     wait_archived(phys)
     data = str(tmp_path / "after")
-    port = pgphysical.free_port()
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--start", "--host", phys.root, "--port", str(port))
-    try:
+    with restored(phys, data) as (port, done):
         assert markers(phys, port) == [1, 2, 3, 4, 5, 101, 102, 103]
         newest = phys.strongroom_json("points", "db")[-1]["point_id"][:8]
         assert f"base backup {newest} is on timeline 1 past the switch" in done.stdout
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_timeline_1_starts_from_the_newest_base_backup_on_it(forked, tmp_path):
     """The base backup of timeline 1 taken after the switch (previous test) is taken for it."""
     phys, _, _, _ = forked
     data = str(tmp_path / "tl1-newest")
-    port = pgphysical.free_port()
-    done = phys.strongroom("restore", "db", "--data-dir", data, "--timeline", "1", "--start", "--host", phys.root,
-                           "--port", str(port))
-    try:
+    with restored(phys, data, "--timeline", "1") as (port, done):
         assert markers(phys, port) == list(range(1, 12))
         newest = phys.strongroom_json("points", "db")[-1]["point_id"][:8]
         assert f"base backup {newest} (" in done.stdout, done.stdout
         assert "following timeline 1;" in done.stdout
-    finally:
-        pgphysical.server_stop(data)
 
 
 def test_without_a_base_backup_that_leads_to_the_new_timeline_the_restore_is_refused(forked, tmp_path):
