@@ -23,7 +23,10 @@ from .errors import IntegrityError
 FORMAT_VERSION = 3
 # Features this version of strongroom can read and write.  A vault listing a feature
 # not in this set is refused (see strongroom.json in docs/formats.md).
-KNOWN_FEATURES: frozenset[str] = frozenset()
+#: ``zero-runs``: the chunker cuts runs of zero bytes out of chunks (its ``zero_run``
+#: setting), which a strongroom without it cannot parse; every new vault has it.
+ZERO_RUNS_FEATURE = "zero-runs"
+KNOWN_FEATURES: frozenset[str] = frozenset({ZERO_RUNS_FEATURE})
 
 ITEM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

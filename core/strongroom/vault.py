@@ -28,6 +28,7 @@ from .errors import IntegrityError, ObjectNotFound, SecurityError, StorageError,
 from .errors import VaultExists, VaultNotFound
 from .home import strongroom_home
 from .models import DELETED, FORMAT_VERSION, KNOWN_FEATURES, Job, ProtectedItem, RecoveryPoint, VaultConfig, VaultSettings
+from .models import ZERO_RUNS_FEATURE
 from .models import iso, new_id, time_id, utcnow
 from .plugins import PluginHost
 from .policy.redundancy import Redundancy, RedundancyLocked, check_redundancy
@@ -331,12 +332,14 @@ class Vault:
         store = _open_store(url, storage_options, plugins, create=True)
         if store.exists(CONFIG_NAME):
             raise VaultExists(url=store.url)
-        config = VaultConfig(vault_id=new_id(16), created=iso(utcnow()))
+        chunker = ChunkerParams(seed=ChunkerParams.new_seed())
+        # a strongroom that cannot chunk as this vault does refuses it in one line at open
+        features = (ZERO_RUNS_FEATURE,) if chunker.zero_run else ()
+        config = VaultConfig(vault_id=new_id(16), created=iso(utcnow()), features=features)
         ctx = KeyContext(vault_id=config.vault_id, home=_home(home), passphrase=passphrase or PassphraseSource())
         master = MasterKey.generate()
         first = KeyContext(vault_id=ctx.vault_id, home=ctx.home, passphrase=ctx.passphrase, options=key_options or {})
         slot = keyring.add_slot(store, master, first, plugins.key_providers, key_provider, label="initial")
-        chunker = ChunkerParams(seed=ChunkerParams.new_seed())
         settings = VaultSettings(name=name or os.path.basename(url.rstrip("/")) or "vault", chunker=chunker.to_dict(),
                                  format=FORMAT_VERSION, security=SecuritySettings().to_dict(),
                                  redundancy=(redundancy or Redundancy()).to_dict())

@@ -90,3 +90,15 @@ def test_vault_without_the_setting_keeps_its_chunking(tmp_path, strongroom_home,
     upgraded = Vault.open(str(url))
     assert upgraded.settings.chunker == before
     assert upgraded.chunker_params == ChunkerParams.from_dict(before) and upgraded.chunker_params.zero_run == 0
+    assert json.loads((url / "strongroom.json").read_text())["features"] == []
+
+
+def test_a_new_vault_lists_the_feature_so_older_clients_refuse_it(vault_url, cli, monkeypatch):
+    """strongroom.json of a new vault names ``zero-runs``; a strongroom that does not know
+    the feature (as one from before it) refuses the vault in one line, exit 13."""
+    assert cli("vault", "create", vault_url).exit_code == 0
+    assert json.loads((Path(vault_url) / "strongroom.json").read_text())["features"] == ["zero-runs"]
+    assert cli("--vault", vault_url, "points").exit_code == 0
+    monkeypatch.setattr("strongroom.vault.KNOWN_FEATURES", frozenset())
+    refused = cli("--vault", vault_url, "points", expect=13)
+    assert "uses unknown features zero-runs" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
