@@ -54,8 +54,8 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 __all__ = [
-    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "end_children", "end_process",
-    "keep_from_children", "list_processes", "run_child", "start_child",
+    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "deferrable", "end_children",
+    "end_process", "keep_from_children", "list_processes", "run_child", "start_child",
 ]
 
 RUNNING = "running"
@@ -286,6 +286,38 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 #: Held back in the main thread while a child starts (see :func:`start_child`).
 _HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
+# While the main thread starts a child, a :func:`deferrable` signal handler is not run but
+# kept here, and run when the start is over.  Only the main thread reads or changes these
+# (Python runs signal handlers in the main thread).
+_starting = 0
+_deferred: list[tuple[Callable[[int, Any], Any], int]] = []
+
+
+def deferrable(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
+    """``handler`` as a signal handler that waits while the main thread starts a child.
+
+    Holding SIGINT and SIGTERM back in the main thread is not enough: the kernel gives a
+    signal to any thread that does not hold it back, and Python then runs the handler in
+    the main thread at its next instruction, which may be inside the at-fork hooks that
+    release the ``logging`` module's lock.  A handler that raises there (Ctrl-C's
+    KeyboardInterrupt) leaves the lock held.  Wrapped, the handler runs once the child
+    has started (or failed to), where raising is safe."""
+
+    def on_signal(signum: int, frame: Any) -> Any:
+        if _starting and threading.current_thread() is threading.main_thread():
+            _deferred.append((handler, signum))
+            return None
+        return handler(signum, frame)
+
+    return on_signal
+
+
+def _run_deferred() -> None:
+    """The handlers :func:`deferrable` kept while a child started, oldest first."""
+    while _deferred:
+        handler, signum = _deferred.pop(0)
+        handler(signum, None)
+
 
 def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **popen_kwargs: Any) -> subprocess.Popen:
     """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process, without secrets in its
@@ -295,12 +327,15 @@ def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **pope
     right after: a fork with a ``preexec_fn`` runs Python's at-fork hooks, which take and
     release the ``logging`` module's lock, and a signal handler raising between the two
     (as the command line's Ctrl-C and SIGTERM handlers do) would leave the lock held, so
-    that any later log record or child start hung.  The child gets the signal mask back
-    before it runs its program."""
+    that any later log record or child start hung.  A signal another thread receives is
+    still handled in the main thread: handlers wrapped by :func:`deferrable` wait until
+    the start is over.  The child gets the signal mask back before it runs its program."""
     popen_kwargs["env"] = child_environment(popen_kwargs.get("env"))
     preexec = _tie(int(end_signal), popen_kwargs.pop("preexec_fn", None))
+    global _starting
     hold = preexec is not None and threading.current_thread() is threading.main_thread()
     if hold:
+        _starting += 1
         before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
         preexec = _with_mask(before, preexec)
     try:
@@ -310,6 +345,9 @@ def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **pope
     finally:
         if hold:
             signal.pthread_sigmask(signal.SIG_SETMASK, before)
+            _starting -= 1
+            if not _starting:
+                _run_deferred()  # may raise (KeyboardInterrupt): the child is known by then
     return proc
 
 

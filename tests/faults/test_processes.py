@@ -128,7 +128,6 @@ STORM_CHILD = textwrap.dedent("""
     threading.Thread(target=chatter, daemon=True).start()
     deadline = time.monotonic() + float(sys.argv[1])
     caught = 0
-    print("ready", flush=True)
 
     def starts():
         global caught
@@ -138,9 +137,13 @@ STORM_CHILD = textwrap.dedent("""
             except KeyboardInterrupt:
                 caught += 1
 
+    ready = False
     with interrupts_end_jobs():
         while time.monotonic() < deadline:  # an interrupt outside a start: start again
             try:
+                if not ready:  # the handlers are in place: signals may come
+                    ready = True
+                    print("ready", flush=True)
                 starts()
             except KeyboardInterrupt:
                 caught += 1
@@ -172,7 +175,7 @@ def test_ctrl_c_while_children_start_never_leaves_the_logging_lock_held(tmp_path
         assert proc.stdout.readline().strip() == "ready"
         until = time.monotonic() + 2.5
         while time.monotonic() < until and proc.poll() is None:
-            time.sleep(random.uniform(0.001, 0.01))
+            time.sleep(random.uniform(0.0002, 0.002))
             proc.send_signal(signal.SIGINT)
         try:
             outcomes.append(proc.communicate(timeout=60)[0].split())
@@ -181,3 +184,39 @@ def test_ctrl_c_while_children_start_never_leaves_the_logging_lock_held(tmp_path
             outcomes.append(["timeout"])
     assert all(o and o[0] == "ok" for o in outcomes), outcomes
     assert sum(int(o[1]) for o in outcomes) > 0  # the signals did interrupt child starts
+
+
+def test_a_signal_another_thread_receives_waits_until_the_child_has_started(monkeypatch):
+    """Ctrl-C received by another thread while the main thread starts a child: the command
+    line's handler (run in the main thread, where the start holds the signals back) waits
+    until the child has started, then ends it and raises; it never runs inside the start."""
+    import threading
+    import time
+
+    import strongroom.processes as processes
+    from strongroom.cli import interrupts_end_jobs
+
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    real_popen = subprocess.Popen
+    inside: list[str] = []
+
+    def popen_with_a_signal(*args, **kwargs):  # the signal lands in the middle of the start
+        inside.append("begun")
+        signal.pthread_kill(other.ident, signal.SIGINT)
+        until = time.monotonic() + 0.5
+        while time.monotonic() < until:  # Python checks for handlers between instructions
+            pass
+        child = real_popen(*args, **kwargs)
+        inside.append("started")
+        return child
+
+    monkeypatch.setattr(processes.subprocess, "Popen", popen_with_a_signal)
+    try:
+        with interrupts_end_jobs(), pytest.raises(KeyboardInterrupt):
+            start_child(["sleep", "30"])
+    finally:
+        idle.set()
+    assert inside == ["begun", "started"]  # the handler did not raise inside the start
+    assert processes._deferred == [] and processes._starting == 0

@@ -32,7 +32,7 @@ import click
 from ..config import parse_storage_option
 from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
-from ..processes import end_children
+from ..processes import deferrable, end_children
 from ..repository.keyproviders import PassphraseSource
 from ..storage.ticket import ticket_scope
 
@@ -77,7 +77,8 @@ def interrupts_end_jobs() -> Iterator[None]:
         end_children()
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handler = deferrable(on_signal)  # never inside a child's start (see start_child)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
