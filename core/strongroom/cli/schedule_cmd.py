@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import DueWorkFailed, StrongroomError
+from ..processes import deferrable
 from .common import app, json_option
 from .output import emit_json, error, info, short_time, table
 
@@ -123,7 +124,8 @@ def _agent(ctx, interval, as_json, notifier):
         click.echo("strongroom agent: stopping after the work in progress", err=True)
         runner.stop()
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    on_signal = deferrable(stop)  # never inside a child's start (see processes.start_child)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     beating = notifier.keep_alive()
     try:
         click.echo(f"strongroom agent: watching {first.url} every {interval:g} s", err=True)
