@@ -385,6 +385,13 @@ class Vault:
     def vault_id(self) -> str:
         return self.config.vault_id
 
+    def close(self) -> None:
+        """Close the connections the vault's storage keeps open (a later call opens new ones).
+        The command line closes the vault it opened when the command ends."""
+        from .storage.base import close_store
+
+        close_store(self.store)
+
     @property
     def url(self) -> str:
         return self.store.url

@@ -133,3 +133,20 @@ def test_role_matrix(ctx, op):
             assert "Traceback" not in result.stderr
             assert f"role {role}" in result.stderr, shown
             assert snapshot(folder) == before, f"{op.name} as {role} changed the vault"
+
+
+def _sockets() -> int:
+    """Sockets this process has open."""
+    fds = os.listdir("/proc/self/fd")
+    return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") for fd in fds
+               if os.path.exists(f"/proc/self/fd/{fd}"))
+
+
+def test_a_command_closes_its_connections_to_the_server(ctx):
+    """Each command closes the connections its vault opened, so a process that runs many
+    (an API user, these in-process tests) never holds the server's connection limit."""
+    ctx.run("owner", "points", "web")
+    before = _sockets()
+    for _ in range(12):
+        ctx.run("owner", "backup", "web")
+    assert _sockets() <= before + 2, (before, _sockets())

@@ -134,6 +134,9 @@ class AppContext:
                                      storage_options=options)
             self._vault.jobs.notify = note
             self._vault.alerts.notify = _warn
+            command = click.get_current_context(silent=True)
+            if command is not None:  # its storage's connections end with the command
+                command.find_root().call_on_close(self._vault.close)
         return self._vault
 
 

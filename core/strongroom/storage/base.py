@@ -32,7 +32,7 @@ import errno
 import re
 import urllib.parse
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ObjectNotFound, StorageError, TransientStorageError
 
@@ -40,6 +40,7 @@ __all__ = [
     "TMP_PREFIX",
     "Store",
     "check_name",
+    "close_store",
     "is_transient",
     "map_error",
     "redact_url",
@@ -71,6 +72,18 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]: ...
 
     def delete(self, name: str) -> None: ...
+
+
+def close_store(store: Any) -> None:
+    """Close what ``store``, and each store it wraps (``inner``), keeps open (connections),
+    where it can; a store without ``close`` keeps nothing open."""
+    seen: set[int] = set()
+    while store is not None and id(store) not in seen:
+        seen.add(id(store))
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+        store = getattr(store, "inner", None)
 
 
 def check_name(name: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -70,14 +71,31 @@ class HttpStore:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file \
             else ssl.create_default_context()
         limits = httpx.Limits(max_connections=max(32, concurrency * 2), max_keepalive_connections=max(32, concurrency * 2))
-        self._client = httpx.Client(base_url=self.url + "/", verify=verify, timeout=timeout, limits=limits,
-                                    headers={"Authorization": f"Bearer {token}"}, http2=False)
+        self._new_client = lambda: httpx.Client(base_url=self.url + "/", verify=verify, timeout=timeout,
+                                                limits=limits, headers={"Authorization": f"Bearer {token}"},
+                                                http2=False)
+        self._client_lock = threading.Lock()
+        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"HttpStore({self.url!r})"
 
     def close(self) -> None:
-        self._client.close()
+        """Close the connections kept open to the server (a request after it opens new ones).
+        A command closes them when it ends: a process that runs many commands (an API
+        user, the tests' in-process command line) would otherwise hold every command's
+        pool open until the server drops idle connections, and a server takes at most
+        ``MAX_CONNECTIONS`` at once."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _connections(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
 
     def capabilities(self) -> Capabilities:
         return Capabilities(remote=True, concurrency=self._concurrency)
@@ -139,7 +157,7 @@ class HttpStore:
         if ticket:
             kwargs["headers"] = {**kwargs.get("headers", {}), TICKET_HEADER: ticket}
         try:
-            return self._client.request(method, path, **kwargs)
+            return self._connections().request(method, path, **kwargs)
         except httpx.TransportError as exc:  # connect, read, write, protocol, timeouts
             raise TransientStorageError(message=f"{self.url}: {type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
