@@ -123,7 +123,9 @@ def create_vault(url: str, **kwargs: Any) -> Vault:
 
 
 def open_vault(url: str, **kwargs: Any) -> Vault:
-    """Open the vault at ``url``; keyword arguments as :meth:`strongroom.vault.Vault.open`."""
+    """Open the vault at ``url``; keyword arguments as :meth:`strongroom.vault.Vault.open`.
+    ``vault.close()`` drops the connections its storage keeps open (a vault on a server keeps
+    a pool): call it when done, as the command line does at the end of each command."""
     from .vault import Vault
 
     return Vault.open(url, **kwargs)
