@@ -260,7 +260,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
             if proc.poll() is None:
                 proc.kill()
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:  # a signal may have ended start() before the thread began
+                thread.join()
         raise
     finally:
         for proc in procs:
