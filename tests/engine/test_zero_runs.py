@@ -1,22 +1,20 @@
-"""Zero runs, end to end: a new vault records ``zero_run`` and its backups cut holes out of
-their chunks; a vault made before the setting (the frozen format-1 fixture) keeps its
-chunking, also after ``vault upgrade``."""
+"""Zero runs, end to end: a new vault records ``zero_run`` and lists the feature, and its
+backups cut holes out of their chunks.  Vaults made before the setting:
+tests/format/test_zero_runs_fixture.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from strongroom.repository.chunker import ZERO_RUN, ChunkerParams
+from strongroom.repository.chunker import ZERO_RUN
 from strongroom.vault import Vault
 
 MIB = 1024 * 1024
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vault-format-1"
 
 
 def holey_image(path: Path, seed: int, edit: int | None = None) -> None:
@@ -70,27 +68,6 @@ def test_new_vault_records_and_uses_zero_runs(vault_url, tmp_path):
         target = tmp_path / f"out-{point.point_id}"
         vault.restore("disk", point.point_id, str(target))
         assert sha(target / str(image).lstrip("/")) == digest
-
-
-def test_vault_without_the_setting_keeps_its_chunking(tmp_path, strongroom_home, cli):
-    """The format-1 fixture's settings have no zero_run: it opens with zero runs off, and
-    'vault upgrade' keeps the chunker settings as they were."""
-    url = tmp_path / "old"
-    shutil.copytree(FIXTURE / "vault", url)
-    source = json.loads((FIXTURE / "source.json").read_text())
-    keys = Path(strongroom_home) / "keys"
-    keys.mkdir(parents=True, exist_ok=True)
-    key = FIXTURE / "home" / "keys" / f"{source['vault_id']}.key"
-    shutil.copy(key, keys / key.name)
-    os.chmod(keys / key.name, 0o600)
-    vault = Vault.open(str(url))
-    before = dict(vault.settings.chunker)
-    assert "zero_run" not in before and vault.chunker_params.zero_run == 0
-    assert cli("--vault", str(url), "vault", "upgrade").exit_code == 0
-    upgraded = Vault.open(str(url))
-    assert upgraded.settings.chunker == before
-    assert upgraded.chunker_params == ChunkerParams.from_dict(before) and upgraded.chunker_params.zero_run == 0
-    assert json.loads((url / "strongroom.json").read_text())["features"] == []
 
 
 def test_a_new_vault_lists_the_feature_so_older_clients_refuse_it(vault_url, cli, monkeypatch):

@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 import pytest
 from pyfastcdc.cy import FastCDC
+from test_chunker import Dribble  # a stream that gives a few bytes per read
 
 from strongroom.repository import blobwriter
 from strongroom.repository.blobid import blob_id
@@ -47,17 +48,6 @@ def reference(params: ChunkerParams, data: bytes) -> list[bytes]:
     cutter = FastCDC(avg, min_size=params.min_size, max_size=params.max_size, normalized_chunking=nc,
                      seed=params.gear_seed)
     return [bytes(c.data) for c in cutter.cut_stream(io.BytesIO(data))]
-
-
-class Dribble:
-    """A stream that returns at most ``step`` bytes per call, through read() only."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        self._data = io.BytesIO(data)
-        self._step = step
-
-    def read(self, n: int) -> bytes:
-        return self._data.read(min(n, self._step))
 
 
 class TestChunkerWindow:
