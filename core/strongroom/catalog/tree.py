@@ -4,6 +4,13 @@ A node is the JSON document ``{"v": 1, "entries": [Entry.to_dict(), ...]}`` stor
 blob of kind TREE; a directory entry names its node by ``subtree``.  The root node of a
 recovery point is named by the point header's ``root``.  Unchanged directories produce
 identical nodes, so they deduplicate like any other blob.
+
+Nodes are read with msgspec's JSON decoder (about twice as fast as :func:`json.loads` on
+nodes, where decoding is much of an unchanged backup's time) and, for any document it
+refuses, with :func:`json.loads`: the documents it accepts it decodes as json.loads does
+(the same objects, integers of any size), and what it refuses but json.loads accepts
+(lone surrogates in ``\\u`` escapes, NaN, a byte-order mark, UTF-16) is json.loads's
+to decode.  So a node means the same, and is refused alike, with or without msgspec.
 """
 
 from __future__ import annotations
@@ -18,6 +25,13 @@ import attrs
 
 from ..errors import DamagedFolder, IntegrityError, PathNotInPoint, UsageError
 from .entry import DIR, Entry
+
+try:
+    from msgspec.json import Decoder as _Decoder
+except ImportError:  # pragma: no cover - a dependency; json.loads reads every node without it
+    _fast_loads = None
+else:
+    _fast_loads = _Decoder().decode
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
@@ -134,7 +148,7 @@ def decode_tree_stored(raw: bytes | memoryview, what: str = "tree") -> dict[str,
 
 def _node_items(raw: bytes | memoryview, what: str) -> list:
     try:
-        doc = json.loads(bytes(raw))
+        doc = _loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise IntegrityError(what=what, reason=f"malformed tree node ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
@@ -144,6 +158,16 @@ def _node_items(raw: bytes | memoryview, what: str) -> list:
     if not isinstance(items, list):
         raise IntegrityError(what=what, reason="malformed tree node (no list of entries)")
     return items
+
+
+def _loads(raw: bytes | memoryview) -> object:
+    """``json.loads(bytes(raw))``, through msgspec's decoder first (module docstring)."""
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(raw)
+        except Exception:  # refused (or nested too deep): json.loads decodes it or says why not
+            pass
+    return json.loads(bytes(raw))
 
 
 def normalize_path(path: str) -> str:

@@ -1,0 +1,85 @@
+"""Tree nodes read with msgspec's decoder mean what json.loads makes of them, and are
+refused alike: documents msgspec refuses but json.loads accepts (lone surrogates, NaN,
+a byte-order mark, UTF-16, huge numbers) go through json.loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from strongroom.catalog import tree
+from strongroom.catalog.entry import Entry
+from strongroom.catalog.tree import decode_tree, decode_tree_stored, encode_tree
+from strongroom.errors import IntegrityError
+
+CHUNK = "ab" * 32
+
+DOCUMENTS = [
+    b'{"v":1,"entries":[]}',
+    b' \t{"v" : 1 , "entries" : [ ] }\r\n',
+    b'{"v":1,"entries":[{"name":"\\udcff\\udc80","type":"file"}]}',  # undecodable bytes of a name
+    b'{"v":1,"entries":[{"name":"\xed\xa0\x80","type":"file"}]}',  # a surrogate written in UTF-8
+    b'{"v":1,"entries":[{"name":"\\uD834\\uDD1E \\u00e9 \\/ \\u0000","type":"file"}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":NaN}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":Infinity}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":1e400}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":1506.0}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","ino":18446744073709551616}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","mtime_ns":-9223372036854775809}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":' + b"9" * 5000 + b"}]}",
+    b'{"v":1,"entries":[{"name":"a","type":"file","size":1,"size":2}]}',
+    b'{"v":1,"v":2,"entries":[]}',
+    b'\xef\xbb\xbf{"v":1,"entries":[]}',
+    '{"v":1,"entries":[{"name":"a","type":"file"}]}'.encode("utf-16-le"),
+    b'{"v":1,"entries":[{"name":"a\nb","type":"file"}]}',
+    b'{"v":1,"entries":[{"name":"\xff","type":"file"}]}',
+    b'{"v":1,"entries":[{"name":"a","type":"file",}]}',
+    b'{"v":1,"entries":[]}x',
+    b'{"v":1,"entries":' + b"[" * 100000 + b"]" * 100000 + b"}",
+    b"",
+    b"\x00",
+    f'{{"v":1,"entries":[{{"name":"a","type":"file","size":3,"chunks":["{CHUNK}"]}}]}}'.encode(),
+]
+
+
+def _outcome(call, raw):
+    try:
+        return "ok", call(raw)
+    except IntegrityError as exc:
+        return "refused", str(exc)
+
+
+def _json_only(monkeypatch):
+    monkeypatch.setattr(tree, "_fast_loads", None)
+
+
+def test_msgspec_reads_the_nodes():
+    assert tree._fast_loads is not None  # a dependency: without it every node goes through json.loads
+
+
+@pytest.mark.parametrize("raw", DOCUMENTS, ids=range(len(DOCUMENTS)))
+def test_a_node_decodes_as_json_loads_decodes_it(raw, monkeypatch):
+    fast = _outcome(decode_tree, raw), _outcome(decode_tree_stored, raw)
+    _json_only(monkeypatch)
+    assert (_outcome(decode_tree, raw), _outcome(decode_tree_stored, raw)) == fast
+
+
+@pytest.mark.parametrize("raw", DOCUMENTS, ids=range(len(DOCUMENTS)))
+def test_the_decoded_document_is_json_loads_s(raw):
+    try:
+        expected = json.loads(raw)
+    except (ValueError, RecursionError):
+        with pytest.raises((ValueError, RecursionError)):
+            tree._loads(raw)
+        return
+    got = tree._loads(memoryview(raw))
+    assert repr(got) == repr(expected)  # repr: NaN is not equal to itself, and 1 == 1.0 == True
+
+
+def test_names_of_undecodable_bytes_round_trip():
+    names = [b"\xff\xfe".decode("utf-8", "surrogateescape"), "caf\u00e9", "a\\\"b", "\x01"]
+    entries = [Entry(name=n, type="file", size=1, chunks=(bytes(32),)) for n in names]
+    node = encode_tree(entries)
+    assert sorted(e.name for e in decode_tree(node)) == sorted(names)
+    assert set(decode_tree_stored(node)) == set(names)
