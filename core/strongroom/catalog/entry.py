@@ -149,6 +149,10 @@ class Entry:
     def from_dict(cls, data: dict, what: str = "tree entry") -> "Entry":
         """The entry stored as ``data`` (:meth:`to_dict`); IntegrityError about ``what``
         (the tree node) if it is malformed (see the module docstring)."""
+        if type(data) is dict and data.keys() <= _PLAIN_FIELDS:
+            plain = _plain_entry(data)
+            if plain is not None:
+                return plain
         if not isinstance(data, dict):
             raise _bad(what, "an entry is not a JSON object")
         unknown = set(data) - _FIELD_NAMES
@@ -185,6 +189,72 @@ class Entry:
 (_set_name, _set_type, _set_mode, _set_uid, _set_gid, _set_user, _set_group, _set_mtime_ns, _set_atime_ns,
  _set_ctime_ns, _set_size, _set_ino, _set_dev, _set_nlink, _set_rdev, _set_target, _set_xattrs, _set_sparse,
  _set_chunk_size, _set_chunks, _set_subtree) = (Entry.__dict__[f.name].__set__ for f in attrs.fields(Entry))
+
+
+#: The fields of the entries :func:`_plain_entry` reads: all but extended attributes.
+_PLAIN_FIELDS = frozenset(f.name for f in attrs.fields(Entry) if f.name != "xattrs")
+_DEFAULTS = tuple(f.default for f in attrs.fields(Entry))
+_U32_MAX, _U64_MAX, _I64_MIN, _I64_MAX = 2**32 - 1, 2**64 - 1, -(2**63), 2**63 - 1
+
+
+def _plain_entry(data: dict) -> "Entry | None":
+    """The entry stored as ``data`` (a dict of no field but Entry's, and no
+    ``xattrs``) if it is well formed and plain, else None: then :meth:`Entry.from_dict`
+    checks it field by field, and says what is wrong.  Equal to what ``from_dict``
+    makes of the same ``data`` whenever not None, in about half its time (a restore
+    decodes an entry for every file)."""
+    (name, kind, mode, uid, gid, user, group, mtime_ns, atime_ns, ctime_ns, size, ino, dev, nlink, rdev,
+     target, _xattrs, sparse, chunk_size, chunks, subtree) = map(data.get, _ALL_NAMES, _DEFAULTS)
+    if not (
+        type(name) is str and type(kind) is str and type(user) is str and type(group) is str
+        and type(target) is str and type(sparse) is bool
+        and type(mode) is int and type(uid) is int and type(gid) is int and type(mtime_ns) is int
+        and type(atime_ns) is int and type(ctime_ns) is int and type(size) is int and type(ino) is int
+        and type(dev) is int and type(nlink) is int and type(rdev) is int and type(chunk_size) is int
+        and 0 <= mode <= 0o177777 and 0 <= uid <= _U32_MAX and 0 <= gid <= _U32_MAX
+        and _I64_MIN <= mtime_ns <= _I64_MAX and _I64_MIN <= atime_ns <= _I64_MAX
+        and _I64_MIN <= ctime_ns <= _I64_MAX and 0 <= size <= _I64_MAX
+        and 0 <= ino <= _U64_MAX and 0 <= dev <= _U64_MAX and 0 <= nlink <= _U64_MAX and 0 <= rdev <= _U64_MAX
+        and chunk_size == 0 and type(chunks) in (list, tuple)
+    ):
+        return None
+    if chunks:
+        if type(chunks) is not list:
+            return None
+        ids = _hex_ids(chunks)
+        if ids is None:
+            return None
+        chunks = tuple([ids[i:i + 32] for i in range(0, len(ids), 32)])
+    else:
+        chunks = ()
+    if subtree is not None:
+        if type(subtree) is not str or len(subtree) != 64:
+            return None
+        tree_id = _hex_ids((subtree,))
+        if tree_id is None:
+            return None
+        subtree = tree_id
+    elif kind == DIR:
+        return None
+    try:
+        return Entry(name, kind, mode, uid, gid, user, group, mtime_ns, atime_ns, ctime_ns, size, ino, dev, nlink,
+                     rdev, target, (), sparse, 0, chunks, subtree)
+    except ValueError:  # a bad name or type
+        return None
+
+
+def _hex_ids(hexes: "list[str] | tuple[str, ...]") -> bytes | None:
+    """The ids ``hexes`` (strings of 64 lowercase hex digits each) as one bytes of 32 per
+    id, or None if one is not such a string: the joined string must be what ``bytes.hex``
+    gives of what ``bytes.fromhex`` made of it (which refuses anything but str)."""
+    try:
+        joined = "".join(hexes)
+        ids = bytes.fromhex(joined)
+    except (TypeError, ValueError):
+        return None
+    if len(joined) != 64 * len(hexes) or ids.hex() != joined or (len(hexes) > 1 and set(map(len, hexes)) != {64}):
+        return None
+    return ids
 
 
 def _bad(what: str, reason: str) -> IntegrityError:
