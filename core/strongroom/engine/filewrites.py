@@ -16,7 +16,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import attrs
-import numpy as np
 
 __all__ = ["HOLE_BLOCK", "FdCache", "OpenFile", "data_runs", "pwrite_all"]
 
@@ -29,27 +28,28 @@ def data_runs(data: bytes | memoryview, offset: int) -> list[tuple[int, int]]:
     ``data`` is cut at file offsets that are multiples of ``HOLE_BLOCK``; a piece that is
     all zeros is left out, neighbouring pieces with data are merged into one range.
     """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    size = arr.size
-    if not size or (arr[0] == 0 and arr[-1] == 0 and not arr.any()):
-        return []
+    view = memoryview(data).cast("B")
+    size = len(view)
     head = min(-offset % HOLE_BLOCK, size)
-    count = (size - head) // HOLE_BLOCK
-    body_end = head + count * HOLE_BLOCK
-    flags = arr[head:body_end].reshape(count, HOLE_BLOCK).any(axis=1)
-    if flags.all() and (not head or arr[:head].any()) and (body_end == size or arr[body_end:].any()):
-        return [(0, size)]
-    bounds = [0, *range(head, body_end + 1, HOLE_BLOCK), size]
-    has_data = [bool(arr[:head].any()), *flags.tolist(), bool(arr[body_end:].any())]
+    bounds = [0, *range(head, size, HOLE_BLOCK), size] if head else [*range(0, size, HOLE_BLOCK), size]
     runs: list[tuple[int, int]] = []
-    for start, end, data_here in zip(bounds, bounds[1:], has_data):
-        if not data_here or start == end:
-            continue
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], end)
-        else:
-            runs.append((start, end))
+    start = None  # of the run of pieces with data being gathered
+    for begin, end in zip(bounds, bounds[1:]):
+        # most pieces of data are told apart by their first byte; the others are compared
+        # with zeros whole (a copy of at most HOLE_BLOCK bytes and a memcmp)
+        zeros = not view[begin] and view[begin:end].tobytes() == (_ZEROS if end - begin == HOLE_BLOCK else
+                                                                    bytes(end - begin))
+        if zeros and start is not None:
+            runs.append((start, begin))
+            start = None
+        elif not zeros and start is None:
+            start = begin
+    if start is not None:
+        runs.append((start, size))
     return runs
+
+
+_ZEROS = bytes(HOLE_BLOCK)
 
 
 def pwrite_all(fd: int, view: memoryview, offset: int) -> None:

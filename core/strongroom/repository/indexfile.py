@@ -25,29 +25,28 @@ is not :data:`~.blobid.ID_SIZE` bytes; the decoders raise only IntegrityError on
 malformed input (short, truncated, an unknown version, a kind of 0, a length shorter
 than an envelope's overhead, bytes after the last entry), never another exception.
 
-:func:`decode_index_columns` reads a file's entries into one numpy array, with no
-Python object per blob, for :meth:`~.index.Index.add_decoded`.
+:func:`decode_index_columns` checks a file's entries and keeps its bytes, with no Python
+object per blob, for :meth:`~.index.Index.add_decoded`: :meth:`DecodedIndex.find` looks an
+id up in them and :attr:`DecodedIndex.entries` gives them as one numpy array (numpy is
+imported only then).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
+import bisect
 import struct
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
-
-# numpy is used for array operations only: without this, OpenBLAS starts a spinning
-# thread per CPU at import, for nothing
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
 
 from ..errors import IntegrityError
 from .blobid import ID_SIZE
 from .envelope import Envelope
 from .pack import IndexEntry, is_pack_id
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["INDEX_VERSION", "DecodedIndex", "decode_index", "decode_index_columns", "encode_index"]
 
@@ -57,11 +56,20 @@ _HEAD = struct.Struct("<BI")
 _PACK_HEAD = struct.Struct("<16sI")
 _KEYED_PACK_HEAD = struct.Struct("<16s4sI")
 _ENTRY = struct.Struct("<32sBIII")
-#: One entry of an index file as numpy reads it (the blob id split as in the index's tables).
-_FILE_ENTRY = np.dtype(
-    [("key", ">u8"), ("rest", "<u8", (3,)), ("kind", "u1"), ("offset", "<u4"), ("length", "<u4"), ("raw", "<u4")]
-)
-assert _FILE_ENTRY.itemsize == _ENTRY.size
+_KIND_AT, _LENGTH_AT = 32, 37  # where an entry's kind and length are
+# an entry's length is refused below the envelope's overhead: a check of the length's low
+# byte (below it) and of its other three bytes (zero) on whole columns at once
+assert Envelope.OVERHEAD < 256
+_BELOW_OVERHEAD = bytes(int(b < Envelope.OVERHEAD) for b in range(256))
+_ZERO = bytes(int(b == 0) for b in range(256))
+
+
+def _file_entry() -> np.dtype:
+    """One entry of an index file as numpy reads it (the blob id split as in the index's tables)."""
+    import numpy as np
+
+    return np.dtype([("key", ">u8"), ("rest", "<u8", (3,)), ("kind", "u1"), ("offset", "<u4"),
+                     ("length", "<u4"), ("raw", "<u4")])
 
 
 def encode_index(entries: Iterable[IndexEntry], *, default_key: bytes = b"") -> bytes:
@@ -97,12 +105,15 @@ def decode_index(data: bytes | bytearray | memoryview) -> list[IndexEntry]:
 
 @attrs.frozen
 class DecodedIndex:
-    """Index files decoded as columns: ``entries`` (a numpy array in file order) holds
-    ``counts[i]`` entries of pack ``pack_ids[i]``, then those of the next pack."""
+    """Index files decoded (and checked): ``counts[i]`` entries of pack ``pack_ids[i]``
+    start at byte ``starts[i]`` of the file bytes ``buffers[file_of[i]]``, one after the
+    other; the packs of a file are in file order."""
 
     pack_ids: tuple[str, ...]
     counts: tuple[int, ...]
-    entries: np.ndarray
+    starts: tuple[int, ...] = ()
+    file_of: tuple[int, ...] = ()
+    buffers: tuple[bytes, ...] = ()
     #: the data key id of each pack's blobs (``b""``: the vault's first data key)
     key_ids: tuple[bytes, ...] = ()
 
@@ -111,30 +122,61 @@ class DecodedIndex:
 
     @property
     def count(self) -> int:
-        return len(self.entries)
+        return sum(self.counts)
+
+    @property
+    def entries(self) -> np.ndarray:
+        """Every entry as one numpy array, in file order (imports numpy)."""
+        import numpy as np
+
+        dtype = _file_entry()
+        parts = [np.frombuffer(self.buffers[f], dtype=dtype, count=n, offset=start)
+                 for f, n, start in zip(self.file_of, self.counts, self.starts)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    def _rows(self) -> Iterable[tuple[int, tuple]]:
+        """(pack number, entry fields) of every entry, in file order."""
+        for i, (f, n, start) in enumerate(zip(self.file_of, self.counts, self.starts)):
+            view = memoryview(self.buffers[f])[start:start + n * _ENTRY.size]
+            for fields in _ENTRY.iter_unpack(view):
+                yield i, fields
 
     def index_entries(self) -> list[IndexEntry]:
         """The entries as :class:`IndexEntry` objects, in file order."""
-        # in the file's layout: joining arrays may have turned the key to native byte order
-        rows = _ENTRY.iter_unpack(self.entries.astype(_FILE_ENTRY, copy=False).tobytes())
-        out: list[IndexEntry] = []
-        for i, (pack_id, count) in enumerate(zip(self.pack_ids, self.counts)):
-            key_id = self.key_of(i)
-            out.extend(
-                IndexEntry(blob, kind, pack_id, offset, length, raw, key_id)
-                for blob, kind, offset, length, raw in itertools.islice(rows, count)
-            )
-        return out
+        pack_ids = self.pack_ids
+        return [IndexEntry(blob, kind, pack_ids[i], offset, length, raw, self.key_of(i))
+                for i, (blob, kind, offset, length, raw) in self._rows()]
+
+    def find(self, blob_id: bytes) -> IndexEntry | None:
+        """The entry of ``blob_id`` (the first one in file order), or None: a search of
+        the files' bytes, with no table built."""
+        for f, buffer in enumerate(self.buffers):
+            first, last = bisect.bisect_left(self.file_of, f), bisect.bisect_right(self.file_of, f)
+            at = buffer.find(blob_id)
+            while at >= 0:
+                i = bisect.bisect_right(self.starts, at, first, last) - 1
+                if i >= first:
+                    offset = at - self.starts[i]
+                    if offset < self.counts[i] * _ENTRY.size and not offset % _ENTRY.size:
+                        _, kind, pack_offset, length, raw = _ENTRY.unpack_from(buffer, at)
+                        return IndexEntry(blob_id, kind, self.pack_ids[i], pack_offset, length, raw, self.key_of(i))
+                at = buffer.find(blob_id, at + 1)  # found inside other bytes: go on
+        return None
 
     @classmethod
     def join(cls, parts: Iterable[DecodedIndex]) -> DecodedIndex:
         parts = [p for p in parts if p.count]
-        if not parts:
-            return cls((), (), np.empty(0, dtype=_FILE_ENTRY))
+        file_of: list[int] = []
+        buffers: list[bytes] = []
+        for part in parts:
+            file_of.extend(len(buffers) + f for f in part.file_of)
+            buffers.extend(part.buffers)
         return cls(
             tuple(p for part in parts for p in part.pack_ids),
             tuple(c for part in parts for c in part.counts),
-            np.concatenate([part.entries for part in parts]),
+            tuple(s for part in parts for s in part.starts),
+            tuple(file_of),
+            tuple(buffers),
             tuple(part.key_of(i) for part in parts for i in range(len(part.pack_ids))),
         )
 
@@ -143,7 +185,7 @@ def decode_index_columns(data: bytes | bytearray | memoryview) -> DecodedIndex:
     """What :func:`decode_index` reads, as columns (for :meth:`Index.add_decoded`);
     the same checks, and IntegrityError only, on malformed input."""
     try:
-        return _decode_columns(memoryview(data).cast("B"))
+        return _decode_columns(data if isinstance(data, bytes) else memoryview(data).cast("B"))
     except IntegrityError:
         raise
     except Exception as exc:  # any parser surprise is damage, never a crash
@@ -152,11 +194,12 @@ def decode_index_columns(data: bytes | bytearray | memoryview) -> DecodedIndex:
         ) from None
 
 
-def _decode_columns(view: memoryview) -> DecodedIndex:
-    size = len(view)
+def _decode_columns(data: bytes | bytearray | memoryview) -> DecodedIndex:
+    buffer = data if isinstance(data, bytes) else bytes(data)
+    size = len(buffer)
     if size < _HEAD.size:
         raise _malformed(f"too short ({size} bytes)")
-    version, pack_count = _HEAD.unpack_from(view)
+    version, pack_count = _HEAD.unpack_from(buffer)
     if version not in (INDEX_VERSION, INDEX_VERSION_KEYED):
         raise _malformed(f"unsupported index version {version}")
     keyed = version == INDEX_VERSION_KEYED
@@ -164,32 +207,47 @@ def _decode_columns(view: memoryview) -> DecodedIndex:
     pos = _HEAD.size
     pack_ids: list[str] = []
     counts: list[int] = []
+    starts: list[int] = []
     key_ids: list[bytes] = []
-    parts: list[np.ndarray] = []
     for _ in range(pack_count):
         if pos + pack_head.size > size:
             raise _malformed("truncated pack header")
         if keyed:
-            raw_pack_id, key_id, count = _KEYED_PACK_HEAD.unpack_from(view, pos)
+            raw_pack_id, key_id, count = _KEYED_PACK_HEAD.unpack_from(buffer, pos)
         else:
-            (raw_pack_id, count), key_id = _PACK_HEAD.unpack_from(view, pos), b""
+            (raw_pack_id, count), key_id = _PACK_HEAD.unpack_from(buffer, pos), b""
         pos += pack_head.size
         end = pos + count * _ENTRY.size
         if end > size:
             raise _malformed("truncated entries")
-        entries = np.frombuffer(view[pos:end], dtype=_FILE_ENTRY)
-        if ((entries["kind"] == 0) | (entries["length"] < Envelope.OVERHEAD)).any():
+        if count and not _valid_entries(buffer, pos, end):
             raise _malformed(f"invalid entry for pack {raw_pack_id.hex()}")
         if count:
             pack_ids.append(raw_pack_id.hex())
             counts.append(count)
+            starts.append(pos)
             key_ids.append(bytes(key_id))
-            parts.append(entries)
         pos = end
     if pos != size:
         raise _malformed(f"{size - pos} bytes after the last entry")
-    joined = np.concatenate(parts) if parts else np.empty(0, dtype=_FILE_ENTRY)
-    return DecodedIndex(tuple(pack_ids), tuple(counts), joined, tuple(key_ids) if keyed else ())
+    if not counts:
+        return DecodedIndex((), ())
+    return DecodedIndex(tuple(pack_ids), tuple(counts), tuple(starts), (0,) * len(counts), (buffer,),
+                        tuple(key_ids) if keyed else ())
+
+
+def _valid_entries(buffer: bytes, start: int, end: int) -> bool:
+    """No entry between ``start`` and ``end`` has kind 0 or a length below the envelope's
+    overhead: each check on a whole column of bytes (taken with a stride), no object per entry."""
+    step = _ENTRY.size
+    if 0 in buffer[start + _KIND_AT:end:step]:
+        return False
+    short = int.from_bytes(buffer[start + _LENGTH_AT:end:step].translate(_BELOW_OVERHEAD), "big")
+    for byte in (1, 2, 3):
+        if not short:
+            break
+        short &= int.from_bytes(buffer[start + _LENGTH_AT + byte:end:step].translate(_ZERO), "big")
+    return not short
 
 
 def _malformed(reason: str) -> IntegrityError:

@@ -1,0 +1,125 @@
+"""Index files answered before the index builds its tables: a restore of a few blobs
+looks them up in the files' bytes, and builds no table and imports no numpy."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from strongroom.errors import IntegrityError
+from strongroom.repository.envelope import KIND_DATA, Envelope
+from strongroom.repository.index import LAZY_LOOKUPS, Index
+from strongroom.repository.indexfile import DecodedIndex, decode_index_columns, encode_index
+from strongroom.repository.pack import IndexEntry
+
+from test_index import make_entries
+
+
+def loaded(*files: list[IndexEntry]) -> Index:
+    """An index with ``files`` added as a load adds them (decoded, in one batch)."""
+    index = Index()
+    index.add_decoded(DecodedIndex.join(decode_index_columns(encode_index(f)) for f in files))
+    return index
+
+
+def built(*files: list[IndexEntry]) -> Index:
+    index = Index()
+    for f in files:
+        index.add(f)
+    return index
+
+
+class TestLookupsBeforeTables:
+    def test_same_answers_as_the_tables(self):
+        """Present ids (in either file), absent ids and malformed ids get what an index
+        with tables gives; batches too."""
+        first, second = make_entries(3000, seed=41), make_entries(2000, seed=42)
+        wanted = [e.blob_id for e in random.Random(4).sample(first + second, 20)]
+        wanted += [os.urandom(32), b"short"]
+        reference = built(first, second)
+        assert [loaded(first, second).lookup(b) for b in wanted] == [reference.lookup(b) for b in wanted]
+        assert loaded(first, second).lookup_many(wanted) == reference.lookup_many(wanted)
+        index = loaded(first, second)
+        assert all((b in index) == (reference.lookup(b) is not None) for b in wanted)
+
+    def test_an_id_inside_other_bytes_is_not_taken_for_an_entry(self):
+        """An id whose bytes also appear across two entries (not at an entry's start) is
+        found at its own entry, and absent when it has none."""
+        entries = make_entries(10, seed=43, per_pack=10)
+        straddling = entries[3].blob_id[16:] + bytes([entries[3].kind]) + entries[3].offset.to_bytes(4, "little") \
+            + entries[3].length.to_bytes(4, "little") + entries[3].raw_length.to_bytes(4, "little") \
+            + entries[4].blob_id[:3]
+        assert len(straddling) == 32
+        assert loaded(entries).lookup(straddling) is None
+        own = IndexEntry(straddling, KIND_DATA, "ef" * 16, 7, 100, 50)
+        assert loaded(entries, [own]).lookup(straddling) == own
+
+    def test_the_tables_are_built_past_the_budget(self):
+        """Past LAZY_LOOKUPS lookups (or one large batch), the answers stay the same."""
+        entries = make_entries(3000, seed=44)
+        index = loaded(entries)
+        for entry in entries[:LAZY_LOOKUPS + 10]:
+            assert index.lookup(entry.blob_id) == entry
+        index = loaded(entries)
+        assert index.lookup_many([e.blob_id for e in entries[:500]]) == entries[:500]
+
+    def test_adding_entries_keeps_the_loaded_ones(self):
+        """Entries added after a load (a backup's) join the loaded files: nothing is lost,
+        repeats are kept once."""
+        entries = make_entries(4000, seed=45)
+        index = loaded(entries[:3000])
+        index.add(entries[2500:])
+        assert len(index) == 4000
+        assert all(index.lookup(e.blob_id) == e for e in entries[::13])
+        assert index.missing([entries[0].blob_id, bytes(32)]) == {bytes(32)}
+
+    def test_listing_and_counting_see_the_loaded_files(self):
+        """Counting, listing and grouping by pack include the files not in tables yet."""
+        entries = make_entries(500, seed=46)
+        index = loaded(entries)
+        assert len(index) == 500
+        index = loaded(entries)
+        assert sorted(index.entries(), key=lambda e: e.blob_id) == sorted(entries, key=lambda e: e.blob_id)
+        assert loaded(entries).pack_ids() == {e.pack_id for e in entries}
+        assert set(loaded(entries).pack_entries()) == {e.pack_id for e in entries}
+
+
+class TestEntryChecks:
+    @pytest.mark.parametrize("length", [Envelope.OVERHEAD, Envelope.OVERHEAD + 1, 256 + 5, 2**24 + 1, 2**32 - 1])
+    def test_lengths_from_the_overhead_on_are_accepted(self, length):
+        """Only a length below the envelope's overhead is refused, whatever its low byte."""
+        entry = IndexEntry(os.urandom(32), KIND_DATA, "ab" * 16, 0, length, 1)
+        assert decode_index_columns(encode_index([entry])).index_entries() == [entry]
+
+    @pytest.mark.parametrize("at", [0, 7, 19])
+    def test_a_short_length_anywhere_is_refused(self, at):
+        """A length below the overhead in any entry of a pack makes the file malformed."""
+        entries = [IndexEntry(os.urandom(32), KIND_DATA, "ab" * 16, 0, 1000 + i, 1) for i in range(20)]
+        entries[at] = IndexEntry(entries[at].blob_id, KIND_DATA, "ab" * 16, 0, Envelope.OVERHEAD - 1, 1)
+        with pytest.raises(IntegrityError):
+            decode_index_columns(encode_index(entries))
+
+
+def test_a_few_lookups_import_no_numpy(tmp_path):
+    """Loading index files and looking a few blobs up, as a restore of one file does,
+    leaves numpy unimported (it costs about 40 ms of every such command's start)."""
+    entries = make_entries(2000, seed=47)
+    path = tmp_path / "index"
+    path.write_bytes(encode_index(entries))
+    code = f"""
+import sys
+from strongroom.repository.index import Index
+from strongroom.repository.indexfile import decode_index_columns
+index = Index()
+index.add_decoded(decode_index_columns(open({str(path)!r}, "rb").read()))
+found = index.lookup_many([bytes.fromhex({entries[5].blob_id.hex()!r})] * 3)
+assert found[0] is not None and found[0].offset == {entries[5].offset}
+assert index.lookup(bytes(32)) is None
+print("numpy" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
