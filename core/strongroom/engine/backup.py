@@ -471,7 +471,8 @@ class BackupEngine:
             return None
         for slot in directory.slots:
             if type(slot) is Reused:
-                if stored.get(slot.entry.name) != slot.row:
+                row = stored.get(slot.entry.name)
+                if row is not slot.row and row != slot.row:  # most often the very row (no field compared)
                     return None
                 continue
             entry = resolve(slot)
