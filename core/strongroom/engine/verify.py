@@ -29,12 +29,19 @@ and for a pack the index names that is missing from storage, ``elsewhere(blobs)`
 the text the problem ends with: whether another copy of the vault (a geo secondary,
 :mod:`strongroom.services.heal`) holds them intact.
 
+The walk of the trees runs in a thread of its own beside the rest (the packs' trailers or
+data are read meanwhile): it holds the interpreter, the reading threads mostly do not, so
+on two cores it costs little wall time.  Its problems come first in the report, as if it
+had run first.  A tree node's chunks are checked against the index in one batch.
+
 Reads only; writes nothing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 import attrs
@@ -114,7 +121,24 @@ class Verifier:
         if read_data:
             limit_retained_memory()  # packs read whole and freed one after the other (..allocator)
         self._progress("checking trees")
-        trees = self._check_trees(points)
+        tree_problems: list[str] = []
+        stop = threading.Event()
+        with ThreadPoolExecutor(1, thread_name_prefix="verify-trees") as walker:
+            walk = walker.submit(self._check_trees, points, problems=tree_problems, stop=stop)
+            try:
+                report = self._check_packs(points, walk, read_data=read_data, select=select, subset=subset,
+                                           on_storage=on_storage, elsewhere=elsewhere)
+            except BaseException:
+                stop.set()
+                raise
+        self.problems[:0] = tree_problems  # the trees' problems first, as when they were checked first
+        return attrs.evolve(report, problems=tuple(self.problems), trees=walk.result())
+
+    def _check_packs(self, points: list[RecoveryPoint], walk, *, read_data: bool,
+                     select: Callable[[set[str]], list[str]] | None, subset: str | None,
+                     on_storage: set[str] | None, elsewhere: Callable[[list[bytes]], str] | None) -> VerifyReport:
+        """What :meth:`run` checks beside the walk of the trees (``walk``, a future: its
+        result is needed before damaged blobs are reported)."""
         if on_storage is None:
             on_storage = self.repo.pack_ids_on_storage()
         indexed = self.repo.index.named_pack_ids()
@@ -144,11 +168,12 @@ class Verifier:
             self._progress("reading data")
             checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
             plan = plan_copies(checks, self.repo.index.lookup)
+            walk.result()  # the second walk, for damaged blobs' users, after the first
             self._report_data(plan, points, partial=subset is not None, elsewhere=elsewhere)
             packs_read, bytes_read = plan.packs_read, plan.bytes_read
             duplicates = len(plan.extra_by_pack())
         return VerifyReport(
-            tuple(self.problems), len(points), trees, len(on_storage), packs_read, bytes_read,
+            (), len(points), 0, len(on_storage), packs_read, bytes_read,
             tuple(self.notes), subset, len(unindexed), duplicates, len(rest),
         )
 
@@ -180,16 +205,22 @@ class Verifier:
                 " blobs stored in other packs (two backups stored the same data at once); prune removes them"
             )
 
-    def _check_trees(self, points: list[RecoveryPoint], wanted: set[bytes] | None = None) -> int:
-        """Check the trees of ``points`` (the number of trees read); with ``wanted``,
-        only note in :attr:`_found` a few ``point path`` that need each wanted blob."""
+    def _check_trees(self, points: list[RecoveryPoint], wanted: set[bytes] | None = None, *,
+                     problems: list[str] | None = None, stop: threading.Event | None = None) -> int:
+        """Check the trees of ``points`` (the number of trees read), appending problems to
+        ``problems``; with ``wanted``, only note in :attr:`_found` a few ``point path`` that
+        need each wanted blob.  Ends early once ``stop`` is set."""
         seen: set[bytes] = set()
-        users = self._found = defaultdict(list)
-        problems = self.problems if wanted is None else []
+        users: defaultdict[bytes, list[str]] = defaultdict(list)
+        if wanted is not None:
+            self._found = users
+        problems = [] if problems is None else problems
         for point in points:
             label = f"point {point.short_id} ({point.item_name})"
             stack = [(bytes.fromhex(point.root), "/")]
             while stack:
+                if stop is not None and stop.is_set():
+                    return len(seen)
                 tree_id, path = stack.pop()
                 if tree_id in seen:
                     continue
@@ -207,17 +238,20 @@ class Verifier:
                 except (IntegrityError, ObjectNotFound) as exc:
                     problems.append(f"{label}: tree of {path}: {exc}")
                     continue
+                # one search of the index for the node's chunks (holes of disk images: nothing stored)
+                absent = self.repo.index.missing(c for child in nodes for c in child.chunks if c) \
+                    if wanted is None else set()
                 for child in nodes:
                     child_path = path.rstrip("/") + "/" + child.name
                     if child.type == DIR and child.subtree is not None:
                         stack.append((child.subtree, child_path))
                     for chunk in child.chunks:
                         if not chunk:
-                            continue  # a hole of a disk image: nothing stored
+                            continue
                         if wanted is not None:
                             if chunk in wanted and len(users[chunk]) < USERS_SHOWN:
                                 users[chunk].append(f"{label} {child_path}")
-                        elif chunk not in self.repo.index:
+                        elif chunk in absent:
                             problems.append(f"{label}: {child_path}: chunk {chunk.hex()[:16]} is missing")
         return len(seen)
 
