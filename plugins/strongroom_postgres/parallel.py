@@ -6,7 +6,8 @@ encoding, ``standard_conforming_strings``, ``search_path``, ``row_security``...)
 
 1. *pre-data*: the dump's header and table of contents (the bytes before the first
    block, a few KiB to MiB) are written to ``toc.dump`` in the restore's temporary
-   folder; ``pg_restore --section=pre-data`` on it creates the schema.
+   folder; ``pg_restore --section=pre-data`` on it creates the schema, while the loaders
+   of phase 2 start (a loader reads its TOC before it connects: it waits for its input).
 2. *data*: the data entries are shared among ``jobs`` loaders, largest block first to the
    loader with the fewest bytes so far; a table larger than a loader's share is cut into
    ``jobs`` pieces at the cuts the map notes (:mod:`.blockmap`), loaded at once into the
@@ -37,7 +38,7 @@ import threading
 import time
 from typing import Callable
 
-from strongroom import Entry, PointView, run_child, start_child
+from strongroom import Entry, PointView, start_child
 
 from .blockmap import BLOCK_DATA, BlockMap
 from .toc import ArchiveToc, DumpFormatError, read_toc
@@ -138,33 +139,62 @@ def restore_with_map(ctx: PointView, entry: Entry, blockmap: BlockMap, *, pg_res
     with open(tocfile, "wb") as fh:
         fh.write(head)
 
-    def phase(*options: str) -> str | None:
-        with tempfile.TemporaryFile() as err:
-            done = run_child(pg_restore + list(options) + [tocfile], env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=err)
-            if done.returncode:
-                err.seek(0)
-                return err.read(64 * 1024).decode("utf-8", "replace")
-        return None
-
     started = time.monotonic()
-    failure = phase("--section=pre-data")
+    times: list[float] = []
+    failure = _load(ctx, entry, head, plan, pg_restore, env, workdir, progress,
+                    lambda: _Phase(pg_restore + ["--section=pre-data", tocfile], env, times))
     if failure is not None:
         return failure
-    loaded = time.monotonic()
-    failure = _load(ctx, entry, head, plan, pg_restore, env, workdir, progress)
-    if failure is not None:
-        return failure
+    loaded = times[0]
     progress(blockmap.size)
     post = time.monotonic()
-    failure = phase("--section=post-data", f"--jobs={max(1, jobs)}")
+    failure = _Phase(pg_restore + ["--section=post-data", f"--jobs={max(1, jobs)}", tocfile], env).result()
     log.debug("parallel restore: pre-data %.2f s, data %.2f s (%d loaders), post-data %.2f s",
               loaded - started, post - loaded, len(plan), time.monotonic() - post)
     return failure
 
 
-def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
-          pg_restore: list[str], env: dict[str, str], workdir: str, progress: Callable[[int], None]) -> str | None:
+class _Phase:
+    """One ``pg_restore`` of the TOC file, started; :meth:`result` waits for it (its
+    failure's text, or None) and notes when it ended in ``times``; :meth:`kill` ends it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], times: list[float] | None = None) -> None:
+        self._err = tempfile.TemporaryFile()
+        self._times = times
+        try:
+            self.proc = start_child(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=self._err)
+        except BaseException:
+            self._err.close()
+            raise
+
+    def result(self) -> str | None:
+        try:
+            code = self.proc.wait()
+        except BaseException:
+            self.kill()
+            raise
+        if self._times is not None:
+            self._times.append(time.monotonic())
+        with self._err:
+            if code:
+                self._err.seek(0)
+                return self._err.read(64 * 1024).decode("utf-8", "replace")
+        return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err.close()
+
+
+def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg_restore: list[str],
+          env: dict[str, str], workdir: str, progress: Callable[[int], None],
+          pre_data: Callable[[], _Phase]) -> str | None:
+    """Start ``pre_data``, start the loaders while it runs (a loader reads its TOC from its
+    standard input before it connects: it waits until it is fed), then feed them once the
+    schema is there."""
     stop = threading.Event()
     lock = threading.Lock()
     done = [len(head)]
@@ -172,6 +202,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
     procs: list[subprocess.Popen] = []
     stderrs = []
     threads: list[threading.Thread] = []
+    phase: _Phase | None = None
+    failure: str | None = None
 
     def count(n: int) -> None:
         with lock:
@@ -239,6 +271,7 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
                 fail(LoaderFailed(index))
 
     try:
+        phase = pre_data()
         for k, work in enumerate(plan):
             listing = os.path.join(workdir, f"load{k}.list")
             with open(listing, "w", encoding="utf-8") as fh:
@@ -248,7 +281,9 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
             proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, stderr=err)
             procs.append(proc)
-            thread = threading.Thread(target=feed, args=(k, proc, work), name=f"pg-load-{k}", daemon=True)
+        failure = phase.result()
+        for k, work in enumerate(plan if failure is None else ()):  # else the waiting loaders are killed below
+            thread = threading.Thread(target=feed, args=(k, procs[k], work), name=f"pg-load-{k}", daemon=True)
             threads.append(thread)
             thread.start()
         for thread in threads:
@@ -256,6 +291,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
                 thread.join(0.2)
     except BaseException:
         stop.set()
+        if phase is not None:
+            phase.kill()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
@@ -269,6 +306,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]],
                 proc.kill()
             proc.wait()
     try:
+        if failure is not None:
+            return failure
         if not errors:
             return None
         first = errors[0]

@@ -186,8 +186,7 @@ class DatabaseRestore:
         started = time.monotonic()
         request = self.request
         remove_stale_workdirs()
-        self._drop_leftovers()
-        exists = self.server.database_exists(request.target)
+        exists = self._drop_leftovers(request.target)
         entry = dump_entry(self.ctx, request.record)
         if request.item_level:
             toc, _ = read_dump_toc(self.ctx, request.record)
@@ -271,20 +270,34 @@ class DatabaseRestore:
             locale = f" lc_collate {quote_literal(record.collate)} lc_ctype {quote_literal(record.ctype)}"
         if record.locale_provider == "i" and record.icu_locale and self._server_major() >= 15:
             locale += f" locale_provider icu icu_locale {quote_literal(record.icu_locale)}"
-        try:
-            self.server.execute(base + locale)
-        except PostgresError as exc:
-            if not locale or "locale" not in str(exc).lower():
-                raise
-            self.server.execute(base)
-            self.warnings.append(f"database {name}: created with the server's default locale"
-                                 f" ({record.collate or record.icu_locale} is not available there)")
-        try:
-            self.server.execute(f"comment on database {quote_ident(name)} is {quote_literal(_mark_text(self.process))}")
-        except BaseException:
-            self._drop(name)
+        mark = f"comment on database {quote_ident(name)} is {quote_literal(_mark_text(self.process))}"
+        try:  # created and marked through one connection
+            done, error = self.server.execute_each([base + locale, mark])
+            if error is not None and not done and locale and "locale" in str(error).lower():
+                done, error = self.server.execute_each([base, mark])
+                if done:
+                    self.warnings.append(f"database {name}: created with the server's default locale"
+                                         f" ({record.collate or record.icu_locale} is not available there)")
+        except BaseException:  # interrupted: the database may have been created, not yet marked
+            self._drop_if_unmarked(name)
             raise
+        if error is not None:
+            if done:  # created, not marked
+                self._drop(name)
+            raise error
         return name
+
+    def _drop_if_unmarked(self, name: str) -> None:
+        """Drop ``name`` if it exists without a comment or with this restore's mark (the
+        state an interrupted :meth:`_create` leaves; the name did not exist before)."""
+        try:
+            comment = self.server.query(
+                "select to_json(coalesce(shobj_description(oid, 'pg_database'), '')) from pg_database"
+                f" where datname = {quote_literal(name)}")  # None: no such database
+        except PostgresError:
+            return
+        if comment in ("", _mark_text(self.process)):
+            self._drop(name)
 
     @property
     def process(self) -> ProcessId:
@@ -293,20 +306,25 @@ class DatabaseRestore:
     def _unmark(self, name: str) -> None:
         self.server.execute(f"comment on database {quote_ident(name)} is null")
 
-    def _drop_leftovers(self) -> None:
-        """Drop the databases marked by restores of this host whose process is gone."""
-        marked = self.server.query(
-            "select coalesce(json_agg(json_build_array(datname, d)), '[]') from"
+    def _drop_leftovers(self, target: str) -> bool:
+        """Drop the databases marked by restores of this host whose process is gone; returns
+        whether ``target`` exists afterwards (asked in the same query)."""
+        found = self.server.query(
+            "select json_build_object('exists', exists(select from pg_database where datname ="
+            f" {quote_literal(target)}), 'marked', (select coalesce(json_agg(json_build_array(datname, d)), '[]') from"
             " (select datname, shobj_description(oid, 'pg_database') as d from pg_database) s"
-            f" where d like {quote_literal(MARK_PREFIX + '%')}")
+            f" where d like {quote_literal(MARK_PREFIX + '%')}))")
+        exists = bool(found["exists"])
         host = self.process.host
-        for name, text in marked or ():
+        for name, text in found["marked"]:
             match = _MARK.match(text or "")
             owner = ProcessId.from_tag(match.group(2)) if match and match.group(1) == host else None
             if owner is not None and owner.is_gone():
                 if self._drop(name):
                     self.warnings.append(f"database {name}: dropped, left half-restored by an interrupted"
                                          f" restore (process {owner.pid})")
+                    exists = exists and name != target
+        return exists
 
     def _server_major(self) -> int:
         return pgserver.major_of(int(self.server.query("select to_json(current_setting('server_version_num')::int)")))

@@ -37,6 +37,7 @@ from .errors import DatabaseNotFound, PostgresConnectFailed, PostgresError, Post
 OLDEST_SERVER = 90200
 TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+_DONE = "strongroom-statement-done "  # what psql echoes after each statement of Server.execute_each
 _CONNECT_PREFIX = re.compile(r'^connection to server (?:at|on) .*? failed:\s*')
 
 
@@ -244,6 +245,21 @@ class Server:
 
     def execute(self, sql: str, dbname: str | None = None) -> None:
         self._psql(sql, dbname or self.maintenance_db())
+
+    def execute_each(self, statements: list[str], dbname: str | None = None) -> tuple[int, PostgresError | None]:
+        """Run ``statements`` one after the other, each in its own transaction, through one
+        ``psql`` (one connection instead of one each): (how many succeeded, the error of the
+        one that failed or None).  The statements after a failed one are not run."""
+        dbname = dbname or self.maintenance_db()
+        argv = [self.tools.path("psql"), "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
+                "-d", self.conn.conninfo(dbname)]
+        for i, sql in enumerate(statements):
+            argv += ["-c", sql, "-c", f"\\echo {_DONE}{i}"]
+        done = run_child(argv, env=self.conn.environment(), capture_output=True, stdin=subprocess.DEVNULL)
+        succeeded = sum(1 for line in done.stdout.decode("utf-8", "replace").splitlines() if line.startswith(_DONE))
+        if done.returncode != 0:
+            return succeeded, connection_failure(done.stderr.decode("utf-8", "replace"), self.conn, dbname)
+        return succeeded, None
 
     def info(self) -> dict:
         """Version, current user and the databases (template0/template1 left out)."""
