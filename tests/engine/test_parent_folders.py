@@ -130,3 +130,49 @@ def test_a_folder_of_deep_subfolders_is_decoded_once(repo, monkeypatch):
     for path in walked:
         assert folders.folder(path).stored
     assert sorted(decoded) == sorted(walked) and damaged == []
+
+
+def test_a_folder_compared_after_it_left_the_cache_is_read_without_its_chunk_check(repo, monkeypatch):
+    """compared() gives the rows of the cached folder itself; of a folder the walk has
+    left behind (dropped from the cache), the same rows read again, with no search for
+    missing chunks and without pushing the walk's folders out; of one never loaded,
+    the folder loaded."""
+    def build(writer):
+        chunk = writer.add(KIND_DATA, b"content").hex()
+        subs = [{"name": f"s{i}", "type": "dir",
+                 "subtree": _node(writer, [{"name": f"f{i}", "type": "file", "size": 7, "chunks": [chunk]}]).hex()}
+                for i in range(8)]
+        return _node(writer, subs)
+
+    folders, damaged = _folders(repo, build)
+    searched = []
+    real = folders._index.missing
+    monkeypatch.setattr(folders._index, "missing", lambda ids: searched.append(1) or real(ids))
+    first = folders.folder("s0")
+    assert folders.compared("s0") == (first.tree_id, first.stored)
+    for i in range(1, 8):
+        folders.folder(f"s{i}")
+    assert "s1" not in folders._cache
+    searches = len(searched)
+    tree_id, stored = folders.compared("s1")
+    assert tree_id == bytes.fromhex(folders.folder("").stored["s1"]["subtree"])
+    assert stored == {"f1": {"name": "f1", "type": "file", "size": 7, "chunks": stored["f1"]["chunks"]}}
+    assert len(searched) == searches and "s1" not in folders._cache
+    assert folders.compared("s7")[1] is folders.folder("s7").stored
+    fresh, _ = _folders(repo, build)
+    assert fresh.compared("s3")[1] == {"f3": {**stored["f1"], "name": "f3"}}
+    assert "s3" in fresh._cache and damaged == []
+
+
+def test_a_damaged_folder_compared_again_is_empty(repo):
+    def build(writer):
+        subs = [{"name": "d", "type": "dir", "subtree": "cd" * 32}]
+        subs += [{"name": f"e{i}", "type": "dir", "subtree": _node(writer, []).hex()} for i in range(6)]
+        return _node(writer, subs)
+
+    folders, damaged = _folders(repo, build)
+    assert folders.folder("d").stored == {}
+    for i in range(6):
+        folders.folder(f"e{i}")
+    assert folders.compared("d") == (bytes.fromhex("cd" * 32), {})
+    assert {exc.fields["path"] for exc in damaged} == {"d"}  # the backup warns once a folder

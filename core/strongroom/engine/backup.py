@@ -465,8 +465,7 @@ class BackupEngine:
         other entry by its stored form (:meth:`Entry.to_dict`)."""
         if self._parents is None:
             return None
-        folder = self._parents.folder(directory.path)
-        tree_id, stored = folder.tree_id, folder.stored
+        tree_id, stored = self._parents.compared(directory.path)
         if tree_id is None or stored is None or len(stored) != len(directory.slots) or tree_id not in self.repo.index:
             return None
         for slot in directory.slots:

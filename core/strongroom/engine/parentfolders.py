@@ -22,8 +22,11 @@ called with the :class:`~strongroom.errors.DamagedFolder` and the folder counts 
 last (the walk needs them for the next sibling folders: a folder of many subfolders is
 decoded once, however deep each subtree) and, besides them, the most recent up to
 ``keep`` folders in all (the stored rows of a folder take about 1 MB per 1,000 files).
-The object is safe to use from several threads (a folder may be loaded twice, never
-wrongly).
+When the backup has all the entries of a folder, it compares them with the parent's
+node through :meth:`ParentFolders.compared`, which reads a folder dropped from the cache
+again without checking its chunks (only rows equal to entries made from checked rows
+count).  The object is safe to use from several threads (a folder may be loaded twice,
+never wrongly).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Folder", "ParentFolders"]
 
 _HEX_IDS = re.compile(r"(?:[0-9a-f]{64})*")
+_UNKNOWN = object()
 
 
 class Folder:
@@ -76,6 +80,7 @@ class ParentFolders:
         self._cache: OrderedDict[str, Folder] = OrderedDict()
         self._lock = threading.Lock()
         self._last: Folder | None = None  # asked for once per file of the folder: no lock for it
+        self._tree_ids: dict[str, bytes | None] = {}  # of the folders loaded, until compared
 
     def folder(self, path: str) -> Folder:
         """The parent point's folder at point path ``path`` ('' for the top)."""
@@ -103,8 +108,37 @@ class ParentFolders:
         self._last = loaded
         return loaded
 
+    def compared(self, path: str) -> tuple[bytes | None, dict[str, dict] | None]:
+        """``(tree_id, stored)`` of the folder at ``path``, as :meth:`folder` gives them,
+        for the backup to compare the folder with its entries once they are all known
+        (once per folder: what this object keeps for it is then let go).  A folder no
+        longer cached is read again without the check of its chunk ids and the search
+        for missing chunks, and not cached (the walk may have gone on to other folders,
+        which it keeps): a stored row equal to an entry of this backup has passed them,
+        as that entry was made from it.  A folder never loaded is loaded."""
+        tree_id = self._tree_ids.pop(path, _UNKNOWN)
+        last = self._last
+        if last is not None and last.path == path:
+            return last.tree_id, last.stored
+        with self._lock:
+            cached = self._cache.get(path)
+        if cached is not None:
+            return cached.tree_id, cached.stored
+        if tree_id is _UNKNOWN:
+            folder = self.folder(path)
+            self._tree_ids.pop(path, None)
+            return folder.tree_id, folder.stored
+        if tree_id is None:
+            return None, {}
+        try:
+            return tree_id, self.reader.stored_folder(tree_id, path)  # type: ignore[arg-type]
+        except DamagedFolder as exc:
+            self._on_damaged(exc)
+            return tree_id, {}
+
     def _load(self, path: str) -> Folder:
         tree_id = self.reader.root if not path else self._subtree(path)
+        self._tree_ids[path] = tree_id
         if tree_id is None:
             return Folder(path, None, {}, frozenset(), dict)
         try:
