@@ -50,23 +50,33 @@ def _outcome(call, raw):
         return "refused", str(exc)
 
 
-def _json_only(monkeypatch):
+@pytest.fixture
+def with_msgspec(monkeypatch):
+    monkeypatch.setattr(tree, "_fast_loads", tree._fast_decoder())
+    assert tree._fast_loads  # a dependency: without it every node goes through json.loads
+
+
+def test_msgspec_reads_the_nodes_once_a_process_has_read_enough(monkeypatch):
+    node = encode_tree([Entry(name=f"f{i}", type="file", size=1, chunks=(bytes(32),)) for i in range(100)])
     monkeypatch.setattr(tree, "_fast_loads", None)
-
-
-def test_msgspec_reads_the_nodes():
-    assert tree._fast_loads is not None  # a dependency: without it every node goes through json.loads
+    monkeypatch.setattr(tree, "_json_read", 0)
+    monkeypatch.setattr(tree, "FAST_AFTER", 3 * len(node))
+    for _ in range(3):
+        decode_tree(node)
+    assert tree._fast_loads is None and tree._json_read == 3 * len(node)
+    assert len(decode_tree(memoryview(node))) == 100
+    assert tree._fast_loads and tree._fast_loads.__self__.__class__.__module__.startswith("msgspec")
 
 
 @pytest.mark.parametrize("raw", DOCUMENTS, ids=range(len(DOCUMENTS)))
-def test_a_node_decodes_as_json_loads_decodes_it(raw, monkeypatch):
+def test_a_node_decodes_as_json_loads_decodes_it(raw, monkeypatch, with_msgspec):
     fast = _outcome(decode_tree, raw), _outcome(decode_tree_stored, raw)
-    _json_only(monkeypatch)
+    monkeypatch.setattr(tree, "_fast_loads", False)
     assert (_outcome(decode_tree, raw), _outcome(decode_tree_stored, raw)) == fast
 
 
 @pytest.mark.parametrize("raw", DOCUMENTS, ids=range(len(DOCUMENTS)))
-def test_the_decoded_document_is_json_loads_s(raw):
+def test_the_decoded_document_is_json_loads_s(raw, with_msgspec):
     try:
         expected = json.loads(raw)
     except (ValueError, RecursionError):
