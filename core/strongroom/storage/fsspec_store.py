@@ -373,6 +373,9 @@ class FsspecStore:
     def _get_range_local(path: str, offset: int, length: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
+            # no larger buffer than what is there: callers ask for up to 16 MiB to read a
+            # small object whole, and a buffer of the size asked is mapped, then shrunk
+            length = min(length, max(0, os.fstat(fd).st_size - offset))
             first = os.pread(fd, length, offset)
             if len(first) == length or not first:
                 return first
