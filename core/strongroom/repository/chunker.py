@@ -63,6 +63,8 @@ import attrs
 import numpy as np
 from pyfastcdc.cy import FastCDC
 
+from .bulkcopy import move_within
+
 __all__ = ["ZERO_RUN", "Chunker", "ChunkerParams", "fastcdc_arguments"]
 
 _KIB = 1024
@@ -234,7 +236,7 @@ class Chunker:
             while True:
                 if not eof and end - start < look:
                     if start:
-                        view[: end - start] = view[start:end]
+                        move_within(window, 0, start, end)
                         start, end = 0, end - start
                     while end < capacity:
                         n = fill(view[end:capacity])

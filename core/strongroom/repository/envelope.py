@@ -100,6 +100,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
+from .bulkcopy import copy_into
 
 __all__ = [
     "BLOB_KINDS",
@@ -418,7 +419,7 @@ class Envelope:
         length = len(body)
         inner = _inner_buffer(padded_size(kind, _INNER.size + length))
         _INNER.pack_into(inner, 0, compression, length)
-        inner[_INNER.size : _INNER.size + length] = body
+        copy_into(inner, _INNER.size, body)  # a large body: without the GIL
         inner[_INNER.size + length :] = bytes(inner.nbytes - _INNER.size - length)
         if kind in BLOB_KINDS:
             nonce = os.urandom(NONCE_SIZE)

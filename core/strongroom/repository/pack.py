@@ -57,6 +57,7 @@ import attrs
 from ..errors import IntegrityError
 from ..storage.base import Store
 from .blobid import ID_SIZE
+from .bulkcopy import copy_into
 from .envelope import KIND_DATA, KIND_PACK_TRAILER, V2_OVERHEAD, Envelope, max_sealed, padded_size
 
 __all__ = [
@@ -199,7 +200,7 @@ class PackWriter:
         buffer = self._buffer
         end = offset + len(data)
         if end <= len(buffer):
-            buffer[offset:end] = data
+            copy_into(buffer, offset, data)  # a large blob: without the GIL
         else:
             del buffer[offset:]
             buffer += data
