@@ -9,7 +9,10 @@ no hand-off per chunk, and the heavy steps release the GIL, so every core works)
 :class:`~strongroom.repository.blobwriter.BlobWriter` packs the blobs and uploads full
 packs in the background.  Small files go to the pool in batches (one task for up to
 :data:`BATCH_FILES` files), so a tree of many small files costs no thread hand-off per
-file.  A closed directory becomes a tree node as soon as all its children are done
+file: the task reads them one after the other, then adds all their blobs with one call of
+the writer (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_many`: one search of
+the index for the batch).  When the walk is done the reader threads end, and their
+buffers go, before the last pack is written and the point committed.  A closed directory becomes a tree node as soon as all its children are done
 (:mod:`.slots` holds what it waits for), deepest first, so memory holds only
 directories still in progress.
 
@@ -185,6 +188,10 @@ class BackupEngine:
         try:
             with quiet_gc():  # millions of objects: collect less often (gcquiet.py)
                 root = self._walk(entries)
+            # Every read is done: the reader threads end, and with them their buffers (read
+            # window, seal and frame buffers: about 16 MiB a thread), before the last pack
+            # is written and the point committed (which is when the backup's memory peaked).
+            self._read_pool.shutdown(wait=True)
             writer.flush()
             failed = False
             self.stats.current = ""
@@ -315,7 +322,32 @@ class BackupEngine:
             batch.future = self._submit(self._read_batch, batch.sources)
 
     def _read_batch(self, sources: list[SourceEntry]) -> list[Entry | None]:
-        return [self._read_file(src) for src in sources]
+        """Small files (each below the minimum chunk size, one chunk): each read with one
+        ``os.read``, then all their blobs added with one call of the writer (one search
+        of the index, the counters and the progress once); a file that cannot be read so
+        (it grew, or cannot be opened) goes the general way, which warns as it does."""
+        results: list[Entry | None] = [None] * len(sources)
+        read: list[tuple[int, bytes]] = []
+        for i, src in enumerate(sources):
+            self.stats.current = src.path
+            data = self._slurp(src)
+            if data is None:
+                results[i] = self._read_file(src)
+            else:
+                read.append((i, data))
+        ids = iter(self._writer.add_many(KIND_DATA, [data for _, data in read if data]))
+        total = 0
+        for i, data in read:
+            entry = sources[i].entry
+            total += len(data)
+            if len(data) != entry.size:
+                self._warn(f"{sources[i].path}: changed while being backed up (size {entry.size} -> {len(data)})")
+            results[i] = with_content(entry, (next(ids),) if data else (), len(data))
+        with self._lock:
+            self.stats.bytes_read += total
+            self.stats.files_read += len(read)
+        self._report(self.stats)
+        return results
 
     def _chunker(self) -> Chunker:
         chunker = getattr(self._local, "chunker", None)
@@ -396,20 +428,8 @@ class BackupEngine:
         file grew past its listed size, or cannot be opened): then the general path
         reads it, and warns as it does."""
         entry = src.entry
-        try:
-            try:
-                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW | O_NOATIME)  # type: ignore[attr-defined]
-            except PermissionError:
-                if not O_NOATIME:
-                    raise
-                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
-            try:
-                data = os.read(fd, entry.size + 1)
-            finally:
-                os.close(fd)
-        except OSError:
-            return None
-        if len(data) > entry.size:
+        data = self._slurp(src)
+        if data is None:
             return None
         chunks = (self._writer.add(KIND_DATA, data),) if data else ()
         with self._lock:
@@ -419,6 +439,25 @@ class BackupEngine:
         if len(data) != entry.size:
             self._warn(f"{src.path}: changed while being backed up (size {entry.size} -> {len(data)})")
         return with_content(entry, chunks, len(data))
+
+    @staticmethod
+    def _slurp(src: SourceEntry) -> bytes | None:
+        """The content of a file below the minimum chunk size, read with one ``os.read``
+        and no file object, or ``None``: it grew past its listed size, or cannot be opened."""
+        try:
+            try:
+                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW | O_NOATIME)  # type: ignore[attr-defined]
+            except PermissionError:
+                if not O_NOATIME:
+                    raise
+                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
+            try:
+                data = os.read(fd, src.entry.size + 1)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        return data if len(data) <= src.entry.size else None
 
     def _pieces(self, fh, size: int) -> Iterator[bytes | memoryview]:
         """The chunks of an open file.  A file smaller than the minimum chunk size is
