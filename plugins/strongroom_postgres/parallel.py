@@ -14,8 +14,11 @@ encoding, ``standard_conforming_strings``, ``search_path``, ``row_security``...)
    same table by different loaders (its rows are the same; their order on disk may
    differ from the source's).  Each loader is one ``pg_restore -L list`` whose standard
    input is fed the TOC, then its blocks or pieces, in its list's order, read straight
-   from the vault (only the chunks those ranges touch).  A loader with no block
-   (sequence values and the like) just runs its SQL.
+   from the vault (only the chunks those ranges touch).  That input is a Unix socket, not
+   a pipe: pg_restore reads it 4 KiB at a time, which on a full pipe wakes the writer at
+   every read; the socket wakes it once most of its buffer is read (at -s 30 about 0.4 s
+   of CPU less between strongroom and the loaders).  A loader with no block (sequence
+   values and the like) just runs its SQL.
 3. *post-data*: ``pg_restore --section=post-data -j jobs`` on ``toc.dump`` builds the
    indexes, constraints and triggers in parallel and applies the grants.
 
@@ -31,6 +34,7 @@ import io
 import logging
 import os
 import queue
+import socket
 import struct
 import subprocess
 import tempfile
@@ -203,6 +207,7 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
     stderrs = []
     threads: list[threading.Thread] = []
     phase: _Phase | None = None
+    socks: list[socket.socket] = []  # the loaders' standard input, ours to write
     failure: str | None = None
 
     def count(n: int) -> None:
@@ -218,7 +223,7 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
             if proc.poll() is None:
                 proc.kill()
 
-    def feed(index: int, proc: subprocess.Popen, work: list[Piece]) -> None:
+    def feed(index: int, proc: subprocess.Popen, sock: socket.socket, work: list[Piece]) -> None:
         pieces: queue.Queue = queue.Queue(AHEAD)
         halt = threading.Event()
 
@@ -246,17 +251,17 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
         fetcher = threading.Thread(target=fetch, name="pg-load-fetch", daemon=True)
         fetcher.start()
         try:
-            proc.stdin.write(head)  # type: ignore[union-attr]
+            sock.sendall(head)
             while True:
                 item = pieces.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                proc.stdin.write(item)  # type: ignore[union-attr]
+                sock.sendall(item)
                 count(len(item))
-            proc.stdin.close()  # type: ignore[union-attr]
-        except BrokenPipeError:
+            sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
             pass  # the loader exited: its exit code says why
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
@@ -278,12 +283,16 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
                 fh.write("".join(f"{piece[0]};\n" for piece in work))
             err = tempfile.TemporaryFile()
             stderrs.append(err)
-            proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=err)
+            ours, theirs = socket.socketpair()
+            socks.append(ours)
+            with theirs:
+                proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=theirs,
+                                   stdout=subprocess.DEVNULL, stderr=err)
             procs.append(proc)
         failure = phase.result()
         for k, work in enumerate(plan if failure is None else ()):  # else the waiting loaders are killed below
-            thread = threading.Thread(target=feed, args=(k, procs[k], work), name=f"pg-load-{k}", daemon=True)
+            thread = threading.Thread(target=feed, args=(k, procs[k], socks[k], work), name=f"pg-load-{k}",
+                                      daemon=True)
             threads.append(thread)
             thread.start()
         for thread in threads:
@@ -305,6 +314,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        for sock in socks:
+            sock.close()
     try:
         if failure is not None:
             return failure
