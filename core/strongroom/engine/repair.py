@@ -109,8 +109,9 @@ def plan_copies(checks: Iterable[PackCheck], current: Callable[[bytes], IndexEnt
     available: dict[bytes, IndexEntry] = {}
     extra: list[IndexEntry] = []
     for blob, found in copies.items():
-        now = current(blob)
-        found.sort(key=lambda e: (e.pack_id in unsound, e != now, e.pack_id, e.offset))
+        if len(found) > 1:  # which copy the index names matters only among several
+            now = current(blob)
+            found.sort(key=lambda e: (e.pack_id in unsound, e != now, e.pack_id, e.offset))
         available[blob] = found[0]
         seen = {found[0].pack_id}
         for entry in found[1:]:
