@@ -62,7 +62,21 @@ class StrongroomPluginManager(pluggy.PluginManager):
     def __init__(self, disabled: frozenset[str] = frozenset()) -> None:
         super().__init__(PROJECT_NAME)
         self.disabled = disabled
-        self.sources: dict[str, PluginSource] = {}
+        #: entry-point name -> the distribution that declared it (None: not from one)
+        self.distributions: dict[str, importlib.metadata.Distribution | None] = {}
+
+    @property
+    def sources(self) -> dict[str, PluginSource]:
+        """Where each plugin came from: the distributions' metadata is read only when asked
+        (parsing it for every plugin was half the cost of loading them at start-up)."""
+        return {name: _source_of(dist) for name, dist in self.distributions.items()}
+
+
+def _source_of(dist: importlib.metadata.Distribution | None) -> PluginSource:
+    if dist is None:
+        return PluginSource()
+    metadata = dist.metadata  # parsed once for both fields
+    return PluginSource(metadata["Name"], metadata["Version"])
 
 
 def get_plugin_manager(
@@ -114,12 +128,11 @@ def _load_entry_point(
 ) -> None:
     name = entry_point.name
     dist = entry_point.dist
-    source = PluginSource(dist.name, dist.version) if dist is not None else PluginSource()
-    if name in pm.sources:
-        first = pm.sources[name]
-        reason = f"declared by both {first.distribution} and {source.distribution}"
+    if name in pm.distributions:
+        first, second = _source_of(pm.distributions[name]), _source_of(dist)
+        reason = f"declared by both {first.distribution} and {second.distribution}"
         raise PluginLoadError(plugin=name, reason=reason)
-    pm.sources[name] = source
+    pm.distributions[name] = dist
     if pm.is_blocked(name):
         return
     with _blame(name):
@@ -236,11 +249,12 @@ class PluginHost:
                 if owner is not None:
                     registered[owner].append(f"{label}:{name}")
         names = {self.pm.get_name(plugin) for plugin in self.pm.get_plugins()} | self.pm.disabled
+        sources = self.pm.sources
         infos = []
         for name in sorted(n for n in names if n is not None):
             plugin = self.pm.get_plugin(name)
             callers = self.pm.get_hookcallers(plugin) if plugin is not None else None
-            source = self.pm.sources.get(name, PluginSource())
+            source = sources.get(name, PluginSource())
             infos.append(
                 PluginInfo(
                     name=name,
