@@ -123,3 +123,13 @@ print("numpy" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_pack_entries_total_length_without_building_entries():
+    """The sealed lengths of some packs' entries, summed as building them would; a pack
+    the index does not hold counts 0."""
+    entries = make_entries(3000, seed=48, per_pack=70)
+    by_pack = loaded(entries).pack_entries()
+    some = sorted(by_pack)[::3] + ["00" * 16]
+    assert by_pack.total_length(some) == sum(e.length for p in some for e in by_pack.get(p, ()))
+    assert by_pack.total_length([]) == 0 and Index().pack_entries().total_length(some) == 0

@@ -187,8 +187,10 @@ def scan_packs(
     todo = sorted(set(pack_ids))
     indexed = indexed or {}
     report = progress or (lambda message: None)
-    # the bytes to read, as the index knows them (a pack it does not list counts as 0)
-    total_bytes = sum(e.length for p in todo for e in indexed.get(p, ()))
+    # the bytes to read, as the index knows them (a pack it does not list counts as 0); an
+    # index's PackEntries sums them without building every pack's entries first
+    lengths = getattr(indexed, "total_length", None)
+    total_bytes = lengths(todo) if lengths is not None else sum(e.length for p in todo for e in indexed.get(p, ()))
     read = 0
     local = threading.local()
 

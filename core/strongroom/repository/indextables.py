@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 # numpy is used here (and by index files and the restore's writer) for array operations
@@ -193,6 +193,15 @@ class PackEntries(Mapping):
 
     def __contains__(self, pack_id: object) -> bool:
         return self._rows(pack_id) is not None
+
+    def total_length(self, pack_ids: Iterable[str]) -> int:
+        """The sum of the sealed lengths of the entries of ``pack_ids`` (a pack without
+        entries counts 0), without building the entries."""
+        wanted = [n for n in (self._numbers.get(p) for p in pack_ids) if n is not None]
+        if not wanted or not len(self._records):
+            return 0
+        by_pack = np.bincount(self._records["pack"], weights=self._records["length"], minlength=len(self._pack_ids))
+        return int(by_pack[np.asarray(wanted, dtype=np.intp)].sum())
 
     def __iter__(self) -> Iterator[str]:
         counts = np.diff(self._starts)
