@@ -34,28 +34,49 @@ def test_ids_and_stored_blobs_are_those_of_add():
         assert repo.get_blob(blob) == data
 
 
-def test_a_failure_leaves_the_blobs_not_stored_unknown():
+def test_a_failure_leaves_the_blobs_not_stored_unknown(monkeypatch):
     """A blob whose sealing fails is not taken for stored: a later add stores it."""
     repo = Repository(MemoryStore(), MasterKey.generate())
     datas = [os.urandom(100) for _ in range(3)]
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise OSError("no more")
+
     with repo.writer() as writer:
-        envelope = repo.envelope
-        calls = []
-
-        def failing(*args, **kwargs):
-            calls.append(1)
-            raise OSError("no more")
-
-        writer.repo = type("Sink", (), {})()
-        for name in ("store", "index", "io_threads", "blob_id", "write_index"):
-            setattr(writer.repo, name, getattr(repo, name))
-        writer.repo.envelope = type("Failing", (), {"seal_into": failing,
-                                                    "sealed_size_bound": envelope.sealed_size_bound})()
-        with pytest.raises(OSError):
-            writer.add_many(KIND_DATA, datas)
+        with monkeypatch.context() as patch:
+            patch.setattr(repo.envelope, "prepare", failing)
+            with pytest.raises(OSError):
+                writer.add_many(KIND_DATA, datas)
         assert len(calls) == 1
-        writer.repo = repo
         assert writer.add_many(KIND_DATA, datas) == [repo.blob_id(d) for d in datas]
     assert writer.new_blobs == 3
     for data in datas:
+        assert repo.get_blob(repo.blob_id(data)) == data
+
+
+def test_a_failure_while_sealing_into_the_pack_leaves_the_pack_whole(monkeypatch):
+    """Encryption that fails inside the pack's buffer: the blob is not in the pack, the
+    blobs around it are, and the pack reads back."""
+    repo = Repository(MemoryStore(), MasterKey.generate())
+    first, bad, last = (os.urandom(5000) for _ in range(3))
+    real = repo.envelope.seal_prepared_into
+
+    def failing_once(out, kind, name, body, compression):
+        if name == repo.blob_id(bad):
+            out[:10] = b"x" * 10  # wrote a little, then failed
+            raise OSError("no more")
+        return real(out, kind, name, body, compression)
+
+    with repo.writer() as writer:
+        writer.add(KIND_DATA, first)
+        with monkeypatch.context() as patch:
+            patch.setattr(repo.envelope, "seal_prepared_into", failing_once)
+            with pytest.raises(OSError):
+                writer.add(KIND_DATA, bad)
+        writer.add(KIND_DATA, last)
+        writer.add(KIND_DATA, bad)  # not taken for stored: stored now
+    assert writer.new_blobs == 3
+    for data in (first, bad, last):
         assert repo.get_blob(repo.blob_id(data)) == data

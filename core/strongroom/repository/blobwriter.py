@@ -1,8 +1,8 @@
 """Adding blobs to a repository: deduplicate, seal, pack, upload.
 
-:class:`BlobWriter` is how a backup writes data.  ``add`` seals a new blob (compression
-when it pays, encryption) in the calling thread and appends it to the open pack, then
-returns its id.  The backup engine calls it from its pool of reader threads, so sealing
+:class:`BlobWriter` is how a backup writes data.  ``add`` seals a new blob in the calling thread
+(compression when it pays, then encryption straight into the open pack's buffer, under the
+writer's lock: no copy of the sealed blob), then returns its id.  The backup engine calls it from its pool of reader threads, so sealing
 runs on every core with the GIL released, without a hand-off per blob.  Full packs are
 uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
 pack waits for room, which bounds memory.  Packs are assembled in buffers the writer reuses
@@ -15,7 +15,7 @@ raise from the next ``add`` or ``flush``.
 
 Deduplication: a blob the repository's index holds, or that this writer already added,
 is not stored again (``add_many`` checks a list of blobs against the index with one
-vectorised search).  ``flush`` gives up the pack and seal buffers it kept (a later
+vectorised search).  ``flush`` gives up the pack buffers it kept (a later
 ``add`` makes new ones).  Writes, in this order: a pack ``data/<xx>/<pack-id>``, whole, then
 the index file naming its blobs (:meth:`Repository.write_index`); only then are its
 blobs added to the in-memory index.  It never deletes anything.
@@ -76,7 +76,6 @@ class BlobWriter:
         self._lock = threading.Lock()
         self._uploads_in_flight = threading.BoundedSemaphore(upload_threads)
         self._known: set[bytes] = set()
-        self._seal_buffers = threading.local()  # one reused buffer per adding thread
         # pack buffers, reused pack after pack: a fresh 8 MiB buffer per pack cost its page
         # faults (with the GIL held) every time.  At most one per upload and the open pack
         # are out; a new pack waits for one (the uploads bound memory, as before)
@@ -137,34 +136,36 @@ class BlobWriter:
         """Seal new blob ``blob`` (in ``_known`` already) and append it to the open pack;
         on failure it leaves ``_known``."""
         envelope = self.repo.envelope
+        added = False
         try:
-            sealed = envelope.seal_into(
-                self._seal_buffer(envelope.sealed_size_bound(kind, len(data))), kind, blob, data,
-                level=self.compression_level,
-            )
-        except BaseException:
-            with self._lock:
-                self._known.discard(blob)
-            raise
-        try:
-            added = False
+            # compressed outside the lock; encrypted (the GIL released) straight into the
+            # open pack under it: no seal buffer per thread, no copy of the sealed blob
+            body, compression = envelope.prepare(kind, data, level=self.compression_level)
+            length = envelope.prepared_size(kind, len(body))
+
+            def seal(out: memoryview) -> int:
+                return envelope.seal_prepared_into(out, kind, blob, body, compression)
+
             while not added:
                 full: list[PackWriter] = []
                 with self._lock:
-                    pack = self._open_pack(len(sealed), full, envelope)
+                    pack = self._open_pack(length, full, envelope)
                     if pack is not None:
-                        pack.add(blob, kind, sealed, len(data))
+                        pack.add_sealing(blob, kind, length, len(data), seal)
                         added = True
                         self.new_blobs += 1
                         self.new_raw_bytes += len(data)
-                        self.stored_bytes += len(sealed)
+                        self.stored_bytes += length
                         if pack.size >= self.pack_size:
                             full.append(pack)
                             self._pack = None
                 for closed in full:  # outside the lock: waits while enough uploads run
                     self._submit_upload(closed)
-        finally:
-            sealed.release()
+        except BaseException:
+            if not added:
+                with self._lock:
+                    self._known.discard(blob)
+            raise
 
     def _open_pack(self, length: int, full: list[PackWriter], envelope: Envelope) -> PackWriter | None:
         """The open pack, with room for a sealed blob of ``length`` bytes (called with the
@@ -194,12 +195,6 @@ class BlobWriter:
                 continue
             self._packs_out += 1
             self._pack = PackWriter(envelope, buffer=buffer)
-
-    def _seal_buffer(self, need: int) -> bytearray:
-        buffer = getattr(self._seal_buffers, "buffer", None)
-        if buffer is None or len(buffer) < need:
-            buffer = self._seal_buffers.buffer = bytearray(max(need, 1 << 20))
-        return buffer
 
     def _track(self, future: Future) -> None:
         with self._lock:
@@ -278,7 +273,6 @@ class BlobWriter:
         with self._lock:
             # nothing is waiting to be packed: the buffers go (a later ``add`` makes one)
             self._free_packs.clear()
-            self._seal_buffers = threading.local()
 
     def close(self) -> None:
         self._upload_pool.shutdown(wait=True)

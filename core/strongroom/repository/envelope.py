@@ -387,6 +387,31 @@ class Envelope:
         size = self._encrypt_padded_into(kind, name, body, compression, memoryview(buffer))
         return memoryview(buffer)[:size]
 
+    def prepare(
+        self, kind: int, plaintext: bytes | bytearray | memoryview, *, compress: bool = True, level: int = 3
+    ) -> tuple[bytes | memoryview, int]:
+        """The first half of :meth:`seal`: the body (compressed when it pays, else a view
+        of ``plaintext``) and its compression.  :meth:`prepared_size` is the exact size
+        :meth:`seal_prepared_into` then writes."""
+        return self._body(kind, plaintext, compress, level)
+
+    def prepared_size(self, kind: int, body_length: int) -> int:
+        """The size of the sealed object of a prepared body of ``body_length`` bytes."""
+        return self.sealed_size_bound(kind, body_length)
+
+    def seal_prepared_into(
+        self, out: memoryview, kind: int, name: bytes, body: bytes | memoryview, compression: int
+    ) -> int:
+        """The second half of :meth:`seal`: encrypt a prepared body into the start of
+        ``out`` (which holds at least :meth:`prepared_size` bytes); the bytes written."""
+        size = self.sealed_size_bound(kind, len(body))
+        if out.nbytes < size:
+            raise ValueError(f"buffer of {out.nbytes} bytes is too small for {size}")
+        if self.format == 1:
+            self._encrypt_into(kind, name, body, compression, out[:size])
+            return size
+        return self._encrypt_padded_into(kind, name, body, compression, out)
+
     def _body(
         self, kind: int, plaintext: bytes | bytearray | memoryview, compress: bool, level: int
     ) -> tuple[bytes | memoryview, int]:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import re
 import secrets
 import struct
+from typing import Callable
 
 import attrs
 
@@ -194,6 +195,34 @@ class PackWriter:
             IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id)
         )
         self._size += length
+
+    def add_sealing(
+        self, blob_id: bytes, kind: int, length: int, raw_length: int, seal: Callable[[memoryview], int]
+    ) -> None:
+        """Append a blob sealed in place: ``seal(view)`` writes the ``length`` bytes of
+        the sealed blob at the start of ``view`` (the pack's buffer where the blob goes)
+        and returns how many it wrote; no buffer of its own and no copy.  If ``seal``
+        raises, the pack is as it was."""
+        if self._finished:
+            raise RuntimeError(f"pack {self.pack_id} is already finished")
+        if len(blob_id) != ID_SIZE:
+            raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(blob_id)}")
+        if not 0 < kind < 256:
+            raise ValueError(f"invalid blob kind {kind!r}")
+        if not 0 <= raw_length <= _U32_MAX or self._size + length > _U32_MAX:
+            raise ValueError("pack would exceed the 4 GiB limit of its offsets")
+        if len(self._entries) >= MAX_PACK_BLOBS or self._size + length > MAX_PACK_SIZE - MAX_TRAILER_LENGTH - _FOOTER.size:
+            raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
+        buffer = self._buffer
+        end = self._size + length
+        if end > len(buffer):
+            buffer.extend(bytes(end - len(buffer)))  # grows once, as _put's append would
+        with memoryview(buffer) as view:
+            written = seal(view[self._size:end])
+        if written != length:
+            raise ValueError(f"sealed {written} bytes where {length} were announced")
+        self._entries.append(IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id))
+        self._size = end
 
     def _put(self, offset: int, data: bytes | bytearray | memoryview) -> int:
         """Write ``data`` at ``offset`` of the buffer (growing it if needed); the end."""
