@@ -32,9 +32,10 @@ in all, a batch of more than :data:`LAZY_BATCH` ids, anything that adds entries 
 index that has tables already, lists entries, counts or searches for what is missing.
 :meth:`Index.lookup_many` looks a batch of ids up in one vectorised search.
 
-Thread safety: ``add`` calls are serialised by one lock.  Lookups take no lock: the two
-tables are immutable and published together as one tuple held in a single attribute,
-so a lookup sees either the state before an ``add`` or the state after it.
+Thread safety: ``add`` calls (and building the tables) are serialised by one lock.
+Lookups take no lock: the two tables and the decoded files not in them yet are immutable
+and published together as one tuple held in a single attribute, so a lookup sees either
+the state before an ``add`` or the state after it.
 
 The index reads and writes no storage: index files, the bytes it is loaded from, are
 encoded and decoded by :mod:`.indexfile`.
