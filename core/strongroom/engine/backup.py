@@ -12,9 +12,10 @@ packs in the background.  Small files go to the pool in batches (one task for up
 file: the task reads them one after the other, then adds all their blobs with one call of
 the writer (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_many`: one search of
 the index for the batch).  When the walk is done the reader threads end, and their
-buffers go, before the last pack is written and the point committed.  A closed directory becomes a tree node as soon as all its children are done
-(:mod:`.slots` holds what it waits for), deepest first, so memory holds only
-directories still in progress.
+buffers go, before the last pack is written and the point committed.  A closed
+directory becomes a tree node as soon as all its children are done (:mod:`.slots`
+holds what it waits for), deepest first, so memory holds only directories still in
+progress.
 
 A file whose size, mtime, ctime, inode and device equal those of the same path in the
 parent point reuses the parent's chunk list without being opened (and the parent's
@@ -189,8 +190,8 @@ class BackupEngine:
             with quiet_gc():  # millions of objects: collect less often (gcquiet.py)
                 root = self._walk(entries)
             # Every read is done: the reader threads end, and with them their buffers (read
-            # window, seal and frame buffers: about 16 MiB a thread), before the last pack
-            # is written and the point committed (which is when the backup's memory peaked).
+            # window and frame buffer: about 12 MiB a thread), before the last pack is
+            # written and the point committed.
             self._read_pool.shutdown(wait=True)
             writer.flush()
             failed = False

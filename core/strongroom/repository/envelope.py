@@ -80,9 +80,11 @@ kind in either format.
 ``seal`` returns a ``bytearray``: the ciphertext is written straight into the one output
 buffer with ``AESGCM.encrypt_into`` (a ``bytes`` result would need a second full copy,
 which measured 8-10x slower than the encryption itself for 1-8 MiB blobs).
-``seal_into`` writes into a buffer the caller reuses (the backup's reader threads keep
-one each, so sealing allocates nothing per blob in format 1; format 2 frames the
-plaintext in a second per-thread buffer).  ``open`` returns ``bytes``, or with a
+``seal_into`` writes into a buffer the caller reuses; :meth:`Envelope.prepare` and
+:meth:`Envelope.seal_prepared_into` split sealing in two, so that a caller can learn the
+exact sealed size (:meth:`Envelope.prepared_size`) before it picks where the object goes
+(the backup's blob writer encrypts straight into its open pack).  Format 2 frames the
+plaintext in a per-thread buffer.  ``open`` returns ``bytes``, or with a
 :class:`Scratch` the caller reuses, a view into it (restore keeps one per thread).  An
 Envelope is safe to share between threads; zstd contexts are kept per thread.
 """
