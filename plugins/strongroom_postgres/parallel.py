@@ -16,9 +16,10 @@ encoding, ``standard_conforming_strings``, ``search_path``, ``row_security``...)
    input is fed the TOC, then its blocks or pieces, in its list's order, read straight
    from the vault (only the chunks those ranges touch).  That input is a Unix socket, not
    a pipe: pg_restore reads it 4 KiB at a time, which on a full pipe wakes the writer at
-   every read; the socket wakes it once most of its buffer is read (at -s 30 about 0.4 s
-   of CPU less between strongroom and the loaders).  A loader with no block (sequence
-   values and the like) just runs its SQL.
+   every read; the socket wakes it once three quarters of its buffer are read.  The
+   buffer is made as large as the system allows (:data:`SEND_BUFFER`), so that the
+   loader still has data to read while the writer is woken on a busy machine.  A loader
+   with no block (sequence values and the like) just runs its SQL.
 3. *post-data*: ``pg_restore --section=post-data -j jobs`` on ``toc.dump`` builds the
    indexes, constraints and triggers in parallel and applies the grants.
 
@@ -54,7 +55,9 @@ log = logging.getLogger("strongroom.postgres.parallel")  # under "strongroom": s
 SECTION_DATA = 3  # teSection of pg_backup.h: NONE 1, PRE_DATA 2, DATA 3, POST_DATA 4
 PIECE = 1 << 20  # bytes read from the vault at a time
 END_OF_BLOCK = bytes(5)  # a zero length: the int 0 (sign byte, four bytes)
-AHEAD = 4  # pieces read ahead of the pipe, per loader
+AHEAD = 4  # pieces read ahead of the socket, per loader
+#: The loaders' input buffer asked for (Linux clamps it to net.core.wmem_max, then doubles it).
+SEND_BUFFER = 1 << 20
 
 
 class MapDoesNotFit(Exception):
@@ -285,6 +288,7 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
             stderrs.append(err)
             ours, theirs = socket.socketpair()
             socks.append(ours)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             with theirs:
                 proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=theirs,
                                    stdout=subprocess.DEVNULL, stderr=err)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -177,6 +178,40 @@ def test_a_parallel_restore_equals_the_source(pg_cluster, source, spy):
         assert result.stats.bytes_written == vault.tree(point).lookup("databases/par_src.dump").size
     finally:
         pg_cluster.dropdb("par_copy")
+
+
+def test_the_loaders_read_a_socket_with_a_large_buffer(pg_cluster, source, monkeypatch):
+    """Each loader's standard input is one end of a Unix socket pair whose other end, ours,
+    has the largest send buffer the system allows (so the writer is not woken at every
+    4 KiB pg_restore reads, as on a pipe); the loaders start while pre-data runs (it is
+    the first child), and our ends are closed when the restore is done."""
+    vault, point, _ = source
+    started, ours = [], []
+    real_start, real_pair = parallel.start_child, socket.socketpair
+
+    def spying(argv, **kwargs):
+        option = next(a for a in argv if a.startswith(("--section", "--use-list"))).split("=")[0]
+        buffer = ours[-1].getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) if option == "--use-list" else None
+        started.append((option, isinstance(kwargs.get("stdin"), socket.socket), buffer))
+        return real_start(argv, **kwargs)
+
+    def pair(*args):
+        pair = real_pair(*args)
+        ours.append(pair[0])
+        return pair
+
+    monkeypatch.setattr(parallel, "start_child", spying)
+    monkeypatch.setattr(parallel.socket, "socketpair", pair)
+    vault.restore("db", point.point_id, None, options={"to_database": "par_socket"})
+    try:
+        equal_to_source(pg_cluster, "par_socket")
+    finally:
+        pg_cluster.dropdb("par_socket")
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    largest = 2 * min(parallel.SEND_BUFFER, wmem_max)  # Linux doubles what it grants
+    assert started == [("--section", False, None), ("--use-list", True, largest), ("--use-list", True, largest),
+                       ("--section", False, None)]
+    assert len(ours) == 2 and all(sock.fileno() == -1 for sock in ours)
 
 
 def test_three_jobs_and_no_owner(pg_cluster, source, spy):
