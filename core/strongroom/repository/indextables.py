@@ -181,15 +181,14 @@ class PackEntries(Mapping):
         rows = self._rows(pack_id)
         if rows is None:
             raise KeyError(pack_id)
+        rows = rows[np.argsort(self._records["offset"][rows], kind="stable")]  # in pack order
         records = self._records[rows]
         key_bytes = self._keys[rows].astype(">u8").tobytes()
         pack_key = self._pack_keys[self._numbers[pack_id]]
-        entries = [
+        return [
             IndexEntry(key_bytes[i * 8:i * 8 + 8] + rest, kind, pack_id, offset, length, raw, pack_key)
             for i, (rest, _, offset, length, raw, kind) in enumerate(RECORD_BYTES.iter_unpack(records.tobytes()))
         ]
-        entries.sort(key=lambda e: e.offset)
-        return entries
 
     def __contains__(self, pack_id: object) -> bool:
         return self._rows(pack_id) is not None
