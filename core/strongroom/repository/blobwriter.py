@@ -4,7 +4,8 @@
 (compression when it pays, then encryption straight into the open pack's buffer, under the
 writer's lock: no copy of the sealed blob), then returns its id.  The backup engine calls it from its pool of reader threads, so sealing
 runs on every core with the GIL released, without a hand-off per blob.  Full packs are
-uploaded in the background, at most ``upload_threads`` at a time: an ``add`` that fills a
+uploaded in the background, at most ``upload_threads`` at a time (by default half the
+store's concurrency; one for a local folder): an ``add`` that fills a
 pack waits for room, which bounds memory.  Packs are assembled in buffers the writer reuses
 (at most one per upload in flight and the open pack: a new pack waits for one): a buffer
 is reused only once the store has returned from ``put`` and holds no view of it.  A pack is closed before a blob would take
@@ -27,6 +28,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
+from ..storage.capabilities import LOCAL_CONCURRENCY
 from .envelope import Envelope
 from .pack import MAX_PACK_BLOBS, PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
 
@@ -68,8 +70,13 @@ class BlobWriter:
         compression_level: int = 3,
     ) -> None:
         self.repo = repo
-        # half the store's concurrency: each upload in flight holds a whole pack
-        upload_threads = upload_threads or max(1, repo.io_threads // 2)
+        # half the store's concurrency: each upload in flight holds a whole pack.  A local
+        # folder's (LOCAL_CONCURRENCY) gets one: its uploads are idle most of the time
+        # (a write and fsyncs per 8 MiB), and a second one's pack buffer cost 8 MiB of
+        # peak memory (first backup of 600 MB: 125-127 -> 115-116 MiB, the same time)
+        upload_threads = upload_threads or (
+            1 if repo.io_threads <= LOCAL_CONCURRENCY else max(1, repo.io_threads // 2)
+        )
         self.pack_size = pack_size
         self.compression_level = compression_level
         self._upload_pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="upload")
