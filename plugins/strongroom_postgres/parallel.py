@@ -31,6 +31,7 @@ database.  The tools are children tied to strongroom (:func:`strongroom.start_ch
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -263,12 +264,12 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
                     raise item
                 sock.sendall(item)
                 count(len(item))
-            sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the loader exited: its exit code says why
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
         finally:
+            sock.close()  # the loader reads what was sent, then the end of its input
             halt.set()
             while fetcher.is_alive():
                 try:
@@ -288,7 +289,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
             stderrs.append(err)
             ours, theirs = socket.socketpair()
             socks.append(ours)
-            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            with contextlib.suppress(OSError):  # a system that refuses it keeps its default
+                ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             with theirs:
                 proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=theirs,
                                    stdout=subprocess.DEVNULL, stderr=err)

@@ -20,6 +20,7 @@ from strongroom.repository.pack import pack_name
 from strongroom.vault import Vault
 from strongroom_postgres import parallel, restore as pgrestore
 from strongroom_postgres.blockmap import BLOCK_BLOBS, BLOCK_DATA, BlockMap, BlockMapper, blocks_path, parse_map
+from strongroom_postgres.errors import PostgresRestoreFailed
 from strongroom_postgres.parallel import plan_loaders
 from strongroom_postgres.toc import read_toc
 
@@ -212,6 +213,26 @@ def test_the_loaders_read_a_socket_with_a_large_buffer(pg_cluster, source, monke
     assert started == [("--section", False, None), ("--use-list", True, largest), ("--use-list", True, largest),
                        ("--section", False, None)]
     assert len(ours) == 2 and all(sock.fileno() == -1 for sock in ours)
+
+
+def test_a_failing_loader_ends_the_restore_with_its_error_line(pg_cluster, source, monkeypatch):
+    """A loader that fails once it has read its table of contents (here: it connects as a
+    role that does not exist) ends the restore with pg_restore's own line, the other
+    loader is stopped, and the new database is dropped."""
+    vault, point, _ = source
+    real = parallel.start_child
+
+    def failing(argv, **kwargs):
+        if any(a.startswith("--use-list") for a in argv) and not any("load1" in a for a in argv):
+            argv = [*argv, "--role=no_such_role"]
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(parallel, "start_child", failing)
+    with pytest.raises(PostgresRestoreFailed, match='role "no_such_role" does not exist.*new database was dropped'):
+        vault.restore("db", point.point_id, None, options={"to_database": "par_failing"})
+    assert "par_failing" not in pg_cluster.databases()
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "par_failing" not in procs  # no loader left running
 
 
 def test_three_jobs_and_no_owner(pg_cluster, source, spy):
