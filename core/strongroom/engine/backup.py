@@ -96,6 +96,15 @@ BATCH_FILES = 128
 BATCH_BYTES = 4 * 1024 * 1024
 
 
+#: When more than this many closed folders wait for the first of them to be done, those
+#: behind it that are ready become tree nodes (checked every SWEEP_EVERY entries of the
+#: walk): after a day of changes, every unchanged folder walked while a large file
+#: changed before them was read waited with its parent's rows (about 20 MiB of the
+#: peak for the 2 GiB corpus).
+SWEEP_FROM = 16
+SWEEP_EVERY = 64
+
+
 #: Every field of an entry but its chunks: what a file unchanged since the parent
 #: point must have the same to reuse the parent's entry as it is.
 _ALL_BUT_CHUNKS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name != "chunks"))
@@ -171,6 +180,7 @@ class BackupEngine:
         self._queue_room = threading.BoundedSemaphore(max_queued)
         self._batch = Batch()
         self._max_closed = max_closed_dirs
+        self._sweeps = 0
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._parent_lock = threading.Lock()
@@ -498,6 +508,24 @@ class BackupEngine:
             self._submit_batch()
         while closed and (block or is_ready(closed[0])):
             self._finalize(closed.popleft())
+        if len(closed) > SWEEP_FROM:
+            self._sweeps += 1
+            if self._sweeps % SWEEP_EVERY == 0:
+                self._finalize_behind(closed)
+
+    def _finalize_behind(self, closed: collections.deque[OpenDir]) -> None:
+        """Make tree nodes of the closed folders that are ready behind the first, which
+        is not (a folder whose large files are still being read), keeping the others in
+        their order.  A folder's subfolders come before it and count as done once they
+        are tree nodes (:func:`~.slots.is_done`), so none is written before them."""
+        waiting: list[OpenDir] = []
+        for directory in closed:
+            if is_ready(directory):
+                self._finalize(directory)
+            else:
+                waiting.append(directory)
+        closed.clear()
+        closed.extend(waiting)
 
     def _parent_tree_if_same(self, directory: OpenDir) -> bytes | None:
         """The parent point's node of this directory if it lists what its slots hold:

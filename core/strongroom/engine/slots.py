@@ -88,13 +88,16 @@ class InBatch:
 
 
 def is_done(slot: object) -> bool:
-    """Whether ``slot``'s entry is known (or its reader failed)."""
+    """Whether ``slot``'s entry is known (or its reader failed); a subfolder's once it
+    is a tree node (its ``result`` set)."""
     if isinstance(slot, Future):
         return slot.done()
     if isinstance(slot, InBatch):
         return slot.batch.future is not None and slot.batch.future.done()
     if isinstance(slot, HardLink):
         return is_done(slot.first)
+    if isinstance(slot, OpenDir):
+        return slot.result is not None
     return True
 
 

@@ -1,0 +1,75 @@
+"""Folders closed behind a folder whose file is still being read become tree nodes
+without waiting for it (their parent's rows and entries are not held meanwhile), never
+before their own subfolders, and the point is the same."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from strongroom import FolderSource, StreamSource, Workload, hookimpl
+from strongroom.engine import backup as backup_engine
+from strongroom.plugins import PluginHost
+from strongroom.vault import Vault
+
+FOLDERS = 60
+RELEASE = threading.Event()
+FINALIZED: list[str] = []
+
+
+def slow_open():
+    released = RELEASE.wait(timeout=20)
+    FINALIZED.append("slow file read" if released else "slow file timed out")
+    return io.BytesIO(b"slow" * 1000)
+
+
+class SlowFirstWorkload(Workload):
+    name = "slowfirst"
+
+    def backup(self, ctx):
+        yield FolderSource.named("a")
+        yield StreamSource("a/slow", StreamSource.from_bytes("a/slow", b"").entry, slow_open)
+        for n in range(FOLDERS):
+            yield FolderSource.named(f"b{n:02}")
+            yield FolderSource.named(f"b{n:02}/sub")
+            yield StreamSource.from_bytes(f"b{n:02}/sub/f", f"sub {n}".encode())
+            for k in range(2):
+                yield StreamSource.from_bytes(f"b{n:02}/f{k}", f"{n} {k}".encode() * 100)
+
+
+class Plugin:
+    @hookimpl
+    def strongroom_register_workloads(self, registry):
+        registry.add("slowfirst", SlowFirstWorkload)
+
+
+@pytest.fixture
+def vault(tmp_path, strongroom_isolated_home):
+    return Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+
+
+def test_folders_behind_a_slow_one_are_written_first_and_in_order(vault, monkeypatch):
+    RELEASE.clear()
+    FINALIZED.clear()
+    original = backup_engine.BackupEngine._finalize
+
+    def recording(self, directory):
+        FINALIZED.append(directory.path)
+        if directory.path.startswith("b"):
+            RELEASE.set()  # a folder behind the slow one became a tree node first
+        return original(self, directory)
+
+    monkeypatch.setattr(backup_engine.BackupEngine, "_finalize", recording)
+    vault.protect("slowfirst", "slow", {})
+    vault.backup("slow")
+    assert "slow file read" in FINALIZED, "no folder behind the slow one was written while it was read"
+    assert FINALIZED.index("slow file read") < FINALIZED.index("a")
+    for n in range(FOLDERS):
+        assert FINALIZED.index(f"b{n:02}/sub") < FINALIZED.index(f"b{n:02}")
+    assert FINALIZED[-1] == ""  # the root last
+    assert vault.open_file("slow", None, "a/slow").read() == b"slow" * 1000
+    for n in range(FOLDERS):
+        assert vault.open_file("slow", None, f"b{n:02}/sub/f").read() == f"sub {n}".encode()
+        assert vault.open_file("slow", None, f"b{n:02}/f1").read() == f"{n} 1".encode() * 100
