@@ -49,7 +49,7 @@ from strongroom import Entry, PointView, start_child
 from .blockmap import BLOCK_DATA, BlockMap
 from .toc import ArchiveToc, DumpFormatError, read_toc
 
-__all__ = ["SECTION_DATA", "MapDoesNotFit", "plan_loaders", "restore_with_map"]
+__all__ = ["SECTION_DATA", "MapDoesNotFit", "input_socket", "plan_loaders", "restore_with_map"]
 
 log = logging.getLogger("strongroom.postgres.parallel")  # under "strongroom": shown by -vv
 
@@ -160,6 +160,16 @@ def restore_with_map(ctx: PointView, entry: Entry, blockmap: BlockMap, *, pg_res
     log.debug("parallel restore: pre-data %.2f s, data %.2f s (%d loaders), post-data %.2f s",
               loaded - started, post - loaded, len(plan), time.monotonic() - post)
     return failure
+
+
+def input_socket() -> tuple[socket.socket, socket.socket]:
+    """(ours, theirs): a Unix socket pair for a tool's standard input (``theirs``), which
+    we write (``ours``, with the largest send buffer the system allows; see the module
+    docstring)."""
+    ours, theirs = socket.socketpair()
+    with contextlib.suppress(OSError):  # a system that refuses it keeps its default
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    return ours, theirs
 
 
 class _Phase:
@@ -287,10 +297,8 @@ def _load(ctx: PointView, entry: Entry, head: bytes, plan: list[list[Piece]], pg
                 fh.write("".join(f"{piece[0]};\n" for piece in work))
             err = tempfile.TemporaryFile()
             stderrs.append(err)
-            ours, theirs = socket.socketpair()
+            ours, theirs = input_socket()
             socks.append(ours)
-            with contextlib.suppress(OSError):  # a system that refuses it keeps its default
-                ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             with theirs:
                 proc = start_child(pg_restore + [f"--use-list={listing}"], env=env, stdin=theirs,
                                    stdout=subprocess.DEVNULL, stderr=err)

@@ -2,7 +2,8 @@
 
 :func:`run_script` streams the dump from the vault into ``pg_restore -L LIST -f -``,
 which writes the SQL of the selected entries, and pipes that through to ``psql`` (with
-``ON_ERROR_STOP``) between ``BEGIN`` + ``before`` and ``after`` + ``COMMIT``.  The
+``ON_ERROR_STOP``) between ``BEGIN`` + ``before`` and ``after`` + ``COMMIT``.  The dump
+reaches ``pg_restore`` through a Unix socket (see :func:`.parallel.input_socket`).  The
 ``COMMIT`` is written only once ``pg_restore`` has exited with success: when it fails
 half-way (a damaged dump, say), ``psql`` is killed and the server rolls its transaction
 back; an SQL error stops ``psql`` at once, which rolls back too.  Either way nothing is changed and the error line is returned (``psql``'s first,
@@ -21,6 +22,7 @@ from typing import Callable
 from strongroom import Entry, PointContext, start_child
 
 from . import server as pgserver
+from .parallel import input_socket
 
 _COPY = 1 << 20
 
@@ -31,23 +33,20 @@ def run_script(ctx: PointContext, entry: Entry, restore_argv: list[str], psql_ar
     """Run the restore (see the module docstring); the error line, or None on success."""
     with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         psql = start_child(psql_argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err)
-        restore = start_child(restore_argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=restore_err)
+        ours, theirs = input_socket()
+        with theirs:
+            restore = start_child(restore_argv, env=env, stdin=theirs, stdout=subprocess.PIPE, stderr=restore_err)
         failures: list[BaseException] = []
 
         def feed() -> None:
             try:
-                ctx.write_stream(entry, restore.stdin, progress=progress)  # type: ignore[arg-type]
-            except BrokenPipeError:
+                with ours, ours.makefile("wb") as out:
+                    ctx.write_stream(entry, out, progress=progress)  # type: ignore[arg-type]
+            except (BrokenPipeError, ConnectionResetError):
                 pass  # pg_restore stopped reading: it had what it needed, or it failed
             except BaseException as exc:  # noqa: BLE001 - raised again below
                 failures.append(exc)
                 restore.kill()
-            finally:
-                try:
-                    restore.stdin.close()  # type: ignore[union-attr]
-                except BrokenPipeError:
-                    pass
 
         feeder = threading.Thread(target=feed, name="pg-restore-feed", daemon=True)
         feeder.start()
