@@ -34,10 +34,10 @@ post-data with ``pg_restore -j N`` (indexes and constraints in parallel).
 
 **Points without a map** (made before maps existed, or whose map does not fit the dump)
 restore as before: by default the dump is streamed from the vault into one
-``pg_restore``'s standard input (no temporary copy); ``--jobs N`` (N > 1) first writes
-the dump to a temporary file (``$TMPDIR``; as large as the dump) with the core's
-pack-planned restorer, then runs ``pg_restore -j N`` on it; the file is removed
-afterwards.
+``pg_restore``'s standard input (a Unix socket, as the loaders'; no temporary copy);
+``--jobs N`` (N > 1) first writes the dump to a temporary file (``$TMPDIR``; as large as
+the dump) with the core's pack-planned restorer, then runs ``pg_restore -j N`` on it; the
+file is removed afterwards.
 
 ``--no-owner`` restores without owners and grants (everything belongs to the user
 strongroom connects as): use it on a server that lacks the point's roles.
@@ -79,7 +79,7 @@ from .errors import (
 from .blockmap import BlockMap, blocks_path, parse_map
 from .feed import read_dump_toc
 from .layout import DatabaseRecord, Manifest, dump_entry
-from .parallel import MapDoesNotFit, restore_with_map
+from .parallel import MapDoesNotFit, input_socket, restore_with_map
 from .replace import (
     ForeignKey, Replacement, after_sql, before_sql, inspect_target, keys_not_valid, keys_to_add, views_using,
 )
@@ -449,18 +449,21 @@ class DatabaseRestore:
         return failure
 
     def _run_streaming(self, argv: list[str], entry: Entry) -> str | None:
-        with tempfile.TemporaryFile() as stderr:
-            proc = start_child(argv, env=self.conn.environment(), stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=stderr)
+        ours, theirs = input_socket()
+        with tempfile.TemporaryFile() as stderr, ours:
+            with theirs:
+                proc = start_child(argv, env=self.conn.environment(), stdin=theirs,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
 
             def progress(done: int) -> None:
                 self.stats.bytes_written = done
                 self.ctx.report_progress(self.stats)
 
             try:
-                self.ctx.write_stream(entry, proc.stdin, progress=progress)  # type: ignore[arg-type]
-                proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
+                with ours.makefile("wb") as out:
+                    self.ctx.write_stream(entry, out, progress=progress)  # type: ignore[arg-type]
+                ours.close()  # the end of pg_restore's input
+            except (BrokenPipeError, ConnectionResetError):
                 pass  # pg_restore stopped reading: it had what it needed, or it failed
             except BaseException:
                 proc.kill()

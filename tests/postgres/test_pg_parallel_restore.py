@@ -294,6 +294,19 @@ def test_a_damaged_table_block_fails_the_restore_and_drops_the_database(pg_clust
         pg_cluster.dropdb("par_damaged")
 
 
+def test_the_old_path_reports_pg_restores_failure(pg_cluster, source, monkeypatch):
+    """Without a map, a pg_restore that fails once it has read the dump's table of contents
+    (it connects as a role that does not exist) fails the restore with its own line, and
+    the new database is dropped."""
+    vault, point, _ = source
+    monkeypatch.setattr(pgrestore, "blocks_path", lambda entry: "databases/no-such-map.blocks")
+    real = pgrestore.start_child
+    monkeypatch.setattr(pgrestore, "start_child", lambda argv, **kw: real([*argv, "--role=no_such_role"], **kw))
+    with pytest.raises(PostgresRestoreFailed, match='role "no_such_role" does not exist.*new database was dropped'):
+        vault.restore("db", point.point_id, None, options={"to_database": "par_old_failing"})
+    assert "par_old_failing" not in pg_cluster.databases()
+
+
 def test_a_database_without_table_data_restores_through_the_map(pg_cluster, tmp_path, spy):
     """A database with a schema and a sequence but no rows: an empty map (no blocks), the
     restore runs the three steps with nothing to load, and the sequence value is back."""
