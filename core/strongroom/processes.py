@@ -273,7 +273,8 @@ _secret_variables: set[str] = {"STRONGROOM_PASSPHRASE", "STRONGROOM_STORAGE_OPTI
 
 
 def keep_from_children(*names: str | None) -> None:
-    """Never pass the environment variables ``names`` (they hold secrets) to a child."""
+    """Never pass the environment variables ``names`` to a child (they hold secrets, or settings
+    meant for this process only, such as the command line's ``OPENBLAS_NUM_THREADS``)."""
     _secret_variables.update(name for name in names if name)
 
 

@@ -1,0 +1,58 @@
+"""A command starts no OpenBLAS thread pool when it loads numpy, and its children do not
+inherit the setting that prevents it (strongroom.cli._one_blas_thread)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from test_cli_startup import _backed_up_docs
+
+CHILD = """
+import json, os, sys, threading
+from strongroom import processes
+from strongroom.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+import numpy  # already loaded by the command: the assertion below says so
+report = {
+    "code": code,
+    "numpy_loaded_by_command": "numpy" in sys.modules,
+    "setting": os.environ.get("OPENBLAS_NUM_THREADS"),
+    "child_gets": processes.child_environment().get("OPENBLAS_NUM_THREADS"),
+    "native_threads": len(os.listdir("/proc/self/task")),
+    "python_threads": threading.active_count(),
+}
+open(sys.argv[1], "w").write(json.dumps(report))
+"""
+
+
+def _run(tmp_path, *args: str, env: dict[str, str] | None = None) -> dict:
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert report.exists(), proc.stderr
+    result = json.loads(report.read_text())
+    assert result["code"] == 0, proc.stderr
+    return result
+
+
+def test_a_backup_loads_numpy_without_blas_threads(tmp_path, monkeypatch):
+    _backed_up_docs(tmp_path, monkeypatch)
+    (tmp_path / "data" / "b.txt").write_text("more")
+    result = _run(tmp_path, "backup", "docs")
+    assert result["numpy_loaded_by_command"]
+    assert result["setting"] == "1"
+    assert result["child_gets"] is None
+    assert result["native_threads"] == result["python_threads"]
+
+
+def test_a_setting_of_the_user_is_kept_and_passed_on(tmp_path, monkeypatch):
+    _backed_up_docs(tmp_path, monkeypatch)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    result = _run(tmp_path, "backup", "docs")
+    assert result["setting"] == "2"
+    assert result["child_gets"] == "2"
