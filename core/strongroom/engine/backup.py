@@ -7,9 +7,9 @@ File contents are read, chunked, hashed, compressed and encrypted in a pool of r
 threads while the walk goes on (each thread takes a file from ``open`` to sealed blobs:
 no hand-off per chunk, and the heavy steps release the GIL, so every core works); the
 :class:`~strongroom.repository.blobwriter.BlobWriter` packs the blobs and uploads full
-packs in the background.  Small files go to the pool in batches (one task for up to
-:data:`BATCH_FILES` files), so a tree of many small files costs no thread hand-off per
-file: the task reads them one after the other, then adds all their blobs with one call of
+packs in the background.  Small files go to a pool of their own (so that they never
+wait behind a folder's large files) in batches (one task for up to :data:`BATCH_FILES`
+files), so a tree of many small files costs no thread hand-off per file: the task reads them one after the other, then adds all their blobs with one call of
 the writer (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_many`: one search of
 the index for the batch).  When the walk is done the reader threads end, and their
 buffers go, before the last pack is written and the point committed.  A closed
