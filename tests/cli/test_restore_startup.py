@@ -1,6 +1,8 @@
 """A restore of one file from a local vault imports only what it needs: no fsspec (a
 local folder is opened without it), no HTTP or TLS client (nothing is notified), no
-numpy index tables (a few lookups search the loaded index files' bytes)."""
+numpy (the index tables are not built: a few lookups search the loaded index files' bytes;
+the chunker's zero-run search and pyfastcdc are imported by the first cut, not by a vault
+open)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ NOT_NEEDED = (
     "ssl",
     "http.client",
     "strongroom.repository.indextables",
+    "numpy",
+    "pyfastcdc",
 )
 
 
