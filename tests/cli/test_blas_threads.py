@@ -42,6 +42,8 @@ def _run(tmp_path, *args: str, env: dict[str, str] | None = None) -> dict:
 
 def test_a_backup_loads_numpy_without_blas_threads(tmp_path, monkeypatch):
     _backed_up_docs(tmp_path, monkeypatch)
+    # not inherited from this process (importing the index tables in a test sets it here)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     (tmp_path / "data" / "b.txt").write_text("more")
     result = _run(tmp_path, "backup", "docs")
     assert result["numpy_loaded_by_command"]
