@@ -258,7 +258,8 @@ class TestSecurityRulesOnTheServer:
     """The vault's own rules hold on the server even for a client that skips them."""
 
     @pytest.fixture(scope="class")
-    def guarded(self, server, tmp_path_factory):
+    @classmethod
+    def guarded(cls, server, tmp_path_factory):
         """Vault 'other' linked to a guard (by its owner, through the server)."""
         from strongroom.testing import Cli
 
