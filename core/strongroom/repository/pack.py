@@ -179,22 +179,10 @@ class PackWriter:
         self, blob_id: bytes, kind: int, sealed: bytes | bytearray | memoryview, raw_length: int
     ) -> None:
         """Append a blob sealed with ``envelope.seal(kind, blob_id, plaintext)``."""
-        if self._finished:
-            raise RuntimeError(f"pack {self.pack_id} is already finished")
-        if len(blob_id) != ID_SIZE:
-            raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(blob_id)}")
-        if not 0 < kind < 256:
-            raise ValueError(f"invalid blob kind {kind!r}")
         length = len(sealed)
-        if not 0 <= raw_length <= _U32_MAX or self._size + length > _U32_MAX:
-            raise ValueError("pack would exceed the 4 GiB limit of its offsets")
-        if len(self._entries) >= MAX_PACK_BLOBS or self._size + length > MAX_PACK_SIZE - MAX_TRAILER_LENGTH - _FOOTER.size:
-            raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
+        self._check_room(blob_id, kind, length, raw_length)
         self._put(self._size, sealed)
-        self._entries.append(
-            IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id)
-        )
-        self._size += length
+        self._record(blob_id, kind, length, raw_length)
 
     def add_sealing(
         self, blob_id: bytes, kind: int, length: int, raw_length: int, seal: Callable[[memoryview], int]
@@ -203,6 +191,19 @@ class PackWriter:
         the sealed blob at the start of ``view`` (the pack's buffer where the blob goes)
         and returns how many it wrote; no buffer of its own and no copy.  If ``seal``
         raises, the pack is as it was."""
+        self._check_room(blob_id, kind, length, raw_length)
+        buffer = self._buffer
+        end = self._size + length
+        if end > len(buffer):
+            buffer.extend(bytes(end - len(buffer)))  # grows once, as _put's append would
+        with memoryview(buffer) as view:
+            written = seal(view[self._size:end])
+        if written != length:
+            raise ValueError(f"sealed {written} bytes where {length} were announced")
+        self._record(blob_id, kind, length, raw_length)
+
+    def _check_room(self, blob_id: bytes, kind: int, length: int, raw_length: int) -> None:
+        """Refuse a blob this pack cannot take: finished, a bad id or kind, or beyond its limits."""
         if self._finished:
             raise RuntimeError(f"pack {self.pack_id} is already finished")
         if len(blob_id) != ID_SIZE:
@@ -213,16 +214,11 @@ class PackWriter:
             raise ValueError("pack would exceed the 4 GiB limit of its offsets")
         if len(self._entries) >= MAX_PACK_BLOBS or self._size + length > MAX_PACK_SIZE - MAX_TRAILER_LENGTH - _FOOTER.size:
             raise ValueError("pack would exceed what readers accept (MAX_PACK_BLOBS, MAX_PACK_SIZE)")
-        buffer = self._buffer
-        end = self._size + length
-        if end > len(buffer):
-            buffer.extend(bytes(end - len(buffer)))  # grows once, as _put's append would
-        with memoryview(buffer) as view:
-            written = seal(view[self._size:end])
-        if written != length:
-            raise ValueError(f"sealed {written} bytes where {length} were announced")
+
+    def _record(self, blob_id: bytes, kind: int, length: int, raw_length: int) -> None:
+        """The index entry of the blob just written at the pack's end."""
         self._entries.append(IndexEntry(bytes(blob_id), kind, self.pack_id, self._size, length, raw_length, self.key_id))
-        self._size = end
+        self._size += length
 
     def _put(self, offset: int, data: bytes | bytearray | memoryview) -> int:
         """Write ``data`` at ``offset`` of the buffer (growing it if needed); the end."""
