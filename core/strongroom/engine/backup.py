@@ -338,6 +338,7 @@ class BackupEngine:
         if batch.sources:
             self._batch = Batch()
             batch.future = self._submit(self._read_batch, batch.sources, self._small_pool)
+            batch.future.add_done_callback(batch.finished)
 
     def _read_batch(self, sources: list[SourceEntry]) -> list[Entry | None]:
         """Small files (each below the minimum chunk size, one chunk): each read with one

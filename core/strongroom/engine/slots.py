@@ -7,7 +7,8 @@ A slot is one of:
   file unchanged since the parent point);
 - a :class:`~concurrent.futures.Future` of the reader pool, whose result is the entry of
   a file (or None: the file was left out);
-- an :class:`InBatch`, a small file read in a :class:`Batch` with others;
+- an :class:`InBatch`, a small file read in a :class:`Batch` with others (done when
+  its batch's task has ended: :meth:`Batch.finished` is its future's done callback);
 - a :class:`Reused`, a file the same as in the parent point: its entry is built only if
   the folder's node must be written anew;
 - a :class:`HardLink`, a hardlink whose content is that of an earlier slot;
@@ -20,7 +21,7 @@ storage.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING
 
 from ..catalog.entry import Entry, with_content
@@ -67,14 +68,49 @@ class Reused:
 
 
 class Batch:
-    """Small files read, one after the other, by one task of the reader pool."""
+    """Small files read, one after the other, by one task of the reader pool.
 
-    __slots__ = ("sources", "bytes", "future")
+    ``done`` and ``results`` (or ``error``) are set by :meth:`finished`, the future's
+    done callback, once the task has ended: the walk asks whether a batch is done once
+    per entry it scans while a closed folder waits, and a folder of small files has a
+    slot per file in a handful of batches, so these are plain attributes, read without
+    the future's lock (``Future.done`` and ``Future.result`` take it on every call).
+    The batch then lets its future go: the future holds the callback, and so the batch,
+    and a cycle would keep every batch (its sources and entries) until a full
+    collection."""
+
+    __slots__ = ("sources", "bytes", "future", "done", "results", "error")
 
     def __init__(self) -> None:
         self.sources: list[SourceEntry] = []
         self.bytes = 0
-        self.future: Future | None = None  # set when the batch is submitted
+        self.future: Future | None = None  # set when the batch is submitted, dropped when done
+        self.done = False
+        self.results: list[Entry | None] | None = None
+        self.error: BaseException | None = None  # the task's, if it failed
+
+    def finished(self, future: Future) -> None:
+        """The done callback of the batch's future (see the class docstring)."""
+        if future.cancelled():
+            self.error = CancelledError()
+        else:
+            self.error = future.exception()
+            if self.error is None:
+                self.results = future.result()
+        self.done = True
+        self.future = None
+
+    def entries(self) -> list[Entry | None]:
+        """The entries the task made, waiting for it; its error if it failed."""
+        results = self.results
+        if results is None:
+            future = self.future
+            if future is not None:  # not done yet (or its callback not run yet)
+                return future.result()
+            results = self.results  # the callback ran meanwhile
+            if results is None:
+                raise self.error  # type: ignore[misc]
+        return results
 
 
 class InBatch:
@@ -90,14 +126,15 @@ class InBatch:
 def is_done(slot: object) -> bool:
     """Whether ``slot``'s entry is known (or its reader failed); a subfolder's once it
     is a tree node (its ``result`` set)."""
+    kind = type(slot)
+    if kind is InBatch:  # most slots of a tree of small files
+        return slot.batch.done  # type: ignore[attr-defined]
     if isinstance(slot, Future):
         return slot.done()
-    if isinstance(slot, InBatch):
-        return slot.batch.future is not None and slot.batch.future.done()
-    if isinstance(slot, HardLink):
-        return is_done(slot.first)
-    if isinstance(slot, OpenDir):
-        return slot.result is not None
+    if kind is HardLink:
+        return is_done(slot.first)  # type: ignore[attr-defined]
+    if kind is OpenDir:
+        return slot.result is not None  # type: ignore[attr-defined]
     return True
 
 
@@ -105,19 +142,24 @@ def is_ready(directory: OpenDir) -> bool:
     """Whether every slot of ``directory`` is done (slots found done are not checked again)."""
     slots = directory.slots
     for i in range(directory.checked, len(slots)):
-        if not is_done(slots[i]):
-            directory.checked = i
-            return False
+        slot = slots[i]
+        if type(slot) is InBatch:
+            if slot.batch.done:
+                continue
+        elif type(slot) is Reused or type(slot) is Entry or is_done(slot):
+            continue
+        directory.checked = i
+        return False
     directory.checked = len(slots)
     return True
 
 
 def resolve(slot: object) -> Entry | None:
     """The entry of ``slot``, waiting for its reader; None for a file left out."""
+    if type(slot) is InBatch:
+        return slot.batch.entries()[slot.i]  # type: ignore[attr-defined]
     if isinstance(slot, Future):
         return slot.result()
-    if isinstance(slot, InBatch):
-        return slot.batch.future.result()[slot.i]  # type: ignore[union-attr]
     if isinstance(slot, OpenDir):
         return slot.result
     if isinstance(slot, Reused):
