@@ -12,7 +12,7 @@ import pytest
 
 from strongroom.errors import IntegrityError
 from strongroom.repository.envelope import KIND_DATA, Envelope
-from strongroom.repository.index import LAZY_LOOKUPS, Index
+from strongroom.repository.index import LAZY_SCAN_BYTES, LOOKUP_COST_BYTES, Index
 from strongroom.repository.indexfile import DecodedIndex, decode_index_columns, encode_index
 from strongroom.repository.pack import IndexEntry
 
@@ -59,13 +59,29 @@ class TestLookupsBeforeTables:
         assert loaded(entries, [own]).lookup(straddling) == own
 
     def test_the_tables_are_built_past_the_budget(self):
-        """Past LAZY_LOOKUPS lookups (or one large batch), the answers stay the same."""
+        """Past the lookups the budget allows (one by one or in one large batch), the
+        tables are built and the answers stay the same."""
         entries = make_entries(3000, seed=44)
+        allowed = LAZY_SCAN_BYTES // (len(encode_index(entries)) + LOOKUP_COST_BYTES)
         index = loaded(entries)
-        for entry in entries[:LAZY_LOOKUPS + 10]:
+        for entry in (entries * 2)[:allowed]:
             assert index.lookup(entry.blob_id) == entry
+        assert not index.has_tables
+        for entry in entries[:10]:
+            assert index.lookup(entry.blob_id) == entry
+        assert index.has_tables
         index = loaded(entries)
-        assert index.lookup_many([e.blob_id for e in entries[:500]]) == entries[:500]
+        assert index.lookup_many([e.blob_id for e in (entries * 2)[:allowed + 1]]) == (entries * 2)[:allowed + 1]
+        assert index.has_tables
+
+    def test_a_small_index_answers_many_lookups_from_its_bytes(self):
+        """In a small vault (a database dump that compressed well) thousands of lookups,
+        one by one or in a batch, are answered without tables."""
+        entries = make_entries(200, seed=49)
+        index = loaded(entries)
+        assert index.lookup_many([e.blob_id for e in entries * 5]) == entries * 5
+        assert all(index.lookup(e.blob_id) == e for e in entries)
+        assert not index.has_tables
 
     def test_adding_entries_keeps_the_loaded_ones(self):
         """Entries added after a load (a backup's) join the loaded files: nothing is lost,

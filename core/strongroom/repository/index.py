@@ -24,12 +24,15 @@ which copy is unspecified.
 Loading index files goes by columns: :func:`~.indexfile.decode_index_columns` checks a
 file's entries without building a Python object per blob, and :meth:`Index.add_decoded`
 keeps the decoded files as they are until the tables are needed.  Until then a lookup
-searches the files' bytes for the id (a few hundred microseconds for 100,000 blobs), so
-a command that looks up a handful of blobs (restoring one file) never builds the tables
-nor imports numpy.  The tables are built (:mod:`.indextables`, about 20 ms for 50,000
-blobs) by the first operation that needs them: more than :data:`LAZY_LOOKUPS` lookups
-in all, a batch of more than :data:`LAZY_BATCH` ids, anything that adds entries to an
-index that has tables already, lists entries, counts or searches for what is missing.
+searches the files' bytes for the id (about 2 us in a vault of 300 blobs, 0.5 ms in one of
+100,000), so a command that looks up a handful of blobs (restoring one file), or a few
+thousand in a small vault (restoring a database whose dump compressed well), never
+builds the tables nor imports numpy (about 40 ms).  The tables are built
+(:mod:`.indextables`, about 20 ms for 50,000 blobs) by the first operation that needs
+them: lookups whose searches would read more than :data:`LAZY_SCAN_BYTES` in all (each
+counted as the files' size plus :data:`LOOKUP_COST_BYTES` for its fixed cost), anything
+that adds entries to an index that has tables already, lists entries, counts or
+searches for what is missing.
 :meth:`Index.lookup_many` looks a batch of ids up in one vectorised search.
 
 Thread safety: ``add`` calls (and building the tables) are serialised by one lock.
@@ -55,12 +58,13 @@ if TYPE_CHECKING:
     from .indexfile import DecodedIndex
     from .indextables import Table
 
-__all__ = ["LAZY_BATCH", "LAZY_LOOKUPS", "Index"]
+__all__ = ["LAZY_SCAN_BYTES", "LOOKUP_COST_BYTES", "Index"]
 
-#: Lookups answered from the loaded files' bytes before the tables are built.
-LAZY_LOOKUPS = 64
-#: A larger batch of :meth:`Index.lookup_many` builds the tables first.
-LAZY_BATCH = 32
+#: Bytes the searches of the loaded files may read, in all, before the tables are built
+#: instead: about 25 ms of searching, less than importing numpy and building them.
+LAZY_SCAN_BYTES = 192 << 20
+#: A search's fixed cost (the Python calls around it), counted as this many bytes read.
+LOOKUP_COST_BYTES = 16 << 10
 
 
 def _tables():
@@ -79,7 +83,8 @@ class Index:
         self._pack_keys: list[bytes] = []
         self._pack_numbers: dict[str, int] = {}
         self._write_lock = threading.Lock()
-        self._lazy_lookups = 0
+        self._lazy_cost = 0  # bytes the searches of the decoded files read so far (counted)
+        self._pending_bytes = 0  # the size of the decoded files not in tables
 
     def __repr__(self) -> str:
         return f"Index({len(self)} blobs in {len(self._pack_ids)} packs)"
@@ -109,6 +114,7 @@ class Index:
                 self._pack_number(pack_id, decoded.key_of(i))
             tables, pending = self._state
             self._state = (tables, (*pending, decoded))
+            self._pending_bytes += sum(len(b) for b in decoded.buffers)
             if tables is not None:
                 self._settle_locked()
 
@@ -141,6 +147,7 @@ class Index:
             keys, records = t.np.concatenate((more_keys, keys)), t.np.concatenate((more_records, records))
         order = t.np.argsort(keys, kind="stable")
         keys, records = t.drop_repeats(keys[order], records[order])
+        self._pending_bytes = 0
         if not len(main.keys) and not len(recent.keys):  # the first load: no merging
             self._state = ((t.Table.of(keys, records), t.EMPTY), ())
             return
@@ -175,13 +182,14 @@ class Index:
 
     def _lazy(self, lookups: int) -> tuple[DecodedIndex, ...] | None:
         """The decoded files to search for ``lookups`` more ids, when the index has no
-        tables and the lookups so far stay within :data:`LAZY_LOOKUPS`; else None (the
-        tables answer)."""
+        tables and the searches so far and these stay within :data:`LAZY_SCAN_BYTES`;
+        else None (the tables answer)."""
         tables, pending = self._state
         if tables is not None:
             return None
-        self._lazy_lookups += lookups  # a heuristic: a lost update between threads is harmless
-        return pending if self._lazy_lookups <= LAZY_LOOKUPS or not pending else None
+        # a heuristic: a lost update between threads is harmless
+        self._lazy_cost += lookups * (self._pending_bytes + LOOKUP_COST_BYTES)
+        return pending if self._lazy_cost <= LAZY_SCAN_BYTES or not pending else None
 
     def _find(self, blob_id: bytes) -> tuple[Table, int] | None:
         key = int.from_bytes(blob_id[:8], "big")
@@ -213,7 +221,7 @@ class Index:
         todo_list = [i for i, b in enumerate(blob_ids) if len(b) == ID_SIZE]
         if not todo_list:
             return found
-        pending = self._lazy(len(todo_list)) if len(todo_list) <= LAZY_BATCH else None
+        pending = self._lazy(len(todo_list))
         if pending is not None:
             for i in todo_list:
                 found[i] = _search(pending, bytes(blob_ids[i]))
@@ -262,6 +270,11 @@ class Index:
         for table in tables:
             absent &= table.absent(keys, records)
         return gone.union(ids[i] for i in t.np.nonzero(absent)[0])
+
+    @property
+    def has_tables(self) -> bool:
+        """Whether the tables are built (lookups no longer search the loaded files)."""
+        return self._state[0] is not None
 
     def __len__(self) -> int:
         tables, pending = self._state
