@@ -158,3 +158,27 @@ class TestVaultServicesLoadLazily:
         assert [m for m in VAULT_SERVICES if m in modules] == []
         _, modules = run_cli(tmp_path, "prune")
         assert "strongroom.services.prune" in modules
+
+
+class TestExit:
+    FREEZE_REPORT = """
+import gc, sys
+from strongroom.cli import main
+try:
+    main({argv})
+except SystemExit:
+    pass
+print(gc.get_freeze_count())
+"""
+
+    def test_the_process_command_line_skips_the_last_collection(self, tmp_path):
+        """Run as the process's command line (no argv), ``main`` leaves the objects frozen,
+        so the interpreter's exit does not walk them all once more; a caller that passes
+        argv (and goes on) keeps its garbage collection as it was."""
+        env = {**os.environ, "STRONGROOM_HOME": str(tmp_path)}
+        own = subprocess.run([sys.executable, "-c", self.FREEZE_REPORT.format(argv=""), "--version"],
+                             capture_output=True, text=True, env=env, check=True)
+        called = subprocess.run([sys.executable, "-c", self.FREEZE_REPORT.format(argv="['--version']")],
+                                capture_output=True, text=True, env=env, check=True)
+        assert int(own.stdout.split()[-1]) > 10_000
+        assert int(called.stdout.split()[-1]) == 0

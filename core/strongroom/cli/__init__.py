@@ -18,6 +18,7 @@ clean-up is ignored; a second SIGINT interrupts it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -330,7 +331,22 @@ def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
     return names
 
 
+def _no_collection_at_exit() -> None:
+    """The interpreter's exit skips its last garbage collection over every object.
+
+    That collection frees nothing the end of the process would not free, and it walks
+    every object the command made, including every function and class of the modules it
+    imported: about 40 ms of CPU per command.  Frozen objects are left out of it; exit
+    handlers (``atexit``, ``weakref.finalize``) still run.  Only when :func:`main` is the
+    process's command line, never for a caller that goes on after it.
+    """
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """The ``strongroom`` command line; without ``argv``, the process's own (then the
+    process ends with it: see :func:`_no_collection_at_exit`)."""
+    whole_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     _one_blas_thread()
     try:
@@ -345,3 +361,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.stdout.flush()
         except BrokenPipeError:
             _stdout_closed()
+        finally:
+            if whole_process:
+                _no_collection_at_exit()
