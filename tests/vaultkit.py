@@ -1,16 +1,20 @@
-"""Fixtures for vault-level tests: an isolated key store, vaults, a CLI runner.
+"""Fixtures for vault-level tests: an isolated key store, vaults, a CLI runner, a clock.
 
 The CLI runner is :class:`strongroom.testing.Cli`, the one the pytest plugin gives
-plugin authors; the plugin's fixtures (``strongroom_*``) are available here too.
+plugin authors; the plugin's fixtures (``strongroom_*``) are available here too.  What
+only this project's tests need (not a plugin author) lives here rather than in
+``strongroom.testing``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
 
+import attrs
 import pytest
 
 from strongroom.testing import Cli, CliResult  # noqa: F401  (the CLI runner, shared with plugin authors)
@@ -43,6 +47,29 @@ def vault(vault_url) -> Vault:
 @pytest.fixture
 def cli(vault_url) -> Cli:
     return Cli(vault_url)
+
+
+def _a_minute_ahead() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+
+
+@attrs.define
+class Clock:
+    """A clock that moves only when the test moves it: ``vault.clock = Clock(start)``.
+
+    Schedules, retention and soft delete read the vault's clock, so a test can live days in
+    a second.  The default start is a minute ahead of the real time: index files and leases
+    carry real times, and a clock behind them would see the future.
+    """
+
+    now: dt.datetime = attrs.field(factory=_a_minute_ahead)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        """Move on by ``datetime.timedelta(**delta)``."""
+        self.now += dt.timedelta(**delta)
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

@@ -16,16 +16,9 @@ from strongroom.policy.options import policy_from_options
 from strongroom.services.alerts import AlertBook
 from strongroom.services.head import Rollback
 from strongroom.vault import Vault
+from vaultkit import Clock
 
 UTC = dt.timezone.utc
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 class TestFailedJobs:

@@ -12,19 +12,9 @@ from strongroom.errors import ItemExists, ItemStateError, PolicyNotFound
 from strongroom.policy.options import policy_from_options
 from strongroom.policy.security import SoftDelete
 from strongroom.vault import Vault
+from vaultkit import Clock
 
 UTC = dt.timezone.utc
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 @pytest.fixture

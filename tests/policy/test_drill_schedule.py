@@ -22,18 +22,10 @@ from strongroom.repository.names import kind_of
 from strongroom.repository.pack import pack_name
 from strongroom.services.claims import Claims, drill_subject
 from strongroom.vault import Vault
-from vaultkit import assert_one_line_error as one_line_error
+from vaultkit import Clock, assert_one_line_error as one_line_error
 
 UTC = dt.timezone.utc
 HOUR = dt.timedelta(hours=1)
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 def damage_chunk(vault: Vault, path: str) -> None:

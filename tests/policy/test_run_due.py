@@ -13,17 +13,10 @@ import pytest
 from strongroom.policy.options import policy_from_options
 from strongroom.services.schedule import Agent
 from strongroom.vault import Vault
+from vaultkit import Clock
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 UTC = dt.timezone.utc
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture

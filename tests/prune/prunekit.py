@@ -1,28 +1,13 @@
-"""What the prune tests share: a simulated clock, source snapshots, restores compared byte for byte."""
+"""What the prune tests share: source snapshots, restores compared byte for byte (the
+simulated clock is ``vaultkit.Clock``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from pathlib import Path
 
 from strongroom.vault import Vault
-
-UTC = dt.timezone.utc
-
-
-class Clock:
-    """A settable clock that starts a little ahead of the real one (index files carry real times)."""
-
-    def __init__(self, start: dt.datetime | None = None) -> None:
-        self.now = start or dt.datetime.now(UTC) + dt.timedelta(minutes=1)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 def soft_delete_off(vault: Vault) -> None:

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from prunekit import Clock
 from strongroom.errors import LeaseHeld, LeaseLost
 from strongroom.repository.leases import Lease, read_leases
 from strongroom.vault import Vault
+from vaultkit import Clock
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import os
 
 import pytest
 
-from prunekit import Clock, assert_all_points_restore, digest_tree, soft_delete_off
+from prunekit import assert_all_points_restore, digest_tree, soft_delete_off
+from vaultkit import Clock
 from strongroom.errors import PruneConflict
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from prunekit import Clock, assert_all_points_restore, digest_tree, pack_bytes, soft_delete_off
+from prunekit import assert_all_points_restore, digest_tree, pack_bytes, soft_delete_off
+from vaultkit import Clock
 from strongroom.vault import Vault
 
 MIB = 1 << 20

@@ -17,14 +17,7 @@ from strongroom.server.hosted import Hosted, create_hosted
 from strongroom.server.jobs import ServerJobs
 from strongroom.server.serverdir import ServerDir
 from strongroom.testing import make_tree
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.timezone.utc)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
+from vaultkit import Clock
 
 
 @pytest.fixture
@@ -33,7 +26,7 @@ def served(tmp_path, strongroom_isolated_home):
     sdir, _ = ServerDir.init(tmp_path / "srv")
     plugins = PluginHost.create()
     create_hosted(sdir, "main", str(tmp_path / "vault"), {}, plugins)
-    clock = Clock()
+    clock = Clock(dt.datetime.now(dt.timezone.utc))
     state = ServerState(sdir, Hosted(sdir, plugins, clock=clock), clock=clock)
     vault = state.hosted.vault("main")
     source = make_tree(str(tmp_path / "src"), big_mib=1, small_files=3)

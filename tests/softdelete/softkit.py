@@ -15,21 +15,9 @@ from strongroom.policy.options import policy_from_options
 from strongroom.policy.security import GuardLink, Immutability, SoftDelete
 from strongroom.services.tickets import load_private_key, load_public_key, new_guard_key, sign_ticket
 from strongroom.vault import Vault
+from vaultkit import Clock
 
 UTC = dt.timezone.utc
-
-
-class Clock:
-    """A settable clock a little ahead of the real one (index files carry real times)."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 def digest_tree(root: Path) -> dict[str, str]:
@@ -83,7 +71,7 @@ def immutable(vault: Vault) -> None:
 
 @pytest.fixture
 def world(tmp_path) -> World:
-    clock = Clock()
+    clock = Clock(dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(minutes=1))  # whole seconds
     vault = Vault.create(str(tmp_path / "vault"), name="soft")
     vault.clock = clock
     vault.policies.create(policy_from_options("short", {"daily": "02:00", "keep_daily": 2}))
