@@ -17,6 +17,7 @@ import time
 import attrs
 import pytest
 
+from strongroom.policy.prunesettings import PruneSettings
 from strongroom.testing import Cli, CliResult  # noqa: F401  (the CLI runner, shared with plugin authors)
 from strongroom.vault import Vault
 
@@ -70,6 +71,22 @@ class Clock:
     def advance(self, **delta) -> None:
         """Move on by ``datetime.timedelta(**delta)``."""
         self.now += dt.timedelta(**delta)
+
+
+#: where a schedule test's clock starts: half past midnight, the day's first slots due
+SCHEDULE_START = dt.datetime(2031, 3, 1, 0, 30, tzinfo=dt.timezone.utc)
+
+
+def scheduled_vault(url: str, *policies, clock: Clock | None = None, **create) -> Vault:
+    """A new vault (``Vault.create(url, **create)``) with ``policies`` and no prune schedule,
+    on ``clock`` if given: run-due then runs only the backups and drills the policies make due."""
+    vault = Vault.create(url, **create)
+    if clock is not None:
+        vault.clock = clock
+    vault.set_prune_settings(PruneSettings(schedule=None))
+    for policy in policies:
+        vault.policies.create(policy)
+    return vault
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

@@ -15,8 +15,7 @@ from strongroom.errors import SourceError
 from strongroom.policy.options import policy_from_options
 from strongroom.services.alerts import AlertBook
 from strongroom.services.head import Rollback
-from strongroom.vault import Vault
-from vaultkit import Clock
+from vaultkit import SCHEDULE_START, Clock, scheduled_vault
 
 UTC = dt.timezone.utc
 
@@ -170,12 +169,10 @@ class TestFailingSinks:
 @pytest.fixture
 def scheduled(tmp_path, source):
     """A vault on a clock the test moves, with item 'docs' backed up every 4 hours."""
-    clock = Clock(dt.datetime(2031, 3, 1, 0, 30, tzinfo=UTC))
-    vault = Vault.create(str(tmp_path / "vault"))
-    vault.clock = clock
-    vault.policies.create(policy_from_options("four", {"every": "4h", "keep_daily": 7}))
+    clock = Clock(SCHEDULE_START)
+    vault = scheduled_vault(str(tmp_path / "vault"), policy_from_options("four", {"every": "4h", "keep_daily": 7}),
+                            clock=clock)
     vault.protect("files", "docs", {"paths": [str(source)]}, policy="four")
-    vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
     return vault, clock
 
 

@@ -22,7 +22,7 @@ from strongroom.repository.names import kind_of
 from strongroom.repository.pack import pack_name
 from strongroom.services.claims import Claims, drill_subject
 from strongroom.vault import Vault
-from vaultkit import Clock, assert_one_line_error as one_line_error
+from vaultkit import SCHEDULE_START, Clock, assert_one_line_error as one_line_error, scheduled_vault
 
 UTC = dt.timezone.utc
 HOUR = dt.timedelta(hours=1)
@@ -88,11 +88,9 @@ class TestDrillPolicyRecord:
 @pytest.fixture
 def drilled(tmp_path):
     """A vault on a simulated clock: item 'docs' backed up every 4 hours and drilled every hour."""
-    clock = Clock(dt.datetime(2031, 3, 1, 0, 30, tzinfo=UTC))
-    vault = Vault.create(str(tmp_path / "vault"))
-    vault.clock = clock
-    vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
-    vault.policies.create(policy_from_options("hourly-drill", {"every": "4h", "drill_every": "1h"}))
+    clock = Clock(SCHEDULE_START)
+    vault = scheduled_vault(str(tmp_path / "vault"),
+                            policy_from_options("hourly-drill", {"every": "4h", "drill_every": "1h"}), clock=clock)
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(random.Random(15).randbytes(3 << 20))
@@ -157,9 +155,7 @@ class TestScheduledDrills:
 
     def test_a_drill_by_hand_postpones_the_scheduled_one(self, tmp_path):
         """After 'drill' by hand, run-due backs up but does not drill again within the interval."""
-        vault = Vault.create(str(tmp_path / "vault"))
-        vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
-        vault.policies.create(policy_from_options("p", {"every": "1h", "drill_every": "1d"}))
+        vault = scheduled_vault(str(tmp_path / "vault"), policy_from_options("p", {"every": "1h", "drill_every": "1d"}))
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "f").write_text("x")
         vault.protect("files", "docs", {"paths": [str(tmp_path / "src")]}, policy="p")
@@ -209,13 +205,11 @@ class TestScheduledDrillsFromTheSecondary:
     def geo(self, tmp_path, monkeypatch):
         """A geo vault (two folders) on a simulated clock: item 'docs' drilled hourly from the secondary."""
         monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "0")  # only run-due's catch-up replicates
-        clock = Clock(dt.datetime(2031, 3, 1, 0, 30, tzinfo=UTC))
+        clock = Clock(SCHEDULE_START)
         secondary = tmp_path / "secondary"
-        vault = Vault.create(str(tmp_path / "vault"), redundancy=Redundancy("geo", str(secondary)))
-        vault.clock = clock
-        vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
-        vault.policies.create(policy_from_options(
-            "geo-drill", {"every": "4h", "drill_every": "1h", "drill_from_secondary": True}))
+        vault = scheduled_vault(str(tmp_path / "vault"), policy_from_options(
+            "geo-drill", {"every": "4h", "drill_every": "1h", "drill_from_secondary": True}),
+            clock=clock, redundancy=Redundancy("geo", str(secondary)))
         src = tmp_path / "src"
         src.mkdir()
         (src / "big.bin").write_bytes(random.Random(16).randbytes(2 << 20))

@@ -13,7 +13,7 @@ import pytest
 from strongroom.policy.options import policy_from_options
 from strongroom.services.schedule import Agent
 from strongroom.vault import Vault
-from vaultkit import Clock
+from vaultkit import SCHEDULE_START, Clock, scheduled_vault
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 UTC = dt.timezone.utc
@@ -22,14 +22,12 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def scheduled(tmp_path):
     """A vault on a simulated clock with item 'docs' backed up every 4 hours."""
-    clock = Clock(dt.datetime(2031, 3, 1, 0, 30, tzinfo=UTC))
-    vault = Vault.create(str(tmp_path / "vault"))
-    vault.clock = clock
-    vault.policies.create(policy_from_options("four", {"every": "4h", "keep_daily": 7}))
+    clock = Clock(SCHEDULE_START)
+    vault = scheduled_vault(str(tmp_path / "vault"), policy_from_options("four", {"every": "4h", "keep_daily": 7}),
+                            clock=clock)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "f").write_text("x")
     vault.protect("files", "docs", {"paths": [str(tmp_path / "src")]}, policy="four")
-    vault.set_prune_settings(vault.prune_settings.__class__(schedule=None))
     return vault, clock
 
 
