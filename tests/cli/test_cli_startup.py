@@ -182,3 +182,28 @@ print(gc.get_freeze_count())
                                 capture_output=True, text=True, env=env, check=True)
         assert int(own.stdout.split()[-1]) > 10_000
         assert int(called.stdout.split()[-1]) == 0
+
+    def test_the_script_turns_the_collector_back_on_for_the_command(self, tmp_path):
+        """The script's entry keeps the collector off only while the command line starts:
+        the command itself runs with it on (a long backup must collect its garbage)."""
+        code = """
+import gc, sys
+import click
+from strongroom.__main__ import run
+from strongroom.cli import build_cli
+seen = []
+original = click.Group.invoke
+def invoke(self, ctx):
+    seen.append(gc.isenabled())
+    return original(self, ctx)
+click.Group.invoke = invoke
+sys.argv = ["strongroom", "plugins"]
+try:
+    run()
+except SystemExit:
+    pass
+print(seen[0], gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr)
+"""
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "STRONGROOM_HOME": str(tmp_path)})
+        assert proc.stderr.splitlines()[-1].split() == ["True", "True", "True"]

@@ -331,6 +331,14 @@ def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
     return names
 
 
+def _started() -> None:
+    """Start-up is over: what it made is frozen (never collected: it lives as long as the
+    process) and the garbage collector is on again (:func:`strongroom.__main__.run` keeps
+    it off while the command line starts)."""
+    gc.freeze()
+    gc.enable()
+
+
 def _no_collection_at_exit() -> None:
     """The interpreter's exit skips its last garbage collection over every object.
 
@@ -354,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except StrongroomError as exc:  # a broken plugin, before any command runs
         click.echo(f"strongroom: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    if whole_process:
+        _started()
     try:
         cli.main(argv)
     finally:  # the last output is written here, where a closed pipe shows
