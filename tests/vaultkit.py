@@ -9,10 +9,12 @@ only this project's tests need (not a plugin author) lives here rather than in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import attrs
 import pytest
@@ -87,6 +89,25 @@ def scheduled_vault(url: str, *policies, clock: Clock | None = None, **create) -
     for policy in policies:
         vault.policies.create(policy)
     return vault
+
+
+def digest_tree(root: str | os.PathLike) -> dict[str, str]:
+    """relative path -> SHA-256 of every file under ``root``: what a source held when a point
+    was made, to compare with what that point restores."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def restored_digest(vault: Vault, item: str, point_id: str, target: Path, source: Path) -> dict[str, str]:
+    """Restore ``point_id`` of the files item ``item`` into ``target``; the :func:`digest_tree`
+    of ``source`` as it came back (a restore recreates the source's absolute path under the target)."""
+    vault.restore(item, point_id, str(target))
+    return digest_tree(target / str(source.resolve()).lstrip("/"))
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

@@ -1,13 +1,14 @@
-"""What the prune tests share: source snapshots, restores compared byte for byte (the
-simulated clock is ``vaultkit.Clock``)."""
+"""What the prune tests share: vaults with soft delete off, their sizes, every point restored
+and compared with its source's snapshot (``vaultkit.digest_tree``; the simulated clock is
+``vaultkit.Clock``)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from strongroom.vault import Vault
+from vaultkit import restored_digest
 
 
 def soft_delete_off(vault: Vault) -> None:
@@ -19,22 +20,6 @@ def soft_delete_off(vault: Vault) -> None:
     from strongroom.policy.security import SoftDelete
 
     vault.security.change(attrs.evolve(vault.security.settings, soft_delete=SoftDelete(state="disabled")))
-
-
-def digest_tree(root: str | Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``root``."""
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
-
-
-def restored_digest(vault: Vault, item: str, point_id: str, target: Path, source: Path) -> dict[str, str]:
-    vault.restore(item, point_id, str(target))
-    return digest_tree(target / str(source.resolve()).lstrip("/"))
 
 
 def vault_bytes(url: str) -> int:

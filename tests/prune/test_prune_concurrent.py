@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from prunekit import assert_all_points_restore, digest_tree, soft_delete_off
+from prunekit import assert_all_points_restore, soft_delete_off
 from strongroom.policy.prunesettings import PruneSettings
 from strongroom.vault import Vault
+from vaultkit import digest_tree
 
 ACTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_actor.py")
 GRACE = 0.5

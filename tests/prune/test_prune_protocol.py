@@ -17,8 +17,7 @@ import os
 
 import pytest
 
-from prunekit import assert_all_points_restore, digest_tree, soft_delete_off
-from vaultkit import Clock
+from prunekit import assert_all_points_restore, soft_delete_off
 from strongroom.errors import PruneConflict
 from strongroom.markers import hookimpl
 from strongroom.plugins import PluginHost
@@ -27,6 +26,7 @@ from strongroom.repository.indexfile import decode_index
 from strongroom.repository.envelope import KIND_INDEX
 from strongroom_files.workload import FilesWorkload
 from strongroom.vault import Vault
+from vaultkit import Clock, digest_tree
 
 GRACE = 3600.0
 

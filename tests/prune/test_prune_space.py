@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from prunekit import assert_all_points_restore, digest_tree, pack_bytes, soft_delete_off
-from vaultkit import Clock
+from prunekit import assert_all_points_restore, pack_bytes, soft_delete_off
 from strongroom.vault import Vault
+from vaultkit import Clock, digest_tree
 
 MIB = 1 << 20
 

@@ -4,7 +4,6 @@ daily points and the snapshot of the source each was made from, and a guard to s
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from pathlib import Path
 
@@ -15,19 +14,9 @@ from strongroom.policy.options import policy_from_options
 from strongroom.policy.security import GuardLink, Immutability, SoftDelete
 from strongroom.services.tickets import load_private_key, load_public_key, new_guard_key, sign_ticket
 from strongroom.vault import Vault
-from vaultkit import Clock
+from vaultkit import Clock, digest_tree, restored_digest
 
 UTC = dt.timezone.utc
-
-
-def digest_tree(root: Path) -> dict[str, str]:
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 @attrs.define
@@ -48,8 +37,7 @@ class World:
     def restored(self, point_id: str, name: str = "docs") -> dict[str, str]:
         """Restore ``point_id`` to a new folder; the digest of what came back."""
         target = self.tmp / f"restore-{point_id}-{len(os.listdir(self.tmp))}"
-        self.vault.restore(name, point_id, str(target))
-        return digest_tree(target / str(self.src.resolve()).lstrip("/"))
+        return restored_digest(self.vault, name, point_id, target, self.src)
 
     def reopened(self) -> Vault:
         fresh = Vault.open(self.vault.url)
