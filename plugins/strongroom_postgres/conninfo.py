@@ -28,7 +28,6 @@ the DSN sets one.
 from __future__ import annotations
 
 import os
-import re
 import urllib.parse
 from typing import Mapping
 
@@ -39,17 +38,23 @@ from strongroom import SecretNotAvailable, SecretResolver, UsageError
 
 SECRET_KEYS = frozenset({"password", "sslpassword"})
 CONNECT_TIMEOUT = "10"
-_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+_SCHEMES = ("postgresql://", "postgres://")  # either, in any case
+
+
+def _uri_scheme(dsn: str) -> str | None:
+    """The scheme ``dsn`` starts with (as written), or None: not a connection URI."""
+    lowered = dsn[:len(_SCHEMES[0])].lower()
+    return next((dsn[:len(s)] for s in _SCHEMES if lowered.startswith(s)), None)
 
 
 def parse_dsn(dsn: str) -> dict[str, str]:
     """libpq keywords of a connection URI or a ``key=value`` string."""
     dsn = dsn.strip()
-    return _parse_uri(dsn) if _URI.match(dsn) else _parse_keywords(dsn)
+    return _parse_uri(dsn) if _uri_scheme(dsn) else _parse_keywords(dsn)
 
 
 def _parse_uri(dsn: str) -> dict[str, str]:
-    rest = _URI.sub("", dsn, count=1)
+    rest = dsn[len(_uri_scheme(dsn) or ""):]
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     params: dict[str, str] = {}

@@ -36,9 +36,10 @@ from .errors import DatabaseNotFound, PostgresConnectFailed, PostgresError, Post
 
 OLDEST_SERVER = 90200
 TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+# patterns as text: compiled (and cached by re) at their first use, not by every command's start
+_VERSION = r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?"
 _DONE = "strongroom-statement-done "  # what psql echoes after each statement of Server.execute_each
-_CONNECT_PREFIX = re.compile(r'^connection to server (?:at|on) .*? failed:\s*')
+_CONNECT_PREFIX = r'^connection to server (?:at|on) .*? failed:\s*'
 
 
 @attrs.frozen
@@ -62,7 +63,7 @@ def _probe(bindir: str) -> Toolset | None:
                         text=True, timeout=30, stdin=subprocess.DEVNULL).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    match = _VERSION.search(out)
+    match = re.search(_VERSION, out)
     if not match:
         return None
     major = int(match.group(1))
@@ -212,8 +213,8 @@ def connection_failure(stderr: str, conn: Connection, database: str | None) -> P
     missing = re.search(r'database "(.*)" does not exist', line)
     if missing and (database is None or missing.group(1) == database):
         return DatabaseNotFound(database=missing.group(1), server=conn.describe())
-    if _CONNECT_PREFIX.match(line) or "could not translate host name" in line:
-        reason = _CONNECT_PREFIX.sub("", line)
+    if re.match(_CONNECT_PREFIX, line) or "could not translate host name" in line:
+        reason = re.sub(_CONNECT_PREFIX, "", line)
         reason = re.sub(r"^(FATAL|ERROR):\s*", "", reason)
         return PostgresConnectFailed(server=conn.describe(), reason=reason)
     return PostgresError(message=line)
