@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -108,6 +109,22 @@ def restored_digest(vault: Vault, item: str, point_id: str, target: Path, source
     of ``source`` as it came back (a restore recreates the source's absolute path under the target)."""
     vault.restore(item, point_id, str(target))
     return digest_tree(target / str(source.resolve()).lstrip("/"))
+
+
+#: the frozen vaults of every format ever shipped (tests/fixtures/vault-format-N)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def install_fixture_vault(fixture: Path, where: Path, home: Path) -> str:
+    """Copy the frozen vault of ``fixture`` (a folder of :data:`FIXTURES`) to ``where`` and its
+    local keys into the key store ``home``, as the machine that made it had them; its URL."""
+    shutil.copytree(fixture / "vault", where)
+    keys = Path(home) / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    for key in (fixture / "home" / "keys").iterdir():
+        shutil.copy(key, keys / key.name)
+        os.chmod(keys / key.name, 0o600)
+    return str(where)
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

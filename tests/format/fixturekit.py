@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import attrs
 import pytest
 
 from strongroom.vault import Vault
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+from vaultkit import FIXTURES, install_fixture_vault
 
 
 def all_fixtures() -> list[Path]:
@@ -50,13 +48,7 @@ class Fixture:
 
     def install(self, where: Path, home: Path) -> str:
         """Copy the vault to ``where`` and its local key into the key store ``home``; its URL."""
-        shutil.copytree(self.path / "vault", where)
-        keys = Path(home) / "keys"
-        keys.mkdir(parents=True, exist_ok=True)
-        for key in (self.path / "home" / "keys").iterdir():
-            shutil.copy(key, keys / key.name)
-            os.chmod(keys / key.name, 0o600)
-        return str(where)
+        return install_fixture_vault(self.path, where, home)
 
     @classmethod
     def load(cls, path: Path) -> Fixture:

@@ -14,8 +14,9 @@ import pytest
 from strongroom.models import FORMAT_VERSION
 from strongroom.repository.envelope import KIND_DATA
 from strongroom.vault import Vault
+from vaultkit import FIXTURES, install_fixture_vault
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vault-format-1"
+FIXTURE = FIXTURES / "vault-format-1"
 SOURCE = json.loads((FIXTURE / "source.json").read_text())
 
 
@@ -39,14 +40,7 @@ def describe(root: Path) -> dict:
 @pytest.fixture
 def old_vault(tmp_path, strongroom_home) -> str:
     """A copy of the fixture vault, its local key in this test's key store."""
-    url = tmp_path / "vault"
-    shutil.copytree(FIXTURE / "vault", url)
-    keys = Path(strongroom_home) / "keys"
-    keys.mkdir(parents=True, exist_ok=True)
-    key = FIXTURE / "home" / "keys" / f"{SOURCE['vault_id']}.key"
-    shutil.copy(key, keys / key.name)
-    os.chmod(keys / key.name, 0o600)
-    return str(url)
+    return install_fixture_vault(FIXTURE, tmp_path / "vault", strongroom_home)
 
 
 def restore_all(vault: Vault, item: str, point_id: str, target: Path) -> dict:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from strongroom.vault import Vault
-from vaultkit import assert_one_line_error
+from vaultkit import FIXTURES, assert_one_line_error, install_fixture_vault
 
 
 @pytest.fixture
@@ -167,24 +167,12 @@ class TestUpgradeIsJournaled:
     def test_upgrade_apply_is_journaled_and_the_dry_run_is_not(self, tmp_path, strongroom_home):
         """vault upgrade of the frozen format-1 vault: the dry run writes nothing, --apply
         writes (started, succeeded) with the format it moved from."""
-        import os
-        import shutil
-        from pathlib import Path
-
-        fixture = Path(__file__).resolve().parents[1] / "fixtures" / "vault-format-1"
-        source = json.loads((fixture / "source.json").read_text())
-        url = tmp_path / "old"
-        shutil.copytree(fixture / "vault", url)
-        keys = Path(strongroom_home) / "keys"
-        keys.mkdir(parents=True, exist_ok=True)
-        key = fixture / "home" / "keys" / f"{source['vault_id']}.key"
-        shutil.copy(key, keys / key.name)
-        os.chmod(keys / key.name, 0o600)
-        vault = Vault.open(str(url))
+        url = install_fixture_vault(FIXTURES / "vault-format-1", tmp_path / "old", strongroom_home)
+        vault = Vault.open(url)
         before = vault.journal.entries()
         vault.upgrade()
         assert vault.journal.entries() == before
         vault.upgrade(apply=True)
-        added = Vault.open(str(url)).journal.entries()[len(before):]
+        added = Vault.open(url).journal.entries()[len(before):]
         assert [(e.operation, e.outcome, e.params) for e in added] == [
             ("upgrade", "started", {"from_format": 1}), ("upgrade", "succeeded", {"from_format": 1})]
