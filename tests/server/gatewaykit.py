@@ -19,6 +19,7 @@ from pathlib import Path
 
 import attrs
 import httpx
+import pytest
 
 from strongroom.server.roles import ROLES
 
@@ -68,19 +69,13 @@ def make_server(root: Path, vaults=("main",), plugins=None) -> LiveServer:
     sdir, admin = ServerDir.init(root / "server", listen=f"127.0.0.1:{port}")
     plugins = plugins or PluginHost.create()
     storage = {}
-    old_home = os.environ.get("STRONGROOM_HOME")
     for name in vaults:
         folder = root / "storage" / name
         client_vault = Vault.create(str(folder), name=name, key_provider="passphrase")  # STRONGROOM_PASSPHRASE
         kit = client_vault.keys.recovery_kit()
-        os.environ["STRONGROOM_HOME"] = str(sdir.home)
-        try:
+        with pytest.MonkeyPatch.context() as env:  # the server's key store takes the adopted vault's key
+            env.setenv("STRONGROOM_HOME", str(sdir.home))
             adopt_hosted(sdir, name, str(folder), {}, plugins, kit, lambda _: None)
-        finally:
-            if old_home is None:
-                os.environ.pop("STRONGROOM_HOME", None)
-            else:
-                os.environ["STRONGROOM_HOME"] = old_home
         storage[name] = folder
     tokens = {"admin": admin}
     for user in USERS:

@@ -25,21 +25,12 @@ CLAIM = "runs/0123456789abcdef/20260101T000000Z/20260101T000000000000Z-0000abcd"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import os
-
     root = tmp_path_factory.mktemp("gateway")
-    old = {k: os.environ.get(k) for k in ("STRONGROOM_PASSPHRASE", "STRONGROOM_HOME")}
-    os.environ["STRONGROOM_PASSPHRASE"] = PASSPHRASE
-    os.environ["STRONGROOM_HOME"] = str(root / "client-home")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STRONGROOM_PASSPHRASE", PASSPHRASE)
+        env.setenv("STRONGROOM_HOME", str(root / "client-home"))
         with live_server(root, vaults=("main", "other")) as live:
             yield live
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def store_of(server, user, vault="main") -> HttpStore:
@@ -48,18 +39,13 @@ def store_of(server, user, vault="main") -> HttpStore:
 
 def refusals(server, vault="main") -> list[dict]:
     """The server.refused entries of the vault's journal, read with the server's own key."""
-    import os
-
     from strongroom.vault import Vault
 
-    old = os.environ.get("STRONGROOM_HOME")
-    os.environ["STRONGROOM_HOME"] = str(server.dir / "home")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STRONGROOM_HOME", str(server.dir / "home"))
         v = Vault.open(str(server.storage[vault]))
         return [e.to_dict() if hasattr(e, "to_dict") else e for e in v.journal.entries()
                 if getattr(e, "operation", None) == "server.refused"]
-    finally:
-        os.environ["STRONGROOM_HOME"] = old or ""
 
 
 class TestTokens:
@@ -352,17 +338,9 @@ class TestSecurityRulesOnTheServer:
 
 
 def _open_as(server, user):
-    import os
-
     from strongroom.vault import Vault
 
-    old = {k: os.environ.get(k) for k in ("STRONGROOM_TOKEN", "STRONGROOM_PASSPHRASE")}
-    os.environ.update(STRONGROOM_TOKEN=server.tokens[user], STRONGROOM_PASSPHRASE=PASSPHRASE)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STRONGROOM_TOKEN", server.tokens[user])
+        env.setenv("STRONGROOM_PASSPHRASE", PASSPHRASE)
         return Vault.open(server.url("other"), storage_options={"ca_file": server.ca_file})
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

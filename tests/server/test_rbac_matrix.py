@@ -95,23 +95,16 @@ class Ctx:
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     root = tmp_path_factory.mktemp("rbac")
-    old = {k: os.environ.get(k) for k in ("STRONGROOM_PASSPHRASE", "STRONGROOM_HOME")}
-    os.environ["STRONGROOM_PASSPHRASE"] = PASSPHRASE
-    os.environ["STRONGROOM_HOME"] = str(root / "client-home")
     src = root / "src"
     (src / "docs").mkdir(parents=True)
     (src / "docs" / "a.txt").write_text("hello\n")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STRONGROOM_PASSPHRASE", PASSPHRASE)
+        env.setenv("STRONGROOM_HOME", str(root / "client-home"))
         with live_server(root) as server:
             c = Ctx(server, root, src)
             _protect(c, "web", backup=True)
             yield c
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
