@@ -1,5 +1,5 @@
-"""A command starts no OpenBLAS thread pool when it loads numpy, and its children do not
-inherit the setting that prevents it (strongroom.cli._one_blas_thread)."""
+"""A command starts no OpenBLAS thread pool when it loads numpy, and neither the command
+nor its children keep the setting that prevents it (strongroom.repository.arrays)."""
 
 from __future__ import annotations
 
@@ -42,14 +42,24 @@ def _run(tmp_path, *args: str, env: dict[str, str] | None = None) -> dict:
 
 def test_a_backup_loads_numpy_without_blas_threads(tmp_path, monkeypatch):
     _backed_up_docs(tmp_path, monkeypatch)
-    # not inherited from this process (importing the index tables in a test sets it here)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     (tmp_path / "data" / "b.txt").write_text("more")
     result = _run(tmp_path, "backup", "docs")
     assert result["numpy_loaded_by_command"]
-    assert result["setting"] == "1"
+    assert result["setting"] is None
     assert result["child_gets"] is None
     assert result["native_threads"] == result["python_threads"]
+
+
+def test_the_library_loads_numpy_without_blas_threads_nor_a_setting_left(tmp_path, monkeypatch):
+    """Any strongroom module that loads numpy (here the index tables, as a program using
+    strongroom as a library would) starts no BLAS threads and leaves no setting behind."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    code = ("import os, threading, strongroom.repository.indextables, sys; "
+            "print(len(os.listdir('/proc/self/task')) == threading.active_count(), "
+            "os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "None", "True"]
 
 
 def test_a_setting_of_the_user_is_kept_and_passed_on(tmp_path, monkeypatch):

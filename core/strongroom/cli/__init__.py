@@ -33,7 +33,7 @@ import click
 from ..config import parse_storage_option
 from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
-from ..processes import deferrable, end_children, keep_from_children
+from ..processes import deferrable, end_children
 from ..repository.keyproviders import PassphraseSource
 from ..storage.ticket import ticket_scope
 
@@ -308,19 +308,6 @@ def build_cli(plugins: PluginHost) -> click.Group:
     return cli
 
 
-def _one_blas_thread() -> None:
-    """numpy's OpenBLAS starts no thread pool in a command (strongroom does no linear algebra).
-
-    OpenBLAS starts a thread per core when numpy is first imported: about 40 ms of every
-    command that loads the index tables or the chunker (wall and CPU, on 2 cores), and
-    threads that spin when the command is busy.  Set only when the user did not set it,
-    before numpy is imported; children do not get it.
-    """
-    if "numpy" not in sys.modules and "OPENBLAS_NUM_THREADS" not in os.environ:
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
-        keep_from_children("OPENBLAS_NUM_THREADS")
-
-
 def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
     names = []
     for i, arg in enumerate(argv):
@@ -356,7 +343,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     process ends with it: see :func:`_no_collection_at_exit`)."""
     whole_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    _one_blas_thread()
     try:
         cli = build_cli(PluginHost.create(disabled=_disabled_from_argv(argv)))
     except StrongroomError as exc:  # a broken plugin, before any command runs

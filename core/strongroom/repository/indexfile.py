@@ -46,7 +46,7 @@ from .envelope import Envelope
 from .pack import IndexEntry, is_pack_id
 
 if TYPE_CHECKING:
-    import numpy as np
+    from .arrays import np
 
 __all__ = ["INDEX_VERSION", "DecodedIndex", "decode_index", "decode_index_columns", "encode_index"]
 
@@ -66,7 +66,7 @@ _ZERO = bytes(int(b == 0) for b in range(256))
 
 def _file_entry() -> np.dtype:
     """One entry of an index file as numpy reads it (the blob id split as in the index's tables)."""
-    import numpy as np
+    from .arrays import np
 
     return np.dtype([("key", ">u8"), ("rest", "<u8", (3,)), ("kind", "u1"), ("offset", "<u4"),
                      ("length", "<u4"), ("raw", "<u4")])
@@ -127,7 +127,7 @@ class DecodedIndex:
     @property
     def entries(self) -> np.ndarray:
         """Every entry as one numpy array, in file order (imports numpy)."""
-        import numpy as np
+        from .arrays import np
 
         dtype = _file_entry()
         parts = [np.frombuffer(self.buffers[f], dtype=dtype, count=n, offset=start)

@@ -15,18 +15,12 @@ do not, :mod:`.index`), so a command that restores one file never imports numpy.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
-# numpy is used here (and by index files and the restore's writer) for array operations
-# only: without this, OpenBLAS starts a spinning thread per CPU at import, for nothing
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-
-from .pack import IndexEntry  # noqa: E402
+from .arrays import np
+from .pack import IndexEntry
 
 if TYPE_CHECKING:
     from .indexfile import DecodedIndex

@@ -7,7 +7,7 @@ every command that opens a vault (the chunker's parameters are read at every ope
 
 from __future__ import annotations
 
-import numpy as np
+from .arrays import np
 
 __all__ = ["ZeroRuns"]
 
