@@ -90,6 +90,8 @@ _EXPORTS: dict[str, str] = {
     "emit_json": "strongroom.cli.output", "json_document": "strongroom.cli.output",
     # the vault of the running command, for a plugin's command or a workload that needs more than its context
     "command_vault": "strongroom.cli.common",
+    # numpy for a plugin's array work, imported without OpenBLAS's thread pool
+    "import_numpy": "strongroom.repository.arrays",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
@@ -156,6 +158,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
         start_child,
     )
     from .registry import Registry  # noqa: F401
+    from .repository.arrays import import_numpy  # noqa: F401
     from .repository.keyproviders import KeyContext, PassphraseSource, WrappingKey  # noqa: F401
     from .secrets import Secret, SecretProvider, SecretResolver, resolve_secret  # noqa: F401
     from .errors import InvalidSecretReference, SecretNotAvailable  # noqa: F401

@@ -35,6 +35,7 @@ import threading
 from typing import BinaryIO
 
 import attrs
+from strongroom import import_numpy
 
 from .toc import DumpFormatError, TocTruncated, read_toc
 
@@ -315,7 +316,7 @@ class BlockMapper(io.RawIOBase):
         from ``pos``, which the walk knows is a header.  A candidate the chain does not
         reach (a newline byte inside a length) is stepped over; where the chain cannot be
         followed (the buffer's end, the block's end) the byte-by-byte walk takes over."""
-        from strongroom.repository.arrays import np  # a backup's scan needs it; a restore reading the map does not
+        np = import_numpy()  # a backup's scan needs it; a restore reading the map does not
 
         arr = np.frombuffer(view, dtype=np.uint8, count=n)
         cand = np.flatnonzero(arr[pos:n - 5] == 10)

@@ -1,5 +1,6 @@
 """numpy, imported without OpenBLAS's thread pool: every strongroom module that uses
-numpy imports it from here (``from .arrays import np``).
+numpy imports it from here (``from .arrays import np``), and a plugin through the public
+:func:`strongroom.import_numpy`.
 
 strongroom uses numpy for vectorised searches, sorts and copies, never for linear
 algebra.  OpenBLAS, which numpy loads at its import, otherwise starts a thread per CPU:
@@ -16,12 +17,13 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["np"]
+__all__ = ["import_numpy", "np"]
 
 _SETTING = "OPENBLAS_NUM_THREADS"
 
 
-def _import_numpy():
+def import_numpy():
+    """The numpy module, imported (the first time) without OpenBLAS's thread pool."""
     if "numpy" in sys.modules:
         return sys.modules["numpy"]
     ours = _SETTING not in os.environ
@@ -35,4 +37,4 @@ def _import_numpy():
     return numpy
 
 
-np = _import_numpy()
+np = import_numpy()
