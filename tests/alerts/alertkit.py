@@ -8,7 +8,6 @@ import email
 import email.policy
 import http.server
 import json
-import socket
 import ssl
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from strongroom.testing import free_port
 from strongroom.vault import Vault
 
 
@@ -75,12 +75,6 @@ def webhook():
 
 
 # --- e-mail ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SmtpReceiver:

@@ -79,7 +79,7 @@ class TestWebhook:
 
     def test_unreachable(self):
         """Nothing listening: a one-line failure after three tries."""
-        from alertkit import free_port
+        from strongroom.testing import free_port
 
         with pytest.raises(SinkFailed, match="cannot reach 127.0.0.1"):
             WEBHOOK.send({"url": f"http://127.0.0.1:{free_port()}/x", "timeout": "2"}, document())
@@ -178,7 +178,7 @@ class TestEmail:
             server.close()
 
     def test_unreachable(self):
-        from alertkit import free_port
+        from strongroom.testing import free_port
 
         with pytest.raises(SinkFailed, match="cannot reach 127.0.0.1"):
             EMAIL.send({"host": "127.0.0.1", "port": str(free_port()), "from": "a@b.c", "to": "d@e.f"}, document())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
-import socket
 import ssl
 import threading
 import time
@@ -24,12 +23,7 @@ import attrs
 import httpx
 
 from strongroom.models import utcnow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from strongroom.testing import free_port
 
 
 @attrs.define

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,15 +21,10 @@ import httpx
 import pytest
 
 from strongroom.server.roles import ROLES
+from strongroom.testing import free_port
 
 PASSPHRASE = "correct horse battery staple"
 USERS = ("nobody", *ROLES)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @attrs.define

@@ -18,7 +18,8 @@ Fixtures:
   install, except under ``CI`` (environment variable set), where that is a failure.
   :class:`SeaweedCluster` (:mod:`strongroom.testing.cluster`, no fixture: a test starts
   it) is a SeaweedFS cluster of three volume servers in racks with replication ``010``,
-  whose volume servers a test can kill and restart.
+  whose volume servers a test can kill and restart.  :func:`free_port` is a loopback
+  port nothing listens on, for a server of the test's own (or a refused connection).
 - ``strongroom_memory_location``, ``strongroom_local_location``,
   ``strongroom_sftp_location``, ``strongroom_s3_location``: an empty
   :class:`VaultLocation` on each backend kind (removed afterwards);
@@ -89,7 +90,7 @@ from .sampletree import (  # noqa: E402
 )
 from .cluster import SeaweedCluster  # noqa: E402
 from .publicapi import PublicImportCheck  # noqa: E402
-from .servers import S3Server, ServerUnavailable, SshServer  # noqa: E402
+from .servers import S3Server, ServerUnavailable, SshServer, free_port  # noqa: E402
 from .secret_contract import SecretCase, SecretProviderContract  # noqa: E402
 from .store_contract import StoreContract  # noqa: E402
 from .vault_contract import VaultContract  # noqa: E402
@@ -121,6 +122,7 @@ __all__ = [
     "assert_same_tree",
     "assert_trees_equal",
     "build_sample_tree",
+    "free_port",
     "make_tree",
     "snapshot_tree",
     "tree_differences",

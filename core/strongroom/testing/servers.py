@@ -57,6 +57,9 @@ class ServerUnavailable(RuntimeError):
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on when it is asked for: for a server a
+    test starts and must tell its port, or for a connection that must be refused.  Another
+    process may take the port before the test binds it; on loopback that is rare enough."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
