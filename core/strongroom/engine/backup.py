@@ -57,7 +57,7 @@ from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
 from ..results import BackupStats
-from ..sources import SourceEntry
+from ..sources import FileSource, SourceEntry
 from .diskread import DiskReader
 from .gcquiet import quiet_gc
 from .parentfolders import ParentFolders
@@ -108,10 +108,6 @@ SWEEP_EVERY = 64
 #: Every field of an entry but its chunks: what a file unchanged since the parent
 #: point must have the same to reuse the parent's entry as it is.
 _ALL_BUT_CHUNKS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name != "chunks"))
-
-
-def _parent_of(path: str) -> str:
-    return path.rpartition("/")[0]
 
 
 def _without_chunks(row: dict) -> dict:
@@ -230,14 +226,18 @@ class BackupEngine:
         stack = [root]
         closed: collections.deque[OpenDir] = collections.deque()
         first_names: dict[str, object] = {}
+        # what runs for every entry, read once (a tree of many small files has a million)
+        finalize_ready, file_slot, report, stats = self._finalize_ready, self._file_slot, self._report, self.stats
+        max_closed = self._max_closed
         for src in entries:
             path, entry = src.path, src.entry
-            parent = _parent_of(path)
+            parent = path.rpartition("/")[0]
             while stack[-1].path != parent:
                 if len(stack) == 1:
                     raise BackupError(message=f"source entries out of order at {path!r}")
                 closed.append(stack.pop())
-            self._finalize_ready(closed, block=len(closed) > self._max_closed)
+            if closed:
+                finalize_ready(closed, block=len(closed) > max_closed)
             if entry.type == DIR:
                 # Listing a directory updates its atime: keeping it would make every
                 # directory node new on every backup and defeat tree deduplication.
@@ -246,13 +246,13 @@ class BackupEngine:
                 stack.append(sub)
                 self.stats.dirs += 1
             elif entry.type in (FILE, STREAM, DISK):
-                slot = self._file_slot(src)
+                slot = file_slot(src)
                 stack[-1].slots.append(slot)
                 if entry.nlink > 1:
                     first_names[path] = slot
-                self.stats.files += 1
+                stats.files += 1
                 if entry.type != STREAM:  # a stream's size is known once it is read
-                    self.stats.bytes_total += entry.size
+                    stats.bytes_total += entry.size
             elif entry.type == HARDLINK:
                 first = first_names.get(entry.target)
                 stack[-1].slots.append(HardLink(entry, first) if first is not None else self._file_slot(src))
@@ -262,7 +262,7 @@ class BackupEngine:
                     entry = attrs.evolve(entry, atime_ns=0)
                 stack[-1].slots.append(entry)
                 self.stats.others += 1
-            self._report(self.stats)
+            report(stats)
         while len(stack) > 1:
             closed.append(stack.pop())
         closed.append(root)
@@ -310,14 +310,16 @@ class BackupEngine:
 
     def _file_slot(self, src: SourceEntry) -> object:
         entry = src.entry
-        if entry.type == FILE and not callable(getattr(src, "open", None)):  # a workload's stream is always read
+        # a workload's stream (``open()``) is always read; a file of this machine (most
+        # entries of most backups) has none, told without a failed attribute look-up
+        if entry.type == FILE and (type(src) is FileSource or not callable(getattr(src, "open", None))):
             reused = self._unchanged(src.path, entry)
             if reused is not None:
                 with self._lock:
                     self.stats.files_unchanged += 1
                     self.stats.bytes_skipped += entry.size
                 return reused
-            if 0 <= entry.size < self._params.min_size and not callable(getattr(src, "open", None)):
+            if 0 <= entry.size < self._params.min_size:
                 batch = self._batch
                 batch.sources.append(src)
                 batch.bytes += entry.size
