@@ -68,3 +68,12 @@ def test_a_setting_of_the_user_is_kept_and_passed_on(tmp_path, monkeypatch):
     result = _run(tmp_path, "backup", "docs")
     assert result["setting"] == "2"
     assert result["child_gets"] == "2"
+
+
+def test_import_numpy_loads_numpy_when_called_not_when_named():
+    """A plugin may name strongroom.import_numpy at its import (the postgres block map
+    does) without loading numpy: only a call loads it."""
+    code = ("import sys; from strongroom import import_numpy; before = 'numpy' in sys.modules; "
+            "np = import_numpy(); print(before, np is sys.modules['numpy'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

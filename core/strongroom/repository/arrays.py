@@ -24,9 +24,8 @@ _SETTING = "OPENBLAS_NUM_THREADS"
 
 def import_numpy():
     """The numpy module, imported (the first time) without OpenBLAS's thread pool."""
-    if "numpy" in sys.modules:
-        return sys.modules["numpy"]
-    ours = _SETTING not in os.environ
+    # the import statement even when numpy is in sys.modules: another thread may be importing it
+    ours = "numpy" not in sys.modules and _SETTING not in os.environ
     if ours:
         os.environ[_SETTING] = "1"
     try:
@@ -37,4 +36,9 @@ def import_numpy():
     return numpy
 
 
-np = import_numpy()
+def __getattr__(name: str):
+    """``np``: numpy, imported at the first ``from .arrays import np`` (not by importing this
+    module, which :func:`strongroom.import_numpy`'s lookup does)."""
+    if name == "np":
+        return import_numpy()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
