@@ -67,6 +67,21 @@ def geo_vault(home: Path, primary: S3Server, secondary: S3Server) -> tuple[Vault
     return Vault.create(url, name="geo", redundancy=Redundancy("geo", secondary_url)), secondary_url
 
 
+#: the secondary of :func:`geo_vault_out_of_reach`, configured at an endpoint that refuses connections
+UNREACHABLE = "s3://gone/vault"
+
+
+def geo_vault_out_of_reach(home: Path, primary: S3Server) -> Vault:
+    """A geo vault in a new bucket of ``primary`` whose secondary, :data:`UNREACHABLE`, is
+    configured in ``home``'s config.toml at a loopback port nothing listens on."""
+    bucket = primary.create_bucket()
+    configure(home, primary, bucket)
+    (home / "config.toml").write_text((home / "config.toml").read_text() +
+                                      '\n[storage."s3://gone"]\nendpoint_url = "http://127.0.0.1:9"\n'
+                                      'key = "k"\nsecret = "s"\n')
+    return Vault.create(f"s3://{bucket}/vault", name="geo", redundancy=Redundancy("geo", UNREACHABLE))
+
+
 def write_files(root: Path, count: int = 12, size: int = 40_000, seed: str = "a") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(count):

@@ -10,7 +10,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from geokit import configure, geo_pair, geo_vault, start_server, tree_bytes, two_servers, write_files  # noqa: F401
+from geokit import UNREACHABLE, geo_pair, geo_vault, geo_vault_out_of_reach, start_server, tree_bytes, write_files
+from geokit import two_servers  # noqa: F401  (a fixture)
 from strongroom.policy.redundancy import Redundancy
 from strongroom.policy.security import SoftDelete
 from strongroom.repository.names import kind_of
@@ -155,12 +156,7 @@ class TestUnreachableSecondary:
         """With the secondary's server out of reach a backup still succeeds; vault info and an alert say so."""
         monkeypatch.setenv("STRONGROOM_REPLICATION_TIMEOUT", "2")
         primary_server, _ = two_servers
-        bucket = primary_server.create_bucket()
-        configure(strongroom_home, primary_server, bucket)
-        (strongroom_home / "config.toml").write_text((strongroom_home / "config.toml").read_text() +
-                                                     '\n[storage."s3://gone"]\nendpoint_url = "http://127.0.0.1:9"\n'
-                                                     'key = "k"\nsecret = "s"\n')
-        vault = Vault.create(f"s3://{bucket}/vault", name="geo", redundancy=Redundancy("geo", "s3://gone/vault"))
+        vault = geo_vault_out_of_reach(strongroom_home, primary_server)
         src = write_files(tmp_path / "src", count=2)
         vault.protect("files", "docs", {"paths": [str(src)]})
         point = vault.backup("docs")
@@ -171,18 +167,13 @@ class TestUnreachableSecondary:
         assert [k for k, _ in kinds if k == "replication.lag"] == ["replication.lag"]
         assert sum(a.kind == "replication.lag" and a.open for a in vault.alerts.list()) == 1  # deduplicated
         info = json.loads(Cli(vault.url)("vault", "info", "--json").stdout)
-        assert info["replication"]["secondary"] == "s3://gone/vault" and info["replication"]["error"]
+        assert info["replication"]["secondary"] == UNREACHABLE and info["replication"]["error"]
 
     def test_a_failed_replicate_command_is_one_line(self, strongroom_home, two_servers):
         """vault replicate to a secondary out of reach: one error line, a storage exit code."""
         primary_server, _ = two_servers
-        bucket = primary_server.create_bucket()
-        configure(strongroom_home, primary_server, bucket)
-        (strongroom_home / "config.toml").write_text((strongroom_home / "config.toml").read_text() +
-                                                     '\n[storage."s3://gone"]\nendpoint_url = "http://127.0.0.1:9"\n'
-                                                     'key = "k"\nsecret = "s"\n')
-        Vault.create(f"s3://{bucket}/vault", name="geo", redundancy=Redundancy("geo", "s3://gone/vault"))
-        result = Cli(f"s3://{bucket}/vault")("vault", "replicate", expect=None)
+        vault = geo_vault_out_of_reach(strongroom_home, primary_server)
+        result = Cli(vault.url)("vault", "replicate", expect=None)
         assert result.exit_code >= 20 and "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) == 1
 

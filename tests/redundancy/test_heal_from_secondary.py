@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from geokit import configure, geo_vault, tree_bytes, two_servers, write_files  # noqa: F401
+from geokit import UNREACHABLE, geo_vault, geo_vault_out_of_reach, tree_bytes, two_servers, write_files  # noqa: F401
 from strongroom import vault as vault_module
 from strongroom.errors import StorageError
 from strongroom.policy.redundancy import Redundancy
@@ -321,12 +321,7 @@ class TestOnTwoServers:
         """The secondary's endpoint refuses connections: repair --apply repairs what it can here (the damaged
         pack moved aside, the loss named, exit 53) and says in one line that the secondary could not be reached."""
         primary_server, _ = two_servers
-        bucket = primary_server.create_bucket()
-        configure(strongroom_home, primary_server, bucket)
-        (strongroom_home / "config.toml").write_text((strongroom_home / "config.toml").read_text() +
-                                                     '\n[storage."s3://gone"]\nendpoint_url = "http://127.0.0.1:9"\n'
-                                                     'key = "k"\nsecret = "s"\n')
-        vault = Vault.create(f"s3://{bucket}/vault", name="geo", redundancy=Redundancy("geo", "s3://gone/vault"))
+        vault = geo_vault_out_of_reach(strongroom_home, primary_server)
         source = write_files(tmp_path / "src", count=3, size=100_000)
         vault.protect("files", "docs", {"paths": [str(source)]})
         vault.backup("docs")
@@ -334,6 +329,6 @@ class TestOnTwoServers:
         flip(vault.store, entry)
         result = Cli(vault.url)("vault", "repair", "--apply", expect=53)
         notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
-        assert len(notes) == 1 and "the geo secondary s3://gone/vault could not be reached" in notes[0]
+        assert len(notes) == 1 and f"the geo secondary {UNREACHABLE} could not be reached" in notes[0]
         assert "Traceback" not in result.output
         assert f"quarantine/{pack_name(entry.pack_id)}" in result.stdout
