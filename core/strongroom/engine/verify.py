@@ -17,9 +17,9 @@ the packs the index chooses: packs no index names (an interrupted backup's) and 
 holding second copies of blobs (two backups that stored the same data at once) too.
 Each blob of each pack is opened and re-hashed and the trailer checked against the pack
 and the index (:mod:`.packscan`); the copies are then weighed as a repair would
-(:func:`.repair.plan_copies`).  Problems: every damaged copy, even one with an intact
-copy elsewhere (the vault has lost redundancy), a damaged trailer, a trailer that
-contradicts the index.  Notes: unindexed packs and packs of extra copies.  A damaged
+(:func:`.leanplan.lean_plan`, which holds a few bytes per blob until every pack is
+read).  Problems: every damaged copy, even one with an intact copy elsewhere (the vault
+has lost redundancy), a damaged trailer, a trailer that contradicts the index.  Notes: unindexed packs and packs of extra copies.  A damaged
 blob with no intact copy is reported with the recovery points and files that need it
 (found by a second walk of the trees, only when some blob is damaged: nothing per blob
 is held while the packs are read, so memory does not grow with the number of files).
@@ -57,7 +57,8 @@ from ..repository.repository import Repository
 from ..allocator import limit_retained_memory
 from .gcquiet import quiet_gc
 from .packscan import scan_packs, scan_trailers
-from .repair import CopyPlan, plan_copies
+from .leanplan import lean_plan
+from .repair import CopyPlan
 
 __all__ = ["VerifyReport", "Verifier"]
 
@@ -170,7 +171,7 @@ class Verifier:
         if read_data:
             self._progress("reading data")
             checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
-            plan = plan_copies(checks, self.repo.index.lookup)
+            plan = lean_plan(checks, self.repo.index.lookup)
             walk.result()  # the second walk, for damaged blobs' users, after the first
             self._report_data(plan, points, partial=subset is not None, elsewhere=elsewhere)
             packs_read, bytes_read = plan.packs_read, plan.bytes_read
