@@ -176,3 +176,52 @@ def test_a_damaged_folder_compared_again_is_empty(repo):
         folders.folder(f"e{i}")
     assert folders.compared("d") == (bytes.fromhex("cd" * 32), {})
     assert {exc.fields["path"] for exc in damaged} == {"d"}  # the backup warns once a folder
+
+
+def test_subfolders_after_a_folder_are_loaded_with_it_in_one_search(repo, monkeypatch):
+    """Sibling folders are loaded with the first asked for: the index is searched once
+    for all their chunks, each keeps its own missing ones, and a damaged sibling is
+    reported only when the walk asks for it."""
+    def build(writer):
+        chunk = writer.add(KIND_DATA, b"content").hex()
+        subs = []
+        for i in range(6):
+            rows = [{"name": "f", "type": "file", "size": 7, "chunks": [chunk]}]
+            if i == 3:
+                rows.append({"name": "g", "type": "file", "size": 7, "chunks": ["ef" * 32]})
+            subs.append({"name": f"s{i}", "type": "dir", "subtree": _node(writer, rows).hex()})
+        subs.insert(2, {"name": "s1x", "type": "dir", "subtree": "cd" * 32})  # cannot be read
+        return _node(writer, subs)
+
+    folders, damaged = _folders(repo, build)
+    folders.folder("")
+    searched = []
+    real = folders._index.missing
+    monkeypatch.setattr(folders._index, "missing", lambda ids: searched.append(1) or real(ids))
+    found = {f"s{i}": folders.folder(f"s{i}") for i in range(6)}
+    assert len(searched) == 1 and damaged == []
+    assert found["s3"].missing == {"ef" * 32}
+    assert all(not f.missing and f.stored["f"]["size"] == 7 for name, f in found.items() if name != "s3")
+    assert folders.folder("s1x").stored == {}
+    assert [exc.fields["path"] for exc in damaged] == ["s1x"]
+    assert folders.compared("s4")[1] == found["s4"].stored
+
+
+def test_folders_loaded_ahead_and_never_asked_for_are_let_go(repo, monkeypatch):
+    """Folders loaded ahead that the walk never asks for (gone from the source) are
+    dropped once those loaded after them hold more than twice the rows allowed."""
+    from strongroom.engine import parentfolders
+
+    monkeypatch.setattr(parentfolders, "AHEAD_ROWS", 4)
+    monkeypatch.setattr(parentfolders, "AHEAD_FOLDERS", 2)
+
+    def build(writer):
+        subs = [{"name": f"s{i:02}", "type": "dir", "subtree": _node(writer, [{"name": "f", "type": "file"}]).hex()}
+                for i in range(30)]
+        return _node(writer, subs)
+
+    folders, damaged = _folders(repo, build)
+    for i in range(0, 30, 3):  # every third folder: the two after it are loaded ahead, never asked for
+        assert folders.folder(f"s{i:02}").stored
+    assert len(folders._ahead) <= 8 and folders._ahead_rows == len(folders._ahead)
+    assert damaged == []
