@@ -92,12 +92,18 @@ class Kind:
 
     label: str
     prefix: str
-    pattern: re.Pattern[str] = attrs.field(converter=re.compile)
+    pattern: str  # a regular expression, compiled at the first match (not by every command's start)
     max_size: int | None = None
     document: bool = False  # an encrypted JSON document (Repository.get_document)
 
     def matches(self, name: str) -> bool:
-        return self.pattern.fullmatch(name) is not None
+        compiled = _COMPILED.get(self.pattern)
+        if compiled is None:
+            compiled = _COMPILED.setdefault(self.pattern, re.compile(self.pattern))
+        return compiled.fullmatch(name) is not None
+
+
+_COMPILED: dict[str, re.Pattern[str]] = {}
 
 
 KINDS: tuple[Kind, ...] = (
