@@ -19,7 +19,7 @@ import pytest
 from strongroom import StorageError
 
 import strongroom_vm.offline as offline
-from vmkit import MIB, run, sha256_file, write_at
+from vmkit import MIB, run, sha256_file, sparse_image, to_qcow2, write_at
 
 SMALL = 64 * 1024  # more than vm.json and the config: what a backup that reads no disk reads
 
@@ -27,13 +27,8 @@ SMALL = 64 * 1024  # more than vm.json and the config: what a backup that reads 
 @pytest.fixture
 def images(tmp_path, gpt_image):
     """The GPT system image (raw, sparse) and a 64 MiB qcow2 data disk with 3 MiB of data."""
-    raw = tmp_path / "data-content.img"
-    with open(raw, "wb") as fh:
-        fh.truncate(64 * MIB)
-    write_at(raw, 5 * MIB, os.urandom(3 * MIB))
-    data = tmp_path / "data.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, data)
-    return gpt_image, data
+    raw = sparse_image(tmp_path / "data-content.img", 64 * MIB, (5 * MIB, os.urandom(3 * MIB)))
+    return gpt_image, to_qcow2(raw, tmp_path / "data.qcow2")
 
 
 def _not_opened(*args, **kwargs):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from vmkit import MIB, write_at
+from vmkit import MIB, sparse_image
 
 from strongroom.errors import IntegrityError
 from strongroom.repository.pack import pack_name
@@ -16,11 +16,8 @@ from strongroom.repository.pack import pack_name
 @pytest.fixture
 def sparse_vm(vault, tmp_path):
     """A 64 MiB raw image with data in two places, protected as item 'big' and backed up."""
-    image = tmp_path / "big.img"
-    with open(image, "wb") as fh:
-        fh.truncate(64 * MIB)
-    write_at(image, 5 * MIB, os.urandom(2 * MIB))
-    write_at(image, 60 * MIB + 7, os.urandom(MIB))
+    image = sparse_image(tmp_path / "big.img", 64 * MIB, (5 * MIB, os.urandom(2 * MIB)),
+                         (60 * MIB + 7, os.urandom(MIB)))
     vault.protect("vm", "big", {"disks": [f"disk0={image}"]})
     return vault.backup("big")
 

@@ -18,7 +18,7 @@ from nbdclient import (
     REP_ERR_UNSUP, NbdClient,
 )
 from vaultkit import run_strongroom, wait_until
-from vmkit import MIB, run, sha256_file, write_at
+from vmkit import MIB, run, sha256_file, sparse_image, to_qcow2, write_at
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
 
@@ -63,14 +63,9 @@ def export(vault_url, workdir):
 @pytest.fixture
 def two_disks(tmp_path, gpt_image):
     """A raw GPT system disk and a qcow2 data disk with data far apart."""
-    raw = tmp_path / "data-raw.img"
-    with open(raw, "wb") as fh:
-        fh.truncate(96 * MIB)
-    write_at(raw, 3 * MIB, os.urandom(2 * MIB))
-    write_at(raw, 90 * MIB + 12345, b"end of the data disk" * 1000)
-    data = tmp_path / "data.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, data)
-    return gpt_image, data
+    raw = sparse_image(tmp_path / "data-raw.img", 96 * MIB, (3 * MIB, os.urandom(2 * MIB)),
+                       (90 * MIB + 12345, b"end of the data disk" * 1000))
+    return gpt_image, to_qcow2(raw, tmp_path / "data.qcow2")
 
 
 def compare(source, fmt: str, uri: str) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from functools import partial
 import pytest
 
 from strongroom import list_processes
-from vmkit import MIB, run
+from vmkit import MIB, run, to_qcow2
 from vaultkit import wait_until as poll_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -44,9 +44,7 @@ def children_of(pid: int, program: str) -> list:
 def qcow2_item(tmp_path, vault):
     raw = tmp_path / "disk.raw"
     raw.write_bytes(os.urandom(96 * MIB))
-    image = tmp_path / "disk.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
-    raw.unlink()
+    image = to_qcow2(raw, tmp_path / "disk.qcow2", keep_raw=False)
     vault.protect("vm", "web", {"disks": [str(image)]})
     yield vault, image
     for helper in helpers_of(image):

@@ -21,7 +21,7 @@ import pytest
 
 from strongroom import ProcessId, list_processes
 from strongroom_vm.images import end_stale_servers, serve_image
-from vmkit import MIB, run
+from vmkit import MIB, run, to_qcow2
 from vaultkit import wait_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -45,9 +45,7 @@ def qcow2_vm(tmp_path, vault):
     """A vault with an offline VM item on a 64 MiB qcow2 disk full of data."""
     raw = tmp_path / "disk.raw"
     raw.write_bytes(os.urandom(64 * MIB))
-    image = tmp_path / "disk.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
-    raw.unlink()
+    image = to_qcow2(raw, tmp_path / "disk.qcow2", keep_raw=False)
     vault.protect("vm", "web", {"disks": [str(image)]})
     yield vault, image
     for server in servers_of(image):

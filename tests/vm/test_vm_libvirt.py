@@ -17,7 +17,7 @@ import pytest
 
 from libvirtkit import Domain, ensure_libvirtd, virsh
 from vaultkit import wait_until
-from vmkit import CHUNK, MIB, kill, run, write_at
+from vmkit import CHUNK, MIB, kill, run, sparse_image, to_qcow2
 
 SIZE = 64 * MIB
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -50,16 +50,9 @@ def domains(libvirtd, workdir):
 def images(workdir):
     """vda: a qcow2 image with 6 MiB of data (checkpoints, incremental); vdb: a raw image
     with 3 MiB (read whole every time).  ``expected``: their content, patched as tests write."""
-    raw0 = os.path.join(workdir, "vda-content.img")
-    with open(raw0, "wb") as fh:
-        fh.truncate(SIZE)
-    write_at(raw0, 4 * MIB, os.urandom(6 * MIB))
-    vda = os.path.join(workdir, "vda.qcow2")
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw0, vda)
-    vdb = os.path.join(workdir, "vdb.img")
-    with open(vdb, "wb") as fh:
-        fh.truncate(SIZE)
-    write_at(vdb, 40 * MIB, os.urandom(3 * MIB))
+    raw0 = sparse_image(os.path.join(workdir, "vda-content.img"), SIZE, (4 * MIB, os.urandom(6 * MIB)))
+    vda = to_qcow2(raw0, os.path.join(workdir, "vda.qcow2"))
+    vdb = sparse_image(os.path.join(workdir, "vdb.img"), SIZE, (40 * MIB, os.urandom(3 * MIB)))
     expected = {"vda": bytearray(open(raw0, "rb").read()), "vdb": bytearray(open(vdb, "rb").read())}
     os.unlink(raw0)
     return [("vda", vda, "qcow2"), ("vdb", vdb, "raw")], expected
@@ -69,12 +62,8 @@ def images(workdir):
 def big_domain(domains, workdir):
     """A running domain with one qcow2 disk holding 96 MiB of random data: enough that a
     backup's job runs long enough to be seen and interrupted."""
-    raw = os.path.join(workdir, "big.raw")
-    with open(raw, "wb") as fh:
-        fh.truncate(SIZE * 2)
-    write_at(raw, 0, os.urandom(96 * MIB))
-    vda = os.path.join(workdir, "big.qcow2")
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, vda)
+    raw = sparse_image(os.path.join(workdir, "big.raw"), SIZE * 2, (0, os.urandom(96 * MIB)))
+    vda = to_qcow2(raw, os.path.join(workdir, "big.qcow2"))
     expected = {"vda": bytearray(open(raw, "rb").read())}
     os.unlink(raw)
     return domains().define([("vda", vda, "qcow2")]).start(), expected

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from strongroom.errors import StorageError
-from vmkit import CHUNK, MIB, kill, run, write_at
+from vmkit import CHUNK, MIB, kill, run, sparse_image, to_qcow2
 
 from strongroom_vm.live import LiveBackup
 
@@ -23,17 +23,10 @@ def disks(tmp_path):
     """A qcow2 disk (persistent bitmaps) and a raw disk (bitmaps live in QEMU only), both
     with data; ``expected`` keeps a raw copy of each, patched as the test writes."""
     expected = {}
-    raw0 = tmp_path / "vda-content.img"
-    with open(raw0, "wb") as fh:
-        fh.truncate(SIZE)
-    write_at(raw0, 4 * MIB, os.urandom(6 * MIB))
-    vda = tmp_path / "vda.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw0, vda)
+    raw0 = sparse_image(tmp_path / "vda-content.img", SIZE, (4 * MIB, os.urandom(6 * MIB)))
+    vda = to_qcow2(raw0, tmp_path / "vda.qcow2")
     expected["vda"] = bytearray(raw0.read_bytes())
-    vdb = tmp_path / "vdb.img"
-    with open(vdb, "wb") as fh:
-        fh.truncate(SIZE)
-    write_at(vdb, 40 * MIB, os.urandom(3 * MIB))
+    vdb = sparse_image(tmp_path / "vdb.img", SIZE, (40 * MIB, os.urandom(3 * MIB)))
     expected["vdb"] = bytearray(vdb.read_bytes())
     return [("vda", vda, "qcow2"), ("vdb", vdb, "raw")], expected
 

@@ -7,19 +7,15 @@ import os
 
 import pytest
 
-from vmkit import CHUNK, MIB, is_sparse, run, sha256_file, write_at
+from vmkit import MIB, is_sparse, run, sha256_file, sparse_image, to_qcow2, write_at
 
 
 @pytest.fixture
 def two_disk_vm(tmp_path, gpt_image):
     """A GPT system disk (ext4 + FAT) and a qcow2 data disk with data far apart."""
-    raw = tmp_path / "data-raw.img"
-    with open(raw, "wb") as fh:
-        fh.truncate(256 * MIB)
-    write_at(raw, 3 * MIB, os.urandom(2 * MIB))
-    write_at(raw, 200 * MIB + 12345, b"end of the data disk" * 1000)
-    data = tmp_path / "data.qcow2"
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, data)
+    raw = sparse_image(tmp_path / "data-raw.img", 256 * MIB, (3 * MIB, os.urandom(2 * MIB)),
+                       (200 * MIB + 12345, b"end of the data disk" * 1000))
+    data = to_qcow2(raw, tmp_path / "data.qcow2")
     config = tmp_path / "web.xml"
     config.write_text("<domain type='kvm'><name>web</name></domain>\n")
     return gpt_image, data, config

@@ -119,6 +119,25 @@ def write_at(path, offset: int, data: bytes) -> None:
         fh.write(data)
 
 
+def sparse_image(path, size: int, *writes: tuple[int, bytes]):
+    """A raw image of ``size`` bytes at ``path``: a hole but for each ``(offset, data)`` of
+    ``writes``; returns ``path``."""
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    for offset, data in writes:
+        write_at(path, offset, data)
+    return path
+
+
+def to_qcow2(raw, image, *, keep_raw: bool = True):
+    """``image``: a qcow2 copy of the raw image ``raw``, made by ``qemu-img convert`` (``raw``
+    removed unless ``keep_raw``); returns ``image``."""
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
+    if not keep_raw:
+        os.unlink(raw)
+    return image
+
+
 def is_sparse(path, at_most: int) -> bool:
     return os.stat(path).st_blocks * 512 <= at_most
 
