@@ -77,25 +77,17 @@ class ZeroRuns:
             return not self._memcmp(at, at + 1, stop - start - 1)
         return not np.count_nonzero(self.bytes[start:stop])
 
-    def _first_nonzero(self, start: int, stop: int) -> int:
-        """The offset of the first non-zero byte of ``[start, stop)``, which holds one."""
+    def _nonzero_edge(self, start: int, stop: int, last: bool = False) -> int:
+        """The offset of the first (``last``: the last) non-zero byte of ``[start, stop)``,
+        which holds one: halved down to :data:`FINE` bytes, then found with numpy."""
         while stop - start > FINE:
             middle = start + (stop - start) // 2
-            if self.all_zero(start, middle):
-                start = middle
+            if last != self.all_zero(*((middle, stop) if last else (start, middle))):
+                start = middle  # first: the lower half is all zero; last: the upper half is not
             else:
                 stop = middle
-        return start + int(np.argmax(self.bytes[start:stop] != 0))
-
-    def _last_nonzero(self, start: int, stop: int) -> int:
-        """The offset of the last non-zero byte of ``[start, stop)``, which holds one."""
-        while stop - start > FINE:
-            middle = start + (stop - start) // 2
-            if self.all_zero(middle, stop):
-                stop = middle
-            else:
-                start = middle
-        return stop - 1 - int(np.argmax(self.bytes[start:stop][::-1] != 0))
+        nonzero = self.bytes[start:stop] != 0
+        return stop - 1 - int(np.argmax(nonzero[::-1])) if last else start + int(np.argmax(nonzero))
 
     def leading(self, start: int, stop: int) -> int:
         """How many zero bytes begin at ``start`` (counted up to ``stop``)."""
@@ -105,7 +97,7 @@ class ZeroRuns:
         while start + n < stop:
             end = min(stop, start + n + step)
             if not self.all_zero(start + n, end):
-                return self._first_nonzero(start + n, end) - start
+                return self._nonzero_edge(start + n, end) - start
             n = end - start
             step = min(step * 4, 1 << 20)
         return stop - start
@@ -118,7 +110,7 @@ class ZeroRuns:
         while stop - n > begin:
             lo = max(begin, stop - n - step)
             if not self.all_zero(lo, stop - n):
-                return stop - 1 - self._last_nonzero(lo, stop - n)
+                return stop - 1 - self._nonzero_edge(lo, stop - n, last=True)
             n = stop - lo
             step = min(step * 4, 1 << 20)
         return stop - begin
