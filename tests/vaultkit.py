@@ -20,6 +20,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from strongroom.errors import StorageError
 from strongroom.policy.prunesettings import PruneSettings
 from strongroom.testing import Cli, CliResult  # noqa: F401  (the CLI runner, shared with plugin authors)
 from strongroom.vault import Vault
@@ -125,6 +126,20 @@ def install_fixture_vault(fixture: Path, where: Path, home: Path) -> str:
         shutil.copy(key, keys / key.name)
         os.chmod(keys / key.name, 0o600)
     return str(where)
+
+
+def fail_pack_uploads(monkeypatch, vault: Vault) -> None:
+    """From now until ``monkeypatch.undo()``, every pack (``data/...``) that a store of the
+    kind of ``vault``'s store uploads fails with a StorageError, as broken storage would;
+    other objects are written as usual."""
+    original_put = type(vault.repo.store).put
+
+    def failing_put(store, name, data):
+        if name.startswith("data/"):
+            raise StorageError(message="injected failure")
+        return original_put(store, name, data)
+
+    monkeypatch.setattr(type(vault.repo.store), "put", failing_put)
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

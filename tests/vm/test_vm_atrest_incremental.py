@@ -19,6 +19,7 @@ import pytest
 from strongroom import StorageError
 
 import strongroom_vm.offline as offline
+from vaultkit import fail_pack_uploads
 from vmkit import MIB, run, sha256_file, sparse_image, to_qcow2, write_at
 
 SMALL = 64 * 1024  # more than vm.json and the config: what a backup that reads no disk reads
@@ -146,14 +147,7 @@ class TestQcow2Bitmaps:
         vault.protect("vm", "db", {"disks": [str(data)]})
         vault.backup("db")
         guest_write(data, 20 * MIB, 4096, 0x44)
-        original_put = type(vault.repo.store).put
-
-        def failing_put(store, name, payload):
-            if name.startswith("data/"):
-                raise StorageError(message="injected failure")
-            return original_put(store, name, payload)
-
-        monkeypatch.setattr(type(vault.repo.store), "put", failing_put)
+        fail_pack_uploads(monkeypatch, vault)
         with pytest.raises(StorageError):
             vault.backup("db")
         monkeypatch.undo()

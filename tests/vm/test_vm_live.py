@@ -11,6 +11,7 @@ import time
 import pytest
 
 from strongroom.errors import StorageError
+from vaultkit import fail_pack_uploads
 from vmkit import CHUNK, MIB, kill, run, sparse_image, to_qcow2
 
 from strongroom_vm.live import LiveBackup
@@ -102,14 +103,7 @@ class TestIncremental:
         vault.protect("vm", "live", {"qmp": vm.qmp})
         vault.backup("live")
         _write(vm, expected, "vda", 12 * MIB, 4096, 0x31)  # before the failed attempt
-        original_put = type(vault.repo.store).put
-
-        def failing_put(store, name, data):
-            if name.startswith("data/"):
-                raise StorageError(message="injected failure")
-            return original_put(store, name, data)
-
-        monkeypatch.setattr(type(vault.repo.store), "put", failing_put)
+        fail_pack_uploads(monkeypatch, vault)
         with pytest.raises(StorageError):
             vault.backup("live")
         monkeypatch.undo()
