@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fixturekit import describe as describe_in_full
 from strongroom.models import FORMAT_VERSION
 from strongroom.repository.envelope import KIND_DATA
 from strongroom.vault import Vault
@@ -21,20 +22,10 @@ SOURCE = json.loads((FIXTURE / "source.json").read_text())
 
 
 def describe(root: Path) -> dict:
-    """What source.json records of a tree: path -> type, size and SHA-256, or link target."""
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder) / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                out[rel] = {"type": "symlink", "target": os.readlink(path)}
-            elif path.is_dir():
-                out[rel] = {"type": "dir"}
-            else:
-                data = path.read_bytes()
-                out[rel] = {"type": "file", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    return out
+    """What source.json records of a tree: path -> type, size and SHA-256, or link target
+    (the fixtures' description without modes and xattrs, which format 1 did not record)."""
+    return {rel: {key: value for key, value in record.items() if key not in ("mode", "xattrs")}
+            for rel, record in describe_in_full(root).items()}
 
 
 @pytest.fixture
