@@ -9,10 +9,11 @@ those tests are skipped, except under ``CI`` where that is a failure.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
+
+from strongroom.testing import unavailable
 
 
 def _postgres_kit():
@@ -28,10 +29,7 @@ def fixture_pg_cluster():
     kit = _postgres_kit()
     bindir = kit._bindir()
     if bindir is None:
-        message = "PostgreSQL server binaries not found (Debian: apt-get install postgresql)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
     cluster = kit._start(bindir)
     try:
         yield cluster

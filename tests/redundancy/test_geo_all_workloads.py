@@ -21,7 +21,7 @@ import pytest
 
 from geokit import geo_pair, start_server, tree_bytes, write_files
 from strongroom.policy.redundancy import Redundancy
-from strongroom.testing import Cli
+from strongroom.testing import Cli, unavailable
 from strongroom.vault import Vault
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -31,12 +31,6 @@ for folder in ("postgres", "vm"):  # their kits (pgshop, vmkit), after everythin
 
 from pgshop import build_shop  # noqa: E402
 from vmkit import MIB, TOOLS, ext4_at, make_tree, partition, sha256_file, write_at  # noqa: E402
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _pg_kit():
@@ -53,7 +47,7 @@ def cluster():
     kit = _pg_kit()
     bindir = kit._bindir()
     if bindir is None:
-        _unavailable("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+        unavailable("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
     running = kit._start(bindir)
     try:
         yield running
@@ -67,11 +61,11 @@ def disk_image(tmp_path):
     (path, {file in the tree: content})."""
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
-            _unavailable(f"{tool} is not installed (Debian package {package}; scripts/setup.sh installs it)")
+            unavailable(f"{tool} is not installed (Debian package {package}; scripts/setup.sh installs it)")
     try:
         import pytsk3  # noqa: F401
     except ImportError:
-        _unavailable("pytsk3 is not installed (pip install 'strongroom[vm]')")
+        unavailable("pytsk3 is not installed (pip install 'strongroom[vm]')")
     files = make_tree(tmp_path / "tree")
     image = tmp_path / "disk.img"
     parts = partition(image, 96, "label: gpt\nstart=2048, size=64MiB, type=L, name=root\n")

@@ -12,15 +12,13 @@ import shutil
 
 import pytest
 
+from strongroom.testing import unavailable
 from vmkit import TOOLS, Disk, FakeAgent, QemuVm, gpt_disk, make_tree, remove, scratch_dir
 
 
 def _require(tool: str, package: str) -> None:
     if shutil.which(tool) is None:
-        message = f"{tool} is not installed (Debian package {package}; scripts/setup.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{tool} is not installed (Debian package {package}; scripts/setup.sh installs it)")
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +28,7 @@ def vm_tools():
     try:
         import pytsk3  # noqa: F401
     except ImportError:
-        message = "pytsk3 is not installed (pip install 'strongroom[vm]')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("pytsk3 is not installed (pip install 'strongroom[vm]')")
 
 
 @pytest.fixture

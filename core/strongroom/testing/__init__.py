@@ -15,7 +15,8 @@ Fixtures:
   object lock and GOVERNANCE bypass work as for an AWS account owner) on loopback,
   started on first use and stopped at the end (:mod:`strongroom.testing.servers`).
   Where a server is not installed the tests that need it are skipped, saying what to
-  install, except under ``CI`` (environment variable set), where that is a failure.
+  install, except under ``CI`` (environment variable set), where that is a failure
+  (:func:`unavailable` does the same for what a test of yours needs).
   :class:`SeaweedCluster` (:mod:`strongroom.testing.cluster`, no fixture: a test starts
   it) is a SeaweedFS cluster of three volume servers in racks with replication ``010``,
   whose volume servers a test can kill and restart.  :func:`free_port` is a loopback
@@ -70,7 +71,7 @@ import shlex
 import shutil
 import tempfile
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import attrs
 import pytest
@@ -127,6 +128,7 @@ __all__ = [
     "snapshot_tree",
     "tree_differences",
     "tree_digest",
+    "unavailable",
     "xattrs_supported",
 ]
 
@@ -228,9 +230,13 @@ def strongroom_server(tmp_path_factory, strongroom_isolated_home):
         server.stop()
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
+    """End the test because something it needs is not here (a server, a tool, a module):
+    skipped, ``reason`` saying what to install, except where the environment variable ``CI``
+    is set, where it fails: CI installs everything, and a skip there would hide a test that
+    never ran."""
     if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run every storage backend")
+        pytest.fail(f"{reason}; CI must run every test")
     pytest.skip(reason)
 
 
@@ -260,7 +266,7 @@ def strongroom_sshd() -> Iterator[SshServer]:
         server.start()
     except ServerUnavailable as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        _unavailable(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:
@@ -275,7 +281,7 @@ def strongroom_s3_server() -> Iterator[S3Server]:
     try:
         server.start()
     except ServerUnavailable as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:
