@@ -10,7 +10,6 @@ test is skipped, under ``CI`` it fails, as those folders' tests do).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from geokit import geo_pair, start_server, tree_bytes, write_files
+from pgcluster import postgres_cluster
 from strongroom.policy.redundancy import Redundancy
 from strongroom.testing import Cli, unavailable
 from strongroom.vault import Vault
@@ -33,26 +33,11 @@ from pgshop import build_shop  # noqa: E402
 from vmkit import MIB, TOOLS, ext4_at, make_tree, partition, sha256_file, write_at  # noqa: E402
 
 
-def _pg_kit():
-    """tests/postgres/conftest.py as a module of its own (its cluster: start, stop)."""
-    spec = importlib.util.spec_from_file_location("strongroom_geo_pg_kit", TESTS / "postgres" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """A PostgreSQL cluster of the postgres tests' kind, for this module."""
-    kit = _pg_kit()
-    bindir = kit._bindir()
-    if bindir is None:
-        unavailable("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
-    running = kit._start(bindir)
-    try:
+    with postgres_cluster() as running:
         yield running
-    finally:
-        kit._stop(running)
 
 
 @pytest.fixture
