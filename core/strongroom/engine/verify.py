@@ -54,7 +54,7 @@ from ..models import RecoveryPoint
 from ..repository.envelope import KIND_TREE
 from ..repository.pack import pack_name
 from ..repository.repository import Repository
-from ..allocator import limit_retained_memory
+from ..allocator import keep_freed_top, limit_retained_memory
 from .gcquiet import quiet_gc
 from .packscan import scan_packs, scan_trailers
 from .leanplan import lean_plan
@@ -64,6 +64,10 @@ __all__ = ["VerifyReport", "Verifier"]
 
 #: Damaged blobs name at most this many (point, path) pairs that need them.
 USERS_SHOWN = 3
+#: With ``read_data``, each arena keeps this much freed memory at its top: a few of the
+#: pieces the reading threads read (:data:`.packscan.PIECE`), which are then not faulted
+#: in afresh each time (:func:`strongroom.allocator.keep_freed_top`).
+KEEP_FREED = 4 * 1024 * 1024
 
 
 @attrs.frozen
@@ -122,7 +126,8 @@ class Verifier:
         copy of the vault's, asked of what is damaged or missing (see the module docstring)."""
         points = list(points)
         if read_data:
-            limit_retained_memory()  # packs read whole and freed one after the other (..allocator)
+            limit_retained_memory()  # pieces of packs and blobs read and freed one after the other (..allocator)
+            keep_freed_top(KEEP_FREED)
         self._progress("checking trees")
         tree_problems: list[str] = []
         stop = threading.Event()
