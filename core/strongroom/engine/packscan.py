@@ -5,9 +5,9 @@ with it (a :class:`PackCheck`); :func:`scan_packs` does so for many packs, a few
 time, in pack-id order.  From a remote store a pack is read with one request.  From a
 local one its trailer is read first (as :func:`check_trailer` does) and then its blobs,
 in pieces of at most :data:`PIECE` bytes (or one blob): a reading thread then holds a
-piece, not a whole pack of 8 MiB, and pieces below the C allocator's mmap threshold
-(:mod:`strongroom.allocator`) reuse the same memory instead of mapping and faulting in
-fresh pages for every pack.  Every byte is read either way: the trailer accounts for
+piece, not a whole pack of 8 MiB mapped and faulted in afresh for every pack.  Pieces
+stay below the C allocator's mmap threshold, so where the arenas keep some freed memory
+(verify's :func:`strongroom.allocator.keep_freed_top`) they reuse the same pages.  Every byte is read either way: the trailer accounts for
 every byte before it.  A pack whose trailer does not open is then read whole, as from a
 remote store, so what is found does not depend on the store.  :func:`check_trailer` reads only a pack's trailer
 (its size and a ranged read of its tail, :func:`~strongroom.repository.pack.read_trailer`)
