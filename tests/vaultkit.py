@@ -21,6 +21,8 @@ import attrs
 import pytest
 
 from strongroom.errors import StorageError
+from strongroom.markers import hookimpl
+from strongroom.plugins import PluginHost
 from strongroom.policy.prunesettings import PruneSettings
 from strongroom.testing import Cli, CliResult  # noqa: F401  (the CLI runner, shared with plugin authors)
 from strongroom.vault import Vault
@@ -140,6 +142,24 @@ def fail_pack_uploads(monkeypatch, vault: Vault) -> None:
         return original_put(store, name, data)
 
     monkeypatch.setattr(type(vault.repo.store), "put", failing_put)
+
+
+@attrs.frozen(eq=False)  # a plugin is told apart from another by identity, as pluggy hashes it
+class _WorkloadPlugin:
+    """Registers each of ``workloads`` (name -> Workload class) under its name."""
+
+    workloads: dict
+
+    @hookimpl
+    def strongroom_register_workloads(self, registry) -> None:
+        for name, workload in self.workloads.items():
+            registry.add(name, workload)
+
+
+def workload_host(name: str = "test", **workloads) -> PluginHost:
+    """The installed plugins and one more, ``name``, registering the workload classes of a
+    test under their names: ``Vault.create(url, plugins=workload_host(slow=SlowWorkload))``."""
+    return PluginHost.create(extra_plugins=[(name, _WorkloadPlugin(workloads))])
 
 
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):

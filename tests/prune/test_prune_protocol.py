@@ -19,14 +19,12 @@ import pytest
 
 from prunekit import assert_all_points_restore, soft_delete_off
 from strongroom.errors import PruneConflict
-from strongroom.markers import hookimpl
-from strongroom.plugins import PluginHost
 from strongroom.repository import maintenance
 from strongroom.repository.indexfile import decode_index
 from strongroom.repository.envelope import KIND_INDEX
 from strongroom_files.workload import FilesWorkload
 from strongroom.vault import Vault
-from vaultkit import Clock, digest_tree
+from vaultkit import Clock, digest_tree, workload_host
 
 GRACE = 3600.0
 
@@ -45,16 +43,10 @@ class HookedFiles(FilesWorkload):
                 callback()
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("hooked", HookedFiles)
-
-
 @pytest.fixture
 def world(tmp_path):
     HookedFiles.midway = None
-    plugins = PluginHost.create(extra_plugins=[("hooked-files", Plugin())])
+    plugins = workload_host("hooked-files", hooked=HookedFiles)
     clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
     url = str(tmp_path / "vault")
     backer = Vault.create(url, plugins=plugins)
@@ -77,7 +69,7 @@ def world(tmp_path):
 
 
 def _check(url, new, tmp_path, expect_points=1) -> None:
-    vault = Vault.open(url, plugins=PluginHost.create(extra_plugins=[("hooked-files", Plugin())]))
+    vault = Vault.open(url, plugins=workload_host("hooked-files", hooked=HookedFiles))
     report = vault.verify(read_data=True)
     assert report.ok, report.problems
     snapshot = {p.point_id: digest_tree(new) for p in vault.points("new")}
