@@ -10,7 +10,7 @@ import pytest
 
 from strongroom.errors import PathNotInPoint, UsageError
 from strongroom_vm.errors import DiskNotInPoint, UnknownFilesystem
-from vmkit import MIB, CountingStore, ext4_at, fat_at, ntfs_disk, partition, write_at
+from vmkit import MIB, CountingStore, backed_up_ntfs_disk, ext4_at, fat_at, partition, write_at
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +92,7 @@ class TestBrowse:
 
     def test_ntfs(self, vault, tmp_path):
         """Files on an NTFS partition are listed and extracted."""
-        image = tmp_path / "win.img"
-        payload = tmp_path / "report.txt"
-        payload.write_bytes(os.urandom(200_000))
-        ntfs_disk(image, payload)
-        vault.protect("vm", "win", {"disks": [str(image)]})
-        vault.backup("win")
+        payload = backed_up_ntfs_disk(vault, tmp_path, 200_000)
         assert "ntfs" in vault.browse("win", None, "win:/")[0].detail
         names = {r.name for r in vault.browse("win", None, "win:/p1")}
         assert names == {"report.txt"}, names  # NTFS metadata files ($MFT...) are hidden

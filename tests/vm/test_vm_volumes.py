@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from strongroom_vm.errors import LuksNeedsKey
-from vmkit import MIB, ntfs_disk, partition, run, write_at
+from vmkit import MIB, backed_up_ntfs_disk, partition, run, write_at
 
 
 def mode_of(path) -> int:
@@ -61,12 +61,7 @@ class TestModesFromFatAndNtfs:
 
     def test_ntfs_files_restore_0644_owned_by_the_restoring_user(self, vault, tmp_path):
         """A file from NTFS gets 0644 and this process's user (not uid 48), its folder 0755."""
-        image = tmp_path / "win.img"
-        payload = tmp_path / "report.txt"
-        payload.write_bytes(os.urandom(50_000))
-        ntfs_disk(image, payload)
-        vault.protect("vm", "win", {"disks": [str(image)]})
-        vault.backup("win")
+        payload = backed_up_ntfs_disk(vault, tmp_path, 50_000)
         vault.restore("win", None, str(tmp_path / "out"), options={"files": ["win:/p1"]})
         out = tmp_path / "out" / "win" / "p1"
         assert (out / "report.txt").read_bytes() == payload.read_bytes()

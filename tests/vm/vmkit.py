@@ -113,6 +113,18 @@ def ntfs_disk(path, payload, *, size_mib: int = 80) -> list[dict]:
     return parts
 
 
+def backed_up_ntfs_disk(vault, folder, payload_size: int):
+    """Item ``win`` of ``vault``: the disk ``folder/win.img`` (:func:`ntfs_disk`) holding
+    ``payload_size`` random bytes as ``/report.txt``, backed up once; returns the payload's
+    own file (``folder/report.txt``)."""
+    image, payload = folder / "win.img", folder / "report.txt"
+    payload.write_bytes(os.urandom(payload_size))
+    ntfs_disk(image, payload)
+    vault.protect("vm", "win", {"disks": [str(image)]})
+    vault.backup("win")
+    return payload
+
+
 def write_at(path, offset: int, data: bytes) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
