@@ -1,77 +1,19 @@
-"""Real receivers on loopback for the alert sinks: an HTTP server, an SMTP server
-(aiosmtpd) and a script; and a vault with one protected folder."""
+"""Real receivers on loopback for the alert sinks: an SMTP server (aiosmtpd) and a script
+(the HTTP one is ``webhookkit``'s, shared with other folders); and a vault with one
+protected folder."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email
 import email.policy
-import http.server
-import json
 import ssl
-import threading
 from pathlib import Path
 
-import attrs
 import pytest
 
 from strongroom.testing import free_port
 from strongroom.vault import Vault
-
-
-# --- webhook --------------------------------------------------------------------------
-
-
-@attrs.define
-class Received:
-    path: str
-    headers: dict
-    body: dict
-
-
-class WebhookReceiver:
-    """An HTTP server thread on 127.0.0.1 that records every POST.  A path starting
-    ``/status/NNN`` is answered with that status; every other path with 200."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                receiver.received.append(Received(self.path, dict(self.headers), json.loads(raw)))
-                path = self.path.partition("?")[0]
-                status = int(path.split("/")[2]) if path.startswith("/status/") else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def alerts(self) -> list[dict]:
-        return [r.body["alert"] for r in self.received]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 # --- e-mail ---------------------------------------------------------------------------

@@ -4,10 +4,8 @@ diff for a changed exclude, what is never deleted, and a bad file refused in one
 
 from __future__ import annotations
 
-import http.server
 import json
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,31 +13,9 @@ import pytest
 from strongroom.declarative import json_schema
 from strongroom.testing import Cli
 from vaultkit import assert_one_line_error
+from webhookkit import webhook  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-@pytest.fixture
-def webhook():
-    """An HTTP server on 127.0.0.1 that records the JSON of every POST."""
-    received: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -51,7 +27,6 @@ def site(tmp_path, webhook):
         (tmp_path / "src" / name / "a.txt").write_text(name)
         (tmp_path / "src" / name / "b.tmp").write_text("scratch")
     src = tmp_path / "src"
-    port = webhook.server_address[1]
     text = f"""
 [vaults.main]
 url = "{tmp_path / 'main'}"
@@ -76,7 +51,7 @@ path = ["{src / 'mail'}"]
 [vaults.main.sinks.ops]
 type = "webhook"
 category = "all"
-options = {{ url = "http://127.0.0.1:{port}/hook" }}
+options = {{ url = "{webhook.url('/hook')}" }}
 
 [vaults.offsite]
 url = "{tmp_path / 'offsite'}"

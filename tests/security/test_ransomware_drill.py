@@ -11,10 +11,8 @@ received the security alerts; and afterwards every recovery point restores byte 
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 
 import boto3
 import pytest
@@ -23,42 +21,7 @@ from botocore.exceptions import ClientError
 
 from strongroom.storage.locking import is_transient_name
 from strongroom.testing import Cli, VaultLocation, assert_same_tree, make_tree
-
-
-class Webhook:
-    """An HTTP server on loopback recording every JSON POST."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def alerts(self) -> list[dict]:
-        return [body.get("alert", body) for body in self.bodies]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook():
-    hook = Webhook()
-    yield hook
-    hook.close()
+from webhookkit import webhook  # noqa: F401  (a fixture)
 
 
 def _raw_client(server):
@@ -100,7 +63,7 @@ def test_an_attacker_with_the_key_the_storage_credentials_and_a_shell_cannot_des
         point = json.loads(cli("points", "web", "--json").stdout)[-1]["point_id"]
         copies[point] = tmp_path / f"copy-{n}"
         shutil.copytree(source, copies[point], symlinks=True)
-    cli("alerts", "sink", "add", "soc", "--type", "webhook", "--option", f"url={webhook.url}")
+    cli("alerts", "sink", "add", "soc", "--type", "webhook", "--option", f"url={webhook.url('/alerts')}")
     security_admin = tmp_path / "security-admin"
     security_admin.mkdir()
     cli("guard", "keygen", "--out", str(security_admin / "guard"))
