@@ -21,7 +21,7 @@ from functools import partial
 import pytest
 
 from strongroom import list_processes
-from vmkit import MIB, run, to_qcow2
+from vmkit import MIB, qcow2_vm_item
 from vaultkit import wait_until as poll_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -42,10 +42,7 @@ def children_of(pid: int, program: str) -> list:
 
 @pytest.fixture
 def qcow2_item(tmp_path, vault):
-    raw = tmp_path / "disk.raw"
-    raw.write_bytes(os.urandom(96 * MIB))
-    image = to_qcow2(raw, tmp_path / "disk.qcow2", keep_raw=False)
-    vault.protect("vm", "web", {"disks": [str(image)]})
+    image = qcow2_vm_item(vault, tmp_path, 96 * MIB)
     yield vault, image
     for helper in helpers_of(image):
         os.kill(helper.pid, signal.SIGKILL)

@@ -21,7 +21,7 @@ import pytest
 
 from strongroom import ProcessId, list_processes
 from strongroom_vm.images import end_stale_servers, serve_image
-from vmkit import MIB, run, to_qcow2
+from vmkit import MIB, qcow2_vm_item
 from vaultkit import wait_until
 
 STRONGROOM = os.path.join(os.path.dirname(sys.executable), "strongroom")
@@ -43,10 +43,7 @@ def writable(image) -> bool:
 @pytest.fixture
 def qcow2_vm(tmp_path, vault):
     """A vault with an offline VM item on a 64 MiB qcow2 disk full of data."""
-    raw = tmp_path / "disk.raw"
-    raw.write_bytes(os.urandom(64 * MIB))
-    image = to_qcow2(raw, tmp_path / "disk.qcow2", keep_raw=False)
-    vault.protect("vm", "web", {"disks": [str(image)]})
+    image = qcow2_vm_item(vault, tmp_path, 64 * MIB)
     yield vault, image
     for server in servers_of(image):
         os.kill(server.pid, signal.SIGKILL)

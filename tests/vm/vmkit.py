@@ -113,6 +113,16 @@ def ntfs_disk(path, payload, *, size_mib: int = 80) -> list[dict]:
     return parts
 
 
+def qcow2_vm_item(vault, folder, size: int):
+    """Item ``web`` of ``vault``: an offline VM whose one disk, ``folder/disk.qcow2``, holds
+    ``size`` random bytes (made from a raw file, removed); returns the image's path."""
+    raw = folder / "disk.raw"
+    raw.write_bytes(os.urandom(size))
+    image = to_qcow2(raw, folder / "disk.qcow2", keep_raw=False)
+    vault.protect("vm", "web", {"disks": [str(image)]})
+    return image
+
+
 def backed_up_ntfs_disk(vault, folder, payload_size: int):
     """Item ``win`` of ``vault``: the disk ``folder/win.img`` (:func:`ntfs_disk`) holding
     ``payload_size`` random bytes as ``/report.txt``, backed up once; returns the payload's
