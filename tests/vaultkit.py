@@ -162,6 +162,14 @@ def workload_host(name: str = "test", **workloads) -> PluginHost:
     return PluginHost.create(extra_plugins=[(name, _WorkloadPlugin(workloads))])
 
 
+def first_backup(cli: Cli, source, item: str = "data") -> CliResult:
+    """Through the command line, as a user starts: create the vault at ``cli.vault_url``,
+    protect the folder ``source`` as files item ``item``, back it up; the backup's result."""
+    cli("vault", "create", cli.vault_url)
+    cli("protect", "files", item, "--path", source)
+    return cli("backup", item)
+
+
 def wait_until(predicate, what: str, limit: float = 60.0, step: float = 0.005):
     """Poll ``predicate`` every ``step`` seconds until it gives a true value and return that
     value; fail the test naming ``what`` if ``limit`` seconds pass first."""

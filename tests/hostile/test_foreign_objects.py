@@ -25,6 +25,7 @@ import pytest
 from strongroom.repository.envelope import KIND_DATA
 from strongroom.repository.pack import pack_name
 from strongroom.vault import Vault
+from vaultkit import first_backup
 
 #: The issue's reproduction, and what sync tools and people leave under data/.
 UNDER_DATA = [
@@ -69,9 +70,7 @@ def source(tmp_path) -> Path:
 @pytest.fixture
 def backed_up(cli, source) -> Path:
     """A local vault with item 'data' backed up once."""
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "data", "--path", str(source))
-    cli("backup", "data")
+    first_backup(cli, source)
     return Path(cli.vault_url)
 
 
@@ -212,9 +211,7 @@ class TestReplacedPacks:
         source.mkdir()
         for i in range(2):
             (source / f"r{i}.bin").write_bytes(os.urandom(12 << 20))
-        cli("vault", "create", cli.vault_url)
-        cli("protect", "files", "big", "--path", str(source))
-        cli("backup", "big")
+        first_backup(cli, source, "big")
         packs = data_only_packs(cli.vault_url)
         assert len(packs) >= 2
         return Path(cli.vault_url), packs

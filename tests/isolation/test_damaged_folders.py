@@ -13,13 +13,12 @@ import pytest
 
 from damagekit import damage_blob, flip, folder_node, read_tree, rel, truncate, write_tree
 from strongroom.vault import Vault
+from vaultkit import first_backup
 
 
 @pytest.fixture
 def backed_up(cli, source):
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "data", "--path", source)
-    cli("backup", "data")
+    first_backup(cli, source)
     vault = Vault.open(cli.vault_url)
     return vault, vault.point("data")
 

@@ -14,14 +14,13 @@ import os
 import pytest
 
 from damagekit import DAMAGE, read_tree, write_tree
+from vaultkit import first_backup
 
 
 @pytest.fixture
 def backed_up(cli, source, tmp_path):
     """Item 'data' backed up once; returns the names of the index files that backup wrote."""
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "data", "--path", source)
-    cli("backup", "data")
+    first_backup(cli, source)
     return sorted(os.listdir(os.path.join(cli.vault_url, "index")))
 
 

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from damagekit import mounted_tmpfs, read_tree, rel, remount_read_only, write_tree
+from vaultkit import first_backup
 
 OLD = 1_500_000_000  # a modification time long before any backup of the tests
 NEW = 4_000_000_000  # one long after
@@ -21,9 +22,7 @@ NEW = 4_000_000_000  # one long after
 
 @pytest.fixture
 def backed_up(cli, source):
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "data", "--path", source)
-    cli("backup", "data")
+    first_backup(cli, source)
     return source
 
 
@@ -113,9 +112,7 @@ class TestTargetErrors:
         written (every file in the target is whole)."""
         _root_only()
         write_tree(source, {"big/huge.bin": os.urandom(3 * 1024 * 1024)})
-        cli("vault", "create", cli.vault_url)
-        cli("protect", "files", "data", "--path", source)
-        cli("backup", "data")
+        first_backup(cli, source)
         with mounted_tmpfs(tmp_path / "small", "1m") as small:
             res = cli("restore", "data", "--target", small, expect=63)
             line = _one_line(res, "The restore target is full", "No space left on device", "huge.bin",

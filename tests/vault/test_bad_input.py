@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from vaultkit import Cli, assert_one_line_error as _one_line_error
+from vaultkit import Cli, assert_one_line_error as _one_line_error, first_backup
 
 
 @pytest.fixture
@@ -18,9 +18,7 @@ def ready(tmp_path, cli):
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a")
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "docs", "--path", str(src))
-    cli("backup", "docs")
+    first_backup(cli, src, "docs")
     return src
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from strongroom.models import RecoveryPoint, iso, new_id, utcnow
 from strongroom.repository.envelope import KIND_DATA, KIND_TREE
+from vaultkit import first_backup
 
 
 def _flip(path: str, offset: int | None = None) -> None:
@@ -31,9 +32,7 @@ def protected(tmp_path, cli):
     (src / "docs").mkdir(parents=True)
     (src / "docs" / "a.txt").write_text("alpha " * 1000)
     (src / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    cli("vault", "create", cli.vault_url)
-    cli("protect", "files", "data", "--path", str(src))
-    cli("backup", "data")
+    first_backup(cli, src)
     return src
 
 

@@ -7,6 +7,8 @@ import re
 import socket
 from pathlib import Path
 
+from vaultkit import first_backup
+
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
 
@@ -19,9 +21,7 @@ def test_a_restore_with_warnings_exits_1_as_documented(tmp_path, cli):
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(src / "sock"))
     try:
-        cli("vault", "create", cli.vault_url)
-        cli("protect", "files", "src", "--path", str(src))
-        cli("backup", "src")
+        first_backup(cli, src, "src")
     finally:
         listener.close()
     res = cli("restore", "src", "--target", str(tmp_path / "out"), expect=None)
