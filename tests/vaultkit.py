@@ -1,4 +1,13 @@
-"""Fixtures for vault-level tests: an isolated key store, vaults, a CLI runner, a clock.
+"""What vault-level tests share: an isolated key store, vaults, a CLI runner, a clock.
+
+- fixtures: ``strongroom_home`` (autouse), ``vault_url``, ``vault``, ``cli``;
+- vaults: :func:`scheduled_vault` (policies, no prune schedule), :func:`workload_host`
+  (a test's workload classes registered), :func:`first_backup` (create, protect, back up
+  through the command line), :func:`install_fixture_vault` (a frozen vault of
+  :data:`FIXTURES`), :func:`fail_pack_uploads`;
+- time: :class:`Clock` (moves when the test says), :data:`SCHEDULE_START`, :func:`wait_until`;
+- checks: :func:`digest_tree`, :func:`restored_digest`, :func:`assert_one_line_error`,
+  :func:`run_strongroom` (the installed command in a child process).
 
 The CLI runner is :class:`strongroom.testing.Cli`, the one the pytest plugin gives
 plugin authors; the plugin's fixtures (``strongroom_*``) are available here too.  What
