@@ -48,7 +48,7 @@ from .pack import IndexEntry, is_pack_id
 if TYPE_CHECKING:
     from .arrays import np
 
-__all__ = ["INDEX_VERSION", "DecodedIndex", "decode_index", "decode_index_columns", "encode_index"]
+__all__ = ["ENTRY_SIZE", "INDEX_VERSION", "DecodedIndex", "decode_index", "decode_index_columns", "encode_index"]
 
 INDEX_VERSION = 1
 INDEX_VERSION_KEYED = 2
@@ -56,6 +56,8 @@ _HEAD = struct.Struct("<BI")
 _PACK_HEAD = struct.Struct("<16sI")
 _KEYED_PACK_HEAD = struct.Struct("<16s4sI")
 _ENTRY = struct.Struct("<32sBIII")
+#: Bytes of one entry in an index file (the blob id first).
+ENTRY_SIZE = _ENTRY.size
 _KIND_AT, _LENGTH_AT = 32, 37  # where an entry's kind and length are
 # an entry's length is refused below the envelope's overhead: a check of the length's low
 # byte (below it) and of its other three bytes (zero) on whole columns at once
@@ -158,10 +160,14 @@ class DecodedIndex:
                 if i >= first:
                     offset = at - self.starts[i]
                     if offset < self.counts[i] * _ENTRY.size and not offset % _ENTRY.size:
-                        _, kind, pack_offset, length, raw = _ENTRY.unpack_from(buffer, at)
-                        return IndexEntry(blob_id, kind, self.pack_ids[i], pack_offset, length, raw, self.key_of(i))
+                        return self.entry_at(i, at, blob_id)
                 at = buffer.find(blob_id, at + 1)  # found inside other bytes: go on
         return None
+
+    def entry_at(self, i: int, at: int, blob_id: bytes) -> IndexEntry:
+        """The entry of pack ``i`` that starts at byte ``at`` of its file (its id is ``blob_id``)."""
+        _, kind, pack_offset, length, raw = _ENTRY.unpack_from(self.buffers[self.file_of[i]], at)
+        return IndexEntry(blob_id, kind, self.pack_ids[i], pack_offset, length, raw, self.key_of(i))
 
     @classmethod
     def join(cls, parts: Iterable[DecodedIndex]) -> DecodedIndex:
