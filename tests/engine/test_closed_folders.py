@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from strongroom import FolderSource, StreamSource, Workload, hookimpl
+from strongroom import FolderSource, StreamSource, Workload
 from strongroom.engine import backup as backup_engine
-from strongroom.plugins import PluginHost
 from strongroom.vault import Vault
+from vaultkit import workload_host
 
 FOLDERS = 60
 RELEASE = threading.Event()
@@ -39,15 +39,9 @@ class SlowFirstWorkload(Workload):
                 yield StreamSource.from_bytes(f"b{n:02}/f{k}", f"{n} {k}".encode() * 100)
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("slowfirst", SlowFirstWorkload)
-
-
 @pytest.fixture
 def vault(tmp_path, strongroom_isolated_home):
-    return Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+    return Vault.create(str(tmp_path / "vault"), plugins=workload_host(slowfirst=SlowFirstWorkload))
 
 
 def test_folders_behind_a_slow_one_are_written_first_and_in_order(vault, monkeypatch):

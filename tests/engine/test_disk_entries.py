@@ -9,10 +9,9 @@ import attrs
 import pytest
 
 from strongroom.catalog.entry import DIR, DISK, Entry
-from strongroom.markers import hookimpl
-from strongroom.plugins import PluginHost
 from strongroom.vault import Vault
 from strongroom.workload import Workload
+from vaultkit import workload_host
 
 MIB = 1 << 20
 CHUNK = 4 * MIB
@@ -42,12 +41,6 @@ class ImageWorkload(Workload):
         yield DiskSource("disks/d0", entry, image, CHANGED["chunks"])
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("testdisk", ImageWorkload)
-
-
 def _write_at(path, offset: int, data: bytes) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
@@ -62,7 +55,7 @@ def disk_vault(tmp_path):
     _write_at(image, 1 * CHUNK + 100, os.urandom(MIB))
     _write_at(image, 5 * CHUNK, os.urandom(CHUNK))
     _write_at(image, 16 * CHUNK, os.urandom(1234))  # the partial last chunk
-    vault = Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("testdisk", Plugin())]))
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host("testdisk", testdisk=ImageWorkload))
     vault.protect("testdisk", "vm", {"image": str(image)})
     CHANGED["chunks"] = None
     yield vault, image

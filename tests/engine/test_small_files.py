@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from strongroom import FILE, Entry, FileSource, FolderSource, Workload, hookimpl
-from strongroom.plugins import PluginHost
+from strongroom import FILE, Entry, FileSource, FolderSource, Workload
 from strongroom.vault import Vault
+from vaultkit import workload_host
 
 LISTED: dict[str, int] = {}  # name -> the size the workload claims
 ROOT: list[str] = []
@@ -31,15 +31,9 @@ class ListedSizeWorkload(Workload):
             yield FileSource(f"d/{name}", path, entry)
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("listedsize", ListedSizeWorkload)
-
-
 @pytest.fixture
 def vault(tmp_path, strongroom_isolated_home):
-    return Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+    return Vault.create(str(tmp_path / "vault"), plugins=workload_host(listedsize=ListedSizeWorkload))
 
 
 def test_small_files_store_what_they_hold_when_read(vault, tmp_path):

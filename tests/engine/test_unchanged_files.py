@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from strongroom import FILE, Entry, FileSource, FolderSource, Workload, hookimpl
-from strongroom.plugins import PluginHost
+from strongroom import FILE, Entry, FileSource, FolderSource, Workload
 from strongroom.vault import Vault
+from vaultkit import workload_host
 
 META: dict[str, dict] = {}  # name -> Entry fields the workload reports besides the file's own
 ROOT: list[str] = []
@@ -32,12 +32,6 @@ class FixedMetaWorkload(Workload):
             yield FileSource(f"d/{name}", path, entry)
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("fixedmeta", FixedMetaWorkload)
-
-
 @pytest.fixture
 def vault(tmp_path, strongroom_isolated_home):
     src = tmp_path / "src"
@@ -47,7 +41,7 @@ def vault(tmp_path, strongroom_isolated_home):
     ROOT[:] = [str(src)]
     META.clear()
     META.update({name: {"mode": 0o644, "user": "u", "atime_ns": 5} for name in ("a", "b", "c")})
-    vault = Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(fixedmeta=FixedMetaWorkload))
     vault.protect("fixedmeta", "files", {})
     return vault
 

@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from strongroom import FILE, FolderSource, StreamSource, Workload, hookimpl
-from strongroom.plugins import PluginHost
+from strongroom import FILE, FolderSource, StreamSource, Workload
 from strongroom.vault import Vault
+from vaultkit import workload_host
 
 CONTENT = {"data": b"first version\n" * 1000}
 EVENTS: list[str] = []
@@ -52,16 +52,9 @@ class SnapshotWorkload(Workload):
             EVENTS.append("exit")
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("copytest", CopyWorkload)
-        registry.add("snaptest", SnapshotWorkload)
-
-
 @pytest.fixture
 def vault(tmp_path, strongroom_isolated_home):
-    return Vault.create(str(tmp_path / "vault"), plugins=PluginHost.create(extra_plugins=[("test", Plugin())]))
+    return Vault.create(str(tmp_path / "vault"), plugins=workload_host(copytest=CopyWorkload, snaptest=SnapshotWorkload))
 
 
 class TestStreams:

@@ -8,11 +8,11 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-from strongroom import StreamSource, Workload, hookimpl
+from strongroom import StreamSource, Workload
 from strongroom.catalog.entry import DISK, STREAM
 from strongroom.cli import build_cli
-from strongroom.plugins import PluginHost
 from strongroom.vault import Vault
+from vaultkit import workload_host
 
 CHUNK = 1 << 20
 
@@ -29,12 +29,6 @@ class StreamsWorkload(Workload):
         yield attrs.evolve(disk, entry=attrs.evolve(disk.entry, chunk_size=CHUNK))
 
 
-class Plugin:
-    @hookimpl
-    def strongroom_register_workloads(self, registry):
-        registry.add("streams", StreamsWorkload)
-
-
 @pytest.fixture
 def streams(tmp_path, monkeypatch):
     dump, disk = tmp_path / "db.dump", tmp_path / "disk.img"
@@ -43,7 +37,7 @@ def streams(tmp_path, monkeypatch):
         fh.truncate(4 * CHUNK)
         fh.seek(2 * CHUNK)
         fh.write(os.urandom(CHUNK))  # chunks 0, 1 and 3 are holes
-    plugins = PluginHost.create(extra_plugins=[("streams", Plugin())])
+    plugins = workload_host("streams", streams=StreamsWorkload)
     url = str(tmp_path / "vault")
     vault = Vault.create(url, plugins=plugins)
     vault.protect("streams", "db", {"dump": str(dump), "disk": str(disk)})
