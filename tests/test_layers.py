@@ -6,7 +6,7 @@ Every ``import`` counts, wherever it is: at module level, inside a function, or 
 a list of module prefixes; a module may import modules of its own layer and of the
 layers below it, and modules of one layer must not import each other in a circle:
 
-- **records**: errors, markers, the version, secrets, the allocator, the home folder,
+- **records**: errors, markers, the version, secrets, the allocator, C library calls, the home folder,
   the user's configuration, registries, the vault's records, ``policy`` (schedules,
   retention rules and the policy record: pure functions of their inputs), and
   ``processes`` (child processes tied to strongroom, process identities);
@@ -42,7 +42,7 @@ CORE = ROOT / "core"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("strongroom.errors", "strongroom.markers", "strongroom.version", "strongroom.secrets",
-                 "strongroom.allocator", "strongroom.home", "strongroom.config", "strongroom.registry",
+                 "strongroom.allocator", "strongroom.libc", "strongroom.home", "strongroom.config", "strongroom.registry",
                  "strongroom.models", "strongroom.policy", "strongroom.processes")),
     ("storage", ("strongroom.storage",)),
     ("repository", ("strongroom.repository",)),

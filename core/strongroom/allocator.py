@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import functools
 
+from .libc import libc_function
+
 __all__ = ["MMAP_THRESHOLD", "keep_freed_top", "limit_retained_memory"]
 
 #: Allocations from this size on are served by mmap and returned at once when freed.
@@ -28,15 +30,7 @@ _M_TRIM_THRESHOLD = -1
 
 
 def _mallopt():
-    try:
-        # The running process's own symbols, the C library's among them: no search for
-        # the library (ctypes.util.find_library runs ldconfig, about 17 ms).
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return mallopt
+    return libc_function("mallopt", ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import pytest
 
 from strongroom.repository import zeroruns
 from strongroom.repository.chunker import Chunker, ChunkerParams
-from strongroom.repository.zeroruns import FINE, ZeroRuns
+from strongroom.repository.zeroruns import FINE, ZeroRuns, _memcmp
 
 
 def plain_leading(data: bytes, start: int, stop: int) -> int:
@@ -37,9 +37,7 @@ def holey_window(rng: np.random.Generator, size: int) -> bytearray:
 def way(request, monkeypatch):
     """Both ways of telling zero ranges: libc's memcmp (ctypes) and numpy."""
     if request.param == "numpy":
-        monkeypatch.setattr(zeroruns, "_MEMCMP", None)
-    else:
-        monkeypatch.setattr(zeroruns, "_MEMCMP", False)  # looked up anew
+        monkeypatch.setattr(zeroruns, "_memcmp", lambda: None)
     return request.param
 
 
@@ -66,7 +64,7 @@ def test_zero_ranges_and_run_lengths_are_those_of_a_plain_look(way):
         assert runs.trailing(a, b) == plain_trailing(data, a, b)
 
 
-def test_chunks_are_the_same_either_way(way):
+def test_chunks_are_the_same_either_way(way, monkeypatch):
     """Holey streams cut the same through memcmp or numpy (the chunker's own tests compare
     its cuts with a reference; this ties the two ways together on larger holes)."""
     rng = np.random.default_rng(12)
@@ -74,6 +72,6 @@ def test_chunks_are_the_same_either_way(way):
     data = bytes(holey_window(rng, 3 << 20))
     got = [bytes(v) for v in Chunker(params).chunks(io.BytesIO(data))]
     assert b"".join(got) == data
-    zeroruns._MEMCMP = None if way == "memcmp" else False
+    monkeypatch.setattr(zeroruns, "_memcmp", (lambda: None) if way == "memcmp" else _memcmp)
     other = [bytes(v) for v in Chunker(params).chunks(io.BytesIO(data))]
     assert got == other

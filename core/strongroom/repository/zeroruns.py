@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..libc import libc_function
 from .arrays import np
 
 __all__ = ["FINE", "ZeroRuns"]
@@ -26,19 +27,10 @@ FINE = 4096
 
 
 def _memcmp() -> Callable[[int, int, int], int] | None:
-    """libc's memcmp as a ctypes function (which releases the GIL), or None."""
+    """libc's memcmp (a ctypes call: the GIL is released while it reads), or None."""
     import ctypes
 
-    try:
-        function = ctypes.CDLL(None).memcmp
-    except (OSError, AttributeError):
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    return function
-
-
-_MEMCMP: Callable[[int, int, int], int] | None | bool = False  # False: not looked up yet
+    return libc_function("memcmp", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 class ZeroRuns:
@@ -47,15 +39,12 @@ class ZeroRuns:
     grid, so only the first 8 bytes of each block are looked at before a closer look."""
 
     def __init__(self, window: bytearray, zero_run: int) -> None:
-        global _MEMCMP
         self.window = window
         self.bytes = np.frombuffer(window, dtype=np.uint8)
         self.words = np.frombuffer(window, dtype=np.uint64)
         self.zero_run = zero_run
         self.block = max(8, zero_run // 2 // 8 * 8)
-        if _MEMCMP is False:
-            _MEMCMP = _memcmp()
-        self._memcmp = _MEMCMP
+        self._memcmp = _memcmp()
         self._pinned = None  # the ctypes view that holds the window's address (and keeps it from resizing)
         self._base = 0
         if self._memcmp is not None:
