@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+#: mallopt and its thresholds are glibc's; another C library has neither
+pytestmark = pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="the C library is not glibc")
 
-@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="the C library is not glibc")
+
 def test_the_threshold_is_set_on_glibc():
     """mallopt is found in the running process and accepts the threshold (in a fresh
     interpreter: the setting is made once per process)."""
@@ -18,7 +20,6 @@ def test_the_threshold_is_set_on_glibc():
     assert out.split() == ["True", "True"]
 
 
-@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="the C library is not glibc")
 def test_the_freed_top_kept_is_set_on_glibc():
     """mallopt accepts the trim threshold too (in a fresh interpreter)."""
     code = "from strongroom.allocator import keep_freed_top as f; print(f(4 << 20), f(4 << 20))"
