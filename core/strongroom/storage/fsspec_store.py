@@ -5,10 +5,13 @@ the contract of :mod:`strongroom.storage.base`:
 
 - **Local filesystem** (a plain path, or fsspec's ``LocalFileSystem``): plain ``os``
   calls; a plain path opens without fsspec at all (no filesystem object, ``fs`` is None,
-  and fsspec is not imported: about 25 ms of a command's start).  ``put`` writes ``.tmp-<random>`` in the object's directory (created as
-  needed, mode 0700), fsyncs it, renames it over the name with ``os.replace`` and fsyncs
-  the directory, so a crash leaves the old object or the new one, plus at worst a tmp
-  file that ``list`` never shows.  Objects are created with mode 0600.
+  and fsspec is not imported: about 25 ms of a command's start).  ``put`` writes
+  ``.tmp-<random>`` in the object's directory (created as needed, mode 0700), fsyncs it,
+  renames it over the name with ``os.replace`` and fsyncs the directory, so a crash
+  leaves the old object or the new one, plus at worst a tmp file that ``list`` never
+  shows.  Objects are created with mode 0600.  Objects of 1 MiB and more (packs) are
+  written past the page cache where the filesystem allows it
+  (:mod:`strongroom.storage.directwrite`).
 - **Object stores** (S3, GCS, Azure, fsspec ``memory``): ``fs.pipe_file`` (one request,
   atomic by the service's own guarantee) and ``fs.cat_file(path, start, end)`` for ranges.
   File-object writes are never used: they are slow on some drivers.
@@ -62,6 +65,7 @@ from ..errors import ObjectNotFound, StorageError, UnknownStorageOption
 from .backends import StorageBackend, backend_for
 from .base import TMP_PREFIX, Store, check_name, check_prefix, check_range, is_transient, map_error, redact_url
 from .capabilities import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Capabilities, ObjectLock
+from .directwrite import open_for_writing, write_all
 from .ratelimit import LIMIT_OPTIONS, limited
 
 if TYPE_CHECKING:
@@ -341,17 +345,16 @@ class FsspecStore:
         directory = os.path.dirname(path)
         tmp = f"{directory}/{_tmp_basename()}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        size = memoryview(data).nbytes
         try:
-            fd = os.open(tmp, flags, _FILE_MODE)
+            fd, direct = open_for_writing(tmp, flags, _FILE_MODE, size)
         except FileNotFoundError:
             os.makedirs(directory, mode=_DIR_MODE, exist_ok=True)
             _fsync_dir(os.path.dirname(directory))
-            fd = os.open(tmp, flags, _FILE_MODE)
+            fd, direct = open_for_writing(tmp, flags, _FILE_MODE, size)
         try:
             try:
-                view = memoryview(data).cast("B")
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data, direct=direct)
                 os.fsync(fd)
             finally:
                 os.close(fd)
