@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from strongroom.errors import IntegrityError
+from strongroom.repository import envelope as envelope_module
 from strongroom.repository.blobid import blob_id
 from strongroom.repository.envelope import (
     KIND_DATA,
@@ -90,11 +91,40 @@ class TestBlobs:
     def test_nonce_never_looks_like_a_header(self, v2, monkeypatch):
         """A nonce starting with b"SRE" is drawn again (a reader would take it for a header)."""
         draws = [b"SRE" + bytes(9), b"SRA" + bytes(9)]
-        real = os.urandom
-        monkeypatch.setattr(os, "urandom", lambda n: draws.pop(0) if n == 12 and draws else real(n))
+        real = envelope_module._nonce
+        monkeypatch.setattr(envelope_module, "_nonce", lambda: draws.pop(0) if draws else real())
         sealed = v2.seal(KIND_DATA, b"n", b"x")
         assert sealed[:12] == b"SRA" + bytes(9) and not draws
         assert v2.open(sealed, b"n", kind=KIND_DATA) == b"x"
+
+    def test_nonces_are_drawn_in_bulk_and_never_repeat(self, monkeypatch):
+        """Nonces come from os.urandom, NONCES_PER_DRAW at a time per thread, each once."""
+        calls = []
+        real = os.urandom
+        monkeypatch.setattr(os, "urandom", lambda n: calls.append(n) or real(n))
+        envelope_module._forget_nonces()
+        per_draw = envelope_module.NONCES_PER_DRAW
+        nonces = [envelope_module._nonce() for _ in range(3 * per_draw)]
+        assert len(set(nonces)) == len(nonces)
+        assert {len(n) for n in nonces} == {envelope_module.NONCE_SIZE}
+        assert calls == [envelope_module.NONCE_SIZE * per_draw] * 3
+
+    def test_a_forked_child_draws_its_own_nonces(self):
+        """A child forked while its parent holds drawn nonces never uses one of them."""
+        envelope_module._nonce()  # the parent now holds NONCES_PER_DRAW - 1 drawn nonces
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its next nonce, to the parent
+            try:
+                os.write(write_end, envelope_module._nonce())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        child = os.read(read_end, 64)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert len(child) == envelope_module.NONCE_SIZE
+        assert child != envelope_module._nonce()
 
     def test_compressed_and_scratch(self, v2):
         """Compressible blobs round-trip, with and without a scratch buffer."""
