@@ -4,6 +4,8 @@ changed since it was listed is stored as read, with a warning, as a large one is
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -57,3 +59,48 @@ def test_small_files_store_what_they_hold_when_read(vault, tmp_path):
     changed = [w for w in result.warnings if "changed while being backed up" in w]
     assert sorted(w.split(":")[0] for w in changed) == ["d/grew", "d/shrank"]
     assert result.stats["files_read"] == 4 and result.stats["bytes_read"] == sum(map(len, contents.values()))
+
+
+def _tree_of(src, sizes: list[int]) -> dict[str, bytes]:
+    contents = {f"f{i:04d}": os.urandom(size) for i, size in enumerate(sizes)}
+    for name, data in contents.items():
+        (src / name).write_bytes(data)
+    ROOT[:] = [str(src)]
+    LISTED.clear()
+    LISTED.update({name: len(data) for name, data in contents.items()})
+    return contents
+
+
+@pytest.mark.parametrize("size, most_at_once", [(1000, 1), (20_000, 2)])
+def test_batches_of_tiny_files_are_read_one_at_a_time(vault, tmp_path, monkeypatch, size, most_at_once):
+    """Batches of files averaging under TINY_FILE_BYTES are read by one thread at a time
+    (two handing the GIL to each other were slower); batches of larger small files by
+    both.  Every file restores as it was either way."""
+    from strongroom.engine import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "BATCH_FILES", 8)
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = _tree_of(src, [size] * 96)
+    real = backup_module.BackupEngine._read_small_files
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def counting(self, sources):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.02)  # long enough for the other thread to start one
+            return real(self, sources)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(backup_module.BackupEngine, "_read_small_files", counting)
+    vault.protect("listedsize", "small", {})
+    result = vault.backup("small")
+    assert most[0] == most_at_once
+    for name, data in contents.items():
+        assert vault.open_file("small", None, f"d/{name}").read() == data, name
+    assert result.stats["files_read"] == 96
