@@ -172,7 +172,10 @@ def _method(r: Results) -> list[str]:
         f"by a small helper process (`bench/spawner.py`, {r.rss_floor_kib / 1024:.1f} MiB), because "
         "Linux counts the RSS of the process that forks into the child's peak: no peak RSS can read "
         "below that. The page cache is warm: the copy has just been written and caches are never "
-        "dropped, so every tool reads its source from memory.",
+        "dropped, so every tool reads its source from memory. Repositories are read as each tool "
+        "left them: restic and borg write through the page cache, so their restores and verifies "
+        "read it from memory; strongroom writes its packs past the page cache (`O_DIRECT`), so its "
+        "restores and verifies read them from the disk.",
         "",
         "Operations: (1) first backup into a fresh empty repository, (2) backup of the unchanged "
         "tree, (3) `bench.corpus.mutate(seed=2)` (not timed, the same change for every tool) then a "
