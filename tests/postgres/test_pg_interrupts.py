@@ -76,11 +76,16 @@ def job_states(cli) -> list[tuple[str, str]]:
 
 
 def start_restore(start, *args: str) -> tuple[subprocess.Popen, int]:
-    """Start a restore of ``intr``; stop its pg_restore as soon as it runs."""
+    """Start a restore of ``intr``; stop its pg_restore as soon as it runs.  A short one (the
+    pre-data section) may end between being seen and being stopped: then the next one is."""
     proc = start("restore", "db", "--database", "intr", *args)
-    child = wait_until(lambda: children(proc.pid, "pg_restore"), "the restore started pg_restore")[0]
-    os.kill(child.pid, signal.SIGSTOP)
-    return proc, child.pid
+    while True:
+        child = wait_until(lambda: children(proc.pid, "pg_restore"), "the restore started pg_restore")[0]
+        try:
+            os.kill(child.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            continue
+        return proc, child.pid
 
 
 def running(pid: int) -> bool:
