@@ -17,7 +17,9 @@
    and the engine stores them; a workload that returns a context manager instead has it
    entered first and exited once the engine has read every entry (its snapshot is
    released then).  The parent is the item's latest *intact* point that is not
-   soft-deleted (a point whose header is damaged, or a soft-deleted one, is never one).  If the top of its tree cannot be read, the backup goes on
+   soft-deleted (a point whose header is damaged, or a soft-deleted one, is never one).  If
+   the top of its tree cannot be read, even with the index files written since the index
+   was loaded (another backup of the item may have committed it meanwhile), the backup goes on
    without a parent; a deeper folder of it that cannot be read is backed up without the
    parent's copy of that folder (:mod:`~strongroom.engine.backup`); either way with a
    warning on the point;
@@ -189,11 +191,21 @@ class BackupService:
         if parent is None:
             return None, []
         try:
-            tree = self.points.tree(parent)
-            tree.listdir("")
+            return self._readable_tree(parent), []
+        except IntegrityError:
+            # another backup may have committed the parent after this one loaded the index:
+            # the index files written since then name its tree nodes
+            self.index.refresh(tolerant=True)
+        try:
+            return self._readable_tree(parent), []
         except IntegrityError as exc:
             return None, [f"the parent point {parent.short_id} cannot be read ({exc}); backed up without a parent"]
-        return tree, []
+
+    def _readable_tree(self, point: RecoveryPoint) -> TreeReader:
+        """The tree of ``point``, its top folder read (IntegrityError if it cannot be)."""
+        tree = self.points.tree(point)
+        tree.listdir("")
+        return tree
 
 
 def _source_paths(item: ProtectedItem) -> tuple[str, ...]:
