@@ -42,7 +42,7 @@ CORE = ROOT / "core"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("strongroom.errors", "strongroom.markers", "strongroom.version", "strongroom.secrets",
-                 "strongroom.allocator", "strongroom.libc", "strongroom.home", "strongroom.config", "strongroom.registry",
+                 "strongroom.allocator", "strongroom.libc", "strongroom.bulkcopy", "strongroom.home", "strongroom.config", "strongroom.registry",
                  "strongroom.models", "strongroom.policy", "strongroom.processes")),
     ("storage", ("strongroom.storage",)),
     ("repository", ("strongroom.repository",)),

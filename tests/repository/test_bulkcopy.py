@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from strongroom.repository.bulkcopy import LARGE, copy_into, move_within
+from strongroom.bulkcopy import LARGE, copy_into, move_within
 
 
 @pytest.mark.parametrize("size", [0, 1, LARGE - 1, LARGE, 3 * LARGE + 5])

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 
-from .bulkcopy import move_within
+from ..bulkcopy import move_within
 
 if TYPE_CHECKING:
     from pyfastcdc.cy import FastCDC

@@ -102,7 +102,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import IntegrityError
-from .bulkcopy import copy_into
+from ..bulkcopy import copy_into
 
 __all__ = [
     "BLOB_KINDS",

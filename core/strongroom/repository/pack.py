@@ -58,7 +58,7 @@ import attrs
 from ..errors import IntegrityError
 from ..storage.base import Store
 from .blobid import ID_SIZE
-from .bulkcopy import copy_into
+from ..bulkcopy import copy_into
 from .envelope import KIND_DATA, KIND_PACK_TRAILER, V2_OVERHEAD, Envelope, max_sealed, padded_size
 
 __all__ = [

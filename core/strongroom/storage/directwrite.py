@@ -11,7 +11,8 @@ the cache keeps what it had.
 block size: the data is copied, :data:`STAGE_BYTES` at a time, into a page-aligned
 buffer of the writing thread (kept for its next object), and written in whole blocks of
 :data:`ALIGN` bytes; the last block's padding is cut off with ``ftruncate``.  The copy
-releases the GIL where the data is writable memory (a pack's buffer).
+releases the GIL where the data is writable memory (a pack's buffer):
+:func:`strongroom.bulkcopy.copy_into`.
 
 Where a filesystem refuses ``O_DIRECT`` (some FUSE and network filesystems, tmpfs
 before Linux 6.6), at ``open`` or at the first write, the object is written through the
@@ -23,12 +24,13 @@ saves.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import threading
+
+from ..bulkcopy import copy_into
 
 __all__ = ["ALIGN", "DIRECT_FROM", "STAGE_BYTES", "open_for_writing", "write_all"]
 
@@ -75,12 +77,12 @@ def _write_direct(fd: int, view: memoryview) -> memoryview:
     """Write ``view`` from offset 0 in aligned blocks and cut the file to its length;
     what is left to write through the page cache if the filesystem refused a direct
     write (the descriptor is no longer direct then)."""
-    stage, stage_address = _stage()
+    stage = _stage()
     total = len(view)
     done = 0
     while done < total:
         n = min(STAGE_BYTES, total - done)
-        _copy(stage_address, stage, view[done:done + n])
+        copy_into(stage, 0, view[done:done + n])
         padded = -(-n // ALIGN) * ALIGN
         if padded != n:
             stage[n:padded] = bytes(padded - n)
@@ -108,23 +110,12 @@ def _stop_direct(fd: int) -> None:
     _refused_devices.add(os.fstat(fd).st_dev)
 
 
-def _stage() -> tuple[mmap.mmap, int]:
-    """This thread's page-aligned buffer of :data:`STAGE_BYTES`, and its address."""
+def _stage() -> mmap.mmap:
+    """This thread's page-aligned buffer of :data:`STAGE_BYTES`."""
     stage = getattr(_local, "stage", None)
     if stage is None:
-        buffer = mmap.mmap(-1, STAGE_BYTES)
-        stage = _local.stage = (buffer, ctypes.addressof(ctypes.c_char.from_buffer(buffer)))
+        stage = _local.stage = mmap.mmap(-1, STAGE_BYTES)
     return stage
-
-
-def _copy(address: int, stage: mmap.mmap, piece: memoryview) -> None:
-    """Copy ``piece`` to the start of the stage: with the GIL released where ``piece`` is
-    writable memory (ctypes needs that to give its address), else by slicing."""
-    if not piece.readonly:
-        source = (ctypes.c_char * len(piece)).from_buffer(piece)
-        ctypes.memmove(address, source, len(piece))
-    else:
-        stage[: len(piece)] = piece
 
 
 def _device_of(directory: str) -> int | None:
