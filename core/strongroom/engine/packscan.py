@@ -10,7 +10,8 @@ stay below the C allocator's mmap threshold, so where the arenas keep some freed
 (verify's :func:`strongroom.allocator.keep_freed_top`) they reuse the same pages.  Every
 byte is read either way: the trailer accounts for every byte before it.  A pack whose
 trailer does not open is then read whole, as from a remote store, so what is found does
-not depend on the store.  :func:`check_trailer` reads only a pack's trailer (its size and a ranged read of its tail, :func:`~strongroom.repository.pack.read_trailer`)
+not depend on the store.  :func:`check_trailer` reads only a pack's trailer (its size and a
+ranged read of its tail, :func:`~strongroom.repository.pack.read_trailer`)
 and compares it with the index: what plain ``vault verify`` does for every pack, so a
 pack swapped with another, replaced, cut or grown is found without reading its blobs;
 :func:`scan_trailers` does so for many packs, ``threads`` at a time.  All are read-only

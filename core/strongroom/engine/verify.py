@@ -20,7 +20,8 @@ and the index (:mod:`.packscan`); the copies are then weighed as a repair would
 (:func:`.leanplan.lean_plan`, which holds a few bytes per blob until every pack is
 read).  Problems: every damaged copy, even one with an intact copy elsewhere (the vault
 has lost redundancy), a damaged trailer, a trailer that contradicts the index.  Notes:
-unindexed packs and packs of extra copies.  A damaged blob with no intact copy is reported with the recovery points and files that need it
+unindexed packs and packs of extra copies.  A damaged blob with no intact copy is
+reported with the recovery points and files that need it
 (found by a second walk of the trees, only when some blob is damaged: nothing per blob
 is held while the packs are read, so memory does not grow with the number of files).
 
