@@ -80,6 +80,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="runs of each start-up timing (default 10; --quick 3)")
     parser.add_argument("--quick", action="store_true", help="for CI: a 100 MiB corpus (own folder), 1 run, 2,000 scale files, "
                              "100,000 index entries, 3 repeats")
+    parser.add_argument("--warm-repositories", action="store_true",
+                        help="read each repository as its tool left it in the page cache (default: every "
+                             "repository is dropped from the page cache before each restore and verify)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="default bench/RESULTS.md")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -160,7 +163,8 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
     single = pick_single_file(corpus)
     print(f"corpus {corpus}: {size.apparent / MIB:.0f} MiB in {size.files} files; single file {single}",
           flush=True)
-    bench = Bench(spawner, work, corpus, single, args.runs, args.scale_runs, args.repeats)
+    bench = Bench(spawner, work, corpus, single, args.runs, args.scale_runs, args.repeats,
+                  cold_repositories=not args.warm_repositories)
     startup = {"strongroom --help": _startup(bench)}
     print(f"strongroom --help: {min(startup['strongroom --help']):.3f} s (best of {args.repeats})",
           flush=True)
@@ -190,7 +194,7 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
         scale_runs=args.scale_runs, scale_files=args.scale_files, scale_bytes=scale_bytes, quick=args.quick,
         corpus_path=corpus, corpus=size, by_kind=by_kind, single_file=single,
         single_size=os.path.getsize(os.path.join(corpus, single)), samples=samples, startup=startup,
-        index=index, rss_floor_kib=spawner.floor_kib, seconds=time.perf_counter() - started)
+        index=index, rss_floor_kib=spawner.floor_kib, cold_repositories=not args.warm_repositories, seconds=time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import attrs
 
 from bench.corpus import MIB, mutate
 from bench.measure import Measurement, Spawner, TreeSize, differences, manifest, tree_size
+from bench.pagecache import evict
 from bench.tools import Session, make_session
 
 __all__ = ["OPS", "SCALE_OPS", "Bench", "BenchError", "Sample", "order_of", "pick_single_file"]
@@ -31,6 +32,8 @@ OPS = {
 }
 SCALE_OPS = {"scale-first": "first backup", "scale-unchanged": "unchanged backup"}
 BACKUPS = ("first", "unchanged", "mutated", "scale-first", "scale-unchanged")
+#: Operations that read the repository: with cold repositories it is dropped from the page cache before each.
+READS = ("restore", "restore-file", "verify")
 
 
 class BenchError(Exception):
@@ -88,6 +91,7 @@ class Bench:
     runs: int
     scale_runs: int
     repeats: int = 10
+    cold_repositories: bool = True
 
     def logs(self) -> str:
         """A fresh folder for the output of the next commands."""
@@ -146,7 +150,7 @@ class Bench:
         """A session of ``tool`` backing up ``src`` into a fresh repository under ``home``,
         its untimed set-up commands run, and the timer of its operations."""
         session = make_session(tool, home, src)
-        timer = _Timer(self.spawner, session, title, run, position, self.logs())
+        timer = _Timer(self.spawner, session, title, run, position, self.logs(), self.cold_repositories)
         for argv in session.setup():
             timer.untimed(argv)
         return session, timer
@@ -162,12 +166,15 @@ class _Timer:
     run: int
     position: int
     logs: str
+    cold_repositories: bool
     samples: list[Sample] = attrs.Factory(list)
 
     def untimed(self, argv: list[str], cwd: str | None = None) -> None:
         self.spawner.run(argv, self.session.env, self.log("setup"), cwd)
 
     def timed(self, op: str, argv: list[str], cwd: str | None = None) -> Measurement:
+        if self.cold_repositories and op in READS:
+            evict(self.session.repo)
         m = self.spawner.run(argv, self.session.env, self.log(op), cwd)
         vault = tree_size(self.session.repo) if op in BACKUPS or op == "verify" else None
         self.samples.append(Sample(self.run, self.position, self.session.name, op, m, vault))

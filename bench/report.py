@@ -43,6 +43,7 @@ class Results:
     index: dict[str, float]
     rss_floor_kib: int
     seconds: float
+    cold_repositories: bool = False
 
 
 @attrs.frozen
@@ -162,6 +163,20 @@ def _targets(r: Results, rows: dict, scale: dict) -> list[str]:
     return lines
 
 
+def _repositories(r: Results) -> str:
+    if r.cold_repositories:
+        return ("Repositories are read from the disk: before each restore and verify, the bench syncs "
+                "the tool's repository and drops its files from the page cache (`posix_fadvise` "
+                "`DONTNEED`, `bench/pagecache.py`); the tools' own caches and key stores outside the "
+                "repository are left as they are. Without that, restic and borg, which write through "
+                "the page cache, would read their repositories from memory, and strongroom, which writes "
+                "its packs past it (`O_DIRECT`), from the disk.")
+    return ("Repositories are read as each tool left them (`--warm-repositories`): restic and borg write "
+            "through the page cache, so their restores and verifies read it from memory; strongroom "
+            "writes its packs past the page cache (`O_DIRECT`), so its restores and verifies read them "
+            "from the disk.")
+
+
 def _method(r: Results) -> list[str]:
     lines = [
         f"Each figure is the median of {r.runs} run(s). In each run every tool runs all operations on "
@@ -171,11 +186,8 @@ def _method(r: Results) -> list[str]:
         "`perf_counter`, CPU = user + system time, peak RSS = `ru_maxrss`. The children are started "
         f"by a small helper process (`bench/spawner.py`, {r.rss_floor_kib / 1024:.1f} MiB), because "
         "Linux counts the RSS of the process that forks into the child's peak: no peak RSS can read "
-        "below that. The page cache is warm: the copy has just been written and caches are never "
-        "dropped, so every tool reads its source from memory. Repositories are read as each tool "
-        "left them: restic and borg write through the page cache, so their restores and verifies "
-        "read it from memory; strongroom writes its packs past the page cache (`O_DIRECT`), so its "
-        "restores and verifies read them from the disk.",
+        "below that. The page cache is warm for the sources: each copy has just been written, so every "
+        f"tool reads its source from memory. {_repositories(r)}",
         "",
         "Operations: (1) first backup into a fresh empty repository, (2) backup of the unchanged "
         "tree, (3) `bench.corpus.mutate(seed=2)` (not timed, the same change for every tool) then a "

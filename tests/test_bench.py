@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.compare import _Timer
+from bench.measure import Measurement
+from bench.pagecache import evict, resident_pages
+from bench.tools import make_session
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("strongroom", "restic", "borg")
 OPERATIONS = ("first backup", "unchanged backup", "backup after mutation", "full restore",
@@ -66,3 +71,49 @@ class TestQuickBench:
         targets = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
         assert "| index < 64 B per chunk |" in targets
         assert "| CLI start-up (`strongroom --help`) < 0.3 s |" in targets
+
+
+def _cached_file(path: Path, size: int = 1 << 20) -> Path:
+    """A file of ``size`` bytes written through the page cache and not synced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _page_cache_works(path: Path) -> bool:
+    resident, _ = resident_pages(str(_cached_file(path, 4096)))
+    return resident > 0
+
+
+class TestColdRepositories:
+    @pytest.fixture(autouse=True)
+    def _needs_a_page_cache(self, tmp_path):
+        if not _page_cache_works(tmp_path / "probe"):
+            pytest.skip("this filesystem keeps no page cache that mincore reports")
+
+    def test_evict_drops_every_file_of_a_tree_even_unsynced(self, tmp_path):
+        """Files just written (dirty pages) under nested folders are no longer in the page cache."""
+        files = [_cached_file(tmp_path / "repo" / rel) for rel in ("a", "data/00/b", "data/ff/c/d")]
+        assert all(resident_pages(str(f))[0] > 0 for f in files)
+        assert evict(str(tmp_path / "repo")) == 3
+        assert [resident_pages(str(f))[0] for f in files] == [0, 0, 0]
+
+    def test_reads_start_with_the_repository_out_of_the_cache_and_backups_do_not(self, tmp_path):
+        """The timer drops the repository before a restore and a verify, and leaves it before a backup."""
+        session = make_session("restic", str(tmp_path / "home"), str(tmp_path / "src"))
+        pack = Path(session.repo) / "data" / "pack"
+        seen = {}
+
+        class Recorder:
+            def run(self, argv, env, log, cwd=None):
+                seen[argv[0]] = resident_pages(str(pack))[0]
+                return Measurement(0.0, 0.0, 0)
+
+        for cold in (True, False):
+            timer = _Timer(Recorder(), session, "t", 1, 1, str(tmp_path / "logs"), cold)
+            for op in ("first", "restore", "verify"):
+                _cached_file(pack)
+                timer.timed(op, [f"{op}-{cold}"])
+        assert seen["first-True"] > 0 and seen["first-False"] > 0
+        assert seen["restore-True"] == seen["verify-True"] == 0
+        assert seen["restore-False"] > 0 and seen["verify-False"] > 0

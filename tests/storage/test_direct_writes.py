@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from strongroom.libc import libc_function
+from bench.pagecache import resident_pages
 from strongroom.storage import directwrite
 from strongroom.storage.fsspec_store import FsspecStore
 from strongroom.testing import unavailable
@@ -29,23 +29,6 @@ def _fresh_refusals(monkeypatch):
 
 def _data(n: int) -> bytes:
     return random.Random(n).randbytes(n)
-
-
-def _resident_pages(path) -> tuple[int, int]:
-    """(pages of ``path`` in the page cache, pages of the file), by mincore."""
-    mincore = libc_function("mincore", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
-    size = os.path.getsize(path)
-    pages = -(-size // mmap.PAGESIZE)
-    with open(path, "rb") as fh:
-        mapping = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY)  # untouched: no page faulted in
-    try:
-        anchor = ctypes.c_char.from_buffer(mapping)
-        vector = (ctypes.c_ubyte * pages)()
-        assert mincore(ctypes.addressof(anchor), size, vector) == 0, ctypes.get_errno()
-        del anchor
-        return sum(v & 1 for v in vector), pages
-    finally:
-        mapping.close()
 
 
 def _round_trip(folder, size: int) -> None:
@@ -88,13 +71,13 @@ def test_a_large_object_does_not_fill_the_page_cache(tmp_path, monkeypatch):
         unavailable(f"the filesystem of {tmp_path} refuses O_DIRECT")
     store = FsspecStore(None, str(tmp_path))
     store.put("data/ab/direct", _data(8 * MIB + 100))
-    resident, pages = _resident_pages(tmp_path / "data/ab/direct")
+    resident, pages = resident_pages(tmp_path / "data/ab/direct")
     assert resident <= pages // 8, (resident, pages)
     assert store.get("data/ab/direct") == _data(8 * MIB + 100)
 
     monkeypatch.setattr(directwrite, "DIRECT_FROM", 1 << 62)
     store.put("data/ab/cached", _data(8 * MIB + 100))
-    resident, pages = _resident_pages(tmp_path / "data/ab/cached")
+    resident, pages = resident_pages(tmp_path / "data/ab/cached")
     assert resident >= pages * 7 // 8, (resident, pages)
 
 
