@@ -26,12 +26,23 @@ class StrongroomError(Exception):
             self.fields.setdefault("message", message)
         super().__init__(self.render())
 
+    def __reduce__(self):
+        # as raised, fields and all, when it crosses to another process (pickled)
+        return _rebuilt, (type(self), self.fields)
+
     def render(self) -> str:
         template = (type(self).__doc__ or "{message}").strip().splitlines()[0]
         try:
             return template.format(**self.fields)
         except (KeyError, IndexError):
             return self.fields.get("message", template)  # type: ignore[return-value]
+
+
+def _rebuilt(cls: type[StrongroomError], fields: dict) -> StrongroomError:
+    error = cls.__new__(cls)
+    error.fields = dict(fields)
+    Exception.__init__(error, error.render())
+    return error
 
 
 # --- usage and configuration ---------------------------------------------------------

@@ -55,7 +55,7 @@ import attrs
 
 __all__ = [
     "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "deferrable", "end_children",
-    "end_process", "keep_from_children", "list_processes", "run_child", "start_child",
+    "end_process", "keep_from_children", "list_processes", "run_child", "start_child", "tied_to_parent",
 ]
 
 RUNNING = "running"
@@ -265,6 +265,13 @@ def _tie(end_signal: int, then: Callable[[], Any] | None) -> Callable[[], None] 
             then()
 
     return preexec
+
+
+def tied_to_parent(end_signal: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """What a process forked from this one (without exec) calls first, to get ``end_signal``
+    when the forking thread ends, or to exit at once if this process is already gone;
+    None where that cannot be asked for.  Fork from a thread that outlives the child."""
+    return _tie(end_signal, None)
 
 
 # --- secrets kept from children ------------------------------------------------------------

@@ -232,10 +232,12 @@ def scan_packs(
     *,
     threads: int = 2,
     progress: Callable[[str], None] | None = None,
+    checked_by: Callable[[list[str]], Iterator[PackCheck]] | None = None,
 ) -> Iterator[PackCheck]:
     """:func:`check_pack` of each pack, in pack-id order, ``threads`` packs at a time
     (each holds one whole pack in memory while it is checked, and decrypts its blobs
-    into a buffer of its own)."""
+    into a buffer of its own), or by ``checked_by`` (:meth:`.packforks.PackCheckers.check`:
+    worker processes), which yields the checks of the packs it is given in their order."""
     todo = sorted(set(pack_ids))
     indexed = indexed or {}
     report = progress or (lambda message: None)
@@ -253,7 +255,7 @@ def scan_packs(
         return check_pack(repo, pack_id, indexed.get(pack_id, ()), scratch=scratch)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        checks = pool.map(check, todo)
+        checks = checked_by(todo) if checked_by is not None else pool.map(check, todo)
         for done, check in enumerate(checks, 1):
             read += check.size
             report(Step(f"reading packs: {done}/{len(todo)}", done=done, total=len(todo), unit="packs",

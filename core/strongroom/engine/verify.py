@@ -30,6 +30,9 @@ and for a pack the index names that is missing from storage, ``elsewhere(blobs)`
 the text the problem ends with: whether another copy of the vault (a geo secondary,
 :mod:`strongroom.services.heal`) holds them intact.
 
+With ``read_data``, the packs of a local vault are read by worker processes
+(:mod:`.packforks`) when that pays: forked before the walk's thread starts.
+
 The walk of the trees runs in a thread of its own beside the rest (the packs' trailers or
 data are read meanwhile): it holds the interpreter, the reading threads mostly do not, so
 on two cores it costs little wall time.  Its problems come first in the report, as if it
@@ -41,6 +44,7 @@ Reads only; writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +61,7 @@ from ..repository.pack import pack_name
 from ..repository.repository import Repository
 from ..allocator import keep_freed_top, limit_retained_memory
 from .gcquiet import quiet_gc
+from .packforks import PackCheckers, can_fork, cpus
 from .packscan import scan_packs, scan_trailers
 from .leanplan import lean_plan
 from .repair import CopyPlan
@@ -69,6 +74,9 @@ USERS_SHOWN = 3
 #: pieces the reading threads read (:data:`.packscan.PIECE`), which are then not faulted
 #: in afresh each time (:func:`strongroom.allocator.keep_freed_top`).
 KEEP_FREED = 4 * 1024 * 1024
+#: With ``read_data``, packs are read by worker processes (:mod:`.packforks`) when the
+#: index names at least this many bytes: below that, forking costs more than it saves.
+FORK_FROM_BYTES = 64 * 1024 * 1024
 
 
 @attrs.frozen
@@ -102,12 +110,14 @@ class Verifier:
         repo: Repository,
         *,
         threads: int = 2,
+        processes: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._threads = threads
+        self._processes = (cpus() if cpus() > 1 else 0) if processes is None else processes
         self._progress = progress or (lambda message: None)
 
     def run(
@@ -133,20 +143,33 @@ class Verifier:
         tree_problems: list[str] = []
         stop = threading.Event()
         # index entries, trees' entries, pack checks by the hundred thousand: collect less often (.gcquiet)
-        with quiet_gc(), ThreadPoolExecutor(1, thread_name_prefix="verify-trees") as walker:
+        # the packs' checkers are forked first: before this process starts a thread of its own
+        with self._checkers(read_data) as checkers, quiet_gc(), \
+                ThreadPoolExecutor(1, thread_name_prefix="verify-trees") as walker:
             walk = walker.submit(self._check_trees, points, problems=tree_problems, stop=stop)
             try:
                 report = self._check_packs(points, walk, read_data=read_data, select=select, subset=subset,
-                                           on_storage=on_storage, elsewhere=elsewhere)
+                                           on_storage=on_storage, elsewhere=elsewhere, checkers=checkers)
             except BaseException:
                 stop.set()
                 raise
         self.problems[:0] = tree_problems  # the trees' problems first, as when they were checked first
         return attrs.evolve(report, problems=tuple(self.problems), trees=walk.result())
 
+    def _checkers(self, read_data: bool) -> contextlib.AbstractContextManager[PackCheckers | None]:
+        """Worker processes reading the packs (:mod:`.packforks`): with ``read_data``, more
+        than one process allowed, a local store, and at least :data:`FORK_FROM_BYTES` indexed."""
+        if not read_data or self._processes < 2 or not can_fork(self.repo):
+            return contextlib.nullcontext()
+        index = self.repo.index
+        if index.pack_entries().total_length(index.named_pack_ids()) < FORK_FROM_BYTES:
+            return contextlib.nullcontext()
+        return PackCheckers(self.repo, self._processes)
+
     def _check_packs(self, points: list[RecoveryPoint], walk, *, read_data: bool,
                      select: Callable[[set[str]], list[str]] | None, subset: str | None,
-                     on_storage: set[str] | None, elsewhere: Callable[[list[bytes]], str] | None) -> VerifyReport:
+                     on_storage: set[str] | None, elsewhere: Callable[[list[bytes]], str] | None,
+                     checkers: PackCheckers | None = None) -> VerifyReport:
         """What :meth:`run` checks beside the walk of the trees (``walk``, a future: its
         result is needed before damaged blobs are reported)."""
         if on_storage is None:
@@ -176,7 +199,8 @@ class Verifier:
             )
         if read_data:
             self._progress("reading data")
-            checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress)
+            checks = scan_packs(self.repo, todo, by_pack, threads=self._threads, progress=self._progress,
+                                checked_by=checkers.check if checkers is not None else None)
             plan = lean_plan(checks, self.repo.index.lookup)
             walk.result()  # the second walk, for damaged blobs' users, after the first
             self._report_data(plan, points, partial=subset is not None, elsewhere=elsewhere)
