@@ -208,7 +208,8 @@ def _method(r: Results) -> list[str]:
 def _scale(r: Results, scale: dict) -> list[str]:
     lines = ["## Scale: many small files", ""]
     if not scale:
-        return [*lines, "Not run (`--scale-files 0`).", ""]
+        return [*lines, "Not run (`--scale-files 0`): `python -m bench.scale` measures 10^4, 10^5 and 10^6 "
+                "files apart (bench/RESULTS-scale.md).", ""]
     return [*lines, f"{r.scale_files:,} files of 64-2,048 bytes of text ({r.scale_bytes / MIB:.0f} MiB), "
             f"1,000 to a folder, generated once; median of {r.scale_runs} alternating run(s), each into "
             "a fresh repository.", "", *_table(scale, SCALE_OPS, r.tools), ""]
