@@ -194,7 +194,8 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
         scale_runs=args.scale_runs, scale_files=args.scale_files, scale_bytes=scale_bytes, quick=args.quick,
         corpus_path=corpus, corpus=size, by_kind=by_kind, single_file=single,
         single_size=os.path.getsize(os.path.join(corpus, single)), samples=samples, startup=startup,
-        index=index, rss_floor_kib=spawner.floor_kib, cold_repositories=not args.warm_repositories, seconds=time.perf_counter() - started)
+        index=index, rss_floor_kib=spawner.floor_kib, seconds=time.perf_counter() - started,
+        cold_repositories=not args.warm_repositories)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ class Results:
     index: dict[str, float]
     rss_floor_kib: int
     seconds: float
-    cold_repositories: bool = False
+    cold_repositories: bool
 
 
 @attrs.frozen

@@ -77,8 +77,8 @@ def damaged_vault(tmp_path_factory) -> tuple[str, list[str]]:
     packs still on storage."""
     tmp = tmp_path_factory.mktemp("forks")
     home = tmp / "home"
-    os.environ["STRONGROOM_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the key store of the vault, for this module
+        patch.setenv("STRONGROOM_HOME", str(home))
         source = make_source(tmp / "src")
         for i in range(4):
             (source / f"more-{i}.bin").write_bytes(os.urandom(3 * MIB + i))
@@ -101,12 +101,10 @@ def damaged_vault(tmp_path_factory) -> tuple[str, list[str]]:
         cut.write_bytes(cut.read_bytes()[:-300])
         os.unlink(Path(url) / pack_name(others[1]))
         yield url, [p for p in packs if p != others[1]]
-    finally:
-        os.environ.pop("STRONGROOM_HOME", None)
 
 
 @pytest.fixture
-def home_of(damaged_vault, monkeypatch, tmp_path):
+def home_of(damaged_vault, monkeypatch):
     monkeypatch.setenv("STRONGROOM_HOME", str(Path(damaged_vault[0]).parent / "home"))
 
 

@@ -12,7 +12,7 @@ interpreter of their own.
   thread (:func:`can_fork`): a remote store's connections and event loops are not to be
   shared with a child, and a lock held by another thread at the fork stays held in it.
 - A worker checks one pack per task (:func:`.packscan.check_pack`, with the index entries
-  that name the pack, read from its own copy of the index) and sends back the
+  that name the pack, from the mapping it inherited) and sends back the
   :class:`~.packscan.PackCheck`.  The pack's bytes never cross between processes.
 - :meth:`PackCheckers.check` yields the checks in the order of the pack ids it is given,
   with a few packs per worker in flight: what is held does not grow with the vault.
@@ -31,11 +31,12 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from ..errors import StorageError
 from ..processes import tied_to_parent
 from ..repository.envelope import Scratch
+from ..repository.pack import IndexEntry
 from ..storage import capabilities_of
 from .packscan import PackCheck, check_pack
 
@@ -48,10 +49,10 @@ __all__ = ["IN_FLIGHT", "PackCheckers", "can_fork", "cpus"]
 #: the checks waiting for an earlier one to be yielded hold little.
 IN_FLIGHT = 4
 
-# What a worker inherits: the repository (set in the parent only while it forks), and
-# its own index entries by pack and decryption buffer, made at its first task.
+# What a worker inherits (set in the parent only while it forks): the repository and each
+# pack's index entries; and its decryption buffer, made at its first task.
 _repo: Repository | None = None
-_by_pack = None
+_indexed: Mapping[str, list[IndexEntry]] = {}
 _scratch: Scratch | None = None
 
 
@@ -82,27 +83,28 @@ def _ready() -> int:
 
 
 def _check(pack_id: str) -> PackCheck:
-    global _by_pack, _scratch
-    if _by_pack is None:
-        _by_pack = _repo.index.pack_entries()
+    global _scratch
+    if _scratch is None:
         _scratch = Scratch()
-    return check_pack(_repo, pack_id, _by_pack.get(pack_id, ()), scratch=_scratch)
+    return check_pack(_repo, pack_id, _indexed.get(pack_id, ()), scratch=_scratch)
 
 
 class PackCheckers:
-    """``workers`` processes checking packs of ``repo``; a context manager (see the module docstring)."""
+    """``workers`` processes checking packs of ``repo``, whose index entries by pack are
+    ``indexed``; a context manager (see the module docstring)."""
 
-    def __init__(self, repo: Repository, workers: int) -> None:
+    def __init__(self, repo: Repository, workers: int, indexed: Mapping[str, list[IndexEntry]]) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.repo = repo
         self.workers = workers
+        self.indexed = indexed
         self.pids: list[int] = []  # the workers' process ids, once entered
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> PackCheckers:
-        global _repo
-        _repo = self.repo
+        global _repo, _indexed
+        _repo, _indexed = self.repo, self.indexed
         try:
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("fork"),
@@ -114,7 +116,7 @@ class PackCheckers:
             self._close()
             raise
         finally:
-            _repo = None
+            _repo, _indexed = None, {}
         return self
 
     def __exit__(self, *exc_info: object) -> None:

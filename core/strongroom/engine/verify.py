@@ -48,7 +48,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import attrs
 
@@ -65,6 +65,9 @@ from .packforks import PackCheckers, can_fork, cpus
 from .packscan import scan_packs, scan_trailers
 from .leanplan import lean_plan
 from .repair import CopyPlan
+
+if TYPE_CHECKING:
+    from ..repository.indextables import PackEntries
 
 __all__ = ["VerifyReport", "Verifier"]
 
@@ -117,7 +120,9 @@ class Verifier:
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._threads = threads
-        self._processes = (cpus() if cpus() > 1 else 0) if processes is None else processes
+        if processes is None:
+            processes = cpus() if cpus() > 1 else 0
+        self._processes = processes
         self._progress = progress or (lambda message: None)
 
     def run(
@@ -142,40 +147,41 @@ class Verifier:
         self._progress("checking trees")
         tree_problems: list[str] = []
         stop = threading.Event()
+        by_pack = self.repo.index.pack_entries()  # each pack's entries built as it is checked
         # index entries, trees' entries, pack checks by the hundred thousand: collect less often (.gcquiet)
         # the packs' checkers are forked first: before this process starts a thread of its own
-        with self._checkers(read_data) as checkers, quiet_gc(), \
+        with self._checkers(read_data, by_pack) as checkers, quiet_gc(), \
                 ThreadPoolExecutor(1, thread_name_prefix="verify-trees") as walker:
             walk = walker.submit(self._check_trees, points, problems=tree_problems, stop=stop)
             try:
-                report = self._check_packs(points, walk, read_data=read_data, select=select, subset=subset,
-                                           on_storage=on_storage, elsewhere=elsewhere, checkers=checkers)
+                report = self._check_packs(points, walk, by_pack, read_data=read_data, select=select,
+                                           subset=subset, on_storage=on_storage, elsewhere=elsewhere,
+                                           checkers=checkers)
             except BaseException:
                 stop.set()
                 raise
         self.problems[:0] = tree_problems  # the trees' problems first, as when they were checked first
         return attrs.evolve(report, problems=tuple(self.problems), trees=walk.result())
 
-    def _checkers(self, read_data: bool) -> contextlib.AbstractContextManager[PackCheckers | None]:
+    def _checkers(self, read_data: bool,
+                  by_pack: PackEntries) -> contextlib.AbstractContextManager[PackCheckers | None]:
         """Worker processes reading the packs (:mod:`.packforks`): with ``read_data``, more
         than one process allowed, a local store, and at least :data:`FORK_FROM_BYTES` indexed."""
         if not read_data or self._processes < 2 or not can_fork(self.repo):
             return contextlib.nullcontext()
-        index = self.repo.index
-        if index.pack_entries().total_length(index.named_pack_ids()) < FORK_FROM_BYTES:
+        if by_pack.total_length(self.repo.index.named_pack_ids()) < FORK_FROM_BYTES:
             return contextlib.nullcontext()
-        return PackCheckers(self.repo, self._processes)
+        return PackCheckers(self.repo, self._processes, by_pack)
 
-    def _check_packs(self, points: list[RecoveryPoint], walk, *, read_data: bool,
+    def _check_packs(self, points: list[RecoveryPoint], walk, by_pack: PackEntries, *, read_data: bool,
                      select: Callable[[set[str]], list[str]] | None, subset: str | None,
                      on_storage: set[str] | None, elsewhere: Callable[[list[bytes]], str] | None,
                      checkers: PackCheckers | None = None) -> VerifyReport:
         """What :meth:`run` checks beside the walk of the trees (``walk``, a future: its
-        result is needed before damaged blobs are reported)."""
+        result is needed before damaged blobs are reported); ``by_pack``: each pack's index entries."""
         if on_storage is None:
             on_storage = self.repo.pack_ids_on_storage()
         indexed = self.repo.index.named_pack_ids()
-        by_pack = self.repo.index.pack_entries()  # each pack's entries built as it is checked
         ask = elsewhere if read_data else None
         for pack_id in sorted(indexed - on_storage):
             where = ask([e.blob_id for e in by_pack.get(pack_id, ())]) if ask is not None else ""
