@@ -54,8 +54,9 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 __all__ = [
-    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "deferrable", "end_children",
-    "end_process", "keep_from_children", "list_processes", "run_child", "start_child", "tied_to_parent",
+    "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "children_ended", "cpus",
+    "deferrable", "end_children", "end_process", "keep_from_children", "list_processes", "run_child",
+    "start_child", "tied_to_parent",
 ]
 
 RUNNING = "running"
@@ -267,6 +268,14 @@ def _tie(end_signal: int, then: Callable[[], Any] | None) -> Callable[[], None] 
     return preexec
 
 
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def tied_to_parent(end_signal: int = signal.SIGTERM) -> Callable[[], None] | None:
     """What a process forked from this one (without exec) calls first, to get ``end_signal``
     when the forking thread ends, or to exit at once if this process is already gone;
@@ -391,10 +400,21 @@ def run_child(argv: Sequence[str], *, input: bytes | str | None = None, timeout:
     return subprocess.CompletedProcess(proc.args, code, stdout, stderr)  # type: ignore[arg-type]
 
 
+_ending = False  # end_children was called: this process is ending its job
+
+
+def children_ended() -> bool:
+    """Whether :func:`end_children` was called (the job is being stopped): a child that
+    dies now was ended, and is no failure to report."""
+    return _ending
+
+
 def end_children() -> int:
     """Send every child started here that still runs its ``end_signal``; returns how many.
 
     Safe in a signal handler: it waits for nothing."""
+    global _ending
+    _ending = True
     with _children_lock:
         running = [(proc, signum) for proc, signum in _children.items() if proc.returncode is None]
     ended = 0

@@ -79,6 +79,8 @@ def test_batches_of_tiny_files_are_read_one_at_a_time(vault, tmp_path, monkeypat
     from strongroom.engine import backup as backup_module
 
     monkeypatch.setattr(backup_module, "BATCH_FILES", 8)
+    # the threads' way, the one this test is about: no batch goes to worker processes
+    monkeypatch.setattr(backup_module, "PROCESSES_FROM_BATCH", 10**9)
     src = tmp_path / "src"
     src.mkdir()
     contents = _tree_of(src, [size] * 96)

@@ -53,6 +53,7 @@ from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry, with_content
 from ..catalog.tree import TreeReader, encode_tree, sort_entries
 from ..errors import BackupError, DamagedFolder
+from ..processes import cpus
 from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
@@ -62,9 +63,10 @@ from .diskread import DiskReader
 from .gcquiet import quiet_gc
 from .parentfolders import ParentFolders
 from .progress import Throttled
+from .sealprocs import SmallFileSealers, can_start
 from .slots import Batch, HardLink, InBatch, OpenDir, Reused, is_ready, resolve
+from .smallread import O_NOATIME, read_small_file
 
-O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 @attrs.frozen
@@ -100,6 +102,9 @@ BATCH_BYTES = 4 * 1024 * 1024
 #: were slower than one: 100,000 files of 64-2,048 bytes took 5.7-6.0 s with two, 4.4-4.7 s
 #: with one; the 2 GiB corpus's 48,000 text files of 13 KiB on average gain from two.
 TINY_FILE_BYTES = 4096
+#: From this batch of small files on, batches go to worker processes (:mod:`.sealprocs`)
+#: when the machine has more than one CPU: a backup of a few hundred files never starts them.
+PROCESSES_FROM_BATCH = 4
 
 
 #: When more than this many closed folders wait for the first of them to be done, those
@@ -166,7 +171,10 @@ class BackupEngine:
         max_closed_dirs: int = 2048,
         progress: Callable[[BackupStats], None] | None = None,
         compression_level: int = 3,
+        processes: int | None = None,
     ) -> None:
+        """``processes``: how many worker processes may seal batches of small files
+        (:mod:`.sealprocs`); by default one per CPU when there are more than one, 0 for none."""
         limit_retained_memory()
         self.repo = repo
         self.parent = parent
@@ -183,9 +191,19 @@ class BackupEngine:
         # folder (an image being read), they would hold back every folder walked after it
         # with their rows and entries (35-45 MiB of the peak after a day of changes of the
         # 2 GiB corpus).  Their threads read no large file: no read window, small buffers.
-        self._small_pool = ThreadPoolExecutor(threads, thread_name_prefix="read-small")
+        # With worker processes, two batches per worker wait on them (each in a thread here);
+        # at most ``threads`` batches are read in this process at once (_local_batches).
+        self._processes = (cpus() if cpus() > 1 else 0) if processes is None else processes
+        self._sealers: SmallFileSealers | None = None
+        self._batches = 0
+        small_threads = max(threads, 2 * self._processes) if self._processes >= 2 else threads
+        self._small_pool = ThreadPoolExecutor(small_threads, thread_name_prefix="read-small")
+        self._local_batches = threading.BoundedSemaphore(threads)
         self._tiny_batches = threading.Lock()  # held while a batch of tiny files is read
+        # the walk waits while enough files are queued to be read, and, apart, enough
+        # batches of small files: a folder of large files fills one queue, not both
         self._queue_room = threading.BoundedSemaphore(max_queued)
+        self._batch_room = threading.BoundedSemaphore(max_queued)
         self._batch = Batch()
         self._max_closed = max_closed_dirs
         self._sweeps = 0
@@ -212,6 +230,7 @@ class BackupEngine:
             # written and the point committed.
             self._read_pool.shutdown(wait=True)
             self._small_pool.shutdown(wait=True)
+            self._stop_sealers()
             writer.flush()
             failed = False
             self.stats.current = ""
@@ -220,6 +239,7 @@ class BackupEngine:
             # On failure, reads still queued are dropped rather than run to the end.
             self._read_pool.shutdown(wait=True, cancel_futures=failed)
             self._small_pool.shutdown(wait=True, cancel_futures=failed)
+            self._stop_sealers()
             writer.close()
         self.stats.new_blobs = writer.new_blobs
         self.stats.new_bytes = writer.new_raw_bytes
@@ -337,25 +357,59 @@ class BackupEngine:
         return self._submit(self._read_file, src)
 
     def _submit(self, task: Callable, arg: object, pool: ThreadPoolExecutor | None = None) -> Future:
-        self._queue_room.acquire()  # the walk waits while enough work is queued
+        room = self._queue_room if pool is None else self._batch_room
+        room.acquire()  # the walk waits while enough work is queued
         future = (pool or self._read_pool).submit(task, arg)
-        future.add_done_callback(lambda _f: self._queue_room.release())
+        future.add_done_callback(lambda _f: room.release())
         return future
 
     def _submit_batch(self) -> None:
         batch = self._batch
         if batch.sources:
             self._batch = Batch()
+            self._batches += 1
+            if self._batches == PROCESSES_FROM_BATCH and self._processes >= 2 and can_start():
+                self._sealers = SmallFileSealers(
+                    self.repo.envelope, self.repo.master.id_key.value,
+                    level=self._compression_level, workers=self._processes)
+                self._sealers.start()
             batch.future = self._submit(self._read_batch, batch.sources, self._small_pool)
             batch.future.add_done_callback(batch.finished)
 
+    def _stop_sealers(self) -> None:
+        if self._sealers is not None:
+            self._sealers.close()
+
     def _read_batch(self, sources: list[SourceEntry]) -> list[Entry | None]:
-        """A batch of small files read (:meth:`_read_small_files`); one of tiny files
-        (:data:`TINY_FILE_BYTES`) waits while another thread reads one."""
-        if sum(src.entry.size for src in sources) >= TINY_FILE_BYTES * len(sources):
-            return self._read_small_files(sources)
-        with self._tiny_batches:
-            return self._read_small_files(sources)
+        """A batch of small files sealed by a worker process (:meth:`_add_sealed`) once
+        they are ready, else read here (:meth:`_read_small_files`): by at most as many
+        threads at once as read large files, and a batch of tiny files
+        (:data:`TINY_FILE_BYTES`) while no other thread reads one."""
+        sealers = self._sealers
+        if sealers is not None and sealers.ready:
+            self.stats.current = sources[-1].path
+            sealed = sealers.seal([(src.abspath, src.entry.size) for src in sources])  # type: ignore[attr-defined]
+            if sealed is not None:
+                return self._add_sealed(sources, sealed, sealers.key_id)
+        with self._local_batches:
+            if sum(src.entry.size for src in sources) >= TINY_FILE_BYTES * len(sources):
+                return self._read_small_files(sources)
+            with self._tiny_batches:
+                return self._read_small_files(sources)
+
+    def _add_sealed(self, sources: list[SourceEntry], sealed: list, key_id: bytes) -> list[Entry | None]:
+        """The entries of a batch a worker sealed (:func:`.sealprocs.seal_files`): its new
+        blobs added to the packs with one call of the writer; a file the worker could not
+        read as listed goes the general way, which warns as it does."""
+        results: list[Entry | None] = [None] * len(sources)
+        read: list[tuple[int, int]] = []
+        for i, item in enumerate(sealed):
+            if item is None:
+                results[i] = self._read_file(sources[i])
+            else:
+                read.append((i, item[1]))
+        ids = self._writer.add_sealed_many(KIND_DATA, key_id, [item for item in sealed if item is not None and item[1]])
+        return self._small_results(sources, results, read, ids)
 
     def _read_small_files(self, sources: list[SourceEntry]) -> list[Entry | None]:
         """Small files (each below the minimum chunk size, one chunk): each read with one
@@ -371,14 +425,23 @@ class BackupEngine:
                 results[i] = self._read_file(src)
             else:
                 read.append((i, data))
-        ids = iter(self._writer.add_many(KIND_DATA, [data for _, data in read if data]))
+        ids = self._writer.add_many(KIND_DATA, [data for _, data in read if data])
+        return self._small_results(sources, results, [(i, len(data)) for i, data in read], ids)
+
+    def _small_results(
+        self, sources: list[SourceEntry], results: list[Entry | None], read: list[tuple[int, int]], ids: list[bytes]
+    ) -> list[Entry | None]:
+        """``results`` with the entries of the files ``read`` (index in ``sources``,
+        bytes read), whose non-empty contents are the blobs ``ids`` in order; the counters
+        and the progress updated once."""
+        blobs = iter(ids)
         total = 0
-        for i, data in read:
+        for i, length in read:
             entry = sources[i].entry
-            total += len(data)
-            if len(data) != entry.size:
-                self._warn(f"{sources[i].path}: changed while being backed up (size {entry.size} -> {len(data)})")
-            results[i] = with_content(entry, (next(ids),) if data else (), len(data))
+            total += length
+            if length != entry.size:
+                self._warn(f"{sources[i].path}: changed while being backed up (size {entry.size} -> {length})")
+            results[i] = with_content(entry, (next(blobs),) if length else (), length)
         with self._lock:
             self.stats.bytes_read += total
             self.stats.files_read += len(read)
@@ -480,20 +543,7 @@ class BackupEngine:
     def _slurp(src: SourceEntry) -> bytes | None:
         """The content of a file below the minimum chunk size, read with one ``os.read``
         and no file object, or ``None``: it grew past its listed size, or cannot be opened."""
-        try:
-            try:
-                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW | O_NOATIME)  # type: ignore[attr-defined]
-            except PermissionError:
-                if not O_NOATIME:
-                    raise
-                fd = os.open(src.abspath, os.O_RDONLY | os.O_NOFOLLOW)  # type: ignore[attr-defined]
-            try:
-                data = os.read(fd, src.entry.size + 1)
-            finally:
-                os.close(fd)
-        except OSError:
-            return None
-        return data if len(data) <= src.entry.size else None
+        return read_small_file(src.abspath, src.entry.size)  # type: ignore[attr-defined]
 
     def _pieces(self, fh, size: int) -> Iterator[bytes | memoryview]:
         """The chunks of an open file.  A file smaller than the minimum chunk size is

@@ -43,7 +43,7 @@ from .packscan import PackCheck, check_pack
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
-__all__ = ["IN_FLIGHT", "PackCheckers", "can_fork", "cpus"]
+__all__ = ["IN_FLIGHT", "PackCheckers", "can_fork"]
 
 #: Packs queued per worker: enough that none waits for the next task, few enough that
 #: the checks waiting for an earlier one to be yielded hold little.
@@ -54,14 +54,6 @@ IN_FLIGHT = 4
 _repo: Repository | None = None
 _indexed: Mapping[str, list[IndexEntry]] = {}
 _scratch: Scratch | None = None
-
-
-def cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def can_fork(repo: Repository) -> bool:

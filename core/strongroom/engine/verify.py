@@ -56,12 +56,13 @@ from ..catalog.entry import DIR
 from ..catalog.tree import decode_tree
 from ..errors import IntegrityError, ObjectNotFound
 from ..models import RecoveryPoint
+from ..processes import cpus
 from ..repository.envelope import KIND_TREE
 from ..repository.pack import pack_name
 from ..repository.repository import Repository
 from ..allocator import keep_freed_top, limit_retained_memory
 from .gcquiet import quiet_gc
-from .packforks import PackCheckers, can_fork, cpus
+from .packforks import PackCheckers, can_fork
 from .packscan import scan_packs, scan_trailers
 from .leanplan import lean_plan
 from .repair import CopyPlan

@@ -11,8 +11,13 @@ pack waits for room, which bounds memory.  Packs are assembled in buffers the wr
 is reused only once the store has returned from ``put`` and holds no view of it.  A pack is closed before a blob would take
 it past ``pack_size`` (a blob larger than that gets a pack of its own), so a buffer of
 ``pack_size`` and room for the trailer holds it.  ``flush`` waits until every blob added so far
-is in an uploaded pack named by an uploaded index file.  Errors from the background
-raise from the next ``add`` or ``flush``.
+is in an uploaded pack named by an uploaded index file.  Index files are written by a
+thread of their own, each once its pack is stored: the next pack's upload does not wait
+for the previous one's index file.  Errors from the background raise from the next
+``add`` or ``flush``.
+
+``add_sealed_many`` takes blobs sealed elsewhere (worker processes sealing a backup's
+small files, :mod:`strongroom.engine.sealprocs`) and packs the new ones as they are.
 
 Deduplication: a blob the repository's index holds, or that this writer already added,
 is not stored again (``add_many`` checks a list of blobs against the index with one
@@ -80,6 +85,9 @@ class BlobWriter:
         self.pack_size = pack_size
         self.compression_level = compression_level
         self._upload_pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="upload")
+        # index files are written by a thread of their own, each after its pack is stored:
+        # a pack's upload need not wait for the previous pack's index file (an fsync each)
+        self._index_pool = ThreadPoolExecutor(1, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._uploads_in_flight = threading.BoundedSemaphore(upload_threads)
         self._known: set[bytes] = set()
@@ -121,15 +129,7 @@ class BlobWriter:
         self._check_error()
         blob_id = self.repo.blob_id
         ids = [blob_id(data) for data in datas]
-        new: list[int] = []
-        with self._lock:  # as in add: a blob leaves _known only once the index holds it
-            known = self._known
-            unknown = [blob for blob in ids if blob not in known]
-            absent = self.repo.index.missing(unknown) if unknown else set()
-            for i, blob in enumerate(ids):
-                if blob in absent and blob not in known:
-                    known.add(blob)
-                    new.append(i)
+        new = self._claim_new(ids)
         for n, i in enumerate(new):
             try:
                 self._store(kind, ids[i], datas[i])
@@ -139,11 +139,52 @@ class BlobWriter:
                 raise
         return ids
 
+    def add_sealed_many(self, kind: int, key_id: bytes, sealed: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+        """The ids of blobs sealed elsewhere (a worker process sealing with an envelope
+        made from this writer's :meth:`~.envelope.Envelope.writing_state`), each stored
+        unless the vault has it: ``sealed`` lists ``(blob id, plaintext length, sealed
+        bytes)``, the blob sealed under its id as ``add`` would seal it; ``key_id`` names
+        the data key it was sealed with, which must be the one this writer's packs record."""
+        self._check_error()
+        envelope = self.repo.envelope
+        if key_id != envelope.key_id:
+            raise ValueError(f"blobs sealed with key {key_id.hex()}, the writer's packs record {envelope.key_id.hex()}")
+        ids = [blob for blob, _, _ in sealed]
+        new = self._claim_new(ids)
+        for n, i in enumerate(new):
+            blob, length, data = sealed[i]
+
+            def copy(out: memoryview, data: bytes = data) -> int:
+                out[: len(data)] = data
+                return len(data)
+
+            try:
+                self._append(kind, blob, len(data), length, copy, envelope)
+            except BaseException:
+                with self._lock:  # the ones not stored are not known either
+                    self._known.difference_update(ids[j] for j in new[n + 1:])
+                raise
+        return ids
+
+    def _claim_new(self, ids: list[bytes]) -> list[int]:
+        """The positions in ``ids`` of the blobs neither the index nor this writer has,
+        the first of each, now in ``_known`` (the caller stores them): one vectorised
+        search of the index for all."""
+        new: list[int] = []
+        with self._lock:  # as in add: a blob leaves _known only once the index holds it
+            known = self._known
+            unknown = [blob for blob in ids if blob not in known]
+            absent = self.repo.index.missing(unknown) if unknown else set()
+            for i, blob in enumerate(ids):
+                if blob in absent and blob not in known:
+                    known.add(blob)
+                    new.append(i)
+        return new
+
     def _store(self, kind: int, blob: bytes, data: bytes | bytearray | memoryview) -> None:
         """Seal new blob ``blob`` (in ``_known`` already) and append it to the open pack;
         on failure it leaves ``_known``."""
         envelope = self.repo.envelope
-        added = False
         try:
             # compressed outside the lock; encrypted (the GIL released) straight into the
             # open pack under it: no seal buffer per thread, no copy of the sealed blob
@@ -153,15 +194,28 @@ class BlobWriter:
             def seal(out: memoryview) -> int:
                 return envelope.seal_prepared_into(out, kind, blob, body, compression)
 
+        except BaseException:
+            with self._lock:
+                self._known.discard(blob)
+            raise
+        self._append(kind, blob, length, len(data), seal, envelope)
+
+    def _append(
+        self, kind: int, blob: bytes, length: int, raw_length: int, seal, envelope: Envelope
+    ) -> None:
+        """Append new blob ``blob`` (in ``_known`` already), whose ``length`` sealed bytes
+        ``seal(view)`` writes, to the open pack; on failure it leaves ``_known``."""
+        added = False
+        try:
             while not added:
                 full: list[PackWriter] = []
                 with self._lock:
                     pack = self._open_pack(length, full, envelope)
                     if pack is not None:
-                        pack.add_sealing(blob, kind, length, len(data), seal)
+                        pack.add_sealing(blob, kind, length, raw_length, seal)
                         added = True
                         self.new_blobs += 1
-                        self.new_raw_bytes += len(data)
+                        self.new_raw_bytes += raw_length
                         self.stored_bytes += length
                         if pack.size >= self.pack_size:
                             full.append(pack)
@@ -218,6 +272,7 @@ class BlobWriter:
 
     def _upload(self, pack: PackWriter) -> None:
         given = pack.buffer
+        released = False
         try:
             data, entries = pack.finish()
             self.repo.store.put(pack_name(pack.pack_id), data)
@@ -226,6 +281,22 @@ class BlobWriter:
             del data
             self._free_pack(given)
             given = None
+            # the pack is stored: the next one may be while this one's index file is written
+            self._uploads_in_flight.release()
+            released = True
+            self._track(self._index_pool.submit(self._index_pack, entries))
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            if given is not None:  # the upload failed: the buffer is given up, not reused
+                self._free_pack(None)
+            if not released:
+                self._uploads_in_flight.release()
+
+    def _index_pack(self, entries: list[IndexEntry]) -> None:
+        """Write the index file of a stored pack's blobs, then add them to the in-memory
+        index (in the index thread, one pack after the other)."""
+        try:
             self.repo.write_index(entries)
             self.repo.index.add(entries)
             with self._lock:
@@ -235,10 +306,6 @@ class BlobWriter:
                 self._known.difference_update(e.blob_id for e in entries)
         except BaseException as exc:
             self._error = self._error or exc
-        finally:
-            if given is not None:  # the upload failed: the buffer is given up, not reused
-                self._free_pack(None)
-            self._uploads_in_flight.release()
 
     def _free_pack(self, buffer: bytearray | None) -> None:
         """A pack's buffer is back: kept for a later pack, unless something still holds
@@ -283,6 +350,7 @@ class BlobWriter:
 
     def close(self) -> None:
         self._upload_pool.shutdown(wait=True)
+        self._index_pool.shutdown(wait=True)
 
     def __enter__(self) -> "BlobWriter":
         return self

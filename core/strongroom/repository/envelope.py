@@ -304,6 +304,8 @@ class Envelope:
         self.key_id = bytes(key_id)
         #: the vault's first data key (the master key's): what formats 1 and 2 seal with
         self.base_key_id = self.key_id
+        # the bytes of the data key it writes with, and of the first one: for writing_state
+        self._writing_key = self._base_key = bytes(data_key)
         self._keys: dict[bytes, AESGCM] = {self.key_id: self._aead}
         #: ``resolve(key_id)``: the data key of that id (raising IntegrityError naming what
         #: is missing), for ids this envelope does not hold yet
@@ -333,6 +335,7 @@ class Envelope:
         other = self._copy()
         other._aead = AESGCM(bytes(data_key))
         other.key_id = bytes(key_id)
+        other._writing_key = bytes(data_key)
         other._keys = {**self._keys, other.key_id: other._aead}
         return other
 
@@ -347,7 +350,21 @@ class Envelope:
         other = self._copy()
         other.key_id = self.base_key_id
         other._aead = self._keys[self.base_key_id]
+        other._writing_key = self._base_key
         return other
+
+    def writing_state(self) -> tuple[bytes, bytes, int]:
+        """The data key this envelope writes with, its key id and the format it writes:
+        what :meth:`sealing_only` needs to seal exactly as this envelope does (in another
+        process, given them through a pipe; they are secrets)."""
+        return self._writing_key, self.key_id, self.format
+
+    @classmethod
+    def sealing_only(cls, state: tuple[bytes, bytes, int]) -> Envelope:
+        """An envelope that seals as the one whose :meth:`writing_state` is ``state``
+        (and opens only what is sealed with that one key)."""
+        data_key, key_id, format = state
+        return cls(data_key, key_id, format=format)
 
     def _aead_for(self, key_id: bytes, what: str) -> AESGCM:
         """The AEAD of data key ``key_id``: held, resolved, or IntegrityError."""
