@@ -267,24 +267,36 @@ def test_writing_state_follows_the_writing_key(envelope):
 
 
 def test_messages_round_trip_and_a_cut_one_is_eof():
-    """What send writes, receive reads back; a stream cut inside a message or at its
-    start ends with EOFError, not a partial message."""
+    """What send writes (a message and a raw payload larger than a pipe holds), receive
+    reads back, the payload into the buffer it is given; a stream cut inside a message
+    or at its start ends with EOFError, not a partial message."""
     r, w = os.pipe()
-    message = ("ok", [(b"\x01" * 32, 5, bytearray(b"x" * 100_000)), None])
-    def write() -> None:  # larger than the pipe's buffer: written while it is read
-        send(w, message)
+    message = ("ok", [(b"\x01" * 32, 5, 0, 100_000), None])
+    payload = os.urandom(300_000)
+
+    def write() -> None:
+        send(w, message, payload)
+        send(w, "second")
         os.close(w)
 
     writer = threading.Thread(target=write)
+    buffer = bytearray()
     with os.fdopen(r, "rb", buffering=0) as reader:
         writer.start()
-        assert receive(reader) == message
+        got, view = receive(reader, buffer)
+        assert got == message and view == payload and view.obj is buffer
+        view.release()
+        got, view = receive(reader, buffer)
+        assert got == "second" and view.nbytes == 0
         writer.join()
         with pytest.raises(EOFError):
             receive(reader)
     data = pickle.dumps("cut")
-    with pytest.raises(EOFError):
-        receive(io.BytesIO(len(data).to_bytes(8, "little") + data[:-1]))
+    frame = len(data).to_bytes(8, "little") + (10).to_bytes(8, "little") + data + b"0123456789"
+    assert receive(io.BytesIO(frame))[0] == "cut"
+    for cut in (3, 17, len(frame) - 1):
+        with pytest.raises(EOFError):
+            receive(io.BytesIO(frame[:cut]))
 
 
 def test_workers_cannot_start_without_python(monkeypatch, envelope):
@@ -296,3 +308,20 @@ def test_workers_cannot_start_without_python(monkeypatch, envelope):
     workers.start()
     assert not workers.ready and workers.seal([]) is None
     workers.close()
+
+
+def test_a_worker_imports_nothing_from_the_current_folder(envelope, tmp_path, monkeypatch):
+    """A backup run from a folder holding modules named like the worker's (a source
+    checkout, a user's scripts) starts workers that import the real ones."""
+    (tmp_path / "blake3.py").write_text("raise ImportError('the blake3 of the current folder')\n")
+    (tmp_path / "strongroom").mkdir()
+    (tmp_path / "strongroom" / "__init__.py").write_text("raise ImportError('a strongroom of the current folder')\n")
+    (tmp_path / "f").write_bytes(b"content")
+    monkeypatch.chdir(tmp_path)
+    workers = SmallFileSealers(envelope, b"k" * 32, level=3, workers=1)
+    workers.start()
+    try:
+        sealed = workers.seal([(str(tmp_path / "f"), 7)])
+    finally:
+        workers.close()
+    assert sealed is not None and sealed[0][1] == 7

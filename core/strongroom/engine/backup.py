@@ -196,14 +196,11 @@ class BackupEngine:
         self._processes = (cpus() if cpus() > 1 else 0) if processes is None else processes
         self._sealers: SmallFileSealers | None = None
         self._batches = 0
-        small_threads = max(threads, 2 * self._processes) if self._processes >= 2 else threads
+        small_threads = max(threads, self._processes + 1) if self._processes >= 2 else threads
         self._small_pool = ThreadPoolExecutor(small_threads, thread_name_prefix="read-small")
         self._local_batches = threading.BoundedSemaphore(threads)
         self._tiny_batches = threading.Lock()  # held while a batch of tiny files is read
-        # the walk waits while enough files are queued to be read, and, apart, enough
-        # batches of small files: a folder of large files fills one queue, not both
         self._queue_room = threading.BoundedSemaphore(max_queued)
-        self._batch_room = threading.BoundedSemaphore(max_queued)
         self._batch = Batch()
         self._max_closed = max_closed_dirs
         self._sweeps = 0
@@ -357,10 +354,9 @@ class BackupEngine:
         return self._submit(self._read_file, src)
 
     def _submit(self, task: Callable, arg: object, pool: ThreadPoolExecutor | None = None) -> Future:
-        room = self._queue_room if pool is None else self._batch_room
-        room.acquire()  # the walk waits while enough work is queued
+        self._queue_room.acquire()  # the walk waits while enough work is queued
         future = (pool or self._read_pool).submit(task, arg)
-        future.add_done_callback(lambda _f: room.release())
+        future.add_done_callback(lambda _f: self._queue_room.release())
         return future
 
     def _submit_batch(self) -> None:

@@ -14,8 +14,8 @@ interpreter of its own:
   (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_sealed_many`).  A file the
   worker cannot read as listed (gone, unreadable, grown) comes back as ``None``, and the
   parent reads it the usual way, which warns as it does.
-- The workers are new Python programs (``python -m strongroom.engine.sealworker``), not
-  forks of the backup's process, whose other threads may hold locks at the moment of a
+- The workers are new Python programs (:mod:`.sealworker`, run by the same Python with
+  this package's folder first on its path), not forks of the backup's process, whose other threads may hold locks at the moment of a
   fork; they import only what sealing needs.  They get the vault's writing data key, id
   key and compression level through their standard input
   (:meth:`~strongroom.repository.envelope.Envelope.writing_state`): the keys go through
@@ -47,14 +47,24 @@ from typing import BinaryIO
 
 from ..processes import children_ended, start_child
 from ..repository.envelope import Envelope
-from .sealworker import Sealed, receive, send
+from .sealworker import receive, send
 
-__all__ = ["SmallFileSealers", "can_start"]
+__all__ = ["Sealed", "SmallFileSealers", "can_start"]
 
 log = logging.getLogger(__name__)
 
+#: One file's result: blob id, plaintext length, sealed blob (a view of the calling
+#: thread's answer buffer, valid until that thread's next :meth:`SmallFileSealers.seal`).
+Sealed = tuple[bytes, int, memoryview]
+
 #: Where the package is, for the workers to import the same code as the backup.
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The worker program: ``-P``, not the current folder first on its path (a folder of the
+#: same name there would be imported instead); the folder of this very package first.
+_WORKER = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from strongroom.engine.sealworker import main; sys.exit(main())"
+)
 
 
 #: Seconds a worker whose input ended has to exit before it is killed.
@@ -71,14 +81,13 @@ def _block_sigint() -> None:  # in the child before it runs Python: the worker i
 
 
 class _Worker:
-    __slots__ = ("process", "requests", "answers", "started", "buffer")
+    __slots__ = ("process", "requests", "answers", "started")
 
     def __init__(self, process: subprocess.Popen) -> None:
         self.process = process
         self.requests: int = process.stdin.fileno()  # type: ignore[union-attr]
         self.answers: BinaryIO = process.stdout  # type: ignore[assignment]
         self.started = False
-        self.buffer = bytearray()  # where its answers are read, reused
 
 
 class SmallFileSealers:
@@ -97,6 +106,7 @@ class SmallFileSealers:
         self._idle: list[_Worker] = []
         self._alive: list[_Worker] = []
         self._changed = threading.Condition()
+        self._buffers = threading.local()  # each calling thread's answer buffer, reused
         self._started = False
         self._closed = False
 
@@ -113,13 +123,11 @@ class SmallFileSealers:
             if self._started or self._closed:
                 return
             self._started = True
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         for _ in range(self.workers):
             try:
                 process = start_child(
-                    [sys.executable, "-m", "strongroom.engine.sealworker"], end_signal=signal.SIGKILL,
-                    preexec_fn=_block_sigint, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                    [sys.executable, "-P", "-c", _WORKER, _PACKAGE_ROOT], end_signal=signal.SIGKILL,
+                    preexec_fn=_block_sigint, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             except OSError as exc:
                 log.debug("a worker for small files did not start (%s)", exc)
                 continue
@@ -148,12 +156,12 @@ class SmallFileSealers:
             return None
         try:
             if not worker.started:
-                kind, _ = receive(worker.answers)
+                (kind, _), _ = receive(worker.answers)
                 if kind != "ready":
                     raise EOFError(f"its first message was {kind!r}")
                 worker.started = True
             send(worker.requests, files)
-            kind, value = receive(worker.answers, worker.buffer)
+            (kind, value), payload = receive(worker.answers, self._buffer())
         except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
             self._end(worker, f"ended abruptly ({exc})")
             return None
@@ -162,7 +170,24 @@ class SmallFileSealers:
             self._changed.notify_all()
         if kind == "error":
             raise value
-        return value
+        return [None if placed is None else (placed[0], placed[1], payload[placed[2]:placed[2] + placed[3]])
+                for placed in value]
+
+    def _buffer(self) -> bytearray:
+        """The calling thread's answer buffer (a batch's sealed blobs are a few MiB, and a
+        new buffer of that size costs a few hundred page faults); a new one if a view of
+        the last answer is still held, so that it cannot grow."""
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is not None:
+            try:
+                buffer.append(0)  # refused while a view of it exists
+            except BufferError:
+                buffer = None
+            else:
+                del buffer[-1]
+        if buffer is None:
+            buffer = self._buffers.buffer = bytearray()
+        return buffer
 
     def _take(self) -> _Worker | None:
         with self._changed:

@@ -1,14 +1,15 @@
-"""A worker process that reads and seals batches of small files for a backup (``python -m strongroom.engine.sealworker``).
+"""A worker process that reads and seals batches of small files for a backup (its :func:`main`).
 
 Started by :class:`.sealprocs.SmallFileSealers`, it talks to it over its standard
-input and output, in messages of a 64-bit length and a pickle (:func:`send`,
-:func:`receive`):
+input and output, in messages of two 64-bit lengths, a pickle and a payload of raw
+bytes (:func:`send`, :func:`receive`):
 
 1. it receives ``(writing state, id key, compression level)``
    (:meth:`~strongroom.repository.envelope.Envelope.writing_state`) and answers
    ``("ready", pid)``;
 2. then, for each batch it receives (a list of ``(path, listed size)``), it answers
-   ``("ok", results)`` (:func:`seal_files`) or ``("error", exception)``;
+   ``("ok", results)`` with the sealed blobs as the message's payload
+   (:func:`seal_files`), or ``("error", exception)``;
 3. it ends when its input ends.
 
 Anything else it would print goes to its standard error: its standard output carries
@@ -30,80 +31,94 @@ from ..repository.blobid import blob_id
 from ..repository.envelope import KIND_DATA, Envelope
 from .smallread import read_small_file
 
-__all__ = ["Sealed", "main", "receive", "seal_files", "send"]
+__all__ = ["Placed", "main", "receive", "seal_files", "send"]
 
-#: One file's result: blob id, plaintext length, sealed blob.  An empty file has no blob.
-Sealed = tuple[bytes, int, bytes | bytearray]
-_EMPTY: Sealed = (b"", 0, b"")
-_LENGTH = struct.Struct("<Q")
+#: One file's result as sent: blob id, plaintext length, and where its sealed blob is in
+#: the answer's payload (offset, size).  An empty file has no blob: ``(b"", 0, 0, 0)``.
+Placed = tuple[bytes, int, int, int]
+_EMPTY: Placed = (b"", 0, 0, 0)
+_HEADER = struct.Struct("<QQ")  # the pickle's length, the payload's length
 
 
-def send(fd: int, message: Any) -> None:
-    """Write ``message`` (pickled, after its length) to file descriptor ``fd``, whole."""
+def send(fd: int, message: Any, payload: bytes | bytearray | memoryview = b"") -> None:
+    """Write ``message`` (pickled) and ``payload`` (raw bytes, not pickled: no copy of
+    a batch's sealed blobs) to file descriptor ``fd``, whole, after their lengths."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    header = _LENGTH.pack(len(data))
-    with memoryview(data) as view:
-        written = os.writev(fd, [header, view])  # no copy of a batch's pickle to join them
-        if written < len(header):
-            header_left = header[written:]
-            while header_left:
-                header_left = header_left[os.write(fd, header_left):]
-            written = len(header)
-        rest = view[written - len(header):]
-        while rest:
-            rest = rest[os.write(fd, rest):]
+    with memoryview(payload).cast("B") as raw:
+        parts = [memoryview(_HEADER.pack(len(data), raw.nbytes)), memoryview(data), raw]
+        while parts:
+            written = os.writev(fd, parts)
+            while parts and written >= parts[0].nbytes:
+                written -= parts.pop(0).nbytes
+            if parts:
+                parts[0] = parts[0][written:]
 
 
-def receive(stream: BinaryIO, buffer: bytearray | None = None) -> Any:
-    """The next message :func:`send` wrote to the other end of unbuffered ``stream``;
-    EOFError if it ends first (at a message's start or inside one).  ``buffer``, if
-    given, is where it is read (grown as needed, kept for the next message: a batch's
-    answer is a few MiB, each new buffer of that size a few hundred page faults)."""
-    header = _read_exactly(stream, bytearray(_LENGTH.size), _LENGTH.size)
-    size = _LENGTH.unpack(header)[0]
+def receive(stream: BinaryIO, buffer: bytearray | None = None) -> tuple[Any, memoryview]:
+    """The next message :func:`send` wrote to the other end of unbuffered ``stream``,
+    and a view of its payload; EOFError if the stream ends first (at a message's start
+    or inside one).  The payload is read into ``buffer`` if given (grown as needed: the
+    view is valid until the buffer's next use), else into a buffer of its own."""
+    header = _read_exactly(stream, memoryview(bytearray(_HEADER.size)))
+    size, payload_size = _HEADER.unpack(header)
+    message = pickle.loads(_read_exactly(stream, memoryview(bytearray(size))))
     if buffer is None:
-        buffer = bytearray(size)
-    elif len(buffer) < size:
-        buffer.extend(bytes(size - len(buffer)))
-    with memoryview(buffer)[:size] as view:
-        return pickle.loads(_read_exactly(stream, view, size))
+        buffer = bytearray(payload_size)
+    elif len(buffer) < payload_size:
+        buffer.extend(bytes(payload_size - len(buffer)))
+    return message, _read_exactly(stream, memoryview(buffer)[:payload_size])
 
 
-def _read_exactly(stream: BinaryIO, buffer, size: int):
-    """``buffer`` (a bytearray or a view of ``size`` bytes) filled from ``stream``."""
-    with memoryview(buffer) as view:
-        done = 0
-        while done < size:
-            n = stream.readinto(view[done:size])
-            if not n:
-                raise EOFError(f"the stream ended after {done} of {size} bytes")
-            done += n
-    return buffer
+def _read_exactly(stream: BinaryIO, view: memoryview) -> memoryview:
+    """``view`` filled from ``stream``."""
+    done, size = 0, view.nbytes
+    while done < size:
+        n = stream.readinto(view[done:])
+        if not n:
+            raise EOFError(f"the stream ended after {done} of {size} bytes")
+        done += n
+    return view
 
 
-def seal_files(envelope: Envelope, id_key: bytes, level: int, files: list[tuple[str, int]]) -> list[Sealed | None]:
-    """Each file of ``files`` (path, listed size) read and sealed as a data blob:
-    ``(blob id, length, sealed blob)``, ``(b"", 0, b"")`` for an empty file, ``None``
-    for one that cannot be read as listed (gone, unreadable, grown)."""
-    results: list[Sealed | None] = []
+def seal_files(
+    envelope: Envelope, id_key: bytes, level: int, files: list[tuple[str, int]]
+) -> tuple[list[Placed | None], bytearray]:
+    """Each file of ``files`` (path, listed size) read and sealed as a data blob, and
+    the sealed blobs one after the other: ``(blob id, length, offset, size)`` of its
+    sealed blob in them, ``(b"", 0, 0, 0)`` for an empty file, ``None`` for one that
+    cannot be read as listed (gone, unreadable, grown)."""
+    prepared: list[tuple[bytes, int, bytes | memoryview, int, int] | None] = []
+    total = 0
     for path, size in files:
         data = read_small_file(path, size)
         if not data:
-            results.append(None if data is None else _EMPTY)
+            prepared.append(None if data is None else (b"", 0, b"", 0, 0))
             continue
         blob = blob_id(id_key, data, threaded=False)
         body, compression = envelope.prepare(KIND_DATA, data, level=level)
-        sealed = bytearray(envelope.prepared_size(KIND_DATA, len(body)))
-        envelope.seal_prepared_into(memoryview(sealed), KIND_DATA, blob, body, compression)
-        results.append((blob, len(data), sealed))
-    return results
+        sealed_size = envelope.prepared_size(KIND_DATA, len(body))
+        prepared.append((blob, len(data), body, compression, sealed_size))
+        total += sealed_size
+    payload = bytearray(total)
+    results: list[Placed | None] = []
+    offset = 0
+    with memoryview(payload) as view:
+        for item in prepared:
+            if item is None or not item[1]:
+                results.append(None if item is None else _EMPTY)
+                continue
+            blob, length, body, compression, sealed_size = item
+            envelope.seal_prepared_into(view[offset:offset + sealed_size], KIND_DATA, blob, body, compression)
+            results.append((blob, length, offset, sealed_size))
+            offset += sealed_size
+    return results, payload
 
 
-def _answer(fd: int, result: Any) -> None:
+def _send_error(fd: int, error: Exception) -> None:
     try:
-        send(fd, result)
+        send(fd, ("error", error))
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an error that does not pickle
-        send(fd, ("error", RuntimeError(f"{result[1]!r} (not picklable: {exc})")))
+        send(fd, ("error", RuntimeError(f"{error!r} (not picklable: {exc})")))
 
 
 def main() -> int:
@@ -116,21 +131,22 @@ def main() -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     try:
-        state, id_key, level = receive(requests)
+        (state, id_key, level), _ = receive(requests)
     except EOFError:
         return 0
     envelope = Envelope.sealing_only(state)
     send(answers, ("ready", os.getpid()))
     while True:
         try:
-            files = receive(requests)
+            files, _ = receive(requests)
         except EOFError:
             return 0
         try:
-            result: tuple[str, Any] = ("ok", seal_files(envelope, id_key, level, files))
+            results, payload = seal_files(envelope, id_key, level, files)
         except Exception as exc:  # a bug, sent to the backup to raise
-            result = ("error", exc)
-        _answer(answers, result)
+            _send_error(answers, exc)
+        else:
+            send(answers, ("ok", results), payload)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,9 @@ class BlobWriter:
                 raise
         return ids
 
-    def add_sealed_many(self, kind: int, key_id: bytes, sealed: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+    def add_sealed_many(
+        self, kind: int, key_id: bytes, sealed: list[tuple[bytes, int, bytes | memoryview]]
+    ) -> list[bytes]:
         """The ids of blobs sealed elsewhere (a worker process sealing with an envelope
         made from this writer's :meth:`~.envelope.Envelope.writing_state`), each stored
         unless the vault has it: ``sealed`` lists ``(blob id, plaintext length, sealed
@@ -154,7 +156,7 @@ class BlobWriter:
         for n, i in enumerate(new):
             blob, length, data = sealed[i]
 
-            def copy(out: memoryview, data: bytes = data) -> int:
+            def copy(out: memoryview, data: bytes | memoryview = data) -> int:
                 out[: len(data)] = data
                 return len(data)
 
