@@ -68,7 +68,6 @@ from .slots import Batch, HardLink, InBatch, OpenDir, Reused, is_ready, resolve
 from .smallread import O_NOATIME, read_small_file
 
 
-
 @attrs.frozen
 class BackupResult:
     root: bytes
@@ -191,8 +190,10 @@ class BackupEngine:
         # folder (an image being read), they would hold back every folder walked after it
         # with their rows and entries (35-45 MiB of the peak after a day of changes of the
         # 2 GiB corpus).  Their threads read no large file: no read window, small buffers.
-        # With worker processes, two batches per worker wait on them (each in a thread here);
-        # at most ``threads`` batches are read in this process at once (_local_batches).
+        # With worker processes, a thread here per worker waits for its answer, and one more
+        # puts an answer's blobs in the packs meanwhile (a fourth thread for two workers
+        # measured no faster); at most ``threads`` batches are read in this process at once
+        # (_local_batches), as before, while the workers start or if they are gone.
         self._processes = (cpus() if cpus() > 1 else 0) if processes is None else processes
         self._sealers: SmallFileSealers | None = None
         self._batches = 0
@@ -394,7 +395,7 @@ class BackupEngine:
                 return self._read_small_files(sources)
 
     def _add_sealed(self, sources: list[SourceEntry], sealed: list, key_id: bytes) -> list[Entry | None]:
-        """The entries of a batch a worker sealed (:func:`.sealprocs.seal_files`): its new
+        """The entries of a batch a worker sealed (:func:`.sealworker.seal_files`): its new
         blobs added to the packs with one call of the writer; a file the worker could not
         read as listed goes the general way, which warns as it does."""
         results: list[Entry | None] = [None] * len(sources)

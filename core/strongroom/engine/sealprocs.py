@@ -8,19 +8,21 @@ interpreter of its own:
 
 - A task is one batch: the files' paths and listed sizes.  The worker
   (:mod:`.sealworker`) reads each file and sends back its blob id, its length and the
-  blob sealed as :class:`~strongroom.repository.blobwriter.BlobWriter` seals it.  The
-  parent keeps the walk, the index (which blobs are new), the packs and the tree nodes:
-  it puts the new sealed blobs in its packs
-  (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_sealed_many`).  A file the
-  worker cannot read as listed (gone, unreadable, grown) comes back as ``None``, and the
-  parent reads it the usual way, which warns as it does.
+  blob sealed as :class:`~strongroom.repository.blobwriter.BlobWriter` seals it, the
+  sealed blobs of a batch sent as one payload of raw bytes.  The parent keeps the walk,
+  the index (which blobs are new), the packs and the tree nodes: it puts the new sealed
+  blobs in its packs (:meth:`~strongroom.repository.blobwriter.BlobWriter.add_sealed_many`).
+  A file the worker cannot read as listed (gone, unreadable, grown) comes back as
+  ``None``, and the parent reads it the usual way, which warns as it does.
 - The workers are new Python programs (:mod:`.sealworker`, run by the same Python with
-  this package's folder first on its path), not forks of the backup's process, whose other threads may hold locks at the moment of a
-  fork; they import only what sealing needs.  They get the vault's writing data key, id
-  key and compression level through their standard input
-  (:meth:`~strongroom.repository.envelope.Envelope.writing_state`): the keys go through
-  no file, no argument and no environment variable, and the environment they get has
-  none of strongroom's secrets (:func:`~strongroom.processes.start_child`).
+  this package's folder first on its path), not forks of the backup's process, whose
+  other threads may hold locks at the moment of a fork; they import only what sealing
+  needs.  (``multiprocessing``'s fork server was tried first: it imports the program's
+  ``__main__`` module again, so a user's script without a main guard would run twice.)
+  They get the vault's writing data key, id key and compression level through their
+  standard input (:meth:`~strongroom.repository.envelope.Envelope.writing_state`): the
+  keys go through no file, no argument and no environment variable, and the environment
+  they get has none of strongroom's secrets (:func:`~strongroom.processes.start_child`).
 - :meth:`SmallFileSealers.start` returns at once; a worker's first batch waits the
   50 ms it takes to start.  A backup of a few files never starts them (the engine asks
   for them from its :data:`~.backup.PROCESSES_FROM_BATCH`-th batch on).
