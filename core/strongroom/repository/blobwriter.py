@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from ..storage.capabilities import LOCAL_CONCURRENCY
 from .envelope import Envelope
@@ -129,14 +129,7 @@ class BlobWriter:
         self._check_error()
         blob_id = self.repo.blob_id
         ids = [blob_id(data) for data in datas]
-        new = self._claim_new(ids)
-        for n, i in enumerate(new):
-            try:
-                self._store(kind, ids[i], datas[i])
-            except BaseException:
-                with self._lock:  # the ones not stored are not known either
-                    self._known.difference_update(ids[j] for j in new[n + 1:])
-                raise
+        self._store_new(ids, lambda i: self._store(kind, ids[i], datas[i]))
         return ids
 
     def add_sealed_many(
@@ -152,26 +145,35 @@ class BlobWriter:
         if key_id != envelope.key_id:
             raise ValueError(f"blobs sealed with key {key_id.hex()}, the writer's packs record {envelope.key_id.hex()}")
         ids = [blob for blob, _, _ in sealed]
-        new = self._claim_new(ids)
-        for n, i in enumerate(new):
+
+        def append(i: int) -> None:
             blob, length, data = sealed[i]
 
-            def copy(out: memoryview, data: bytes | memoryview = data) -> int:
+            def copy(out: memoryview) -> int:
                 out[: len(data)] = data
                 return len(data)
 
+            self._append(kind, blob, len(data), length, copy, envelope)
+
+        self._store_new(ids, append)
+        return ids
+
+    def _store_new(self, ids: list[bytes], store: Callable[[int], None]) -> None:
+        """``store(i)`` for the position ``i`` in ``ids`` of each blob neither the index nor
+        this writer has (the first of each; one vectorised search of the index for all),
+        which is in ``_known`` meanwhile; if one fails, those not stored yet leave it."""
+        new = self._claim_new(ids)
+        for n, i in enumerate(new):
             try:
-                self._append(kind, blob, len(data), length, copy, envelope)
+                store(i)
             except BaseException:
                 with self._lock:  # the ones not stored are not known either
                     self._known.difference_update(ids[j] for j in new[n + 1:])
                 raise
-        return ids
 
     def _claim_new(self, ids: list[bytes]) -> list[int]:
         """The positions in ``ids`` of the blobs neither the index nor this writer has,
-        the first of each, now in ``_known`` (the caller stores them): one vectorised
-        search of the index for all."""
+        the first of each, now in ``_known`` (the caller stores them)."""
         new: list[int] = []
         with self._lock:  # as in add: a blob leaves _known only once the index holds it
             known = self._known
