@@ -82,6 +82,7 @@ class FilesWorkload(Workload):
 
     def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry]:
         from .scan import Scanner
+        from .scanprocess import scan
 
         source = ctx.item.source
         scanner = Scanner(
@@ -93,6 +94,11 @@ class FilesWorkload(Workload):
             exclude_caches=source.get("exclude_caches", False),
             leave_out=(ctx.vault_location,) if ctx.vault_location else (),
         )
-        yield from scanner
+        # Past a few thousand entries, the scan of a tree backed up before goes on in a second
+        # process: most of its files are unchanged, and the walk that compares them with the
+        # parent point is the limit.  A first backup is bound by reading and sealing instead
+        # (which worker processes do on every core): there a second scan would cost memory
+        # and gain nothing.
+        yield from scan(scanner) if ctx.parent is not None else scanner
         for warning in scanner.warnings:
             ctx.warn(f"{warning.path}: {warning.reason}")

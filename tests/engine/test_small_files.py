@@ -106,3 +106,46 @@ def test_batches_of_tiny_files_are_read_one_at_a_time(vault, tmp_path, monkeypat
     for name, data in contents.items():
         assert vault.open_file("small", None, f"d/{name}").read() == data, name
     assert result.stats["files_read"] == 96
+
+
+class FoldersWorkload(Workload):
+    """Yields the files of ROOT[0]'s folders, one small file each."""
+
+    name = "folders"
+
+    def backup(self, ctx):
+        for folder in sorted(os.listdir(ROOT[0])):
+            yield FolderSource.named(folder)
+            path = os.path.join(ROOT[0], folder, "f")
+            st = os.lstat(path)
+            yield FileSource(f"{folder}/f", path, Entry(
+                name="f", type=FILE, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns,
+                ino=st.st_ino, dev=st.st_dev))
+
+
+@pytest.mark.parametrize("batch_folders, batches", [(4, 10), (10**9, 1)])
+def test_a_batch_is_sent_once_enough_folders_wait_for_it(tmp_path, strongroom_isolated_home, monkeypatch,
+                                                         batch_folders, batches):
+    """A batch of small files is sent when BATCH_FOLDERS folders were closed while it
+    was filled (each of them waits for it with its rows), not only when it is full:
+    40 folders of one file each make 10 batches of 4 files, or one of 40."""
+    from strongroom.engine import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "BATCH_FOLDERS", batch_folders)
+    sizes: list[int] = []
+    real = backup_module.BackupEngine._read_batch
+    monkeypatch.setattr(backup_module.BackupEngine, "_read_batch",
+                        lambda self, sources: sizes.append(len(sources)) or real(self, sources))
+    src = tmp_path / "src"
+    contents = {}
+    for n in range(40):
+        (src / f"d{n:02d}").mkdir(parents=True)
+        contents[f"d{n:02d}/f"] = os.urandom(200 + n)
+        (src / f"d{n:02d}" / "f").write_bytes(contents[f"d{n:02d}/f"])
+    ROOT[:] = [str(src)]
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(folders=FoldersWorkload))
+    vault.protect("folders", "many", {})
+    vault.backup("many")
+    assert len(sizes) == batches and sum(sizes) == 40
+    for path, data in contents.items():
+        assert vault.open_file("many", None, path).read() == data, path
