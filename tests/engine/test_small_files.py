@@ -123,15 +123,15 @@ class FoldersWorkload(Workload):
                 ino=st.st_ino, dev=st.st_dev))
 
 
-@pytest.mark.parametrize("batch_folders, batches", [(4, 10), (10**9, 1)])
-def test_a_batch_is_sent_once_enough_folders_wait_for_it(tmp_path, strongroom_isolated_home, monkeypatch,
-                                                         batch_folders, batches):
-    """A batch of small files is sent when BATCH_FOLDERS folders were closed while it
-    was filled (each of them waits for it with its rows), not only when it is full:
-    40 folders of one file each make 10 batches of 4 files, or one of 40."""
+@pytest.mark.parametrize("batch_rows, batches", [(4, 10), (10**9, 1)])
+def test_a_batch_is_sent_once_enough_entries_wait_for_it(tmp_path, strongroom_isolated_home, monkeypatch,
+                                                         batch_rows, batches):
+    """A batch of small files is sent once the folders closed while it was filled hold
+    BATCH_ROWS entries (each waits for it with its rows), not only when it is full: 40
+    folders of one file each make 10 batches of 4 files with 4, one of 40 without."""
     from strongroom.engine import backup as backup_module
 
-    monkeypatch.setattr(backup_module, "BATCH_FOLDERS", batch_folders)
+    monkeypatch.setattr(backup_module, "BATCH_ROWS", batch_rows)
     sizes: list[int] = []
     real = backup_module.BackupEngine._read_batch
     monkeypatch.setattr(backup_module.BackupEngine, "_read_batch",

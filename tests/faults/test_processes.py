@@ -13,6 +13,7 @@ from functools import partial
 import pytest
 
 from strongroom import ProcessId, end_process, list_processes, run_child, start_child
+from strongroom import processes
 from strongroom.processes import GONE, RUNNING, UNKNOWN, end_children
 from vaultkit import wait_until as poll_until
 
@@ -85,8 +86,11 @@ class TestChildren:
             if loose_id is not None:
                 end_process(loose_id)
 
-    def test_end_children_terminates_running_children(self):
+    def test_end_children_terminates_running_children(self, monkeypatch):
         """end_children sends SIGTERM to each child still running, so a reader blocked on it returns."""
+        # the flag end_children sets (the job is ending) goes back as it was after this test:
+        # later tests of this process would otherwise take every dead child for an ended one
+        monkeypatch.setattr(processes, "_ending", processes._ending)
         proc = start_child(["sleep", "300"], stdout=subprocess.PIPE)
         assert end_children() >= 1
         assert proc.stdout.read() == b""  # EOF: the reader is free

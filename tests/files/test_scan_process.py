@@ -12,7 +12,7 @@ import signal
 import attrs
 import pytest
 
-from strongroom import FILE, HARDLINK, Entry, FileSource
+from strongroom import FILE, HARDLINK, Entry, FileSource, processes
 from strongroom.testing import assert_trees_equal, build_sample_tree
 from strongroom.vault import Vault
 from strongroom_files import scanprocess
@@ -34,7 +34,9 @@ def tree(tmp_path_factory) -> str:
 @pytest.fixture(autouse=True)
 def handed_over_at_once(monkeypatch):
     """The scan here waits for the helper at the first entry past the hand-over (these
-    trees are scanned here before a helper would have started)."""
+    trees are scanned here before a helper would have started); no job is being stopped
+    (a lost helper is then not warned about)."""
+    monkeypatch.setattr(processes, "_ending", False)
     monkeypatch.setattr(scanprocess, "_POLL_EVERY", 1)
     monkeypatch.setattr(_Helper, "ready", lambda self: bool(select.select([self.stream], [], [], 60)[0]))
 

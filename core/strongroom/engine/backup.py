@@ -95,11 +95,12 @@ class _Prepended:
 BATCH_FILES = 128
 #: ... and at most about this many bytes.
 BATCH_BYTES = 4 * 1024 * 1024
-#: ... or once this many folders were closed while it was being filled: a closed folder
-#: waits for its files' batch, with the rows of its unchanged files, and after a day of
-#: changes (a file or two changed in a folder of a hundred) a batch of 128 files spanned
-#: some 60 folders (about 13 MiB of the peak of the 2 GiB corpus's backup).
-BATCH_FOLDERS = 16
+#: ... or once the folders closed while it was being filled hold this many entries: a
+#: closed folder waits for its files' batch, with the rows of its unchanged files, and
+#: after a day of changes (a file or two changed in a folder of a hundred) a batch of 128
+#: files spanned some 60 folders (about 13 MiB of the peak of the 2 GiB corpus's backup).
+#: Counted in entries, not folders, so that folders of a file or two still make full batches.
+BATCH_ROWS = 1024
 #: A batch whose files average fewer bytes than this is read by one thread at a time.
 #: Its work is mostly Python (holding the GIL) between short calls that release it (open,
 #: read, close, compress), and two threads handing the GIL to each other at every call
@@ -265,11 +266,12 @@ class BackupEngine:
             while stack[-1].path != parent:
                 if len(stack) == 1:
                     raise BackupError(message=f"source entries out of order at {path!r}")
-                closed.append(stack.pop())
+                done = stack.pop()
+                closed.append(done)
                 batch = self._batch
                 if batch.sources:
-                    batch.folders += 1
-                    if batch.folders >= BATCH_FOLDERS:
+                    batch.rows += len(done.slots)
+                    if batch.rows >= BATCH_ROWS:
                         self._submit_batch()
             if closed:
                 finalize_ready(closed, block=len(closed) > max_closed)

@@ -79,12 +79,12 @@ class Batch:
     and a cycle would keep every batch (its sources and entries) until a full
     collection."""
 
-    __slots__ = ("sources", "bytes", "folders", "future", "done", "results", "error")
+    __slots__ = ("sources", "bytes", "rows", "future", "done", "results", "error")
 
     def __init__(self) -> None:
         self.sources: list[SourceEntry] = []
         self.bytes = 0
-        self.folders = 0  # folders closed while the batch was being filled
+        self.rows = 0  # the entries of the folders closed while the batch was being filled
         self.future: Future | None = None  # set when the batch is submitted, dropped when done
         self.done = False
         self.results: list[Entry | None] | None = None
