@@ -30,7 +30,8 @@ used, so ``import strongroom`` stays cheap.
 - Records: :class:`ProtectedItem`, :class:`RecoveryPoint`, :class:`Job`, :class:`Policy`.
 - Child processes: :func:`start_child`, :func:`run_child` (children that die with
   strongroom), :func:`children_ended` (whether the job is being stopped: a child that
-  dies now was ended, and is no failure to report), :class:`ProcessId`, :class:`ProcessInfo`, :func:`list_processes`,
+  dies now was ended, and is no failure to report), :func:`cpus` (the CPUs this process
+  may run on), :class:`ProcessId`, :class:`ProcessInfo`, :func:`list_processes`,
   :func:`end_process` (finding what a strongroom that is gone left running).
 - Errors: :class:`StrongroomError` and the subclasses below; a plugin defines its own
   errors as subclasses with a message template and an exit code of their own.
@@ -87,7 +88,7 @@ _EXPORTS: dict[str, str] = {
     "list_processes": "strongroom.processes", "end_process": "strongroom.processes",
     "start_child": "strongroom.processes", "run_child": "strongroom.processes",
     "child_environment": "strongroom.processes", "keep_from_children": "strongroom.processes",
-    "children_ended": "strongroom.processes",
+    "children_ended": "strongroom.processes", "cpus": "strongroom.processes",
     # a plugin's command that prints JSON: with the schema version, as every command's (docs/json.md)
     "emit_json": "strongroom.cli.output", "json_document": "strongroom.cli.output",
     # the vault of the running command, for a plugin's command or a workload that needs more than its context
@@ -156,8 +157,8 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401
     from .policy.record import Policy  # noqa: F401
     from .processes import (  # noqa: F401
-        ProcessId, ProcessInfo, child_environment, children_ended, end_process, keep_from_children, list_processes,
-        run_child, start_child,
+        ProcessId, ProcessInfo, child_environment, children_ended, cpus, end_process, keep_from_children,
+        list_processes, run_child, start_child,
     )
     from .registry import Registry  # noqa: F401
     from .repository.arrays import import_numpy  # noqa: F401

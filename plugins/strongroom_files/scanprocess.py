@@ -51,7 +51,8 @@ import attrs
 
 import strongroom
 from strongroom import (
-    FILE, HARDLINK, Entry, FileSource, FolderSource, LinkSource, SpecialSource, children_ended, start_child,
+    FILE, HARDLINK, Entry, FileSource, FolderSource, LinkSource, SpecialSource, children_ended, cpus,
+    start_child,
 )
 
 from .scan import ScannedEntry, Scanner, ScanWarning
@@ -83,14 +84,6 @@ _HELPER = (
     "import sys; sys.path[:0] = sys.argv[1:]; "
     "from strongroom_files.scanprocess import main; sys.exit(main())"
 )
-
-
-def cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def walk_key(path: str) -> tuple[bytes, ...]:
