@@ -8,8 +8,10 @@ import json
 import os
 import random
 
+import pytest
+
 from strongroom.catalog.entry import TYPES, Entry
-from strongroom.catalog.tree import decode_tree, encode_tree, sort_entries
+from strongroom.catalog.tree import decode_tree, encode_stored, encode_tree, sort_entries
 
 
 def _reference(entries: list[Entry]) -> bytes:
@@ -65,3 +67,39 @@ def test_entries_are_sorted_by_the_bytes_of_their_names():
             entries = [Entry(name=name, type="file") for name in names]
             rng.shuffle(entries)
             assert [e.name for e in sort_entries(entries)] == sorted(names, key=os.fsencode)
+
+
+def test_entries_as_stored_are_written_as_their_entries_are():
+    """A node of some entries and of others given as they were stored (the JSON objects a
+    node holds, through encode_stored) is the node of them all: the same bytes, for the
+    random entries above (odd names, extended attributes, every field)."""
+    rng = random.Random(21)
+    for _ in range(2000):
+        entries = list({e.name: e for e in (_random_entry(rng) for _ in range(rng.randint(1, 6)))}.values())
+        split = rng.randint(0, len(entries))
+        rows = [json.loads(json.dumps(e.to_dict())) for e in entries[split:]]
+        encoded = [(row["name"], encode_stored(row)) for row in rows]
+        assert encode_tree(entries[:split], encoded) == _reference(entries)
+
+
+def test_entries_as_stored_without_msgspec(monkeypatch):
+    """Without msgspec's encoder, json.dumps writes the rows: the same bytes."""
+    from strongroom.catalog import tree
+
+    monkeypatch.setattr(tree, "_fast_dumps", False)
+    rng = random.Random(22)
+    for _ in range(300):
+        entries = list({e.name: e for e in (_random_entry(rng) for _ in range(rng.randint(1, 4)))}.values())
+        encoded = [(e.name, encode_stored(e.to_dict())) for e in entries]
+        assert encode_tree([], encoded) == _reference(entries)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("size", 5.0), ("mtime_ns", True), ("sparse", 1), ("name", 7), ("chunks", "ab"), ("colour", "red")])
+def test_a_stored_entry_with_a_field_of_another_type_is_not_written_as_it_is(field, value):
+    """A number as a float or bool, a bool as a number, an unknown field: None (the row is
+    decoded and checked instead), never a node no reader accepts."""
+    row = Entry(name="f", type="file", size=5, mtime_ns=1, chunks=(b"\x01" * 32,)).to_dict()
+    assert encode_stored(row) is not None
+    row[field] = value
+    assert encode_stored(row) is None

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from strongroom import FILE, Entry, FileSource, FolderSource, Workload
+from strongroom.catalog.tree import decode_tree, encode_tree
 from strongroom.vault import Vault
 from vaultkit import workload_host
 
@@ -77,3 +78,43 @@ def test_other_metadata_changed_keeps_the_chunks(vault):
         assert vault.open_file("files", None, f"d/{name}").read() == name.encode() * 5000
     third = vault.backup("files")
     assert vault.tree(third).lookup("d").subtree == vault.tree(second).lookup("d").subtree
+
+
+def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroom_isolated_home, monkeypatch):
+    """Folders of files where one file changed: the new nodes, written from the parent's
+    rows of the unchanged files, are the bytes encode_tree writes of their entries; the
+    unchanged files keep their entries, the changed one restores as it now is; and each
+    node of the parent is read once, though the closed folders wait for their batch
+    while the walk goes on (BATCH_FILES large) beyond the folders the reader keeps."""
+    from strongroom.catalog import tree as tree_module
+    from strongroom.engine import backup as backup_module
+
+    src = tmp_path / "src"
+    for d in range(12):
+        for f in range(20):
+            (src / f"d{d:02d}").mkdir(parents=True, exist_ok=True)
+            (src / f"d{d:02d}" / f"f{f:02d}é").write_bytes(os.urandom(100 + f))
+    vault = Vault.create(str(tmp_path / "vault"))
+    vault.protect("files", "t", {"paths": [str(src)]})
+    first = vault.backup("t")
+    for d in range(12):
+        (src / f"d{d:02d}" / "f05é").write_bytes(b"changed %d" % d)
+    monkeypatch.setattr(backup_module, "BATCH_FILES", 10**6)
+    reads: list[bytes] = []
+    real = tree_module.TreeReader.stored_folder
+    monkeypatch.setattr(tree_module.TreeReader, "stored_folder",
+                        lambda self, tree_id, path: reads.append(tree_id) or real(self, tree_id, path))
+    second = vault.backup("t")
+    assert second.stats["files_unchanged"] == 12 * 19
+    before, after = vault.tree(first), vault.tree(second)
+    top = str(src).lstrip("/")
+    assert {before.lookup(f"{top}/d{d:02d}").subtree for d in range(12)} <= set(reads)
+    assert len(reads) == len(set(reads))
+    for d in range(12):
+        folder = f"{top}/d{d:02d}"
+        node = vault.repo.get_blob(after.lookup(folder).subtree)
+        assert encode_tree(decode_tree(node)) == node
+        old = {e.name: e for e in before.listdir(folder)}
+        new = {e.name: e for e in after.listdir(folder)}
+        assert {n: e for n, e in new.items() if n != "f05é"} == {n: e for n, e in old.items() if n != "f05é"}
+        assert vault.open_file("t", None, f"{folder}/f05é").read() == b"changed %d" % d

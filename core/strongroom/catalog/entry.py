@@ -304,6 +304,10 @@ _STORED: dict[str, tuple[type | tuple[type, ...], tuple[int, int]]] = {
     "xattrs": (list, _U32), "sparse": (bool, _U32), "chunk_size": (int, (0, 2**31 - 1)),
     "chunks": (list, _U32), "subtree": ((str, type(None)), _U32),
 }
+#: The JSON type each field of a stored entry holds (a folder's ``subtree``: a string).
+STORED_TYPES: dict[str, type] = {
+    name: kind if isinstance(kind, type) else str for name, (kind, _) in _STORED.items()
+}
 #: The fields a stored entry leaves out when they have their default value.
 _OPTIONAL_FIELDS = tuple((f.name, f.default) for f in attrs.fields(Entry)[2:])
 _ALL_NAMES = tuple(f.name for f in attrs.fields(Entry))

@@ -51,7 +51,7 @@ import attrs
 
 from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry, with_content
-from ..catalog.tree import TreeReader, encode_tree, sort_entries
+from ..catalog.tree import TreeReader, encode_stored, encode_tree
 from ..errors import BackupError, DamagedFolder
 from ..processes import cpus
 from ..repository.chunker import Chunker, ChunkerParams
@@ -164,6 +164,24 @@ def _same_but_chunks(row: dict, entry: Entry) -> bool:
     )
 
 
+def _node_of(slots: list) -> bytes:
+    """The tree node of a folder's slots: a file unchanged since the parent point is
+    written from its stored row (:func:`~strongroom.catalog.tree.encode_stored`), no
+    entry made of it; any other slot from its entry."""
+    entries: list[Entry] = []
+    encoded: list[tuple[str, str]] = []
+    for slot in slots:
+        if type(slot) is Reused:
+            text = encode_stored(slot.row)
+            if text is not None:
+                encoded.append((slot.entry.name, text))
+                continue
+        entry = resolve(slot)
+        if entry is not None:
+            entries.append(entry)
+    return encode_tree(entries, encoded)
+
+
 class BackupEngine:
     def __init__(
         self,
@@ -267,6 +285,7 @@ class BackupEngine:
                 if len(stack) == 1:
                     raise BackupError(message=f"source entries out of order at {path!r}")
                 done = stack.pop()
+                self._close(done)
                 closed.append(done)
                 batch = self._batch
                 if batch.sources:
@@ -301,7 +320,10 @@ class BackupEngine:
                 self.stats.others += 1
             report(stats)
         while len(stack) > 1:
-            closed.append(stack.pop())
+            done = stack.pop()
+            self._close(done)
+            closed.append(done)
+        self._close(root)
         closed.append(root)
         self._finalize_ready(closed, block=True)
         return self._root_id
@@ -611,13 +633,20 @@ class BackupEngine:
         closed.clear()
         closed.extend(waiting)
 
+    def _close(self, directory: OpenDir) -> None:
+        """Keep with a folder the walk has left the parent point's node of it, read while
+        the walk is still there: a closed folder may wait for its small files' batch
+        while the walk goes on through dozens of folders, and the node would be read and
+        decoded again once the folder's entries are all known."""
+        if self._parents is not None:
+            directory.parent_node = self._parents.compared(directory.path)
+
     def _parent_tree_if_same(self, directory: OpenDir) -> bytes | None:
         """The parent point's node of this directory if it lists what its slots hold:
         compared with the node as stored, each file found unchanged by its row, each
         other entry by its stored form (:meth:`Entry.to_dict`)."""
-        if self._parents is None:
-            return None
-        tree_id, stored = self._parents.compared(directory.path)
+        tree_id, stored = directory.parent_node
+        directory.parent_node = (None, None)
         if tree_id is None or stored is None or len(stored) != len(directory.slots) or tree_id not in self.repo.index:
             return None
         for slot in directory.slots:
@@ -634,8 +663,7 @@ class BackupEngine:
     def _finalize(self, directory: OpenDir) -> None:
         tree_id = self._parent_tree_if_same(directory)
         if tree_id is None:
-            entries = sort_entries([e for e in map(resolve, directory.slots) if e is not None])
-            tree_id = self._writer.add(KIND_TREE, encode_tree(entries))
+            tree_id = self._writer.add(KIND_TREE, _node_of(directory.slots))
             if self.parent is not None and self.parent.is_damaged(tree_id):
                 self._warn(f"{directory.path or '/'}: this folder is unchanged, and the vault's copy of its tree"
                            " node is damaged: run 'strongroom vault repair' so that the next backup stores it again")

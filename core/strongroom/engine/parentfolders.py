@@ -22,10 +22,10 @@ called with the :class:`~strongroom.errors.DamagedFolder` and the folder counts 
 last (the walk needs them for the next sibling folders: a folder of many subfolders is
 decoded once, however deep each subtree) and, besides them, the most recent up to
 ``keep`` folders in all (the stored rows of a folder take about 1 MB per 1,000 files).
-When the backup has all the entries of a folder, it compares them with the parent's
-node through :meth:`ParentFolders.compared`, which reads a folder dropped from the cache
-again without checking its chunks (only rows equal to entries made from checked rows
-count).  The object is safe to use from several threads (a folder may be loaded twice,
+When the walk leaves a folder, the backup takes the parent's node of it through
+:meth:`ParentFolders.compared`, and keeps it to compare with the folder's entries once
+they are all known; a folder dropped from the cache meanwhile is read again without
+checking its chunks (only rows equal to entries made from checked rows count).  The object is safe to use from several threads (a folder may be loaded twice,
 never wrongly).
 
 Loaded ahead: a folder is loaded together with the subfolders of its parent that follow
@@ -132,7 +132,8 @@ class ParentFolders:
     def compared(self, path: str) -> tuple[bytes | None, dict[str, dict] | None]:
         """``(tree_id, stored)`` of the folder at ``path``, as :meth:`folder` gives them,
         for the backup to compare the folder with its entries once they are all known
-        (once per folder: what this object keeps for it is then let go).  A folder no
+        (asked once per folder, as the walk leaves it: what this object keeps for it is
+        then let go).  A folder no
         longer cached is read again without the check of its chunk ids and the search
         for missing chunks, and not cached (the walk may have gone on to other folders,
         which it keeps): a stored row equal to an entry of this backup has passed them,

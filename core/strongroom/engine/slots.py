@@ -33,9 +33,12 @@ __all__ = ["Batch", "HardLink", "InBatch", "OpenDir", "Reused", "is_done", "is_r
 
 
 class OpenDir:
-    """A folder of the walk: its entry (None for the root) and the slots of its children."""
+    """A folder of the walk: its entry (None for the root), the slots of its children,
+    and once it is closed, the parent point's node of it to compare them with
+    (``parent_node``: ``(tree_id, stored rows)``, see
+    :meth:`~.parentfolders.ParentFolders.compared`)."""
 
-    __slots__ = ("path", "entry", "slots", "result", "checked")
+    __slots__ = ("path", "entry", "slots", "result", "checked", "parent_node")
 
     def __init__(self, path: str, entry: Entry | None) -> None:
         self.path = path
@@ -43,6 +46,7 @@ class OpenDir:
         self.slots: list = []
         self.result: Entry | None = None
         self.checked = 0  # leading slots known to be complete
+        self.parent_node: tuple[bytes | None, dict[str, dict] | None] = (None, None)
 
 
 class HardLink:
