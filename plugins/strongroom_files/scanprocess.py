@@ -10,12 +10,13 @@ with more than one CPU, the scan is handed over to a second process:
 - This process scans on while the helper starts (a new Python program, about 80 ms),
   then stops at the first entry after which the helper has entries ready.
 - The helper runs the same :class:`~.scan.Scanner` from the start, and sends its
-  entries in frames of :data:`FRAME_ENTRIES` (``marshal``, over a pipe of
-  :data:`PIPE_BYTES`, so that it scans a folder or more ahead).  Those up to the last
-  entry this process yielded are dropped: the scanner's order is strict (the paths,
-  split at ``/`` and encoded, increase), so "up to" is exact.  Its warnings about paths
-  before that entry are dropped too, and those about the entry itself that this process
-  has; this process's own warnings are kept.
+  entries after the last one this process had yielded when it started the helper, in
+  frames of :data:`FRAME_ENTRIES` (``marshal``, over a pipe of :data:`PIPE_BYTES`, so
+  that it scans a folder or more ahead).  Those up to the last entry this process
+  yielded before it stopped are dropped, before an entry is made of them: the
+  scanner's order is strict (the paths, split at ``/`` and encoded, increase), so "up
+  to" is exact.  Its warnings about paths before that entry are dropped too, and those
+  about the entry itself that this process has; this process's own warnings are kept.
 - A hard link whose first name comes before the hand-over, but which this process did
   not yield as a file of several links (the tree changed between the two scans), is
   yielded as a plain file: its content is read, as it would be for a first name.
@@ -34,6 +35,7 @@ reading and sealing, not by the walk.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import marshal
 import operator
@@ -106,7 +108,7 @@ def scan(scanner: Scanner, *, handover_after: int | None = None) -> Iterator[Sca
             break
     else:
         return
-    helper = _Helper.start(scanner) if cpus() > 1 and sys.executable else None
+    helper = _Helper.start(scanner, emitted.last) if cpus() > 1 and sys.executable else None
     if helper is None:
         yield from entries
         return
@@ -125,7 +127,7 @@ def scan(scanner: Scanner, *, handover_after: int | None = None) -> Iterator[Sca
         entries.close()
         handed_over, warnings = emitted.last, list(scanner.warnings)
         try:
-            yield from emitted.after(helper.entries())
+            yield from emitted.after(helper.entries(handed_over))
             scanner.warnings[:] = warnings + _after(handed_over, helper.warnings, warnings)
             return
         except _HelperLost as exc:
@@ -205,7 +207,10 @@ class _Helper:
         self.warnings: list[ScanWarning] = []
 
     @classmethod
-    def start(cls, scanner: Scanner) -> _Helper | None:
+    def start(cls, scanner: Scanner, yielded: str) -> _Helper | None:
+        """The helper scanning as ``scanner`` does, which sends the entries after point
+        path ``yielded`` (this process has yielded those up to it), or None if it cannot
+        be started."""
         settings = {
             "paths": scanner.paths, "excludes": scanner.excludes, "includes": scanner.includes,
             "one_file_system": scanner.one_file_system, "exclude_if_present": scanner.exclude_if_present,
@@ -221,7 +226,7 @@ class _Helper:
             return None
         helper = cls(process)
         try:
-            process.stdin.write(pickle.dumps(settings))  # type: ignore[union-attr]
+            process.stdin.write(pickle.dumps((settings, yielded)))  # type: ignore[union-attr]
             process.stdin.close()  # type: ignore[union-attr]
         except OSError as exc:
             log.debug("the process scanning the files did not take its settings (%s)", exc)
@@ -233,11 +238,14 @@ class _Helper:
         """Whether the helper has sent something (entries, or its end)."""
         return bool(select.select([self.stream], [], [], 0)[0])
 
-    def entries(self) -> Iterator[ScannedEntry]:
-        """The helper's entries from its start; :class:`_HelperLost` if it ends first.
-        Its warnings are in :attr:`warnings` once they are all yielded."""
+    def entries(self, yielded: str) -> Iterator[ScannedEntry]:
+        """The helper's entries after point path ``yielded`` (those up to it are dropped
+        before an entry is made of them); :class:`_HelperLost` if it ends first.  Its
+        warnings are in :attr:`warnings` once they are all yielded."""
         read, loads, sources = self.stream.read, marshal.loads, _SOURCES
         file_source = FileSource
+        last = walk_key(yielded)
+        passed = False
         while True:
             try:
                 header = read(_HEADER.size)
@@ -256,6 +264,9 @@ class _Helper:
                     raise _HelperLost(f"failed ({value})")
                 self.warnings = [ScanWarning(path, reason) for path, reason in value]
                 return
+            if not passed:
+                frame = _after_in_frame(frame, last)
+                passed = bool(frame)
             for code, path, abspath, fields in frame:
                 if code == 0:
                     yield file_source(path, abspath, Entry(*fields))
@@ -274,6 +285,15 @@ class _Helper:
         process.wait()
 
 
+def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
+    """The entries of ``frame`` (as the helper sends them) after the one whose
+    :func:`walk_key` is ``last``."""
+    for i, item in enumerate(frame):
+        if walk_key(item[1]) > last:
+            return frame[i:]
+    return []
+
+
 def _block_sigint() -> None:  # in the child before it runs Python: it ignores SIGINT from then on
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
@@ -282,8 +302,10 @@ def _block_sigint() -> None:  # in the child before it runs Python: it ignores S
 
 
 def main() -> int:
-    """The helper: read the scanner's settings (a pickle) from standard input, and write
-    the entries and the warnings of the scan to standard output (module docstring)."""
+    """The helper: read the scanner's settings and the path of the last entry the backup
+    had yielded as it started the helper (a pickle) from standard input, and write the
+    entries after that path and the warnings of the scan to standard output (module
+    docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     out = sys.stdout.fileno()
@@ -293,11 +315,17 @@ def main() -> int:
     except OSError:
         pass  # a smaller pipe: slower, not wrong
     try:
-        settings = pickle.load(sys.stdin.buffer)
+        settings, yielded = pickle.load(sys.stdin.buffer)
         scanner = Scanner(**settings)
         codes, fields = _CODES, _FIELDS
         frame: list = []
-        for src in scanner:
+        entries = iter(scanner)
+        last = walk_key(yielded)
+        for src in entries:
+            if walk_key(src.path) > last:
+                entries = itertools.chain([src], entries)
+                break
+        for src in entries:
             frame.append((codes[type(src)], src.path, src.abspath, fields(src.entry)))
             if len(frame) == FRAME_ENTRIES:
                 _send(out, frame)

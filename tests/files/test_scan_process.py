@@ -58,9 +58,9 @@ def _counting_helpers(monkeypatch) -> list[int]:
     counts: list[int] = []
     real = _Helper.entries
 
-    def entries(self):
+    def entries(self, yielded):
         counts.append(0)
-        for src in real(self):
+        for src in real(self, yielded):
             counts[-1] += 1
             yield src
 
@@ -81,8 +81,21 @@ def test_the_helper_yields_what_the_scan_here_yields(tree, monkeypatch, handover
     assert scanner.warnings == reference.warnings and any("zz-left-out" in w.path for w in scanner.warnings)
     if handover_after == 10**9:
         assert counts == []
-    else:  # the helper scanned from the start: it sent at least what came after the hand-over
-        assert len(counts) == 1 and counts[0] >= len(expected) - handover_after
+    else:  # entries came from the helper, none that this process had yielded
+        assert len(counts) == 1 and 0 < counts[0] <= len(list(_scanner(tree))) - handover_after
+
+
+@pytest.mark.parametrize("yielded", [0, 9, 200])
+def test_the_helper_sends_only_the_entries_after_those_yielded_before_it_started(tree, yielded):
+    """Started once this process has yielded some entries, the helper sends those after
+    the last of them, all of them, in order: it drops the others itself."""
+    reference = [s.path for s in _scanner(tree)]
+    helper = _Helper.start(_scanner(tree), reference[yielded])
+    try:
+        sent = [s.path for s in helper.entries("")]
+    finally:
+        helper.close()
+    assert sent == reference[yielded + 1:] and sent
 
 
 def test_a_helper_that_died_before_it_answered(tree, monkeypatch, caplog):
@@ -90,8 +103,8 @@ def test_a_helper_that_died_before_it_answered(tree, monkeypatch, caplog):
     last one yielded, with a log warning; nothing is yielded twice or left out."""
     real = _Helper.start
 
-    def start_and_kill(scanner):
-        helper = real(scanner)
+    def start_and_kill(scanner, yielded):
+        helper = real(scanner, yielded)
         helper.process.send_signal(signal.SIGKILL)
         helper.process.wait()
         return helper
@@ -119,8 +132,8 @@ def test_a_helper_lost_in_the_middle(tree, monkeypatch, caplog, lost_after):
     scan goes on in this process from the entry after the last one yielded."""
     real = _Helper.entries
 
-    def cut(self):
-        for n, src in enumerate(real(self)):
+    def cut(self, yielded):
+        for n, src in enumerate(real(self, yielded)):
             if n == lost_after:
                 raise _HelperLost("ended unexpectedly")
             yield src
@@ -145,9 +158,9 @@ def test_a_helper_that_fails_says_why(tree, monkeypatch, caplog):
 def _start_without(gone: str):
     real = _Helper.start
 
-    def start(scanner):
+    def start(scanner, yielded):
         os.rmdir(gone)
-        return real(scanner)
+        return real(scanner, yielded)
 
     return start
 
