@@ -86,7 +86,7 @@ def test_entries_as_stored_without_msgspec(monkeypatch):
     """Without msgspec's encoder, json.dumps writes the rows: the same bytes."""
     from strongroom.catalog import tree
 
-    monkeypatch.setattr(tree, "_fast_dumps", False)
+    monkeypatch.setattr(tree, "_stored_codec", False)
     rng = random.Random(22)
     for _ in range(300):
         entries = list({e.name: e for e in (_random_entry(rng) for _ in range(rng.randint(1, 4)))}.values())
@@ -103,3 +103,12 @@ def test_a_stored_entry_with_a_field_of_another_type_is_not_written_as_it_is(fie
     assert encode_stored(row) is not None
     row[field] = value
     assert encode_stored(row) is None
+
+
+def test_a_stored_entry_in_another_order_or_with_its_defaults_is_written_as_encode_tree_writes_it():
+    """A row whose fields come in another order, or name their default values: the text
+    encode_tree writes of its entry (with msgspec)."""
+    entry = Entry(name="f", type="file", size=5, mtime_ns=-1, chunks=(b"\x01" * 32,))
+    row = dict(reversed(list(entry.to_dict().items())))
+    row.update(mode=0o644, nlink=1, sparse=False, target="")
+    assert encode_tree([], [("f", encode_stored(row))]) == _reference([entry])

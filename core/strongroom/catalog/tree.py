@@ -17,6 +17,7 @@ same, and is refused alike, with or without msgspec.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import threading
@@ -32,7 +33,7 @@ from .entry import DIR, STORED_TYPES, Entry
 FAST_AFTER = 4 << 20
 _json_read = 0
 _fast_loads: Callable[[bytes | memoryview], object] | None | bool = None  # None: not yet; False: no msgspec
-_fast_dumps: Callable[[dict], bytes] | None | bool = None  # the same, for encode_stored
+_stored_codec: tuple | None | bool = None  # the same, for encode_stored (_make_stored_codec)
 
 if TYPE_CHECKING:
     from ..repository.repository import Repository
@@ -92,38 +93,63 @@ def encode_stored(row: dict) -> str | None:
     entry or does not hold its JSON type (an integer, not a bool or float, where a
     number is stored): such a row must be decoded and written from its entry.
 
-    A row :func:`encode_tree` wrote is written again as the same text; the fields of
-    another writer's row keep their order.  The backup writes the node of a changed
-    folder so: its files unchanged since the parent point cost no
-    :class:`~.entry.Entry` (about a tenth of the time).  Through msgspec's encoder
-    where it writes what ``json.dumps`` writes (ASCII without DEL: ``json.dumps``
-    escapes the others), else through ``json.dumps``."""
+    The text is what :func:`encode_tree` writes of the entry.  The backup writes the node
+    of a changed folder so: its files unchanged since the parent point cost no
+    :class:`~.entry.Entry` (about a tenth of the time).  The row is checked and written
+    by msgspec (a struct of the stored fields, defaults left out), where it writes what
+    ``json.dumps`` writes: ASCII without DEL (``json.dumps`` escapes the others).
+    Without msgspec, each field's type is checked here and the row written by
+    ``json.dumps`` as it is (a row an older writer wrote keeps its fields' order)."""
+    codec = _stored_codec if _stored_codec is not None else _make_stored_codec()
+    if codec:
+        convert, encode, as_dict, invalid = codec  # type: ignore[misc]
+        try:
+            struct = convert(row)
+        except invalid:
+            return None
+        if struct.mode == _DEFAULT_MODE:  # msgspec leaves out a default by identity (not an int > 256)
+            struct.mode = _DEFAULT_MODE
+        try:
+            data = encode(struct)
+        except (ValueError, OverflowError):  # a lone surrogate: json.dumps escapes it
+            data = None
+        if data is not None and data.isascii() and b"\x7f" not in data:
+            return data.decode("ascii")
+        return json.dumps(as_dict(struct), separators=(",", ":"))
     types = STORED_TYPES
     for key, value in row.items():
         if type(value) is not types.get(key):
             return None
-    fast = _fast_dumps
-    if fast is None:
-        fast = _fast_encoder()
-    if fast:
-        try:
-            data = fast(row)  # type: ignore[operator]
-        except (TypeError, ValueError, OverflowError):  # a lone surrogate: json.dumps escapes it
-            data = None
-        if data is not None and data.isascii() and b"\x7f" not in data:
-            return data.decode("ascii")
     return json.dumps(row, separators=(",", ":"))
 
 
-def _fast_encoder() -> Callable[[dict], bytes] | bool:
-    global _fast_dumps
+_DEFAULT_MODE = attrs.fields(Entry).mode.default
+
+
+def _make_stored_codec() -> tuple | bool:
+    """``(convert, encode, as_dict, the error of convert)`` for :func:`encode_stored`,
+    from msgspec (False without it)."""
+    global _stored_codec
     try:
-        from msgspec.json import Encoder
+        import msgspec
     except ImportError:  # a dependency; without it json.dumps writes every row
-        _fast_dumps = False
-    else:
-        _fast_dumps = Encoder().encode
-    return _fast_dumps
+        _stored_codec = False
+        return False
+    fields = []
+    for field in attrs.fields(Entry):
+        kind = STORED_TYPES[field.name]
+        if field.name in ("name", "type"):
+            fields.append((field.name, kind))
+        elif field.name == "subtree":
+            fields.append((field.name, str | None, None))
+        else:
+            fields.append((field.name, kind, [] if kind is list else field.default))
+    row_type = msgspec.defstruct("StoredEntry", fields, omit_defaults=True, forbid_unknown_fields=True, gc=False)
+    _stored_codec = (
+        functools.partial(msgspec.convert, type=row_type), msgspec.json.Encoder().encode, msgspec.to_builtins,
+        msgspec.ValidationError,
+    )
+    return _stored_codec
 
 
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps writes a string with (ensure_ascii)
