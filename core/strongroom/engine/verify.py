@@ -70,7 +70,7 @@ from .repair import CopyPlan
 if TYPE_CHECKING:
     from ..repository.indextables import PackEntries
 
-__all__ = ["VerifyReport", "Verifier"]
+__all__ = ["VerifyReport", "VerifyWithHead", "Verifier"]
 
 #: Damaged blobs name at most this many (point, path) pairs that need them.
 USERS_SHOWN = 3
@@ -106,6 +106,14 @@ class VerifyReport:
         doc = attrs.asdict(self)
         doc["ok"] = self.ok
         return doc
+
+
+@attrs.frozen
+class VerifyWithHead(VerifyReport):
+    """A verify report with what the vault head's check found (its lines are problems
+    too): ``rollback``, a :class:`~strongroom.services.head.Rollback`."""
+
+    rollback: object = None
 
 
 class Verifier:

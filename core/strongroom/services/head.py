@@ -86,7 +86,6 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import attrs
 
-from ..engine.verify import VerifyReport
 from ..errors import IntegrityError, ObjectLocked, ObjectNotFound, RollbackDetected
 from ..models import HEAD_NAME, HEAD_TRACKED, INDEX_NAME, IndexGeneration, VaultHead, iso, parse_iso, time_id
 from ..models import time_of, utcnow
@@ -102,7 +101,7 @@ from .settings import SETTINGS_PREFIX
 if TYPE_CHECKING:
     from ..repository.repository import Repository
 
-__all__ = ["HEAD_PREFIX", "HeadService", "HeadView", "Rollback", "VerifyWithHead", "replacement_name", "with_rollback"]
+__all__ = ["HEAD_PREFIX", "HeadService", "HeadView", "Rollback", "replacement_name"]
 
 HEAD_PREFIX = "heads/"
 #: Key slots' folder (``keys/<slot-id>``, :mod:`strongroom.repository.keyring`).
@@ -192,21 +191,6 @@ class Rollback:
     def warning(self) -> str:
         """The one-line warning of ``points`` (empty when nothing was found)."""
         return str(self.error()) if self.found else ""
-
-
-@attrs.frozen
-class VerifyWithHead(VerifyReport):
-    """A verify report with what the vault head's check found (its lines are problems too)."""
-
-    rollback: Rollback | None = None
-
-
-def with_rollback(report: VerifyReport, found: Rollback | None) -> VerifyReport:
-    """``report`` carrying ``found``, when something was found."""
-    if found is None or not found.found:
-        return report
-    fields = {f.name: getattr(report, f.name) for f in attrs.fields(type(report)) if f.init}
-    return VerifyWithHead(**fields, rollback=found)
 
 
 @attrs.frozen

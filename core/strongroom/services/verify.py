@@ -47,7 +47,6 @@ import attrs
 from ..errors import IntegrityError, ObjectNotFound, UsageError
 from ..models import RecoveryPoint
 from ..repository.names import vault_names
-from .head import with_rollback
 from .points import POINT_PREFIX
 from .pointstatus import STATUS_PREFIX, PointStatus
 from .settings import read_history
@@ -63,7 +62,17 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .keys import KeySlots
 
-__all__ = ["FOREIGN_SHOWN", "VerifyService", "check_key_slots", "foreign_notes", "read_documents"]
+__all__ = ["FOREIGN_SHOWN", "VerifyService", "check_key_slots", "foreign_notes", "read_documents", "with_rollback"]
+
+
+def with_rollback(report: VerifyReport, found: Rollback | None) -> VerifyReport:
+    """``report`` carrying ``found``, when something was found."""
+    if found is None or not found.found:
+        return report
+    from ..engine.verify import VerifyWithHead  # the verify engine: imported by a verify only
+
+    fields = {f.name: getattr(report, f.name) for f in attrs.fields(type(report)) if f.init}
+    return VerifyWithHead(**fields, rollback=found)
 
 
 #: Foreign objects named one by one in verify's notes; the rest are counted.
