@@ -63,6 +63,7 @@ from .diskread import DiskReader
 from .gcquiet import quiet_gc
 from .parentfolders import ParentFolders
 from .progress import Throttled
+from .readslots import ReadSlots
 from .sealprocs import SmallFileSealers, can_start
 from .slots import Batch, HardLink, InBatch, OpenDir, Reused, is_ready, resolve
 from .smallread import O_NOATIME, read_small_file
@@ -210,6 +211,8 @@ class BackupEngine:
         # no faster and cost its buffers, about 25 MB)
         threads = read_threads or max(2, os.cpu_count() or 2)
         self._read_pool = ThreadPoolExecutor(threads, thread_name_prefix="read")
+        # one large file fewer at once while the walk compares files with a parent point
+        self._read_slots = ReadSlots(threads)
         # Batches of small files have threads of their own: behind the large files of a
         # folder (an image being read), they would hold back every folder walked after it
         # with their rows and entries (35-45 MiB of the peak after a day of changes of the
@@ -271,6 +274,13 @@ class BackupEngine:
         return BackupResult(root, self.stats, tuple(self.warnings))
 
     def _walk(self, entries: Iterable[SourceEntry]) -> bytes:
+        self._read_slots.walking(self._parents is not None)
+        try:
+            return self._walk_entries(entries)
+        finally:
+            self._read_slots.walking(False)
+
+    def _walk_entries(self, entries: Iterable[SourceEntry]) -> bytes:
         root = OpenDir("", None)
         stack = [root]
         closed: collections.deque[OpenDir] = collections.deque()
@@ -319,6 +329,7 @@ class BackupEngine:
                 stack[-1].slots.append(entry)
                 self.stats.others += 1
             report(stats)
+        self._read_slots.walking(False)  # the scan has ended: what is left is mostly reading
         while len(stack) > 1:
             done = stack.pop()
             self._close(done)
@@ -389,7 +400,9 @@ class BackupEngine:
         return self._submit(self._read_file, src)
 
     def _submit(self, task: Callable, arg: object, pool: ThreadPoolExecutor | None = None) -> Future:
-        self._queue_room.acquire()  # the walk waits while enough work is queued
+        if not self._queue_room.acquire(blocking=False):
+            with self._read_slots.walk_waits():
+                self._queue_room.acquire()  # the walk waits while enough work is queued
         future = (pool or self._read_pool).submit(task, arg)
         future.add_done_callback(lambda _f: self._queue_room.release())
         return future
@@ -521,13 +534,19 @@ class BackupEngine:
         warning; a workload's own stream (``open()``) that fails fails the backup."""
         entry = src.entry
         if entry.type == DISK and entry.chunk_size:
-            return self._disks.read(src, self._parent_entry(src.path))
+            with self._read_slots.reading():
+                return self._disks.read(src, self._parent_entry(src.path))
         own_stream = callable(getattr(src, "open", None))
         self.stats.current = src.path
         if not own_stream and entry.type == FILE and 0 <= entry.size < self._params.min_size:
             small = self._read_small(src)
             if small is not None:
                 return small
+        with self._read_slots.reading():
+            return self._read_large(src, own_stream)
+
+    def _read_large(self, src: SourceEntry, own_stream: bool) -> Entry | None:
+        entry = src.entry
         chunks: list[bytes] = []
         total = 0
         try:
@@ -612,7 +631,10 @@ class BackupEngine:
     def _finalize_ready(self, closed: collections.deque[OpenDir], *, block: bool) -> None:
         if block:
             self._submit_batch()
-        while closed and (block or is_ready(closed[0])):
+            with self._read_slots.walk_waits():
+                while closed:
+                    self._finalize(closed.popleft())
+        while closed and is_ready(closed[0]):
             self._finalize(closed.popleft())
         if len(closed) > SWEEP_FROM:
             self._sweeps += 1
