@@ -546,6 +546,9 @@ class BackupEngine:
             return self._read_large(src, own_stream)
 
     def _read_large(self, src: SourceEntry, own_stream: bool) -> Entry | None:
+        """The entry of a file read through a file object (at least the minimum chunk size;
+        or smaller, but grown past its listed size or not opened in one call) or of a
+        workload's stream, read in a read slot (:mod:`.readslots`)."""
         entry = src.entry
         chunks: list[bytes] = []
         total = 0
