@@ -288,10 +288,7 @@ class _Helper:
 def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
     """The entries of ``frame`` (as the helper sends them) after the one whose
     :func:`walk_key` is ``last``."""
-    for i, item in enumerate(frame):
-        if walk_key(item[1]) > last:
-            return frame[i:]
-    return []
+    return list(itertools.dropwhile(lambda item: walk_key(item[1]) <= last, frame))
 
 
 def _block_sigint() -> None:  # in the child before it runs Python: it ignores SIGINT from then on
@@ -319,13 +316,8 @@ def main() -> int:
         scanner = Scanner(**settings)
         codes, fields = _CODES, _FIELDS
         frame: list = []
-        entries = iter(scanner)
         last = walk_key(yielded)
-        for src in entries:
-            if walk_key(src.path) > last:
-                entries = itertools.chain([src], entries)
-                break
-        for src in entries:
+        for src in itertools.dropwhile(lambda src: walk_key(src.path) <= last, scanner):
             frame.append((codes[type(src)], src.path, src.abspath, fields(src.entry)))
             if len(frame) == FRAME_ENTRIES:
                 _send(out, frame)
