@@ -40,6 +40,17 @@ def writable(image) -> bool:
                           capture_output=True).returncode == 0
 
 
+def locked(image) -> bool:
+    """Whether a process holds one of QEMU's image locks (open file description locks on
+    the image's bytes 100 and up, as ``/proc/locks`` lists them).  Unlike :func:`writable`,
+    looking takes no lock, so it cannot make a qemu-nbd that is just opening the image fail."""
+    st = os.stat(image)
+    node = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as fh:
+        return any(fields[1] == "OFDLCK" and fields[5] == node
+                   for fields in (line.split() for line in fh) if len(fields) > 5)
+
+
 @pytest.fixture
 def qcow2_vm(tmp_path, vault):
     """A vault with an offline VM item on a 64 MiB qcow2 disk full of data."""
@@ -107,7 +118,8 @@ class TestStaleServers:
                 "--aio=threads", str(image)]
         subprocess.run(["setsid", "sh", "-c", " ".join(argv) + " >/dev/null 2>&1 &"], check=True)
         wait_until(lambda: servers_of(image), "the orphan qemu-nbd runs")
-        wait_until(lambda: not writable(image), "the orphan qemu-nbd holds the image's lock")
+        wait_until(lambda: locked(image), "the orphan qemu-nbd holds the image's lock")
+        assert not writable(image)
 
     def test_a_server_left_by_an_older_strongroom_is_ended_by_the_next_backup(self, qcow2_vm):
         """A qemu-nbd in an old-style socket folder whose parent is gone: the next backup ends it."""
