@@ -336,9 +336,14 @@ def _run_deferred() -> None:
         handler(signum, None)
 
 
-def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **popen_kwargs: Any) -> subprocess.Popen:
+def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, block_sigint: bool = False,
+                **popen_kwargs: Any) -> subprocess.Popen:
     """``subprocess.Popen(argv, **popen_kwargs)``, tied to this process, without secrets in its
     environment (see the module docstring).
+
+    ``block_sigint`` starts the child with SIGINT blocked: a helper this process ends itself
+    (its ``end_signal``, or the end of its input), which the Ctrl-C a terminal sends to the
+    whole process group must not end first.
 
     In the main thread SIGINT and SIGTERM are held back while the child starts, and come
     right after: a fork with a ``preexec_fn`` runs Python's at-fork hooks, which take and
@@ -348,7 +353,10 @@ def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **pope
     still handled in the main thread: handlers wrapped by :func:`deferrable` wait until
     the start is over.  The child gets the signal mask back before it runs its program."""
     popen_kwargs["env"] = child_environment(popen_kwargs.get("env"))
-    preexec = _tie(int(end_signal), popen_kwargs.pop("preexec_fn", None))
+    preexec = popen_kwargs.pop("preexec_fn", None)
+    if block_sigint:
+        preexec = _blocking_sigint(preexec)
+    preexec = _tie(int(end_signal), preexec)
     global _starting
     hold = preexec is not None and threading.current_thread() is threading.main_thread()
     if hold:
@@ -366,6 +374,17 @@ def start_child(argv: Sequence[str], *, end_signal: int = signal.SIGTERM, **pope
             if not _starting:
                 _run_deferred()  # may raise (KeyboardInterrupt): the child is known by then
     return proc
+
+
+def _blocking_sigint(then: Callable[[], Any] | None) -> Callable[[], None]:
+    """A ``preexec_fn``: SIGINT blocked (the program gets that mask), then ``then()``."""
+
+    def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        if then is not None:
+            then()
+
+    return preexec
 
 
 def _with_mask(mask: set, then: Callable[[], Any]) -> Callable[[], None]:

@@ -219,7 +219,7 @@ class _Helper:
         try:
             process = start_child(
                 [sys.executable, "-P", "-c", _HELPER, *_PACKAGES], end_signal=signal.SIGKILL,
-                preexec_fn=_block_sigint, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                block_sigint=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, bufsize=PIPE_BYTES)  # a failure comes as a frame, or as the end
         except OSError as exc:
             log.debug("the process scanning the files did not start (%s)", exc)
@@ -289,10 +289,6 @@ def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
     """The entries of ``frame`` (as the helper sends them) after the one whose
     :func:`walk_key` is ``last``."""
     return list(itertools.dropwhile(lambda item: walk_key(item[1]) <= last, frame))
-
-
-def _block_sigint() -> None:  # in the child before it runs Python: it ignores SIGINT from then on
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 # --- the helper ---------------------------------------------------------------------------

@@ -96,6 +96,20 @@ class TestChildren:
         assert proc.stdout.read() == b""  # EOF: the reader is free
         assert proc.wait() == -signal.SIGTERM
 
+    @pytest.mark.parametrize("block", [True, False])
+    def test_block_sigint_starts_the_program_with_sigint_blocked(self, block):
+        """block_sigint: the program runs with SIGINT in its blocked mask (a Ctrl-C to the
+        process group leaves it alone); without it, the mask is this thread's (SIGINT free)."""
+        proc = start_child(["sleep", "300"], end_signal=signal.SIGKILL, block_sigint=block)
+        try:
+            poll_until(lambda: open(f"/proc/{proc.pid}/comm").read() == "sleep\n", "sleep runs")
+            with open(f"/proc/{proc.pid}/status") as fh:
+                mask = int(dict(line.split(":", 1) for line in fh)["SigBlk"], 16)
+            assert bool(mask & (1 << (signal.SIGINT - 1))) is block
+        finally:
+            proc.kill()
+            proc.wait()
+
     def test_run_child_returns_what_the_program_did(self):
         """run_child captures output and the exit code as subprocess.run does."""
         done = run_child(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True, text=True)

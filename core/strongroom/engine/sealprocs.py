@@ -78,10 +78,6 @@ def can_start() -> bool:
     return bool(sys.executable) and os.name == "posix"
 
 
-def _block_sigint() -> None:  # in the child before it runs Python: the worker ignores it from then on
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-
 class _Worker:
     __slots__ = ("process", "requests", "answers", "started")
 
@@ -129,7 +125,7 @@ class SmallFileSealers:
             try:
                 process = start_child(
                     [sys.executable, "-P", "-c", _WORKER, _PACKAGE_ROOT], end_signal=signal.SIGKILL,
-                    preexec_fn=_block_sigint, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                    block_sigint=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             except OSError as exc:
                 log.debug("a worker for small files did not start (%s)", exc)
                 continue
