@@ -9,8 +9,14 @@ last holder lets go (:meth:`JobReaders.release`), the job's ``end`` is called.
 
 The owner's ``end`` starts with :meth:`JobReaders.finish`, which is true only the first
 time: the job is torn down once, whether its last reader closed, the backup failed or the
-process exits.  Once the job has ended, a disk not yet held is refused with one line
+process exits.  Once the job has ended, a disk is refused with one line
 (:class:`~strongroom_vm.errors.VmError`), as is a disk whose NBD export cannot be opened.
+
+:meth:`JobReaders.finish` also waits (at most :data:`OPENING_WAIT` seconds) until no
+reader is in the middle of its NBD handshake: the owner stops the job's NBD server right
+after, and QEMU's ``nbd-server-stop`` waits for ever for a connection still in its
+handshake (see :mod:`strongroom_vm.nbd`).  A reader whose handshake ends after the job
+has ended closes its connection and is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .nbd import NbdClient, NbdError, NbdReader
 
 __all__ = ["JobReaders"]
 
+OPENING_WAIT = 10.0  # seconds the end of a job waits for readers in their handshake
+
 
 class JobReaders:
     """What holds one NBD backup job; ``end`` is called when the last holder lets go.
@@ -33,7 +41,9 @@ class JobReaders:
         self._end = end
         self._ended = ended
         self._lock = threading.Lock()
+        self._opened = threading.Condition(self._lock)
         self._holders = 0
+        self._opening = 0  # readers in their NBD handshake
         self._done = False
 
     def hold(self) -> None:
@@ -44,18 +54,36 @@ class JobReaders:
     def open(self, socket: str, export: str, size: int, what: str, held: bool = True) -> ClosingReader:
         """A reader of NBD export ``export`` on ``socket`` (``size`` bytes) that lets go of the job
         when closed; ``what`` names the disk in errors ("cannot read disk vda of the VM").  A disk
-        not ``held`` when it was yielded is held now, unless the job has ended."""
-        if not held:
-            with self._lock:
-                if self._done:
-                    raise VmError(message=f"{what}: {self._ended}")
-                self._holders += 1
+        not ``held`` when it was yielded is held now.  Once the job has ended, no disk is opened."""
+        with self._lock:
+            ended = self._done
+            if not ended:
+                self._holders += 0 if held else 1
+                self._opening += 1
+        if ended:
+            if held:
+                self.release()
+            raise VmError(message=f"{what}: {self._ended}")
         try:
-            reader = NbdReader(NbdClient(socket, export))
-        except NbdError as exc:
+            client = NbdClient(socket, export)
+        except BaseException as exc:
+            self._handshake_over()
+            if not isinstance(exc, NbdError):
+                raise
             self.release()
             raise VmError(message=f"{what}: {exc}") from None
-        return ClosingReader(reader, size, self.release)
+        if self._handshake_over():  # the job ended meanwhile: its server is being stopped
+            client.close()
+            self.release()
+            raise VmError(message=f"{what}: {self._ended}")
+        return ClosingReader(NbdReader(client), size, self.release)
+
+    def _handshake_over(self) -> bool:
+        """One reader less in its handshake; whether the job has ended."""
+        with self._lock:
+            self._opening -= 1
+            self._opened.notify_all()
+            return self._done
 
     def release(self) -> None:
         """One holder less; the job ends when none is left."""
@@ -66,9 +94,11 @@ class JobReaders:
             self._end()
 
     def finish(self) -> bool:
-        """Mark the job ended: true the first time (the caller tears it down), false after."""
+        """Mark the job ended: true the first time (the caller tears it down, once no reader
+        is in its handshake), false after."""
         with self._lock:
             if self._done:
                 return False
             self._done = True
+            self._opened.wait_for(lambda: not self._opening, OPENING_WAIT)
             return True

@@ -10,12 +10,23 @@ what the backup engine and the partition readers take.
 Contexts used by strongroom: ``base:allocation`` (bit 0 hole, bit 1 zero) and
 ``qemu:dirty-bitmap:NAME`` (bit 0 dirty), which QEMU offers when an export is created
 with that bitmap.  Every protocol failure raises :class:`NbdError` with one line.
+
+A connection is never left half-open behind the server's back: when the handshake fails
+or is interrupted (Ctrl-C, SIGTERM), and when a client is closed, the client shuts down
+its sending side and waits (at most :data:`HANG_UP_WAIT` seconds) until the server has
+closed its end, then closes.  QEMU's ``nbd-server-stop`` (which libvirt sends when a
+backup job is aborted) waits for every connection still in its handshake, and QEMU 7.2
+does not read those connections while it waits: a connection whose end QEMU had not yet
+read when the job was aborted kept QEMU's main loop, and libvirt's lock on the domain,
+waiting for ever.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
+import time
 from typing import Iterator
 from strongroom import SeekableReader
 
@@ -52,6 +63,8 @@ REPLY_ERROR_BIT = 1 << 15
 
 MAX_READ = 32 << 20  # QEMU's limit for one request
 MAX_STATUS = 1 << 31  # lengths are 32-bit
+HANG_UP_WAIT = 5.0  # seconds a closing client waits for the server to close its end
+_SERVER_GONE = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 
 class NbdError(OSError):
@@ -72,9 +85,9 @@ class NbdClient:
         try:
             self._sock.connect(path)
             self.size, self.flags = self._handshake(tuple(contexts))
-        except OSError as exc:
-            self._sock.close()
-            if isinstance(exc, NbdError):
+        except BaseException as exc:  # a failure, or an interruption in the middle of the handshake
+            self._hang_up()
+            if isinstance(exc, NbdError) or not isinstance(exc, OSError):
                 raise
             raise NbdError(f"NBD server at {path}: {exc.strerror or exc}") from None
 
@@ -243,13 +256,30 @@ class NbdClient:
             position = advanced
 
     def close(self) -> None:
+        """Disconnect (``NBD_CMD_DISC``) and close once the server has closed its end."""
         if self._sock.fileno() < 0:
             return
         try:
             self._request(CMD_DISC, 0, 0)
         except OSError:
             pass
-        self._sock.close()
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """Shut down the sending side, wait until the server has closed its end (at most
+        :data:`HANG_UP_WAIT` seconds; nothing that comes meanwhile is read), then close."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+            poller = select.poll()
+            poller.register(self._sock, select.POLLRDHUP)  # POLLHUP and POLLERR always count
+            deadline = time.monotonic() + HANG_UP_WAIT
+            while (left := deadline - time.monotonic()) > 0:
+                if any(events & _SERVER_GONE for _, events in poller.poll(left * 1000)):
+                    break
+        except OSError:  # never connected, or already reset: nothing to wait for
+            pass
+        finally:
+            self._sock.close()
 
     def __enter__(self) -> "NbdClient":
         return self
