@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import subprocess
 import sys
 import textwrap
 import types
@@ -443,6 +445,64 @@ class TestRegisterCommands:
         host = PluginHost.create(extra_plugins=[("noisy", plugin)], load_entry_points=False)
         with pytest.raises(PluginLoadError, match="Plugin 'noisy' failed to load: ValueError: no"):
             host.register_commands(click.Group("strongroom"))
+
+
+class TestDeferredBuiltInCommands:
+    """The root group's built-in commands are loaded when asked for; plugins see them as
+    commands all the same."""
+
+    def test_a_plugin_replacing_a_deferred_built_in_is_refused(self):
+        """``backup`` is not loaded when the plugins add theirs, and replacing it is still refused."""
+        from strongroom.cli import build_cli
+
+        @hookimpl
+        def strongroom_register_commands(cli):
+            cli.add_command(click.Command("backup"))
+
+        plugin = Named(strongroom_register_commands=strongroom_register_commands)
+        host = PluginHost.create(extra_plugins=[("rogue", plugin)], load_entry_points=False)
+        with pytest.raises(DuplicateRegistration, match=r"Command 'backup' .*by strongroom and by rogue"):
+            build_cli(host)
+
+    def test_a_plugin_adds_a_subcommand_to_a_built_in_group(self):
+        """A plugin that finds the built-in ``items`` group in ``cli.commands`` (loading
+        it) and adds a subcommand to it is no replacement; the subcommand runs."""
+        from strongroom.cli import build_cli
+
+        @hookimpl
+        def strongroom_register_commands(cli):
+            @cli.commands["items"].command("count")
+            def count():
+                click.echo("counted")
+
+        plugin = Named(strongroom_register_commands=strongroom_register_commands)
+        cli = build_cli(PluginHost.create(extra_plugins=[("counter", plugin)], load_entry_points=False))
+        result = CliRunner().invoke(cli, ["items", "count"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "counted\n"
+
+    def test_a_command_imports_only_its_own_modules(self, tmp_path):
+        """``strongroom jobs`` imports the jobs command, not the modules of the others;
+        ``--help`` lists every command (each loaded)."""
+        code = textwrap.dedent("""
+            import sys
+            from strongroom.cli import main
+            try:
+                main(sys.argv[1:])
+            except SystemExit:
+                pass
+            print(" ".join(sorted(m for m in sys.modules if m.startswith("strongroom.cli.") and m.endswith("_cmd"))))
+        """)
+        def commands_loaded(*args):
+            done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                                  env={**os.environ, "STRONGROOM_VAULT": str(tmp_path / "v")})
+            return set(done.stdout.split()), done
+        loaded, done = commands_loaded("jobs")
+        assert loaded == {"strongroom.cli.jobs_cmd"}, done.stderr
+        loaded, done = commands_loaded("--help")
+        assert {"strongroom.cli.vault_cmd", "strongroom.cli.backup_cmd", "strongroom.cli.restore_cmd",
+                "strongroom.cli.protect_cmd", "strongroom.cli.man_cmd"} <= loaded, done.stderr
+        assert "install-units" in done.stdout and "export-config" in done.stdout
 
 
 class TestBackupWrapperSpec:

@@ -129,7 +129,10 @@ def strongroom_register_commands(cli: click.Group) -> None:
     Called once for each plugin when the command line is built, before the arguments are
     parsed.  Add top-level commands with ``cli.add_command(...)`` or the ``@cli.command()``
     decorator, or add subcommands to an existing group found in ``cli.commands``.
-    Replacing a command that the core or another plugin added is an error.
+    Replacing a command that the core or another plugin added is an error.  The core's
+    own commands are loaded when first asked for: reading ``cli.commands`` loads them
+    all, so look a group up there only to add to it (``cli.get_command(ctx, name)`` loads
+    just that one).
 
     :param cli: the root click group of the ``strongroom`` command.
     :return: ignored.

@@ -160,6 +160,13 @@ def _blame(plugin: str) -> Iterator[None]:
         raise PluginLoadError(plugin=plugin, reason=_describe(exc)) from exc
 
 
+def _command_table(cli: click.Group) -> dict[str, Any]:
+    """The commands of ``cli`` by name; the root group's deferred commands as they are
+    (not loaded: see :meth:`strongroom.cli.StrongroomGroup.command_table`)."""
+    table = getattr(cli, "command_table", None)
+    return table() if table is not None else cli.commands
+
+
 @attrs.frozen
 class PluginInfo:
     """What ``strongroom plugins`` shows about one plugin."""
@@ -225,14 +232,14 @@ class PluginHost:
         A plugin replacing a command that is already there is a DuplicateRegistration.
         """
         for plugin, call in self._each_plugin("strongroom_register_commands"):
-            before = dict(cli.commands)
+            before = dict(_command_table(cli))
             with _blame(plugin):
                 call(cli=cli)
-            for name, command in cli.commands.items():
+            for name, command in _command_table(cli).items():
                 if name not in before:
                     with _blame(plugin):
                         self.commands.add(name, command, plugin=plugin)
-                elif before[name] is not command:
+                elif before[name] is not command and getattr(before[name], "loaded", None) is not command:
                     first = self.commands.owner(name) if name in self.commands else PROJECT_NAME
                     raise DuplicateRegistration(
                         kind="Command", name=name, first=first, second=plugin

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import attrs
 import click
@@ -48,6 +48,27 @@ EXIT_PIPE_CLOSED = 141
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM: the command ends as for Ctrl-C (jobs end ``cancelled``), with exit code 143."""
+
+
+class _Deferred:
+    """A command of :class:`StrongroomGroup` loaded when first asked for: :meth:`load`
+    returns it (``loaded`` once it was)."""
+
+    __slots__ = ("_loader", "loaded")
+
+    def __init__(self, loader: Callable[[], click.Command]) -> None:
+        self._loader = loader
+        self.loaded: click.Command | None = None
+
+    def load(self) -> click.Command:
+        if self.loaded is None:
+            self.loaded = self._loader()
+        return self.loaded
+
+
+def _command_at(module: str, attribute: str) -> Callable[[], click.Command]:
+    """A loader of the command ``attribute`` of this package's module ``module``."""
+    return lambda: getattr(importlib.import_module(f".{module}", __name__), attribute)
 
 
 class _Interrupted(Exception):
@@ -168,7 +189,49 @@ def note(message: str) -> None:
 
 
 class StrongroomGroup(click.Group):
-    """The root group: turns strongroom errors into one line and a stable exit code."""
+    """The root group: turns strongroom errors into one line and a stable exit code.
+
+    Its built-in commands are deferred (:meth:`add_deferred`): a command's module is
+    imported, and a command built from the plugins (``protect``, ``restore``) built, only
+    when click asks for that command (:meth:`get_command`: the command run, or every
+    command for ``--help``).  A command therefore imports only its own modules: the other
+    commands' were a fifth of the start-up.  Reading :attr:`commands` resolves them all, so
+    a plugin or a test that looks a command up there finds the command itself.
+    """
+
+    @property
+    def commands(self) -> dict[str, click.Command]:  # type: ignore[override]
+        for name, value in list(self._table.items()):
+            if isinstance(value, _Deferred):
+                self._table[name] = value.load()
+        return self._table  # type: ignore[return-value]
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._table: dict[str, click.Command | _Deferred] = dict(value)
+
+    def command_table(self) -> dict[str, object]:
+        """The commands by name, a deferred one as its loader (nothing is imported)."""
+        return self._table
+
+    def add_deferred(self, name: str, load: Callable[[], click.Command]) -> None:
+        """Add the command ``name`` that ``load()`` returns, when it is first asked for."""
+        self._table[name] = _Deferred(load)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._table[name] = cmd
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        value = self._table.get(cmd_name)
+        if isinstance(value, _Deferred):
+            value = self._table[cmd_name] = value.load()
+        return value
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._table)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -235,11 +298,9 @@ def _stdout_closed() -> None:
 
 
 def build_cli(plugins: PluginHost) -> click.Group:
-    """The root command with every built-in command and the plugins' commands."""
-    from . import (
-        backup_cmd, browse_cmd, items_cmd, jobs_cmd, logsetup, points_cmd, protect_cmd, restore_cmd, vault_cmd,
-    )
-    from .plugins_cmd import plugins_command
+    """The root command with every built-in command (deferred: see :class:`StrongroomGroup`)
+    and the plugins' commands."""
+    from . import logsetup
 
     @click.group(cls=StrongroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--vault", "vault_url", envvar="STRONGROOM_VAULT", metavar="URL",
@@ -281,31 +342,35 @@ def build_cli(plugins: PluginHost) -> click.Group:
         ctx.obj = AppContext(plugins, vault_url, passphrase_env, options, from_secondary=from_secondary)
         ctx.with_resource(ticket_scope())  # a guard ticket lives as long as this one command
 
-    from . import guard_cmd, policy_cmd, prune_cmd, schedule_cmd
-
-    for command in (
-        vault_cmd.vault, items_cmd.items, backup_cmd.backup, points_cmd.points,
-        browse_cmd.browse, jobs_cmd.jobs, plugins_command,
-        policy_cmd.policy, prune_cmd.prune, schedule_cmd.schedule, schedule_cmd.run_due, schedule_cmd.agent,
-        guard_cmd.guard,
-    ):
-        cli.add_command(command)
-    cli.add_command(protect_cmd.build_protect_group(plugins))
-    cli.add_command(restore_cmd.build_restore_command(plugins))
-    items_cmd.items.add_command(importlib.import_module(".items_update_cmd", __name__).build_update_command(plugins))
-    for module, name in (("dump_cmd", "dump"), ("diff_cmd", "diff"), ("find_cmd", "find"), ("mount_cmd", "mount"),
-                         ("copy_cmd", "copy")):
-        cli.add_command(getattr(importlib.import_module(f".{module}", __name__), name))
-    cli.add_command(importlib.import_module(".alerts_cmd", __name__).alerts)
-    cli.add_command(importlib.import_module(".server_cmd", __name__).server)
-    cli.add_command(importlib.import_module(".drill_cmd", __name__).drill)
-    cli.add_command(importlib.import_module(".stats_cmd", __name__).stats)
-    cli.add_command(importlib.import_module(".units_cmd", __name__).install_units)
-    cli.add_command(importlib.import_module(".man_cmd", __name__).man)
-    for name in ("apply", "export_config"):
-        cli.add_command(getattr(importlib.import_module(".apply_cmd", __name__), name))
+    for name, module, attribute in _BUILT_IN:
+        cli.add_deferred(name, _command_at(module, attribute))
+    cli.add_deferred("items", lambda: _items_group(plugins))
+    cli.add_deferred("protect", lambda: importlib.import_module(".protect_cmd", __name__).build_protect_group(plugins))
+    cli.add_deferred("restore", lambda: importlib.import_module(".restore_cmd", __name__).build_restore_command(plugins))
     plugins.register_commands(cli)
     return cli
+
+
+#: The built-in commands: (name, module of this package, attribute).
+_BUILT_IN = (
+    ("vault", "vault_cmd", "vault"), ("backup", "backup_cmd", "backup"), ("points", "points_cmd", "points"),
+    ("browse", "browse_cmd", "browse"), ("jobs", "jobs_cmd", "jobs"), ("plugins", "plugins_cmd", "plugins_command"),
+    ("policy", "policy_cmd", "policy"), ("prune", "prune_cmd", "prune"), ("schedule", "schedule_cmd", "schedule"),
+    ("run-due", "schedule_cmd", "run_due"), ("agent", "schedule_cmd", "agent"), ("guard", "guard_cmd", "guard"),
+    ("dump", "dump_cmd", "dump"), ("diff", "diff_cmd", "diff"), ("find", "find_cmd", "find"),
+    ("mount", "mount_cmd", "mount"), ("copy", "copy_cmd", "copy"), ("alerts", "alerts_cmd", "alerts"),
+    ("server", "server_cmd", "server"), ("drill", "drill_cmd", "drill"), ("stats", "stats_cmd", "stats"),
+    ("install-units", "units_cmd", "install_units"), ("man", "man_cmd", "man"), ("apply", "apply_cmd", "apply"),
+    ("export-config", "apply_cmd", "export_config"),
+)
+
+
+def _items_group(plugins: PluginHost) -> click.Group:
+    from .items_cmd import items
+    from .items_update_cmd import build_update_command
+
+    items.add_command(build_update_command(plugins))
+    return items
 
 
 def _disabled_from_argv(argv: Sequence[str]) -> list[str]:
