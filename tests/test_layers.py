@@ -43,7 +43,7 @@ CORE = ROOT / "core"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("strongroom.errors", "strongroom.markers", "strongroom.version", "strongroom.secrets",
                  "strongroom.allocator", "strongroom.libc", "strongroom.bulkcopy", "strongroom.home", "strongroom.config", "strongroom.registry",
-                 "strongroom.models", "strongroom.policy", "strongroom.processes")),
+                 "strongroom.models", "strongroom.policy", "strongroom.processes", "strongroom.converters")),
     ("storage", ("strongroom.storage",)),
     ("repository", ("strongroom.repository",)),
     ("catalog", ("strongroom.catalog", "strongroom.sources", "strongroom.results")),

@@ -35,6 +35,7 @@ import attrs
 
 from .catalog.entry import DIR, HARDLINK, SYMLINK, Entry
 from .catalog.tree import normalize_path
+from .converters import to_tuple
 from .errors import StrongroomError, UsageError
 from .secrets import SecretResolver
 
@@ -92,7 +93,7 @@ class DrillResult:
 
     files: int = 0
     bytes: int = 0
-    mismatches: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    mismatches: tuple[str, ...] = attrs.field(default=(), converter=to_tuple)
     method: str = ""
 
     @property

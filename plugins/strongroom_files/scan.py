@@ -173,15 +173,19 @@ def _name_key(entry: os.DirEntry[str]) -> bytes:
 # --- the scanner -------------------------------------------------------------------------
 
 
+def _patterns(values) -> tuple[str, ...]:  # a Python function: attrs reads a built-in's signature slowly
+    return tuple(values)
+
+
 @attrs.define
 class Scanner:
     """Walks source paths and yields their entries in point order (see module docs)."""
 
     paths: tuple[str, ...] = attrs.field(converter=lambda ps: tuple(_normalise(p) for p in ps))
-    excludes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
-    includes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    excludes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_patterns)
+    includes: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_patterns)
     one_file_system: bool = attrs.field(default=False, kw_only=True)
-    exclude_if_present: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
+    exclude_if_present: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_patterns)
     exclude_caches: bool = attrs.field(default=False, kw_only=True)
     leave_out: tuple[str, ...] = attrs.field(
         default=(), kw_only=True, converter=lambda ps: tuple(_normalise(p) for p in ps)

@@ -22,6 +22,7 @@ import datetime as dt
 
 import attrs
 
+from ..converters import to_int
 from ..errors import InvalidPolicy
 from .durations import format_duration, parse_duration
 
@@ -50,7 +51,7 @@ def parse_drill_every(text: str) -> int | None:
 class DrillSchedule:
     """Drill each item of the policy every ``every`` seconds, from the vault or its geo secondary."""
 
-    every: int = attrs.field(converter=int, validator=_check_every)
+    every: int = attrs.field(converter=to_int, validator=_check_every)
     from_secondary: bool = False
 
     def describe(self) -> str:

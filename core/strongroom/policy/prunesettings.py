@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attrs
 
+from ..converters import to_float
 from .schedule import Schedule
 
 __all__ = ["PruneSettings"]
@@ -28,9 +29,9 @@ class PruneSettings:
     """Vault settings of prune: when ``run-due`` runs it, and how it is careful."""
 
     schedule: Schedule | None = attrs.field(factory=lambda: Schedule("daily", times=("03:00",)))
-    grace: float = attrs.field(default=6 * 3600.0, converter=float, validator=_check_non_negative)
-    repack_threshold: float = attrs.field(default=0.2, converter=float, validator=_check_fraction)
-    lease_ttl: float = attrs.field(default=300.0, converter=float, validator=_check_non_negative)
+    grace: float = attrs.field(default=6 * 3600.0, converter=to_float, validator=_check_non_negative)
+    repack_threshold: float = attrs.field(default=0.2, converter=to_float, validator=_check_fraction)
+    lease_ttl: float = attrs.field(default=300.0, converter=to_float, validator=_check_non_negative)
 
     def to_dict(self) -> dict:
         return {"schedule": self.schedule.to_dict() if self.schedule else None, "grace": self.grace,

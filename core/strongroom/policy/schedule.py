@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import attrs
 
+from ..converters import to_tuple
 from ..errors import InvalidPolicy
 
 __all__ = [
@@ -124,8 +125,8 @@ class Schedule:
 
     kind: str = attrs.field(validator=_check_kind)
     every_hours: int = 0
-    times: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_times)
-    weekdays: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    times: tuple[str, ...] = attrs.field(default=(), converter=to_tuple, validator=_check_times)
+    weekdays: tuple[int, ...] = attrs.field(default=(), converter=to_tuple)
     timezone: str = attrs.field(default="UTC", validator=_check_timezone)
 
     def __attrs_post_init__(self) -> None:

@@ -54,6 +54,7 @@ from typing import Callable, ClassVar
 import attrs
 import blake3
 
+from ..converters import to_dict
 from ..errors import KeyNotAvailable, UsageError
 from ..home import strongroom_home
 from ..markers import hookimpl
@@ -115,7 +116,7 @@ class KeyContext:
     vault_id: str
     home: Path = attrs.field(factory=strongroom_home)
     passphrase: PassphraseSource = attrs.field(factory=PassphraseSource)
-    options: dict = attrs.field(factory=dict, converter=dict, hash=False)
+    options: dict = attrs.field(factory=dict, converter=to_dict, hash=False)
     previous: dict | None = attrs.field(default=None, hash=False)
 
 

@@ -40,6 +40,7 @@ from typing import Callable
 
 import attrs
 
+from ..converters import to_tuple
 from ..errors import StorageError, TransientStorageError
 from .base import Store
 from .capabilities import Capabilities, ObjectLock, capabilities_of, object_lock_of
@@ -75,7 +76,7 @@ class FaultPlan:
     truncate: float = attrs.field(default=0.0, validator=_probability)
     bitflip: float = attrs.field(default=0.0, validator=_probability)
     operations: frozenset[str] = attrs.field(default=OPERATIONS, converter=_operations)
-    prefixes: tuple[str, ...] = attrs.field(default=("",), converter=tuple)
+    prefixes: tuple[str, ...] = attrs.field(default=("",), converter=to_tuple)
 
     def applies(self, op: str, name: str) -> bool:
         return op in self.operations and name.startswith(self.prefixes)
