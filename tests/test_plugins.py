@@ -481,6 +481,15 @@ class TestDeferredBuiltInCommands:
         assert result.exit_code == 0, result.output
         assert result.output == "counted\n"
 
+    def test_every_deferred_command_loads_under_its_name(self):
+        """Each built-in name loads a command of that very name (click shows the table's name)."""
+        from strongroom.cli import build_cli
+
+        cli = build_cli(PluginHost.create(load_entry_points=False))
+        deferred = sorted(cli.command_table())
+        assert {"backup", "restore", "protect", "items", "run-due", "install-units", "export-config"} <= set(deferred)
+        assert [(name, cli.commands[name].name) for name in deferred] == [(name, name) for name in deferred]
+
     def test_a_command_imports_only_its_own_modules(self, tmp_path):
         """``strongroom jobs`` imports the jobs command, not the modules of the others;
         ``--help`` lists every command (each loaded)."""

@@ -58,7 +58,8 @@ class JobReaders:
         with self._lock:
             ended = self._done
             if not ended:
-                self._holders += 0 if held else 1
+                if not held:
+                    self._holders += 1
                 self._opening += 1
         if ended:
             if held:
