@@ -14,8 +14,8 @@ process exits.  Once the job has ended, a disk is refused with one line
 
 :meth:`JobReaders.finish` also waits (at most :data:`OPENING_WAIT` seconds) until no
 reader is in the middle of its NBD handshake: the owner stops the job's NBD server right
-after, and QEMU's ``nbd-server-stop`` waits for ever for a connection still in its
-handshake (see :mod:`strongroom_vm.nbd`).  A reader whose handshake ends after the job
+after, and QEMU's ``nbd-server-stop`` was seen to wait for ever on a connection left in
+its handshake (see :mod:`strongroom_vm.nbd`).  A reader whose handshake ends after the job
 has ended closes its connection and is refused.
 """
 

@@ -15,10 +15,10 @@ A connection is never left half-open behind the server's back: when the handshak
 or is interrupted (Ctrl-C, SIGTERM), and when a client is closed, the client shuts down
 its sending side and waits (at most :data:`HANG_UP_WAIT` seconds) until the server has
 closed its end, then closes.  QEMU's ``nbd-server-stop`` (which libvirt sends when a
-backup job is aborted) waits for every connection still in its handshake, and QEMU 7.2
-does not read those connections while it waits: a connection whose end QEMU had not yet
-read when the job was aborted kept QEMU's main loop, and libvirt's lock on the domain,
-waiting for ever.
+backup job is aborted) waits until every connection has ended, and with QEMU 7.2 a
+connection strongroom had closed, but whose end QEMU had not yet read when the job was
+aborted, was seen to keep QEMU's main loop, and libvirt's lock on the domain, waiting for
+ever.
 """
 
 from __future__ import annotations
