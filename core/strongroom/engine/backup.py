@@ -22,6 +22,9 @@ parent point reuses the parent's chunk list without being opened (and the parent
 entry itself when all its metadata is the same).  A directory whose entries all equal
 the parent point's reuses the parent's tree node without encoding it again.
 
+The holes of a sparse file (:attr:`Entry.sparse`, fewer blocks than bytes) are not read
+but filled in as zero bytes (:mod:`.holeread`): the same bytes, so the same chunks.
+
 A DISK entry (``entry.chunk_size`` > 0) is read in a reader thread too, in fixed-size
 chunks, by :class:`~.diskread.DiskReader` (holes for zeros, unchanged chunks reused).
 
@@ -61,6 +64,7 @@ from ..results import BackupStats
 from ..sources import FileSource, SourceEntry
 from .diskread import DiskReader
 from .gcquiet import quiet_gc
+from .holeread import HoleSkippingReader
 from .parentfolders import ParentFolders
 from .progress import Throttled
 from .readslots import ReadSlots
@@ -555,7 +559,10 @@ class BackupEngine:
         try:
             fh = self._open(src)
             with fh:
-                for data in self._pieces(fh, entry.size if entry.type in (FILE, HARDLINK) else -1):
+                # a sparse file of this machine, cut into chunks: its holes are not read (holeread.py)
+                sparse = entry.sparse and not own_stream and entry.size >= self._params.min_size
+                stream = HoleSkippingReader(fh.fileno()) if sparse else fh
+                for data in self._pieces(stream, entry.size if entry.type in (FILE, HARDLINK) else -1):
                     chunks.append(self._writer.add(KIND_DATA, data))
                     total += len(data)
                     with self._lock:
