@@ -15,8 +15,8 @@ chunk boundaries and blob ids are the same either way.  Where the file system ca
 The backup uses it only for files whose allocated blocks are fewer than their size
 (:attr:`~strongroom.catalog.entry.Entry.sparse`, set by the scan): a dense file costs no
 ``lseek``.  It trusts the file system's answer, as ``cp`` and ``tar --sparse`` do: a file
-system that reported data as a hole (OpenZFS before 2.2.2 could, for data not yet
-synced) would have it backed up as zeros.
+system that reported data as a hole (an OpenZFS bug, fixed in 2.2.2 and 2.1.14,
+could, for data written moments before) would have it backed up as zeros.
 """
 
 from __future__ import annotations
