@@ -26,8 +26,9 @@ import os
 
 __all__ = ["HoleSkippingReader"]
 
-#: Zero bytes copied into the caller's buffer for a hole, this many at a time.
-_ZEROS = bytes(1024 * 1024)
+#: Zero bytes copied into the caller's buffer for a hole, this many at a time (a view:
+#: a slice of it copies nothing).
+_ZEROS = memoryview(bytes(1024 * 1024))
 _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
 
