@@ -105,8 +105,9 @@ class TestImagesInUse:
         holder = subprocess.Popen(["qemu-io", "-f", "qcow2", str(image)], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: subprocess.run(["qemu-img", "info", str(image)], capture_output=True).returncode,
-                       "qemu-io holds the image's write lock")
+            # asked without taking a lock: a probe by qemu-img, which takes a shared one, made
+            # qemu-io fail to open the image when the two met
+            wait_until(lambda: holds_write_lock(image), "qemu-io holds the image's write lock")
             with pytest.raises(DiskInUse) as info:
                 vault.backup("plain")
             assert info.value.exit_code == 97
