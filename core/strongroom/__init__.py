@@ -33,6 +33,8 @@ used, so ``import strongroom`` stays cheap.
   dies now was ended, and is no failure to report), :func:`cpus` (the CPUs this process
   may run on), :class:`ProcessId`, :class:`ProcessInfo`, :func:`list_processes`,
   :func:`end_process` (finding what a strongroom that is gone left running).
+- Sparse files: :func:`data_extents` (where a file's data is, so that its holes need
+  not be read).
 - Errors: :class:`StrongroomError` and the subclasses below; a plugin defines its own
   errors as subclasses with a message template and an exit code of their own.
 """
@@ -95,6 +97,8 @@ _EXPORTS: dict[str, str] = {
     "command_vault": "strongroom.cli.common",
     # numpy for a plugin's array work, imported without OpenBLAS's thread pool
     "import_numpy": "strongroom.repository.arrays",
+    # where a sparse file's data is, so that its holes need not be read
+    "data_extents": "strongroom.engine.holeread",
 }
 _ERRORS = (
     "StrongroomError", "UsageError", "PluginError", "StorageError", "TransientStorageError", "ObjectNotFound",
@@ -152,6 +156,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
         ObjectNotFound, PathNotInPoint, PluginError, PointNotFound, PolicyError, RestoreError, SourceError,
         StorageError, StrongroomError, TransientStorageError, UsageError, VaultError, VaultKeyError,
     )
+    from .engine.holeread import data_extents  # noqa: F401
     from .home import strongroom_home  # noqa: F401
     from .markers import hookimpl, hookspec  # noqa: F401
     from .models import JOB_STATES, Job, ProtectedItem, RecoveryPoint  # noqa: F401

@@ -33,7 +33,6 @@ running strongroom uses is never ended.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import os
@@ -48,7 +47,9 @@ from typing import Iterator
 
 import attrs
 
-from strongroom import ProcessId, ProcessInfo, SeekableReader, end_process, list_processes, run_child, start_child
+from strongroom import (
+    ProcessId, ProcessInfo, SeekableReader, data_extents, end_process, list_processes, run_child, start_child,
+)
 
 from .errors import DiskInUse, DiskUnreadable, ToolMissing
 from .locks import hold_no_writers
@@ -159,27 +160,11 @@ class RawReader(SeekableReader):
         """The ``(start, end)`` ranges of ``[offset, offset + length)`` that may hold data
         (the whole range when the file has no holes or they cannot be asked for)."""
         end = offset + length
-        if not self._holes:
-            return [(offset, end)]
-        out = []
-        at = offset
-        try:
-            while at < end:
-                try:
-                    start = os.lseek(self._fd, at, os.SEEK_DATA)
-                except OSError as exc:
-                    if exc.errno == errno.ENXIO:  # no data after ``at``
-                        break
-                    raise
-                if start >= end:
-                    break
-                stop = min(end, os.lseek(self._fd, start, os.SEEK_HOLE))
-                out.append((start, stop))
-                at = stop
-        except OSError:
+        extents = data_extents(self._fd, offset, end) if self._holes else None
+        if extents is None:
             self._holes = False
             return [(offset, end)]
-        return out
+        return extents
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")

@@ -4,12 +4,14 @@ the chunks of a dense file with the same bytes, and restores byte for byte."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
 import pytest
 
 from strongroom.engine import holeread
+from strongroom import data_extents
 from strongroom.engine.holeread import HoleSkippingReader
 from strongroom.vault import Vault
 
@@ -55,6 +57,65 @@ LAYOUTS = {
     "no hole": (1 * MIB, [(0, os.urandom(1 * MIB))]),
     "unaligned data": (2 * MIB + 17, [(5, b"x" * 3), (1 * MIB + 4095, os.urandom(9000)), (2 * MIB + 16, b"y")]),
 }
+
+
+class TestDataExtents:
+    @pytest.mark.parametrize("layout", sorted(LAYOUTS))
+    def test_extents_cover_the_data_and_only_holes_lie_outside(self, tmp_path, layout):
+        """Every byte written lies in an extent, every byte outside the extents is zero, the
+        extents are in order and apart; a part of the file gives the extents clipped to it."""
+        size, written = LAYOUTS[layout]
+        content = _sparse(tmp_path / "f", size, written)
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+        try:
+            for start, end in [(0, size), (size // 3, size - size // 5), (size, size + 4096)]:
+                extents = data_extents(fd, start, end)
+                if extents is None:
+                    pytest.skip("this file system cannot say where its holes are")
+                inside = bytearray(size)
+                last = start
+                for first, stop in extents:
+                    assert last <= first < stop <= min(end, size)
+                    inside[first:stop] = b"\1" * (stop - first)
+                    last = stop
+                for offset, data in written:
+                    for at in range(max(offset, start), min(offset + len(data), end)):
+                        assert inside[at], (offset, at)
+                outside = bytes(b for at, b in enumerate(content[start:end], start) if not inside[at])
+                assert not outside.strip(b"\0")
+        finally:
+            os.close(fd)
+
+    def test_a_sparse_file_gives_only_its_data(self, tmp_path):
+        """On a file system that reports holes, a 3 MiB file with 4 KiB written at 1 MiB has
+        one extent, the block written."""
+        _sparse(tmp_path / "f", 3 * MIB, [(1 * MIB, b"d" * 4096)])
+        if not _holes_supported(tmp_path / "f"):
+            pytest.skip("this file system does not report holes")
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+        try:
+            assert data_extents(fd, 0, 3 * MIB) == [(1 * MIB, 1 * MIB + 4096)]
+            assert data_extents(fd, 1 * MIB + 100, 1 * MIB + 200) == [(1 * MIB + 100, 1 * MIB + 200)]
+            assert data_extents(fd, 2 * MIB, 3 * MIB) == []
+        finally:
+            os.close(fd)
+
+    def test_none_when_holes_cannot_be_asked_for(self, tmp_path, monkeypatch):
+        """Without ``SEEK_DATA``, or when ``lseek`` refuses it, the answer is None: all of
+        the range may hold data."""
+        _sparse(tmp_path / "f", 1 * MIB, [(0, b"x")])
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+        try:
+            monkeypatch.setattr(holeread, "_SEEK_DATA", None)
+            assert data_extents(fd, 0, 1 * MIB) is None
+            monkeypatch.undo()
+
+            def refuse(fd, pos, how):
+                raise OSError(errno.EINVAL, "Invalid argument")
+            monkeypatch.setattr(holeread.os, "lseek", refuse)
+            assert data_extents(fd, 0, 1 * MIB) is None
+        finally:
+            os.close(fd)
 
 
 class TestHoleSkippingReader:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 
-__all__ = ["HoleSkippingReader"]
+__all__ = ["HoleSkippingReader", "data_extents"]
 
 #: Zero bytes copied into the caller's buffer for a hole, this many at a time (a view:
 #: a slice of it copies nothing).
@@ -33,64 +33,83 @@ _SEEK_DATA = getattr(os, "SEEK_DATA", None)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
 
 
+def data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]] | None:
+    """The ``(first, stop)`` ranges of the bytes ``[start, end)`` of the file open as ``fd``
+    that hold data, in order; the bytes around them are holes (they read as zeros).  None
+    when the file system cannot say (``lseek`` refuses ``SEEK_DATA``): all of the range
+    may hold data.  Past the end of the file there is no data.  Moves the file offset
+    of ``fd``.
+
+        >>> data_extents(fd, 0, 3 << 20)  # 4 KiB written at 1 MiB of a 3 MiB sparse file
+        [(1048576, 1052672)]
+    """
+    if _SEEK_DATA is None:
+        return None
+    extents = []
+    at = start
+    try:
+        while at < end:
+            try:
+                first = os.lseek(fd, at, _SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data at or after ``at``
+                    break
+                raise
+            if first >= end:
+                break
+            stop = min(end, os.lseek(fd, first, _SEEK_HOLE))
+            extents.append((first, stop))
+            at = stop
+    except OSError:
+        return None
+    return extents
+
+
 class HoleSkippingReader:
     """``readinto`` of the file open as ``fd`` from its start, holes filled in without
     reading them.  It reads at its own offsets (``pread``): the file offset of ``fd`` is
     moved by its ``lseek`` calls and means nothing to it.  Not thread-safe."""
 
-    __slots__ = ("_fd", "_pos", "_until", "_in_hole")
+    __slots__ = ("_fd", "_pos", "_holes")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._pos = 0
-        # what the bytes [pos, until) are: a hole, or data; nothing known yet
-        self._until = 0
-        self._in_hole = False
-
-    def _locate(self) -> None:
-        """Learn what the bytes from ``_pos`` on are: a hole up to the next data (or to the
-        file's end), or data up to the next hole (the end of the file counts as one)."""
-        pos = self._pos
-        if _SEEK_DATA is None:
-            self._in_hole, self._until = False, -1
-            return
-        try:
-            data = os.lseek(self._fd, pos, _SEEK_DATA)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:  # the file system cannot say: read everything
-                self._in_hole, self._until = False, -1
-                return
-            # no data at or after pos: a hole to the end of the file (or pos is past it)
-            self._in_hole, self._until = True, os.fstat(self._fd).st_size
-            return
-        if data > pos:
-            self._in_hole, self._until = True, data
-        else:
-            self._in_hole, self._until = False, os.lseek(self._fd, pos, _SEEK_HOLE)
+        self._holes = True  # False once the file system said it cannot tell where they are
 
     def readinto(self, buffer) -> int:
         """Fill ``buffer`` with the next bytes of the file; how many (0 at its end).  Fewer
         than asked for only at the end of the file."""
         view = memoryview(buffer).cast("B")
-        wanted = len(view)
-        done = 0
-        size = -1  # the file's size, asked for once a call before filling a hole: a file
-        # truncated while it is read ends where it now ends, as it would for a plain read
-        while done < wanted:
-            if self._until != -1 and self._pos >= self._until:
-                self._locate()
-            if self._in_hole:
-                if size < 0:
-                    size = os.fstat(self._fd).st_size
-                n = min(wanted - done, self._until - self._pos, size - self._pos, len(_ZEROS))
-                if n <= 0:
-                    break  # the end of the file
-                view[done:done + n] = _ZEROS[:n]
-            else:
-                stop = wanted if self._until == -1 else min(wanted, done + self._until - self._pos)
-                n = os.preadv(self._fd, [view[done:stop]], self._pos)
-                if not n:
-                    break  # the end of the file (it may have shrunk since it was located)
-            self._pos += n
-            done += n
-        return done
+        pos = self._pos
+        extents = None
+        if self._holes:
+            # the size is asked once a call: a file that grows while it is read is read to
+            # its new end, one truncated ends where it now ends, as with a plain read
+            end = min(pos + len(view), os.fstat(self._fd).st_size)
+            extents = data_extents(self._fd, pos, end) if end > pos else []
+            self._holes = extents is not None
+        if extents is None:
+            end = pos + len(view)
+            extents = [(pos, end)]
+        done = pos  # the file's bytes up to here are in the buffer
+        for first, stop in extents:
+            self._zeros(view, done - pos, first - pos)
+            done = first
+            while done < stop:
+                n = os.preadv(self._fd, [view[done - pos:stop - pos]], done)
+                if not n:  # the end of the file (it may have shrunk since it was asked)
+                    self._pos = done
+                    return done - pos
+                done += n
+        self._zeros(view, done - pos, end - pos)
+        self._pos = end
+        return end - pos
+
+    @staticmethod
+    def _zeros(view: memoryview, start: int, stop: int) -> None:
+        """Zero bytes into ``view[start:stop]``: a hole."""
+        while start < stop:
+            n = min(stop - start, len(_ZEROS))
+            view[start:start + n] = _ZEROS[:n]
+            start += n
