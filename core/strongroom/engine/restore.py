@@ -48,6 +48,7 @@ import attrs
 from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, DISK, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
 from ..catalog.tree import TreeReader, normalize_path
 from ..errors import DamagedFolder, IntegrityError, PathInTheWay
+from ..processes import cpus
 from ..repository.envelope import Scratch
 from ..repository.pack import IndexEntry
 from ..repository.repository import Repository
@@ -486,18 +487,20 @@ class Restorer:
 
 
 def _default_threads(repo: Repository) -> int:
-    """The store's concurrency; for a local store, no more than one per CPU and one more.
-    The work is then decrypting, hashing and the kernel's: creating a file costs tens of
-    microseconds in the kernel (ext4's choice of an inode), during which the thread holds
-    no GIL.  With one thread per CPU, a core was idle whenever one thread waited for the
-    GIL behind the other and the walk; the one more keeps it busy.  The 2 GiB corpus on 2
-    CPUs, 4 alternating pairs of runs at load 6-8: 3 threads 8.8 s median against 12.5 s
-    for 2, the same CPU time (2.8-3.1 s user), about 9 MB more memory.  More threads only
-    contend for the GIL and the CPUs (4 threads on 2 CPUs took more CPU time and 25 MB
-    more memory than 2, for no gain in time)."""
+    """The store's concurrency; for a local store, no more than one per CPU this process
+    may run on.  The work is then decrypting, hashing and the kernel's (creating a file
+    costs tens of microseconds in ext4), and a thread more than the CPUs only adds
+    contention: each of the many short system calls a small file costs (open, write,
+    times, close) hands the GIL to a waiting thread and back, two context switches.
+    The 2 GiB corpus (48,000 files) on 2 CPUs, quiet machine, alternating runs: 2 threads
+    4.5-5.6 s (median 4.9) against 5.2-5.7 s (5.4) for 3, with 0.6-0.9 s less system
+    time, on an ext4 with a journal; where many files were just deleted from an ext4
+    without one (creating a file then costs far more kernel time), 5.7-6.7 s against
+    6.5-7.3 s.  An earlier measurement on a machine loaded by other work (load 6-8)
+    favoured 3 threads: more threads took a larger share of the contended CPUs."""
     if capabilities_of(repo.store).remote:
         return repo.io_threads
-    return max(1, min(repo.io_threads, (os.cpu_count() or 1) + 1))
+    return max(1, min(repo.io_threads, cpus()))
 
 
 def _located(entry: Entry, lookup: Callable[[bytes], IndexEntry | None]) -> Iterator[tuple[int, bytes, IndexEntry | None]]:
