@@ -189,7 +189,7 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
         if not args.scale_tree:
             shutil.rmtree(tree)
     return Results(
-        command=" ".join(["python -m bench", *map(shlex.quote, argv)]), machine=describe_machine(),
+        command=" ".join(["python -m bench", *map(shlex.quote, argv)]), machine=describe_machine(work),
         versions={t: version_of(t) for t in args.tools}, tools=args.tools, runs=args.runs,
         scale_runs=args.scale_runs, scale_files=args.scale_files, scale_bytes=scale_bytes, quick=args.quick,
         corpus_path=corpus, corpus=size, by_kind=by_kind, single_file=single,

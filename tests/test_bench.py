@@ -125,3 +125,44 @@ class TestColdRepositories:
         assert seen["first-True"] > 0 and seen["first-False"] > 0
         assert seen["restore-True"] == seen["verify-True"] == 0
         assert seen["restore-False"] > 0 and seen["verify-False"] > 0
+
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,discard
+30 22 0:5 / /srv/back\\040up rw,relatime - xfs /dev/sdb1 rw
+31 22 0:6 / /srv rw,relatime - tmpfs tmpfs rw
+40 22 0:7 / /srv rw,relatime - nfs server:/export rw
+"""
+
+
+class TestMachineDescription:
+    def test_names_the_file_system_a_folder_is_on(self, tmp_path):
+        """The type and mount point are those ``findmnt`` gives for the folder."""
+        from bench.machine import describe_file_system, describe_machine
+
+        found = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,TARGET", "--target", str(tmp_path)],
+                               capture_output=True, text=True)
+        if found.returncode != 0:
+            pytest.skip("no findmnt here")
+        fstype, target = found.stdout.split(None, 1)
+        text = describe_file_system(str(tmp_path))
+        assert text.startswith(fstype) and text.endswith(f" at {target.strip()})")
+        assert describe_machine(str(tmp_path)).endswith(f"; the work folder on {text}")
+
+    def test_the_innermost_and_latest_mount_counts(self):
+        """A path is on the longest mount point holding it, the later of two at one point;
+        escaped spaces are decoded."""
+        from bench.machine import describe_file_system
+
+        assert describe_file_system("/srv/back up/x", MOUNTINFO) == "xfs (/dev/sdb1 at /srv/back up)"
+        assert describe_file_system("/srv/other", MOUNTINFO) == "nfs (server:/export at /srv)"
+        assert describe_file_system("/srvx", MOUNTINFO).endswith("(/dev/sda1 at /)")
+
+    def test_an_ext4_says_whether_it_has_a_journal(self, monkeypatch):
+        """``/proc/fs/jbd2`` lists a folder per journal, named after its device."""
+        import bench.machine as machine
+
+        monkeypatch.setattr(machine.os, "listdir", lambda path: ["sda1-8"] if path == "/proc/fs/jbd2" else [])
+        assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 with a journal (/dev/sda1 at /)"
+        monkeypatch.setattr(machine.os, "listdir", lambda path: ["vdb-8"])
+        assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 without a journal (/dev/sda1 at /)"
