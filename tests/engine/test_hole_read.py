@@ -176,6 +176,13 @@ class TestHoleSkippingReader:
             assert reader.readinto(bytearray(1 * MIB)) == 1 * MIB
             os.truncate(tmp_path / "g", 1 * MIB + 10)
             assert _read_all(reader, 1 * MIB) == bytes(10)
+        _sparse(tmp_path / "h", 4 * MIB, [(3 * MIB, b"z" * 4096)])
+        with open(tmp_path / "h", "rb", buffering=0) as f:
+            reader = HoleSkippingReader(f.fileno())
+            assert reader.readinto(bytearray(1 * MIB)) == 1 * MIB
+            os.truncate(tmp_path / "h", 100 * KIB)  # now shorter than what was read
+            assert reader.readinto(bytearray(1 * MIB)) == 0
+            assert reader.readinto(bytearray(1 * MIB)) == 0
 
 
 class TestSparseBackup:

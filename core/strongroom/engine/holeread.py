@@ -85,8 +85,9 @@ class HoleSkippingReader:
         extents = None
         if self._holes:
             # the size is asked once a call: a file that grows while it is read is read to
-            # its new end, one truncated ends where it now ends, as with a plain read
-            end = min(pos + len(view), os.fstat(self._fd).st_size)
+            # its new end, one truncated ends where it now ends (0 once it is shorter than
+            # what was read), as with a plain read
+            end = max(pos, min(pos + len(view), os.fstat(self._fd).st_size))
             extents = data_extents(self._fd, pos, end) if end > pos else []
             self._holes = extents is not None
         if extents is None:
