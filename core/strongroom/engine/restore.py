@@ -493,7 +493,7 @@ def _default_threads(repo: Repository) -> int:
     contention: each of the many short system calls a small file costs (open, write,
     times, close) hands the GIL to a waiting thread and back, two context switches.
     The 2 GiB corpus (48,000 files) on 2 CPUs, quiet machine, alternating runs: 2 threads
-    4.5-5.6 s (median 4.9) against 5.2-5.7 s (5.4) for 3, with 0.6-0.9 s less system
+    4.5-5.6 s (median 4.9) against 5.2-5.7 s (5.4) for 3, with 0.4-0.9 s less system
     time, on an ext4 with a journal; where many files were just deleted from an ext4
     without one (creating a file then costs far more kernel time), 5.7-6.7 s against
     6.5-7.3 s.  An earlier measurement on a machine loaded by other work (load 6-8)
