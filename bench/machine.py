@@ -6,6 +6,9 @@ import os
 import platform
 import re
 
+#: One folder per running journal, named after its device (``vda-8``).
+JOURNALS = "/proc/fs/jbd2"
+
 
 def describe_machine(work: str | None = None) -> str:
     """Cores and CPU model, memory, kernel and Python version; with ``work``, the file
@@ -74,6 +77,6 @@ def _has_journal(source: str) -> bool:
     (``/proc/fs/jbd2`` lists one folder per journal, named after the device)."""
     device = os.path.basename(os.path.realpath(source))
     try:
-        return any(name.startswith(f"{device}-") for name in os.listdir("/proc/fs/jbd2"))
+        return any(name.startswith(f"{device}-") for name in os.listdir(JOURNALS))
     except OSError:
         return False

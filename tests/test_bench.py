@@ -158,11 +158,13 @@ class TestMachineDescription:
         assert describe_file_system("/srv/other", MOUNTINFO) == "nfs (server:/export at /srv)"
         assert describe_file_system("/srvx", MOUNTINFO).endswith("(/dev/sda1 at /)")
 
-    def test_an_ext4_says_whether_it_has_a_journal(self, monkeypatch):
-        """``/proc/fs/jbd2`` lists a folder per journal, named after its device."""
+    def test_an_ext4_says_whether_it_has_a_journal(self, tmp_path, monkeypatch):
+        """``/proc/fs/jbd2`` lists a folder per journal, named after its device (here a
+        folder laid out the same way)."""
         import bench.machine as machine
 
-        monkeypatch.setattr(machine.os, "listdir", lambda path: ["sda1-8"] if path == "/proc/fs/jbd2" else [])
+        monkeypatch.setattr(machine, "JOURNALS", str(tmp_path))
+        (tmp_path / "sda1-8").mkdir()
         assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 with a journal (/dev/sda1 at /)"
-        monkeypatch.setattr(machine.os, "listdir", lambda path: ["vdb-8"])
+        (tmp_path / "sda1-8").rename(tmp_path / "vdb-8")
         assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 without a journal (/dev/sda1 at /)"
