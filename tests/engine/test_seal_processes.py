@@ -9,6 +9,7 @@ import io
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 
@@ -301,9 +302,9 @@ def test_messages_round_trip_and_a_cut_one_is_eof():
 
 def test_workers_cannot_start_without_python(monkeypatch, envelope):
     """Without a Python executable to start, there are no workers, and no error."""
-    monkeypatch.setattr(sealprocs.sys, "executable", "")
+    monkeypatch.setattr(sys, "executable", "")
     assert not sealprocs.can_start()
-    monkeypatch.setattr(sealprocs.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     workers = SmallFileSealers(envelope, b"k" * 32, level=3, workers=2)
     workers.start()
     assert not workers.ready and workers.seal([]) is None
