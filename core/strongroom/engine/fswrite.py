@@ -79,16 +79,13 @@ from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, FIFO, SOCKET, SYMLINK, Entry
 from ..errors import PathInTheWay, TargetError, UnsafePath
 from ..models import OVERWRITE_MODES
 from .filewrites import FdCache, data_runs, pwrite_all
+from .newfiles import CREATE, NewFiles
 from .targetlog import remove_quietly, target_error
 
 __all__ = ["TreeWriter"]
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REOPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NOT_PERMITTED = frozenset({errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP})
-
-Target = int | str  # an open file descriptor, or a path never followed at its end
 
 
 def _split(relpath: str) -> list[str]:
@@ -124,8 +121,8 @@ class TreeWriter:
     _fresh: set[str] = attrs.field(factory=set, init=False, repr=False)
     # files cleared by prepare_file() and not yet created: not usable as directories
     _reserved: set[str] = attrs.field(factory=set, init=False, repr=False)
-    # the owner a file created by open_new() in a folder gets, learned from the first one
-    _new_owner: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False, repr=False)
+    # creates, writes and ends the files cleared by prepare_file(); sets all metadata
+    _new: NewFiles = attrs.field(init=False, repr=False)
     # the umask when files are certain to be created with the mode asked (creation_mode())
     _umask: int | None = attrs.field(default=None, init=False, repr=False)
 
@@ -134,6 +131,7 @@ class TreeWriter:
         try:
             os.makedirs(self.root, exist_ok=True)
             self.root = os.path.realpath(self.root)
+            self._new = NewFiles(self.root, self.restore_owner, self.warnings)
             with os.scandir(self.root) as it:
                 if next(it, None) is None:
                     self._fresh.add("")
@@ -279,7 +277,7 @@ class TreeWriter:
         False if what is at the path is kept."""
         path = self._prepare(relpath)
         fds: list[int] = []
-        if not self._replace(relpath, path, entry, lambda: fds.append(os.open(path, _CREATE, 0o600))):
+        if not self._replace(relpath, path, entry, lambda: fds.append(os.open(path, CREATE, 0o600))):
             return False
         try:
             os.ftruncate(fds[0], entry.size)
@@ -336,46 +334,22 @@ class TreeWriter:
         """Create the file that :meth:`prepare_file` cleared (from any thread) and return
         its descriptor; with ``size``, set that length at once (the rest are holes);
         ``mode``: the permission bits to create it with (minus the umask)."""
-        fd = os.open(f"{self.root}/{relpath}", _CREATE, mode)
-        if size:
-            try:
-                os.ftruncate(fd, size)
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
+        return self._new.open_new(relpath, size, mode=mode)
 
-    @staticmethod
-    def write_fd(fd: int, offset: int, data: bytes | memoryview, *, sparse: bool = False) -> None:
-        """:meth:`write` to a descriptor from :meth:`open_new`."""
-        view = memoryview(data).cast("B")
-        if not sparse:
-            pwrite_all(fd, view, offset)
-            return
-        for start, end in data_runs(view, offset):
-            pwrite_all(fd, view[start:end], offset + start)
+    @property
+    def new_files(self) -> NewFiles:
+        """What creates, writes and ends the files :meth:`prepare_file` cleared (for a
+        process that writes them: its root and ``restore_owner``)."""
+        return self._new
+
+    #: :meth:`write` to a descriptor from :meth:`open_new`.
+    write_fd = staticmethod(NewFiles.write_fd)
 
     def close_file(self, relpath: str, fd: int, entry: Entry | None, *, mode_set: bool = False) -> None:
         """Set the metadata of ``entry`` (none when None) on a file from :meth:`open_new`
         and close it; ``mode_set``: it was created with :meth:`creation_mode`'s mode, so
         its mode is not set again."""
-        try:
-            if entry is not None:
-                self._apply(relpath, fd, entry, owner=self._owner_of_new(relpath, fd), chmod=not mode_set)
-        finally:
-            os.close(fd)
-
-    def _owner_of_new(self, relpath: str, fd: int) -> tuple[int, int] | None:
-        """The owner of the new file ``fd``: the same for every file this writer creates
-        in one folder (its gid may be the folder's), so asked of the first one only."""
-        if not self.restore_owner:
-            return None
-        folder = relpath.rpartition("/")[0]
-        owner = self._new_owner.get(folder)
-        if owner is None:
-            st = os.fstat(fd)
-            owner = self._new_owner[folder] = (st.st_uid, st.st_gid)
-        return owner
+        self._new.close_file(relpath, fd, entry, mode_set=mode_set)
 
     def discard(self, relpath: str) -> bool:
         """Remove the file at ``relpath`` that this writer created and did not finish
@@ -392,7 +366,7 @@ class TreeWriter:
         if fd is None:
             fd = os.open(self.path_for(relpath), _REOPEN)
         try:
-            self._apply(relpath, fd, entry)
+            self._new.apply(relpath, fd, entry)
         finally:
             os.close(fd)
 
@@ -417,7 +391,7 @@ class TreeWriter:
         path = self._prepare(relpath)
         if not self._replace(relpath, path, entry, lambda: os.symlink(entry.target, path)):
             return False
-        self._apply(relpath, path, entry, symlink=True)
+        self._new.apply(relpath, path, entry, symlink=True)
         return True
 
     def make_hardlink(self, relpath: str, entry: Entry, existing_relpath: str) -> bool:
@@ -447,7 +421,7 @@ class TreeWriter:
                 return True
         else:
             raise ValueError(f"not a special file type: {entry.type!r}")
-        self._apply(relpath, path, entry)
+        self._new.apply(relpath, path, entry)
         return True
 
     def close(self) -> None:
@@ -464,36 +438,11 @@ class TreeWriter:
             self.warnings.append(f"{relpath}: directory metadata not restored ({exc})")
             return
         try:
-            self._apply(relpath, fd, entry)
+            self._new.apply(relpath, fd, entry)
         except OSError as exc:
             self.warnings.append(f"{relpath}: directory metadata not restored ({exc.strerror or exc})")
         finally:
             os.close(fd)
-
-    # -- metadata --
-
-    def _apply(
-        self, relpath: str, target: Target, entry: Entry, *, symlink: bool = False,
-        owner: tuple[int, int] | None = None, chmod: bool = True,
-    ) -> None:
-        """Set the metadata; ``owner``, when known, is the current one (no chown to it)."""
-        nofollow = {} if isinstance(target, int) else {"follow_symlinks": False}
-        if self.restore_owner and (entry.uid, entry.gid) != owner:
-            self._try(relpath, "owner", os.chown, target, entry.uid, entry.gid, **nofollow)
-        for key, value in entry.xattrs:
-            self._try(relpath, f"xattr {key}", os.setxattr, target, key, value, **nofollow)
-        if chmod and not symlink:
-            self._try(relpath, "mode", os.chmod, target, entry.mode)
-        os.utime(target, ns=(entry.atime_ns, entry.mtime_ns), **nofollow)
-
-    def _try(self, relpath: str, what: str, func: Callable[..., None], *args: object, **kwargs: object) -> None:
-        try:
-            func(*args, **kwargs)
-        except OSError as exc:
-            if exc.errno not in _NOT_PERMITTED:
-                raise
-            self.warnings.append(f"{relpath}: cannot set {what} ({exc.strerror})")
-
 
 def _plain_umask(root: str) -> int | None:
     """The process's umask, if the files created under ``root`` get exactly the mode

@@ -307,6 +307,7 @@ class Envelope:
         # the bytes of the data key it writes with, and of the first one: for writing_state
         self._writing_key = self._base_key = bytes(data_key)
         self._keys: dict[bytes, AESGCM] = {self.key_id: self._aead}
+        self._raw: dict[bytes, bytes] = {self.key_id: self._writing_key}  # the bytes of each key held
         #: ``resolve(key_id)``: the data key of that id (raising IntegrityError naming what
         #: is missing), for ids this envelope does not hold yet
         self._resolve = resolve
@@ -337,6 +338,7 @@ class Envelope:
         other.key_id = bytes(key_id)
         other._writing_key = bytes(data_key)
         other._keys = {**self._keys, other.key_id: other._aead}
+        other._raw = {**self._raw, other.key_id: other._writing_key}
         return other
 
     def with_resolver(self, resolve: Callable[[bytes], bytes] | None) -> Envelope:
@@ -373,9 +375,28 @@ class Envelope:
             return aead
         if self._resolve is None:
             raise IntegrityError(what=what, reason=f"sealed with another key (key id {key_id.hex()})")
-        aead = AESGCM(bytes(self._resolve(key_id)))
+        raw = bytes(self._resolve(key_id))
+        aead = AESGCM(raw)
+        self._raw[key_id] = raw
         self._keys[key_id] = aead  # a dict item set: safe between threads
         return aead
+
+    def sealed_key_id(self, sealed: bytes | memoryview, key_id: bytes = b"") -> bytes:
+        """The id of the data key that opens ``sealed`` (as :meth:`open` would use it):
+        its header's for an object with a header, else ``key_id`` (empty: the vault's
+        first data key)."""
+        view = memoryview(sealed)
+        if view.nbytes >= _HEADER.size and view[:3] == MAGIC:
+            return bytes(_HEADER.unpack_from(view)[4])
+        return key_id or self.base_key_id
+
+    def data_key(self, key_id: bytes = b"") -> bytes:
+        """The bytes of data key ``key_id`` (empty: the vault's first), resolved if not
+        held: what a worker process that opens blobs for this one is given (through a
+        pipe; they are secrets).  IntegrityError if it cannot be had."""
+        key_id = key_id or self.base_key_id
+        self._aead_for(key_id, f"key id {key_id.hex()}")
+        return self._raw[key_id]
 
     def sealed_size_bound(self, kind: int, length: int) -> int:
         """The most bytes :meth:`seal` writes for ``length`` bytes of plaintext."""

@@ -57,9 +57,9 @@ import attrs
 
 from ..errors import IntegrityError
 from ..storage.base import Store
-from .blobid import ID_SIZE
+from .blobid import ID_SIZE, blob_id
 from ..bulkcopy import copy_into
-from .envelope import KIND_DATA, KIND_PACK_TRAILER, V2_OVERHEAD, Envelope, max_sealed, padded_size
+from .envelope import KIND_DATA, KIND_PACK_TRAILER, V2_OVERHEAD, Envelope, Scratch, max_sealed, padded_size
 
 __all__ = [
     "MAX_PACK_BLOBS",
@@ -115,6 +115,29 @@ class IndexEntry:
     length: int
     raw_length: int
     key_id: bytes = b""
+
+
+def open_blob(
+    envelope: Envelope, id_key: bytes, entry: IndexEntry, sealed: bytes | memoryview, *,
+    scratch: Scratch | None = None, threaded: bool = True,
+) -> bytes | memoryview:
+    """The plaintext of the blob ``entry`` indexes, from its ``sealed`` bytes: decrypted
+    (into ``scratch`` if given, see :meth:`Envelope.open`) and checked against its id
+    under ``id_key`` and its length; IntegrityError naming the pack and blob otherwise.
+    ``threaded=False`` hashes in the calling thread only."""
+    if len(sealed) != entry.length:
+        raise IntegrityError(what=_blob_in_pack(entry), reason="truncated")
+    try:
+        raw = envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch, key_id=entry.key_id)
+    except IntegrityError as exc:
+        raise IntegrityError(what=_blob_in_pack(entry), reason=exc.fields.get("reason", "authentication failed")) from None
+    if len(raw) != entry.raw_length or blob_id(id_key, raw, threaded=threaded) != entry.blob_id:
+        raise IntegrityError(what=_blob_in_pack(entry), reason="content does not match its id")
+    return raw
+
+
+def _blob_in_pack(entry: IndexEntry) -> str:
+    return f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})"
 
 
 def is_pack_id(pack_id: str) -> bool:

@@ -49,7 +49,7 @@ from .index import Index
 from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
 from .names import kind_of, vault_names
-from .pack import IndexEntry, pack_name, read_trailer
+from .pack import IndexEntry, open_blob, pack_name, read_trailer
 
 
 #: From a local store, blobs of a pack are read this many bytes at a time (or one blob).
@@ -226,24 +226,7 @@ class Repository:
         """Decrypt one blob and check that its content hashes to its id (with ``scratch``,
         see :meth:`Envelope.open`; ``threaded=False`` hashes in the calling thread only,
         for callers whose own threads keep the cores busy)."""
-        if len(sealed) != entry.length:
-            raise IntegrityError(
-                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
-                reason="truncated",
-            )
-        try:
-            raw = self.envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch, key_id=entry.key_id)
-        except IntegrityError as exc:
-            raise IntegrityError(
-                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
-                reason=exc.fields.get("reason", "authentication failed"),
-            ) from None
-        if len(raw) != entry.raw_length or self.blob_id(raw, threaded=threaded) != entry.blob_id:
-            raise IntegrityError(
-                what=f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})",
-                reason="content does not match its id",
-            )
-        return raw
+        return open_blob(self.envelope, self._id_key, entry, sealed, scratch=scratch, threaded=threaded)
 
     def get_blob(self, blob: bytes) -> bytes:
         entry = self.lookup(blob)
@@ -267,6 +250,26 @@ class Repository:
         A blob that fails authentication is yielded with its error instead of its data.
         Blobs are hashed in the calling thread only (readers run one per core).
         """
+        for part, data in self.read_pack_ranges(pack_id, entries):
+            if isinstance(data, IntegrityError):
+                for entry in part:
+                    yield entry, data
+                continue
+            start = part[0].offset
+            for entry in part:
+                sealed = data[entry.offset - start : entry.offset - start + entry.length]
+                try:
+                    yield entry, self.open_blob(entry, sealed, scratch=scratch, threaded=False)
+                except IntegrityError as exc:
+                    yield entry, exc
+
+    def read_pack_ranges(
+        self, pack_id: str, entries: list[IndexEntry]
+    ) -> Iterator[tuple[list[IndexEntry], memoryview | IntegrityError]]:
+        """The sealed bytes of the given blobs of one pack, as :meth:`read_pack_blobs`
+        reads them: ``(entries, data)`` for each range read, in pack order, ``data``
+        starting at the first entry's offset; for a pack missing from storage, the
+        entries not read yet with an IntegrityError."""
         entries = sorted(entries, key=lambda e: e.offset)
         limit = None if capabilities_of(self.store).remote else LOCAL_READ_SIZE
         name = pack_name(pack_id)
@@ -283,16 +286,9 @@ class Repository:
             try:
                 data = memoryview(self.store.get_range(name, start, end - start))
             except ObjectNotFound:
-                err = IntegrityError(what=name, reason="pack is missing from storage")
-                for entry in entries[first:]:
-                    yield entry, err
+                yield entries[first:], IntegrityError(what=name, reason="pack is missing from storage")
                 return
-            for entry in entries[first:last]:
-                part = data[entry.offset - start : entry.offset - start + entry.length]
-                try:
-                    yield entry, self.open_blob(entry, part, scratch=scratch, threaded=False)
-                except IntegrityError as exc:
-                    yield entry, exc
+            yield entries[first:last], data
             first = last
 
     def writer(self, **kwargs) -> BlobWriter:
