@@ -43,7 +43,8 @@ class Point:
                 parent, _, name = relpath.rpartition("/")
                 folders.setdefault(parent, [])
                 meta = {"mode": spec.get("mode", 0o640), "mtime_ns": OLD_NS, "atime_ns": OLD_NS,
-                        "uid": spec.get("uid", os.geteuid()), "gid": spec.get("gid", os.getegid())}
+                        "uid": spec.get("uid", os.geteuid()), "gid": spec.get("gid", os.getegid()),
+                        "xattrs": tuple(spec.get("xattrs", ()))}
                 if "link" in spec:
                     data = self.content[spec["link"]]
                     chunks = [writer.add(KIND_DATA, data[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]

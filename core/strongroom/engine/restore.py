@@ -14,7 +14,11 @@ and written with ``pwrite`` to every place that needs it.  A file whose content 
 in one pack (nearly every small file) is created, written, given its metadata and
 closed by that pack's thread: one open and one close.  A file spread over several packs
 is created beforehand and written through the writer's cache of open files; the thread
-that writes its last blob sets its metadata.  Files are created at their full length
+that writes its last blob sets its metadata.  A pack whose needed blobs all go to such
+files of that pack alone is written the same way by a worker process instead
+(:mod:`.restoreprocs`, from the first batch with :data:`PROCESSES_FROM_PACKS` of them
+on, for a local store): the thread reads the pack and hands it over, so that no
+interpreter's lock is shared for the many short system calls small files cost.  Files are created at their full length
 only when the writes do not reach it (all-zero chunks of sparse files become holes).
 
 A blob that fails authentication is never written: the files that need it are removed
@@ -48,14 +52,17 @@ import attrs
 from ..catalog.entry import BLOCKDEV, CHARDEV, DIR, DISK, FIFO, HARDLINK, SOCKET, SYMLINK, Entry
 from ..catalog.tree import TreeReader, normalize_path
 from ..errors import DamagedFolder, IntegrityError, PathInTheWay
-from ..processes import cpus
+from ..processes import children_ended, cpus
 from ..repository.envelope import Scratch
 from ..repository.pack import IndexEntry
 from ..repository.repository import Repository
 from ..storage import capabilities_of
 from .fswrite import TreeWriter
+from .newfiles import FileMeta
+from .restoreprocs import PackWriters, can_start
+from .restoreworker import Blob, File
 from .progress import Throttled
-from .targetlog import TargetLog, TargetStopped
+from .targetlog import TargetLog, TargetStopped, remove_quietly
 from ..results import RestoreResult, RestoreStats
 
 SPECIAL = (FIFO, CHARDEV, BLOCKDEV, SOCKET)
@@ -66,6 +73,9 @@ BATCH_BYTES = 256 * 1024 * 1024
 #: Batches planned or being written while the walk goes on.
 BATCHES_AHEAD = 2
 _EMPTY_TASK = 256  # files with nothing to read, per task
+#: From the first batch with this many packs of small files on, such packs are written
+#: by worker processes (:mod:`.restoreprocs`).
+PROCESSES_FROM_PACKS = 4
 
 
 @attrs.define(eq=False)
@@ -105,6 +115,7 @@ class Restorer:
         restore_owner: bool | None = None,
         overwrite: str = "always",
         progress: Callable[[RestoreStats], None] | None = None,
+        processes: int | None = None,
     ) -> None:
         self.repo = repo
         self.tree = tree
@@ -112,6 +123,8 @@ class Restorer:
         self.log = TargetLog()
         self.stats = RestoreStats()
         self._threads = threads or _default_threads(repo)
+        self._processes = _default_processes(repo) if processes is None else processes
+        self._pack_writers: PackWriters | None = None  # started by the first batch of many packs
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -175,6 +188,8 @@ class Restorer:
                     self._finish_batch(in_flight.popleft())
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if self._pack_writers is not None:
+                    self._pack_writers.close()
         for relpath, entry in links:
             if entry.target in self._unwritten:
                 if entry.target not in self._damaged:
@@ -360,9 +375,28 @@ class Restorer:
         empty = batch.nothing_to_read
         for i in range(0, len(empty), _EMPTY_TASK):
             batch.futures.append(pool.submit(self._create_empty, batch, empty[i : i + _EMPTY_TASK]))
+        elsewhere = self._packs_for_processes(batch)
         for pack_id in sorted(batch.by_pack):
-            batch.futures.append(pool.submit(self._restore_pack, batch, pack_id))
+            restore = self._restore_pack_elsewhere if pack_id in elsewhere else self._restore_pack
+            batch.futures.append(pool.submit(restore, batch, pack_id))
         return batch
+
+    def _packs_for_processes(self, batch: _Batch) -> set[str]:
+        """The packs of ``batch`` to write in worker processes (:mod:`.restoreprocs`):
+        those whose every needed blob goes to files that have all their content in that
+        pack.  The workers are started by the first batch with
+        :data:`PROCESSES_FROM_PACKS` such packs (a restore of a few files has none)."""
+        if self._processes < 1:
+            return set()
+        plans = batch.plans
+        packs = {pack_id for pack_id, wanted in batch.by_pack.items()
+                 if all(plans[relpath].pack == pack_id for targets in wanted.values() for relpath, _ in targets)}
+        if self._pack_writers is None:
+            if len(packs) < PROCESSES_FROM_PACKS or not can_start():
+                return set()
+            self._pack_writers = PackWriters(self.repo, self.writer.new_files, workers=self._processes)
+            self._pack_writers.start()  # from the walk's thread, which outlives them
+        return packs if self._pack_writers.ready else set()
 
     def _finish_batch(self, batch: _Batch) -> None:
         """Wait for a batch; remove the files it could not write and note them."""
@@ -423,6 +457,52 @@ class Restorer:
     def _finished(self, relpath: str) -> None:
         with self._lock:
             self._incomplete.discard(relpath)
+
+    def _restore_pack_elsewhere(self, batch: _Batch, pack_id: str) -> None:
+        """:meth:`_restore_pack` by a worker process (:mod:`.restoreprocs`); by this
+        thread if the worker dies, or a data key the pack needs cannot be had."""
+        if self.log.stopping:
+            return
+        writers = self._pack_writers
+        assert writers is not None
+        files, blobs, payload, key_ids = _task_for(self.repo, self.writer, batch, pack_id)
+        try:
+            keys = {key_id: self.repo.envelope.data_key(key_id) for key_id in key_ids}
+        except IntegrityError:  # a key that cannot be had: the thread names each blob it cannot open
+            self._restore_pack(batch, pack_id)
+            return
+        relpaths = [file[0] for file in files]
+        with self._lock:
+            self._incomplete.update(relpaths)  # the worker may create any of them from now on
+        answer = writers.write(keys, files, blobs, payload)
+        if answer is None:  # the worker died, or none is left
+            if children_ended():  # the job is ending: its files are removed as incomplete
+                return
+            for relpath in relpaths:  # cleared before: what is there now, the worker made
+                remove_quietly(self._shown(relpath))
+            with self._lock:
+                self._incomplete.difference_update(relpaths)
+            self._restore_pack(batch, pack_id)
+            return
+        written, created, finished, damaged, failed, warnings, last = answer
+        plans = batch.plans
+        for number in created:
+            plans[relpaths[number]].created = True
+        with self._lock:
+            self._incomplete.difference_update(relpath for relpath in relpaths if not plans[relpath].created)
+            self._incomplete.difference_update(relpaths[number] for number in finished)
+            for number, reason in damaged.items():
+                plan = plans[relpaths[number]]
+                plan.damaged = plan.damaged or reason
+            self.writer.warnings.extend(warnings)
+        for number, (code, message) in failed.items():
+            self._refuse(plans[relpaths[number]], relpaths[number], OSError(code, message))
+        with self._lock:
+            self.stats.bytes_written += written
+            self.stats.packs_read += 1
+            if last >= 0:
+                self.stats.current = relpaths[last]
+        self._report(self.stats)
 
     def _restore_pack(self, batch: _Batch, pack_id: str) -> None:
         plans, wanted, writer = batch.plans, batch.by_pack[pack_id], self.writer
@@ -486,6 +566,15 @@ class Restorer:
         self._report(self.stats)
 
 
+def _default_processes(repo: Repository) -> int:
+    """Worker processes for packs of small files: one per CPU for a local store when
+    there are more than one; none for a remote store, where the threads wait for the
+    network more than for the interpreter's lock."""
+    if capabilities_of(repo.store).remote or cpus() < 2:
+        return 0
+    return cpus()
+
+
 def _default_threads(repo: Repository) -> int:
     """The store's concurrency; for a local store, no more than one per CPU this process
     may run on.  The work is then decrypting, hashing and the kernel's (creating a file
@@ -501,6 +590,44 @@ def _default_threads(repo: Repository) -> int:
     if capabilities_of(repo.store).remote:
         return repo.io_threads
     return max(1, min(repo.io_threads, cpus()))
+
+
+def _task_for(
+    repo: Repository, writer: TreeWriter, batch: _Batch, pack_id: str
+) -> tuple[list[File], list[Blob], bytes, set[bytes]]:
+    """The files and blobs of ``pack_id`` in ``batch`` for a worker process, the
+    payload (the pack's needed sealed blobs as read from the store), and the ids of the
+    data keys that open them."""
+    plans, wanted = batch.plans, batch.by_pack[pack_id]
+    numbers: dict[str, int] = {}
+    files: list[File] = []
+    blobs: list[Blob] = []
+    parts: list[memoryview] = []
+    key_ids: set[bytes] = set()
+    sealed_key_id = repo.envelope.sealed_key_id
+    size = 0
+    for part, data in repo.read_pack_ranges(pack_id, batch.needed[pack_id]):
+        unread = "{what}: {reason}".format(**data.fields) if isinstance(data, IntegrityError) else None
+        start = part[0].offset
+        for index_entry in part:
+            targets = []
+            for relpath, offset in wanted[index_entry.blob_id]:
+                number = numbers.get(relpath)
+                if number is None:
+                    number = numbers[relpath] = len(files)
+                    plan = plans[relpath]
+                    files.append((relpath, plan.size, writer.creation_mode(plan.entry), plan.sparse, plan.remaining,
+                                  FileMeta.of(plan.entry)))
+                targets.append((number, offset))
+            if unread is None:
+                key_ids.add(sealed_key_id(data[index_entry.offset - start:], index_entry.key_id))  # type: ignore[index]
+                blobs.append((index_entry, size + index_entry.offset - start, targets))
+            else:
+                blobs.append((index_entry, unread, targets))
+        if unread is None:
+            parts.append(data)  # type: ignore[arg-type]
+            size += data.nbytes  # type: ignore[union-attr]
+    return files, blobs, b"".join(parts), key_ids
 
 
 def _located(entry: Entry, lookup: Callable[[bytes], IndexEntry | None]) -> Iterator[tuple[int, bytes, IndexEntry | None]]:
