@@ -27,6 +27,7 @@ interpreter of its own:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import pickle
@@ -54,11 +55,22 @@ _PROGRAM = (
 
 #: Seconds a worker whose input ended has to exit before it is killed.
 _EXIT_WAIT = 5.0
+#: The size asked for each worker's pipes (Linux allows 1 MiB to any user by default):
+#: a task's payload of a few MiB then crosses in a few writes, not one per 64 KiB.
+PIPE_BYTES = 1 << 20
 
 
 def can_start() -> bool:
     """Whether this process can start workers (it knows its Python executable)."""
     return bool(sys.executable) and os.name == "posix"
+
+
+def _widen(pipe: int) -> None:
+    """Ask for a pipe of :data:`PIPE_BYTES` (kept as it is where that is refused)."""
+    try:
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, AttributeError):
+        pass
 
 
 class _Worker:
@@ -118,6 +130,8 @@ class WorkerPool:
                 log.debug("a process %s did not start (%s)", self._doing, exc)
                 continue
             worker = _Worker(process)
+            _widen(worker.requests)
+            _widen(worker.answers.fileno())
             try:
                 send(worker.requests, self._first)  # small: the pipe takes it at once
             except OSError as exc:
