@@ -125,6 +125,7 @@ class Restorer:
         self._threads = threads or _default_threads(repo)
         self._processes = _default_processes(repo) if processes is None else processes
         self._pack_writers: PackWriters | None = None  # started by the first batch of many packs
+        self._feeders: ThreadPoolExecutor | None = None  # their threads: one per worker
         self._report = Throttled(progress)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -188,6 +189,8 @@ class Restorer:
                     self._finish_batch(in_flight.popleft())
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if self._feeders is not None:
+                    self._feeders.shutdown(wait=True, cancel_futures=True)
                 if self._pack_writers is not None:
                     self._pack_writers.close()
         for relpath, entry in links:
@@ -377,8 +380,10 @@ class Restorer:
             batch.futures.append(pool.submit(self._create_empty, batch, empty[i : i + _EMPTY_TASK]))
         elsewhere = self._packs_for_processes(batch)
         for pack_id in sorted(batch.by_pack):
-            restore = self._restore_pack_elsewhere if pack_id in elsewhere else self._restore_pack
-            batch.futures.append(pool.submit(restore, batch, pack_id))
+            if pack_id in elsewhere:
+                batch.futures.append(self._feeders.submit(self._restore_pack_elsewhere, batch, pack_id))  # type: ignore[union-attr]
+            else:
+                batch.futures.append(pool.submit(self._restore_pack, batch, pack_id))
         return batch
 
     def _packs_for_processes(self, batch: _Batch) -> set[str]:
@@ -396,6 +401,8 @@ class Restorer:
                 return set()
             self._pack_writers = PackWriters(self.repo, self.writer.new_files, workers=self._processes)
             self._pack_writers.start()  # from the walk's thread, which outlives them
+            # threads of their own, so that the workers' packs do not queue behind large files
+            self._feeders = ThreadPoolExecutor(self._processes, thread_name_prefix="restore-feed")
         return packs if self._pack_writers.ready else set()
 
     def _finish_batch(self, batch: _Batch) -> None:
