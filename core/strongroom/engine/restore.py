@@ -17,9 +17,11 @@ is created beforehand and written through the writer's cache of open files; the 
 that writes its last blob sets its metadata.  A pack whose needed blobs all go to such
 files of that pack alone is written the same way by a worker process instead
 (:mod:`.restoreprocs`, from the first batch with :data:`PROCESSES_FROM_PACKS` of them
-on, for a local store): the thread reads the pack and hands it over, so that no
-interpreter's lock is shared for the many short system calls small files cost.  Files are created at their full length
-only when the writes do not reach it (all-zero chunks of sparse files become holes).
+on, for a local store): a feeding thread (one per worker, apart from the pool, so that
+these packs do not wait behind large files) reads the pack and hands it over, so that no
+interpreter's lock is shared for the many short system calls small files cost.  Files
+are created at their full length only when the writes do not reach it (all-zero chunks
+of sparse files become holes).
 
 A blob that fails authentication is never written: the files that need it are removed
 and named in the result's errors.  A folder whose tree node cannot be read is left out

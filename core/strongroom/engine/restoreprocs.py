@@ -7,10 +7,10 @@ lock more than for the CPUs (the 48,000 text files of the 2 GiB bench corpus kep
 (:mod:`.restoreworker`), each with an interpreter of its own:
 
 - A task is one pack whose every needed blob goes to files that have all their content
-  in that pack (nearly every small file).  The restore's thread reads the pack's sealed
-  blobs from the store and sends them as the task's payload, with the files (path,
-  length, creation mode, metadata), where each blob goes, and the data keys the blobs
-  were sealed with.  The worker opens and checks each blob, creates, writes and ends
+  in that pack (nearly every small file).  A feeding thread of the restore (one per
+  worker) reads the pack's sealed blobs from the store and sends them as the task's
+  payload, with the files (path, length, creation mode, metadata), where each blob goes,
+  and the data keys the blobs were sealed with.  The worker opens and checks each blob, creates, writes and ends
   the files, and answers which it created, finished, found damaged or saw refused.
 - The restore keeps the walk, the layout (:meth:`~.fswrite.TreeWriter.prepare_file`
   clears each file's path before a worker creates it), files spread over several packs,
