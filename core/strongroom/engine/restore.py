@@ -62,7 +62,7 @@ from ..storage import capabilities_of
 from .fswrite import TreeWriter
 from .newfiles import FileMeta
 from .restoreprocs import PackWriters, can_start
-from .restoreworker import Blob, File
+from .restoreworker import Blob, File, damage_reason
 from .progress import Throttled
 from .targetlog import TargetLog, TargetStopped, remove_quietly
 from ..results import RestoreResult, RestoreStats
@@ -525,7 +525,7 @@ class Restorer:
                     break
                 targets = wanted[index_entry.blob_id]
                 if isinstance(data, IntegrityError):
-                    reason = "{what}: {reason}".format(**data.fields)
+                    reason = damage_reason(data)
                     with self._lock:
                         for relpath, _ in targets:
                             plans[relpath].damaged = plans[relpath].damaged or reason
@@ -616,7 +616,7 @@ def _task_for(
     sealed_key_id = repo.envelope.sealed_key_id
     size = 0
     for part, data in repo.read_pack_ranges(pack_id, batch.needed[pack_id]):
-        unread = "{what}: {reason}".format(**data.fields) if isinstance(data, IntegrityError) else None
+        unread = damage_reason(data) if isinstance(data, IntegrityError) else None
         start = part[0].offset
         for index_entry in part:
             targets = []

@@ -28,7 +28,7 @@ from .newfiles import FileMeta, NewFiles
 from .targetlog import STOPPING
 from .workerpipe import Handler, serve
 
-__all__ = ["File", "Task", "Written", "main", "write_pack"]
+__all__ = ["File", "Task", "Written", "damage_reason", "main", "write_pack"]
 
 #: A file to write: its path under the target, the length to create it at (None: its
 #: writes reach it), the mode to create it with (None: 0o600, then its own mode set),
@@ -44,6 +44,12 @@ Task = tuple[dict[bytes, bytes], list[File], list[Blob]]
 #: the target (file number -> (errno, message)); metadata warnings; the number of the
 #: last file written to (-1: none).
 Written = tuple[int, list[int], list[int], dict[int, str], dict[int, tuple[int, str]], list[str], int]
+
+
+def damage_reason(exc: IntegrityError) -> str:
+    """Why a file that needs the blob ``exc`` is about cannot be restored, as the restore
+    names it."""
+    return "{what}: {reason}".format(**exc.fields)
 
 
 def write_pack(new: NewFiles, envelope: Envelope, id_key: bytes, files: list[File], blobs: list[Blob],
@@ -67,7 +73,7 @@ def write_pack(new: NewFiles, envelope: Envelope, id_key: bytes, files: list[Fil
                     data = open_blob(envelope, id_key, entry, payload[where:where + entry.length],
                                      scratch=scratch, threaded=False)
                 except IntegrityError as exc:
-                    data = "{what}: {reason}".format(**exc.fields)
+                    data = damage_reason(exc)
             if isinstance(data, str):
                 for number, _ in targets:
                     damaged.setdefault(number, data)
