@@ -16,7 +16,9 @@ from strongroom.errors import TargetFull
 from strongroom.repository.masterkey import MasterKey
 from strongroom.repository.pack import pack_name
 from strongroom.repository.repository import Repository
+from strongroom.engine.restoreworker import read_pack
 from strongroom.storage import open_store
+from strongroom.storage.ratelimit import RateLimitedStore
 
 from test_restore_engine import CHUNK, OLD_NS, Point, read
 
@@ -34,15 +36,15 @@ class LocalPoint(Point):
 @pytest.fixture
 def tasks(monkeypatch):
     """Workers from the first batch with a pack of small files on; the answers they gave,
-    as (files of the task, answer)."""
+    as (files of the task, answer, the task's pack file, the task's payload size)."""
     monkeypatch.setattr(restore_module, "PROCESSES_FROM_PACKS", 1)
-    answers: list[tuple[list, tuple]] = []
+    answers: list[tuple[list, tuple, tuple | None, int]] = []
     real = PackWriters.write
 
-    def recording(self, keys, files, blobs, payload):
-        answer = real(self, keys, files, blobs, payload)
+    def recording(self, keys, files, blobs, payload, pack_file=None):
+        answer = real(self, keys, files, blobs, payload, pack_file)
         if answer is not None:
-            answers.append((files, answer))
+            answers.append((files, answer, pack_file, len(payload)))
         return answer
 
     monkeypatch.setattr(PackWriters, "write", recording)
@@ -50,7 +52,7 @@ def tasks(monkeypatch):
 
 
 def _written_by_workers(tasks) -> set[str]:
-    return {files[number][0] for files, answer in tasks for number in answer[2]}
+    return {files[number][0] for files, answer, _, _ in tasks for number in answer[2]}
 
 
 def _small_files(point: Point, count: int, prefix: str = "s") -> None:
@@ -88,6 +90,8 @@ def test_small_files_come_back_exactly_with_their_metadata(tmp_path, tasks):
     assert os.lstat(target / "c/sparse").st_blocks * 512 < CHUNK
     assert result.stats.files == len(point.content)
     assert result.stats.bytes_written == sum(len(d) for d in point.content.values()) - CHUNK
+    # from a local folder, each worker read its pack's file itself: nothing came through the pipe
+    assert all(pack is not None and os.path.isfile(pack[0]) and size == 0 for _, _, pack, size in tasks)
 
 
 def test_xattrs_and_a_setuid_mode_are_set_by_the_workers(tmp_path, tasks):
@@ -150,7 +154,7 @@ def test_a_damaged_blob_in_a_workers_pack(tmp_path, tasks):
     assert result.damaged == (victim,)
     assert victim in result.errors[0] and "authentication failed" in result.errors[0]
     assert not (target / victim).exists()
-    assert any(victim in {f[0] for f in files} for files, _ in tasks)  # a worker met it
+    assert any(victim in {f[0] for f in files} for files, _, _, _ in tasks)  # a worker met it
     for relpath, data in point.content.items():
         if relpath != victim:
             assert read(target / relpath) == data, relpath
@@ -164,12 +168,12 @@ def test_workers_killed_during_the_restore_lose_nothing(tmp_path, tasks, monkeyp
     killed: list[int] = []
     recording = PackWriters.write
 
-    def killing(self, keys, files, blobs, payload):
+    def killing(self, keys, files, blobs, payload, pack_file=None):
         if tasks and not killed:
             killed.extend(self.pids)
             for pid in killed:
                 os.kill(pid, signal.SIGKILL)
-        return recording(self, keys, files, blobs, payload)
+        return recording(self, keys, files, blobs, payload, pack_file)
 
     monkeypatch.setattr(PackWriters, "write", killing)
     target = tmp_path / "t"
@@ -232,3 +236,86 @@ def test_a_restore_of_few_packs_starts_no_worker(tmp_path, monkeypatch):
     point.file("one/file", b"content")
     Restorer(point.repo, point.tree(), str(tmp_path / "t"), processes=2).run()
     assert started == [] and read(tmp_path / "t" / "one/file") == b"content"
+
+
+def test_behind_a_store_that_changes_reads_the_packs_are_sent_to_the_workers(tmp_path, tasks):
+    """A local folder behind a rate limit (a decorator every read must go through): the
+    threads read the packs through the store and send their blobs to the workers."""
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 40)
+    tree = point.tree()
+    point.repo.store = RateLimitedStore(point.repo.store)
+    target = tmp_path / "t"
+    result = Restorer(point.repo, tree, str(target), threads=2, processes=2).run()
+    assert result.errors == ()
+    assert len(_written_by_workers(tasks)) == 40
+    assert all(pack is None and size > 0 for _, _, pack, size in tasks)
+    for relpath, data in point.content.items():
+        assert read(target / relpath) == data, relpath
+
+
+def _damaged_by_threads_and_workers(tmp_path, point, tree, tasks, name):
+    """The restore's result by threads only, then with the workers (reading the pack files)."""
+    by_threads = Restorer(point.repo, tree, str(tmp_path / "threads"), threads=2, processes=0).run()
+    assert tasks == []
+    by_workers = Restorer(point.repo, tree, str(tmp_path / "workers"), threads=2, processes=2).run()
+    assert any(pack is not None and pack[1] == name for _, _, pack, _ in tasks)  # a worker met the pack
+    return by_threads, by_workers
+
+
+def test_a_pack_file_gone_is_damage_named_as_the_threads_name_it(tmp_path, tasks):
+    """A pack file deleted from the vault's folder: the worker that was to read it names
+    its files damaged with the threads' words, and the other files are restored."""
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 40)
+    tree = point.tree()
+    entry = point.repo.lookup(tree.lookup("s3/f008").chunks[0])
+    name = pack_name(entry.pack_id)
+    point.repo.store.delete(name)
+    lost = {p for p in point.content if point.repo.lookup(tree.lookup(p).chunks[0]).pack_id == entry.pack_id}
+    by_threads, by_workers = _damaged_by_threads_and_workers(tmp_path, point, tree, tasks, name)
+    assert set(by_workers.damaged) == set(by_threads.damaged) == lost
+    assert sorted(by_workers.errors) == sorted(by_threads.errors)
+    assert all("pack is missing from storage" in error for error in by_workers.errors)
+    for relpath, data in point.content.items():
+        assert (tmp_path / "workers" / relpath).exists() == (relpath not in lost), relpath
+        if relpath not in lost:
+            assert read(tmp_path / "workers" / relpath) == data, relpath
+
+
+def test_a_pack_file_cut_short_is_damage_named_as_the_threads_name_it(tmp_path, tasks):
+    """A pack file cut in the middle of a blob: that blob and those after it are named
+    truncated, as the threads name them, and the blobs before the cut are restored."""
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 40)
+    tree = point.tree()
+    entry = point.repo.lookup(tree.lookup("s1/f021").chunks[0])
+    name = pack_name(entry.pack_id)
+    path = os.path.join(str(tmp_path / "vault"), name)
+    os.truncate(path, entry.offset + entry.length // 2)
+    by_threads, by_workers = _damaged_by_threads_and_workers(tmp_path, point, tree, tasks, name)
+    assert "s1/f021" in by_workers.damaged
+    assert set(by_workers.damaged) == set(by_threads.damaged)
+    assert sorted(by_workers.errors) == sorted(by_threads.errors)
+    assert any("truncated" in error for error in by_workers.errors)
+    before = [p for p in point.content if point.repo.lookup(tree.lookup(p).chunks[0]).pack_id == entry.pack_id
+              and point.repo.lookup(tree.lookup(p).chunks[0]).offset < entry.offset]
+    for relpath in before:
+        assert read(tmp_path / "workers" / relpath) == point.content[relpath], relpath
+
+
+def test_a_pack_file_that_cannot_be_read_is_an_oserror(tmp_path):
+    """read_pack raises OSError for a file that is there but cannot be read (the worker
+    then hands the pack back to the restore's thread, which reads it through the store)."""
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 3)
+    tree = point.tree()
+    entry = point.repo.lookup(tree.lookup("s0/f000").chunks[0])
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(OSError):
+        read_pack(str(folder), pack_name(entry.pack_id), None, [(entry, entry.offset, [(0, 0)])])
+    placed, payload = read_pack(point.repo.pack_file(entry.pack_id), pack_name(entry.pack_id), None,
+                                [(entry, entry.offset, [(0, 0)])])
+    assert placed == [(entry, 0, [(0, 0)])]
+    assert bytes(payload) == point.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)

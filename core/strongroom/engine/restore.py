@@ -56,7 +56,7 @@ from ..catalog.tree import TreeReader, normalize_path
 from ..errors import DamagedFolder, IntegrityError, PathInTheWay
 from ..processes import children_ended, cpus
 from ..repository.envelope import Scratch
-from ..repository.pack import IndexEntry
+from ..repository.pack import IndexEntry, pack_name
 from ..repository.repository import Repository
 from ..storage import capabilities_of
 from .fswrite import TreeWriter
@@ -474,7 +474,7 @@ class Restorer:
             return
         writers = self._pack_writers
         assert writers is not None
-        files, blobs, payload, key_ids = _task_for(self.repo, self.writer, batch, pack_id)
+        files, blobs, payload, key_ids, pack_file = _task_for(self.repo, self.writer, batch, pack_id)
         try:
             keys = {key_id: self.repo.envelope.data_key(key_id) for key_id in key_ids}
         except IntegrityError:  # a key that cannot be had: the thread names each blob it cannot open
@@ -483,8 +483,8 @@ class Restorer:
         relpaths = [file[0] for file in files]
         with self._lock:
             self._incomplete.update(relpaths)  # the worker may create any of them from now on
-        answer = writers.write(keys, files, blobs, payload)
-        if answer is None:  # the worker died, or none is left
+        answer = writers.write(keys, files, blobs, payload, pack_file)
+        if answer is None:  # the worker died or handed the pack back, or none is left
             if children_ended():  # the job is ending: its files are removed as incomplete
                 return
             for relpath in relpaths:  # cleared before: what is there now, the worker made
@@ -603,31 +603,48 @@ def _default_threads(repo: Repository) -> int:
 
 def _task_for(
     repo: Repository, writer: TreeWriter, batch: _Batch, pack_id: str
-) -> tuple[list[File], list[Blob], bytes, set[bytes]]:
+) -> tuple[list[File], list[Blob], bytes, set[bytes], tuple[str, str, int | None] | None]:
     """The files and blobs of ``pack_id`` in ``batch`` for a worker process, the
-    payload (the pack's needed sealed blobs as read from the store), and the ids of the
-    data keys that open them."""
+    payload, the ids of the data keys that open the blobs, and the pack's file.
+
+    From a local folder the worker reads the pack's file itself: the payload is empty,
+    and the key ids are the index's and those the envelope holds (a blob with a header
+    that names another key makes the worker hand the pack back).  Otherwise the payload is the pack's needed sealed
+    blobs as read from the store, and the key ids those the blobs name."""
     plans, wanted = batch.plans, batch.by_pack[pack_id]
     numbers: dict[str, int] = {}
     files: list[File] = []
     blobs: list[Blob] = []
+
+    def targets_of(index_entry: IndexEntry) -> list[tuple[int, int]]:
+        targets = []
+        for relpath, offset in wanted[index_entry.blob_id]:
+            number = numbers.get(relpath)
+            if number is None:
+                number = numbers[relpath] = len(files)
+                plan = plans[relpath]
+                files.append((relpath, plan.size, writer.creation_mode(plan.entry), plan.sparse, plan.remaining,
+                              FileMeta.of(plan.entry)))
+            targets.append((number, offset))
+        return targets
+
+    path = repo.pack_file(pack_id)
+    if path is not None:
+        base_key_id = repo.envelope.base_key_id
+        entries = sorted(batch.needed[pack_id], key=lambda e: e.offset)
+        blobs = [(index_entry, index_entry.offset, targets_of(index_entry)) for index_entry in entries]
+        key_ids = {index_entry.key_id or base_key_id for index_entry in entries}
+        key_ids.update(repo.envelope.held_key_ids())
+        return files, blobs, b"", key_ids, (path, pack_name(pack_id), repo.read_limit)
     parts: list[memoryview] = []
-    key_ids: set[bytes] = set()
+    key_ids = set()
     sealed_key_id = repo.envelope.sealed_key_id
     size = 0
     for part, data in repo.read_pack_ranges(pack_id, batch.needed[pack_id]):
         unread = damage_reason(data) if isinstance(data, IntegrityError) else None
         start = part[0].offset
         for index_entry in part:
-            targets = []
-            for relpath, offset in wanted[index_entry.blob_id]:
-                number = numbers.get(relpath)
-                if number is None:
-                    number = numbers[relpath] = len(files)
-                    plan = plans[relpath]
-                    files.append((relpath, plan.size, writer.creation_mode(plan.entry), plan.sparse, plan.remaining,
-                                  FileMeta.of(plan.entry)))
-                targets.append((number, offset))
+            targets = targets_of(index_entry)
             if unread is None:
                 key_ids.add(sealed_key_id(data[index_entry.offset - start:], index_entry.key_id))  # type: ignore[index]
                 blobs.append((index_entry, size + index_entry.offset - start, targets))
@@ -636,7 +653,7 @@ def _task_for(
         if unread is None:
             parts.append(data)  # type: ignore[arg-type]
             size += data.nbytes  # type: ignore[union-attr]
-    return files, blobs, b"".join(parts), key_ids
+    return files, blobs, b"".join(parts), key_ids, None
 
 
 def _located(entry: Entry, lookup: Callable[[bytes], IndexEntry | None]) -> Iterator[tuple[int, bytes, IndexEntry | None]]:

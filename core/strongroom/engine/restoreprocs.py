@@ -8,10 +8,12 @@ lock more than for the CPUs (the 48,000 text files of the 2 GiB bench corpus kep
 
 - A task is one pack whose every needed blob goes to files that have all their content
   in that pack (nearly every small file).  A feeding thread of the restore (one per
-  worker) reads the pack's sealed blobs from the store and sends them as the task's
-  payload, with the files (path, length, creation mode, metadata), where each blob goes,
-  and the data keys the blobs were sealed with.  The worker opens and checks each blob, creates, writes and ends
-  the files, and answers which it created, finished, found damaged or saw refused.
+  worker) sends the files (path, length, creation mode, metadata), where each blob goes,
+  and the data keys the blobs were sealed with.  From a vault in a local folder the
+  worker reads the pack's file itself; from any other store the thread reads the pack's
+  sealed blobs and sends them as the task's payload.  The worker opens and checks each
+  blob, creates, writes and ends the files, and answers which it created, finished,
+  found damaged or saw refused.
 - The restore keeps the walk, the layout (:meth:`~.fswrite.TreeWriter.prepare_file`
   clears each file's path before a worker creates it), files spread over several packs,
   hardlinks and folder metadata.
@@ -60,11 +62,12 @@ class PackWriters:
         self._pool.start()
 
     def write(self, keys: dict[bytes, bytes], files: list[File], blobs: list[Blob],
-              payload: bytes | memoryview) -> Written | None:
-        """A worker's :data:`~.restoreworker.Written` for the task; None if no worker is
-        left or the one given it died (the caller writes the pack itself, after removing
+              payload: bytes | memoryview, pack_file: tuple[str, str, int | None] | None = None) -> Written | None:
+        """A worker's :data:`~.restoreworker.Written` for the task (see
+        :data:`~.restoreworker.Task`); None if no worker is left, or the one given it
+        died or handed it back (the caller writes the pack itself, after removing
         whatever of its files the worker had created)."""
-        answer = self._pool.call((keys, files, blobs), payload)
+        answer = self._pool.call((keys, files, blobs, pack_file), payload)
         return None if answer is None else answer[0]
 
     def close(self) -> None:

@@ -398,6 +398,10 @@ class Envelope:
         self._aead_for(key_id, f"key id {key_id.hex()}")
         return self._raw[key_id]
 
+    def held_key_ids(self) -> list[bytes]:
+        """The ids of the data keys this envelope holds now (no key is resolved)."""
+        return list(self._raw)
+
     def sealed_size_bound(self, kind: int, length: int) -> int:
         """The most bytes :meth:`seal` writes for ``length`` bytes of plaintext."""
         if self.format == 1:

@@ -71,7 +71,9 @@ __all__ = [
     "check_pack_size",
     "pack_name",
     "parse_pack",
+    "read_groups",
     "read_trailer",
+    "truncated",
 ]
 
 #: Packs are closed once their blobs reach about this size.
@@ -126,7 +128,7 @@ def open_blob(
     under ``id_key`` and its length; IntegrityError naming the pack and blob otherwise.
     ``threaded=False`` hashes in the calling thread only."""
     if len(sealed) != entry.length:
-        raise IntegrityError(what=_blob_in_pack(entry), reason="truncated")
+        raise truncated(entry)
     try:
         raw = envelope.open(sealed, entry.blob_id, kind=entry.kind, scratch=scratch, key_id=entry.key_id)
     except IntegrityError as exc:
@@ -138,6 +140,32 @@ def open_blob(
 
 def _blob_in_pack(entry: IndexEntry) -> str:
     return f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})"
+
+
+def truncated(entry: IndexEntry) -> IntegrityError:
+    """The error of a blob whose pack holds fewer bytes of it than its index entry says."""
+    return IntegrityError(what=_blob_in_pack(entry), reason="truncated")
+
+
+def read_groups(entries: list[IndexEntry], limit: int | None) -> list[tuple[int, int, int, int]]:
+    """How to read the blobs ``entries`` of one pack (sorted by offset): ``(first, last,
+    start, end)`` for each ranged read, in pack order, the bytes ``start:end`` of the pack
+    holding ``entries[first:last]``.  A read spans at most ``limit`` bytes (None: no
+    limit), or one blob."""
+    groups = []
+    first = 0
+    while first < len(entries):
+        start = entries[first].offset
+        end = start + entries[first].length
+        last = first + 1
+        while last < len(entries):
+            stop = entries[last].offset + entries[last].length
+            if limit is not None and stop - start > limit:
+                break
+            end, last = max(end, stop), last + 1
+        groups.append((first, last, start, end))
+        first = last
+    return groups
 
 
 def is_pack_id(pack_id: str) -> bool:

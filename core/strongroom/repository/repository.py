@@ -34,13 +34,14 @@ happened to the others.
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from ..errors import IntegrityError, ObjectNotFound
 from ..models import time_id
-from ..storage import Store, capabilities_of
+from ..storage import Store, capabilities_of, local_folder_of
 from .blobid import blob_id as keyed_blob_id
 from .blobwriter import BlobWriter
 from . import datakeys
@@ -49,7 +50,7 @@ from .index import Index
 from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
 from .names import kind_of, vault_names
-from .pack import IndexEntry, open_blob, pack_name, read_trailer
+from .pack import IndexEntry, open_blob, pack_name, read_groups, read_trailer
 
 
 #: From a local store, blobs of a pack are read this many bytes at a time (or one blob).
@@ -271,25 +272,26 @@ class Repository:
         starting at the first entry's offset; for a pack missing from storage, the
         entries not read yet with an IntegrityError."""
         entries = sorted(entries, key=lambda e: e.offset)
-        limit = None if capabilities_of(self.store).remote else LOCAL_READ_SIZE
         name = pack_name(pack_id)
-        first = 0
-        while first < len(entries):
-            start = entries[first].offset
-            end = start + entries[first].length
-            last = first + 1
-            while last < len(entries):
-                stop = entries[last].offset + entries[last].length
-                if limit is not None and stop - start > limit:
-                    break
-                end, last = max(end, stop), last + 1
+        for first, last, start, end in read_groups(entries, self.read_limit):
             try:
                 data = memoryview(self.store.get_range(name, start, end - start))
             except ObjectNotFound:
                 yield entries[first:], IntegrityError(what=name, reason="pack is missing from storage")
                 return
             yield entries[first:last], data
-            first = last
+
+    @property
+    def read_limit(self) -> int | None:
+        """The most bytes one ranged read of a pack spans (:func:`~.pack.read_groups`):
+        :data:`LOCAL_READ_SIZE` from a local store, no limit from a remote one."""
+        return None if capabilities_of(self.store).remote else LOCAL_READ_SIZE
+
+    def pack_file(self, pack_id: str) -> str | None:
+        """The local file that is pack ``pack_id``, for a reader in another process; None
+        unless the store is a plain local folder (:func:`~strongroom.storage.local_folder_of`)."""
+        folder = local_folder_of(self.store)
+        return None if folder is None else os.path.join(folder, pack_name(pack_id))
 
     def writer(self, **kwargs) -> BlobWriter:
         """A new :class:`~.blobwriter.BlobWriter` adding blobs to this repository."""

@@ -24,13 +24,19 @@ Decorators pass their inner store's answers through.  Callers use
 :func:`capabilities_of` and :func:`object_lock_of`, which ask the store, follow
 ``inner`` through decorators that do not answer themselves, and fall back to
 :data:`DEFAULT` (a local, non-remote store) and to "no object lock".
+
+A store whose objects are the files of a local folder, under their names, may say which
+folder with a ``local_folder()`` method: :func:`local_folder_of` gives it to callers that
+read objects in another process (a restore's worker processes read their packs
+themselves).  A decorator that changes what a read gives or when (injected faults, a rate
+limit) answers None, so that every read goes through it.
 """
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["DEFAULT", "Capabilities", "ObjectLock", "capabilities_of", "object_lock_of"]
+__all__ = ["DEFAULT", "Capabilities", "ObjectLock", "capabilities_of", "local_folder_of", "object_lock_of"]
 
 #: Operations in flight for a local folder: enough to overlap fsync with sealing.
 LOCAL_CONCURRENCY = 4
@@ -107,3 +113,10 @@ def object_lock_of(store: object) -> ObjectLock:
     if not capabilities_of(store).object_lock:
         return ObjectLock()
     return _ask(store, "object_lock") or ObjectLock()
+
+
+def local_folder_of(store: object) -> str | None:
+    """The local folder whose files are ``store``'s objects (object ``name`` is the file
+    ``<folder>/<name>``, the same bytes a read of the store gives), or None: a remote
+    store, one that says nothing, or one behind a decorator that changes reads."""
+    return _ask(store, "local_folder")

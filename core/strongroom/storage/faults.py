@@ -103,6 +103,10 @@ class FaultyStore:
     def object_lock(self) -> ObjectLock:
         return object_lock_of(self.inner)
 
+    def local_folder(self) -> None:
+        """None: its faults are injected into reads, never around it."""
+        return None
+
     # --- the schedule ------------------------------------------------------------------
 
     def _dice(self, op: str, name: str) -> random.Random:

@@ -209,6 +209,13 @@ class FsspecStore:
             object_lock=self.backend is not None and self.backend.object_lock,
         )
 
+    def local_folder(self) -> str | None:
+        """The folder whose files are this store's objects, for a plain local folder
+        (see :func:`~strongroom.storage.capabilities.local_folder_of`); None otherwise."""
+        if not self._local:
+            return None
+        return self.root or "/"
+
     def object_lock(self) -> ObjectLock:
         """The object lock of the storage under this store (an S3 bucket's), asked once
         and remembered."""

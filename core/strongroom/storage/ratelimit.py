@@ -142,6 +142,10 @@ class RateLimitedStore:
     def object_lock(self) -> ObjectLock:
         return object_lock_of(self.inner)
 
+    def local_folder(self) -> None:
+        """None: every read is counted against the limit, never around it."""
+        return None
+
     def put(self, name: str, data: bytes | bytearray | memoryview) -> None:
         if self.upload is not None:
             self.upload.take(len(data))
