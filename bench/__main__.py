@@ -2,7 +2,8 @@
 
     python -m bench [--size 2G] [--runs 3] [--corpus DIR] [--work DIR]
                     [--tools strongroom,restic,borg] [--scale-files 1000000] [--scale-runs N]
-                    [--index-entries 1000000] [--repeats 10] [--quick] [--output bench/RESULTS.md]
+                    [--index-entries 1000000] [--repeats 10] [--quick] [--restore-on own-fs|work]
+                    [--output bench/RESULTS.md]
 
 or ``make bench BENCH_ARGS='--runs 5'``.  restic and borgbackup are installed with apt-get
 when missing (as root; otherwise the command stops and says what to install).
@@ -19,7 +20,10 @@ What it does, in order:
    child processes: first backup, unchanged backup, backup after ``bench.corpus.mutate``
    (seed 2), full restore, single-file restore, verify reading all data.  In the first
    run the restores are compared with the source, and each tool's listing command is
-   timed ``--repeats`` times.  See ``bench/tools.py`` for every command line.
+   timed ``--repeats`` times.  See ``bench/tools.py`` for every command line.  The
+   restores write onto a fresh ext4 with a journal, loop-mounted from an image in the
+   scratch folder (``bench/restorefs.py`` says why; as root, else the scratch folder, and
+   the results say so; ``--restore-on work``: the scratch folder).
 4. The scale run: ``--scale-files`` small files generated once in ``WORK/scale``, then for
    each tool (alternating, ``--scale-runs`` times) a first and an unchanged backup.
 5. Writes the medians, the targets, and every raw run to ``--output``.
@@ -35,6 +39,7 @@ what the benchmark put there).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -43,12 +48,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from bench.compare import Bench, BenchError, order_of, pick_single_file
 from bench.corpus import MIB, generate, parse_size
-from bench.machine import describe_machine
+from bench.machine import describe_file_system, describe_machine
 from bench.measure import ChildFailed, Spawner, tree_size
 from bench.report import Results, render
+from bench.restorefs import RestoreFileSystem
 from bench.scale import generate_small_files
 from bench.tools import LISTING, NAMES, STRONGROOM, command_lines, ensure_installed, version_of
 
@@ -83,6 +90,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warm-repositories", action="store_true",
                         help="read each repository as its tool left it in the page cache (default: every "
                              "repository is dropped from the page cache before each restore and verify)")
+    parser.add_argument("--restore-on", choices=("own-fs", "work"), default="own-fs",
+                        help="where the restores write: own-fs (default), a fresh ext4 with a journal loop-mounted "
+                             "from an image in the scratch folder (as root; where it cannot be made, the scratch "
+                             "folder, and the results say why); work, the scratch folder (bench/restorefs.py)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="default bench/RESULTS.md")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -155,6 +166,21 @@ def scale_files(tree: str, count: int) -> int:
     return size
 
 
+@contextlib.contextmanager
+def _restore_folder(choice: str, work: str, size: int) -> Iterator[tuple[str | None, str]]:
+    """The folder the restores write in (None: each tool's folder in ``work``) and how the
+    results name it; with ``own-fs``, a file system of their own while the block runs."""
+    if choice == "work":
+        yield None, f"the work folder, {describe_file_system(work)} (`--restore-on work`)"
+        return
+    with RestoreFileSystem(work, size) as own:
+        if own is None:
+            yield None, (f"the work folder, {describe_file_system(work)} (a file system of their own could not "
+                         "be made here)")
+        else:
+            yield own, f"a file system of their own, made fresh for this benchmark: {describe_file_system(own)}"
+
+
 def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) -> Results:
     started = time.perf_counter()
     corpus = os.path.abspath(args.corpus)
@@ -171,12 +197,15 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
     index = _index(args.index_entries)
     print(f"index: {index['reported']:.1f} bytes per entry ({args.index_entries} entries)", flush=True)
     samples = []
-    for number in range(1, args.runs + 1):
-        for position, tool in enumerate(order_of(args.tools, number), 1):
-            got, listing = bench.corpus_run(tool, number, position)
-            samples += got
-            if listing:
-                startup[dict(command_lines(tool))[LISTING]] = listing
+    with _restore_folder(args.restore_on, work, 2 * size.apparent + 1024 * MIB) as (bench.restores, restores):
+        if args.runs:
+            print(f"restores: onto {restores}", flush=True)
+        for number in range(1, args.runs + 1):
+            for position, tool in enumerate(order_of(args.tools, number), 1):
+                got, listing = bench.corpus_run(tool, number, position)
+                samples += got
+                if listing:
+                    startup[dict(command_lines(tool))[LISTING]] = listing
     scale_bytes = 0
     if args.scale_files:
         tree = os.path.abspath(args.scale_tree) if args.scale_tree else os.path.join(work, "scale")
@@ -195,7 +224,7 @@ def run(args: argparse.Namespace, argv: list[str], work: str, spawner: Spawner) 
         corpus_path=corpus, corpus=size, by_kind=by_kind, single_file=single,
         single_size=os.path.getsize(os.path.join(corpus, single)), samples=samples, startup=startup,
         index=index, rss_floor_kib=spawner.floor_kib, seconds=time.perf_counter() - started,
-        cold_repositories=not args.warm_repositories)
+        cold_repositories=not args.warm_repositories, restores=restores)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,8 @@ class Bench:
     scale_runs: int
     repeats: int = 10
     cold_repositories: bool = True
+    #: the folder the restores write in (bench.restorefs), None: the tool's own folder
+    restores: str | None = None
 
     def logs(self) -> str:
         """A fresh folder for the output of the next commands."""
@@ -118,7 +120,8 @@ class Bench:
         timer.timed("unchanged", session.backup())
         mutate(src, seed=2)
         timer.timed("mutated", session.backup())
-        target = _fresh(os.path.join(home, "restore-full"))
+        restores = self.restores or home
+        target = _fresh(os.path.join(restores, "restore-full"))
         timer.timed("restore", *session.restore_all(target))
         if first:
             wanted, got = manifest(src), manifest(session.restored_root(target))
@@ -126,11 +129,12 @@ class Bench:
                 raise BenchError(f"{tool}: the full restore differs from the source:\n  "
                                  + "\n  ".join(differences(wanted, got)))
         shutil.rmtree(target)
-        target = _fresh(os.path.join(home, "restore-file"))
+        target = _fresh(os.path.join(restores, "restore-file"))
         timer.timed("restore-file", *session.restore_file(target, self.single))
         restored = os.path.join(session.restored_root(target), self.single)
         if not os.path.isfile(restored) or _sha256(restored) != _sha256(os.path.join(src, self.single)):
             raise BenchError(f"{tool}: the single-file restore of {self.single} is missing or differs")
+        shutil.rmtree(target)
         timer.timed("verify", session.verify())
         listing = self.time_repeatedly(session.listing(), session.env, timer.log("listing")) if first else []
         shutil.rmtree(home)

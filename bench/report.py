@@ -44,6 +44,8 @@ class Results:
     rss_floor_kib: int
     seconds: float
     cold_repositories: bool
+    #: where the restores wrote (bench.restorefs), as the method says it
+    restores: str = ""
 
 
 @attrs.frozen
@@ -177,6 +179,14 @@ def _repositories(r: Results) -> str:
             "from the disk.")
 
 
+_RESTORES_WHY = (
+    "Each run deletes every file its tool wrote a few seconds before the next tool restores tens of thousands "
+    "of files. An ext4 without a journal then checks, for each new file, the free inodes of a group one by one "
+    "for one freed in the last minutes (`recently_deleted()`), which took 40% of a restore's samples on this "
+    "machine's root file system and depended on how long ago the tool before had deleted its files, so on the "
+    "tools' order and speed; an ext4 with a journal does not (`bench/restorefs.py`).")
+
+
 def _method(r: Results) -> list[str]:
     lines = [
         f"Each figure is the median of {r.runs} run(s). In each run every tool runs all operations on "
@@ -198,6 +208,7 @@ def _method(r: Results) -> list[str]:
         "bytes on disk (st_blocks x 512, as `du` counts) with the apparent size in parentheses, "
         "measured after each backup and after the verify (the end).",
         "",
+        *([f"Restores write onto {r.restores}. {_RESTORES_WHY}", ""] if r.restores else []),
     ]
     for tool in r.tools:
         lines.append(f"- **{tool}**: {settings_of(tool)}.")

@@ -64,6 +64,13 @@ class TestQuickBench:
         for label in SCALE_OPERATIONS:
             assert f"| {tool} | scale: {label} |" in text, f"no scale row for {tool} {label}"
 
+    def test_the_results_say_where_the_restores_wrote(self, results):
+        """The method names the restores' file system: their own (as root, where a loop
+        device can be had) or the work folder, with why."""
+        _, text = results
+        assert "Restores write onto a file system of their own, made fresh for this benchmark: ext4 with a journal" \
+            in text or "Restores write onto the work folder, " in text
+
     def test_targets_table_is_present(self, results):
         """The targets section has its table, with the index and start-up targets measured."""
         _, text = results
@@ -168,3 +175,26 @@ class TestMachineDescription:
         assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 with a journal (/dev/sda1 at /)"
         (tmp_path / "sda1-8").rename(tmp_path / "vdb-8")
         assert machine.describe_file_system("/home", MOUNTINFO) == "ext4 without a journal (/dev/sda1 at /)"
+
+
+class TestRestoreFileSystem:
+    def test_a_fresh_ext4_with_a_journal_is_made_and_taken_away(self, tmp_path):
+        """As root, the restores' own file system is an empty ext4 with a journal mounted
+        in the work folder, written to like any folder; at the end it is unmounted and its
+        image removed.  Elsewhere it says why it could not be made."""
+        from bench.machine import describe_file_system
+        from bench.restorefs import RestoreFileSystem
+
+        fs = RestoreFileSystem(str(tmp_path), 256 << 20)
+        with fs as folder:
+            if folder is None:
+                assert fs.why_not
+                pytest.skip(f"no file system of their own here: {fs.why_not}")
+            assert describe_file_system(folder).startswith("ext4 with a journal (/dev/loop")
+            assert describe_file_system(folder).endswith(f" at {folder})")
+            assert sorted(os.listdir(folder)) == ["lost+found"]
+            with open(os.path.join(folder, "f"), "wb") as f:
+                f.write(b"x" * 4096)
+        assert not os.path.exists(fs.folder) and not os.path.exists(fs.image)
+        with open("/proc/self/mountinfo") as f:
+            assert f" {fs.folder} " not in f.read()
