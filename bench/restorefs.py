@@ -11,8 +11,9 @@ tools and on their speed).  Restores onto an ext4 with a journal, as most system
 do not pay that check.
 
 :class:`RestoreFileSystem` makes an ext4 (default ``mkfs.ext4`` options, so with a
-journal) in a sparse image in the work folder, mounts it with a loop device, and takes
-it away at the end.  It needs root and ``mkfs.ext4``; where it cannot be made the
+journal; its inode tables and journal written by ``mkfs``, not by a kernel thread in
+the first minutes after the mount) in a sparse image in the work folder, mounts it with
+a loop device, and takes it away at the end.  It needs root and ``mkfs.ext4``; where it cannot be made the
 restores go to the work folder, and the results say which.
 """
 
@@ -46,7 +47,9 @@ class RestoreFileSystem:
         with open(self.image, "wb") as f:
             f.truncate(self.size)
         os.makedirs(self.folder, exist_ok=True)
-        for argv in ([mkfs, "-q", "-F", self.image], ["mount", "-o", "loop", self.image, self.folder]):
+        # inode tables and journal written now, not by a kernel thread while the tools run
+        mkfs_argv = [mkfs, "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", self.image]
+        for argv in (mkfs_argv, ["mount", "-o", "loop", self.image, self.folder]):
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode:
                 self.why_not = f"{os.path.basename(argv[0])} failed: {(done.stderr or done.stdout).strip()[:200]}"

@@ -93,3 +93,24 @@ def test_names_of_undecodable_bytes_round_trip():
     node = encode_tree(entries)
     assert sorted(e.name for e in decode_tree(node)) == sorted(names)
     assert set(decode_tree_stored(node)) == set(names)
+
+
+@pytest.mark.parametrize("files, fast", [(30, True), (3, False)])
+def test_a_backup_of_a_parent_point_of_many_entries_reads_it_with_msgspec_from_the_start(
+        vault, tmp_path, monkeypatch, files, fast):
+    """A backup whose parent point lists at least FAST_FROM_ENTRIES files and folders
+    switches to msgspec's decoder before its walk reads the first node; a smaller parent
+    leaves the switch to the bytes read (FAST_AFTER, here never reached)."""
+    import strongroom.services.backup as backup_service
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(files):
+        (src / f"f{i:02d}").write_text(str(i))
+    vault.protect("files", "docs", {"paths": [str(src)]})
+    vault.backup("docs")
+    monkeypatch.setattr(backup_service, "FAST_FROM_ENTRIES", 20)
+    monkeypatch.setattr(tree, "FAST_AFTER", 1 << 40)
+    monkeypatch.setattr(tree, "_fast_loads", None)
+    vault.backup("docs")
+    assert bool(tree._fast_loads) is fast

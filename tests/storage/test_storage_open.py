@@ -13,7 +13,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from strongroom.errors import ObjectNotFound, StorageError, TransientStorageError
 from strongroom.storage import (
-    FaultPlan, FaultyStore, FsspecStore, LockingStore, RetryingStore, capabilities_of, local_folder_of,
+    FaultPlan, FaultyStore, FsspecStore, LockingStore, RetryingStore, capabilities_of, direct_read_folder_of,
     object_lock_of, open_store, redact_url,
 )
 from strongroom.storage.ratelimit import RateLimitedStore
@@ -106,21 +106,21 @@ class TestOpenStore:
             assert not caps.remote and caps.concurrency == 4 and not caps.object_lock
             assert not object_lock_of(store).enabled
 
-    def test_local_folder_is_given_only_where_reads_may_go_around_the_store(self, tmp_path):
+    def test_a_direct_read_folder_is_given_only_where_reads_may_go_around_the_store(self, tmp_path):
         """A plain local folder names itself (object ``name`` is its file ``name``), through
         the retry and locking decorators; memory, fsspec's memory filesystem, a rate limit
         and injected faults name none."""
         store = open_store(str(tmp_path / "vault"))
         store.put("data/ab/object", b"the bytes")
-        folder = local_folder_of(store)
+        folder = direct_read_folder_of(store)
         assert folder == str(tmp_path / "vault")
         with open(os.path.join(folder, "data/ab/object"), "rb") as f:
             assert f.read() == store.get("data/ab/object")
-        assert local_folder_of(LockingStore(store, policy=lambda: None)) == folder
-        assert local_folder_of(open_store(f"file://{tmp_path}/other")) == str(tmp_path / "other")
-        assert local_folder_of(open_store("memory://open-test/folder")) is None
-        assert local_folder_of(RateLimitedStore(store)) is None
-        assert local_folder_of(FaultyStore(store, FaultPlan())) is None
+        assert direct_read_folder_of(LockingStore(store, policy=lambda: None)) == folder
+        assert direct_read_folder_of(open_store(f"file://{tmp_path}/other")) == str(tmp_path / "other")
+        assert direct_read_folder_of(open_store("memory://open-test/folder")) is None
+        assert direct_read_folder_of(RateLimitedStore(store)) is None
+        assert direct_read_folder_of(FaultyStore(store, FaultPlan())) is None
 
     def test_url_shown_without_password(self):
         """The store's url never contains the password from the URL given."""

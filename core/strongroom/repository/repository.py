@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import IntegrityError, ObjectNotFound
 from ..models import time_id
-from ..storage import Store, capabilities_of, local_folder_of
+from ..storage import Store, capabilities_of, direct_read_folder_of
 from .blobid import blob_id as keyed_blob_id
 from .blobwriter import BlobWriter
 from . import datakeys
@@ -289,8 +289,8 @@ class Repository:
 
     def pack_file(self, pack_id: str) -> str | None:
         """The local file that is pack ``pack_id``, for a reader in another process; None
-        unless the store is a plain local folder (:func:`~strongroom.storage.local_folder_of`)."""
-        folder = local_folder_of(self.store)
+        unless the store is a plain local folder (:func:`~strongroom.storage.direct_read_folder_of`)."""
+        folder = direct_read_folder_of(self.store)
         return None if folder is None else os.path.join(folder, pack_name(pack_id))
 
     def writer(self, **kwargs) -> BlobWriter:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import attrs
 
+from ..catalog.tree import FAST_FROM_ENTRIES, decode_fast_now
 from ..contexts import BackupContext, PointView
 from ..errors import IntegrityError, ItemStateError
 from ..models import PROTECTED, ProtectedItem, RecoveryPoint, iso, new_id
@@ -148,6 +149,8 @@ class BackupService:
         parents = self.points.of(item)
         parent = parents[-1] if parents else None
         parent_tree, lost = self._parent_tree(parent)
+        if parent_tree is not None and _entries_of(parent) >= FAST_FROM_ENTRIES:
+            decode_fast_now()  # the walk reads every folder of it
         if lost:
             parent = None
         ctx = BackupContext(item, PointView(item, parent, repo, parent_tree) if parent and parent_tree else None,
@@ -206,6 +209,12 @@ class BackupService:
         tree = self.points.tree(point)
         tree.listdir("")
         return tree
+
+
+def _entries_of(point: RecoveryPoint) -> int:
+    """How many files and folders ``point`` lists, as its stats say (0 if they do not)."""
+    counts = [point.stats.get(key) for key in ("files", "dirs")]
+    return sum(count for count in counts if isinstance(count, int))
 
 
 def _source_paths(item: ProtectedItem) -> tuple[str, ...]:

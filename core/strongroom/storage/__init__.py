@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Store": ".base", "check_name": ".base", "redact_url": ".base",
     "Capabilities": ".capabilities", "ObjectLock": ".capabilities", "capabilities_of": ".capabilities",
-    "local_folder_of": ".capabilities", "object_lock_of": ".capabilities",
+    "direct_read_folder_of": ".capabilities", "object_lock_of": ".capabilities",
     "FaultPlan": ".faults", "FaultyStore": ".faults",
     "FsspecStore": ".fsspec_store", "open_store": ".fsspec_store",
     "MemoryStore": ".memory", "RetryingStore": ".retry", "StorageBackend": ".backends",
@@ -52,7 +52,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .backends import StorageBackend  # noqa: F401
     from .base import Store, check_name, redact_url  # noqa: F401
-    from .capabilities import Capabilities, ObjectLock, capabilities_of, local_folder_of, object_lock_of  # noqa: F401
+    from .capabilities import Capabilities, ObjectLock, capabilities_of, direct_read_folder_of, object_lock_of  # noqa: F401
     from .faults import FaultPlan, FaultyStore  # noqa: F401
     from .fsspec_store import FsspecStore, open_store  # noqa: F401
     from .locking import LockingStore, describe_locking, lock_object, retention_of  # noqa: F401

@@ -26,17 +26,20 @@ Decorators pass their inner store's answers through.  Callers use
 :data:`DEFAULT` (a local, non-remote store) and to "no object lock".
 
 A store whose objects are the files of a local folder, under their names, may say which
-folder with a ``local_folder()`` method: :func:`local_folder_of` gives it to callers that
-read objects in another process (a restore's worker processes read their packs
-themselves).  A decorator that changes what a read gives or when (injected faults, a rate
-limit) answers None, so that every read goes through it.
+folder with a ``direct_read_folder()`` method: :func:`direct_read_folder_of` gives it to
+callers that read objects in another process (a restore's worker processes read their
+packs themselves).  A decorator that changes what a read gives or when (injected faults,
+a rate limit) answers None, so that every read goes through it.  (Where a vault lives,
+whatever decorates it, is :func:`strongroom.storage.fsspec_store.local_folder_of`.)
 """
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["DEFAULT", "Capabilities", "ObjectLock", "capabilities_of", "local_folder_of", "object_lock_of"]
+__all__ = [
+    "DEFAULT", "Capabilities", "ObjectLock", "capabilities_of", "direct_read_folder_of", "object_lock_of",
+]
 
 #: Operations in flight for a local folder: enough to overlap fsync with sealing.
 LOCAL_CONCURRENCY = 4
@@ -115,8 +118,8 @@ def object_lock_of(store: object) -> ObjectLock:
     return _ask(store, "object_lock") or ObjectLock()
 
 
-def local_folder_of(store: object) -> str | None:
+def direct_read_folder_of(store: object) -> str | None:
     """The local folder whose files are ``store``'s objects (object ``name`` is the file
     ``<folder>/<name>``, the same bytes a read of the store gives), or None: a remote
     store, one that says nothing, or one behind a decorator that changes reads."""
-    return _ask(store, "local_folder")
+    return _ask(store, "direct_read_folder")

@@ -103,7 +103,7 @@ class FaultyStore:
     def object_lock(self) -> ObjectLock:
         return object_lock_of(self.inner)
 
-    def local_folder(self) -> None:
+    def direct_read_folder(self) -> None:
         """None: its faults are injected into reads, never around it."""
         return None
 

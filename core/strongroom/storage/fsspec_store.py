@@ -209,9 +209,9 @@ class FsspecStore:
             object_lock=self.backend is not None and self.backend.object_lock,
         )
 
-    def local_folder(self) -> str | None:
+    def direct_read_folder(self) -> str | None:
         """The folder whose files are this store's objects, for a plain local folder
-        (see :func:`~strongroom.storage.capabilities.local_folder_of`); None otherwise."""
+        (see :func:`~strongroom.storage.capabilities.direct_read_folder_of`); None otherwise."""
         if not self._local:
             return None
         return self.root or "/"

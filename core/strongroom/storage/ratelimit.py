@@ -142,7 +142,7 @@ class RateLimitedStore:
     def object_lock(self) -> ObjectLock:
         return object_lock_of(self.inner)
 
-    def local_folder(self) -> None:
+    def direct_read_folder(self) -> None:
         """None: every read is counted against the limit, never around it."""
         return None
 
