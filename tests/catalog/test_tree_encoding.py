@@ -11,7 +11,10 @@ import random
 import pytest
 
 from strongroom.catalog.entry import TYPES, Entry
-from strongroom.catalog.tree import decode_tree, encode_stored, encode_tree, sort_entries
+from strongroom.catalog.tree import (
+    decode_tree, decode_tree_rows, decode_tree_stored, encode_row, encode_stored, encode_tree, row_dict, sort_entries,
+)
+from strongroom.errors import IntegrityError
 
 
 def _reference(entries: list[Entry]) -> bytes:
@@ -112,3 +115,48 @@ def test_a_stored_entry_in_another_order_or_with_its_defaults_is_written_as_enco
     row = dict(reversed(list(entry.to_dict().items())))
     row.update(mode=0o644, nlink=1, sparse=False, target="")
     assert encode_tree([], [("f", encode_stored(row))]) == _reference([entry])
+
+
+def test_typed_rows_are_the_stored_entries_and_are_written_as_encode_tree_writes_them():
+    """Random entries (names with accents, lone surrogates, control characters; xattrs;
+    every field): a node's typed rows give the dicts to_dict gives, and each row is
+    written as encode_tree writes its entry; a node msgspec cannot type (a lone surrogate
+    in a name) gives None, for the checked decoder to read."""
+    rng = random.Random(23)
+    typed = 0
+    for _ in range(300):
+        entries = list({e.name: e for e in (_random_entry(rng) for _ in range(rng.randint(1, 4)))}.values())
+        node = encode_tree(entries)
+        rows = decode_tree_rows(node)
+        if rows is None:
+            assert any(_surrogate(e.name) or _surrogate(e.target) for e in entries)
+            continue
+        typed += 1
+        assert {name: row_dict(row) for name, row in rows.items()} == {e.name: e.to_dict() for e in entries}
+        assert encode_tree([], [(name, encode_row(row)) for name, row in rows.items()]) == node
+    assert typed > 20
+
+
+def _surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("size", 5.0), ("mtime_ns", True), ("sparse", 1), ("chunks", "ab"), ("colour", "red")])
+def test_a_node_with_a_field_of_another_type_has_no_typed_rows(field, value):
+    """A number as a float or bool, a bool as a number, an unknown field: None (the node
+    is read through the checked decoder)."""
+    row = Entry(name="f", type="file", size=5, mtime_ns=1, chunks=(b"\x01" * 32,)).to_dict()
+    assert decode_tree_rows(json.dumps({"v": 1, "entries": [row]}).encode()) is not None
+    row[field] = value
+    assert decode_tree_rows(json.dumps({"v": 1, "entries": [row]}).encode()) is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b'{"v":2,"entries":[]}', b'{"v":1}', b'{"v":1,"entries":[{"name":7}]}',
+                                 b'{"v":1,"entries":[{"name":"a","type":"file"},{"name":"a","type":"file"}]}'])
+def test_what_is_not_a_node_is_refused_as_decode_tree_stored_refuses_it(raw):
+    with pytest.raises(IntegrityError) as stored:
+        decode_tree_stored(raw)
+    with pytest.raises(IntegrityError) as typed:
+        decode_tree_rows(raw)
+    assert str(typed.value) == str(stored.value)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from strongroom.catalog.tree import TreeReader
+from strongroom.catalog.tree import TreeReader, row_dict
 from strongroom.engine.parentfolders import ParentFolders
 from strongroom.repository.envelope import KIND_DATA, KIND_TREE
 from strongroom.vault import Vault
@@ -21,6 +21,11 @@ def repo(tmp_path, strongroom_isolated_home):
 
 def _node(writer, entries: list[dict]) -> bytes:
     return writer.add(KIND_TREE, json.dumps({"v": 1, "entries": entries}).encode())
+
+
+def _dicts(stored) -> dict[str, dict]:
+    """Typed rows by name as the dicts Entry.to_dict gives."""
+    return {name: row_dict(row) for name, row in stored.items()}
 
 
 def _folders(repo, build) -> tuple[ParentFolders, list]:
@@ -52,7 +57,8 @@ def test_nested_folders_as_stored_and_missing_chunks(repo):
     folders, damaged = _folders(repo, build)
     folder = folders.folder("mid/in")
     assert folder.tree_id == kept["inner"]
-    assert folder.stored["a.txt"] == {"name": "a.txt", "type": "file", "size": 7, "chunks": [kept["chunk"].hex()]}
+    assert row_dict(folder.stored["a.txt"]) == {"name": "a.txt", "type": "file", "size": 7,
+                                                "chunks": [kept["chunk"].hex()]}
     assert folder.missing == {"ab" * 32}
     assert sorted(folder.entries()) == ["a.txt", "b.txt"]
     assert folders.folder("f").tree_id is None and folders.folder("nothing/here").stored == {}
@@ -70,6 +76,27 @@ def test_a_malformed_chunk_id_is_left_to_the_checked_decoder(repo, chunks):
         good = writer.add(KIND_DATA, b"content").hex()
         sub = _node(writer, [{"name": "a", "type": "file", "size": 7, "chunks": [good]},
                              {"name": "x", "type": "file", "size": 1, "chunks": chunks}])
+        return _node(writer, [{"name": "d", "type": "dir", "subtree": sub.hex()}])
+
+    folders, damaged = _folders(repo, build)
+    folder = folders.folder("d")
+    assert folder.stored is None and folder.entries() == {}
+    assert [exc.fields["path"] for exc in damaged] == ["d"]
+
+
+@pytest.mark.parametrize("row", [
+    {"name": "x", "type": "file", "size": 1, "nlink": True},
+    {"name": "x", "type": "file", "size": 1.0},
+    {"name": "x", "type": "file", "size": 1, "colour": "blue"},
+    {"name": "x", "type": "file", "size": 1, "sparse": 1},
+], ids=["bool-for-a-number", "float-for-a-number", "unknown-field", "number-for-a-bool"])
+def test_a_row_the_writer_cannot_have_made_leaves_the_node_to_the_checked_decoder(repo, row):
+    """A row with a field of the wrong JSON type, or one an entry does not have: no row
+    of the node is trusted; the checked decoder refuses it, and the folder is reported
+    damaged and empty (every file in it is read again)."""
+    def build(writer):
+        good = writer.add(KIND_DATA, b"content").hex()
+        sub = _node(writer, [{"name": "a", "type": "file", "size": 7, "chunks": [good]}, row])
         return _node(writer, [{"name": "d", "type": "dir", "subtree": sub.hex()}])
 
     folders, damaged = _folders(repo, build)
@@ -118,8 +145,8 @@ def test_a_folder_of_deep_subfolders_is_decoded_once(repo, monkeypatch):
 
     folders, damaged = _folders(repo, build)
     decoded = []
-    real = folders.reader.stored_folder
-    monkeypatch.setattr(folders.reader, "stored_folder", lambda tree_id, path: decoded.append(path) or real(tree_id, path))
+    real = folders.reader.stored_rows
+    monkeypatch.setattr(folders.reader, "stored_rows", lambda tree_id, path: decoded.append(path) or real(tree_id, path))
     walked = ["", "wide"]
     for i in range(4):
         path = f"wide/s{i}"
@@ -155,12 +182,12 @@ def test_a_folder_compared_after_it_left_the_cache_is_read_without_its_chunk_che
     assert "s1" not in folders._cache
     searches = len(searched)
     tree_id, stored = folders.compared("s1")
-    assert tree_id == bytes.fromhex(folders.folder("").stored["s1"]["subtree"])
-    assert stored == {"f1": {"name": "f1", "type": "file", "size": 7, "chunks": stored["f1"]["chunks"]}}
+    assert tree_id == bytes.fromhex(folders.folder("").stored["s1"].subtree)
+    assert _dicts(stored) == {"f1": {"name": "f1", "type": "file", "size": 7, "chunks": stored["f1"].chunks}}
     assert len(searched) == searches and "s1" not in folders._cache
     assert folders.compared("s7")[1] is folders.folder("s7").stored
     fresh, _ = _folders(repo, build)
-    assert fresh.compared("s3")[1] == {"f3": {**stored["f1"], "name": "f3"}}
+    assert _dicts(fresh.compared("s3")[1]) == {"f3": {**_dicts(stored)["f1"], "name": "f3"}}
     assert "s3" in fresh._cache and damaged == []
 
 
@@ -201,7 +228,7 @@ def test_subfolders_after_a_folder_are_loaded_with_it_in_one_search(repo, monkey
     found = {f"s{i}": folders.folder(f"s{i}") for i in range(6)}
     assert len(searched) == 1 and damaged == []
     assert found["s3"].missing == {"ef" * 32}
-    assert all(not f.missing and f.stored["f"]["size"] == 7 for name, f in found.items() if name != "s3")
+    assert all(not f.missing and f.stored["f"].size == 7 for name, f in found.items() if name != "s3")
     assert folders.folder("s1x").stored == {}
     assert [exc.fields["path"] for exc in damaged] == ["s1x"]
     assert folders.compared("s4")[1] == found["s4"].stored

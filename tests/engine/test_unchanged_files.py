@@ -101,8 +101,8 @@ def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroo
         (src / f"d{d:02d}" / "f05é").write_bytes(b"changed %d" % d)
     monkeypatch.setattr(backup_module, "BATCH_FILES", 10**6)
     reads: list[bytes] = []
-    real = tree_module.TreeReader.stored_folder
-    monkeypatch.setattr(tree_module.TreeReader, "stored_folder",
+    real = tree_module.TreeReader.stored_rows
+    monkeypatch.setattr(tree_module.TreeReader, "stored_rows",
                         lambda self, tree_id, path: reads.append(tree_id) or real(self, tree_id, path))
     second = vault.backup("t")
     assert second.stats["files_unchanged"] == 12 * 19

@@ -48,13 +48,13 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import attrs
 
 from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry, with_content
-from ..catalog.tree import TreeReader, encode_stored, encode_tree
+from ..catalog.tree import TreeReader, encode_row, encode_tree, row_dict
 from ..errors import BackupError, DamagedFolder
 from ..processes import cpus
 from ..repository.chunker import Chunker, ChunkerParams
@@ -129,58 +129,36 @@ SWEEP_EVERY = 64
 #: Every field of an entry but its chunks: what a file unchanged since the parent
 #: point must have the same to reuse the parent's entry as it is.
 _ALL_BUT_CHUNKS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name != "chunks"))
+#: Those of them a stored row and an entry hold alike (the others, ``xattrs`` and
+#: ``subtree``, are stored in other forms: a row with either is compared as a dict).
+_PLAIN_FIELDS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name not in ("chunks", "xattrs",
+                                                                                          "subtree")))
+#: The fields that tell a file unchanged since the parent point (then read again if not).
+_UNCHANGED_KEY = operator.attrgetter("size", "mtime_ns", "ctime_ns", "ino", "dev")
 
 
-def _without_chunks(row: dict) -> dict:
-    """A stored entry without its chunks: what :meth:`Entry.to_dict` gives of the entry
-    a scan makes of the same file."""
-    if "chunks" not in row:
-        return row
-    row = dict(row)
-    del row["chunks"]
-    return row
-
-
-_ENTRY_FIELDS = frozenset(f.name for f in attrs.fields(Entry))
-
-
-def _same_but_chunks(row: dict, entry: Entry) -> bool:
-    """Whether the stored ``row`` is ``entry`` (a file as scanned, no chunks) but for its
-    chunks; its type, size, times, inode and device are already known to be equal.  The
-    fields are compared one by one with their defaults (a third of the time of
-    ``_without_chunks(row) == entry.to_dict()``, which extended attributes, stored in
-    base64, still go through); a row with a field an entry does not have never matches."""
-    if entry.xattrs or "xattrs" in row or "subtree" in row:
-        return _without_chunks(row) == entry.to_dict()
-    get = row.get
-    return (
-        get("mode", 0o644) == entry.mode
-        and get("uid", 0) == entry.uid
-        and get("gid", 0) == entry.gid
-        and get("user", "") == entry.user
-        and get("group", "") == entry.group
-        and get("atime_ns", 0) == entry.atime_ns
-        and get("nlink", 1) == entry.nlink
-        and get("rdev", 0) == entry.rdev
-        and get("target", "") == entry.target
-        and get("sparse", False) == entry.sparse
-        and get("chunk_size", 0) == entry.chunk_size
-        and row.keys() <= _ENTRY_FIELDS
-    )
+def _same_but_chunks(row: Any, entry: Entry) -> bool:
+    """Whether the stored ``row`` (a typed row, :func:`~strongroom.catalog.tree.decode_tree_rows`)
+    is ``entry`` (a file as scanned, no chunks) but for its chunks: every field compared
+    at once, as a tuple (a row with extended attributes, stored in base64, or a subtree
+    is compared as the dict :meth:`Entry.to_dict` gives)."""
+    if entry.xattrs or row.xattrs or row.subtree is not None:
+        without = row_dict(row)
+        without.pop("chunks", None)
+        return without == entry.to_dict()
+    return _PLAIN_FIELDS(row) == _PLAIN_FIELDS(entry)
 
 
 def _node_of(slots: list) -> bytes:
     """The tree node of a folder's slots: a file unchanged since the parent point is
-    written from its stored row (:func:`~strongroom.catalog.tree.encode_stored`), no
-    entry made of it; any other slot from its entry."""
+    written from its stored row (:func:`~strongroom.catalog.tree.encode_row`), no entry
+    made of it; any other slot from its entry."""
     entries: list[Entry] = []
     encoded: list[tuple[str, str]] = []
     for slot in slots:
         if type(slot) is Reused:
-            text = encode_stored(slot.row)
-            if text is not None:
-                encoded.append((slot.entry.name, text))
-                continue
+            encoded.append((slot.entry.name, encode_row(slot.row)))
+            continue
         entry = resolve(slot)
         if entry is not None:
             entries.append(entry)
@@ -358,16 +336,12 @@ class BackupEngine:
             row = folder.stored.get(name)
             if (
                 row is None
-                or row.get("type") not in (FILE, HARDLINK)
-                or row.get("size", 0) != entry.size
-                or row.get("mtime_ns", 0) != entry.mtime_ns
-                or row.get("ctime_ns", 0) != entry.ctime_ns
-                or row.get("ino", 0) != entry.ino
-                or row.get("dev", 0) != entry.dev
-                or (folder.missing and not folder.missing.isdisjoint(row.get("chunks", ())))
+                or row.type not in (FILE, HARDLINK)
+                or _UNCHANGED_KEY(row) != _UNCHANGED_KEY(entry)
+                or (folder.missing and not folder.missing.isdisjoint(row.chunks))
             ):
                 return None
-            if row["type"] == FILE and _same_but_chunks(row, entry):
+            if row.type == FILE and _same_but_chunks(row, entry):
                 return Reused(entry, row)
         old = folder.entries().get(name)
         if (
@@ -688,7 +662,10 @@ class BackupEngine:
                     return None
                 continue
             entry = resolve(slot)
-            if entry is None or stored.get(entry.name) != entry.to_dict():
+            if entry is None:
+                return None
+            row = stored.get(entry.name)
+            if row is None or row_dict(row) != entry.to_dict():
                 return None
         return tree_id
 

@@ -2,19 +2,20 @@
 
 :meth:`ParentFolders.folder` gives a :class:`Folder` of the parent point by its path:
 its tree id (None if the parent point has no folder there), its entries *as stored*
-(``stored``: the JSON objects of its tree node by name, see
-:func:`~strongroom.catalog.tree.decode_tree_stored`), the hex ids of its files' chunks
+(``stored``: the typed rows of its tree node by name, see
+:func:`~strongroom.catalog.tree.decode_tree_rows`), the hex ids of its files' chunks
 that the vault no longer holds (``missing``), and on demand its decoded, checked entries
 (:meth:`Folder.entries`).  The backup takes a file as unchanged by comparing the entry it
 scanned with the stored object, and a folder whose entries all match reuses the parent's
 node: such a folder costs no :class:`~strongroom.catalog.entry.Entry` decoded from the
 parent at all, which is most of the time of a backup of an unchanged tree.
 
-What is trusted of a stored object: its name (the node is JSON of this version, entries
-with unique string names), its ``type`` and ``chunks`` (chunk ids of 64 lowercase hex
-digits each, checked when the folder is loaded; if one is not, ``stored`` is None and
-the folder is only read through the checked decoder), and any other field only by
-equality with an entry this backup scanned.
+What is trusted of a stored row: its name and every field's type (the node is JSON of
+this version, each field of an entry with its JSON type, no other field, unique names),
+its ``chunks`` (chunk ids of 64 lowercase hex digits each, checked when the folder is
+loaded), and any other field's value only by equality with an entry this backup
+scanned.  A node whose rows are not all so has ``stored`` None: the folder is only read
+through the checked decoder.
 
 A folder whose node (or an ancestor's) cannot be read is no error: ``on_damaged`` is
 called with the :class:`~strongroom.errors.DamagedFolder` and the folder counts as empty
@@ -45,7 +46,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..catalog.entry import DIR, FILE, HARDLINK, Entry
 from ..catalog.tree import TreeReader
@@ -70,7 +71,7 @@ class Folder:
 
     __slots__ = ("path", "tree_id", "stored", "missing", "_entries", "_load")
 
-    def __init__(self, path: str, tree_id: bytes | None, stored: dict[str, dict] | None,
+    def __init__(self, path: str, tree_id: bytes | None, stored: dict[str, Any] | None,
                  missing: frozenset[str], load: Callable[[], dict[str, Entry]]) -> None:
         self.path = path
         self.tree_id = tree_id
@@ -129,7 +130,7 @@ class ParentFolders:
         self._last = loaded
         return loaded
 
-    def compared(self, path: str) -> tuple[bytes | None, dict[str, dict] | None]:
+    def compared(self, path: str) -> tuple[bytes | None, dict[str, Any] | None]:
         """``(tree_id, stored)`` of the folder at ``path``, as :meth:`folder` gives them,
         for the backup to compare the folder with its entries once they are all known
         (asked once per folder, as the walk leaves it: what this object keeps for it is
@@ -153,7 +154,7 @@ class ParentFolders:
         if tree_id is None:
             return None, {}
         try:
-            return tree_id, self.reader.stored_folder(tree_id, path)  # type: ignore[arg-type]
+            return tree_id, self.reader.stored_rows(tree_id, path)  # type: ignore[arg-type]
         except DamagedFolder as exc:
             self._on_damaged(exc)
             return tree_id, {}
@@ -171,13 +172,13 @@ class ParentFolders:
         if tree_id is None:
             return Folder(path, None, {}, frozenset(), dict)
         try:
-            stored: dict[str, dict] | None = self.reader.stored_folder(tree_id, path)
+            stored: dict[str, Any] | None = self.reader.stored_rows(tree_id, path)
         except DamagedFolder as exc:
             self._on_damaged(exc)
             return Folder(path, tree_id, {}, frozenset(), dict)
-        hexes = _chunk_hexes(stored)  # type: ignore[arg-type]
+        hexes = _chunk_hexes(stored) if stored is not None else []
         folder = self._folder_of(path, tree_id, stored)
-        ids = _hex_ids(hexes)
+        ids = _hex_ids(hexes) if stored is not None else None
         if ids is not None:
             ahead = self._read_ahead(path, len(stored))  # type: ignore[arg-type]
             for _, _, more in ahead:
@@ -193,13 +194,13 @@ class ParentFolders:
                     self._ahead_rows += len(other.stored)  # type: ignore[arg-type]
                 while self._ahead_rows > 2 * AHEAD_ROWS:  # the oldest were not asked for: gone
                     self._ahead_rows -= len(self._ahead.pop(next(iter(self._ahead))).stored)  # type: ignore[arg-type]
-        else:  # a chunk id the writer cannot have made: only the checked decoder reads it
+        else:  # a field or chunk id the writer cannot have made: only the checked decoder reads it
             folder.stored = None
             chunks = (c for e in folder.entries().values() if e.type in (FILE, HARDLINK) for c in e.chunks)
             folder.missing = frozenset(b.hex() for b in self._index.missing(chunks))
         return folder
 
-    def _folder_of(self, path: str, tree_id: bytes, stored: dict[str, dict]) -> Folder:
+    def _folder_of(self, path: str, tree_id: bytes, stored: dict[str, Any] | None) -> Folder:
         return Folder(path, tree_id, stored, frozenset(), lambda: self._decode(tree_id, path))
 
     def _read_ahead(self, path: str, rows: int) -> list[tuple[Folder, list, bytes]]:
@@ -213,7 +214,7 @@ class ParentFolders:
         if parent.stored is None:
             return []
         if self._siblings[0] != up or name not in self._siblings[2]:
-            names = [n for n, row in parent.stored.items() if row.get("type") == DIR]
+            names = [n for n, row in parent.stored.items() if row.type == DIR]
             self._siblings = (up, names, {n: i for i, n in enumerate(names)})
         _, names, index = self._siblings
         position = index.get(name)
@@ -222,7 +223,7 @@ class ParentFolders:
         found: list[tuple[Folder, list, bytes]] = []
         prefix = f"{up}/" if up else ""
         for sibling in names[position + 1:position + 1 + AHEAD_FOLDERS]:
-            subtree = parent.stored[sibling].get("subtree")
+            subtree = parent.stored[sibling].subtree
             if not (isinstance(subtree, str) and len(subtree) == 64 and _HEX_IDS.fullmatch(subtree)):
                 continue
             sibling_path = prefix + sibling
@@ -230,9 +231,11 @@ class ParentFolders:
                 continue
             tree_id = bytes.fromhex(subtree)
             try:
-                stored = self.reader.stored_folder(tree_id, sibling_path)
+                stored = self.reader.stored_rows(tree_id, sibling_path)
             except DamagedFolder:
                 continue  # warned about if the walk asks for it
+            if stored is None:
+                continue  # read through the checked decoder if the walk asks for it
             rows += len(stored)
             if rows > AHEAD_ROWS:
                 break
@@ -249,9 +252,9 @@ class ParentFolders:
         parent = self.folder(up)
         if parent.stored is not None:
             row = parent.stored.get(name)
-            if row is None or row.get("type") != DIR:
+            if row is None or row.type != DIR:
                 return None
-            subtree = row.get("subtree")
+            subtree = row.subtree
             if isinstance(subtree, str) and len(subtree) == 64 and _HEX_IDS.fullmatch(subtree):
                 return bytes.fromhex(subtree)
         entry = parent.entries().get(name)  # checked: a malformed entry makes the folder damaged
@@ -270,16 +273,9 @@ def _on_the_way(folder: str, path: str) -> bool:
     return not folder or folder == path or path.startswith(folder + "/")
 
 
-def _chunk_hexes(stored: dict[str, dict]) -> list:
+def _chunk_hexes(stored: dict[str, Any]) -> list:
     """The chunk ids of the files of a folder's stored rows, as stored (not checked)."""
-    return [c for row in stored.values() if row.get("type") in (FILE, HARDLINK) for c in _chunk_list(row)]
-
-
-def _chunk_list(row: dict) -> list:
-    if "chunks" not in row:
-        return []
-    chunks = row["chunks"]
-    return chunks if isinstance(chunks, list) else [None]  # None fails the check below
+    return [c for row in stored.values() if row.type in (FILE, HARDLINK) for c in row.chunks]
 
 
 def _hex_ids(hexes: list) -> bytes | None:

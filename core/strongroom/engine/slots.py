@@ -22,7 +22,7 @@ storage.
 from __future__ import annotations
 
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..catalog.entry import Entry, with_content
 
@@ -61,12 +61,12 @@ class HardLink:
 
 class Reused:
     """A file the same as in the parent point: ``entry`` as scanned (no chunks), ``row``
-    the parent's entry as stored (a JSON object whose ``chunks``, if any, are checked
-    chunk ids in hex), equal to ``entry`` but for its chunks."""
+    the parent's entry as stored (a typed row, :func:`~strongroom.catalog.tree.decode_tree_rows`,
+    whose ``chunks`` are checked chunk ids in hex), equal to ``entry`` but for its chunks."""
 
     __slots__ = ("entry", "row")
 
-    def __init__(self, entry: Entry, row: dict) -> None:
+    def __init__(self, entry: Entry, row: Any) -> None:
         self.entry = entry
         self.row = row
 
@@ -169,7 +169,7 @@ def resolve(slot: object) -> Entry | None:
         return slot.result
     if isinstance(slot, Reused):
         entry = slot.entry
-        return with_content(entry, tuple(bytes.fromhex(c) for c in slot.row.get("chunks", ())), entry.size)
+        return with_content(entry, tuple(bytes.fromhex(c) for c in slot.row.chunks), entry.size)
     if isinstance(slot, HardLink):
         first = resolve(slot.first)
         if first is None:
