@@ -56,7 +56,7 @@ from bench.machine import describe_file_system, describe_machine
 from bench.measure import ChildFailed, Spawner, tree_size
 from bench.report import Results, render
 from bench.restorefs import RestoreFileSystem
-from bench.scale import generate_small_files
+from bench.scale import scale_files
 from bench.tools import LISTING, NAMES, STRONGROOM, command_lines, ensure_installed, version_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -147,23 +147,6 @@ def _index(entries: int) -> dict[str, float]:
     if out.returncode != 0:
         raise BenchError(f"bench.indexmem failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
-
-
-def scale_files(tree: str, count: int) -> int:
-    """Generate the scale run's files in ``tree``, or reuse them from an earlier run (a
-    marker file records the count and total size once the generation is complete)."""
-    marker = tree + ".complete"
-    if os.path.isdir(tree) and os.path.exists(marker):
-        with open(marker) as f:
-            files, size = map(int, f.read().split())
-        if files == count:
-            return size
-    if os.path.exists(tree):
-        shutil.rmtree(tree)
-    size = generate_small_files(tree, count)
-    with open(marker, "w") as f:
-        f.write(f"{count} {size}\n")
-    return size
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import numpy as np
 
 from bench.corpus import _text_pool
 
-__all__ = ["generate_small_files"]
+__all__ = ["generate_small_files", "scale_files"]
 
 PER_FOLDER = 1000
 
@@ -60,9 +61,25 @@ def _load() -> str:
         return " ".join(f.read().split()[:3])
 
 
+def scale_files(tree: str, count: int) -> int:
+    """Generate the scale run's files in ``tree``, or reuse them from an earlier run (a
+    marker file records the count and total size once the generation is complete)."""
+    marker = tree + ".complete"
+    if os.path.isdir(tree) and os.path.exists(marker):
+        with open(marker) as f:
+            files, size = map(int, f.read().split())
+        if files == count:
+            return size
+    if os.path.exists(tree):
+        shutil.rmtree(tree)
+    size = generate_small_files(tree, count)
+    with open(marker, "w") as f:
+        f.write(f"{count} {size}\n")
+    return size
+
+
 def _ladder(counts: list[int], runs: int, tools: list[str], trees: str) -> list[str]:
     """Measure every count; the markdown lines of the report."""
-    from bench.__main__ import scale_files
     from bench.compare import Bench, order_of
     from bench.measure import Spawner
 
@@ -98,7 +115,6 @@ def _ladder(counts: list[int], runs: int, tools: list[str], trees: str) -> list[
                                      f" {statistics.median(m.rss_mib for m in mine):.0f} | {ratio:.2f} |")
                 print("\n".join(lines), flush=True)
     finally:
-        import shutil
         shutil.rmtree(work, ignore_errors=True)
     return [*lines, "", *loads, "", "Every run:", "", *every]
 
