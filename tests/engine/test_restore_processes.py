@@ -319,3 +319,29 @@ def test_a_pack_file_that_cannot_be_read_is_an_oserror(tmp_path):
                                 [(entry, entry.offset, [(0, 0)])])
     assert placed == [(entry, 0, [(0, 0)])]
     assert bytes(payload) == point.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
+
+
+def test_a_pack_file_a_worker_cannot_read_is_handed_back_and_written_by_a_thread(tmp_path, tasks, monkeypatch):
+    """Each worker is told its pack's file is a folder, which it cannot read (EISDIR, not
+    a missing file): it hands every pack back alive, and the threads remove what it had
+    created and write the packs through the store; every file comes back exactly."""
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 40)
+    tree = point.tree()
+    handed: list[int] = []
+    recording = PackWriters.write
+
+    def counting(self, keys, files, blobs, payload, pack_file=None):
+        answer = recording(self, keys, files, blobs, payload, pack_file)
+        if answer is None and len(self.pids) == 2:
+            handed.append(len(files))
+        return answer
+
+    monkeypatch.setattr(PackWriters, "write", counting)
+    monkeypatch.setattr(point.repo, "pack_file", lambda pack_id: str(tmp_path))
+    target = tmp_path / "t"
+    result = Restorer(point.repo, tree, str(target), threads=2, processes=2).run()
+    assert result.errors == () and result.damaged == () and result.warnings == ()
+    assert handed and tasks == []  # handed back by live workers; none written by one
+    for relpath, data in point.content.items():
+        assert read(target / relpath) == data, relpath
