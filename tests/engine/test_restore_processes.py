@@ -259,7 +259,8 @@ def _damaged_by_threads_and_workers(tmp_path, point, tree, tasks, name):
     by_threads = Restorer(point.repo, tree, str(tmp_path / "threads"), threads=2, processes=0).run()
     assert tasks == []
     by_workers = Restorer(point.repo, tree, str(tmp_path / "workers"), threads=2, processes=2).run()
-    assert any(pack is not None and pack[1] == name for _, _, pack, _ in tasks)  # a worker met the pack
+    path = os.path.join(str(tmp_path / "vault"), name)
+    assert any(pack is not None and pack[0] == path for _, _, pack, _ in tasks)  # a worker met the pack
     return by_threads, by_workers
 
 
@@ -314,8 +315,8 @@ def test_a_pack_file_that_cannot_be_read_is_an_oserror(tmp_path):
     folder = tmp_path / "a-folder"
     folder.mkdir()
     with pytest.raises(OSError):
-        read_pack(str(folder), pack_name(entry.pack_id), None, [(entry, entry.offset, [(0, 0)])])
-    placed, payload = read_pack(point.repo.pack_file(entry.pack_id), pack_name(entry.pack_id), None,
+        read_pack(str(folder), None, [(entry, entry.offset, [(0, 0)])])
+    placed, payload = read_pack(point.repo.pack_file(entry.pack_id), None,
                                 [(entry, entry.offset, [(0, 0)])])
     assert placed == [(entry, 0, [(0, 0)])]
     assert bytes(payload) == point.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)

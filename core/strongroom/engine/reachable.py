@@ -19,7 +19,7 @@ from ..catalog.entry import DIR
 from ..catalog.tree import decode_tree
 from ..errors import IntegrityError, ObjectNotFound
 from ..repository.envelope import KIND_TREE
-from ..repository.pack import pack_name
+from ..repository.pack import missing_pack, pack_name
 
 if TYPE_CHECKING:
     from ..repository.index import Index
@@ -37,7 +37,7 @@ def _read_node(repo: Repository, index: Index, tree_id: bytes) -> list:
     try:
         sealed = repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
     except ObjectNotFound:
-        raise IntegrityError(what=pack_name(entry.pack_id), reason="pack is missing from storage") from None
+        raise missing_pack(entry.pack_id) from None
     return decode_tree(repo.open_blob(entry, sealed), what=f"tree {tree_id.hex()[:16]}")
 
 

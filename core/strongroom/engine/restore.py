@@ -56,7 +56,7 @@ from ..catalog.tree import TreeReader, normalize_path
 from ..errors import DamagedFolder, IntegrityError, PathInTheWay
 from ..processes import children_ended, cpus
 from ..repository.envelope import Scratch
-from ..repository.pack import IndexEntry, pack_name
+from ..repository.pack import IndexEntry
 from ..repository.repository import Repository
 from ..storage import capabilities_of
 from .fswrite import TreeWriter
@@ -603,7 +603,7 @@ def _default_threads(repo: Repository) -> int:
 
 def _task_for(
     repo: Repository, writer: TreeWriter, batch: _Batch, pack_id: str
-) -> tuple[list[File], list[Blob], bytes, set[bytes], tuple[str, str, int | None] | None]:
+) -> tuple[list[File], list[Blob], bytes, set[bytes], tuple[str, int | None] | None]:
     """The files and blobs of ``pack_id`` in ``batch`` for a worker process, the
     payload, the ids of the data keys that open the blobs, and the pack's file.
 
@@ -635,7 +635,7 @@ def _task_for(
         blobs = [(index_entry, index_entry.offset, targets_of(index_entry)) for index_entry in entries]
         key_ids = {index_entry.key_id or base_key_id for index_entry in entries}
         key_ids.update(repo.envelope.held_key_ids())
-        return files, blobs, b"", key_ids, (path, pack_name(pack_id), repo.read_limit)
+        return files, blobs, b"", key_ids, (path, repo.read_limit)
     parts: list[memoryview] = []
     key_ids = set()
     sealed_key_id = repo.envelope.sealed_key_id

@@ -62,7 +62,7 @@ class PackWriters:
         self._pool.start()
 
     def write(self, keys: dict[bytes, bytes], files: list[File], blobs: list[Blob],
-              payload: bytes | memoryview, pack_file: tuple[str, str, int | None] | None = None) -> Written | None:
+              payload: bytes | memoryview, pack_file: tuple[str, int | None] | None = None) -> Written | None:
         """A worker's :data:`~.restoreworker.Written` for the task (see
         :data:`~.restoreworker.Task`); None if no worker is left, or the one given it
         died or handed it back (the caller writes the pack itself, after removing

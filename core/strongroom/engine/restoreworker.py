@@ -27,7 +27,7 @@ import sys
 
 from ..errors import IntegrityError
 from ..repository.envelope import Envelope, Scratch
-from ..repository.pack import IndexEntry, open_blob, read_groups, truncated
+from ..repository.pack import IndexEntry, missing_pack, open_blob, read_groups, truncated
 from .newfiles import FileMeta, NewFiles
 from .targetlog import STOPPING
 from .workerpipe import Handler, serve
@@ -43,9 +43,9 @@ File = tuple[str, "int | None", "int | None", bool, int, FileMeta]
 #: of each place it goes.
 Blob = tuple[IndexEntry, "int | str", list[tuple[int, int]]]
 #: One task: the data keys its blobs need (key id -> key), the files, the blobs in pack
-#: order, and the pack's file, its storage name and the most bytes one read spans (None:
-#: the sealed blobs are the payload).
-Task = tuple[dict[bytes, bytes], list[File], list[Blob], "tuple[str, str, int | None] | None"]
+#: order, and the pack's file with the most bytes one read spans (None: the sealed blobs
+#: are the payload).
+Task = tuple[dict[bytes, bytes], list[File], list[Blob], "tuple[str, int | None] | None"]
 #: The answer: bytes written; the numbers of the files created, and of those finished
 #: (metadata set, closed); why files are damaged (file number -> reason), and refused by
 #: the target (file number -> (errno, message)); metadata warnings; the number of the
@@ -63,9 +63,9 @@ class _KeyNotGiven(Exception):
     """A blob names a data key the task did not give: the restore writes the pack."""
 
 
-def read_pack(path: str, name: str, limit: int | None, blobs: list[Blob]) -> tuple[list[Blob], bytearray]:
-    """The sealed bytes of ``blobs`` read from the pack file ``path`` (storage name
-    ``name``), with the ranged reads :meth:`~strongroom.repository.repository.Repository.read_pack_ranges`
+def read_pack(path: str, limit: int | None, blobs: list[Blob]) -> tuple[list[Blob], bytearray]:
+    """The sealed bytes of ``blobs`` (of one pack) read from the pack's file ``path``, with
+    the ranged reads :meth:`~strongroom.repository.repository.Repository.read_pack_ranges`
     makes (``limit``); ``blobs`` again, each with where its bytes start in them.  A
     missing file leaves every blob with the reason a missing pack gives; a short one
     gives blobs shorter than their index says (:func:`~strongroom.repository.pack.open_blob`
@@ -73,7 +73,7 @@ def read_pack(path: str, name: str, limit: int | None, blobs: list[Blob]) -> tup
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        reason = damage_reason(IntegrityError(what=name, reason="pack is missing from storage"))
+        reason = damage_reason(missing_pack(blobs[0][0].pack_id)) if blobs else ""
         return [(entry, reason, targets) for entry, _, targets in blobs], bytearray()
     try:
         entries = [blob[0] for blob in blobs]

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import hashlib
 
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import ObjectNotFound
 from .envelope import KIND_INDEX
 from .indexfile import encode_index
-from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, pack_name
+from .pack import PACK_TARGET_SIZE, IndexEntry, PackWriter, missing_pack, pack_name
 from .repository import Repository, index_object_name
 
 __all__ = ["copy_blobs", "delete_pack", "replace_index_file", "replacement_name"]
@@ -92,7 +92,7 @@ def copy_blobs(repo: Repository, entries: list[IndexEntry], *, pack_size: int = 
         try:
             data = memoryview(repo.store.get_range(pack_name(pack_id), start, end - start))
         except ObjectNotFound:
-            raise IntegrityError(what=pack_name(pack_id), reason="pack is missing from storage") from None
+            raise missing_pack(pack_id) from None
         for entry in group:
             sealed = data[entry.offset - start : entry.offset - start + entry.length]
             repo.open_blob(entry, sealed)  # raises IntegrityError if damaged

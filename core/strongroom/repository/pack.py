@@ -69,6 +69,7 @@ __all__ = [
     "IndexEntry",
     "PackWriter",
     "check_pack_size",
+    "missing_pack",
     "pack_name",
     "parse_pack",
     "read_groups",
@@ -140,6 +141,11 @@ def open_blob(
 
 def _blob_in_pack(entry: IndexEntry) -> str:
     return f"{pack_name(entry.pack_id)} (blob {entry.blob_id.hex()[:16]})"
+
+
+def missing_pack(pack_id: str) -> IntegrityError:
+    """The error of a blob, or a read, whose pack is not in storage."""
+    return IntegrityError(what=pack_name(pack_id), reason="pack is missing from storage")
 
 
 def truncated(entry: IndexEntry) -> IntegrityError:

@@ -50,7 +50,7 @@ from .index import Index
 from .indexfile import DecodedIndex, decode_index, decode_index_columns, encode_index
 from .masterkey import MasterKey
 from .names import kind_of, vault_names
-from .pack import IndexEntry, open_blob, pack_name, read_groups, read_trailer
+from .pack import IndexEntry, missing_pack, open_blob, pack_name, read_groups, read_trailer
 
 
 #: From a local store, blobs of a pack are read this many bytes at a time (or one blob).
@@ -234,9 +234,7 @@ class Repository:
         try:
             sealed = self.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
         except ObjectNotFound:
-            raise IntegrityError(
-                what=pack_name(entry.pack_id), reason="pack is missing from storage"
-            ) from None
+            raise missing_pack(entry.pack_id) from None
         return self.open_blob(entry, sealed)
 
     def read_pack_blobs(
@@ -277,7 +275,7 @@ class Repository:
             try:
                 data = memoryview(self.store.get_range(name, start, end - start))
             except ObjectNotFound:
-                yield entries[first:], IntegrityError(what=name, reason="pack is missing from storage")
+                yield entries[first:], missing_pack(pack_id)
                 return
             yield entries[first:last], data
 

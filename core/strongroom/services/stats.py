@@ -30,7 +30,7 @@ from ..catalog.entry import DIR, DISK, FILE, STREAM
 from ..catalog.tree import decode_tree
 from ..errors import IntegrityError, ObjectNotFound
 from ..repository.envelope import KIND_TREE
-from ..repository.pack import pack_name
+from ..repository.pack import missing_pack, pack_name
 
 if TYPE_CHECKING:
     from ..models import RecoveryPoint
@@ -137,7 +137,7 @@ class _Walker:
         try:
             sealed = self.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
         except ObjectNotFound:
-            raise IntegrityError(what=pack_name(entry.pack_id), reason="pack is missing from storage") from None
+            raise missing_pack(entry.pack_id) from None
         return decode_tree(self.repo.open_blob(entry, sealed), what=what)
 
 
