@@ -18,8 +18,10 @@ that writes its last blob sets its metadata.  A pack whose needed blobs all go t
 files of that pack alone is written the same way by a worker process instead
 (:mod:`.restoreprocs`, from the first batch with :data:`PROCESSES_FROM_PACKS` of them
 on, for a local store): a feeding thread (one per worker, apart from the pool, so that
-these packs do not wait behind large files) reads the pack and hands it over, so that no
-interpreter's lock is shared for the many short system calls small files cost.  Files
+these packs do not wait behind large files) hands the pack over, and the worker reads
+it from the pack's file (the thread reads it and sends the blobs only through a store
+decorator that changes reads), so that no interpreter's lock is shared for the many
+short system calls small files cost.  Files
 are created at their full length only when the writes do not reach it (all-zero chunks
 of sparse files become holes).
 
@@ -609,8 +611,9 @@ def _task_for(
 
     From a local folder the worker reads the pack's file itself: the payload is empty,
     and the key ids are the index's and those the envelope holds (a blob with a header
-    that names another key makes the worker hand the pack back).  Otherwise the payload is the pack's needed sealed
-    blobs as read from the store, and the key ids those the blobs name."""
+    that names another key makes the worker hand the pack back).  Otherwise the payload
+    is the pack's needed sealed blobs as read from the store, and the key ids those the
+    blobs name."""
     plans, wanted = batch.plans, batch.by_pack[pack_id]
     numbers: dict[str, int] = {}
     files: list[File] = []
