@@ -159,7 +159,7 @@ class TestPruneUnderLock:
                                                                   strongroom_isolated_home, source):
         """An expired point whose header is locked stays; once it lapses the header goes and its data is
         marked; the extension skips marked data but moves live data forward; a later prune frees it."""
-        vault = _vault(strongroom_s3_server, lock_bucket, day_seconds=4)
+        vault = _vault(strongroom_s3_server, lock_bucket, day_seconds=15)
         vault.security.change(attrs.evolve(vault.security.settings, soft_delete=SoftDelete(state="disabled")))
         _set(vault, "enabled")
         vault.set_prune_settings(attrs.evolve(vault.prune_settings, grace=0))
