@@ -67,3 +67,55 @@ def test_folders_behind_a_slow_one_are_written_first_and_in_order(vault, monkeyp
     for n in range(FOLDERS):
         assert vault.open_file("slow", None, f"b{n:02}/sub/f").read() == f"sub {n}".encode()
         assert vault.open_file("slow", None, f"b{n:02}/f1").read() == f"{n} 1".encode() * 100
+
+
+READ_ENDED = threading.Event()
+WALK: list[str] = []
+
+
+class ReadEndsMidWalkWorkload(Workload):
+    """A folder whose one file is read only once the walk has left it; the walk goes on
+    once that read has ended."""
+
+    name = "readendsmidwalk"
+
+    def backup(self, ctx):
+        yield FolderSource.named("a")
+        yield StreamSource("a/slow", StreamSource.from_bytes("a/slow", b"").entry, slow_open)
+        yield FolderSource.named("b")  # the walk leaves "a": closed, its file not read yet
+        RELEASE.set()
+        WALK.append("read ended" if READ_ENDED.wait(timeout=20) else "read timed out")
+        yield StreamSource.from_bytes("b/f0", b"after the read")
+        WALK.append("walked on")  # the walk has taken b/f0 and asks for the next entry
+        yield StreamSource.from_bytes("b/f1", b"last")
+
+
+def test_a_folder_becomes_a_node_at_the_next_entry_after_its_read_ends(tmp_path, strongroom_isolated_home,
+                                                                        monkeypatch):
+    """The walk asks again whether its first closed folder is ready only when a read has
+    ended since it last asked, and then at the very next entry."""
+    RELEASE.clear()
+    READ_ENDED.clear()
+    WALK.clear()
+    FINALIZED.clear()
+    original_finalize = backup_engine.BackupEngine._finalize
+    original_ended = backup_engine.BackupEngine._read_ended
+
+    def finalize(self, directory):
+        WALK.append(f"node {directory.path}")
+        return original_finalize(self, directory)
+
+    def read_ended(self, future):
+        original_ended(self, future)
+        READ_ENDED.set()
+
+    monkeypatch.setattr(backup_engine.BackupEngine, "_finalize", finalize)
+    monkeypatch.setattr(backup_engine.BackupEngine, "_read_ended", read_ended)
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(readendsmidwalk=ReadEndsMidWalkWorkload))
+    vault.protect("readendsmidwalk", "item", {})
+    vault.backup("item")
+    assert WALK[0] == "read ended"
+    assert WALK.index("node a") < WALK.index("walked on")
+    assert WALK[-1] == "node "  # the root last
+    assert vault.open_file("item", None, "a/slow").read() == b"slow" * 1000
+    assert vault.open_file("item", None, "b/f0").read() == b"after the read"

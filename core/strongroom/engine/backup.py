@@ -211,6 +211,9 @@ class BackupEngine:
         self._local_batches = threading.BoundedSemaphore(threads)
         self._tiny_batches = threading.Lock()  # held while a batch of tiny files is read
         self._queue_room = threading.BoundedSemaphore(max_queued)
+        self._reads_ended = 0  # tasks of the reader pools ended (see _finalize_ready)
+        self._reads_seen = -1  # ... as last seen by the walk, when ...
+        self._waited_for: OpenDir | None = None  # ... this first closed folder was not ready
         self._batch = Batch()
         self._max_closed = max_closed_dirs
         self._sweeps = 0
@@ -377,13 +380,26 @@ class BackupEngine:
                 return slot
         return self._submit(self._read_file, src)
 
-    def _submit(self, task: Callable, arg: object, pool: ThreadPoolExecutor | None = None) -> Future:
+    def _submit(self, task: Callable, arg: object, pool: ThreadPoolExecutor | None = None, *,
+                then: Callable[[Future], None] | None = None) -> Future:
+        """``task(arg)`` run by a reader pool; ``then(future)`` is called when it ends,
+        before the walk is told (:meth:`_finalize_ready` asks again whether its first
+        closed folder is ready)."""
         if not self._queue_room.acquire(blocking=False):
             with self._read_slots.walk_waits():
                 self._queue_room.acquire()  # the walk waits while enough work is queued
         future = (pool or self._read_pool).submit(task, arg)
-        future.add_done_callback(lambda _f: self._queue_room.release())
+        if then is None:
+            future.add_done_callback(self._read_ended)
+        else:
+            future.add_done_callback(lambda f: (then(f), self._read_ended(f)))
         return future
+
+    def _read_ended(self, _future: Future) -> None:
+        self._queue_room.release()
+        # Not atomic, and need not be: two tasks ending at once may count as one, and
+        # either way the count is not the one the walk last saw.
+        self._reads_ended += 1
 
     def _submit_batch(self) -> None:
         batch = self._batch
@@ -395,8 +411,9 @@ class BackupEngine:
                     self.repo.envelope, self.repo.master.id_key.value,
                     level=self._compression_level, workers=self._processes)
                 self._sealers.start()
-            batch.future = self._submit(self._read_batch, batch.sources, self._small_pool)
-            batch.future.add_done_callback(batch.finished)
+            batch.future = self._submit(self._read_batch, batch.sources, self._small_pool, then=batch.finished)
+            if batch.done:  # it ended before this assignment: the batch must not hold its future
+                batch.future = None
 
     def _stop_sealers(self) -> None:
         if self._sealers is not None:
@@ -618,8 +635,13 @@ class BackupEngine:
             with self._read_slots.walk_waits():
                 while closed:
                     self._finalize(closed.popleft())
-        while closed and is_ready(closed[0]):
-            self._finalize(closed.popleft())
+        # The first closed folder not ready (a large file of it still being read) is asked
+        # again only once a read has ended since: not once per entry the walk scans.
+        if closed and (closed[0] is not self._waited_for or self._reads_ended != self._reads_seen):
+            self._reads_seen = self._reads_ended
+            while closed and is_ready(closed[0]):
+                self._finalize(closed.popleft())
+            self._waited_for = closed[0] if closed else None
         if len(closed) > SWEEP_FROM:
             self._sweeps += 1
             if self._sweeps % SWEEP_EVERY == 0:
