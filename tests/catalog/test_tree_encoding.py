@@ -12,7 +12,8 @@ import pytest
 
 from strongroom.catalog.entry import TYPES, Entry
 from strongroom.catalog.tree import (
-    decode_tree, decode_tree_rows, decode_tree_stored, encode_row, encode_stored, encode_tree, row_dict, sort_entries,
+    decode_tree, decode_tree_rows, decode_tree_stored, encode_row, encode_stored, encode_tree, encode_tree_rows, row_dict,
+    sort_entries,
 )
 from strongroom.errors import IntegrityError
 
@@ -135,6 +136,52 @@ def test_typed_rows_are_the_stored_entries_and_are_written_as_encode_tree_writes
         assert {name: row_dict(row) for name, row in rows.items()} == {e.name: e.to_dict() for e in entries}
         assert encode_tree([], [(name, encode_row(row)) for name, row in rows.items()]) == node
     assert typed > 20
+
+
+def test_rows_and_entries_written_in_one_call_are_the_node_encode_tree_writes():
+    """Random entries, some of them as typed rows of a node: encode_tree_rows writes the
+    bytes encode_tree writes of the entries and the rows, or gives None, and only where a
+    name or text is not ASCII without DEL (the rows typed, the entries written by msgspec)."""
+    rng = random.Random(29)
+    written = 0
+    for _ in range(1000):
+        entries = list({e.name: e for e in (_random_entry(rng) for _ in range(rng.randint(1, 6)))}.values())
+        rows = decode_tree_rows(encode_tree(entries))
+        if rows is None:
+            continue
+        as_rows = [rows[e.name] for e in entries if rng.random() < 0.6]
+        as_entries = [e for e in entries if e.name not in {row.name for row in as_rows}]
+        expected = encode_tree(as_entries, [(row.name, encode_row(row)) for row in as_rows])
+        assert expected == _reference(entries)
+        node = encode_tree_rows(as_entries, as_rows)
+        if node is None:
+            texts = [e.name + e.user + e.group + e.target + "".join(n for n, _ in e.xattrs) for e in entries]
+            assert not all(t.isascii() and "\x7f" not in t for t in texts)
+            continue
+        written += 1
+        assert node == expected
+    assert written > 20
+
+
+def test_rows_and_entries_of_a_changed_folder_in_one_call():
+    """A folder of 300 scanned files, two of them changed since the node was written:
+    the node of its rows and the two new entries is the one encode_tree writes."""
+    entries = [Entry(f"f{i:08d}.txt", "file", 0o640, 1000, 1000, "alice", "staff", 1733380000123456789 + i,
+                     0, 1733380000123456789, 100 + i, 123456 + i, 2049, 1, chunks=(bytes([i % 256]) * 32,))
+               for i in range(300)]
+    rows = decode_tree_rows(encode_tree(entries))
+    changed = [Entry(e.name, "file", 0o644, 1000, 1000, "alice", "staff", e.mtime_ns + 1, 0, e.ctime_ns + 1,
+                     e.size + 1, e.ino, e.dev, 1, chunks=(b"\x07" * 32,)) for e in (entries[7], entries[200])]
+    kept = [row for name, row in rows.items() if name not in (changed[0].name, changed[1].name)]
+    node = encode_tree_rows(changed, kept)
+    assert node == encode_tree(changed, [(row.name, encode_row(row)) for row in kept])
+    assert decode_tree(node) == sorted([e for e in entries if e.name not in {c.name for c in changed}] + changed,
+                                       key=lambda e: e.name)
+
+
+def test_an_entry_with_a_field_not_of_its_stored_type_is_left_to_encode_tree():
+    rows = decode_tree_rows(encode_tree([Entry("a", "file", size=5)]))
+    assert encode_tree_rows([Entry("b", "file", size=True)], list(rows.values())) is None
 
 
 def _surrogate(text: str) -> bool:

@@ -135,6 +135,34 @@ def encode_row(row: Any) -> str:
     return json.dumps(as_dict(row), separators=(",", ":"))
 
 
+def encode_tree_rows(entries: list[Entry], rows: list[Any]) -> bytes | None:
+    """The node :func:`encode_tree` writes of ``entries`` and of the typed rows ``rows``
+    (:func:`decode_tree_rows`; as its ``encoded``, by :func:`encode_row`), written by msgspec
+    in one call: each entry made a row of its stored form, the rows sorted by name.  None
+    where that would not be the same bytes: no msgspec, a name or text not ASCII (without
+    DEL), a field of an entry not of its stored type; :func:`encode_tree` writes those.
+    The backup writes a changed folder's node so: most of its rows are its files unchanged
+    since the parent point."""
+    codec = _rows_codec if _rows_codec is not None else _make_rows_codec()
+    if not codec:
+        return None
+    convert, encode, _, invalid = _stored_codec  # type: ignore[misc]
+    items = list(rows)
+    try:
+        for entry in entries:
+            row = convert(entry.to_dict())
+            if row.mode == _DEFAULT_MODE:  # msgspec leaves out a default by identity (not an int > 256)
+                row.mode = _DEFAULT_MODE
+            items.append(row)
+        items.sort(key=_name)  # names all ASCII (else the bytes are not, and None): their order is the bytes'
+        data = encode(codec[2](TREE_VERSION, items))  # type: ignore[index]
+    except (invalid, ValueError, OverflowError):  # a lone surrogate is a ValueError
+        return None
+    if not data.isascii() or b"\x7f" in data:
+        return None
+    return data
+
+
 def row_dict(row: Any) -> dict:
     """A typed row as :meth:`Entry.to_dict` gives the entry it stores (defaults left out)."""
     return _stored_codec[2](row)  # type: ignore[index]
@@ -229,7 +257,7 @@ def decode_tree_rows(raw: bytes | memoryview, what: str = "tree") -> dict[str, A
     for a node the backup compares and writes again."""
     codec = _rows_codec if _rows_codec is not None else _make_rows_codec()
     if codec:
-        decode, refused = codec  # type: ignore[misc]
+        decode, refused, _ = codec  # type: ignore[misc]
         try:
             node = decode(raw)
         except refused:
@@ -247,7 +275,8 @@ def decode_tree_rows(raw: bytes | memoryview, what: str = "tree") -> dict[str, A
 
 
 def _make_rows_codec() -> tuple | bool:
-    """``(decode, its error)`` for :func:`decode_tree_rows`, from msgspec (False without it)."""
+    """``(decode, its error, the node's struct type)`` for :func:`decode_tree_rows` and
+    :func:`encode_tree_rows`, from msgspec (False without it)."""
     global _rows_codec
     codec = _stored_codec if _stored_codec is not None else _make_stored_codec()
     if not codec:
@@ -257,7 +286,7 @@ def _make_rows_codec() -> tuple | bool:
 
     row_type = codec[0].keywords["type"]  # type: ignore[index]
     node_type = msgspec.defstruct("StoredNode", [("v", int), ("entries", list[row_type])], gc=False)
-    _rows_codec = (msgspec.json.Decoder(node_type).decode, msgspec.DecodeError)
+    _rows_codec = (msgspec.json.Decoder(node_type).decode, msgspec.DecodeError, node_type)
     return _rows_codec
 
 

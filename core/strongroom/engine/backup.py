@@ -54,7 +54,7 @@ import attrs
 
 from ..allocator import limit_retained_memory
 from ..catalog.entry import DIR, DISK, FILE, HARDLINK, STREAM, SYMLINK, Entry, with_content
-from ..catalog.tree import TreeReader, encode_row, encode_tree, row_dict
+from ..catalog.tree import TreeReader, encode_row, encode_tree, encode_tree_rows, row_dict
 from ..errors import BackupError, DamagedFolder
 from ..processes import cpus
 from ..repository.chunker import Chunker, ChunkerParams
@@ -151,18 +151,23 @@ def _same_but_chunks(row: Any, entry: Entry) -> bool:
 
 def _node_of(slots: list) -> bytes:
     """The tree node of a folder's slots: a file unchanged since the parent point is
-    written from its stored row (:func:`~strongroom.catalog.tree.encode_row`), no entry
-    made of it; any other slot from its entry."""
+    written from its stored row, no entry made of it; any other slot from its entry.
+    Rows and entries are written in one call (:func:`~strongroom.catalog.tree.encode_tree_rows`),
+    or where that cannot write them, each row by :func:`~strongroom.catalog.tree.encode_row`."""
     entries: list[Entry] = []
-    encoded: list[tuple[str, str]] = []
+    rows: list = []
     for slot in slots:
         if type(slot) is Reused:
-            encoded.append((slot.entry.name, encode_row(slot.row)))
+            rows.append(slot.row)
             continue
         entry = resolve(slot)
         if entry is not None:
             entries.append(entry)
-    return encode_tree(entries, encoded)
+    if rows:
+        node = encode_tree_rows(entries, rows)
+        if node is not None:
+            return node
+    return encode_tree(entries, [(row.name, encode_row(row)) for row in rows])
 
 
 class BackupEngine:
