@@ -80,12 +80,15 @@ def test_other_metadata_changed_keeps_the_chunks(vault):
     assert vault.tree(third).lookup("d").subtree == vault.tree(second).lookup("d").subtree
 
 
-def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroom_isolated_home, monkeypatch):
+@pytest.mark.parametrize("suffix, in_one_call", [("", 12), ("é", 0)])
+def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroom_isolated_home, monkeypatch,
+                                                             suffix, in_one_call):
     """Folders of files where one file changed: the new nodes, written from the parent's
-    rows of the unchanged files, are the bytes encode_tree writes of their entries; the
-    unchanged files keep their entries, the changed one restores as it now is; and each
-    node of the parent is read once, though the closed folders wait for their batch
-    while the walk goes on (BATCH_FILES large) beyond the folders the reader keeps."""
+    rows of the unchanged files (in one call where the names are ASCII, else row by row),
+    are the bytes encode_tree writes of their entries; the unchanged files keep their
+    entries, the changed one restores as it now is; and each node of the parent is read
+    once, though the closed folders wait for their batch while the walk goes on
+    (BATCH_FILES large) beyond the folders the reader keeps."""
     from strongroom.catalog import tree as tree_module
     from strongroom.engine import backup as backup_module
 
@@ -93,19 +96,24 @@ def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroo
     for d in range(12):
         for f in range(20):
             (src / f"d{d:02d}").mkdir(parents=True, exist_ok=True)
-            (src / f"d{d:02d}" / f"f{f:02d}é").write_bytes(os.urandom(100 + f))
+            (src / f"d{d:02d}" / f"f{f:02d}{suffix}").write_bytes(os.urandom(100 + f))
     vault = Vault.create(str(tmp_path / "vault"))
     vault.protect("files", "t", {"paths": [str(src)]})
     first = vault.backup("t")
     for d in range(12):
-        (src / f"d{d:02d}" / "f05é").write_bytes(b"changed %d" % d)
+        (src / f"d{d:02d}" / f"f05{suffix}").write_bytes(b"changed %d" % d)
     monkeypatch.setattr(backup_module, "BATCH_FILES", 10**6)
+    written: list[bytes] = []
+    one_call = backup_module.encode_tree_rows
+    monkeypatch.setattr(backup_module, "encode_tree_rows",
+                        lambda entries, rows: (node := one_call(entries, rows)) and written.append(node) or node)
     reads: list[bytes] = []
     real = tree_module.TreeReader.stored_rows
     monkeypatch.setattr(tree_module.TreeReader, "stored_rows",
                         lambda self, tree_id, path: reads.append(tree_id) or real(self, tree_id, path))
     second = vault.backup("t")
     assert second.stats["files_unchanged"] == 12 * 19
+    assert len(written) == in_one_call
     before, after = vault.tree(first), vault.tree(second)
     top = str(src).lstrip("/")
     assert {before.lookup(f"{top}/d{d:02d}").subtree for d in range(12)} <= set(reads)
@@ -116,5 +124,6 @@ def test_a_changed_folder_is_written_from_its_unchanged_rows(tmp_path, strongroo
         assert encode_tree(decode_tree(node)) == node
         old = {e.name: e for e in before.listdir(folder)}
         new = {e.name: e for e in after.listdir(folder)}
-        assert {n: e for n, e in new.items() if n != "f05é"} == {n: e for n, e in old.items() if n != "f05é"}
-        assert vault.open_file("t", None, f"{folder}/f05é").read() == b"changed %d" % d
+        changed = f"f05{suffix}"
+        assert {n: e for n, e in new.items() if n != changed} == {n: e for n, e in old.items() if n != changed}
+        assert vault.open_file("t", None, f"{folder}/{changed}").read() == b"changed %d" % d

@@ -342,12 +342,13 @@ class BackupEngine:
         folder = self._parents.folder(directory)
         if folder.stored is not None:
             row = folder.stored.get(name)
-            if (
-                row is None
-                or row.type not in (FILE, HARDLINK)
-                or _UNCHANGED_KEY(row) != _UNCHANGED_KEY(entry)
-                or (folder.missing and not folder.missing.isdisjoint(row.chunks))
-            ):
+            if row is None or (folder.missing and not folder.missing.isdisjoint(row.chunks)):
+                return None
+            # most files: every field the same (so the type, size, times, inode and device)
+            if (row.type == FILE and not entry.xattrs and not row.xattrs and row.subtree is None
+                    and _PLAIN_FIELDS(row) == _PLAIN_FIELDS(entry)):
+                return Reused(entry, row)
+            if row.type not in (FILE, HARDLINK) or _UNCHANGED_KEY(row) != _UNCHANGED_KEY(entry):
                 return None
             if row.type == FILE and _same_but_chunks(row, entry):
                 return Reused(entry, row)

@@ -43,8 +43,10 @@ class Throttled(Generic[T]):
         if self._callback is None:
             return
         now = time.monotonic()
+        if now - self._last < self._interval:  # most calls (one per entry of a walk): no lock taken
+            return
         with self._lock:
-            if now - self._last < self._interval:
+            if now - self._last < self._interval:  # another thread's call came first
                 return
             self._last = now
         self._callback(state)
