@@ -55,7 +55,8 @@ import attrs
 
 __all__ = [
     "GONE", "RUNNING", "UNKNOWN", "ProcessId", "ProcessInfo", "child_environment", "children_ended", "cpus",
-    "deferrable", "end_children", "end_process", "keep_from_children", "list_processes", "run_child",
+    "deferrable", "end_children", "end_process", "forget_children_ended", "keep_from_children", "list_processes",
+    "run_child",
     "start_child", "tied_to_parent",
 ]
 
@@ -426,6 +427,15 @@ def children_ended() -> bool:
     """Whether :func:`end_children` was called (the job is being stopped): a child that
     dies now was ended, and is no failure to report."""
     return _ending
+
+
+def forget_children_ended() -> None:
+    """The job :func:`end_children` stopped is over: :func:`children_ended` is False
+    again, for the next job of this process (a command line run in a process that goes on
+    after it).  Otherwise a restore run later would take its workers' packs handed back
+    for packs of a job being stopped, and leave their files out."""
+    global _ending
+    _ending = False
 
 
 def end_children() -> int:

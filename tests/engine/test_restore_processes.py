@@ -346,3 +346,26 @@ def test_a_pack_file_a_worker_cannot_read_is_handed_back_and_written_by_a_thread
     assert handed and tasks == []  # handed back by live workers; none written by one
     for relpath, data in point.content.items():
         assert read(target / relpath) == data, relpath
+
+
+def test_after_a_command_interrupted_in_this_process_handed_back_packs_are_still_written(tmp_path, tasks,
+                                                                                       monkeypatch):
+    """Ctrl-C stops a command run in this process (its children ended); a restore after
+    it whose workers hand their packs back has its threads write them, as ever: no pack is
+    taken for one of the stopped job and left out, and every file comes back exactly."""
+    from strongroom import processes
+    from strongroom.cli import interrupts_end_jobs
+
+    with interrupts_end_jobs(), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the handler runs between instructions of the main thread
+            pass
+    point = LocalPoint(tmp_path / "vault")
+    _small_files(point, 40)
+    monkeypatch.setattr(point.repo, "pack_file", lambda pack_id: str(tmp_path))  # the workers hand packs back
+    target = tmp_path / "t"
+    result = Restorer(point.repo, point.tree(), str(target), threads=2, processes=2).run()
+    assert result.errors == () and result.damaged == ()
+    for relpath, data in point.content.items():
+        assert read(target / relpath) == data, relpath
+    assert not processes.children_ended()

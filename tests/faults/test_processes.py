@@ -189,9 +189,9 @@ def test_ctrl_c_while_children_start_never_leaves_the_logging_lock_held(tmp_path
     script.write_text(STORM_CHILD)
     outcomes = []
     for _ in range(4):
-        proc = subprocess.Popen([sys.executable, str(script), "3"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, str(script), "4"], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        until = time.monotonic() + 2.5
+        until = time.monotonic() + 2.5  # the child listens for 4 s: none comes after its handlers are gone
         while time.monotonic() < until and proc.poll() is None:
             time.sleep(random.uniform(0.0002, 0.002))
             proc.send_signal(signal.SIGINT)
@@ -238,3 +238,5 @@ def test_a_signal_another_thread_receives_waits_until_the_child_has_started(monk
         idle.set()
     assert inside == ["begun", "started"]  # the handler did not raise inside the start
     assert processes._deferred == [] and processes._starting == 0
+    assert not processes.children_ended()  # the job it stopped is over: the next one is not being stopped
+

@@ -33,7 +33,7 @@ import click
 from ..config import parse_storage_option
 from ..errors import NoVaultGiven, StrongroomError
 from ..plugins import DISABLE_ENV, PluginHost
-from ..processes import deferrable, end_children
+from ..processes import deferrable, end_children, forget_children_ended
 from ..repository.keyproviders import PassphraseSource
 from ..storage.ticket import ticket_scope
 
@@ -82,7 +82,9 @@ class _Interrupted(Exception):
 @contextlib.contextmanager
 def interrupts_end_jobs() -> Iterator[None]:
     """SIGINT and SIGTERM handlers for the block (see the module docstring); the previous
-    handlers come back after it.  Outside the main thread nothing is changed."""
+    handlers come back after it, and :func:`~strongroom.processes.children_ended` is False
+    again (the job a signal stopped has unwound).  Outside the main thread nothing is
+    changed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,6 +108,7 @@ def interrupts_end_jobs() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        forget_children_ended()  # the job the signal ended has unwound: the next one starts afresh
 
 
 def _prompt(text: str, confirm: bool) -> str:
