@@ -43,6 +43,7 @@ damaged folder.
 from __future__ import annotations
 
 import collections
+import itertools
 import operator
 import os
 import threading
@@ -216,7 +217,8 @@ class BackupEngine:
         self._local_batches = threading.BoundedSemaphore(threads)
         self._tiny_batches = threading.Lock()  # held while a batch of tiny files is read
         self._queue_room = threading.BoundedSemaphore(max_queued)
-        self._reads_ended = 0  # tasks of the reader pools ended (see _finalize_ready)
+        self._end_numbers = itertools.count(1)
+        self._reads_ended = 0  # the number of the last task of the reader pools to end (see _finalize_ready)
         self._reads_seen = -1  # ... as last seen by the walk, when ...
         self._waited_for: OpenDir | None = None  # ... this first closed folder was not ready
         self._batch = Batch()
@@ -403,9 +405,9 @@ class BackupEngine:
 
     def _read_ended(self, _future: Future) -> None:
         self._queue_room.release()
-        # Not atomic, and need not be: two tasks ending at once may count as one, and
-        # either way the count is not the one the walk last saw.
-        self._reads_ended += 1
+        # A number no other end has (taken in one step): whichever of two tasks ending at
+        # once stores last, it is not the number the walk last saw.
+        self._reads_ended = next(self._end_numbers)
 
     def _submit_batch(self) -> None:
         batch = self._batch
