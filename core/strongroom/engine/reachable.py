@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..catalog.entry import DIR
 from ..catalog.tree import decode_tree
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError
 from ..repository.envelope import KIND_TREE
-from ..repository.pack import missing_pack, pack_name
 
 if TYPE_CHECKING:
     from ..repository.index import Index
@@ -34,11 +33,7 @@ def _read_node(repo: Repository, index: Index, tree_id: bytes) -> list:
         raise IntegrityError(what=f"tree {tree_id.hex()[:16]}", reason="not found in any index")
     if entry.kind != KIND_TREE:
         raise IntegrityError(what=f"tree {tree_id.hex()[:16]}", reason="blob is not a tree")
-    try:
-        sealed = repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
-    except ObjectNotFound:
-        raise missing_pack(entry.pack_id) from None
-    return decode_tree(repo.open_blob(entry, sealed), what=f"tree {tree_id.hex()[:16]}")
+    return decode_tree(repo.read_blob(entry), what=f"tree {tree_id.hex()[:16]}")
 
 
 def reachable(repo: Repository, roots: Iterable[bytes], *, index: Index | None = None) -> set[bytes]:

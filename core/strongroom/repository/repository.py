@@ -230,7 +230,11 @@ class Repository:
         return open_blob(self.envelope, self._id_key, entry, sealed, scratch=scratch, threaded=threaded)
 
     def get_blob(self, blob: bytes) -> bytes:
-        entry = self.lookup(blob)
+        return self.read_blob(self.lookup(blob))
+
+    def read_blob(self, entry: IndexEntry) -> bytes | memoryview:
+        """The content of the blob ``entry`` names, read from its pack and opened;
+        IntegrityError if its pack is not in storage or the blob is damaged."""
         try:
             sealed = self.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
         except ObjectNotFound:

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError
 from ..models import RecoveryPoint, VaultSettings
 from ..repository.index import Index
 from ..repository.indexstate import INDEX_PREFIX
@@ -376,9 +376,8 @@ class RepairService:
                 return healed[blob][1]
             entry = plan.available[blob]
             try:
-                sealed = self.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
-                return bytes(self.repo.open_blob(entry, sealed))
-            except (IntegrityError, ObjectNotFound):
+                return bytes(self.repo.read_blob(entry))
+            except IntegrityError:  # its pack is missing, or it is damaged
                 return None
         return read_tree
 

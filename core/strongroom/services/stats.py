@@ -30,7 +30,7 @@ from ..catalog.entry import DIR, DISK, FILE, STREAM
 from ..catalog.tree import decode_tree
 from ..errors import IntegrityError, ObjectNotFound
 from ..repository.envelope import KIND_TREE
-from ..repository.pack import missing_pack, pack_name
+from ..repository.pack import pack_name
 
 if TYPE_CHECKING:
     from ..models import RecoveryPoint
@@ -134,11 +134,7 @@ class _Walker:
         what = f"tree {tree_id.hex()[:16]}"
         if entry is None or entry.kind != KIND_TREE:
             raise IntegrityError(what=what, reason="not found in any index" if entry is None else "blob is not a tree")
-        try:
-            sealed = self.repo.store.get_range(pack_name(entry.pack_id), entry.offset, entry.length)
-        except ObjectNotFound:
-            raise missing_pack(entry.pack_id) from None
-        return decode_tree(self.repo.open_blob(entry, sealed), what=what)
+        return decode_tree(self.repo.read_blob(entry), what=what)
 
 
 def vault_stats(repo: Repository, points: dict[str, Iterable[RecoveryPoint]], mode: str = "restore-size") -> StatsReport:
