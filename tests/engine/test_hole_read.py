@@ -145,6 +145,36 @@ class TestHoleSkippingReader:
             assert _read_all(HoleSkippingReader(f.fileno()), 8 * MIB) == expected
         assert sum(asked) == 16 * 64 * KIB
 
+    @pytest.mark.parametrize("layout", sorted(LAYOUTS))
+    @pytest.mark.parametrize("step", [4096, 100 * KIB + 3, 8 * MIB])
+    def test_zeros_lists_the_holes_it_filled_in(self, tmp_path, layout, step):
+        """After each read, ``zeros`` lists in order the ranges of the buffer that were
+        holes: zero bytes, outside the file's data, and with the bytes read they make up
+        the whole read (long holes are cleared by memset, short ones copied)."""
+        size, extents = LAYOUTS[layout]
+        expected = _sparse(tmp_path / "f", size, extents)
+        if not _holes_supported(tmp_path / "f") and layout not in ("no hole",):
+            pytest.skip("this file system does not report holes")
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+        try:
+            data = data_extents(fd, 0, size)
+            reader = HoleSkippingReader(fd)
+            buffer = bytearray(b"\xff" * step)  # not zero before: the zeros are written
+            pos = filled = 0
+            while n := reader.readinto(buffer):
+                last = 0
+                for start, stop in reader.zeros:
+                    assert last <= start < stop <= n
+                    assert not buffer[start:stop].strip(b"\0")
+                    assert not any(a < pos + stop and b > pos + start for a, b in data)
+                    filled += stop - start
+                    last = stop
+                assert bytes(buffer[:n]) == expected[pos:pos + n]
+                pos += n
+        finally:
+            os.close(fd)
+        assert filled == size - sum(b - a for a, b in data)
+
     def test_without_seek_data_reads_everything(self, tmp_path, monkeypatch):
         """Where holes cannot be asked for, the whole file is read, with the same bytes."""
         expected = _sparse(tmp_path / "f", 3 * MIB, [(1 * MIB, os.urandom(5000))])

@@ -218,7 +218,10 @@ class Chunker:
         shorter), which every sparse file, disk image or preallocated file shares.  An
         edit next to a hole then changes the chunks of the data around it only, not a
         whole chunk spanning the hole (measured on disk-image-like files with 64 KiB holes:
-        the data a 2 % edit adds falls from 123 to 31 MiB).
+        the data a 2 % edit adds falls from 123 to 31 MiB).  A stream that lists the
+        ranges of its last read that it filled in as zero bytes in ``zeros`` (a sparse
+        file's holes, :class:`~strongroom.engine.holeread.HoleSkippingReader`) spares
+        the search for runs in those.
         """
         params = self.params
         max_size, zero_run = params.max_size, params.zero_run
@@ -232,6 +235,8 @@ class Chunker:
             view = memoryview(window)
             zeros = _zero_runs(window, zero_run) if zero_run else None
             fill = _filler(stream)
+            # a stream that says which bytes it filled in as zero (a sparse file's holes)
+            filled = zeros is not None and isinstance(getattr(stream, "zeros", None), list)
             cutter = self._cutter()
             start = end = 0
             eof = False
@@ -240,12 +245,17 @@ class Chunker:
                 if not eof and end - start < look:
                     if start:
                         move_within(window, 0, start, end)
+                        if zeros is not None:
+                            zeros.moved(start)
                         start, end = 0, end - start
                     while end < capacity:
                         n = fill(view[end:capacity])
                         if not n:
                             eof = True
                             break
+                        if filled:
+                            for a, b in stream.zeros:
+                                zeros.note_zeros(end + a, end + b)
                         end += n
                 if start == end:
                     return
@@ -273,7 +283,7 @@ class Chunker:
 
 
 def _zero_runs(window: bytearray, zero_run: int):
-    from .zeroruns import ZeroRuns  # numpy: imported by the first cut that looks for zero runs
+    from .zeroruns import ZeroRuns  # ctypes and libc: looked up by the first cut that looks for zero runs
 
     return ZeroRuns(window, zero_run)
 
