@@ -1,5 +1,6 @@
 """Index files answered before the index builds its tables: a restore of a few blobs
-looks them up in the files' bytes, and builds no table and imports no numpy."""
+looks them up in the files' bytes, and builds no table and imports no numpy; nor does a
+backup that adds packs to an index of at most SMALL_INDEX entries."""
 
 from __future__ import annotations
 
@@ -95,9 +96,65 @@ class TestLookupsBeforeTables:
         assert all(b in index for b in wanted[:500]) and not any(b in index for b in absent)
         assert index.lookup(first[7].blob_id) == first[7]
         assert not index.has_tables
-        index.add(make_entries(10, seed=52))  # adding builds the tables: every answer stays
-        assert index.has_tables
+        added = make_entries(10, seed=52)
+        index.add(added)  # kept as one more file of a small index: still no tables
+        assert not index.has_tables
         assert index.lookup_many(wanted) == reference.lookup_many(wanted)
+        assert all(index.lookup(e.blob_id) == e for e in added)
+
+    def test_what_a_backup_adds_to_a_small_index_is_answered_without_tables(self):
+        """Packs added one by one to a loaded small index (a backup's), some with ids the
+        index has (kept once: the entry there first), each followed by lookups, batches,
+        ``in`` and searches for what is missing: the answers of an index with tables,
+        and no tables built."""
+        rng = random.Random(60)
+        loaded_entries = make_entries(3000, seed=60)
+        index, reference = loaded(loaded_entries), built(loaded_entries)
+        for k in range(40):
+            batch = make_entries(int(rng.randrange(1, 200)), seed=1000 + k, per_pack=250)
+            again = rng.choice(loaded_entries)  # stored again in another pack: not taken
+            batch.append(IndexEntry(again.blob_id, again.kind, batch[0].pack_id, 7, again.length, 1))
+            index.add(batch)
+            reference.add(batch)
+            known = [e.blob_id for e in rng.sample(loaded_entries, 20)] + [e.blob_id for e in batch[:5]]
+            absent = [os.urandom(32) for _ in range(5)]
+            for blob_id in known[:3] + absent[:1]:
+                assert index.lookup(blob_id) == reference.lookup(blob_id)
+            assert index.lookup_many(known + absent) == reference.lookup_many(known + absent)
+            assert index.missing(known + absent) == set(absent)
+            assert all(b in index for b in known) and not any(b in index for b in absent)
+            assert index.lookup(again.blob_id) == again
+        assert not index.has_tables
+        assert len(index) == len(reference)
+        assert sorted(index.entries(), key=lambda e: e.blob_id) == sorted(reference.entries(), key=lambda e: e.blob_id)
+
+    def test_the_dict_of_a_small_index_is_extended_not_built_again(self):
+        """Each addition adds its ids to the dict of the ids before it (a backup adds a
+        pack at a time: building it again each time would cost O(n) per pack); the
+        positions of before, which a lookup in another thread may still hold, answer
+        only for their own files."""
+        first, more = make_entries(3000, seed=65), make_entries(40, seed=66)
+        index = loaded(first)
+        before = index._small()
+        assert before is not None and before.entry(first[9].blob_id) == first[9]
+        index.add(more)
+        after = index._small()
+        assert after is not before and after.where is before.where
+        assert after.entry(more[1].blob_id) == more[1] and after.entry(first[9].blob_id) == first[9]
+        assert before.entry(more[1].blob_id) is None
+
+    def test_adding_past_the_small_size_builds_the_tables(self, monkeypatch):
+        """An addition that takes the index past SMALL_INDEX entries builds the tables, with
+        every entry kept before in them."""
+        monkeypatch.setattr(index_module, "SMALL_INDEX", 1000)
+        first, more, past = make_entries(700, seed=61), make_entries(250, seed=62), make_entries(100, seed=63)
+        index = loaded(first)
+        index.add(more)
+        assert not index.has_tables
+        index.add(past)
+        assert index.has_tables
+        assert all(index.lookup(e.blob_id) == e for e in first + more + past)
+        assert len(index) == 1050
 
     def test_a_small_index_answers_many_lookups_from_its_bytes(self):
         """In a small vault (a database dump that compressed well) thousands of lookups,
@@ -184,6 +241,34 @@ index.add_decoded(decoded)
 for blob_id in random.Random(1).sample(ids, 3000):
     assert index.lookup(blob_id).blob_id == blob_id
 assert index.missing(ids + [bytes(32)]) == {{bytes(32)}}
+print("numpy" in sys.modules, index.has_tables)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_a_backup_adding_packs_to_a_small_index_imports_no_numpy(tmp_path):
+    """Loading a vault's index, adding packs of new blobs and looking ids up and for what
+    is missing, as a backup with new data does, leave numpy unimported."""
+    entries = make_entries(20_000, seed=64)
+    path = tmp_path / "index"
+    path.write_bytes(encode_index(entries))
+    code = f"""
+import os, sys
+from strongroom.repository.index import Index
+from strongroom.repository.indexfile import decode_index_columns
+from strongroom.repository.pack import IndexEntry
+index = Index()
+decoded = decode_index_columns(open({str(path)!r}, "rb").read())
+ids = [e.blob_id for e in decoded.index_entries()]
+index.add_decoded(decoded)
+for k in range(100):
+    pack = os.urandom(16).hex()
+    new = [IndexEntry(os.urandom(32), 1, pack, i * 100, 100, 60) for i in range(50)]
+    assert all(index.lookup(e.blob_id) is None for e in new[:5])
+    index.add(new)
+    assert index.lookup(new[3].blob_id) == new[3]
+    assert index.missing(ids[k::100] + [new[0].blob_id, bytes(32)]) == {{bytes(32)}}
 print("numpy" in sys.modules, index.has_tables)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

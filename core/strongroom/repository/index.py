@@ -30,11 +30,15 @@ thousand in a small vault (restoring a database whose dump compressed well), nev
 builds the tables nor imports numpy (about 40 ms of CPU and 14 MiB).  Past that, as
 long as the files hold at most :data:`SMALL_INDEX` entries, lookups and searches for what
 is missing are answered from a dict of every id and where its entry is (about 15 ms to
-build and 6 MiB for 50,000 blobs: an unchanged backup of a vault that size needs no
-numpy either).  The tables are built (:mod:`.indextables`, about 20 ms for 50,000
-blobs) by the first operation that needs them: lookups past :data:`LAZY_SCAN_BYTES`
-of searching (each counted as the files' size plus :data:`LOOKUP_COST_BYTES` for its
-fixed cost) in a larger index, adding entries, listing them in pack order.
+build and 6 MiB for 50,000 blobs; extended, not built again, as entries are added).
+Entries added to such an index are kept as one more decoded file
+(:meth:`~.indexfile.DecodedIndex.of_entries`): a backup of a vault that size, with or
+without new data, needs no numpy either (importing it took 50 ms with the GIL held, in
+the middle of the backup's walk).  The tables are built (:mod:`.indextables`, about
+20 ms for 50,000 blobs) by the first operation that needs them: lookups past
+:data:`LAZY_SCAN_BYTES` of searching (each counted as the files' size plus
+:data:`LOOKUP_COST_BYTES` for its fixed cost) in a larger index, adding entries past
+:data:`SMALL_INDEX`, counting or listing them.
 :meth:`Index.lookup_many` looks a batch of ids up in one vectorised search.
 
 Thread safety: ``add`` calls (and building the tables) are serialised by one lock.
@@ -108,7 +112,12 @@ class Index:
                 raise ValueError(f"blob id must be {ID_SIZE} bytes, got {len(entry.blob_id)}")
         with self._write_lock:
             numbers = [self._pack_number(e.pack_id, e.key_id) for e in batch]
-            self._merge(*_tables().columns_of(batch, numbers))
+            if self._state[0] is None and self._pending_entries + len(batch) <= SMALL_INDEX:
+                from .indexfile import DecodedIndex
+
+                self._add_decoded_locked(DecodedIndex.of_entries(batch))
+            else:
+                self._merge(*_tables().columns_of(batch, numbers))
 
     def add_decoded(self, decoded: DecodedIndex) -> None:
         """Add the entries of decoded index files (:func:`~.indexfile.decode_index_columns`),
@@ -119,12 +128,15 @@ class Index:
         with self._write_lock:
             for i, pack_id in enumerate(decoded.pack_ids):
                 self._pack_number(pack_id, decoded.key_of(i))
-            tables, pending = self._state
-            self._state = (tables, (*pending, decoded))
-            self._pending_bytes += sum(len(b) for b in decoded.buffers)
-            self._pending_entries += decoded.count
-            if tables is not None:
-                self._settle_locked()
+            self._add_decoded_locked(decoded)
+
+    def _add_decoded_locked(self, decoded: DecodedIndex) -> None:
+        tables, pending = self._state
+        self._state = (tables, (*pending, decoded))
+        self._pending_bytes += sum(len(b) for b in decoded.buffers)
+        self._pending_entries += decoded.count
+        if tables is not None:
+            self._settle_locked()
 
     def _settle(self) -> tuple[Table, Table]:
         """The tables, built first from the decoded files not in them yet."""
@@ -208,7 +220,8 @@ class Index:
             return None
         positions = self._positions
         if positions is None or positions.pending is not pending:
-            positions = self._positions = _Positions(pending)  # built twice at worst, by two threads
+            # built twice at worst, by two threads; from the last one when files were only added
+            positions = self._positions = _Positions(pending, positions)
         return positions
 
     def _find(self, blob_id: bytes) -> tuple[Table, int] | None:
@@ -379,28 +392,45 @@ class _Positions:
     """Every id of some decoded index files, with where its entry is: for an index of at
     most :data:`SMALL_INDEX` entries, in place of the numpy tables.  ``where`` maps an
     id to ``file << 52 | pack << 32 | byte offset`` (the first entry of an id, in file
-    order, when it has several)."""
+    order, when it has several).
+
+    Made for files that extend those of ``before`` (what a backup adds, pack by pack),
+    it adds theirs to the same dict, which the older object then shares: that one's
+    ``where`` may hold ids of files it does not have, which its :meth:`entry` does not
+    answer (an id added since: present, for ``in``)."""
 
     __slots__ = ("pending", "where")
 
-    def __init__(self, pending: tuple[DecodedIndex, ...]) -> None:
+    def __init__(self, pending: tuple[DecodedIndex, ...], before: _Positions | None = None) -> None:
         from .indexfile import ENTRY_SIZE
 
         self.pending = pending
-        ids: list[bytes] = []
-        codes: list[int] = []
-        for d, decoded in enumerate(pending):
+        first = 0
+        if before is not None and len(before.pending) < len(pending) and all(
+                a is b for a, b in zip(before.pending, pending)):
+            first, self.where = len(before.pending), before.where
+        else:
+            self.where = {}
+        for d, decoded in enumerate(pending[first:], first):
+            ids: list[bytes] = []
+            codes: list[int] = []
             for i, (f, n, start) in enumerate(zip(decoded.file_of, decoded.counts, decoded.starts)):
                 buffer, stop, code = decoded.buffers[f], start + n * ENTRY_SIZE, d << 52 | i << 32
                 ids.extend([buffer[at:at + ID_SIZE] for at in range(start, stop, ENTRY_SIZE)])
                 codes.extend(range(code + start, code + stop, ENTRY_SIZE))
-        ids.reverse()
-        codes.reverse()  # so that the first entry of an id is the one the dict keeps
-        self.where = dict(zip(ids, codes))
+            ids.reverse()
+            codes.reverse()  # so that the first entry of an id is the one the dict keeps
+            found = dict(zip(ids, codes))
+            if self.where:  # ... and the entry of an earlier file before any of this one
+                for blob_id in found.keys() & self.where.keys():
+                    del found[blob_id]
+                self.where.update(found)
+            else:
+                self.where = found
 
     def entry(self, blob_id: bytes) -> IndexEntry | None:
         code = self.where.get(blob_id)
-        if code is None:
+        if code is None or code >> 52 >= len(self.pending):
             return None
         return self.pending[code >> 52].entry_at(code >> 32 & 0xFFFFF, code & 0xFFFFFFFF, blob_id)
 

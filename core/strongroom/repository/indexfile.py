@@ -170,6 +170,24 @@ class DecodedIndex:
         return IndexEntry(blob_id, kind, self.pack_ids[i], pack_offset, length, raw, self.key_of(i))
 
     @classmethod
+    def of_entries(cls, entries: Iterable[IndexEntry]) -> DecodedIndex:
+        """``entries`` as if written to an index file and decoded (grouped by pack and
+        data key, in the order first seen), without the file: what an index without
+        tables keeps of what is added (:meth:`.Index.add`).  Ids and pack ids are not
+        checked here: the index has."""
+        groups: dict[tuple[str, bytes], list[bytes]] = {}
+        for e in entries:
+            groups.setdefault((e.pack_id, e.key_id), []).append(
+                _ENTRY.pack(e.blob_id, e.kind, e.offset, e.length, e.raw_length))
+        starts, at = [], 0
+        for packed in groups.values():
+            starts.append(at)
+            at += len(packed) * _ENTRY.size
+        return cls(tuple(p for p, _ in groups), tuple(len(g) for g in groups.values()), tuple(starts),
+                   (0,) * len(groups), (b"".join(b"".join(g) for g in groups.values()),),
+                   tuple(k for _, k in groups))
+
+    @classmethod
     def join(cls, parts: Iterable[DecodedIndex]) -> DecodedIndex:
         parts = [p for p in parts if p.count]
         file_of: list[int] = []
