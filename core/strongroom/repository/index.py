@@ -297,15 +297,15 @@ class Index:
     def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
         """The ids among ``blob_ids`` that no pack holds, found with one vectorised
         search (for many ids, much faster than one ``in`` each)."""
+        small = self._small()
+        if small is not None:  # one pass: an id not of ID_SIZE bytes is in no dict
+            where = small.where
+            return {b for b in map(bytes, blob_ids) if b not in where}
         ids = [bytes(b) for b in blob_ids]
         gone = {b for b in ids if len(b) != ID_SIZE}
         ids = [b for b in ids if len(b) == ID_SIZE]
         if not ids:
             return gone
-        small = self._small()
-        if small is not None:
-            where = small.where
-            return gone.union(b for b in ids if b not in where)
         t = _tables()
         tables = self._settle()
         keys, rest = t.ids_as_columns(ids)
