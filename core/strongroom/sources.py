@@ -64,7 +64,7 @@ class FolderSource:
         return cls(path, Entry(name=path.rpartition("/")[2], type=DIR, mode=mode, mtime_ns=mtime_ns))
 
 
-@attrs.frozen
+@attrs.frozen(init=False, weakref_slot=False)
 class FileSource:
     """A file of this machine, read from ``abspath`` (``O_NOFOLLOW``, ``O_NOATIME``).
 
@@ -76,6 +76,29 @@ class FileSource:
     path: str
     abspath: str
     entry: Entry
+
+    def __new__(cls, path: str, abspath: str, entry: Entry) -> "FileSource":
+        # Written out, as Entry's: one is made for every file a backup scans.  Three plain
+        # attribute stores in an object of the same layout, which then becomes a
+        # FileSource: 0.25 us, against 0.6 us for attrs' frozen __init__.
+        self = _new(_FileFilling)
+        self.path = path
+        self.abspath = abspath
+        self.entry = entry
+        self.__class__ = cls
+        return self  # type: ignore[return-value]
+
+    def __reduce__(self):  # copy and pickle call the class with the values (no __init__ to call)
+        return type(self), (self.path, self.abspath, self.entry)
+
+
+class _FileFilling:
+    """What FileSource.__new__ fills before it becomes a FileSource (the same slots)."""
+
+    __slots__ = tuple(f.name for f in attrs.fields(FileSource))
+
+
+_new = object.__new__
 
 
 @attrs.frozen
