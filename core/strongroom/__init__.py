@@ -16,7 +16,8 @@ used, so ``import strongroom`` stays cheap.
 - Workloads: :class:`Workload`, the contexts :class:`BackupContext`,
   :class:`PointContext` and :class:`PointView`, the source entries a backup yields
   (:class:`FileSource`, :class:`FolderSource`, :class:`LinkSource`,
-  :class:`SpecialSource`, :class:`StreamSource`, :class:`DiskSource`), the tree
+  :class:`SpecialSource`, :class:`StreamSource`, :class:`DiskSource`, and
+  :class:`FileRun`, files of one folder at once, with :func:`each_source`), the tree
   :class:`Entry` and its types, :class:`BrowseItem`, :class:`RestoreResult`,
   :class:`RestoreStats`, :class:`SeekableReader`, and for a workload's own restore drill
   :class:`DrillResult` and :func:`compare_restored`.
@@ -70,7 +71,7 @@ _EXPORTS: dict[str, str] = {
     "SourceEntry": "strongroom.sources", "FileSource": "strongroom.sources",
     "FolderSource": "strongroom.sources", "LinkSource": "strongroom.sources",
     "SpecialSource": "strongroom.sources", "StreamSource": "strongroom.sources",
-    "DiskSource": "strongroom.sources",
+    "DiskSource": "strongroom.sources", "FileRun": "strongroom.sources", "each_source": "strongroom.sources",
     "RestoreResult": "strongroom.results", "RestoreStats": "strongroom.results",
     # storage backends
     "StorageBackend": "strongroom.storage.backends", "ObjectLock": "strongroom.storage.capabilities",
@@ -149,7 +150,8 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names load o
     from .contexts import BackupContext, PointContext, PointView  # noqa: F401
     from .results import RestoreResult, RestoreStats  # noqa: F401
     from .sources import (  # noqa: F401
-        DiskSource, FileSource, FolderSource, LinkSource, SourceEntry, SpecialSource, StreamSource,
+        DiskSource, FileRun, FileSource, FolderSource, LinkSource, SourceEntry, SpecialSource, StreamSource,
+        each_source,
     )
     from .errors import (  # noqa: F401
         BackupError, IntegrityError, InvalidPolicy, InvalidSource, ItemNotFound, KeyNotAvailable, NotFound,

@@ -12,7 +12,11 @@ with more than one CPU, the scan is handed over to a second process:
 - The helper runs the same :class:`~.scan.Scanner` from the start, and sends its
   entries after the last one this process had yielded when it started the helper, in
   frames of :data:`FRAME_ENTRIES` (``marshal``, over a pipe of :data:`PIPE_BYTES`, so
-  that it scans a folder or more ahead).  Those up to the last entry this process
+  that it scans a folder or more ahead).  The files of one link of a folder, one after
+  the other, go together: this process yields them as a :class:`~strongroom.FileRun`
+  (at most a frame's), whose files the backup compares with the parent point as fields,
+  without an :class:`Entry` made of each (the backup after a day of changes of the 2 GiB
+  corpus: 1.31 s against 1.44 s).  Those up to the last entry this process
   yielded before it stopped are dropped, before an entry is made of them: the
   scanner's order is strict (the paths, split at ``/`` and encoded, increase), so "up
   to" is exact.  Its warnings about paths before that entry are dropped too, and those
@@ -53,7 +57,7 @@ import attrs
 
 import strongroom
 from strongroom import (
-    FILE, HARDLINK, Entry, FileSource, FolderSource, LinkSource, SpecialSource, children_ended, cpus,
+    FILE, HARDLINK, Entry, FileRun, FileSource, FolderSource, LinkSource, SpecialSource, children_ended, cpus,
     start_child,
 )
 
@@ -77,6 +81,8 @@ _POLL_EVERY = 256
 _HEADER = struct.Struct("<I")
 _SOURCES = (FileSource, FolderSource, LinkSource, SpecialSource)  # by their code in a frame
 _CODES = {kind: code for code, kind in enumerate(_SOURCES)}
+#: The code of a run of plain files of one folder in a frame: ``(_RUN, folder, files)``.
+_RUN = len(_SOURCES)
 _FIELDS = operator.attrgetter(*(f.name for f in attrs.fields(Entry)))
 _PACKAGES = [  # the folders holding this plugin and strongroom: the helper imports the same code
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -179,6 +185,17 @@ class _Emitted:
         linked = self.linked
         passed = False
         for src in entries:
+            if type(src) is FileRun:  # plain files of one link each: no first name, no link
+                if not passed:
+                    files = tuple(f for f in src.files if walk_key(f[0]) > last)
+                    if not files:
+                        continue
+                    passed = True
+                    src = FileRun(src.folder, files)
+                if src.files:
+                    self.last = src.files[-1][0]
+                    yield src
+                continue
             if not passed:
                 if walk_key(src.path) <= last:
                     continue
@@ -243,7 +260,7 @@ class _Helper:
         before an entry is made of them); :class:`_HelperLost` if it ends first.  Its
         warnings are in :attr:`warnings` once they are all yielded."""
         read, loads, sources = self.stream.read, marshal.loads, _SOURCES
-        file_source = FileSource
+        file_source, file_run, run_code = FileSource, FileRun, _RUN
         last = walk_key(yielded)
         passed = False
         while True:
@@ -267,11 +284,14 @@ class _Helper:
             if not passed:
                 frame = _after_in_frame(frame, last)
                 passed = bool(frame)
-            for code, path, abspath, fields in frame:
-                if code == 0:
-                    yield file_source(path, abspath, Entry(*fields))
+            for item in frame:
+                code = item[0]
+                if code == run_code:
+                    yield file_run(item[1], item[2])
+                elif code == 0:
+                    yield file_source(item[1], item[2], Entry(*item[3]))
                 else:
-                    yield sources[code](path, Entry(*fields), abspath)
+                    yield sources[code](item[1], Entry(*item[3]), item[2])
 
     def close(self) -> None:
         """End the helper (killed if it still runs) and wait for it."""
@@ -287,8 +307,16 @@ class _Helper:
 
 def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
     """The entries of ``frame`` (as the helper sends them) after the one whose
-    :func:`walk_key` is ``last``."""
-    return list(itertools.dropwhile(lambda item: walk_key(item[1]) <= last, frame))
+    :func:`walk_key` is ``last`` (of a run, the files after it)."""
+    for i, item in enumerate(frame):
+        if item[0] != _RUN:
+            if walk_key(item[1]) > last:
+                return frame[i:]
+            continue
+        files = tuple(f for f in item[2] if walk_key(f[0]) > last)
+        if files:  # the order is strict: what follows is after it too
+            return [(_RUN, item[1], files), *frame[i + 1:]]
+    return []
 
 
 # --- the helper ---------------------------------------------------------------------------
@@ -312,12 +340,33 @@ def main() -> int:
         scanner = Scanner(**settings)
         codes, fields = _CODES, _FIELDS
         frame: list = []
+        run: list = []  # plain files of one folder, after the frame's entries
+        folder = ""  # theirs
+        count = 0  # entries in the frame and the run
         last = walk_key(yielded)
         for src in itertools.dropwhile(lambda src: walk_key(src.path) <= last, scanner):
-            frame.append((codes[type(src)], src.path, src.abspath, fields(src.entry)))
-            if len(frame) == FRAME_ENTRIES:
+            entry = src.entry
+            if type(src) is FileSource and entry.type == FILE and entry.nlink == 1:
+                here = src.path.rpartition("/")[0]
+                if run and here != folder:
+                    frame.append((_RUN, folder, tuple(run)))
+                    run = []
+                folder = here
+                run.append((src.path, src.abspath, fields(entry)))
+            else:
+                if run:
+                    frame.append((_RUN, folder, tuple(run)))
+                    run = []
+                frame.append((codes[type(src)], src.path, src.abspath, fields(entry)))
+            count += 1
+            if count == FRAME_ENTRIES:
+                if run:
+                    frame.append((_RUN, folder, tuple(run)))
+                    run = []
                 _send(out, frame)
-                frame = []
+                frame, count = [], 0
+        if run:
+            frame.append((_RUN, folder, tuple(run)))
         if frame:
             _send(out, frame)
         _send(out, ("end", [(w.path, w.reason) for w in scanner.warnings]))

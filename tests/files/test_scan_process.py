@@ -12,7 +12,7 @@ import signal
 import attrs
 import pytest
 
-from strongroom import FILE, HARDLINK, Entry, FileSource, processes
+from strongroom import FILE, HARDLINK, Entry, FileRun, FileSource, each_source, processes
 from strongroom.testing import assert_trees_equal, build_sample_tree
 from strongroom.vault import Vault
 from strongroom_files import scanprocess
@@ -49,7 +49,7 @@ def _seen(root: str, sources) -> list:
     """The entries inside ``root`` (the folders above it are other processes' to change)
     without access times (listing a folder sets its own)."""
     inside = root.lstrip("/")
-    return [(type(s), s.path, getattr(s, "abspath", ""), attrs.evolve(s.entry, atime_ns=0)) for s in sources
+    return [(type(s), s.path, getattr(s, "abspath", ""), attrs.evolve(s.entry, atime_ns=0)) for s in each_source(sources)
             if s.path == inside or s.path.startswith(inside + "/")]
 
 
@@ -61,7 +61,7 @@ def _counting_helpers(monkeypatch) -> list[int]:
     def entries(self, yielded):
         counts.append(0)
         for src in real(self, yielded):
-            counts[-1] += 1
+            counts[-1] += len(src.files) if type(src) is FileRun else 1
             yield src
 
     monkeypatch.setattr(_Helper, "entries", entries)
@@ -92,7 +92,7 @@ def test_the_helper_sends_only_the_entries_after_those_yielded_before_it_started
     reference = [s.path for s in _scanner(tree)]
     helper = _Helper.start(_scanner(tree), reference[yielded])
     try:
-        sent = [s.path for s in helper.entries("")]
+        sent = [s.path for s in each_source(helper.entries(""))]
     finally:
         helper.close()
     assert sent == reference[yielded + 1:] and sent
@@ -132,10 +132,16 @@ def test_a_helper_lost_in_the_middle(tree, monkeypatch, caplog, lost_after):
     scan goes on in this process from the entry after the last one yielded."""
     real = _Helper.entries
 
-    def cut(self, yielded):
-        for n, src in enumerate(real(self, yielded)):
+    def cut(self, yielded):  # after ``lost_after`` entries, the files of a run counted one by one
+        n = 0
+        for src in real(self, yielded):
+            if type(src) is FileRun and n + len(src.files) > lost_after:
+                if lost_after > n:  # part of the run came
+                    yield FileRun(src.folder, src.files[:lost_after - n])
+                n = lost_after
             if n == lost_after:
                 raise _HelperLost("ended unexpectedly")
+            n += len(src.files) if type(src) is FileRun else 1
             yield src
 
     monkeypatch.setattr(_Helper, "entries", cut)
@@ -152,7 +158,7 @@ def test_a_helper_that_fails_says_why(tree, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger=scanprocess.__name__):
         found = list(scan(scanner, handover_after=2))
     assert "failed (SourceError" in caplog.text
-    assert [s.path for s in found] == [s.path for s in Scanner([tree])]
+    assert [s.path for s in each_source(found)] == [s.path for s in Scanner([tree])]
 
 
 def _start_without(gone: str):
@@ -247,3 +253,61 @@ def test_a_backup_through_the_helper_restores_as_it_was(tmp_path, monkeypatch, s
     # last: comparing reads the source's files, which sets their access times
     vault.restore("tree", None, str(tmp_path / "out"))
     assert_trees_equal(tree, os.path.join(str(tmp_path / "out"), tree.lstrip("/")))
+
+
+def test_the_helper_sends_the_plain_files_of_a_folder_as_runs(tree):
+    """Files of one link, of type file, one after the other in one folder, come as one
+    run (however many frames it takes, at most a frame each); every other entry alone."""
+    helper = _Helper.start(_scanner(tree), "")
+    try:
+        sent = list(helper.entries(""))
+    finally:
+        helper.close()
+    runs = [s for s in sent if type(s) is FileRun]
+    reference = list(_scanner(tree))
+    plain = [type(s) is FileSource and s.entry.type == FILE and s.entry.nlink == 1 for s in reference]
+    groups = sum(1 for i, p in enumerate(plain) if p and not (  # plain files in a row, of one folder
+        i and plain[i - 1] and reference[i - 1].path.rpartition("/")[0] == reference[i].path.rpartition("/")[0]))
+    frames = -(-len(reference) // scanprocess.FRAME_ENTRIES)
+    assert groups <= len(runs) <= groups + frames and max(len(run.files) for run in runs) > 1
+    assert sum(len(run.files) for run in runs) == sum(plain)
+    for run in runs:
+        assert 0 < len(run.files) <= scanprocess.FRAME_ENTRIES
+        for path, abspath, fields in run.files:
+            entry = Entry(*fields)
+            assert path.rpartition("/")[0] == run.folder and abspath.endswith("/" + entry.name)
+            assert entry.type == FILE and entry.nlink == 1
+    for src in sent:
+        if type(src) is FileSource:
+            assert src.entry.type == HARDLINK or src.entry.nlink > 1
+    assert [s.path for s in each_source(sent)] == [s.path for s in reference]
+
+
+def test_what_is_dropped_of_a_frame_with_runs():
+    """The entries up to the one handed over go, of a run only its files up to it."""
+    fields = (0,)
+    frame = [
+        (1, "d", "/d", fields),
+        (scanprocess._RUN, "d", (("d/a", "/d/a", fields), ("d/b", "/d/b", fields), ("d/c", "/d/c", fields))),
+        (1, "e", "/e", fields),
+    ]
+    assert scanprocess._after_in_frame(frame, walk_key("d")) == frame[1:]
+    assert scanprocess._after_in_frame(frame, walk_key("d/a")) == [
+        (scanprocess._RUN, "d", (("d/b", "/d/b", fields), ("d/c", "/d/c", fields))), frame[2]]
+    assert scanprocess._after_in_frame(frame, walk_key("d/c")) == frame[2:]
+    assert scanprocess._after_in_frame(frame, walk_key("e")) == []
+
+
+def test_a_run_handed_over_in_part_and_the_last_path():
+    """A run of the helper that starts before the last entry yielded here is cut after it;
+    the last path yielded is then the run's last file's."""
+    emitted = _Emitted()
+    emitted.last = "d/b"
+    entry = Entry(name="x", type=FILE)
+    fields = attrs.astuple(entry, recurse=False)
+    run = FileRun("d", tuple((f"d/{n}", f"/d/{n}", fields) for n in "abcd"))
+    got = list(emitted.after(iter([run, FileRun("d", (("d/e", "/d/e", fields),))])))
+    assert [[path for path, _, _ in r.files] for r in got] == [["d/c", "d/d"], ["d/e"]]
+    assert emitted.last == "d/e"
+    emitted.last = "d/z"
+    assert list(emitted.after(iter([run]))) == []

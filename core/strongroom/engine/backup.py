@@ -62,7 +62,7 @@ from ..repository.chunker import Chunker, ChunkerParams
 from ..repository.envelope import KIND_DATA, KIND_TREE
 from ..repository.repository import Repository
 from ..results import BackupStats
-from ..sources import FileSource, SourceEntry
+from ..sources import FileRun, FileSource, SourceEntry
 from .diskread import DiskReader
 from .gcquiet import quiet_gc
 from .holeread import HoleSkippingReader
@@ -132,10 +132,19 @@ SWEEP_EVERY = 64
 _ALL_BUT_CHUNKS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name != "chunks"))
 #: Those of them a stored row and an entry hold alike (the others, ``xattrs`` and
 #: ``subtree``, are stored in other forms: a row with either is compared as a dict).
-_PLAIN_FIELDS = operator.attrgetter(*(f.name for f in attrs.fields(Entry) if f.name not in ("chunks", "xattrs",
-                                                                                          "subtree")))
+_PLAIN_NAMES = tuple(f.name for f in attrs.fields(Entry) if f.name not in ("chunks", "xattrs", "subtree"))
+_PLAIN_FIELDS = operator.attrgetter(*_PLAIN_NAMES)
 #: The fields that tell a file unchanged since the parent point (then read again if not).
 _UNCHANGED_KEY = operator.attrgetter("size", "mtime_ns", "ctime_ns", "ino", "dev")
+#: Where each field is in the ``fields`` of a :class:`~strongroom.sources.FileRun`'s file.
+_AT = {field.name: i for i, field in enumerate(attrs.fields(Entry))}
+_SIZE, _XATTRS, _CHUNKS, _SUBTREE = _AT["size"], _AT["xattrs"], _AT["chunks"], _AT["subtree"]
+#: What ``_PLAIN_FIELDS`` gives of an entry, of its fields.
+_PLAIN_FIELD_VALUES = operator.itemgetter(*(_AT[name] for name in _PLAIN_NAMES))
+
+
+def _first_path(run: FileRun) -> str:
+    return run.files[0][0] if run.files else run.folder
 
 
 def _same_but_chunks(row: Any, entry: Entry) -> bool:
@@ -279,13 +288,17 @@ class BackupEngine:
         first_names: dict[str, object] = {}
         # what runs for every entry, read once (a tree of many small files has a million)
         finalize_ready, file_slot, report, stats = self._finalize_ready, self._file_slot, self._report, self.stats
+        walk_run = self._walk_run
         max_closed = self._max_closed
         for src in entries:
-            path, entry = src.path, src.entry
-            parent = path.rpartition("/")[0]
+            if type(src) is FileRun:  # plain files of one folder (most files of a tree backed up before)
+                path, entry, parent = None, None, src.folder
+            else:
+                path, entry = src.path, src.entry
+                parent = path.rpartition("/")[0]
             while stack[-1].path != parent:
                 if len(stack) == 1:
-                    raise BackupError(message=f"source entries out of order at {path!r}")
+                    raise BackupError(message=f"source entries out of order at {path or _first_path(src)!r}")
                 done = stack.pop()
                 self._close(done)
                 closed.append(done)
@@ -296,6 +309,10 @@ class BackupEngine:
                         self._submit_batch()
             if closed:
                 finalize_ready(closed, block=len(closed) > max_closed)
+            if entry is None:
+                walk_run(src, stack[-1])
+                report(stats)
+                continue
             if entry.type == DIR:
                 # Listing a directory updates its atime: keeping it would make every
                 # directory node new on every backup and defeat tree deduplication.
@@ -332,6 +349,41 @@ class BackupEngine:
         return self._root_id
 
     # --- files ---------------------------------------------------------------------------
+
+    def _walk_run(self, run: FileRun, directory: OpenDir) -> None:
+        """The slots of the files of ``run`` in ``directory`` (its folder, open): a file
+        equal to the parent point's row in every field (the first case of
+        :meth:`_unchanged`), compared by its fields as they came, is a :class:`Reused` of
+        the row, and no entry is made of it; any other file is the slot
+        :meth:`_file_slot` gives its :class:`FileSource`."""
+        slots, stats = directory.slots, self.stats
+        stored = None
+        if self._parents is not None:
+            folder = self._parents.folder(run.folder)
+            stored, missing = folder.stored, folder.missing
+        reused = reused_bytes = total_bytes = 0
+        for path, abspath, fields in run.files:
+            size = fields[_SIZE]
+            total_bytes += size
+            if stored is not None:
+                row = stored.get(fields[0])
+                if (row is not None and row.type == FILE and row.nlink == 1 and not fields[_XATTRS] and not row.xattrs
+                        and row.subtree is None and _PLAIN_FIELDS(row) == _PLAIN_FIELD_VALUES(fields)
+                        and (not missing or missing.isdisjoint(row.chunks))):
+                    slots.append(Reused(None, row))
+                    reused += 1
+                    reused_bytes += size
+                    continue
+            src = FileSource(path, abspath, Entry(*fields))
+            if src.entry.type != FILE or src.entry.nlink != 1 or fields[_CHUNKS] or fields[_SUBTREE] is not None:
+                raise BackupError(message=f"a run of files holds {path!r}, which is not a plain file of one link")
+            slots.append(self._file_slot(src))
+        stats.files += len(run.files)
+        stats.bytes_total += total_bytes
+        if reused:
+            with self._lock:
+                stats.files_unchanged += reused
+                stats.bytes_skipped += reused_bytes
 
     def _unchanged(self, path: str, entry: Entry) -> Entry | Reused | None:
         """What stands for a file whose size, mtime, ctime, inode and device are the
@@ -687,7 +739,7 @@ class BackupEngine:
             return None
         for slot in directory.slots:
             if type(slot) is Reused:
-                row = stored.get(slot.entry.name)
+                row = stored.get(slot.row.name)
                 if row is not slot.row and row != slot.row:  # most often the very row (no field compared)
                     return None
                 continue

@@ -25,6 +25,7 @@ from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.entry import Entry, with_content
+from ..catalog.tree import row_dict
 
 if TYPE_CHECKING:
     from ..sources import SourceEntry
@@ -62,11 +63,13 @@ class HardLink:
 class Reused:
     """A file the same as in the parent point: ``entry`` as scanned (no chunks), ``row``
     the parent's entry as stored (a typed row, :func:`~strongroom.catalog.tree.decode_tree_rows`,
-    whose ``chunks`` are checked chunk ids in hex), equal to ``entry`` but for its chunks."""
+    whose ``chunks`` are checked chunk ids in hex), equal to ``entry`` but for its chunks.
+    ``entry`` is None for a file of a :class:`~strongroom.sources.FileRun`, whose fields
+    were compared as they came: :func:`resolve` then makes the entry of the row."""
 
     __slots__ = ("entry", "row")
 
-    def __init__(self, entry: Entry, row: Any) -> None:
+    def __init__(self, entry: Entry | None, row: Any) -> None:
         self.entry = entry
         self.row = row
 
@@ -169,6 +172,8 @@ def resolve(slot: object) -> Entry | None:
         return slot.result
     if isinstance(slot, Reused):
         entry = slot.entry
+        if entry is None:  # equal to the row in every field: the row's own entry, checked
+            return Entry.from_dict(row_dict(slot.row), what="a file's row of the parent point")
         return with_content(entry, tuple(bytes.fromhex(c) for c in slot.row.chunks), entry.size)
     if isinstance(slot, HardLink):
         first = resolve(slot.first)
