@@ -178,3 +178,25 @@ def test_a_reused_slot_without_an_entry_resolves_to_its_row():
     entry = Entry(name="f", type=FILE, size=4, mtime_ns=7, chunks=(bytes(range(32)),))
     rows = decode_tree_rows(encode_tree([entry]), what="test")
     assert slots.resolve(slots.Reused(None, rows["f"])) == entry
+
+
+class MisplacedRun(Workload):
+    """A run whose file's path is not in the run's folder."""
+
+    name = "misplaced"
+
+    def validate_source(self, source):
+        return source
+
+    def backup(self, ctx):
+        entry = Entry(name="f", type=FILE)
+        yield FolderSource.named("d")
+        yield FolderSource.named("e")
+        yield FileRun("e", (("d/f", "/nonexistent/f", _fields(entry)),))
+
+
+def test_a_run_with_a_file_of_another_folder_is_refused(tmp_path, strongroom_isolated_home):
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(misplaced=MisplacedRun))
+    vault.protect("misplaced", "one", {})
+    with pytest.raises(BackupError, match="a run of files of folder 'e' holds 'd/f'"):
+        vault.backup("one")

@@ -377,6 +377,8 @@ class BackupEngine:
             src = FileSource(path, abspath, Entry(*fields))
             if src.entry.type != FILE or src.entry.nlink != 1 or fields[_CHUNKS] or fields[_SUBTREE] is not None:
                 raise BackupError(message=f"a run of files holds {path!r}, which is not a plain file of one link")
+            if path.rpartition("/")[::2] != (run.folder, src.entry.name):
+                raise BackupError(message=f"a run of files of folder {run.folder!r} holds {path!r}, named {src.entry.name!r}")
             slots.append(self._file_slot(src))
         stats.files += len(run.files)
         stats.bytes_total += total_bytes
