@@ -151,22 +151,32 @@ def _as_dict(entry: Entry) -> dict:
     return attrs.asdict(entry, recurse=False)
 
 
-class OneRun(Workload):
-    name = "onerun"
+class GivenRun(Workload):
+    """The folders ``d`` and ``e``, then the run of ``source["folder"]`` with one file at
+    ``source["path"]`` whose entry has ``source["nlink"]`` links."""
+
+    name = "givenrun"
 
     def validate_source(self, source):
         return source
 
     def backup(self, ctx):
-        entry = Entry(name="linked", type=FILE, nlink=2)
+        given = ctx.item.source
+        entry = Entry(name=given["path"].rpartition("/")[2], type=FILE, nlink=given["nlink"])
         yield FolderSource.named("d")
-        yield FileRun("d", (("d/linked", "/nonexistent/linked", _fields(entry)),))
+        yield FolderSource.named("e")
+        yield FileRun(given["folder"], ((given["path"], "/nonexistent/" + given["path"], _fields(entry)),))
 
 
-def test_a_run_with_a_file_of_several_links_is_refused(tmp_path, strongroom_isolated_home):
-    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(onerun=OneRun))
-    vault.protect("onerun", "one", {})
-    with pytest.raises(BackupError, match="not a plain file of one link"):
+@pytest.mark.parametrize("given, message", [
+    ({"folder": "e", "path": "e/linked", "nlink": 2}, "holds 'e/linked', which is not a plain file of one link"),
+    ({"folder": "e", "path": "d/f", "nlink": 1}, "a run of files of folder 'e' holds 'd/f'"),
+])
+def test_a_run_with_what_is_not_its_plain_file_is_refused(tmp_path, strongroom_isolated_home, given, message):
+    """A file of several links, or one of another folder, fails the backup with a one-line error."""
+    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(givenrun=GivenRun))
+    vault.protect("givenrun", "one", given)
+    with pytest.raises(BackupError, match=message):
         vault.backup("one")
 
 
@@ -178,25 +188,3 @@ def test_a_reused_slot_without_an_entry_resolves_to_its_row():
     entry = Entry(name="f", type=FILE, size=4, mtime_ns=7, chunks=(bytes(range(32)),))
     rows = decode_tree_rows(encode_tree([entry]), what="test")
     assert slots.resolve(slots.Reused(None, rows["f"])) == entry
-
-
-class MisplacedRun(Workload):
-    """A run whose file's path is not in the run's folder."""
-
-    name = "misplaced"
-
-    def validate_source(self, source):
-        return source
-
-    def backup(self, ctx):
-        entry = Entry(name="f", type=FILE)
-        yield FolderSource.named("d")
-        yield FolderSource.named("e")
-        yield FileRun("e", (("d/f", "/nonexistent/f", _fields(entry)),))
-
-
-def test_a_run_with_a_file_of_another_folder_is_refused(tmp_path, strongroom_isolated_home):
-    vault = Vault.create(str(tmp_path / "vault"), plugins=workload_host(misplaced=MisplacedRun))
-    vault.protect("misplaced", "one", {})
-    with pytest.raises(BackupError, match="a run of files of folder 'e' holds 'd/f'"):
-        vault.backup("one")
