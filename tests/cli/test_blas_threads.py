@@ -5,10 +5,11 @@ backup of a small vault does not load numpy at all."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from test_cli_startup import _backed_up_docs
+from test_cli_startup import _backed_up_docs, run_cli
 
 CHILD = """
 import json, os, sys, threading
@@ -58,6 +59,22 @@ def test_a_backup_of_a_small_vault_loads_no_numpy(tmp_path, monkeypatch):
     _backed_up_docs(tmp_path, monkeypatch)
     (tmp_path / "data" / "b.txt").write_text("more")
     (tmp_path / "data" / "large.bin").write_bytes(bytes(3 << 20) + b"tail" * 300_000)
+    result = _run(tmp_path, "backup", "docs")
+    assert not result["numpy_loaded_by_command"]
+
+
+def test_a_first_backup_into_a_new_vault_loads_no_numpy(tmp_path, monkeypatch):
+    """The first backup asks a new vault's empty index what is missing and adds its packs
+    to it: a small index without its tables, so numpy is never loaded."""
+    monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STRONGROOM_VAULT", str(tmp_path / "vault"))
+    monkeypatch.setenv("STRONGROOM_PASSPHRASE", "correct horse")
+    (tmp_path / "data").mkdir()
+    for n in range(30):
+        (tmp_path / "data" / f"{n}.txt").write_text(f"file {n}\n" * n)
+    (tmp_path / "data" / "large.bin").write_bytes(os.urandom(3 << 20))
+    run_cli(tmp_path, "vault", "create", str(tmp_path / "vault"))
+    run_cli(tmp_path, "protect", "files", "docs", "--path", str(tmp_path / "data"))
     result = _run(tmp_path, "backup", "docs")
     assert not result["numpy_loaded_by_command"]
 

@@ -214,9 +214,10 @@ class Index:
 
     def _small(self) -> _Positions | None:
         """Where the ids of the decoded files are, when the index has no tables and those
-        files hold at most :data:`SMALL_INDEX` entries; else None (the tables answer)."""
+        files hold at most :data:`SMALL_INDEX` entries (none in a new vault's index);
+        else None (the tables answer)."""
         tables, pending = self._state
-        if tables is not None or not pending or self._pending_entries > SMALL_INDEX:
+        if tables is not None or self._pending_entries > SMALL_INDEX:
             return None
         positions = self._positions
         if positions is None or positions.pending is not pending:
