@@ -100,7 +100,7 @@ def walk_key(path: str) -> tuple[bytes, ...]:
     return tuple(os.fsencode(part) for part in path.split("/")) if path else ()
 
 
-def scan(scanner: Scanner, *, handover_after: int | None = None) -> Iterator[ScannedEntry]:
+def scan(scanner: Scanner, *, handover_after: int | None = None) -> Iterator[ScannedEntry | FileRun]:
     """The entries of ``iter(scanner)``, the scan carried on in a helper process once
     ``handover_after`` (:data:`HANDOVER_AFTER`) entries are yielded (module docstring);
     the warnings are in ``scanner.warnings`` once the iteration is over."""
@@ -178,7 +178,7 @@ class _Emitted:
         if entry.nlink > 1 and entry.type == FILE:
             self.linked.add(src.path)
 
-    def after(self, entries: Iterator[ScannedEntry]) -> Iterator[ScannedEntry]:
+    def after(self, entries: Iterator[ScannedEntry | FileRun]) -> Iterator[ScannedEntry | FileRun]:
         """The entries of a new scan from the start (``entries``) that come after the
         last one yielded; a hard link to a first name not yielded as such becomes a file."""
         last = walk_key(self.last)
@@ -187,7 +187,7 @@ class _Emitted:
         for src in entries:
             if type(src) is FileRun:  # plain files of one link each: no first name, no link
                 if not passed:
-                    files = tuple(f for f in src.files if walk_key(f[0]) > last)
+                    files = _files_after(src.files, last)
                     if not files:
                         continue
                     passed = True
@@ -255,7 +255,7 @@ class _Helper:
         """Whether the helper has sent something (entries, or its end)."""
         return bool(select.select([self.stream], [], [], 0)[0])
 
-    def entries(self, yielded: str) -> Iterator[ScannedEntry]:
+    def entries(self, yielded: str) -> Iterator[ScannedEntry | FileRun]:
         """The helper's entries after point path ``yielded`` (those up to it are dropped
         before an entry is made of them); :class:`_HelperLost` if it ends first.  Its
         warnings are in :attr:`warnings` once they are all yielded."""
@@ -305,6 +305,12 @@ class _Helper:
         process.wait()
 
 
+def _files_after(files: tuple, last: tuple[bytes, ...]) -> tuple:
+    """The files of a run (``(path, abspath, fields)`` each) after the entry whose
+    :func:`walk_key` is ``last``."""
+    return tuple(f for f in files if walk_key(f[0]) > last)
+
+
 def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
     """The entries of ``frame`` (as the helper sends them) after the one whose
     :func:`walk_key` is ``last`` (of a run, the files after it)."""
@@ -313,7 +319,7 @@ def _after_in_frame(frame: list, last: tuple[bytes, ...]) -> list:
             if walk_key(item[1]) > last:
                 return frame[i:]
             continue
-        files = tuple(f for f in item[2] if walk_key(f[0]) > last)
+        files = _files_after(item[2], last)
         if files:  # the order is strict: what follows is after it too
             return [(_RUN, item[1], files), *frame[i + 1:]]
     return []
@@ -346,17 +352,15 @@ def main() -> int:
         last = walk_key(yielded)
         for src in itertools.dropwhile(lambda src: walk_key(src.path) <= last, scanner):
             entry = src.entry
-            if type(src) is FileSource and entry.type == FILE and entry.nlink == 1:
-                here = src.path.rpartition("/")[0]
-                if run and here != folder:
-                    frame.append((_RUN, folder, tuple(run)))
-                    run = []
+            plain = type(src) is FileSource and entry.type == FILE and entry.nlink == 1
+            here = src.path.rpartition("/")[0] if plain else None
+            if run and here != folder:  # the run ends: a file of another folder, or another entry
+                frame.append((_RUN, folder, tuple(run)))
+                run = []
+            if plain:
                 folder = here
                 run.append((src.path, src.abspath, fields(entry)))
             else:
-                if run:
-                    frame.append((_RUN, folder, tuple(run)))
-                    run = []
                 frame.append((codes[type(src)], src.path, src.abspath, fields(entry)))
             count += 1
             if count == FRAME_ENTRIES:

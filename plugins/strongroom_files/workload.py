@@ -16,6 +16,8 @@ from strongroom import BackupContext, InvalidSource, Workload
 from .patterns import compile_patterns
 
 if TYPE_CHECKING:
+    from strongroom import FileRun
+
     from .scan import ScannedEntry
 
 
@@ -80,7 +82,7 @@ class FilesWorkload(Workload):
             text += " (skipping cache folders)"
         return text
 
-    def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry]:
+    def backup(self, ctx: BackupContext) -> Iterator[ScannedEntry | FileRun]:
         from .scan import Scanner
         from .scanprocess import scan
 
